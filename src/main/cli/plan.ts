@@ -1,0 +1,124 @@
+/** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
+import { UserError } from '../../shared/errors.js'
+import {
+  allCandidates,
+  buildCostTable,
+  configurationMap,
+  plan,
+  type Conditions,
+  type Plan,
+  type PlannerMode
+} from '../../shared/planner.js'
+import { loadManifest, loadProfile } from '../files.js'
+import { kbps, ms, pct, table } from './format.js'
+
+export interface PlanOptions {
+  model: string
+  profile: string
+  bandwidthKbps?: number
+  downlinkKbps?: number
+  latencyMs?: number
+  mode: PlannerMode
+  json?: boolean
+  all?: boolean
+  map?: boolean
+  fromKbps?: number
+  toKbps?: number
+}
+
+export function runPlan(opts: PlanOptions): string {
+  const { manifest } = loadManifest(opts.model)
+  const profile = loadProfile(opts.profile)
+  const costs = buildCostTable(manifest, profile)
+  if (opts.latencyMs === undefined) throw new UserError("missing required option '--latency-ms <ms>'")
+  const down = opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}
+
+  if (opts.map) {
+    if (opts.fromKbps === undefined || opts.toKbps === undefined) throw new UserError("--map needs '--from-kbps <kbps>' and '--to-kbps <kbps>'")
+    const intervals = configurationMap(costs, { latencyMs: opts.latencyMs, fromKbps: opts.fromKbps, toKbps: opts.toKbps, mode: opts.mode, ...down })
+    if (opts.json) {
+      return JSON.stringify({ model: manifest.id, profile: profile.id, mode: opts.mode, latencyMs: opts.latencyMs, fromKbps: opts.fromKbps, toKbps: opts.toKbps, ...down, intervals }, null, 2)
+    }
+    const head = `configuration map · model ${manifest.id} · profile ${profile.id} · mode ${opts.mode} · requirement ${opts.latencyMs} ms · ${kbps(opts.fromKbps)}–${kbps(opts.toKbps)} kbps uplink${opts.downlinkKbps !== undefined ? ` · downlink ${opts.downlinkKbps} kbps` : ' (symmetric link)'}`
+    const rows = intervals.map((iv) => [
+      kbps(iv.fromKbps),
+      kbps(iv.toKbps),
+      iv.exit === null ? '—' : String(iv.exit),
+      iv.deviceLayers === null ? '—' : String(iv.deviceLayers),
+      iv.accuracy === null ? '—' : pct(iv.accuracy),
+      iv.feasible ? 'yes' : 'no'
+    ])
+    return `${head}\n\n${table(['from kbps', 'to kbps', 'exit', 'deviceLayers', 'accuracy', 'meets requirement'], rows, [true, true, true, true, true, false])}`
+  }
+
+  if (opts.bandwidthKbps === undefined) throw new UserError("missing required option '--bandwidth-kbps <kbps>' (or use --map)")
+  const cond: Conditions = { uplinkKbps: opts.bandwidthKbps, latencyMs: opts.latencyMs, ...down }
+  const chosen = plan(costs, cond, opts.mode)
+  const candidates = opts.all ? allCandidates(costs, cond, opts.mode) : undefined
+  const context = { profile: profile.id, latencyMs: opts.latencyMs, uplinkKbps: opts.bandwidthKbps, downlinkKbps: opts.downlinkKbps ?? opts.bandwidthKbps }
+
+  if (opts.json) {
+    const body = chosen ?? {
+      model: manifest.id,
+      mode: opts.mode,
+      exit: null,
+      deviceLayers: null,
+      layers: null,
+      feasible: false,
+      predictedMs: null,
+      accuracy: null,
+      uploadBytes: null,
+      downloadBytes: null,
+      breakdown: null
+    }
+    return JSON.stringify({ ...body, ...context, ...(candidates ? { candidates } : {}) }, null, 2)
+  }
+
+  const lines = [
+    `model ${manifest.id} · profile ${profile.id} · mode ${opts.mode}`,
+    `uplink ${kbps(cond.uplinkKbps)} kbps · downlink ${kbps(context.downlinkKbps)} kbps · requirement ${opts.latencyMs} ms`,
+    ''
+  ]
+  if (!chosen) {
+    lines.push('no plan meets the requirement (mode paper returns none)')
+  } else {
+    lines.push(...describePlan(chosen, opts.latencyMs))
+  }
+  if (candidates) {
+    lines.push('', 'every candidate:')
+    const rows = candidates.map((c) => [
+      chosen && c.exit === chosen.exit && c.deviceLayers === chosen.deviceLayers ? '*' : '',
+      String(c.exit),
+      `${c.deviceLayers}/${c.layers}`,
+      ms(c.predictedMs),
+      ms(c.breakdown.deviceMs),
+      ms(c.breakdown.uploadMs),
+      ms(c.breakdown.edgeMs),
+      ms(c.breakdown.downloadMs),
+      String(c.uploadBytes),
+      pct(c.accuracy),
+      c.feasible ? 'yes' : 'no'
+    ])
+    lines.push(
+      table(
+        ['', 'exit', 'device', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'upload B', 'accuracy', 'meets'],
+        rows,
+        [false, true, true, true, true, true, true, true, true, true, false]
+      )
+    )
+  }
+  return lines.join('\n')
+}
+
+function describePlan(p: Plan, latencyMs: number): string[] {
+  const where = p.deviceLayers === 0 ? 'edge-only' : p.deviceLayers === p.layers ? 'device-only' : `device runs ${p.deviceLayers} of ${p.layers} layers`
+  const b = p.breakdown
+  return [
+    `plan: exit ${p.exit}, deviceLayers ${p.deviceLayers} of ${p.layers} (${where})`,
+    p.feasible
+      ? `meets the requirement: predicted ${ms(p.predictedMs)} ms <= ${latencyMs} ms`
+      : `infeasible: nothing meets ${latencyMs} ms; fastest plan predicted ${ms(p.predictedMs)} ms`,
+    `accuracy ${pct(p.accuracy)} · upload ${p.uploadBytes} B · download ${p.downloadBytes} B`,
+    `breakdown: device ${ms(b.deviceMs)} ms + upload ${ms(b.uploadMs)} ms + edge ${ms(b.edgeMs)} ms + download ${ms(b.downloadMs)} ms + overhead ${ms(b.overheadMs)} ms`
+  ]
+}

@@ -1,0 +1,55 @@
+/** Loading user-named files with one clear error line for each way they can be wrong. */
+import { readFileSync, statSync } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import { UserError } from '../shared/errors.js'
+import { parseManifest, type Manifest } from '../shared/manifest.js'
+import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../shared/latency.js'
+
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new UserError(`${what}: no such file ${path}`)
+    if (code === 'EISDIR') throw new UserError(`${what}: ${path} is a folder, expected a file`)
+    throw new UserError(`${what}: cannot read ${path} (${code ?? String(err)})`)
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    throw new UserError(`${what}: ${path} is not valid JSON (${(err as Error).message})`)
+  }
+}
+
+export interface LoadedManifest {
+  manifest: Manifest
+  /** Absolute path of manifest.json. */
+  path: string
+  /** The folder holding the manifest, its ONNX file and samples. */
+  dir: string
+}
+
+/** A model by its manifest.json or the folder holding one. */
+export function loadManifest(pathOrDir: string): LoadedManifest {
+  let path = resolve(pathOrDir)
+  let isDir = false
+  try {
+    isDir = statSync(path).isDirectory()
+  } catch {
+    throw new UserError(`model: no such file or folder ${pathOrDir} (expected a manifest.json or a model folder)`)
+  }
+  if (isDir) path = join(path, 'manifest.json')
+  const manifest = parseManifest(readJsonFile(path, 'model'), basename(dirname(path)) + '/' + basename(path))
+  return { manifest, path, dir: dirname(path) }
+}
+
+/** A built-in profile by name (`paper-2018`) or a calibration profile file. */
+export function loadProfile(nameOrPath: string): CalibrationProfile {
+  const builtin = BUILTIN_PROFILES[nameOrPath]
+  if (builtin) return builtin
+  if (!/[/\\.]/.test(nameOrPath)) {
+    throw new UserError(`profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; or a calibration .json file)`)
+  }
+  return parseProfile(readJsonFile(nameOrPath, 'profile'), basename(nameOrPath))
+}

@@ -1,0 +1,31 @@
+/**
+ * An error a user can cause (a bad flag, file, payload, unknown model or device). Its message is one
+ * line that names the thing and what was expected; callers show it as is (CLI: stderr, exit code 2).
+ */
+export class UserError extends Error {
+  override readonly name = 'UserError'
+}
+
+/** `exits[2].layers[3]` from a zod-style path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out === '' ? String(key) : `.${String(key)}`
+  }
+  return out
+}
+
+interface IssueLike {
+  readonly path: readonly PropertyKey[]
+  readonly message: string
+}
+
+/** One line for the first problem, and how many more there are. */
+export function describeIssues(source: string, issues: readonly IssueLike[]): string {
+  const first = issues[0]
+  if (!first) return `${source}: invalid`
+  const where = formatPath(first.path)
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : ''
+  return `${source}: ${where ? `${where}: ` : ''}${first.message}${more}`
+}

@@ -1,0 +1,241 @@
+/**
+ * Latency prediction, after Edgent's offline stage (Li, Zhou, Chen, MECOMM 2018, Table 1): one linear
+ * regression per (side, layer type) on the paper's variables. Sizes count elements (batch included,
+ * batch = 1); model size counts bytes; latencies are milliseconds.
+ */
+import { Matrix, solve } from 'ml-matrix'
+import { z } from 'zod'
+import { UserError, describeIssues } from './errors.js'
+import { product, type Layer } from './manifest.js'
+
+export const SIDES = ['device', 'edge'] as const
+export type Side = (typeof SIDES)[number]
+
+/** Regression keys: the layer types of the paper's table, model loading, and the rest. */
+export const REGRESSION_KEYS = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax', 'other'] as const
+export type RegressionKey = (typeof REGRESSION_KEYS)[number]
+
+/** The independent variables of each regression, in coefficient order (the paper's Table 1). */
+export const FEATURES: Record<RegressionKey, readonly string[]> = {
+  conv: ['inputElements', 'kernelOverStrideSquaredTimesFilters'],
+  relu: ['inputElements'],
+  pool: ['inputElements', 'outputElements'],
+  lrn: ['inputElements'],
+  dropout: ['inputElements'],
+  fc: ['inputElements', 'outputElements'],
+  modelLoad: ['modelBytes'],
+  // Not in the paper: a constant plus input size, as for the cheap element-wise layers.
+  flatten: ['inputElements'],
+  softmax: ['inputElements'],
+  other: ['inputElements']
+}
+
+/** The paper's variables for one layer, in FEATURES order. */
+export function layerFeatures(layer: Layer): number[] {
+  const inputElements = product(layer.inputShape)
+  const outputElements = product(layer.outputShape)
+  switch (layer.type) {
+    case 'conv': {
+      // (filter size / stride)^2 x filters; with a rectangular kernel (kh/sh)(kw/sw) x filters.
+      const [kh, kw] = layer.kernel as [number, number]
+      const [sh, sw] = layer.stride as [number, number]
+      return [inputElements, ((kh / sh) * (kw / sw)) * layer.filters]
+    }
+    case 'pool':
+    case 'fc':
+      return [inputElements, outputElements]
+    default:
+      return [inputElements]
+  }
+}
+
+export function regressionKeyOf(layer: Layer): RegressionKey {
+  return layer.type
+}
+
+const RegressionSchema = z
+  .object({
+    /** Variable names, for the reader; must have as many entries as `coefficients`. */
+    features: z.array(z.string()).optional(),
+    coefficients: z.array(z.number().finite()),
+    intercept: z.number().finite(),
+    n: z.number().int().nonnegative().optional(),
+    r2: z.number().nullable().optional(),
+    mape: z.number().nullable().optional(),
+    heldOut: z.record(z.string(), z.unknown()).optional(),
+    note: z.string().optional()
+  })
+  .loose()
+export type Regression = z.infer<typeof RegressionSchema>
+
+const SideSchema = z.partialRecord(z.enum(REGRESSION_KEYS), RegressionSchema)
+
+export const CalibrationProfileSchema = z
+  .object({
+    format: z.literal('edgent-calibration'),
+    schema: z.literal(1),
+    id: z.string().min(1),
+    name: z.string().optional(),
+    createdAt: z.string().optional(),
+    units: z
+      .object({ latency: z.literal('ms'), size: z.literal('elements'), modelSize: z.literal('bytes') })
+      .default({ latency: 'ms', size: 'elements', modelSize: 'bytes' }),
+    device: SideSchema,
+    edge: SideSchema,
+    /** Fixed per-inference costs outside the layers (messaging, serialisation), milliseconds. */
+    overheadMs: z.number().nonnegative().default(0),
+    source: z.record(z.string(), z.unknown()).optional()
+  })
+  .loose()
+  .superRefine((p, ctx) => {
+    for (const side of SIDES) {
+      for (const [key, reg] of Object.entries(p[side])) {
+        const expected = FEATURES[key as RegressionKey].length
+        if (reg && reg.coefficients.length !== expected) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [side, key, 'coefficients'],
+            message: `${side} ${key} needs ${expected} coefficient${expected > 1 ? 's' : ''} (${FEATURES[key as RegressionKey].join(', ')}), got ${reg.coefficients.length}`
+          })
+        }
+      }
+    }
+  })
+export type CalibrationProfile = z.infer<typeof CalibrationProfileSchema>
+
+export function parseProfile(json: unknown, source = 'profile'): CalibrationProfile {
+  const result = CalibrationProfileSchema.safeParse(json)
+  if (!result.success) throw new UserError(describeIssues(source, result.error.issues))
+  return result.data
+}
+
+const paperNote = 'as printed in Li, Zhou, Chen, MECOMM 2018 (Raspberry Pi device, desktop edge)'
+const freeNote = 'not in the paper: assumed free'
+
+/**
+ * The coefficients the paper prints, as printed (for reference and comparison; real profiles come
+ * from campaigns). Their y is milliseconds. Layer types the paper does not list are assumed free.
+ */
+export const PAPER_2018: CalibrationProfile = Object.freeze({
+  format: 'edgent-calibration',
+  schema: 1,
+  id: 'paper-2018',
+  name: 'Edgent paper (MECOMM 2018), printed coefficients',
+  units: { latency: 'ms', size: 'elements', modelSize: 'bytes' },
+  overheadMs: 0,
+  device: {
+    conv: { coefficients: [6.03e-5, 1.24e-4], intercept: 1.89e-1, note: paperNote },
+    relu: { coefficients: [5.6e-6], intercept: 5.69e-2, note: paperNote },
+    pool: { coefficients: [1.63e-5, 4.07e-6], intercept: 2.11e-1, note: paperNote },
+    lrn: { coefficients: [6.59e-5], intercept: 7.8e-2, note: paperNote },
+    dropout: { coefficients: [5.23e-6], intercept: 4.64e-3, note: paperNote },
+    fc: { coefficients: [1.07e-4, -1.83e-4], intercept: 0.164, note: paperNote },
+    modelLoad: { coefficients: [1.33e-6], intercept: 2.182, note: paperNote },
+    other: { coefficients: [0], intercept: 0, note: freeNote }
+  },
+  edge: {
+    conv: { coefficients: [6.13e-3, 2.67e-2], intercept: -9.909, note: paperNote },
+    relu: { coefficients: [1.5e-5], intercept: 4.88e-1, note: paperNote },
+    pool: { coefficients: [1.33e-4, 3.31e-5], intercept: 1.657, note: paperNote },
+    lrn: { coefficients: [5.19e-4], intercept: 5.89e-1, note: paperNote },
+    dropout: { coefficients: [2.34e-6], intercept: 0.0525, note: paperNote },
+    fc: { coefficients: [9.18e-4, 3.99e-3], intercept: 1.169, note: paperNote },
+    modelLoad: { coefficients: [4.49e-6], intercept: 842.136, note: paperNote },
+    other: { coefficients: [0], intercept: 0, note: freeNote }
+  }
+}) as CalibrationProfile
+
+export const BUILTIN_PROFILES: Readonly<Record<string, CalibrationProfile>> = { 'paper-2018': PAPER_2018 }
+
+/** The regression a profile uses for a key; flatten and softmax fall back to `other`. */
+export function regressionFor(profile: CalibrationProfile, side: Side, key: RegressionKey): Regression {
+  const table = profile[side]
+  const reg = table[key] ?? (key === 'flatten' || key === 'softmax' ? table.other : undefined)
+  if (!reg) {
+    const fallback = key === 'flatten' || key === 'softmax' ? ' (or "other")' : ''
+    throw new UserError(`profile ${profile.id} has no ${side} regression for layer type "${key}"${fallback}`)
+  }
+  return reg
+}
+
+/**
+ * y = intercept + sum(c_i x_i), in milliseconds, clamped at 0: a fitted line can go negative for
+ * inputs smaller than any it was fitted on (the paper's edge conv line has intercept -9.909 ms).
+ */
+export function evaluateRegression(reg: Regression, x: readonly number[]): number {
+  let y = reg.intercept
+  for (let i = 0; i < reg.coefficients.length; i++) y += reg.coefficients[i]! * x[i]!
+  return y > 0 ? y : 0
+}
+
+export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: Layer): number {
+  return evaluateRegression(regressionFor(profile, side, regressionKeyOf(layer)), layerFeatures(layer))
+}
+
+export function predictModelLoadMs(profile: CalibrationProfile, side: Side, modelBytes: number): number {
+  return evaluateRegression(regressionFor(profile, side, 'modelLoad'), [modelBytes])
+}
+
+export interface FitPoint {
+  readonly x: readonly number[]
+  /** Measured latency, milliseconds. */
+  readonly y: number
+}
+
+export interface FitStats {
+  n: number
+  /** Coefficient of determination; null when the measurements do not vary. */
+  r2: number | null
+  /** Mean absolute percentage error, as a fraction (0.05 = 5 %); null when a measurement is 0. */
+  mape: number | null
+}
+
+/** How well a regression explains a set of measurements. */
+export function fitStats(reg: Regression, points: readonly FitPoint[]): FitStats {
+  const n = points.length
+  if (n === 0) return { n, r2: null, mape: null }
+  const mean = points.reduce((s, p) => s + p.y, 0) / n
+  let ssRes = 0
+  let ssTot = 0
+  let ape = 0
+  let apeDefined = true
+  for (const p of points) {
+    let yHat = reg.intercept
+    for (let i = 0; i < reg.coefficients.length; i++) yHat += reg.coefficients[i]! * p.x[i]!
+    ssRes += (p.y - yHat) ** 2
+    ssTot += (p.y - mean) ** 2
+    if (p.y === 0) apeDefined = false
+    else ape += Math.abs((p.y - yHat) / p.y)
+  }
+  return { n, r2: ssTot > 0 ? 1 - ssRes / ssTot : null, mape: apeDefined ? ape / n : null }
+}
+
+/**
+ * Ordinary least squares with an intercept. Columns are scaled to unit maximum before a QR solve
+ * (feature magnitudes span 1 to 1e6+, which would make the normal equations ill-conditioned).
+ */
+export function fitRegression(key: RegressionKey, points: readonly FitPoint[]): Regression & FitStats {
+  const k = FEATURES[key].length
+  if (points.length < k + 1) {
+    throw new UserError(`cannot fit "${key}": ${points.length} measurement${points.length === 1 ? '' : 's'}, need at least ${k + 1}`)
+  }
+  for (const p of points) {
+    if (p.x.length !== k) throw new UserError(`cannot fit "${key}": a point has ${p.x.length} variables, expected ${k}`)
+    if (!Number.isFinite(p.y) || p.x.some((v) => !Number.isFinite(v))) throw new UserError(`cannot fit "${key}": a measurement is not a finite number`)
+  }
+  const scale = Array.from({ length: k }, (_, j) => Math.max(...points.map((p) => Math.abs(p.x[j]!))) || 1)
+  const X = new Matrix(points.map((p) => [...p.x.map((v, j) => v / scale[j]!), 1]))
+  const Y = Matrix.columnVector(points.map((p) => p.y))
+  let beta: number[]
+  try {
+    beta = solve(X, Y).to1DArray()
+  } catch {
+    throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
+  }
+  const reg: Regression = {
+    features: [...FEATURES[key]],
+    coefficients: beta.slice(0, k).map((b, j) => b / scale[j]!),
+    intercept: beta[k]!
+  }
+  return { ...reg, ...fitStats(reg, points) }
+}

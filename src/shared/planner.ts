@@ -1,0 +1,309 @@
+/**
+ * The online optimisation stage of Edgent: choose the exit (right-sizing) and the partition point
+ * (deviceLayers) for a latency requirement at the current bandwidth.
+ *
+ * For exit i with path L1..LN and deviceLayers = p (DESIGN.md, "Planner"):
+ *
+ *   T(i,p) = sum_{j<=p} device(Lj) + bytes(p)/B_up + sum_{j>p} edge(Lj) + result/B_down + overhead
+ *
+ * where bytes(0) is the input as sent, bytes(p) the output of Lp, and device-only (p = N) sends
+ * nothing either way. With kbps = 1000 bit/s, bytes/B in ms is bytes * 8 / kbps.
+ */
+import { UserError } from './errors.js'
+import { exitPath, inputBytes, type Manifest } from './manifest.js'
+import { predictLayerMs, type CalibrationProfile } from './latency.js'
+
+export const PLANNER_MODES = ['edgent', 'paper'] as const
+export type PlannerMode = (typeof PLANNER_MODES)[number]
+
+/** The bandwidth-independent cost of one (exit, deviceLayers). */
+export interface Candidate {
+  exit: number
+  deviceLayers: number
+  /** N: the layers of this exit's path. */
+  layers: number
+  /** Measured top-1 accuracy of the exit, in [0, 1]. */
+  accuracy: number
+  deviceMs: number
+  edgeMs: number
+  uploadBytes: number
+  downloadBytes: number
+  overheadMs: number
+}
+
+export interface Breakdown {
+  deviceMs: number
+  uploadMs: number
+  edgeMs: number
+  downloadMs: number
+  overheadMs: number
+}
+
+export interface Plan {
+  model: string
+  mode: PlannerMode
+  exit: number
+  deviceLayers: number
+  layers: number
+  feasible: boolean
+  predictedMs: number
+  accuracy: number
+  uploadBytes: number
+  downloadBytes: number
+  breakdown: Breakdown
+}
+
+/** Everything the planner needs about one model under one profile, precomputed once. */
+export interface CostTable {
+  model: string
+  profile: string
+  /** Candidates grouped by exit (ascending exit number), each group by deviceLayers 0..N. */
+  exits: Candidate[][]
+}
+
+export interface Conditions {
+  /** Uplink bandwidth B_up, kbit/s (1 kbit = 1000 bit). */
+  uplinkKbps: number
+  /** Downlink bandwidth B_down, kbit/s; defaults to the uplink's (a symmetric link). */
+  downlinkKbps?: number
+  /** The latency requirement, milliseconds. */
+  latencyMs: number
+}
+
+/** Predicts every (exit, deviceLayers) of a model with a profile (prefix/suffix sums per exit). */
+export function buildCostTable(manifest: Manifest, profile: CalibrationProfile): CostTable {
+  const inBytes = inputBytes(manifest)
+  const exits = manifest.exits.map((exit) => {
+    const path = exitPath(manifest, exit.exit)
+    const n = path.length
+    const device = path.map((l) => predictLayerMs(profile, 'device', l))
+    const edge = path.map((l) => predictLayerMs(profile, 'edge', l))
+    const result = path[n - 1]!.outputBytes
+    const group: Candidate[] = []
+    for (let p = 0; p <= n; p++) {
+      let deviceMs = 0
+      for (let j = 0; j < p; j++) deviceMs += device[j]!
+      let edgeMs = 0
+      for (let j = p; j < n; j++) edgeMs += edge[j]!
+      group.push({
+        exit: exit.exit,
+        deviceLayers: p,
+        layers: n,
+        accuracy: exit.accuracy,
+        deviceMs,
+        edgeMs,
+        uploadBytes: p === n ? 0 : p === 0 ? inBytes : path[p - 1]!.outputBytes,
+        downloadBytes: p === n ? 0 : result,
+        overheadMs: profile.overheadMs
+      })
+    }
+    return group
+  })
+  return { model: manifest.id, profile: profile.id, exits }
+}
+
+export function checkConditions(c: Conditions): void {
+  if (!(c.uplinkKbps > 0) || !Number.isFinite(c.uplinkKbps)) throw new UserError(`uplink bandwidth must be a positive number of kbps, got ${c.uplinkKbps}`)
+  if (c.downlinkKbps !== undefined && (!(c.downlinkKbps > 0) || !Number.isFinite(c.downlinkKbps))) {
+    throw new UserError(`downlink bandwidth must be a positive number of kbps, got ${c.downlinkKbps}`)
+  }
+  if (!(c.latencyMs > 0) || !Number.isFinite(c.latencyMs)) throw new UserError(`latency requirement must be a positive number of ms, got ${c.latencyMs}`)
+}
+
+export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
+  const down = cond.downlinkKbps ?? cond.uplinkKbps
+  return {
+    deviceMs: c.deviceMs,
+    uploadMs: c.uploadBytes === 0 ? 0 : (c.uploadBytes * 8) / cond.uplinkKbps,
+    edgeMs: c.edgeMs,
+    downloadMs: c.downloadBytes === 0 ? 0 : (c.downloadBytes * 8) / down,
+    overheadMs: c.overheadMs
+  }
+}
+
+/** T(i,p): the one function every search here uses, so all of them compare identical numbers. */
+export function latencyOf(c: Candidate, cond: Conditions): number {
+  const b = breakdownOf(c, cond)
+  return b.deviceMs + b.uploadMs + b.edgeMs + b.downloadMs + b.overheadMs
+}
+
+export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: Conditions): Plan {
+  const predictedMs = latencyOf(c, cond)
+  return {
+    model: table.model,
+    mode,
+    exit: c.exit,
+    deviceLayers: c.deviceLayers,
+    layers: c.layers,
+    feasible: predictedMs <= cond.latencyMs,
+    predictedMs,
+    accuracy: c.accuracy,
+    uploadBytes: c.uploadBytes,
+    downloadBytes: c.downloadBytes,
+    breakdown: breakdownOf(c, cond)
+  }
+}
+
+/** The partition of one exit with the least T; ties go to fewer device layers. */
+function bestPartition(group: readonly Candidate[], cond: Conditions): { c: Candidate; t: number } {
+  let best = group[0]!
+  let bestT = latencyOf(best, cond)
+  for (let p = 1; p < group.length; p++) {
+    const t = latencyOf(group[p]!, cond)
+    if (t < bestT) {
+      best = group[p]!
+      bestT = t
+    }
+  }
+  return { c: best, t: bestT }
+}
+
+/**
+ * Mode `paper`: Algorithm 1 of the paper — exits from the last to the first, the best partition of
+ * each, the first whose latency meets the requirement; else none. Deliberate readings of the printed
+ * pseudo-code: the device runs the front layers (the framework's definition; the printed line 8
+ * sums edge times over the first p-1 layers), only the partition's own tensor is uploaded (line 8
+ * also charges Input/B on every partition), and line 9 compares the partition's latency, not the
+ * argmin itself, with the requirement.
+ */
+function planPaper(table: CostTable, cond: Conditions): Candidate | null {
+  for (let i = table.exits.length - 1; i >= 0; i--) {
+    const { c, t } = bestPartition(table.exits[i]!, cond)
+    if (t <= cond.latencyMs) return c
+  }
+  return null
+}
+
+/**
+ * Mode `edgent`: among plans meeting the requirement, the most accurate exit (by measured accuracy,
+ * not depth), ties to lower latency, then the earlier exit; if none meets it, the minimum-latency plan
+ * (ties to higher accuracy, then the earlier exit), which the caller reports as infeasible. Within an
+ * exit the best partition is the least T, ties to fewer device layers. Equivalent to an exhaustive
+ * search over every (exit, deviceLayers) with that order (tested), in O(total layers).
+ */
+function planEdgent(table: CostTable, cond: Conditions): Candidate {
+  let feasible: { c: Candidate; t: number } | null = null
+  let fastest: { c: Candidate; t: number } | null = null
+  for (const group of table.exits) {
+    const best = bestPartition(group, cond)
+    if (best.t <= cond.latencyMs) {
+      if (
+        !feasible ||
+        best.c.accuracy > feasible.c.accuracy ||
+        (best.c.accuracy === feasible.c.accuracy && best.t < feasible.t)
+      ) feasible = best
+    }
+    if (!fastest || best.t < fastest.t || (best.t === fastest.t && best.c.accuracy > fastest.c.accuracy)) fastest = best
+  }
+  return (feasible ?? fastest)!.c
+}
+
+/** The chosen candidate, or null (mode `paper` only) when no plan meets the requirement. */
+export function chooseCandidate(table: CostTable, cond: Conditions, mode: PlannerMode = 'edgent'): Candidate | null {
+  return mode === 'paper' ? planPaper(table, cond) : planEdgent(table, cond)
+}
+
+export function plan(table: CostTable, cond: Conditions, mode: PlannerMode = 'edgent'): Plan | null {
+  checkConditions(cond)
+  const c = chooseCandidate(table, cond, mode)
+  return c ? toPlan(table, mode, c, cond) : null
+}
+
+/** Every (exit, deviceLayers) with its breakdown, by exit then deviceLayers. */
+export function allCandidates(table: CostTable, cond: Conditions, mode: PlannerMode = 'edgent'): Plan[] {
+  checkConditions(cond)
+  return table.exits.flatMap((g) => g.map((c) => toPlan(table, mode, c, cond)))
+}
+
+export interface MapInterval {
+  /** The interval is [fromKbps, toKbps); the last one includes toKbps. */
+  fromKbps: number
+  toKbps: number
+  exit: number | null
+  deviceLayers: number | null
+  feasible: boolean
+  accuracy: number | null
+}
+
+export interface MapOptions {
+  latencyMs: number
+  fromKbps: number
+  toKbps: number
+  /** A fixed downlink; by default the downlink equals the uplink (symmetric link). */
+  downlinkKbps?: number
+  mode?: PlannerMode
+}
+
+/**
+ * The configuration map: for one latency requirement, the bandwidth intervals over [from, to] in which
+ * each plan is optimal, with exact breakpoints.
+ *
+ * As a function of the uplink B every candidate's latency is T(B) = C + K/B with K >= 0. The choice
+ * can change only where some candidate's feasibility flips (T = requirement, at B = K/(R-C)) or where
+ * two candidates' latencies cross (B = (K1-K2)/(C2-C1)); between consecutive such points the set of
+ * feasible candidates and the order of all latencies are fixed, so the choice is too. We collect
+ * those points inside the range, plan once inside each gap and merge equal neighbours.
+ */
+export function configurationMap(table: CostTable, opts: MapOptions): MapInterval[] {
+  const mode = opts.mode ?? 'edgent'
+  const { fromKbps, toKbps, latencyMs } = opts
+  if (!(fromKbps > 0) || !(toKbps > fromKbps) || !Number.isFinite(toKbps)) {
+    throw new UserError(`bandwidth range must satisfy 0 < from < to, got ${fromKbps}..${toKbps} kbps`)
+  }
+  checkConditions({ uplinkKbps: fromKbps, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) })
+  const lines = table.exits.flat().map((c) => {
+    // T(B) = C + K/B: K in ms*kbps (bits), C in ms.
+    const fixedDown = opts.downlinkKbps !== undefined
+    const K = c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
+    const C = c.deviceMs + c.edgeMs + c.overheadMs + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
+    return { C, K }
+  })
+  const points: number[] = []
+  const inside = (b: number): void => {
+    if (Number.isFinite(b) && b > fromKbps && b < toKbps) points.push(b)
+  }
+  for (const { C, K } of lines) if (K > 0 && latencyMs > C) inside(K / (latencyMs - C))
+  for (let a = 0; a < lines.length; a++) {
+    for (let b = a + 1; b < lines.length; b++) {
+      const la = lines[a]!
+      const lb = lines[b]!
+      if (la.K !== lb.K && la.C !== lb.C) inside((la.K - lb.K) / (lb.C - la.C))
+    }
+  }
+  points.sort((x, y) => x - y)
+  const edges = [fromKbps, ...points.filter((p, i) => i === 0 || p !== points[i - 1]), toKbps]
+  const out: MapInterval[] = []
+  for (let i = 0; i + 1 < edges.length; i++) {
+    const lo = edges[i]!
+    const hi = edges[i + 1]!
+    const probe = Math.sqrt(lo * hi)
+    const cond: Conditions = { uplinkKbps: probe, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) }
+    const c = chooseCandidate(table, cond, mode)
+    const interval: MapInterval = {
+      fromKbps: lo,
+      toKbps: hi,
+      exit: c ? c.exit : null,
+      deviceLayers: c ? c.deviceLayers : null,
+      feasible: c ? latencyOf(c, cond) <= latencyMs : false,
+      accuracy: c ? c.accuracy : null
+    }
+    const last = out[out.length - 1]
+    if (last && last.exit === interval.exit && last.deviceLayers === interval.deviceLayers && last.feasible === interval.feasible) last.toKbps = hi
+    else out.push(interval)
+  }
+  return out
+}
+
+/** The interval of a map containing `kbps` ([from, to), the last one closed), or undefined. */
+export function lookupMap(map: readonly MapInterval[], kbps: number): MapInterval | undefined {
+  let lo = 0
+  let hi = map.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const m = map[mid]!
+    if (kbps < m.fromKbps) hi = mid - 1
+    else if (kbps >= m.toKbps && !(mid === map.length - 1 && kbps === m.toKbps)) lo = mid + 1
+    else return m
+  }
+  return undefined
+}

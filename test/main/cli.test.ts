@@ -1,0 +1,139 @@
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { main } from '../../src/main/cli/index.js'
+
+const fixture = fileURLToPath(new URL('../fixtures/tiny/', import.meta.url))
+const model = join(fixture, 'manifest.json')
+const profile = join(fixture, 'profile.json')
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) })
+  return { code, out, err }
+}
+
+describe('edgent plan', () => {
+  it('prints the plan as one JSON object with the documented fields', async () => {
+    const r = await run('plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '3', '--json')
+    expect(r.code).toBe(0)
+    expect(r.err).toBe('')
+    const p = JSON.parse(r.out)
+    expect(p).toMatchObject({
+      model: 'tiny',
+      mode: 'edgent',
+      exit: 2,
+      deviceLayers: 8,
+      layers: 8,
+      feasible: true,
+      accuracy: 0.9,
+      uploadBytes: 0,
+      profile: 'tiny-linear',
+      latencyMs: 3,
+      uplinkKbps: 64
+    })
+    expect(p.predictedMs).toBeCloseTo(2.11, 12)
+    expect(Object.keys(p.breakdown).sort()).toEqual(['deviceMs', 'downloadMs', 'edgeMs', 'overheadMs', 'uploadMs'])
+    expect(p.candidates).toBeUndefined()
+  })
+
+  it('lists every candidate with --all', async () => {
+    const r = await run('plan', '--model', fixture, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '3', '--json', '--all')
+    const p = JSON.parse(r.out)
+    expect(p.candidates).toHaveLength(15)
+    expect(p.candidates[0]).toMatchObject({ exit: 1, deviceLayers: 0, layers: 5, uploadBytes: 64 })
+    for (const c of p.candidates) expect(Object.keys(c)).toEqual(expect.arrayContaining(['exit', 'deviceLayers', 'layers', 'feasible', 'predictedMs', 'accuracy', 'uploadBytes', 'breakdown']))
+  })
+
+  it('reports no plan in mode paper when nothing meets the requirement', async () => {
+    const r = await run('plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '1', '--mode', 'paper', '--json')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.out)).toMatchObject({ mode: 'paper', exit: null, deviceLayers: null, feasible: false })
+    const text = await run('plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '1', '--mode', 'paper')
+    expect(text.out).toContain('no plan meets the requirement')
+  })
+
+  it('prints a readable table', async () => {
+    const r = await run('plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '2', '--all')
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('plan: exit 1, deviceLayers 5 of 5 (device-only)')
+    expect(r.out).toContain('meets the requirement: predicted 1.41 ms <= 2 ms')
+    expect(r.out.split('\n').filter((l) => /^\*/.test(l))).toHaveLength(1)
+  })
+
+  it('prints the configuration map as contiguous intervals', async () => {
+    const r = await run('plan', '--model', model, '--profile', profile, '--map', '--latency-ms', '3', '--from-kbps', '1', '--to-kbps', '100000', '--json')
+    expect(r.code).toBe(0)
+    const map = JSON.parse(r.out)
+    expect(map.intervals[0]).toMatchObject({ fromKbps: 1, exit: 2, deviceLayers: 8, feasible: true })
+    expect(map.intervals.at(-1)).toMatchObject({ toKbps: 100000, exit: 2, deviceLayers: 0 })
+    for (const iv of map.intervals) expect(Object.keys(iv)).toEqual(expect.arrayContaining(['fromKbps', 'toKbps', 'exit', 'deviceLayers', 'feasible']))
+    const text = await run('plan', '--model', model, '--profile', profile, '--map', '--latency-ms', '3', '--from-kbps', '1', '--to-kbps', '100000')
+    expect(text.out).toMatch(/from kbps\s+to kbps\s+exit\s+deviceLayers/)
+  })
+
+  it('uses the built-in paper-2018 profile', async () => {
+    const r = await run('plan', '--model', model, '--profile', 'paper-2018', '--bandwidth-kbps', '500', '--latency-ms', '100', '--json')
+    expect(JSON.parse(r.out)).toMatchObject({ profile: 'paper-2018', feasible: true })
+  })
+
+  const bad = mkdtempSync(join(tmpdir(), 'edgent-cli-'))
+  writeFileSync(join(bad, 'broken.json'), '{"id": ')
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ id: 'x' }))
+  const errors: [string, string[], RegExp][] = [
+    ['a non-numeric bandwidth', ['--bandwidth-kbps', 'fast', '--latency-ms', '3'], /^edgent: option '--bandwidth-kbps <kbps>' argument 'fast' is invalid\. expected a positive number\.$/],
+    ['a negative requirement', ['--bandwidth-kbps', '5', '--latency-ms', '-3'], /argument '-3' is invalid/],
+    ['an unknown flag', ['--bandwidth-kbps', '5', '--latency-ms', '3', '--fast'], /^edgent: unknown option '--fast'$/],
+    ['an unknown mode', ['--bandwidth-kbps', '5', '--latency-ms', '3', '--mode', 'greedy'], /argument 'greedy' is invalid\. Allowed choices are edgent, paper\.$/],
+    ['a missing bandwidth', ['--latency-ms', '3'], /^edgent: missing required option '--bandwidth-kbps <kbps>' \(or use --map\)$/],
+    ['a map without its range', ['--latency-ms', '3', '--map'], /^edgent: --map needs '--from-kbps <kbps>' and '--to-kbps <kbps>'$/]
+  ]
+  for (const [what, args, pattern] of errors) {
+    it(`exits 2 with one line on ${what}`, async () => {
+      const r = await run('plan', '--model', model, '--profile', profile, ...args)
+      expect(r.code).toBe(2)
+      expect(r.out).toBe('')
+      expect(r.err.trim()).toMatch(pattern)
+      expect(r.err.trim().split('\n')).toHaveLength(1)
+    })
+  }
+
+  const fileErrors: [string, string[], string][] = [
+    ['a missing model', ['--model', join(bad, 'nope'), '--profile', profile], `edgent: model: no such file or folder ${join(bad, 'nope')} (expected a manifest.json or a model folder)`],
+    ['an invalid manifest', ['--model', bad, '--profile', profile], 'edgent: '],
+    ['a missing profile file', ['--model', model, '--profile', join(bad, 'none.json')], `edgent: profile: no such file ${join(bad, 'none.json')}`],
+    ['a profile that is not JSON', ['--model', model, '--profile', join(bad, 'broken.json')], `edgent: profile: ${join(bad, 'broken.json')} is not valid JSON`],
+    ['an unknown built-in profile', ['--model', model, '--profile', 'paper-2019'], 'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; or a calibration .json file)'],
+    ['an invalid profile', ['--model', model, '--profile', model], 'edgent: manifest.json: format: ']
+  ]
+  for (const [what, args, prefix] of fileErrors) {
+    it(`exits 2 with one line on ${what}`, async () => {
+      const r = await run('plan', ...args, '--bandwidth-kbps', '5', '--latency-ms', '3')
+      expect(r.code).toBe(2)
+      expect(r.err.startsWith(prefix)).toBe(true)
+      expect(r.err.trim().split('\n')).toHaveLength(1)
+    })
+  }
+
+  it('names the broken manifest field', async () => {
+    const r = await run('plan', '--model', bad, '--profile', profile, '--bandwidth-kbps', '5', '--latency-ms', '3')
+    expect(r.err).toMatch(/^edgent: [^ ]*manifest\.json: onnx: /)
+  })
+})
+
+describe('the built `edgent` command', () => {
+  it('runs as the package bin (after npm run build)', async () => {
+    expect(existsSync(join(root, 'out/main/cli.js')), 'out/main/cli.js is missing: npm test builds it first (npm run build)').toBe(true)
+    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/edgent.js'), 'plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '3', '--json'])
+    expect(JSON.parse(stdout)).toMatchObject({ exit: 2, deviceLayers: 8 })
+    const failed = await promisify(execFile)(process.execPath, [join(root, 'bin/edgent.js'), 'plan', '--profile', profile, '--bandwidth-kbps', 'x', '--latency-ms', '3']).catch((e) => e)
+    expect(failed.code).toBe(2)
+    expect(failed.stderr).toMatch(/^edgent: option '--bandwidth-kbps <kbps>' argument 'x' is invalid/)
+  })
+})

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { parseManifest, type Layer } from '../../src/shared/manifest.js'
+import {
+  FEATURES,
+  PAPER_2018,
+  REGRESSION_KEYS,
+  evaluateRegression,
+  fitRegression,
+  fitStats,
+  layerFeatures,
+  parseProfile,
+  predictLayerMs,
+  predictModelLoadMs,
+  regressionFor
+} from '../../src/shared/latency.js'
+
+const tiny = parseManifest(JSON.parse(readFileSync(new URL('../fixtures/tiny/manifest.json', import.meta.url), 'utf8')), 'tiny')
+const layer = (id: string): Layer => tiny.layers.find((l) => l.id === id)!
+
+/** Deterministic PRNG (mulberry32) so the noisy data is the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describe('latency features (the paper\'s Table 1)', () => {
+  it('computes each layer type\'s variables', () => {
+    // conv: input elements 16; (3/1)^2 x 2 filters = 18
+    expect(layerFeatures(layer('conv1'))).toEqual([16, 18])
+    expect(layerFeatures(layer('relu1'))).toEqual([32])
+    expect(layerFeatures(layer('pool1'))).toEqual([32, 8])
+    expect(layerFeatures(layer('fc1'))).toEqual([8, 16])
+    expect(layerFeatures(layer('flatten1'))).toEqual([8])
+    expect(layerFeatures(layer('softmax2'))).toEqual([3])
+  })
+
+  it('divides the kernel by the stride before squaring', () => {
+    const conv = { ...layer('conv1'), kernel: [5, 5], stride: [2, 2], filters: 64 } as Layer
+    expect(layerFeatures(conv)).toEqual([16, 6.25 * 64])
+  })
+
+  it('declares as many variables as each regression has coefficients', () => {
+    for (const key of REGRESSION_KEYS) expect(PAPER_2018.device[key] ?? PAPER_2018.device.other).toBeDefined()
+    for (const key of ['conv', 'pool', 'fc'] as const) expect(FEATURES[key]).toHaveLength(2)
+  })
+})
+
+describe('the paper-2018 profile', () => {
+  it('predicts with the printed coefficients', () => {
+    expect(predictLayerMs(PAPER_2018, 'device', layer('relu1'))).toBeCloseTo(5.6e-6 * 32 + 5.69e-2, 15)
+    expect(predictLayerMs(PAPER_2018, 'edge', layer('fc1'))).toBeCloseTo(9.18e-4 * 8 + 3.99e-3 * 16 + 1.169, 15)
+    expect(predictModelLoadMs(PAPER_2018, 'edge', 12_000_000)).toBeCloseTo(4.49e-6 * 12e6 + 842.136, 9)
+  })
+
+  it('clamps negative predictions at zero (edge conv intercept is -9.909 ms)', () => {
+    expect(evaluateRegression(PAPER_2018.edge.conv!, [16, 18])).toBe(0)
+  })
+
+  it('falls back to "other" for flatten and softmax, and names a missing regression', () => {
+    expect(regressionFor(PAPER_2018, 'device', 'softmax')).toBe(PAPER_2018.device.other)
+    const partial = parseProfile({ format: 'edgent-calibration', schema: 1, id: 'partial', device: {}, edge: {} }, 'partial.json')
+    expect(() => predictLayerMs(partial, 'device', layer('conv1'))).toThrow('profile partial has no device regression for layer type "conv"')
+    expect(() => predictLayerMs(partial, 'edge', layer('flatten1'))).toThrow('profile partial has no edge regression for layer type "flatten" (or "other")')
+  })
+})
+
+describe('calibration profile files', () => {
+  it('rejects a wrong coefficient count, naming side and layer type', () => {
+    expect(() =>
+      parseProfile({ format: 'edgent-calibration', schema: 1, id: 'x', device: { conv: { coefficients: [1], intercept: 0 } }, edge: {} }, 'x.json')
+    ).toThrow('x.json: device.conv.coefficients: device conv needs 2 coefficients (inputElements, kernelOverStrideSquaredTimesFilters), got 1')
+  })
+
+  it('rejects a file that is not a calibration profile', () => {
+    expect(() => parseProfile({ id: 'x' }, 'x.json')).toThrow(/^x\.json: format: /)
+  })
+})
+
+describe('least-squares fit', () => {
+  it('recovers known coefficients from noisy synthetic data within 2 %', () => {
+    const random = rng(42)
+    const truth = { coefficients: [6.0e-5, 1.2e-3], intercept: 1.9 }
+    const points = Array.from({ length: 2000 }, () => {
+      const x = [1_000 + random() * 400_000, 100 + random() * 20_000]
+      const clean = truth.intercept + truth.coefficients[0]! * x[0]! + truth.coefficients[1]! * x[1]!
+      const noise = 1 + (random() - 0.5) * 0.02 // +-1 % multiplicative measurement noise (median-of-repetitions scale)
+      return { x, y: clean * noise }
+    })
+    const fit = fitRegression('conv', points)
+    expect(Math.abs(fit.coefficients[0]! / truth.coefficients[0]! - 1)).toBeLessThan(0.02)
+    expect(Math.abs(fit.coefficients[1]! / truth.coefficients[1]! - 1)).toBeLessThan(0.02)
+    expect(Math.abs(fit.intercept / truth.intercept - 1)).toBeLessThan(0.02)
+    expect(fit.n).toBe(2000)
+    expect(fit.r2).toBeGreaterThan(0.99)
+    expect(fit.mape).toBeGreaterThan(0.001)
+    expect(fit.mape).toBeLessThan(0.01)
+    expect(fit.features).toEqual([...FEATURES.conv])
+  })
+
+  it('is exact on noiseless data and reports R² = 1, MAPE = 0', () => {
+    const points = [1, 2, 3, 4, 5].map((x) => ({ x: [x], y: 2 * x + 1 }))
+    const fit = fitRegression('relu', points)
+    expect(fit.coefficients[0]).toBeCloseTo(2, 12)
+    expect(fit.intercept).toBeCloseTo(1, 12)
+    expect(fit.r2).toBeCloseTo(1, 12)
+    expect(fit.mape).toBeCloseTo(0, 12)
+  })
+
+  it('computes R² and MAPE by their definitions', () => {
+    const stats = fitStats({ coefficients: [1], intercept: 0 }, [
+      { x: [1], y: 2 },
+      { x: [2], y: 2 },
+      { x: [3], y: 4 }
+    ])
+    // residuals 1, 0, 1; mean 8/3; SStot = 4/9 + 4/9 + 16/9 = 24/9; R² = 1 - 2 / (24/9) = 0.25
+    expect(stats.r2).toBeCloseTo(0.25, 12)
+    // |1/2| + 0 + |1/4| over 3
+    expect(stats.mape).toBeCloseTo(0.25, 12)
+  })
+
+  it('refuses too few or degenerate measurements with a reason', () => {
+    expect(() => fitRegression('fc', [{ x: [1, 2], y: 1 }])).toThrow('cannot fit "fc": 1 measurement, need at least 3')
+    const same = [1, 2, 3, 4].map((y) => ({ x: [10, 20], y }))
+    expect(() => fitRegression('fc', same)).toThrow('cannot fit "fc": the measured configurations do not vary enough to separate 3 terms')
+  })
+})
