@@ -11,7 +11,9 @@ export default defineConfig({
       rollupOptions: {
         input: {
           index: resolve(__dirname, 'src/main/index.ts'),
-          cli: resolve(__dirname, 'src/main/cli/index.ts')
+          cli: resolve(__dirname, 'src/main/cli/index.ts'),
+          // The executor starts this file as a worker thread: it must be its own output file.
+          'ort-worker': resolve(__dirname, 'src/main/runtime/ort-worker.ts')
         }
       }
     }

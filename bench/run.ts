@@ -3,10 +3,12 @@
  * Every figure is a ratio against a baseline measured in the same run (the machines are shared).
  */
 import { runPlannerBench } from './planner.js'
+import { runExecutorBench } from './executor.js'
 import { writeResult } from './lib.js'
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
-  planner: runPlannerBench
+  planner: runPlannerBench,
+  executor: runExecutorBench
 }
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'))

@@ -1,8 +1,10 @@
 /** Loading user-named files with one clear error line for each way they can be wrong. */
 import { readFileSync, statSync } from 'node:fs'
+import { gunzipSync } from 'node:zlib'
 import { basename, dirname, join, resolve } from 'node:path'
 import { UserError } from '../shared/errors.js'
 import { parseManifest, type Manifest } from '../shared/manifest.js'
+import { pairImagesLabels, parseIdx, type IdxArray } from '../shared/idx.js'
 import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../shared/latency.js'
 
 export function readJsonFile(path: string, what: string): unknown {
@@ -52,4 +54,45 @@ export function loadProfile(nameOrPath: string): CalibrationProfile {
     throw new UserError(`profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; or a calibration .json file)`)
   }
   return parseProfile(readJsonFile(nameOrPath, 'profile'), basename(nameOrPath))
+}
+
+/** An idx file (MNIST format), gzipped or not. */
+export function readIdxFile(path: string, what: string): IdxArray {
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UserError(code === 'ENOENT' ? `${what}: no such file ${path}` : `${what}: cannot read ${path} (${code ?? String(err)})`)
+  }
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes)
+    } catch (err) {
+      throw new UserError(`${what}: ${path} is a corrupt gzip file (${(err as Error).message})`)
+    }
+  }
+  return parseIdx(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), `${what} ${basename(path)}`)
+}
+
+export interface SampleSet {
+  count: number
+  images: Uint8Array
+  labels: Uint8Array
+  imageElements: number
+  source: string
+}
+
+/** A labelled image set from two idx files. */
+export function readSampleSet(imagesPath: string, labelsPath: string): SampleSet {
+  const images = readIdxFile(imagesPath, 'images')
+  const labels = readIdxFile(labelsPath, 'labels')
+  return { ...pairImagesLabels(images, labels, `${basename(imagesPath)} + ${basename(labelsPath)}`), source: `${imagesPath} + ${labelsPath}` }
+}
+
+/** The sample set a model ships (manifest.samples), which the agent uses as its input source. */
+export function readShippedSamples(model: LoadedManifest): SampleSet {
+  const s = model.manifest.samples
+  if (!s) throw new UserError(`model ${model.manifest.id} ships no samples (manifest.samples is missing)`)
+  return readSampleSet(join(model.dir, s.images), join(model.dir, s.labels))
 }

@@ -219,3 +219,14 @@ export function resultBytes(m: Manifest, exit: number): number {
   const path = exitPath(m, exit)
   return path[path.length - 1]!.outputBytes
 }
+
+/** Multiply-accumulates of one layer (conv and fc; 0 for the others), for throughput figures. */
+export function layerMacs(layer: Layer): number {
+  if (layer.type === 'conv') {
+    const [, cin] = layer.inputShape as [number, number]
+    const [kh, kw] = layer.kernel as [number, number]
+    return product(layer.outputShape) * cin * kh * kw
+  }
+  if (layer.type === 'fc') return product(layer.inputShape) * layer.units
+  return 0
+}

@@ -11,7 +11,8 @@
  */
 import { UserError } from './errors.js'
 import { exitPath, inputBytes, type Manifest } from './manifest.js'
-import { predictLayerMs, type CalibrationProfile } from './latency.js'
+import { predictLayerMs, type CalibrationProfile, type Side } from './latency.js'
+import type { Layer } from './manifest.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
 export type PlannerMode = (typeof PLANNER_MODES)[number]
@@ -70,14 +71,29 @@ export interface Conditions {
   latencyMs: number
 }
 
-/** Predicts every (exit, deviceLayers) of a model with a profile (prefix/suffix sums per exit). */
-export function buildCostTable(manifest: Manifest, profile: CalibrationProfile): CostTable {
+/**
+ * Where per-layer latencies come from: a calibration profile's regressions, or any other source
+ * (per-layer measurements, for instance) that gives one layer's milliseconds on one side.
+ */
+export interface LayerLatencySource {
+  id: string
+  overheadMs: number
+  layerMs(side: Side, layer: Layer): number
+}
+
+export function profileSource(profile: CalibrationProfile): LayerLatencySource {
+  return { id: profile.id, overheadMs: profile.overheadMs, layerMs: (side, layer) => predictLayerMs(profile, side, layer) }
+}
+
+/** Predicts every (exit, deviceLayers) of a model (prefix/suffix sums per exit). */
+export function buildCostTable(manifest: Manifest, source: CalibrationProfile | LayerLatencySource): CostTable {
+  const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
   const inBytes = inputBytes(manifest)
   const exits = manifest.exits.map((exit) => {
     const path = exitPath(manifest, exit.exit)
     const n = path.length
-    const device = path.map((l) => predictLayerMs(profile, 'device', l))
-    const edge = path.map((l) => predictLayerMs(profile, 'edge', l))
+    const device = path.map((l) => profile.layerMs('device', l))
+    const edge = path.map((l) => profile.layerMs('edge', l))
     const result = path[n - 1]!.outputBytes
     const group: Candidate[] = []
     for (let p = 0; p <= n; p++) {

@@ -7,15 +7,39 @@ import { UserError } from '../../shared/errors.js'
 import { PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
 import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
+import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
+import { loadManifest } from '../files.js'
 
 export interface Io {
   out(text: string): void
   err(text: string): void
+  /** Progress of long work; shown only where stderr is a terminal. */
+  progress?: Progress
 }
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`)
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  progress: process.stderr.isTTY
+    ? (done, total, label) => {
+        const width = 30
+        const filled = Math.round((done / total) * width)
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label}\x1b[K${done === total ? '\n' : ''}`)
+      }
+    : undefined
+}
+
+function positiveList(value: string): number[] {
+  const items = value.split(',').map((v) => v.trim())
+  const nums = items.map(Number)
+  if (items.some((v) => v === '') || nums.some((n) => !Number.isFinite(n) || n <= 0)) throw new InvalidArgumentError('expected comma-separated positive numbers, e.g. 50,100,500.')
+  return nums
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.')
+  return n
 }
 
 function positive(value: string): number {
@@ -52,7 +76,49 @@ function buildProgram(io: Io): Command {
     .action((o: PlanOptions & { mode: PlannerMode }) => {
       io.out(runPlan(o))
     })
+  const model = program.command('model').description('the shipped multi-exit model: inspect, verify, and see the decisions it leads to')
+  const modelOption = () => new Option('--model <dir>', 'model folder or manifest.json').default(defaultModelDir(), 'the shipped branchy-alexnet')
+  model
+    .command('info')
+    .description('layers, shapes, bytes, exits and accuracies')
+    .addOption(modelOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { model: string; json?: boolean }) => io.out(runModelInfo(o)))
+  model
+    .command('verify')
+    .description('per-exit accuracy on the shipped samples (or an idx test set) beside the manifest, and every split against the unsplit run')
+    .addOption(modelOption())
+    .option('--samples <n>', 'use the first n samples', positiveInt)
+    .option('--images <idx3-ubyte[.gz]>', 'test images in MNIST idx format')
+    .option('--labels <idx1-ubyte[.gz]>', 'test labels in MNIST idx format')
+    .option('--split-samples <n>', 'samples per (exit, deviceLayers) split check', positiveInt, 4)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { model: string; samples?: number; images?: string; labels?: string; splitSamples: number; json?: boolean }) => {
+      const report = await verifyModel(o, io.progress)
+      io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
+      if (!report.ok) throw new ExitCode(1)
+    })
+  model
+    .command('decisions')
+    .description('measure every layer here, take a device N times slower, and print the planner\'s decision table')
+    .addOption(modelOption())
+    .option('--device-factor <x>', 'how many times slower than this machine the device is', positive, 8)
+    .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
+    .option('--latency-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
+    .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { model: string; deviceFactor: number; bandwidthsKbps: number[]; latencyMs: number[]; reps: number; json?: boolean }) => {
+      const report = await decisionTable({ ...o, latenciesMs: o.latencyMs }, io.progress)
+      io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
+    })
   return program
+}
+
+/** Thrown by a command to end with a given exit code after printing its own output. */
+class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`)
+  }
 }
 
 /** Runs the CLI on argv (without `node script`); resolves to the exit code. */
@@ -66,6 +132,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     await program.parseAsync([...argv], { from: 'user' })
     return 0
   } catch (err) {
+    if (err instanceof ExitCode) return err.code
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
       return 2 // commander has already printed its one line through outputError

@@ -1,0 +1,346 @@
+/** `edgent model info | verify | decisions`: the shipped model, checked and explained. */
+import { UserError } from '../../shared/errors.js'
+import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
+import { argmax, preprocess } from '../../shared/preprocess.js'
+import { buildCostTable, plan, type LayerLatencySource } from '../../shared/planner.js'
+import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../files.js'
+import { OrtExecutor } from '../runtime/executor.js'
+import { pct, table } from './format.js'
+
+export interface Progress {
+  (done: number, total: number, label: string): void
+}
+
+const noProgress: Progress = () => undefined
+
+function shape(dims: readonly number[]): string {
+  return dims.join('×')
+}
+
+// ---------------------------------------------------------------- info
+
+export function runModelInfo(opts: { model: string; json?: boolean }): string {
+  const { manifest, dir } = loadManifest(opts.model)
+  const usedBy = new Map<string, number[]>()
+  for (const e of manifest.exits) for (const id of e.layers) usedBy.set(id, [...(usedBy.get(id) ?? []), e.exit])
+  if (opts.json) {
+    return JSON.stringify(
+      {
+        ...manifest,
+        dir,
+        inputBytes: inputBytes(manifest),
+        layers: manifest.layers.map((l) => ({ ...l, exits: usedBy.get(l.id) ?? [] }))
+      },
+      null,
+      2
+    )
+  }
+  const lines = [
+    `${manifest.id}${manifest.name ? ` — ${manifest.name}` : ''}`,
+    `onnx ${manifest.onnx}${manifest.onnxBytes ? ` (${manifest.onnxBytes} B)` : ''} · input ${manifest.input.name} ${manifest.input.dtype} ${shape(manifest.input.shape)} = ${inputBytes(manifest)} B · ${manifest.classes.length} classes`,
+    '',
+    table(
+      ['exit', 'layers', 'accuracy', 'test samples', 'output'],
+      manifest.exits.map((e) => [String(e.exit), String(e.layers.length), pct(e.accuracy), String(e.testSamples), e.output]),
+      [true, true, true, true, false]
+    ),
+    '',
+    table(
+      ['layer', 'type', 'input', 'output', 'output B', 'vs input', 'exits'],
+      manifest.layers.map((l) => [
+        l.id,
+        l.type,
+        shape(l.inputShape),
+        shape(l.outputShape),
+        String(l.outputBytes),
+        `${(l.outputBytes / inputBytes(manifest)).toFixed(2)}×`,
+        (usedBy.get(l.id) ?? []).join(',')
+      ]),
+      [false, false, true, true, true, true, false]
+    )
+  ]
+  if (manifest.training) lines.push('', `trained: ${JSON.stringify(Object.fromEntries(Object.entries(manifest.training).filter(([k]) => k !== 'history')))}`)
+  return lines.join('\n')
+}
+
+// ---------------------------------------------------------------- verify
+
+export interface VerifyOptions {
+  model: string
+  samples?: number
+  images?: string
+  labels?: string
+  /** Samples per (exit, deviceLayers) split compared with the unsplit run. */
+  splitSamples?: number
+  json?: boolean
+}
+
+export interface ExitVerdict {
+  exit: number
+  layers: number
+  correct: number
+  samples: number
+  accuracy: number
+  manifestAccuracy: number
+  /** Percentage points, measured minus manifest. */
+  deltaPoints: number
+  splitsChecked: number
+  maxSplitAbsDiff: number
+}
+
+export interface VerifyReport {
+  model: string
+  source: string
+  samples: number
+  exits: ExitVerdict[]
+  /** Every split reproduces the unsplit output within 1e-4 and every exit's accuracy is within ±2 points. */
+  ok: boolean
+}
+
+export const SPLIT_TOLERANCE = 1e-4
+export const ACCURACY_TOLERANCE_POINTS = 2
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
+  return m
+}
+
+export async function verifyModel(opts: VerifyOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<VerifyReport> {
+  const loaded = loadManifest(opts.model)
+  const { manifest } = loaded
+  if ((opts.images === undefined) !== (opts.labels === undefined)) throw new UserError('--images and --labels go together')
+  const set: SampleSet = opts.images ? readSampleSet(opts.images, opts.labels!) : readShippedSamples(loaded)
+  const want = opts.samples ?? set.count
+  if (!Number.isInteger(want) || want < 1) throw new UserError(`--samples must be a positive integer, got ${opts.samples}`)
+  const n = Math.min(want, set.count)
+  const ex = executor ?? new OrtExecutor()
+  const own = !executor
+  if (own) await ex.start()
+  try {
+    await ex.openModel(loaded.dir)
+    const inputs = (k: number): Float32Array => preprocess(manifest, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
+    const total = n * manifest.exits.length
+    let done = 0
+    const verdicts: ExitVerdict[] = []
+    // Shapes first: one chained per-layer pass per exit checks every layer's output against the manifest.
+    for (const e of manifest.exits) await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, inputs(0))
+    for (const e of manifest.exits) {
+      const N = e.layers.length
+      let correct = 0
+      for (let k = 0; k < n; k++) {
+        const r = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, inputs(k))
+        if (argmax(r.output) === set.labels[k]) correct++
+        if (++done % 250 === 0 || done === total) progress(done, total, `accuracy, exit ${e.exit}`)
+      }
+      let maxDiff = 0
+      let checked = 0
+      const splitSamples = Math.min(opts.splitSamples ?? 4, n)
+      for (let k = 0; k < splitSamples; k++) {
+        const x = inputs(k)
+        const whole = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, x)
+        for (let p = 0; p <= N; p++) {
+          const split = await ex.runSplit(manifest.id, e.exit, p, x)
+          maxDiff = Math.max(maxDiff, maxAbsDiff(split.output, whole.output))
+          checked++
+        }
+      }
+      const accuracy = correct / n
+      verdicts.push({
+        exit: e.exit,
+        layers: N,
+        correct,
+        samples: n,
+        accuracy,
+        manifestAccuracy: e.accuracy,
+        deltaPoints: (accuracy - e.accuracy) * 100,
+        splitsChecked: checked,
+        maxSplitAbsDiff: maxDiff
+      })
+    }
+    const ok = verdicts.every((v) => v.maxSplitAbsDiff <= SPLIT_TOLERANCE && Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS)
+    return { model: manifest.id, source: opts.images ? set.source : `shipped samples (${manifest.samples?.images})`, samples: n, exits: verdicts, ok }
+  } finally {
+    if (own) await ex.stop()
+  }
+}
+
+export function formatVerify(r: VerifyReport): string {
+  return [
+    `model ${r.model} · ${r.samples} samples from ${r.source}`,
+    '',
+    table(
+      ['exit', 'layers', 'accuracy', 'manifest', 'Δ points', 'splits checked', 'max |split − unsplit|', 'verdict'],
+      r.exits.map((v) => [
+        String(v.exit),
+        String(v.layers),
+        pct(v.accuracy),
+        pct(v.manifestAccuracy),
+        `${v.deltaPoints >= 0 ? '+' : ''}${v.deltaPoints.toFixed(2)}`,
+        String(v.splitsChecked),
+        v.maxSplitAbsDiff.toExponential(2),
+        v.maxSplitAbsDiff <= SPLIT_TOLERANCE && Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS ? 'ok' : 'FAIL'
+      ]),
+      [true, true, true, true, true, true, true, false]
+    ),
+    '',
+    r.ok
+      ? `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} and every exit is within ±${ACCURACY_TOLERANCE_POINTS} points of the manifest`
+      : `FAILED: a split differs by more than ${SPLIT_TOLERANCE} or an exit's accuracy is more than ${ACCURACY_TOLERANCE_POINTS} points from the manifest`
+  ].join('\n')
+}
+
+// ---------------------------------------------------------------- decisions
+
+export interface DecisionOptions {
+  model: string
+  /** How many times slower than this machine the device is. */
+  deviceFactor: number
+  bandwidthsKbps: number[]
+  latenciesMs: number[]
+  reps: number
+  json?: boolean
+}
+
+export interface LayerTiming {
+  id: string
+  type: string
+  outputBytes: number
+  /** outputBytes / input bytes: a partition after this layer uploads this much relative to edge-only. */
+  vsInput: number
+  edgeMs: number
+  deviceMs: number
+}
+
+export interface DecisionReport {
+  model: string
+  deviceFactor: number
+  inputBytes: number
+  reps: number
+  layers: LayerTiming[]
+  /** Fused single-session latency of each exit on this machine (the edge), median ms. */
+  exitEdgeMs: { exit: number; fusedMs: number; sumOfLayersMs: number; macs: number; gflopsHere: number }[]
+  grid: { latencyMs: number; bandwidthKbps: number; exit: number; deviceLayers: number; layers: number; feasible: boolean; predictedMs: number; accuracy: number }[]
+  summary: { edgeOnly: number; deviceOnly: number; middle: number; exits: number[] }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/**
+ * Measures every layer on this machine (single-layer slices, median of `reps`), takes this machine as
+ * the edge and a device `deviceFactor` times slower, and plans over a bandwidth × requirement grid.
+ */
+export async function decisionTable(opts: DecisionOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<DecisionReport> {
+  const loaded = loadManifest(opts.model)
+  const { manifest } = loaded
+  if (!(opts.deviceFactor > 0)) throw new UserError(`--device-factor must be a positive number, got ${opts.deviceFactor}`)
+  const ex = executor ?? new OrtExecutor()
+  const own = !executor
+  if (own) await ex.start()
+  try {
+    await ex.openModel(loaded.dir)
+    const samples = readShippedSamples(loaded)
+    const x0 = preprocess(manifest, samples.images.subarray(0, samples.imageElements))
+    const perLayer = new Map<string, number[]>()
+    const exitFused: DecisionReport['exitEdgeMs'] = []
+    const totalSteps = manifest.exits.length * opts.reps
+    let step = 0
+    for (const e of manifest.exits) {
+      const N = e.layers.length
+      const fused: number[] = []
+      const sums: number[] = []
+      for (let r = 0; r < opts.reps + 1; r++) {
+        const chain = await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: N }, x0)
+        const whole = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, x0)
+        if (r === 0) continue // warm-up
+        chain.layers.forEach((id, j) => perLayer.set(id, [...(perLayer.get(id) ?? []), chain.layerMs[j]!]))
+        fused.push(whole.ms)
+        sums.push(chain.layerMs.reduce((a, b) => a + b, 0))
+        progress(++step, totalSteps, `timing exit ${e.exit}`)
+      }
+      const macs = exitPath(manifest, e.exit).reduce((a, l) => a + layerMacs(l), 0)
+      const fusedMs = median(fused)
+      exitFused.push({ exit: e.exit, fusedMs, sumOfLayersMs: median(sums), macs, gflopsHere: (2 * macs) / (fusedMs * 1e6) })
+    }
+    const edgeMs = new Map([...perLayer].map(([id, xs]) => [id, median(xs)]))
+    const source: LayerLatencySource = {
+      id: `measured-here×${opts.deviceFactor}`,
+      overheadMs: 0,
+      layerMs: (side, layer) => edgeMs.get(layer.id)! * (side === 'device' ? opts.deviceFactor : 1)
+    }
+    const costs = buildCostTable(manifest, source)
+    const grid: DecisionReport['grid'] = []
+    for (const latencyMs of opts.latenciesMs) {
+      for (const bandwidthKbps of opts.bandwidthsKbps) {
+        const p = plan(costs, { uplinkKbps: bandwidthKbps, latencyMs })!
+        grid.push({ latencyMs, bandwidthKbps, exit: p.exit, deviceLayers: p.deviceLayers, layers: p.layers, feasible: p.feasible, predictedMs: p.predictedMs, accuracy: p.accuracy })
+      }
+    }
+    const inBytes = inputBytes(manifest)
+    return {
+      model: manifest.id,
+      deviceFactor: opts.deviceFactor,
+      inputBytes: inBytes,
+      reps: opts.reps,
+      layers: manifest.layers.map((l) => ({
+        id: l.id,
+        type: l.type,
+        outputBytes: l.outputBytes,
+        vsInput: l.outputBytes / inBytes,
+        edgeMs: edgeMs.get(l.id) ?? NaN,
+        deviceMs: (edgeMs.get(l.id) ?? NaN) * opts.deviceFactor
+      })),
+      exitEdgeMs: exitFused,
+      grid,
+      summary: {
+        edgeOnly: grid.filter((g) => g.deviceLayers === 0).length,
+        deviceOnly: grid.filter((g) => g.deviceLayers === g.layers).length,
+        middle: grid.filter((g) => g.deviceLayers > 0 && g.deviceLayers < g.layers).length,
+        exits: [...new Set(grid.map((g) => g.exit))].sort((a, b) => a - b)
+      }
+    }
+  } finally {
+    if (own) await ex.stop()
+  }
+}
+
+export function formatDecisions(r: DecisionReport, manifest?: Manifest): string {
+  const cell = (g: DecisionReport['grid'][number]): string => {
+    const where = g.deviceLayers === 0 ? 'edge' : g.deviceLayers === g.layers ? 'device' : `split ${g.deviceLayers}/${g.layers}`
+    return `e${g.exit} ${where}${g.feasible ? '' : ' (miss)'}`
+  }
+  const bws = [...new Set(r.grid.map((g) => g.bandwidthKbps))]
+  const lats = [...new Set(r.grid.map((g) => g.latencyMs))]
+  const lines = [
+    `model ${r.model} · edge = this machine (measured, median of ${r.reps}) · device = ${r.deviceFactor}× slower · input ${r.inputBytes} B`,
+    '',
+    'per layer (single-layer slices; a partition after a layer uploads its output):',
+    table(
+      ['layer', 'type', 'output B', 'vs input', 'edge ms', 'device ms'],
+      r.layers.map((l) => [l.id, l.type, String(l.outputBytes), `${l.vsInput.toFixed(2)}×`, l.edgeMs.toFixed(3), l.deviceMs.toFixed(3)]),
+      [false, false, true, true, true, true]
+    ),
+    '',
+    'each exit here: fused single session vs the sum of its single-layer slices (median ms), and the throughput that implies:',
+    table(
+      ['exit', 'MMAC', 'fused ms', 'sum of layers ms', 'GFLOP/s here', `GFLOP/s device (÷${r.deviceFactor})`],
+      r.exitEdgeMs.map((e) => [String(e.exit), (e.macs / 1e6).toFixed(1), e.fusedMs.toFixed(3), e.sumOfLayersMs.toFixed(3), e.gflopsHere.toFixed(1), (e.gflopsHere / r.deviceFactor).toFixed(2)]),
+      [true, true, true, true, true, true]
+    ),
+    '',
+    'decision table (mode edgent): exit and partition per latency requirement (rows) and uplink bandwidth (columns):',
+    table(
+      ['requirement', ...bws.map((b) => `${b} kbps`)],
+      lats.map((l) => [`${l} ms`, ...bws.map((b) => cell(r.grid.find((g) => g.latencyMs === l && g.bandwidthKbps === b)!))])
+    ),
+    '',
+    `edge-only in ${r.summary.edgeOnly}, device-only in ${r.summary.deviceOnly}, a middle partition in ${r.summary.middle} of ${r.grid.length} cells; exits used: ${r.summary.exits.join(', ')}`
+  ]
+  if (manifest) lines.push(`exit accuracies: ${manifest.exits.map((e) => `e${e.exit} ${pct(e.accuracy)}`).join(', ')}`)
+  return lines.join('\n')
+}

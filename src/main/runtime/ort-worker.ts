@@ -1,0 +1,126 @@
+/**
+ * The ORT worker thread: opens models, slices segments on demand, caches their sessions (LRU) and
+ * runs them, timing each `session.run`. Nothing here blocks the thread that serves the broker or UI.
+ */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { parentPort, workerData } from 'node:worker_threads'
+import { UserError } from '../../shared/errors.js'
+import type { Manifest } from '../../shared/manifest.js'
+import { checkGraphAgainstManifest, parseOnnx, sliceModel, type ModelProto } from '../../shared/onnx-slicer.js'
+import { OrtSession } from './ort.js'
+import type { ChainResult, RunResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
+import { segmentBounds, type SegmentRef } from './segments.js'
+
+const init = workerData as WorkerInit
+const models = new Map<string, { manifest: Manifest; proto: ModelProto; file: string }>()
+const sessions = new Map<string, Promise<OrtSession>>()
+
+async function open(modelId: string, onnxPath: string, manifest: Manifest, expectedSha256?: string): Promise<{ onnxBytes: number; sha256: string }> {
+  const file = basename(onnxPath)
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(onnxPath)
+  } catch (err) {
+    throw new UserError(`model ${modelId}: cannot read ${onnxPath} (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  if (expectedSha256 && sha256 !== expectedSha256) {
+    throw new UserError(`model ${modelId}: ${file} does not match the manifest's sha256 (file ${sha256.slice(0, 12)}…, manifest ${expectedSha256.slice(0, 12)}…): truncated or replaced`)
+  }
+  const proto = parseOnnx(bytes, file)
+  checkGraphAgainstManifest(proto, manifest, file)
+  await close(modelId)
+  models.set(modelId, { manifest, proto, file })
+  return { onnxBytes: bytes.length, sha256 }
+}
+
+async function close(modelId: string): Promise<void> {
+  models.delete(modelId)
+  for (const [key, s] of sessions) {
+    if (key.startsWith(`${modelId}\u0000`)) {
+      sessions.delete(key)
+      await s.then((x) => x.release()).catch(() => undefined)
+    }
+  }
+}
+
+function session(modelId: string, segment: SegmentRef): Promise<OrtSession> {
+  const model = models.get(modelId)
+  if (!model) throw new UserError(`model ${modelId} is not open in the executor`)
+  const b = segmentBounds(model.manifest, segment)
+  // Keyed by boundary tensors: exits share their trunk, so equal prefixes share one session.
+  const key = `${modelId}\u0000${b.input.name}\u0000${b.output.name}`
+  let s = sessions.get(key)
+  if (s) {
+    sessions.delete(key) // re-insert: most recently used last
+    sessions.set(key, s)
+    return s
+  }
+  const label = `${model.file} [${b.layers[0]}..${b.layers[b.layers.length - 1]}]`
+  s = OrtSession.open(sliceModel(model.proto, b.input, b.output), label, b.input.dims, init.session)
+  sessions.set(key, s)
+  s.catch(() => sessions.delete(key))
+  while (sessions.size > init.maxSessions) {
+    const [oldKey, old] = sessions.entries().next().value as [string, Promise<OrtSession>]
+    sessions.delete(oldKey)
+    void old.then((x) => x.release()).catch(() => undefined)
+  }
+  return s
+}
+
+async function run(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[]): Promise<RunResult> {
+  const s = await session(modelId, segment)
+  const t0 = performance.now()
+  const out = await s.run(input, dims)
+  const ms = performance.now() - t0
+  // A copy with its own buffer, so it can be transferred to the caller's thread.
+  return { output: out.data.slice(), dims: out.dims, ms }
+}
+
+async function chain(modelId: string, segment: SegmentRef, input: Float32Array): Promise<ChainResult> {
+  const model = models.get(modelId)
+  if (!model) throw new UserError(`model ${modelId} is not open in the executor`)
+  const layers = segmentBounds(model.manifest, segment).layers
+  const layerMs: number[] = []
+  let x = input
+  let dims: number[] = []
+  for (let j = segment.from; j < segment.to; j++) {
+    const r = await run(modelId, { exit: segment.exit, from: j, to: j + 1 }, x)
+    const expected = model.manifest.layers.find((l) => l.id === layers[j - segment.from])!.outputShape
+    if (r.dims.length !== expected.length || r.dims.some((d, i) => d !== expected[i])) {
+      throw new UserError(`${model.file}: layer "${layers[j - segment.from]}" outputs [${r.dims.join(', ')}] but the manifest says [${expected.join(', ')}]`)
+    }
+    layerMs.push(r.ms)
+    x = r.output
+    dims = r.dims
+  }
+  return { output: x, dims, layerMs, layers }
+}
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'open':
+      return open(req.modelId, req.onnxPath, req.manifest, req.expectedSha256)
+    case 'run':
+      return run(req.modelId, req.segment, req.input, req.dims)
+    case 'chain':
+      return chain(req.modelId, req.segment, req.input)
+    case 'close':
+      return close(req.modelId)
+  }
+}
+
+parentPort!.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    (result) => {
+      const transfer = result && typeof result === 'object' && 'output' in result ? [(result as RunResult).output.buffer as ArrayBuffer] : []
+      parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, transfer)
+    },
+    (err: unknown) => {
+      const user = err instanceof UserError
+      parentPort!.postMessage({ id: req.id, ok: false, error: { message: err instanceof Error ? err.message : String(err), user } } satisfies WorkerResponse)
+    }
+  )
+})

@@ -1,0 +1,35 @@
+/** Messages between the executor (any thread) and its ORT worker thread. */
+import type { Manifest } from '../../shared/manifest.js'
+import type { SegmentRef } from './segments.js'
+import type { SessionOptions } from './ort.js'
+
+export type WorkerRequest =
+  | { id: number; op: 'open'; modelId: string; onnxPath: string; manifest: Manifest; expectedSha256?: string }
+  | { id: number; op: 'run'; modelId: string; segment: SegmentRef; input: Float32Array; dims?: number[] }
+  | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
+  | { id: number; op: 'close'; modelId: string }
+
+export type WorkerResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { message: string; user: boolean } }
+
+export interface WorkerInit {
+  session: SessionOptions
+  /** Sessions kept open at once (least recently used are released first). */
+  maxSessions: number
+}
+
+export interface RunResult {
+  output: Float32Array
+  dims: number[]
+  /** Time of `session.run` for this segment, measured in the worker, milliseconds. */
+  ms: number
+}
+
+export interface ChainResult {
+  output: Float32Array
+  dims: number[]
+  /** Per layer: `session.run` of its single-layer slice, milliseconds. */
+  layerMs: number[]
+  layers: string[]
+}

@@ -1,0 +1,136 @@
+/**
+ * The binary activation frame (agent → console): a versioned, length-prefixed header and one tensor.
+ *
+ *   offset  size  field
+ *   0       4     magic "EDGA"
+ *   4       1     version (1)
+ *   5       1     dtype (1 = float32, little-endian)
+ *   6       1     ndim (1..8)
+ *   7       1     reserved (0)
+ *   8       4     header length H, bytes (uint32 BE, ≤ 16 KiB)
+ *   12      4     payload length P, bytes (uint32 BE)
+ *   16      4·ndim dims (uint32 BE each)
+ *   …       H     header: UTF-8 JSON (request id, plan id, device timings, …)
+ *   …       P     payload: the tensor
+ *
+ * Decoding checks every declared size against the bytes actually received, and against the caller's
+ * limits, before it allocates anything: the tensor is returned as a view (copied only when the
+ * payload is not 4-byte aligned).
+ */
+import { z } from 'zod'
+import { UserError, describeIssues } from './errors.js'
+
+export const FRAME_MAGIC = 0x45444741 // "EDGA"
+export const FRAME_VERSION = 1
+export const DTYPE_CODES = { float32: 1 } as const
+export const MAX_NDIM = 8
+export const MAX_HEADER_BYTES = 16 * 1024
+const FIXED = 16
+
+export const FrameHeaderSchema = z
+  .object({
+    requestId: z.string().min(1).max(64),
+    planId: z.string().min(1).max(64),
+    model: z.string().max(64),
+    exit: z.number().int().positive(),
+    deviceLayers: z.number().int().nonnegative(),
+    /** Index of the sample in the agent's input source, and its label when known. */
+    sample: z.number().int().nonnegative().optional(),
+    label: z.number().int().nonnegative().optional(),
+    /** Device compute of the prefix, ms (fused segment). */
+    deviceMs: z.number().nonnegative(),
+    /** Per-layer device timings, when the agent profiled them, ms. */
+    layerMs: z.array(z.number().nonnegative()).max(1024).optional(),
+    /** Agent clock, ms since epoch, when the frame was handed to MQTT. */
+    sentAt: z.number(),
+    /** The agent's latest uplink estimate from acknowledged transfers, kbps. */
+    uplinkKbps: z.number().positive().optional()
+  })
+  .loose()
+export type FrameHeader = z.infer<typeof FrameHeaderSchema>
+
+export interface Frame {
+  header: FrameHeader
+  dtype: 'float32'
+  dims: number[]
+  data: Float32Array
+}
+
+export function encodeFrame(header: FrameHeader, dims: readonly number[], data: Float32Array): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  if (json.length > MAX_HEADER_BYTES) throw new UserError(`frame header is ${json.length} bytes, over the ${MAX_HEADER_BYTES}-byte limit`)
+  if (dims.length < 1 || dims.length > MAX_NDIM) throw new UserError(`frame tensor must have 1..${MAX_NDIM} dims, got ${dims.length}`)
+  const elements = dims.reduce((a, b) => a * b, 1)
+  if (elements !== data.length) throw new UserError(`frame dims [${dims.join(', ')}] hold ${elements} values, the tensor has ${data.length}`)
+  const dimsBytes = 4 * dims.length
+  const payload = data.length * 4
+  const out = new Uint8Array(FIXED + dimsBytes + json.length + payload)
+  const v = new DataView(out.buffer)
+  v.setUint32(0, FRAME_MAGIC)
+  v.setUint8(4, FRAME_VERSION)
+  v.setUint8(5, DTYPE_CODES.float32)
+  v.setUint8(6, dims.length)
+  v.setUint8(7, 0)
+  v.setUint32(8, json.length)
+  v.setUint32(12, payload)
+  dims.forEach((d, i) => v.setUint32(FIXED + 4 * i, d))
+  out.set(json, FIXED + dimsBytes)
+  const body = FIXED + dimsBytes + json.length
+  // float32 little-endian, whatever the host's byte order
+  for (let i = 0; i < data.length; i++) v.setFloat32(body + 4 * i, data[i]!, true)
+  return out
+}
+
+export interface DecodeLimits {
+  /** Largest tensor payload accepted, bytes. */
+  maxPayloadBytes: number
+}
+
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/** Decodes and validates a frame; every problem is a UserError naming the field. */
+export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
+  if (bytes.length < FIXED) throw new UserError(`frame: ${bytes.length} bytes, shorter than the ${FIXED}-byte fixed header`)
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (v.getUint32(0) !== FRAME_MAGIC) throw new UserError('frame: bad magic (expected "EDGA")')
+  const version = v.getUint8(4)
+  if (version !== FRAME_VERSION) throw new UserError(`frame: version ${version} is not supported (expected ${FRAME_VERSION})`)
+  const dtype = v.getUint8(5)
+  if (dtype !== DTYPE_CODES.float32) throw new UserError(`frame: dtype code ${dtype} is not supported (expected 1, float32)`)
+  const ndim = v.getUint8(6)
+  if (ndim < 1 || ndim > MAX_NDIM) throw new UserError(`frame: ndim ${ndim} is out of range 1..${MAX_NDIM}`)
+  const headerLen = v.getUint32(8)
+  const payloadLen = v.getUint32(12)
+  if (headerLen > MAX_HEADER_BYTES) throw new UserError(`frame: header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`)
+  if (payloadLen > limits.maxPayloadBytes) throw new UserError(`frame: declared payload ${payloadLen} bytes exceeds the ${limits.maxPayloadBytes}-byte limit`)
+  const expected = FIXED + 4 * ndim + headerLen + payloadLen
+  if (bytes.length !== expected) throw new UserError(`frame: declares ${expected} bytes in all but ${bytes.length} arrived`)
+  const dims: number[] = []
+  let elements = 1
+  for (let i = 0; i < ndim; i++) {
+    const d = v.getUint32(FIXED + 4 * i)
+    if (d === 0) throw new UserError(`frame: dim ${i} is 0`)
+    dims.push(d)
+    elements *= d
+  }
+  if (elements * 4 !== payloadLen) throw new UserError(`frame: dims [${dims.join(', ')}] need ${elements * 4} payload bytes, the frame declares ${payloadLen}`)
+  const headerStart = FIXED + 4 * ndim
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(headerStart, headerStart + headerLen)))
+  } catch {
+    throw new UserError('frame: header is not UTF-8 JSON')
+  }
+  const parsed = FrameHeaderSchema.safeParse(json)
+  if (!parsed.success) throw new UserError(describeIssues('frame header', parsed.error.issues))
+  const body = headerStart + headerLen
+  let data: Float32Array
+  const offset = bytes.byteOffset + body
+  if (littleEndianHost && offset % 4 === 0) {
+    data = new Float32Array(bytes.buffer, offset, elements)
+  } else {
+    data = new Float32Array(elements)
+    for (let i = 0; i < elements; i++) data[i] = v.getFloat32(body + 4 * i, true)
+  }
+  return { header: parsed.data, dtype: 'float32', dims, data }
+}

@@ -1,0 +1,87 @@
+/**
+ * Payloads of the MQTT protocol (JSON, `schema` for minor versions, unknown fields ignored) and the
+ * request/response envelopes (zigbee2mqtt style: {transaction, status, data | error}).
+ */
+import { z } from 'zod'
+import { UserError, describeIssues } from './errors.js'
+
+export const SCHEMA = 1
+
+export const StateSchema = z.object({
+  schema: z.number().int().default(SCHEMA),
+  state: z.enum(['online', 'offline', 'busy']),
+  at: z.string().optional(),
+  planId: z.string().optional()
+})
+export type AgentState = z.infer<typeof StateSchema>
+
+export const HelloSchema = z.object({
+  schema: z.number().int().default(SCHEMA),
+  agentId: z.string(),
+  arch: z.string(),
+  platform: z.string(),
+  cpus: z.number().int().nonnegative(),
+  memoryBytes: z.number().nonnegative(),
+  versions: z.record(z.string(), z.string()),
+  models: z.array(z.object({ id: z.string(), sha256: z.string().optional(), onnxBytes: z.number().optional() })),
+  /** How the device is slowed or shaped, when it is an emulated one. */
+  emulation: z.record(z.string(), z.unknown()).optional(),
+  startedAt: z.string().optional()
+})
+export type Hello = z.infer<typeof HelloSchema>
+
+export const PlanSchema = z.object({
+  schema: z.number().int().default(SCHEMA),
+  planId: z.string().min(1).max(64),
+  model: z.string(),
+  exit: z.number().int().positive(),
+  deviceLayers: z.number().int().nonnegative(),
+  layers: z.number().int().positive(),
+  latencyMs: z.number().positive(),
+  uplinkKbps: z.number().positive(),
+  predictedMs: z.number().nonnegative(),
+  feasible: z.boolean(),
+  reason: z.string().optional(),
+  at: z.string().optional()
+})
+export type PlanMessage = z.infer<typeof PlanSchema>
+
+export const RequestSchema = z.object({ transaction: z.string().min(1).max(64) }).loose()
+export type RequestEnvelope = z.infer<typeof RequestSchema>
+
+export const ResponseSchema = z.union([
+  z.object({ transaction: z.string(), status: z.literal('ok'), data: z.unknown() }),
+  z.object({ transaction: z.string(), status: z.literal('error'), error: z.string() })
+])
+export type ResponseEnvelope = z.infer<typeof ResponseSchema>
+
+export const ResultSchema = z.object({
+  schema: z.number().int().default(SCHEMA),
+  requestId: z.string(),
+  planId: z.string(),
+  exit: z.number().int().positive(),
+  label: z.number().int().nonnegative(),
+  scores: z.array(z.number()),
+  edgeMs: z.number().nonnegative(),
+  /** Console-side time from the activation's arrival to the result's publication, ms. */
+  edgeTotalMs: z.number().nonnegative().optional(),
+  error: z.string().optional()
+})
+export type ResultMessage = z.infer<typeof ResultSchema>
+
+/** Parses a JSON payload against a schema; a UserError names the topic and the first problem. */
+export function parsePayload<T>(schema: z.ZodType<T>, payload: Uint8Array | string, topic: string): T {
+  let json: unknown
+  try {
+    json = JSON.parse(typeof payload === 'string' ? payload : new TextDecoder().decode(payload))
+  } catch {
+    throw new UserError(`${topic}: payload is not JSON`)
+  }
+  const r = schema.safeParse(json)
+  if (!r.success) throw new UserError(describeIssues(topic, r.error.issues))
+  return r.data
+}
+
+export function encodeJson(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value))
+}

@@ -1,0 +1,150 @@
+/**
+ * The slicer: cuts the layers between two boundary tensors out of the branchy ONNX graph as a graph
+ * of its own (a device prefix, an edge suffix, or a single layer to profile). Built on onnx-buf
+ * (ONNX's protobuf schema compiled for @bufbuild/protobuf).
+ *
+ * Equivalent to onnx.utils.extract_model(model, [input], [output]): keep exactly the nodes needed to
+ * compute `output` from `input`, and the initializers they read.
+ */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
+import {
+  GraphProtoSchema,
+  ModelProtoSchema,
+  TensorProto_DataType,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  type ModelProto,
+  type NodeProto,
+  type ValueInfoProto
+} from 'onnx-buf'
+import { UserError } from './errors.js'
+import type { Manifest } from './manifest.js'
+
+export type { ModelProto }
+
+export function parseOnnx(bytes: Uint8Array, source = 'model.onnx'): ModelProto {
+  let model: ModelProto
+  try {
+    model = fromBinary(ModelProtoSchema, bytes)
+  } catch (err) {
+    throw new UserError(`${source}: not a readable ONNX model, truncated or corrupt (${(err as Error).message})`)
+  }
+  if (!model.graph || model.graph.node.length === 0) throw new UserError(`${source}: the ONNX model has no graph nodes (truncated or not an ONNX file)`)
+  return model
+}
+
+export interface BoundaryTensor {
+  name: string
+  dims: readonly number[]
+}
+
+function valueInfo(t: BoundaryTensor): ValueInfoProto {
+  return create(ValueInfoProtoSchema, {
+    name: t.name,
+    type: create(TypeProtoSchema, {
+      value: {
+        case: 'tensorType',
+        value: create(TypeProto_TensorSchema, {
+          elemType: TensorProto_DataType.FLOAT,
+          shape: create(TensorShapeProtoSchema, {
+            dim: t.dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } }))
+          })
+        })
+      }
+    })
+  })
+}
+
+/** Producer node of every tensor, and the names of initializers. */
+function index(model: ModelProto): { producer: Map<string, number>; initializers: Set<string>; graphInputs: Set<string> } {
+  const g = model.graph!
+  const producer = new Map<string, number>()
+  g.node.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)))
+  return { producer, initializers: new Set(g.initializer.map((t) => t.name)), graphInputs: new Set(g.input.map((v) => v.name)) }
+}
+
+/** Every tensor name a graph reads or writes. */
+export function tensorNames(model: ModelProto): Set<string> {
+  const g = model.graph!
+  const names = new Set<string>(g.input.map((v) => v.name))
+  for (const n of g.node) {
+    n.input.forEach((t) => names.add(t))
+    n.output.forEach((t) => names.add(t))
+  }
+  return names
+}
+
+/** The sub-model computing `output` from `input`, serialised. */
+export function sliceModel(model: ModelProto, input: BoundaryTensor, output: BoundaryTensor): Uint8Array {
+  const g = model.graph!
+  const { producer, initializers } = index(model)
+  if (!producer.has(output.name)) throw new UserError(`slice: tensor "${output.name}" is not produced by any node of the ONNX graph`)
+  if (input.name !== output.name && !producer.has(input.name) && !g.input.some((v) => v.name === input.name)) {
+    throw new UserError(`slice: tensor "${input.name}" does not exist in the ONNX graph`)
+  }
+  const keep = new Set<number>()
+  const usedInit = new Set<string>()
+  const stack = [output.name]
+  const seen = new Set<string>()
+  while (stack.length) {
+    const t = stack.pop()!
+    if (seen.has(t) || t === input.name || t === '') continue
+    seen.add(t)
+    if (initializers.has(t)) {
+      usedInit.add(t)
+      continue
+    }
+    const i = producer.get(t)
+    if (i === undefined) {
+      throw new UserError(`slice "${input.name}" → "${output.name}": it needs tensor "${t}", which is neither the slice's input nor computed inside it`)
+    }
+    keep.add(i)
+    for (const inp of g.node[i]!.input) stack.push(inp)
+  }
+  const nodes: NodeProto[] = g.node.filter((_, i) => keep.has(i))
+  const sliced = create(ModelProtoSchema, {
+    irVersion: model.irVersion,
+    opsetImport: model.opsetImport,
+    producerName: `${model.producerName || 'onnx'} (sliced by edgent)`,
+    producerVersion: model.producerVersion,
+    domain: model.domain,
+    modelVersion: model.modelVersion,
+    graph: create(GraphProtoSchema, {
+      name: `${g.name || 'graph'}:${input.name}->${output.name}`,
+      node: nodes,
+      initializer: g.initializer.filter((t) => usedInit.has(t.name)),
+      input: [valueInfo(input)],
+      output: [valueInfo(output)]
+    })
+  })
+  return toBinary(ModelProtoSchema, sliced)
+}
+
+/**
+ * Checks the manifest's boundary tensors against the graph: every layer's input and output tensor
+ * exists, the model input has the declared name and shape, every exit's output is a graph output.
+ * Throws a UserError naming the first layer or tensor that does not match.
+ */
+export function checkGraphAgainstManifest(model: ModelProto, manifest: Manifest, source = 'model.onnx'): void {
+  const g = model.graph!
+  const names = tensorNames(model)
+  const gin = g.input.find((v) => v.name === manifest.input.name)
+  if (!gin) throw new UserError(`${source}: the graph has no input "${manifest.input.name}" (its inputs: ${g.input.map((v) => v.name).join(', ')})`)
+  const t = gin.type?.value.case === 'tensorType' ? gin.type.value.value : undefined
+  const dims = t?.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : -1)) ?? []
+  if (dims.length && (dims.length !== manifest.input.shape.length || dims.some((d, i) => d !== -1 && d !== manifest.input.shape[i]))) {
+    throw new UserError(`${source}: input "${manifest.input.name}" has shape [${dims.join(', ')}] in the graph but [${manifest.input.shape.join(', ')}] in the manifest`)
+  }
+  for (const layer of manifest.layers) {
+    for (const [role, tensor] of [['input', layer.input], ['output', layer.output]] as const) {
+      if (!names.has(tensor)) throw new UserError(`${source}: layer "${layer.id}": its ${role} tensor "${tensor}" does not exist in the ONNX graph`)
+    }
+  }
+  const outputs = new Set(g.output.map((o) => o.name))
+  for (const exit of manifest.exits) {
+    if (!outputs.has(exit.output)) throw new UserError(`${source}: exit ${exit.exit}: output "${exit.output}" is not a graph output (outputs: ${[...outputs].join(', ')})`)
+  }
+}

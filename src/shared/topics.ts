@@ -1,0 +1,91 @@
+/**
+ * The MQTT topic tree (DESIGN.md, "MQTT protocol"): every topic string is built here and nowhere else.
+ * Levels are lowercase [a-z0-9-]; the protocol's major version sits in the root.
+ */
+import { UserError } from './errors.js'
+
+export const ROOT = 'edgent/v1'
+
+/** Agent ids: one topic level, lowercase letters, digits and '-', 1–64 characters, starting alphanumeric. */
+export const AGENT_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/
+export const VERB_RE = /^[a-z0-9][a-z0-9-]{0,31}$/
+
+export const VERBS = ['run-batch', 'probe', 'profile-layers'] as const
+export type Verb = (typeof VERBS)[number]
+
+export function checkAgentId(id: string): string {
+  if (!AGENT_ID_RE.test(id)) throw new UserError(`agent id "${id}" is not valid: use 1–64 lowercase letters, digits and '-', starting with a letter or digit`)
+  return id
+}
+
+const agent = (id: string): string => `${ROOT}/agents/${checkAgentId(id)}`
+
+export const topics = {
+  /** agent → console, retained; also the agent's last will. */
+  state: (id: string) => `${agent(id)}/state`,
+  /** agent → console, retained: capabilities. */
+  hello: (id: string) => `${agent(id)}/hello`,
+  /** console → agent, retained: the current plan. */
+  plan: (id: string) => `${agent(id)}/plan`,
+  /** console → agent: a command. */
+  request: (id: string, verb: string) => `${agent(id)}/request/${checkVerb(verb)}`,
+  /** agent → console: a command's reply. */
+  response: (id: string, verb: string) => `${agent(id)}/response/${checkVerb(verb)}`,
+  /** agent → console: binary activation frame. */
+  activation: (id: string) => `${agent(id)}/activation`,
+  /** console → agent: the edge's result for one activation. */
+  result: (id: string) => `${agent(id)}/result`,
+  /** console → agent: an upload probe's acknowledgement is the PUBACK; this topic carries probe bytes. */
+  probe: (id: string) => `${agent(id)}/probe`,
+  /** Subscription filters. */
+  allAgents: {
+    state: `${ROOT}/agents/+/state`,
+    hello: `${ROOT}/agents/+/hello`,
+    response: `${ROOT}/agents/+/response/+`,
+    activation: `${ROOT}/agents/+/activation`,
+    probe: `${ROOT}/agents/+/probe`
+  },
+  /** What an agent itself subscribes to. */
+  agentInbox: (id: string) => [topics.plan(id), `${agent(id)}/request/+`, topics.result(id)]
+} as const
+
+function checkVerb(verb: string): string {
+  if (!VERB_RE.test(verb)) throw new UserError(`verb "${verb}" is not valid`)
+  return verb
+}
+
+export type TopicKind = 'state' | 'hello' | 'plan' | 'request' | 'response' | 'activation' | 'result' | 'probe'
+
+export interface ParsedTopic {
+  agentId: string
+  kind: TopicKind
+  verb?: string
+}
+
+/** Parses a topic of the tree; undefined for anything else (foreign, deep, malformed). */
+export function parseTopic(topic: string): ParsedTopic | undefined {
+  const parts = topic.split('/')
+  if (parts[0] !== 'edgent' || parts[1] !== 'v1' || parts[2] !== 'agents') return undefined
+  const agentId = parts[3]
+  if (agentId === undefined || !AGENT_ID_RE.test(agentId)) return undefined
+  const kind = parts[4]
+  if (parts.length === 5) {
+    if (kind === 'state' || kind === 'hello' || kind === 'plan' || kind === 'activation' || kind === 'result' || kind === 'probe') return { agentId, kind }
+    return undefined
+  }
+  if (parts.length === 6 && (kind === 'request' || kind === 'response') && VERB_RE.test(parts[5]!)) return { agentId, kind, verb: parts[5]! }
+  return undefined
+}
+
+/** Topics an agent may publish to: only its own state, hello, responses, activations and probes. */
+export function agentMayPublish(agentId: string, topic: string): boolean {
+  const t = parseTopic(topic)
+  return !!t && t.agentId === agentId && (t.kind === 'state' || t.kind === 'hello' || t.kind === 'response' || t.kind === 'activation' || t.kind === 'probe')
+}
+
+/** Filters an agent may subscribe to: its own plan, requests (one verb or '+') and results. */
+export function agentMaySubscribe(agentId: string, filter: string): boolean {
+  if (filter === `${ROOT}/agents/${agentId}/request/+`) return AGENT_ID_RE.test(agentId)
+  const t = parseTopic(filter)
+  return !!t && t.agentId === agentId && (t.kind === 'plan' || t.kind === 'request' || t.kind === 'result')
+}

@@ -1,0 +1,89 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { main } from '../../src/main/cli/index.js'
+import { defaultModelDir } from '../../src/main/paths.js'
+
+const dir = defaultModelDir()
+const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) })
+  return { code, out, err }
+}
+
+/** idx bytes: magic, type 0x08, dims, data. */
+function idx(dims: number[], data: Uint8Array): Buffer {
+  const head = Buffer.alloc(4 + 4 * dims.length)
+  head[2] = 0x08
+  head[3] = dims.length
+  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i))
+  return Buffer.concat([head, Buffer.from(data)])
+}
+
+describe('edgent model info', () => {
+  it('lists layers with shapes and bytes, and exits with accuracies', async () => {
+    const r = await run('model', 'info', '--json')
+    expect(r.code).toBe(0)
+    const info = JSON.parse(r.out)
+    expect(info.id).toBe('branchy-alexnet')
+    expect(info.exits).toHaveLength(5)
+    expect(info.inputBytes).toBe(28 * 28 * 4)
+    const conv1 = info.layers.find((l: any) => l.id === 'conv1')
+    expect(conv1).toMatchObject({ type: 'conv', inputShape: [1, 1, 28, 28], exits: [1, 2, 3, 4, 5] })
+    const text = await run('model', 'info')
+    expect(text.out).toMatch(/exit\s+layers\s+accuracy/)
+    for (const e of manifest.exits) expect(text.out).toContain(`${(e.accuracy * 100).toFixed(2)} %`)
+  })
+})
+
+describe('edgent model verify', () => {
+  it('matches every exit on the 1,000 shipped samples within ±2 points and every split exactly', async () => {
+    const r = await run('model', 'verify', '--json', '--split-samples', '2')
+    expect(r.err).toBe('')
+    const report = JSON.parse(r.out)
+    expect(report.samples).toBeGreaterThanOrEqual(1000)
+    expect(report.exits).toHaveLength(5)
+    for (const v of report.exits) {
+      expect(Math.abs(v.deltaPoints), `exit ${v.exit}`).toBeLessThanOrEqual(2)
+      expect(v.maxSplitAbsDiff).toBeLessThanOrEqual(1e-4)
+      expect(v.splitsChecked).toBe(2 * (v.layers + 1))
+    }
+    expect(report.ok).toBe(true)
+    expect(r.code).toBe(0)
+  }, 180_000)
+
+  it('reads a test set in MNIST idx format, gzipped', async () => {
+    const images = readFileSync(join(dir, manifest.samples.images))
+    const labels = readFileSync(join(dir, manifest.samples.labels))
+    const n = 40
+    const d = mkdtempSync(join(tmpdir(), 'edgent-idx-'))
+    writeFileSync(join(d, 'img.gz'), gzipSync(idx([n, 28, 28], images.subarray(16, 16 + n * 784))))
+    writeFileSync(join(d, 'lbl.gz'), gzipSync(idx([n], labels.subarray(8, 8 + n))))
+    const r = await run('model', 'verify', '--images', join(d, 'img.gz'), '--labels', join(d, 'lbl.gz'), '--json', '--split-samples', '1')
+    const report = JSON.parse(r.out)
+    expect(report.samples).toBe(n)
+    expect(report.source).toContain('img.gz')
+    for (const v of report.exits) expect(v.correct).toBeGreaterThan(n / 2)
+  }, 60_000)
+
+  it('fails cleanly on a truncated or mismatched test set', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'edgent-idx-'))
+    writeFileSync(join(d, 'img'), idx([10, 28, 28], new Uint8Array(784 * 9)))
+    writeFileSync(join(d, 'lbl'), idx([10], new Uint8Array(10)))
+    writeFileSync(join(d, 'lbl9'), idx([9], new Uint8Array(9)))
+    const a = await run('model', 'verify', '--images', join(d, 'img'), '--labels', join(d, 'lbl'))
+    expect(a.code).toBe(2)
+    expect(a.err.trim()).toBe('edgent: images img: idx header declares 10×28×28 = 7840 bytes of data but the file holds 7056')
+    writeFileSync(join(d, 'img'), idx([10, 28, 28], new Uint8Array(7840)))
+    const b = await run('model', 'verify', '--images', join(d, 'img'), '--labels', join(d, 'lbl9'))
+    expect(b.code).toBe(2)
+    expect(b.err.trim()).toBe('edgent: img + lbl9: 10 images but 9 labels')
+    const c = await run('model', 'verify', '--images', join(d, 'img'))
+    expect(c.err.trim()).toBe('edgent: --images and --labels go together')
+  })
+})
