@@ -13,7 +13,9 @@ export default defineConfig({
           index: resolve(__dirname, 'src/main/index.ts'),
           cli: resolve(__dirname, 'src/main/cli/index.ts'),
           // The executor starts this file as a worker thread: it must be its own output file.
-          'ort-worker': resolve(__dirname, 'src/main/runtime/ort-worker.ts')
+          'ort-worker': resolve(__dirname, 'src/main/runtime/ort-worker.ts'),
+          // The device agent, built beside the worker it shares (pi-agent/bin/edgent-agent.js runs it).
+          agent: resolve(__dirname, 'pi-agent/src/cli.ts')
         }
       }
     }

@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=2018)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--samples", type=int, default=1000, help="test images shipped as the agent's input source")
+    ap.add_argument("--samples", type=int, default=2000, help="test images shipped as the agent's input source")
     ap.add_argument("--out", default=None, help="output folder (default resources/models/<id>)")
     ap.add_argument("--id", default=None)
     ap.add_argument("--train-limit", type=int, default=0, help="train on the first N images only (smoke tests)")

@@ -42,11 +42,11 @@ describe('edgent model info', () => {
 })
 
 describe('edgent model verify', () => {
-  it('matches every exit on the 1,000 shipped samples within ±2 points and every split exactly', async () => {
+  it('matches every exit on the 2,000 shipped samples within ±2 points and every split exactly', async () => {
     const r = await run('model', 'verify', '--json', '--split-samples', '2')
     expect(r.err).toBe('')
     const report = JSON.parse(r.out)
-    expect(report.samples).toBeGreaterThanOrEqual(1000)
+    expect(report.samples).toBe(2000)
     expect(report.exits).toHaveLength(5)
     for (const v of report.exits) {
       expect(Math.abs(v.deltaPoints), `exit ${v.exit}`).toBeLessThanOrEqual(2)

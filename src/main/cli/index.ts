@@ -102,7 +102,7 @@ function buildProgram(io: Io): Command {
     .command('decisions')
     .description('measure every layer here, take a device N times slower, and print the planner\'s decision table')
     .addOption(modelOption())
-    .option('--device-factor <x>', 'how many times slower than this machine the device is', positive, 8)
+    .option('--device-factor <x>', 'how many times slower than this machine the device is (30: a Raspberry Pi 3-class core; see README)', positive, 30)
     .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
     .option('--latency-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
     .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)

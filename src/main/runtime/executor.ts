@@ -44,9 +44,12 @@ function workerEntry(): URL | string {
     const src = new URL('./ort-worker.ts', import.meta.url).href
     return `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(src)}) })`
   }
-  const built = new URL('./ort-worker.js', import.meta.url)
-  if (existsSync(built)) return built
-  throw new Error(`ORT worker not found beside ${import.meta.url}`)
+  // Built: out/main/ort-worker.js, beside the entry or one level above a shared chunk.
+  for (const rel of ['./ort-worker.js', '../ort-worker.js']) {
+    const built = new URL(rel, import.meta.url)
+    if (existsSync(built)) return built
+  }
+  throw new Error(`ORT worker (ort-worker.js) not found near ${import.meta.url}`)
 }
 
 export class OrtExecutor {

@@ -1,0 +1,333 @@
+/**
+ * The device agent: connects to the console's broker with a last will, announces itself (retained
+ * hello and state), follows its retained plan, runs the device prefix of the plan on its sample
+ * inputs and publishes activation frames; answers commands (run a batch, probe the uplink, profile
+ * layers) with request/response envelopes.
+ */
+import mqtt, { type MqttClient } from 'mqtt'
+import { arch, cpus, platform, totalmem } from 'node:os'
+import type { Logger } from 'pino'
+import { UserError } from '../../src/shared/errors.js'
+import { encodeFrame } from '../../src/shared/frame.js'
+import { exitPath, type Manifest } from '../../src/shared/manifest.js'
+import { HelloSchema, PlanSchema, RequestSchema, ResultSchema, SCHEMA, encodeJson, parsePayload, type PlanMessage, type ResultMessage } from '../../src/shared/messages.js'
+import { argmax, preprocess } from '../../src/shared/preprocess.js'
+import { parseTopic, topics } from '../../src/shared/topics.js'
+import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/files.js'
+import { OrtExecutor } from '../../src/main/runtime/executor.js'
+import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
+
+export interface AgentOptions {
+  brokerUrl: string
+  id: string
+  token: string
+  modelDir: string
+  /** Application-level uplink limit, kbps: each frame waits its serialisation time first (fallback emulation). */
+  uplinkKbps?: number
+  /** Fallback CPU emulation: after each device segment, wait (slowdown − 1) × its compute time. */
+  slowdown?: number
+  /** How this device is emulated, announced in hello (cgroup quota, shaping…). */
+  emulation?: Record<string, unknown>
+  /** ms to wait for the edge's result before counting an inference as lost. */
+  resultTimeoutMs?: number
+  log: Logger
+}
+
+export interface InferenceRecord {
+  requestId: string
+  sample: number
+  label: number | null
+  deviceMs: number
+  /** Time from handing the frame to MQTT until its PUBACK, ms. */
+  ackMs: number
+  e2eMs: number
+  predictedLabel: number
+  uploadBytes: number
+  lost?: boolean
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[s.length >> 1]! : NaN
+}
+
+export class EdgentAgent {
+  private client: MqttClient | null = null
+  private readonly executor = new OrtExecutor()
+  private manifest!: Manifest
+  private samples!: SampleSet
+  private plan: PlanMessage | null = null
+  private readonly waiting = new Map<string, (r: ResultMessage) => void>()
+  private busy = false
+  private seq = 0
+  private rttMs: number | null = null
+  uplinkKbps: number | null = null
+  private reconnectMs = 1000
+
+  constructor(private readonly opts: AgentOptions) {}
+
+  get currentPlan(): PlanMessage | null {
+    return this.plan
+  }
+
+  async start(): Promise<void> {
+    const loaded = loadManifest(this.opts.modelDir)
+    this.manifest = loaded.manifest
+    this.samples = readShippedSamples(loaded)
+    await this.executor.start()
+    const open = await this.executor.openModel(loaded.dir)
+    const { id, log } = this.opts
+    const will = { topic: topics.state(id), payload: Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), qos: 1 as const, retain: true }
+    const client = mqtt.connect(this.opts.brokerUrl, {
+      clientId: id,
+      username: id,
+      password: this.opts.token,
+      protocolVersion: 4,
+      keepalive: 10,
+      clean: true,
+      reconnectPeriod: this.reconnectMs,
+      connectTimeout: 10_000,
+      will
+    })
+    this.client = client
+    client.on('connect', () => {
+      this.reconnectMs = 1000
+      client.options.reconnectPeriod = this.reconnectMs
+      log.info({ broker: this.opts.brokerUrl }, 'connected')
+      const hello = HelloSchema.parse({
+        schema: SCHEMA,
+        agentId: id,
+        arch: arch(),
+        platform: platform(),
+        cpus: cpus().length,
+        memoryBytes: totalmem(),
+        versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
+        models: [{ id: this.manifest.id, sha256: open.sha256, onnxBytes: open.onnxBytes }],
+        ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
+        startedAt: new Date().toISOString()
+      })
+      client.publish(topics.hello(id), Buffer.from(encodeJson(hello)), { qos: 1, retain: true })
+      this.publishState()
+      client.subscribe(topics.agentInbox(id), { qos: 1 }, (err, granted) => {
+        if (err) log.error({ err: err.message }, 'subscribe failed')
+        const refused = (granted ?? []).filter((g) => g.qos === 128)
+        if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'broker refused subscriptions')
+      })
+    })
+    client.on('close', () => {
+      // Exponential backoff between reconnects (mqtt.js retries at a fixed period by default).
+      this.reconnectMs = Math.min(this.reconnectMs * 2, 30_000)
+      client.options.reconnectPeriod = this.reconnectMs
+    })
+    client.on('error', (err) => log.warn({ err: err.message }, 'mqtt error'))
+    client.on('message', (topic, payload) => {
+      this.onMessage(topic, payload).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err), topic }, 'message handling failed'))
+    })
+  }
+
+  async stop(): Promise<void> {
+    const c = this.client
+    this.client = null
+    if (c) {
+      await new Promise<void>((r) => c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r()))
+      await c.endAsync()
+    }
+    await this.executor.stop()
+  }
+
+  private publishState(): void {
+    const state = { schema: SCHEMA, state: this.busy ? 'busy' : 'online', at: new Date().toISOString(), ...(this.plan ? { planId: this.plan.planId } : {}) }
+    this.client?.publish(topics.state(this.opts.id), Buffer.from(encodeJson(state)), { qos: 1, retain: true })
+  }
+
+  private async onMessage(topic: string, payload: Buffer): Promise<void> {
+    const t = parseTopic(topic)
+    if (!t || t.agentId !== this.opts.id) return
+    if (t.kind === 'plan') {
+      if (payload.length === 0) {
+        this.plan = null
+        return
+      }
+      const plan = parsePayload(PlanSchema, payload, topic)
+      if (plan.model !== this.manifest.id) throw new UserError(`plan ${plan.planId} is for model ${plan.model}, this agent has ${this.manifest.id}`)
+      exitPath(this.manifest, plan.exit) // throws on an unknown exit
+      this.plan = plan
+      this.opts.log.info({ planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, reason: plan.reason }, 'plan received')
+      this.publishState()
+      return
+    }
+    if (t.kind === 'result') {
+      const r = parsePayload(ResultSchema, payload, topic)
+      this.waiting.get(r.requestId)?.(r)
+      return
+    }
+    if (t.kind === 'request' && t.verb) {
+      let transaction = ''
+      try {
+        const req = parsePayload(RequestSchema, payload, topic)
+        transaction = req.transaction
+        const data = await this.handleRequest(t.verb, req)
+        this.respond(t.verb, { transaction, status: 'ok', data })
+      } catch (err) {
+        this.respond(t.verb, { transaction: transaction || 'unknown', status: 'error', error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  }
+
+  private respond(verb: string, body: unknown): void {
+    this.client?.publish(topics.response(this.opts.id, verb), Buffer.from(encodeJson(body)), { qos: 1 })
+  }
+
+  private handleRequest(verb: string, req: Record<string, unknown>): Promise<unknown> {
+    switch (verb) {
+      case 'run-batch':
+        return this.runBatch(Number(req['count']), String(req['runId'] ?? ''), Number(req['offset'] ?? 0))
+      case 'probe':
+        return this.probe(Number(req['bytes'] ?? 16384))
+      case 'profile-layers':
+        return this.profileLayers(Number(req['reps'] ?? 10))
+      default:
+        return Promise.reject(new UserError(`unknown verb "${verb}"`))
+    }
+  }
+
+  /** QoS 1 publish; resolves with the time until the broker's PUBACK, ms. */
+  private publishAcked(topic: string, payload: Uint8Array): Promise<number> {
+    const c = this.client
+    if (!c) return Promise.reject(new Error('not connected'))
+    const t0 = performance.now()
+    return new Promise((resolve, reject) => {
+      c.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) => (err ? reject(err) : resolve(performance.now() - t0)))
+    })
+  }
+
+  /** Uplink estimate from one acknowledged transfer: bytes over (ack time − round trip). */
+  private observeTransfer(bytes: number, ackMs: number): void {
+    if (this.rttMs === null || bytes < 2048) return
+    const seconds = Math.max(ackMs - this.rttMs, 0.05) / 1000
+    const kbps = (bytes * 8) / seconds / 1000
+    this.uplinkKbps = this.uplinkKbps === null ? kbps : 0.5 * this.uplinkKbps + 0.5 * kbps
+  }
+
+  private async limitUplink(bytes: number): Promise<void> {
+    if (this.opts.uplinkKbps) await sleep((bytes * 8) / this.opts.uplinkKbps)
+  }
+
+  async probe(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {
+    if (!Number.isInteger(bytes) || bytes < 64 || bytes > 1 << 20) throw new UserError(`probe size must be 64..1048576 bytes, got ${bytes}`)
+    const tiny = new Uint8Array(16)
+    await this.limitUplink(tiny.length)
+    const rtts = [await this.publishAcked(topics.probe(this.opts.id), tiny), await this.publishAcked(topics.probe(this.opts.id), tiny)]
+    this.rttMs = Math.min(...rtts, this.rttMs ?? Infinity)
+    const body = new Uint8Array(bytes)
+    const t0 = performance.now()
+    await this.limitUplink(bytes)
+    await this.publishAcked(topics.probe(this.opts.id), body)
+    const ackMs = performance.now() - t0
+    const kbps = (bytes * 8) / (Math.max(ackMs - this.rttMs, 0.05) / 1000) / 1000
+    return { bytes, ackMs, rttMs: this.rttMs, kbps }
+  }
+
+  private async profileLayers(reps: number): Promise<{ model: string; reps: number; layerMs: Record<string, number>; exitFusedMs: Record<string, number> }> {
+    if (!Number.isInteger(reps) || reps < 1 || reps > 1000) throw new UserError(`reps must be 1..1000, got ${reps}`)
+    const x = preprocess(this.manifest, this.samples.images.subarray(0, this.samples.imageElements))
+    const per = new Map<string, number[]>()
+    const fused: Record<string, number> = {}
+    for (const e of this.manifest.exits) {
+      const f: number[] = []
+      for (let r = 0; r <= reps; r++) {
+        const c = await this.executor.runChain(this.manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
+        const w = await this.executor.runSegment(this.manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
+        if (r === 0) continue
+        c.layers.forEach((id, j) => per.set(id, [...(per.get(id) ?? []), this.slowed(c.layerMs[j]!)]))
+        f.push(this.slowed(w.ms))
+      }
+      fused[String(e.exit)] = median(f)
+    }
+    return { model: this.manifest.id, reps, layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])), exitFusedMs: fused }
+  }
+
+  /** The fallback emulation reports the time the slowed device would have taken. */
+  private slowed(ms: number): number {
+    return ms * (this.opts.slowdown ?? 1)
+  }
+
+  async runBatch(count: number, runId: string, offset = 0): Promise<{ runId: string; planId: string; rows: InferenceRecord[] }> {
+    if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UserError(`count must be 1..100000, got ${count}`)
+    const plan = this.plan
+    if (!plan) throw new UserError('no plan: the console has not pushed one yet')
+    if (this.busy) throw new UserError('busy with another batch')
+    this.busy = true
+    this.publishState()
+    const rows: InferenceRecord[] = []
+    try {
+      for (let i = 0; i < count; i++) {
+        const current = this.plan ?? plan // a plan pushed mid-batch applies to the next inference
+        rows.push(await this.inferOne(current, (offset + i) % this.samples.count, exitPath(this.manifest, current.exit).length))
+      }
+    } finally {
+      this.busy = false
+      this.publishState()
+    }
+    return { runId, planId: plan.planId, rows }
+  }
+
+  private async inferOne(plan: PlanMessage, sample: number, N: number): Promise<InferenceRecord> {
+    const requestId = `${this.opts.id}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`
+    const pixels = this.samples.images.subarray(sample * this.samples.imageElements, (sample + 1) * this.samples.imageElements)
+    const label = this.samples.labels[sample] ?? null
+    const t0 = performance.now()
+    let x = preprocess(this.manifest, pixels)
+    let dims = [...this.manifest.input.shape]
+    let deviceMs = 0
+    if (plan.deviceLayers > 0) {
+      const r = await this.executor.runSegment(this.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x)
+      if (this.opts.slowdown && this.opts.slowdown > 1) await sleep(r.ms * (this.opts.slowdown - 1))
+      x = r.output
+      dims = r.dims
+      deviceMs = this.slowed(r.ms)
+    }
+    const frame = encodeFrame(
+      {
+        requestId,
+        planId: plan.planId,
+        model: plan.model,
+        exit: plan.exit,
+        deviceLayers: plan.deviceLayers,
+        sample,
+        ...(label !== null ? { label } : {}),
+        deviceMs,
+        sentAt: Date.now(),
+        ...(this.uplinkKbps ? { uplinkKbps: this.uplinkKbps } : {})
+      },
+      dims,
+      x
+    )
+    if (plan.deviceLayers >= N) {
+      // Device-only: the result is here; the frame only reports it (not part of the latency).
+      const e2eMs = performance.now() - t0
+      const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)
+      return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: argmax(x), uploadBytes: 0 }
+    }
+    const result = new Promise<ResultMessage | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(requestId)
+        resolve(null)
+      }, this.opts.resultTimeoutMs ?? 30_000)
+      this.waiting.set(requestId, (r) => {
+        clearTimeout(timer)
+        this.waiting.delete(requestId)
+        resolve(r)
+      })
+    })
+    await this.limitUplink(frame.length)
+    const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)
+    this.observeTransfer(frame.length, ackMs)
+    const r = await result
+    const e2eMs = performance.now() - t0
+    if (!r) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
+    return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: r.label, uploadBytes: frame.length }
+  }
+}

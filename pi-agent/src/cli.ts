@@ -1,0 +1,95 @@
+/**
+ * `edgent-agent`: the device agent's command line.
+ *   edgent-agent --broker mqtt://host:1883 --id <id> --token <token> [--model-dir DIR] [--uplink-kbps n]
+ * Configuration may also come from the environment (EDGENT_BROKER, EDGENT_AGENT_ID, EDGENT_TOKEN,
+ * EDGENT_MODEL_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
+ * Logs are JSON lines (pino) on stderr.
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { pino } from 'pino'
+import { UserError } from '../../src/shared/errors.js'
+import { checkAgentId } from '../../src/shared/topics.js'
+import { defaultModelDir } from '../../src/main/paths.js'
+import { EdgentAgent } from './agent.js'
+
+function positive(value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.')
+  return n
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const env = process.env
+  const program = new Command('edgent-agent')
+    .description('Edgent device agent: runs the device prefix of the console\'s plan and co-infers over MQTT')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(`edgent-agent: ${s.replace(/^error: /, '').trim()}\n`) })
+    .option('--broker <url>', 'console broker, mqtt://host:port', env['EDGENT_BROKER'])
+    .option('--id <id>', 'this agent\'s id (as paired)', env['EDGENT_AGENT_ID'])
+    .option('--token <token>', 'pairing token from `edgent pair`', env['EDGENT_TOKEN'])
+    .option('--model-dir <dir>', 'model folder', env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
+    .option('--uplink-kbps <kbps>', 'emulate an uplink of this many kbit/s in the application (fallback when tc is unavailable)', positive, env['EDGENT_UPLINK_KBPS'] ? Number(env['EDGENT_UPLINK_KBPS']) : undefined)
+    .option('--slowdown <factor>', 'emulate a slower CPU by waiting (factor − 1) × compute time (fallback when no cgroup quota)', positive)
+    .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
+    .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
+  try {
+    program.parse([...argv], { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
+    throw err
+  }
+  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string }>()
+  const log = pino({ level: o.logLevel, base: { agent: o.id } }, pino.destination(2))
+  try {
+    if (!o.broker) throw new UserError('missing --broker mqtt://host:port (or EDGENT_BROKER)')
+    if (!/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
+    if (!o.id) throw new UserError('missing --id (or EDGENT_AGENT_ID)')
+    checkAgentId(o.id)
+    if (!o.token) throw new UserError('missing --token (or EDGENT_TOKEN): run `edgent pair <id>` on the console')
+    let emulation: Record<string, unknown> | undefined
+    if (o.emulation) {
+      try {
+        emulation = JSON.parse(o.emulation) as Record<string, unknown>
+      } catch {
+        throw new UserError('--emulation must be JSON')
+      }
+    }
+    const agent = new EdgentAgent({
+      brokerUrl: o.broker,
+      id: o.id,
+      token: o.token,
+      modelDir: o.modelDir,
+      log,
+      ...(o.uplinkKbps ? { uplinkKbps: o.uplinkKbps } : {}),
+      ...(o.slowdown ? { slowdown: o.slowdown } : {}),
+      ...(emulation ? { emulation } : {})
+    })
+    await agent.start()
+    const shutdown = async (signal: string) => {
+      log.info({ signal }, 'stopping')
+      await agent.stop().catch(() => undefined)
+      process.exit(0)
+    }
+    process.once('SIGINT', () => void shutdown('SIGINT'))
+    process.once('SIGTERM', () => void shutdown('SIGTERM'))
+    return await new Promise<number>(() => undefined) // runs until a signal
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`edgent-agent: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+}
+
+
+// Run when executed as the agent entry (out/main/agent.js), not when imported by tests.
+if (process.argv[1] && /(^|[\\/])agent\.(js|ts)$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`edgent-agent: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exit(1)
+    }
+  )
+}

@@ -1,0 +1,103 @@
+/**
+ * A guard in front of aedes' packet parser. aedes buffers a whole packet before it looks at it, and
+ * before CONNECT is authenticated; so the socket's bytes pass through this guard first, which reads
+ * only MQTT fixed headers ([MQTT-2.2]: type nibble + variable-length "remaining length"):
+ *   - the first packet must be CONNECT ([MQTT-3.1.0-1]) and small;
+ *   - no later packet may declare more than the packet limit;
+ *   - a remaining-length field longer than 4 bytes is malformed ([MQTT-2.2.3]).
+ * A violating connection is destroyed before the offending chunk reaches aedes.
+ */
+import { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+
+export interface GuardLimits {
+  maxConnectBytes: number
+  maxPacketBytes: number
+}
+
+export class PacketGuard {
+  private first = true
+  private state: 'header' | 'length' | 'body' = 'header'
+  private type = 0
+  private length = 0
+  private multiplier = 1
+  private lengthBytes = 0
+  private remaining = 0
+  violation: string | null = null
+
+  constructor(private readonly limits: GuardLimits) {}
+
+  /** Scans a chunk; false (and `violation` set) when the connection must be dropped. */
+  feed(chunk: Uint8Array): boolean {
+    let i = 0
+    while (i < chunk.length) {
+      if (this.state === 'body') {
+        const take = Math.min(this.remaining, chunk.length - i)
+        this.remaining -= take
+        i += take
+        if (this.remaining === 0) this.state = 'header'
+        continue
+      }
+      const byte = chunk[i++]!
+      if (this.state === 'header') {
+        this.type = byte >> 4
+        if (this.first && this.type !== 1) return this.fail(`first packet is type ${this.type}, not CONNECT`)
+        this.state = 'length'
+        this.length = 0
+        this.multiplier = 1
+        this.lengthBytes = 0
+        continue
+      }
+      // remaining length, 7 bits per byte, least significant first
+      this.length += (byte & 0x7f) * this.multiplier
+      this.multiplier *= 128
+      if (++this.lengthBytes > 4) return this.fail('malformed remaining length')
+      if (byte & 0x80) continue
+      const limit = this.first ? this.limits.maxConnectBytes : this.limits.maxPacketBytes
+      if (this.length > limit) return this.fail(`${this.first ? 'CONNECT' : `packet type ${this.type}`} declares ${this.length} bytes, over the ${limit}-byte limit`)
+      this.first = false
+      this.remaining = this.length
+      this.state = this.remaining > 0 ? 'body' : 'header'
+    }
+    return true
+  }
+
+  private fail(reason: string): false {
+    this.violation = reason
+    return false
+  }
+}
+
+/** The socket as aedes sees it: the same bytes, unless the guard drops the connection. */
+export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (reason: string) => void): Duplex {
+  const guard = new PacketGuard(limits)
+  const stream = new Duplex({
+    read() {
+      socket.resume()
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (socket.destroyed) return cb()
+      socket.write(chunk, cb)
+    },
+    final(cb) {
+      socket.end(cb)
+    },
+    destroy(err, cb) {
+      socket.destroy()
+      cb(err)
+    }
+  })
+  socket.on('data', (chunk: Buffer) => {
+    if (!guard.feed(chunk)) {
+      onViolation(guard.violation!)
+      socket.destroy()
+      stream.destroy()
+      return
+    }
+    if (!stream.push(chunk)) socket.pause()
+  })
+  socket.on('end', () => stream.push(null))
+  socket.on('error', (err) => stream.destroy(err))
+  socket.on('close', () => stream.destroy())
+  return stream
+}

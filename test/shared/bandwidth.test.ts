@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest'
+import { BandwidthEstimator } from '../../src/shared/bandwidth.js'
+
+describe('bandwidth estimator', () => {
+  it('starts at the first sample and smooths noise with the EWMA', () => {
+    const e = new BandwidthEstimator()
+    expect(e.add(500)).toEqual({ kbps: 500, changed: true })
+    expect(e.add(550).kbps).toBeCloseTo(0.3 * 550 + 0.7 * 500, 10)
+    expect(e.add(480).changed).toBe(false)
+  })
+
+  it('follows a step change after two confirming samples', () => {
+    const e = new BandwidthEstimator()
+    for (const s of [500, 510, 490, 505]) e.add(s)
+    expect(e.add(100)).toMatchObject({ changed: false })
+    const u = e.add(110)
+    expect(u.changed).toBe(true)
+    expect(u.kbps).toBeCloseTo(Math.sqrt(100 * 110), 10)
+  })
+
+  it('ignores a single outlier', () => {
+    const e = new BandwidthEstimator()
+    for (const s of [500, 500, 500]) e.add(s)
+    e.add(50)
+    const after = e.add(500)
+    expect(after.changed).toBe(false)
+    expect(after.kbps).toBeCloseTo(500, 6)
+  })
+
+  it('does not confirm a change from deviations on opposite sides', () => {
+    const e = new BandwidthEstimator()
+    e.add(500)
+    e.add(1000)
+    expect(e.add(200).changed).toBe(false)
+  })
+
+  it('ignores non-positive and non-finite samples', () => {
+    const e = new BandwidthEstimator()
+    e.add(300)
+    expect(e.add(0).kbps).toBe(300)
+    expect(e.add(Number.NaN).kbps).toBe(300)
+    expect(e.add(Infinity).kbps).toBe(300)
+  })
+})
