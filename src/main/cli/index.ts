@@ -9,6 +9,7 @@ import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
 import { loadManifest } from '../files.js'
+import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
 
 export interface Io {
   out(text: string): void
@@ -110,6 +111,55 @@ function buildProgram(io: Io): Command {
     .action(async (o: { model: string; deviceFactor: number; bandwidthsKbps: number[]; latencyMs: number[]; reps: number; json?: boolean }) => {
       const report = await decisionTable({ ...o, latenciesMs: o.latencyMs }, io.progress)
       io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
+    })
+  const dataDirOption = () => new Option('--data-dir <dir>', 'console data directory (database, console.json)').default(defaultDataDir())
+  program
+    .command('serve')
+    .description('start the console headless: embedded MQTT broker, edge runtime, planner, store, and a local emulated device')
+    .option('--mqtt-port <port>', 'MQTT port of the embedded broker', positiveInt, 1883)
+    .option('--mqtt-host <host>', 'address the embedded broker listens on', '0.0.0.0')
+    .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, 8080)
+    .addOption(dataDirOption())
+    .option('--no-local-agent', 'do not start the local emulated device')
+    .option('--broker <url>', 'use an existing MQTT broker (mqtt://user:pass@host:port) instead of the embedded one')
+    .addOption(modelOption())
+    .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
+    .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
+    .option('--log-level <level>', 'log level (pino)', 'info')
+    .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; logLevel: string }) => {
+      if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
+      if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
+      await serve(o, io.out)
+    })
+  program
+    .command('pair <id>')
+    .description('issue a token for a new agent id and print the command to run on the Pi')
+    .addOption(dataDirOption())
+    .action(async (id: string, o: { dataDir: string }) => io.out(await pairCommand(id, o.dataDir)))
+  program
+    .command('unpair <id>')
+    .description('revoke an agent\'s token and disconnect it')
+    .addOption(dataDirOption())
+    .action(async (id: string, o: { dataDir: string }) => io.out(await unpairCommand(id, o.dataDir)))
+  program
+    .command('devices')
+    .description('paired agents with state, capabilities, plan and uplink estimate')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { dataDir: string; json?: boolean }) => io.out(await devicesCommand(o.dataDir, !!o.json)))
+  program
+    .command('infer')
+    .description('run n co-inferences from the agent\'s samples under the planner\'s plan')
+    .requiredOption('--agent <id>', 'paired agent')
+    .option('--count <n>', 'number of inferences', positiveInt, 20)
+    .requiredOption('--latency-ms <ms>', 'latency requirement', positive)
+    .option('--bandwidth-kbps <kbps|auto>', 'plan for this uplink, or auto (the live estimate)', 'auto')
+    .addOption(dataDirOption())
+    .option('--json', 'the summary and every row as JSON')
+    .action(async (o: { agent: string; count: number; latencyMs: number; bandwidthKbps: string; dataDir: string; json?: boolean }) => {
+      const b = o.bandwidthKbps === 'auto' ? undefined : Number(o.bandwidthKbps)
+      if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
+      io.out(await inferCommand({ agent: o.agent, count: o.count, latencyMs: o.latencyMs, dataDir: o.dataDir, ...(o.json ? { json: true } : {}), ...(b !== undefined ? { bandwidthKbps: b } : {}) }))
     })
   return program
 }

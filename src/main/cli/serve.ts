@@ -1,0 +1,169 @@
+/** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
+import { networkInterfaces, homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { pino } from 'pino'
+import { UserError } from '../../shared/errors.js'
+import { checkAgentId } from '../../shared/topics.js'
+import { callConsole, ControlApi, findConsole } from '../console/api.js'
+import { DEFAULT_CONSOLE, EdgentConsole, type InferRow, type InferSummary } from '../console/console.js'
+import { LocalAgent } from '../console/local-agent.js'
+import { Store } from '../console/store.js'
+import { hashToken, newToken } from '../console/tokens.js'
+import { defaultModelDir } from '../paths.js'
+import { ms, pct, table } from './format.js'
+
+export function defaultDataDir(): string {
+  return process.env['EDGENT_DATA_DIR'] ?? join(homedir(), '.local', 'share', 'edgent-console')
+}
+
+export interface ServeOptions {
+  mqttPort: number
+  mqttHost: string
+  httpPort: number
+  dataDir: string
+  localAgent: boolean
+  broker?: string
+  model: string
+  localUplinkKbps: number
+  localCpuQuota: number
+  logLevel: string
+}
+
+export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
+  const dataDir = resolve(o.dataDir)
+  mkdirSync(dataDir, { recursive: true })
+  const running = findConsole(dataDir)
+  if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
+  const log = pino({ level: o.logLevel }, pino.destination(2))
+  const core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir, modelDir: o.model, mqttHost: o.mqttHost, mqttPort: o.mqttPort, ...(o.broker ? { brokerUrl: o.broker } : {}), log })
+  try {
+    await core.start()
+  } catch (err) {
+    await core.stop().catch(() => undefined)
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') throw new UserError(`MQTT port ${o.mqttPort} is in use (another broker?): choose one with --mqtt-port`)
+    throw err
+  }
+  const api = new ControlApi(core, { host: '127.0.0.1', port: o.httpPort, dataDir })
+  try {
+    await api.start()
+  } catch (err) {
+    await core.stop()
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`HTTP port ${o.httpPort} is in use: choose one with --http-port`)
+    throw err
+  }
+  let local: LocalAgent | null = null
+  if (o.localAgent) {
+    const { token } = core.pair('local-pi')
+    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, log: log.child({ part: 'local-agent' }) })
+    local.start()
+  }
+  out(
+    [
+      `Edgent console running · model ${core.model.id} · data ${dataDir}`,
+      `  MQTT broker: ${o.broker ?? `mqtt://${o.mqttHost}:${core.mqttPort}`}`,
+      `  control API: http://127.0.0.1:${api.port} (token in ${join(dataDir, 'console.json')})`,
+      local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
+      `  pair a Pi:   npx edgent pair <id> --data-dir ${dataDir}`,
+      `  co-infer:    npx edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
+      'Ctrl-C stops.'
+    ].join('\n')
+  )
+  return new Promise<never>(() => {
+    let stopping = false
+    const stop = async (signal: string) => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'stopping')
+      await local?.stop()
+      await api.stop()
+      await core.stop()
+      process.exit(0)
+    }
+    process.once('SIGINT', () => void stop('SIGINT'))
+    process.once('SIGTERM', () => void stop('SIGTERM'))
+  })
+}
+
+function lanAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  }
+  return '<console-address>'
+}
+
+export async function pairCommand(id: string, dataDir: string, mqttPort?: number): Promise<string> {
+  checkAgentId(id)
+  const running = findConsole(resolve(dataDir))
+  let token: string
+  let port = mqttPort ?? 1883
+  if (running) {
+    token = (await callConsole<{ token: string }>(running, 'pair', { id })).token
+    port = running.mqttPort
+  } else {
+    const store = new Store(join(resolve(dataDir), 'edgent.db'))
+    store.start()
+    try {
+      token = newToken()
+      store.pairDevice(id, hashToken(token))
+    } finally {
+      store.stop()
+    }
+  }
+  return [
+    `paired ${id}. Its token is shown once; keep it secret. On the Pi (64-bit Raspberry Pi OS, Node 20):`,
+    '',
+    `  npx edgent-agent --broker mqtt://${lanAddress()}:${port} --id ${id} --token ${token}`,
+    ''
+  ].join('\n')
+}
+
+export async function unpairCommand(id: string, dataDir: string): Promise<string> {
+  checkAgentId(id)
+  const running = findConsole(resolve(dataDir))
+  if (running) {
+    const r = await callConsole<{ revoked: boolean; disconnected: boolean }>(running, 'unpair', { id })
+    return `unpaired ${id}${r.disconnected ? ' and disconnected it' : ''}`
+  }
+  const store = new Store(join(resolve(dataDir), 'edgent.db'))
+  store.start()
+  try {
+    if (!store.device(id)) throw new UserError(`unknown agent "${id}"`)
+    store.revokeDevice(id)
+  } finally {
+    store.stop()
+  }
+  return `unpaired ${id} (the console is not running; it will refuse the agent when it starts)`
+}
+
+function needConsole(dataDir: string) {
+  const running = findConsole(resolve(dataDir))
+  if (!running) throw new UserError(`no console is running on ${resolve(dataDir)}: start one with \`edgent serve\``)
+  return running
+}
+
+export async function devicesCommand(dataDir: string, json: boolean): Promise<string> {
+  const list = await callConsole<{ id: string; paired: boolean; state: string; hello: { arch?: string; emulation?: unknown } | null; plan: { exit: number; deviceLayers: number; layers: number } | null; uplinkKbps: number | null }[]>(needConsole(dataDir), 'devices', {})
+  if (json) return JSON.stringify(list, null, 2)
+  return table(
+    ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps'],
+    list.map((d) => [d.id, d.paired ? 'yes' : 'revoked', d.state, d.hello?.arch ?? '—', d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} on device` : '—', d.uplinkKbps ? String(Math.round(d.uplinkKbps)) : '—'])
+  )
+}
+
+export async function inferCommand(o: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; dataDir: string; json?: boolean }): Promise<string> {
+  const r = await callConsole<{ summary: InferSummary; rows: InferRow[] }>(needConsole(o.dataDir), 'infer', {
+    agent: o.agent,
+    count: o.count,
+    latencyMs: o.latencyMs,
+    ...(o.bandwidthKbps !== undefined ? { bandwidthKbps: o.bandwidthKbps } : {})
+  })
+  if (o.json) return JSON.stringify(r, null, 2)
+  const s = r.summary
+  return [
+    `${s.completed}/${s.count} co-inferences on ${s.agent} · requirement ${s.latencyMs} ms · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
+    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device, predicted ${ms(s.plan.predictedMs)} ms${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
+    `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms · requirement met ${pct(s.metShare)} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`
+  ].join('\n')
+}
