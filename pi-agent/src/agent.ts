@@ -46,6 +46,11 @@ export interface InferenceRecord {
   lost?: boolean
 }
 
+/** Frames are written in several pieces; Nagle's algorithm would hold them for the peer's delayed ACK. */
+function noDelay(client: MqttClient): void {
+  ;(client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function median(xs: number[]): number {
@@ -93,6 +98,7 @@ export class EdgentAgent {
     })
     this.client = client
     client.on('connect', () => {
+      noDelay(client)
       this.reconnectMs = 1000
       client.options.reconnectPeriod = this.reconnectMs
       log.info({ broker: this.opts.brokerUrl }, 'connected')

@@ -18,7 +18,13 @@ const schemas = {
   devices: z.object({}).loose(),
   pair: z.object({ id: z.string() }),
   unpair: z.object({ id: z.string() }),
-  infer: z.object({ agent: z.string(), count: z.number().int().positive().max(100_000), latencyMs: z.number().positive(), bandwidthKbps: z.number().positive().optional() })
+  infer: z.object({
+    agent: z.string(),
+    count: z.number().int().positive().max(100_000),
+    latencyMs: z.number().positive(),
+    bandwidthKbps: z.number().positive().optional(),
+    plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).optional()
+  })
 }
 export type ApiMethod = keyof typeof schemas
 
@@ -51,7 +57,7 @@ export class ControlApi {
       case 'unpair':
         return this.core.unpair(a['id'] as string)
       case 'infer':
-        return this.core.infer(a as { agent: string; count: number; latencyMs: number; bandwidthKbps?: number })
+        return this.core.infer(a as Parameters<EdgentConsole['infer']>[0])
     }
   }
 

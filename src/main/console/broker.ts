@@ -90,7 +90,7 @@ export class EmbeddedBroker {
       authorizeSubscribe: (client, sub, done) => {
         if (isConsole(client) ? sub.topic.startsWith(`${ROOT}/agents/`) : agentMaySubscribe(client.id, sub.topic)) return done(null, sub)
         log.warn({ clientId: client.id, filter: sub.topic }, 'refused subscription')
-        done(new Error('not authorised'))
+        done(null, null) // a SUBACK with 0x80 for this filter; the connection stays up [MQTT-3.9.3]
       }
     })
     aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
@@ -98,6 +98,7 @@ export class EmbeddedBroker {
     const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
     const server = createServer((socket) => {
       this.sockets.add(socket)
+      socket.setNoDelay(true) // small packets (PUBACK, results) must not wait for Nagle's algorithm
       socket.on('close', () => this.sockets.delete(socket))
       socket.on('error', () => undefined)
       const stream = guardSocket(socket, limits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'dropped connection'))

@@ -14,7 +14,7 @@ import { decodeFrame } from '../../shared/frame.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { HelloSchema, PlanSchema, ResponseSchema, SCHEMA, StateSchema, encodeJson, parsePayload, type Hello, type PlanMessage } from '../../shared/messages.js'
 import { argmax } from '../../shared/preprocess.js'
-import { buildCostTable, configurationMap, lookupMap, plan as planAt, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
+import { buildCostTable, configurationMap, lookupMap, plan as planAt, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
 import { checkAgentId, parseTopic, topics } from '../../shared/topics.js'
 import { loadManifest, readShippedSamples } from '../files.js'
 import { OrtExecutor } from '../runtime/executor.js'
@@ -65,6 +65,10 @@ interface AgentRuntime {
   requirementMs: number | null
   /** A bandwidth fixed by the user (no replanning on estimates). */
   fixedKbps: number | null
+  /** A plan pinned by the user (no replanning). */
+  pinned: boolean
+  /** The plan id the agent last reported in its state. */
+  reportedPlanId: string | null
   probing: boolean
 }
 
@@ -198,6 +202,9 @@ export class EdgentConsole extends EventEmitter {
       })
     })
     client.on('error', (err) => this.log.warn({ err: err.message }, 'console mqtt error'))
+    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
+    noDelay()
+    client.on('connect', noDelay)
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     await client.subscribeAsync([topics.allAgents.state, topics.allAgents.hello, topics.allAgents.response, topics.allAgents.activation], { qos: 1 })
     if (this.opts.probeIntervalMs > 0) this.probeTimer = setInterval(() => this.probeIdle(), this.opts.probeIntervalMs)
@@ -241,17 +248,25 @@ export class EdgentConsole extends EventEmitter {
     return { id, revoked, disconnected }
   }
 
-  devices(): { id: string; paired: boolean; state: string; hello: Hello | null; plan: PlanMessage | null; uplinkKbps: number | null }[] {
+  devices(): { id: string; paired: boolean; state: string; hello: Hello | null; plan: PlanMessage | null; reportedPlanId: string | null; uplinkKbps: number | null }[] {
     return this.store.devices().map((d) => {
       const a = this.agents.get(d.id)
-      return { id: d.id, paired: !d.revoked_at, state: a?.state ?? d.state, hello: a?.hello ?? (d.hello_json ? (JSON.parse(d.hello_json) as Hello) : null), plan: a?.plan ?? null, uplinkKbps: a?.estimator.kbps ?? null }
+      return {
+        id: d.id,
+        paired: !d.revoked_at,
+        state: a?.state ?? d.state,
+        hello: a?.hello ?? (d.hello_json ? (JSON.parse(d.hello_json) as Hello) : null),
+        plan: a?.plan ?? null,
+        reportedPlanId: a?.reportedPlanId ?? null,
+        uplinkKbps: a?.estimator.kbps ?? null
+      }
     })
   }
 
   private agent(id: string): AgentRuntime {
     let a = this.agents.get(id)
     if (!a) {
-      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, probing: false }
+      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, probing: false }
       this.agents.set(id, a)
     }
     return a
@@ -269,6 +284,7 @@ export class EdgentConsole extends EventEmitter {
         const a = this.agent(t.agentId)
         const was = a.state
         a.state = s.state
+        if (s.planId) a.reportedPlanId = s.planId
         if (this.store.device(t.agentId)) this.store.setDeviceState(t.agentId, s.state)
         if (s.state === 'offline') this.failAgent(t.agentId, `agent ${t.agentId} went offline`)
         if (was !== s.state) {
@@ -434,8 +450,14 @@ export class EdgentConsole extends EventEmitter {
   }
 
   /** Pushes a plan (retained) to an agent and waits until the agent reports it. */
-  async pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string): Promise<StoredPlan> {
-    const p = planAt(this.costTable(agentId), { uplinkKbps, latencyMs })!
+  async pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string, pin?: { exit: number; deviceLayers: number }): Promise<StoredPlan> {
+    const costs = this.costTable(agentId)
+    let p = planAt(costs, { uplinkKbps, latencyMs })!
+    if (pin) {
+      const cand = costs.exits.find((g) => g[0]!.exit === pin.exit)?.[pin.deviceLayers]
+      if (!cand) throw new UserError(`model ${this.manifest.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      p = toPlan(costs, 'edgent', cand, { uplinkKbps, latencyMs })
+    }
     const plan: StoredPlan = {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
@@ -468,7 +490,7 @@ export class EdgentConsole extends EventEmitter {
 
   /** On a new estimate: the configuration map's choice for it; a different choice is pushed. */
   private replanIfMoved(a: AgentRuntime): void {
-    if (a.requirementMs === null || a.fixedKbps !== null || !a.plan || !a.deviceTable) return
+    if (a.requirementMs === null || a.fixedKbps !== null || a.pinned || !a.plan || !a.deviceTable) return
     const kbps = a.estimator.kbps
     if (kbps === null) return
     const iv = lookupMap(this.configMap(a.id, a.requirementMs), kbps)
@@ -479,7 +501,7 @@ export class EdgentConsole extends EventEmitter {
 
   // ------------------------------------------------------------------ co-inference
 
-  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number } }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     const id = checkAgentId(opts.agent)
     const dev = this.store.device(id)
     if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
@@ -497,7 +519,13 @@ export class EdgentConsole extends EventEmitter {
       kbps = a.estimator.kbps!
     }
     a.requirementMs = opts.latencyMs
-    const first = await this.pushPlan(id, opts.latencyMs, kbps, opts.bandwidthKbps ? `bandwidth fixed at ${kbps} kbps by the user` : `uplink estimate ${Math.round(kbps)} kbps`)
+    a.pinned = !!opts.plan
+    const reason = opts.plan
+      ? `pinned by the user: exit ${opts.plan.exit}, ${opts.plan.deviceLayers} device layers`
+      : opts.bandwidthKbps
+        ? `bandwidth fixed at ${kbps} kbps by the user`
+        : `uplink estimate ${Math.round(kbps)} kbps`
+    const first = await this.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan)
     const runId = randomUUID()
     const startedAt = new Date().toISOString()
     this.store.handle

@@ -2,9 +2,11 @@
  * The embedded default device: the same agent code as a child process on this machine, paired
  * automatically, its CPU slowed and its uplink limited.
  *
- * CPU: a cgroup v1 CFS quota (needs root and a writable /sys/fs/cgroup/cpu), with a 10 ms period so
- * that even a 1 ms inference is throttled; elsewhere a documented fallback, `--slowdown`, where the
- * agent waits (factor − 1) × each device segment's compute time. Uplink: the agent's application-
+ * CPU: a cgroup v1 CFS quota (needs root and a writable /sys/fs/cgroup/cpu) with the shortest period
+ * the share allows (quota 1 ms, period 1 ms / share). CFS throttles per period, so a segment shorter
+ * than the quota can still run at full speed: the quota emulates sustained throughput, not the
+ * latency of sub-millisecond segments. Elsewhere, or with cpuMode 'slowdown', the documented
+ * fallback: the agent waits (factor − 1) × each device segment's compute time. Uplink: the agent's application-
  * level limit (each frame waits its serialisation time). Real shaping with tc in a network namespace
  * is the testbed's job. The emulation is announced in the agent's hello.
  */
@@ -22,11 +24,14 @@ export interface LocalAgentOptions {
   uplinkKbps: number
   /** Share of one CPU the device gets (0.15 → about 6.7× slower on single-threaded work). */
   cpuQuota: number
+  /** 'cgroup' where the machine allows it (default), else or if asked 'slowdown'. */
+  cpuMode?: 'cgroup' | 'slowdown'
   log: Logger
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup/cpu'
-const PERIOD_US = 10_000
+/** The kernel's smallest quota; the period is as short as the share allows (6.7 ms for 0.15). */
+const QUOTA_US = 1000
 
 function agentCommand(): { cmd: string; args: string[] } {
   const root = packageRoot()
@@ -43,16 +48,22 @@ export class LocalAgent {
   constructor(private readonly opts: LocalAgentOptions) {}
 
   private makeCgroup(): string | null {
-    if (!existsSync(CGROUP_ROOT)) return null
+    if (this.opts.cpuMode === 'slowdown' || !existsSync(CGROUP_ROOT)) return null
     const dir = join(CGROUP_ROOT, `edgent-${this.opts.id}`)
     try {
       mkdirSync(dir, { recursive: true })
-      writeFileSync(join(dir, 'cpu.cfs_period_us'), String(PERIOD_US))
-      writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(this.opts.cpuQuota * PERIOD_US))))
+      // quota first when it shrinks below the old period's, period first otherwise: write both in an order the kernel accepts
+      writeFileSync(join(dir, 'cpu.cfs_quota_us'), '-1')
+      writeFileSync(join(dir, 'cpu.cfs_period_us'), String(this.periodUs))
+      writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(QUOTA_US))
       return dir
     } catch {
       return null
     }
+  }
+
+  private get periodUs(): number {
+    return Math.round(QUOTA_US / this.opts.cpuQuota)
   }
 
   start(): void {
@@ -62,7 +73,7 @@ export class LocalAgent {
     this.emulation = {
       kind: 'local emulated device',
       cpu: this.cgroup
-        ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, periodUs: PERIOD_US }
+        ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
         : { method: 'fallback: waits (factor − 1) × compute after each device segment', factor },
       uplink: { method: 'application-level rate limit', kbps: this.opts.uplinkKbps }
     }

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import mqtt from 'mqtt'
+import type { EdgentConsole } from '../../../src/main/console/console.js'
+import { OrtExecutor } from '../../../src/main/runtime/executor.js'
+import { defaultModelDir } from '../../../src/main/paths.js'
+import { loadManifest, readShippedSamples } from '../../../src/main/files.js'
+import { argmax, preprocess } from '../../../src/shared/preprocess.js'
+import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
+
+const loaded = loadManifest(defaultModelDir())
+const { manifest } = loaded
+const samples = readShippedSamples(loaded)
+
+/** Labels of the unsplit model for the first n samples of an exit, computed here independently. */
+async function unsplitLabels(exit: number, n: number): Promise<number[]> {
+  const ex = new OrtExecutor()
+  await ex.start()
+  await ex.openModel(loaded.dir)
+  const N = manifest.exits.find((e) => e.exit === exit)!.layers.length
+  const out: number[] = []
+  for (let k = 0; k < n; k++) {
+    const x = preprocess(manifest, samples.images.subarray(k * samples.imageElements, (k + 1) * samples.imageElements))
+    out.push(argmax((await ex.runSegment(manifest.id, { exit, from: 0, to: N }, x)).output))
+  }
+  await ex.stop()
+  return out
+}
+
+function connectRaw(port: number, opts: mqtt.IClientOptions): Promise<{ client: mqtt.MqttClient | null; error: string | null }> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts })
+    client.once('connect', () => resolve({ client, error: null }))
+    client.once('error', (err) => {
+      client.end(true)
+      resolve({ client: null, error: err.message })
+    })
+  })
+}
+
+describe('co-inference over the embedded broker with real agent processes', () => {
+  let core: EdgentConsole & { logPath: string }
+  let agent: AgentProc | null = null
+  let token = ''
+  const broker = () => `mqtt://127.0.0.1:${core.mqttPort}`
+
+  beforeAll(async () => {
+    core = await startConsole()
+    token = core.pair('pi-a').token
+    agent = spawnAgent(broker(), 'pi-a', token)
+    await waitFor('pi-a online', () => deviceState(core, 'pi-a') === 'online')
+  })
+  afterAll(async () => {
+    await stopAgent(agent)
+    await core?.stop()
+  })
+
+  it('announces capabilities in a retained hello', () => {
+    const d = core.devices().find((x) => x.id === 'pi-a')!
+    expect(d.hello).toMatchObject({ agentId: 'pi-a', arch: process.arch, versions: { onnxruntime: '1.27.0' } })
+    expect(d.hello!.models[0]).toMatchObject({ id: manifest.id, sha256: manifest.sha256 })
+  })
+
+  it('refuses anonymous clients, unknown agents, wrong tokens and borrowed client ids', async () => {
+    const port = core.mqttPort
+    for (const opts of [{}, { username: 'nobody', password: 'x', clientId: 'nobody' }, { username: 'pi-a', password: 'wrong', clientId: 'pi-a' }, { username: 'pi-a', password: token, clientId: 'someone-else' }]) {
+      const r = await connectRaw(port, opts)
+      expect(r.client, JSON.stringify(opts)).toBeNull()
+      expect(r.error).toMatch(/Bad username or password|Not authorized|Connection refused/)
+    }
+  })
+
+  it('confines an agent to its own topics', async () => {
+    const t2 = core.pair('pi-b').token
+    const r = await connectRaw(core.mqttPort, { username: 'pi-b', password: t2, clientId: 'pi-b' })
+    const c = r.client!
+    // mqtt.js reports any refused filter as an error that carries the SUBACK
+    const suback = await c.subscribeAsync(['#', '$SYS/#', 'edgent/v1/agents/pi-a/plan', 'edgent/v1/agents/+/activation', 'edgent/v1/agents/pi-b/plan'], { qos: 1 }).catch((e: { packet?: { granted: number[] } }) => e.packet)
+    expect(suback?.granted).toEqual([128, 128, 128, 128, 1])
+    expect(c.connected).toBe(true)
+    // A forged state for another agent is dropped by the broker (and the forger disconnected).
+    c.publish('edgent/v1/agents/pi-a/state', JSON.stringify({ schema: 1, state: 'offline' }), { qos: 0, retain: true })
+    await new Promise((r) => setTimeout(r, 500))
+    expect(deviceState(core, 'pi-a')).toBe('online')
+    c.end(true)
+  })
+
+  it('runs 200 co-inferences under a split plan whose predictions equal the unsplit model', async () => {
+    const exit = 5
+    const { summary, rows } = await core.infer({ agent: 'pi-a', count: 200, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit, deviceLayers: 8 } })
+    expect(summary).toMatchObject({ completed: 200, lost: 0, plan: { exit, deviceLayers: 8 } })
+    const want = await unsplitLabels(exit, 200)
+    expect(rows.map((r) => r.sample)).toEqual(Array.from({ length: 200 }, (_, i) => i))
+    expect(rows.map((r) => r.predictedLabel)).toEqual(want)
+    for (const r of rows) {
+      expect(r.deviceMs).toBeGreaterThan(0)
+      expect(r.edgeMs).toBeGreaterThan(0)
+      expect(r.e2eMs).toBeGreaterThanOrEqual(r.deviceMs)
+      expect(r.uploadBytes).toBeGreaterThan(96 * 7 * 7 * 4)
+    }
+    const stored = core.store.handle.prepare('SELECT COUNT(*) AS n, SUM(correct) AS ok FROM inferences WHERE run_id = ?').get(summary.runId) as { n: number; ok: number }
+    expect(stored.n).toBe(200)
+    expect(stored.ok / 200).toBeCloseTo(summary.accuracy!, 10)
+    const run = core.store.handle.prepare('SELECT status FROM runs WHERE id = ?').get(summary.runId) as { status: string }
+    expect(run.status).toBe('done')
+  })
+
+  it('pushes the plan retained, and a restarted agent resumes it', async () => {
+    const plan = core.devices().find((d) => d.id === 'pi-a')!.plan!
+    await stopAgent(agent)
+    await waitFor('pi-a offline', () => deviceState(core, 'pi-a') === 'offline')
+    agent = spawnAgent(broker(), 'pi-a', token)
+    await waitFor('pi-a back online with its plan', () => {
+      const d = core.devices().find((x) => x.id === 'pi-a')!
+      return d.state === 'online' && d.reportedPlanId === plan.planId
+    })
+  })
+
+  it('marks a killed agent offline within the keepalive and stores nothing half-written', async () => {
+    const run = core.infer({ agent: 'pi-a', count: 2000, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 5, deviceLayers: 8 } })
+    const failed = run.then(
+      () => null,
+      (e: Error) => e
+    )
+    await waitFor('run under way', () => deviceState(core, 'pi-a') === 'busy', 30_000)
+    await new Promise((r) => setTimeout(r, 300))
+    const killedAt = Date.now()
+    agent!.child.kill('SIGKILL')
+    await waitFor('pi-a offline after SIGKILL', () => deviceState(core, 'pi-a') === 'offline', 20_000)
+    const offlineAfterMs = Date.now() - killedAt
+    expect(offlineAfterMs).toBeLessThanOrEqual(15_000) // keepalive 10 s × 1.5
+    const err = await failed
+    expect(err?.message).toMatch(/pi-a went offline/)
+    const runs = core.store.handle.prepare(`SELECT id, status FROM runs WHERE status = 'failed'`).all() as { id: string }[]
+    expect(runs).toHaveLength(1)
+    const rows = core.store.handle.prepare('SELECT COUNT(*) AS n FROM inferences WHERE run_id = ?').get(runs[0]!.id) as { n: number }
+    expect(rows.n).toBe(0)
+    expect(core.store.handle.pragma('integrity_check', { simple: true })).toBe('ok')
+    agent = spawnAgent(broker(), 'pi-a', token)
+    await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
+  })
+
+  it('marks a frozen agent (socket open, silent) offline by the keepalive', async () => {
+    agent!.child.kill('SIGSTOP')
+    const stoppedAt = Date.now()
+    try {
+      await waitFor('pi-a offline after SIGSTOP', () => deviceState(core, 'pi-a') === 'offline', 25_000)
+      const ms = Date.now() - stoppedAt
+      expect(ms).toBeGreaterThan(5_000) // no FIN: only the keepalive can tell
+      expect(ms).toBeLessThanOrEqual(16_000) // keepalive 10 s × 1.5 [MQTT-3.1.2-24], plus polling
+    } finally {
+      agent!.child.kill('SIGKILL')
+    }
+    agent = spawnAgent(broker(), 'pi-a', token)
+    await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
+  }, 40_000)
+
+  it('unpairing revokes the token and disconnects the agent', async () => {
+    const t = core.pair('pi-c').token
+    const r = await connectRaw(core.mqttPort, { username: 'pi-c', password: t, clientId: 'pi-c' })
+    const closed = new Promise<void>((res) => r.client!.once('close', () => res()))
+    expect(core.unpair('pi-c')).toMatchObject({ revoked: true, disconnected: true })
+    await closed
+    r.client!.end(true)
+    expect((await connectRaw(core.mqttPort, { username: 'pi-c', password: t, clientId: 'pi-c' })).client).toBeNull()
+    expect(readFileSync(core.logPath, 'utf8')).toContain('"agentId":"pi-c","msg":"refused: unknown agent, revoked, or wrong token"')
+  })
+})

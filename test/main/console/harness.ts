@@ -1,0 +1,70 @@
+/** Test harness: a real console (aedes on loopback, ORT worker, SQLite file) and real agent processes. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { DEFAULT_CONSOLE, EdgentConsole, type ConsoleOptions } from '../../../src/main/console/console.js'
+import { defaultModelDir, packageRoot } from '../../../src/main/paths.js'
+
+export const root = packageRoot()
+export const agentEntry = join(root, 'out', 'main', 'agent.js')
+
+export function logFile(name: string): string {
+  return join(mkdtempSync(join(tmpdir(), `edgent-${name}-`)), 'console.log')
+}
+
+export async function startConsole(over: Partial<ConsoleOptions> = {}): Promise<EdgentConsole & { logPath: string }> {
+  if (!existsSync(agentEntry)) throw new Error('out/main/agent.js is missing: npm test builds it first (npm run build)')
+  const dataDir = mkdtempSync(join(tmpdir(), 'edgent-console-'))
+  const logPath = join(dataDir, 'console.log')
+  const core = new EdgentConsole({
+    ...DEFAULT_CONSOLE,
+    dataDir,
+    modelDir: defaultModelDir(),
+    mqttHost: '127.0.0.1',
+    mqttPort: 0,
+    profileReps: 2,
+    probeIntervalMs: 0,
+    log: pino({ level: 'debug' }, pino.destination({ dest: logPath, sync: true })),
+    ...over
+  })
+  await core.start()
+  return Object.assign(core, { logPath })
+}
+
+export interface AgentProc {
+  child: ChildProcess
+  stderr: () => string
+}
+
+export function spawnAgent(broker: string, id: string, token: string, extra: string[] = [], prefix: string[] = []): AgentProc {
+  let err = ''
+  const args = [...prefix, process.execPath, agentEntry, '--broker', broker, '--id', id, '--token', token, '--log-level', 'info', ...extra]
+  const child = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  return { child, stderr: () => err }
+}
+
+export async function stopAgent(a: AgentProc | null | undefined): Promise<void> {
+  if (!a || a.child.exitCode !== null || a.child.signalCode !== null) return
+  await new Promise<void>((resolve) => {
+    a.child.once('exit', () => resolve())
+    a.child.kill('SIGTERM')
+    setTimeout(() => a.child.kill('SIGKILL'), 5000)
+  })
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const v = probe()
+    if (v) return v
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+export function deviceState(core: EdgentConsole, id: string): string | undefined {
+  return core.devices().find((d) => d.id === id)?.state
+}
