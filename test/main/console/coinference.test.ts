@@ -2,30 +2,11 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { defaultModelDir } from '../../../src/main/paths.js'
-import { loadManifest, readShippedSamples } from '../../../src/main/files.js'
-import { argmax, preprocess } from '../../../src/shared/preprocess.js'
-import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
+import { loadManifest } from '../../../src/main/files.js'
+import { deviceState, spawnAgent, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
-const loaded = loadManifest(defaultModelDir())
-const { manifest } = loaded
-const samples = readShippedSamples(loaded)
-
-/** Labels of the unsplit model for the first n samples of an exit, computed here independently. */
-async function unsplitLabels(exit: number, n: number): Promise<number[]> {
-  const ex = new OrtExecutor()
-  await ex.start()
-  await ex.openModel(loaded.dir)
-  const N = manifest.exits.find((e) => e.exit === exit)!.layers.length
-  const out: number[] = []
-  for (let k = 0; k < n; k++) {
-    const x = preprocess(manifest, samples.images.subarray(k * samples.imageElements, (k + 1) * samples.imageElements))
-    out.push(argmax((await ex.runSegment(manifest.id, { exit, from: 0, to: N }, x)).output))
-  }
-  await ex.stop()
-  return out
-}
+const { manifest } = loadManifest(defaultModelDir())
 
 function connectRaw(port: number, opts: mqtt.IClientOptions): Promise<{ client: mqtt.MqttClient | null; error: string | null }> {
   return new Promise((resolve) => {

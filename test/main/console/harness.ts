@@ -4,8 +4,12 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
+import { createServer } from 'node:net'
 import { DEFAULT_CONSOLE, EdgentConsole, type ConsoleOptions } from '../../../src/main/console/console.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/paths.js'
+import { loadManifest, readShippedSamples } from '../../../src/main/files.js'
+import { OrtExecutor } from '../../../src/main/runtime/executor.js'
+import { argmax, preprocess } from '../../../src/shared/preprocess.js'
 
 export const root = packageRoot()
 export const agentEntry = join(root, 'out', 'main', 'agent.js')
@@ -67,4 +71,33 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
 
 export function deviceState(core: EdgentConsole, id: string): string | undefined {
   return core.devices().find((d) => d.id === id)?.state
+}
+
+/** Labels of the unsplit model for the first n shipped samples of an exit, computed independently. */
+export async function unsplitLabels(exit: number, n: number): Promise<number[]> {
+  const loaded = loadManifest(defaultModelDir())
+  const { manifest } = loaded
+  const samples = readShippedSamples(loaded)
+  const ex = new OrtExecutor()
+  await ex.start()
+  await ex.openModel(loaded.dir)
+  const N = manifest.exits.find((e) => e.exit === exit)!.layers.length
+  const out: number[] = []
+  for (let k = 0; k < n; k++) {
+    const x = preprocess(manifest, samples.images.subarray(k * samples.imageElements, (k + 1) * samples.imageElements))
+    out.push(argmax((await ex.runSegment(manifest.id, { exit, from: 0, to: N }, x)).output))
+  }
+  await ex.stop()
+  return out
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
 }
