@@ -68,7 +68,9 @@ export class EdgentAgent {
   private busy = false
   private seq = 0
   private rttMs: number | null = null
-  uplinkKbps: number | null = null
+  /** The latest uplink sample from an activation transfer, reported once in the next frame. */
+  private transferKbps: number | null = null
+  private probing = false
   private reconnectMs = 1000
 
   constructor(private readonly opts: AgentOptions) {}
@@ -209,12 +211,16 @@ export class EdgentAgent {
     })
   }
 
-  /** Uplink estimate from one acknowledged transfer: bytes over (ack time − round trip). */
-  private observeTransfer(bytes: number, ackMs: number): void {
-    if (this.rttMs === null || bytes < 2048) return
-    const seconds = Math.max(ackMs - this.rttMs, 0.05) / 1000
-    const kbps = (bytes * 8) / seconds / 1000
-    this.uplinkKbps = this.uplinkKbps === null ? kbps : 0.5 * this.uplinkKbps + 0.5 * kbps
+  /**
+   * An uplink sample from one acknowledged activation: bytes over (ack time − round trip). Only when
+   * the transfer itself took long enough to measure (≥ 5 ms beyond the round trip) and no probe
+   * shared the link meanwhile.
+   */
+  private observeTransfer(bytes: number, ackMs: number, overlapped: boolean): void {
+    if (this.rttMs === null || overlapped) return
+    const transferMs = ackMs - this.rttMs
+    if (transferMs < 5) return
+    this.transferKbps = (bytes * 8) / transferMs
   }
 
   private async limitUplink(bytes: number): Promise<void> {
@@ -223,17 +229,34 @@ export class EdgentAgent {
 
   async probe(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {
     if (!Number.isInteger(bytes) || bytes < 64 || bytes > 1 << 20) throw new UserError(`probe size must be 64..1048576 bytes, got ${bytes}`)
+    this.probing = true
+    try {
+      return await this.probeOnce(bytes)
+    } finally {
+      this.probing = false
+    }
+  }
+
+  /**
+   * Packet-train probe: a lead message then the probe body, back to back, both QoS 1. The body's
+   * bytes over the gap between the two acknowledgements is the uplink rate: the round trip cancels
+   * out, and a shaper's initial burst is spent on the lead message.
+   */
+  private async probeOnce(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {
+    const topic = topics.probe(this.opts.id)
     const tiny = new Uint8Array(16)
     await this.limitUplink(tiny.length)
-    const rtts = [await this.publishAcked(topics.probe(this.opts.id), tiny), await this.publishAcked(topics.probe(this.opts.id), tiny)]
-    this.rttMs = Math.min(...rtts, this.rttMs ?? Infinity)
+    this.rttMs = Math.min(await this.publishAcked(topic, tiny), this.rttMs ?? Infinity)
+    const lead = new Uint8Array(Math.max(4096, bytes >> 2))
     const body = new Uint8Array(bytes)
     const t0 = performance.now()
-    await this.limitUplink(bytes)
-    await this.publishAcked(topics.probe(this.opts.id), body)
-    const ackMs = performance.now() - t0
-    const kbps = (bytes * 8) / (Math.max(ackMs - this.rttMs, 0.05) / 1000) / 1000
-    return { bytes, ackMs, rttMs: this.rttMs, kbps }
+    await this.limitUplink(lead.length)
+    const leadAck = this.publishAcked(topic, lead).then(() => performance.now())
+    await this.limitUplink(body.length)
+    const bodyAck = this.publishAcked(topic, body).then(() => performance.now())
+    const [tLead, tBody] = await Promise.all([leadAck, bodyAck])
+    const gapMs = Math.max(tBody - tLead, 0.05)
+    return { bytes, ackMs: tBody - t0, rttMs: this.rttMs, kbps: (bytes * 8) / gapMs }
   }
 
   private async profileLayers(reps: number): Promise<{ model: string; reps: number; layerMs: Record<string, number>; exitFusedMs: Record<string, number> }> {
@@ -306,7 +329,7 @@ export class EdgentAgent {
         ...(label !== null ? { label } : {}),
         deviceMs,
         sentAt: Date.now(),
-        ...(this.uplinkKbps ? { uplinkKbps: this.uplinkKbps } : {})
+        ...(this.transferKbps ? { uplinkKbps: this.transferKbps } : {})
       },
       dims,
       x
@@ -328,9 +351,11 @@ export class EdgentAgent {
         resolve(r)
       })
     })
+    this.transferKbps = null
+    const probingBefore = this.probing
     await this.limitUplink(frame.length)
     const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)
-    this.observeTransfer(frame.length, ackMs)
+    this.observeTransfer(frame.length, ackMs, probingBefore || this.probing)
     const r = await result
     const e2eMs = performance.now() - t0
     if (!r) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }

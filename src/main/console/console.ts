@@ -60,6 +60,9 @@ interface AgentRuntime {
   plan: StoredPlan | null
   estimator: BandwidthEstimator
   lastSampleAt: number
+  lastSampleKbps: number | null
+  lastProbeAt: number
+  lastActivationSampleAt: number
   deviceTable: LayerTable | null
   /** The requirement the agent is planned for; bandwidth changes replan against it. */
   requirementMs: number | null
@@ -185,7 +188,8 @@ export class EdgentConsole extends EventEmitter {
       })
       await this.broker.start()
       this.mqttPort = this.broker.port
-      url = `mqtt://127.0.0.1:${this.mqttPort}`
+      const host = this.opts.mqttHost === '0.0.0.0' || this.opts.mqttHost === '::' ? '127.0.0.1' : this.opts.mqttHost
+      url = `mqtt://${host}:${this.mqttPort}`
       auth = { username: CONSOLE_USERNAME, password: this.consoleSecret }
     } else {
       const u = new URL(url)
@@ -266,7 +270,7 @@ export class EdgentConsole extends EventEmitter {
   private agent(id: string): AgentRuntime {
     let a = this.agents.get(id)
     if (!a) {
-      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, probing: false }
+      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, probing: false }
       this.agents.set(id, a)
     }
     return a
@@ -398,6 +402,8 @@ export class EdgentConsole extends EventEmitter {
   private addBandwidthSample(a: AgentRuntime, kbps: number, source: 'activation' | 'probe', bytes: number): void {
     const u = a.estimator.add(kbps)
     a.lastSampleAt = Date.now()
+    a.lastSampleKbps = kbps
+    if (source === 'activation') a.lastActivationSampleAt = a.lastSampleAt
     if (this.store.device(a.id)) {
       this.store.handle
         .prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, kbps, smoothed_kbps, at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -408,14 +414,21 @@ export class EdgentConsole extends EventEmitter {
     this.replanIfMoved(a)
   }
 
-  private async probeIdle(): Promise<void> {
+  /**
+   * Probes each connected agent's uplink at most once per interval, unless activation transfers gave
+   * a sample within it. A probe is about a quarter of a second of traffic at the latest sample (not
+   * the smoothed estimate, so that after a drop the next probe is already short), 2 KiB–256 KiB.
+   */
+  private probeIdle(): void {
+    const now = Date.now()
     for (const a of this.agents.values()) {
-      if (a.probing || (a.state !== 'online' && a.state !== 'busy') || Date.now() - a.lastSampleAt < 1.5 * this.opts.probeIntervalMs) continue
+      if (a.probing || (a.state !== 'online' && a.state !== 'busy')) continue
+      if (now - a.lastProbeAt < this.opts.probeIntervalMs || now - a.lastActivationSampleAt < this.opts.probeIntervalMs) continue
       a.probing = true
-      const est = a.estimator.kbps ?? 1000
-      // about a quarter of a second of traffic at the current estimate, 4 KiB–128 KiB
-      const bytes = Math.round(Math.min(128 * 1024, Math.max(4096, (est * 1000 * 0.25) / 8)))
-      this.request<{ kbps: number; bytes: number }>(a.id, 'probe', { bytes }, 10_000)
+      a.lastProbeAt = now
+      const est = a.lastSampleKbps ?? 1000
+      const bytes = Math.round(Math.min(256 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
+      this.request<{ kbps: number; bytes: number }>(a.id, 'probe', { bytes }, 30_000)
         .then((r) => this.addBandwidthSample(a, r.kbps, 'probe', r.bytes))
         .catch((err: unknown) => this.log.debug({ agentId: a.id, err: err instanceof Error ? err.message : String(err) }, 'probe failed'))
         .finally(() => (a.probing = false))
@@ -439,7 +452,8 @@ export class EdgentConsole extends EventEmitter {
     return buildCostTable(this.manifest, measuredSource(this.manifest, a.deviceTable, this.edgeTable))
   }
 
-  private configMap(agentId: string, latencyMs: number): MapInterval[] {
+  /** The configuration map of an agent for a requirement (cached), over 1 kbps–10 Gbps. */
+  configMap(agentId: string, latencyMs: number): MapInterval[] {
     const key = `${agentId}\u0000${latencyMs}`
     let map = this.mapCache.get(key)
     if (!map) {

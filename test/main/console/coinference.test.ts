@@ -56,7 +56,10 @@ describe('co-inference over the embedded broker with real agent processes', () =
     const r = await connectRaw(core.mqttPort, { username: 'pi-b', password: t2, clientId: 'pi-b' })
     const c = r.client!
     // mqtt.js reports any refused filter as an error that carries the SUBACK
-    const suback = await c.subscribeAsync(['#', '$SYS/#', 'edgent/v1/agents/pi-a/plan', 'edgent/v1/agents/+/activation', 'edgent/v1/agents/pi-b/plan'], { qos: 1 }).catch((e: { packet?: { granted: number[] } }) => e.packet)
+    const suback = await c.subscribeAsync(['#', '$SYS/#', 'edgent/v1/agents/pi-a/plan', 'edgent/v1/agents/+/activation', 'edgent/v1/agents/pi-b/plan'], { qos: 1 }).then(
+      () => null,
+      (e: { packet?: { granted: number[] } }) => e.packet ?? null
+    )
     expect(suback?.granted).toEqual([128, 128, 128, 128, 1])
     expect(c.connected).toBe(true)
     // A forged state for another agent is dropped by the broker (and the forger disconnected).
