@@ -4,11 +4,13 @@
  */
 import { runPlannerBench } from './planner.js'
 import { runExecutorBench } from './executor.js'
+import { runRelayBench } from './relay.js'
 import { writeResult } from './lib.js'
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   planner: runPlannerBench,
-  executor: runExecutorBench
+  executor: runExecutorBench,
+  relay: runRelayBench
 }
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -23,3 +25,4 @@ for (const name of names.length ? names : Object.keys(BENCHES)) {
   console.log(`${name}:`, JSON.stringify(result, null, 2))
   console.log(`wrote ${file}`)
 }
+process.exit(0) // benchmarks leave no work behind; do not wait for lingering handles

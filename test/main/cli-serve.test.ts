@@ -1,0 +1,90 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, root, waitFor } from './console/harness.js'
+
+const run = promisify(execFile)
+const edgent = join(root, 'bin', 'edgent.js')
+
+function post(port: number, path: string, token: string | null, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      res.resume()
+      resolve(res.statusCode!)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+describe('edgent serve with its local emulated device, driven by the CLI', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'edgent-serve-'))
+  let serve: ChildProcess
+  let out = ''
+  let err = ''
+
+  beforeAll(async () => {
+    const [mqttPort, httpPort] = [await freePort(), await freePort()]
+    serve = spawn(process.execPath, [edgent, 'serve', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--local-cpu-quota', '0.5', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    await waitFor('console.json', () => existsSync(join(dataDir, 'console.json')), 60_000)
+    for (let i = 0; i < 120; i++) {
+      const { stdout } = await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])
+      if ((JSON.parse(stdout) as { id: string; state: string }[]).some((d) => d.id === 'local-pi' && d.state === 'online')) break
+      await new Promise((r) => setTimeout(r, 500))
+    }
+  }, 120_000)
+  afterAll(() => {
+    if (serve.exitCode === null) serve.kill('SIGKILL')
+  })
+
+  it('prints where it runs and starts the local emulated device', async () => {
+    expect(out).toContain('Edgent console running · model branchy-alexnet')
+    const { stdout } = await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])
+    const local = (JSON.parse(stdout) as { id: string; state: string; hello: { emulation: { kind: string } } }[]).find((d) => d.id === 'local-pi')!
+    expect(local.state).toBe('online')
+    expect(local.hello.emulation.kind).toBe('local emulated device')
+  })
+
+  it('co-infers from the CLI and prints p50/p95, accuracy and the share of requirements met', async () => {
+    const { stdout } = await run(process.execPath, [edgent, 'infer', '--agent', 'local-pi', '--count', '20', '--latency-ms', '200', '--data-dir', dataDir, '--json'], { timeout: 240_000 })
+    const r = JSON.parse(stdout) as { summary: Record<string, unknown>; rows: unknown[] }
+    expect(r.summary).toMatchObject({ agent: 'local-pi', count: 20, completed: 20, lost: 0, latencyMs: 200, bandwidthSource: 'estimate' })
+    expect(r.rows).toHaveLength(20)
+    for (const k of ['p50Ms', 'p95Ms', 'accuracy', 'metShare']) expect(typeof r.summary[k]).toBe('number')
+    const text = await run(process.execPath, [edgent, 'infer', '--agent', 'local-pi', '--count', '5', '--latency-ms', '200', '--bandwidth-kbps', '250', '--data-dir', dataDir], { timeout: 240_000 })
+    expect(text.stdout).toMatch(/5\/5 co-inferences on local-pi · requirement 200 ms · uplink 250 kbps \(fixed\)/)
+    expect(text.stdout).toMatch(/end-to-end p50 [\d.]+ ms · p95 [\d.]+ ms · requirement met [\d.]+ % · accuracy [\d.]+ %/)
+  }, 300_000)
+
+  it('pairs a new agent with the exact command to run, and unpairs it', async () => {
+    const { stdout } = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--data-dir', dataDir])
+    expect(stdout).toMatch(/npx edgent-agent --broker mqtt:\/\/\S+:\d+ --id pi-kitchen --token [A-Za-z0-9_-]{32}/)
+    const un = await run(process.execPath, [edgent, 'unpair', 'pi-kitchen', '--data-dir', dataDir])
+    expect(un.stdout).toContain('unpaired pi-kitchen')
+    const bad = await run(process.execPath, [edgent, 'pair', 'Bad/Id', '--data-dir', dataDir]).catch((e: { code: number; stderr: string }) => e)
+    expect((bad as { code: number }).code).toBe(2)
+    expect((bad as { stderr: string }).stderr).toMatch(/^edgent: agent id "Bad\/Id" is not valid/)
+  })
+
+  it('refuses the control API without the token, or with a wrong one', async () => {
+    const file = JSON.parse(readFileSync(join(dataDir, 'console.json'), 'utf8')) as { httpPort: number; token: string }
+    expect(await post(file.httpPort, '/api/devices', null, '{}')).toBe(401)
+    expect(await post(file.httpPort, '/api/devices', 'x'.repeat(file.token.length), '{}')).toBe(401)
+    expect(await post(file.httpPort, '/api/devices', file.token, '{}')).toBe(200)
+    expect(await post(file.httpPort, '/api/infer', file.token, '{"agent": 3}')).toBe(400)
+  })
+
+  it('stops cleanly on SIGTERM, removing console.json', async () => {
+    const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)))
+    serve.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(existsSync(join(dataDir, 'console.json'))).toBe(false)
+    expect(err).not.toMatch(/"level":50/)
+  }, 30_000)
+})
