@@ -417,7 +417,8 @@ export class EdgentConsole extends EventEmitter {
   /**
    * Probes each connected agent's uplink at most once per interval, unless activation transfers gave
    * a sample within it. A probe is about a quarter of a second of traffic at the latest sample (not
-   * the smoothed estimate, so that after a drop the next probe is already short), 2 KiB–256 KiB.
+   * the smoothed estimate, so that after a drop the next probe is already short), 2 KiB–64 KiB
+   * (at most about a second at 500 kbps, so a drop from a fast link is noticed quickly).
    */
   private probeIdle(): void {
     const now = Date.now()
@@ -427,7 +428,7 @@ export class EdgentConsole extends EventEmitter {
       a.probing = true
       a.lastProbeAt = now
       const est = a.lastSampleKbps ?? 1000
-      const bytes = Math.round(Math.min(256 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
+      const bytes = Math.round(Math.min(64 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
       this.request<{ kbps: number; bytes: number }>(a.id, 'probe', { bytes }, 30_000)
         .then((r) => this.addBandwidthSample(a, r.kbps, 'probe', r.bytes))
         .catch((err: unknown) => this.log.debug({ agentId: a.id, err: err instanceof Error ? err.message : String(err) }, 'probe failed'))

@@ -30,9 +30,10 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
   const current = () => core.devices().find((d) => d.id === 'pi-ns')!.plan
 
   it('tracks 500 then 100 kbps within 15 % in 5 s of each change, and the plan follows the configuration map', async () => {
-    ns.shapeUplink(500)
-    // plan once at the live estimate: this sets the requirement the console replans against
+    // plan once at the live estimate of the unshaped link: this sets the requirement the console
+    // replans against; then shape it to 500 kbps and to 100 kbps
     await core.infer({ agent: 'pi-ns', count: 3, latencyMs: REQUIREMENT_MS })
+    await waitFor('an estimate of the unshaped link', () => (estimate() ?? 0) > 2000, 10_000)
     const times: Record<string, number> = {}
     for (const kbps of [500, 100]) {
       ns.shapeUplink(kbps)
