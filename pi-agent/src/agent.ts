@@ -35,7 +35,8 @@ export interface AgentOptions {
 
 export interface InferenceRecord {
   requestId: string
-  sample: number
+  /** Index in the shipped samples; null for an image given through the library API. */
+  sample: number | null
   label: number | null
   deviceMs: number
   /** Time from handing the frame to MQTT until its PUBACK, ms. */
@@ -303,10 +304,27 @@ export class EdgentAgent {
     return { runId, planId: plan.planId, rows }
   }
 
-  private async inferOne(plan: PlanMessage, sample: number, N: number): Promise<InferenceRecord> {
-    const requestId = `${this.opts.id}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`
+  /**
+   * Library API: one co-inference of the caller's own image (raw uint8 pixels in the model's input
+   * layout) under the current plan. Resolves with its timings and the predicted label.
+   */
+  async infer(pixels: Uint8Array, label?: number): Promise<InferenceRecord> {
+    const plan = this.plan
+    if (!plan) throw new UserError('no plan: the console has not pushed one yet')
+    const expected = this.manifest.input.shape.reduce((a, b) => a * b, 1)
+    if (!(pixels instanceof Uint8Array) || pixels.length !== expected) {
+      throw new UserError(`an input image must be ${expected} uint8 pixels (${this.manifest.input.shape.join('×')}), got ${pixels instanceof Uint8Array ? pixels.length : typeof pixels}`)
+    }
+    return this.inferPixels(plan, pixels, label ?? null, null, exitPath(this.manifest, plan.exit).length)
+  }
+
+  private inferOne(plan: PlanMessage, sample: number, N: number): Promise<InferenceRecord> {
     const pixels = this.samples.images.subarray(sample * this.samples.imageElements, (sample + 1) * this.samples.imageElements)
-    const label = this.samples.labels[sample] ?? null
+    return this.inferPixels(plan, pixels, this.samples.labels[sample] ?? null, sample, N)
+  }
+
+  private async inferPixels(plan: PlanMessage, pixels: Uint8Array, label: number | null, sample: number | null, N: number): Promise<InferenceRecord> {
+    const requestId = `${this.opts.id}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`
     const t0 = performance.now()
     let x = preprocess(this.manifest, pixels)
     let dims = [...this.manifest.input.shape]
@@ -325,7 +343,7 @@ export class EdgentAgent {
         model: plan.model,
         exit: plan.exit,
         deviceLayers: plan.deviceLayers,
-        sample,
+        ...(sample !== null ? { sample } : {}),
         ...(label !== null ? { label } : {}),
         deviceMs,
         sentAt: Date.now(),

@@ -76,6 +76,7 @@ interface AgentRuntime {
 }
 
 interface PendingHalf {
+  at: number
   runId: string | null
   deviceId: string
   planId: string
@@ -352,7 +353,9 @@ export class EdgentConsole extends EventEmitter {
           { qos: 1 }
         )
       }
+      this.dropStaleHalves()
       this.halves.set(h.requestId, {
+        at: Date.now(),
         runId: null,
         deviceId: agentId,
         planId: h.planId,
@@ -370,6 +373,18 @@ export class EdgentConsole extends EventEmitter {
       if (requestId && err instanceof UserError) {
         this.client?.publish(topics.result(agentId), Buffer.from(encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })), { qos: 1 })
       }
+    }
+  }
+
+  /**
+   * The console's half of an inference waits for the agent's batch response; inferences outside a
+   * batch (the agent's library API) never get one, so halves older than ten minutes are dropped.
+   */
+  private dropStaleHalves(): void {
+    const cutoff = Date.now() - 10 * 60_000
+    for (const [k, h] of this.halves) {
+      if (h.at >= cutoff) break // insertion order is arrival order
+      this.halves.delete(k)
     }
   }
 

@@ -139,6 +139,27 @@ describe('co-inference over the embedded broker with real agent processes', () =
     await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
   }, 40_000)
 
+  it('co-infers an image given through the agent\'s library API', async () => {
+    const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
+    const { pino } = await import('pino')
+    const { readShippedSamples } = await import('../../../src/main/files.js')
+    const lib = new EdgentAgent({ brokerUrl: broker(), id: 'pi-lib', token: core.pair('pi-lib').token, modelDir: defaultModelDir(), log: pino({ level: 'silent' }) })
+    await lib.start()
+    try {
+      await waitFor('pi-lib online', () => deviceState(core, 'pi-lib') === 'online')
+      await core.infer({ agent: 'pi-lib', count: 1, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 5, deviceLayers: 6 } })
+      const samples = readShippedSamples(loadManifest(defaultModelDir()))
+      const k = 11
+      const pixels = samples.images.slice(k * samples.imageElements, (k + 1) * samples.imageElements)
+      const r = await lib.infer(pixels, samples.labels[k])
+      expect(r).toMatchObject({ sample: null, label: samples.labels[k] })
+      expect(r.predictedLabel).toBe((await unsplitLabels(5, k + 1))[k])
+      await expect(lib.infer(new Uint8Array(10))).rejects.toThrow('an input image must be 784 uint8 pixels (1×1×28×28), got 10')
+    } finally {
+      await lib.stop()
+    }
+  })
+
   it('unpairing revokes the token and disconnects the agent', async () => {
     const t = core.pair('pi-c').token
     const r = await connectRaw(core.mqttPort, { username: 'pi-c', password: t, clientId: 'pi-c' })
