@@ -3,15 +3,11 @@
  * unsplit single-session run of the same exit, measured interleaved in one run; chained per-layer
  * execution (one session per layer) reported beside them.
  */
+import { median } from 'simple-statistics'
 import { loadManifest, readShippedSamples } from '../src/main/files.js'
 import { defaultModelDir } from '../src/main/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
 import { preprocess } from '../src/shared/preprocess.js'
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[s.length >> 1]!
-}
 
 export async function runExecutorBench(): Promise<Record<string, unknown>> {
   const loaded = loadManifest(defaultModelDir())

@@ -5,6 +5,7 @@
  *   2. one co-inference over loopback MQTT (real agent process, split plan) against the same two
  *      segments run in-process (ratio of medians).
  */
+import { median } from 'simple-statistics'
 import { createServer, connect } from 'node:net'
 import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
@@ -21,11 +22,6 @@ import { preprocess } from '../src/shared/preprocess.js'
 import { topics } from '../src/shared/topics.js'
 
 const silent = pino({ level: 'silent' })
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[s.length >> 1]!
-}
 
 async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
   const total = frameBytes * frames

@@ -15,6 +15,7 @@ import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
+import { measureLayers, type LayerTable } from '../../src/main/console/edge-profile.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
 
 export interface AgentOptions {
@@ -53,11 +54,6 @@ function noDelay(client: MqttClient): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? s[s.length >> 1]! : NaN
-}
 
 export class EdgentAgent {
   private client: MqttClient | null = null
@@ -260,23 +256,12 @@ export class EdgentAgent {
     return { bytes, ackMs: tBody - t0, rttMs: this.rttMs, kbps: (bytes * 8) / gapMs }
   }
 
-  private async profileLayers(reps: number): Promise<{ model: string; reps: number; layerMs: Record<string, number>; exitFusedMs: Record<string, number> }> {
+  private async profileLayers(reps: number): Promise<LayerTable> {
     if (!Number.isInteger(reps) || reps < 1 || reps > 1000) throw new UserError(`reps must be 1..1000, got ${reps}`)
-    const x = preprocess(this.manifest, this.samples.images.subarray(0, this.samples.imageElements))
-    const per = new Map<string, number[]>()
-    const fused: Record<string, number> = {}
-    for (const e of this.manifest.exits) {
-      const f: number[] = []
-      for (let r = 0; r <= reps; r++) {
-        const c = await this.executor.runChain(this.manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
-        const w = await this.executor.runSegment(this.manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
-        if (r === 0) continue
-        c.layers.forEach((id, j) => per.set(id, [...(per.get(id) ?? []), this.slowed(c.layerMs[j]!)]))
-        f.push(this.slowed(w.ms))
-      }
-      fused[String(e.exit)] = median(f)
-    }
-    return { model: this.manifest.id, reps, layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])), exitFusedMs: fused }
+    const t = await measureLayers(this.executor, this.manifest, this.samples.images.subarray(0, this.samples.imageElements), reps)
+    // The fallback emulation reports the times the slowed device would have taken.
+    const k = this.opts.slowdown ?? 1
+    return { ...t, layerMs: Object.fromEntries(Object.entries(t.layerMs).map(([id, ms]) => [id, ms * k])), exitFusedMs: Object.fromEntries(Object.entries(t.exitFusedMs).map(([e, ms]) => [e, ms * k])) }
   }
 
   /** The fallback emulation reports the time the slowed device would have taken. */

@@ -87,3 +87,27 @@ describe('edgent model verify', () => {
     expect(c.err.trim()).toBe('edgent: --images and --labels go together')
   })
 })
+
+describe('edgent model decisions', () => {
+  it('times every layer here, scales the device, and plans over the grid', async () => {
+    const r = await run('model', 'decisions', '--device-factor', '30', '--reps', '2', '--json')
+    expect(r.code).toBe(0)
+    const d = JSON.parse(r.out)
+    expect(d.deviceFactor).toBe(30)
+    expect(d.inputBytes).toBe(3136)
+    expect(d.layers).toHaveLength(manifest.layers.length)
+    for (const l of d.layers) {
+      expect(l.edgeMs).toBeGreaterThan(0)
+      expect(l.deviceMs).toBeCloseTo(l.edgeMs * 30, 9)
+      expect(l.vsInput).toBeCloseTo(l.outputBytes / 3136, 12)
+    }
+    expect(d.grid).toHaveLength(36)
+    expect(d.summary.edgeOnly + d.summary.deviceOnly + d.summary.middle).toBe(36)
+    for (const e of d.exitEdgeMs) expect(e.fusedMs).toBeGreaterThan(0)
+    const text = await run('model', 'decisions', '--reps', '1', '--bandwidths-kbps', '50,1500', '--latency-ms', '20,1000')
+    expect(text.out).toMatch(/requirement\s+50 kbps\s+1500 kbps/)
+    const bad = await run('model', 'decisions', '--bandwidths-kbps', '50,,x')
+    expect(bad.code).toBe(2)
+    expect(bad.err.trim()).toBe("edgent: option '--bandwidths-kbps <list>' argument '50,,x' is invalid. expected comma-separated positive numbers, e.g. 50,100,500.")
+  }, 60_000)
+})

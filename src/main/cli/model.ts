@@ -2,6 +2,7 @@
 import { UserError } from '../../shared/errors.js'
 import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
+import { measureLayers } from '../console/edge-profile.js'
 import { buildCostTable, plan, type LayerLatencySource } from '../../shared/planner.js'
 import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../files.js'
 import { OrtExecutor } from '../runtime/executor.js'
@@ -225,12 +226,6 @@ export interface DecisionReport {
   summary: { edgeOnly: number; deviceOnly: number; middle: number; exits: number[] }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-
 /**
  * Measures every layer on this machine (single-layer slices, median of `reps`), takes this machine as
  * the edge and a device `deviceFactor` times slower, and plans over a bandwidth × requirement grid.
@@ -245,29 +240,16 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
   try {
     await ex.openModel(loaded.dir)
     const samples = readShippedSamples(loaded)
-    const x0 = preprocess(manifest, samples.images.subarray(0, samples.imageElements))
-    const perLayer = new Map<string, number[]>()
-    const exitFused: DecisionReport['exitEdgeMs'] = []
     const totalSteps = manifest.exits.length * opts.reps
     let step = 0
-    for (const e of manifest.exits) {
-      const N = e.layers.length
-      const fused: number[] = []
-      const sums: number[] = []
-      for (let r = 0; r < opts.reps + 1; r++) {
-        const chain = await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: N }, x0)
-        const whole = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, x0)
-        if (r === 0) continue // warm-up
-        chain.layers.forEach((id, j) => perLayer.set(id, [...(perLayer.get(id) ?? []), chain.layerMs[j]!]))
-        fused.push(whole.ms)
-        sums.push(chain.layerMs.reduce((a, b) => a + b, 0))
-        progress(++step, totalSteps, `timing exit ${e.exit}`)
-      }
+    const measured = await measureLayers(ex, manifest, samples.images.subarray(0, samples.imageElements), opts.reps, (exit) => progress(++step, totalSteps, `timing exit ${exit}`))
+    const edgeMs = new Map(Object.entries(measured.layerMs))
+    const exitFused: DecisionReport['exitEdgeMs'] = manifest.exits.map((e) => {
       const macs = exitPath(manifest, e.exit).reduce((a, l) => a + layerMacs(l), 0)
-      const fusedMs = median(fused)
-      exitFused.push({ exit: e.exit, fusedMs, sumOfLayersMs: median(sums), macs, gflopsHere: (2 * macs) / (fusedMs * 1e6) })
-    }
-    const edgeMs = new Map([...perLayer].map(([id, xs]) => [id, median(xs)]))
+      const fusedMs = measured.exitFusedMs[String(e.exit)]!
+      const sumOfLayersMs = e.layers.reduce((a, id) => a + (edgeMs.get(id) ?? 0), 0)
+      return { exit: e.exit, fusedMs, sumOfLayersMs, macs, gflopsHere: (2 * macs) / (fusedMs * 1e6) }
+    })
     const source: LayerLatencySource = {
       id: `measured-here×${opts.deviceFactor}`,
       overheadMs: 0,

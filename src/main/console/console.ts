@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { quantileSorted } from 'simple-statistics'
 import { BandwidthEstimator } from '../../shared/bandwidth.js'
 import { UserError } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
@@ -127,9 +128,7 @@ export interface InferSummary {
 }
 
 function quantile(sorted: number[], q: number): number {
-  if (!sorted.length) return NaN
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
-  return sorted[i]!
+  return sorted.length ? quantileSorted(sorted, q) : NaN
 }
 
 export class EdgentConsole extends EventEmitter {

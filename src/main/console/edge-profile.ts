@@ -2,6 +2,7 @@
 import type { Layer, Manifest } from '../../shared/manifest.js'
 import type { LayerLatencySource } from '../../shared/planner.js'
 import type { OrtExecutor } from '../runtime/executor.js'
+import { median } from 'simple-statistics'
 import { preprocess } from '../../shared/preprocess.js'
 
 export interface LayerTable {
@@ -13,13 +14,8 @@ export interface LayerTable {
   reps: number
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[s.length >> 1]!
-}
-
 /** Times every layer of every exit on this machine (the edge) through the executor. */
-export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels: Uint8Array, reps: number): Promise<LayerTable> {
+export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels: Uint8Array, reps: number, onRep?: (exit: number, rep: number) => void): Promise<LayerTable> {
   const x = preprocess(manifest, pixels)
   const per = new Map<string, number[]>()
   const fused: Record<string, number> = {}
@@ -28,7 +24,8 @@ export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels:
     for (let r = 0; r <= reps; r++) {
       const c = await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
       const w = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
-      if (r === 0) continue
+      if (r === 0) continue // warm-up
+      onRep?.(e.exit, r)
       c.layers.forEach((id, j) => per.set(id, [...(per.get(id) ?? []), c.layerMs[j]!]))
       f.push(w.ms)
     }
