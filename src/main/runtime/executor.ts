@@ -10,7 +10,7 @@ import { UserError } from '../../shared/errors.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { loadManifest } from '../files.js'
 import type { SessionOptions } from './ort.js'
-import type { ChainResult, RunResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
+import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import type { SegmentRef } from './segments.js'
 
 export interface ExecutorOptions extends SessionOptions {
@@ -160,6 +160,11 @@ export class OrtExecutor {
       edgeMs = r.ms
     }
     return { output: x, activation, deviceMs, edgeMs }
+  }
+
+  /** Times a standalone model (a synthetic layer): its loading, then `reps` runs. */
+  timeModel(bytes: Uint8Array, inputDims: number[], reps: number): Promise<TimeResult> {
+    return this.call<TimeResult>({ op: 'time', bytes, inputDims, reps })
   }
 
   async closeModel(modelId: string): Promise<void> {

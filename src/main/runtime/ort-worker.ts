@@ -10,7 +10,7 @@ import { UserError } from '../../shared/errors.js'
 import type { Manifest } from '../../shared/manifest.js'
 import { checkGraphAgainstManifest, parseOnnx, sliceModel, type ModelProto } from '../../shared/onnx-slicer.js'
 import { OrtSession } from './ort.js'
-import type { ChainResult, RunResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
+import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import { segmentBounds, type SegmentRef } from './segments.js'
 
 const init = workerData as WorkerInit
@@ -99,6 +99,26 @@ async function chain(modelId: string, segment: SegmentRef, input: Float32Array):
   return { output: x, dims, layerMs, layers }
 }
 
+/** Times a standalone model: session creation (model loading), then `reps` runs after a warm-up. */
+async function time(bytes: Uint8Array, inputDims: number[], reps: number): Promise<TimeResult> {
+  const t0 = performance.now()
+  const s = await OrtSession.open(bytes, 'synthetic layer', inputDims, init.session)
+  const loadMs = performance.now() - t0
+  try {
+    const x = new Float32Array(inputDims.reduce((a, b) => a * b, 1)).fill(0.5)
+    await s.run(x)
+    const runMs: number[] = []
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now()
+      await s.run(x)
+      runMs.push(performance.now() - t)
+    }
+    return { loadMs, runMs }
+  } finally {
+    await s.release()
+  }
+}
+
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case 'open':
@@ -109,6 +129,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return chain(req.modelId, req.segment, req.input)
     case 'close':
       return close(req.modelId)
+    case 'time':
+      return time(req.bytes, req.inputDims, req.reps)
   }
 }
 

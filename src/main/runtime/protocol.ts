@@ -8,6 +8,7 @@ export type WorkerRequest =
   | { id: number; op: 'run'; modelId: string; segment: SegmentRef; input: Float32Array; dims?: number[] }
   | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
   | { id: number; op: 'close'; modelId: string }
+  | { id: number; op: 'time'; bytes: Uint8Array; inputDims: number[]; reps: number }
 
 export type WorkerResponse =
   | { id: number; ok: true; result: unknown }
@@ -24,6 +25,13 @@ export interface RunResult {
   dims: number[]
   /** Time of `session.run` for this segment, measured in the worker, milliseconds. */
   ms: number
+}
+
+export interface TimeResult {
+  /** Session creation from the model bytes (model loading), ms. */
+  loadMs: number
+  /** Each timed `session.run`, after one warm-up run, ms. */
+  runMs: number[]
 }
 
 export interface ChainResult {

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { layerGrid, timeSynthetic } from '../../../src/main/campaign/layers.js'
+import { OrtExecutor } from '../../../src/main/runtime/executor.js'
+import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx-builder.js'
+import { REGRESSION_KEYS } from '../../../src/shared/latency.js'
+
+describe('synthetic single-layer models', () => {
+  const ex = new OrtExecutor()
+  beforeAll(() => ex.start())
+  afterAll(() => ex.stop())
+
+  it('builds a conv layer whose features are the paper\'s variables', () => {
+    const m = buildSynthetic({ type: 'conv', channels: 16, size: 14, filters: 64, kernel: 5, stride: 2 })
+    expect(m.inputDims).toEqual([1, 16, 14, 14])
+    expect(m.layer.outputShape).toEqual([1, 64, 7, 7]) // pad 2: floor((14 + 4 - 5) / 2) + 1
+    expect(m.layer.outputBytes).toBe(64 * 49 * 4)
+  })
+
+  it('times every configuration of the grid on onnxruntime, each type of the paper\'s table covered', async () => {
+    const grid = layerGrid()
+    const seen = new Set<string>()
+    const measured = await timeSynthetic(ex, grid, 1, 1, (m) => seen.add(m.regressionKey))
+    expect(measured).toHaveLength(grid.length)
+    for (const key of ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc'] as const) expect(seen.has(key), key).toBe(true)
+    for (const m of measured) {
+      expect(REGRESSION_KEYS).toContain(m.regressionKey)
+      expect(m.runMs).toBeGreaterThan(0)
+      expect(m.loadMs).toBeGreaterThan(0)
+      expect(m.modelBytes).toBeGreaterThan(0)
+    }
+    const conv = measured.find((m) => m.regressionKey === 'conv')!
+    expect(conv.features).toEqual([3 * 8 * 8, ((3 / 1) * (3 / 1)) * 16])
+    const fc = measured.find((m) => m.regressionKey === 'fc')!
+    expect(fc.features).toEqual([128, 10])
+  }, 120_000)
+
+  it('builds pool, flatten and softmax models that onnxruntime loads and runs', async () => {
+    const specs: SyntheticSpec[] = [
+      { type: 'pool', channels: 8, size: 9, kernel: 3, stride: 2 },
+      { type: 'flatten', shape: [1, 4, 3, 3] },
+      { type: 'softmax', shape: [1, 10] }
+    ]
+    for (const spec of specs) {
+      const m = buildSynthetic(spec)
+      const t = await ex.timeModel(m.bytes, m.inputDims, 1)
+      expect(t.runMs).toHaveLength(1)
+    }
+  })
+})
