@@ -7,7 +7,10 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { arch, cpus, platform, totalmem } from 'node:os'
 import type { Logger } from 'pino'
-import { UserError } from '../../src/shared/errors.js'
+import { z } from 'zod'
+import { UserError, describeIssues } from '../../src/shared/errors.js'
+import { SyntheticSpecSchema } from '../../src/shared/onnx-builder.js'
+import { timeSynthetic } from '../../src/main/campaign/layers.js'
 import { encodeFrame } from '../../src/shared/frame.js'
 import { exitPath, type Manifest } from '../../src/shared/manifest.js'
 import { HelloSchema, PlanSchema, RequestSchema, ResultSchema, SCHEMA, encodeJson, parsePayload, type PlanMessage, type ResultMessage } from '../../src/shared/messages.js'
@@ -193,6 +196,13 @@ export class EdgentAgent {
         return this.probe(Number(req['bytes'] ?? 16384))
       case 'profile-layers':
         return this.profileLayers(Number(req['reps'] ?? 10))
+      case 'time-layers': {
+        const specs = z.array(SyntheticSpecSchema).max(64).safeParse(req['specs'])
+        if (!specs.success) return Promise.reject(new UserError(describeIssues('time-layers specs', specs.error.issues)))
+        const reps = Number(req['reps'] ?? 5)
+        if (!Number.isInteger(reps) || reps < 1 || reps > 200) return Promise.reject(new UserError(`reps must be 1..200, got ${reps}`))
+        return timeSynthetic(this.executor, specs.data, reps, this.opts.slowdown ?? 1)
+      }
       default:
         return Promise.reject(new UserError(`unknown verb "${verb}"`))
     }

@@ -23,6 +23,7 @@ import {
   type NodeProto,
   type TensorProto
 } from 'onnx-buf'
+import { z } from 'zod'
 import { UserError } from './errors.js'
 import { product, type Layer } from './manifest.js'
 
@@ -31,6 +32,15 @@ export type SyntheticSpec =
   | { type: 'pool'; channels: number; size: number; kernel: number; stride: number }
   | { type: 'fc'; inputs: number; outputs: number }
   | { type: 'relu' | 'lrn' | 'dropout' | 'softmax' | 'flatten'; shape: number[] }
+
+const dim = (max: number) => z.number().int().positive().max(max)
+/** Specs arrive over MQTT: bounded so that no request can make an agent allocate without limit. */
+export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
+  z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
+  z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
+  z.object({ type: z.literal('fc'), inputs: dim(16384), outputs: dim(8192) }),
+  z.object({ type: z.enum(['relu', 'lrn', 'dropout', 'softmax', 'flatten']), shape: z.array(dim(4096)).min(1).max(4).refine((s) => s.reduce((a, b) => a * b, 1) <= 4_000_000, 'at most 4M elements') })
+])
 
 export interface SyntheticModel {
   spec: SyntheticSpec

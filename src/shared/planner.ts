@@ -160,13 +160,26 @@ export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: 
   }
 }
 
+/**
+ * Latencies within a relative 1e-9 of each other are a tie. Candidates that are equal on paper
+ * (a zero-cost layer between two cuts with the same tensor size) differ by rounding in floating
+ * point, by one ulp one way or the other depending on the bandwidth; the tie-breaking rules, not
+ * rounding, must decide between them.
+ */
+export const TIE_EPSILON = 1e-9
+
+/** a < b, beyond a tie. */
+export function lessThan(a: number, b: number): boolean {
+  return a < b - TIE_EPSILON * Math.max(Math.abs(a), Math.abs(b))
+}
+
 /** The partition of one exit with the least T; ties go to fewer device layers. */
 function bestPartition(group: readonly Candidate[], cond: Conditions): { c: Candidate; t: number } {
   let best = group[0]!
   let bestT = latencyOf(best, cond)
   for (let p = 1; p < group.length; p++) {
     const t = latencyOf(group[p]!, cond)
-    if (t < bestT) {
+    if (lessThan(t, bestT)) {
       best = group[p]!
       bestT = t
     }
@@ -194,7 +207,7 @@ function planPaper(table: CostTable, cond: Conditions): Candidate | null {
  * Mode `edgent`: among plans meeting the requirement, the most accurate exit (by measured accuracy,
  * not depth), ties to lower latency, then the earlier exit; if none meets it, the minimum-latency plan
  * (ties to higher accuracy, then the earlier exit), which the caller reports as infeasible. Within an
- * exit the best partition is the least T, ties to fewer device layers. Equivalent to an exhaustive
+ * exit the best partition is the least T, ties to fewer device layers. Ties are within TIE_EPSILON. Equivalent to an exhaustive
  * search over every (exit, deviceLayers) with that order (tested), in O(total layers).
  */
 function planEdgent(table: CostTable, cond: Conditions): Candidate {
@@ -206,10 +219,10 @@ function planEdgent(table: CostTable, cond: Conditions): Candidate {
       if (
         !feasible ||
         best.c.accuracy > feasible.c.accuracy ||
-        (best.c.accuracy === feasible.c.accuracy && best.t < feasible.t)
+        (best.c.accuracy === feasible.c.accuracy && lessThan(best.t, feasible.t))
       ) feasible = best
     }
-    if (!fastest || best.t < fastest.t || (best.t === fastest.t && best.c.accuracy > fastest.c.accuracy)) fastest = best
+    if (!fastest || lessThan(best.t, fastest.t) || (!lessThan(fastest.t, best.t) && best.c.accuracy > fastest.c.accuracy)) fastest = best
   }
   return (feasible ?? fastest)!.c
 }

@@ -9,6 +9,7 @@ import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
 import { loadManifest } from '../files.js'
+import { campaignList, campaignRun, exportCalibration } from './campaign.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
 
 export interface Io {
@@ -161,6 +162,30 @@ function buildProgram(io: Io): Command {
       if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
       io.out(await inferCommand({ agent: o.agent, count: o.count, latencyMs: o.latencyMs, dataDir: o.dataDir, ...(o.json ? { json: true } : {}), ...(b !== undefined ? { bandwidthKbps: b } : {}) }))
     })
+  const campaign = program.command('campaign').description('benchmark campaigns: profile both sides and fit the latency regressions')
+  campaign
+    .command('run')
+    .description('run a campaign on an agent and on this edge, then fit and store its profile')
+    .requiredOption('--agent <id>', 'paired, online agent')
+    .addOption(new Option('--kind <kind>', 'what to measure').choices(['layers', 'model', 'sweep']).default('layers'))
+    .option('--reps <n>', 'timed repetitions per configuration (median)', positiveInt, 5)
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { agent: string; kind: string; reps: number; dataDir: string; json?: boolean }) => io.out(await campaignRun(o, io.progress)))
+  campaign
+    .command('list')
+    .description('campaigns with their status')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { dataDir: string; json?: boolean }) => io.out(await campaignList(o.dataDir, !!o.json)))
+  program
+    .command('export')
+    .description('write calibration data (fitted profiles with statistics, raw measurements, devices, versions)')
+    .requiredOption('--out <file>', 'output file')
+    .addOption(new Option('--format <format>', 'json or csv (measurements only)').choices(['json', 'csv']).default('json'))
+    .option('--campaign <id>', 'one campaign (default: every completed one)')
+    .addOption(dataDirOption())
+    .action((o: { out: string; format: 'json' | 'csv'; campaign?: string; dataDir: string }) => io.out(exportCalibration(o)))
   return program
 }
 

@@ -18,6 +18,10 @@ const schemas = {
   devices: z.object({}).loose(),
   pair: z.object({ id: z.string() }),
   unpair: z.object({ id: z.string() }),
+  campaignStart: z.object({ agent: z.string(), kind: z.string(), reps: z.number().int().positive().max(200).default(5) }),
+  campaignStatus: z.object({ id: z.string() }),
+  campaignCancel: z.object({ id: z.string() }),
+  campaigns: z.object({}).loose(),
   infer: z.object({
     agent: z.string(),
     count: z.number().int().positive().max(100_000),
@@ -56,6 +60,18 @@ export class ControlApi {
         return this.core.pair(a['id'] as string)
       case 'unpair':
         return this.core.unpair(a['id'] as string)
+      case 'campaignStart':
+        return { id: this.core.startCampaign(a['agent'] as string, a['kind'] as string, a['reps'] as number) }
+      case 'campaignStatus': {
+        const s = this.core.campaigns.status(a['id'] as string)
+        if (!s) throw new UserError(`unknown campaign "${a['id'] as string}"`)
+        return s
+      }
+      case 'campaignCancel':
+        this.core.campaigns.cancel(a['id'] as string)
+        return { id: a['id'] }
+      case 'campaigns':
+        return this.core.campaigns.list()
       case 'infer':
         return this.core.infer(a as Parameters<EdgentConsole['infer']>[0])
     }
@@ -67,7 +83,7 @@ export class ControlApi {
         res.writeHead(status, { 'content-type': 'application/json' })
         res.end(JSON.stringify(body))
       }
-      const m = /^\/api\/([a-z]+)$/.exec(req.url ?? '')
+      const m = /^\/api\/([a-zA-Z]+)$/.exec(req.url ?? '')
       if (req.method !== 'POST' || !m) return send(404, { ok: false, error: 'not found' })
       const auth = req.headers.authorization ?? ''
       const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '')

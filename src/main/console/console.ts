@@ -22,6 +22,8 @@ import { OrtExecutor } from '../runtime/executor.js'
 import { CONSOLE_USERNAME, EmbeddedBroker } from './broker.js'
 import { measureLayers, measuredSource, type LayerTable } from './edge-profile.js'
 import { Store } from './store.js'
+import { Campaigns } from '../campaign/runner.js'
+import type { LayerMeasurement } from '../campaign/layers.js'
 import { hashToken, newToken, verifyToken } from './tokens.js'
 
 export interface ConsoleOptions {
@@ -146,6 +148,7 @@ export class EdgentConsole extends EventEmitter {
   private readonly mapCache = new Map<string, MapInterval[]>()
   private probeTimer: NodeJS.Timeout | null = null
   mqttPort = 0
+  campaigns!: Campaigns
 
   constructor(readonly opts: ConsoleOptions) {
     super()
@@ -164,6 +167,14 @@ export class EdgentConsole extends EventEmitter {
     this.store.start()
     const interrupted = this.store.handle.prepare(`UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(new Date().toISOString()).changes
     if (interrupted) this.log.warn({ runs: interrupted }, 'runs left running by a previous console marked interrupted')
+    const stale = this.store.handle.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(new Date().toISOString()).changes
+    if (stale) this.log.warn({ campaigns: stale }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
+    this.campaigns = new Campaigns({
+      store: this.store,
+      executor: this.executor,
+      timeOnDevice: (deviceId, specs, reps) => this.request<LayerMeasurement[]>(deviceId, 'time-layers', { specs, reps }, 600_000),
+      onProgress: (status) => this.emit('campaign', status)
+    })
     const loaded = loadManifest(this.opts.modelDir)
     this.manifest = loaded.manifest
     await this.executor.start()
@@ -526,6 +537,15 @@ export class EdgentConsole extends EventEmitter {
     if (!iv || iv.exit === null || (iv.exit === a.plan.exit && iv.deviceLayers === a.plan.deviceLayers)) return
     const reason = `uplink estimate ${Math.round(kbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${a.plan.exit}, ${a.plan.deviceLayers})`
     this.pushPlan(a.id, a.requirementMs, kbps, reason).catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'replan failed'))
+  }
+
+  /** Starts a benchmark campaign on a paired, online agent (and on this edge). */
+  startCampaign(agent: string, kind: string, reps: number): string {
+    const id = checkAgentId(agent)
+    const dev = this.store.device(id)
+    if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
+    if (this.agent(id).state !== 'online') throw new UserError(`agent ${id} is not online`)
+    return this.campaigns.start(id, kind, reps)
   }
 
   // ------------------------------------------------------------------ co-inference

@@ -79,6 +79,42 @@ const MIGRATIONS: string[] = [
     smoothed_kbps REAL NOT NULL,
     at TEXT NOT NULL
   );
+  `,
+  `
+  CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    kind TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted', 'cancelled')),
+    progress REAL NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT
+  );
+  CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+    side TEXT NOT NULL CHECK (side IN ('device', 'edge')),
+    regression_key TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    features_json TEXT NOT NULL,
+    run_ms REAL NOT NULL,
+    load_ms REAL NOT NULL,
+    model_bytes INTEGER NOT NULL,
+    reps INTEGER NOT NULL,
+    held_out INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX measurements_campaign ON measurements(campaign_id);
+  CREATE TABLE profiles (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+    created_at TEXT NOT NULL,
+    json TEXT NOT NULL,
+    current INTEGER NOT NULL DEFAULT 0
+  );
   `
 ]
 

@@ -1,0 +1,70 @@
+/**
+ * Fitting a calibration profile from a campaign's measurements: per side and regression key, an
+ * ordinary least-squares fit on the training configurations, checked on the held-out ones (every
+ * fourth configuration of the grid, fixed by the grid's order).
+ */
+import { FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
+
+export interface MeasurementRow {
+  side: Side
+  regressionKey: RegressionKey
+  features: number[]
+  runMs: number
+  loadMs: number
+  modelBytes: number
+  heldOut: boolean
+}
+
+export interface FitReport {
+  side: Side
+  key: RegressionKey
+  n: number
+  r2: number | null
+  mape: number | null
+  heldOutN: number
+  heldOutMape: number | null
+  heldOutR2: number | null
+  error?: string
+}
+
+export function fitProfile(id: string, name: string, rows: readonly MeasurementRow[], source: Record<string, unknown>): { profile: CalibrationProfile; report: FitReport[] } {
+  const report: FitReport[] = []
+  const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
+  for (const side of SIDES) {
+    const mine = rows.filter((r) => r.side === side)
+    const groups = new Map<RegressionKey, { train: FitPoint[]; held: FitPoint[] }>()
+    const add = (key: RegressionKey, p: FitPoint, held: boolean) => {
+      const g = groups.get(key) ?? { train: [], held: [] }
+      ;(held ? g.held : g.train).push(p)
+      groups.set(key, g)
+    }
+    for (const r of mine) {
+      add(r.regressionKey, { x: r.features, y: r.runMs }, r.heldOut)
+      add('modelLoad', { x: [r.modelBytes], y: r.loadMs }, r.heldOut)
+    }
+    for (const [key, g] of groups) {
+      try {
+        const fit = fitRegression(key, g.train)
+        const held = fitStats(fit, g.held)
+        const { n, r2, mape, ...reg } = fit
+        sides[side][key] = { ...reg, features: [...FEATURES[key]], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
+        report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2 })
+      } catch (err) {
+        report.push({ side, key, n: g.train.length, r2: null, mape: null, heldOutN: g.held.length, heldOutMape: null, heldOutR2: null, error: (err as Error).message })
+      }
+    }
+  }
+  const profile: CalibrationProfile = {
+    format: 'edgent-calibration',
+    schema: 1,
+    id,
+    name,
+    createdAt: new Date().toISOString(),
+    units: { latency: 'ms', size: 'elements', modelSize: 'bytes' },
+    device: sides.device,
+    edge: sides.edge,
+    overheadMs: 0,
+    source
+  }
+  return { profile, report }
+}
