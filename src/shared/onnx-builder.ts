@@ -39,7 +39,7 @@ export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
   z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('fc'), inputs: dim(16384), outputs: dim(8192) }),
-  z.object({ type: z.enum(['relu', 'lrn', 'dropout', 'softmax', 'flatten']), shape: z.array(dim(4096)).min(1).max(4).refine((s) => s.reduce((a, b) => a * b, 1) <= 4_000_000, 'at most 4M elements') })
+  z.object({ type: z.enum(['relu', 'lrn', 'dropout', 'softmax', 'flatten']), shape: z.array(dim(65536)).min(1).max(4).refine((s) => s.reduce((a, b) => a * b, 1) <= 4_000_000, 'at most 4M elements') })
 ])
 
 export interface SyntheticModel {

@@ -1,0 +1,89 @@
+import { readFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { EdgentConsole } from '../../../src/main/console/console.js'
+import { layerGrid } from '../../../src/main/campaign/layers.js'
+import { exportCalibration } from '../../../src/main/cli/campaign.js'
+import { parseProfile } from '../../../src/shared/latency.js'
+import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+
+describe('layers campaign on a real agent and this edge', () => {
+  let core: EdgentConsole
+  let agent: AgentProc | null = null
+  let token = ''
+  const grid = layerGrid().length
+
+  beforeAll(async () => {
+    core = await startConsole()
+    token = core.pair('pi-cal').token
+    agent = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'pi-cal', token)
+    await waitFor('pi-cal online', () => deviceState(core, 'pi-cal') === 'online')
+  })
+  afterAll(async () => {
+    await stopAgent(agent)
+    await core?.stop()
+  })
+
+  const finished = (id: string) => waitFor(`campaign ${id} finished`, () => {
+    const s = core.campaigns.status(id)!
+    return s.status !== 'running' && s
+  }, 120_000)
+
+  it('measures every configuration on both sides, fits every regression and stores the profile', async () => {
+    const seen: number[] = []
+    core.on('campaign', (s: { progress: number }) => seen.push(s.progress))
+    const id = core.startCampaign('pi-cal', 'layers', 1)
+    const s = await finished(id)
+    expect(s).toMatchObject({ status: 'done', progress: 1, measurements: 2 * grid })
+    expect(seen.length).toBeGreaterThan(10)
+    expect(seen.every((p, i) => i === 0 || p >= seen[i - 1]!)).toBe(true)
+    const keys = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax']
+    for (const side of ['device', 'edge']) for (const k of keys) expect(s.fits!.some((f) => f.side === side && f.key === k && f.n > 0 && f.heldOutN > 0), `${side} ${k}`).toBe(true)
+    const row = core.store.handle.prepare('SELECT json FROM profiles WHERE campaign_id = ? AND current = 1').get(id) as { json: string }
+    const profile = parseProfile(JSON.parse(row.json), 'stored profile')
+    expect(profile.device.conv!.n).toBe(81)
+    expect(profile.edge.fc!.heldOut).toMatchObject({ n: 5 })
+  }, 150_000)
+
+  it('exports calibration data as JSON and CSV, atomically', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-export-'))
+    const dataDir = core.opts.dataDir
+    expect(exportCalibration({ dataDir, out: join(dir, 'cal.json'), format: 'json' })).toMatch(/1 campaign\(s\), \d+ measurements \(json\)/)
+    const doc = JSON.parse(readFileSync(join(dir, 'cal.json'), 'utf8'))
+    expect(doc).toMatchObject({ format: 'edgent-calibration-export', schema: 1, software: { onnxruntime: '1.27.0' } })
+    expect(doc.measurements).toHaveLength(2 * grid)
+    expect(doc.devices[0].hello.agentId).toBe('pi-cal')
+    parseProfile(doc.profiles[0].profile, 'exported profile')
+    exportCalibration({ dataDir, out: join(dir, 'cal.csv'), format: 'csv' })
+    const csv = readFileSync(join(dir, 'cal.csv'), 'utf8').trim().split('\n')
+    expect(csv[0]).toBe('campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out')
+    expect(csv).toHaveLength(2 * grid + 1)
+    expect(() => exportCalibration({ dataDir, out: join(dir, 'x.json'), format: 'json', campaign: 'nope' })).toThrow('unknown campaign "nope"')
+  })
+
+  it('keeps the partial data of a campaign whose agent drops out, and marks it failed', async () => {
+    const id = core.startCampaign('pi-cal', 'layers', 3)
+    await waitFor('device side under way', () => {
+      const s = core.campaigns.status(id)!
+      return s.measurements > grid && s
+    }, 60_000)
+    agent!.child.kill('SIGKILL')
+    const s = await finished(id)
+    expect(s.status).toBe('failed')
+    expect(s.error).toMatch(/pi-cal went offline/)
+    expect(s.measurements).toBeGreaterThan(grid)
+    expect(s.measurements).toBeLessThan(2 * grid)
+    expect(s.profileId).toBeNull()
+    agent = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'pi-cal', token)
+    await waitFor('pi-cal online', () => deviceState(core, 'pi-cal') === 'online')
+  }, 150_000)
+
+  it('cancels between chunks', async () => {
+    const id = core.startCampaign('pi-cal', 'layers', 1)
+    core.campaigns.cancel(id)
+    const s = await finished(id)
+    expect(s.status).toBe('cancelled')
+    expect(() => core.startCampaign('pi-cal', 'sweep', 1)).toThrow('campaign kind "sweep" is not available yet (available: layers)')
+  }, 60_000)
+})
