@@ -14,11 +14,6 @@ import {
   OperatorSetIdProtoSchema,
   TensorProtoSchema,
   TensorProto_DataType,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  ValueInfoProtoSchema,
   type AttributeProto,
   type NodeProto,
   type TensorProto
@@ -26,6 +21,7 @@ import {
 import { z } from 'zod'
 import { UserError } from './errors.js'
 import { product, type Layer } from './manifest.js'
+import { floatValueInfo } from './onnx-slicer.js'
 
 export type SyntheticSpec =
   | { type: 'conv'; channels: number; size: number; filters: number; kernel: number; stride: number }
@@ -48,21 +44,6 @@ export interface SyntheticModel {
   /** The layer as a manifest record (features of the regression). */
   layer: Layer
   inputDims: number[]
-}
-
-function valueInfo(name: string, dims: readonly number[]) {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: 'tensorType',
-        value: create(TypeProto_TensorSchema, {
-          elemType: TensorProto_DataType.FLOAT,
-          shape: create(TensorShapeProtoSchema, { dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } })) })
-        })
-      }
-    })
-  })
 }
 
 /** Deterministic small weights (a linear congruential sequence), so every side times the same model. */
@@ -146,7 +127,7 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
     irVersion: 8n,
     producerName: 'edgent campaign',
     opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
-    graph: create(GraphProtoSchema, { name: spec.type, node: nodes, initializer: init, input: [valueInfo('x', inputDims)], output: [valueInfo('y', outputDims)] })
+    graph: create(GraphProtoSchema, { name: spec.type, node: nodes, initializer: init, input: [floatValueInfo('x', inputDims)], output: [floatValueInfo('y', outputDims)] })
   })
   const record = { id: spec.type, inputShape: inputDims, outputShape: outputDims, outputBytes: product(outputDims) * 4, input: 'x', output: 'y', ...layer } as Layer
   return { spec, bytes: toBinary(ModelProtoSchema, model), layer: record, inputDims }

@@ -41,16 +41,17 @@ export interface BoundaryTensor {
   dims: readonly number[]
 }
 
-function valueInfo(t: BoundaryTensor): ValueInfoProto {
+/** A float32 graph input or output of fixed shape (also used by the synthetic-layer builder). */
+export function floatValueInfo(name: string, dims: readonly number[]): ValueInfoProto {
   return create(ValueInfoProtoSchema, {
-    name: t.name,
+    name,
     type: create(TypeProtoSchema, {
       value: {
         case: 'tensorType',
         value: create(TypeProto_TensorSchema, {
           elemType: TensorProto_DataType.FLOAT,
           shape: create(TensorShapeProtoSchema, {
-            dim: t.dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } }))
+            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } }))
           })
         })
       }
@@ -116,8 +117,8 @@ export function sliceModel(model: ModelProto, input: BoundaryTensor, output: Bou
       name: `${g.name || 'graph'}:${input.name}->${output.name}`,
       node: nodes,
       initializer: g.initializer.filter((t) => usedInit.has(t.name)),
-      input: [valueInfo(input)],
-      output: [valueInfo(output)]
+      input: [floatValueInfo(input.name, input.dims)],
+      output: [floatValueInfo(output.name, output.dims)]
     })
   })
   return toBinary(ModelProtoSchema, sliced)
