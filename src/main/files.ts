@@ -46,14 +46,28 @@ export function loadManifest(pathOrDir: string): LoadedManifest {
   return { manifest, path, dir: dirname(path) }
 }
 
-/** A built-in profile by name (`paper-2018`) or a calibration profile file. */
-export function loadProfile(nameOrPath: string): CalibrationProfile {
+/**
+ * A profile: built-in by name (`paper-2018`), a stored one by id (looked up by `stored`), a
+ * calibration profile file, or one profile of an `edgent export` file (`file.json#<profile id>`,
+ * or just the file when it holds one profile).
+ */
+export function loadProfile(nameOrPath: string, stored?: (id: string) => CalibrationProfile | null): CalibrationProfile {
   const builtin = BUILTIN_PROFILES[nameOrPath]
   if (builtin) return builtin
   if (!/[/\\.]/.test(nameOrPath)) {
-    throw new UserError(`profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; or a calibration .json file)`)
+    const found = stored?.(nameOrPath)
+    if (found) return found
+    throw new UserError(`profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; a stored profile id; or a calibration .json file)`)
   }
-  return parseProfile(readJsonFile(nameOrPath, 'profile'), basename(nameOrPath))
+  const [file, fragment] = nameOrPath.split('#') as [string, string | undefined]
+  const json = readJsonFile(file, 'profile') as { format?: string; profiles?: { id: string; profile: unknown }[] }
+  if (json && json.format === 'edgent-calibration-export') {
+    const list = json.profiles ?? []
+    const pick = fragment ? list.find((p) => p.id === fragment) : list.length === 1 ? list[0] : undefined
+    if (!pick) throw new UserError(`profile: ${basename(file)} holds profiles ${list.map((p) => p.id).join(', ') || '(none)'}: name one as ${basename(file)}#<id>`)
+    return parseProfile(pick.profile, `${basename(file)}#${pick.id}`)
+  }
+  return parseProfile(json, basename(file))
 }
 
 /** An idx file (MNIST format), gzipped or not. */

@@ -109,7 +109,7 @@ describe('edgent plan', () => {
     ['an invalid manifest', ['--model', bad, '--profile', profile], 'edgent: '],
     ['a missing profile file', ['--model', model, '--profile', join(bad, 'none.json')], `edgent: profile: no such file ${join(bad, 'none.json')}`],
     ['a profile that is not JSON', ['--model', model, '--profile', join(bad, 'broken.json')], `edgent: profile: ${join(bad, 'broken.json')} is not valid JSON`],
-    ['an unknown built-in profile', ['--model', model, '--profile', 'paper-2019'], 'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; or a calibration .json file)'],
+    ['an unknown built-in profile', ['--model', model, '--profile', 'paper-2019'], 'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; a stored profile id; or a calibration .json file)'],
     ['an invalid profile', ['--model', model, '--profile', model], 'edgent: manifest.json: format: ']
   ]
   for (const [what, args, prefix] of fileErrors) {

@@ -1,7 +1,11 @@
 /** `edgent campaign run | list` and `edgent export`. */
-import { writeFileSync, renameSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { UserError } from '../../shared/errors.js'
+import { existsSync, renameSync, writeFileSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { z } from 'zod'
+import { UserError, describeIssues } from '../../shared/errors.js'
+import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { AGENT_ID_RE } from '../../shared/topics.js'
+import { readJsonFile } from '../files.js'
 import { callConsole, findConsole } from '../console/api.js'
 import { Store } from '../console/store.js'
 import type { CampaignStatus } from '../campaign/runner.js'
@@ -101,6 +105,77 @@ export function exportCalibration(o: { dataDir: string; out: string; format: 'js
     }
     renameSync(tmp, o.out)
     return `wrote ${o.out}: ${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`
+  } finally {
+    store.stop()
+  }
+}
+
+const ExportSchema = z.object({
+  format: z.literal('edgent-calibration-export'),
+  schema: z.literal(1),
+  campaigns: z.array(z.object({ id: z.string().min(1), device_id: z.string().regex(AGENT_ID_RE), kind: z.string(), params_json: z.string(), status: z.string(), progress: z.number().optional(), started_at: z.string(), finished_at: z.string().nullable().optional(), error: z.string().nullable().optional() }).loose()).min(1),
+  devices: z.array(z.object({ id: z.string().regex(AGENT_ID_RE), hello: z.unknown() })),
+  profiles: z.array(z.object({ id: z.string().min(1), device_id: z.string(), campaign_id: z.string(), current: z.number().optional(), profile: z.unknown() }).loose()),
+  measurements: z.array(
+    z.object({ campaign_id: z.string(), side: z.enum(['device', 'edge']), regression_key: z.string(), spec: z.unknown(), features: z.array(z.number()), run_ms: z.number().nonnegative(), load_ms: z.number().nonnegative(), model_bytes: z.number().int().nonnegative(), reps: z.number().int().positive(), held_out: z.boolean() }).loose()
+  )
+})
+
+/**
+ * Reads calibration data written by `edgent export` into a data directory, in one transaction:
+ * a malformed or foreign file, or one whose campaigns are already there, changes nothing.
+ */
+export function importCalibration(o: { file: string; dataDir: string }): string {
+  const raw = readJsonFile(o.file, 'import')
+  const parsed = ExportSchema.safeParse(raw)
+  if (!parsed.success) throw new UserError(describeIssues(`import ${basename(o.file)}`, parsed.error.issues))
+  const doc = parsed.data
+  const campaignIds = new Set(doc.campaigns.map((c) => c.id))
+  for (const p of doc.profiles) {
+    if (!campaignIds.has(p.campaign_id)) throw new UserError(`import ${basename(o.file)}: profile ${p.id} names campaign ${p.campaign_id}, which the file does not hold`)
+    parseProfile(p.profile, `import ${basename(o.file)}: profile ${p.id}`)
+  }
+  for (const m of doc.measurements) if (!campaignIds.has(m.campaign_id)) throw new UserError(`import ${basename(o.file)}: a measurement names campaign ${m.campaign_id}, which the file does not hold`)
+  const store = new Store(join(resolve(o.dataDir), 'edgent.db'))
+  store.start()
+  try {
+    const db = store.handle
+    for (const c of doc.campaigns) if (db.prepare('SELECT 1 FROM campaigns WHERE id = ?').get(c.id)) throw new UserError(`import ${basename(o.file)}: campaign ${c.id} is already in ${resolve(o.dataDir)}`)
+    const now = new Date().toISOString()
+    db.transaction(() => {
+      for (const id of new Set([...doc.devices.map((d) => d.id), ...doc.campaigns.map((c) => c.device_id)])) {
+        if (store.device(id)) continue
+        // Known from calibration data only: not paired here (no token), so it cannot connect.
+        const hello = doc.devices.find((d) => d.id === id)?.hello
+        db.prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`).run(id, now, now, hello ? JSON.stringify(hello) : null)
+      }
+      for (const c of doc.campaigns) {
+        db.prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`).run(
+          c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null
+        )
+      }
+      const ins = db.prepare(`INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
+      for (const m of doc.measurements) ins.run(m.campaign_id, m.side, m.regression_key, JSON.stringify(m.spec), JSON.stringify(m.features), m.run_ms, m.load_ms, m.model_bytes, m.reps, m.held_out ? 1 : 0, now)
+      for (const p of doc.profiles) {
+        const hasCurrent = db.prepare('SELECT 1 FROM profiles WHERE device_id = ? AND current = 1').get(p.device_id)
+        db.prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?,?,?,?,?,?)').run(p.id, p.device_id, p.campaign_id, now, JSON.stringify(p.profile), hasCurrent ? 0 : 1)
+      }
+    })()
+    return `imported ${doc.campaigns.length} campaign(s), ${doc.profiles.length} profile(s) (${doc.profiles.map((p) => p.id).join(', ')}), ${doc.measurements.length} measurements into ${resolve(o.dataDir)}`
+  } finally {
+    store.stop()
+  }
+}
+
+/** A stored profile by id (`edgent plan --profile <id>`). */
+export function storedProfile(dataDir: string, id: string): CalibrationProfile | null {
+  const file = join(resolve(dataDir), 'edgent.db')
+  if (!existsSync(file)) return null
+  const store = new Store(file)
+  store.start()
+  try {
+    const row = store.handle.prepare('SELECT json FROM profiles WHERE id = ?').get(id) as { json: string } | undefined
+    return row ? parseProfile(JSON.parse(row.json), `stored profile ${id}`) : null
   } finally {
     store.stop()
   }

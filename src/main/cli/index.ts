@@ -9,7 +9,7 @@ import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
 import { loadManifest } from '../files.js'
-import { campaignList, campaignRun, exportCalibration } from './campaign.js'
+import { campaignList, campaignRun, exportCalibration, importCalibration } from './campaign.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
 
 export interface Io {
@@ -65,7 +65,8 @@ function buildProgram(io: Io): Command {
     .command('plan')
     .description('choose the exit and partition for a latency requirement at a bandwidth, or print the configuration map')
     .addOption(new Option('--model <path>', 'manifest.json or model folder').default(defaultModelDir(), 'the shipped branchy-alexnet'))
-    .requiredOption('--profile <name|file>', 'calibration profile: a .json file, or the built-in paper-2018')
+    .requiredOption('--profile <name|id|file>', 'calibration profile: the built-in paper-2018, a stored profile id, a profile .json, or export.json#<id>')
+    .addOption(new Option('--data-dir <dir>', 'where stored profiles are looked up').default(defaultDataDir()))
     .option('--bandwidth-kbps <kbps>', 'uplink bandwidth, kbit/s', positive)
     .option('--downlink-kbps <kbps>', 'downlink bandwidth, kbit/s (default: same as uplink)', positive)
     .option('--latency-ms <ms>', 'latency requirement, milliseconds', positive)
@@ -186,6 +187,11 @@ function buildProgram(io: Io): Command {
     .option('--campaign <id>', 'one campaign (default: every completed one)')
     .addOption(dataDirOption())
     .action((o: { out: string; format: 'json' | 'csv'; campaign?: string; dataDir: string }) => io.out(exportCalibration(o)))
+  program
+    .command('import <file>')
+    .description('read calibration data written by `edgent export` (all or nothing)')
+    .addOption(dataDirOption())
+    .action((file: string, o: { dataDir: string }) => io.out(importCalibration({ file, dataDir: o.dataDir })))
   return program
 }
 

@@ -11,10 +11,13 @@ import {
 } from '../../shared/planner.js'
 import { loadManifest, loadProfile } from '../files.js'
 import { kbps, ms, pct, table } from './format.js'
+import { storedProfile } from './campaign.js'
 
 export interface PlanOptions {
   model: string
   profile: string
+  /** Where stored profiles are looked up by id. */
+  dataDir?: string
   bandwidthKbps?: number
   downlinkKbps?: number
   latencyMs?: number
@@ -28,7 +31,7 @@ export interface PlanOptions {
 
 export function runPlan(opts: PlanOptions): string {
   const { manifest } = loadManifest(opts.model)
-  const profile = loadProfile(opts.profile)
+  const profile = loadProfile(opts.profile, opts.dataDir ? (id) => storedProfile(opts.dataDir!, id) : undefined)
   const costs = buildCostTable(manifest, profile)
   if (opts.latencyMs === undefined) throw new UserError("missing required option '--latency-ms <ms>'")
   const down = opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}

@@ -1,10 +1,11 @@
-import { readFileSync, mkdtempSync } from 'node:fs'
+import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { layerGrid } from '../../../src/main/campaign/layers.js'
-import { exportCalibration } from '../../../src/main/cli/campaign.js'
+import { exportCalibration, importCalibration } from '../../../src/main/cli/campaign.js'
+import { main } from '../../../src/main/cli/index.js'
 import { parseProfile } from '../../../src/shared/latency.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
@@ -60,6 +61,36 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(csv[0]).toBe('campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out')
     expect(csv).toHaveLength(2 * grid + 1)
     expect(() => exportCalibration({ dataDir, out: join(dir, 'x.json'), format: 'json', campaign: 'nope' })).toThrow('unknown campaign "nope"')
+  })
+
+  it('imports into a fresh data directory, all or nothing, and plans identically with the profile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-import-'))
+    const file = join(dir, 'cal.json')
+    exportCalibration({ dataDir: core.opts.dataDir, out: file, format: 'json' })
+    const fresh = join(dir, 'fresh')
+    const profileId = (JSON.parse(readFileSync(file, 'utf8')) as { profiles: { id: string }[] }).profiles[0]!.id
+    // malformed and foreign files change nothing
+    writeFileSync(join(dir, 'foreign.json'), JSON.stringify({ format: 'something-else', schema: 1 }))
+    writeFileSync(join(dir, 'broken.json'), '{"format": "edgent-calibration-export", ')
+    const doc = JSON.parse(readFileSync(file, 'utf8'))
+    doc.profiles[0].profile.device.conv.coefficients = [1]
+    writeFileSync(join(dir, 'badprofile.json'), JSON.stringify(doc))
+    expect(() => importCalibration({ file: join(dir, 'foreign.json'), dataDir: fresh })).toThrow(/^import foreign\.json: format: /)
+    expect(() => importCalibration({ file: join(dir, 'broken.json'), dataDir: fresh })).toThrow(/broken\.json is not valid JSON/)
+    expect(() => importCalibration({ file: join(dir, 'badprofile.json'), dataDir: fresh })).toThrow(/device conv needs 2 coefficients/)
+    expect(existsSync(join(fresh, 'edgent.db'))).toBe(false)
+    expect(importCalibration({ file, dataDir: fresh })).toMatch(new RegExp(`imported 1 campaign\\(s\\), 1 profile\\(s\\) \\(${profileId}\\)`))
+    expect(() => importCalibration({ file, dataDir: fresh })).toThrow(/is already in/)
+    const plans: string[] = []
+    for (const [profile, dataDir] of [[profileId, core.opts.dataDir], [profileId, fresh], [`${file}#${profileId}`, fresh]] as const) {
+      let out = ''
+      const code = await main(['plan', '--profile', profile, '--data-dir', dataDir, '--bandwidth-kbps', '500', '--latency-ms', '100', '--json', '--all'], { out: (t) => (out += t), err: (t) => (out += t) })
+      expect(code, out).toBe(0)
+      plans.push(out)
+    }
+    expect(JSON.parse(plans[0]!).profile).toBe(profileId)
+    expect(plans[1]).toBe(plans[0])
+    expect(plans[2]).toBe(plans[0])
   })
 
   it('keeps the partial data of a campaign whose agent drops out, and marks it failed', async () => {
