@@ -32,13 +32,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--slowdown <factor>', 'emulate a slower CPU by waiting (factor − 1) × compute time (fallback when no cgroup quota)', positive)
     .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
     .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
+    .option('--exit-with-parent', 'exit when the process that started this one is gone (the console\'s local device)')
   try {
     program.parse([...argv], { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
     throw err
   }
-  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string }>()
+  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string; exitWithParent?: boolean }>()
   const log = pino({ level: o.logLevel, base: { agent: o.id } }, pino.destination(2))
   try {
     if (!o.broker) throw new UserError('missing --broker mqtt://host:port (or EDGENT_BROKER)')
@@ -69,6 +70,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       log.info({ signal }, 'stopping')
       await agent.stop().catch(() => undefined)
       process.exit(0)
+    }
+    if (o.exitWithParent) {
+      // A console killed with SIGKILL cannot stop its local device: the device notices it was orphaned.
+      const parent = process.ppid
+      setInterval(() => {
+        if (process.ppid !== parent) void shutdown('parent exited')
+      }, 1000).unref()
     }
     process.once('SIGINT', () => void shutdown('SIGINT'))
     process.once('SIGTERM', () => void shutdown('SIGTERM'))

@@ -167,6 +167,8 @@ export class EdgentConsole extends EventEmitter {
     this.store.start()
     const interrupted = this.store.handle.prepare(`UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(new Date().toISOString()).changes
     if (interrupted) this.log.warn({ runs: interrupted }, 'runs left running by a previous console marked interrupted')
+    // Until an agent announces itself to this console, its last known state is not its state.
+    this.store.handle.prepare(`UPDATE devices SET state = 'offline' WHERE state IN ('online', 'busy')`).run()
     const stale = this.store.handle.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(new Date().toISOString()).changes
     if (stale) this.log.warn({ campaigns: stale }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
     this.campaigns = new Campaigns({

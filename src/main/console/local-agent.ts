@@ -78,7 +78,7 @@ export class LocalAgent {
       uplink: { method: 'application-level rate limit', kbps: this.opts.uplinkKbps }
     }
     const { cmd, args } = agentCommand()
-    const child = spawn(cmd, [...args, '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])], {
+    const child = spawn(cmd, [...args, '--exit-with-parent', '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])], {
       env: {
         ...process.env,
         EDGENT_BROKER: this.opts.brokerUrl,

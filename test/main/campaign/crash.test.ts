@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { callConsole, findConsole } from '../../../src/main/console/api.js'
+import { Store } from '../../../src/main/console/store.js'
+import type { CampaignStatus } from '../../../src/main/campaign/runner.js'
+import { CHUNK } from '../../../src/main/campaign/runner.js'
+import { layerGrid } from '../../../src/main/campaign/layers.js'
+import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+
+const KILLS = Number(process.env['CRASH_KILLS'] ?? 20)
+const edgent = join(root, 'bin', 'edgent.js')
+
+describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'edgent-crash-'))
+  let serve: ChildProcess | null = null
+  let agent: AgentProc | null = null
+  afterAll(async () => {
+    serve?.kill('SIGKILL')
+    await stopAgent(agent)
+  })
+
+  it('keeps the database intact, every committed chunk whole, and marks interrupted campaigns', async () => {
+    const [mqttPort, httpPort] = [await freePort(), await freePort()]
+    const start = async () => {
+      rmSync(join(dataDir, 'console.json'), { force: true }) // a killed console leaves its file behind
+      serve = spawn(process.execPath, [edgent, 'serve', '--no-local-agent', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--log-level', 'warn'], { stdio: 'ignore' })
+      return waitFor('console up', () => findConsole(dataDir), 60_000)
+    }
+    let c = await start()
+    const { token } = await callConsole<{ token: string }>(c, 'pair', { id: 'pi-crash' })
+    agent = spawnAgent(`mqtt://127.0.0.1:${mqttPort}`, 'pi-crash', token)
+    const online = async (cf: NonNullable<typeof c>) => {
+      for (let i = 0; i < 200; i++) {
+        const list = await callConsole<{ id: string; state: string }[]>(cf, 'devices', {})
+        if (list.some((d) => d.id === 'pi-crash' && d.state === 'online')) return
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      throw new Error('pi-crash did not come online')
+    }
+    for (let k = 0; k < KILLS; k++) {
+      await online(c)
+      const { id } = await callConsole<{ id: string }>(c, 'campaignStart', { agent: 'pi-crash', kind: 'layers', reps: 1 })
+      // kill at a different point of the campaign each time
+      const target = 12 + ((k * 37) % 400)
+      for (let i = 0; i < 300; i++) {
+        const s = await callConsole<CampaignStatus>(c, 'campaignStatus', { id })
+        if (s.measurements >= target || s.status !== 'running') break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      serve!.kill('SIGKILL')
+      await new Promise<void>((r) => serve!.once('exit', () => r()))
+      c = await start()
+    }
+    await online(c)
+    const campaigns = await callConsole<CampaignStatus[]>(c, 'campaigns', {})
+    serve!.kill('SIGTERM')
+    await new Promise<void>((r) => serve!.once('exit', () => r()))
+
+    expect(campaigns).toHaveLength(KILLS)
+    const store = new Store(join(dataDir, 'edgent.db'))
+    store.start()
+    try {
+      expect(store.handle.pragma('integrity_check', { simple: true })).toBe('ok')
+      expect(store.handle.pragma('foreign_key_check')).toEqual([])
+      const grid = layerGrid().length
+      for (const s of campaigns) {
+        expect(['interrupted', 'done']).toContain(s.status)
+        const rows = store.handle.prepare('SELECT side, COUNT(*) AS n FROM measurements WHERE campaign_id = ? GROUP BY side').all(s.id) as { side: string; n: number }[]
+        const edge = rows.find((r) => r.side === 'edge')?.n ?? 0
+        const device = rows.find((r) => r.side === 'device')?.n ?? 0
+        // chunks are committed whole: each side holds complete chunks (or all of the grid)
+        for (const n of [edge, device]) expect(n === grid || n % CHUNK === 0, `campaign ${s.id}: ${n} rows`).toBe(true)
+        if (s.status === 'done') expect(edge + device).toBe(2 * grid)
+        expect(device === 0 || edge === grid).toBe(true) // the device side starts after the edge side
+      }
+      expect(campaigns.filter((s) => s.status === 'interrupted').length).toBeGreaterThan(KILLS / 2)
+    } finally {
+      store.stop()
+    }
+    expect(existsSync(join(dataDir, 'console.json'))).toBe(false)
+  }, 900_000)
+})
