@@ -40,7 +40,8 @@ export function fitProfile(id: string, name: string, rows: readonly MeasurementR
     }
     for (const r of mine) {
       add(r.regressionKey, { x: r.features, y: r.runMs }, r.heldOut)
-      add('modelLoad', { x: [r.modelBytes], y: r.loadMs }, r.heldOut)
+      // model-loading points only where a whole model was loaded (not for layers of the served model)
+      if (r.modelBytes > 0) add('modelLoad', { x: [r.modelBytes], y: r.loadMs }, r.heldOut)
     }
     for (const [key, g] of groups) {
       try {

@@ -1,7 +1,7 @@
 /**
  * Campaigns (Edgent's offline stage as a product feature). Kind `layers`: the synthetic single-layer
  * grid timed on the edge (this console's executor) and on a device (the agent's `time-layers`
- * command), chunk by chunk so that progress shows, a cancel takes effect between chunks, and an agent
+ * command); kind `model`: every layer of the served model on each side (`profile-layers`). Chunk by chunk so that progress shows, a cancel takes effect between chunks, and an agent
  * dropping out leaves the measurements so far stored and the campaign marked failed. When complete,
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
@@ -12,6 +12,9 @@ import type { OrtExecutor } from '../runtime/executor.js'
 import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import { UserError } from '../../shared/errors.js'
 import { fitProfile, type FitReport, type MeasurementRow } from './fit.js'
+import { layerFeatures, regressionKeyOf } from '../../shared/latency.js'
+import type { Manifest } from '../../shared/manifest.js'
+import { measureLayers, type LayerTable } from '../console/edge-profile.js'
 import { layerGrid, timeSynthetic, type LayerMeasurement } from './layers.js'
 
 export const CHUNK = 12
@@ -33,6 +36,12 @@ export interface CampaignStatus {
 export interface CampaignDeps {
   store: Store
   executor: OrtExecutor
+  /** The served model, for the `model` kind. */
+  manifest: Manifest
+  /** One shipped sample's raw pixels, the input the `model` kind times. */
+  samplePixels: Uint8Array
+  /** Times every layer of the model on the device (the agent's `profile-layers` command). */
+  profileDevice(deviceId: string, reps: number): Promise<LayerTable>
   /** Times specs on the device (the agent's `time-layers` command). */
   timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<LayerMeasurement[]>
   onProgress(status: CampaignStatus): void
@@ -46,13 +55,13 @@ export class Campaigns {
 
   /** Starts a campaign; resolves with its id at once, the work goes on in the background. */
   start(deviceId: string, kind: string, reps: number): string {
-    if (kind !== 'layers') throw new UserError(`campaign kind "${kind}" is not available yet (available: layers)`)
+    if (kind !== 'layers' && kind !== 'model') throw new UserError(`campaign kind "${kind}" is not available yet (available: layers, model)`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
     const id = randomUUID()
     this.deps.store.handle
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, deviceId, kind, JSON.stringify({ reps, grid: 'layers-v1' }), new Date().toISOString())
-    void this.run(id, deviceId, reps)
+      .run(id, deviceId, kind, JSON.stringify(kind === 'layers' ? { reps, grid: 'layers-v1' } : { reps, model: this.deps.manifest.id }), new Date().toISOString())
+    void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
     return id
   }
 
@@ -61,15 +70,56 @@ export class Campaigns {
     this.cancelled.add(id)
   }
 
-  private async run(id: string, deviceId: string, reps: number): Promise<void> {
-    const db = this.deps.store.handle
+  /** The synthetic grid, chunk by chunk, on the edge then on the device. */
+  private layersWork(deviceId: string, reps: number): Work {
     const grid = layerGrid()
-    const total = grid.length * 2
+    const chunks: Chunk[] = []
+    for (const side of ['edge', 'device'] as const) {
+      for (let i = 0; i < grid.length; i += CHUNK) {
+        const specs = grid.slice(i, i + CHUNK)
+        chunks.push({
+          side,
+          keys: specs.map(specKey),
+          measure: () => (side === 'edge' ? timeSynthetic(this.deps.executor, specs, reps) : this.deps.timeOnDevice(deviceId, specs, reps))
+        })
+      }
+    }
+    return { chunks, keys: grid.map(specKey) }
+  }
+
+  /** Every layer of the served model (single-layer slices), on the edge then on the device. */
+  private modelWork(deviceId: string, reps: number): Work {
+    const m = this.deps.manifest
+    const layers = m.layers
+    const toRows = (t: LayerTable): LayerMeasurement[] =>
+      layers.map((l) => ({
+        key: JSON.stringify({ model: m.id, layer: l.id }),
+        spec: { model: m.id, layer: l.id } as unknown as SyntheticSpec,
+        regressionKey: regressionKeyOf(l),
+        features: layerFeatures(l),
+        runMs: t.layerMs[l.id] ?? NaN,
+        loadMs: 0,
+        modelBytes: 0,
+        reps
+      }))
+    const keys = layers.map((l) => JSON.stringify({ model: m.id, layer: l.id }))
+    return {
+      keys,
+      chunks: [
+        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, this.deps.samplePixels, reps)) },
+        { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps)) }
+      ]
+    }
+  }
+
+  private async run(id: string, deviceId: string, reps: number, work: Work): Promise<void> {
+    const db = this.deps.store.handle
+    const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
     let done = 0
     const insert = db.prepare(
       `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
     )
-    const heldOut = new Map(grid.map((s, i) => [specKey(s), i % 4 === 3]))
+    const heldOut = new Map(work.keys.map((k, i) => [k, i % 4 === 3]))
     const store = (side: 'device' | 'edge', ms: LayerMeasurement[]) =>
       db.transaction(() => {
         const now = new Date().toISOString()
@@ -78,15 +128,12 @@ export class Campaigns {
         db.prepare('UPDATE campaigns SET progress = ? WHERE id = ?').run(done / total, id)
       })()
     try {
-      for (const side of ['edge', 'device'] as const) {
-        for (let i = 0; i < grid.length; i += CHUNK) {
-          if (this.cancelled.has(id)) throw new CancelledError()
-          const chunk = grid.slice(i, i + CHUNK)
-          const ms = side === 'edge' ? await timeSynthetic(this.deps.executor, chunk, reps) : await this.deps.timeOnDevice(deviceId, chunk, reps)
-          if (ms.length !== chunk.length || ms.some((m, j) => m.key !== specKey(chunk[j]!))) throw new Error(`${side} answered with measurements for other configurations`)
-          store(side, ms)
-          this.deps.onProgress(this.status(id)!)
-        }
+      for (const chunk of work.chunks) {
+        if (this.cancelled.has(id)) throw new CancelledError()
+        const ms = await chunk.measure()
+        if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs))) throw new Error(`${chunk.side} answered with measurements for other configurations`)
+        store(chunk.side, ms)
+        this.deps.onProgress(this.status(id)!)
       }
       const rows = (db.prepare('SELECT side, regression_key, features_json, run_ms, load_ms, model_bytes, held_out FROM measurements WHERE campaign_id = ?').all(id) as {
         side: 'device' | 'edge'
@@ -133,6 +180,19 @@ export class Campaigns {
 }
 
 class CancelledError extends Error {}
+
+interface Chunk {
+  side: 'edge' | 'device'
+  /** The configurations this chunk must return, in order. */
+  keys: string[]
+  measure(): Promise<LayerMeasurement[]>
+}
+
+interface Work {
+  chunks: Chunk[]
+  /** Every configuration, in the order that decides which are held out. */
+  keys: string[]
+}
 
 function reportFromProfile(json: string): FitReport[] {
   const p = JSON.parse(json) as Record<'device' | 'edge', Record<string, { n?: number; r2?: number | null; mape?: number | null; heldOut?: { n: number; mape: number | null; r2: number | null } }>>

@@ -171,17 +171,20 @@ export class EdgentConsole extends EventEmitter {
     this.store.handle.prepare(`UPDATE devices SET state = 'offline' WHERE state IN ('online', 'busy')`).run()
     const stale = this.store.handle.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(new Date().toISOString()).changes
     if (stale) this.log.warn({ campaigns: stale }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
-    this.campaigns = new Campaigns({
-      store: this.store,
-      executor: this.executor,
-      timeOnDevice: (deviceId, specs, reps) => this.request<LayerMeasurement[]>(deviceId, 'time-layers', { specs, reps }, 600_000),
-      onProgress: (status) => this.emit('campaign', status)
-    })
     const loaded = loadManifest(this.opts.modelDir)
     this.manifest = loaded.manifest
     await this.executor.start()
     await this.executor.openModel(loaded.dir)
     const samples = readShippedSamples(loaded)
+    this.campaigns = new Campaigns({
+      store: this.store,
+      executor: this.executor,
+      timeOnDevice: (deviceId, specs, reps) => this.request<LayerMeasurement[]>(deviceId, 'time-layers', { specs, reps }, 600_000),
+      manifest: this.manifest,
+      samplePixels: samples.images.subarray(0, samples.imageElements),
+      profileDevice: (deviceId, reps) => this.request<LayerTable>(deviceId, 'profile-layers', { reps }, 600_000),
+      onProgress: (status) => this.emit('campaign', status)
+    })
     this.edgeTable = await measureLayers(this.executor, this.manifest, samples.images.subarray(0, samples.imageElements), this.opts.profileReps)
     this.log.info({ model: this.manifest.id, exitFusedMs: this.edgeTable.exitFusedMs }, 'edge runtime ready (layers timed)')
     let url = this.opts.brokerUrl

@@ -110,11 +110,22 @@ describe('layers campaign on a real agent and this edge', () => {
     await waitFor('pi-cal online', () => deviceState(core, 'pi-cal') === 'online')
   }, 150_000)
 
+  it('measures every layer of the served model on both sides (kind model)', async () => {
+    const id = core.startCampaign('pi-cal', 'model', 2)
+    const s = await finished(id)
+    const layers = core.model.layers.length
+    expect(s).toMatchObject({ status: 'done', kind: 'model', measurements: 2 * layers })
+    const rows = core.store.handle.prepare(`SELECT side, spec_json, run_ms FROM measurements WHERE campaign_id = ? ORDER BY id`).all(id) as { side: string; spec_json: string; run_ms: number }[]
+    expect(rows.filter((r) => r.side === 'device').map((r) => JSON.parse(r.spec_json).layer)).toEqual(core.model.layers.map((l) => l.id))
+    for (const r of rows) expect(r.run_ms).toBeGreaterThan(0)
+    expect(s.fits!.some((f) => f.key === 'modelLoad')).toBe(false) // no whole-model loads in this kind
+  }, 120_000)
+
   it('cancels between chunks', async () => {
     const id = core.startCampaign('pi-cal', 'layers', 1)
     core.campaigns.cancel(id)
     const s = await finished(id)
     expect(s.status).toBe('cancelled')
-    expect(() => core.startCampaign('pi-cal', 'sweep', 1)).toThrow('campaign kind "sweep" is not available yet (available: layers)')
+    expect(() => core.startCampaign('pi-cal', 'sweep', 1)).toThrow('campaign kind "sweep" is not available yet (available: layers, model)')
   }, 60_000)
 })
