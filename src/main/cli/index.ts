@@ -127,8 +127,9 @@ function buildProgram(io: Io): Command {
     .addOption(modelOption())
     .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
     .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
+    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: a cgroup CFS quota (where root) or the slowdown fallback').choices(['cgroup', 'slowdown']).default('cgroup'))
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; logLevel: string }) => {
+    .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; localCpu: 'cgroup' | 'slowdown'; logLevel: string }) => {
       if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
       if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
       await serve(o, io.out)

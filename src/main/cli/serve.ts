@@ -27,6 +27,7 @@ export interface ServeOptions {
   model: string
   localUplinkKbps: number
   localCpuQuota: number
+  localCpu: 'cgroup' | 'slowdown'
   logLevel: string
 }
 
@@ -56,7 +57,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
   let local: LocalAgent | null = null
   if (o.localAgent) {
     const { token } = core.pair('local-pi')
-    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, log: log.child({ part: 'local-agent' }) })
+    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
     local.start()
   }
   out(
@@ -164,6 +165,11 @@ export async function inferCommand(o: { agent: string; count: number; latencyMs:
   return [
     `${s.completed}/${s.count} co-inferences on ${s.agent} · requirement ${s.latencyMs} ms · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
     `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device, predicted ${ms(s.plan.predictedMs)} ms${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
-    `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms · requirement met ${pct(s.metShare)} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`
-  ].join('\n')
+    `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms · requirement met ${pct(s.metShare)} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`,
+    s.prediction.mapeCorrected === null
+      ? ''
+      : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} with the online correction learned so far, ${pct(s.prediction.mapeUncorrected!)} without (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`
+  ]
+    .filter(Boolean)
+    .join('\n')
 }

@@ -8,14 +8,15 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { quantileSorted } from 'simple-statistics'
+import { median, quantileSorted } from 'simple-statistics'
 import { BandwidthEstimator } from '../../shared/bandwidth.js'
+import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { HelloSchema, PlanSchema, ResponseSchema, SCHEMA, StateSchema, encodeJson, parsePayload, type Hello, type PlanMessage } from '../../shared/messages.js'
 import { argmax } from '../../shared/preprocess.js'
-import { buildCostTable, configurationMap, lookupMap, plan as planAt, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
+import { buildCostTable, configurationMap, latencyOf, lookupMap, plan as planAt, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
 import { checkAgentId, parseTopic, topics } from '../../shared/topics.js'
 import { loadManifest, readShippedSamples } from '../files.js'
 import { OrtExecutor } from '../runtime/executor.js'
@@ -75,6 +76,8 @@ interface AgentRuntime {
   pinned: boolean
   /** The plan id the agent last reported in its state. */
   reportedPlanId: string | null
+  /** Per-layer factors learned from co-inference (measured/predicted segment times). */
+  correction: OnlineCorrection
   probing: boolean
 }
 
@@ -127,6 +130,8 @@ export interface InferSummary {
   accuracy: number | null
   metShare: number
   planChanges: number
+  /** End-to-end prediction error of this batch, with the online corrections learned before it and without any. */
+  prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -286,7 +291,7 @@ export class EdgentConsole extends EventEmitter {
   private agent(id: string): AgentRuntime {
     let a = this.agents.get(id)
     if (!a) {
-      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, probing: false }
+      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, correction: new OnlineCorrection(), probing: false }
       this.agents.set(id, a)
     }
     return a
@@ -477,10 +482,41 @@ export class EdgentConsole extends EventEmitter {
     return r
   }
 
-  costTable(agentId: string): CostTable {
+  /** The agent's cost table: measured layer tables, corrected online unless `raw`. */
+  costTable(agentId: string, raw = false): CostTable {
     const a = this.agent(agentId)
     if (!a.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
-    return buildCostTable(this.manifest, measuredSource(this.manifest, a.deviceTable, this.edgeTable))
+    const source = measuredSource(this.manifest, a.deviceTable, this.edgeTable)
+    return buildCostTable(this.manifest, raw ? source : a.correction.wrap(source))
+  }
+
+  /**
+   * Learns from a batch: each plan's median measured device and edge segment times against its
+   * (corrected) predictions. Returns the batch's prediction MAPE with the corrections it was planned
+   * with and without any correction (both out of sample: this batch's own corrections apply next).
+   */
+  private learn(a: AgentRuntime, rows: InferRow[]): InferSummary['prediction'] {
+    const now = () => ({ deviceFactor: a.correction.meanFactor('device'), edgeFactor: a.correction.meanFactor('edge'), overheadMs: a.correction.overheadMs })
+    if (!rows.length) return { mapeCorrected: null, mapeUncorrected: null, ...now() }
+    const raw = this.costTable(a.id, true)
+    let errCorrected = 0
+    let errRaw = 0
+    for (const r of rows) {
+      const plan = this.plans.get(r.planId)!
+      const cand = raw.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+      errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
+      errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
+    }
+    for (const planId of new Set(rows.map((r) => r.planId))) {
+      const plan = this.plans.get(planId)!
+      const mine = rows.filter((r) => r.planId === planId)
+      const path = exitPath(this.manifest, plan.exit).map((l) => l.id)
+      if (plan.deviceLayers > 0) a.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
+      if (plan.deviceLayers < path.length) a.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
+      a.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
+    }
+    for (const k of [...this.mapCache.keys()]) if (k.startsWith(`${a.id}\u0000`)) this.mapCache.delete(k)
+    return { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length, ...now() }
   }
 
   /** The configuration map of an agent for a requirement (cached), over 1 kbps–10 Gbps. */
@@ -624,6 +660,7 @@ export class EdgentConsole extends EventEmitter {
           uploadBytes: half.uploadBytes
         })
       }
+      const prediction = this.learn(a, rows)
       const e2e = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
       const labelled = rows.filter((r) => r.correct !== null)
       const summary: InferSummary = {
@@ -640,7 +677,8 @@ export class EdgentConsole extends EventEmitter {
         p95Ms: quantile(e2e, 0.95),
         accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,
         metShare: rows.length ? rows.filter((r) => r.met).length / rows.length : 0,
-        planChanges: [...this.plans.keys()].filter((k) => !planIdsBefore.has(k) && this.plans.get(k)!.deviceId === id).length
+        planChanges: [...this.plans.keys()].filter((k) => !planIdsBefore.has(k) && this.plans.get(k)!.deviceId === id).length,
+        prediction
       }
       const insert = this.store.handle.prepare(
         `INSERT OR IGNORE INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_req_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)

@@ -87,6 +87,13 @@ describe('co-inference over the embedded broker with real agent processes', () =
     expect(stored.ok / 200).toBeCloseTo(summary.accuracy!, 10)
     const run = core.store.handle.prepare('SELECT status FROM runs WHERE id = ?').get(summary.runId) as { status: string }
     expect(run.status).toBe('done')
+    // online correction: this batch's errors were measured, and its segments' layers learned factors
+    expect(summary.prediction.mapeCorrected).toBeGreaterThan(0)
+    expect(summary.prediction.mapeUncorrected).toBeCloseTo(summary.prediction.mapeCorrected!, 10) // nothing learned before it
+    const corrected = core.costTable('pi-a').exits[exit - 1]![8]!
+    const raw = core.costTable('pi-a', true).exits[exit - 1]![8]!
+    expect(corrected.deviceMs).not.toBe(raw.deviceMs)
+    expect(corrected.edgeMs).not.toBe(raw.edgeMs)
   })
 
   it('pushes the plan retained, and a restarted agent resumes it', async () => {
