@@ -43,7 +43,7 @@ export const FrameHeaderSchema = z
     layerMs: z.array(z.number().nonnegative()).max(1024).optional(),
     /** Agent clock, ms since epoch, when the frame was handed to MQTT. */
     sentAt: z.number(),
-    /** The agent's latest uplink estimate from acknowledged transfers, kbps. */
+    /** One uplink sample from the agent's previous acknowledged activation transfer, kbps (the console smooths). */
     uplinkKbps: z.number().positive().optional()
   })
   .loose()

@@ -64,6 +64,18 @@ export function runModelInfo(opts: { model: string; json?: boolean }): string {
   return lines.join('\n')
 }
 
+/** Runs `fn` on the caller's executor, or on a private one started and stopped around it. */
+async function withExecutor<T>(executor: OrtExecutor | undefined, fn: (ex: OrtExecutor) => Promise<T>): Promise<T> {
+  if (executor) return fn(executor)
+  const ex = new OrtExecutor()
+  await ex.start()
+  try {
+    return await fn(ex)
+  } finally {
+    await ex.stop()
+  }
+}
+
 // ---------------------------------------------------------------- verify
 
 export interface VerifyOptions {
@@ -116,10 +128,7 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
   const want = opts.samples ?? set.count
   if (!Number.isInteger(want) || want < 1) throw new UserError(`--samples must be a positive integer, got ${opts.samples}`)
   const n = Math.min(want, set.count)
-  const ex = executor ?? new OrtExecutor()
-  const own = !executor
-  if (own) await ex.start()
-  try {
+  return withExecutor(executor, async (ex) => {
     await ex.openModel(loaded.dir)
     const inputs = (k: number): Float32Array => preprocess(manifest, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
     const total = n * manifest.exits.length
@@ -162,9 +171,7 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
     }
     const ok = verdicts.every((v) => v.maxSplitAbsDiff <= SPLIT_TOLERANCE && Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS)
     return { model: manifest.id, source: opts.images ? set.source : `shipped samples (${manifest.samples?.images})`, samples: n, exits: verdicts, ok }
-  } finally {
-    if (own) await ex.stop()
-  }
+  })
 }
 
 export function formatVerify(r: VerifyReport): string {
@@ -234,10 +241,7 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
   const loaded = loadManifest(opts.model)
   const { manifest } = loaded
   if (!(opts.deviceFactor > 0)) throw new UserError(`--device-factor must be a positive number, got ${opts.deviceFactor}`)
-  const ex = executor ?? new OrtExecutor()
-  const own = !executor
-  if (own) await ex.start()
-  try {
+  return withExecutor(executor, async (ex) => {
     await ex.openModel(loaded.dir)
     const samples = readShippedSamples(loaded)
     const totalSteps = manifest.exits.length * opts.reps
@@ -286,9 +290,7 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
         exits: [...new Set(grid.map((g) => g.exit))].sort((a, b) => a - b)
       }
     }
-  } finally {
-    if (own) await ex.stop()
-  }
+  })
 }
 
 export function formatDecisions(r: DecisionReport, manifest?: Manifest): string {

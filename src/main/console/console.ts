@@ -63,7 +63,6 @@ interface AgentRuntime {
   hello: Hello | null
   plan: StoredPlan | null
   estimator: BandwidthEstimator
-  lastSampleAt: number
   lastSampleKbps: number | null
   lastProbeAt: number
   lastActivationSampleAt: number
@@ -291,7 +290,7 @@ export class EdgentConsole extends EventEmitter {
   private agent(id: string): AgentRuntime {
     let a = this.agents.get(id)
     if (!a) {
-      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleAt: 0, lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, correction: new OnlineCorrection(), probing: false }
+      a = { id, state: 'unknown', hello: null, plan: null, estimator: new BandwidthEstimator(), lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, deviceTable: null, requirementMs: null, fixedKbps: null, pinned: false, reportedPlanId: null, correction: new OnlineCorrection(), probing: false }
       this.agents.set(id, a)
     }
     return a
@@ -436,9 +435,8 @@ export class EdgentConsole extends EventEmitter {
 
   private addBandwidthSample(a: AgentRuntime, kbps: number, source: 'activation' | 'probe', bytes: number): void {
     const u = a.estimator.add(kbps)
-    a.lastSampleAt = Date.now()
     a.lastSampleKbps = kbps
-    if (source === 'activation') a.lastActivationSampleAt = a.lastSampleAt
+    if (source === 'activation') a.lastActivationSampleAt = Date.now()
     if (this.store.device(a.id)) {
       this.store.handle
         .prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, kbps, smoothed_kbps, at) VALUES (?, ?, ?, ?, ?, ?)')
