@@ -1,6 +1,7 @@
 /**
  * `edgent-agent`: the device agent's command line.
  *   edgent-agent --broker mqtt://host:1883 --id <id> --token <token> [--model-dir DIR] [--uplink-kbps n]
+ *   edgent-agent --check [--json] [--model-dir DIR]
  * Configuration may also come from the environment (EDGENT_BROKER, EDGENT_AGENT_ID, EDGENT_TOKEN,
  * EDGENT_MODEL_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
  * Logs are JSON lines (pino) on stderr.
@@ -11,6 +12,7 @@ import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultModelDir } from '../../src/main/paths.js'
 import { EdgentAgent } from './agent.js'
+import { runCheck } from './check.js'
 
 function positive(value: string): number {
   const n = Number(value)
@@ -32,6 +34,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--slowdown <factor>', 'emulate a slower CPU by waiting (factor − 1) × compute time (fallback when no cgroup quota)', positive)
     .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
     .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
+    .option('--check', 'check this machine (architecture, runtime, model, one-sample timing) and exit')
+    .option('--json', 'with --check: print the report as JSON')
     .option('--exit-with-parent', 'exit when the process that started this one is gone (the console\'s local device)')
   try {
     program.parse([...argv], { from: 'user' })
@@ -39,7 +43,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
     throw err
   }
-  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string; exitWithParent?: boolean }>()
+  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string; exitWithParent?: boolean; check?: boolean; json?: boolean }>()
+  if (o.check) {
+    const report = await runCheck(o.modelDir, o.json ? () => undefined : undefined)
+    if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+    return report.ok ? 0 : 1
+  }
   const log = pino({ level: o.logLevel, base: { agent: o.id } }, pino.destination(2))
   try {
     if (!o.broker) throw new UserError('missing --broker mqtt://host:port (or EDGENT_BROKER)')

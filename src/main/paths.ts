@@ -2,20 +2,26 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The folder of the edgent-console package (works from src/ under vitest and from out/ when built). */
+/** Package names whose folder holds resources/: the console, and the packed agent (`npm run pack:agent`). */
+const OUR_PACKAGES = ['edgent-console', 'edgent-agent']
+
+/**
+ * The folder of the edgent-console package (works from src/ under vitest and from out/ when built),
+ * or of the packed agent package, whose layout (out/main, resources/models) is the same.
+ */
 export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
   let dir = from
   for (;;) {
     const pkg = join(dir, 'package.json')
     if (existsSync(pkg)) {
       try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'edgent-console') return dir
+        if (OUR_PACKAGES.includes((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name ?? '')) return dir
       } catch {
         // not ours; keep walking up
       }
     }
     const up = dirname(dir)
-    if (up === dir) throw new Error(`edgent-console package.json not found above ${from}`)
+    if (up === dir) throw new Error(`edgent-console (or edgent-agent) package.json not found above ${from}`)
     dir = up
   }
 }

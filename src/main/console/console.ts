@@ -354,6 +354,8 @@ export class EdgentConsole extends EventEmitter {
       if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {
         throw new UserError(`frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`)
       }
+      // Observers of the raw tensors (the arm64 conformance test compares them across agents).
+      if (this.listenerCount('frame') > 0) this.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
       const a = this.agent(agentId)
       if (h.uplinkKbps) this.addBandwidthSample(a, h.uplinkKbps, 'activation', payload.length)
       let scores = frame.data

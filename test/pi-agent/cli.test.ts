@@ -1,0 +1,81 @@
+/** The built `edgent-agent` command line: --check and its refusals, and bad configuration. */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { runCheck } from '../../pi-agent/src/check.js'
+import { defaultModelDir, packageRoot } from '../../src/main/paths.js'
+import { agentEntry } from '../main/console/harness.js'
+
+function agent(...args: string[]) {
+  const r = spawnSync(process.execPath, [agentEntry, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, EDGENT_BROKER: '', EDGENT_TOKEN: '', EDGENT_AGENT_ID: '' } })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe('edgent-agent', () => {
+  it('--check prints the architecture, versions, the model and a one-sample timing, and exits 0', () => {
+    const r = agent('--check')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(new RegExp(`^arch\\s+${process.arch} `, 'm'))
+    expect(r.stdout).toMatch(/^node\s+\d+\.\d+\.\d+$/m)
+    expect(r.stdout).toMatch(/^onnxruntime\s+onnxruntime-node 1\.27\.0$/m)
+    expect(r.stdout).toMatch(/^model\s+branchy-alexnet loads \(12\.\d MB, sha256 [0-9a-f]{12}…/m)
+    expect(r.stdout).toMatch(/^one sample\s+exit 5, all 24 layers: \d+\.\d\d ms warm/m)
+    expect(r.stdout).toMatch(/^check\s+ok$/m)
+  })
+
+  it('--check --json gives the report as JSON', () => {
+    const r = agent('--check', '--json')
+    expect(r.code, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout) as { ok: boolean; arch: string; timing: { warmMs: number; predicted: number; label: number } }
+    expect(report.ok).toBe(true)
+    expect(report.arch).toBe(process.arch)
+    expect(report.timing.warmMs).toBeGreaterThan(0)
+  })
+
+  it('--check exits non-zero naming a missing model', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-nomodel-'))
+    const r = agent('--check', '--model-dir', dir)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(`problem       model: no such file ${join(dir, 'manifest.json')}`)
+    expect(r.stdout).toMatch(/^check\s+FAILED$/m)
+  })
+
+  it('--check refuses a 32-bit OS with the reason, before loading anything', async () => {
+    const lines: string[] = []
+    const report = await runCheck(defaultModelDir(), (l) => lines.push(l), 'arm')
+    expect(report.ok).toBe(false)
+    expect(report.model).toBeNull()
+    expect(lines.join('\n')).toMatch(/problem\s+unsupported architecture arm: the agent needs a 64-bit OS/)
+  })
+
+  it('refuses to start without a broker, id or token, naming what is missing', () => {
+    expect(agent()).toMatchObject({ code: 2, stderr: expect.stringContaining('missing --broker') })
+    expect(agent('--broker', 'http://x')).toMatchObject({ code: 2, stderr: expect.stringContaining('--broker must be an mqtt:// or mqtts:// URL') })
+    expect(agent('--broker', 'mqtt://127.0.0.1:1', '--id', 'pi-a')).toMatchObject({ code: 2, stderr: expect.stringContaining('missing --token') })
+    expect(agent('--bogus')).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown option '--bogus'") })
+  })
+})
+
+describe('the systemd unit', () => {
+  const unit = readFileSync(join(packageRoot(), 'pi-agent', 'systemd', 'edgent-agent.service'), 'utf8')
+  const readme = readFileSync(join(packageRoot(), 'pi-agent', 'README.md'), 'utf8')
+  const key = (k: string) => [...unit.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim())
+
+  it('starts after the network is online, as Type=exec, restarting on failure', () => {
+    expect(key('Type')).toEqual(['exec'])
+    expect(key('Restart')).toEqual(['on-failure'])
+    expect(key('After')).toContain('network-online.target')
+    expect(key('Wants')).toContain('network-online.target')
+    expect(key('EnvironmentFile')).toEqual(['/etc/edgent/agent.env'])
+  })
+
+  it('runs the binary where the README installs it', () => {
+    const exec = key('ExecStart')[0]!.split(' ')
+    expect(readme).toContain(`-C /usr/local --strip-components=1`) // node lands in /usr/local/bin
+    expect(exec[0]).toBe('/usr/local/bin/node')
+    expect(exec[1]).toBe(`${key('WorkingDirectory')[0]}/node_modules/edgent-agent/bin/edgent-agent.js`)
+    expect(readme).toContain(`cd ${key('WorkingDirectory')[0]}`)
+  })
+})
