@@ -1,40 +1,109 @@
 /**
- * The Electron shell: the only main-process module that imports `electron`. It opens the window
- * with a locked-down renderer; the console core and its API bridge arrive with the console issue.
+ * The Electron shell: the only main-process module that imports `electron`. In order: the console
+ * stack (core, loopback API, local emulated device), the window (locked down), the IPC bridge (one
+ * guarded handler per console API method) and the event forwarding to the window.
  */
-import { app, BrowserWindow, session, shell } from 'electron'
+import { app, BrowserWindow, ipcMain, session, shell, type WebContents } from 'electron'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { pino } from 'pino'
+import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
+import { CSP } from './console/api.js'
+import { ConsoleService } from './console/service.js'
+import { lanAddress, startStack, type Stack } from './console/stack.js'
+import { registerIpcHandlers } from './ipc.js'
+import { defaultModelDir } from './paths.js'
 
 export const WEB_PREFERENCES = {
   preload: join(__dirname, '../preload/index.cjs'),
   contextIsolation: true,
   sandbox: true,
   nodeIntegration: false,
-  webSecurity: true
+  webSecurity: true,
+  allowRunningInsecureContent: false,
+  webviewTag: false,
+  spellcheck: false
 } as const
 
-function createWindow(): void {
-  const win = new BrowserWindow({ width: 1280, height: 840, show: false, title: 'Edgent Console', webPreferences: WEB_PREFERENCES })
-  win.once('ready-to-show', () => win.show())
-  // Navigation and new windows are denied; external links open in the user's browser.
-  win.webContents.on('will-navigate', (event) => event.preventDefault())
-  win.webContents.setWindowOpenHandler(({ url }) => {
+/** The page the window shows: the dev server in development, else the built renderer. */
+export function rendererUrl(): string {
+  return process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(__dirname, '../renderer/index.html')).href
+}
+
+let win: BrowserWindow | null = null
+
+export function createWindow(): BrowserWindow {
+  const w = new BrowserWindow({ width: 1360, height: 900, show: false, title: 'Edgent Console', webPreferences: WEB_PREFERENCES })
+  w.once('ready-to-show', () => w.show())
+  // Navigation and new windows are denied; https links open in the user's browser.
+  w.webContents.on('will-navigate', (event) => event.preventDefault())
+  w.webContents.setWindowOpenHandler(({ url }) => {
     if (url.startsWith('https://')) void shell.openExternal(url)
     return { action: 'deny' }
   })
-  const devUrl = process.env['ELECTRON_RENDERER_URL']
-  if (devUrl) void win.loadURL(devUrl)
-  else void win.loadFile(join(__dirname, '../renderer/index.html'))
+  void w.loadURL(rendererUrl())
+  w.on('closed', () => {
+    if (win === w) win = null
+  })
+  win = w
+  return w
 }
 
-void app.whenReady().then(() => {
+/** Session-wide rules: every permission request denied; the CSP header on every response. */
+export function lockDownSession(): void {
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
-  createWindow()
-  app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) createWindow()
+  session.defaultSession.setPermissionCheckHandler(() => false)
+  session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
   })
-})
+}
 
-app.on('window-all-closed', () => {
-  if (process.platform !== 'darwin') app.quit()
-})
+let stack: Stack | null = null
+
+async function boot(): Promise<void> {
+  lockDownSession()
+  const log = pino({ level: process.env['EDGENT_LOG_LEVEL'] ?? 'info' })
+  stack = await startStack({
+    mqttPort: Number(process.env['EDGENT_MQTT_PORT'] ?? 1883),
+    mqttHost: '0.0.0.0',
+    httpPort: Number(process.env['EDGENT_HTTP_PORT'] ?? 8080),
+    dataDir: process.env['EDGENT_DATA_DIR'] ?? join(app.getPath('userData'), 'data'),
+    localAgent: process.env['EDGENT_NO_LOCAL_AGENT'] !== '1',
+    model: process.env['EDGENT_MODEL_DIR'] ?? defaultModelDir(),
+    localUplinkKbps: 1000,
+    localCpuQuota: 0.15,
+    localCpu: 'cgroup',
+    log
+  })
+  const core = stack.core
+  const service = new ConsoleService(core, { shell: 'electron', brokerAddress: () => `${lanAddress()}:${core.mqttPort}` })
+  registerIpcHandlers(ipcMain, service, { windowId: () => win?.webContents.id ?? null, rendererUrl: rendererUrl() })
+  service.onEvent((event) => {
+    const wc: WebContents | undefined = win?.webContents
+    if (wc && !wc.isDestroyed()) wc.send(IPC_EVENT_CHANNEL, event)
+  })
+  createWindow()
+}
+
+if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
+  void app.whenReady().then(
+    () => boot(),
+    () => undefined
+  ).catch((err: unknown) => {
+    process.stderr.write(`edgent: ${err instanceof Error ? err.message : String(err)}\n`)
+    app.exit(1)
+  })
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0 && stack) createWindow()
+  })
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit()
+  })
+  app.on('will-quit', (event) => {
+    if (!stack) return
+    event.preventDefault()
+    const s = stack
+    stack = null
+    void s.stop().finally(() => app.quit())
+  })
+}

@@ -1,12 +1,42 @@
 /**
- * The preload bridge: named methods only, never `ipcRenderer` itself (STYLE.md, lesson 2).
- * The console API is bridged here once the console core lands; until then it exposes the shell kind.
+ * The preload bridge (sandboxed): the console API as named methods, each one `ipcRenderer.invoke`
+ * on its own channel, and `onEvent` returning its unsubscribe function. Never `ipcRenderer` itself
+ * (STYLE.md, lesson 2). The renderer's type is `typeof api` = `ConsoleApi`.
  */
-import { contextBridge } from 'electron'
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron'
+import { IPC_EVENT_CHANNEL, ipcChannel, type ArgsOf, type ConsoleApi, type ConsoleEvent, type MethodName, type ResultOf } from '../shared/console-api.js'
+
+const call =
+  <M extends MethodName>(m: M) =>
+  (args: ArgsOf<M>): Promise<ResultOf<M>> =>
+    ipcRenderer.invoke(ipcChannel(m), args) as Promise<ResultOf<M>>
 
 const api = {
-  shell: 'electron' as const
-}
+  shell: 'electron' as const,
+  status: call('status'),
+  devices: call('devices'),
+  pair: call('pair'),
+  unpair: call('unpair'),
+  campaigns: call('campaigns'),
+  campaignStart: call('campaignStart'),
+  campaignStatus: call('campaignStatus'),
+  campaignCancel: call('campaignCancel'),
+  calibration: call('calibration'),
+  modelInfo: call('modelInfo'),
+  layerLatencies: call('layerLatencies'),
+  costTable: call('costTable'),
+  infer: call('infer'),
+  inferences: call('inferences'),
+  bandwidth: call('bandwidth'),
+  exportCalibration: call('exportCalibration'),
+  onEvent(listener: (event: ConsoleEvent) => void): () => void {
+    const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
+    ipcRenderer.on(IPC_EVENT_CHANNEL, h)
+    return () => {
+      ipcRenderer.removeListener(IPC_EVENT_CHANNEL, h)
+    }
+  }
+} satisfies ConsoleApi
 
 export type PreloadApi = typeof api
 

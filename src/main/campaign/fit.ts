@@ -3,6 +3,7 @@
  * ordinary least-squares fit on the training configurations, checked on the held-out ones (every
  * fourth configuration of the grid, fixed by the grid's order).
  */
+import type { FitReport } from '../../shared/console-api.js'
 import { FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
 
 export interface MeasurementRow {
@@ -15,17 +16,7 @@ export interface MeasurementRow {
   heldOut: boolean
 }
 
-export interface FitReport {
-  side: Side
-  key: RegressionKey
-  n: number
-  r2: number | null
-  mape: number | null
-  heldOutN: number
-  heldOutMape: number | null
-  heldOutR2: number | null
-  error?: string
-}
+export type { FitReport } from '../../shared/console-api.js'
 
 export function fitProfile(id: string, name: string, rows: readonly MeasurementRow[], source: Record<string, unknown>): { profile: CalibrationProfile; report: FitReport[] } {
   const report: FitReport[] = []

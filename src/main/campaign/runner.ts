@@ -6,6 +6,7 @@
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
  */
+import type { CampaignStatus } from '../../shared/console-api.js'
 import { randomUUID } from 'node:crypto'
 import type { Store } from '../console/store.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -19,19 +20,7 @@ import { layerGrid, timeSynthetic, type LayerMeasurement } from './layers.js'
 
 export const CHUNK = 12
 
-export interface CampaignStatus {
-  id: string
-  deviceId: string
-  kind: string
-  status: 'running' | 'done' | 'failed' | 'interrupted' | 'cancelled'
-  progress: number
-  startedAt: string
-  finishedAt: string | null
-  error: string | null
-  profileId: string | null
-  fits: FitReport[] | null
-  measurements: number
-}
+export type { CampaignStatus } from '../../shared/console-api.js'
 
 export interface CampaignDeps {
   store: Store

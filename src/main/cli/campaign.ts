@@ -71,43 +71,51 @@ export function exportCalibration(o: { dataDir: string; out: string; format: 'js
   const store = new Store(join(resolve(o.dataDir), 'edgent.db'))
   store.start()
   try {
-    const db = store.handle
-    const campaigns = (o.campaign ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign) : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()) as { id: string; device_id: string }[]
-    if (o.campaign && campaigns.length === 0) throw new UserError(`unknown campaign "${o.campaign}"`)
-    if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
-    const ids = campaigns.map((c) => c.id)
-    const marks = ids.map(() => '?').join(',')
-    const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
+    const doc = buildCalibrationExport(store, o)
     const tmp = `${o.out}.tmp-${process.pid}`
-    if (o.format === 'csv') {
-      const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out'
-      const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
-      const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out']].join(','))
-      writeFileSync(tmp, [head, ...rows].join('\n') + '\n')
-    } else {
-      const profiles = (db.prepare(`SELECT id, device_id, campaign_id, json, current FROM profiles WHERE campaign_id IN (${marks})`).all(...ids) as { id: string; device_id: string; campaign_id: string; json: string; current: number }[]).map((p) => ({ ...p, json: undefined, profile: JSON.parse(p.json) as unknown }))
-      const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
-        const d = store.device(id)
-        return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
-      })
-      const doc = {
-        format: 'edgent-calibration-export',
-        schema: 1,
-        exportedAt: new Date().toISOString(),
-        software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
-        units: { runMs: 'ms (median of reps)', loadMs: 'ms (session creation)', modelBytes: 'bytes', features: 'elements (batch 1), in the order of each profile regression\'s `features`' },
-        campaigns,
-        devices,
-        profiles,
-        measurements: measurements.map((m) => ({ ...m, spec: JSON.parse(m['spec_json'] as string) as unknown, features: JSON.parse(m['features_json'] as string) as unknown, spec_json: undefined, features_json: undefined, held_out: m['held_out'] === 1 }))
-      }
-      writeFileSync(tmp, JSON.stringify(doc, null, 2) + '\n')
-    }
+    writeFileSync(tmp, doc.content)
     renameSync(tmp, o.out)
-    return `wrote ${o.out}: ${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`
+    return `wrote ${o.out}: ${doc.summary}`
   } finally {
     store.stop()
   }
+}
+
+/** The export document of `edgent export` (and of the console's export button), as text. */
+export function buildCalibrationExport(store: Store, o: { format: 'json' | 'csv'; campaign?: string }): { content: string; summary: string; campaigns: number; measurements: number } {
+  const db = store.handle
+  const campaigns = (o.campaign ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign) : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()) as { id: string; device_id: string }[]
+  if (o.campaign && campaigns.length === 0) throw new UserError(`unknown campaign "${o.campaign}"`)
+  if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
+  const ids = campaigns.map((c) => c.id)
+  const marks = ids.map(() => '?').join(',')
+  const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
+  let content: string
+  if (o.format === 'csv') {
+    const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out'
+    const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
+    const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out']].join(','))
+    content = [head, ...rows].join('\n') + '\n'
+  } else {
+    const profiles = (db.prepare(`SELECT id, device_id, campaign_id, json, current FROM profiles WHERE campaign_id IN (${marks})`).all(...ids) as { id: string; device_id: string; campaign_id: string; json: string; current: number }[]).map((p) => ({ ...p, json: undefined, profile: JSON.parse(p.json) as unknown }))
+    const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
+      const d = store.device(id)
+      return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
+    })
+    const doc = {
+      format: 'edgent-calibration-export',
+      schema: 1,
+      exportedAt: new Date().toISOString(),
+      software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
+      units: { runMs: 'ms (median of reps)', loadMs: 'ms (session creation)', modelBytes: 'bytes', features: 'elements (batch 1), in the order of each profile regression\'s `features`' },
+      campaigns,
+      devices,
+      profiles,
+      measurements: measurements.map((m) => ({ ...m, spec: JSON.parse(m['spec_json'] as string) as unknown, features: JSON.parse(m['features_json'] as string) as unknown, spec_json: undefined, features_json: undefined, held_out: m['held_out'] === 1 }))
+    }
+    content = JSON.stringify(doc, null, 2) + '\n'
+  }
+  return { content, summary: `${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`, campaigns: campaigns.length, measurements: measurements.length }
 }
 
 const ExportSchema = z.object({

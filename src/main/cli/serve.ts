@@ -1,16 +1,14 @@
 /** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
-import { networkInterfaces, homedir } from 'node:os'
+import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { mkdirSync } from 'node:fs'
 import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
-import { callConsole, ControlApi, findConsole } from '../console/api.js'
-import { DEFAULT_CONSOLE, EdgentConsole, type InferRow, type InferSummary } from '../console/console.js'
-import { LocalAgent } from '../console/local-agent.js'
+import { callConsole, findConsole } from '../console/api.js'
+import { lanAddress, startStack } from '../console/stack.js'
+import type { InferRow, InferSummary } from '../console/console.js'
 import { Store } from '../console/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
-import { defaultModelDir } from '../paths.js'
 import { ms, pct, table } from './format.js'
 
 export function defaultDataDir(): string {
@@ -32,39 +30,16 @@ export interface ServeOptions {
 }
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
-  const dataDir = resolve(o.dataDir)
-  mkdirSync(dataDir, { recursive: true })
-  const running = findConsole(dataDir)
-  if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
   const log = pino({ level: o.logLevel }, pino.destination(2))
-  const core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir, modelDir: o.model, mqttHost: o.mqttHost, mqttPort: o.mqttPort, ...(o.broker ? { brokerUrl: o.broker } : {}), log })
-  try {
-    await core.start()
-  } catch (err) {
-    await core.stop().catch(() => undefined)
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new UserError(`MQTT port ${o.mqttPort} is in use (another broker?): choose one with --mqtt-port`)
-    throw err
-  }
-  const api = new ControlApi(core, { host: '127.0.0.1', port: o.httpPort, dataDir })
-  try {
-    await api.start()
-  } catch (err) {
-    await core.stop()
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`HTTP port ${o.httpPort} is in use: choose one with --http-port`)
-    throw err
-  }
-  let local: LocalAgent | null = null
-  if (o.localAgent) {
-    const { token } = core.pair('local-pi')
-    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
-    local.start()
-  }
+  const { logLevel: _l, ...rest } = o
+  const stack = await startStack({ ...rest, log })
+  const { core, api, local, dataDir } = stack
   out(
     [
       `Edgent console running · model ${core.model.id} · data ${dataDir}`,
+      `  open the console: ${api.url}`,
       `  MQTT broker: ${o.broker ?? `mqtt://${o.mqttHost}:${core.mqttPort}`}`,
-      `  control API: http://127.0.0.1:${api.port} (token in ${join(dataDir, 'console.json')})`,
+      `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
       `  pair a Pi:   npx edgent pair <id> --data-dir ${dataDir}`,
       `  co-infer:    npx edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
@@ -77,21 +52,12 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       if (stopping) return
       stopping = true
       log.info({ signal }, 'stopping')
-      await local?.stop()
-      await api.stop()
-      await core.stop()
+      await stack.stop()
       process.exit(0)
     }
     process.once('SIGINT', () => void stop('SIGINT'))
     process.once('SIGTERM', () => void stop('SIGTERM'))
   })
-}
-
-function lanAddress(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
-  }
-  return '<console-address>'
 }
 
 export async function pairCommand(id: string, dataDir: string, mqttPort?: number): Promise<string> {

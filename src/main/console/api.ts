@@ -1,36 +1,31 @@
 /**
- * The console's control API on loopback: POST /api/<method> with a JSON body and
- * `Authorization: Bearer <token>`; the answer is {ok: true, data} or {ok: false, error}. The token and
- * port are written to <data dir>/console.json (mode 0600), where the `edgent` commands find them.
+ * The console's API on loopback, for the headless shell and the `edgent` CLI:
+ * - `POST /api/<method>` with a JSON body and `Authorization: Bearer <token>` (the CLI); the answer
+ *   is {ok: true, data} or {ok: false, error};
+ * - `GET /` and `/assets/*`: the built renderer (out/renderer), opened as `http://127.0.0.1:<port>/#token=…`;
+ * - `/ws`: the same API as a WebSocket for the renderer (first message `{type:'auth', token}`), with
+ *   the console's events pushed to it (src/shared/console-api.ts).
+ * The token and ports are written to <data dir>/console.json (mode 0600), where the CLI finds them.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { createServer, request as httpRequest, type Server } from 'node:http'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { z } from 'zod'
-import { UserError, describeIssues } from '../../shared/errors.js'
+import sirv from 'sirv'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { UserError } from '../../shared/errors.js'
+import { WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type MethodName, type WsServerMessage } from '../../shared/console-api.js'
+import { isMethod } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
+import { ConsoleService } from './service.js'
+import { packageRoot } from '../paths.js'
 
 const MAX_BODY = 64 * 1024
+/** A WebSocket client that stops reading is dropped before its backlog grows past this (bytes). */
+const MAX_WS_BACKLOG = 8 * 1024 * 1024
 
-const schemas = {
-  status: z.object({}).loose(),
-  devices: z.object({}).loose(),
-  pair: z.object({ id: z.string() }),
-  unpair: z.object({ id: z.string() }),
-  campaignStart: z.object({ agent: z.string(), kind: z.string(), reps: z.number().int().positive().max(200).default(5) }),
-  campaignStatus: z.object({ id: z.string() }),
-  campaignCancel: z.object({ id: z.string() }),
-  campaigns: z.object({}).loose(),
-  infer: z.object({
-    agent: z.string(),
-    count: z.number().int().positive().max(100_000),
-    latencyMs: z.number().positive(),
-    bandwidthKbps: z.number().positive().optional(),
-    plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).optional()
-  })
-}
-export type ApiMethod = keyof typeof schemas
+/** The CLI's methods (a subset of the console API). */
+export type ApiMethod = MethodName
 
 export interface ConsoleFile {
   pid: number
@@ -40,57 +35,67 @@ export interface ConsoleFile {
   startedAt: string
 }
 
+/** The Content-Security-Policy of the served renderer (the same as its meta tag). */
+export const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+export function rendererDir(): string {
+  return join(packageRoot(), 'out', 'renderer')
+}
+
 export class ControlApi {
   private server: Server | null = null
+  private wss: WebSocketServer | null = null
   readonly token = randomBytes(24).toString('base64url')
+  readonly service: ConsoleService
   port = 0
 
-  constructor(private readonly core: EdgentConsole, private readonly opts: { host: string; port: number; dataDir: string }) {}
+  constructor(
+    private readonly core: EdgentConsole,
+    private readonly opts: { host: string; port: number; dataDir: string; brokerAddress?: () => string; rendererDir?: string }
+  ) {
+    this.service = new ConsoleService(core, { shell: 'headless', brokerAddress: opts.brokerAddress ?? (() => `127.0.0.1:${core.mqttPort}`) })
+  }
 
-  private async call(method: ApiMethod, args: unknown): Promise<unknown> {
-    const parsed = schemas[method].safeParse(args)
-    if (!parsed.success) throw new UserError(describeIssues(method, parsed.error.issues))
-    const a = parsed.data as Record<string, unknown>
-    switch (method) {
-      case 'status':
-        return { model: this.core.model.id, mqttPort: this.core.mqttPort, devices: this.core.devices().length }
-      case 'devices':
-        return this.core.devices()
-      case 'pair':
-        return this.core.pair(a['id'] as string)
-      case 'unpair':
-        return this.core.unpair(a['id'] as string)
-      case 'campaignStart':
-        return { id: this.core.startCampaign(a['agent'] as string, a['kind'] as string, a['reps'] as number) }
-      case 'campaignStatus': {
-        const s = this.core.campaigns.status(a['id'] as string)
-        if (!s) throw new UserError(`unknown campaign "${a['id'] as string}"`)
-        return s
-      }
-      case 'campaignCancel':
-        this.core.campaigns.cancel(a['id'] as string)
-        return { id: a['id'] }
-      case 'campaigns':
-        return this.core.campaigns.list()
-      case 'infer':
-        return this.core.infer(a as Parameters<EdgentConsole['infer']>[0])
-    }
+  /** The URL that opens the console in a browser, token included (the fragment never reaches the server's logs). */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/#token=${this.token}`
+  }
+
+  private tokenOk(given: string): boolean {
+    const a = Buffer.from(given)
+    const b = Buffer.from(this.token)
+    return a.length === b.length && timingSafeEqual(a, b)
   }
 
   async start(): Promise<void> {
+    const dir = this.opts.rendererDir ?? rendererDir()
+    const statics = existsSync(join(dir, 'index.html')) ? sirv(dir, { dev: false, etag: true, single: false, dotfiles: false }) : null
     const server = createServer((req, res) => {
       const send = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/json' })
         res.end(JSON.stringify(body))
       }
-      const m = /^\/api\/([a-zA-Z]+)$/.exec(req.url ?? '')
+      const url = req.url ?? '/'
+      if (!url.startsWith('/api/')) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { ok: false, error: 'method not allowed' })
+        res.setHeader('content-security-policy', CSP)
+        res.setHeader('x-content-type-options', 'nosniff')
+        res.setHeader('referrer-policy', 'no-referrer')
+        if (!statics) {
+          res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' })
+          return res.end('The console UI is not built: run `npm run build`, then reload.\n')
+        }
+        return statics(req, res, () => {
+          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+          res.end('not found\n')
+        })
+      }
+      const m = /^\/api\/([a-zA-Z]+)$/.exec(url)
       if (req.method !== 'POST' || !m) return send(404, { ok: false, error: 'not found' })
       const auth = req.headers.authorization ?? ''
-      const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '')
-      const want = Buffer.from(this.token)
-      if (given.length !== want.length || !timingSafeEqual(given, want)) return send(401, { ok: false, error: 'missing or wrong token' })
-      const method = m[1] as ApiMethod
-      if (!(method in schemas)) return send(404, { ok: false, error: `unknown method "${method}"` })
+      if (!this.tokenOk(auth.startsWith('Bearer ') ? auth.slice(7) : '')) return send(401, { ok: false, error: 'missing or wrong token' })
+      const method = m[1]!
+      if (!isMethod(method)) return send(404, { ok: false, error: `unknown method "${method}"` })
       let size = 0
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => {
@@ -109,11 +114,19 @@ export class ControlApi {
         } catch {
           return send(400, { ok: false, error: 'body is not JSON' })
         }
-        this.call(method, args).then(
+        this.service.call(method, args).then(
           (data) => send(200, { ok: true, data }),
           (err: unknown) => send(err instanceof UserError ? 400 : 500, { ok: false, error: err instanceof Error ? err.message : String(err) })
         )
       })
+    })
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY })
+    server.on('upgrade', (req, socket, head) => {
+      if ((req.url ?? '').split('?')[0] !== WS_PATH || !this.originOk(req)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n')
+        return
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws))
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -122,15 +135,88 @@ export class ControlApi {
     const addr = server.address()
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.port
     this.server = server
+    this.wss = wss
     const file: ConsoleFile = { pid: process.pid, httpPort: this.port, mqttPort: this.core.mqttPort, token: this.token, startedAt: new Date().toISOString() }
     writeFileSync(join(this.opts.dataDir, 'console.json'), JSON.stringify(file, null, 2), { mode: 0o600 })
   }
 
+  /** Browsers send Origin: only pages served by this server may open the socket (non-browser clients send none). */
+  private originOk(req: IncomingMessage): boolean {
+    const origin = req.headers.origin
+    if (origin === undefined) return true
+    return origin === `http://127.0.0.1:${this.port}` || origin === `http://localhost:${this.port}`
+  }
+
+  private onSocket(ws: WebSocket): void {
+    let authed = false
+    let unsubscribe: (() => void) | null = null
+    const send = (msg: WsServerMessage) => {
+      if (ws.readyState !== ws.OPEN) return
+      if (ws.bufferedAmount > MAX_WS_BACKLOG) {
+        ws.terminate()
+        return
+      }
+      ws.send(JSON.stringify(msg))
+    }
+    const timer = setTimeout(() => ws.close(WS_CLOSE_UNAUTHORIZED, 'no token'), WS_AUTH_TIMEOUT_MS)
+    ws.on('close', () => {
+      clearTimeout(timer)
+      unsubscribe?.()
+    })
+    ws.on('message', (raw, isBinary) => {
+      let msg: unknown
+      try {
+        if (isBinary) throw new Error('binary')
+        msg = JSON.parse(raw.toString())
+      } catch {
+        ws.close(WS_CLOSE_BAD_MESSAGE, 'messages are JSON text')
+        return
+      }
+      const m = msg as { type?: unknown; token?: unknown; id?: unknown; method?: unknown; args?: unknown }
+      if (!authed) {
+        if (m.type !== 'auth' || typeof m.token !== 'string' || !this.tokenOk(m.token)) {
+          ws.close(WS_CLOSE_UNAUTHORIZED, 'missing or wrong token')
+          return
+        }
+        authed = true
+        clearTimeout(timer)
+        unsubscribe = this.service.onEvent((event) => send({ type: 'event', event }))
+        send({ type: 'ready', shell: 'headless' })
+        return
+      }
+      if (typeof m.id !== 'number' || !Number.isInteger(m.id)) {
+        ws.close(WS_CLOSE_BAD_MESSAGE, 'a request needs an integer id')
+        return
+      }
+      const id = m.id
+      if (!isMethod(m.method)) {
+        send({ id, ok: false, error: `unknown method "${String(m.method)}"` })
+        return
+      }
+      this.service.call(m.method, m.args).then(
+        (data) => send({ id, ok: true, data }),
+        (err: unknown) => {
+          if (!(err instanceof UserError)) this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
+          send({ id, ok: false, error: err instanceof Error ? err.message : String(err) })
+        }
+      )
+    })
+  }
+
   async stop(): Promise<void> {
     rmSync(join(this.opts.dataDir, 'console.json'), { force: true })
+    const wss = this.wss
+    this.wss = null
+    if (wss) {
+      for (const c of wss.clients) c.terminate()
+      await new Promise<void>((r) => wss.close(() => r()))
+    }
     const s = this.server
     this.server = null
-    if (s) await new Promise<void>((r) => s.close(() => r()))
+    if (s) {
+      s.closeAllConnections()
+      await new Promise<void>((r) => s.close(() => r()))
+    }
   }
 }
 

@@ -3,6 +3,7 @@
  * worker), the fleet of paired agents, the planner service with live bandwidth estimates, and the
  * store. One object made of small parts with start()/stop(); the Electron and headless shells share it.
  */
+import type { InferRow, InferSummary } from '../../shared/console-api.js'
 import mqtt, { type MqttClient } from 'mqtt'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -94,44 +95,8 @@ interface PendingHalf {
   uploadBytes: number
 }
 
-export interface InferRow {
-  requestId: string
-  sample: number | null
-  label: number | null
-  predictedLabel: number
-  correct: boolean | null
-  exit: number
-  deviceLayers: number
-  planId: string
-  predictedMs: number
-  predicted: Breakdown
-  deviceMs: number
-  transferMs: number
-  edgeMs: number
-  e2eMs: number
-  met: boolean
-  uplinkKbps: number
-  uploadBytes: number
-}
 
-export interface InferSummary {
-  runId: string
-  agent: string
-  count: number
-  completed: number
-  lost: number
-  latencyMs: number
-  uplinkKbps: number
-  bandwidthSource: 'fixed' | 'estimate'
-  plan: { planId: string; exit: number; deviceLayers: number; layers: number; predictedMs: number; feasible: boolean }
-  p50Ms: number
-  p95Ms: number
-  accuracy: number | null
-  metShare: number
-  planChanges: number
-  /** End-to-end prediction error of this batch, with the online corrections learned before it and without any. */
-  prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
-}
+export type { InferRow, InferSummary } from '../../shared/console-api.js'
 
 function quantile(sorted: number[], q: number): number {
   return sorted.length ? quantileSorted(sorted, q) : NaN
@@ -165,6 +130,11 @@ export class EdgentConsole extends EventEmitter {
 
   get model(): Manifest {
     return this.manifest
+  }
+
+  /** This machine's (the edge's) per-layer timings, measured at start. */
+  get edgeLayerTable(): LayerTable {
+    return this.edgeTable
   }
 
   async start(): Promise<void> {

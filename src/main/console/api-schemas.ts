@@ -1,0 +1,49 @@
+/**
+ * Argument schemas of the console API (`src/shared/console-api.ts`), one per method. Every transport
+ * (IPC, WebSocket, loopback HTTP) checks its arguments here before the service sees them.
+ */
+import { z } from 'zod'
+import { UserError, describeIssues } from '../../shared/errors.js'
+import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
+
+const none = z.object({}).strict()
+const agent = z.string().min(1).max(64)
+
+export const API_SCHEMAS = {
+  status: none,
+  devices: none,
+  pair: z.object({ id: z.string().min(1).max(64) }).strict(),
+  unpair: z.object({ id: z.string().min(1).max(64) }).strict(),
+  campaigns: none,
+  campaignStart: z.object({ agent, kind: z.string().min(1).max(32), reps: z.number().int().positive().max(200).default(5) }).strict(),
+  campaignStatus: z.object({ id: z.string().min(1).max(128) }).strict(),
+  campaignCancel: z.object({ id: z.string().min(1).max(128) }).strict(),
+  calibration: z.object({ campaign: z.string().min(1).max(128) }).strict(),
+  modelInfo: none,
+  layerLatencies: z.object({ agent, exit: z.number().int().positive().optional() }).strict(),
+  costTable: z.object({ agent }).strict(),
+  infer: z
+    .object({
+      agent,
+      count: z.number().int().positive().max(100_000),
+      latencyMs: z.number().positive().max(3_600_000),
+      bandwidthKbps: z.number().positive().max(1e8).optional(),
+      plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional()
+    })
+    .strict(),
+  inferences: z.object({ agent, limit: z.number().int().positive().max(100_000).default(10_000), afterId: z.number().int().nonnegative().optional() }).strict(),
+  bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
+  exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
+} satisfies Record<MethodName, z.ZodType>
+
+export function isMethod(name: unknown): name is MethodName {
+  return typeof name === 'string' && (METHOD_NAMES as readonly string[]).includes(name)
+}
+
+/** Validates a call's arguments (absent = `{}`); a UserError names the method and what is wrong. */
+export function parseArgs<M extends MethodName>(method: M, args: unknown): ArgsOf<M> {
+  if (!isMethod(method)) throw new UserError(`unknown method "${String(method)}"`)
+  const r = API_SCHEMAS[method].safeParse(args === undefined || args === null ? {} : args)
+  if (!r.success) throw new UserError(describeIssues(method, r.error.issues))
+  return r.data as ArgsOf<M>
+}

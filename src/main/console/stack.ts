@@ -1,0 +1,93 @@
+/**
+ * The whole console as both shells run it: the core (broker, edge runtime, planner, store,
+ * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
+ * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
+ */
+import { mkdirSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
+import { resolve } from 'node:path'
+import type { Logger } from 'pino'
+import { UserError } from '../../shared/errors.js'
+import { ControlApi, findConsole } from './api.js'
+import { DEFAULT_CONSOLE, EdgentConsole } from './console.js'
+import { LocalAgent } from './local-agent.js'
+
+export interface StackOptions {
+  mqttPort: number
+  mqttHost: string
+  httpPort: number
+  dataDir: string
+  localAgent: boolean
+  broker?: string
+  model: string
+  localUplinkKbps: number
+  localCpuQuota: number
+  localCpu: 'cgroup' | 'slowdown'
+  log: Logger
+}
+
+export interface Stack {
+  core: EdgentConsole
+  api: ControlApi
+  local: LocalAgent | null
+  dataDir: string
+  stop(): Promise<void>
+}
+
+/** The first non-internal IPv4 address: what a Pi on the LAN dials. */
+export function lanAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  }
+  return '<console-address>'
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const dataDir = resolve(o.dataDir)
+  mkdirSync(dataDir, { recursive: true })
+  const running = findConsole(dataDir)
+  if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
+  const log = o.log
+  const core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir, modelDir: o.model, mqttHost: o.mqttHost, mqttPort: o.mqttPort, ...(o.broker ? { brokerUrl: o.broker } : {}), log })
+  try {
+    await core.start()
+  } catch (err) {
+    await core.stop().catch(() => undefined)
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') throw new UserError(`MQTT port ${o.mqttPort} is in use (another broker?): choose one with --mqtt-port`)
+    throw err
+  }
+  const api = new ControlApi(core, {
+    host: '127.0.0.1',
+    port: o.httpPort,
+    dataDir,
+    brokerAddress: () => (o.broker ? new URL(o.broker).host : `${lanAddress()}:${core.mqttPort}`)
+  })
+  try {
+    await api.start()
+  } catch (err) {
+    await core.stop()
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`HTTP port ${o.httpPort} is in use: choose one with --http-port`)
+    throw err
+  }
+  let local: LocalAgent | null = null
+  if (o.localAgent) {
+    const { token } = core.pair('local-pi')
+    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
+    local.start()
+  }
+  let stopped = false
+  return {
+    core,
+    api,
+    local,
+    dataDir,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await local?.stop()
+      await api.stop()
+      await core.stop()
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { ReactNode } from 'react'
+
+export function Card(props: { title: string; children: ReactNode; actions?: ReactNode; testId?: string }): React.JSX.Element {
+  return (
+    <section className="card" data-testid={props.testId}>
+      <header className="card-head">
+        <h2>{props.title}</h2>
+        {props.actions ? <div className="card-actions">{props.actions}</div> : null}
+      </header>
+      <div className="card-body">{props.children}</div>
+    </section>
+  )
+}
+
+export function Loading(props: { what: string }): React.JSX.Element {
+  return (
+    <div className="state state-loading" role="status">
+      <span className="spinner" aria-hidden /> Loading {props.what}…
+    </div>
+  )
+}
+
+export function Empty(props: { children: ReactNode }): React.JSX.Element {
+  return <div className="state state-empty">{props.children}</div>
+}
+
+export function ErrorBox(props: { error: string; onRetry?: () => void }): React.JSX.Element {
+  return (
+    <div className="state state-error" role="alert">
+      <strong>Error:</strong> {props.error}
+      {props.onRetry ? (
+        <button type="button" className="link" onClick={props.onRetry}>
+          retry
+        </button>
+      ) : null}
+    </div>
+  )
+}
+
+/** Loading / error / empty / content, in that order. */
+export function Guard<T>(props: { q: { data: T | undefined; error: string | null; loading: boolean; reload: () => void }; what: string; empty?: (d: T) => ReactNode | null; children: (d: T) => ReactNode }): React.JSX.Element {
+  const { q } = props
+  if (q.error && q.data === undefined) return <ErrorBox error={q.error} onRetry={q.reload} />
+  if (q.data === undefined) return <Loading what={props.what} />
+  const e = props.empty?.(q.data)
+  return (
+    <>
+      {q.error ? <ErrorBox error={q.error} onRetry={q.reload} /> : null}
+      {e ? <Empty>{e}</Empty> : props.children(q.data)}
+    </>
+  )
+}
+
+export function Stat(props: { label: string; value: ReactNode; testId?: string }): React.JSX.Element {
+  return (
+    <div className="stat" data-testid={props.testId}>
+      <div className="stat-label">{props.label}</div>
+      <div className="stat-value">{props.value}</div>
+    </div>
+  )
+}
+
+export const fmtMs = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
+export const fmtPct = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(digits)} %`)
+export const fmtKbps = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 10_000 ? `${(v / 1000).toFixed(1)} Mbps` : `${v.toFixed(0)} kbps`)
+export const fmtBytes = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} MB` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} kB` : `${v} B`)

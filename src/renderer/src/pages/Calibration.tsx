@@ -1,0 +1,173 @@
+import { useMemo, useState } from 'react'
+import { Bar, BarChart, CartesianGrid, Legend, Line, ComposedChart, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
+import type { Calibration as CalibrationData, CampaignStatus, FitReport, LayerLatencies, ModelView } from '../../../shared/console-api'
+import { Card, Empty, Guard, fmtMs, fmtPct } from '../components/ui'
+import { useApi, useQuery } from '../hooks'
+
+const SIDE_TEXT = { device: 'Device', edge: 'Edge (this machine)' } as const
+const FEATURE_UNITS: Record<string, string> = {
+  inputElements: 'input elements',
+  outputElements: 'output elements',
+  kernelOverStrideSquaredTimesFilters: '(kernel/stride)² × filters',
+  modelBytes: 'model bytes'
+}
+
+function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): React.JSX.Element {
+  const rows = props.data.layers.map((l) => ({
+    id: l.id,
+    type: l.type,
+    measured: props.side === 'device' ? l.deviceMeasuredMs : l.edgeMeasuredMs,
+    predicted: props.side === 'device' ? l.devicePredictedMs : l.edgePredictedMs
+  }))
+  const total = (k: 'measured' | 'predicted') => rows.reduce((s, r) => s + r[k], 0)
+  return (
+    <div className="chart-block" data-testid={`layer-chart-${props.side}`} data-layers={rows.length}>
+      <h3>
+        {SIDE_TEXT[props.side]} · sum measured {fmtMs(total('measured'))} ms, predicted {fmtMs(total('predicted'))} ms
+      </h3>
+      <ResponsiveContainer width="100%" height={300}>
+        <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 16 }}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis dataKey="id" angle={-50} textAnchor="end" interval={0} height={60} tick={{ fontSize: 10 }} label={{ value: 'layer', position: 'insideBottomRight', offset: 0, fontSize: 11 }} />
+          <YAxis label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft' }} tickFormatter={(v: number) => fmtMs(v)} />
+          <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} />
+          <Legend verticalAlign="top" wrapperStyle={{ paddingBottom: 10 }} />
+          <Bar dataKey="measured" name="measured (single-layer slice, median)" fill="#2f6fdf" className="bar-measured" isAnimationActive={false} minPointSize={1} />
+          <Bar dataKey="predicted" name={`predicted (${props.data.profile.fitted ? 'fitted profile' : 'paper-2018, not fitted here'})`} fill="#f0a030" className="bar-predicted" isAnimationActive={false} minPointSize={1} />
+        </BarChart>
+      </ResponsiveContainer>
+    </div>
+  )
+}
+
+function FitChart(props: { cal: CalibrationData; side: 'device' | 'edge'; fit: FitReport }): React.JSX.Element {
+  const { cal, side, fit } = props
+  const names = cal.featureNames[fit.key] ?? []
+  const reg = cal.regressions.find((r) => r.side === side && r.key === fit.key)
+  const pts = cal.points.filter((p) => p.side === side && p.key === fit.key)
+  const single = names.length === 1
+  // One feature: measured against it, with the fitted line. Several: measured against predicted, with y = x.
+  const xOf = (p: (typeof pts)[number]) => (single ? p.features[0]! : (p.predictedMs ?? 0))
+  const train = pts.filter((p) => !p.heldOut).map((p) => ({ x: xOf(p), y: p.runMs }))
+  const held = pts.filter((p) => p.heldOut).map((p) => ({ x: xOf(p), y: p.runMs }))
+  const xs = pts.map(xOf)
+  const lo = Math.min(...xs)
+  const hi = Math.max(...xs)
+  const line = reg && pts.length ? (single ? [lo, hi].map((x) => ({ x, y: Math.max(0, reg.intercept + reg.coefficients[0]! * x) })) : [lo, hi].map((x) => ({ x, y: x }))) : []
+  const xLabel = single ? (FEATURE_UNITS[names[0]!] ?? names[0]!) : 'predicted by the fit (ms)'
+  return (
+    <div className="fit" data-testid={`fit-${side}-${fit.key}`}>
+      <h4>
+        {fit.key} <span className="muted small">n {fit.n} · R² {fit.r2 === null ? '—' : fit.r2.toFixed(3)} · MAPE {fmtPct(fit.mape)} · held-out ({fit.heldOutN}) MAPE {fmtPct(fit.heldOutMape)}</span>
+      </h4>
+      {fit.error ? <p className="muted small">{fit.error}</p> : null}
+      <ResponsiveContainer width="100%" height={200}>
+        <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 8 }}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis type="number" dataKey="x" domain={['auto', 'auto']} tickFormatter={(v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(0) : String(Math.round(v * 100) / 100))} label={{ value: xLabel, position: 'insideBottom', offset: -16, fontSize: 11 }} />
+          <YAxis type="number" dataKey="y" label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', fontSize: 11 }} tickFormatter={(v: number) => fmtMs(v)} />
+          <Tooltip formatter={(v) => fmtMs(Number(v))} />
+          <Scatter data={train} name="fitted on" fill="#2f6fdf" isAnimationActive={false} />
+          <Scatter data={held} name="held out" fill="#d94040" isAnimationActive={false} />
+          <Line data={line} dataKey="y" name={single ? 'fitted line' : 'y = x'} stroke="#222" dot={false} isAnimationActive={false} />
+        </ComposedChart>
+      </ResponsiveContainer>
+    </div>
+  )
+}
+
+export function Calibration(props: { agent: string | null }): React.JSX.Element {
+  const api = useApi()
+  const model = useQuery<ModelView>(() => api.modelInfo({}), 'model')
+  const [exit, setExit] = useState<number | null>(null)
+  const exitNo = exit ?? (model.data ? Math.max(...model.data.exits.map((e) => e.exit)) : null)
+  const layers = useQuery<LayerLatencies>(props.agent && exitNo ? () => api.layerLatencies({ agent: props.agent!, exit: exitNo }) : null, `${props.agent}/${exitNo}`, (e) => e.type === 'campaign' && e.data.status === 'done')
+  const campaigns = useQuery<CampaignStatus[]>(() => api.campaigns({}), 'campaigns', (e) => e.type === 'campaign' && e.data.status !== 'running')
+  const fitted = useMemo(() => (campaigns.data ?? []).filter((c) => c.profileId && c.status === 'done'), [campaigns.data])
+  const [campaignId, setCampaignId] = useState<string>('')
+  const chosen = campaignId || fitted[0]?.id || ''
+  const cal = useQuery<CalibrationData>(chosen ? () => api.calibration({ campaign: chosen }) : null, chosen)
+
+  return (
+    <>
+      <Card
+        title="Per-layer latency of the model: predicted against measured"
+        testId="layer-latencies"
+        actions={
+          model.data ? (
+            <label>
+              Exit
+              <select value={exitNo ?? ''} onChange={(e) => setExit(Number(e.target.value))} data-testid="layer-exit">
+                {model.data.exits.map((e) => (
+                  <option key={e.exit} value={e.exit}>
+                    exit {e.exit} ({e.layers.length} layers, {fmtPct(e.accuracy)})
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : null
+        }
+      >
+        {!props.agent ? (
+          <Empty>Pair a device (Fleet) to compare its layers.</Empty>
+        ) : (
+          <Guard q={layers} what={`per-layer timings of ${props.agent} (the first time, the device times every layer: up to a minute)`}>
+            {(d) => (
+              <>
+                <p className="muted">
+                  Measured: each layer run alone as a single-layer ONNX slice (median), on {d.agent} and on this machine. Predicted: the regressions of{' '}
+                  {d.profile.fitted ? `the device's current fitted profile ${d.profile.id}` : 'the paper-2018 profile (the paper\u2019s Raspberry Pi 3 and desktop, not this hardware): run a layers campaign to fit this device'}.
+                </p>
+                <div className="grid2">
+                  <LayerChart data={d} side="device" />
+                  <LayerChart data={d} side="edge" />
+                </div>
+              </>
+            )}
+          </Guard>
+        )}
+      </Card>
+      <Card
+        title="Regressions fitted by a campaign"
+        testId="fits"
+        actions={
+          fitted.length ? (
+            <label>
+              Campaign
+              <select value={chosen} onChange={(e) => setCampaignId(e.target.value)} data-testid="fit-campaign">
+                {fitted.map((c) => (
+                  <option key={c.id} value={c.id}>
+                    {c.kind} on {c.deviceId}, {new Date(c.startedAt).toLocaleString()}
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : null
+        }
+      >
+        <Guard q={campaigns} what="campaigns" empty={() => (fitted.length === 0 ? 'No completed campaign with a fitted profile yet: start one on the Campaigns page.' : null)}>
+          {() => (
+            <Guard q={cal} what="calibration data">
+              {(c) => (
+                <>
+                  {(['device', 'edge'] as const).map((side) => (
+                    <div key={side}>
+                      <h3>{SIDE_TEXT[side]}</h3>
+                      <div className="grid3">
+                        {(c.campaign.fits ?? [])
+                          .filter((f) => f.side === side)
+                          .map((f) => (
+                            <FitChart key={`${side}-${f.key}`} cal={c} side={side} fit={f} />
+                          ))}
+                      </div>
+                    </div>
+                  ))}
+                </>
+              )}
+            </Guard>
+          )}
+        </Guard>
+      </Card>
+    </>
+  )
+}

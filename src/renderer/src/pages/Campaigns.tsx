@@ -1,0 +1,188 @@
+import { useState } from 'react'
+import { CAMPAIGN_KINDS, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
+import { Card, ErrorBox, Guard, fmtPct } from '../components/ui'
+import { download } from '../download'
+import { useApi, useQuery } from '../hooks'
+
+const KIND_TEXT: Record<string, string> = {
+  layers: 'layers — synthetic single-layer models over a grid of every layer type, both sides (fits the regressions)',
+  model: 'model — every layer of the served model, both sides'
+}
+
+export function ProgressBar(props: { value: number; label: string; testId?: string }): React.JSX.Element {
+  const pct = Math.round(props.value * 100)
+  return (
+    <div className="progress" role="progressbar" aria-label={props.label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} data-testid={props.testId}>
+      <div className="progress-fill" style={{ width: `${pct}%` }} />
+      <span className="progress-text">{pct} %</span>
+    </div>
+  )
+}
+
+function fitSummary(c: CampaignStatus): string {
+  if (!c.fits?.length) return '—'
+  const ok = c.fits.filter((f) => f.mape !== null)
+  return `${ok.length} fits` + (ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : '')
+}
+
+export function Campaigns(props: { devices: DeviceView[]; agent: string | null }): React.JSX.Element {
+  const api = useApi()
+  const [kind, setKind] = useState<string>('model')
+  const [reps, setReps] = useState(3)
+  const [agent, setAgent] = useState<string>('')
+  const [error, setError] = useState<string | null>(null)
+  const [exportMsg, setExportMsg] = useState<string | null>(null)
+  const chosen = agent || props.agent || ''
+  const q = useQuery<CampaignStatus[]>(() => api.campaigns({}), 'campaigns', (e) => e.type === 'campaign')
+
+  const start = async () => {
+    setError(null)
+    try {
+      await api.campaignStart({ agent: chosen, kind, reps })
+      q.reload()
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err))
+    }
+  }
+  const doExport = async (format: 'json' | 'csv', campaign?: string) => {
+    setError(null)
+    setExportMsg(null)
+    try {
+      const f = await api.exportCalibration({ format, ...(campaign ? { campaign } : {}) })
+      download(f)
+      setExportMsg(`Saved ${f.fileName}: ${f.summary}`)
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err))
+    }
+  }
+  const running = (q.data ?? []).filter((c) => c.status === 'running')
+  const online = props.devices.filter((d) => d.state === 'online' || d.state === 'busy')
+
+  return (
+    <>
+      <Card title="Start a campaign" testId="campaign-form">
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault()
+            void start()
+          }}
+        >
+          <label>
+            Device
+            <select value={chosen} onChange={(e) => setAgent(e.target.value)} data-testid="campaign-device">
+              {props.devices.length === 0 ? <option value="">no paired device</option> : null}
+              {props.devices.map((d) => (
+                <option key={d.id} value={d.id}>
+                  {d.id} ({d.state})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Kind
+            <select value={kind} onChange={(e) => setKind(e.target.value)} data-testid="campaign-kind">
+              {CAMPAIGN_KINDS.map((k) => (
+                <option key={k} value={k}>
+                  {KIND_TEXT[k] ?? k}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Repetitions
+            <input type="number" min={1} max={200} value={reps} onChange={(e) => setReps(Math.max(1, Number(e.target.value) || 1))} data-testid="campaign-reps" />
+          </label>
+          <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
+            Start
+          </button>
+        </form>
+        {chosen && !online.some((d) => d.id === chosen) ? <p className="muted">{chosen} is not online: a campaign needs the device connected.</p> : null}
+        {error ? <ErrorBox error={error} /> : null}
+      </Card>
+
+      {running.length ? (
+        <Card title="Running" testId="campaign-running">
+          {running.map((c) => (
+            <div key={c.id} className="running">
+              <div>
+                <strong>{c.kind}</strong> on {c.deviceId} · {c.measurements} measurements
+              </div>
+              <ProgressBar value={c.progress} label={`campaign ${c.id}`} testId="campaign-progress" />
+              <button type="button" className="secondary" onClick={() => void api.campaignCancel({ id: c.id }).then(q.reload)}>
+                Cancel
+              </button>
+            </div>
+          ))}
+        </Card>
+      ) : null}
+
+      <Card
+        title="History"
+        testId="campaign-history"
+        actions={
+          <>
+            <button type="button" className="secondary" onClick={() => void doExport('json')} data-testid="export-json">
+              Export all (JSON)
+            </button>
+            <button type="button" className="secondary" onClick={() => void doExport('csv')} data-testid="export-csv">
+              Export all (CSV)
+            </button>
+          </>
+        }
+      >
+        {exportMsg ? (
+          <p className="ok" data-testid="export-message">
+            {exportMsg}
+          </p>
+        ) : null}
+        <Guard q={q} what="campaigns" empty={(d) => (d.length === 0 ? 'No campaign yet. Start one above: a model campaign takes about a minute on the local emulated device.' : null)}>
+          {(list) => (
+            <table className="table" data-testid="campaign-table">
+              <thead>
+                <tr>
+                  <th>Started</th>
+                  <th>Kind</th>
+                  <th>Device</th>
+                  <th>Status</th>
+                  <th>Progress</th>
+                  <th>Measurements</th>
+                  <th>Fits</th>
+                  <th>Export</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((c) => (
+                  <tr key={c.id} data-testid={`campaign-${c.id}`}>
+                    <td>{new Date(c.startedAt).toLocaleString()}</td>
+                    <td>{c.kind}</td>
+                    <td>{c.deviceId}</td>
+                    <td>
+                      <span className={`badge badge-${c.status}`} title={c.error ?? ''} data-testid="campaign-status">
+                        {c.status}
+                      </span>
+                      {c.error ? <div className="muted small">{c.error}</div> : null}
+                    </td>
+                    <td>
+                      <ProgressBar value={c.progress} label={`campaign ${c.id} progress`} />
+                    </td>
+                    <td>{c.measurements}</td>
+                    <td>{fitSummary(c)}</td>
+                    <td>
+                      <button type="button" className="link" onClick={() => void doExport('json', c.id)}>
+                        JSON
+                      </button>{' '}
+                      <button type="button" className="link" onClick={() => void doExport('csv', c.id)}>
+                        CSV
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </Guard>
+      </Card>
+    </>
+  )
+}

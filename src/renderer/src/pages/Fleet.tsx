@@ -1,0 +1,152 @@
+import { useState } from 'react'
+import type { DeviceView, Pairing } from '../../../shared/console-api'
+import { Card, ErrorBox, Guard, fmtKbps, fmtMs } from '../components/ui'
+import { useApi, type Query } from '../hooks'
+
+/** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
+function emulationText(e: Record<string, unknown> | undefined): string {
+  if (!e) return 'none announced (a real device)'
+  return Object.entries(e)
+    .filter(([k]) => k !== 'kind')
+    .map(([k, v]) => {
+      if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>
+        const extra = Object.entries(o)
+          .filter(([kk, vv]) => kk !== 'method' && kk !== 'note' && (typeof vv === 'number' || typeof vv === 'string'))
+          .map(([kk, vv]) => `${kk} ${String(vv)}`)
+          .join(', ')
+        return `${k}: ${String(o['method'] ?? '')}${extra ? ` (${extra})` : ''}`
+      }
+      return `${k}: ${String(v)}`
+    })
+    .join(' · ')
+}
+
+export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Element {
+  const api = useApi()
+  const [id, setId] = useState('')
+  const [pairing, setPairing] = useState<Pairing | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [busy, setBusy] = useState(false)
+  const [confirm, setConfirm] = useState<string | null>(null)
+
+  const pair = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      setPairing(await api.pair({ id: id.trim() }))
+      setId('')
+      props.devices.reload()
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+  const unpair = async (dev: string) => {
+    setError(null)
+    try {
+      await api.unpair({ id: dev })
+      setConfirm(null)
+      props.devices.reload()
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err))
+    }
+  }
+
+  return (
+    <>
+      <Card title="Pair a Raspberry Pi" testId="pair-card">
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault()
+            void pair()
+          }}
+        >
+          <label>
+            Device id
+            <input value={id} onChange={(e) => setId(e.target.value)} placeholder="pi-kitchen" pattern="[a-z0-9][a-z0-9-]{0,62}" title="lowercase letters, digits and dashes" data-testid="pair-id" required />
+          </label>
+          <button type="submit" disabled={busy || !id.trim()} data-testid="pair-submit">
+            {busy ? 'Pairing…' : 'Pair'}
+          </button>
+        </form>
+        {error ? <ErrorBox error={error} /> : null}
+        {pairing ? (
+          <div className="pairing">
+            <p>
+              Paired <strong>{pairing.id}</strong>. Run this on the Pi (64-bit Raspberry Pi OS, Node 20; see pi-agent/README.md). The token is shown
+              once — re-pairing issues a new one.
+            </p>
+            <pre data-testid="pair-command">{pairing.command}</pre>
+          </div>
+        ) : null}
+      </Card>
+      <Card title="Devices" testId="devices-card">
+        <Guard q={props.devices} what="devices" empty={(d) => (d.length === 0 ? 'No device has been paired yet. Pair one above.' : null)}>
+          {(list) => (
+            <table className="table" data-testid="devices-table">
+              <thead>
+                <tr>
+                  <th>Device</th>
+                  <th>Status</th>
+                  <th>Capabilities</th>
+                  <th>Emulation</th>
+                  <th>Current plan</th>
+                  <th>Uplink estimate</th>
+                  <th />
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((d) => (
+                  <tr key={d.id} data-testid={`device-${d.id}`}>
+                    <td>
+                      <strong>{d.id}</strong>
+                    </td>
+                    <td>
+                      <span className={`badge badge-${d.paired ? d.state : 'revoked'}`} data-testid={`state-${d.id}`}>
+                        {d.paired ? d.state : 'unpaired'}
+                      </span>
+                    </td>
+                    <td>
+                      {d.hello ? (
+                        <>
+                          {d.hello.arch} · {d.hello.cpus} CPU · {(d.hello.memoryBytes / 2 ** 30).toFixed(1)} GiB
+                          <div className="muted">
+                            node {d.hello.versions.node} · onnxruntime-node {d.hello.versions.onnxruntime}
+                          </div>
+                        </>
+                      ) : (
+                        <span className="muted">not seen yet</span>
+                      )}
+                    </td>
+                    <td className="muted">{d.hello ? emulationText(d.hello.emulation as Record<string, unknown> | undefined) : '—'}</td>
+                    <td>{d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)` : <span className="muted">none</span>}</td>
+                    <td>{fmtKbps(d.uplinkKbps)}</td>
+                    <td>
+                      {!d.paired ? null : confirm === d.id ? (
+                        <>
+                          <button type="button" className="danger" onClick={() => void unpair(d.id)} data-testid={`unpair-confirm-${d.id}`}>
+                            Confirm unpair
+                          </button>
+                          <button type="button" className="link" onClick={() => setConfirm(null)}>
+                            cancel
+                          </button>
+                        </>
+                      ) : (
+                        <button type="button" className="secondary" onClick={() => setConfirm(d.id)} data-testid={`unpair-${d.id}`}>
+                          Unpair
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </Guard>
+      </Card>
+    </>
+  )
+}

@@ -1,0 +1,203 @@
+import { useMemo, useState } from 'react'
+import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
+import type { CostTable } from '../../../shared/planner'
+import { configurationMap, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
+import { Card, Empty, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import { useApi, useQuery } from '../hooks'
+
+/** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
+const toLog = (pos: number, lo: number, hi: number) => lo * Math.pow(hi / lo, pos / 1000)
+const fromLog = (v: number, lo: number, hi: number) => Math.round((1000 * Math.log(v / lo)) / Math.log(hi / lo))
+const BW = [10, 100_000] as const
+const REQ = [5, 2000] as const
+const grid = (lo: number, hi: number, n: number) => Array.from({ length: n }, (_, i) => lo * Math.pow(hi / lo, i / (n - 1)))
+const kbpsTick = (v: number) => (v >= 1000 ? `${v / 1000}M` : `${v}k`)
+
+function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: number; mode: PlannerMode }): React.JSX.Element {
+  const { table, latencyMs, uplinkKbps, mode } = props
+  const cond: Conditions = { uplinkKbps, latencyMs }
+  const chosen = plan(table, cond, mode)
+  const last = table.exits[table.exits.length - 1]!
+  const finalExit = last[0]!.exit
+  const bwSeries = useMemo(
+    () =>
+      grid(BW[0], BW[1], 81).map((kbps) => {
+        const p = plan(table, { uplinkKbps: kbps, latencyMs }, mode)!
+        const edgeOnly = last[0]!
+        const deviceOnly = last[last.length - 1]!
+        return {
+          kbps,
+          exit: p.exit,
+          deviceLayers: p.deviceLayers,
+          predictedMs: p.predictedMs,
+          edgeOnlyMs: edgeOnly.deviceMs + edgeOnly.edgeMs + edgeOnly.overheadMs + ((edgeOnly.uploadBytes + edgeOnly.downloadBytes) * 8) / kbps,
+          deviceOnlyMs: deviceOnly.deviceMs + deviceOnly.overheadMs
+        }
+      }),
+    [table, latencyMs, mode, last]
+  )
+  const reqSeries = useMemo(
+    () =>
+      grid(REQ[0], REQ[1], 81).map((req) => {
+        const p = plan(table, { uplinkKbps, latencyMs: req }, mode)!
+        return { req, exit: p.feasible ? p.exit : null, accuracy: p.feasible ? p.accuracy * 100 : null, deviceLayers: p.feasible ? p.deviceLayers : null }
+      }),
+    [table, uplinkKbps, mode]
+  )
+  const accs = table.exits.map((g) => g[0]!.accuracy * 100)
+  const accDomain: [number, number] = [Math.floor(Math.min(...accs)) - 1, Math.ceil(Math.max(...accs)) + 1]
+  const map = useMemo(() => configurationMap(table, { latencyMs, fromKbps: BW[0], toKbps: BW[1], mode }), [table, latencyMs, mode])
+  if (!chosen) return <Empty>No plan: the model has no exit.</Empty>
+  const b = chosen.breakdown
+  const breakdown = [{ name: 'plan', device: b.deviceMs, upload: b.uploadMs, edge: b.edgeMs, download: b.downloadMs, overhead: b.overheadMs }]
+  return (
+    <>
+      <Card title="The plan at these conditions" testId="plan-card">
+        <div className="stats" data-testid="plan-choice" data-exit={chosen.exit} data-device-layers={chosen.deviceLayers}>
+          <Stat label="exit" value={`${chosen.exit} of ${table.exits.length}`} testId="plan-exit" />
+          <Stat label="partition" value={chosen.deviceLayers === 0 ? `edge only (0/${chosen.layers})` : chosen.deviceLayers === chosen.layers ? `device only (${chosen.layers}/${chosen.layers})` : `${chosen.deviceLayers}/${chosen.layers} layers on device`} testId="plan-partition" />
+          <Stat label="predicted latency" value={`${fmtMs(chosen.predictedMs)} ms`} />
+          <Stat label="accuracy (exit)" value={fmtPct(chosen.accuracy)} />
+          <Stat label="requirement" value={chosen.feasible ? <span className="ok">met</span> : <span className="bad">not met: fastest plan</span>} />
+          <Stat label="upload" value={`${chosen.uploadBytes} B`} />
+        </div>
+        <ResponsiveContainer width="100%" height={90}>
+          <BarChart data={breakdown} layout="vertical" margin={{ left: 16, right: 24, top: 4, bottom: 16 }}>
+            <XAxis type="number" label={{ value: 'predicted latency (ms)', position: 'insideBottom', offset: -10 }} />
+            <YAxis type="category" dataKey="name" hide />
+            <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} />
+            <Legend verticalAlign="top" height={20} />
+            <Bar dataKey="device" stackId="a" fill="#2f6fdf" isAnimationActive={false} />
+            <Bar dataKey="upload" stackId="a" fill="#9b59b6" isAnimationActive={false} />
+            <Bar dataKey="edge" stackId="a" fill="#27ae60" isAnimationActive={false} />
+            <Bar dataKey="download" stackId="a" fill="#c39bd3" isAnimationActive={false} />
+            <Bar dataKey="overhead" stackId="a" fill="#999" isAnimationActive={false} />
+            <ReferenceLine x={latencyMs} stroke="#d94040" strokeDasharray="4 2" label={{ value: 'requirement', position: 'top', fontSize: 10 }} />
+          </BarChart>
+        </ResponsiveContainer>
+      </Card>
+      <div className="grid2">
+        <Card title="Selection under different bandwidths" testId="fig-selection-bandwidth">
+          <ResponsiveContainer width="100%" height={260}>
+            <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+              <CartesianGrid strokeDasharray="3 3" />
+              <XAxis dataKey="kbps" type="number" scale="log" domain={[BW[0], BW[1]]} ticks={[10, 100, 1000, 10000, 100000]} tickFormatter={kbpsTick} label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }} />
+              <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
+              <YAxis yAxisId="layers" orientation="right" allowDecimals={false} label={{ value: 'device layers', angle: 90, position: 'insideRight' }} />
+              <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} />
+              <Legend verticalAlign="top" />
+              <Line yAxisId="exit" type="stepAfter" dataKey="exit" name="exit" stroke="#2f6fdf" dot={false} isAnimationActive={false} />
+              <Line yAxisId="layers" type="stepAfter" dataKey="deviceLayers" name="device layers" stroke="#f0a030" dot={false} isAnimationActive={false} />
+              <ReferenceLine yAxisId="exit" x={uplinkKbps} stroke="#d94040" strokeDasharray="4 2" />
+            </LineChart>
+          </ResponsiveContainer>
+        </Card>
+        <Card title="Model runtime under different bandwidths" testId="fig-runtime-bandwidth">
+          <ResponsiveContainer width="100%" height={260}>
+            <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+              <CartesianGrid strokeDasharray="3 3" />
+              <XAxis dataKey="kbps" type="number" scale="log" domain={[BW[0], BW[1]]} ticks={[10, 100, 1000, 10000, 100000]} tickFormatter={kbpsTick} label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }} />
+              <YAxis scale="log" domain={['auto', 'auto']} allowDataOverflow width={64} tickFormatter={(v: number) => fmtMs(v)} label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft', offset: 0 }} />
+              <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} formatter={(v) => `${fmtMs(Number(v))} ms`} />
+              <Legend verticalAlign="top" />
+              <Line dataKey="predictedMs" name="Edgent's plan" stroke="#2f6fdf" dot={false} strokeWidth={2} isAnimationActive={false} />
+              <Line dataKey="edgeOnlyMs" name={`edge only (exit ${finalExit})`} stroke="#27ae60" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
+              <Line dataKey="deviceOnlyMs" name={`device only (exit ${finalExit})`} stroke="#f0a030" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
+              <ReferenceLine y={latencyMs} stroke="#d94040" strokeDasharray="4 2" label={{ value: 'requirement', fontSize: 10, position: 'insideTopRight' }} />
+            </LineChart>
+          </ResponsiveContainer>
+        </Card>
+        <Card title="Selection under different latency requirements" testId="fig-selection-requirement">
+          <ResponsiveContainer width="100%" height={260}>
+            <LineChart data={reqSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+              <CartesianGrid strokeDasharray="3 3" />
+              <XAxis dataKey="req" type="number" scale="log" domain={[REQ[0], REQ[1]]} ticks={[5, 10, 20, 50, 100, 200, 500, 1000, 2000]} label={{ value: 'latency requirement (ms)', position: 'insideBottom', offset: -12 }} />
+              <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
+              <YAxis yAxisId="acc" orientation="right" domain={accDomain} tickFormatter={(v: number) => `${v.toFixed(1)}`} label={{ value: 'accuracy (%)', angle: 90, position: 'insideRight' }} />
+              <Tooltip labelFormatter={(v) => `${fmtMs(Number(v))} ms`} />
+              <Legend verticalAlign="top" />
+              <Line yAxisId="exit" type="stepAfter" dataKey="exit" name="exit (none: infeasible)" stroke="#2f6fdf" dot={false} isAnimationActive={false} connectNulls={false} />
+              <Line yAxisId="acc" type="stepAfter" dataKey="accuracy" name="accuracy (%)" stroke="#27ae60" dot={false} isAnimationActive={false} connectNulls={false} />
+              <ReferenceLine yAxisId="exit" x={latencyMs} stroke="#d94040" strokeDasharray="4 2" />
+            </LineChart>
+          </ResponsiveContainer>
+        </Card>
+        <Card title={`Configuration map at ${fmtMs(latencyMs)} ms`} testId="config-map">
+          <table className="table compact">
+            <thead>
+              <tr>
+                <th>uplink from</th>
+                <th>to</th>
+                <th>exit</th>
+                <th>device layers</th>
+                <th>requirement</th>
+              </tr>
+            </thead>
+            <tbody>
+              {map.map((iv) => {
+                const here = uplinkKbps >= iv.fromKbps && (uplinkKbps < iv.toKbps || iv.toKbps === BW[1])
+                return (
+                  <tr key={iv.fromKbps} className={here ? 'current' : ''}>
+                    <td>{fmtKbps(iv.fromKbps)}</td>
+                    <td>{fmtKbps(iv.toKbps)}</td>
+                    <td>{iv.exit ?? '—'}</td>
+                    <td>{iv.deviceLayers ?? '—'}</td>
+                    <td>{iv.feasible ? 'met' : <span className="bad">not met</span>}</td>
+                  </tr>
+                )
+              })}
+            </tbody>
+          </table>
+        </Card>
+      </div>
+    </>
+  )
+}
+
+export function Planner(props: { agent: string | null }): React.JSX.Element {
+  const api = useApi()
+  const [bwPos, setBwPos] = useState(fromLog(1000, BW[0], BW[1]))
+  const [reqPos, setReqPos] = useState(fromLog(100, REQ[0], REQ[1]))
+  const [mode, setMode] = useState<PlannerMode>('edgent')
+  const uplinkKbps = toLog(bwPos, BW[0], BW[1])
+  const latencyMs = toLog(reqPos, REQ[0], REQ[1])
+  const table = useQuery<CostTable>(props.agent ? () => api.costTable({ agent: props.agent! }) : null, props.agent ?? '', (e) => e.type === 'inferences' && e.data.id === props.agent)
+  return (
+    <>
+      <Card title="Conditions" testId="planner-controls">
+        <div className="controls">
+          <label className="slider">
+            <span>
+              Uplink bandwidth <strong data-testid="bandwidth-value">{fmtKbps(uplinkKbps)}</strong>
+            </span>
+            <input type="range" min={0} max={1000} value={bwPos} onChange={(e) => setBwPos(Number(e.target.value))} data-testid="bandwidth" aria-label="uplink bandwidth (kbps, log scale)" />
+          </label>
+          <label className="slider">
+            <span>
+              Latency requirement <strong data-testid="requirement-value">{fmtMs(latencyMs)} ms</strong>
+            </span>
+            <input type="range" min={0} max={1000} value={reqPos} onChange={(e) => setReqPos(Number(e.target.value))} data-testid="requirement" aria-label="latency requirement (ms, log scale)" />
+          </label>
+          <label>
+            Planner
+            <select value={mode} onChange={(e) => setMode(e.target.value as PlannerMode)}>
+              <option value="edgent">Edgent (max accuracy, then min latency)</option>
+              <option value="paper">Algorithm 1 as printed</option>
+            </select>
+          </label>
+        </div>
+        <p className="muted">
+          Latencies are the console's cost table for {props.agent ?? 'the device'}: per-layer times measured on the device and on this machine, corrected online from co-inference. Accuracy is the
+          exit's measured test accuracy.
+        </p>
+      </Card>
+      {!props.agent ? (
+        <Empty>Pair a device (Fleet) to plan for it.</Empty>
+      ) : (
+        <Guard q={table} what={`the cost table of ${props.agent} (the first time, the device times every layer)`}>
+          {(t) => <Figures table={t} latencyMs={latencyMs} uplinkKbps={uplinkKbps} mode={mode} />}
+        </Guard>
+      )}
+    </>
+  )
+}

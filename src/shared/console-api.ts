@@ -1,0 +1,287 @@
+/**
+ * The console API: the one contract between the console core and its user interfaces. The renderer
+ * talks only to `ConsoleApi`; the Electron shell carries it over IPC (one channel per method), the
+ * headless shell over a WebSocket, the `edgent` CLI over loopback HTTP. Argument schemas (zod) live
+ * in `src/main/console/api-schemas.ts`, checked by every transport's guard.
+ *
+ * Pure types and constants: no Node, no DOM, no zod (the sandboxed preload bundles this file).
+ */
+import type { CostTable, Breakdown } from './planner.js'
+import type { Hello, PlanMessage } from './messages.js'
+import type { RegressionKey, Side } from './latency.js'
+
+// ------------------------------------------------------------------ shared records
+
+export interface DeviceView {
+  id: string
+  paired: boolean
+  state: string
+  hello: Hello | null
+  plan: PlanMessage | null
+  reportedPlanId: string | null
+  /** The console's smoothed uplink estimate for this device, kbit/s. */
+  uplinkKbps: number | null
+}
+
+export interface Pairing {
+  id: string
+  /** Shown once; the console keeps only its hash. */
+  token: string
+  /** The exact command to run on the Pi. */
+  command: string
+}
+
+export type CampaignKind = 'layers' | 'model'
+export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model']
+
+export interface FitReport {
+  side: Side
+  key: RegressionKey
+  n: number
+  r2: number | null
+  mape: number | null
+  heldOutN: number
+  heldOutMape: number | null
+  heldOutR2: number | null
+  error?: string
+}
+
+export interface CampaignStatus {
+  id: string
+  deviceId: string
+  kind: string
+  status: 'running' | 'done' | 'failed' | 'interrupted' | 'cancelled'
+  /** 0..1 */
+  progress: number
+  startedAt: string
+  finishedAt: string | null
+  error: string | null
+  profileId: string | null
+  fits: FitReport[] | null
+  measurements: number
+}
+
+/** One measured configuration of a campaign, with the fitted regression's prediction for it. */
+export interface CalibrationPoint {
+  side: Side
+  key: RegressionKey
+  features: number[]
+  runMs: number
+  /** The campaign profile's prediction for these features, ms (null when the key has no fit). */
+  predictedMs: number | null
+  heldOut: boolean
+}
+
+export interface Calibration {
+  campaign: CampaignStatus
+  /** Feature names per regression key, in the order of `features`. */
+  featureNames: Record<string, readonly string[]>
+  /** Regression coefficients per side and key: `intercept + Σ coef·feature`. */
+  regressions: { side: Side; key: RegressionKey; intercept: number; coefficients: number[] }[]
+  points: CalibrationPoint[]
+}
+
+export interface ModelLayerView {
+  id: string
+  type: string
+  outputShape: number[]
+  outputBytes: number
+}
+
+export interface ModelView {
+  id: string
+  inputShape: number[]
+  inputBytes: number
+  layers: ModelLayerView[]
+  exits: { exit: number; accuracy: number; layers: string[] }[]
+}
+
+/** Per-layer latency of one exit's path: measured (single-layer slices) and predicted (regressions). */
+export interface LayerLatencies {
+  agent: string
+  exit: number
+  /** Where the predictions come from: the device's current fitted profile, or the paper's table. */
+  profile: { id: string; name: string; fitted: boolean }
+  layers: {
+    id: string
+    type: string
+    deviceMeasuredMs: number
+    edgeMeasuredMs: number
+    devicePredictedMs: number
+    edgePredictedMs: number
+  }[]
+}
+
+export interface InferRow {
+  requestId: string
+  sample: number | null
+  label: number | null
+  predictedLabel: number
+  correct: boolean | null
+  exit: number
+  deviceLayers: number
+  planId: string
+  predictedMs: number
+  predicted: Breakdown
+  deviceMs: number
+  transferMs: number
+  edgeMs: number
+  e2eMs: number
+  met: boolean
+  uplinkKbps: number
+  uploadBytes: number
+}
+
+export interface InferSummary {
+  runId: string
+  agent: string
+  count: number
+  completed: number
+  lost: number
+  latencyMs: number
+  uplinkKbps: number
+  bandwidthSource: 'fixed' | 'estimate'
+  plan: { planId: string; exit: number; deviceLayers: number; layers: number; predictedMs: number; feasible: boolean }
+  p50Ms: number
+  p95Ms: number
+  accuracy: number | null
+  metShare: number
+  planChanges: number
+  /** End-to-end prediction error of this batch, with the online corrections learned before it and without any. */
+  prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
+}
+
+/** A stored inference, as the Live page charts it (times in ms). */
+export interface InferencePoint {
+  id: number
+  at: string
+  runId: string | null
+  planId: string
+  exit: number
+  deviceLayers: number
+  latencyReqMs: number
+  predictedMs: number
+  deviceMs: number
+  transferMs: number | null
+  edgeMs: number
+  e2eMs: number | null
+  met: boolean | null
+  correct: boolean | null
+  uplinkKbps: number | null
+}
+
+export interface BandwidthPoint {
+  at: string
+  source: 'activation' | 'probe'
+  kbps: number
+  smoothedKbps: number
+}
+
+export interface ExportFile {
+  fileName: string
+  mimeType: string
+  content: string
+  summary: string
+}
+
+export interface ConsoleStatus {
+  model: string
+  mqttPort: number
+  devices: number
+  shell: 'electron' | 'headless'
+}
+
+// ------------------------------------------------------------------ methods
+
+/** Every method: its argument object and its result. */
+export interface ConsoleMethods {
+  status: { args: Record<string, never>; result: ConsoleStatus }
+  devices: { args: Record<string, never>; result: DeviceView[] }
+  pair: { args: { id: string }; result: Pairing }
+  unpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
+  campaigns: { args: Record<string, never>; result: CampaignStatus[] }
+  campaignStart: { args: { agent: string; kind: string; reps?: number }; result: { id: string } }
+  campaignStatus: { args: { id: string }; result: CampaignStatus }
+  campaignCancel: { args: { id: string }; result: { id: string } }
+  calibration: { args: { campaign: string }; result: Calibration }
+  modelInfo: { args: Record<string, never>; result: ModelView }
+  layerLatencies: { args: { agent: string; exit?: number }; result: LayerLatencies }
+  costTable: { args: { agent: string }; result: CostTable }
+  infer: {
+    args: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number } }
+    result: { summary: InferSummary; rows: InferRow[] }
+  }
+  /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
+  inferences: { args: { agent: string; limit?: number; afterId?: number }; result: InferencePoint[] }
+  bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
+  exportCalibration: { args: { format: 'json' | 'csv'; campaign?: string }; result: ExportFile }
+}
+
+export type MethodName = keyof ConsoleMethods
+export type ArgsOf<M extends MethodName> = ConsoleMethods[M]['args']
+export type ResultOf<M extends MethodName> = ConsoleMethods[M]['result']
+
+export const METHOD_NAMES = [
+  'status',
+  'devices',
+  'pair',
+  'unpair',
+  'campaigns',
+  'campaignStart',
+  'campaignStatus',
+  'campaignCancel',
+  'calibration',
+  'modelInfo',
+  'layerLatencies',
+  'costTable',
+  'infer',
+  'inferences',
+  'bandwidth',
+  'exportCalibration'
+] as const satisfies readonly MethodName[]
+
+// ------------------------------------------------------------------ events
+
+export interface ConsoleEvents {
+  'agent-state': { id: string; state: string }
+  plan: { id: string; plan: PlanMessage }
+  bandwidth: { id: string; kbps: number; sample: number; source: 'activation' | 'probe' }
+  campaign: CampaignStatus
+  inferences: { id: string; summary: InferSummary }
+  devices: { reason: string }
+}
+export type EventName = keyof ConsoleEvents
+export const EVENT_NAMES = ['agent-state', 'plan', 'bandwidth', 'campaign', 'inferences', 'devices'] as const satisfies readonly EventName[]
+
+export type ConsoleEvent = { [E in EventName]: { type: E; data: ConsoleEvents[E] } }[EventName]
+
+/** What the renderer sees, whichever shell carries it. */
+export type ConsoleApi = { [M in MethodName]: (args: ArgsOf<M>) => Promise<ResultOf<M>> } & {
+  /** Subscribes to every console event; returns the unsubscribe function. */
+  onEvent(listener: (event: ConsoleEvent) => void): () => void
+  /** Which shell serves this window. */
+  readonly shell: 'electron' | 'headless'
+}
+
+// ------------------------------------------------------------------ transports
+
+/** Electron IPC: one channel per method, one for events (main → renderer). */
+export const ipcChannel = (m: MethodName): string => `edgent:${m}`
+export const IPC_EVENT_CHANNEL = 'edgent:event'
+
+/**
+ * WebSocket (headless shell), path `/ws`. The first client message authenticates
+ * (`{type: 'auth', token}`, within 5 s); then requests `{id, method, args}` get responses
+ * `{id, ok, data | error}`, and events arrive as `{type: 'event', event}`.
+ */
+export const WS_PATH = '/ws'
+export const WS_AUTH_TIMEOUT_MS = 5000
+/** Close codes: the token was missing or wrong; the message was not a request. */
+export const WS_CLOSE_UNAUTHORIZED = 4401
+export const WS_CLOSE_BAD_MESSAGE = 4400
+export type WsClientMessage = { type: 'auth'; token: string } | { id: number; method: MethodName; args: unknown }
+export type WsServerMessage =
+  | { type: 'ready'; shell: 'headless' }
+  | { id: number; ok: true; data: unknown }
+  | { id: number; ok: false; error: string }
+  | { type: 'event'; event: ConsoleEvent }
