@@ -107,8 +107,9 @@ export interface LayerLatencies {
     type: string
     deviceMeasuredMs: number
     edgeMeasuredMs: number
-    devicePredictedMs: number
-    edgePredictedMs: number
+    /** null where the profile has no regression for the layer's type. */
+    devicePredictedMs: number | null
+    edgePredictedMs: number | null
   }[]
 }
 

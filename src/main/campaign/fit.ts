@@ -4,7 +4,8 @@
  * fourth configuration of the grid, fixed by the grid's order).
  */
 import type { FitReport } from '../../shared/console-api.js'
-import { FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
+import { median } from 'simple-statistics'
+import { FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type FitStats, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
 
 export interface MeasurementRow {
   side: Side
@@ -17,6 +18,12 @@ export interface MeasurementRow {
 }
 
 export type { FitReport } from '../../shared/console-api.js'
+
+/** y = median(measured): every coefficient zero. For a layer type whose variables never vary. */
+export function fitConstant(key: RegressionKey, points: readonly FitPoint[]): Regression & FitStats {
+  const reg: Regression = { features: [...FEATURES[key]], coefficients: FEATURES[key].map(() => 0), intercept: median(points.map((p) => p.y)) }
+  return { ...reg, ...fitStats(reg, points) }
+}
 
 export function fitProfile(id: string, name: string, rows: readonly MeasurementRow[], source: Record<string, unknown>): { profile: CalibrationProfile; report: FitReport[] } {
   const report: FitReport[] = []
@@ -35,15 +42,25 @@ export function fitProfile(id: string, name: string, rows: readonly MeasurementR
       if (r.modelBytes > 0) add('modelLoad', { x: [r.modelBytes], y: r.loadMs }, r.heldOut)
     }
     for (const [key, g] of groups) {
+      let fit: (Regression & FitStats) | null = null
+      let note: string | undefined
       try {
-        const fit = fitRegression(key, g.train)
-        const held = fitStats(fit, g.held)
-        const { n, r2, mape, ...reg } = fit
-        sides[side][key] = { ...reg, features: [...FEATURES[key]], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
-        report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2 })
+        fit = fitRegression(key, g.train)
       } catch (err) {
-        report.push({ side, key, n: g.train.length, r2: null, mape: null, heldOutN: g.held.length, heldOutMape: null, heldOutR2: null, error: (err as Error).message })
+        // Too few points, or sizes that never vary (the served model's softmax and dropout layers):
+        // the honest line is a constant, the median of what was measured.
+        if (g.train.length > 0) {
+          fit = fitConstant(key, g.train)
+          note = `constant (median of ${g.train.length}): ${(err as Error).message}`
+        } else {
+          report.push({ side, key, n: 0, r2: null, mape: null, heldOutN: g.held.length, heldOutMape: null, heldOutR2: null, error: (err as Error).message })
+          continue
+        }
       }
+      const held = fitStats(fit, g.held)
+      const { n, r2, mape, ...reg } = fit
+      sides[side][key] = { ...reg, features: [...FEATURES[key]], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
+      report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2, ...(note ? { error: note } : {}) })
     }
   }
   const profile: CalibrationProfile = {

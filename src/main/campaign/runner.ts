@@ -73,7 +73,7 @@ export class Campaigns {
         })
       }
     }
-    return { chunks, keys: grid.map(specKey) }
+    return { chunks, keys: grid.map(specKey), groups: grid.map((g) => g.type) }
   }
 
   /** Every layer of the served model (single-layer slices), on the edge then on the device. */
@@ -94,6 +94,7 @@ export class Campaigns {
     const keys = layers.map((l) => JSON.stringify({ model: m.id, layer: l.id }))
     return {
       keys,
+      groups: layers.map((l) => regressionKeyOf(l)),
       chunks: [
         { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, this.deps.samplePixels, reps)) },
         { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps)) }
@@ -108,7 +109,7 @@ export class Campaigns {
     const insert = db.prepare(
       `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
     )
-    const heldOut = new Map(work.keys.map((k, i) => [k, i % 4 === 3]))
+    const heldOut = heldOutKeys(work.keys, work.groups)
     const store = (side: 'device' | 'edge', ms: LayerMeasurement[]) =>
       db.transaction(() => {
         const now = new Date().toISOString()
@@ -181,6 +182,23 @@ interface Work {
   chunks: Chunk[]
   /** Every configuration, in the order that decides which are held out. */
   keys: string[]
+  /** The regression key (layer type) of each configuration: every fourth of each type is held out. */
+  groups: string[]
+}
+
+/**
+ * Held-out configurations: the 4th, 8th, … of each group, in the work's order. Per group, so that a
+ * type with few configurations (two LRN layers in the served model) keeps its first ones for the fit.
+ */
+export function heldOutKeys(keys: readonly string[], groups: readonly string[]): Map<string, boolean> {
+  const seen = new Map<string, number>()
+  return new Map(
+    keys.map((k, i) => {
+      const n = seen.get(groups[i]!) ?? 0
+      seen.set(groups[i]!, n + 1)
+      return [k, n % 4 === 3]
+    })
+  )
 }
 
 function reportFromProfile(json: string): FitReport[] {

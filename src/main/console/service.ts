@@ -21,11 +21,21 @@ import {
   type ResultOf
 } from '../../shared/console-api.js'
 import { FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
-import { exitPath, inputBytes } from '../../shared/manifest.js'
+import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
 import { checkAgentId } from '../../shared/topics.js'
 import { buildCalibrationExport } from '../cli/campaign.js'
 import { parseArgs } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
+
+/** A profile's prediction for a layer, or null where the profile has no regression for its type. */
+function predictOrNull(profile: CalibrationProfile, side: Side, layer: Layer): number | null {
+  try {
+    return predictLayerMs(profile, side, layer)
+  } catch (err) {
+    if (err instanceof UserError) return null
+    throw err
+  }
+}
 
 export interface ServiceOptions {
   shell: 'electron' | 'headless'
@@ -153,8 +163,8 @@ export class ConsoleService {
         type: l.type,
         deviceMeasuredMs: device.layerMs[l.id] ?? 0,
         edgeMeasuredMs: edge.layerMs[l.id] ?? 0,
-        devicePredictedMs: predictLayerMs(profile, 'device', l),
-        edgePredictedMs: predictLayerMs(profile, 'edge', l)
+        devicePredictedMs: predictOrNull(profile, 'device', l),
+        edgePredictedMs: predictOrNull(profile, 'edge', l)
       }))
     }
   }

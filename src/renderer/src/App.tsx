@@ -20,7 +20,11 @@ function pageFromHash(): PageId {
 export function App(): React.JSX.Element {
   const conn = useMemo<Connection>(() => connect(), [])
   const [state, setState] = useState<ConnectionState>(conn.state())
-  useEffect(() => conn.onState(setState), [conn])
+  useEffect(() => {
+    // Child effects (the first API calls) run before this one: catch up with what they changed.
+    setState(conn.state())
+    return conn.onState(setState)
+  }, [conn])
   return (
     <ConnectionContext.Provider value={conn}>
       <Shell connection={state} />

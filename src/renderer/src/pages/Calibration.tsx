@@ -19,7 +19,8 @@ function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): R
     measured: props.side === 'device' ? l.deviceMeasuredMs : l.edgeMeasuredMs,
     predicted: props.side === 'device' ? l.devicePredictedMs : l.edgePredictedMs
   }))
-  const total = (k: 'measured' | 'predicted') => rows.reduce((s, r) => s + r[k], 0)
+  const total = (k: 'measured' | 'predicted') => rows.reduce((s, r) => s + (r[k] ?? 0), 0)
+  const missing = rows.filter((r) => r.predicted === null).map((r) => r.id)
   return (
     <div className="chart-block" data-testid={`layer-chart-${props.side}`} data-layers={rows.length}>
       <h3>
@@ -36,6 +37,7 @@ function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): R
           <Bar dataKey="predicted" name={`predicted (${props.data.profile.fitted ? 'fitted profile' : 'paper-2018, not fitted here'})`} fill="#f0a030" className="bar-predicted" isAnimationActive={false} minPointSize={1} />
         </BarChart>
       </ResponsiveContainer>
+      {missing.length ? <p className="muted small">No prediction for {missing.join(', ')}: the profile has no regression for their type.</p> : null}
     </div>
   )
 }

@@ -186,7 +186,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           <ResponsiveContainer width="100%" height={220}>
             <LineChart data={bw} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis dataKey="t" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => v.toFixed(0)} label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }} />
+              <XAxis dataKey="t" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => String(+v.toFixed(1))} label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }} />
               <YAxis tickFormatter={(v: number) => fmtKbps(v)} width={80} label={{ value: 'kbps', angle: -90, position: 'insideLeft' }} />
               <Tooltip formatter={(v) => fmtKbps(Number(v))} labelFormatter={(v) => `${Number(v).toFixed(1)} s`} />
               <Legend verticalAlign="top" />

@@ -1,0 +1,181 @@
+/**
+ * The console UI end to end: `edgent serve` (built, with its local emulated device) serving the
+ * built renderer, driven in Debian's Chromium through playwright-core, with a real agent process
+ * paired from the page. Screenshots of every page go to test-output/screenshots/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
+
+const CHROMIUM = process.env['EDGENT_CHROMIUM'] ?? '/usr/bin/chromium'
+const SHOTS = join(root, 'test-output', 'screenshots')
+const edgent = join(root, 'bin', 'edgent.js')
+
+/** The flags the machine notes give for headless Chromium on a closed network, as root. */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+describe('the console in a browser (headless shell)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'edgent-ui-'))
+  let serve: ChildProcess
+  let out = ''
+  let err = ''
+  let url = ''
+  let browser: Browser
+  let page: Page
+  let agent: AgentProc | null = null
+  const pageErrors: string[] = []
+
+  const shot = async (name: string) => {
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
+  }
+  const go = async (p: string) => {
+    await page.click(`[data-testid=nav-${p}]`)
+    await page.waitForSelector(`[data-testid=page-${p}]`)
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (.ci/run does)`)
+    mkdirSync(SHOTS, { recursive: true })
+    const [mqttPort, httpPort] = [await freePort(), await freePort()]
+    serve = spawn(process.execPath, [edgent, 'serve', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--local-cpu-quota', '0.5', '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${out}\n${err}`)
+    })
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true })
+    page.on('pageerror', (e) => pageErrors.push(e.message))
+  }, 120_000)
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail' && page) await shot(`failed-${ctx.task.name.split(':')[0]!.toLowerCase()}`).catch(() => undefined)
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await stopAgent(agent)
+    if (serve && serve.exitCode === null) {
+      serve.kill('SIGTERM')
+      await new Promise((r) => serve.once('exit', r))
+    }
+  })
+
+  it('refuses a page without the right token, saying how to get in', async () => {
+    const bad = await browser.newPage()
+    await bad.goto(url.replace(/#token=.*/, '#token=wrong-token'))
+    await expect.poll(async () => bad.textContent('[data-testid=connection]'), { timeout: 10_000 }).toContain('refused the access token')
+    await bad.close()
+    const none = await browser.newPage() // a new tab: nothing in its session storage
+    await none.goto(url.replace(/#token=.*/, ''))
+    await expect.poll(async () => none.textContent('[data-testid=connection]'), { timeout: 10_000 }).toContain('no access token')
+    await none.close()
+  })
+
+  it('Fleet: pairs a device, shows the exact command, and the agent started with it comes online', async () => {
+    await page.goto(url)
+    await page.waitForSelector('[data-testid=device-local-pi]')
+    await page.fill('[data-testid=pair-id]', 'pi-ui')
+    await page.click('[data-testid=pair-submit]')
+    const command = (await page.textContent('[data-testid=pair-command]'))!
+    const m = /npx edgent-agent --broker mqtt:\/\/(\S+):(\d+) --id pi-ui --token ([A-Za-z0-9_-]{32})/.exec(command)
+    expect(m, command).not.toBeNull()
+    // The command names the LAN address; on this machine the agent dials the same port on loopback.
+    // --slowdown 8: a Raspberry-Pi-4-class device (docs/decisions-factor8.txt), so plans differ with bandwidth.
+    agent = spawnAgent(`mqtt://127.0.0.1:${m![2]}`, 'pi-ui', m![3]!, ['--slowdown', '8'])
+    await expect.poll(async () => page.textContent('[data-testid=state-pi-ui]'), { timeout: 30_000 }).toBe('online')
+    expect(await page.textContent('[data-testid=device-pi-ui]')).toContain('onnxruntime-node 1.27.0')
+    await shot('fleet')
+  })
+
+  it('Campaigns: runs a small campaign whose progress reaches 100 %', async () => {
+    await go('campaigns')
+    await page.selectOption('[data-testid=campaign-device]', 'pi-ui')
+    await page.selectOption('[data-testid=campaign-kind]', 'model')
+    await page.fill('[data-testid=campaign-reps]', '1')
+    await page.click('[data-testid=campaign-start]')
+    const row = page.locator('[data-testid^=campaign-]', { has: page.locator('text=pi-ui') }).filter({ has: page.locator('[data-testid=campaign-status]') }).first()
+    await expect.poll(async () => row.locator('[data-testid=campaign-status]').textContent(), { timeout: 180_000, interval: 500 }).toBe('done')
+    expect(await row.locator('[role=progressbar]').getAttribute('aria-valuenow')).toBe('100')
+    expect(Number(await row.locator('td').nth(5).textContent())).toBeGreaterThan(40) // measurements: every layer, both sides
+    await shot('campaigns')
+  }, 200_000)
+
+  it('Calibration: a bar for every layer, measured and predicted, on both sides', async () => {
+    await page.selectOption('[data-testid=device-select]', 'pi-ui')
+    await go('calibration')
+    await page.waitForSelector('[data-testid=layer-chart-device] .recharts-rectangle.bar-measured', { timeout: 120_000 })
+    for (const side of ['device', 'edge']) {
+      const chart = page.locator(`[data-testid=layer-chart-${side}]`)
+      const layers = Number(await chart.getAttribute('data-layers'))
+      expect(layers).toBe(24) // the final exit's path
+      expect(await chart.locator('.recharts-rectangle.bar-measured').count()).toBe(layers)
+      expect(await chart.locator('.recharts-rectangle.bar-predicted').count()).toBe(layers)
+    }
+    // The model campaign just fitted a profile for pi-ui: predictions come from it, and its fits are drawn.
+    expect(await page.textContent('[data-testid=layer-latencies]')).toContain("the device's current fitted profile")
+    await page.waitForSelector('[data-testid^=fit-device-]')
+    await shot('calibration')
+  }, 150_000)
+
+  it('Planner: moving the bandwidth control changes the plan', async () => {
+    await go('planner')
+    await page.waitForSelector('[data-testid=plan-choice]', { timeout: 60_000 })
+    const choice = async () => {
+      const el = page.locator('[data-testid=plan-choice]')
+      return `${await el.getAttribute('data-exit')}/${await el.getAttribute('data-device-layers')}`
+    }
+    await page.fill('[data-testid=requirement]', '1000') // the loosest requirement: the final exit is feasible
+    await page.fill('[data-testid=bandwidth]', '0')
+    const low = await choice()
+    expect(await page.textContent('[data-testid=bandwidth-value]')).toBe('10 kbps')
+    await page.fill('[data-testid=bandwidth]', '1000')
+    const high = await choice()
+    expect(await page.textContent('[data-testid=bandwidth-value]')).toBe('100.0 Mbps')
+    expect(high).not.toBe(low)
+    // With 100 Mbps the whole model goes to the edge; at 10 kbps the input costs ~2.5 s to send, so not.
+    expect(high.split('/')[1]).toBe('0')
+    expect(low.split('/')[1]).not.toBe('0')
+    for (const fig of ['fig-selection-bandwidth', 'fig-runtime-bandwidth', 'fig-selection-requirement']) {
+      expect(await page.locator(`[data-testid=${fig}] .recharts-line`).count()).toBeGreaterThan(0)
+    }
+    expect(await page.locator('[data-testid=config-map] tbody tr').count()).toBeGreaterThan(0)
+    await page.fill('[data-testid=bandwidth]', '500')
+    await shot('planner')
+  })
+
+  it('Live: running co-inference fills the timeline', async () => {
+    await go('live')
+    await page.waitForSelector('[data-testid=live-run]')
+    await page.fill('[data-testid=live-count]', '60')
+    await page.fill('[data-testid=live-requirement]', '200')
+    await page.click('[data-testid=live-run]')
+    await expect.poll(async () => Number(await page.locator('[data-testid=live-chart]').getAttribute('data-total').catch(() => '0')), { timeout: 120_000, interval: 500 }).toBeGreaterThanOrEqual(60)
+    expect(await page.locator('[data-testid=live-chart] .line-e2e path.recharts-curve').count()).toBeGreaterThan(0)
+    expect(Number(await page.textContent('[data-testid=live-total] .stat-value'))).toBe(60)
+    await page.waitForSelector('[data-testid=live-run]') // the run finished: the button is back
+    await shot('live')
+  }, 150_000)
+
+  it('Campaigns: export gives a calibration file', async () => {
+    await go('campaigns')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-json]')])
+    const file = join(SHOTS, '..', download.suggestedFilename())
+    await download.saveAs(file)
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { format: string; measurements: unknown[]; profiles: unknown[] }
+    expect(doc.format).toBe('edgent-calibration-export')
+    expect(doc.measurements.length).toBeGreaterThan(40)
+    expect(doc.profiles.length).toBe(1)
+    expect(await page.textContent('[data-testid=export-message]')).toContain(download.suggestedFilename())
+  })
+
+  it('raised no uncaught error in the page', () => {
+    expect(pageErrors).toEqual([])
+  })
+})
