@@ -4,8 +4,8 @@
  * guarded handler per console API method) and the event forwarding to the window.
  */
 import { app, BrowserWindow, ipcMain, session, shell, type WebContents } from 'electron'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
 import { CSP } from './console/api.js'
@@ -14,8 +14,11 @@ import { lanAddress, startStack, type Stack } from './console/stack.js'
 import { registerIpcHandlers } from './ipc.js'
 import { defaultModelDir } from './paths.js'
 
+/** out/main when built (the preload and the renderer are its siblings). */
+const here = dirname(fileURLToPath(import.meta.url))
+
 export const WEB_PREFERENCES = {
-  preload: join(__dirname, '../preload/index.cjs'),
+  preload: join(here, '../preload/index.cjs'),
   contextIsolation: true,
   sandbox: true,
   nodeIntegration: false,
@@ -27,7 +30,7 @@ export const WEB_PREFERENCES = {
 
 /** The page the window shows: the dev server in development, else the built renderer. */
 export function rendererUrl(): string {
-  return process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(__dirname, '../renderer/index.html')).href
+  return process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(here, '../renderer/index.html')).href
 }
 
 let win: BrowserWindow | null = null

@@ -1,0 +1,91 @@
+/**
+ * The IPC guard: every console API handler refuses a foreign sender (another webContents, another
+ * page, no frame) and invalid arguments, and passes a valid call from the console window through.
+ */
+import { describe, expect, it } from 'vitest'
+import { METHOD_NAMES, ipcChannel, type MethodName } from '../../../src/shared/console-api.js'
+import { ConsoleService } from '../../../src/main/console/service.js'
+import type { EdgentConsole } from '../../../src/main/console/console.js'
+import { registerIpcHandlers, trustedSender, type IpcEventLike } from '../../../src/main/ipc.js'
+
+const RENDERER = 'file:///opt/edgent/out/renderer/index.html'
+const WINDOW_ID = 3
+
+function fakeIpc() {
+  const handlers = new Map<string, (event: IpcEventLike, ...args: unknown[]) => unknown>()
+  return {
+    handlers,
+    handle: (c: string, h: (event: IpcEventLike, ...args: unknown[]) => unknown) => void handlers.set(c, h),
+    removeHandler: (c: string) => void handlers.delete(c)
+  }
+}
+
+/** A core that fails the test if anything reaches it. */
+const untouchable = new Proxy({}, { get: (_t, p) => { throw new Error(`core.${String(p)} reached past the guard`) } }) as unknown as EdgentConsole
+
+const good: IpcEventLike = { sender: { id: WINDOW_ID }, senderFrame: { url: RENDERER } }
+const foreign: [string, IpcEventLike][] = [
+  ['another webContents', { sender: { id: 99 }, senderFrame: { url: RENDERER } }],
+  ['a web page', { sender: { id: WINDOW_ID }, senderFrame: { url: 'https://evil.example/index.html' } }],
+  ['another local file', { sender: { id: WINDOW_ID }, senderFrame: { url: 'file:///tmp/evil.html' } }],
+  ['no frame', { sender: { id: WINDOW_ID }, senderFrame: null }]
+]
+/** One invalid argument object per method (all schemas are strict objects). */
+const INVALID: Record<MethodName, unknown> = {
+  status: { extra: 1 },
+  devices: 'all',
+  pair: { id: 42 },
+  unpair: {},
+  campaigns: { page: 2 },
+  campaignStart: { agent: 'pi-a', kind: 'layers', reps: 0 },
+  campaignStatus: { id: '' },
+  campaignCancel: { id: null },
+  calibration: { campaign: 7 },
+  modelInfo: [],
+  layerLatencies: { agent: 'pi-a', exit: 0 },
+  costTable: { agent: '' },
+  infer: { agent: 'pi-a', count: -1, latencyMs: 100 },
+  inferences: { agent: 'pi-a', limit: 1e9 },
+  bandwidth: { agent: 'pi-a', afterId: 1 },
+  exportCalibration: { format: 'xml' }
+}
+
+describe('IPC handlers', () => {
+  const ipc = fakeIpc()
+  const service = new ConsoleService(untouchable, { shell: 'electron', brokerAddress: () => '127.0.0.1:1883' })
+  const unregister = registerIpcHandlers(ipc, service, { windowId: () => WINDOW_ID, rendererUrl: RENDERER })
+
+  it('registers exactly one handler per API method', () => {
+    expect([...ipc.handlers.keys()].sort()).toEqual(METHOD_NAMES.map(ipcChannel).sort())
+  })
+
+  for (const method of METHOD_NAMES) {
+    it(`${method}: refuses foreign senders and invalid arguments`, async () => {
+      const h = ipc.handlers.get(ipcChannel(method))!
+      for (const [what, ev] of foreign) {
+        await expect(h(ev, {}), what).rejects.toThrow(`${method}: refused a call from a foreign sender`)
+      }
+      await expect(h(good, INVALID[method])).rejects.toThrow(new RegExp(`^${method}: `))
+    })
+  }
+
+  it('passes a valid call from the console window to the service', async () => {
+    const calls: [string, unknown][] = []
+    const ipc2 = fakeIpc()
+    registerIpcHandlers(ipc2, { call: async (m: MethodName, a: unknown) => (calls.push([m, a]), { ok: true }) as never }, { windowId: () => WINDOW_ID, rendererUrl: RENDERER })
+    await expect(ipc2.handlers.get(ipcChannel('devices'))!(good, {})).resolves.toEqual({ ok: true })
+    expect(calls).toEqual([['devices', {}]])
+  })
+
+  it('refuses everything before the window exists, and accepts the dev server origin in development', () => {
+    expect(trustedSender(good, { windowId: () => null, rendererUrl: RENDERER })).toBe(false)
+    const dev = { windowId: () => WINDOW_ID, rendererUrl: 'http://localhost:5173/' }
+    expect(trustedSender({ sender: { id: WINDOW_ID }, senderFrame: { url: 'http://localhost:5173/#/planner' } }, dev)).toBe(true)
+    expect(trustedSender({ sender: { id: WINDOW_ID }, senderFrame: { url: 'http://localhost:5174/' } }, dev)).toBe(false)
+  })
+
+  it('removes its handlers', () => {
+    unregister()
+    expect(ipc.handlers.size).toBe(0)
+  })
+})
