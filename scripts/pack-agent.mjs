@@ -18,20 +18,28 @@ if (!existsSync(join(out, 'agent.js'))) {
   process.exit(2)
 }
 const DEPS = ['@bufbuild/protobuf', 'commander', 'ml-matrix', 'mqtt', 'onnx-buf', 'onnxruntime-node', 'pino', 'simple-statistics', 'zod']
-// Every bare import of the built agent must be one of DEPS (a new import fails the pack, not the Pi).
-const builtins = /^node:/
-for (const f of ['agent.js', 'ort-worker.js', ...readdir(join(out, 'chunks')).map((c) => join('chunks', c))]) {
+// The files the agent loads: its entry, the ORT worker, and the chunks they import (transitively).
+const relImports = (src) => [...src.matchAll(/(?:^import [^'"]*|\bimport\()["'](\.{1,2}\/[^"']+)["']/gm)].map((m) => m[1])
+const files = new Set()
+const visit = (rel) => {
+  const norm = join(rel).replace(/\\/g, '/')
+  if (files.has(norm)) return
+  files.add(norm)
+  const src = readFileSync(join(out, norm), 'utf8')
+  for (const r of relImports(src)) visit(join(dirname(norm), r))
+}
+visit('agent.js')
+visit('ort-worker.js')
+// Every bare import of those files must be one of DEPS (a new import fails the pack, not the Pi).
+for (const f of files) {
   const src = readFileSync(join(out, f), 'utf8')
   for (const m of src.matchAll(/^import [^'"]*["']([^"'.][^"']*)["']/gm)) {
     const name = m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]
-    if (!builtins.test(m[1]) && !DEPS.includes(name)) {
+    if (!/^node:/.test(m[1]) && !DEPS.includes(name)) {
       process.stderr.write(`pack-agent: ${f} imports "${name}", which the agent package does not declare\n`)
       process.exit(1)
     }
   }
-}
-function readdir(d) {
-  return existsSync(d) ? execFileSync('ls', [d], { encoding: 'utf8' }).split('\n').filter(Boolean) : []
 }
 const root_pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const agent_pkg = JSON.parse(readFileSync(join(root, 'pi-agent', 'package.json'), 'utf8'))
@@ -40,8 +48,10 @@ const version = (dep) => JSON.parse(readFileSync(join(root, 'node_modules', dep,
 const stage = join(root, 'dist', 'edgent-agent')
 rmSync(stage, { recursive: true, force: true })
 mkdirSync(join(stage, 'out', 'main'), { recursive: true })
-for (const f of ['agent.js', 'ort-worker.js']) cpSync(join(out, f), join(stage, 'out', 'main', f))
-cpSync(join(out, 'chunks'), join(stage, 'out', 'main', 'chunks'), { recursive: true })
+for (const f of files) {
+  mkdirSync(dirname(join(stage, 'out', 'main', f)), { recursive: true })
+  cpSync(join(out, f), join(stage, 'out', 'main', f))
+}
 cpSync(join(root, 'resources', 'models'), join(stage, 'resources', 'models'), {
   recursive: true,
   filter: (p) => !p.endsWith('.pt')

@@ -72,8 +72,13 @@ export class EdgentAgent {
   private transferKbps: number | null = null
   private probing = false
   private reconnectMs = 1000
+  /** The application-level uplink limit in force, kbps (a sweep campaign changes it). */
+  private uplinkKbps: number | null
 
-  constructor(private readonly opts: AgentOptions) {}
+
+  constructor(private readonly opts: AgentOptions) {
+    this.uplinkKbps = opts.uplinkKbps ?? null
+  }
 
   get currentPlan(): PlanMessage | null {
     return this.plan
@@ -203,9 +208,26 @@ export class EdgentAgent {
         if (!Number.isInteger(reps) || reps < 1 || reps > 200) return Promise.reject(new UserError(`reps must be 1..200, got ${reps}`))
         return timeSynthetic(this.executor, specs.data, reps, this.opts.slowdown ?? 1)
       }
+      case 'set-uplink':
+        return Promise.resolve(this.setUplink(req['kbps']))
       default:
         return Promise.reject(new UserError(`unknown verb "${verb}"`))
     }
+  }
+
+  /**
+   * Changes the emulated uplink (a sweep campaign's grid). Only an agent started with an emulated
+   * uplink (--uplink-kbps) accepts: a real device's link is what it is (shape it with tc instead).
+   */
+  private setUplink(kbps: unknown): { previousKbps: number; kbps: number } {
+    if (this.opts.uplinkKbps === undefined) {
+      throw new UserError('this agent has no emulated uplink (it was started without --uplink-kbps): its link cannot be set remotely; shape it with tc (npm run testbed)')
+    }
+    if (typeof kbps !== 'number' || !Number.isFinite(kbps) || kbps < 1 || kbps > 1e7) throw new UserError(`set-uplink: kbps must be 1..10000000, got ${String(kbps)}`)
+    const previousKbps = this.uplinkKbps!
+    this.uplinkKbps = kbps
+    this.opts.log.info({ previousKbps, kbps }, 'emulated uplink set')
+    return { previousKbps, kbps }
   }
 
   /** QoS 1 publish; resolves with the time until the broker's PUBACK, ms. */
@@ -231,7 +253,7 @@ export class EdgentAgent {
   }
 
   private async limitUplink(bytes: number): Promise<void> {
-    if (this.opts.uplinkKbps) await sleep((bytes * 8) / this.opts.uplinkKbps)
+    if (this.uplinkKbps) await sleep((bytes * 8) / this.uplinkKbps)
   }
 
   async probe(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {

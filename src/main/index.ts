@@ -75,7 +75,7 @@ async function boot(): Promise<void> {
     model: process.env['EDGENT_MODEL_DIR'] ?? defaultModelDir(),
     localUplinkKbps: 1000,
     localCpuQuota: 0.15,
-    localCpu: 'cgroup',
+    localCpu: 'slowdown',
     log
   })
   const core = stack.core

@@ -31,8 +31,37 @@ export interface Pairing {
   command: string
 }
 
-export type CampaignKind = 'layers' | 'model'
-export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model']
+export type CampaignKind = 'layers' | 'model' | 'sweep'
+export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model', 'sweep']
+
+/** One (bandwidth, requirement) point of a sweep: the plan, and its predicted against measured end-to-end latency. */
+export interface SweepPoint {
+  uplinkKbps: number
+  latencyMs: number
+  runId: string
+  exit: number
+  deviceLayers: number
+  layers: number
+  feasible: boolean
+  /** The plan's prediction (with the online correction learned so far), ms. */
+  predictedMs: number
+  /** Median measured end-to-end latency, ms. */
+  measuredMs: number
+  /** Median over the point's inferences of |predicted − measured| / measured. */
+  relError: number
+  metShare: number
+  accuracy: number | null
+  completed: number
+}
+
+export interface SweepSummary {
+  bandwidthsKbps: number[]
+  latenciesMs: number[]
+  inferencesPerPoint: number
+  points: SweepPoint[]
+  /** Median over every inference of the sweep of |predicted − measured| / measured. */
+  medianRelError: number | null
+}
 
 export interface FitReport {
   side: Side
@@ -59,6 +88,8 @@ export interface CampaignStatus {
   profileId: string | null
   fits: FitReport[] | null
   measurements: number
+  /** Kind `sweep`: the points measured so far. */
+  sweep: SweepSummary | null
 }
 
 /** One measured configuration of a campaign, with the fitted regression's prediction for it. */
@@ -201,7 +232,7 @@ export interface ConsoleMethods {
   pair: { args: { id: string }; result: Pairing }
   unpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
-  campaignStart: { args: { agent: string; kind: string; reps?: number }; result: { id: string } }
+  campaignStart: { args: { agent: string; kind: string; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[] }; result: { id: string } }
   campaignStatus: { args: { id: string }; result: CampaignStatus }
   campaignCancel: { args: { id: string }; result: { id: string } }
   calibration: { args: { campaign: string }; result: Calibration }

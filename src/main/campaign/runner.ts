@@ -6,7 +6,7 @@
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
  */
-import type { CampaignStatus } from '../../shared/console-api.js'
+import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { randomUUID } from 'node:crypto'
 import type { Store } from '../console/store.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -33,7 +33,29 @@ export interface CampaignDeps {
   profileDevice(deviceId: string, reps: number): Promise<LayerTable>
   /** Times specs on the device (the agent's `time-layers` command). */
   timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<LayerMeasurement[]>
+  /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
+  setUplink(deviceId: string, kbps: number): Promise<{ previousKbps: number; kbps: number }>
+  /** Co-inference through the console (kind `sweep`). */
+  infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
   onProgress(status: CampaignStatus): void
+}
+
+/**
+ * The paper's bandwidth range (50 kbps–1.5 Mbps) plus two fast links where the edge wins with this
+ * model's 3 kB input, and requirements around the shipped model's latencies (2–20 ms here; the
+ * paper's Pi took hundreds of ms for its AlexNet, hence its 100–1000 ms requirements).
+ */
+export const SWEEP_DEFAULTS = { bandwidthsKbps: [50, 100, 250, 500, 1000, 1500, 10_000, 100_000], latenciesMs: [5, 10, 20, 50, 100] } as const
+
+export interface SweepOptions {
+  bandwidthsKbps?: readonly number[]
+  latenciesMs?: readonly number[]
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 export class Campaigns {
@@ -43,15 +65,81 @@ export class Campaigns {
   constructor(private readonly deps: CampaignDeps) {}
 
   /** Starts a campaign; resolves with its id at once, the work goes on in the background. */
-  start(deviceId: string, kind: string, reps: number): string {
-    if (kind !== 'layers' && kind !== 'model') throw new UserError(`campaign kind "${kind}" is not available yet (available: layers, model)`)
+  start(deviceId: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
+    if (kind !== 'layers' && kind !== 'model' && kind !== 'sweep') throw new UserError(`unknown campaign kind "${kind}" (kinds: layers, model, sweep)`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
+    const grid = { bandwidthsKbps: [...(sweep.bandwidthsKbps ?? SWEEP_DEFAULTS.bandwidthsKbps)], latenciesMs: [...(sweep.latenciesMs ?? SWEEP_DEFAULTS.latenciesMs)] }
+    if (kind === 'sweep') {
+      for (const [name, list, lo, hi] of [['bandwidths', grid.bandwidthsKbps, 1, 1e7], ['latency requirements', grid.latenciesMs, 1, 3.6e6]] as const) {
+        if (list.length < 1 || list.length > 50) throw new UserError(`a sweep needs 1..50 ${name}, got ${list.length}`)
+        if (list.some((v) => !Number.isFinite(v) || v < lo || v > hi)) throw new UserError(`sweep ${name} must be numbers in ${lo}..${hi}, got ${list.join(', ')}`)
+      }
+    }
     const id = randomUUID()
+    const params = kind === 'layers' ? { reps, grid: 'layers-v1' } : kind === 'model' ? { reps, model: this.deps.manifest.id } : { inferencesPerPoint: reps, ...grid }
     this.deps.store.handle
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, deviceId, kind, JSON.stringify(kind === 'layers' ? { reps, grid: 'layers-v1' } : { reps, model: this.deps.manifest.id }), new Date().toISOString())
-    void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
+      .run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
+    if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
+    else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
     return id
+  }
+
+  /**
+   * Kind `sweep`: for every bandwidth, the device's emulated uplink is set to it, and for every
+   * requirement a batch of co-inferences is planned at that bandwidth; each point records the plan,
+   * its prediction and the measured end-to-end latencies (stored as the point's run). The uplink
+   * goes back to what it was, whatever happens. Progress after each point; a cancel or a failure
+   * keeps the points so far.
+   */
+  private async runSweep(id: string, deviceId: string, count: number, grid: { bandwidthsKbps: number[]; latenciesMs: number[] }): Promise<void> {
+    const db = this.deps.store.handle
+    const summary: SweepSummary = { ...grid, inferencesPerPoint: count, points: [], medianRelError: null }
+    const errors: number[] = []
+    const total = grid.bandwidthsKbps.length * grid.latenciesMs.length
+    const save = (progress: number) => db.prepare('UPDATE campaigns SET progress = ?, summary_json = ? WHERE id = ?').run(progress, JSON.stringify(summary), id)
+    let restore: number | null = null
+    try {
+      for (const kbps of grid.bandwidthsKbps) {
+        if (this.cancelled.has(id)) throw new CancelledError()
+        const set = await this.deps.setUplink(deviceId, kbps)
+        if (restore === null) restore = set.previousKbps
+        for (const latencyMs of grid.latenciesMs) {
+          if (this.cancelled.has(id)) throw new CancelledError()
+          const { summary: s, rows } = await this.deps.infer({ agent: deviceId, count, latencyMs, bandwidthKbps: kbps, campaignId: id })
+          if (!rows.length) throw new Error(`no co-inference completed at ${kbps} kbps, ${latencyMs} ms (${s.lost} lost)`)
+          const rel = rows.map((r) => Math.abs(r.predictedMs - r.e2eMs) / r.e2eMs)
+          errors.push(...rel)
+          const point: SweepPoint = {
+            uplinkKbps: kbps,
+            latencyMs,
+            runId: s.runId,
+            exit: s.plan.exit,
+            deviceLayers: s.plan.deviceLayers,
+            layers: s.plan.layers,
+            feasible: s.plan.feasible,
+            predictedMs: median(rows.map((r) => r.predictedMs)),
+            measuredMs: median(rows.map((r) => r.e2eMs)),
+            relError: median(rel),
+            metShare: s.metShare,
+            accuracy: s.accuracy,
+            completed: rows.length
+          }
+          summary.points.push(point)
+          summary.medianRelError = median(errors)
+          save(summary.points.length / total)
+          this.deps.onProgress(this.status(id)!)
+        }
+      }
+      db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ?, summary_json = ? WHERE id = ?`).run(new Date().toISOString(), JSON.stringify(summary), id)
+    } catch (err) {
+      const cancelled = err instanceof CancelledError
+      db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?, summary_json = ? WHERE id = ?`).run(cancelled ? 'cancelled' : 'failed', new Date().toISOString(), cancelled ? null : (err as Error).message, JSON.stringify(summary), id)
+    } finally {
+      if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
+      this.cancelled.delete(id)
+      this.deps.onProgress(this.status(id)!)
+    }
   }
 
   cancel(id: string): void {
@@ -154,14 +242,14 @@ export class Campaigns {
   status(id: string): CampaignStatus | undefined {
     const db = this.deps.store.handle
     const c = db.prepare('SELECT * FROM campaigns WHERE id = ?').get(id) as
-      | { id: string; device_id: string; kind: string; status: CampaignStatus['status']; progress: number; started_at: string; finished_at: string | null; error: string | null }
+      | { id: string; device_id: string; kind: string; status: CampaignStatus['status']; progress: number; started_at: string; finished_at: string | null; error: string | null; summary_json: string | null }
       | undefined
     if (!c) return undefined
     const p = db.prepare('SELECT id, json FROM profiles WHERE campaign_id = ?').get(id) as { id: string; json: string } | undefined
     const n = (db.prepare('SELECT COUNT(*) AS n FROM measurements WHERE campaign_id = ?').get(id) as { n: number }).n
     let fits = this.fits.get(id) ?? null
     if (!fits && p) fits = reportFromProfile(p.json)
-    return { id: c.id, deviceId: c.device_id, kind: c.kind, status: c.status, progress: c.progress, startedAt: c.started_at, finishedAt: c.finished_at, error: c.error, profileId: p?.id ?? null, fits, measurements: n }
+    return { id: c.id, deviceId: c.device_id, kind: c.kind, status: c.status, progress: c.progress, startedAt: c.started_at, finishedAt: c.finished_at, error: c.error, profileId: p?.id ?? null, fits, measurements: n, sweep: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null }
   }
 
   list(): CampaignStatus[] {

@@ -34,12 +34,31 @@ export function formatCampaign(s: CampaignStatus): string {
     )
     if (s.profileId) lines.push('', `profile ${s.profileId} stored (the device's current profile); \`edgent export\` writes it with the raw measurements`)
   }
+  if (s.sweep) {
+    const w = s.sweep
+    lines.push(
+      '',
+      table(
+        ['uplink kbps', 'requirement ms', 'exit', 'device layers', 'predicted ms', 'measured p50 ms', 'error', 'met', 'accuracy'],
+        w.points.map((p) => [String(p.uplinkKbps), String(p.latencyMs), String(p.exit), `${p.deviceLayers}/${p.layers}`, p.predictedMs.toFixed(1), p.measuredMs.toFixed(1), pctOrDash(p.relError), pctOrDash(p.metShare), pctOrDash(p.accuracy)]),
+        [true, true, true, true, true, true, true, true, true]
+      ),
+      '',
+      `predicted vs measured end-to-end latency over ${w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: median error ${pctOrDash(w.medianRelError)}`
+    )
+  }
   return lines.join('\n')
 }
 
-export async function campaignRun(o: { agent: string; kind: string; reps: number; dataDir: string; json?: boolean }, progress?: Progress): Promise<string> {
+export async function campaignRun(o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean }, progress?: Progress): Promise<string> {
   const c = running(o.dataDir)
-  const { id } = await callConsole<{ id: string }>(c, 'campaignStart', { agent: o.agent, kind: o.kind, reps: o.reps })
+  const { id } = await callConsole<{ id: string }>(c, 'campaignStart', {
+    agent: o.agent,
+    kind: o.kind,
+    reps: o.reps,
+    ...(o.bandwidthsKbps ? { bandwidthsKbps: o.bandwidthsKbps } : {}),
+    ...(o.latenciesMs ? { latenciesMs: o.latenciesMs } : {})
+  })
   let s: CampaignStatus
   for (;;) {
     s = await callConsole<CampaignStatus>(c, 'campaignStatus', { id })
@@ -48,7 +67,7 @@ export async function campaignRun(o: { agent: string; kind: string; reps: number
     await new Promise((r) => setTimeout(r, 500))
   }
   if (o.json) return JSON.stringify(s, null, 2)
-  if (s.status !== 'done') throw new UserError(`campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.measurements} measurements are kept)`)
+  if (s.status !== 'done') throw new UserError(`campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : `${s.measurements} measurements`} are kept)`)
   return formatCampaign(s)
 }
 

@@ -44,6 +44,16 @@ function positiveInt(value: string): number {
   return n
 }
 
+/** "50,100,250" → [50, 100, 250]: positive numbers only. */
+function numberList(flag: string): (value: string) => number[] {
+  return (value: string) => {
+    const list = value.split(',').map((v) => v.trim())
+    const nums = list.map(Number)
+    if (!list.length || nums.some((n, i) => !list[i] || !Number.isFinite(n) || n <= 0)) throw new InvalidArgumentError(`${flag} takes positive numbers separated by commas, e.g. 50,100,250`)
+    return nums
+  }
+}
+
 function positive(value: string): number {
   const n = Number(value)
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.')
@@ -127,7 +137,7 @@ function buildProgram(io: Io): Command {
     .addOption(modelOption())
     .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
     .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
-    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: a cgroup CFS quota (where root) or the slowdown fallback').choices(['cgroup', 'slowdown']).default('cgroup'))
+    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: slowdown (waits (1/share − 1) × each segment\'s compute: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)').choices(['slowdown', 'cgroup']).default('slowdown'))
     .option('--log-level <level>', 'log level (pino)', 'info')
     .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; localCpu: 'cgroup' | 'slowdown'; logLevel: string }) => {
       if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
@@ -170,10 +180,15 @@ function buildProgram(io: Io): Command {
     .description('run a campaign on an agent and on this edge, then fit and store its profile')
     .requiredOption('--agent <id>', 'paired, online agent')
     .addOption(new Option('--kind <kind>', 'what to measure').choices(['layers', 'model', 'sweep']).default('layers'))
-    .option('--reps <n>', 'timed repetitions per configuration (median)', positiveInt, 5)
+    .option('--reps <n>', 'timed repetitions per configuration (median); for sweep: co-inferences per point', positiveInt, 5)
+    .option('--bandwidths-kbps <list>', 'sweep: uplink bandwidths, comma-separated (default 50,100,250,500,1000,1500,10000,100000)', numberList('--bandwidths-kbps'))
+    .option('--latencies-ms <list>', 'sweep: latency requirements, comma-separated (default 5,10,20,50,100)', numberList('--latencies-ms'))
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { agent: string; kind: string; reps: number; dataDir: string; json?: boolean }) => io.out(await campaignRun(o, io.progress)))
+    .action(async (o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean }) => {
+      if (o.kind !== 'sweep' && (o.bandwidthsKbps || o.latenciesMs)) throw new UserError('--bandwidths-kbps and --latencies-ms are for --kind sweep')
+      io.out(await campaignRun(o, io.progress))
+    })
   campaign
     .command('list')
     .description('campaigns with their status')

@@ -15,7 +15,15 @@ export const API_SCHEMAS = {
   pair: z.object({ id: z.string().min(1).max(64) }).strict(),
   unpair: z.object({ id: z.string().min(1).max(64) }).strict(),
   campaigns: none,
-  campaignStart: z.object({ agent, kind: z.string().min(1).max(32), reps: z.number().int().positive().max(200).default(5) }).strict(),
+  campaignStart: z
+    .object({
+      agent,
+      kind: z.string().min(1).max(32),
+      reps: z.number().int().positive().max(200).default(5),
+      bandwidthsKbps: z.array(z.number().positive().max(1e7)).min(1).max(50).optional(),
+      latenciesMs: z.array(z.number().positive().max(3.6e6)).min(1).max(50).optional()
+    })
+    .strict(),
   campaignStatus: z.object({ id: z.string().min(1).max(128) }).strict(),
   campaignCancel: z.object({ id: z.string().min(1).max(128) }).strict(),
   calibration: z.object({ campaign: z.string().min(1).max(128) }).strict(),

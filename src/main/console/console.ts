@@ -24,7 +24,7 @@ import { OrtExecutor } from '../runtime/executor.js'
 import { CONSOLE_USERNAME, EmbeddedBroker } from './broker.js'
 import { measureLayers, measuredSource, type LayerTable } from './edge-profile.js'
 import { Store } from './store.js'
-import { Campaigns } from '../campaign/runner.js'
+import { Campaigns, type SweepOptions } from '../campaign/runner.js'
 import type { LayerMeasurement } from '../campaign/layers.js'
 import { hashToken, newToken, verifyToken } from './tokens.js'
 
@@ -157,6 +157,8 @@ export class EdgentConsole extends EventEmitter {
       manifest: this.manifest,
       samplePixels: samples.images.subarray(0, samples.imageElements),
       profileDevice: (deviceId, reps) => this.request<LayerTable>(deviceId, 'profile-layers', { reps }, 600_000),
+      setUplink: (deviceId, kbps) => this.request<{ previousKbps: number; kbps: number }>(deviceId, 'set-uplink', { kbps }, 30_000),
+      infer: (o) => this.infer(o),
       onProgress: (status) => this.emit('campaign', status)
     })
     this.edgeTable = await measureLayers(this.executor, this.manifest, samples.images.subarray(0, samples.imageElements), this.opts.profileReps)
@@ -551,17 +553,17 @@ export class EdgentConsole extends EventEmitter {
   }
 
   /** Starts a benchmark campaign on a paired, online agent (and on this edge). */
-  startCampaign(agent: string, kind: string, reps: number): string {
+  startCampaign(agent: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
     const id = checkAgentId(agent)
     const dev = this.store.device(id)
     if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
     if (this.agent(id).state !== 'online') throw new UserError(`agent ${id} is not online`)
-    return this.campaigns.start(id, kind, reps)
+    return this.campaigns.start(id, kind, reps, sweep)
   }
 
   // ------------------------------------------------------------------ co-inference
 
-  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number } }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number }; campaignId?: string }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     const id = checkAgentId(opts.agent)
     const dev = this.store.device(id)
     if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
@@ -589,8 +591,8 @@ export class EdgentConsole extends EventEmitter {
     const runId = randomUUID()
     const startedAt = new Date().toISOString()
     this.store.handle
-      .prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, 'infer', ?, 'running', ?)`)
-      .run(runId, id, JSON.stringify(opts), startedAt)
+      .prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id) VALUES (?, ?, 'infer', ?, 'running', ?, ?)`)
+      .run(runId, id, JSON.stringify(opts), startedAt, opts.campaignId ?? null)
     const planIdsBefore = new Set(this.plans.keys())
     try {
       const res = await this.request<{ rows: { requestId: string; sample: number; label: number | null; deviceMs: number; ackMs: number; e2eMs: number; predictedLabel: number; uploadBytes: number; lost?: boolean }[] }>(

@@ -91,7 +91,7 @@ export class ConsoleService {
   }
 
   campaignStart(a: ArgsOf<'campaignStart'>): ResultOf<'campaignStart'> {
-    return { id: this.core.startCampaign(a.agent, a.kind, a.reps ?? 5) }
+    return { id: this.core.startCampaign(a.agent, a.kind, a.reps ?? 5, { ...(a.bandwidthsKbps ? { bandwidthsKbps: a.bandwidthsKbps } : {}), ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {}) }) }
   }
 
   campaignStatus(a: ArgsOf<'campaignStatus'>): CampaignStatus {

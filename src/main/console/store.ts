@@ -115,6 +115,11 @@ const MIGRATIONS: string[] = [
     json TEXT NOT NULL,
     current INTEGER NOT NULL DEFAULT 0
   );
+  `,
+  `
+  ALTER TABLE campaigns ADD COLUMN summary_json TEXT;
+  ALTER TABLE runs ADD COLUMN campaign_id TEXT REFERENCES campaigns(id);
+  CREATE INDEX runs_campaign ON runs(campaign_id);
   `
 ]
 

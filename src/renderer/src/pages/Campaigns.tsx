@@ -6,7 +6,8 @@ import { useApi, useQuery } from '../hooks'
 
 const KIND_TEXT: Record<string, string> = {
   layers: 'layers — synthetic single-layer models over a grid of every layer type, both sides (fits the regressions)',
-  model: 'model — every layer of the served model, both sides'
+  model: 'model — every layer of the served model, both sides',
+  sweep: 'sweep — co-inference over bandwidths × latency requirements, predicted against measured (needs an emulated uplink)'
 }
 
 export function ProgressBar(props: { value: number; label: string; testId?: string }): React.JSX.Element {
@@ -20,6 +21,7 @@ export function ProgressBar(props: { value: number; label: string; testId?: stri
 }
 
 function fitSummary(c: CampaignStatus): string {
+  if (c.sweep) return `${c.sweep.points.length} points · median error ${fmtPct(c.sweep.medianRelError)}`
   if (!c.fits?.length) return '—'
   const ok = c.fits.filter((f) => f.mape !== null)
   return `${ok.length} fits` + (ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : '')
@@ -90,7 +92,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
             </select>
           </label>
           <label>
-            Repetitions
+            {kind === 'sweep' ? 'Inferences per point' : 'Repetitions'}
             <input type="number" min={1} max={200} value={reps} onChange={(e) => setReps(Math.max(1, Number(e.target.value) || 1))} data-testid="campaign-reps" />
           </label>
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
@@ -116,6 +118,8 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
           ))}
         </Card>
       ) : null}
+
+      {(q.data ?? []).find((c) => c.sweep && c.sweep.points.length) ? <SweepCard c={(q.data ?? []).find((c) => c.sweep && c.sweep.points.length)!} /> : null}
 
       <Card
         title="History"
@@ -147,7 +151,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
                   <th>Status</th>
                   <th>Progress</th>
                   <th>Measurements</th>
-                  <th>Fits</th>
+                  <th>Result</th>
                   <th>Export</th>
                 </tr>
               </thead>
@@ -184,5 +188,50 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
         </Guard>
       </Card>
     </>
+  )
+}
+
+/** The latest sweep: per point, the plan and its predicted against measured end-to-end latency. */
+function SweepCard(props: { c: CampaignStatus }): React.JSX.Element {
+  const w = props.c.sweep!
+  return (
+    <Card title={`Latest sweep on ${props.c.deviceId}: predicted against measured`} testId="sweep-card">
+      <p>
+        Median error over {w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: <strong data-testid="sweep-error">{fmtPct(w.medianRelError)}</strong> ({w.inferencesPerPoint} per point; the uplink is the device's emulated
+        link set to each bandwidth; predictions include the online correction learned so far).
+      </p>
+      <table className="table compact">
+        <thead>
+          <tr>
+            <th>uplink (kbps)</th>
+            <th>requirement (ms)</th>
+            <th>exit</th>
+            <th>device layers</th>
+            <th>predicted (ms)</th>
+            <th>measured p50 (ms)</th>
+            <th>error</th>
+            <th>met</th>
+            <th>accuracy</th>
+          </tr>
+        </thead>
+        <tbody>
+          {w.points.map((p) => (
+            <tr key={`${p.uplinkKbps}/${p.latencyMs}`}>
+              <td>{p.uplinkKbps}</td>
+              <td>{p.latencyMs}</td>
+              <td>{p.exit}</td>
+              <td>
+                {p.deviceLayers}/{p.layers}
+              </td>
+              <td>{p.predictedMs.toFixed(1)}</td>
+              <td>{p.measuredMs.toFixed(1)}</td>
+              <td>{fmtPct(p.relError)}</td>
+              <td>{fmtPct(p.metShare, 0)}</td>
+              <td>{fmtPct(p.accuracy)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Card>
   )
 }
