@@ -29,6 +29,8 @@ const api = {
   inferences: call('inferences'),
   bandwidth: call('bandwidth'),
   exportCalibration: call('exportCalibration'),
+  profiles: call('profiles'),
+  useProfile: call('useProfile'),
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
     ipcRenderer.on(IPC_EVENT_CHANNEL, h)

@@ -21,6 +21,26 @@ export interface DeviceView {
   reportedPlanId: string | null
   /** The console's smoothed uplink estimate for this device, kbit/s. */
   uplinkKbps: number | null
+  /** What the planner predicts this device's latencies with (null once unpaired). */
+  latencySource: LatencySource | null
+}
+
+/** A fitted profile (the current one when it predicts every layer of the served model), or the measured per-layer tables. */
+export interface LatencySource {
+  kind: 'profile' | 'measured'
+  /** The current profile, even when it cannot be used (see `problem`). */
+  profileId: string | null
+  problem: string | null
+}
+
+export interface ProfileView {
+  id: string
+  deviceId: string
+  campaignId: string
+  campaignKind: string
+  createdAt: string
+  current: boolean
+  fits: FitReport[]
 }
 
 export interface Pairing {
@@ -247,6 +267,9 @@ export interface ConsoleMethods {
   inferences: { args: { agent: string; limit?: number; afterId?: number }; result: InferencePoint[] }
   bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
   exportCalibration: { args: { format: 'json' | 'csv'; campaign?: string }; result: ExportFile }
+  profiles: { args: { agent: string }; result: ProfileView[] }
+  /** `profile: null` plans with the measured per-layer tables. */
+  useProfile: { args: { agent: string; profile: string | null }; result: LatencySource }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -269,7 +292,9 @@ export const METHOD_NAMES = [
   'infer',
   'inferences',
   'bandwidth',
-  'exportCalibration'
+  'exportCalibration',
+  'profiles',
+  'useProfile'
 ] as const satisfies readonly MethodName[]
 
 // ------------------------------------------------------------------ events

@@ -9,6 +9,7 @@ import { readJsonFile } from '../files.js'
 import { callConsole, findConsole } from '../console/api.js'
 import { Store } from '../console/store.js'
 import type { CampaignStatus } from '../campaign/runner.js'
+import type { DeviceView, LatencySource, ProfileView } from '../../shared/console-api.js'
 import { ORT_PACKAGE_VERSION } from '../runtime/version.js'
 import type { Progress } from './model.js'
 import { table } from './format.js'
@@ -206,4 +207,29 @@ export function storedProfile(dataDir: string, id: string): CalibrationProfile |
   } finally {
     store.stop()
   }
+}
+
+export async function profileList(agent: string, dataDir: string, json: boolean): Promise<string> {
+  const c = running(dataDir)
+  const list = await callConsole<ProfileView[]>(c, 'profiles', { agent })
+  const dev = (await callConsole<DeviceView[]>(c, 'devices', {})).find((d) => d.id === agent)
+  if (json) return JSON.stringify({ latencySource: dev?.latencySource ?? null, profiles: list }, null, 2)
+  const src = dev?.latencySource
+  const head = src
+    ? src.kind === 'profile'
+      ? `${agent} is planned with profile ${src.profileId}`
+      : `${agent} is planned with the measured per-layer tables${src.problem ? ` (${src.problem})` : ''}`
+    : `${agent} is not paired`
+  if (!list.length) return `${head}\nno fitted profile yet: run \`edgent campaign run --agent ${agent} --kind layers\``
+  const med = (p: ProfileView) => {
+    const m = p.fits.filter((f) => f.heldOutMape !== null).map((f) => f.heldOutMape!).sort((a, b) => a - b)
+    return m.length ? pctOrDash(m[m.length >> 1]!) : '—'
+  }
+  return [head, '', table(['profile', 'campaign', 'kind', 'created', 'current', 'median held-out MAPE'], list.map((p) => [p.id, p.campaignId.slice(0, 8), p.campaignKind, p.createdAt, p.current ? 'yes' : '', med(p)]))].join('\n')
+}
+
+export async function profileUse(agent: string, profile: string, dataDir: string): Promise<string> {
+  const r = await callConsole<LatencySource>(running(dataDir), 'useProfile', { agent, profile: profile === 'measured' ? null : profile })
+  if (r.kind === 'profile') return `${agent} is now planned with profile ${r.profileId}`
+  return `${agent} is now planned with the measured per-layer tables${r.problem ? ` (${r.problem})` : ''}`
 }

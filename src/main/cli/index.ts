@@ -9,7 +9,7 @@ import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
 import { loadManifest } from '../files.js'
-import { campaignList, campaignRun, exportCalibration, importCalibration } from './campaign.js'
+import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
 
 export interface Io {
@@ -195,6 +195,21 @@ function buildProgram(io: Io): Command {
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { dataDir: string; json?: boolean }) => io.out(await campaignList(o.dataDir, !!o.json)))
+  const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')
+  profile
+    .command('list')
+    .description("a device's fitted profiles (newest first) and its current latency source")
+    .requiredOption('--agent <id>', 'paired agent')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { agent: string; dataDir: string; json?: boolean }) => io.out(await profileList(o.agent, o.dataDir, !!o.json)))
+  profile
+    .command('use')
+    .description('plan a device with one of its fitted profiles, or with the measured per-layer tables')
+    .requiredOption('--agent <id>', 'paired agent')
+    .argument('<profile>', 'a profile id from `edgent profile list`, or "measured"')
+    .addOption(dataDirOption())
+    .action(async (p: string, o: { agent: string; dataDir: string }) => io.out(await profileUse(o.agent, p, o.dataDir)))
   program
     .command('export')
     .description('write calibration data (fitted profiles with statistics, raw measurements, devices, versions)')

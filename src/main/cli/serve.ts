@@ -7,6 +7,7 @@ import { checkAgentId } from '../../shared/topics.js'
 import { callConsole, findConsole } from '../console/api.js'
 import { lanAddress, startStack } from '../console/stack.js'
 import type { InferRow, InferSummary } from '../console/console.js'
+import type { DeviceView } from '../../shared/console-api.js'
 import { Store } from '../console/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
 import { ms, pct, table } from './format.js'
@@ -111,11 +112,19 @@ function needConsole(dataDir: string) {
 }
 
 export async function devicesCommand(dataDir: string, json: boolean): Promise<string> {
-  const list = await callConsole<{ id: string; paired: boolean; state: string; hello: { arch?: string; emulation?: unknown } | null; plan: { exit: number; deviceLayers: number; layers: number } | null; uplinkKbps: number | null }[]>(needConsole(dataDir), 'devices', {})
+  const list = await callConsole<DeviceView[]>(needConsole(dataDir), 'devices', {})
   if (json) return JSON.stringify(list, null, 2)
   return table(
-    ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps'],
-    list.map((d) => [d.id, d.paired ? 'yes' : 'revoked', d.state, d.hello?.arch ?? '—', d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} on device` : '—', d.uplinkKbps ? String(Math.round(d.uplinkKbps)) : '—'])
+    ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps', 'latencies from'],
+    list.map((d) => [
+      d.id,
+      d.paired ? 'yes' : 'revoked',
+      d.state,
+      d.hello?.arch ?? '—',
+      d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} on device` : '—',
+      d.uplinkKbps ? String(Math.round(d.uplinkKbps)) : '—',
+      d.latencySource ? (d.latencySource.kind === 'profile' ? `profile ${d.latencySource.profileId}` : 'measured tables') : '—'
+    ])
   )
 }
 

@@ -41,6 +41,8 @@ export const API_SCHEMAS = {
     .strict(),
   inferences: z.object({ agent, limit: z.number().int().positive().max(100_000).default(10_000), afterId: z.number().int().nonnegative().optional() }).strict(),
   bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
+  profiles: z.object({ agent }).strict(),
+  useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable() }).strict(),
   exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
 } satisfies Record<MethodName, z.ZodType>
 

@@ -3,7 +3,7 @@
  * worker), the fleet of paired agents, the planner service with live bandwidth estimates, and the
  * store. One object made of small parts with start()/stop(); the Electron and headless shells share it.
  */
-import type { InferRow, InferSummary } from '../../shared/console-api.js'
+import type { DeviceView, InferRow, InferSummary } from '../../shared/console-api.js'
 import mqtt, { type MqttClient } from 'mqtt'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -11,13 +11,14 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { median, quantileSorted } from 'simple-statistics'
 import { BandwidthEstimator } from '../../shared/bandwidth.js'
+import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { HelloSchema, PlanSchema, ResponseSchema, SCHEMA, StateSchema, encodeJson, parsePayload, type Hello, type PlanMessage } from '../../shared/messages.js'
 import { argmax } from '../../shared/preprocess.js'
-import { buildCostTable, configurationMap, latencyOf, lookupMap, plan as planAt, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
+import { buildCostTable, configurationMap, latencyOf, lookupMap, plan as planAt, profileSource, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
 import { checkAgentId, parseTopic, topics } from '../../shared/topics.js'
 import { loadManifest, readShippedSamples } from '../files.js'
 import { OrtExecutor } from '../runtime/executor.js'
@@ -79,6 +80,8 @@ interface AgentRuntime {
   /** Per-layer factors learned from co-inference (measured/predicted segment times). */
   correction: OnlineCorrection
   probing: boolean
+  /** The device's current fitted profile (undefined: not read yet; null: none, plan with measured tables). */
+  profile?: { id: string; profile: CalibrationProfile; problem: string | null } | null
 }
 
 interface PendingHalf {
@@ -159,7 +162,11 @@ export class EdgentConsole extends EventEmitter {
       profileDevice: (deviceId, reps) => this.request<LayerTable>(deviceId, 'profile-layers', { reps }, 600_000),
       setUplink: (deviceId, kbps) => this.request<{ previousKbps: number; kbps: number }>(deviceId, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.infer(o),
-      onProgress: (status) => this.emit('campaign', status)
+      onProgress: (status) => {
+        // A completed campaign made a new current profile: plan with it from now on.
+        if (status.status === 'done' && status.profileId) this.sourceChanged(status.deviceId)
+        this.emit('campaign', status)
+      }
     })
     this.edgeTable = await measureLayers(this.executor, this.manifest, samples.images.subarray(0, samples.imageElements), this.opts.profileReps)
     this.log.info({ model: this.manifest.id, exitFusedMs: this.edgeTable.exitFusedMs }, 'edge runtime ready (layers timed)')
@@ -244,7 +251,7 @@ export class EdgentConsole extends EventEmitter {
     return { id, revoked, disconnected }
   }
 
-  devices(): { id: string; paired: boolean; state: string; hello: Hello | null; plan: PlanMessage | null; reportedPlanId: string | null; uplinkKbps: number | null }[] {
+  devices(): DeviceView[] {
     return this.store.devices().map((d) => {
       const a = this.agents.get(d.id)
       return {
@@ -254,7 +261,8 @@ export class EdgentConsole extends EventEmitter {
         hello: a?.hello ?? (d.hello_json ? (JSON.parse(d.hello_json) as Hello) : null),
         plan: a?.plan ?? null,
         reportedPlanId: a?.reportedPlanId ?? null,
-        uplinkKbps: a?.estimator.kbps ?? null
+        uplinkKbps: a?.estimator.kbps ?? null,
+        latencySource: d.revoked_at ? null : this.latencySource(d.id)
       }
     })
   }
@@ -454,11 +462,66 @@ export class EdgentConsole extends EventEmitter {
     return r
   }
 
-  /** The agent's cost table: measured layer tables, corrected online unless `raw`. */
+  /**
+   * The latency source the planner uses for a device: its current fitted profile (a campaign's
+   * regressions for both sides) when it has one that predicts every layer of the served model,
+   * else the measured per-layer tables. `edgent profile use` / `useProfile` selects.
+   */
+  latencySource(agentId: string): { kind: 'profile' | 'measured'; profileId: string | null; problem: string | null } {
+    const p = this.loadProfile(this.agent(agentId))
+    if (p && !p.problem) return { kind: 'profile', profileId: p.id, problem: null }
+    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null }
+  }
+
+  private loadProfile(a: AgentRuntime): { id: string; profile: CalibrationProfile; problem: string | null } | null {
+    if (a.profile !== undefined) return a.profile
+    const row = this.store.handle.prepare('SELECT id, json FROM profiles WHERE device_id = ? AND current = 1').get(a.id) as { id: string; json: string } | undefined
+    if (!row) return (a.profile = null)
+    const profile = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
+    let problem: string | null = null
+    try {
+      const src = profileSource(profile)
+      for (const l of this.manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
+    } catch (err) {
+      problem = `${err instanceof Error ? err.message : String(err)}: planning with the measured tables instead`
+      this.log.warn({ agentId: a.id, profile: row.id, problem }, 'current profile cannot predict the served model')
+    }
+    return (a.profile = { id: row.id, profile, problem })
+  }
+
+  /** After a device's profile changes: forget the cached profile, corrections and maps. */
+  private sourceChanged(agentId: string): void {
+    const a = this.agent(agentId)
+    a.profile = undefined
+    a.correction = new OnlineCorrection()
+    for (const k of [...this.mapCache.keys()]) if (k.startsWith(`${agentId}\u0000`)) this.mapCache.delete(k)
+  }
+
+  /** Selects a device's current profile (one of its own), or none (`null`: the measured tables). */
+  useProfile(agentId: string, profileId: string | null): { kind: 'profile' | 'measured'; profileId: string | null; problem: string | null } {
+    const id = checkAgentId(agentId)
+    if (!this.store.device(id)) throw new UserError(`unknown agent "${id}"`)
+    const db = this.store.handle
+    if (profileId !== null) {
+      const row = db.prepare('SELECT device_id FROM profiles WHERE id = ?').get(profileId) as { device_id: string } | undefined
+      if (!row) throw new UserError(`unknown profile "${profileId}"`)
+      if (row.device_id !== id) throw new UserError(`profile "${profileId}" was fitted for ${row.device_id}, not ${id}`)
+    }
+    db.transaction(() => {
+      db.prepare('UPDATE profiles SET current = 0 WHERE device_id = ?').run(id)
+      if (profileId !== null) db.prepare('UPDATE profiles SET current = 1 WHERE id = ?').run(profileId)
+    })()
+    this.sourceChanged(id)
+    this.log.info({ agentId: id, profileId }, 'latency source selected')
+    return this.latencySource(id)
+  }
+
+  /** The agent's cost table from its latency source, corrected online unless `raw`. */
   costTable(agentId: string, raw = false): CostTable {
     const a = this.agent(agentId)
     if (!a.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
-    const source = measuredSource(this.manifest, a.deviceTable, this.edgeTable)
+    const p = this.loadProfile(a)
+    const source = p && !p.problem ? profileSource(p.profile) : measuredSource(this.manifest, a.deviceTable, this.edgeTable)
     return buildCostTable(this.manifest, raw ? source : a.correction.wrap(source))
   }
 

@@ -18,6 +18,7 @@ import {
   type MethodName,
   type ModelView,
   type Pairing,
+  type ProfileView,
   type ResultOf
 } from '../../shared/console-api.js'
 import { FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
@@ -229,6 +230,21 @@ export class ConsoleService {
       content: doc.content,
       summary: doc.summary
     }
+  }
+
+  /** A device's fitted profiles, newest first. */
+  profiles(a: ArgsOf<'profiles'>): ProfileView[] {
+    const agent = this.knownAgent(a.agent)
+    const rows = this.core.store.handle
+      .prepare('SELECT p.id, p.device_id, p.campaign_id, p.created_at, p.current, c.kind FROM profiles p JOIN campaigns c ON c.id = p.campaign_id WHERE p.device_id = ? ORDER BY p.created_at DESC')
+      .all(agent) as { id: string; device_id: string; campaign_id: string; created_at: string; current: number; kind: string }[]
+    return rows.map((r) => ({ id: r.id, deviceId: r.device_id, campaignId: r.campaign_id, campaignKind: r.kind, createdAt: r.created_at, current: r.current === 1, fits: this.core.campaigns.status(r.campaign_id)?.fits ?? [] }))
+  }
+
+  useProfile(a: ArgsOf<'useProfile'>): ResultOf<'useProfile'> {
+    const r = this.core.useProfile(a.agent, a.profile)
+    this.core.emit('devices', { reason: `latency source of ${a.agent}: ${r.kind === 'profile' ? r.profileId : 'measured'}` })
+    return r
   }
 
   private knownAgent(id: string): string {

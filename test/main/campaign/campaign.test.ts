@@ -7,6 +7,7 @@ import { layerGrid } from '../../../src/main/campaign/layers.js'
 import { exportCalibration, importCalibration } from '../../../src/main/cli/campaign.js'
 import { main } from '../../../src/main/cli/index.js'
 import { parseProfile } from '../../../src/shared/latency.js'
+import { buildCostTable, latencyOf, profileSource } from '../../../src/shared/planner.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
 describe('layers campaign on a real agent and this edge', () => {
@@ -46,6 +47,29 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(profile.device.conv!.n).toBe(81)
     expect(profile.edge.fc!.heldOut).toMatchObject({ n: 5 })
   }, 150_000)
+
+  it('plans the device with its current profile, and with the measured tables when told to', async () => {
+    await core.deviceTable('pi-cal')
+    const src = core.latencySource('pi-cal')
+    expect(src).toMatchObject({ kind: 'profile', problem: null })
+    const row = core.store.handle.prepare('SELECT json FROM profiles WHERE id = ?').get(src.profileId) as { json: string }
+    const profile = parseProfile(JSON.parse(row.json), 'stored profile')
+    const m = core.model
+    const want = buildCostTable(m, profileSource(profile))
+    expect(core.costTable('pi-cal', true)).toEqual(want)
+    // The configuration map and plans follow the profile: a plan's prediction is the profile's.
+    const plan = await core.pushPlan('pi-cal', 1000, 500, 'test')
+    const cand = want.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+    expect(plan.predictedMs).toBeCloseTo(latencyOf(cand, { uplinkKbps: 500, latencyMs: 1000 }), 9)
+
+    expect(core.useProfile('pi-cal', null)).toEqual({ kind: 'measured', profileId: null, problem: null })
+    expect(core.costTable('pi-cal', true)).not.toEqual(want)
+    expect(() => core.useProfile('pi-cal', 'no-such-profile')).toThrow('unknown profile "no-such-profile"')
+    core.pair('pi-other')
+    expect(() => core.useProfile('pi-other', src.profileId)).toThrow(`profile "${src.profileId}" was fitted for pi-cal, not pi-other`)
+    expect(core.useProfile('pi-cal', src.profileId)).toEqual(src)
+    expect(core.costTable('pi-cal', true)).toEqual(want)
+  })
 
   it('exports calibration data as JSON and CSV, atomically', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgent-export-'))
@@ -126,6 +150,6 @@ describe('layers campaign on a real agent and this edge', () => {
     core.campaigns.cancel(id)
     const s = await finished(id)
     expect(s.status).toBe('cancelled')
-    expect(() => core.startCampaign('pi-cal', 'sweep', 1)).toThrow('campaign kind "sweep" is not available yet (available: layers, model)')
+    expect(() => core.startCampaign('pi-cal', 'warp', 1)).toThrow('unknown campaign kind "warp" (kinds: layers, model, sweep)')
   }, 60_000)
 })

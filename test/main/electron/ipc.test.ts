@@ -47,7 +47,9 @@ const INVALID: Record<MethodName, unknown> = {
   infer: { agent: 'pi-a', count: -1, latencyMs: 100 },
   inferences: { agent: 'pi-a', limit: 1e9 },
   bandwidth: { agent: 'pi-a', afterId: 1 },
-  exportCalibration: { format: 'xml' }
+  exportCalibration: { format: 'xml' },
+  profiles: { agent: 'pi-a', all: true },
+  useProfile: { agent: 'pi-a' }
 }
 
 describe('IPC handlers', () => {

@@ -2,7 +2,8 @@ import { useMemo, useState } from 'react'
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
 import type { CostTable } from '../../../shared/planner'
 import { configurationMap, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
-import { Card, Empty, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import type { DeviceView, ProfileView } from '../../../shared/console-api'
+import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
 import { useApi, useQuery } from '../hooks'
 
 /** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
@@ -161,7 +162,21 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
   const [mode, setMode] = useState<PlannerMode>('edgent')
   const uplinkKbps = toLog(bwPos, BW[0], BW[1])
   const latencyMs = toLog(reqPos, REQ[0], REQ[1])
-  const table = useQuery<CostTable>(props.agent ? () => api.costTable({ agent: props.agent! }) : null, props.agent ?? '', (e) => e.type === 'inferences' && e.data.id === props.agent)
+  const profiles = useQuery<ProfileView[]>(props.agent ? () => api.profiles({ agent: props.agent! }) : null, props.agent ?? '', (e) => e.type === 'campaign' && e.data.status === 'done')
+  const devices = useQuery<DeviceView[]>(() => api.devices({}), 'devices', (e) => e.type === 'devices' || e.type === 'campaign')
+  const source = devices.data?.find((d) => d.id === props.agent)?.latencySource ?? null
+  const sourceKey = source ? `${source.kind}:${source.profileId}` : ''
+  const [sourceError, setSourceError] = useState<string | null>(null)
+  const table = useQuery<CostTable>(props.agent ? () => api.costTable({ agent: props.agent! }) : null, `${props.agent}/${sourceKey}`, (e) => (e.type === 'inferences' && e.data.id === props.agent) || e.type === 'devices')
+  const choose = async (value: string) => {
+    setSourceError(null)
+    try {
+      await api.useProfile({ agent: props.agent!, profile: value === 'measured' ? null : value })
+      devices.reload()
+    } catch (err) {
+      setSourceError(err instanceof Error ? err.message : String(err))
+    }
+  }
   return (
     <>
       <Card title="Conditions" testId="planner-controls">
@@ -179,6 +194,17 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
             <input type="range" min={0} max={1000} value={reqPos} onChange={(e) => setReqPos(Number(e.target.value))} data-testid="requirement" aria-label="latency requirement (ms, log scale)" />
           </label>
           <label>
+            Latencies from
+            <select value={source?.kind === 'profile' ? (source.profileId ?? 'measured') : 'measured'} onChange={(e) => void choose(e.target.value)} disabled={!props.agent} data-testid="latency-source">
+              <option value="measured">measured per-layer tables</option>
+              {(profiles.data ?? []).map((p) => (
+                <option key={p.id} value={p.id}>
+                  profile {p.id} ({p.campaignKind} campaign)
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
             Planner
             <select value={mode} onChange={(e) => setMode(e.target.value as PlannerMode)}>
               <option value="edgent">Edgent (max accuracy, then min latency)</option>
@@ -186,9 +212,12 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
             </select>
           </label>
         </div>
+        {sourceError ? <ErrorBox error={sourceError} /> : null}
+        {source?.problem ? <ErrorBox error={source.problem} /> : null}
         <p className="muted">
-          Latencies are the console's cost table for {props.agent ?? 'the device'}: per-layer times measured on the device and on this machine, corrected online from co-inference. Accuracy is the
-          exit's measured test accuracy.
+          Latencies are the console's cost table for {props.agent ?? 'the device'}:{' '}
+          {source?.kind === 'profile' ? `the regressions of profile ${source.profileId} (fitted by a campaign)` : 'per-layer times measured on the device and on this machine'}, corrected online from co-inference.
+          Accuracy is the exit's measured test accuracy.
         </p>
       </Card>
       {!props.agent ? (
