@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -24,17 +24,35 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
 
   it('keeps the database intact, every committed chunk whole, and marks interrupted campaigns', async () => {
     const [mqttPort, httpPort] = [await freePort(), await freePort()]
+    let starts = 0
+    let died: string | null = null
     const start = async () => {
       rmSync(join(dataDir, 'console.json'), { force: true }) // a killed console leaves its file behind
-      serve = spawn(process.execPath, [edgent, 'serve', '--no-local-agent', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--log-level', 'warn'], { stdio: 'ignore' })
+      // Each console's stderr goes to its own file, so that a console dying on its own is explained.
+      const log = openSync(join(dataDir, `serve-${starts++}.log`), 'w')
+      serve = spawn(process.execPath, [edgent, 'serve', '--no-local-agent', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', log] })
+      const child = serve
+      child.once('exit', (code, signal) => {
+        if (signal !== 'SIGKILL' && signal !== 'SIGTERM') died = `console ${starts - 1} exited by itself (code ${code}): ${readFileSync(join(dataDir, `serve-${starts - 1}.log`), 'utf8').slice(-2000)}`
+      })
       return waitFor('console up', () => findConsole(dataDir), 60_000)
     }
+    /** callConsole, explaining a refused connection by the console's own exit when that is what happened. */
+    const call = async <T,>(cf: NonNullable<Awaited<ReturnType<typeof start>>>, method: Parameters<typeof callConsole>[1], args: Record<string, unknown>): Promise<T> => {
+      try {
+        return await callConsole<T>(cf, method, args)
+      } catch (err) {
+        await new Promise((r) => setTimeout(r, 300))
+        throw died ? new Error(died) : err
+      }
+    }
     let c = await start()
-    const { token } = await callConsole<{ token: string }>(c, 'pair', { id: 'pi-crash' })
+    const { token } = await call<{ token: string }>(c, 'pair', { id: 'pi-crash' })
     agent = spawnAgent(`mqtt://127.0.0.1:${mqttPort}`, 'pi-crash', token)
     const online = async (cf: NonNullable<typeof c>) => {
       for (let i = 0; i < 200; i++) {
-        const list = await callConsole<{ id: string; state: string }[]>(cf, 'devices', {})
+        if (died) throw new Error(died)
+        const list = await call<{ id: string; state: string }[]>(cf, 'devices', {})
         if (list.some((d) => d.id === 'pi-crash' && d.state === 'online')) return
         await new Promise((r) => setTimeout(r, 100))
       }
@@ -42,11 +60,11 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
     }
     for (let k = 0; k < KILLS; k++) {
       await online(c)
-      const { id } = await callConsole<{ id: string }>(c, 'campaignStart', { agent: 'pi-crash', kind: 'layers', reps: 1 })
+      const { id } = await call<{ id: string }>(c, 'campaignStart', { agent: 'pi-crash', kind: 'layers', reps: 1 })
       // kill at a different point of the campaign each time
       const target = 12 + ((k * 37) % 400)
       for (let i = 0; i < 300; i++) {
-        const s = await callConsole<CampaignStatus>(c, 'campaignStatus', { id })
+        const s = await call<CampaignStatus>(c, 'campaignStatus', { id })
         if (s.measurements >= target || s.status !== 'running') break
         await new Promise((r) => setTimeout(r, 20))
       }
@@ -55,7 +73,7 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
       c = await start()
     }
     await online(c)
-    const campaigns = await callConsole<CampaignStatus[]>(c, 'campaigns', {})
+    const campaigns = await call<CampaignStatus[]>(c, 'campaigns', {})
     serve!.kill('SIGTERM')
     await new Promise<void>((r) => serve!.once('exit', () => r()))
 
