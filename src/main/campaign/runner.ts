@@ -7,7 +7,7 @@
  * the device's current profile.
  */
 import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Store } from '../console/store.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
@@ -275,18 +275,21 @@ interface Work {
 }
 
 /**
- * Held-out configurations: the 4th, 8th, … of each group, in the work's order. Per group, so that a
- * type with few configurations (two LRN layers in the served model) keeps its first ones for the fit.
+ * Held-out configurations: a quarter of each group (rounded down), chosen by the SHA-256 of each
+ * configuration's key — fixed for a grid, spread over it. (Every fourth in grid order would hold
+ * out one corner of the grid, e.g. all the widest fc layers, and test extrapolation instead.)
+ * A group of fewer than four configurations (two LRN layers in the served model) is all fitted.
  */
 export function heldOutKeys(keys: readonly string[], groups: readonly string[]): Map<string, boolean> {
-  const seen = new Map<string, number>()
-  return new Map(
-    keys.map((k, i) => {
-      const n = seen.get(groups[i]!) ?? 0
-      seen.set(groups[i]!, n + 1)
-      return [k, n % 4 === 3]
-    })
-  )
+  const byGroup = new Map<string, string[]>()
+  keys.forEach((k, i) => byGroup.set(groups[i]!, [...(byGroup.get(groups[i]!) ?? []), k]))
+  const out = new Map<string, boolean>(keys.map((k) => [k, false]))
+  const rank = (k: string) => createHash('sha256').update(k).digest('hex')
+  for (const list of byGroup.values()) {
+    const sorted = [...list].sort((a, b) => (rank(a) < rank(b) ? -1 : 1))
+    for (const k of sorted.slice(0, Math.floor(list.length / 4))) out.set(k, true)
+  }
+  return out
 }
 
 function reportFromProfile(json: string): FitReport[] {
