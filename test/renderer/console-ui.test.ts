@@ -4,19 +4,17 @@
  * paired from the page. Screenshots of every page go to test-output/screenshots/.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
 
-const CHROMIUM = process.env['EDGENT_CHROMIUM'] ?? '/usr/bin/chromium'
 const SHOTS = join(root, 'test-output', 'screenshots')
 const edgent = join(root, 'bin', 'edgent.js')
 
-/** The flags the machine notes give for headless Chromium on a closed network, as root. */
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 describe('the console in a browser (headless shell)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'edgent-ui-'))
@@ -38,7 +36,6 @@ describe('the console in a browser (headless shell)', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (.ci/run does)`)
     mkdirSync(SHOTS, { recursive: true })
     const [mqttPort, httpPort] = [await freePort(), await freePort()]
     serve = spawn(process.execPath, [edgent, 'serve', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--local-cpu-quota', '0.5', '--log-level', 'warn'], {
@@ -49,7 +46,7 @@ describe('the console in a browser (headless shell)', () => {
     url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000).catch((e: Error) => {
       throw new Error(`${e.message}\n${out}\n${err}`)
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true })
     page.on('pageerror', (e) => pageErrors.push(e.message))
   }, 120_000)
