@@ -30,23 +30,54 @@ export const FEATURES: Record<RegressionKey, readonly string[]> = {
   other: ['inputElements']
 }
 
-/** The paper's variables for one layer, in FEATURES order. */
-export function layerFeatures(layer: Layer): number[] {
+/**
+ * What a campaign fits: the paper's variables, plus multiply-accumulates for conv and fc. A
+ * convolution's cost is a product (output elements × kernel area × input channels) that a sum of
+ * the paper's two variables cannot express; measured here, adding it (with relative-error weights,
+ * `fitRegression`) took held-out conv errors from over 100 % to 11–23 % (README).
+ */
+export const FIT_FEATURES: Record<RegressionKey, readonly string[]> = { ...FEATURES, conv: [...FEATURES.conv, 'macs'], fc: [...FEATURES.fc, 'macs'] }
+
+/** The value of one named variable for a layer (elements, or multiply-accumulates for `macs`). */
+export function featureValue(layer: Layer, name: string): number {
   const inputElements = product(layer.inputShape)
   const outputElements = product(layer.outputShape)
-  switch (layer.type) {
-    case 'conv': {
+  switch (name) {
+    case 'inputElements':
+      return inputElements
+    case 'outputElements':
+      return outputElements
+    case 'kernelOverStrideSquaredTimesFilters': {
+      if (layer.type !== 'conv') break
       // (filter size / stride)^2 x filters; with a rectangular kernel (kh/sh)(kw/sw) x filters.
       const [kh, kw] = layer.kernel as [number, number]
       const [sh, sw] = layer.stride as [number, number]
-      return [inputElements, ((kh / sh) * (kw / sw)) * layer.filters]
+      return (kh / sh) * (kw / sw) * layer.filters
     }
-    case 'pool':
-    case 'fc':
-      return [inputElements, outputElements]
-    default:
-      return [inputElements]
+    case 'macs': {
+      if (layer.type === 'conv') {
+        const [kh, kw] = layer.kernel as [number, number]
+        return outputElements * kh * kw * (layer.inputShape[1] ?? 1)
+      }
+      if (layer.type === 'fc') return inputElements * outputElements
+      break
+    }
   }
+  throw new UserError(`layer ${layer.id} (${layer.type}) has no variable "${name}"`)
+}
+
+export function featureValues(layer: Layer, names: readonly string[]): number[] {
+  return names.map((n) => featureValue(layer, n))
+}
+
+/** The paper's variables for one layer, in FEATURES order. */
+export function layerFeatures(layer: Layer): number[] {
+  return featureValues(layer, FEATURES[regressionKeyOf(layer)])
+}
+
+/** The variables a campaign measures and fits for one layer, in FIT_FEATURES order. */
+export function fitFeatures(layer: Layer): number[] {
+  return featureValues(layer, FIT_FEATURES[regressionKeyOf(layer)])
 }
 
 export function regressionKeyOf(layer: Layer): RegressionKey {
@@ -55,7 +86,7 @@ export function regressionKeyOf(layer: Layer): RegressionKey {
 
 const RegressionSchema = z
   .object({
-    /** Variable names, for the reader; must have as many entries as `coefficients`. */
+    /** Variable names (default: the paper's, FEATURES); as many as `coefficients`. */
     features: z.array(z.string()).optional(),
     coefficients: z.array(z.number().finite()),
     intercept: z.number().finite(),
@@ -90,12 +121,17 @@ export const CalibrationProfileSchema = z
   .superRefine((p, ctx) => {
     for (const side of SIDES) {
       for (const [key, reg] of Object.entries(p[side])) {
-        const expected = FEATURES[key as RegressionKey].length
-        if (reg && reg.coefficients.length !== expected) {
+        if (!reg) continue
+        const k = key as RegressionKey
+        const names = reg.features ?? FEATURES[k]
+        const unknown = names.filter((n) => !FIT_FEATURES[k].includes(n))
+        if (unknown.length) {
+          ctx.addIssue({ code: 'custom', path: [side, key, 'features'], message: `${side} ${key}: unknown variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${FIT_FEATURES[k].join(', ')})` })
+        } else if (reg.coefficients.length !== names.length) {
           ctx.addIssue({
             code: 'custom',
             path: [side, key, 'coefficients'],
-            message: `${side} ${key} needs ${expected} coefficient${expected > 1 ? 's' : ''} (${FEATURES[key as RegressionKey].join(', ')}), got ${reg.coefficients.length}`
+            message: `${side} ${key} needs ${names.length} coefficient${names.length > 1 ? 's' : ''} (${names.join(', ')}), got ${reg.coefficients.length}`
           })
         }
       }
@@ -169,7 +205,11 @@ export function evaluateRegression(reg: Regression, x: readonly number[]): numbe
 }
 
 export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: Layer): number {
-  return evaluateRegression(regressionFor(profile, side, regressionKeyOf(layer)), layerFeatures(layer))
+  const key = regressionKeyOf(layer)
+  const reg = regressionFor(profile, side, key)
+  // A fallback regression (`other` for flatten/softmax) reads the variables of its own key.
+  const fallbackKey: RegressionKey = profile[side][key] ? key : 'other'
+  return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[fallbackKey]))
 }
 
 export function predictModelLoadMs(profile: CalibrationProfile, side: Side, modelBytes: number): number {
@@ -210,12 +250,24 @@ export function fitStats(reg: Regression, points: readonly FitPoint[]): FitStats
   return { n, r2: ssTot > 0 ? 1 - ssRes / ssTot : null, mape: apeDefined ? ape / n : null }
 }
 
+export interface FitOptions {
+  /** Variable names of the points' x, in order (default: the paper's, FEATURES[key]). */
+  features?: readonly string[]
+  /**
+   * `ols`: ordinary least squares. `relative`: weights 1/y, i.e. least squares on relative error —
+   * the figure of merit (MAPE) is relative and configurations span three orders of magnitude, so
+   * unweighted residuals are dominated by the largest layers.
+   */
+  weighting?: 'ols' | 'relative'
+}
+
 /**
- * Ordinary least squares with an intercept. Columns are scaled to unit maximum before a QR solve
- * (feature magnitudes span 1 to 1e6+, which would make the normal equations ill-conditioned).
+ * Least squares with an intercept. Columns are scaled to unit maximum before a QR solve (feature
+ * magnitudes span 1 to 1e9, which would make the normal equations ill-conditioned).
  */
-export function fitRegression(key: RegressionKey, points: readonly FitPoint[]): Regression & FitStats {
-  const k = FEATURES[key].length
+export function fitRegression(key: RegressionKey, points: readonly FitPoint[], opts: FitOptions = {}): Regression & FitStats {
+  const names = opts.features ?? FEATURES[key]
+  const k = names.length
   if (points.length < k + 1) {
     throw new UserError(`cannot fit "${key}": ${points.length} measurement${points.length === 1 ? '' : 's'}, need at least ${k + 1}`)
   }
@@ -223,17 +275,20 @@ export function fitRegression(key: RegressionKey, points: readonly FitPoint[]): 
     if (p.x.length !== k) throw new UserError(`cannot fit "${key}": a point has ${p.x.length} variables, expected ${k}`)
     if (!Number.isFinite(p.y) || p.x.some((v) => !Number.isFinite(v))) throw new UserError(`cannot fit "${key}": a measurement is not a finite number`)
   }
+  const relative = opts.weighting === 'relative' && points.every((p) => p.y > 0)
+  const w = points.map((p) => (relative ? 1 / p.y : 1))
   const scale = Array.from({ length: k }, (_, j) => Math.max(...points.map((p) => Math.abs(p.x[j]!))) || 1)
-  const X = new Matrix(points.map((p) => [...p.x.map((v, j) => v / scale[j]!), 1]))
-  const Y = Matrix.columnVector(points.map((p) => p.y))
+  const X = new Matrix(points.map((p, i) => [...p.x.map((v, j) => (v / scale[j]!) * w[i]!), w[i]!]))
+  const Y = Matrix.columnVector(points.map((p, i) => p.y * w[i]!))
   let beta: number[]
   try {
     beta = solve(X, Y).to1DArray()
   } catch {
     throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
   }
+  if (beta.some((b) => !Number.isFinite(b))) throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
   const reg: Regression = {
-    features: [...FEATURES[key]],
+    features: [...names],
     coefficients: beta.slice(0, k).map((b, j) => b / scale[j]!),
     intercept: beta[k]!
   }

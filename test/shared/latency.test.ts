@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest'
 import { parseManifest, type Layer } from '../../src/shared/manifest.js'
 import {
   FEATURES,
+  FIT_FEATURES,
   PAPER_2018,
+  featureValue,
+  fitFeatures,
   REGRESSION_KEYS,
   evaluateRegression,
   fitRegression,
@@ -129,5 +132,46 @@ describe('least-squares fit', () => {
     expect(() => fitRegression('fc', [{ x: [1, 2], y: 1 }])).toThrow('cannot fit "fc": 1 measurement, need at least 3')
     const same = [1, 2, 3, 4].map((y) => ({ x: [10, 20], y }))
     expect(() => fitRegression('fc', same)).toThrow('cannot fit "fc": the measured configurations do not vary enough to separate 3 terms')
+  })
+})
+
+describe('fitted variables beyond the paper\'s (multiply-accumulates)', () => {
+  it('counts a layer\'s multiply-accumulates: conv = output elements × kernel area × input channels, fc = in × out', () => {
+    // conv1: output 2×4×4 = 32 elements, 3×3 kernel, 1 input channel → 288
+    expect(fitFeatures(layer('conv1'))).toEqual([16, 18, 288])
+    const wide = { ...layer('conv1'), inputShape: [1, 3, 4, 4] } as Layer
+    expect(featureValue(wide, 'macs')).toBe(32 * 9 * 3)
+    expect(fitFeatures(layer('fc1'))).toEqual([8, 16, 128])
+    expect(fitFeatures(layer('relu1'))).toEqual(layerFeatures(layer('relu1')))
+    expect(FIT_FEATURES.conv).toEqual([...FEATURES.conv, 'macs'])
+    expect(() => featureValue(layer('relu1'), 'macs')).toThrow('layer relu1 (relu) has no variable "macs"')
+  })
+
+  it('evaluates a profile regression by the variables it names, and refuses unknown ones', () => {
+    const base = { format: 'edgent-calibration', schema: 1, id: 'p', edge: {} }
+    const p = parseProfile({ ...base, device: { conv: { features: ['inputElements', 'kernelOverStrideSquaredTimesFilters', 'macs'], coefficients: [0, 0, 0.5], intercept: 1 } } })
+    expect(predictLayerMs(p, 'device', layer('conv1'))).toBe(1 + 0.5 * 288)
+    const paperOnly = parseProfile({ ...base, device: { conv: { coefficients: [1, 2], intercept: 0 } } })
+    expect(predictLayerMs(paperOnly, 'device', layer('conv1'))).toBe(16 + 2 * 18)
+    expect(() => parseProfile({ ...base, device: { conv: { features: ['flops'], coefficients: [1], intercept: 0 } } })).toThrow('device conv: unknown variable flops')
+    expect(() => parseProfile({ ...base, device: { conv: { features: ['inputElements', 'macs'], coefficients: [1], intercept: 0 } } })).toThrow('device conv needs 2 coefficients (inputElements, macs), got 1')
+  })
+
+  it('relative weighting recovers exact coefficients, and beats OLS on relative error when noise grows with size', () => {
+    const exact = Array.from({ length: 12 }, (_, i) => ({ x: [i + 1, (i * 7) % 5, (i + 1) ** 2 * 100], y: 0.5 + 0.1 * (i + 1) + 0.2 * ((i * 7) % 5) + 0.003 * (i + 1) ** 2 * 100 }))
+    const f = fitRegression('conv', exact, { features: FIT_FEATURES.conv, weighting: 'relative' })
+    expect(f.intercept).toBeCloseTo(0.5, 9)
+    expect(f.coefficients[0]).toBeCloseTo(0.1, 9)
+    expect(f.coefficients[1]).toBeCloseTo(0.2, 9)
+    expect(f.coefficients[2]).toBeCloseTo(0.003, 9)
+    // y spans 3 decades with 5 % multiplicative noise: OLS chases the big ones, relative weights do not.
+    const r = rng(7)
+    const pts = Array.from({ length: 60 }, (_, i) => {
+      const x = 10 ** (i / 20)
+      return { x: [x], y: (0.05 + 0.01 * x) * (1 + 0.1 * (r() - 0.5)) * (i % 10 === 0 ? 1.6 : 1) }
+    })
+    const ols = fitRegression('relu', pts)
+    const rel = fitRegression('relu', pts, { weighting: 'relative' })
+    expect(rel.mape!).toBeLessThan(ols.mape!)
   })
 })

@@ -5,7 +5,7 @@
  */
 import type { FitReport } from '../../shared/console-api.js'
 import { median } from 'simple-statistics'
-import { FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type FitStats, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
+import { FEATURES, FIT_FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type FitStats, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
 
 export interface MeasurementRow {
   side: Side
@@ -20,8 +20,8 @@ export interface MeasurementRow {
 export type { FitReport } from '../../shared/console-api.js'
 
 /** y = median(measured): every coefficient zero. For a layer type whose variables never vary. */
-export function fitConstant(key: RegressionKey, points: readonly FitPoint[]): Regression & FitStats {
-  const reg: Regression = { features: [...FEATURES[key]], coefficients: FEATURES[key].map(() => 0), intercept: median(points.map((p) => p.y)) }
+export function fitConstant(key: RegressionKey, points: readonly FitPoint[], names: readonly string[] = FEATURES[key]): Regression & FitStats {
+  const reg: Regression = { features: [...names], coefficients: names.map(() => 0), intercept: median(points.map((p) => p.y)) }
   return { ...reg, ...fitStats(reg, points) }
 }
 
@@ -44,13 +44,17 @@ export function fitProfile(id: string, name: string, rows: readonly MeasurementR
     for (const [key, g] of groups) {
       let fit: (Regression & FitStats) | null = null
       let note: string | undefined
+      // The variables the points carry: FIT_FEATURES (this version's campaigns) or the paper's
+      // (measurements imported from an older export).
+      const width = g.train[0]?.x.length ?? g.held[0]?.x.length ?? FEATURES[key].length
+      const names = FIT_FEATURES[key].length === width ? FIT_FEATURES[key] : FEATURES[key]
       try {
-        fit = fitRegression(key, g.train)
+        fit = fitRegression(key, g.train, { features: names, weighting: 'relative' })
       } catch (err) {
         // Too few points, or sizes that never vary (the served model's softmax and dropout layers):
         // the honest line is a constant, the median of what was measured.
         if (g.train.length > 0) {
-          fit = fitConstant(key, g.train)
+          fit = fitConstant(key, g.train, names)
           note = `constant (median of ${g.train.length}): ${(err as Error).message}`
         } else {
           report.push({ side, key, n: 0, r2: null, mape: null, heldOutN: g.held.length, heldOutMape: null, heldOutR2: null, error: (err as Error).message })
@@ -59,7 +63,7 @@ export function fitProfile(id: string, name: string, rows: readonly MeasurementR
       }
       const held = fitStats(fit, g.held)
       const { n, r2, mape, ...reg } = fit
-      sides[side][key] = { ...reg, features: [...FEATURES[key]], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
+      sides[side][key] = { ...reg, features: [...names], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
       report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2, ...(note ? { error: note } : {}) })
     }
   }

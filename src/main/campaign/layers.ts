@@ -4,7 +4,7 @@
  * (session creation), then the median of `reps` runs after a warm-up.
  */
 import { median } from 'simple-statistics'
-import { layerFeatures, regressionKeyOf, type RegressionKey } from '../../shared/latency.js'
+import { fitFeatures, regressionKeyOf, type RegressionKey } from '../../shared/latency.js'
 import { buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 
@@ -27,7 +27,7 @@ export function layerGrid(): SyntheticSpec[] {
   const g: SyntheticSpec[] = []
   for (const channels of [3, 16, 64]) for (const size of [8, 14, 28]) for (const filters of [16, 64, 128]) for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels, size, filters, kernel, stride })
   for (const channels of [16, 32, 64, 128]) for (const size of [7, 14, 28]) for (const kernel of [2, 3]) for (const stride of [1, 2]) g.push({ type: 'pool', channels, size, kernel, stride })
-  for (const inputs of [128, 512, 1152, 2048, 4096]) for (const outputs of [10, 128, 512, 1024]) g.push({ type: 'fc', inputs, outputs })
+  for (const inputs of [128, 256, 512, 1152, 2048, 3072, 4096]) for (const outputs of [10, 64, 128, 256, 512, 1024]) g.push({ type: 'fc', inputs, outputs })
   for (const type of ['relu', 'lrn', 'dropout', 'flatten'] as const) for (const c of [16, 32, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
   for (const n of [10, 100, 1000, 10000]) g.push({ type: 'softmax', shape: [1, n] })
   return g
@@ -42,7 +42,7 @@ export async function timeSynthetic(ex: OrtExecutor, specs: readonly SyntheticSp
       key: specKey(spec),
       spec,
       regressionKey: regressionKeyOf(model.layer),
-      features: layerFeatures(model.layer),
+      features: fitFeatures(model.layer),
       runMs: median(t.runMs) * slowdown,
       loadMs: t.loadMs * slowdown,
       modelBytes: model.bytes.length,

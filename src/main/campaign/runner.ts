@@ -13,7 +13,7 @@ import type { OrtExecutor } from '../runtime/executor.js'
 import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import { UserError } from '../../shared/errors.js'
 import { fitProfile, type FitReport, type MeasurementRow } from './fit.js'
-import { layerFeatures, regressionKeyOf } from '../../shared/latency.js'
+import { fitFeatures, regressionKeyOf } from '../../shared/latency.js'
 import type { Manifest } from '../../shared/manifest.js'
 import { measureLayers, type LayerTable } from '../console/edge-profile.js'
 import { layerGrid, timeSynthetic, type LayerMeasurement } from './layers.js'
@@ -76,7 +76,7 @@ export class Campaigns {
       }
     }
     const id = randomUUID()
-    const params = kind === 'layers' ? { reps, grid: 'layers-v1' } : kind === 'model' ? { reps, model: this.deps.manifest.id } : { inferencesPerPoint: reps, ...grid }
+    const params = kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.manifest.id } : { inferencesPerPoint: reps, ...grid }
     this.deps.store.handle
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
       .run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
@@ -173,7 +173,7 @@ export class Campaigns {
         key: JSON.stringify({ model: m.id, layer: l.id }),
         spec: { model: m.id, layer: l.id } as unknown as SyntheticSpec,
         regressionKey: regressionKeyOf(l),
-        features: layerFeatures(l),
+        features: fitFeatures(l),
         runMs: t.layerMs[l.id] ?? NaN,
         loadMs: 0,
         modelBytes: 0,

@@ -21,7 +21,7 @@ import {
   type ProfileView,
   type ResultOf
 } from '../../shared/console-api.js'
-import { FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
+import { FIT_FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
 import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
 import { checkAgentId } from '../../shared/topics.js'
 import { buildCalibrationExport } from '../cli/campaign.js'
@@ -125,7 +125,7 @@ export class ConsoleService {
       const reg = profile?.[m.side]?.[m.regression_key]
       return { side: m.side, key: m.regression_key, features, runMs: m.run_ms, predictedMs: reg ? Math.max(0, evaluateRegression(reg, features)) : null, heldOut: m.held_out === 1 }
     })
-    return { campaign, featureNames: FEATURES, regressions, points }
+    return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }
 
   modelInfo(): ModelView {

@@ -28,9 +28,9 @@ export interface RunResult {
 }
 
 export interface TimeResult {
-  /** Session creation from the model bytes (model loading), ms. */
+  /** Session creation from the model bytes (model loading), median over the sessions, ms. */
   loadMs: number
-  /** Each timed `session.run`, after one warm-up run, ms. */
+  /** Per repetition (sorted within each session), the median over the sessions, ms. */
   runMs: number[]
 }
 

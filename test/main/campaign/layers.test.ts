@@ -29,9 +29,10 @@ describe('synthetic single-layer models', () => {
       expect(m.modelBytes).toBeGreaterThan(0)
     }
     const conv = measured.find((m) => m.regressionKey === 'conv')!
-    expect(conv.features).toEqual([3 * 8 * 8, ((3 / 1) * (3 / 1)) * 16])
+    // the paper's two variables, then multiply-accumulates: 16 filters × 8 × 8 outputs × 3 × 3 × 3 channels
+    expect(conv.features).toEqual([3 * 8 * 8, ((3 / 1) * (3 / 1)) * 16, 16 * 8 * 8 * 3 * 3 * 3])
     const fc = measured.find((m) => m.regressionKey === 'fc')!
-    expect(fc.features).toEqual([128, 10])
+    expect(fc.features).toEqual([128, 10, 1280])
   }, 120_000)
 
   it('builds pool, flatten and softmax models that onnxruntime loads and runs', async () => {
