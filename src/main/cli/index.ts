@@ -9,6 +9,7 @@ import { defaultModelDir } from '../paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
 import { loadManifest } from '../files.js'
+import { testbedCommand } from './testbed.js'
 import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
 
@@ -195,6 +196,23 @@ function buildProgram(io: Io): Command {
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { dataDir: string; json?: boolean }) => io.out(await campaignList(o.dataDir, !!o.json)))
+  program
+    .command('testbed')
+    .description('needs root: the device in a network namespace behind a tc-shaped link with a CPU quota, the console here; calibrate, sweep, and write a reproduction report with baselines')
+    .option('--bandwidths-kbps <list>', 'shaped link rates, comma-separated', numberList('--bandwidths-kbps'), [50, 100, 250, 500, 1000, 1500])
+    .option('--latency-ms <list>', 'latency requirements, comma-separated', numberList('--latency-ms'), [10, 20, 50, 100, 1000])
+    .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
+    .addOption(new Option('--cpu <mode>', 'slowdown: the agent waits (1/share − 1) × its compute (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
+    .option('--reps <n>', 'co-inferences per configuration and point', positiveInt, 10)
+    .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps')
+    .option('--out <dir>', 'report folder', 'testbed-report')
+    .option('--model <dir>', 'model folder', defaultModelDir())
+    .option('--log-level <level>', 'pino level (stderr)', 'warn')
+    .action(async (o: { bandwidthsKbps: number[]; latencyMs: number[]; cpuQuota: number; cpu: 'cgroup' | 'slowdown'; reps: number; short?: boolean; out: string; model: string; logLevel: string }) => {
+      if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
+      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3 } : o
+      io.out((await testbedCommand(opts, io.progress)).text)
+    })
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')
   profile
     .command('list')

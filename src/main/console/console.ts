@@ -451,6 +451,20 @@ export class EdgentConsole extends EventEmitter {
     }
   }
 
+  /**
+   * Probes an agent's uplink now (a packet train of `bytes`, default a quarter second at the
+   * current estimate) and returns the updated estimate, kbps.
+   */
+  async probeUplink(agentId: string, bytes?: number): Promise<number> {
+    const a = this.agent(agentId)
+    const est = a.lastSampleKbps ?? 1000
+    const size = bytes ?? Math.round(Math.min(64 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
+    a.lastProbeAt = Date.now()
+    const r = await this.request<{ kbps: number; bytes: number }>(agentId, 'probe', { bytes: size }, 60_000)
+    this.addBandwidthSample(a, r.kbps, 'probe', r.bytes)
+    return a.estimator.kbps ?? r.kbps
+  }
+
   /** Measures the device's layers (once per agent and model) through the agent's profile-layers command. */
   async deviceTable(agentId: string): Promise<LayerTable> {
     const a = this.agent(agentId)
@@ -530,7 +544,7 @@ export class EdgentConsole extends EventEmitter {
    * (corrected) predictions. Returns the batch's prediction MAPE with the corrections it was planned
    * with and without any correction (both out of sample: this batch's own corrections apply next).
    */
-  private learn(a: AgentRuntime, rows: InferRow[]): InferSummary['prediction'] {
+  private learn(a: AgentRuntime, rows: InferRow[], update = true): InferSummary['prediction'] {
     const now = () => ({ deviceFactor: a.correction.meanFactor('device'), edgeFactor: a.correction.meanFactor('edge'), overheadMs: a.correction.overheadMs })
     if (!rows.length) return { mapeCorrected: null, mapeUncorrected: null, ...now() }
     const raw = this.costTable(a.id, true)
@@ -542,6 +556,7 @@ export class EdgentConsole extends EventEmitter {
       errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
       errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
     }
+    if (!update) return { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length, ...now() }
     for (const planId of new Set(rows.map((r) => r.planId))) {
       const plan = this.plans.get(planId)!
       const mine = rows.filter((r) => r.planId === planId)
@@ -626,7 +641,8 @@ export class EdgentConsole extends EventEmitter {
 
   // ------------------------------------------------------------------ co-inference
 
-  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number }; campaignId?: string }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+  /** `learn: false`: a measurement-only batch (a baseline) that does not move the online correction. */
+  async infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number }; campaignId?: string; learn?: boolean }): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     const id = checkAgentId(opts.agent)
     const dev = this.store.device(id)
     if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
@@ -695,7 +711,7 @@ export class EdgentConsole extends EventEmitter {
           uploadBytes: half.uploadBytes
         })
       }
-      const prediction = this.learn(a, rows)
+      const prediction = this.learn(a, rows, opts.learn !== false)
       const e2e = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
       const labelled = rows.filter((r) => r.correct !== null)
       const summary: InferSummary = {

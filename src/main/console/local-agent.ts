@@ -21,7 +21,14 @@ export interface LocalAgentOptions {
   brokerUrl: string
   token: string
   modelDir: string
-  uplinkKbps: number
+  /** Application-level uplink limit, kbps; null when the link is shaped for real (the testbed's tc). */
+  uplinkKbps: number | null
+  /** argv prefix the agent runs under (the testbed's `ip netns exec <ns>`). */
+  prefix?: string[]
+  /** The agent's log level (EDGENT_LOG_LEVEL); default its own (info). */
+  logLevel?: string
+  /** What to announce about the link when it is not limited in the application. */
+  link?: Record<string, unknown>
   /** Share of one CPU the device gets (0.15 → about 6.7× slower on single-threaded work). */
   cpuQuota: number
   /** 'cgroup' where the machine allows it (default), else or if asked 'slowdown'. */
@@ -75,17 +82,19 @@ export class LocalAgent {
       cpu: this.cgroup
         ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
         : { method: 'fallback: waits (factor − 1) × compute after each device segment', factor },
-      uplink: { method: 'application-level rate limit', kbps: this.opts.uplinkKbps }
+      uplink: this.opts.uplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.uplinkKbps } : (this.opts.link ?? { method: 'not limited' })
     }
-    const { cmd, args } = agentCommand()
-    const child = spawn(cmd, [...args, '--exit-with-parent', '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])], {
+    const { cmd: node, args: nodeArgs } = agentCommand()
+    const [cmd, ...args] = [...(this.opts.prefix ?? []), node, ...nodeArgs]
+    const child = spawn(cmd!, [...args, '--exit-with-parent', '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])], {
       env: {
         ...process.env,
         EDGENT_BROKER: this.opts.brokerUrl,
         EDGENT_AGENT_ID: id,
         EDGENT_TOKEN: this.opts.token,
         EDGENT_MODEL_DIR: this.opts.modelDir,
-        EDGENT_UPLINK_KBPS: String(this.opts.uplinkKbps)
+        ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
+        ...(this.opts.uplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.uplinkKbps) } : {})
       },
       stdio: ['ignore', 'inherit', 'inherit']
     })

@@ -10,6 +10,10 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
+function tc(...args: string[]): string {
+  return execFileSync('tc', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
 /** Why this machine cannot create namespaces and shape links, or null when it can. */
 export function netnsUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces and tc)'
@@ -65,6 +69,19 @@ export class AgentNetns {
     // A small bucket (one MTU-sized burst) so that short transfers see the rate, and a deep queue
     // so that TCP is delayed rather than dropped.
     ip('netns', 'exec', this.name, 'tc', 'qdisc', 'replace', 'dev', this.nsIf, 'root', 'tbf', 'rate', `${kbps}kbit`, 'burst', '1600', 'limit', '1000000')
+  }
+
+  /** Shapes the agent's downlink (egress of the host's veth end) the same way; null removes it. */
+  shapeDownlink(kbps: number | null): void {
+    if (kbps === null) {
+      try {
+        tc('qdisc', 'del', 'dev', this.hostIf, 'root')
+      } catch {
+        // no qdisc to remove
+      }
+      return
+    }
+    tc('qdisc', 'replace', 'dev', this.hostIf, 'root', 'tbf', 'rate', `${kbps}kbit`, 'burst', '1600', 'limit', '1000000')
   }
 
   /** argv prefix that runs a command inside the namespace. */

@@ -1,0 +1,266 @@
+/**
+ * The testbed (Edgent's evaluation as one command): an emulated Pi in a network namespace behind a
+ * veth pair whose uplink and downlink are shaped with tc for real (the paper used WonderShaper), its
+ * CPU limited (a cgroup v1 CFS quota, or the steady slowdown), the console on the host side. It
+ * calibrates the device (per-layer timings), then for every bandwidth × requirement co-infers with
+ * Edgent's plan and with the baselines measured in the same run — device-only, edge-only,
+ * partition-only (Neurosurgeon: final exit, best partition) and right-sizing-only (best exit, run
+ * whole on the device) — plus the other partitions of Edgent's exit whose prediction is within 2×
+ * of Edgent's (the candidates for "best configuration of the same exit"). Everything is torn down
+ * whatever happens (failure, Ctrl-C).
+ */
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { UserError } from '../../shared/errors.js'
+import { exitPath } from '../../shared/manifest.js'
+import { latencyOf, type CostTable } from '../../shared/planner.js'
+import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
+import { LocalAgent } from '../console/local-agent.js'
+import { AgentNetns, netnsUnavailable } from './netns.js'
+
+export type Strategy = 'edgent' | 'device-only' | 'edge-only' | 'partition-only' | 'right-sizing-only' | 'same-exit'
+
+export interface TestbedOptions {
+  bandwidthsKbps: number[]
+  latenciesMs: number[]
+  /** Share of one CPU for the device. */
+  cpuQuota: number
+  cpu: 'cgroup' | 'slowdown'
+  /** Co-inferences per configuration and point. */
+  reps: number
+  modelDir: string
+  log: Logger
+  /** Checked between points: a Ctrl-C stops the run (and everything is torn down). */
+  signal?: AbortSignal
+  progress?: (done: number, total: number, what: string) => void
+}
+
+export interface ConfigResult {
+  uplinkKbps: number
+  latencyMs: number
+  strategy: Strategy
+  exit: number
+  deviceLayers: number
+  layers: number
+  accuracy: number
+  predictedMs: number
+  /** Median measured end-to-end latency, ms. */
+  measuredMs: number
+  p95Ms: number
+  /** The median met the requirement. */
+  met: boolean
+  /** Share of the inferences that met it. */
+  metShare: number
+  /** Top-1 on the shipped samples used. */
+  sampleAccuracy: number | null
+  runId: string
+}
+
+export interface TestbedResult {
+  startedAt: string
+  finishedAt: string
+  options: Omit<TestbedOptions, 'log' | 'signal' | 'progress'>
+  emulation: Record<string, unknown>
+  device: { exitFusedMs: Record<string, number> }
+  /** The console's uplink estimate after probing each shaped rate. */
+  estimates: { uplinkKbps: number; estimateKbps: number }[]
+  results: ConfigResult[]
+  checks: {
+    /** Points where some measured configuration met the requirement, and how many of them Edgent met. */
+    feasiblePoints: number
+    edgentMetWhereFeasible: number
+    /** Points where Edgent's measured latency is within 10 % of the best measured configuration of its exit. */
+    withinTenPercent: number
+    points: number
+    /** Median over points of |predicted − measured| / measured for Edgent's plans. */
+    medianAbsError: number
+  }
+}
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** Why the testbed cannot run here, or null. */
+export function testbedUnavailable(cpu: 'cgroup' | 'slowdown'): string | null {
+  const net = netnsUnavailable()
+  if (net) return net
+  if (cpu === 'cgroup' && !existsSync('/sys/fs/cgroup/cpu')) return 'needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu) for --cpu cgroup; --cpu slowdown works without it'
+  return null
+}
+
+export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
+  const why = testbedUnavailable(o.cpu)
+  if (why) throw new UserError(`the testbed cannot run here: ${why}`)
+  const startedAt = new Date().toISOString()
+  const ns = new AgentNetns(200 + (process.pid % 50))
+  let core: EdgentConsole | null = null
+  let agent: LocalAgent | null = null
+  const check = () => {
+    if (o.signal?.aborted) throw new UserError('testbed interrupted (everything was torn down)')
+  }
+  try {
+    ns.create()
+    core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir: mkdtempSync(join(tmpdir(), 'edgent-testbed-')), modelDir: o.modelDir, mqttHost: ns.hostIp, mqttPort: 0, probeIntervalMs: 0, log: o.log })
+    await core.start()
+    const id = 'testbed-pi'
+    const { token } = core.pair(id)
+    agent = new LocalAgent({
+      id,
+      brokerUrl: `mqtt://${ns.hostIp}:${core.mqttPort}`,
+      token,
+      modelDir: o.modelDir,
+      uplinkKbps: null,
+      prefix: ns.exec,
+      link: { method: 'tc tbf on both veth ends, in a network namespace', kbps: 'per point' },
+      cpuQuota: o.cpuQuota,
+      cpuMode: o.cpu,
+      logLevel: o.log.level,
+      log: o.log.child({ part: 'agent' })
+    })
+    agent.start()
+    const c = core
+    for (let i = 0; c.devices().find((d) => d.id === id)?.state !== 'online'; i++) {
+      if (i > 600) throw new Error('the testbed agent did not come online within 60 s')
+      check()
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    if (o.cpu === 'cgroup' && !(agent.emulation['cpu'] as { method?: string }).method?.startsWith('cgroup')) {
+      throw new UserError('could not put the agent in a cgroup with a CPU quota (is /sys/fs/cgroup/cpu writable?); --cpu slowdown works without it')
+    }
+    o.progress?.(0, 1, 'calibrating (every layer on the device and the edge)')
+    const table = await c.deviceTable(id)
+    const m = c.model
+    const lastExit = Math.max(...m.exits.map((e) => e.exit))
+    const nOf = (exit: number) => exitPath(m, exit).length
+    const accOf = (exit: number) => m.exits.find((e) => e.exit === exit)!.accuracy
+    const results: ConfigResult[] = []
+    const estimates: { uplinkKbps: number; estimateKbps: number }[] = []
+    const total = o.bandwidthsKbps.length * o.latenciesMs.length
+    let done = 0
+    for (const kbps of o.bandwidthsKbps) {
+      check()
+      ns.shapeUplink(kbps)
+      ns.shapeDownlink(kbps)
+      // Edgent measures the bandwidth (it does not know the shaper's setting): three packet-train
+      // probes, each about a quarter second at the shaped rate.
+      let estimateKbps = 0
+      for (let i = 0; i < 3; i++) estimateKbps = await c.probeUplink(id, Math.round(Math.min(64 * 1024, Math.max(2048, (kbps * 1000 * 0.25) / 8))))
+      estimates.push({ uplinkKbps: kbps, estimateKbps })
+      // Measured configurations at this bandwidth (latency does not depend on the requirement).
+      const cache = new Map<string, Omit<ConfigResult, 'latencyMs' | 'strategy' | 'met'> & { e2e: number[] }>()
+      const measure = async (exit: number, deviceLayers: number, latencyMs: number) => {
+        const key = `${exit}/${deviceLayers}`
+        let r = cache.get(key)
+        if (!r) {
+          // Baselines are measured at the same bandwidth estimate and do not teach the online correction.
+          const { summary, rows } = await c.infer({ agent: id, count: o.reps, latencyMs, bandwidthKbps: estimateKbps, plan: { exit, deviceLayers }, learn: false })
+          if (!rows.length) throw new Error(`no co-inference completed for exit ${exit}, ${deviceLayers} device layers at ${kbps} kbps`)
+          const e2e = rows.map((x) => x.e2eMs).sort((a, b) => a - b)
+          r = {
+            uplinkKbps: kbps,
+            exit,
+            deviceLayers,
+            layers: nOf(exit),
+            accuracy: accOf(exit),
+            predictedMs: summary.plan.predictedMs,
+            measuredMs: median(e2e),
+            p95Ms: e2e[Math.min(e2e.length - 1, Math.ceil(0.95 * e2e.length) - 1)]!,
+            metShare: 0,
+            sampleAccuracy: summary.accuracy,
+            runId: summary.runId,
+            e2e
+          }
+          cache.set(key, r)
+        }
+        return r
+      }
+      const costs: CostTable = c.costTable(id)
+      const cond = (latencyMs: number) => ({ uplinkKbps: estimateKbps, latencyMs })
+      for (const latencyMs of o.latenciesMs) {
+        check()
+        o.progress?.(done, total, `${kbps} kbps, ${latencyMs} ms`)
+        const add = (strategy: Strategy, r: Omit<ConfigResult, 'latencyMs' | 'strategy' | 'met'> & { e2e: number[] }) => {
+          const { e2e: all, ...rest } = r
+          results.push({ ...rest, latencyMs, strategy, met: r.measuredMs <= latencyMs, metShare: all.filter((v) => v <= latencyMs).length / all.length })
+        }
+        // Edgent: the console plans (its prediction is the one the plan carries).
+        const e = await c.infer({ agent: id, count: o.reps, latencyMs, bandwidthKbps: estimateKbps })
+        const e2e = e.rows.map((x) => x.e2eMs).sort((a, b) => a - b)
+        const ex = e.summary.plan.exit
+        const p = e.summary.plan.deviceLayers
+        results.push({
+          uplinkKbps: kbps,
+          latencyMs,
+          strategy: 'edgent',
+          exit: ex,
+          deviceLayers: p,
+          layers: nOf(ex),
+          accuracy: accOf(ex),
+          predictedMs: e.summary.plan.predictedMs,
+          measuredMs: median(e2e),
+          p95Ms: e2e[Math.min(e2e.length - 1, Math.ceil(0.95 * e2e.length) - 1)]!,
+          met: median(e2e) <= latencyMs,
+          metShare: e.summary.metShare,
+          sampleAccuracy: e.summary.accuracy,
+          runId: e.summary.runId
+        })
+        const last = costs.exits.find((g) => g[0]!.exit === lastExit)!
+        add('device-only', await measure(lastExit, nOf(lastExit), latencyMs))
+        add('edge-only', await measure(lastExit, 0, latencyMs))
+        const neuro = last.reduce((best, cand) => (latencyOf(cand, cond(latencyMs)) < latencyOf(best, cond(latencyMs)) ? cand : best))
+        add('partition-only', await measure(lastExit, neuro.deviceLayers, latencyMs))
+        const whole = costs.exits.map((g) => g[g.length - 1]!)
+        const feasible = whole.filter((w) => latencyOf(w, cond(latencyMs)) <= latencyMs)
+        const rs = feasible.length ? feasible.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)) : whole.reduce((a, b) => (latencyOf(b, cond(latencyMs)) < latencyOf(a, cond(latencyMs)) ? b : a))
+        add('right-sizing-only', await measure(rs.exit, rs.deviceLayers, latencyMs))
+        // The other partitions of Edgent's exit that could plausibly be faster (predicted within 2×).
+        const group = costs.exits.find((g) => g[0]!.exit === ex)!
+        const edgentPredicted = e.summary.plan.predictedMs
+        for (const cand of group) {
+          if (cand.deviceLayers === p || latencyOf(cand, cond(latencyMs)) > 2 * edgentPredicted) continue
+          add('same-exit', await measure(ex, cand.deviceLayers, latencyMs))
+        }
+        done++
+        o.progress?.(done, total, `${kbps} kbps, ${latencyMs} ms`)
+      }
+    }
+    // The acceptance checks, from the measurements.
+    let feasiblePoints = 0
+    let edgentMetWhereFeasible = 0
+    let within = 0
+    const errors: number[] = []
+    for (const kbps of o.bandwidthsKbps) {
+      for (const latencyMs of o.latenciesMs) {
+        const here = results.filter((r) => r.uplinkKbps === kbps && r.latencyMs === latencyMs)
+        const ed = here.find((r) => r.strategy === 'edgent')!
+        if (here.some((r) => r.met)) {
+          feasiblePoints++
+          if (ed.met) edgentMetWhereFeasible++
+        }
+        const sameExit = here.filter((r) => r.exit === ed.exit)
+        const best = Math.min(...sameExit.map((r) => r.measuredMs))
+        if (ed.measuredMs <= 1.1 * best) within++
+        errors.push(Math.abs(ed.predictedMs - ed.measuredMs) / ed.measuredMs)
+      }
+    }
+    return {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      options: { bandwidthsKbps: o.bandwidthsKbps, latenciesMs: o.latenciesMs, cpuQuota: o.cpuQuota, cpu: o.cpu, reps: o.reps, modelDir: o.modelDir },
+      emulation: agent.emulation,
+      device: { exitFusedMs: table.exitFusedMs },
+      estimates,
+      results,
+      checks: { feasiblePoints, edgentMetWhereFeasible, withinTenPercent: within, points: total, medianAbsError: median(errors) }
+    }
+  } finally {
+    await agent?.stop().catch(() => undefined)
+    await core?.stop().catch(() => undefined)
+    ns.destroy()
+  }
+}
