@@ -369,6 +369,8 @@ export class EdgentAgent {
       dims,
       x
     )
+    // Reported once: a device-only run sends no activation and must not repeat a stale sample.
+    this.transferKbps = null
     if (plan.deviceLayers >= N) {
       // Device-only: the result is here; the frame only reports it (not part of the latency).
       const e2eMs = performance.now() - t0
@@ -386,7 +388,6 @@ export class EdgentAgent {
         resolve(r)
       })
     })
-    this.transferKbps = null
     const probingBefore = this.probing
     await this.limitUplink(frame.length)
     const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)

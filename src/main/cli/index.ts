@@ -204,13 +204,14 @@ function buildProgram(io: Io): Command {
     .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
     .addOption(new Option('--cpu <mode>', 'slowdown: the agent waits (1/share − 1) × its compute (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
     .option('--reps <n>', 'co-inferences per configuration and point', positiveInt, 10)
-    .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps')
+    .option('--no-traces', 'skip the dynamic-bandwidth traces (static against adaptive planning)')
+    .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 40 % length')
     .option('--out <dir>', 'report folder', 'testbed-report')
     .option('--model <dir>', 'model folder', defaultModelDir())
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
-    .action(async (o: { bandwidthsKbps: number[]; latencyMs: number[]; cpuQuota: number; cpu: 'cgroup' | 'slowdown'; reps: number; short?: boolean; out: string; model: string; logLevel: string }) => {
+    .action(async (o: { bandwidthsKbps: number[]; latencyMs: number[]; cpuQuota: number; cpu: 'cgroup' | 'slowdown'; reps: number; short?: boolean; traces: boolean; out: string; model: string; logLevel: string }) => {
       if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
-      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3 } : o
+      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.4 } : o
       io.out((await testbedCommand(opts, io.progress)).text)
     })
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')

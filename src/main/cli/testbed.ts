@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { writeReport } from '../testbed/report.js'
-import { runTestbed, type TestbedResult } from '../testbed/testbed.js'
+import { defaultTraces, runTestbed, type TestbedResult } from '../testbed/testbed.js'
 import type { Progress } from './model.js'
 
 export interface TestbedCliOptions {
@@ -14,6 +14,9 @@ export interface TestbedCliOptions {
   out: string
   model: string
   logLevel: string
+  traces: boolean
+  /** Trace durations × this (the short variant runs them shorter). */
+  traceScale?: number
 }
 
 export async function testbedCommand(o: TestbedCliOptions, progress?: Progress): Promise<{ text: string; result: TestbedResult }> {
@@ -29,6 +32,7 @@ export async function testbedCommand(o: TestbedCliOptions, progress?: Progress):
       cpu: o.cpu,
       reps: o.reps,
       modelDir: o.model,
+      ...(o.traces ? { traces: defaultTraces(o.traceScale ?? 1), traceLatencyMs: 12 } : {}),
       log: pino({ level: o.logLevel }, pino.destination(2)),
       signal: abort.signal,
       ...(progress ? { progress: (d: number, t: number, what: string) => progress(d, t, what) } : {})
@@ -41,6 +45,7 @@ export async function testbedCommand(o: TestbedCliOptions, progress?: Progress):
       `  Edgent met the requirement at ${c.edgentMetWhereFeasible}/${c.feasiblePoints} points where some configuration did`,
       `  within 10 % of the best configuration of its exit at ${c.withinTenPercent}/${c.points} points`,
       `  predicted vs measured end-to-end latency: median absolute error ${(c.medianAbsError * 100).toFixed(1)} %`,
+      ...result.traces.map((t) => `  trace ${t.trace.name}, ${t.mode}: ${t.misses}/${t.points.length} requirement misses (${(t.missShare * 100).toFixed(1)} %), mean exit accuracy ${(t.meanAccuracy * 100).toFixed(1)} %, ${t.planChanges} plan changes`),
       `report: ${join(dir, 'report.md')} (${files.length} files)`
     ].join('\n')
     return { text, result }

@@ -563,7 +563,11 @@ export class EdgentConsole extends EventEmitter {
       const path = exitPath(this.manifest, plan.exit).map((l) => l.id)
       if (plan.deviceLayers > 0) a.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
       if (plan.deviceLayers < path.length) a.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
-      a.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
+      // The fixed overhead is learned from the residual only when the link is what the plan assumed:
+      // a batch caught by a bandwidth change (the estimate moved by > 30 %) missed for that reason.
+      const nowKbps = a.estimator.kbps
+      const linkMoved = plan.deviceLayers < plan.layers && nowKbps !== null && Math.abs(nowKbps - plan.uplinkKbps) > 0.3 * plan.uplinkKbps
+      if (!linkMoved) a.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
     }
     for (const k of [...this.mapCache.keys()]) if (k.startsWith(`${a.id}\u0000`)) this.mapCache.delete(k)
     return { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length, ...now() }

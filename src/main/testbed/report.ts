@@ -164,6 +164,20 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
       }
     ]
   ]
+  for (const name of [...new Set(r.traces.map((t) => t.trace.name))]) {
+    const runs = r.traces.filter((t) => t.trace.name === name)
+    charts.push([
+      `fig-trace-${name}`,
+      {
+        title: `Trace "${name}": end-to-end latency over time (requirement ${runs[0]!.latencyMs} ms)`,
+        xLabel: 'time since the trace started (s)',
+        yLabel: 'end-to-end latency (ms, log)',
+        yLog: true,
+        hLine: { y: runs[0]!.latencyMs, label: 'requirement' },
+        series: runs.map((t) => ({ name: `${t.mode} (${t.misses} misses)`, color: t.mode === 'adaptive' ? '#2f6fdf' : '#f0a030', dashed: t.mode === 'static', points: t.points.map((p, i) => [p.t + i * 1e-4, p.e2eMs] as [number, number]) }))
+      }
+    ])
+  }
   for (const [name, spec] of charts) {
     const svg = svgChart(spec)
     put(`${name}.svg`, svg)
@@ -206,11 +220,20 @@ Latencies in ms (median measured; ✗: requirement missed). Baselines measured i
 |---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
+## Dynamic bandwidth
+
+${r.traces.length === 0 ? 'Not run (--no-traces).' : `Each trace is replayed through tc during a long co-inference run, twice: **static** plans once, for the bandwidth measured at the start, and keeps that plan; **adaptive** is Edgent's runtime: packet-train probes between batches, activation-transfer samples, change detection, and the configuration map's plan for the estimate.
+
+| trace | segments (s × kbps) | mode | inferences | requirement misses | miss share | mean exit accuracy | plan changes |
+|---|---|---|---|---|---|---|---|
+${r.traces.map((t) => `| ${t.trace.name} | ${t.trace.segments.map((x) => `${(x.ms / 1000).toFixed(1)}×${x.kbps}`).join(' ')} | ${t.mode} | ${t.points.length} | ${t.misses} | ${pct(t.missShare)} | ${pct(t.meanAccuracy)} | ${t.planChanges} |`).join('\n')}
+`}
 ## Figures
 
 ![selection under bandwidths](fig-selection-bandwidth.png)
 ![runtime under bandwidths](fig-runtime-bandwidth.png)
 ![selection under requirements](fig-selection-requirement.png)
+${[...new Set(r.traces.map((t) => t.trace.name))].map((n) => `![trace ${n}](fig-trace-${n}.png)`).join('\n')}
 
 Raw data: results.csv, results.json.
 `

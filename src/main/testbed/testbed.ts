@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { exitPath } from '../../shared/manifest.js'
-import { latencyOf, type CostTable } from '../../shared/planner.js'
+import { latencyOf, plan as planAt, type CostTable } from '../../shared/planner.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
 import { LocalAgent } from '../console/local-agent.js'
 import { AgentNetns, netnsUnavailable } from './netns.js'
@@ -32,6 +32,10 @@ export interface TestbedOptions {
   reps: number
   modelDir: string
   log: Logger
+  /** Bandwidth traces replayed through tc during long co-inference runs, static against adaptive planning. */
+  traces?: BandwidthTrace[]
+  /** The requirement the traces are run at, ms. */
+  traceLatencyMs?: number
   /** Checked between points: a Ctrl-C stops the run (and everything is torn down). */
   signal?: AbortSignal
   progress?: (done: number, total: number, what: string) => void
@@ -58,15 +62,57 @@ export interface ConfigResult {
   runId: string
 }
 
+/** A bandwidth trace: consecutive segments of a shaped rate. */
+export interface BandwidthTrace {
+  name: string
+  segments: { ms: number; kbps: number }[]
+}
+
+/** One co-inference of a trace run. */
+export interface TracePoint {
+  /** Seconds since the trace started (the batch's start). */
+  t: number
+  /** The shaped rate at that time. */
+  shapedKbps: number
+  exit: number
+  deviceLayers: number
+  e2eMs: number
+  met: boolean
+  accuracy: number
+}
+
+export interface TraceResult {
+  trace: BandwidthTrace
+  mode: 'static' | 'adaptive'
+  latencyMs: number
+  points: TracePoint[]
+  misses: number
+  missShare: number
+  /** Mean of the exits' test accuracy over the inferences. */
+  meanAccuracy: number
+  planChanges: number
+}
+
+/** Step changes, and a fluctuating trace, around the rate where the best plan flips for this model. */
+export function defaultTraces(scale = 1): BandwidthTrace[] {
+  const s = (ms: number) => Math.round(ms * scale)
+  const fluctuating = [20000, 400, 8000, 300, 15000, 600, 300, 12000, 500, 20000, 350, 9000].map((kbps) => ({ ms: s(2500), kbps }))
+  return [
+    { name: 'steps', segments: [{ ms: s(8000), kbps: 20000 }, { ms: s(8000), kbps: 400 }, { ms: s(8000), kbps: 20000 }] },
+    { name: 'fluctuating', segments: fluctuating }
+  ]
+}
+
 export interface TestbedResult {
   startedAt: string
   finishedAt: string
-  options: Omit<TestbedOptions, 'log' | 'signal' | 'progress'>
+  options: Omit<TestbedOptions, 'log' | 'signal' | 'progress' | 'traces'>
   emulation: Record<string, unknown>
   device: { exitFusedMs: Record<string, number> }
   /** The console's uplink estimate after probing each shaped rate. */
   estimates: { uplinkKbps: number; estimateKbps: number }[]
   results: ConfigResult[]
+  traces: TraceResult[]
   checks: {
     /** Points where some measured configuration met the requirement, and how many of them Edgent met. */
     feasiblePoints: number
@@ -229,6 +275,16 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         o.progress?.(done, total, `${kbps} kbps, ${latencyMs} ms`)
       }
     }
+    // Dynamic bandwidth: the same trace replayed for a plan made once (static) and for the
+    // console's change detection + configuration map with probes between batches (adaptive).
+    const traces: TraceResult[] = []
+    for (const trace of o.traces ?? []) {
+      for (const mode of ['static', 'adaptive'] as const) {
+        check()
+        o.progress?.(done, total, `trace ${trace.name}, ${mode}`)
+        traces.push(await runTrace(c, id, ns, trace, mode, o.traceLatencyMs ?? 10, accOf, check))
+      }
+    }
     // The acceptance checks, from the measurements.
     let feasiblePoints = 0
     let edgentMetWhereFeasible = 0
@@ -256,11 +312,74 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       device: { exitFusedMs: table.exitFusedMs },
       estimates,
       results,
+      traces,
       checks: { feasiblePoints, edgentMetWhereFeasible, withinTenPercent: within, points: total, medianAbsError: median(errors) }
     }
   } finally {
     await agent?.stop().catch(() => undefined)
     await core?.stop().catch(() => undefined)
     ns.destroy()
+  }
+}
+
+const BATCH = 5
+
+async function runTrace(
+  c: EdgentConsole,
+  id: string,
+  ns: AgentNetns,
+  trace: BandwidthTrace,
+  mode: 'static' | 'adaptive',
+  latencyMs: number,
+  accOf: (exit: number) => number,
+  check: () => void
+): Promise<TraceResult> {
+  const first = trace.segments[0]!.kbps
+  ns.shapeUplink(first)
+  ns.shapeDownlink(first)
+  let est = 0
+  for (let i = 0; i < 3; i++) est = await c.probeUplink(id, Math.round(Math.min(64 * 1024, Math.max(2048, (first * 1000 * 0.25) / 8))))
+  // Static: the plan for the bandwidth measured at the start, kept for the whole trace.
+  const fixed = planAt(c.costTable(id), { uplinkKbps: est, latencyMs })!
+  const t0 = performance.now()
+  let shaped = first
+  const ends: number[] = []
+  let acc = 0
+  for (const seg of trace.segments) ends.push((acc += seg.ms))
+  const timers = trace.segments.slice(1).map((seg, i) =>
+    setTimeout(() => {
+      shaped = seg.kbps
+      ns.shapeUplink(seg.kbps)
+      ns.shapeDownlink(seg.kbps)
+    }, ends[i]!)
+  )
+  const points: TracePoint[] = []
+  try {
+    while (performance.now() - t0 < acc) {
+      check()
+      const t = (performance.now() - t0) / 1000
+      const at = shaped
+      if (mode === 'adaptive') await c.probeUplink(id).catch(() => undefined)
+      const r =
+        mode === 'static'
+          ? await c.infer({ agent: id, count: BATCH, latencyMs, bandwidthKbps: est, plan: { exit: fixed.exit, deviceLayers: fixed.deviceLayers }, learn: false })
+          : await c.infer({ agent: id, count: BATCH, latencyMs })
+      for (const row of r.rows) points.push({ t, shapedKbps: at, exit: row.exit, deviceLayers: row.deviceLayers, e2eMs: row.e2eMs, met: row.met, accuracy: accOf(row.exit) })
+    }
+  } finally {
+    for (const tm of timers) clearTimeout(tm)
+  }
+  const misses = points.filter((p) => !p.met).length
+  let changes = 0
+  for (let i = 1; i < points.length; i++) if (points[i]!.exit !== points[i - 1]!.exit || points[i]!.deviceLayers !== points[i - 1]!.deviceLayers) changes++
+  return {
+    trace,
+    mode,
+    latencyMs,
+    points,
+    misses,
+    missShare: points.length ? misses / points.length : 0,
+    meanAccuracy: points.length ? points.reduce((a, p) => a + p.accuracy, 0) / points.length : 0,
+    planChanges: changes
   }
 }

@@ -34,6 +34,13 @@ describe.skipIf(why !== null)(`edgent testbed --short${why ? ` — skipped: ${wh
     // Edgent measured the bandwidth rather than being told it: estimates near the shaped rates.
     for (const e of res.estimates) expect(Math.abs(e.estimateKbps - e.uplinkKbps) / e.uplinkKbps).toBeLessThan(0.25)
     expect(res.checks.medianAbsError).toBeLessThan(1)
+    // Both traces, each planned once (static) and adaptively, over the same replayed rates.
+    expect(res.traces.map((t) => `${t.trace.name}/${t.mode}`)).toEqual(['steps/static', 'steps/adaptive', 'fluctuating/static', 'fluctuating/adaptive'])
+    for (const t of res.traces) expect(t.points.length, `${t.trace.name}/${t.mode}`).toBeGreaterThan(10)
+    const fl = (mode: string) => res.traces.find((t) => t.trace.name === 'fluctuating' && t.mode === mode)!
+    expect(fl('static').planChanges).toBe(0)
+    expect(fl('adaptive').missShare).toBeLessThan(fl('static').missShare)
+    expect(existsSync(join(out, 'fig-trace-fluctuating.png'))).toBe(true)
     expect(namespaces()).toEqual(before)
   }, 260_000)
 
