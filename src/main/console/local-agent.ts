@@ -2,12 +2,12 @@
  * The embedded default device: the same agent code as a child process on this machine, paired
  * automatically, its CPU slowed and its uplink limited.
  *
- * CPU: a cgroup v1 CFS quota (needs root and a writable /sys/fs/cgroup/cpu) with the shortest period
- * the share allows (quota 1 ms, period 1 ms / share). CFS throttles per period, so a segment shorter
- * than the quota can still run at full speed: the quota emulates sustained throughput, not the
- * latency of sub-millisecond segments. Elsewhere, or with cpuMode 'slowdown', the documented
- * fallback: the agent waits (factor − 1) × each device segment's compute time. Uplink: the agent's application-
- * level limit (each frame waits its serialisation time). Real shaping with tc in a network namespace
+ * CPU, cpuMode 'slowdown' (the console's default): the agent waits (factor − 1) × each device
+ * segment's compute time — a steadily slower CPU. cpuMode 'cgroup': a cgroup v1 CFS quota (needs root
+ * and a writable /sys/fs/cgroup/cpu) with the shortest period the share allows (quota 1 ms, period
+ * 1 ms / share); CFS throttles per period, so a segment that fits the quota runs at full speed and
+ * one that does not waits a period: per-inference latencies are bimodal. Without the cgroup
+ * controller it falls back to 'slowdown'. Uplink: the agent's application-level limit (each frame waits its serialisation time). Real shaping with tc in a network namespace
  * is the testbed's job. The emulation is announced in the agent's hello.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -31,7 +31,7 @@ export interface LocalAgentOptions {
   link?: Record<string, unknown>
   /** Share of one CPU the device gets (0.15 → about 6.7× slower on single-threaded work). */
   cpuQuota: number
-  /** 'cgroup' where the machine allows it (default), else or if asked 'slowdown'. */
+  /** 'slowdown', or 'cgroup' where the machine allows it (else 'slowdown'). */
   cpuMode?: 'cgroup' | 'slowdown'
   log: Logger
 }
@@ -81,7 +81,7 @@ export class LocalAgent {
       kind: 'local emulated device',
       cpu: this.cgroup
         ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
-        : { method: 'fallback: waits (factor − 1) × compute after each device segment', factor },
+        : { method: 'slowdown: waits (factor − 1) × compute after each device segment', factor },
       uplink: this.opts.uplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.uplinkKbps } : (this.opts.link ?? { method: 'not limited' })
     }
     const { cmd: node, args: nodeArgs } = agentCommand()
