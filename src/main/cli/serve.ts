@@ -5,7 +5,7 @@ import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
 import { callConsole, findConsole } from '../console/api.js'
-import { lanAddress, startStack } from '../console/stack.js'
+import { lanAddress, startStack, type StackOptions } from '../console/stack.js'
 import type { InferRow, InferSummary } from '../console/console.js'
 import type { DeviceView } from '../../shared/console-api.js'
 import { Store } from '../console/store.js'
@@ -16,19 +16,8 @@ export function defaultDataDir(): string {
   return process.env['EDGENT_DATA_DIR'] ?? join(homedir(), '.local', 'share', 'edgent-console')
 }
 
-export interface ServeOptions {
-  mqttPort: number
-  mqttHost: string
-  httpPort: number
-  dataDir: string
-  localAgent: boolean
-  broker?: string
-  model: string
-  localUplinkKbps: number
-  localCpuQuota: number
-  localCpu: 'cgroup' | 'slowdown'
-  logLevel: string
-}
+/** The stack's options, with a log level instead of a logger. */
+export type ServeOptions = Omit<StackOptions, 'log'> & { logLevel: string }
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
   const log = pino({ level: o.logLevel }, pino.destination(2))
