@@ -64,4 +64,3 @@ export const fmtMs = (v: number | null | undefined): string => (v === null || v 
 export const fmtPct = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(digits)} %`)
 export const fmtKbps = (v: number | null | undefined): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 1e6 ? `${+(v / 1e6).toFixed(2)} Gbps` : v >= 10_000 ? `${(v / 1000).toFixed(1)} Mbps` : `${v.toFixed(0)} kbps`
-export const fmtBytes = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} MB` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} kB` : `${v} B`)
