@@ -203,7 +203,7 @@ function buildProgram(io: Io): Command {
     .option('--latency-ms <list>', 'latency requirements, comma-separated', numberList('--latency-ms'), [10, 20, 50, 100, 1000])
     .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
     .addOption(new Option('--cpu <mode>', 'slowdown: the agent waits (1/share − 1) × its compute (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
-    .option('--reps <n>', 'co-inferences per configuration and point', positiveInt, 10)
+    .option('--reps <n>', 'co-inferences per configuration and point (fewer: faster, noisier comparisons)', positiveInt, 30)
     .option('--no-traces', 'skip the dynamic-bandwidth traces (static against adaptive planning)')
     .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 40 % length')
     .option('--out <dir>', 'report folder', 'testbed-report')
