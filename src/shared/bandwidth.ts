@@ -2,7 +2,8 @@
  * Uplink bandwidth estimation on the device–edge link: samples come from acknowledged activation
  * transfers and explicit probes. The estimate is an exponentially weighted moving average; a change
  * detector resets it when `confirm` consecutive samples all sit more than `threshold` away from it on
- * the same side, so a step change is followed within a couple of samples instead of decaying slowly.
+ * the same side and within `threshold` of each other, so a step change is followed within a couple
+ * of samples instead of decaying slowly.
  */
 export interface EstimatorOptions {
   /** EWMA weight of a new sample. */
@@ -39,7 +40,12 @@ export class BandwidthEstimator {
     }
     const ratio = sampleKbps / this.value
     const side = ratio > 1 + this.opts.threshold ? 1 : ratio < 1 / (1 + this.opts.threshold) ? -1 : 0
-    if (side !== 0 && (this.pending.length === 0 || Math.sign(this.pending[0]! - this.value) === side)) {
+    if (side !== 0) {
+      // The confirming samples must agree with each other: a deviating sample on the other side of
+      // the pending run, or far (> threshold) from its last sample, starts a new run (an outlier up
+      // then a real drop, or a stale sample then the new level, must not set a level between them).
+      const last = this.pending[this.pending.length - 1]
+      if (last !== undefined && (Math.sign(last - this.value) !== side || Math.max(last, sampleKbps) / Math.min(last, sampleKbps) > 1 + this.opts.threshold)) this.pending = []
       this.pending.push(sampleKbps)
       if (this.pending.length >= this.opts.confirm) {
         // geometric mean of the confirming samples: the new level

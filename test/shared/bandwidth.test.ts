@@ -34,6 +34,27 @@ describe('bandwidth estimator', () => {
     expect(e.add(200).changed).toBe(false)
   })
 
+  it('follows a drop confirmed right after an outlier on the other side (seen on a tc-shaped link)', () => {
+    const e = new BandwidthEstimator()
+    e.add(371_570)
+    e.add(10_485_760) // a probe acknowledged at once: absurdly fast
+    expect(e.add(478).changed).toBe(false) // the shaper's rate, first sample: a new run, not averaged in
+    expect(e.kbps).toBe(371_570)
+    const u = e.add(483)
+    expect(u.changed).toBe(true)
+    expect(u.kbps).toBeCloseTo(Math.sqrt(478 * 483), 6)
+  })
+
+  it('confirms a change only with samples that agree with each other (a stale sample, then the new level)', () => {
+    const e = new BandwidthEstimator()
+    e.add(2_621_440)
+    e.add(1958) // an earlier, small transfer's sample
+    expect(e.add(482).changed).toBe(false) // far from 1958: a new run
+    const u = e.add(482)
+    expect(u.changed).toBe(true)
+    expect(u.kbps).toBeCloseTo(482, 6)
+  })
+
   it('ignores non-positive and non-finite samples', () => {
     const e = new BandwidthEstimator()
     e.add(300)
