@@ -60,3 +60,8 @@ export class BandwidthEstimator {
     return { kbps: this.value, changed: false }
   }
 }
+
+/** Bytes of a packet-train probe lasting about a quarter second at `kbps` (2 KiB to 64 KiB). */
+export function probeBytes(kbps: number): number {
+  return Math.round(Math.min(64 * 1024, Math.max(2048, (kbps * 1000 * 0.25) / 8)))
+}

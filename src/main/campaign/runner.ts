@@ -8,6 +8,7 @@
  */
 import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { createHash, randomUUID } from 'node:crypto'
+import { median } from 'simple-statistics'
 import type { Store } from '../console/store.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
@@ -52,11 +53,7 @@ export interface SweepOptions {
   latenciesMs?: readonly number[]
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
+
 
 export class Campaigns {
   private readonly cancelled = new Set<string>()

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { median, quantileSorted } from 'simple-statistics'
-import { BandwidthEstimator } from '../../shared/bandwidth.js'
+import { BandwidthEstimator, probeBytes } from '../../shared/bandwidth.js'
 import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError } from '../../shared/errors.js'
@@ -441,11 +441,7 @@ export class EdgentConsole extends EventEmitter {
       if (a.probing || (a.state !== 'online' && a.state !== 'busy')) continue
       if (now - a.lastProbeAt < this.opts.probeIntervalMs || now - a.lastActivationSampleAt < this.opts.probeIntervalMs) continue
       a.probing = true
-      a.lastProbeAt = now
-      const est = a.lastSampleKbps ?? 1000
-      const bytes = Math.round(Math.min(64 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
-      this.request<{ kbps: number; bytes: number }>(a.id, 'probe', { bytes }, 30_000)
-        .then((r) => this.addBandwidthSample(a, r.kbps, 'probe', r.bytes))
+      this.probeUplink(a.id, undefined, 30_000)
         .catch((err: unknown) => this.log.debug({ agentId: a.id, err: err instanceof Error ? err.message : String(err) }, 'probe failed'))
         .finally(() => (a.probing = false))
     }
@@ -455,12 +451,10 @@ export class EdgentConsole extends EventEmitter {
    * Probes an agent's uplink now (a packet train of `bytes`, default a quarter second at the
    * current estimate) and returns the updated estimate, kbps.
    */
-  async probeUplink(agentId: string, bytes?: number): Promise<number> {
+  async probeUplink(agentId: string, bytes?: number, timeoutMs = 60_000): Promise<number> {
     const a = this.agent(agentId)
-    const est = a.lastSampleKbps ?? 1000
-    const size = bytes ?? Math.round(Math.min(64 * 1024, Math.max(2048, (est * 1000 * 0.25) / 8)))
     a.lastProbeAt = Date.now()
-    const r = await this.request<{ kbps: number; bytes: number }>(agentId, 'probe', { bytes: size }, 60_000)
+    const r = await this.request<{ kbps: number; bytes: number }>(agentId, 'probe', { bytes: bytes ?? probeBytes(a.lastSampleKbps ?? 1000) }, timeoutMs)
     this.addBandwidthSample(a, r.kbps, 'probe', r.bytes)
     return a.estimator.kbps ?? r.kbps
   }

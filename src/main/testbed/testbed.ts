@@ -13,6 +13,8 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { median } from 'simple-statistics'
+import { probeBytes } from '../../shared/bandwidth.js'
 import { UserError } from '../../shared/errors.js'
 import { exitPath } from '../../shared/manifest.js'
 import { latencyOf, plan as planAt, type CostTable } from '../../shared/planner.js'
@@ -125,11 +127,6 @@ export interface TestbedResult {
   }
 }
 
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 
 /** Why the testbed cannot run here, or null. */
 export function testbedUnavailable(cpu: 'cgroup' | 'slowdown'): string | null {
@@ -195,7 +192,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       // Edgent measures the bandwidth (it does not know the shaper's setting): three packet-train
       // probes, each about a quarter second at the shaped rate.
       let estimateKbps = 0
-      for (let i = 0; i < 3; i++) estimateKbps = await c.probeUplink(id, Math.round(Math.min(64 * 1024, Math.max(2048, (kbps * 1000 * 0.25) / 8))))
+      for (let i = 0; i < 3; i++) estimateKbps = await c.probeUplink(id, probeBytes(kbps))
       estimates.push({ uplinkKbps: kbps, estimateKbps })
       // Measured configurations at this bandwidth (latency does not depend on the requirement).
       const cache = new Map<string, Omit<ConfigResult, 'latencyMs' | 'strategy' | 'met'> & { e2e: number[] }>()
@@ -236,6 +233,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         }
         // Edgent: the console plans (its prediction is the one the plan carries).
         const e = await c.infer({ agent: id, count: o.reps, latencyMs, bandwidthKbps: estimateKbps })
+        if (!e.rows.length) throw new Error(`no co-inference completed for Edgent's plan at ${kbps} kbps, ${latencyMs} ms`)
         const e2e = e.rows.map((x) => x.e2eMs).sort((a, b) => a - b)
         const ex = e.summary.plan.exit
         const p = e.summary.plan.deviceLayers
@@ -338,7 +336,7 @@ async function runTrace(
   ns.shapeUplink(first)
   ns.shapeDownlink(first)
   let est = 0
-  for (let i = 0; i < 3; i++) est = await c.probeUplink(id, Math.round(Math.min(64 * 1024, Math.max(2048, (first * 1000 * 0.25) / 8))))
+  for (let i = 0; i < 3; i++) est = await c.probeUplink(id, probeBytes(first))
   // Static: the plan for the bandwidth measured at the start, kept for the whole trace.
   const fixed = planAt(c.costTable(id), { uplinkKbps: est, latencyMs })!
   const t0 = performance.now()
