@@ -31,7 +31,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--token <token>', 'pairing token from `edgent pair`', env['EDGENT_TOKEN'])
     .option('--model-dir <dir>', 'model folder', env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
     .option('--uplink-kbps <kbps>', 'emulate an uplink of this many kbit/s in the application (fallback when tc is unavailable)', positive, env['EDGENT_UPLINK_KBPS'] ? Number(env['EDGENT_UPLINK_KBPS']) : undefined)
-    .option('--slowdown <factor>', 'emulate a slower CPU by waiting (factor − 1) × compute time (fallback when no cgroup quota)', positive)
+    .option('--slowdown <factor>', 'emulate a CPU factor× slower: each device segment takes factor × its median compute time here (fallback when no cgroup quota)', positive)
     .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
     .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
     .option('--check', 'check this machine (architecture, runtime, model, one-sample timing) and exit')

@@ -138,7 +138,7 @@ function buildProgram(io: Io): Command {
     .addOption(modelOption())
     .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
     .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
-    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: slowdown (waits (1/share − 1) × each segment\'s compute: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)').choices(['slowdown', 'cgroup']).default('slowdown'))
+    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: slowdown (each device segment takes 1/share × its median compute time here: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)').choices(['slowdown', 'cgroup']).default('slowdown'))
     .option('--log-level <level>', 'log level (pino)', 'info')
     .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; localCpu: 'cgroup' | 'slowdown'; logLevel: string }) => {
       if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
@@ -202,16 +202,16 @@ function buildProgram(io: Io): Command {
     .option('--bandwidths-kbps <list>', 'shaped link rates, comma-separated', numberList('--bandwidths-kbps'), [50, 100, 250, 500, 1000, 1500])
     .option('--latency-ms <list>', 'latency requirements, comma-separated', numberList('--latency-ms'), [10, 20, 50, 100, 1000])
     .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
-    .addOption(new Option('--cpu <mode>', 'slowdown: the agent waits (1/share − 1) × its compute (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
+    .addOption(new Option('--cpu <mode>', 'slowdown: each device segment takes 1/share × its median compute time here (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
     .option('--reps <n>', 'co-inferences per configuration and point (fewer: faster, noisier comparisons)', positiveInt, 30)
     .option('--no-traces', 'skip the dynamic-bandwidth traces (static against adaptive planning)')
-    .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 40 % length')
+    .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 70 % length')
     .option('--out <dir>', 'report folder', 'testbed-report')
     .option('--model <dir>', 'model folder', defaultModelDir())
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
     .action(async (o: { bandwidthsKbps: number[]; latencyMs: number[]; cpuQuota: number; cpu: 'cgroup' | 'slowdown'; reps: number; short?: boolean; traces: boolean; out: string; model: string; logLevel: string }) => {
       if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
-      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.4 } : o
+      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
       io.out((await testbedCommand(opts, io.progress)).text)
     })
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')

@@ -2,8 +2,8 @@
  * The embedded default device: the same agent code as a child process on this machine, paired
  * automatically, its CPU slowed and its uplink limited.
  *
- * CPU, cpuMode 'slowdown' (the console's default): the agent waits (factor − 1) × each device
- * segment's compute time — a steadily slower CPU. cpuMode 'cgroup': a cgroup v1 CFS quota (needs root
+ * CPU, cpuMode 'slowdown' (the console's default): each device segment takes factor × the median of
+ * its recent compute times here (the agent waits out the difference) — a steadily slower CPU. cpuMode 'cgroup': a cgroup v1 CFS quota (needs root
  * and a writable /sys/fs/cgroup/cpu) with the shortest period the share allows (quota 1 ms, period
  * 1 ms / share); CFS throttles per period, so a segment that fits the quota runs at full speed and
  * one that does not waits a period: per-inference latencies are bimodal. Without the cgroup
@@ -81,7 +81,7 @@ export class LocalAgent {
       kind: 'local emulated device',
       cpu: this.cgroup
         ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
-        : { method: 'slowdown: waits (factor − 1) × compute after each device segment', factor },
+        : { method: 'slowdown: each device segment takes factor × its median compute time here (waits out the difference)', factor },
       uplink: this.opts.uplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.uplinkKbps } : (this.opts.link ?? { method: 'not limited' })
     }
     const { cmd: node, args: nodeArgs } = agentCommand()

@@ -222,7 +222,7 @@ ${rows.join('\n')}
 
 ## Dynamic bandwidth
 
-${r.traces.length === 0 ? 'Not run (--no-traces).' : `Each trace is replayed through tc during a long co-inference run, twice: **static** plans once, for the bandwidth measured at the start, and keeps that plan; **adaptive** is Edgent's runtime: packet-train probes between batches, activation-transfer samples, change detection, and the configuration map's plan for the estimate.
+${r.traces.length === 0 ? 'Not run (--no-traces).' : `Each trace is replayed through tc during a long co-inference run, twice: **static** plans once, for the bandwidth measured at the start, and keeps that plan; **adaptive** is Edgent's runtime: packet-train probes between batches, activation-transfer samples, change detection, and the configuration map's plan for the estimate. Both run the same loop — a probe, then a batch of 5 inferences — so they issue requests at the same cadence and the miss shares compare like for like; static ignores its probes.
 
 | trace | segments (s × kbps) | mode | inferences | requirement misses | miss share | mean exit accuracy | plan changes |
 |---|---|---|---|---|---|---|---|

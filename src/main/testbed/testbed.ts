@@ -357,7 +357,9 @@ async function runTrace(
       check()
       const t = (performance.now() - t0) / 1000
       const at = shaped
-      if (mode === 'adaptive') await c.probeUplink(id).catch(() => undefined)
+      // Both modes run the same loop, probe included, so they see the same link conditions at the
+      // same request cadence (per-inference miss shares are comparable); static ignores what it learns.
+      await c.probeUplink(id).catch(() => undefined)
       const r =
         mode === 'static'
           ? await c.infer({ agent: id, count: BATCH, latencyMs, bandwidthKbps: est, plan: { exit: fixed.exit, deviceLayers: fixed.deviceLayers }, learn: false })
