@@ -35,9 +35,11 @@ export function layerGrid(): SyntheticSpec[] {
 
 export async function timeSynthetic(ex: OrtExecutor, specs: readonly SyntheticSpec[], reps: number, slowdown = 1, onDone?: (m: LayerMeasurement) => void): Promise<LayerMeasurement[]> {
   const out: LayerMeasurement[] = []
-  for (const spec of specs) {
-    const model = buildSynthetic(spec)
-    const t = await ex.timeModel(model.bytes, model.inputDims, reps)
+  const models = specs.map(buildSynthetic)
+  const times = await ex.timeModels(models, reps)
+  for (const [i, spec] of specs.entries()) {
+    const model = models[i]!
+    const t = times[i]!
     const m: LayerMeasurement = {
       key: specKey(spec),
       spec,

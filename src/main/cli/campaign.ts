@@ -109,12 +109,12 @@ export function buildCalibrationExport(store: Store, o: { format: 'json' | 'csv'
   if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
   const ids = campaigns.map((c) => c.id)
   const marks = ids.map(() => '?').join(',')
-  const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
+  const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
   let content: string
   if (o.format === 'csv') {
-    const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out'
+    const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass'
     const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
-    const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out']].join(','))
+    const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out'], m['pass']].join(','))
     content = [head, ...rows].join('\n') + '\n'
   } else {
     const profiles = (db.prepare(`SELECT id, device_id, campaign_id, json, current FROM profiles WHERE campaign_id IN (${marks})`).all(...ids) as { id: string; device_id: string; campaign_id: string; json: string; current: number }[]).map((p) => ({ ...p, json: undefined, profile: JSON.parse(p.json) as unknown }))
@@ -127,7 +127,7 @@ export function buildCalibrationExport(store: Store, o: { format: 'json' | 'csv'
       schema: 1,
       exportedAt: new Date().toISOString(),
       software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
-      units: { runMs: 'ms (median of reps)', loadMs: 'ms (session creation)', modelBytes: 'bytes', features: 'elements (batch 1), in the order of each profile regression\'s `features`' },
+      units: { runMs: 'ms (median of reps)', loadMs: 'ms (session creation)', modelBytes: 'bytes', pass: 'which pass over the grid (a layers campaign makes 3; its profile fits each configuration\'s fastest pass)', features: 'elements (batch 1), in the order of each profile regression\'s `features`' },
       campaigns,
       devices,
       profiles,
@@ -145,7 +145,7 @@ const ExportSchema = z.object({
   devices: z.array(z.object({ id: z.string().regex(AGENT_ID_RE), hello: z.unknown() })),
   profiles: z.array(z.object({ id: z.string().min(1), device_id: z.string(), campaign_id: z.string(), current: z.number().optional(), profile: z.unknown() }).loose()),
   measurements: z.array(
-    z.object({ campaign_id: z.string(), side: z.enum(['device', 'edge']), regression_key: z.string(), spec: z.unknown(), features: z.array(z.number()), run_ms: z.number().nonnegative(), load_ms: z.number().nonnegative(), model_bytes: z.number().int().nonnegative(), reps: z.number().int().positive(), held_out: z.boolean() }).loose()
+    z.object({ campaign_id: z.string(), side: z.enum(['device', 'edge']), regression_key: z.string(), spec: z.unknown(), features: z.array(z.number()), run_ms: z.number().nonnegative(), load_ms: z.number().nonnegative(), model_bytes: z.number().int().nonnegative(), reps: z.number().int().positive(), held_out: z.boolean(), pass: z.number().int().nonnegative().optional() }).loose()
   )
 })
 
@@ -182,8 +182,8 @@ export function importCalibration(o: { file: string; dataDir: string }): string 
           c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null
         )
       }
-      const ins = db.prepare(`INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
-      for (const m of doc.measurements) ins.run(m.campaign_id, m.side, m.regression_key, JSON.stringify(m.spec), JSON.stringify(m.features), m.run_ms, m.load_ms, m.model_bytes, m.reps, m.held_out ? 1 : 0, now)
+      const ins = db.prepare(`INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+      for (const m of doc.measurements) ins.run(m.campaign_id, m.side, m.regression_key, JSON.stringify(m.spec), JSON.stringify(m.features), m.run_ms, m.load_ms, m.model_bytes, m.reps, m.held_out ? 1 : 0, m.pass ?? 0, now)
       for (const p of doc.profiles) {
         const hasCurrent = db.prepare('SELECT 1 FROM profiles WHERE device_id = ? AND current = 1').get(p.device_id)
         db.prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?,?,?,?,?,?)').run(p.id, p.device_id, p.campaign_id, now, JSON.stringify(p.profile), hasCurrent ? 0 : 1)

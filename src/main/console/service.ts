@@ -25,6 +25,7 @@ import { FIT_FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLaye
 import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
 import { checkAgentId } from '../../shared/topics.js'
 import { buildCalibrationExport } from '../cli/campaign.js'
+import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
 
@@ -120,10 +121,12 @@ export class ConsoleService {
         }
       }
     }
-    const points = (db.prepare('SELECT side, regression_key, features_json, run_ms, held_out FROM measurements WHERE campaign_id = ? ORDER BY id').all(a.campaign) as { side: Side; regression_key: RegressionKey; features_json: string; run_ms: number; held_out: number }[]).map((m) => {
+    // One point per configuration and side, as fitted: the fastest of a layers campaign's passes.
+    const rows = (db.prepare('SELECT side, regression_key, spec_json, features_json, run_ms, held_out FROM measurements WHERE campaign_id = ? ORDER BY id').all(a.campaign) as { side: Side; regression_key: RegressionKey; spec_json: string; features_json: string; run_ms: number; held_out: number }[]).map((m) => ({ ...m, config: m.spec_json, runMs: m.run_ms, loadMs: 0 }))
+    const points = aggregatePasses(rows).map((m) => {
       const features = JSON.parse(m.features_json) as number[]
       const reg = profile?.[m.side]?.[m.regression_key]
-      return { side: m.side, key: m.regression_key, features, runMs: m.run_ms, predictedMs: reg ? Math.max(0, evaluateRegression(reg, features)) : null, heldOut: m.held_out === 1 }
+      return { side: m.side, key: m.regression_key, features, runMs: m.runMs, predictedMs: reg ? Math.max(0, evaluateRegression(reg, features)) : null, heldOut: m.held_out === 1 }
     })
     return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }

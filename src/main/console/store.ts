@@ -120,6 +120,10 @@ const MIGRATIONS: string[] = [
   ALTER TABLE campaigns ADD COLUMN summary_json TEXT;
   ALTER TABLE runs ADD COLUMN campaign_id TEXT REFERENCES campaigns(id);
   CREATE INDEX runs_campaign ON runs(campaign_id);
+  `,
+  // 4: a layers campaign times its grid in several passes, one row per configuration and pass.
+  `
+  ALTER TABLE measurements ADD COLUMN pass INTEGER NOT NULL DEFAULT 0;
   `
 ]
 

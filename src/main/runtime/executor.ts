@@ -163,8 +163,14 @@ export class OrtExecutor {
   }
 
   /** Times a standalone model (a synthetic layer): its loading, then `reps` runs. */
-  timeModel(bytes: Uint8Array, inputDims: number[], reps: number): Promise<TimeResult> {
-    return this.call<TimeResult>({ op: 'time', bytes, inputDims, reps })
+  /** Times one standalone model (see timeModels). */
+  async timeModel(bytes: Uint8Array, inputDims: number[], reps: number): Promise<TimeResult> {
+    return (await this.timeModels([{ bytes, inputDims }], reps))[0]!
+  }
+
+  /** Times standalone models together, their repetitions interleaved (see the worker's `time`). */
+  timeModels(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number): Promise<TimeResult[]> {
+    return this.call<TimeResult[]>({ op: 'time', models, reps })
   }
 
   async closeModel(modelId: string): Promise<void> {

@@ -99,41 +99,35 @@ async function chain(modelId: string, segment: SegmentRef, input: Float32Array):
   return { output: x, dims, layerMs, layers }
 }
 
-/** Times a standalone model: session creation (model loading), then `reps` runs after a warm-up. */
-/** Sessions per timed model: the same small conv runs 2× faster in one session than in another (measured). */
-const TIME_SESSIONS = 3
-
 /**
- * Times a standalone model: TIME_SESSIONS sessions, each warmed up (≥ 3 runs and ≥ 5 ms), then
- * `reps` runs each. `runMs` holds, per repetition, the median over the sessions, so a campaign's
- * median of `runMs` is robust to one unlucky session; `loadMs` is the median session creation.
+ * Times standalone models one after another: for each, a fresh session (its creation is `loadMs`),
+ * a warm-up (≥ 3 runs and ≥ 5 ms: the first runs after a new session are several times slower,
+ * 0.15 ms then 0.036 ms for the same 1152×256 fc layer), then `reps` runs back to back (warm
+ * caches, as the paper's per-layer benchmarks). A layers campaign calls this in several passes
+ * over its grid (see the campaign runner), which is what makes it robust to this machine's noise.
  */
-async function time(bytes: Uint8Array, inputDims: number[], reps: number): Promise<TimeResult> {
-  const x = new Float32Array(inputDims.reduce((a, b) => a * b, 1)).fill(0.5)
-  const loads: number[] = []
-  const perSession: number[][] = []
-  for (let k = 0; k < TIME_SESSIONS; k++) {
+async function time(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number): Promise<TimeResult[]> {
+  const out: TimeResult[] = []
+  for (const m of models) {
+    const x = new Float32Array(m.inputDims.reduce((a, b) => a * b, 1)).fill(0.5)
     const t0 = performance.now()
-    const s = await OrtSession.open(bytes, 'synthetic layer', inputDims, init.session)
-    loads.push(performance.now() - t0)
+    const s = await OrtSession.open(m.bytes, 'synthetic layer', m.inputDims, init.session)
+    const loadMs = performance.now() - t0
     try {
-      // The first runs after a new session are several times slower (0.15 ms, then 0.036 ms, for
-      // the same 1152×256 fc layer).
       const warm = performance.now()
       for (let r = 0; r < 3 || performance.now() - warm < 5; r++) await s.run(x)
-      const runs: number[] = []
+      const runMs: number[] = []
       for (let r = 0; r < reps; r++) {
         const t = performance.now()
         await s.run(x)
-        runs.push(performance.now() - t)
+        runMs.push(performance.now() - t)
       }
-      perSession.push(runs.sort((a, b) => a - b))
+      out.push({ loadMs, runMs })
     } finally {
       await s.release()
     }
   }
-  const mid = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!
-  return { loadMs: mid(loads), runMs: Array.from({ length: reps }, (_, r) => mid(perSession.map((runs) => runs[r]!))) }
+  return out
 }
 
 async function handle(req: WorkerRequest): Promise<unknown> {
@@ -147,7 +141,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'close':
       return close(req.modelId)
     case 'time':
-      return time(req.bytes, req.inputDims, req.reps)
+      return time(req.models, req.reps)
   }
 }
 

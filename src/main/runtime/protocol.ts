@@ -8,7 +8,7 @@ export type WorkerRequest =
   | { id: number; op: 'run'; modelId: string; segment: SegmentRef; input: Float32Array; dims?: number[] }
   | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
   | { id: number; op: 'close'; modelId: string }
-  | { id: number; op: 'time'; bytes: Uint8Array; inputDims: number[]; reps: number }
+  | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number }
 
 export type WorkerResponse =
   | { id: number; ok: true; result: unknown }
@@ -28,9 +28,9 @@ export interface RunResult {
 }
 
 export interface TimeResult {
-  /** Session creation from the model bytes (model loading), median over the sessions, ms. */
+  /** Session creation from the model bytes (model loading), ms. */
   loadMs: number
-  /** Per repetition (sorted within each session), the median over the sessions, ms. */
+  /** Each timed run after the warm-up, in order, ms. */
   runMs: number[]
 }
 

@@ -4,9 +4,10 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { layerGrid } from '../../../src/main/campaign/layers.js'
+import { LAYER_PASSES } from '../../../src/main/campaign/runner.js'
 import { exportCalibration, importCalibration } from '../../../src/main/cli/campaign.js'
 import { main } from '../../../src/main/cli/index.js'
-import { parseProfile } from '../../../src/shared/latency.js'
+import { FIT_FEATURES, fitRegression, parseProfile } from '../../../src/shared/latency.js'
 import { buildCostTable, latencyOf, profileSource } from '../../../src/shared/planner.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
@@ -37,14 +38,26 @@ describe('layers campaign on a real agent and this edge', () => {
     core.on('campaign', (s: { progress: number }) => seen.push(s.progress))
     const id = core.startCampaign('pi-cal', 'layers', 1)
     const s = await finished(id)
-    expect(s).toMatchObject({ status: 'done', progress: 1, measurements: 2 * grid })
+    expect(s).toMatchObject({ status: 'done', progress: 1, measurements: 2 * grid * LAYER_PASSES })
     expect(seen.length).toBeGreaterThan(10)
     expect(seen.every((p, i) => i === 0 || p >= seen[i - 1]!)).toBe(true)
     const keys = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax']
     for (const side of ['device', 'edge']) for (const k of keys) expect(s.fits!.some((f) => f.side === side && f.key === k && f.n > 0 && f.heldOutN > 0), `${side} ${k}`).toBe(true)
     const row = core.store.handle.prepare('SELECT json FROM profiles WHERE campaign_id = ? AND current = 1').get(id) as { json: string }
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
-    expect(profile.device.conv!.n).toBe(81)
+    expect(profile.device.conv!.n).toBe(81) // one point per configuration: the fastest of its passes
+    const conv = core.store.handle.prepare(`SELECT spec_json, features_json, run_ms, pass FROM measurements WHERE campaign_id = ? AND side = 'edge' AND regression_key = 'conv' AND held_out = 0`).all(id) as { spec_json: string; features_json: string; run_ms: number; pass: number }[]
+    expect(new Set(conv.map((r) => r.pass))).toEqual(new Set([0, 1, 2]))
+    const fastest = new Map<string, { x: number[]; y: number }>()
+    for (const r of conv) {
+      const prev = fastest.get(r.spec_json)
+      if (!prev || r.run_ms < prev.y) fastest.set(r.spec_json, { x: JSON.parse(r.features_json) as number[], y: r.run_ms })
+    }
+    expect(fastest.size).toBe(81)
+    // the stored edge conv regression is the fit of the per-configuration minima
+    const refit = fitRegression('conv', [...fastest.values()], { features: FIT_FEATURES.conv, weighting: 'relative' })
+    expect(profile.edge.conv!.coefficients).toEqual(refit.coefficients)
+    expect(profile.edge.conv!.intercept).toBe(refit.intercept)
     expect(profile.edge.fc!.heldOut).toMatchObject({ n: 10 }) // a quarter of the 42 fc configurations
   }, 150_000)
 
@@ -77,13 +90,14 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(exportCalibration({ dataDir, out: join(dir, 'cal.json'), format: 'json' })).toMatch(/1 campaign\(s\), \d+ measurements \(json\)/)
     const doc = JSON.parse(readFileSync(join(dir, 'cal.json'), 'utf8'))
     expect(doc).toMatchObject({ format: 'edgent-calibration-export', schema: 1, software: { onnxruntime: '1.27.0' } })
-    expect(doc.measurements).toHaveLength(2 * grid)
+    expect(doc.measurements).toHaveLength(2 * grid * LAYER_PASSES)
+    expect(doc.measurements.filter((m: { pass: number }) => m.pass === 2)).toHaveLength(2 * grid)
     expect(doc.devices[0].hello.agentId).toBe('pi-cal')
     parseProfile(doc.profiles[0].profile, 'exported profile')
     exportCalibration({ dataDir, out: join(dir, 'cal.csv'), format: 'csv' })
     const csv = readFileSync(join(dir, 'cal.csv'), 'utf8').trim().split('\n')
-    expect(csv[0]).toBe('campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out')
-    expect(csv).toHaveLength(2 * grid + 1)
+    expect(csv[0]).toBe('campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass')
+    expect(csv).toHaveLength(2 * grid * LAYER_PASSES + 1)
     expect(() => exportCalibration({ dataDir, out: join(dir, 'x.json'), format: 'json', campaign: 'nope' })).toThrow('unknown campaign "nope"')
   })
 
@@ -128,7 +142,7 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(s.status).toBe('failed')
     expect(s.error).toMatch(/pi-cal went offline/)
     expect(s.measurements).toBeGreaterThan(grid)
-    expect(s.measurements).toBeLessThan(2 * grid)
+    expect(s.measurements).toBeLessThan(2 * grid * LAYER_PASSES)
     expect(s.profileId).toBeNull()
     agent = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'pi-cal', token)
     await waitFor('pi-cal online', () => deviceState(core, 'pi-cal') === 'online')

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { callConsole, findConsole } from '../../../src/main/console/api.js'
 import { Store } from '../../../src/main/console/store.js'
 import type { CampaignStatus } from '../../../src/main/campaign/runner.js'
-import { CHUNK } from '../../../src/main/campaign/runner.js'
+import { CHUNK, LAYER_PASSES } from '../../../src/main/campaign/runner.js'
 import { layerGrid } from '../../../src/main/campaign/layers.js'
 import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
@@ -89,10 +89,12 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
         const rows = store.handle.prepare('SELECT side, COUNT(*) AS n FROM measurements WHERE campaign_id = ? GROUP BY side').all(s.id) as { side: string; n: number }[]
         const edge = rows.find((r) => r.side === 'edge')?.n ?? 0
         const device = rows.find((r) => r.side === 'device')?.n ?? 0
-        // chunks are committed whole: each side holds complete chunks (or all of the grid)
-        for (const n of [edge, device]) expect(n === grid || n % CHUNK === 0, `campaign ${s.id}: ${n} rows`).toBe(true)
-        if (s.status === 'done') expect(edge + device).toBe(2 * grid)
-        expect(device === 0 || edge === grid).toBe(true) // the device side starts after the edge side
+        // chunks are committed whole: each side holds whole passes over the grid, then whole chunks
+        for (const n of [edge, device]) expect((n % grid) % CHUNK, `campaign ${s.id}: ${n} rows`).toBe(0)
+        if (s.status === 'done') expect(edge + device).toBe(2 * grid * LAYER_PASSES)
+        // in each pass the device side starts after the edge side
+        expect(edge >= device && edge - device <= grid, `campaign ${s.id}: edge ${edge}, device ${device}`).toBe(true)
+        if (device % grid !== 0) expect(edge).toBe(Math.ceil(device / grid) * grid)
       }
       expect(campaigns.filter((s) => s.status === 'interrupted').length).toBeGreaterThan(KILLS / 2)
     } finally {
