@@ -14,7 +14,7 @@ const m = loaded.manifest
 const proto = parseOnnx(readFileSync(`${loaded.dir}/model.onnx`))
 const samples = readShippedSamples(loaded)
 const x = preprocess(m, samples.images.subarray(0, samples.imageElements))
-const opts = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' } as const
+const opts = { graphOptimizationLevel: (process.env.OPT ?? 'all') as 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' as const }
 const exit = Number(process.argv[2] ?? 1)
 const p = Number(process.argv[3] ?? 4)
 const N = m.exits.find((e) => e.exit === exit)!.layers.length
