@@ -3,7 +3,7 @@
  * automatically, its CPU slowed and its uplink limited.
  *
  * CPU, cpuMode 'slowdown' (the console's default): each device segment takes factor × the median of
- * its recent compute times here (the agent waits out the difference) — a steadily slower CPU. cpuMode 'cgroup': a cgroup v1 CFS quota (needs root
+ * its compute times here, frozen after 1,001 runs (the agent waits out the difference) — a steadily slower CPU. cpuMode 'cgroup': a cgroup v1 CFS quota (needs root
  * and a writable /sys/fs/cgroup/cpu) with the shortest period the share allows (quota 1 ms, period
  * 1 ms / share); CFS throttles per period, so a segment that fits the quota runs at full speed and
  * one that does not waits a period: per-inference latencies are bimodal. Without the cgroup
