@@ -9,7 +9,7 @@ import { arch, cpus, platform, totalmem } from 'node:os'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import { median } from 'simple-statistics'
-import { UserError, describeIssues } from '../../src/shared/errors.js'
+import { UserError, describeIssues, errorMessage } from '../../src/shared/errors.js'
 import { SyntheticSpecSchema } from '../../src/shared/onnx-builder.js'
 import { timeSynthetic } from '../../src/main/campaign/layers.js'
 import { encodeFrame } from '../../src/shared/frame.js'
@@ -139,7 +139,7 @@ export class EdgentAgent {
     })
     client.on('error', (err) => log.warn({ err: err.message }, 'mqtt error'))
     client.on('message', (topic, payload) => {
-      this.onMessage(topic, payload).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err), topic }, 'message handling failed'))
+      this.onMessage(topic, payload).catch((err: unknown) => log.error({ err: errorMessage(err), topic }, 'message handling failed'))
     })
   }
 
@@ -187,7 +187,7 @@ export class EdgentAgent {
         const data = await this.handleRequest(t.verb, req)
         this.respond(t.verb, { transaction, status: 'ok', data })
       } catch (err) {
-        this.respond(t.verb, { transaction: transaction || 'unknown', status: 'error', error: err instanceof Error ? err.message : String(err) })
+        this.respond(t.verb, { transaction: transaction || 'unknown', status: 'error', error: errorMessage(err) })
       }
     }
   }

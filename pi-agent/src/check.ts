@@ -6,7 +6,7 @@
  */
 import { arch, cpus, platform, release, totalmem } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { UserError } from '../../src/shared/errors.js'
+import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { exitPath } from '../../src/shared/manifest.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { loadManifest, readShippedSamples } from '../../src/main/files.js'
@@ -77,7 +77,7 @@ export async function runCheck(
       report.timing = { exit, coldMs, warmMs: warm.ms, label: samples.labels[0]!, predicted: argmax(warm.output) }
       out(`one sample    exit ${exit}, all ${n} layers: ${warm.ms.toFixed(2)} ms warm (${coldMs.toFixed(0)} ms first run incl. session); predicted ${report.timing.predicted}, label ${report.timing.label}`)
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err)
+      const msg = errorMessage(err)
       report.problems.push(err instanceof UserError ? msg : `runtime: ${msg}`)
     } finally {
       await executor.stop().catch(() => undefined)

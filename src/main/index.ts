@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
+import { errorMessage } from '../shared/errors.js'
 import { CSP } from './console/api.js'
 import { ConsoleService } from './console/service.js'
 import { lanAddress, startStack, type Stack } from './console/stack.js'
@@ -93,7 +94,7 @@ if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
     () => boot(),
     () => undefined
   ).catch((err: unknown) => {
-    process.stderr.write(`edgent: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.stderr.write(`edgent: ${errorMessage(err)}\n`)
     app.exit(1)
   })
   app.on('activate', () => {

@@ -29,3 +29,8 @@ export function describeIssues(source: string, issues: readonly IssueLike[]): st
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : ''
   return `${source}: ${where ? `${where}: ` : ''}${first.message}${more}`
 }
+
+/** The message of anything thrown: an Error's message, else its string form. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

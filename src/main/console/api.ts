@@ -13,7 +13,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { UserError } from '../../shared/errors.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
 import { WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type MethodName, type WsServerMessage } from '../../shared/console-api.js'
 import { isMethod } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
@@ -116,7 +116,7 @@ export class ControlApi {
         }
         this.service.call(method, args).then(
           (data) => send(200, { ok: true, data }),
-          (err: unknown) => send(err instanceof UserError ? 400 : 500, { ok: false, error: err instanceof Error ? err.message : String(err) })
+          (err: unknown) => send(err instanceof UserError ? 400 : 500, { ok: false, error: errorMessage(err) })
         )
       })
     })
@@ -197,7 +197,7 @@ export class ControlApi {
         (data) => send({ id, ok: true, data }),
         (err: unknown) => {
           if (!(err instanceof UserError)) this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
-          send({ id, ok: false, error: err instanceof Error ? err.message : String(err) })
+          send({ id, ok: false, error: errorMessage(err) })
         }
       )
     })

@@ -13,7 +13,7 @@ import { median, quantileSorted } from 'simple-statistics'
 import { BandwidthEstimator, probeBytes } from '../../shared/bandwidth.js'
 import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { OnlineCorrection } from '../../shared/correction.js'
-import { UserError } from '../../shared/errors.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { HelloSchema, PlanSchema, ResponseSchema, SCHEMA, StateSchema, encodeJson, parsePayload, type Hello, type PlanMessage } from '../../shared/messages.js'
@@ -313,7 +313,7 @@ export class EdgentConsole extends EventEmitter {
         void this.onActivation(t.agentId, payload)
       }
     } catch (err) {
-      this.log.warn({ topic, err: err instanceof Error ? err.message : String(err) }, 'dropped message')
+      this.log.warn({ topic, err: errorMessage(err) }, 'dropped message')
     }
   }
 
@@ -369,7 +369,7 @@ export class EdgentConsole extends EventEmitter {
         uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length
       })
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err)
+      const message = errorMessage(err)
       this.log.warn({ agentId, bytes: payload.length, err: message }, 'rejected activation')
       if (requestId && err instanceof UserError) {
         this.client?.publish(topics.result(agentId), Buffer.from(encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })), { qos: 1 })
@@ -442,7 +442,7 @@ export class EdgentConsole extends EventEmitter {
       if (now - a.lastProbeAt < this.opts.probeIntervalMs || now - a.lastActivationSampleAt < this.opts.probeIntervalMs) continue
       a.probing = true
       this.probeUplink(a.id, undefined, 30_000)
-        .catch((err: unknown) => this.log.debug({ agentId: a.id, err: err instanceof Error ? err.message : String(err) }, 'probe failed'))
+        .catch((err: unknown) => this.log.debug({ agentId: a.id, err: errorMessage(err) }, 'probe failed'))
         .finally(() => (a.probing = false))
     }
   }
@@ -491,7 +491,7 @@ export class EdgentConsole extends EventEmitter {
       const src = profileSource(profile)
       for (const l of this.manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
     } catch (err) {
-      problem = `${err instanceof Error ? err.message : String(err)}: planning with the measured tables instead`
+      problem = `${errorMessage(err)}: planning with the measured tables instead`
       this.log.warn({ agentId: a.id, profile: row.id, problem }, 'current profile cannot predict the served model')
     }
     return (a.profile = { id: row.id, profile, problem })
@@ -625,7 +625,7 @@ export class EdgentConsole extends EventEmitter {
     const iv = lookupMap(this.configMap(a.id, a.requirementMs), kbps)
     if (!iv || iv.exit === null || (iv.exit === a.plan.exit && iv.deviceLayers === a.plan.deviceLayers)) return
     const reason = `uplink estimate ${Math.round(kbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${a.plan.exit}, ${a.plan.deviceLayers})`
-    this.pushPlan(a.id, a.requirementMs, kbps, reason).catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'replan failed'))
+    this.pushPlan(a.id, a.requirementMs, kbps, reason).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'replan failed'))
   }
 
   /** Starts a benchmark campaign on a paired, online agent (and on this edge). */
@@ -766,7 +766,7 @@ export class EdgentConsole extends EventEmitter {
       this.emit('inferences', { id, summary })
       return { summary, rows }
     } catch (err) {
-      this.store.handle.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`).run(new Date().toISOString(), err instanceof Error ? err.message : String(err), runId)
+      this.store.handle.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`).run(new Date().toISOString(), errorMessage(err), runId)
       for (const [k, h] of this.halves) if (h.deviceId === id) this.halves.delete(k)
       throw err
     }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { UserError } from '../../shared/errors.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
 import type { Manifest } from '../../shared/manifest.js'
 import { checkGraphAgainstManifest, parseOnnx, sliceModel, type ModelProto } from '../../shared/onnx-slicer.js'
 import { OrtSession } from './ort.js'
@@ -153,7 +153,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
     },
     (err: unknown) => {
       const user = err instanceof UserError
-      parentPort!.postMessage({ id: req.id, ok: false, error: { message: err instanceof Error ? err.message : String(err), user } } satisfies WorkerResponse)
+      parentPort!.postMessage({ id: req.id, ok: false, error: { message: errorMessage(err), user } } satisfies WorkerResponse)
     }
   )
 })

@@ -1,5 +1,6 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react'
 import type { ConsoleApi, ConsoleEvent } from '../../shared/console-api'
+import { errorMessage } from '../../shared/errors'
 import type { Connection } from './api'
 
 export const ConnectionContext = createContext<Connection | null>(null)
@@ -57,7 +58,7 @@ export function useQuery<T>(fn: (() => Promise<T>) | null, key: string, refreshO
       },
       (err: unknown) => {
         if (mine !== gen.current) return
-        setError(err instanceof Error ? err.message : String(err))
+        setError(errorMessage(err))
       }
     ).finally(() => {
       inFlight.current = false

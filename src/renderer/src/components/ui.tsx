@@ -12,6 +12,21 @@ export function Card(props: { title: string; children: ReactNode; actions?: Reac
   )
 }
 
+/** A one-row form whose submit (button or Enter) runs `onSubmit` instead of navigating. */
+export function RowForm(props: { onSubmit: () => unknown; children: ReactNode }): React.JSX.Element {
+  return (
+    <form
+      className="row"
+      onSubmit={(e) => {
+        e.preventDefault()
+        void props.onSubmit()
+      }}
+    >
+      {props.children}
+    </form>
+  )
+}
+
 export function Loading(props: { what: string }): React.JSX.Element {
   return (
     <div className="state state-loading" role="status">

@@ -1,6 +1,7 @@
 import { useState } from 'react'
 import { CAMPAIGN_KINDS, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
-import { Card, ErrorBox, Guard, fmtPct } from '../components/ui'
+import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
+import { errorMessage } from '../../../shared/errors'
 import { download } from '../download'
 import { useApi, useQuery } from '../hooks'
 
@@ -43,7 +44,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
       await api.campaignStart({ agent: chosen, kind, reps })
       q.reload()
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     }
   }
   const doExport = async (format: 'json' | 'csv', campaign?: string) => {
@@ -54,7 +55,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
       download(f)
       setExportMsg(`Saved ${f.fileName}: ${f.summary}`)
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     }
   }
   const running = (q.data ?? []).filter((c) => c.status === 'running')
@@ -63,13 +64,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
   return (
     <>
       <Card title="Start a campaign" testId="campaign-form">
-        <form
-          className="row"
-          onSubmit={(e) => {
-            e.preventDefault()
-            void start()
-          }}
-        >
+        <RowForm onSubmit={start}>
           <label>
             Device
             <select value={chosen} onChange={(e) => setAgent(e.target.value)} data-testid="campaign-device">
@@ -98,7 +93,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
             Start
           </button>
-        </form>
+        </RowForm>
         {chosen && !online.some((d) => d.id === chosen) ? <p className="muted">{chosen} is not online: a campaign needs the device connected.</p> : null}
         {error ? <ErrorBox error={error} /> : null}
       </Card>

@@ -1,6 +1,7 @@
 import { useState } from 'react'
 import type { DeviceView, Pairing } from '../../../shared/console-api'
-import { Card, ErrorBox, Guard, fmtKbps, fmtMs } from '../components/ui'
+import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
+import { errorMessage } from '../../../shared/errors'
 import { useApi, type Query } from '../hooks'
 
 /** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
@@ -38,7 +39,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
       setId('')
       props.devices.reload()
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     } finally {
       setBusy(false)
     }
@@ -50,20 +51,14 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
       setConfirm(null)
       props.devices.reload()
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     }
   }
 
   return (
     <>
       <Card title="Pair a Raspberry Pi" testId="pair-card">
-        <form
-          className="row"
-          onSubmit={(e) => {
-            e.preventDefault()
-            void pair()
-          }}
-        >
+        <RowForm onSubmit={pair}>
           <label>
             Device id
             <input value={id} onChange={(e) => setId(e.target.value)} placeholder="pi-kitchen" pattern="[a-z0-9][a-z0-9-]{0,62}" title="lowercase letters, digits and dashes" data-testid="pair-id" required />
@@ -71,7 +66,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
           <button type="submit" disabled={busy || !id.trim()} data-testid="pair-submit">
             {busy ? 'Pairing…' : 'Pair'}
           </button>
-        </form>
+        </RowForm>
         {error ? <ErrorBox error={error} /> : null}
         {pairing ? (
           <div className="pairing">

@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
 import type { BandwidthPoint, InferencePoint, InferSummary } from '../../../shared/console-api'
-import { Card, Empty, ErrorBox, Loading, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
 
@@ -38,7 +39,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       }
       setError(null)
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     } finally {
       fetching.current = false
     }
@@ -56,7 +57,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         lastId.current = r.length ? r[r.length - 1]!.id : 0
         setRows(r)
       },
-      (err: unknown) => alive && setError(err instanceof Error ? err.message : String(err))
+      (err: unknown) => alive && setError(errorMessage(err))
     )
     return () => {
       alive = false
@@ -88,7 +89,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         await fetchNew()
       }
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err))
+      setError(errorMessage(err))
     } finally {
       setRunning(null)
     }
@@ -106,13 +107,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   return (
     <>
       <Card title="Co-inference" testId="live-controls">
-        <form
-          className="row"
-          onSubmit={(e) => {
-            e.preventDefault()
-            void run()
-          }}
-        >
+        <RowForm onSubmit={run}>
           <label>
             Inferences
             <input type="number" min={1} max={100000} value={count} onChange={(e) => setCount(Math.max(1, Number(e.target.value) || 1))} data-testid="live-count" />
@@ -134,7 +129,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               Run
             </button>
           )}
-        </form>
+        </RowForm>
         {error ? <ErrorBox error={error} /> : null}
         <div className="stats">
           <Stat label="inferences" value={tl.total} testId="live-total" />

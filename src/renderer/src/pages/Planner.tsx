@@ -4,6 +4,7 @@ import type { CostTable } from '../../../shared/planner'
 import { configurationMap, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
 import type { DeviceView, ProfileView } from '../../../shared/console-api'
 import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
 
 /** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
@@ -174,7 +175,7 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
       await api.useProfile({ agent: props.agent!, profile: value === 'measured' ? null : value })
       devices.reload()
     } catch (err) {
-      setSourceError(err instanceof Error ? err.message : String(err))
+      setSourceError(errorMessage(err))
     }
   }
   return (
