@@ -4,8 +4,8 @@
  * execution (one session per layer) reported beside them.
  */
 import { median } from 'simple-statistics'
-import { loadManifest, readShippedSamples } from '../src/main/files.js'
-import { defaultModelDir } from '../src/main/paths.js'
+import { loadManifest, readShippedSamples } from '../src/main/runtime/files.js'
+import { defaultModelDir } from '../src/main/runtime/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
 import { preprocess } from '../src/shared/preprocess.js'
 

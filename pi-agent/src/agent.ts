@@ -7,19 +7,18 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { arch, cpus, platform, totalmem } from 'node:os'
 import type { Logger } from 'pino'
-import { z } from 'zod'
 import { median } from 'simple-statistics'
-import { UserError, describeIssues, errorMessage } from '../../src/shared/errors.js'
-import { SyntheticSpecSchema } from '../../src/shared/onnx-builder.js'
-import { timeSynthetic } from '../../src/main/campaign/layers.js'
+import { MAX_PROBE_BYTES, dispatchCommand, type AgentHandlers, type CommandReply, type InferenceRecord, type LayerTable } from '../../src/shared/agent-api.js'
+import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { encodeFrame } from '../../src/shared/frame.js'
 import { exitPath, type Manifest } from '../../src/shared/manifest.js'
 import { HelloSchema, PlanSchema, RequestSchema, ResultSchema, SCHEMA, encodeJson, parsePayload, type PlanMessage, type ResultMessage } from '../../src/shared/messages.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
-import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/files.js'
+import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
-import { measureLayers, type LayerTable } from '../../src/main/console/edge-profile.js'
+import { measureLayers } from '../../src/main/runtime/layer-timer.js'
+import { timeSynthetic } from '../../src/main/runtime/synthetic.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
 
 export interface AgentOptions {
@@ -27,8 +26,8 @@ export interface AgentOptions {
   id: string
   token: string
   modelDir: string
-  /** Application-level uplink limit, kbps: each frame waits its serialisation time first (fallback emulation). */
-  uplinkKbps?: number
+  /** Emulated uplink, kbps: each frame waits its serialisation time first (application-level rate limit). */
+  emulatedUplinkKbps?: number
   /** Fallback CPU emulation: each device segment takes slowdown × its median compute time here (see emulateSlowCpu). */
   slowdown?: number
   /** How this device is emulated, announced in hello (cgroup quota, shaping…). */
@@ -38,19 +37,7 @@ export interface AgentOptions {
   log: Logger
 }
 
-export interface InferenceRecord {
-  requestId: string
-  /** Index in the shipped samples; null for an image given through the library API. */
-  sample: number | null
-  label: number | null
-  deviceMs: number
-  /** Time from handing the frame to MQTT until its PUBACK, ms. */
-  ackMs: number
-  e2eMs: number
-  predictedLabel: number
-  uploadBytes: number
-  lost?: boolean
-}
+export type { InferenceRecord } from '../../src/shared/agent-api.js'
 
 /** Frames are written in several pieces; Nagle's algorithm would hold them for the peer's delayed ACK. */
 function noDelay(client: MqttClient): void {
@@ -75,12 +62,20 @@ export class EdgentAgent {
   private transferKbps: number | null = null
   private probing = false
   private reconnectMs = 1000
-  /** The application-level uplink limit in force, kbps (a sweep campaign changes it). */
-  private uplinkKbps: number | null
+  /** The emulated uplink in force, kbps (a sweep campaign changes it); null when not emulated. */
+  private emulatedUplinkKbps: number | null
 
+  /** The console's commands (src/shared/agent-api.ts), one handler each. */
+  private readonly handlers: AgentHandlers = {
+    'run-batch': (a) => this.runBatch(a.count, a.runId, a.offset),
+    probe: (a) => this.probe(a.bytes),
+    'profile-layers': (a) => this.profileLayers(a.reps),
+    'time-layers': (a) => timeSynthetic(this.executor, a.specs, a.reps, this.opts.slowdown ?? 1),
+    'set-uplink': (a) => this.setUplink(a.kbps)
+  }
 
   constructor(private readonly opts: AgentOptions) {
-    this.uplinkKbps = opts.uplinkKbps ?? null
+    this.emulatedUplinkKbps = opts.emulatedUplinkKbps ?? null
   }
 
   get currentPlan(): PlanMessage | null {
@@ -184,7 +179,7 @@ export class EdgentAgent {
       try {
         const req = parsePayload(RequestSchema, payload, topic)
         transaction = req.transaction
-        const data = await this.handleRequest(t.verb, req)
+        const data = await dispatchCommand(this.handlers, t.verb, req)
         this.respond(t.verb, { transaction, status: 'ok', data })
       } catch (err) {
         this.respond(t.verb, { transaction: transaction || 'unknown', status: 'error', error: errorMessage(err) })
@@ -196,39 +191,16 @@ export class EdgentAgent {
     this.client?.publish(topics.response(this.opts.id, verb), Buffer.from(encodeJson(body)), { qos: 1 })
   }
 
-  private handleRequest(verb: string, req: Record<string, unknown>): Promise<unknown> {
-    switch (verb) {
-      case 'run-batch':
-        return this.runBatch(Number(req['count']), String(req['runId'] ?? ''), Number(req['offset'] ?? 0))
-      case 'probe':
-        return this.probe(Number(req['bytes'] ?? 16384))
-      case 'profile-layers':
-        return this.profileLayers(Number(req['reps'] ?? 10))
-      case 'time-layers': {
-        const specs = z.array(SyntheticSpecSchema).max(64).safeParse(req['specs'])
-        if (!specs.success) return Promise.reject(new UserError(describeIssues('time-layers specs', specs.error.issues)))
-        const reps = Number(req['reps'] ?? 5)
-        if (!Number.isInteger(reps) || reps < 1 || reps > 200) return Promise.reject(new UserError(`reps must be 1..200, got ${reps}`))
-        return timeSynthetic(this.executor, specs.data, reps, this.opts.slowdown ?? 1)
-      }
-      case 'set-uplink':
-        return Promise.resolve(this.setUplink(req['kbps']))
-      default:
-        return Promise.reject(new UserError(`unknown verb "${verb}"`))
-    }
-  }
-
   /**
    * Changes the emulated uplink (a sweep campaign's grid). Only an agent started with an emulated
    * uplink (--uplink-kbps) accepts: a real device's link is what it is (shape it with tc instead).
    */
-  private setUplink(kbps: unknown): { previousKbps: number; kbps: number } {
-    if (this.opts.uplinkKbps === undefined) {
+  private setUplink(kbps: number): CommandReply<'set-uplink'> {
+    const previousKbps = this.emulatedUplinkKbps
+    if (previousKbps === null) {
       throw new UserError('this agent has no emulated uplink (it was started without --uplink-kbps): its link cannot be set remotely; shape it with tc (npm run testbed)')
     }
-    if (typeof kbps !== 'number' || !Number.isFinite(kbps) || kbps < 1 || kbps > 1e7) throw new UserError(`set-uplink: kbps must be 1..10000000, got ${String(kbps)}`)
-    const previousKbps = this.uplinkKbps!
-    this.uplinkKbps = kbps
+    this.emulatedUplinkKbps = kbps
     this.opts.log.info({ previousKbps, kbps }, 'emulated uplink set')
     return { previousKbps, kbps }
   }
@@ -256,11 +228,11 @@ export class EdgentAgent {
   }
 
   private async limitUplink(bytes: number): Promise<void> {
-    if (this.uplinkKbps) await sleep((bytes * 8) / this.uplinkKbps)
+    if (this.emulatedUplinkKbps) await sleep((bytes * 8) / this.emulatedUplinkKbps)
   }
 
-  async probe(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {
-    if (!Number.isInteger(bytes) || bytes < 64 || bytes > 1 << 20) throw new UserError(`probe size must be 64..1048576 bytes, got ${bytes}`)
+  async probe(bytes: number): Promise<CommandReply<'probe'>> {
+    if (!Number.isInteger(bytes) || bytes < 64 || bytes > MAX_PROBE_BYTES) throw new UserError(`probe size must be 64..1048576 bytes, got ${bytes}`)
     this.probing = true
     try {
       return await this.probeOnce(bytes)
@@ -274,7 +246,7 @@ export class EdgentAgent {
    * bytes over the gap between the two acknowledgements is the uplink rate: the round trip cancels
    * out, and a shaper's initial burst is spent on the lead message.
    */
-  private async probeOnce(bytes: number): Promise<{ bytes: number; ackMs: number; rttMs: number; kbps: number }> {
+  private async probeOnce(bytes: number): Promise<CommandReply<'probe'>> {
     const topic = topics.probe(this.opts.id)
     const tiny = new Uint8Array(16)
     await this.limitUplink(tiny.length)
@@ -288,7 +260,7 @@ export class EdgentAgent {
     const bodyAck = this.publishAcked(topic, body).then(() => performance.now())
     const [tLead, tBody] = await Promise.all([leadAck, bodyAck])
     const gapMs = Math.max(tBody - tLead, 0.05)
-    return { bytes, ackMs: tBody - t0, rttMs: this.rttMs, kbps: (bytes * 8) / gapMs }
+    return { bytes, ackMs: tBody - t0, rttMs: this.rttMs, uplinkSampleKbps: (bytes * 8) / gapMs }
   }
 
   private async profileLayers(reps: number): Promise<LayerTable> {
@@ -395,7 +367,7 @@ export class EdgentAgent {
         ...(label !== null ? { label } : {}),
         deviceMs,
         sentAt: Date.now(),
-        ...(this.transferKbps ? { uplinkKbps: this.transferKbps } : {})
+        ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {})
       },
       dims,
       x

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { exitPath } from '../../src/shared/manifest.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
-import { loadManifest, readShippedSamples } from '../../src/main/files.js'
+import { loadManifest, readShippedSamples } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
 

@@ -10,7 +10,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { pino } from 'pino'
 import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
-import { defaultModelDir } from '../../src/main/paths.js'
+import { defaultModelDir } from '../../src/main/runtime/paths.js'
 import { EdgentAgent } from './agent.js'
 import { runCheck } from './check.js'
 
@@ -70,7 +70,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       token: o.token,
       modelDir: o.modelDir,
       log,
-      ...(o.uplinkKbps ? { uplinkKbps: o.uplinkKbps } : {}),
+      ...(o.uplinkKbps ? { emulatedUplinkKbps: o.uplinkKbps } : {}),
       ...(o.slowdown ? { slowdown: o.slowdown } : {}),
       ...(emulation ? { emulation } : {})
     })

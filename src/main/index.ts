@@ -9,11 +9,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
 import { errorMessage } from '../shared/errors.js'
-import { CSP } from './console/api.js'
+import { CSP } from './shell/http-server.js'
 import { ConsoleService } from './console/service.js'
-import { lanAddress, startStack, type Stack } from './console/stack.js'
+import { lanAddress, startStack, type Stack } from './shell/stack.js'
 import { registerIpcHandlers } from './ipc.js'
-import { defaultModelDir } from './paths.js'
+import { defaultModelDir } from './runtime/paths.js'
 
 /** out/main when built (the preload and the renderer are its siblings). */
 const here = dirname(fileURLToPath(import.meta.url))

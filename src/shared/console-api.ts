@@ -2,7 +2,10 @@
  * The console API: the one contract between the console core and its user interfaces. The renderer
  * talks only to `ConsoleApi`; the Electron shell carries it over IPC (one channel per method), the
  * headless shell over a WebSocket, the `edgent` CLI over loopback HTTP. Argument schemas (zod) live
- * in `src/main/console/api-schemas.ts`, checked by every transport's guard.
+ * in `src/main/console/api-schemas.ts`, checked by the service every transport calls.
+ *
+ * Names: `latencyMs` is always a latency requirement; `uplinkKbps` the uplink rate a plan assumed;
+ * `uplinkSampleKbps` one measured sample; `uplinkEstimateKbps` the smoothed estimate.
  *
  * Pure types and constants: no Node, no DOM, no zod (the sandboxed preload bundles this file).
  */
@@ -20,7 +23,7 @@ export interface DeviceView {
   plan: PlanMessage | null
   reportedPlanId: string | null
   /** The console's smoothed uplink estimate for this device, kbit/s. */
-  uplinkKbps: number | null
+  uplinkEstimateKbps: number | null
   /** What the planner predicts this device's latencies with (null once unpaired). */
   latencySource: LatencySource | null
 }
@@ -211,7 +214,7 @@ export interface InferencePoint {
   planId: string
   exit: number
   deviceLayers: number
-  latencyReqMs: number
+  latencyMs: number
   predictedMs: number
   deviceMs: number
   transferMs: number | null
@@ -219,14 +222,16 @@ export interface InferencePoint {
   e2eMs: number | null
   met: boolean | null
   correct: boolean | null
+  /** The uplink rate the inference's plan assumed, kbit/s. */
   uplinkKbps: number | null
 }
 
+/** One uplink sample (an activation transfer or a probe) and the smoothed estimate after it. */
 export interface BandwidthPoint {
   at: string
   source: 'activation' | 'probe'
-  kbps: number
-  smoothedKbps: number
+  uplinkSampleKbps: number
+  uplinkEstimateKbps: number
 }
 
 export interface ExportFile {
@@ -302,7 +307,7 @@ export const METHOD_NAMES = [
 export interface ConsoleEvents {
   'agent-state': { id: string; state: string }
   plan: { id: string; plan: PlanMessage }
-  bandwidth: { id: string; kbps: number; sample: number; source: 'activation' | 'probe' }
+  bandwidth: { id: string; uplinkEstimateKbps: number; uplinkSampleKbps: number; source: 'activation' | 'probe' }
   campaign: CampaignStatus
   inferences: { id: string; summary: InferSummary }
   devices: { reason: string }

@@ -44,7 +44,7 @@ export const FrameHeaderSchema = z
     /** Agent clock, ms since epoch, when the frame was handed to MQTT. */
     sentAt: z.number(),
     /** One uplink sample from the agent's previous acknowledged activation transfer, kbps (the console smooths). */
-    uplinkKbps: z.number().positive().optional()
+    uplinkSampleKbps: z.number().positive().optional()
   })
   .loose()
 export type FrameHeader = z.infer<typeof FrameHeaderSchema>

@@ -10,9 +10,6 @@ export const ROOT = 'edgent/v1'
 export const AGENT_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/
 export const VERB_RE = /^[a-z0-9][a-z0-9-]{0,31}$/
 
-export const VERBS = ['run-batch', 'probe', 'profile-layers'] as const
-export type Verb = (typeof VERBS)[number]
-
 export function checkAgentId(id: string): string {
   if (!AGENT_ID_RE.test(id)) throw new UserError(`agent id "${id}" is not valid: use 1–64 lowercase letters, digits and '-', starting with a letter or digit`)
   return id
@@ -27,7 +24,7 @@ export const topics = {
   hello: (id: string) => `${agent(id)}/hello`,
   /** console → agent, retained: the current plan. */
   plan: (id: string) => `${agent(id)}/plan`,
-  /** console → agent: a command. */
+  /** console → agent: a command (src/shared/agent-api.ts). */
   request: (id: string, verb: string) => `${agent(id)}/request/${checkVerb(verb)}`,
   /** agent → console: a command's reply. */
   response: (id: string, verb: string) => `${agent(id)}/response/${checkVerb(verb)}`,

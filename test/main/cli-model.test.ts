@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/main/cli/index.js'
-import { defaultModelDir } from '../../src/main/paths.js'
+import { defaultModelDir } from '../../src/main/runtime/paths.js'
 
 const dir = defaultModelDir()
 const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))

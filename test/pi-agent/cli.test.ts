@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runCheck } from '../../pi-agent/src/check.js'
-import { defaultModelDir, packageRoot } from '../../src/main/paths.js'
+import { defaultModelDir, packageRoot } from '../../src/main/runtime/paths.js'
 import { agentEntry } from '../main/console/harness.js'
 
 function agent(...args: string[]) {

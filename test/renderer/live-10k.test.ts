@@ -1,6 +1,6 @@
 /**
- * The Live page with a long history: 10,000 stored co-inferences (a SQLite file prepared through the
- * store, as a long run leaves it) load and draw as 600 downsampled points in Chromium.
+ * The Live page with a long history: 10,000 stored co-inferences (a SQLite file of the store's schema,
+ * as a long run leaves it) load and draw as 600 downsampled points in Chromium.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync } from 'node:fs'
@@ -8,18 +8,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Store } from '../../src/main/console/store.js'
+import Database from 'better-sqlite3'
 import { hashToken, newToken } from '../../src/main/console/tokens.js'
+import { withStore } from '../../src/main/store/store.js'
 import { freePort, root, waitFor } from '../main/console/harness.js'
 import { launchChromium } from './browser.js'
 
 const N = 10_000
 
 function seed(dataDir: string): void {
-  const store = new Store(join(dataDir, 'edgent.db'))
-  store.start()
-  const db = store.handle
-  store.pairDevice('pi-history', hashToken(newToken()))
+  // The store creates the schema and pairs the device; the history is written as rows, with the
+  // timestamps a long run leaves (the store stamps a batch's rows with one time).
+  withStore(join(dataDir, 'edgent.db'), (store) => store.devices.pair('pi-history', hashToken(newToken())))
+  const db = new Database(join(dataDir, 'edgent.db'))
   const now = Date.now() - N * 50
   db.transaction(() => {
     for (const [id, exit, p] of [['plan-a', 5, 8], ['plan-b', 3, 14]] as const) {
@@ -27,7 +28,7 @@ function seed(dataDir: string): void {
     }
     db.prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at) VALUES ('run-1', 'pi-history', 'infer', '{}', 'done', ?)`).run(new Date(now).toISOString())
     const ins = db.prepare(
-      `INSERT INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_req_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
+      `INSERT INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
        VALUES (?, 'run-1', 'pi-history', ?, 'branchy-alexnet', ?, ?, ?, 1, 1, 1, 100, 40, '{}', ?, ?, ?, ?, ?, 1000, 3136, ?)`
     )
     for (let i = 0; i < N; i++) {
@@ -36,7 +37,7 @@ function seed(dataDir: string): void {
       ins.run(`r${i}`, b ? 'plan-b' : 'plan-a', b ? 3 : 5, b ? 14 : 8, i % 2000, 12, e2e - 22, 10, e2e, e2e <= 100 ? 1 : 0, new Date(now + i * 50).toISOString())
     }
   })()
-  store.stop()
+  db.close()
 }
 
 describe('the Live page with 10,000 stored co-inferences', () => {

@@ -14,7 +14,7 @@ function rows(n: number): InferencePoint[] {
       planId: plan,
       exit: plan === 'a' ? 5 : plan === 'b' ? 3 : 5,
       deviceLayers: plan === 'c' ? 0 : 4,
-      latencyReqMs: 100,
+      latencyMs: 100,
       predictedMs: 22,
       deviceMs: 5,
       transferMs: e2e - 15,

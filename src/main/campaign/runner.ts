@@ -9,15 +9,18 @@
 import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
-import type { Store } from '../console/store.js'
-import type { OrtExecutor } from '../runtime/executor.js'
-import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
-import { UserError } from '../../shared/errors.js'
-import { fitProfile, type FitReport, type MeasurementRow } from './fit.js'
-import { fitFeatures, regressionKeyOf } from '../../shared/latency.js'
+import type { CommandReply, LayerTable } from '../../shared/agent-api.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { fitFeatures, regressionKeyOf, type Side } from '../../shared/latency.js'
 import type { Manifest } from '../../shared/manifest.js'
-import { measureLayers, type LayerTable } from '../console/edge-profile.js'
-import { layerGrid, timeSynthetic, type LayerMeasurement } from './layers.js'
+import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
+import type { OrtExecutor } from '../runtime/executor.js'
+import { measureLayers } from '../runtime/layer-timer.js'
+import { timeSynthetic } from '../runtime/synthetic.js'
+import type { MeasurementInput } from '../store/campaigns.js'
+import type { Store } from '../store/store.js'
+import { fitProfile, type FitReport, type MeasurementRow } from './fit.js'
+import { layerGrid } from './layers.js'
 
 export const CHUNK = 12
 
@@ -36,16 +39,14 @@ export type { CampaignStatus } from '../../shared/console-api.js'
 export interface CampaignDeps {
   store: Store
   executor: OrtExecutor
-  /** The served model, for the `model` kind. */
-  manifest: Manifest
-  /** One shipped sample's raw pixels, the input the `model` kind times. */
-  samplePixels: Uint8Array
+  /** The served model, for the `model` kind, and one shipped sample's raw pixels (the input it times). */
+  model: { readonly manifest: Manifest; readonly samplePixels: Uint8Array }
   /** Times every layer of the model on the device (the agent's `profile-layers` command). */
   profileDevice(deviceId: string, reps: number): Promise<LayerTable>
   /** Times specs on the device (the agent's `time-layers` command). */
-  timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<LayerMeasurement[]>
+  timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<CommandReply<'time-layers'>>
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
-  setUplink(deviceId: string, kbps: number): Promise<{ previousKbps: number; kbps: number }>
+  setUplink(deviceId: string, kbps: number): Promise<CommandReply<'set-uplink'>>
   /** Co-inference through the console (kind `sweep`). */
   infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
   onProgress(status: CampaignStatus): void
@@ -83,10 +84,8 @@ export class Campaigns {
       }
     }
     const id = randomUUID()
-    const params = kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.manifest.id } : { inferencesPerPoint: reps, ...grid }
-    this.deps.store.handle
-      .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
+    const params = kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.model.manifest.id } : { inferencesPerPoint: reps, ...grid }
+    this.deps.store.campaigns.create(id, deviceId, kind, params)
     if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
     else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
     return id
@@ -100,11 +99,11 @@ export class Campaigns {
    * keeps the points so far.
    */
   private async runSweep(id: string, deviceId: string, count: number, grid: { bandwidthsKbps: number[]; latenciesMs: number[] }): Promise<void> {
-    const db = this.deps.store.handle
+    const campaigns = this.deps.store.campaigns
     const summary: SweepSummary = { ...grid, inferencesPerPoint: count, points: [], medianRelError: null }
     const errors: number[] = []
     const total = grid.bandwidthsKbps.length * grid.latenciesMs.length
-    const save = (progress: number) => db.prepare('UPDATE campaigns SET progress = ?, summary_json = ? WHERE id = ?').run(progress, JSON.stringify(summary), id)
+    const save = (progress: number) => campaigns.saveProgress(id, progress, summary)
     let restore: number | null = null
     try {
       for (const kbps of grid.bandwidthsKbps) {
@@ -138,10 +137,10 @@ export class Campaigns {
           this.deps.onProgress(this.status(id)!)
         }
       }
-      db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ?, summary_json = ? WHERE id = ?`).run(new Date().toISOString(), JSON.stringify(summary), id)
+      campaigns.finish(id, 'done', null, summary)
     } catch (err) {
       const cancelled = err instanceof CancelledError
-      db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?, summary_json = ? WHERE id = ?`).run(cancelled ? 'cancelled' : 'failed', new Date().toISOString(), cancelled ? null : (err as Error).message, JSON.stringify(summary), id)
+      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
     } finally {
       if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
       this.cancelled.delete(id)
@@ -179,12 +178,12 @@ export class Campaigns {
 
   /** Every layer of the served model (single-layer slices), on the edge then on the device. */
   private modelWork(deviceId: string, reps: number): Work {
-    const m = this.deps.manifest
+    const m = this.deps.model.manifest
     const layers = m.layers
-    const toRows = (t: LayerTable): LayerMeasurement[] =>
+    const toRows = (t: LayerTable): KeyedMeasurement[] =>
       layers.map((l) => ({
         key: JSON.stringify({ model: m.id, layer: l.id }),
-        spec: { model: m.id, layer: l.id } as unknown as SyntheticSpec,
+        spec: { model: m.id, layer: l.id },
         regressionKey: regressionKeyOf(l),
         features: fitFeatures(l),
         runMs: t.layerMs[l.id] ?? NaN,
@@ -197,56 +196,34 @@ export class Campaigns {
       keys,
       groups: layers.map((l) => regressionKeyOf(l)),
       chunks: [
-        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, this.deps.samplePixels, reps)) },
+        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, this.deps.model.samplePixels, reps)) },
         { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps)) }
       ]
     }
   }
 
   private async run(id: string, deviceId: string, reps: number, work: Work): Promise<void> {
-    const db = this.deps.store.handle
+    const campaigns = this.deps.store.campaigns
     const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
     let done = 0
-    const insert = db.prepare(
-      `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-    )
     const heldOut = heldOutKeys(work.keys, work.groups)
-    const store = (side: 'device' | 'edge', pass: number, ms: LayerMeasurement[]) =>
-      db.transaction(() => {
-        const now = new Date().toISOString()
-        for (const m of ms) insert.run(id, side, m.regressionKey, JSON.stringify(m.spec), JSON.stringify(m.features), m.runMs, m.loadMs, m.modelBytes, m.reps, heldOut.get(m.key) ? 1 : 0, pass, now)
-        done += ms.length
-        db.prepare('UPDATE campaigns SET progress = ? WHERE id = ?').run(done / total, id)
-      })()
     try {
       for (const chunk of work.chunks) {
         if (this.cancelled.has(id)) throw new CancelledError()
         const ms = await chunk.measure()
         if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs))) throw new Error(`${chunk.side} answered with measurements for other configurations`)
-        store(chunk.side, chunk.pass ?? 0, ms)
+        done += ms.length
+        campaigns.addMeasurements(id, chunk.side, chunk.pass ?? 0, ms.map((m) => ({ ...m, heldOut: heldOut.get(m.key) ?? false })), done / total)
         this.deps.onProgress(this.status(id)!)
       }
-      const rows = (db.prepare('SELECT side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, held_out FROM measurements WHERE campaign_id = ?').all(id) as {
-        side: 'device' | 'edge'
-        regression_key: string
-        spec_json: string
-        features_json: string
-        run_ms: number
-        load_ms: number
-        model_bytes: number
-        held_out: number
-      }[]).map<MeasurementRow>((r) => ({ side: r.side, config: r.spec_json, regressionKey: r.regression_key as MeasurementRow['regressionKey'], features: JSON.parse(r.features_json) as number[], runMs: r.run_ms, loadMs: r.load_ms, modelBytes: r.model_bytes, heldOut: r.held_out === 1 }))
+      const rows = campaigns.measurements(id).map<MeasurementRow>((r) => ({ side: r.side, config: r.config, regressionKey: r.regressionKey, features: r.features, runMs: r.runMs, loadMs: r.loadMs, modelBytes: r.modelBytes, heldOut: r.heldOut }))
       const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
       const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, { campaign: id, device: deviceId, reps })
       this.fits.set(id, report)
-      db.transaction(() => {
-        db.prepare('UPDATE profiles SET current = 0 WHERE device_id = ?').run(deviceId)
-        db.prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?, ?, ?, ?, ?, 1)').run(profileId, deviceId, id, profile.createdAt!, JSON.stringify(profile))
-        db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ? WHERE id = ?`).run(new Date().toISOString(), id)
-      })()
+      campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {
       const cancelled = err instanceof CancelledError
-      db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(cancelled ? 'cancelled' : 'failed', new Date().toISOString(), cancelled ? null : (err as Error).message, id)
+      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err))
     } finally {
       this.cancelled.delete(id)
       this.deps.onProgress(this.status(id)!)
@@ -254,32 +231,32 @@ export class Campaigns {
   }
 
   status(id: string): CampaignStatus | undefined {
-    const db = this.deps.store.handle
-    const c = db.prepare('SELECT * FROM campaigns WHERE id = ?').get(id) as
-      | { id: string; device_id: string; kind: string; status: CampaignStatus['status']; progress: number; started_at: string; finished_at: string | null; error: string | null; summary_json: string | null }
-      | undefined
+    const { campaigns, profiles } = this.deps.store
+    const c = campaigns.get(id)
     if (!c) return undefined
-    const p = db.prepare('SELECT id, json FROM profiles WHERE campaign_id = ?').get(id) as { id: string; json: string } | undefined
-    const n = (db.prepare('SELECT COUNT(*) AS n FROM measurements WHERE campaign_id = ?').get(id) as { n: number }).n
+    const p = profiles.byCampaign(id)
     let fits = this.fits.get(id) ?? null
     if (!fits && p) fits = reportFromProfile(p.json)
-    return { id: c.id, deviceId: c.device_id, kind: c.kind, status: c.status, progress: c.progress, startedAt: c.started_at, finishedAt: c.finished_at, error: c.error, profileId: p?.id ?? null, fits, measurements: n, sweep: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null }
+    return { id: c.id, deviceId: c.deviceId, kind: c.kind, status: c.status, progress: c.progress, startedAt: c.startedAt, finishedAt: c.finishedAt, error: c.error, profileId: p?.id ?? null, fits, measurements: campaigns.measurementCount(id), sweep: c.summary }
   }
 
   list(): CampaignStatus[] {
-    return (this.deps.store.handle.prepare('SELECT id FROM campaigns ORDER BY started_at DESC').all() as { id: string }[]).map((r) => this.status(r.id)!)
+    return this.deps.store.campaigns.ids().map((id) => this.status(id)!)
   }
 }
 
 class CancelledError extends Error {}
 
+/** A measurement with the configuration key it answers (synthetic specs, or a model's layers). */
+type KeyedMeasurement = MeasurementInput & { key: string }
+
 interface Chunk {
-  side: 'edge' | 'device'
+  side: Side
   /** Which pass over the grid (0 for kinds measured once). */
   pass?: number
   /** The configurations this chunk must return, in order. */
   keys: string[]
-  measure(): Promise<LayerMeasurement[]>
+  measure(): Promise<KeyedMeasurement[]>
 }
 
 interface Work {

@@ -2,9 +2,9 @@
 import { UserError } from '../../shared/errors.js'
 import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
-import { measureLayers } from '../console/edge-profile.js'
+import { measureLayers } from '../runtime/layer-timer.js'
 import { buildCostTable, plan, type LayerLatencySource } from '../../shared/planner.js'
-import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../files.js'
+import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
 import { OrtExecutor } from '../runtime/executor.js'
 import { pct, table } from './format.js'
 

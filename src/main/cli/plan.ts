@@ -9,7 +9,7 @@ import {
   type Plan,
   type PlannerMode
 } from '../../shared/planner.js'
-import { loadManifest, loadProfile } from '../files.js'
+import { loadManifest, loadProfile } from '../runtime/files.js'
 import { kbps, ms, pct, table } from './format.js'
 import { storedProfile } from './campaign.js'
 

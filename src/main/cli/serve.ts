@@ -4,12 +4,10 @@ import { join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
-import { callConsole, findConsole } from '../console/api.js'
-import { lanAddress, startStack, type StackOptions } from '../console/stack.js'
-import type { InferRow, InferSummary } from '../console/console.js'
-import type { DeviceView } from '../../shared/console-api.js'
-import { Store } from '../console/store.js'
+import { lanAddress, startStack, type StackOptions } from '../shell/stack.js'
+import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
+import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 
 export function defaultDataDir(): string {
@@ -56,17 +54,11 @@ export async function pairCommand(id: string, dataDir: string, mqttPort?: number
   let token: string
   let port = mqttPort ?? 1883
   if (running) {
-    token = (await callConsole<{ token: string }>(running, 'pair', { id })).token
+    token = (await callConsole(running, 'pair', { id })).token
     port = running.mqttPort
   } else {
-    const store = new Store(join(resolve(dataDir), 'edgent.db'))
-    store.start()
-    try {
-      token = newToken()
-      store.pairDevice(id, hashToken(token))
-    } finally {
-      store.stop()
-    }
+    token = newToken()
+    withStore(join(resolve(dataDir), 'edgent.db'), (store) => store.devices.pair(id, hashToken(token)))
   }
   return [
     `paired ${id}. Its token is shown once; keep it secret. On the Pi (64-bit Raspberry Pi OS, Node 20):`,
@@ -80,28 +72,18 @@ export async function unpairCommand(id: string, dataDir: string): Promise<string
   checkAgentId(id)
   const running = findConsole(resolve(dataDir))
   if (running) {
-    const r = await callConsole<{ revoked: boolean; disconnected: boolean }>(running, 'unpair', { id })
+    const r = await callConsole(running, 'unpair', { id })
     return `unpaired ${id}${r.disconnected ? ' and disconnected it' : ''}`
   }
-  const store = new Store(join(resolve(dataDir), 'edgent.db'))
-  store.start()
-  try {
-    if (!store.device(id)) throw new UserError(`unknown agent "${id}"`)
-    store.revokeDevice(id)
-  } finally {
-    store.stop()
-  }
+  withStore(join(resolve(dataDir), 'edgent.db'), (store) => {
+    if (!store.devices.get(id)) throw new UserError(`unknown agent "${id}"`)
+    store.devices.revoke(id)
+  })
   return `unpaired ${id} (the console is not running; it will refuse the agent when it starts)`
 }
 
-function needConsole(dataDir: string) {
-  const running = findConsole(resolve(dataDir))
-  if (!running) throw new UserError(`no console is running on ${resolve(dataDir)}: start one with \`edgent serve\``)
-  return running
-}
-
 export async function devicesCommand(dataDir: string, json: boolean): Promise<string> {
-  const list = await callConsole<DeviceView[]>(needConsole(dataDir), 'devices', {})
+  const list = await callConsole(runningConsole(dataDir), 'devices', {})
   if (json) return JSON.stringify(list, null, 2)
   return table(
     ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps', 'latencies from'],
@@ -111,14 +93,14 @@ export async function devicesCommand(dataDir: string, json: boolean): Promise<st
       d.state,
       d.hello?.arch ?? '—',
       d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} on device` : '—',
-      d.uplinkKbps ? String(Math.round(d.uplinkKbps)) : '—',
+      d.uplinkEstimateKbps ? String(Math.round(d.uplinkEstimateKbps)) : '—',
       d.latencySource ? (d.latencySource.kind === 'profile' ? `profile ${d.latencySource.profileId}` : 'measured tables') : '—'
     ])
   )
 }
 
 export async function inferCommand(o: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; dataDir: string; json?: boolean }): Promise<string> {
-  const r = await callConsole<{ summary: InferSummary; rows: InferRow[] }>(needConsole(o.dataDir), 'infer', {
+  const r = await callConsole(runningConsole(o.dataDir), 'infer', {
     agent: o.agent,
     count: o.count,
     latencyMs: o.latencyMs,

@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { packageRoot } from '../paths.js'
+import { packageRoot } from '../runtime/paths.js'
 
 export interface LocalAgentOptions {
   id: string
@@ -22,7 +22,7 @@ export interface LocalAgentOptions {
   token: string
   modelDir: string
   /** Application-level uplink limit, kbps; null when the link is shaped for real (the testbed's tc). */
-  uplinkKbps: number | null
+  emulatedUplinkKbps: number | null
   /** argv prefix the agent runs under (the testbed's `ip netns exec <ns>`). */
   prefix?: string[]
   /** The agent's log level (EDGENT_LOG_LEVEL); default its own (info). */
@@ -82,7 +82,7 @@ export class LocalAgent {
       cpu: this.cgroup
         ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
         : { method: 'slowdown: each device segment takes factor × its median compute time here (waits out the difference)', factor },
-      uplink: this.opts.uplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.uplinkKbps } : (this.opts.link ?? { method: 'not limited' })
+      uplink: this.opts.emulatedUplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.emulatedUplinkKbps } : (this.opts.link ?? { method: 'not limited' })
     }
     const { cmd: node, args: nodeArgs } = agentCommand()
     const [cmd, ...args] = [...(this.opts.prefix ?? []), node, ...nodeArgs]
@@ -94,7 +94,7 @@ export class LocalAgent {
         EDGENT_TOKEN: this.opts.token,
         EDGENT_MODEL_DIR: this.opts.modelDir,
         ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
-        ...(this.opts.uplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.uplinkKbps) } : {})
+        ...(this.opts.emulatedUplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.emulatedUplinkKbps) } : {})
       },
       stdio: ['ignore', 'inherit', 'inherit']
     })

@@ -23,8 +23,6 @@ import {
 } from '../../shared/console-api.js'
 import { FIT_FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
 import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
-import { checkAgentId } from '../../shared/topics.js'
-import { buildCalibrationExport } from '../cli/campaign.js'
 import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
@@ -110,8 +108,8 @@ export class ConsoleService {
   /** A campaign's measured points beside its fitted regressions' predictions. */
   calibration(a: ArgsOf<'calibration'>): Calibration {
     const campaign = this.campaignStatus({ id: a.campaign })
-    const db = this.core.store.handle
-    const row = db.prepare('SELECT json FROM profiles WHERE campaign_id = ?').get(a.campaign) as { json: string } | undefined
+    const { campaigns, profiles } = this.core.store
+    const row = profiles.byCampaign(a.campaign)
     const profile = row ? parseProfile(JSON.parse(row.json), `profile of campaign ${a.campaign}`) : null
     const regressions: Calibration['regressions'] = []
     if (profile) {
@@ -122,11 +120,9 @@ export class ConsoleService {
       }
     }
     // One point per configuration and side, as fitted: the fastest of a layers campaign's passes.
-    const rows = (db.prepare('SELECT side, regression_key, spec_json, features_json, run_ms, held_out FROM measurements WHERE campaign_id = ? ORDER BY id').all(a.campaign) as { side: Side; regression_key: RegressionKey; spec_json: string; features_json: string; run_ms: number; held_out: number }[]).map((m) => ({ ...m, config: m.spec_json, runMs: m.run_ms, loadMs: 0 }))
-    const points = aggregatePasses(rows).map((m) => {
-      const features = JSON.parse(m.features_json) as number[]
-      const reg = profile?.[m.side]?.[m.regression_key]
-      return { side: m.side, key: m.regression_key, features, runMs: m.runMs, predictedMs: reg ? Math.max(0, evaluateRegression(reg, features)) : null, heldOut: m.held_out === 1 }
+    const points = aggregatePasses(campaigns.measurements(a.campaign)).map((m) => {
+      const reg = profile?.[m.side]?.[m.regressionKey]
+      return { side: m.side, key: m.regressionKey, features: m.features, runMs: m.runMs, predictedMs: reg ? Math.max(0, evaluateRegression(reg, m.features)) : null, heldOut: m.heldOut }
     })
     return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }
@@ -144,7 +140,7 @@ export class ConsoleService {
 
   /** The current fitted profile of a device, if a campaign produced one. */
   private currentProfile(agent: string): CalibrationProfile | null {
-    const row = this.core.store.handle.prepare('SELECT json FROM profiles WHERE device_id = ? AND current = 1').get(agent) as { json: string } | undefined
+    const row = this.core.store.profiles.current(agent)
     return row ? parseProfile(JSON.parse(row.json), `current profile of ${agent}`) : null
   }
 
@@ -186,46 +182,16 @@ export class ConsoleService {
 
   /** The device's latest stored inferences, oldest first. */
   inferences(a: ArgsOf<'inferences'>): InferencePoint[] {
-    const agent = this.knownAgent(a.agent)
-    const cols = 'id, created_at, run_id, plan_id, exit, device_layers, latency_req_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
-    const db = this.core.store.handle
-    const limit = a.limit ?? 10_000
-    const rows = (
-      a.afterId !== undefined
-        ? db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ? AND id > ? ORDER BY id ASC LIMIT ?`).all(agent, a.afterId, limit)
-        : db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ? ORDER BY id DESC LIMIT ?`).all(agent, limit).reverse()
-    ) as Record<string, number | string | null>[]
-    const bool = (v: unknown) => (v === null ? null : v === 1)
-    return rows.map((r) => ({
-      id: r['id'] as number,
-      at: r['created_at'] as string,
-      runId: r['run_id'] as string | null,
-      planId: r['plan_id'] as string,
-      exit: r['exit'] as number,
-      deviceLayers: r['device_layers'] as number,
-      latencyReqMs: r['latency_req_ms'] as number,
-      predictedMs: r['predicted_ms'] as number,
-      deviceMs: r['device_ms'] as number,
-      transferMs: r['transfer_ms'] as number | null,
-      edgeMs: r['edge_ms'] as number,
-      e2eMs: r['e2e_ms'] as number | null,
-      met: bool(r['met']),
-      correct: bool(r['correct']),
-      uplinkKbps: r['uplink_kbps'] as number | null
-    }))
+    return this.core.store.runs.inferences(this.knownAgent(a.agent), a.limit ?? 10_000, a.afterId)
   }
 
   bandwidth(a: ArgsOf<'bandwidth'>): BandwidthPoint[] {
-    const agent = this.knownAgent(a.agent)
-    const rows = this.core.store.handle
-      .prepare('SELECT at, source, kbps, smoothed_kbps FROM bandwidth_samples WHERE device_id = ? ORDER BY id DESC LIMIT ?')
-      .all(agent, a.limit ?? 2000) as { at: string; source: 'activation' | 'probe'; kbps: number; smoothed_kbps: number }[]
-    return rows.reverse().map((r) => ({ at: r.at, source: r.source, kbps: r.kbps, smoothedKbps: r.smoothed_kbps }))
+    return this.core.store.bandwidth.latest(this.knownAgent(a.agent), a.limit ?? 2000).map(({ bytes: _b, ...p }) => p)
   }
 
   exportCalibration(a: ArgsOf<'exportCalibration'>): ExportFile {
     const format = a.format ?? 'json'
-    const doc = buildCalibrationExport(this.core.store, { format, ...(a.campaign ? { campaign: a.campaign } : {}) })
+    const doc = this.core.store.calibration.export({ format, ...(a.campaign ? { campaign: a.campaign } : {}) })
     const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')
     return {
       fileName: `edgent-calibration-${a.campaign ?? 'all'}-${stamp}.${format}`,
@@ -238,10 +204,7 @@ export class ConsoleService {
   /** A device's fitted profiles, newest first. */
   profiles(a: ArgsOf<'profiles'>): ProfileView[] {
     const agent = this.knownAgent(a.agent)
-    const rows = this.core.store.handle
-      .prepare('SELECT p.id, p.device_id, p.campaign_id, p.created_at, p.current, c.kind FROM profiles p JOIN campaigns c ON c.id = p.campaign_id WHERE p.device_id = ? ORDER BY p.created_at DESC')
-      .all(agent) as { id: string; device_id: string; campaign_id: string; created_at: string; current: number; kind: string }[]
-    return rows.map((r) => ({ id: r.id, deviceId: r.device_id, campaignId: r.campaign_id, campaignKind: r.kind, createdAt: r.created_at, current: r.current === 1, fits: this.core.campaigns.status(r.campaign_id)?.fits ?? [] }))
+    return this.core.store.profiles.forDevice(agent).map((r) => ({ id: r.id, deviceId: r.deviceId, campaignId: r.campaignId, campaignKind: r.campaignKind, createdAt: r.createdAt, current: r.current, fits: this.core.campaigns.status(r.campaignId)?.fits ?? [] }))
   }
 
   useProfile(a: ArgsOf<'useProfile'>): ResultOf<'useProfile'> {
@@ -251,8 +214,6 @@ export class ConsoleService {
   }
 
   private knownAgent(id: string): string {
-    checkAgentId(id)
-    if (!this.core.store.device(id)) throw new UserError(`unknown agent "${id}" (pair it first)`)
-    return id
+    return this.core.fleet.known(id)
   }
 }

@@ -157,7 +157,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       brokerUrl: `mqtt://${ns.hostIp}:${core.mqttPort}`,
       token,
       modelDir: o.modelDir,
-      uplinkKbps: null,
+      emulatedUplinkKbps: null,
       prefix: ns.exec,
       link: { method: 'tc tbf on both veth ends, in a network namespace', kbps: 'per point' },
       cpuQuota: o.cpuQuota,

@@ -14,7 +14,7 @@ export interface TimelinePoint {
   edgeMs: number
   e2eMs: number
   predictedMs: number
-  requirementMs: number
+  latencyMs: number
   exit: number
   deviceLayers: number
 }
@@ -47,7 +47,7 @@ export function prepareTimeline(rows: readonly InferencePoint[], maxPoints = 600
     edgeMs: r.edgeMs,
     e2eMs: r.e2eMs!,
     predictedMs: r.predictedMs,
-    requirementMs: r.latencyReqMs,
+    latencyMs: r.latencyMs,
     exit: r.exit,
     deviceLayers: r.deviceLayers
   }))

@@ -43,15 +43,16 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(seen.every((p, i) => i === 0 || p >= seen[i - 1]!)).toBe(true)
     const keys = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax']
     for (const side of ['device', 'edge']) for (const k of keys) expect(s.fits!.some((f) => f.side === side && f.key === k && f.n > 0 && f.heldOutN > 0), `${side} ${k}`).toBe(true)
-    const row = core.store.handle.prepare('SELECT json FROM profiles WHERE campaign_id = ? AND current = 1').get(id) as { json: string }
+    const row = core.store.profiles.byCampaign(id)!
+    expect(row.current).toBe(true)
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
     expect(profile.device.conv!.n).toBe(81) // one point per configuration: the fastest of its passes
-    const conv = core.store.handle.prepare(`SELECT spec_json, features_json, run_ms, pass FROM measurements WHERE campaign_id = ? AND side = 'edge' AND regression_key = 'conv' AND held_out = 0`).all(id) as { spec_json: string; features_json: string; run_ms: number; pass: number }[]
+    const conv = core.store.campaigns.measurements(id).filter((r) => r.side === 'edge' && r.regressionKey === 'conv' && !r.heldOut)
     expect(new Set(conv.map((r) => r.pass))).toEqual(new Set([0, 1, 2]))
     const fastest = new Map<string, { x: number[]; y: number }>()
     for (const r of conv) {
-      const prev = fastest.get(r.spec_json)
-      if (!prev || r.run_ms < prev.y) fastest.set(r.spec_json, { x: JSON.parse(r.features_json) as number[], y: r.run_ms })
+      const prev = fastest.get(r.config)
+      if (!prev || r.runMs < prev.y) fastest.set(r.config, { x: r.features, y: r.runMs })
     }
     expect(fastest.size).toBe(81)
     // the stored edge conv regression is the fit of the per-configuration minima
@@ -65,7 +66,7 @@ describe('layers campaign on a real agent and this edge', () => {
     await core.deviceTable('pi-cal')
     const src = core.latencySource('pi-cal')
     expect(src).toMatchObject({ kind: 'profile', problem: null })
-    const row = core.store.handle.prepare('SELECT json FROM profiles WHERE id = ?').get(src.profileId) as { json: string }
+    const row = core.store.profiles.get(src.profileId!)!
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
     const m = core.model
     const want = buildCostTable(m, profileSource(profile))
@@ -153,9 +154,9 @@ describe('layers campaign on a real agent and this edge', () => {
     const s = await finished(id)
     const layers = core.model.layers.length
     expect(s).toMatchObject({ status: 'done', kind: 'model', measurements: 2 * layers })
-    const rows = core.store.handle.prepare(`SELECT side, spec_json, run_ms FROM measurements WHERE campaign_id = ? ORDER BY id`).all(id) as { side: string; spec_json: string; run_ms: number }[]
-    expect(rows.filter((r) => r.side === 'device').map((r) => JSON.parse(r.spec_json).layer)).toEqual(core.model.layers.map((l) => l.id))
-    for (const r of rows) expect(r.run_ms).toBeGreaterThan(0)
+    const rows = core.store.campaigns.measurements(id)
+    expect(rows.filter((r) => r.side === 'device').map((r) => (JSON.parse(r.config) as { layer: string }).layer)).toEqual(core.model.layers.map((l) => l.id))
+    for (const r of rows) expect(r.runMs).toBeGreaterThan(0)
     expect(s.fits!.some((f) => f.key === 'modelLoad')).toBe(false) // no whole-model loads in this kind
   }, 120_000)
 

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { callConsole, findConsole } from '../../../src/main/console/api.js'
-import { Store } from '../../../src/main/console/store.js'
+import { callConsole, findConsole } from '../../../src/main/cli/client.js'
+import { Store } from '../../../src/main/store/store.js'
 import type { CampaignStatus } from '../../../src/main/campaign/runner.js'
 import { CHUNK, LAYER_PASSES } from '../../../src/main/campaign/runner.js'
 import { layerGrid } from '../../../src/main/campaign/layers.js'
@@ -40,7 +40,7 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
     /** callConsole, explaining a refused connection by the console's own exit when that is what happened. */
     const call = async <T,>(cf: NonNullable<Awaited<ReturnType<typeof start>>>, method: Parameters<typeof callConsole>[1], args: Record<string, unknown>): Promise<T> => {
       try {
-        return await callConsole<T>(cf, method, args)
+        return (await callConsole(cf, method, args as never)) as T
       } catch (err) {
         await new Promise((r) => setTimeout(r, 300))
         throw died ? new Error(died) : err
@@ -81,14 +81,13 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
     const store = new Store(join(dataDir, 'edgent.db'))
     store.start()
     try {
-      expect(store.handle.pragma('integrity_check', { simple: true })).toBe('ok')
-      expect(store.handle.pragma('foreign_key_check')).toEqual([])
+      expect(store.check()).toEqual({ integrity: 'ok', foreignKeyViolations: 0 })
       const grid = layerGrid().length
       for (const s of campaigns) {
         expect(['interrupted', 'done']).toContain(s.status)
-        const rows = store.handle.prepare('SELECT side, COUNT(*) AS n FROM measurements WHERE campaign_id = ? GROUP BY side').all(s.id) as { side: string; n: number }[]
-        const edge = rows.find((r) => r.side === 'edge')?.n ?? 0
-        const device = rows.find((r) => r.side === 'device')?.n ?? 0
+        const rows = store.campaigns.measurements(s.id)
+        const edge = rows.filter((r) => r.side === 'edge').length
+        const device = rows.filter((r) => r.side === 'device').length
         // chunks are committed whole: each side holds whole passes over the grid, then whole chunks
         for (const n of [edge, device]) expect((n % grid) % CHUNK, `campaign ${s.id}: ${n} rows`).toBe(0)
         if (s.status === 'done') expect(edge + device).toBe(2 * grid * LAYER_PASSES)

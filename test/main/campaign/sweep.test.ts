@@ -51,10 +51,9 @@ describe('sweep campaign', () => {
     console.log(`sweep: median error ${(w.medianRelError! * 100).toFixed(1)} %; points ${w.points.map((p) => `${p.uplinkKbps}/${p.latencyMs}: e${p.exit}/${p.deviceLayers} ${p.predictedMs.toFixed(1)}→${p.measuredMs.toFixed(1)}`).join(', ')}`)
     expect(w.medianRelError).not.toBeNull()
     // Each point is one stored run linked to the campaign.
-    const runs = core.store.handle.prepare('SELECT COUNT(*) AS n FROM runs WHERE campaign_id = ?').get(id) as { n: number }
-    expect(runs.n).toBe(6)
+    expect(core.store.runs.countForCampaign(id)).toBe(6)
     // The uplink went back to 1000 kbps.
-    const again = await core.request<{ previousKbps: number }>('pi-sweep', 'set-uplink', { kbps: 1000 }, 5000)
+    const again = await core.request('pi-sweep', 'set-uplink', { kbps: 1000 }, 5000)
     expect(again.previousKbps).toBe(1000)
   }, 250_000)
 

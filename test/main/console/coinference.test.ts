@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { defaultModelDir } from '../../../src/main/paths.js'
-import { loadManifest } from '../../../src/main/files.js'
+import { defaultModelDir } from '../../../src/main/runtime/paths.js'
+import { loadManifest } from '../../../src/main/runtime/files.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
 const { manifest } = loadManifest(defaultModelDir())
@@ -82,11 +82,10 @@ describe('co-inference over the embedded broker with real agent processes', () =
       expect(r.e2eMs).toBeGreaterThanOrEqual(r.deviceMs)
       expect(r.uploadBytes).toBeGreaterThan(96 * 7 * 7 * 4)
     }
-    const stored = core.store.handle.prepare('SELECT COUNT(*) AS n, SUM(correct) AS ok FROM inferences WHERE run_id = ?').get(summary.runId) as { n: number; ok: number }
-    expect(stored.n).toBe(200)
-    expect(stored.ok / 200).toBeCloseTo(summary.accuracy!, 10)
-    const run = core.store.handle.prepare('SELECT status FROM runs WHERE id = ?').get(summary.runId) as { status: string }
-    expect(run.status).toBe('done')
+    const stored = core.store.runs.run(summary.runId)!
+    expect(stored.inferences).toBe(200)
+    expect(stored.correct / 200).toBeCloseTo(summary.accuracy!, 10)
+    expect(stored.status).toBe('done')
     // online correction: this batch's errors were measured, and its segments' layers learned factors
     expect(summary.prediction.mapeCorrected).toBeGreaterThan(0)
     expect(summary.prediction.mapeUncorrected).toBeCloseTo(summary.prediction.mapeCorrected!, 10) // nothing learned before it
@@ -122,11 +121,10 @@ describe('co-inference over the embedded broker with real agent processes', () =
     expect(offlineAfterMs).toBeLessThanOrEqual(15_000) // keepalive 10 s × 1.5
     const err = await failed
     expect(err?.message).toMatch(/pi-a went offline/)
-    const runs = core.store.handle.prepare(`SELECT id, status FROM runs WHERE status = 'failed'`).all() as { id: string }[]
+    const runs = core.store.runs.withStatus('failed')
     expect(runs).toHaveLength(1)
-    const rows = core.store.handle.prepare('SELECT COUNT(*) AS n FROM inferences WHERE run_id = ?').get(runs[0]!.id) as { n: number }
-    expect(rows.n).toBe(0)
-    expect(core.store.handle.pragma('integrity_check', { simple: true })).toBe('ok')
+    expect(core.store.runs.run(runs[0]!)!.inferences).toBe(0)
+    expect(core.store.check()).toEqual({ integrity: 'ok', foreignKeyViolations: 0 })
     agent = spawnAgent(broker(), 'pi-a', token)
     await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
   })
@@ -149,7 +147,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
   it('co-infers an image given through the agent\'s library API', async () => {
     const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
     const { pino } = await import('pino')
-    const { readShippedSamples } = await import('../../../src/main/files.js')
+    const { readShippedSamples } = await import('../../../src/main/runtime/files.js')
     const lib = new EdgentAgent({ brokerUrl: broker(), id: 'pi-lib', token: core.pair('pi-lib').token, modelDir: defaultModelDir(), log: pino({ level: 'silent' }) })
     await lib.start()
     try {

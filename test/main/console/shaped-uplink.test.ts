@@ -28,7 +28,7 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
     ns.destroy()
   })
 
-  const estimate = () => core.devices().find((d) => d.id === 'pi-ns')!.uplinkKbps
+  const estimate = () => core.devices().find((d) => d.id === 'pi-ns')!.uplinkEstimateKbps
   const current = () => core.devices().find((d) => d.id === 'pi-ns')!.plan
 
   it('tracks 500 then 100 kbps within 15 % in 5 s of each change, and the plan follows the configuration map', async () => {
@@ -44,7 +44,7 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
         const e = estimate()
         return e !== null && Math.abs(e - kbps) <= 0.15 * kbps
       }, 5_000, 50).catch((err: Error) => {
-        const samples = core.store.handle.prepare('SELECT source, bytes, round(kbps) AS kbps, round(smoothed_kbps) AS est, at FROM bandwidth_samples ORDER BY id DESC LIMIT 12').all()
+        const samples = core.store.bandwidth.latest('pi-ns', 12).reverse()
         throw new Error(`${err.message}; latest samples: ${JSON.stringify(samples)}`)
       })
       times[kbps] = Date.now() - t0

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
-import { defaultModelDir } from '../../../src/main/paths.js'
-import { loadManifest, readShippedSamples } from '../../../src/main/files.js'
+import { defaultModelDir } from '../../../src/main/runtime/paths.js'
+import { loadManifest, readShippedSamples } from '../../../src/main/runtime/files.js'
 import { preprocess } from '../../../src/shared/preprocess.js'
 
 const dir = defaultModelDir()

@@ -118,7 +118,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                     </td>
                     <td className="muted">{d.hello ? emulationText(d.hello.emulation as Record<string, unknown> | undefined) : '—'}</td>
                     <td>{d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)` : <span className="muted">none</span>}</td>
-                    <td>{fmtKbps(d.uplinkKbps)}</td>
+                    <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
                     <td>
                       {!d.paired ? null : confirm === d.id ? (
                         <>

@@ -99,7 +99,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   const bw = useMemo(() => {
     const list = bandwidth.data ?? []
     const t0 = list.length ? Date.parse(list[0]!.at) : 0
-    return list.map((b) => ({ t: (Date.parse(b.at) - t0) / 1000, kbps: b.kbps, smoothed: b.smoothedKbps, source: b.source }))
+    return list.map((b) => ({ t: (Date.parse(b.at) - t0) / 1000, kbps: b.uplinkSampleKbps, smoothed: b.uplinkEstimateKbps, source: b.source }))
   }, [bandwidth.data])
   const last = rows && rows.length ? rows[rows.length - 1]! : null
 
@@ -164,7 +164,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
                 <Area dataKey="edgeMs" name="edge" stackId="b" stroke="#27ae60" fill="#27ae60" fillOpacity={0.35} isAnimationActive={false} />
                 <Line dataKey="e2eMs" name="end-to-end (measured)" stroke="#111" dot={false} isAnimationActive={false} className="line-e2e" />
                 <Line dataKey="predictedMs" name="predicted" stroke="#f0a030" strokeDasharray="5 3" dot={false} isAnimationActive={false} />
-                <Line dataKey="requirementMs" name="requirement" type="stepAfter" stroke="#d94040" dot={false} isAnimationActive={false} />
+                <Line dataKey="latencyMs" name="requirement" type="stepAfter" stroke="#d94040" dot={false} isAnimationActive={false} />
                 {tl.planChanges.map((c) => (
                   <ReferenceLine key={c.n} x={c.n} stroke="#888" strokeDasharray="2 2" label={{ value: `e${c.exit}/${c.deviceLayers}`, position: 'top', fontSize: 9 }} />
                 ))}

@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react'
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
 import type { CostTable } from '../../../shared/planner'
-import { configurationMap, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
+import { configurationMap, latencyOf, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
 import type { DeviceView, ProfileView } from '../../../shared/console-api'
 import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
@@ -32,8 +32,8 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           exit: p.exit,
           deviceLayers: p.deviceLayers,
           predictedMs: p.predictedMs,
-          edgeOnlyMs: edgeOnly.deviceMs + edgeOnly.edgeMs + edgeOnly.overheadMs + ((edgeOnly.uploadBytes + edgeOnly.downloadBytes) * 8) / kbps,
-          deviceOnlyMs: deviceOnly.deviceMs + deviceOnly.overheadMs
+          edgeOnlyMs: latencyOf(edgeOnly, { uplinkKbps: kbps, latencyMs }),
+          deviceOnlyMs: latencyOf(deviceOnly, { uplinkKbps: kbps, latencyMs })
         }
       }),
     [table, latencyMs, mode, last]

@@ -8,9 +8,10 @@ import { networkInterfaces } from 'node:os'
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
-import { ControlApi, findConsole } from './api.js'
-import { DEFAULT_CONSOLE, EdgentConsole } from './console.js'
-import { LocalAgent } from './local-agent.js'
+import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
+import { LocalAgent } from '../console/local-agent.js'
+import { findConsole } from './control-file.js'
+import { ControlApi } from './http-server.js'
 
 export interface StackOptions {
   mqttPort: number
@@ -73,7 +74,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   let local: LocalAgent | null = null
   if (o.localAgent) {
     const { token } = core.pair('local-pi')
-    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
+    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, emulatedUplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
     local.start()
   }
   let stopped = false

@@ -2,10 +2,10 @@
 import { readFileSync, statSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { basename, dirname, join, resolve } from 'node:path'
-import { UserError } from '../shared/errors.js'
-import { parseManifest, type Manifest } from '../shared/manifest.js'
-import { pairImagesLabels, parseIdx, type IdxArray } from '../shared/idx.js'
-import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../shared/latency.js'
+import { UserError } from '../../shared/errors.js'
+import { parseManifest, type Manifest } from '../../shared/manifest.js'
+import { pairImagesLabels, parseIdx, type IdxArray } from '../../shared/idx.js'
+import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 
 export function readJsonFile(path: string, what: string): unknown {
   let text: string

@@ -1,14 +1,8 @@
 /**
- * The console's SQLite store (better-sqlite3): one file in the data directory, WAL mode, foreign
- * keys on, schema versioned by `user_version` and migrated inside transactions.
+ * The schema's history: migration i moves the database from `user_version` i to i + 1, inside a
+ * transaction (store.ts). Never edit one that has shipped; add the next.
  */
-import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { UserError } from '../../shared/errors.js'
-
-/** Each migration moves the schema from version i to i + 1; never edit one that has shipped. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `
   CREATE TABLE devices (
     id TEXT PRIMARY KEY,
@@ -124,87 +118,14 @@ const MIGRATIONS: string[] = [
   // 4: a layers campaign times its grid in several passes, one row per configuration and pass.
   `
   ALTER TABLE measurements ADD COLUMN pass INTEGER NOT NULL DEFAULT 0;
+  `,
+  // 5: one name per concept: the requirement is latency_ms everywhere; a bandwidth sample and the
+  // smoothed estimate get their own names (uplink_kbps means the rate a plan assumed).
+  `
+  ALTER TABLE inferences RENAME COLUMN latency_req_ms TO latency_ms;
+  ALTER TABLE bandwidth_samples RENAME COLUMN kbps TO sample_kbps;
+  ALTER TABLE bandwidth_samples RENAME COLUMN smoothed_kbps TO estimate_kbps;
   `
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
-
-export interface DeviceRow {
-  id: string
-  token_hash: string
-  created_at: string
-  revoked_at: string | null
-  hello_json: string | null
-  state: string
-  state_at: string | null
-}
-
-export class Store {
-  private db: Database.Database | null = null
-
-  constructor(readonly file: string) {}
-
-  start(): void {
-    if (this.db) return
-    mkdirSync(dirname(this.file), { recursive: true })
-    let db: Database.Database
-    try {
-      db = new Database(this.file)
-      db.pragma('journal_mode = WAL')
-      db.pragma('foreign_keys = ON')
-      db.pragma('synchronous = NORMAL')
-      db.pragma('busy_timeout = 5000')
-    } catch (err) {
-      throw new UserError(`database ${this.file}: cannot open (${(err as Error).message})`)
-    }
-    const version = db.pragma('user_version', { simple: true }) as number
-    if (version > SCHEMA_VERSION) {
-      db.close()
-      throw new UserError(`database ${this.file}: schema version ${version} is newer than this console understands (${SCHEMA_VERSION}); upgrade the console`)
-    }
-    for (let v = version; v < SCHEMA_VERSION; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v]!)
-        db.pragma(`user_version = ${v + 1}`)
-      })()
-    }
-    this.db = db
-  }
-
-  stop(): void {
-    this.db?.close()
-    this.db = null
-  }
-
-  get handle(): Database.Database {
-    if (!this.db) throw new Error('store is not started')
-    return this.db
-  }
-
-  device(id: string): DeviceRow | undefined {
-    return this.handle.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined
-  }
-
-  devices(): DeviceRow[] {
-    return this.handle.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]
-  }
-
-  /** Pairs (or re-pairs) a device with a new token hash. */
-  pairDevice(id: string, tokenHash: string): void {
-    this.handle
-      .prepare(
-        `INSERT INTO devices (id, token_hash, created_at) VALUES (@id, @hash, @now)
-         ON CONFLICT(id) DO UPDATE SET token_hash = @hash, revoked_at = NULL`
-      )
-      .run({ id, hash: tokenHash, now: new Date().toISOString() })
-  }
-
-  revokeDevice(id: string): boolean {
-    return this.handle.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0
-  }
-
-  setDeviceState(id: string, state: string, helloJson?: string): void {
-    if (helloJson !== undefined) this.handle.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(helloJson, id)
-    this.handle.prepare('UPDATE devices SET state = ?, state_at = ? WHERE id = ?').run(state, new Date().toISOString(), id)
-  }
-}

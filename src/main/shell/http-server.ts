@@ -1,39 +1,29 @@
 /**
- * The console's API on loopback, for the headless shell and the `edgent` CLI:
+ * The headless shell's server: the console's API on loopback, for the browser UI and the `edgent` CLI:
  * - `POST /api/<method>` with a JSON body and `Authorization: Bearer <token>` (the CLI); the answer
  *   is {ok: true, data} or {ok: false, error};
  * - `GET /` and `/assets/*`: the built renderer (out/renderer), opened as `http://127.0.0.1:<port>/#token=…`;
  * - `/ws`: the same API as a WebSocket for the renderer (first message `{type:'auth', token}`), with
  *   the console's events pushed to it (src/shared/console-api.ts).
- * The token and ports are written to <data dir>/console.json (mode 0600), where the CLI finds them.
+ * The token and ports are written to the control file (control-file.ts), where the CLI finds them.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type MethodName, type WsServerMessage } from '../../shared/console-api.js'
-import { isMethod } from './api-schemas.js'
-import type { EdgentConsole } from './console.js'
-import { ConsoleService } from './service.js'
-import { packageRoot } from '../paths.js'
+import { WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type WsServerMessage } from '../../shared/console-api.js'
+import { isMethod } from '../console/api-schemas.js'
+import type { EdgentConsole } from '../console/console.js'
+import { ConsoleService } from '../console/service.js'
+import { packageRoot } from '../runtime/paths.js'
+import { removeControlFile, writeControlFile } from './control-file.js'
 
 const MAX_BODY = 64 * 1024
 /** A WebSocket client that stops reading is dropped before its backlog grows past this (bytes). */
 const MAX_WS_BACKLOG = 8 * 1024 * 1024
-
-/** The CLI's methods (a subset of the console API). */
-export type ApiMethod = MethodName
-
-export interface ConsoleFile {
-  pid: number
-  httpPort: number
-  mqttPort: number
-  token: string
-  startedAt: string
-}
 
 /** The Content-Security-Policy of the served renderer (the same as its meta tag). */
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -136,8 +126,7 @@ export class ControlApi {
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.port
     this.server = server
     this.wss = wss
-    const file: ConsoleFile = { pid: process.pid, httpPort: this.port, mqttPort: this.core.mqttPort, token: this.token, startedAt: new Date().toISOString() }
-    writeFileSync(join(this.opts.dataDir, 'console.json'), JSON.stringify(file, null, 2), { mode: 0o600 })
+    writeControlFile(this.opts.dataDir, { pid: process.pid, httpPort: this.port, mqttPort: this.core.mqttPort, token: this.token, startedAt: new Date().toISOString() })
   }
 
   /** Browsers send Origin: only pages served by this server may open the socket (non-browser clients send none). */
@@ -204,7 +193,7 @@ export class ControlApi {
   }
 
   async stop(): Promise<void> {
-    rmSync(join(this.opts.dataDir, 'console.json'), { force: true })
+    removeControlFile(this.opts.dataDir)
     const wss = this.wss
     this.wss = null
     if (wss) {
@@ -218,46 +207,4 @@ export class ControlApi {
       await new Promise<void>((r) => s.close(() => r()))
     }
   }
-}
-
-/** The running console of a data directory, if any (its console.json and a live pid). */
-export function findConsole(dataDir: string): ConsoleFile | null {
-  let f: ConsoleFile
-  try {
-    f = JSON.parse(readFileSync(join(dataDir, 'console.json'), 'utf8')) as ConsoleFile
-  } catch {
-    return null
-  }
-  try {
-    process.kill(f.pid, 0)
-  } catch {
-    return null
-  }
-  return f
-}
-
-/** Calls a running console's API. */
-export function callConsole<T>(c: ConsoleFile, method: ApiMethod, args: Record<string, unknown>, timeoutMs = 600_000): Promise<T> {
-  const body = JSON.stringify(args)
-  return new Promise<T>((resolve, reject) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: c.httpPort, path: `/api/${method}`, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${c.token}`, 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (d: Buffer) => chunks.push(d))
-        res.on('end', () => {
-          try {
-            const r = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ok: boolean; data?: T; error?: string }
-            if (r.ok) resolve(r.data as T)
-            else reject(new UserError(r.error ?? `console answered ${res.statusCode}`))
-          } catch {
-            reject(new UserError(`console answered ${res.statusCode} without JSON`))
-          }
-        })
-      }
-    )
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.on('error', (err) => reject(new UserError(`cannot reach the console on 127.0.0.1:${c.httpPort} (${err.message})`)))
-    req.end(body)
-  })
 }

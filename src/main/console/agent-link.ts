@@ -1,0 +1,157 @@
+/**
+ * The console's link to its agents over MQTT: one client (to the embedded broker or an external one),
+ * the subscriptions, the dispatch of incoming messages by topic kind, and the typed commands of
+ * `src/shared/agent-api.ts` — each request has a transaction id and a timeout, and its reply is
+ * validated against the command's schema before anyone uses it.
+ */
+import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt'
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsIn, type CommandReply } from '../../shared/agent-api.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { ResponseSchema, encodeJson, parsePayload } from '../../shared/messages.js'
+import { parseTopic, topics } from '../../shared/topics.js'
+
+export interface AgentLinkOptions {
+  /** The broker's URL, read at start (an embedded broker on port 0 knows its port only then). */
+  url: () => string
+  username?: string
+  password?: string
+  log: Logger
+}
+
+/** What the link hands on: the retained presence topics and the activation frames. */
+export interface AgentMessageHandlers {
+  state(agentId: string, payload: Buffer, topic: string): void
+  hello(agentId: string, payload: Buffer, topic: string): void
+  activation(agentId: string, payload: Buffer): void
+}
+
+interface Pending {
+  agentId: string
+  command: AgentCommand
+  resolve(data: unknown): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+}
+
+export class AgentLink {
+  private client: MqttClient | null = null
+  private readonly pending = new Map<string, Pending>()
+
+  constructor(
+    private readonly opts: AgentLinkOptions,
+    private readonly handlers: AgentMessageHandlers
+  ) {}
+
+  /** The broker's URL (after start). */
+  get url(): string {
+    return this.opts.url()
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.opts
+    const url = this.opts.url()
+    const client = mqtt.connect(url, {
+      clientId: `edgent-console-${randomUUID().slice(0, 8)}`,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 10,
+      reconnectPeriod: 1000,
+      ...(this.opts.username !== undefined ? { username: this.opts.username, password: this.opts.password } : {})
+    })
+    this.client = client
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: Error) => {
+        client.end(true)
+        reject(new UserError(`cannot connect to the broker at ${url}: ${err.message}`))
+      }
+      client.once('error', onErr)
+      client.once('connect', () => {
+        client.off('error', onErr)
+        resolve()
+      })
+    })
+    client.on('error', (err) => log.warn({ err: err.message }, 'console mqtt error'))
+    // Frames are written in several pieces; Nagle's algorithm would hold them for the peer's delayed ACK.
+    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
+    noDelay()
+    client.on('connect', noDelay)
+    client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    await client.subscribeAsync([topics.allAgents.state, topics.allAgents.hello, topics.allAgents.response, topics.allAgents.activation], { qos: 1 })
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(new Error('console stopping'))
+    }
+    this.pending.clear()
+    const c = this.client
+    this.client = null
+    if (c) await c.endAsync(true)
+  }
+
+  publish(topic: string, payload: Uint8Array, opts: IClientPublishOptions): void {
+    this.client?.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), opts)
+  }
+
+  async publishAsync(topic: string, payload: Uint8Array, opts: IClientPublishOptions): Promise<void> {
+    if (!this.client) throw new Error('console not started')
+    await this.client.publishAsync(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), opts)
+  }
+
+  /** A command to an agent; resolves with its reply once the reply passed the command's schema. */
+  request<C extends AgentCommand>(agentId: string, command: C, args: CommandArgsIn<C>, timeoutMs: number): Promise<CommandReply<C>> {
+    const c = this.client
+    if (!c) return Promise.reject(new Error('console not started'))
+    const transaction = randomUUID()
+    return new Promise<CommandReply<C>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(transaction)
+        reject(new UserError(`agent ${agentId} did not answer "${command}" within ${Math.round(timeoutMs / 1000)} s`))
+      }, timeoutMs)
+      this.pending.set(transaction, { agentId, command, resolve: resolve as (d: unknown) => void, reject, timer })
+      c.publish(topics.request(agentId, command), Buffer.from(encodeJson({ transaction, ...args })), { qos: 1 })
+    })
+  }
+
+  /** Fails every request waiting on an agent (it went offline). */
+  failAgent(agentId: string, reason: string): void {
+    for (const [tx, p] of this.pending) {
+      if (p.agentId !== agentId) continue
+      clearTimeout(p.timer)
+      this.pending.delete(tx)
+      p.reject(new UserError(reason))
+    }
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const t = parseTopic(topic)
+    if (!t) return
+    try {
+      if (t.kind === 'state') this.handlers.state(t.agentId, payload, topic)
+      else if (t.kind === 'hello') this.handlers.hello(t.agentId, payload, topic)
+      else if (t.kind === 'activation') this.handlers.activation(t.agentId, payload)
+      else if (t.kind === 'response' && t.verb) this.onResponse(t.agentId, t.verb, payload, topic)
+    } catch (err) {
+      this.opts.log.warn({ topic, err: errorMessage(err) }, 'dropped message')
+    }
+  }
+
+  private onResponse(agentId: string, command: string, payload: Buffer, topic: string): void {
+    const r = parsePayload(ResponseSchema, payload, topic)
+    const p = this.pending.get(r.transaction)
+    if (!p || p.agentId !== agentId) return
+    if (!isAgentCommand(command) || command !== p.command) throw new UserError(`${topic}: answers transaction ${r.transaction}, which was a "${p.command}" request`)
+    this.pending.delete(r.transaction)
+    clearTimeout(p.timer)
+    if (r.status !== 'ok') return p.reject(new UserError(`agent ${agentId}: ${r.error}`))
+    try {
+      p.resolve(parseCommandReply(p.command, r.data, agentId))
+    } catch (err) {
+      this.opts.log.warn({ agentId, command, err: errorMessage(err) }, 'refused a malformed reply')
+      p.reject(err as Error)
+    }
+  }
+}

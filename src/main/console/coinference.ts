@@ -1,0 +1,228 @@
+/**
+ * Co-inference, the console's half: an agent's activation frame is checked against the plan it
+ * names, the edge runs the rest of the exit and publishes the result; a batch (`infer`) pushes the
+ * plan, has the agent run its samples (`run-batch`), joins each of the agent's rows with the
+ * console's half, learns the online correction from the batch and stores it in one transaction.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import { quantileSorted } from 'simple-statistics'
+import type { AgentRequest } from '../../shared/agent-api.js'
+import type { InferRow, InferSummary } from '../../shared/console-api.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { decodeFrame } from '../../shared/frame.js'
+import { exitPath } from '../../shared/manifest.js'
+import { SCHEMA, encodeJson } from '../../shared/messages.js'
+import { argmax } from '../../shared/preprocess.js'
+import { topics } from '../../shared/topics.js'
+import type { OrtExecutor } from '../runtime/executor.js'
+import type { Store } from '../store/store.js'
+import type { Emit } from './events.js'
+import type { Fleet } from './fleet.js'
+import type { LinkMonitor } from './link-monitor.js'
+import type { Planning } from './planning.js'
+import type { ServedModel } from './served-model.js'
+
+/** The console's half of one inference, kept until the agent's batch reply arrives. */
+interface PendingHalf {
+  at: number
+  deviceId: string
+  planId: string
+  sample: number | null
+  label: number | null
+  predictedLabel: number
+  deviceMs: number
+  edgeMs: number
+  edgeTotalMs: number
+  uploadBytes: number
+}
+
+export interface InferOptions {
+  agent: string
+  count: number
+  latencyMs: number
+  bandwidthKbps?: number
+  plan?: { exit: number; deviceLayers: number }
+  campaignId?: string
+  /** false: a measurement-only batch (a baseline) that does not move the online correction. */
+  learn?: boolean
+}
+
+export interface CoInferenceDeps {
+  store: Store
+  executor: OrtExecutor
+  model: ServedModel
+  fleet: Fleet
+  monitor: LinkMonitor
+  planning: Planning
+  emit: Emit
+  /** True when someone observes raw activation frames (the `frame` event). */
+  observingFrames(): boolean
+  log: Logger
+  request: AgentRequest
+  publish(topic: string, payload: Uint8Array): void
+  /** Largest activation payload accepted, bytes. */
+  maxPayloadBytes: number
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted.length ? quantileSorted(sorted, q) : NaN
+}
+
+export class CoInference {
+  private readonly halves = new Map<string, PendingHalf>()
+
+  constructor(private readonly deps: CoInferenceDeps) {}
+
+  start(): void {}
+
+  stop(): void {
+    this.halves.clear()
+  }
+
+  async onActivation(agentId: string, payload: Buffer): Promise<void> {
+    const arrived = performance.now()
+    const { planning, model } = this.deps
+    let requestId: string | undefined
+    try {
+      const frame = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { maxPayloadBytes: this.deps.maxPayloadBytes })
+      const h = frame.header
+      requestId = h.requestId
+      const plan = planning.plan(h.planId)
+      const m = model.manifest
+      if (!plan || plan.deviceId !== agentId) throw new UserError(`unknown plan "${h.planId}" for agent ${agentId}`)
+      if (h.model !== m.id || h.exit !== plan.exit || h.deviceLayers !== plan.deviceLayers) {
+        throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
+      }
+      const path = exitPath(m, h.exit)
+      const expected = h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
+      if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {
+        throw new UserError(`frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`)
+      }
+      if (this.deps.observingFrames()) this.deps.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
+      if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)
+      let scores = frame.data
+      let edgeMs = 0
+      if (h.deviceLayers < path.length) {
+        const r = await this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
+        scores = r.output
+        edgeMs = r.ms
+      }
+      const label = argmax(scores)
+      const edgeTotalMs = performance.now() - arrived
+      if (h.deviceLayers < path.length) {
+        this.deps.publish(topics.result(agentId), encodeJson({ schema: SCHEMA, requestId: h.requestId, planId: h.planId, exit: h.exit, label, scores: Array.from(scores), edgeMs, edgeTotalMs }))
+      }
+      this.dropStaleHalves()
+      this.halves.set(h.requestId, {
+        at: Date.now(),
+        deviceId: agentId,
+        planId: h.planId,
+        sample: h.sample ?? null,
+        label: h.label ?? null,
+        predictedLabel: label,
+        deviceMs: h.deviceMs,
+        edgeMs,
+        edgeTotalMs,
+        uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length
+      })
+    } catch (err) {
+      const message = errorMessage(err)
+      this.deps.log.warn({ agentId, bytes: payload.length, err: message }, 'rejected activation')
+      if (requestId && err instanceof UserError) {
+        this.deps.publish(topics.result(agentId), encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message }))
+      }
+    }
+  }
+
+  /**
+   * The console's half of an inference waits for the agent's batch response; inferences outside a
+   * batch (the agent's library API) never get one, so halves older than ten minutes are dropped.
+   */
+  private dropStaleHalves(): void {
+    const cutoff = Date.now() - 10 * 60_000
+    for (const [k, h] of this.halves) {
+      if (h.at >= cutoff) break // insertion order is arrival order
+      this.halves.delete(k)
+    }
+  }
+
+  async infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+    const { fleet, planning, monitor, store } = this.deps
+    const id = fleet.online(opts.agent)
+    if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
+    await planning.deviceTable(id)
+    const kbps = opts.bandwidthKbps ?? (await monitor.ensureEstimate(id))
+    planning.setIntent(id, { latencyMs: opts.latencyMs, fixedKbps: opts.bandwidthKbps ?? null, pinned: !!opts.plan })
+    const reason = opts.plan
+      ? `pinned by the user: exit ${opts.plan.exit}, ${opts.plan.deviceLayers} device layers`
+      : opts.bandwidthKbps
+        ? `bandwidth fixed at ${kbps} kbps by the user`
+        : `uplink estimate ${Math.round(kbps)} kbps`
+    const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan)
+    const runId = randomUUID()
+    store.runs.start({ runId, deviceId: id, params: opts, campaignId: opts.campaignId ?? null })
+    const plansBefore = new Set(planning.planIds(id))
+    try {
+      const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count }, 60_000 + opts.count * 10_000)
+      const rows: InferRow[] = []
+      let lost = 0
+      for (const r of res.rows) {
+        const half = this.halves.get(r.requestId)
+        this.halves.delete(r.requestId)
+        const plan = half && half.deviceId === id ? planning.plan(half.planId) : undefined
+        if (r.lost || !half || !plan) {
+          lost++
+          continue
+        }
+        const transferMs = Math.max(0, r.e2eMs - half.deviceMs - half.edgeTotalMs)
+        rows.push({
+          requestId: r.requestId,
+          sample: half.sample,
+          label: half.label,
+          predictedLabel: r.predictedLabel,
+          correct: half.label === null ? null : r.predictedLabel === half.label,
+          exit: plan.exit,
+          deviceLayers: plan.deviceLayers,
+          planId: plan.planId,
+          predictedMs: plan.predictedMs,
+          predicted: plan.breakdown,
+          deviceMs: half.deviceMs,
+          transferMs: plan.deviceLayers >= plan.layers ? 0 : transferMs,
+          edgeMs: half.edgeMs,
+          e2eMs: r.e2eMs,
+          met: r.e2eMs <= opts.latencyMs,
+          uplinkKbps: plan.uplinkKbps,
+          uploadBytes: half.uploadBytes
+        })
+      }
+      const prediction = planning.learn(id, rows, opts.learn !== false, monitor.estimateKbps(id))
+      const e2e = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
+      const labelled = rows.filter((r) => r.correct !== null)
+      const summary: InferSummary = {
+        runId,
+        agent: id,
+        count: opts.count,
+        completed: rows.length,
+        lost,
+        latencyMs: opts.latencyMs,
+        uplinkKbps: kbps,
+        bandwidthSource: opts.bandwidthKbps ? 'fixed' : 'estimate',
+        plan: { planId: first.planId, exit: first.exit, deviceLayers: first.deviceLayers, layers: first.layers, predictedMs: first.predictedMs, feasible: first.feasible },
+        p50Ms: quantile(e2e, 0.5),
+        p95Ms: quantile(e2e, 0.95),
+        accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,
+        metShare: rows.length ? rows.filter((r) => r.met).length / rows.length : 0,
+        planChanges: planning.planIds(id).filter((k) => !plansBefore.has(k)).length,
+        prediction
+      }
+      store.runs.finish(runId, id, this.deps.model.manifest.id, rows, summary)
+      this.deps.emit('inferences', { id, summary })
+      return { summary, rows }
+    } catch (err) {
+      store.runs.fail(runId, errorMessage(err))
+      for (const [k, h] of this.halves) if (h.deviceId === id) this.halves.delete(k)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The fleet: paired devices (tokens, stored hashed) and their presence — the retained `state` and
+ * `hello` topics each agent publishes (the state's last will marks a dead agent offline).
+ */
+import type { Logger } from 'pino'
+import { UserError } from '../../shared/errors.js'
+import { HelloSchema, StateSchema, parsePayload, type Hello } from '../../shared/messages.js'
+import { checkAgentId } from '../../shared/topics.js'
+import type { Store } from '../store/store.js'
+import type { Emit } from './events.js'
+import { hashToken, newToken, verifyToken } from './tokens.js'
+
+interface Presence {
+  state: string
+  hello: Hello | null
+  /** The plan id the agent last reported in its state. */
+  reportedPlanId: string | null
+}
+
+export interface FleetDeps {
+  store: Store
+  emit: Emit
+  log: Logger
+  /** An agent went offline: whatever waits on it fails with this reason. */
+  onOffline(agentId: string, reason: string): void
+  /** Disconnects an agent from the embedded broker (false when not connected or external broker). */
+  disconnect(agentId: string): boolean
+}
+
+export class Fleet {
+  private readonly presence = new Map<string, Presence>()
+
+  constructor(private readonly deps: FleetDeps) {}
+
+  start(): void {}
+
+  stop(): void {
+    this.presence.clear()
+  }
+
+  /** Issues a new token for an agent id (a re-pair replaces the old token). */
+  pair(id: string): { id: string; token: string } {
+    checkAgentId(id)
+    const token = newToken()
+    this.deps.store.devices.pair(id, hashToken(token))
+    this.deps.log.info({ agentId: id }, 'paired')
+    return { id, token }
+  }
+
+  unpair(id: string): { id: string; revoked: boolean; disconnected: boolean } {
+    checkAgentId(id)
+    const revoked = this.deps.store.devices.revoke(id)
+    if (!revoked && !this.deps.store.devices.get(id)) throw new UserError(`unknown agent "${id}"`)
+    const disconnected = this.deps.disconnect(id)
+    this.deps.log.info({ agentId: id, revoked, disconnected }, 'unpaired')
+    return { id, revoked, disconnected }
+  }
+
+  /** True when `token` is the pairing token of a paired, unrevoked agent (the broker's login check). */
+  checkToken(id: string, token: string): boolean {
+    const row = this.deps.store.devices.get(id)
+    return !!row && !row.revoked_at && verifyToken(token, row.token_hash)
+  }
+
+  /** A paired (not revoked) agent's id, else a UserError saying how to pair it. */
+  paired(agent: string): string {
+    const id = checkAgentId(agent)
+    const dev = this.deps.store.devices.get(id)
+    if (!dev || dev.revoked_at) throw new UserError(`unknown agent "${id}" (pair it first: edgent pair ${id})`)
+    return id
+  }
+
+  /** A paired agent that is online now, else a UserError naming its state. */
+  online(agent: string): string {
+    const id = this.paired(agent)
+    const s = this.state(id)
+    if (s !== 'online') throw new UserError(`agent ${id} is ${s === 'unknown' ? 'not connected' : s}`)
+    return id
+  }
+
+  /** A known (paired or once paired) agent's id. */
+  known(agent: string): string {
+    const id = checkAgentId(agent)
+    if (!this.deps.store.devices.get(id)) throw new UserError(`unknown agent "${id}" (pair it first)`)
+    return id
+  }
+
+  state(id: string): string {
+    return this.presence.get(id)?.state ?? 'unknown'
+  }
+
+  /** Agents that are connected now (online or busy). */
+  connected(): string[] {
+    return [...this.presence].filter(([, p]) => p.state === 'online' || p.state === 'busy').map(([id]) => id)
+  }
+
+  view(id: string): { state: string | null; hello: Hello | null; reportedPlanId: string | null } {
+    const p = this.presence.get(id)
+    return { state: p?.state ?? null, hello: p?.hello ?? null, reportedPlanId: p?.reportedPlanId ?? null }
+  }
+
+  private entry(id: string): Presence {
+    let p = this.presence.get(id)
+    if (!p) this.presence.set(id, (p = { state: 'unknown', hello: null, reportedPlanId: null }))
+    return p
+  }
+
+  onState(agentId: string, payload: Buffer, topic: string): void {
+    if (payload.length === 0) return
+    const s = parsePayload(StateSchema, payload, topic)
+    const p = this.entry(agentId)
+    const was = p.state
+    p.state = s.state
+    if (s.planId) p.reportedPlanId = s.planId
+    if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, s.state)
+    if (s.state === 'offline') this.deps.onOffline(agentId, `agent ${agentId} went offline`)
+    if (was !== s.state) {
+      this.deps.log.info({ agentId, state: s.state }, 'agent state')
+      this.deps.emit('agent-state', { id: agentId, state: s.state })
+    }
+  }
+
+  onHello(agentId: string, payload: Buffer, topic: string): void {
+    if (payload.length === 0) return
+    const h = parsePayload(HelloSchema, payload, topic)
+    const p = this.entry(agentId)
+    p.hello = h
+    if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, p.state, JSON.stringify(h))
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * Planning: for each device, the latency source (its current fitted profile, or the measured
+ * per-layer tables), the online correction learned from co-inference, the configuration maps, and
+ * the plans pushed to it (retained, so a restarted agent resumes its plan). A move of the uplink
+ * estimate into another interval of the configuration map pushes the map's plan for it.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import { median } from 'simple-statistics'
+import type { AgentRequest, LayerTable } from '../../shared/agent-api.js'
+import type { InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
+import { OnlineCorrection } from '../../shared/correction.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { exitPath } from '../../shared/manifest.js'
+import { measuredSource } from '../../shared/measured-source.js'
+import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
+import { buildCostTable, configurationMap, latencyOf, lookupMap, plan as planAt, profileSource, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
+import { topics } from '../../shared/topics.js'
+import type { OrtExecutor } from '../runtime/executor.js'
+import { measureLayers } from '../runtime/layer-timer.js'
+import type { Store } from '../store/store.js'
+import type { Emit } from './events.js'
+import type { ServedModel } from './served-model.js'
+
+export interface StoredPlan extends PlanMessage {
+  deviceId: string
+  breakdown: Breakdown
+}
+
+/** What a device is planned for: the requirement, and whether the user fixed the bandwidth or pinned the plan. */
+export interface PlanIntent {
+  latencyMs: number
+  /** A bandwidth fixed by the user (no replanning on estimates). */
+  fixedKbps: number | null
+  /** A plan pinned by the user (no replanning). */
+  pinned: boolean
+}
+
+interface DevicePlanning {
+  deviceTable: LayerTable | null
+  /** The device's current fitted profile (undefined: not read yet; null: none, plan with measured tables). */
+  profile?: { id: string; profile: CalibrationProfile; problem: string | null } | null
+  correction: OnlineCorrection
+  maps: Map<number, MapInterval[]>
+  intent: PlanIntent | null
+  plan: StoredPlan | null
+}
+
+export interface PlanningDeps {
+  store: Store
+  executor: OrtExecutor
+  model: ServedModel
+  emit: Emit
+  log: Logger
+  request: AgentRequest
+  publishRetained(topic: string, payload: Uint8Array): Promise<void>
+  /** Repetitions when timing layers (the edge at start, a device on first contact). */
+  profileReps: number
+}
+
+export class Planning {
+  private readonly devices = new Map<string, DevicePlanning>()
+  private readonly plans = new Map<string, StoredPlan>()
+  private edge: LayerTable | null = null
+
+  constructor(private readonly deps: PlanningDeps) {}
+
+  /** Times every layer of the served model on this machine (the edge). */
+  async start(): Promise<void> {
+    const m = this.deps.model.manifest
+    this.edge = await measureLayers(this.deps.executor, m, this.deps.model.samplePixels, this.deps.profileReps)
+    this.deps.log.info({ model: m.id, exitFusedMs: this.edge.exitFusedMs }, 'edge runtime ready (layers timed)')
+  }
+
+  stop(): void {
+    this.devices.clear()
+  }
+
+  /** This machine's (the edge's) per-layer timings, measured at start. */
+  get edgeTable(): LayerTable {
+    if (!this.edge) throw new Error('planning is not started')
+    return this.edge
+  }
+
+  private device(id: string): DevicePlanning {
+    let d = this.devices.get(id)
+    if (!d) this.devices.set(id, (d = { deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }))
+    return d
+  }
+
+  plan(planId: string): StoredPlan | undefined {
+    return this.plans.get(planId)
+  }
+
+  currentPlan(agentId: string): StoredPlan | null {
+    return this.devices.get(agentId)?.plan ?? null
+  }
+
+  /** Ids of every plan pushed to an agent so far (a batch counts its plan changes with it). */
+  planIds(agentId: string): string[] {
+    return [...this.plans.values()].filter((p) => p.deviceId === agentId).map((p) => p.planId)
+  }
+
+  setIntent(agentId: string, intent: PlanIntent): void {
+    this.device(agentId).intent = intent
+  }
+
+  /** Measures the device's layers (once per agent and model) through the agent's profile-layers command. */
+  async deviceTable(agentId: string): Promise<LayerTable> {
+    const d = this.device(agentId)
+    if (d.deviceTable) return d.deviceTable
+    const r = await this.deps.request(agentId, 'profile-layers', { reps: this.deps.profileReps }, 300_000)
+    const model = this.deps.model.manifest.id
+    if (r.model !== model) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves ${model}`)
+    d.deviceTable = r
+    this.deps.log.info({ agentId, exitFusedMs: r.exitFusedMs }, 'device layers timed')
+    return r
+  }
+
+  /**
+   * The latency source the planner uses for a device: its current fitted profile (a campaign's
+   * regressions for both sides) when it has one that predicts every layer of the served model,
+   * else the measured per-layer tables. `edgent profile use` / `useProfile` selects.
+   */
+  latencySource(agentId: string): LatencySource {
+    const p = this.loadProfile(agentId)
+    if (p && !p.problem) return { kind: 'profile', profileId: p.id, problem: null }
+    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null }
+  }
+
+  private loadProfile(agentId: string): { id: string; profile: CalibrationProfile; problem: string | null } | null {
+    const d = this.device(agentId)
+    if (d.profile !== undefined) return d.profile
+    const row = this.deps.store.profiles.current(agentId)
+    if (!row) return (d.profile = null)
+    const profile = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
+    let problem: string | null = null
+    try {
+      const src = profileSource(profile)
+      for (const l of this.deps.model.manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
+    } catch (err) {
+      problem = `${errorMessage(err)}: planning with the measured tables instead`
+      this.deps.log.warn({ agentId, profile: row.id, problem }, 'current profile cannot predict the served model')
+    }
+    return (d.profile = { id: row.id, profile, problem })
+  }
+
+  /** After a device's profile changes: forget the cached profile, corrections and maps. */
+  sourceChanged(agentId: string): void {
+    const d = this.device(agentId)
+    d.profile = undefined
+    d.correction = new OnlineCorrection()
+    d.maps.clear()
+  }
+
+  /** Selects a device's current profile (one of its own), or none (`null`: the measured tables). */
+  useProfile(agentId: string, profileId: string | null): LatencySource {
+    if (profileId !== null) {
+      const row = this.deps.store.profiles.get(profileId)
+      if (!row) throw new UserError(`unknown profile "${profileId}"`)
+      if (row.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${row.deviceId}, not ${agentId}`)
+    }
+    this.deps.store.profiles.makeCurrent(agentId, profileId)
+    this.sourceChanged(agentId)
+    this.deps.log.info({ agentId, profileId }, 'latency source selected')
+    return this.latencySource(agentId)
+  }
+
+  /** The agent's cost table from its latency source, corrected online unless `raw`. */
+  costTable(agentId: string, raw = false): CostTable {
+    const d = this.device(agentId)
+    if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
+    const p = this.loadProfile(agentId)
+    const m = this.deps.model.manifest
+    const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable)
+    return buildCostTable(m, raw ? source : d.correction.wrap(source))
+  }
+
+  /** The configuration map of an agent for a requirement (cached), over 1 kbps–10 Gbps. */
+  configMap(agentId: string, latencyMs: number): MapInterval[] {
+    const d = this.device(agentId)
+    let map = d.maps.get(latencyMs)
+    if (!map) {
+      map = configurationMap(this.costTable(agentId), { latencyMs, fromKbps: 1, toKbps: 1e7 })
+      d.maps.set(latencyMs, map)
+    }
+    return map
+  }
+
+  /** Pushes a plan (retained) to an agent. */
+  async pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string, pin?: { exit: number; deviceLayers: number }): Promise<StoredPlan> {
+    const costs = this.costTable(agentId)
+    const m = this.deps.model.manifest
+    let p = planAt(costs, { uplinkKbps, latencyMs })!
+    if (pin) {
+      const cand = costs.exits.find((g) => g[0]!.exit === pin.exit)?.[pin.deviceLayers]
+      if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      p = toPlan(costs, 'edgent', cand, { uplinkKbps, latencyMs })
+    }
+    const plan: StoredPlan = {
+      schema: SCHEMA,
+      planId: randomUUID().slice(0, 12),
+      model: m.id,
+      exit: p.exit,
+      deviceLayers: p.deviceLayers,
+      layers: p.layers,
+      latencyMs,
+      uplinkKbps,
+      predictedMs: p.predictedMs,
+      feasible: p.feasible,
+      reason,
+      at: new Date().toISOString(),
+      deviceId: agentId,
+      breakdown: p.breakdown
+    }
+    PlanSchema.parse(plan)
+    this.deps.store.plans.insert({ ...plan, reason, at: plan.at! })
+    this.plans.set(plan.planId, plan)
+    this.device(agentId).plan = plan
+    const { deviceId: _d, breakdown: _b, ...wire } = plan
+    await this.deps.publishRetained(topics.plan(agentId), encodeJson(wire))
+    this.deps.log.info({ agentId, planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, uplinkKbps: Math.round(uplinkKbps), latencyMs, reason }, 'plan pushed')
+    this.deps.emit('plan', { id: agentId, plan })
+    return plan
+  }
+
+  /** On a new estimate: the configuration map's choice for it; a different choice is pushed. */
+  replanIfMoved(agentId: string, uplinkEstimateKbps: number): void {
+    const d = this.devices.get(agentId)
+    if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !d.deviceTable) return
+    const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs), uplinkEstimateKbps)
+    if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers)) return
+    const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers})`
+    this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason).catch((err: unknown) => this.deps.log.error({ err: errorMessage(err) }, 'replan failed'))
+  }
+
+  /**
+   * Learns from a batch: each plan's median measured device and edge segment times against its
+   * (corrected) predictions. Returns the batch's prediction MAPE with the corrections it was planned
+   * with and without any correction (both out of sample: this batch's own corrections apply next).
+   * `uplinkEstimateKbps` is the estimate now: a batch caught by a link change does not teach the overhead.
+   */
+  learn(agentId: string, rows: readonly InferRow[], update: boolean, uplinkEstimateKbps: number | null): InferSummary['prediction'] {
+    const d = this.device(agentId)
+    const now = () => ({ deviceFactor: d.correction.meanFactor('device'), edgeFactor: d.correction.meanFactor('edge'), overheadMs: d.correction.overheadMs })
+    if (!rows.length) return { mapeCorrected: null, mapeUncorrected: null, ...now() }
+    const raw = this.costTable(agentId, true)
+    let errCorrected = 0
+    let errRaw = 0
+    for (const r of rows) {
+      const plan = this.plans.get(r.planId)!
+      const cand = raw.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+      errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
+      errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
+    }
+    const mape = { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length }
+    if (!update) return { ...mape, ...now() }
+    for (const planId of new Set(rows.map((r) => r.planId))) {
+      const plan = this.plans.get(planId)!
+      const mine = rows.filter((r) => r.planId === planId)
+      const path = exitPath(this.deps.model.manifest, plan.exit).map((l) => l.id)
+      if (plan.deviceLayers > 0) d.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
+      if (plan.deviceLayers < path.length) d.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
+      // The fixed overhead is learned from the residual only when the link is what the plan assumed:
+      // a batch caught by a bandwidth change (the estimate moved by > 30 %) missed for that reason.
+      const linkMoved = plan.deviceLayers < plan.layers && uplinkEstimateKbps !== null && Math.abs(uplinkEstimateKbps - plan.uplinkKbps) > 0.3 * plan.uplinkKbps
+      if (!linkMoved) d.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
+    }
+    d.maps.clear()
+    return { ...mape, ...now() }
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The per-layer timer, the same on both sides: every layer of every exit as a single-layer slice
+ * (chained) and every exit as one fused session, on one sample, through the executor. The console
+ * times itself (the edge) with it; the agent answers `profile-layers` with it.
+ */
+import { median } from 'simple-statistics'
+import type { LayerTable } from '../../shared/agent-api.js'
+import type { Manifest } from '../../shared/manifest.js'
+import { preprocess } from '../../shared/preprocess.js'
+import type { OrtExecutor } from './executor.js'
+
+export type { LayerTable } from '../../shared/agent-api.js'
+
+/** Times every layer of every exit on this machine through the executor (one warm-up round, then `reps`). */
+export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels: Uint8Array, reps: number, onRep?: (exit: number, rep: number) => void): Promise<LayerTable> {
+  const x = preprocess(manifest, pixels)
+  const per = new Map<string, number[]>()
+  const fused: Record<string, number> = {}
+  for (const e of manifest.exits) {
+    const f: number[] = []
+    for (let r = 0; r <= reps; r++) {
+      const c = await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
+      const w = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
+      if (r === 0) continue // warm-up
+      onRep?.(e.exit, r)
+      c.layers.forEach((id, j) => per.set(id, [...(per.get(id) ?? []), c.layerMs[j]!]))
+      f.push(w.ms)
+    }
+    fused[String(e.exit)] = median(f)
+  }
+  return { model: manifest.id, layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])), exitFusedMs: fused, reps }
+}

@@ -1,0 +1,23 @@
+/** Uplink samples (activation transfers and probes) with the estimate after each. */
+import type Database from 'better-sqlite3'
+import type { BandwidthPoint } from '../../shared/console-api.js'
+
+export class BandwidthQueries {
+  constructor(private readonly db: Database.Database) {}
+
+  add(deviceId: string, source: BandwidthPoint['source'], bytes: number, uplinkSampleKbps: number, uplinkEstimateKbps: number, at = new Date().toISOString()): void {
+    this.db.prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, sample_kbps, estimate_kbps, at) VALUES (?, ?, ?, ?, ?, ?)').run(deviceId, source, bytes, uplinkSampleKbps, uplinkEstimateKbps, at)
+  }
+
+  /** A device's latest `limit` samples, oldest first. */
+  latest(deviceId: string, limit: number): (BandwidthPoint & { bytes: number })[] {
+    const rows = this.db.prepare('SELECT at, source, bytes, sample_kbps, estimate_kbps FROM bandwidth_samples WHERE device_id = ? ORDER BY id DESC LIMIT ?').all(deviceId, limit) as {
+      at: string
+      source: BandwidthPoint['source']
+      bytes: number
+      sample_kbps: number
+      estimate_kbps: number
+    }[]
+    return rows.reverse().map((r) => ({ at: r.at, source: r.source, bytes: r.bytes, uplinkSampleKbps: r.sample_kbps, uplinkEstimateKbps: r.estimate_kbps }))
+  }
+}

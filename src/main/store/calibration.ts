@@ -1,0 +1,182 @@
+/**
+ * Calibration data a person can use elsewhere (`edgent export`, the Campaigns page's export): the
+ * fitted profiles with their statistics, the raw measurements with units, the devices' capabilities
+ * and the software versions; and its import into another data directory, all or nothing.
+ */
+import type Database from 'better-sqlite3'
+import { renameSync, rmSync, writeFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { z } from 'zod'
+import { UserError, describeIssues } from '../../shared/errors.js'
+import { parseProfile } from '../../shared/latency.js'
+import { AGENT_ID_RE } from '../../shared/topics.js'
+import { readJsonFile } from '../runtime/files.js'
+import { ORT_PACKAGE_VERSION } from '../runtime/version.js'
+import type { DeviceQueries } from './devices.js'
+import type { ProfileQueries } from './profiles.js'
+
+export type ExportFormat = 'json' | 'csv'
+
+export interface ExportDocument {
+  content: string
+  summary: string
+  campaigns: number
+  measurements: number
+}
+
+const ExportSchema = z.object({
+  format: z.literal('edgent-calibration-export'),
+  schema: z.literal(1),
+  campaigns: z
+    .array(
+      z
+        .object({
+          id: z.string().min(1),
+          device_id: z.string().regex(AGENT_ID_RE),
+          kind: z.string(),
+          params_json: z.string(),
+          status: z.string(),
+          progress: z.number().optional(),
+          started_at: z.string(),
+          finished_at: z.string().nullable().optional(),
+          error: z.string().nullable().optional()
+        })
+        .loose()
+    )
+    .min(1),
+  devices: z.array(z.object({ id: z.string().regex(AGENT_ID_RE), hello: z.unknown() })),
+  profiles: z.array(z.object({ id: z.string().min(1), device_id: z.string(), campaign_id: z.string(), current: z.number().optional(), profile: z.unknown() }).loose()),
+  measurements: z.array(
+    z
+      .object({
+        campaign_id: z.string(),
+        side: z.enum(['device', 'edge']),
+        regression_key: z.string(),
+        spec: z.unknown(),
+        features: z.array(z.number()),
+        run_ms: z.number().nonnegative(),
+        load_ms: z.number().nonnegative(),
+        model_bytes: z.number().int().nonnegative(),
+        reps: z.number().int().positive(),
+        held_out: z.boolean(),
+        pass: z.number().int().nonnegative().optional()
+      })
+      .loose()
+  )
+})
+
+export type ExportDoc = z.infer<typeof ExportSchema>
+
+/** A validated export file, ready to import. */
+export interface CalibrationFile {
+  doc: ExportDoc
+  /** How errors name it: `import <file name>`. */
+  name: string
+}
+
+/**
+ * Reads and validates a file written by `edgent export` (before any database is opened, so a
+ * malformed or foreign file changes nothing, not even by creating one).
+ */
+export function readCalibrationFile(file: string): CalibrationFile {
+  const name = `import ${basename(file)}`
+  const parsed = ExportSchema.safeParse(readJsonFile(file, 'import'))
+  if (!parsed.success) throw new UserError(describeIssues(name, parsed.error.issues))
+  const doc = parsed.data
+  const campaignIds = new Set(doc.campaigns.map((c) => c.id))
+  for (const p of doc.profiles) {
+    if (!campaignIds.has(p.campaign_id)) throw new UserError(`${name}: profile ${p.id} names campaign ${p.campaign_id}, which the file does not hold`)
+    parseProfile(p.profile, `${name}: profile ${p.id}`)
+  }
+  for (const m of doc.measurements) if (!campaignIds.has(m.campaign_id)) throw new UserError(`${name}: a measurement names campaign ${m.campaign_id}, which the file does not hold`)
+  return { doc, name }
+}
+
+export class CalibrationQueries {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly devices: DeviceQueries,
+    private readonly profiles: ProfileQueries
+  ) {}
+
+  /** The export document (every completed campaign, or one), as text. */
+  export(o: { format: ExportFormat; campaign?: string }): ExportDocument {
+    const db = this.db
+    const campaigns = (o.campaign ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign) : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()) as { id: string; device_id: string }[]
+    if (o.campaign && campaigns.length === 0) throw new UserError(`unknown campaign "${o.campaign}"`)
+    if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
+    const ids = campaigns.map((c) => c.id)
+    const marks = ids.map(() => '?').join(',')
+    const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
+    let content: string
+    if (o.format === 'csv') {
+      const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass'
+      const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
+      const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out'], m['pass']].join(','))
+      content = [head, ...rows].join('\n') + '\n'
+    } else {
+      const profiles = this.profiles.inCampaigns(ids).map((p) => ({ id: p.id, device_id: p.deviceId, campaign_id: p.campaignId, current: p.current ? 1 : 0, profile: JSON.parse(p.json) as unknown }))
+      const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
+        const d = this.devices.get(id)
+        return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
+      })
+      const doc = {
+        format: 'edgent-calibration-export',
+        schema: 1,
+        exportedAt: new Date().toISOString(),
+        software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
+        units: {
+          runMs: 'ms (median of reps)',
+          loadMs: 'ms (session creation)',
+          modelBytes: 'bytes',
+          pass: "which pass over the grid (a layers campaign makes 3; its profile fits each configuration's fastest pass)",
+          features: "elements (batch 1), in the order of each profile regression's `features`"
+        },
+        campaigns,
+        devices,
+        profiles,
+        measurements: measurements.map((m) => ({ ...m, spec: JSON.parse(m['spec_json'] as string) as unknown, features: JSON.parse(m['features_json'] as string) as unknown, spec_json: undefined, features_json: undefined, held_out: m['held_out'] === 1 }))
+      }
+      content = JSON.stringify(doc, null, 2) + '\n'
+    }
+    return { content, summary: `${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`, campaigns: campaigns.length, measurements: measurements.length }
+  }
+
+  /** Writes the export to a file: a temporary file renamed into place, so a failure leaves nothing half-written. */
+  exportToFile(out: string, o: { format: ExportFormat; campaign?: string }): ExportDocument {
+    const doc = this.export(o)
+    const tmp = `${out}.tmp-${process.pid}`
+    try {
+      writeFileSync(tmp, doc.content)
+      renameSync(tmp, out)
+    } catch (err) {
+      rmSync(tmp, { force: true })
+      throw err
+    }
+    return doc
+  }
+
+  /**
+   * Imports a file read by `readCalibrationFile`, in one transaction: a file whose campaigns are
+   * already here changes nothing. Returns what it imported.
+   */
+  import(file: CalibrationFile): { campaigns: number; profiles: string[]; measurements: number } {
+    const { doc, name } = file
+    const db = this.db
+    for (const c of doc.campaigns) if (db.prepare('SELECT 1 FROM campaigns WHERE id = ?').get(c.id)) throw new UserError(`${name}: campaign ${c.id} is already in this data directory`)
+    const now = new Date().toISOString()
+    db.transaction(() => {
+      for (const id of new Set([...doc.devices.map((d) => d.id), ...doc.campaigns.map((c) => c.device_id)])) {
+        if (this.devices.get(id)) continue
+        const hello = doc.devices.find((d) => d.id === id)?.hello
+        this.devices.insertImported(id, hello ? JSON.stringify(hello) : null, now)
+      }
+      const insCampaign = db.prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`)
+      for (const c of doc.campaigns) insCampaign.run(c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null)
+      const ins = db.prepare(`INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+      for (const m of doc.measurements) ins.run(m.campaign_id, m.side, m.regression_key, JSON.stringify(m.spec), JSON.stringify(m.features), m.run_ms, m.load_ms, m.model_bytes, m.reps, m.held_out ? 1 : 0, m.pass ?? 0, now)
+      for (const p of doc.profiles) this.profiles.insert({ id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, json: JSON.stringify(p.profile) }, 'if-none')
+    })()
+    return { campaigns: doc.campaigns.length, profiles: doc.profiles.map((p) => p.id), measurements: doc.measurements.length }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Benchmark campaigns and their measurements. Each chunk of measurements is stored in one
+ * transaction with the campaign's progress, so a crash keeps every committed chunk whole; a
+ * completed campaign stores its profile (made current) and its status together.
+ */
+import type Database from 'better-sqlite3'
+import type { CampaignStatus, SweepSummary } from '../../shared/console-api.js'
+import type { RegressionKey, Side } from '../../shared/latency.js'
+import type { ProfileQueries } from './profiles.js'
+
+export type CampaignState = CampaignStatus['status']
+
+export interface CampaignRow {
+  id: string
+  deviceId: string
+  kind: string
+  paramsJson: string
+  status: CampaignState
+  progress: number
+  startedAt: string
+  finishedAt: string | null
+  error: string | null
+  summary: SweepSummary | null
+}
+
+/** One timed configuration as a campaign produced it. */
+export interface MeasurementInput {
+  regressionKey: RegressionKey
+  spec: unknown
+  features: readonly number[]
+  runMs: number
+  loadMs: number
+  modelBytes: number
+  reps: number
+}
+
+export interface StoredMeasurement {
+  side: Side
+  regressionKey: RegressionKey
+  /** The configuration as stored (its JSON text: one key per configuration). */
+  config: string
+  features: number[]
+  runMs: number
+  loadMs: number
+  modelBytes: number
+  reps: number
+  heldOut: boolean
+  pass: number
+}
+
+interface Raw {
+  id: string
+  device_id: string
+  kind: string
+  params_json: string
+  status: CampaignState
+  progress: number
+  started_at: string
+  finished_at: string | null
+  error: string | null
+  summary_json: string | null
+}
+
+export class CampaignQueries {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly profiles: ProfileQueries
+  ) {}
+
+  markInterrupted(now: string): number {
+    return this.db.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(now).changes
+  }
+
+  create(id: string, deviceId: string, kind: string, params: unknown): void {
+    this.db.prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`).run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
+  }
+
+  get(id: string): CampaignRow | undefined {
+    const c = this.db.prepare('SELECT * FROM campaigns WHERE id = ?').get(id) as Raw | undefined
+    if (!c) return undefined
+    return { id: c.id, deviceId: c.device_id, kind: c.kind, paramsJson: c.params_json, status: c.status, progress: c.progress, startedAt: c.started_at, finishedAt: c.finished_at, error: c.error, summary: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null }
+  }
+
+  /** Every campaign's id, newest first. */
+  ids(): string[] {
+    return (this.db.prepare('SELECT id FROM campaigns ORDER BY started_at DESC').all() as { id: string }[]).map((r) => r.id)
+  }
+
+  saveProgress(id: string, progress: number, summary?: SweepSummary): void {
+    if (summary) this.db.prepare('UPDATE campaigns SET progress = ?, summary_json = ? WHERE id = ?').run(progress, JSON.stringify(summary), id)
+    else this.db.prepare('UPDATE campaigns SET progress = ? WHERE id = ?').run(progress, id)
+  }
+
+  /** Ends a campaign without a profile (a sweep, or a failure or cancel of any kind). */
+  finish(id: string, status: Exclude<CampaignState, 'running'>, error: string | null, summary?: SweepSummary): void {
+    const now = new Date().toISOString()
+    if (summary) this.db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?, summary_json = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`).run(status, now, error, JSON.stringify(summary), id)
+    else this.db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`).run(status, now, error, id)
+  }
+
+  /** Ends a campaign with its fitted profile, which becomes the device's current one. */
+  completeWithProfile(id: string, profile: { id: string; deviceId: string; createdAt: string; json: string }): void {
+    this.db.transaction(() => {
+      this.profiles.insert({ ...profile, campaignId: id }, 'yes')
+      this.db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ? WHERE id = ?`).run(new Date().toISOString(), id)
+    })()
+  }
+
+  /** Stores one chunk of measurements and the campaign's progress together. */
+  addMeasurements(id: string, side: Side, pass: number, rows: readonly (MeasurementInput & { heldOut: boolean })[], progress: number): void {
+    const insert = this.db.prepare(
+      `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+    )
+    this.db.transaction(() => {
+      const now = new Date().toISOString()
+      for (const m of rows) insert.run(id, side, m.regressionKey, JSON.stringify(m.spec), JSON.stringify(m.features), m.runMs, m.loadMs, m.modelBytes, m.reps, m.heldOut ? 1 : 0, pass, now)
+      this.saveProgress(id, progress)
+    })()
+  }
+
+  /** A campaign's measurements in the order they were stored. */
+  measurements(id: string): StoredMeasurement[] {
+    const rows = this.db.prepare('SELECT side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id = ? ORDER BY id').all(id) as {
+      side: Side
+      regression_key: RegressionKey
+      spec_json: string
+      features_json: string
+      run_ms: number
+      load_ms: number
+      model_bytes: number
+      reps: number
+      held_out: number
+      pass: number
+    }[]
+    return rows.map((r) => ({ side: r.side, regressionKey: r.regression_key, config: r.spec_json, features: JSON.parse(r.features_json) as number[], runMs: r.run_ms, loadMs: r.load_ms, modelBytes: r.model_bytes, reps: r.reps, heldOut: r.held_out === 1, pass: r.pass }))
+  }
+
+  measurementCount(id: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM measurements WHERE campaign_id = ?').get(id) as { n: number }).n
+  }
+}

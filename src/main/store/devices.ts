@@ -1,0 +1,53 @@
+/** Paired devices: token hashes, last known state and hello. */
+import type Database from 'better-sqlite3'
+
+export interface DeviceRow {
+  id: string
+  token_hash: string
+  created_at: string
+  revoked_at: string | null
+  hello_json: string | null
+  state: string
+  state_at: string | null
+}
+
+export class DeviceQueries {
+  constructor(private readonly db: Database.Database) {}
+
+  get(id: string): DeviceRow | undefined {
+    return this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined
+  }
+
+  list(): DeviceRow[] {
+    return this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]
+  }
+
+  /** Pairs (or re-pairs) a device with a new token hash. */
+  pair(id: string, tokenHash: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO devices (id, token_hash, created_at) VALUES (@id, @hash, @now)
+         ON CONFLICT(id) DO UPDATE SET token_hash = @hash, revoked_at = NULL`
+      )
+      .run({ id, hash: tokenHash, now: new Date().toISOString() })
+  }
+
+  /** Revokes a device's token; false when it was not paired (or already revoked). */
+  revoke(id: string): boolean {
+    return this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0
+  }
+
+  setState(id: string, state: string, helloJson?: string): void {
+    if (helloJson !== undefined) this.db.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(helloJson, id)
+    this.db.prepare('UPDATE devices SET state = ?, state_at = ? WHERE id = ?').run(state, new Date().toISOString(), id)
+  }
+
+  markOffline(): void {
+    this.db.prepare(`UPDATE devices SET state = 'offline' WHERE state IN ('online', 'busy')`).run()
+  }
+
+  /** A device known from imported calibration data only: no token (revoked), so it cannot connect. */
+  insertImported(id: string, helloJson: string | null, now: string): void {
+    this.db.prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`).run(id, now, now, helloJson)
+  }
+}

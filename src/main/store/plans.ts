@@ -1,0 +1,28 @@
+/** Plans pushed to devices (one row per push; inferences name theirs). */
+import type Database from 'better-sqlite3'
+
+export interface PlanRecord {
+  planId: string
+  deviceId: string
+  model: string
+  exit: number
+  deviceLayers: number
+  layers: number
+  latencyMs: number
+  /** The uplink rate the plan assumed, kbit/s. */
+  uplinkKbps: number
+  predictedMs: number
+  feasible: boolean
+  reason: string
+  at: string
+}
+
+export class PlanQueries {
+  constructor(private readonly db: Database.Database) {}
+
+  insert(p: PlanRecord): void {
+    this.db
+      .prepare('INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)')
+      .run(p.planId, p.deviceId, p.model, p.exit, p.deviceLayers, p.layers, p.latencyMs, p.uplinkKbps, p.predictedMs, p.feasible ? 1 : 0, p.reason, p.at)
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The console's SQLite store (better-sqlite3), and the only module that holds SQL: one file in the
+ * data directory, WAL mode, foreign keys on, schema versioned by `user_version` and migrated inside
+ * transactions (migrations.ts). Typed queries per table family; nobody else gets the handle.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { BandwidthQueries } from './bandwidth.js'
+import { CalibrationQueries } from './calibration.js'
+import { CampaignQueries } from './campaigns.js'
+import { DeviceQueries } from './devices.js'
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js'
+import { PlanQueries } from './plans.js'
+import { ProfileQueries } from './profiles.js'
+import { RunQueries } from './runs.js'
+
+export { SCHEMA_VERSION } from './migrations.js'
+export type { DeviceRow } from './devices.js'
+
+interface Families {
+  devices: DeviceQueries
+  plans: PlanQueries
+  runs: RunQueries
+  bandwidth: BandwidthQueries
+  campaigns: CampaignQueries
+  profiles: ProfileQueries
+  calibration: CalibrationQueries
+}
+
+export class Store {
+  private db: Database.Database | null = null
+  private q: Families | null = null
+
+  constructor(readonly file: string) {}
+
+  start(): void {
+    if (this.db) return
+    mkdirSync(dirname(this.file), { recursive: true })
+    let db: Database.Database
+    try {
+      db = new Database(this.file)
+      db.pragma('journal_mode = WAL')
+      db.pragma('foreign_keys = ON')
+      db.pragma('synchronous = NORMAL')
+      db.pragma('busy_timeout = 5000')
+    } catch (err) {
+      throw new UserError(`database ${this.file}: cannot open (${errorMessage(err)})`)
+    }
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > SCHEMA_VERSION) {
+      db.close()
+      throw new UserError(`database ${this.file}: schema version ${version} is newer than this console understands (${SCHEMA_VERSION}); upgrade the console`)
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v]!)
+        db.pragma(`user_version = ${v + 1}`)
+      })()
+    }
+    this.db = db
+    const profiles = new ProfileQueries(db)
+    const devices = new DeviceQueries(db)
+    this.q = {
+      devices,
+      plans: new PlanQueries(db),
+      runs: new RunQueries(db),
+      bandwidth: new BandwidthQueries(db),
+      campaigns: new CampaignQueries(db, profiles),
+      profiles,
+      calibration: new CalibrationQueries(db, devices, profiles)
+    }
+  }
+
+  stop(): void {
+    this.db?.close()
+    this.db = null
+    this.q = null
+  }
+
+  private open(): Families {
+    if (!this.q) throw new Error('store is not started')
+    return this.q
+  }
+
+  get devices(): DeviceQueries {
+    return this.open().devices
+  }
+  get plans(): PlanQueries {
+    return this.open().plans
+  }
+  /** Co-inference runs and their inferences. */
+  get runs(): RunQueries {
+    return this.open().runs
+  }
+  get bandwidth(): BandwidthQueries {
+    return this.open().bandwidth
+  }
+  /** Campaigns and their measurements. */
+  get campaigns(): CampaignQueries {
+    return this.open().campaigns
+  }
+  get profiles(): ProfileQueries {
+    return this.open().profiles
+  }
+  /** Calibration data export and import. */
+  get calibration(): CalibrationQueries {
+    return this.open().calibration
+  }
+
+  /** After a crash: what the previous console left running is marked interrupted, its devices offline. */
+  recoverFromCrash(): { runs: number; campaigns: number } {
+    const db = this.db!
+    const now = new Date().toISOString()
+    return db.transaction(() => {
+      const runs = this.runs.markInterrupted(now)
+      // Until an agent announces itself to this console, its last known state is not its state.
+      this.devices.markOffline()
+      const campaigns = this.campaigns.markInterrupted(now)
+      return { runs, campaigns }
+    })()
+  }
+
+  /** `PRAGMA integrity_check` and `foreign_key_check`: 'ok' and no violations for a sound file. */
+  check(): { integrity: string; foreignKeyViolations: number } {
+    const db = this.open() && this.db!
+    return { integrity: db.pragma('integrity_check', { simple: true }) as string, foreignKeyViolations: (db.pragma('foreign_key_check') as unknown[]).length }
+  }
+}
+
+/** Opens a store for one short piece of work (a CLI command without a running console) and closes it. */
+export function withStore<T>(file: string, work: (store: Store) => T): T {
+  const store = new Store(file)
+  store.start()
+  try {
+    return work(store)
+  } finally {
+    store.stop()
+  }
+}
