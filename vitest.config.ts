@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ['test/**/*.test.ts'],
     exclude: ['test/arm64/**', '**/node_modules/**'],
     environment: 'node',
     testTimeout: 60_000,

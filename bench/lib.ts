@@ -30,6 +30,6 @@ export function writeResult(name: string, result: unknown): string {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results')
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${name}.json`)
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`)
   return file
 }

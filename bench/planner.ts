@@ -8,7 +8,7 @@
 import { parseManifest, exitPath, inputBytes, type Manifest } from '../src/shared/manifest.js'
 import { PAPER_2018, predictLayerMs, type CalibrationProfile } from '../src/shared/latency.js'
 import { buildCostTable, configurationMap, latencyOf, plan, type Candidate, type Conditions } from '../src/shared/planner.js'
-import { time, writeResult } from './lib.js'
+import { time } from './lib.js'
 
 /** An AlexNet-like 30-layer trunk with side branches after layers 4, 8, 14 and 20. */
 export function benchModel(): Manifest {
@@ -56,7 +56,10 @@ export function benchModel(): Manifest {
     exits.push({ exit: e + 1, layers: ids, accuracy: 0.6 + 0.05 * e, testSamples: 10000, output: `exit${e + 1}` })
   })
   exits.push({ exit: 5, layers: trunk, accuracy: 0.85, testSamples: 10000, output: 'exit5' })
-  return parseManifest({ schema: 1, id: 'bench', onnx: 'model.onnx', input: { name: 'input', shape: [1, 3, 32, 32], dtype: 'float32' }, classes: ['a', 'b'], layers, exits }, 'bench')
+  return parseManifest(
+    { schema: 1, id: 'bench', onnx: 'model.onnx', input: { name: 'input', shape: [1, 3, 32, 32], dtype: 'float32' }, classes: ['a', 'b'], layers, exits },
+    'bench'
+  )
 }
 
 function bruteForcePlan(m: Manifest, profile: CalibrationProfile, cond: Conditions): { exit: number; p: number } {
@@ -138,7 +141,12 @@ function buildModelStats(): Record<string, unknown> {
   const planCold = time('plan (cost table built each time)', () => plan(buildCostTable(m, profile), cond), 2000)
   const planBrute = time('brute-force plan', () => bruteForcePlan(m, profile, cond), 200)
   const map = configurationMap(costs, { latencyMs: LATENCY_MS, fromKbps: 50, toKbps: 100_000 })
-  const mapOurs = time('configuration map 50 kbps–100 Mbps (exact)', () => configurationMap(costs, { latencyMs: LATENCY_MS, fromKbps: 50, toKbps: 100_000 }), 5, 5)
+  const mapOurs = time(
+    'configuration map 50 kbps–100 Mbps (exact)',
+    () => configurationMap(costs, { latencyMs: LATENCY_MS, fromKbps: 50, toKbps: 100_000 }),
+    5,
+    5
+  )
   let gridChanges = 0
   const mapBrute = time('brute-force map, 1 kbps grid', () => (gridChanges = bruteForceMap(cands, LATENCY_MS, 50, 100_000, 1)), 1, 3)
   const result = {

@@ -53,7 +53,15 @@ async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
 
 async function relayMBps(frameBytes: number, frames: number): Promise<number> {
   const secret = 'bench-secret'
-  const broker = new EmbeddedBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: 2 * 1024 * 1024, maxConnectBytes: 4096, consoleSecret: secret, checkAgent: (id, t) => id === 'bench-agent' && t === 'tok', log: silent })
+  const broker = new EmbeddedBroker({
+    host: '127.0.0.1',
+    port: 0,
+    maxPacketBytes: 2 * 1024 * 1024,
+    maxConnectBytes: 4096,
+    consoleSecret: secret,
+    checkAgent: (id, t) => id === 'bench-agent' && t === 'tok',
+    log: silent
+  })
   await broker.start()
   const url = `mqtt://127.0.0.1:${broker.port}`
   const sub = await mqtt.connectAsync(url, { clientId: 'edgent-console-bench', username: CONSOLE_USERNAME, password: secret, protocolVersion: 4 })
@@ -101,10 +109,23 @@ async function coinferenceRatio(count: number): Promise<Record<string, number>> 
   }
   await ex.stop()
   // over MQTT: a real agent process and the console
-  const core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir: mkdtempSync(join(tmpdir(), 'edgent-bench-')), modelDir: loaded.dir, mqttHost: '127.0.0.1', mqttPort: 0, profileReps: 2, probeIntervalMs: 0, log: silent })
+  const core = new EdgentConsole({
+    ...DEFAULT_CONSOLE,
+    dataDir: mkdtempSync(join(tmpdir(), 'edgent-bench-')),
+    modelDir: loaded.dir,
+    mqttHost: '127.0.0.1',
+    mqttPort: 0,
+    profileReps: 2,
+    probeIntervalMs: 0,
+    log: silent
+  })
   await core.start()
   const token = core.pair('bench-pi').token
-  const child = spawn(process.execPath, [join(packageRoot(), 'out/main/agent.js'), '--broker', `mqtt://127.0.0.1:${core.mqttPort}`, '--id', 'bench-pi', '--token', token, '--log-level', 'warn'], { stdio: 'ignore' })
+  const child = spawn(
+    process.execPath,
+    [join(packageRoot(), 'out/main/agent.js'), '--broker', `mqtt://127.0.0.1:${core.mqttPort}`, '--id', 'bench-pi', '--token', token, '--log-level', 'warn'],
+    { stdio: 'ignore' }
+  )
   try {
     for (let i = 0; i < 600 && core.devices().find((d) => d.id === 'bench-pi')?.state !== 'online'; i++) await new Promise((r) => setTimeout(r, 50))
     await core.infer({ agent: 'bench-pi', count: 5, latencyMs: 1000, bandwidthKbps: 1e6, plan }) // warm-up

@@ -89,5 +89,8 @@ writeFileSync(
     2
   )}\n`
 )
-const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', join(root, 'dist')], { cwd: stage, encoding: 'utf8' }).trim().split('\n').pop()
+const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', join(root, 'dist')], { cwd: stage, encoding: 'utf8' })
+  .trim()
+  .split('\n')
+  .pop()
 process.stdout.write(`${join(root, 'dist', tgz)}\n`)

@@ -12,7 +12,17 @@ import { MAX_PROBE_BYTES, dispatchCommand, type AgentHandlers, type CommandReply
 import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { encodeFrame } from '../../src/shared/frame.js'
 import { exitPath, type Manifest } from '../../src/shared/manifest.js'
-import { HelloSchema, PlanSchema, RequestSchema, ResultSchema, SCHEMA, encodeJson, parsePayload, type PlanMessage, type ResultMessage } from '../../src/shared/messages.js'
+import {
+  HelloSchema,
+  PlanSchema,
+  RequestSchema,
+  ResultSchema,
+  SCHEMA,
+  encodeJson,
+  parsePayload,
+  type PlanMessage,
+  type ResultMessage
+} from '../../src/shared/messages.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/runtime/files.js'
@@ -142,7 +152,9 @@ export class EdgentAgent {
     const c = this.client
     this.client = null
     if (c) {
-      await new Promise<void>((r) => c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r()))
+      await new Promise<void>((r) =>
+        c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r())
+      )
       await c.endAsync()
     }
     await this.executor.stop()
@@ -198,7 +210,9 @@ export class EdgentAgent {
   private setUplink(kbps: number): CommandReply<'set-uplink'> {
     const previousKbps = this.emulatedUplinkKbps
     if (previousKbps === null) {
-      throw new UserError('this agent has no emulated uplink (it was started without --uplink-kbps): its link cannot be set remotely; shape it with tc (npm run testbed)')
+      throw new UserError(
+        'this agent has no emulated uplink (it was started without --uplink-kbps): its link cannot be set remotely; shape it with tc (npm run testbed)'
+      )
     }
     this.emulatedUplinkKbps = kbps
     this.opts.log.info({ previousKbps, kbps }, 'emulated uplink set')
@@ -211,7 +225,9 @@ export class EdgentAgent {
     if (!c) return Promise.reject(new Error('not connected'))
     const t0 = performance.now()
     return new Promise((resolve, reject) => {
-      c.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) => (err ? reject(err) : resolve(performance.now() - t0)))
+      c.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) =>
+        err ? reject(err) : resolve(performance.now() - t0)
+      )
     })
   }
 
@@ -268,7 +284,11 @@ export class EdgentAgent {
     const t = await measureLayers(this.executor, this.manifest, this.samples.images.subarray(0, this.samples.imageElements), reps)
     // The fallback emulation reports the times the slowed device would have taken.
     const k = this.opts.slowdown ?? 1
-    return { ...t, layerMs: Object.fromEntries(Object.entries(t.layerMs).map(([id, ms]) => [id, ms * k])), exitFusedMs: Object.fromEntries(Object.entries(t.exitFusedMs).map(([e, ms]) => [e, ms * k])) }
+    return {
+      ...t,
+      layerMs: Object.fromEntries(Object.entries(t.layerMs).map(([id, ms]) => [id, ms * k])),
+      exitFusedMs: Object.fromEntries(Object.entries(t.exitFusedMs).map(([e, ms]) => [e, ms * k]))
+    }
   }
 
   /** Per device segment: its compute times here so far, then (after EMULATION_RUNS) the frozen median. */
@@ -334,7 +354,9 @@ export class EdgentAgent {
     if (!plan) throw new UserError('no plan: the console has not pushed one yet')
     const expected = this.manifest.input.shape.reduce((a, b) => a * b, 1)
     if (!(pixels instanceof Uint8Array) || pixels.length !== expected) {
-      throw new UserError(`an input image must be ${expected} uint8 pixels (${this.manifest.input.shape.join('×')}), got ${pixels instanceof Uint8Array ? pixels.length : typeof pixels}`)
+      throw new UserError(
+        `an input image must be ${expected} uint8 pixels (${this.manifest.input.shape.join('×')}), got ${pixels instanceof Uint8Array ? pixels.length : typeof pixels}`
+      )
     }
     return this.inferPixels(plan, pixels, label ?? null, null, exitPath(this.manifest, plan.exit).length)
   }

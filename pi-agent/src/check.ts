@@ -75,7 +75,9 @@ export async function runCheck(
       const coldMs = performance.now() - t0
       const warm = await executor.runSegment(open.manifest.id, { exit, from: 0, to: n }, x)
       report.timing = { exit, coldMs, warmMs: warm.ms, label: samples.labels[0]!, predicted: argmax(warm.output) }
-      out(`one sample    exit ${exit}, all ${n} layers: ${warm.ms.toFixed(2)} ms warm (${coldMs.toFixed(0)} ms first run incl. session); predicted ${report.timing.predicted}, label ${report.timing.label}`)
+      out(
+        `one sample    exit ${exit}, all ${n} layers: ${warm.ms.toFixed(2)} ms warm (${coldMs.toFixed(0)} ms first run incl. session); predicted ${report.timing.predicted}, label ${report.timing.label}`
+      )
     } catch (err) {
       const msg = errorMessage(err)
       report.problems.push(err instanceof UserError ? msg : `runtime: ${msg}`)

@@ -23,27 +23,48 @@ function positive(value: string): number {
 export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env
   const program = new Command('edgent-agent')
-    .description('Edgent device agent: runs the device prefix of the console\'s plan and co-infers over MQTT')
+    .description("Edgent device agent: runs the device prefix of the console's plan and co-infers over MQTT")
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(`edgent-agent: ${s.replace(/^error: /, '').trim()}\n`) })
     .option('--broker <url>', 'console broker, mqtt://host:port', env['EDGENT_BROKER'])
-    .option('--id <id>', 'this agent\'s id (as paired)', env['EDGENT_AGENT_ID'])
+    .option('--id <id>', "this agent's id (as paired)", env['EDGENT_AGENT_ID'])
     .option('--token <token>', 'pairing token from `edgent pair`', env['EDGENT_TOKEN'])
     .option('--model-dir <dir>', 'model folder', env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
-    .option('--uplink-kbps <kbps>', 'emulate an uplink of this many kbit/s in the application (fallback when tc is unavailable)', positive, env['EDGENT_UPLINK_KBPS'] ? Number(env['EDGENT_UPLINK_KBPS']) : undefined)
-    .option('--slowdown <factor>', 'emulate a CPU factor× slower: each device segment takes factor × its median compute time here (fallback when no cgroup quota)', positive)
+    .option(
+      '--uplink-kbps <kbps>',
+      'emulate an uplink of this many kbit/s in the application (fallback when tc is unavailable)',
+      positive,
+      env['EDGENT_UPLINK_KBPS'] ? Number(env['EDGENT_UPLINK_KBPS']) : undefined
+    )
+    .option(
+      '--slowdown <factor>',
+      'emulate a CPU factor× slower: each device segment takes factor × its median compute time here (fallback when no cgroup quota)',
+      positive
+    )
     .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
     .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
     .option('--check', 'check this machine (architecture, runtime, model, one-sample timing) and exit')
     .option('--json', 'with --check: print the report as JSON')
-    .option('--exit-with-parent', 'exit when the process that started this one is gone (the console\'s local device)')
+    .option('--exit-with-parent', "exit when the process that started this one is gone (the console's local device)")
   try {
     program.parse([...argv], { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
     throw err
   }
-  const o = program.opts<{ broker?: string; id?: string; token?: string; modelDir: string; uplinkKbps?: number; slowdown?: number; emulation?: string; logLevel: string; exitWithParent?: boolean; check?: boolean; json?: boolean }>()
+  const o = program.opts<{
+    broker?: string
+    id?: string
+    token?: string
+    modelDir: string
+    uplinkKbps?: number
+    slowdown?: number
+    emulation?: string
+    logLevel: string
+    exitWithParent?: boolean
+    check?: boolean
+    json?: boolean
+  }>()
   if (o.check) {
     const report = await runCheck(o.modelDir, o.json ? () => undefined : undefined)
     if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
@@ -98,7 +119,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err
   }
 }
-
 
 // Run when executed as the agent entry (out/main/agent.js), not when imported by tests.
 if (process.argv[1] && /(^|[\\/])agent\.(js|ts)$/.test(process.argv[1])) {

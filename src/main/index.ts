@@ -90,13 +90,16 @@ async function boot(): Promise<void> {
 }
 
 if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
-  void app.whenReady().then(
-    () => boot(),
-    () => undefined
-  ).catch((err: unknown) => {
-    process.stderr.write(`edgent: ${errorMessage(err)}\n`)
-    app.exit(1)
-  })
+  void app
+    .whenReady()
+    .then(
+      () => boot(),
+      () => undefined
+    )
+    .catch((err: unknown) => {
+      process.stderr.write(`edgent: ${errorMessage(err)}\n`)
+      app.exit(1)
+    })
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0 && stack) createWindow()
   })

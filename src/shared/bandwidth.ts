@@ -45,7 +45,8 @@ export class BandwidthEstimator {
       // the pending run, or far (> threshold) from its last sample, starts a new run (an outlier up
       // then a real drop, or a stale sample then the new level, must not set a level between them).
       const last = this.pending[this.pending.length - 1]
-      if (last !== undefined && (Math.sign(last - this.value) !== side || Math.max(last, sampleKbps) / Math.min(last, sampleKbps) > 1 + this.opts.threshold)) this.pending = []
+      if (last !== undefined && (Math.sign(last - this.value) !== side || Math.max(last, sampleKbps) / Math.min(last, sampleKbps) > 1 + this.opts.threshold))
+        this.pending = []
       this.pending.push(sampleKbps)
       if (this.pending.length >= this.opts.confirm) {
         // geometric mean of the confirming samples: the new level

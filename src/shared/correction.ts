@@ -36,7 +36,7 @@ export class OnlineCorrection {
   /** A segment measured against its corrected prediction; non-positive times are ignored. */
   observe(side: Side, layerIds: readonly string[], predictedMs: number, measuredMs: number): void {
     if (!(predictedMs > 0) || !(measuredMs > 0) || !Number.isFinite(predictedMs) || !Number.isFinite(measuredMs)) return
-    const step = Math.pow(measuredMs / predictedMs, this.alpha)
+    const step = (measuredMs / predictedMs) ** this.alpha
     for (const id of layerIds) this.factors[side].set(id, this.factor(side, id) * step)
   }
 
@@ -48,6 +48,10 @@ export class OnlineCorrection {
 
   /** A latency source whose layer times are corrected. */
   wrap(source: LayerLatencySource): LayerLatencySource {
-    return { id: `${source.id}+online-correction`, overheadMs: source.overheadMs + this.overheadMs, layerMs: (side, layer) => source.layerMs(side, layer) * this.factor(side, layer.id) }
+    return {
+      id: `${source.id}+online-correction`,
+      overheadMs: source.overheadMs + this.overheadMs,
+      layerMs: (side, layer) => source.layerMs(side, layer) * this.factor(side, layer.id)
+    }
   }
 }

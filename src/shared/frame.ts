@@ -73,7 +73,7 @@ export function encodeFrame(header: FrameHeader, dims: readonly number[], data: 
   v.setUint8(7, 0)
   v.setUint32(8, json.length)
   v.setUint32(12, payload)
-  dims.forEach((d, i) => v.setUint32(FIXED + 4 * i, d))
+  for (const [i, d] of dims.entries()) v.setUint32(FIXED + 4 * i, d)
   out.set(json, FIXED + dimsBytes)
   const body = FIXED + dimsBytes + json.length
   // float32 little-endian, whatever the host's byte order

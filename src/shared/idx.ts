@@ -25,7 +25,11 @@ export function parseIdx(bytes: Uint8Array, source = 'idx'): IdxArray {
 }
 
 /** Images [n, h, w] (or [n, c, h, w]) and labels [n] as a labelled sample set. */
-export function pairImagesLabels(images: IdxArray, labels: IdxArray, source = 'samples'): { count: number; imageElements: number; images: Uint8Array; labels: Uint8Array } {
+export function pairImagesLabels(
+  images: IdxArray,
+  labels: IdxArray,
+  source = 'samples'
+): { count: number; imageElements: number; images: Uint8Array; labels: Uint8Array } {
   const n = images.dims[0]!
   if (labels.dims.length !== 1) throw new UserError(`${source}: labels must be one-dimensional, got ${labels.dims.join('×')}`)
   if (labels.dims[0] !== n) throw new UserError(`${source}: ${n} images but ${labels.dims[0]} labels`)

@@ -126,7 +126,11 @@ export const CalibrationProfileSchema = z
         const names = reg.features ?? FEATURES[k]
         const unknown = names.filter((n) => !FIT_FEATURES[k].includes(n))
         if (unknown.length) {
-          ctx.addIssue({ code: 'custom', path: [side, key, 'features'], message: `${side} ${key}: unknown variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${FIT_FEATURES[k].join(', ')})` })
+          ctx.addIssue({
+            code: 'custom',
+            path: [side, key, 'features'],
+            message: `${side} ${key}: unknown variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${FIT_FEATURES[k].join(', ')})`
+          })
         } else if (reg.coefficients.length !== names.length) {
           ctx.addIssue({
             code: 'custom',
@@ -201,7 +205,7 @@ export function regressionFor(profile: CalibrationProfile, side: Side, key: Regr
 export function evaluateRegression(reg: Regression, x: readonly number[]): number {
   let y = reg.intercept
   for (let i = 0; i < reg.coefficients.length; i++) y += reg.coefficients[i]! * x[i]!
-  return y > 0 ? y : 0
+  return Math.max(y, 0)
 }
 
 export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: Layer): number {
@@ -286,7 +290,8 @@ export function fitRegression(key: RegressionKey, points: readonly FitPoint[], o
   } catch {
     throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
   }
-  if (beta.some((b) => !Number.isFinite(b))) throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
+  if (beta.some((b) => !Number.isFinite(b)))
+    throw new UserError(`cannot fit "${key}": the measured configurations do not vary enough to separate ${k + 1} terms`)
   const reg: Regression = {
     features: [...names],
     coefficients: beta.slice(0, k).map((b, j) => b / scale[j]!),

@@ -80,7 +80,10 @@ export const ManifestSchema = z
     onnx: z.string().min(1),
     /** Size of the ONNX file; the feature of the "model loading" regression. */
     onnxBytes: positiveInt.optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
     input: z.object({
       name: tensorName,
       shape,
@@ -99,10 +102,7 @@ export const ManifestSchema = z
     classes: z.array(z.string()).min(2),
     layers: z.array(LayerSchema).min(1),
     exits: z.array(ExitSchema).min(1),
-    samples: z
-      .object({ images: z.string(), labels: z.string(), count: positiveInt })
-      .loose()
-      .optional(),
+    samples: z.object({ images: z.string(), labels: z.string(), count: positiveInt }).loose().optional(),
     training: z.record(z.string(), z.unknown()).optional()
   })
   .loose()

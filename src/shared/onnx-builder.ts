@@ -35,7 +35,14 @@ export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
   z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('fc'), inputs: dim(16384), outputs: dim(8192) }),
-  z.object({ type: z.enum(['relu', 'lrn', 'dropout', 'softmax', 'flatten']), shape: z.array(dim(65536)).min(1).max(4).refine((s) => s.reduce((a, b) => a * b, 1) <= 4_000_000, 'at most 4M elements') })
+  z.object({
+    type: z.enum(['relu', 'lrn', 'dropout', 'softmax', 'flatten']),
+    shape: z
+      .array(dim(65536))
+      .min(1)
+      .max(4)
+      .refine((s) => s.reduce((a, b) => a * b, 1) <= 4_000_000, 'at most 4M elements')
+  })
 ])
 
 export interface SyntheticModel {
@@ -76,7 +83,8 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
   let inputDims: number[]
   let outputDims: number[]
   let layer: Record<string, unknown>
-  const node = (op: string, inputs: string[], attrs: AttributeProto[] = []) => nodes.push(create(NodeProtoSchema, { opType: op, input: inputs, output: ['y'], name: op.toLowerCase(), attribute: attrs }))
+  const node = (op: string, inputs: string[], attrs: AttributeProto[] = []) =>
+    nodes.push(create(NodeProtoSchema, { opType: op, input: inputs, output: ['y'], name: op.toLowerCase(), attribute: attrs }))
   switch (spec.type) {
     case 'conv': {
       const pad = Math.floor(spec.kernel / 2)
@@ -85,7 +93,11 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
       inputDims = [1, spec.channels, spec.size, spec.size]
       outputDims = [1, spec.filters, o, o]
       init.push(weights('w', [spec.filters, spec.channels, spec.kernel, spec.kernel], 1), weights('b', [spec.filters], 2))
-      node('Conv', ['x', 'w', 'b'], [ints('kernel_shape', [spec.kernel, spec.kernel]), ints('strides', [spec.stride, spec.stride]), ints('pads', [pad, pad, pad, pad])])
+      node(
+        'Conv',
+        ['x', 'w', 'b'],
+        [ints('kernel_shape', [spec.kernel, spec.kernel]), ints('strides', [spec.stride, spec.stride]), ints('pads', [pad, pad, pad, pad])]
+      )
       layer = { type: 'conv', kernel: [spec.kernel, spec.kernel], stride: [spec.stride, spec.stride], padding: [pad, pad], filters: spec.filters }
       break
     }
@@ -115,7 +127,9 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
       if (spec.type === 'relu') node('Relu', ['x'])
       else if (spec.type === 'lrn') node('LRN', ['x'], [int('size', 5), float('alpha', 1e-4), float('beta', 0.75), float('bias', 2)])
       else if (spec.type === 'dropout') {
-        init.push(create(TensorProtoSchema, { name: 'ratio', dims: [], dataType: TensorProto_DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(0.5).buffer) }))
+        init.push(
+          create(TensorProtoSchema, { name: 'ratio', dims: [], dataType: TensorProto_DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(0.5).buffer) })
+        )
         node('Dropout', ['x', 'ratio'])
       } else if (spec.type === 'softmax') node('Softmax', ['x'], [int('axis', -1)])
       else node('Flatten', ['x'], [int('axis', 1)])
@@ -127,8 +141,22 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
     irVersion: 8n,
     producerName: 'edgent campaign',
     opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
-    graph: create(GraphProtoSchema, { name: spec.type, node: nodes, initializer: init, input: [floatValueInfo('x', inputDims)], output: [floatValueInfo('y', outputDims)] })
+    graph: create(GraphProtoSchema, {
+      name: spec.type,
+      node: nodes,
+      initializer: init,
+      input: [floatValueInfo('x', inputDims)],
+      output: [floatValueInfo('y', outputDims)]
+    })
   })
-  const record = { id: spec.type, inputShape: inputDims, outputShape: outputDims, outputBytes: product(outputDims) * 4, input: 'x', output: 'y', ...layer } as Layer
+  const record = {
+    id: spec.type,
+    inputShape: inputDims,
+    outputShape: outputDims,
+    outputBytes: product(outputDims) * 4,
+    input: 'x',
+    output: 'y',
+    ...layer
+  } as Layer
   return { spec, bytes: toBinary(ModelProtoSchema, model), layer: record, inputDims }
 }

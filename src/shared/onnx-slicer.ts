@@ -63,7 +63,7 @@ export function floatValueInfo(name: string, dims: readonly number[]): ValueInfo
 function index(model: ModelProto): { producer: Map<string, number>; initializers: Set<string>; graphInputs: Set<string> } {
   const g = model.graph!
   const producer = new Map<string, number>()
-  g.node.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)))
+  for (const [i, n] of g.node.entries()) for (const o of n.output) producer.set(o, i)
   return { producer, initializers: new Set(g.initializer.map((t) => t.name)), graphInputs: new Set(g.input.map((v) => v.name)) }
 }
 
@@ -72,8 +72,8 @@ export function tensorNames(model: ModelProto): Set<string> {
   const g = model.graph!
   const names = new Set<string>(g.input.map((v) => v.name))
   for (const n of g.node) {
-    n.input.forEach((t) => names.add(t))
-    n.output.forEach((t) => names.add(t))
+    for (const t of n.input) names.add(t)
+    for (const t of n.output) names.add(t)
   }
   return names
 }
@@ -137,15 +137,21 @@ export function checkGraphAgainstManifest(model: ModelProto, manifest: Manifest,
   const t = gin.type?.value.case === 'tensorType' ? gin.type.value.value : undefined
   const dims = t?.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : -1)) ?? []
   if (dims.length && (dims.length !== manifest.input.shape.length || dims.some((d, i) => d !== -1 && d !== manifest.input.shape[i]))) {
-    throw new UserError(`${source}: input "${manifest.input.name}" has shape [${dims.join(', ')}] in the graph but [${manifest.input.shape.join(', ')}] in the manifest`)
+    throw new UserError(
+      `${source}: input "${manifest.input.name}" has shape [${dims.join(', ')}] in the graph but [${manifest.input.shape.join(', ')}] in the manifest`
+    )
   }
   for (const layer of manifest.layers) {
-    for (const [role, tensor] of [['input', layer.input], ['output', layer.output]] as const) {
+    for (const [role, tensor] of [
+      ['input', layer.input],
+      ['output', layer.output]
+    ] as const) {
       if (!names.has(tensor)) throw new UserError(`${source}: layer "${layer.id}": its ${role} tensor "${tensor}" does not exist in the ONNX graph`)
     }
   }
   const outputs = new Set(g.output.map((o) => o.name))
   for (const exit of manifest.exits) {
-    if (!outputs.has(exit.output)) throw new UserError(`${source}: exit ${exit.exit}: output "${exit.output}" is not a graph output (outputs: ${[...outputs].join(', ')})`)
+    if (!outputs.has(exit.output))
+      throw new UserError(`${source}: exit ${exit.exit}: output "${exit.output}" is not a graph output (outputs: ${[...outputs].join(', ')})`)
   }
 }

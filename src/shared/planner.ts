@@ -216,11 +216,7 @@ function planEdgent(table: CostTable, cond: Conditions): Candidate {
   for (const group of table.exits) {
     const best = bestPartition(group, cond)
     if (best.t <= cond.latencyMs) {
-      if (
-        !feasible ||
-        best.c.accuracy > feasible.c.accuracy ||
-        (best.c.accuracy === feasible.c.accuracy && lessThan(best.t, feasible.t))
-      ) feasible = best
+      if (!feasible || best.c.accuracy > feasible.c.accuracy || (best.c.accuracy === feasible.c.accuracy && lessThan(best.t, feasible.t))) feasible = best
     }
     if (!fastest || lessThan(best.t, fastest.t) || (!lessThan(fastest.t, best.t) && best.c.accuracy > fastest.c.accuracy)) fastest = best
   }

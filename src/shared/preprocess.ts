@@ -10,7 +10,10 @@ export function preprocess(manifest: Manifest, pixels: Uint8Array): Float32Array
   const pre = manifest.preprocessing
   if (!pre) throw new UserError(`model ${manifest.id} declares no preprocessing for raw pixels`)
   const n = product(manifest.input.shape)
-  if (pixels.length !== n) throw new UserError(`model ${manifest.id}: an image has ${pixels.length} pixels, the input ${manifest.input.name} takes ${n} (${manifest.input.shape.join('×')})`)
+  if (pixels.length !== n)
+    throw new UserError(
+      `model ${manifest.id}: an image has ${pixels.length} pixels, the input ${manifest.input.name} takes ${n} (${manifest.input.shape.join('×')})`
+    )
   const channels = manifest.input.shape[1] ?? 1
   const plane = n / channels
   const out = new Float32Array(n)

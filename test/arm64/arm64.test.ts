@@ -38,12 +38,20 @@ describe('the agent on linux-arm64 under qemu-user emulation', () => {
 
   beforeAll(async () => {
     if (!existsSync(NODE_ARM64)) throw new Error(`no arm64 node at ${NODE_ARM64}: run \`npm run test:arm64\`, which installs it (scripts/arm64-setup.sh)`)
-    if (spawnSync('qemu-aarch64-static', ['--version']).status !== 0) throw new Error('qemu-aarch64-static is missing: run `npm run test:arm64` (scripts/arm64-setup.sh installs qemu-user-static)')
+    if (spawnSync('qemu-aarch64-static', ['--version']).status !== 0)
+      throw new Error('qemu-aarch64-static is missing: run `npm run test:arm64` (scripts/arm64-setup.sh installs qemu-user-static)')
     // The deployment path: pack the agent, install the tarball in an empty folder without dev tools.
-    const tgz = execFileSync(process.execPath, [join(root, 'scripts', 'pack-agent.mjs')], { encoding: 'utf8' }).trim().split('\n').pop()!
+    const tgz = execFileSync(process.execPath, [join(root, 'scripts', 'pack-agent.mjs')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()!
     const site = mkdtempSync(join(tmpdir(), 'edgent-pi-'))
     writeFileSync(join(site, 'package.json'), '{"private": true}\n')
-    execFileSync('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tgz], { cwd: site, stdio: 'ignore', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } })
+    execFileSync('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tgz], {
+      cwd: site,
+      stdio: 'ignore',
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }
+    })
     packedBin = join(site, 'node_modules', 'edgent-agent', 'bin', 'edgent-agent.js')
     expect(existsSync(packedBin)).toBe(true)
     expect(existsSync(join(site, 'node_modules', 'better-sqlite3'))).toBe(false) // nothing to compile on a Pi
@@ -95,13 +103,19 @@ describe('the agent on linux-arm64 under qemu-user emulation', () => {
         expect(fa!.data.length).toBe(fb!.data.length)
         for (let i = 0; i < fa!.data.length; i++) worst = Math.max(worst, Math.abs(fa!.data[i]! - fb!.data[i]!))
       }
-      console.log(`exit ${plan.exit}, ${plan.deviceLayers} device layers: ${COUNT} samples, max |arm64 − x64| = ${worst}; end-to-end p50 arm64 ${a.summary.p50Ms.toFixed(1)} ms, x64 ${b.summary.p50Ms.toFixed(1)} ms`)
+      console.log(
+        `exit ${plan.exit}, ${plan.deviceLayers} device layers: ${COUNT} samples, max |arm64 − x64| = ${worst}; end-to-end p50 arm64 ${a.summary.p50Ms.toFixed(1)} ms, x64 ${b.summary.p50Ms.toFixed(1)} ms`
+      )
       expect(worst).toBeLessThanOrEqual(1e-5)
     }
   }, 600_000)
 
   it('`edgent-agent --check` runs under emulation and prints arm64', () => {
-    const out = execFileSync('qemu-aarch64-static', [NODE_ARM64, packedBin, '--check'], { env: { ...process.env, QEMU_CPU: 'cortex-a72' }, encoding: 'utf8', timeout: 120_000 })
+    const out = execFileSync('qemu-aarch64-static', [NODE_ARM64, packedBin, '--check'], {
+      env: { ...process.env, QEMU_CPU: 'cortex-a72' },
+      encoding: 'utf8',
+      timeout: 120_000
+    })
     expect(out).toMatch(/^arch\s+arm64 /m)
     expect(out).toMatch(/^model\s+branchy-alexnet loads/m)
     expect(out).toMatch(/^check\s+ok$/m)

@@ -21,7 +21,7 @@ function idx(dims: number[], data: Uint8Array): Buffer {
   const head = Buffer.alloc(4 + 4 * dims.length)
   head[2] = 0x08
   head[3] = dims.length
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i))
+  for (const [i, d] of dims.entries()) head.writeUInt32BE(d, 4 + 4 * i)
   return Buffer.concat([head, Buffer.from(data)])
 }
 
@@ -108,6 +108,8 @@ describe('edgent model decisions', () => {
     expect(text.out).toMatch(/requirement\s+50 kbps\s+1500 kbps/)
     const bad = await run('model', 'decisions', '--bandwidths-kbps', '50,,x')
     expect(bad.code).toBe(2)
-    expect(bad.err.trim()).toBe("edgent: option '--bandwidths-kbps <list>' argument '50,,x' is invalid. expected comma-separated positive numbers, e.g. 50,100,500.")
+    expect(bad.err.trim()).toBe(
+      "edgent: option '--bandwidths-kbps <list>' argument '50,,x' is invalid. expected comma-separated positive numbers, e.g. 50,100,500."
+    )
   }, 60_000)
 })

@@ -29,7 +29,26 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
 
   beforeAll(async () => {
     const [mqttPort, httpPort] = [await freePort(), await freePort()]
-    serve = spawn(process.execPath, [edgent, 'serve', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--local-cpu-quota', '0.5', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    serve = spawn(
+      process.execPath,
+      [
+        edgent,
+        'serve',
+        '--data-dir',
+        dataDir,
+        '--mqtt-port',
+        String(mqttPort),
+        '--mqtt-host',
+        '127.0.0.1',
+        '--http-port',
+        String(httpPort),
+        '--local-cpu-quota',
+        '0.5',
+        '--log-level',
+        'warn'
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] }
+    )
     serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
     serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
     await waitFor('console.json', () => existsSync(join(dataDir, 'console.json')), 60_000)
@@ -52,12 +71,20 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
   })
 
   it('co-infers from the CLI and prints p50/p95, accuracy and the share of requirements met', async () => {
-    const { stdout } = await run(process.execPath, [edgent, 'infer', '--agent', 'local-pi', '--count', '20', '--latency-ms', '200', '--data-dir', dataDir, '--json'], { timeout: 240_000 })
+    const { stdout } = await run(
+      process.execPath,
+      [edgent, 'infer', '--agent', 'local-pi', '--count', '20', '--latency-ms', '200', '--data-dir', dataDir, '--json'],
+      { timeout: 240_000 }
+    )
     const r = JSON.parse(stdout) as { summary: Record<string, unknown>; rows: unknown[] }
     expect(r.summary).toMatchObject({ agent: 'local-pi', count: 20, completed: 20, lost: 0, latencyMs: 200, bandwidthSource: 'estimate' })
     expect(r.rows).toHaveLength(20)
     for (const k of ['p50Ms', 'p95Ms', 'accuracy', 'metShare']) expect(typeof r.summary[k]).toBe('number')
-    const text = await run(process.execPath, [edgent, 'infer', '--agent', 'local-pi', '--count', '5', '--latency-ms', '200', '--bandwidth-kbps', '250', '--data-dir', dataDir], { timeout: 240_000 })
+    const text = await run(
+      process.execPath,
+      [edgent, 'infer', '--agent', 'local-pi', '--count', '5', '--latency-ms', '200', '--bandwidth-kbps', '250', '--data-dir', dataDir],
+      { timeout: 240_000 }
+    )
     expect(text.stdout).toMatch(/5\/5 co-inferences on local-pi · requirement 200 ms · uplink 250 kbps \(fixed\)/)
     expect(text.stdout).toMatch(/end-to-end p50 [\d.]+ ms · p95 [\d.]+ ms · requirement met [\d.]+ % · accuracy [\d.]+ %/)
   }, 300_000)

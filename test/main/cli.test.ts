@@ -48,7 +48,10 @@ describe('edgent plan', () => {
     const p = JSON.parse(r.out)
     expect(p.candidates).toHaveLength(15)
     expect(p.candidates[0]).toMatchObject({ exit: 1, deviceLayers: 0, layers: 5, uploadBytes: 64 })
-    for (const c of p.candidates) expect(Object.keys(c)).toEqual(expect.arrayContaining(['exit', 'deviceLayers', 'layers', 'feasible', 'predictedMs', 'accuracy', 'uploadBytes', 'breakdown']))
+    for (const c of p.candidates)
+      expect(Object.keys(c)).toEqual(
+        expect.arrayContaining(['exit', 'deviceLayers', 'layers', 'feasible', 'predictedMs', 'accuracy', 'uploadBytes', 'breakdown'])
+      )
   })
 
   it('reports no plan in mode paper when nothing meets the requirement', async () => {
@@ -87,10 +90,18 @@ describe('edgent plan', () => {
   writeFileSync(join(bad, 'broken.json'), '{"id": ')
   writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ id: 'x' }))
   const errors: [string, string[], RegExp][] = [
-    ['a non-numeric bandwidth', ['--bandwidth-kbps', 'fast', '--latency-ms', '3'], /^edgent: option '--bandwidth-kbps <kbps>' argument 'fast' is invalid\. expected a positive number\.$/],
+    [
+      'a non-numeric bandwidth',
+      ['--bandwidth-kbps', 'fast', '--latency-ms', '3'],
+      /^edgent: option '--bandwidth-kbps <kbps>' argument 'fast' is invalid\. expected a positive number\.$/
+    ],
     ['a negative requirement', ['--bandwidth-kbps', '5', '--latency-ms', '-3'], /argument '-3' is invalid/],
     ['an unknown flag', ['--bandwidth-kbps', '5', '--latency-ms', '3', '--fast'], /^edgent: unknown option '--fast'$/],
-    ['an unknown mode', ['--bandwidth-kbps', '5', '--latency-ms', '3', '--mode', 'greedy'], /argument 'greedy' is invalid\. Allowed choices are edgent, paper\.$/],
+    [
+      'an unknown mode',
+      ['--bandwidth-kbps', '5', '--latency-ms', '3', '--mode', 'greedy'],
+      /argument 'greedy' is invalid\. Allowed choices are edgent, paper\.$/
+    ],
     ['a missing bandwidth', ['--latency-ms', '3'], /^edgent: missing required option '--bandwidth-kbps <kbps>' \(or use --map\)$/],
     ['a map without its range', ['--latency-ms', '3', '--map'], /^edgent: --map needs '--from-kbps <kbps>' and '--to-kbps <kbps>'$/]
   ]
@@ -105,11 +116,19 @@ describe('edgent plan', () => {
   }
 
   const fileErrors: [string, string[], string][] = [
-    ['a missing model', ['--model', join(bad, 'nope'), '--profile', profile], `edgent: model: no such file or folder ${join(bad, 'nope')} (expected a manifest.json or a model folder)`],
+    [
+      'a missing model',
+      ['--model', join(bad, 'nope'), '--profile', profile],
+      `edgent: model: no such file or folder ${join(bad, 'nope')} (expected a manifest.json or a model folder)`
+    ],
     ['an invalid manifest', ['--model', bad, '--profile', profile], 'edgent: '],
     ['a missing profile file', ['--model', model, '--profile', join(bad, 'none.json')], `edgent: profile: no such file ${join(bad, 'none.json')}`],
     ['a profile that is not JSON', ['--model', model, '--profile', join(bad, 'broken.json')], `edgent: profile: ${join(bad, 'broken.json')} is not valid JSON`],
-    ['an unknown built-in profile', ['--model', model, '--profile', 'paper-2019'], 'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; a stored profile id; or a calibration .json file)'],
+    [
+      'an unknown built-in profile',
+      ['--model', model, '--profile', 'paper-2019'],
+      'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; a stored profile id; or a calibration .json file)'
+    ],
     ['an invalid profile', ['--model', model, '--profile', model], 'edgent: manifest.json: format: ']
   ]
   for (const [what, args, prefix] of fileErrors) {
@@ -130,9 +149,30 @@ describe('edgent plan', () => {
 describe('the built `edgent` command', () => {
   it('runs as the package bin (after npm run build)', async () => {
     expect(existsSync(join(root, 'out/main/cli.js')), 'out/main/cli.js is missing: npm test builds it first (npm run build)').toBe(true)
-    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/edgent.js'), 'plan', '--model', model, '--profile', profile, '--bandwidth-kbps', '64', '--latency-ms', '3', '--json'])
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      join(root, 'bin/edgent.js'),
+      'plan',
+      '--model',
+      model,
+      '--profile',
+      profile,
+      '--bandwidth-kbps',
+      '64',
+      '--latency-ms',
+      '3',
+      '--json'
+    ])
     expect(JSON.parse(stdout)).toMatchObject({ exit: 2, deviceLayers: 8 })
-    const failed = await promisify(execFile)(process.execPath, [join(root, 'bin/edgent.js'), 'plan', '--profile', profile, '--bandwidth-kbps', 'x', '--latency-ms', '3']).catch((e) => e)
+    const failed = await promisify(execFile)(process.execPath, [
+      join(root, 'bin/edgent.js'),
+      'plan',
+      '--profile',
+      profile,
+      '--bandwidth-kbps',
+      'x',
+      '--latency-ms',
+      '3'
+    ]).catch((e) => e)
     expect(failed.code).toBe(2)
     expect(failed.stderr).toMatch(/^edgent: option '--bandwidth-kbps <kbps>' argument 'x' is invalid/)
   })

@@ -9,7 +9,11 @@ import { defaultModelDir, packageRoot } from '../../src/main/runtime/paths.js'
 import { agentEntry } from '../main/console/harness.js'
 
 function agent(...args: string[]) {
-  const r = spawnSync(process.execPath, [agentEntry, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, EDGENT_BROKER: '', EDGENT_TOKEN: '', EDGENT_AGENT_ID: '' } })
+  const r = spawnSync(process.execPath, [agentEntry, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, EDGENT_BROKER: '', EDGENT_TOKEN: '', EDGENT_AGENT_ID: '' }
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 

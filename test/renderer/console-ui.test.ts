@@ -15,7 +15,6 @@ import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '
 const SHOTS = join(root, 'test-output', 'screenshots')
 const edgent = join(root, 'bin', 'edgent.js')
 
-
 describe('the console in a browser (headless shell)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'edgent-ui-'))
   let serve: ChildProcess
@@ -38,9 +37,28 @@ describe('the console in a browser (headless shell)', () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true })
     const [mqttPort, httpPort] = [await freePort(), await freePort()]
-    serve = spawn(process.execPath, [edgent, 'serve', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--local-cpu-quota', '0.5', '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
+    serve = spawn(
+      process.execPath,
+      [
+        edgent,
+        'serve',
+        '--data-dir',
+        dataDir,
+        '--mqtt-port',
+        String(mqttPort),
+        '--mqtt-host',
+        '127.0.0.1',
+        '--http-port',
+        String(httpPort),
+        '--local-cpu-quota',
+        '0.5',
+        '--log-level',
+        'warn'
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe']
+      }
+    )
     serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
     serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
     url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000).catch((e: Error) => {
@@ -97,7 +115,10 @@ describe('the console in a browser (headless shell)', () => {
     await page.selectOption('[data-testid=campaign-kind]', 'model')
     await page.fill('[data-testid=campaign-reps]', '1')
     await page.click('[data-testid=campaign-start]')
-    const row = page.locator('[data-testid^=campaign-]', { has: page.locator('text=pi-ui') }).filter({ has: page.locator('[data-testid=campaign-status]') }).first()
+    const row = page
+      .locator('[data-testid^=campaign-]', { has: page.locator('text=pi-ui') })
+      .filter({ has: page.locator('[data-testid=campaign-status]') })
+      .first()
     await expect.poll(async () => row.locator('[data-testid=campaign-status]').textContent(), { timeout: 180_000, interval: 500 }).toBe('done')
     expect(await row.locator('[role=progressbar]').getAttribute('aria-valuenow')).toBe('100')
     expect(Number(await row.locator('td').nth(5).textContent())).toBeGreaterThan(40) // measurements: every layer, both sides
@@ -153,7 +174,18 @@ describe('the console in a browser (headless shell)', () => {
     await page.fill('[data-testid=live-count]', '60')
     await page.fill('[data-testid=live-requirement]', '200')
     await page.click('[data-testid=live-run]')
-    await expect.poll(async () => Number(await page.locator('[data-testid=live-chart]').getAttribute('data-total').catch(() => '0')), { timeout: 120_000, interval: 500 }).toBeGreaterThanOrEqual(60)
+    await expect
+      .poll(
+        async () =>
+          Number(
+            await page
+              .locator('[data-testid=live-chart]')
+              .getAttribute('data-total')
+              .catch(() => '0')
+          ),
+        { timeout: 120_000, interval: 500 }
+      )
+      .toBeGreaterThanOrEqual(60)
     expect(await page.locator('[data-testid=live-chart] .line-e2e path.recharts-curve').count()).toBeGreaterThan(0)
     expect(Number(await page.textContent('[data-testid=live-total] .stat-value'))).toBe(60)
     await page.waitForSelector('[data-testid=live-run]') // the run finished: the button is back

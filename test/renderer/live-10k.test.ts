@@ -23,10 +23,17 @@ function seed(dataDir: string): void {
   const db = new Database(join(dataDir, 'edgent.db'))
   const now = Date.now() - N * 50
   db.transaction(() => {
-    for (const [id, exit, p] of [['plan-a', 5, 8], ['plan-b', 3, 14]] as const) {
-      db.prepare('INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)').run(id, 'pi-history', 'branchy-alexnet', exit, p, exit === 5 ? 24 : 14, 100, 1000, 40, 1, 'seeded', new Date(now).toISOString())
+    for (const [id, exit, p] of [
+      ['plan-a', 5, 8],
+      ['plan-b', 3, 14]
+    ] as const) {
+      db.prepare(
+        'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
+      ).run(id, 'pi-history', 'branchy-alexnet', exit, p, exit === 5 ? 24 : 14, 100, 1000, 40, 1, 'seeded', new Date(now).toISOString())
     }
-    db.prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at) VALUES ('run-1', 'pi-history', 'infer', '{}', 'done', ?)`).run(new Date(now).toISOString())
+    db.prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at) VALUES ('run-1', 'pi-history', 'infer', '{}', 'done', ?)`).run(
+      new Date(now).toISOString()
+    )
     const ins = db.prepare(
       `INSERT INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
        VALUES (?, 'run-1', 'pi-history', ?, 'branchy-alexnet', ?, ?, ?, 1, 1, 1, 100, 40, '{}', ?, ?, ?, ?, ?, 1000, 3136, ?)`
@@ -34,7 +41,19 @@ function seed(dataDir: string): void {
     for (let i = 0; i < N; i++) {
       const b = i >= N / 2
       const e2e = 30 + 10 * Math.sin(i / 50) + (i % 997 === 0 ? 120 : 0)
-      ins.run(`r${i}`, b ? 'plan-b' : 'plan-a', b ? 3 : 5, b ? 14 : 8, i % 2000, 12, e2e - 22, 10, e2e, e2e <= 100 ? 1 : 0, new Date(now + i * 50).toISOString())
+      ins.run(
+        `r${i}`,
+        b ? 'plan-b' : 'plan-a',
+        b ? 3 : 5,
+        b ? 14 : 8,
+        i % 2000,
+        12,
+        e2e - 22,
+        10,
+        e2e,
+        e2e <= 100 ? 1 : 0,
+        new Date(now + i * 50).toISOString()
+      )
     }
   })()
   db.close()
@@ -48,7 +67,25 @@ describe('the Live page with 10,000 stored co-inferences', () => {
   beforeAll(async () => {
     seed(dataDir)
     let out = ''
-    serve = spawn(process.execPath, [join(root, 'bin', 'edgent.js'), 'serve', '--no-local-agent', '--data-dir', dataDir, '--mqtt-port', String(await freePort()), '--mqtt-host', '127.0.0.1', '--http-port', String(await freePort()), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    serve = spawn(
+      process.execPath,
+      [
+        join(root, 'bin', 'edgent.js'),
+        'serve',
+        '--no-local-agent',
+        '--data-dir',
+        dataDir,
+        '--mqtt-port',
+        String(await freePort()),
+        '--mqtt-host',
+        '127.0.0.1',
+        '--http-port',
+        String(await freePort()),
+        '--log-level',
+        'warn'
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] }
+    )
     serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
     url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000)
     browser = await launchChromium()

@@ -31,10 +31,24 @@ const EXAMPLES: { [C in AgentCommand]: { args: CommandArgsIn<C>; reply: CommandR
     }
   },
   probe: { args: { bytes: 4096 }, reply: { bytes: 4096, ackMs: 12.5, rttMs: 0.8, uplinkSampleKbps: 2790.2 } },
-  'profile-layers': { args: { reps: 4 }, reply: { model: 'branchy-alexnet', layerMs: { conv1: 0.31, relu1: 0.02 }, exitFusedMs: { '1': 0.25, '5': 1.9 }, reps: 4 } },
+  'profile-layers': {
+    args: { reps: 4 },
+    reply: { model: 'branchy-alexnet', layerMs: { conv1: 0.31, relu1: 0.02 }, exitFusedMs: { '1': 0.25, '5': 1.9 }, reps: 4 }
+  },
   'time-layers': {
     args: { specs: [{ type: 'fc', inputs: 128, outputs: 10 }], reps: 2 },
-    reply: [{ key: 'fc:128:10', spec: { type: 'fc', inputs: 128, outputs: 10 }, regressionKey: 'fc', features: [128, 10, 1280], runMs: 0.011, loadMs: 0.9, modelBytes: 5300, reps: 2 }]
+    reply: [
+      {
+        key: 'fc:128:10',
+        spec: { type: 'fc', inputs: 128, outputs: 10 },
+        regressionKey: 'fc',
+        features: [128, 10, 1280],
+        runMs: 0.011,
+        loadMs: 0.9,
+        modelBytes: 5300,
+        reps: 2
+      }
+    ]
   },
   'set-uplink': { args: { kbps: 500 }, reply: { previousKbps: 1000, kbps: 500 } }
 }
@@ -75,7 +89,9 @@ describe('the agent command contract', () => {
     const bad = (command: AgentCommand, reply: unknown) => () => parseCommandReply(command, reply, 'pi-a')
     expect(bad('probe', { bytes: 4096, ackMs: 1, rttMs: 1, kbps: 100 })).toThrow(/^agent pi-a: malformed reply to "probe": uplinkSampleKbps: /)
     expect(bad('set-uplink', { previousKbps: 'fast', kbps: 500 })).toThrow(/^agent pi-a: malformed reply to "set-uplink": previousKbps: /)
-    expect(bad('profile-layers', { model: 'm', layerMs: { conv1: -1 }, exitFusedMs: {}, reps: 1 })).toThrow(/malformed reply to "profile-layers": layerMs\.conv1: /)
+    expect(bad('profile-layers', { model: 'm', layerMs: { conv1: -1 }, exitFusedMs: {}, reps: 1 })).toThrow(
+      /malformed reply to "profile-layers": layerMs\.conv1: /
+    )
     const rows = wire(EXAMPLES['run-batch'].reply) as { rows: Record<string, unknown>[] }
     rows.rows[1]!['e2eMs'] = null
     expect(bad('run-batch', rows)).toThrow(/malformed reply to "run-batch": rows\[1\]\.e2eMs: /)
@@ -94,7 +110,9 @@ describe('the agent command contract', () => {
     expect(await dispatchCommand(handlers, 'set-uplink', { transaction: 't', kbps: 500 })).toEqual({ previousKbps: 1000, kbps: 500 })
     expect(await dispatchCommand(handlers, 'probe', { transaction: 't' })).toEqual(EXAMPLES.probe.reply)
     expect(seen).toEqual([{ kbps: 500 }, { bytes: 16384 }])
-    await expect(dispatchCommand(handlers, 'reboot', {})).rejects.toThrow('unknown command "reboot" (commands: run-batch, probe, profile-layers, time-layers, set-uplink)')
+    await expect(dispatchCommand(handlers, 'reboot', {})).rejects.toThrow(
+      'unknown command "reboot" (commands: run-batch, probe, profile-layers, time-layers, set-uplink)'
+    )
     await expect(dispatchCommand(handlers, '__proto__', {})).rejects.toThrow(/unknown command/)
     await expect(dispatchCommand(handlers, 'run-batch', { count: 1 })).rejects.toThrow(/^"run-batch" arguments: runId: /)
     expect(seen).toHaveLength(2) // refused requests reach no handler

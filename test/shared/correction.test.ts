@@ -44,8 +44,8 @@ describe('online correction', () => {
     expect(c.factor('edge', 'x')).toBe(1)
     c.observe('edge', ['x'], 1, 8) // 8^0.3
     const src = c.wrap({ id: 's', overheadMs: 0, layerMs: (side) => (side === 'edge' ? 2 : 1) })
-    expect(src.layerMs('edge', layer('x'))).toBeCloseTo(2 * Math.pow(8, 0.3), 12)
+    expect(src.layerMs('edge', layer('x'))).toBeCloseTo(2 * 8 ** 0.3, 12)
     expect(src.layerMs('device', layer('x'))).toBe(1)
-    expect(c.meanFactor('edge')).toBeCloseTo(Math.pow(8, 0.3), 12)
+    expect(c.meanFactor('edge')).toBeCloseTo(8 ** 0.3, 12)
   })
 })

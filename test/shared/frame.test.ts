@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { decodeFrame, encodeFrame, MAX_HEADER_BYTES, type FrameHeader } from '../../src/shared/frame.js'
 
-const header: FrameHeader = { requestId: 'r-1', planId: 'p-1', model: 'branchy-alexnet', exit: 3, deviceLayers: 4, sample: 7, label: 2, deviceMs: 1.5, sentAt: 1_700_000_000_000 }
+const header: FrameHeader = {
+  requestId: 'r-1',
+  planId: 'p-1',
+  model: 'branchy-alexnet',
+  exit: 3,
+  deviceLayers: 4,
+  sample: 7,
+  label: 2,
+  deviceMs: 1.5,
+  sentAt: 1_700_000_000_000
+}
 const limits = { maxPayloadBytes: 1 << 20 }
 // fixed header 16 + 3 dims × 4 + JSON header + 6 floats × 4
 const FRAME_BYTES = 16 + 12 + new TextEncoder().encode(JSON.stringify(header)).length + 24
@@ -49,8 +59,12 @@ describe('activation frame codec', () => {
     ['wrong dims', (b, v) => (v.setUint32(20, 5), b), 'frame: dims [1, 5, 3] need 60 payload bytes, the frame declares 24'],
     ['a zero dim', (b, v) => (v.setUint32(20, 0), b), 'frame: dim 1 is 0'],
     ['a huge declared payload', (b, v) => (v.setUint32(12, 0xffffffff), b), 'frame: declared payload 4294967295 bytes exceeds the 1048576-byte limit'],
-    ['a huge declared header', (b, v) => (v.setUint32(8, MAX_HEADER_BYTES + 1), b), `frame: header length ${MAX_HEADER_BYTES + 1} exceeds ${MAX_HEADER_BYTES} bytes`],
-    ['a header that is not JSON', (b) => (b[28] = 0xff, b), 'frame: header is not UTF-8 JSON']
+    [
+      'a huge declared header',
+      (b, v) => (v.setUint32(8, MAX_HEADER_BYTES + 1), b),
+      `frame: header length ${MAX_HEADER_BYTES + 1} exceeds ${MAX_HEADER_BYTES} bytes`
+    ],
+    ['a header that is not JSON', (b) => ((b[28] = 0xff), b), 'frame: header is not UTF-8 JSON']
   ]
   for (const [what, mutate, message] of corrupt) {
     it(`rejects ${what}`, () => {

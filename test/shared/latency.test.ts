@@ -33,8 +33,8 @@ function rng(seed: number): () => number {
   }
 }
 
-describe('latency features (the paper\'s Table 1)', () => {
-  it('computes each layer type\'s variables', () => {
+describe("latency features (the paper's Table 1)", () => {
+  it("computes each layer type's variables", () => {
     // conv: input elements 16; (3/1)^2 x 2 filters = 18
     expect(layerFeatures(layer('conv1'))).toEqual([16, 18])
     expect(layerFeatures(layer('relu1'))).toEqual([32])
@@ -135,8 +135,8 @@ describe('least-squares fit', () => {
   })
 })
 
-describe('fitted variables beyond the paper\'s (multiply-accumulates)', () => {
-  it('counts a layer\'s multiply-accumulates: conv = output elements × kernel area × input channels, fc = in × out', () => {
+describe("fitted variables beyond the paper's (multiply-accumulates)", () => {
+  it("counts a layer's multiply-accumulates: conv = output elements × kernel area × input channels, fc = in × out", () => {
     // conv1: output 2×4×4 = 32 elements, 3×3 kernel, 1 input channel → 288
     expect(fitFeatures(layer('conv1'))).toEqual([16, 18, 288])
     const wide = { ...layer('conv1'), inputShape: [1, 3, 4, 4] } as Layer
@@ -149,16 +149,26 @@ describe('fitted variables beyond the paper\'s (multiply-accumulates)', () => {
 
   it('evaluates a profile regression by the variables it names, and refuses unknown ones', () => {
     const base = { format: 'edgent-calibration', schema: 1, id: 'p', edge: {} }
-    const p = parseProfile({ ...base, device: { conv: { features: ['inputElements', 'kernelOverStrideSquaredTimesFilters', 'macs'], coefficients: [0, 0, 0.5], intercept: 1 } } })
+    const p = parseProfile({
+      ...base,
+      device: { conv: { features: ['inputElements', 'kernelOverStrideSquaredTimesFilters', 'macs'], coefficients: [0, 0, 0.5], intercept: 1 } }
+    })
     expect(predictLayerMs(p, 'device', layer('conv1'))).toBe(1 + 0.5 * 288)
     const paperOnly = parseProfile({ ...base, device: { conv: { coefficients: [1, 2], intercept: 0 } } })
     expect(predictLayerMs(paperOnly, 'device', layer('conv1'))).toBe(16 + 2 * 18)
-    expect(() => parseProfile({ ...base, device: { conv: { features: ['flops'], coefficients: [1], intercept: 0 } } })).toThrow('device conv: unknown variable flops')
-    expect(() => parseProfile({ ...base, device: { conv: { features: ['inputElements', 'macs'], coefficients: [1], intercept: 0 } } })).toThrow('device conv needs 2 coefficients (inputElements, macs), got 1')
+    expect(() => parseProfile({ ...base, device: { conv: { features: ['flops'], coefficients: [1], intercept: 0 } } })).toThrow(
+      'device conv: unknown variable flops'
+    )
+    expect(() => parseProfile({ ...base, device: { conv: { features: ['inputElements', 'macs'], coefficients: [1], intercept: 0 } } })).toThrow(
+      'device conv needs 2 coefficients (inputElements, macs), got 1'
+    )
   })
 
   it('relative weighting recovers exact coefficients, and beats OLS on relative error when noise grows with size', () => {
-    const exact = Array.from({ length: 12 }, (_, i) => ({ x: [i + 1, (i * 7) % 5, (i + 1) ** 2 * 100], y: 0.5 + 0.1 * (i + 1) + 0.2 * ((i * 7) % 5) + 0.003 * (i + 1) ** 2 * 100 }))
+    const exact = Array.from({ length: 12 }, (_, i) => ({
+      x: [i + 1, (i * 7) % 5, (i + 1) ** 2 * 100],
+      y: 0.5 + 0.1 * (i + 1) + 0.2 * ((i * 7) % 5) + 0.003 * (i + 1) ** 2 * 100
+    }))
     const f = fitRegression('conv', exact, { features: FIT_FEATURES.conv, weighting: 'relative' })
     expect(f.intercept).toBeCloseTo(0.5, 9)
     expect(f.coefficients[0]).toBeCloseTo(0.1, 9)

@@ -37,7 +37,11 @@ describe('manifest schema', () => {
       (m) => (m.layers[2].outputBytes = 33),
       'tiny/manifest.json: layers[2].outputBytes: layer "pool1": outputBytes 33 does not match outputShape [1, 2, 2, 2] (expected 32 for float32)'
     ],
-    ['a wrong exit output name', (m) => (m.exits[0].output = 'exit9'), 'tiny/manifest.json: exits[0].output: exit 1 names output "exit9" but its last layer writes "exit1"'],
+    [
+      'a wrong exit output name',
+      (m) => (m.exits[0].output = 'exit9'),
+      'tiny/manifest.json: exits[0].output: exit 1 names output "exit9" but its last layer writes "exit1"'
+    ],
     ['exits not numbered from 1', (m) => (m.exits[0].exit = 3), 'tiny/manifest.json: exits: exit numbers must be 1..2 (1 = earliest), got 2, 3'],
     ['an accuracy above 1', (m) => (m.exits[0].accuracy = 80), 'tiny/manifest.json: exits[0].accuracy: '],
     ['a duplicate layer id', (m) => (m.layers[9].id = 'fc2'), 'duplicate layer id "fc2"'],

@@ -176,7 +176,7 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
         })
         expect(got.predictedMs).toBeCloseTo(want.t, 6)
       }),
-      { numRuns: Number(process.env["PLANNER_RUNS"] ?? 1000) }
+      { numRuns: Number(process.env['PLANNER_RUNS'] ?? 1000) }
     )
   })
 
@@ -189,7 +189,7 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
         expect(got ? { exit: got.exit, deviceLayers: got.deviceLayers } : null).toEqual(want)
         if (got) expect(got.feasible).toBe(true)
       }),
-      { numRuns: Number(process.env["PLANNER_RUNS"] ?? 1000) }
+      { numRuns: Number(process.env['PLANNER_RUNS'] ?? 1000) }
     )
   })
 
@@ -219,7 +219,7 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
           }
           const breakpoints = map.slice(1).map((iv) => iv.fromKbps)
           for (const u of samples) {
-            const kbps = fromKbps * Math.pow(span, u)
+            const kbps = fromKbps * span ** u
             // At a breakpoint two plans tie (within the planner's tie epsilon): a sample that close to
             // one may fall on either side of it.
             if (breakpoints.some((b) => Math.abs(kbps - b) <= 1e-6 * b)) continue
@@ -231,7 +231,7 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
           }
         }
       ),
-      { numRuns: Number(process.env["PLANNER_RUNS"] ?? 1000) }
+      { numRuns: Number(process.env['PLANNER_RUNS'] ?? 1000) }
     )
   })
 })

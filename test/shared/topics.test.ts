@@ -22,7 +22,14 @@ describe('topic builders', () => {
   it('parses only topics of the tree', () => {
     expect(parseTopic('edgent/v1/agents/pi-1/response/run-batch')).toEqual({ agentId: 'pi-1', kind: 'response', verb: 'run-batch' })
     expect(parseTopic('edgent/v1/agents/pi-1/activation')).toEqual({ agentId: 'pi-1', kind: 'activation' })
-    for (const t of ['$SYS/broker/clients', 'edgent/v2/agents/pi-1/state', 'edgent/v1/agents/pi-1/state/extra', 'edgent/v1/agents/__proto__/state', 'edgent/v1/agents/pi-1/secrets', 'edgent/v1/agents/pi-1/request/a/b']) {
+    for (const t of [
+      '$SYS/broker/clients',
+      'edgent/v2/agents/pi-1/state',
+      'edgent/v1/agents/pi-1/state/extra',
+      'edgent/v1/agents/__proto__/state',
+      'edgent/v1/agents/pi-1/secrets',
+      'edgent/v1/agents/pi-1/request/a/b'
+    ]) {
       expect(parseTopic(t), t).toBeUndefined()
     }
   })

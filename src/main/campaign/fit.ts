@@ -5,7 +5,19 @@
  */
 import type { FitReport } from '../../shared/console-api.js'
 import { median } from 'simple-statistics'
-import { FEATURES, FIT_FEATURES, SIDES, fitRegression, fitStats, type CalibrationProfile, type FitPoint, type FitStats, type Regression, type RegressionKey, type Side } from '../../shared/latency.js'
+import {
+  FEATURES,
+  FIT_FEATURES,
+  SIDES,
+  fitRegression,
+  fitStats,
+  type CalibrationProfile,
+  type FitPoint,
+  type FitStats,
+  type Regression,
+  type RegressionKey,
+  type Side
+} from '../../shared/latency.js'
 
 export interface MeasurementRow {
   side: Side
@@ -48,7 +60,12 @@ export function fitConstant(key: RegressionKey, points: readonly FitPoint[], nam
   return { ...reg, ...fitStats(reg, points) }
 }
 
-export function fitProfile(id: string, name: string, rows: readonly MeasurementRow[], source: Record<string, unknown>): { profile: CalibrationProfile; report: FitReport[] } {
+export function fitProfile(
+  id: string,
+  name: string,
+  rows: readonly MeasurementRow[],
+  source: Record<string, unknown>
+): { profile: CalibrationProfile; report: FitReport[] } {
   const report: FitReport[] = []
   const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
   const passes = aggregatePasses(rows)

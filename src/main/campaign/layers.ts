@@ -8,10 +8,15 @@ import type { SyntheticSpec } from '../../shared/onnx-builder.js'
 /** The configurations timed by a `layers` campaign, in a fixed order. */
 export function layerGrid(): SyntheticSpec[] {
   const g: SyntheticSpec[] = []
-  for (const channels of [3, 16, 64]) for (const size of [8, 14, 28]) for (const filters of [16, 64, 128]) for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels, size, filters, kernel, stride })
-  for (const channels of [16, 32, 64, 128]) for (const size of [7, 14, 28]) for (const kernel of [2, 3]) for (const stride of [1, 2]) g.push({ type: 'pool', channels, size, kernel, stride })
+  for (const channels of [3, 16, 64])
+    for (const size of [8, 14, 28])
+      for (const filters of [16, 64, 128])
+        for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels, size, filters, kernel, stride })
+  for (const channels of [16, 32, 64, 128])
+    for (const size of [7, 14, 28]) for (const kernel of [2, 3]) for (const stride of [1, 2]) g.push({ type: 'pool', channels, size, kernel, stride })
   for (const inputs of [128, 256, 512, 1152, 2048, 3072, 4096]) for (const outputs of [10, 64, 128, 256, 512, 1024]) g.push({ type: 'fc', inputs, outputs })
-  for (const type of ['relu', 'lrn', 'dropout', 'flatten'] as const) for (const c of [16, 32, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
+  for (const type of ['relu', 'lrn', 'dropout', 'flatten'] as const)
+    for (const c of [16, 32, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
   for (const n of [10, 100, 1000, 10000]) g.push({ type: 'softmax', shape: [1, n] })
   return g
 }

@@ -48,7 +48,13 @@ export interface CampaignDeps {
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
   setUplink(deviceId: string, kbps: number): Promise<CommandReply<'set-uplink'>>
   /** Co-inference through the console (kind `sweep`). */
-  infer(opts: { agent: string; count: number; latencyMs: number; bandwidthKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  infer(opts: {
+    agent: string
+    count: number
+    latencyMs: number
+    bandwidthKbps: number
+    campaignId: string
+  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
   onProgress(status: CampaignStatus): void
 }
 
@@ -64,8 +70,6 @@ export interface SweepOptions {
   latenciesMs?: readonly number[]
 }
 
-
-
 export class Campaigns {
   private readonly cancelled = new Set<string>()
   private readonly fits = new Map<string, FitReport[]>()
@@ -76,15 +80,23 @@ export class Campaigns {
   start(deviceId: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
     if (kind !== 'layers' && kind !== 'model' && kind !== 'sweep') throw new UserError(`unknown campaign kind "${kind}" (kinds: layers, model, sweep)`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
-    const grid = { bandwidthsKbps: [...(sweep.bandwidthsKbps ?? SWEEP_DEFAULTS.bandwidthsKbps)], latenciesMs: [...(sweep.latenciesMs ?? SWEEP_DEFAULTS.latenciesMs)] }
+    const grid = {
+      bandwidthsKbps: [...(sweep.bandwidthsKbps ?? SWEEP_DEFAULTS.bandwidthsKbps)],
+      latenciesMs: [...(sweep.latenciesMs ?? SWEEP_DEFAULTS.latenciesMs)]
+    }
     if (kind === 'sweep') {
-      for (const [name, list, lo, hi] of [['bandwidths', grid.bandwidthsKbps, 1, 1e7], ['latency requirements', grid.latenciesMs, 1, 3.6e6]] as const) {
+      for (const [name, list, lo, hi] of [
+        ['bandwidths', grid.bandwidthsKbps, 1, 1e7],
+        ['latency requirements', grid.latenciesMs, 1, 3.6e6]
+      ] as const) {
         if (list.length < 1 || list.length > 50) throw new UserError(`a sweep needs 1..50 ${name}, got ${list.length}`)
-        if (list.some((v) => !Number.isFinite(v) || v < lo || v > hi)) throw new UserError(`sweep ${name} must be numbers in ${lo}..${hi}, got ${list.join(', ')}`)
+        if (list.some((v) => !Number.isFinite(v) || v < lo || v > hi))
+          throw new UserError(`sweep ${name} must be numbers in ${lo}..${hi}, got ${list.join(', ')}`)
       }
     }
     const id = randomUUID()
-    const params = kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.model.manifest.id } : { inferencesPerPoint: reps, ...grid }
+    const params =
+      kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.model.manifest.id } : { inferencesPerPoint: reps, ...grid }
     this.deps.store.campaigns.create(id, deviceId, kind, params)
     if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
     else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
@@ -211,12 +223,28 @@ export class Campaigns {
       for (const chunk of work.chunks) {
         if (this.cancelled.has(id)) throw new CancelledError()
         const ms = await chunk.measure()
-        if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs))) throw new Error(`${chunk.side} answered with measurements for other configurations`)
+        if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs)))
+          throw new Error(`${chunk.side} answered with measurements for other configurations`)
         done += ms.length
-        campaigns.addMeasurements(id, chunk.side, chunk.pass ?? 0, ms.map((m) => ({ ...m, heldOut: heldOut.get(m.key) ?? false })), done / total)
+        campaigns.addMeasurements(
+          id,
+          chunk.side,
+          chunk.pass ?? 0,
+          ms.map((m) => ({ ...m, heldOut: heldOut.get(m.key) ?? false })),
+          done / total
+        )
         this.deps.onProgress(this.status(id)!)
       }
-      const rows = campaigns.measurements(id).map<MeasurementRow>((r) => ({ side: r.side, config: r.config, regressionKey: r.regressionKey, features: r.features, runMs: r.runMs, loadMs: r.loadMs, modelBytes: r.modelBytes, heldOut: r.heldOut }))
+      const rows = campaigns.measurements(id).map<MeasurementRow>((r) => ({
+        side: r.side,
+        config: r.config,
+        regressionKey: r.regressionKey,
+        features: r.features,
+        runMs: r.runMs,
+        loadMs: r.loadMs,
+        modelBytes: r.modelBytes,
+        heldOut: r.heldOut
+      }))
       const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
       const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, { campaign: id, device: deviceId, reps })
       this.fits.set(id, report)
@@ -237,7 +265,20 @@ export class Campaigns {
     const p = profiles.byCampaign(id)
     let fits = this.fits.get(id) ?? null
     if (!fits && p) fits = reportFromProfile(p.json)
-    return { id: c.id, deviceId: c.deviceId, kind: c.kind, status: c.status, progress: c.progress, startedAt: c.startedAt, finishedAt: c.finishedAt, error: c.error, profileId: p?.id ?? null, fits, measurements: campaigns.measurementCount(id), sweep: c.summary }
+    return {
+      id: c.id,
+      deviceId: c.deviceId,
+      kind: c.kind,
+      status: c.status,
+      progress: c.progress,
+      startedAt: c.startedAt,
+      finishedAt: c.finishedAt,
+      error: c.error,
+      profileId: p?.id ?? null,
+      fits,
+      measurements: campaigns.measurementCount(id),
+      sweep: c.summary
+    }
   }
 
   list(): CampaignStatus[] {
@@ -275,7 +316,7 @@ interface Work {
  */
 export function heldOutKeys(keys: readonly string[], groups: readonly string[]): Map<string, boolean> {
   const byGroup = new Map<string, string[]>()
-  keys.forEach((k, i) => byGroup.set(groups[i]!, [...(byGroup.get(groups[i]!) ?? []), k]))
+  for (const [i, k] of keys.entries()) byGroup.set(groups[i]!, [...(byGroup.get(groups[i]!) ?? []), k])
   const out = new Map<string, boolean>(keys.map((k) => [k, false]))
   const rank = (k: string) => createHash('sha256').update(k).digest('hex')
   for (const list of byGroup.values()) {
@@ -286,11 +327,23 @@ export function heldOutKeys(keys: readonly string[], groups: readonly string[]):
 }
 
 function reportFromProfile(json: string): FitReport[] {
-  const p = JSON.parse(json) as Record<'device' | 'edge', Record<string, { n?: number; r2?: number | null; mape?: number | null; heldOut?: { n: number; mape: number | null; r2: number | null } }>>
+  const p = JSON.parse(json) as Record<
+    'device' | 'edge',
+    Record<string, { n?: number; r2?: number | null; mape?: number | null; heldOut?: { n: number; mape: number | null; r2: number | null } }>
+  >
   const out: FitReport[] = []
   for (const side of ['device', 'edge'] as const) {
     for (const [key, r] of Object.entries(p[side] ?? {})) {
-      out.push({ side, key: key as FitReport['key'], n: r.n ?? 0, r2: r.r2 ?? null, mape: r.mape ?? null, heldOutN: r.heldOut?.n ?? 0, heldOutMape: r.heldOut?.mape ?? null, heldOutR2: r.heldOut?.r2 ?? null })
+      out.push({
+        side,
+        key: key as FitReport['key'],
+        n: r.n ?? 0,
+        r2: r.r2 ?? null,
+        mape: r.mape ?? null,
+        heldOutN: r.heldOut?.n ?? 0,
+        heldOutMape: r.heldOut?.mape ?? null,
+        heldOutR2: r.heldOut?.r2 ?? null
+      })
     }
   }
   return out

@@ -21,7 +21,15 @@ export function formatCampaign(s: CampaignStatus): string {
       '',
       table(
         ['side', 'layer type', 'n', 'R²', 'MAPE', 'held-out n', 'held-out MAPE'],
-        s.fits.map((f) => [f.side, f.key, String(f.n), f.r2 === null ? '—' : f.r2.toFixed(3), pctOrDash(f.mape), String(f.heldOutN), f.error ? f.error : pctOrDash(f.heldOutMape)]),
+        s.fits.map((f) => [
+          f.side,
+          f.key,
+          String(f.n),
+          f.r2 === null ? '—' : f.r2.toFixed(3),
+          pctOrDash(f.mape),
+          String(f.heldOutN),
+          f.error ? f.error : pctOrDash(f.heldOutMape)
+        ]),
         [false, false, true, true, true, true, true]
       )
     )
@@ -33,7 +41,17 @@ export function formatCampaign(s: CampaignStatus): string {
       '',
       table(
         ['uplink kbps', 'requirement ms', 'exit', 'device layers', 'predicted ms', 'measured p50 ms', 'error', 'met', 'accuracy'],
-        w.points.map((p) => [String(p.uplinkKbps), String(p.latencyMs), String(p.exit), `${p.deviceLayers}/${p.layers}`, p.predictedMs.toFixed(1), p.measuredMs.toFixed(1), pctOrDash(p.relError), pctOrDash(p.metShare), pctOrDash(p.accuracy)]),
+        w.points.map((p) => [
+          String(p.uplinkKbps),
+          String(p.latencyMs),
+          String(p.exit),
+          `${p.deviceLayers}/${p.layers}`,
+          p.predictedMs.toFixed(1),
+          p.measuredMs.toFixed(1),
+          pctOrDash(p.relError),
+          pctOrDash(p.metShare),
+          pctOrDash(p.accuracy)
+        ]),
         [true, true, true, true, true, true, true, true, true]
       ),
       '',
@@ -43,7 +61,10 @@ export function formatCampaign(s: CampaignStatus): string {
   return lines.join('\n')
 }
 
-export async function campaignRun(o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean }, progress?: Progress): Promise<string> {
+export async function campaignRun(
+  o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean },
+  progress?: Progress
+): Promise<string> {
   const c = running(o.dataDir)
   const { id } = await callConsole(c, 'campaignStart', {
     agent: o.agent,
@@ -60,7 +81,10 @@ export async function campaignRun(o: { agent: string; kind: string; reps: number
     await new Promise((r) => setTimeout(r, 500))
   }
   if (o.json) return JSON.stringify(s, null, 2)
-  if (s.status !== 'done') throw new UserError(`campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : `${s.measurements} measurements`} are kept)`)
+  if (s.status !== 'done')
+    throw new UserError(
+      `campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : `${s.measurements} measurements`} are kept)`
+    )
   return formatCampaign(s)
 }
 
@@ -78,7 +102,9 @@ export async function campaignList(dataDir: string, json: boolean): Promise<stri
  * console need not run); the store writes it to a temporary file and renames it.
  */
 export function exportCalibration(o: { dataDir: string; out: string; format: ExportFormat; campaign?: string }): string {
-  const doc = withStore(dbFile(o.dataDir), (store) => store.calibration.exportToFile(o.out, { format: o.format, ...(o.campaign ? { campaign: o.campaign } : {}) }))
+  const doc = withStore(dbFile(o.dataDir), (store) =>
+    store.calibration.exportToFile(o.out, { format: o.format, ...(o.campaign ? { campaign: o.campaign } : {}) })
+  )
   return `wrote ${o.out}: ${doc.summary}`
 }
 
@@ -110,10 +136,20 @@ export async function profileList(agent: string, dataDir: string, json: boolean)
     : `${agent} is not paired`
   if (!list.length) return `${head}\nno fitted profile yet: run \`edgent campaign run --agent ${agent} --kind layers\``
   const med = (p: ProfileView) => {
-    const m = p.fits.filter((f) => f.heldOutMape !== null).map((f) => f.heldOutMape!).sort((a, b) => a - b)
+    const m = p.fits
+      .filter((f) => f.heldOutMape !== null)
+      .map((f) => f.heldOutMape!)
+      .sort((a, b) => a - b)
     return m.length ? pctOrDash(m[m.length >> 1]!) : '—'
   }
-  return [head, '', table(['profile', 'campaign', 'kind', 'created', 'current', 'median held-out MAPE'], list.map((p) => [p.id, p.campaignId.slice(0, 8), p.campaignKind, p.createdAt, p.current ? 'yes' : '', med(p)]))].join('\n')
+  return [
+    head,
+    '',
+    table(
+      ['profile', 'campaign', 'kind', 'created', 'current', 'median held-out MAPE'],
+      list.map((p) => [p.id, p.campaignId.slice(0, 8), p.campaignKind, p.createdAt, p.current ? 'yes' : '', med(p)])
+    )
+  ].join('\n')
 }
 
 export async function profileUse(agent: string, profile: string, dataDir: string): Promise<string> {

@@ -14,7 +14,14 @@ export function callConsole<M extends MethodName>(c: ConsoleFile, method: M, arg
   const body = JSON.stringify(args)
   return new Promise<ResultOf<M>>((done, fail) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port: c.httpPort, path: `/api/${method}`, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${c.token}`, 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs },
+      {
+        host: '127.0.0.1',
+        port: c.httpPort,
+        path: `/api/${method}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${c.token}`, 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs
+      },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (d: Buffer) => chunks.push(d))

@@ -35,7 +35,8 @@ const processIo: Io = {
 function positiveList(value: string): number[] {
   const items = value.split(',').map((v) => v.trim())
   const nums = items.map(Number)
-  if (items.some((v) => v === '') || nums.some((n) => !Number.isFinite(n) || n <= 0)) throw new InvalidArgumentError('expected comma-separated positive numbers, e.g. 50,100,500.')
+  if (items.some((v) => v === '') || nums.some((n) => !Number.isFinite(n) || n <= 0))
+    throw new InvalidArgumentError('expected comma-separated positive numbers, e.g. 50,100,500.')
   return nums
 }
 
@@ -50,7 +51,8 @@ function numberList(flag: string): (value: string) => number[] {
   return (value: string) => {
     const list = value.split(',').map((v) => v.trim())
     const nums = list.map(Number)
-    if (!list.length || nums.some((n, i) => !list[i] || !Number.isFinite(n) || n <= 0)) throw new InvalidArgumentError(`${flag} takes positive numbers separated by commas, e.g. 50,100,250`)
+    if (!list.length || nums.some((n, i) => !list[i] || !Number.isFinite(n) || n <= 0))
+      throw new InvalidArgumentError(`${flag} takes positive numbers separated by commas, e.g. 50,100,250`)
     return nums
   }
 }
@@ -114,7 +116,7 @@ function buildProgram(io: Io): Command {
     })
   model
     .command('decisions')
-    .description('measure every layer here, take a device N times slower, and print the planner\'s decision table')
+    .description("measure every layer here, take a device N times slower, and print the planner's decision table")
     .addOption(modelOption())
     .option('--device-factor <x>', 'how many times slower than this machine the device is (30: a Raspberry Pi 3-class core; see README)', positive, 30)
     .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
@@ -138,13 +140,34 @@ function buildProgram(io: Io): Command {
     .addOption(modelOption())
     .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
     .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
-    .addOption(new Option('--local-cpu <mode>', 'how the local device is slowed: slowdown (each device segment takes 1/share × its median compute time here: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)').choices(['slowdown', 'cgroup']).default('slowdown'))
+    .addOption(
+      new Option(
+        '--local-cpu <mode>',
+        'how the local device is slowed: slowdown (each device segment takes 1/share × its median compute time here: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)'
+      )
+        .choices(['slowdown', 'cgroup'])
+        .default('slowdown')
+    )
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(async (o: { mqttPort: number; mqttHost: string; httpPort: number; dataDir: string; localAgent: boolean; broker?: string; model: string; localUplinkKbps: number; localCpuQuota: number; localCpu: 'cgroup' | 'slowdown'; logLevel: string }) => {
-      if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
-      if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
-      await serve(o, io.out)
-    })
+    .action(
+      async (o: {
+        mqttPort: number
+        mqttHost: string
+        httpPort: number
+        dataDir: string
+        localAgent: boolean
+        broker?: string
+        model: string
+        localUplinkKbps: number
+        localCpuQuota: number
+        localCpu: 'cgroup' | 'slowdown'
+        logLevel: string
+      }) => {
+        if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
+        if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
+        await serve(o, io.out)
+      }
+    )
   program
     .command('pair <id>')
     .description('issue a token for a new agent id and print the command to run on the Pi')
@@ -152,7 +175,7 @@ function buildProgram(io: Io): Command {
     .action(async (id: string, o: { dataDir: string }) => io.out(await pairCommand(id, o.dataDir)))
   program
     .command('unpair <id>')
-    .description('revoke an agent\'s token and disconnect it')
+    .description("revoke an agent's token and disconnect it")
     .addOption(dataDirOption())
     .action(async (id: string, o: { dataDir: string }) => io.out(await unpairCommand(id, o.dataDir)))
   program
@@ -163,7 +186,7 @@ function buildProgram(io: Io): Command {
     .action(async (o: { dataDir: string; json?: boolean }) => io.out(await devicesCommand(o.dataDir, !!o.json)))
   program
     .command('infer')
-    .description('run n co-inferences from the agent\'s samples under the planner\'s plan')
+    .description("run n co-inferences from the agent's samples under the planner's plan")
     .requiredOption('--agent <id>', 'paired agent')
     .option('--count <n>', 'number of inferences', positiveInt, 20)
     .requiredOption('--latency-ms <ms>', 'latency requirement', positive)
@@ -173,7 +196,16 @@ function buildProgram(io: Io): Command {
     .action(async (o: { agent: string; count: number; latencyMs: number; bandwidthKbps: string; dataDir: string; json?: boolean }) => {
       const b = o.bandwidthKbps === 'auto' ? undefined : Number(o.bandwidthKbps)
       if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
-      io.out(await inferCommand({ agent: o.agent, count: o.count, latencyMs: o.latencyMs, dataDir: o.dataDir, ...(o.json ? { json: true } : {}), ...(b !== undefined ? { bandwidthKbps: b } : {}) }))
+      io.out(
+        await inferCommand({
+          agent: o.agent,
+          count: o.count,
+          latencyMs: o.latencyMs,
+          dataDir: o.dataDir,
+          ...(o.json ? { json: true } : {}),
+          ...(b !== undefined ? { bandwidthKbps: b } : {})
+        })
+      )
     })
   const campaign = program.command('campaign').description('benchmark campaigns: profile both sides and fit the latency regressions')
   campaign
@@ -182,7 +214,11 @@ function buildProgram(io: Io): Command {
     .requiredOption('--agent <id>', 'paired, online agent')
     .addOption(new Option('--kind <kind>', 'what to measure').choices(['layers', 'model', 'sweep']).default('layers'))
     .option('--reps <n>', 'timed repetitions per configuration (median); for sweep: co-inferences per point', positiveInt, 5)
-    .option('--bandwidths-kbps <list>', 'sweep: uplink bandwidths, comma-separated (default 50,100,250,500,1000,1500,10000,100000)', numberList('--bandwidths-kbps'))
+    .option(
+      '--bandwidths-kbps <list>',
+      'sweep: uplink bandwidths, comma-separated (default 50,100,250,500,1000,1500,10000,100000)',
+      numberList('--bandwidths-kbps')
+    )
     .option('--latencies-ms <list>', 'sweep: latency requirements, comma-separated (default 5,10,20,50,100)', numberList('--latencies-ms'))
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
@@ -198,22 +234,44 @@ function buildProgram(io: Io): Command {
     .action(async (o: { dataDir: string; json?: boolean }) => io.out(await campaignList(o.dataDir, !!o.json)))
   program
     .command('testbed')
-    .description('needs root: the device in a network namespace behind a tc-shaped link with a CPU quota, the console here; calibrate, sweep, and write a reproduction report with baselines')
+    .description(
+      'needs root: the device in a network namespace behind a tc-shaped link with a CPU quota, the console here; calibrate, sweep, and write a reproduction report with baselines'
+    )
     .option('--bandwidths-kbps <list>', 'shaped link rates, comma-separated', numberList('--bandwidths-kbps'), [50, 100, 250, 500, 1000, 1500])
     .option('--latency-ms <list>', 'latency requirements, comma-separated', numberList('--latency-ms'), [10, 20, 50, 100, 1000])
     .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
-    .addOption(new Option('--cpu <mode>', 'slowdown: each device segment takes 1/share × its median compute time here (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)').choices(['slowdown', 'cgroup']).default('slowdown'))
+    .addOption(
+      new Option(
+        '--cpu <mode>',
+        'slowdown: each device segment takes 1/share × its median compute time here (a steadily slower CPU); cgroup: a CFS quota on the agent process (bursty: see README)'
+      )
+        .choices(['slowdown', 'cgroup'])
+        .default('slowdown')
+    )
     .option('--reps <n>', 'co-inferences per configuration and point (fewer: faster, noisier comparisons)', positiveInt, 30)
     .option('--no-traces', 'skip the dynamic-bandwidth traces (static against adaptive planning)')
     .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 70 % length')
     .option('--out <dir>', 'report folder', 'testbed-report')
     .option('--model <dir>', 'model folder', defaultModelDir())
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
-    .action(async (o: { bandwidthsKbps: number[]; latencyMs: number[]; cpuQuota: number; cpu: 'cgroup' | 'slowdown'; reps: number; short?: boolean; traces: boolean; out: string; model: string; logLevel: string }) => {
-      if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
-      const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
-      io.out((await testbedCommand(opts, io.progress)).text)
-    })
+    .action(
+      async (o: {
+        bandwidthsKbps: number[]
+        latencyMs: number[]
+        cpuQuota: number
+        cpu: 'cgroup' | 'slowdown'
+        reps: number
+        short?: boolean
+        traces: boolean
+        out: string
+        model: string
+        logLevel: string
+      }) => {
+        if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
+        const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
+        io.out((await testbedCommand(opts, io.progress)).text)
+      }
+    )
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')
   profile
     .command('list')

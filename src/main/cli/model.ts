@@ -8,9 +8,7 @@ import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from 
 import { OrtExecutor } from '../runtime/executor.js'
 import { pct, table } from './format.js'
 
-export interface Progress {
-  (done: number, total: number, label: string): void
-}
+export type Progress = (done: number, total: number, label: string) => void
 
 const noProgress: Progress = () => undefined
 
@@ -229,7 +227,16 @@ export interface DecisionReport {
   layers: LayerTiming[]
   /** Fused single-session latency of each exit on this machine (the edge), median ms. */
   exitEdgeMs: { exit: number; fusedMs: number; sumOfLayersMs: number; macs: number; gflopsHere: number }[]
-  grid: { latencyMs: number; bandwidthKbps: number; exit: number; deviceLayers: number; layers: number; feasible: boolean; predictedMs: number; accuracy: number }[]
+  grid: {
+    latencyMs: number
+    bandwidthKbps: number
+    exit: number
+    deviceLayers: number
+    layers: number
+    feasible: boolean
+    predictedMs: number
+    accuracy: number
+  }[]
   summary: { edgeOnly: number; deviceOnly: number; middle: number; exits: number[] }
 }
 
@@ -246,7 +253,9 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
     const samples = readShippedSamples(loaded)
     const totalSteps = manifest.exits.length * opts.reps
     let step = 0
-    const measured = await measureLayers(ex, manifest, samples.images.subarray(0, samples.imageElements), opts.reps, (exit) => progress(++step, totalSteps, `timing exit ${exit}`))
+    const measured = await measureLayers(ex, manifest, samples.images.subarray(0, samples.imageElements), opts.reps, (exit) =>
+      progress(++step, totalSteps, `timing exit ${exit}`)
+    )
     const edgeMs = new Map(Object.entries(measured.layerMs))
     const exitFused: DecisionReport['exitEdgeMs'] = manifest.exits.map((e) => {
       const macs = exitPath(manifest, e.exit).reduce((a, l) => a + layerMacs(l), 0)
@@ -264,7 +273,16 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
     for (const latencyMs of opts.latenciesMs) {
       for (const bandwidthKbps of opts.bandwidthsKbps) {
         const p = plan(costs, { uplinkKbps: bandwidthKbps, latencyMs })!
-        grid.push({ latencyMs, bandwidthKbps, exit: p.exit, deviceLayers: p.deviceLayers, layers: p.layers, feasible: p.feasible, predictedMs: p.predictedMs, accuracy: p.accuracy })
+        grid.push({
+          latencyMs,
+          bandwidthKbps,
+          exit: p.exit,
+          deviceLayers: p.deviceLayers,
+          layers: p.layers,
+          feasible: p.feasible,
+          predictedMs: p.predictedMs,
+          accuracy: p.accuracy
+        })
       }
     }
     const inBytes = inputBytes(manifest)
@@ -313,7 +331,14 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
     'each exit here: fused single session vs the sum of its single-layer slices (median ms), and the throughput that implies:',
     table(
       ['exit', 'MMAC', 'fused ms', 'sum of layers ms', 'GFLOP/s here', `GFLOP/s device (÷${r.deviceFactor})`],
-      r.exitEdgeMs.map((e) => [String(e.exit), (e.macs / 1e6).toFixed(1), e.fusedMs.toFixed(3), e.sumOfLayersMs.toFixed(3), e.gflopsHere.toFixed(1), (e.gflopsHere / r.deviceFactor).toFixed(2)]),
+      r.exitEdgeMs.map((e) => [
+        String(e.exit),
+        (e.macs / 1e6).toFixed(1),
+        e.fusedMs.toFixed(3),
+        e.sumOfLayersMs.toFixed(3),
+        e.gflopsHere.toFixed(1),
+        (e.gflopsHere / r.deviceFactor).toFixed(2)
+      ]),
       [true, true, true, true, true, true]
     ),
     '',

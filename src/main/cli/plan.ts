@@ -1,14 +1,6 @@
 /** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
 import { UserError } from '../../shared/errors.js'
-import {
-  allCandidates,
-  buildCostTable,
-  configurationMap,
-  plan,
-  type Conditions,
-  type Plan,
-  type PlannerMode
-} from '../../shared/planner.js'
+import { allCandidates, buildCostTable, configurationMap, plan, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
 import { loadManifest, loadProfile } from '../runtime/files.js'
 import { kbps, ms, pct, table } from './format.js'
 import { storedProfile } from './campaign.js'
@@ -40,7 +32,20 @@ export function runPlan(opts: PlanOptions): string {
     if (opts.fromKbps === undefined || opts.toKbps === undefined) throw new UserError("--map needs '--from-kbps <kbps>' and '--to-kbps <kbps>'")
     const intervals = configurationMap(costs, { latencyMs: opts.latencyMs, fromKbps: opts.fromKbps, toKbps: opts.toKbps, mode: opts.mode, ...down })
     if (opts.json) {
-      return JSON.stringify({ model: manifest.id, profile: profile.id, mode: opts.mode, latencyMs: opts.latencyMs, fromKbps: opts.fromKbps, toKbps: opts.toKbps, ...down, intervals }, null, 2)
+      return JSON.stringify(
+        {
+          model: manifest.id,
+          profile: profile.id,
+          mode: opts.mode,
+          latencyMs: opts.latencyMs,
+          fromKbps: opts.fromKbps,
+          toKbps: opts.toKbps,
+          ...down,
+          intervals
+        },
+        null,
+        2
+      )
     }
     const head = `configuration map · model ${manifest.id} · profile ${profile.id} · mode ${opts.mode} · requirement ${opts.latencyMs} ms · ${kbps(opts.fromKbps)}–${kbps(opts.toKbps)} kbps uplink${opts.downlinkKbps !== undefined ? ` · downlink ${opts.downlinkKbps} kbps` : ' (symmetric link)'}`
     const rows = intervals.map((iv) => [
@@ -103,11 +108,19 @@ export function runPlan(opts: PlanOptions): string {
       c.feasible ? 'yes' : 'no'
     ])
     lines.push(
-      table(
-        ['', 'exit', 'device', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'upload B', 'accuracy', 'meets'],
-        rows,
-        [false, true, true, true, true, true, true, true, true, true, false]
-      )
+      table(['', 'exit', 'device', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'upload B', 'accuracy', 'meets'], rows, [
+        false,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+        false
+      ])
     )
   }
   return lines.join('\n')

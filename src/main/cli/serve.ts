@@ -99,7 +99,14 @@ export async function devicesCommand(dataDir: string, json: boolean): Promise<st
   )
 }
 
-export async function inferCommand(o: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; dataDir: string; json?: boolean }): Promise<string> {
+export async function inferCommand(o: {
+  agent: string
+  count: number
+  latencyMs: number
+  bandwidthKbps?: number
+  dataDir: string
+  json?: boolean
+}): Promise<string> {
   const r = await callConsole(runningConsole(o.dataDir), 'infer', {
     agent: o.agent,
     count: o.count,

@@ -45,7 +45,10 @@ export async function testbedCommand(o: TestbedCliOptions, progress?: Progress):
       `  Edgent met the requirement at ${c.edgentMetWhereFeasible}/${c.feasiblePoints} points where some configuration did`,
       `  within 10 % of the best configuration of its exit at ${c.withinTenPercent}/${c.points} points`,
       `  predicted vs measured end-to-end latency: median absolute error ${(c.medianAbsError * 100).toFixed(1)} %`,
-      ...result.traces.map((t) => `  trace ${t.trace.name}, ${t.mode}: ${t.misses}/${t.points.length} requirement misses (${(t.missShare * 100).toFixed(1)} %), mean exit accuracy ${(t.meanAccuracy * 100).toFixed(1)} %, ${t.planChanges} plan changes`),
+      ...result.traces.map(
+        (t) =>
+          `  trace ${t.trace.name}, ${t.mode}: ${t.misses}/${t.points.length} requirement misses (${(t.missShare * 100).toFixed(1)} %), mean exit accuracy ${(t.meanAccuracy * 100).toFixed(1)} %, ${t.planChanges} plan changes`
+      ),
       `report: ${join(dir, 'report.md')} (${files.length} files)`
     ].join('\n')
     return { text, result }

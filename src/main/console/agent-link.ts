@@ -143,10 +143,14 @@ export class AgentLink {
     const r = parsePayload(ResponseSchema, payload, topic)
     const p = this.pending.get(r.transaction)
     if (!p || p.agentId !== agentId) return
-    if (!isAgentCommand(command) || command !== p.command) throw new UserError(`${topic}: answers transaction ${r.transaction}, which was a "${p.command}" request`)
+    if (!isAgentCommand(command) || command !== p.command)
+      throw new UserError(`${topic}: answers transaction ${r.transaction}, which was a "${p.command}" request`)
     this.pending.delete(r.transaction)
     clearTimeout(p.timer)
-    if (r.status !== 'ok') return p.reject(new UserError(`agent ${agentId}: ${r.error}`))
+    if (r.status !== 'ok') {
+      p.reject(new UserError(`agent ${agentId}: ${r.error}`))
+      return
+    }
     try {
       p.resolve(parseCommandReply(p.command, r.data, agentId))
     } catch (err) {

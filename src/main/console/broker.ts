@@ -121,7 +121,7 @@ export class EmbeddedBroker {
   /** Disconnects an agent (after unpairing). */
   disconnect(agentId: string): boolean {
     const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
-    const c = clients && Object.prototype.hasOwnProperty.call(clients, agentId) ? clients[agentId] : undefined
+    const c = clients && Object.hasOwn(clients, agentId) ? clients[agentId] : undefined
     if (!c) return false
     c.close()
     return true

@@ -95,9 +95,12 @@ export class CoInference {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
       }
       const path = exitPath(m, h.exit)
-      const expected = h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
+      const expected =
+        h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
       if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {
-        throw new UserError(`frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`)
+        throw new UserError(
+          `frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
+        )
       }
       if (this.deps.observingFrames()) this.deps.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
       if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)
@@ -111,7 +114,10 @@ export class CoInference {
       const label = argmax(scores)
       const edgeTotalMs = performance.now() - arrived
       if (h.deviceLayers < path.length) {
-        this.deps.publish(topics.result(agentId), encodeJson({ schema: SCHEMA, requestId: h.requestId, planId: h.planId, exit: h.exit, label, scores: Array.from(scores), edgeMs, edgeTotalMs }))
+        this.deps.publish(
+          topics.result(agentId),
+          encodeJson({ schema: SCHEMA, requestId: h.requestId, planId: h.planId, exit: h.exit, label, scores: Array.from(scores), edgeMs, edgeTotalMs })
+        )
       }
       this.dropStaleHalves()
       this.halves.set(h.requestId, {
@@ -130,7 +136,10 @@ export class CoInference {
       const message = errorMessage(err)
       this.deps.log.warn({ agentId, bytes: payload.length, err: message }, 'rejected activation')
       if (requestId && err instanceof UserError) {
-        this.deps.publish(topics.result(agentId), encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message }))
+        this.deps.publish(
+          topics.result(agentId),
+          encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })
+        )
       }
     }
   }
@@ -208,7 +217,14 @@ export class CoInference {
         latencyMs: opts.latencyMs,
         uplinkKbps: kbps,
         bandwidthSource: opts.bandwidthKbps ? 'fixed' : 'estimate',
-        plan: { planId: first.planId, exit: first.exit, deviceLayers: first.deviceLayers, layers: first.layers, predictedMs: first.predictedMs, feasible: first.feasible },
+        plan: {
+          planId: first.planId,
+          exit: first.exit,
+          deviceLayers: first.deviceLayers,
+          layers: first.layers,
+          predictedMs: first.predictedMs,
+          feasible: first.feasible
+        },
         p50Ms: quantile(e2e, 0.5),
         p95Ms: quantile(e2e, 0.95),
         accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,

@@ -74,16 +74,64 @@ export class EdgentConsole extends EventEmitter {
     this.served = new ServedModel(opts.modelDir, this.executor)
     this.broker = opts.brokerUrl
       ? null
-      : new EmbeddedBroker({ host: opts.mqttHost, port: opts.mqttPort, maxPacketBytes: opts.maxPacketBytes, maxConnectBytes: 4096, consoleSecret, checkAgent: (id, token) => this.fleet.checkToken(id, token), log: log.child({ part: 'broker' }) })
+      : new EmbeddedBroker({
+          host: opts.mqttHost,
+          port: opts.mqttPort,
+          maxPacketBytes: opts.maxPacketBytes,
+          maxConnectBytes: 4096,
+          consoleSecret,
+          checkAgent: (id, token) => this.fleet.checkToken(id, token),
+          log: log.child({ part: 'broker' })
+        })
     const local = opts.mqttHost === '0.0.0.0' || opts.mqttHost === '::' ? '127.0.0.1' : opts.mqttHost
     this.link = new AgentLink(
       { url: () => opts.brokerUrl ?? `mqtt://${local}:${this.mqttPort}`, ...(this.broker ? { username: CONSOLE_USERNAME, password: consoleSecret } : {}), log },
-      { state: (id, p, t) => this.fleet.onState(id, p, t), hello: (id, p, t) => this.fleet.onHello(id, p, t), activation: (id, p) => void this.coinference.onActivation(id, p) }
+      {
+        state: (id, p, t) => this.fleet.onState(id, p, t),
+        hello: (id, p, t) => this.fleet.onHello(id, p, t),
+        activation: (id, p) => void this.coinference.onActivation(id, p)
+      }
     )
-    this.fleet = new Fleet({ store: this.store, emit, log, onOffline: (id, reason) => this.link.failAgent(id, reason), disconnect: (id) => this.broker?.disconnect(id) ?? false })
-    this.planning = new Planning({ store: this.store, executor: this.executor, model: this.served, emit, log, request, publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }), profileReps: opts.profileReps })
-    this.monitor = new LinkMonitor({ store: this.store, emit, log, request, connected: () => this.fleet.connected(), onEstimate: (id, kbps) => this.planning.replanIfMoved(id, kbps), probeIntervalMs: opts.probeIntervalMs })
-    this.coinference = new CoInference({ store: this.store, executor: this.executor, model: this.served, fleet: this.fleet, monitor: this.monitor, planning: this.planning, emit, observingFrames: () => this.listenerCount('frame') > 0, log, request, publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }), maxPayloadBytes: opts.maxPacketBytes })
+    this.fleet = new Fleet({
+      store: this.store,
+      emit,
+      log,
+      onOffline: (id, reason) => this.link.failAgent(id, reason),
+      disconnect: (id) => this.broker?.disconnect(id) ?? false
+    })
+    this.planning = new Planning({
+      store: this.store,
+      executor: this.executor,
+      model: this.served,
+      emit,
+      log,
+      request,
+      publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
+      profileReps: opts.profileReps
+    })
+    this.monitor = new LinkMonitor({
+      store: this.store,
+      emit,
+      log,
+      request,
+      connected: () => this.fleet.connected(),
+      onEstimate: (id, kbps) => this.planning.replanIfMoved(id, kbps),
+      probeIntervalMs: opts.probeIntervalMs
+    })
+    this.coinference = new CoInference({
+      store: this.store,
+      executor: this.executor,
+      model: this.served,
+      fleet: this.fleet,
+      monitor: this.monitor,
+      planning: this.planning,
+      emit,
+      observingFrames: () => this.listenerCount('frame') > 0,
+      log,
+      request,
+      publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
+      maxPayloadBytes: opts.maxPacketBytes
+    })
     this.campaigns = new Campaigns({
       store: this.store,
       executor: this.executor,
@@ -108,7 +156,8 @@ export class EdgentConsole extends EventEmitter {
     this.store.start()
     const left = this.store.recoverFromCrash()
     if (left.runs) this.log.warn({ runs: left.runs }, 'runs left running by a previous console marked interrupted')
-    if (left.campaigns) this.log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
+    if (left.campaigns)
+      this.log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
     await this.executor.start()
     await this.served.start()
     this.fleet.start()

@@ -100,8 +100,8 @@ export class Fleet {
   }
 
   private entry(id: string): Presence {
-    let p = this.presence.get(id)
-    if (!p) this.presence.set(id, (p = { state: 'unknown', hello: null, reportedPlanId: null }))
+    const p = this.presence.get(id) ?? { state: 'unknown', hello: null, reportedPlanId: null }
+    this.presence.set(id, p)
     return p
   }
 

@@ -50,8 +50,8 @@ export class LinkMonitor {
   }
 
   private link(id: string): LinkState {
-    let l = this.links.get(id)
-    if (!l) this.links.set(id, (l = { estimator: new BandwidthEstimator(), lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, probing: false }))
+    const l = this.links.get(id) ?? { estimator: new BandwidthEstimator(), lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, probing: false }
+    this.links.set(id, l)
     return l
   }
 

@@ -80,24 +80,37 @@ export class LocalAgent {
     this.emulation = {
       kind: 'local emulated device',
       cpu: this.cgroup
-        ? { method: 'cgroup v1 CFS quota', quota: this.opts.cpuQuota, quotaUs: QUOTA_US, periodUs: this.periodUs, note: 'segments shorter than the quota may run at full speed' }
+        ? {
+            method: 'cgroup v1 CFS quota',
+            quota: this.opts.cpuQuota,
+            quotaUs: QUOTA_US,
+            periodUs: this.periodUs,
+            note: 'segments shorter than the quota may run at full speed'
+          }
         : { method: 'slowdown: each device segment takes factor × its median compute time here (waits out the difference)', factor },
-      uplink: this.opts.emulatedUplinkKbps !== null ? { method: 'application-level rate limit', kbps: this.opts.emulatedUplinkKbps } : (this.opts.link ?? { method: 'not limited' })
+      uplink:
+        this.opts.emulatedUplinkKbps !== null
+          ? { method: 'application-level rate limit', kbps: this.opts.emulatedUplinkKbps }
+          : (this.opts.link ?? { method: 'not limited' })
     }
     const { cmd: node, args: nodeArgs } = agentCommand()
     const [cmd, ...args] = [...(this.opts.prefix ?? []), node, ...nodeArgs]
-    const child = spawn(cmd!, [...args, '--exit-with-parent', '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])], {
-      env: {
-        ...process.env,
-        EDGENT_BROKER: this.opts.brokerUrl,
-        EDGENT_AGENT_ID: id,
-        EDGENT_TOKEN: this.opts.token,
-        EDGENT_MODEL_DIR: this.opts.modelDir,
-        ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
-        ...(this.opts.emulatedUplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.emulatedUplinkKbps) } : {})
-      },
-      stdio: ['ignore', 'inherit', 'inherit']
-    })
+    const child = spawn(
+      cmd!,
+      [...args, '--exit-with-parent', '--emulation', JSON.stringify(this.emulation), ...(this.cgroup ? [] : ['--slowdown', String(factor)])],
+      {
+        env: {
+          ...process.env,
+          EDGENT_BROKER: this.opts.brokerUrl,
+          EDGENT_AGENT_ID: id,
+          EDGENT_TOKEN: this.opts.token,
+          EDGENT_MODEL_DIR: this.opts.modelDir,
+          ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
+          ...(this.opts.emulatedUplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.emulatedUplinkKbps) } : {})
+        },
+        stdio: ['ignore', 'inherit', 'inherit']
+      }
+    )
     if (this.cgroup && child.pid) {
       try {
         writeFileSync(join(this.cgroup, 'cgroup.procs'), String(child.pid))

@@ -54,7 +54,8 @@ export class PacketGuard {
       if (++this.lengthBytes > 4) return this.fail('malformed remaining length')
       if (byte & 0x80) continue
       const limit = this.first ? this.limits.maxConnectBytes : this.limits.maxPacketBytes
-      if (this.length > limit) return this.fail(`${this.first ? 'CONNECT' : `packet type ${this.type}`} declares ${this.length} bytes, over the ${limit}-byte limit`)
+      if (this.length > limit)
+        return this.fail(`${this.first ? 'CONNECT' : `packet type ${this.type}`} declares ${this.length} bytes, over the ${limit}-byte limit`)
       this.first = false
       this.remaining = this.length
       this.state = this.remaining > 0 ? 'body' : 'header'

@@ -15,7 +15,18 @@ import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
-import { buildCostTable, configurationMap, latencyOf, lookupMap, plan as planAt, profileSource, toPlan, type Breakdown, type CostTable, type MapInterval } from '../../shared/planner.js'
+import {
+  buildCostTable,
+  configurationMap,
+  latencyOf,
+  lookupMap,
+  plan as planAt,
+  profileSource,
+  toPlan,
+  type Breakdown,
+  type CostTable,
+  type MapInterval
+} from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
@@ -84,8 +95,8 @@ export class Planning {
   }
 
   private device(id: string): DevicePlanning {
-    let d = this.devices.get(id)
-    if (!d) this.devices.set(id, (d = { deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }))
+    const d = this.devices.get(id) ?? { deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }
+    this.devices.set(id, d)
     return d
   }
 
@@ -133,7 +144,10 @@ export class Planning {
     const d = this.device(agentId)
     if (d.profile !== undefined) return d.profile
     const row = this.deps.store.profiles.current(agentId)
-    if (!row) return (d.profile = null)
+    if (!row) {
+      d.profile = null
+      return null
+    }
     const profile = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
     let problem: string | null = null
     try {
@@ -143,7 +157,8 @@ export class Planning {
       problem = `${errorMessage(err)}: planning with the measured tables instead`
       this.deps.log.warn({ agentId, profile: row.id, problem }, 'current profile cannot predict the served model')
     }
-    return (d.profile = { id: row.id, profile, problem })
+    d.profile = { id: row.id, profile, problem }
+    return d.profile
   }
 
   /** After a device's profile changes: forget the cached profile, corrections and maps. */
@@ -220,7 +235,10 @@ export class Planning {
     this.device(agentId).plan = plan
     const { deviceId: _d, breakdown: _b, ...wire } = plan
     await this.deps.publishRetained(topics.plan(agentId), encodeJson(wire))
-    this.deps.log.info({ agentId, planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, uplinkKbps: Math.round(uplinkKbps), latencyMs, reason }, 'plan pushed')
+    this.deps.log.info(
+      { agentId, planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, uplinkKbps: Math.round(uplinkKbps), latencyMs, reason },
+      'plan pushed'
+    )
     this.deps.emit('plan', { id: agentId, plan })
     return plan
   }
@@ -232,7 +250,9 @@ export class Planning {
     const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs), uplinkEstimateKbps)
     if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers)) return
     const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers})`
-    this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason).catch((err: unknown) => this.deps.log.error({ err: errorMessage(err) }, 'replan failed'))
+    this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason).catch((err: unknown) =>
+      this.deps.log.error({ err: errorMessage(err) }, 'replan failed')
+    )
   }
 
   /**

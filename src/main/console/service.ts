@@ -21,7 +21,16 @@ import {
   type ProfileView,
   type ResultOf
 } from '../../shared/console-api.js'
-import { FIT_FEATURES, PAPER_2018, evaluateRegression, parseProfile, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
+import {
+  FIT_FEATURES,
+  PAPER_2018,
+  evaluateRegression,
+  parseProfile,
+  predictLayerMs,
+  type CalibrationProfile,
+  type RegressionKey,
+  type Side
+} from '../../shared/latency.js'
 import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
 import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
@@ -63,7 +72,9 @@ export class ConsoleService {
       this.core.on(type, h)
       return () => this.core.off(type, h)
     })
-    return () => offs.forEach((off) => off())
+    return () => {
+      for (const off of offs) off()
+    }
   }
 
   status(): ResultOf<'status'> {
@@ -91,7 +102,12 @@ export class ConsoleService {
   }
 
   campaignStart(a: ArgsOf<'campaignStart'>): ResultOf<'campaignStart'> {
-    return { id: this.core.startCampaign(a.agent, a.kind, a.reps ?? 5, { ...(a.bandwidthsKbps ? { bandwidthsKbps: a.bandwidthsKbps } : {}), ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {}) }) }
+    return {
+      id: this.core.startCampaign(a.agent, a.kind, a.reps ?? 5, {
+        ...(a.bandwidthsKbps ? { bandwidthsKbps: a.bandwidthsKbps } : {}),
+        ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {})
+      })
+    }
   }
 
   campaignStatus(a: ArgsOf<'campaignStatus'>): CampaignStatus {
@@ -122,7 +138,14 @@ export class ConsoleService {
     // One point per configuration and side, as fitted: the fastest of a layers campaign's passes.
     const points = aggregatePasses(campaigns.measurements(a.campaign)).map((m) => {
       const reg = profile?.[m.side]?.[m.regressionKey]
-      return { side: m.side, key: m.regressionKey, features: m.features, runMs: m.runMs, predictedMs: reg ? Math.max(0, evaluateRegression(reg, m.features)) : null, heldOut: m.heldOut }
+      return {
+        side: m.side,
+        key: m.regressionKey,
+        features: m.features,
+        runMs: m.runMs,
+        predictedMs: reg ? Math.max(0, evaluateRegression(reg, m.features)) : null,
+        heldOut: m.heldOut
+      }
     })
     return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }
@@ -204,7 +227,15 @@ export class ConsoleService {
   /** A device's fitted profiles, newest first. */
   profiles(a: ArgsOf<'profiles'>): ProfileView[] {
     const agent = this.knownAgent(a.agent)
-    return this.core.store.profiles.forDevice(agent).map((r) => ({ id: r.id, deviceId: r.deviceId, campaignId: r.campaignId, campaignKind: r.campaignKind, createdAt: r.createdAt, current: r.current, fits: this.core.campaigns.status(r.campaignId)?.fits ?? [] }))
+    return this.core.store.profiles.forDevice(agent).map((r) => ({
+      id: r.id,
+      deviceId: r.deviceId,
+      campaignId: r.campaignId,
+      campaignKind: r.campaignKind,
+      createdAt: r.createdAt,
+      current: r.current,
+      fits: this.core.campaigns.status(r.campaignId)?.fits ?? []
+    }))
   }
 
   useProfile(a: ArgsOf<'useProfile'>): ResultOf<'useProfile'> {

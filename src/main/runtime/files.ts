@@ -42,7 +42,7 @@ export function loadManifest(pathOrDir: string): LoadedManifest {
     throw new UserError(`model: no such file or folder ${pathOrDir} (expected a manifest.json or a model folder)`)
   }
   if (isDir) path = join(path, 'manifest.json')
-  const manifest = parseManifest(readJsonFile(path, 'model'), basename(dirname(path)) + '/' + basename(path))
+  const manifest = parseManifest(readJsonFile(path, 'model'), `${basename(dirname(path))}/${basename(path)}`)
   return { manifest, path, dir: dirname(path) }
 }
 
@@ -57,14 +57,17 @@ export function loadProfile(nameOrPath: string, stored?: (id: string) => Calibra
   if (!/[/\\.]/.test(nameOrPath)) {
     const found = stored?.(nameOrPath)
     if (found) return found
-    throw new UserError(`profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; a stored profile id; or a calibration .json file)`)
+    throw new UserError(
+      `profile: unknown profile "${nameOrPath}" (built-in: ${Object.keys(BUILTIN_PROFILES).join(', ')}; a stored profile id; or a calibration .json file)`
+    )
   }
   const [file, fragment] = nameOrPath.split('#') as [string, string | undefined]
   const json = readJsonFile(file, 'profile') as { format?: string; profiles?: { id: string; profile: unknown }[] }
   if (json && json.format === 'edgent-calibration-export') {
     const list = json.profiles ?? []
     const pick = fragment ? list.find((p) => p.id === fragment) : list.length === 1 ? list[0] : undefined
-    if (!pick) throw new UserError(`profile: ${basename(file)} holds profiles ${list.map((p) => p.id).join(', ') || '(none)'}: name one as ${basename(file)}#<id>`)
+    if (!pick)
+      throw new UserError(`profile: ${basename(file)} holds profiles ${list.map((p) => p.id).join(', ') || '(none)'}: name one as ${basename(file)}#<id>`)
     return parseProfile(pick.profile, `${basename(file)}#${pick.id}`)
   }
   return parseProfile(json, basename(file))

@@ -12,7 +12,13 @@ import type { OrtExecutor } from './executor.js'
 export type { LayerTable } from '../../shared/agent-api.js'
 
 /** Times every layer of every exit on this machine through the executor (one warm-up round, then `reps`). */
-export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels: Uint8Array, reps: number, onRep?: (exit: number, rep: number) => void): Promise<LayerTable> {
+export async function measureLayers(
+  ex: OrtExecutor,
+  manifest: Manifest,
+  pixels: Uint8Array,
+  reps: number,
+  onRep?: (exit: number, rep: number) => void
+): Promise<LayerTable> {
   const x = preprocess(manifest, pixels)
   const per = new Map<string, number[]>()
   const fused: Record<string, number> = {}
@@ -23,7 +29,7 @@ export async function measureLayers(ex: OrtExecutor, manifest: Manifest, pixels:
       const w = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
       if (r === 0) continue // warm-up
       onRep?.(e.exit, r)
-      c.layers.forEach((id, j) => per.set(id, [...(per.get(id) ?? []), c.layerMs[j]!]))
+      for (const [j, id] of c.layers.entries()) per.set(id, [...(per.get(id) ?? []), c.layerMs[j]!])
       f.push(w.ms)
     }
     fused[String(e.exit)] = median(f)

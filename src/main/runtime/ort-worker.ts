@@ -27,7 +27,9 @@ async function open(modelId: string, onnxPath: string, manifest: Manifest, expec
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   if (expectedSha256 && sha256 !== expectedSha256) {
-    throw new UserError(`model ${modelId}: ${file} does not match the manifest's sha256 (file ${sha256.slice(0, 12)}…, manifest ${expectedSha256.slice(0, 12)}…): truncated or replaced`)
+    throw new UserError(
+      `model ${modelId}: ${file} does not match the manifest's sha256 (file ${sha256.slice(0, 12)}…, manifest ${expectedSha256.slice(0, 12)}…): truncated or replaced`
+    )
   }
   const proto = parseOnnx(bytes, file)
   checkGraphAgainstManifest(proto, manifest, file)

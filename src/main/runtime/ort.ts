@@ -44,7 +44,9 @@ export class OrtSession {
     const [outputName] = session.outputNames
     if (!inputName || !outputName || session.inputNames.length !== 1 || session.outputNames.length !== 1) {
       await session.release()
-      throw new UserError(`${label}: expected one input and one output, got inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}]`)
+      throw new UserError(
+        `${label}: expected one input and one output, got inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}]`
+      )
     }
     return new OrtSession(session, label, inputName, inputDims, outputName)
   }
@@ -57,7 +59,9 @@ export class OrtSession {
     }
     const expected = this.inputDims.reduce((a, b) => a * b, 1)
     if (dims.length !== this.inputDims.length || dims.some((d, i) => d !== this.inputDims[i]) || data.length !== expected) {
-      throw new UserError(`${this.label}: input "${this.inputName}" must be float32 [${this.inputDims.join(', ')}] (${expected} values), got [${dims.join(', ')}] with ${data.length} values`)
+      throw new UserError(
+        `${this.label}: input "${this.inputName}" must be float32 [${this.inputDims.join(', ')}] (${expected} values), got [${dims.join(', ')}] with ${data.length} values`
+      )
     }
     const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', data, [...dims]) })
     const t = out[this.outputName]!

@@ -10,9 +10,7 @@ export type WorkerRequest =
   | { id: number; op: 'close'; modelId: string }
   | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number }
 
-export type WorkerResponse =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { message: string; user: boolean } }
+export type WorkerResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { message: string; user: boolean } }
 
 export interface WorkerInit {
   session: SessionOptions

@@ -26,7 +26,8 @@ const MAX_BODY = 64 * 1024
 const MAX_WS_BACKLOG = 8 * 1024 * 1024
 
 /** The Content-Security-Policy of the served renderer (the same as its meta tag). */
-export const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+export const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 export function rendererDir(): string {
   return join(packageRoot(), 'out', 'renderer')
@@ -126,7 +127,13 @@ export class ControlApi {
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.port
     this.server = server
     this.wss = wss
-    writeControlFile(this.opts.dataDir, { pid: process.pid, httpPort: this.port, mqttPort: this.core.mqttPort, token: this.token, startedAt: new Date().toISOString() })
+    writeControlFile(this.opts.dataDir, {
+      pid: process.pid,
+      httpPort: this.port,
+      mqttPort: this.core.mqttPort,
+      token: this.token,
+      startedAt: new Date().toISOString()
+    })
   }
 
   /** Browsers send Origin: only pages served by this server may open the socket (non-browser clients send none). */
@@ -185,7 +192,8 @@ export class ControlApi {
       this.service.call(m.method, m.args).then(
         (data) => send({ id, ok: true, data }),
         (err: unknown) => {
-          if (!(err instanceof UserError)) this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
+          if (!(err instanceof UserError))
+            this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
           send({ id, ok: false, error: errorMessage(err) })
         }
       )

@@ -49,7 +49,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const running = findConsole(dataDir)
   if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
   const log = o.log
-  const core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir, modelDir: o.model, mqttHost: o.mqttHost, mqttPort: o.mqttPort, ...(o.broker ? { brokerUrl: o.broker } : {}), log })
+  const core = new EdgentConsole({
+    ...DEFAULT_CONSOLE,
+    dataDir,
+    modelDir: o.model,
+    mqttHost: o.mqttHost,
+    mqttPort: o.mqttPort,
+    ...(o.broker ? { brokerUrl: o.broker } : {}),
+    log
+  })
   try {
     await core.start()
   } catch (err) {
@@ -74,7 +82,16 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   let local: LocalAgent | null = null
   if (o.localAgent) {
     const { token } = core.pair('local-pi')
-    local = new LocalAgent({ id: 'local-pi', brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`, token, modelDir: o.model, emulatedUplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpuMode: o.localCpu, log: log.child({ part: 'local-agent' }) })
+    local = new LocalAgent({
+      id: 'local-pi',
+      brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`,
+      token,
+      modelDir: o.model,
+      emulatedUplinkKbps: o.localUplinkKbps,
+      cpuQuota: o.localCpuQuota,
+      cpuMode: o.localCpu,
+      log: log.child({ part: 'local-agent' })
+    })
     local.start()
   }
   let stopped = false

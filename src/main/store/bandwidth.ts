@@ -5,13 +5,24 @@ import type { BandwidthPoint } from '../../shared/console-api.js'
 export class BandwidthQueries {
   constructor(private readonly db: Database.Database) {}
 
-  add(deviceId: string, source: BandwidthPoint['source'], bytes: number, uplinkSampleKbps: number, uplinkEstimateKbps: number, at = new Date().toISOString()): void {
-    this.db.prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, sample_kbps, estimate_kbps, at) VALUES (?, ?, ?, ?, ?, ?)').run(deviceId, source, bytes, uplinkSampleKbps, uplinkEstimateKbps, at)
+  add(
+    deviceId: string,
+    source: BandwidthPoint['source'],
+    bytes: number,
+    uplinkSampleKbps: number,
+    uplinkEstimateKbps: number,
+    at = new Date().toISOString()
+  ): void {
+    this.db
+      .prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, sample_kbps, estimate_kbps, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(deviceId, source, bytes, uplinkSampleKbps, uplinkEstimateKbps, at)
   }
 
   /** A device's latest `limit` samples, oldest first. */
   latest(deviceId: string, limit: number): (BandwidthPoint & { bytes: number })[] {
-    const rows = this.db.prepare('SELECT at, source, bytes, sample_kbps, estimate_kbps FROM bandwidth_samples WHERE device_id = ? ORDER BY id DESC LIMIT ?').all(deviceId, limit) as {
+    const rows = this.db
+      .prepare('SELECT at, source, bytes, sample_kbps, estimate_kbps FROM bandwidth_samples WHERE device_id = ? ORDER BY id DESC LIMIT ?')
+      .all(deviceId, limit) as {
       at: string
       source: BandwidthPoint['source']
       bytes: number

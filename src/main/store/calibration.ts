@@ -45,7 +45,9 @@ const ExportSchema = z.object({
     )
     .min(1),
   devices: z.array(z.object({ id: z.string().regex(AGENT_ID_RE), hello: z.unknown() })),
-  profiles: z.array(z.object({ id: z.string().min(1), device_id: z.string(), campaign_id: z.string(), current: z.number().optional(), profile: z.unknown() }).loose()),
+  profiles: z.array(
+    z.object({ id: z.string().min(1), device_id: z.string(), campaign_id: z.string(), current: z.number().optional(), profile: z.unknown() }).loose()
+  ),
   measurements: z.array(
     z
       .object({
@@ -88,7 +90,8 @@ export function readCalibrationFile(file: string): CalibrationFile {
     if (!campaignIds.has(p.campaign_id)) throw new UserError(`${name}: profile ${p.id} names campaign ${p.campaign_id}, which the file does not hold`)
     parseProfile(p.profile, `${name}: profile ${p.id}`)
   }
-  for (const m of doc.measurements) if (!campaignIds.has(m.campaign_id)) throw new UserError(`${name}: a measurement names campaign ${m.campaign_id}, which the file does not hold`)
+  for (const m of doc.measurements)
+    if (!campaignIds.has(m.campaign_id)) throw new UserError(`${name}: a measurement names campaign ${m.campaign_id}, which the file does not hold`)
   return { doc, name }
 }
 
@@ -102,20 +105,44 @@ export class CalibrationQueries {
   /** The export document (every completed campaign, or one), as text. */
   export(o: { format: ExportFormat; campaign?: string }): ExportDocument {
     const db = this.db
-    const campaigns = (o.campaign ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign) : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()) as { id: string; device_id: string }[]
+    const campaigns = (
+      o.campaign
+        ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign)
+        : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()
+    ) as { id: string; device_id: string }[]
     if (o.campaign && campaigns.length === 0) throw new UserError(`unknown campaign "${o.campaign}"`)
     if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
     const ids = campaigns.map((c) => c.id)
     const marks = ids.map(() => '?').join(',')
-    const measurements = db.prepare(`SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`).all(...ids) as Record<string, unknown>[]
+    const measurements = db
+      .prepare(
+        `SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`
+      )
+      .all(...ids) as Record<string, unknown>[]
     let content: string
     if (o.format === 'csv') {
       const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass'
       const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
-      const rows = measurements.map((m) => [m['campaign_id'], m['side'], m['regression_key'], q(m['spec_json']), q(m['features_json']), m['run_ms'], m['load_ms'], m['model_bytes'], m['reps'], m['held_out'], m['pass']].join(','))
-      content = [head, ...rows].join('\n') + '\n'
+      const rows = measurements.map((m) =>
+        [
+          m['campaign_id'],
+          m['side'],
+          m['regression_key'],
+          q(m['spec_json']),
+          q(m['features_json']),
+          m['run_ms'],
+          m['load_ms'],
+          m['model_bytes'],
+          m['reps'],
+          m['held_out'],
+          m['pass']
+        ].join(',')
+      )
+      content = `${[head, ...rows].join('\n')}\n`
     } else {
-      const profiles = this.profiles.inCampaigns(ids).map((p) => ({ id: p.id, device_id: p.deviceId, campaign_id: p.campaignId, current: p.current ? 1 : 0, profile: JSON.parse(p.json) as unknown }))
+      const profiles = this.profiles
+        .inCampaigns(ids)
+        .map((p) => ({ id: p.id, device_id: p.deviceId, campaign_id: p.campaignId, current: p.current ? 1 : 0, profile: JSON.parse(p.json) as unknown }))
       const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
         const d = this.devices.get(id)
         return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
@@ -135,11 +162,23 @@ export class CalibrationQueries {
         campaigns,
         devices,
         profiles,
-        measurements: measurements.map((m) => ({ ...m, spec: JSON.parse(m['spec_json'] as string) as unknown, features: JSON.parse(m['features_json'] as string) as unknown, spec_json: undefined, features_json: undefined, held_out: m['held_out'] === 1 }))
+        measurements: measurements.map((m) => ({
+          ...m,
+          spec: JSON.parse(m['spec_json'] as string) as unknown,
+          features: JSON.parse(m['features_json'] as string) as unknown,
+          spec_json: undefined,
+          features_json: undefined,
+          held_out: m['held_out'] === 1
+        }))
       }
-      content = JSON.stringify(doc, null, 2) + '\n'
+      content = `${JSON.stringify(doc, null, 2)}\n`
     }
-    return { content, summary: `${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`, campaigns: campaigns.length, measurements: measurements.length }
+    return {
+      content,
+      summary: `${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`,
+      campaigns: campaigns.length,
+      measurements: measurements.length
+    }
   }
 
   /** Writes the export to a file: a temporary file renamed into place, so a failure leaves nothing half-written. */
@@ -163,7 +202,8 @@ export class CalibrationQueries {
   import(file: CalibrationFile): { campaigns: number; profiles: string[]; measurements: number } {
     const { doc, name } = file
     const db = this.db
-    for (const c of doc.campaigns) if (db.prepare('SELECT 1 FROM campaigns WHERE id = ?').get(c.id)) throw new UserError(`${name}: campaign ${c.id} is already in this data directory`)
+    for (const c of doc.campaigns)
+      if (db.prepare('SELECT 1 FROM campaigns WHERE id = ?').get(c.id)) throw new UserError(`${name}: campaign ${c.id} is already in this data directory`)
     const now = new Date().toISOString()
     db.transaction(() => {
       for (const id of new Set([...doc.devices.map((d) => d.id), ...doc.campaigns.map((c) => c.device_id)])) {
@@ -171,11 +211,31 @@ export class CalibrationQueries {
         const hello = doc.devices.find((d) => d.id === id)?.hello
         this.devices.insertImported(id, hello ? JSON.stringify(hello) : null, now)
       }
-      const insCampaign = db.prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`)
-      for (const c of doc.campaigns) insCampaign.run(c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null)
-      const ins = db.prepare(`INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-      for (const m of doc.measurements) ins.run(m.campaign_id, m.side, m.regression_key, JSON.stringify(m.spec), JSON.stringify(m.features), m.run_ms, m.load_ms, m.model_bytes, m.reps, m.held_out ? 1 : 0, m.pass ?? 0, now)
-      for (const p of doc.profiles) this.profiles.insert({ id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, json: JSON.stringify(p.profile) }, 'if-none')
+      const insCampaign = db.prepare(
+        `INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`
+      )
+      for (const c of doc.campaigns)
+        insCampaign.run(c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null)
+      const ins = db.prepare(
+        `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+      )
+      for (const m of doc.measurements)
+        ins.run(
+          m.campaign_id,
+          m.side,
+          m.regression_key,
+          JSON.stringify(m.spec),
+          JSON.stringify(m.features),
+          m.run_ms,
+          m.load_ms,
+          m.model_bytes,
+          m.reps,
+          m.held_out ? 1 : 0,
+          m.pass ?? 0,
+          now
+        )
+      for (const p of doc.profiles)
+        this.profiles.insert({ id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, json: JSON.stringify(p.profile) }, 'if-none')
     })()
     return { campaigns: doc.campaigns.length, profiles: doc.profiles.map((p) => p.id), measurements: doc.measurements.length }
   }

@@ -72,13 +72,26 @@ export class CampaignQueries {
   }
 
   create(id: string, deviceId: string, kind: string, params: unknown): void {
-    this.db.prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`).run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
+    this.db
+      .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
+      .run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
   }
 
   get(id: string): CampaignRow | undefined {
     const c = this.db.prepare('SELECT * FROM campaigns WHERE id = ?').get(id) as Raw | undefined
     if (!c) return undefined
-    return { id: c.id, deviceId: c.device_id, kind: c.kind, paramsJson: c.params_json, status: c.status, progress: c.progress, startedAt: c.started_at, finishedAt: c.finished_at, error: c.error, summary: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null }
+    return {
+      id: c.id,
+      deviceId: c.device_id,
+      kind: c.kind,
+      paramsJson: c.params_json,
+      status: c.status,
+      progress: c.progress,
+      startedAt: c.started_at,
+      finishedAt: c.finished_at,
+      error: c.error,
+      summary: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null
+    }
   }
 
   /** Every campaign's id, newest first. */
@@ -94,8 +107,14 @@ export class CampaignQueries {
   /** Ends a campaign without a profile (a sweep, or a failure or cancel of any kind). */
   finish(id: string, status: Exclude<CampaignState, 'running'>, error: string | null, summary?: SweepSummary): void {
     const now = new Date().toISOString()
-    if (summary) this.db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?, summary_json = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`).run(status, now, error, JSON.stringify(summary), id)
-    else this.db.prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`).run(status, now, error, id)
+    if (summary)
+      this.db
+        .prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?, summary_json = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`)
+        .run(status, now, error, JSON.stringify(summary), id)
+    else
+      this.db
+        .prepare(`UPDATE campaigns SET status = ?, finished_at = ?, error = ?${status === 'done' ? ', progress = 1' : ''} WHERE id = ?`)
+        .run(status, now, error, id)
   }
 
   /** Ends a campaign with its fitted profile, which becomes the device's current one. */
@@ -113,14 +132,32 @@ export class CampaignQueries {
     )
     this.db.transaction(() => {
       const now = new Date().toISOString()
-      for (const m of rows) insert.run(id, side, m.regressionKey, JSON.stringify(m.spec), JSON.stringify(m.features), m.runMs, m.loadMs, m.modelBytes, m.reps, m.heldOut ? 1 : 0, pass, now)
+      for (const m of rows)
+        insert.run(
+          id,
+          side,
+          m.regressionKey,
+          JSON.stringify(m.spec),
+          JSON.stringify(m.features),
+          m.runMs,
+          m.loadMs,
+          m.modelBytes,
+          m.reps,
+          m.heldOut ? 1 : 0,
+          pass,
+          now
+        )
       this.saveProgress(id, progress)
     })()
   }
 
   /** A campaign's measurements in the order they were stored. */
   measurements(id: string): StoredMeasurement[] {
-    const rows = this.db.prepare('SELECT side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id = ? ORDER BY id').all(id) as {
+    const rows = this.db
+      .prepare(
+        'SELECT side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id = ? ORDER BY id'
+      )
+      .all(id) as {
       side: Side
       regression_key: RegressionKey
       spec_json: string
@@ -132,7 +169,18 @@ export class CampaignQueries {
       held_out: number
       pass: number
     }[]
-    return rows.map((r) => ({ side: r.side, regressionKey: r.regression_key, config: r.spec_json, features: JSON.parse(r.features_json) as number[], runMs: r.run_ms, loadMs: r.load_ms, modelBytes: r.model_bytes, reps: r.reps, heldOut: r.held_out === 1, pass: r.pass }))
+    return rows.map((r) => ({
+      side: r.side,
+      regressionKey: r.regression_key,
+      config: r.spec_json,
+      features: JSON.parse(r.features_json) as number[],
+      runMs: r.run_ms,
+      loadMs: r.load_ms,
+      modelBytes: r.model_bytes,
+      reps: r.reps,
+      heldOut: r.held_out === 1,
+      pass: r.pass
+    }))
   }
 
   measurementCount(id: string): number {

@@ -48,6 +48,8 @@ export class DeviceQueries {
 
   /** A device known from imported calibration data only: no token (revoked), so it cannot connect. */
   insertImported(id: string, helloJson: string | null, now: string): void {
-    this.db.prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`).run(id, now, now, helloJson)
+    this.db
+      .prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`)
+      .run(id, now, now, helloJson)
   }
 }

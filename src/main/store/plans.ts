@@ -22,7 +22,9 @@ export class PlanQueries {
 
   insert(p: PlanRecord): void {
     this.db
-      .prepare('INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)')
+      .prepare(
+        'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
+      )
       .run(p.planId, p.deviceId, p.model, p.exit, p.deviceLayers, p.layers, p.latencyMs, p.uplinkKbps, p.predictedMs, p.feasible ? 1 : 0, p.reason, p.at)
   }
 }

@@ -23,7 +23,14 @@ interface Raw {
   current: number
 }
 
-const row = (r: Raw): ProfileRow => ({ id: r.id, deviceId: r.device_id, campaignId: r.campaign_id, createdAt: r.created_at, json: r.json, current: r.current === 1 })
+const row = (r: Raw): ProfileRow => ({
+  id: r.id,
+  deviceId: r.device_id,
+  campaignId: r.campaign_id,
+  createdAt: r.created_at,
+  json: r.json,
+  current: r.current === 1
+})
 
 export class ProfileQueries {
   constructor(private readonly db: Database.Database) {}
@@ -52,7 +59,9 @@ export class ProfileQueries {
 
   /** A device's profiles with their campaign's kind, newest first. */
   forDevice(deviceId: string): (ProfileRow & { campaignKind: string })[] {
-    const rows = this.db.prepare('SELECT p.*, c.kind FROM profiles p JOIN campaigns c ON c.id = p.campaign_id WHERE p.device_id = ? ORDER BY p.created_at DESC').all(deviceId) as (Raw & { kind: string })[]
+    const rows = this.db
+      .prepare('SELECT p.*, c.kind FROM profiles p JOIN campaigns c ON c.id = p.campaign_id WHERE p.device_id = ? ORDER BY p.created_at DESC')
+      .all(deviceId) as (Raw & { kind: string })[]
     return rows.map((r) => ({ ...row(r), campaignKind: r.kind }))
   }
 
@@ -71,7 +80,9 @@ export class ProfileQueries {
   insert(p: { id: string; deviceId: string; campaignId: string; createdAt: string; json: string }, current: 'yes' | 'if-none'): void {
     this.db.transaction(() => {
       const makeCurrent = current === 'yes' || !this.current(p.deviceId)
-      this.db.prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?, ?, ?, ?, ?, 0)').run(p.id, p.deviceId, p.campaignId, p.createdAt, p.json)
+      this.db
+        .prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?, ?, ?, ?, ?, 0)')
+        .run(p.id, p.deviceId, p.campaignId, p.createdAt, p.json)
       if (makeCurrent) this.makeCurrent(p.deviceId, p.id)
     })()
   }

@@ -21,7 +21,9 @@ export class RunQueries {
   }
 
   start(r: RunStart): void {
-    this.db.prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id) VALUES (?, ?, 'infer', ?, 'running', ?, ?)`).run(r.runId, r.deviceId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId)
+    this.db
+      .prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id) VALUES (?, ?, 'infer', ?, 'running', ?, ?)`)
+      .run(r.runId, r.deviceId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId)
   }
 
   /** Stores a completed run's inferences and marks it done, in one transaction. */
@@ -68,7 +70,8 @@ export class RunQueries {
 
   /** The latest `limit` inferences of a device, or (with `afterId`) the first `limit` after that id; oldest first. */
   inferences(deviceId: string, limit: number, afterId?: number): InferencePoint[] {
-    const cols = 'id, created_at, run_id, plan_id, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
+    const cols =
+      'id, created_at, run_id, plan_id, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
     const rows = (
       afterId !== undefined
         ? this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ? AND id > ? ORDER BY id ASC LIMIT ?`).all(deviceId, afterId, limit)

@@ -57,18 +57,24 @@ export function svgChart(c: ChartSpec): string {
   if (x0 === x1) x1 = x0 + 1
   if (y0 === y1) y1 = y0 + 1
   y1 = c.yLog ? y1 * 1.2 : y1 + (y1 - y0) * 0.08
-  const sx = (x: number) => M.l + ((c.xLog ? Math.log(x / x0) / Math.log(x1 / x0) : (x - x0) / (x1 - x0)) * (W - M.l - M.r))
-  const sy = (y: number) => H - M.b - ((c.yLog ? Math.log(Math.max(y, y0) / y0) / Math.log(y1 / y0) : (y - y0) / (y1 - y0)) * (H - M.t - M.b))
+  const sx = (x: number) => M.l + (c.xLog ? Math.log(x / x0) / Math.log(x1 / x0) : (x - x0) / (x1 - x0)) * (W - M.l - M.r)
+  const sy = (y: number) => H - M.b - (c.yLog ? Math.log(Math.max(y, y0) / y0) / Math.log(y1 / y0) : (y - y0) / (y1 - y0)) * (H - M.t - M.b)
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(c.title)}</text>`
   ]
   for (const t of ticks(x0, x1, !!c.xLog)) {
-    parts.push(`<line x1="${sx(t)}" x2="${sx(t)}" y1="${M.t}" y2="${H - M.b}" stroke="#e3e6eb"/>`, `<text x="${sx(t)}" y="${H - M.b + 16}" text-anchor="middle">${fmt(t)}</text>`)
+    parts.push(
+      `<line x1="${sx(t)}" x2="${sx(t)}" y1="${M.t}" y2="${H - M.b}" stroke="#e3e6eb"/>`,
+      `<text x="${sx(t)}" y="${H - M.b + 16}" text-anchor="middle">${fmt(t)}</text>`
+    )
   }
   for (const t of ticks(y0, y1, !!c.yLog)) {
-    parts.push(`<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e3e6eb"/>`, `<text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`)
+    parts.push(
+      `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e3e6eb"/>`,
+      `<text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`
+    )
   }
   parts.push(
     `<line x1="${M.l}" x2="${W - M.r}" y1="${H - M.b}" y2="${H - M.b}" stroke="#333"/>`,
@@ -76,7 +82,11 @@ export function svgChart(c: ChartSpec): string {
     `<text x="${(M.l + W - M.r) / 2}" y="${H - M.b + 36}" text-anchor="middle">${esc(c.xLabel)}</text>`,
     `<text transform="translate(18 ${(M.t + H - M.b) / 2}) rotate(-90)" text-anchor="middle">${esc(c.yLabel)}</text>`
   )
-  if (c.hLine) parts.push(`<line x1="${M.l}" x2="${W - M.r}" y1="${sy(c.hLine.y)}" y2="${sy(c.hLine.y)}" stroke="#d94040" stroke-dasharray="6 3"/>`, `<text x="${W - M.r - 4}" y="${sy(c.hLine.y) - 4}" text-anchor="end" fill="#d94040">${esc(c.hLine.label)}</text>`)
+  if (c.hLine)
+    parts.push(
+      `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(c.hLine.y)}" y2="${sy(c.hLine.y)}" stroke="#d94040" stroke-dasharray="6 3"/>`,
+      `<text x="${W - M.r - 4}" y="${sy(c.hLine.y) - 4}" text-anchor="end" fill="#d94040">${esc(c.hLine.label)}</text>`
+    )
   c.series.forEach((s, i) => {
     const pts = [...s.points].sort((a, b) => a[0] - b[0])
     const path: string[] = []
@@ -88,17 +98,41 @@ export function svgChart(c: ChartSpec): string {
     for (const [x, y] of pts) parts.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3" fill="${s.color}"/>`)
     const lx = M.l + (i % 3) * 230
     const ly = H - 28 + Math.floor(i / 3) * 16
-    parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 3"' : ''}/>`, `<text x="${lx + 28}" y="${ly}">${esc(s.name)}</text>`)
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 3"' : ''}/>`,
+      `<text x="${lx + 28}" y="${ly}">${esc(s.name)}</text>`
+    )
   })
   parts.push('</svg>')
   return parts.join('\n')
 }
 
-const COLORS: Record<string, string> = { edgent: '#2f6fdf', 'device-only': '#f0a030', 'edge-only': '#27ae60', 'partition-only': '#9b59b6', 'right-sizing-only': '#c0392b' }
+const COLORS: Record<string, string> = {
+  edgent: '#2f6fdf',
+  'device-only': '#f0a030',
+  'edge-only': '#27ae60',
+  'partition-only': '#9b59b6',
+  'right-sizing-only': '#c0392b'
+}
 
 function csv(results: ConfigResult[]): string {
-  const cols = ['uplinkKbps', 'latencyMs', 'strategy', 'exit', 'deviceLayers', 'layers', 'accuracy', 'predictedMs', 'measuredMs', 'p95Ms', 'met', 'metShare', 'sampleAccuracy', 'runId'] as const
-  return [cols.join(','), ...results.map((r) => cols.map((c) => String(r[c] ?? '')).join(','))].join('\n') + '\n'
+  const cols = [
+    'uplinkKbps',
+    'latencyMs',
+    'strategy',
+    'exit',
+    'deviceLayers',
+    'layers',
+    'accuracy',
+    'predictedMs',
+    'measuredMs',
+    'p95Ms',
+    'met',
+    'metShare',
+    'sampleAccuracy',
+    'runId'
+  ] as const
+  return `${[cols.join(','), ...results.map((r) => cols.map((c) => String(r[c] ?? '')).join(','))].join('\n')}\n`
 }
 
 const pct = (v: number | null) => (v === null || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(1)} %`)
@@ -111,7 +145,7 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
     writeFileSync(join(dir, name), content)
     files.push(join(dir, name))
   }
-  put('results.json', JSON.stringify(r, null, 2) + '\n')
+  put('results.json', `${JSON.stringify(r, null, 2)}\n`)
   put('results.csv', csv(r.results))
   const B = r.options.bandwidthsKbps
   const L = r.options.latenciesMs
@@ -128,8 +162,21 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
         yLabel: 'exit / device layers',
         xLog: true,
         series: [
-          ...L.map((lat, i): Series => ({ name: `exit, ${lat} ms`, color: ['#2f6fdf', '#27ae60', '#9b59b6', '#c0392b', '#f0a030', '#555'][i % 6]!, step: true, points: B.map((b) => [b, ed(b, lat).exit] as [number, number]) })),
-          { name: `device layers, ${midLat} ms`, color: '#999', step: true, dashed: true, points: B.map((b) => [b, ed(b, midLat).deviceLayers] as [number, number]) }
+          ...L.map(
+            (lat, i): Series => ({
+              name: `exit, ${lat} ms`,
+              color: ['#2f6fdf', '#27ae60', '#9b59b6', '#c0392b', '#f0a030', '#555'][i % 6]!,
+              step: true,
+              points: B.map((b) => [b, ed(b, lat).exit] as [number, number])
+            })
+          ),
+          {
+            name: `device layers, ${midLat} ms`,
+            color: '#999',
+            step: true,
+            dashed: true,
+            points: B.map((b) => [b, ed(b, midLat).deviceLayers] as [number, number])
+          }
         ]
       }
     ],
@@ -159,7 +206,13 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
         xLog: true,
         series: [
           { name: 'exit', color: '#2f6fdf', step: true, points: L.map((l) => [l, ed(midB, l).exit] as [number, number]) },
-          { name: 'accuracy (%) / 10', color: '#27ae60', step: true, dashed: true, points: L.map((l) => [l, (ed(midB, l).accuracy * 100) / 10] as [number, number]) }
+          {
+            name: 'accuracy (%) / 10',
+            color: '#27ae60',
+            step: true,
+            dashed: true,
+            points: L.map((l) => [l, (ed(midB, l).accuracy * 100) / 10] as [number, number])
+          }
         ]
       }
     ]
@@ -174,7 +227,12 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
         yLabel: 'end-to-end latency (ms, log)',
         yLog: true,
         hLine: { y: runs[0]!.latencyMs, label: 'requirement' },
-        series: runs.map((t) => ({ name: `${t.mode} (${t.misses} misses)`, color: t.mode === 'adaptive' ? '#2f6fdf' : '#f0a030', dashed: t.mode === 'static', points: t.points.map((p, i) => [p.t + i * 1e-4, p.e2eMs] as [number, number]) }))
+        series: runs.map((t) => ({
+          name: `${t.mode} (${t.misses} misses)`,
+          color: t.mode === 'adaptive' ? '#2f6fdf' : '#f0a030',
+          dashed: t.mode === 'static',
+          points: t.points.map((p, i) => [p.t + i * 1e-4, p.e2eMs] as [number, number])
+        }))
       }
     ])
   }
@@ -222,12 +280,16 @@ ${rows.join('\n')}
 
 ## Dynamic bandwidth
 
-${r.traces.length === 0 ? 'Not run (--no-traces).' : `Each trace is replayed through tc during a long co-inference run, twice: **static** plans once, for the bandwidth measured at the start, and keeps that plan; **adaptive** is Edgent's runtime: packet-train probes between batches, activation-transfer samples, change detection, and the configuration map's plan for the estimate. Both run the same loop — a probe, then a batch of 5 inferences — so they issue requests at the same cadence and the miss shares compare like for like; static ignores its probes.
+${
+  r.traces.length === 0
+    ? 'Not run (--no-traces).'
+    : `Each trace is replayed through tc during a long co-inference run, twice: **static** plans once, for the bandwidth measured at the start, and keeps that plan; **adaptive** is Edgent's runtime: packet-train probes between batches, activation-transfer samples, change detection, and the configuration map's plan for the estimate. Both run the same loop — a probe, then a batch of 5 inferences — so they issue requests at the same cadence and the miss shares compare like for like; static ignores its probes.
 
 | trace | segments (s × kbps) | mode | inferences | requirement misses | miss share | mean exit accuracy | plan changes |
 |---|---|---|---|---|---|---|---|
 ${r.traces.map((t) => `| ${t.trace.name} | ${t.trace.segments.map((x) => `${(x.ms / 1000).toFixed(1)}×${x.kbps}`).join(' ')} | ${t.mode} | ${t.points.length} | ${t.misses} | ${pct(t.missShare)} | ${pct(t.meanAccuracy)} | ${t.planChanges} |`).join('\n')}
-`}
+`
+}
 ## Figures
 
 ![selection under bandwidths](fig-selection-bandwidth.png)

@@ -100,7 +100,14 @@ export function defaultTraces(scale = 1): BandwidthTrace[] {
   const s = (ms: number) => Math.round(ms * scale)
   const fluctuating = [20000, 400, 8000, 300, 15000, 600, 300, 12000, 500, 20000, 350, 9000].map((kbps) => ({ ms: s(2500), kbps }))
   return [
-    { name: 'steps', segments: [{ ms: s(8000), kbps: 20000 }, { ms: s(8000), kbps: 400 }, { ms: s(8000), kbps: 20000 }] },
+    {
+      name: 'steps',
+      segments: [
+        { ms: s(8000), kbps: 20000 },
+        { ms: s(8000), kbps: 400 },
+        { ms: s(8000), kbps: 20000 }
+      ]
+    },
     { name: 'fluctuating', segments: fluctuating }
   ]
 }
@@ -127,12 +134,12 @@ export interface TestbedResult {
   }
 }
 
-
 /** Why the testbed cannot run here, or null. */
 export function testbedUnavailable(cpu: 'cgroup' | 'slowdown'): string | null {
   const net = netnsUnavailable()
   if (net) return net
-  if (cpu === 'cgroup' && !existsSync('/sys/fs/cgroup/cpu')) return 'needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu) for --cpu cgroup; --cpu slowdown works without it'
+  if (cpu === 'cgroup' && !existsSync('/sys/fs/cgroup/cpu'))
+    return 'needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu) for --cpu cgroup; --cpu slowdown works without it'
   return null
 }
 
@@ -148,7 +155,15 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
   }
   try {
     ns.create()
-    core = new EdgentConsole({ ...DEFAULT_CONSOLE, dataDir: mkdtempSync(join(tmpdir(), 'edgent-testbed-')), modelDir: o.modelDir, mqttHost: ns.hostIp, mqttPort: 0, probeIntervalMs: 0, log: o.log })
+    core = new EdgentConsole({
+      ...DEFAULT_CONSOLE,
+      dataDir: mkdtempSync(join(tmpdir(), 'edgent-testbed-')),
+      modelDir: o.modelDir,
+      mqttHost: ns.hostIp,
+      mqttPort: 0,
+      probeIntervalMs: 0,
+      log: o.log
+    })
     await core.start()
     const id = 'testbed-pi'
     const { token } = core.pair(id)
@@ -201,7 +216,14 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         let r = cache.get(key)
         if (!r) {
           // Baselines are measured at the same bandwidth estimate and do not teach the online correction.
-          const { summary, rows } = await c.infer({ agent: id, count: o.reps, latencyMs, bandwidthKbps: estimateKbps, plan: { exit, deviceLayers }, learn: false })
+          const { summary, rows } = await c.infer({
+            agent: id,
+            count: o.reps,
+            latencyMs,
+            bandwidthKbps: estimateKbps,
+            plan: { exit, deviceLayers },
+            learn: false
+          })
           if (!rows.length) throw new Error(`no co-inference completed for exit ${exit}, ${deviceLayers} device layers at ${kbps} kbps`)
           const e2e = rows.map((x) => x.e2eMs).sort((a, b) => a - b)
           r = {
@@ -260,7 +282,9 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         add('partition-only', await measure(lastExit, neuro.deviceLayers, latencyMs))
         const whole = costs.exits.map((g) => g[g.length - 1]!)
         const feasible = whole.filter((w) => latencyOf(w, cond(latencyMs)) <= latencyMs)
-        const rs = feasible.length ? feasible.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)) : whole.reduce((a, b) => (latencyOf(b, cond(latencyMs)) < latencyOf(a, cond(latencyMs)) ? b : a))
+        const rs = feasible.length
+          ? feasible.reduce((a, b) => (b.accuracy > a.accuracy ? b : a))
+          : whole.reduce((a, b) => (latencyOf(b, cond(latencyMs)) < latencyOf(a, cond(latencyMs)) ? b : a))
         add('right-sizing-only', await measure(rs.exit, rs.deviceLayers, latencyMs))
         // The other partitions of Edgent's exit that could plausibly be faster (predicted within 2×).
         const group = costs.exits.find((g) => g[0]!.exit === ex)!
@@ -343,7 +367,10 @@ async function runTrace(
   let shaped = first
   const ends: number[] = []
   let acc = 0
-  for (const seg of trace.segments) ends.push((acc += seg.ms))
+  for (const seg of trace.segments) {
+    acc += seg.ms
+    ends.push(acc)
+  }
   const timers = trace.segments.slice(1).map((seg, i) =>
     setTimeout(() => {
       shaped = seg.kbps
@@ -362,9 +389,17 @@ async function runTrace(
       await c.probeUplink(id).catch(() => undefined)
       const r =
         mode === 'static'
-          ? await c.infer({ agent: id, count: BATCH, latencyMs, bandwidthKbps: est, plan: { exit: fixed.exit, deviceLayers: fixed.deviceLayers }, learn: false })
+          ? await c.infer({
+              agent: id,
+              count: BATCH,
+              latencyMs,
+              bandwidthKbps: est,
+              plan: { exit: fixed.exit, deviceLayers: fixed.deviceLayers },
+              learn: false
+            })
           : await c.infer({ agent: id, count: BATCH, latencyMs })
-      for (const row of r.rows) points.push({ t, shapedKbps: at, exit: row.exit, deviceLayers: row.deviceLayers, e2eMs: row.e2eMs, met: row.met, accuracy: accOf(row.exit) })
+      for (const row of r.rows)
+        points.push({ t, shapedKbps: at, exit: row.exit, deviceLayers: row.deviceLayers, e2eMs: row.e2eMs, met: row.met, accuracy: accOf(row.exit) })
     }
   } finally {
     for (const tm of timers) clearTimeout(tm)

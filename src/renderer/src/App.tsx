@@ -40,7 +40,11 @@ function Shell(props: { connection: ConnectionState }): React.JSX.Element {
     window.addEventListener('hashchange', on)
     return () => window.removeEventListener('hashchange', on)
   }, [])
-  const devices = useQuery<DeviceView[]>(() => api.devices({}), 'devices', (e) => e.type === 'agent-state' || e.type === 'devices' || e.type === 'plan')
+  const devices = useQuery<DeviceView[]>(
+    () => api.devices({}),
+    'devices',
+    (e) => e.type === 'agent-state' || e.type === 'devices' || e.type === 'plan'
+  )
   const paired = (devices.data ?? []).filter((d) => d.paired)
   const [agent, setAgent] = useState<string | null>(null)
   useEffect(() => {

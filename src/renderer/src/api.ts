@@ -97,7 +97,9 @@ export class WsConsole {
         this.ready = null
         const fatal = ev.code === WS_CLOSE_UNAUTHORIZED
         if (fatal) sessionStorage.removeItem('edgent-token')
-        const reason = fatal ? 'the console refused the access token: open the console with the URL that `edgent serve` printed' : `connection to the console lost${ev.reason ? ` (${ev.reason})` : ''}; reconnecting…`
+        const reason = fatal
+          ? 'the console refused the access token: open the console with the URL that `edgent serve` printed'
+          : `connection to the console lost${ev.reason ? ` (${ev.reason})` : ''}; reconnecting…`
         const err = new Error(reason)
         for (const p of this.pending.values()) p.reject(err)
         this.pending.clear()

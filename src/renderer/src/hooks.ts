@@ -50,26 +50,29 @@ export function useQuery<T>(fn: (() => Promise<T>) | null, key: string, refreshO
     inFlight.current = true
     const mine = gen.current
     setLoading(true)
-    f().then(
-      (d) => {
-        if (mine !== gen.current) return
-        setData(d)
-        setError(null)
-      },
-      (err: unknown) => {
-        if (mine !== gen.current) return
-        setError(errorMessage(err))
-      }
-    ).finally(() => {
-      inFlight.current = false
-      if (mine === gen.current) setLoading(false)
-      if (queued.current) {
-        queued.current = false
-        run()
-      }
-    })
+    f()
+      .then(
+        (d) => {
+          if (mine !== gen.current) return
+          setData(d)
+          setError(null)
+        },
+        (err: unknown) => {
+          if (mine !== gen.current) return
+          setError(errorMessage(err))
+        }
+      )
+      .finally(() => {
+        inFlight.current = false
+        if (mine === gen.current) setLoading(false)
+        if (queued.current) {
+          queued.current = false
+          run()
+        }
+      })
   }, [])
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `key` names what `fn` loads; a new key must reload even though the effect reads `fn` through a ref
   useEffect(() => {
     gen.current++
     inFlight.current = false

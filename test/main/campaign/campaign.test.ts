@@ -28,10 +28,15 @@ describe('layers campaign on a real agent and this edge', () => {
     await core?.stop()
   })
 
-  const finished = (id: string) => waitFor(`campaign ${id} finished`, () => {
-    const s = core.campaigns.status(id)!
-    return s.status !== 'running' && s
-  }, 120_000)
+  const finished = (id: string) =>
+    waitFor(
+      `campaign ${id} finished`,
+      () => {
+        const s = core.campaigns.status(id)!
+        return s.status !== 'running' && s
+      },
+      120_000
+    )
 
   it('measures every configuration on both sides, fits every regression and stores the profile', async () => {
     const seen: number[] = []
@@ -42,7 +47,12 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(seen.length).toBeGreaterThan(10)
     expect(seen.every((p, i) => i === 0 || p >= seen[i - 1]!)).toBe(true)
     const keys = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax']
-    for (const side of ['device', 'edge']) for (const k of keys) expect(s.fits!.some((f) => f.side === side && f.key === k && f.n > 0 && f.heldOutN > 0), `${side} ${k}`).toBe(true)
+    for (const side of ['device', 'edge'])
+      for (const k of keys)
+        expect(
+          s.fits!.some((f) => f.side === side && f.key === k && f.n > 0 && f.heldOutN > 0),
+          `${side} ${k}`
+        ).toBe(true)
     const row = core.store.profiles.byCampaign(id)!
     expect(row.current).toBe(true)
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
@@ -116,14 +126,23 @@ describe('layers campaign on a real agent and this edge', () => {
     writeFileSync(join(dir, 'badprofile.json'), JSON.stringify(doc))
     expect(() => importCalibration({ file: join(dir, 'foreign.json'), dataDir: fresh })).toThrow(/^import foreign\.json: format: /)
     expect(() => importCalibration({ file: join(dir, 'broken.json'), dataDir: fresh })).toThrow(/broken\.json is not valid JSON/)
-    expect(() => importCalibration({ file: join(dir, 'badprofile.json'), dataDir: fresh })).toThrow(/device conv needs 3 coefficients \(inputElements, kernelOverStrideSquaredTimesFilters, macs\), got 1/)
+    expect(() => importCalibration({ file: join(dir, 'badprofile.json'), dataDir: fresh })).toThrow(
+      /device conv needs 3 coefficients \(inputElements, kernelOverStrideSquaredTimesFilters, macs\), got 1/
+    )
     expect(existsSync(join(fresh, 'edgent.db'))).toBe(false)
     expect(importCalibration({ file, dataDir: fresh })).toMatch(new RegExp(`imported 1 campaign\\(s\\), 1 profile\\(s\\) \\(${profileId}\\)`))
     expect(() => importCalibration({ file, dataDir: fresh })).toThrow(/is already in/)
     const plans: string[] = []
-    for (const [profile, dataDir] of [[profileId, core.opts.dataDir], [profileId, fresh], [`${file}#${profileId}`, fresh]] as const) {
+    for (const [profile, dataDir] of [
+      [profileId, core.opts.dataDir],
+      [profileId, fresh],
+      [`${file}#${profileId}`, fresh]
+    ] as const) {
       let out = ''
-      const code = await main(['plan', '--profile', profile, '--data-dir', dataDir, '--bandwidth-kbps', '500', '--latency-ms', '100', '--json', '--all'], { out: (t) => (out += t), err: (t) => (out += t) })
+      const code = await main(['plan', '--profile', profile, '--data-dir', dataDir, '--bandwidth-kbps', '500', '--latency-ms', '100', '--json', '--all'], {
+        out: (t) => (out += t),
+        err: (t) => (out += t)
+      })
       expect(code, out).toBe(0)
       plans.push(out)
     }
@@ -134,10 +153,14 @@ describe('layers campaign on a real agent and this edge', () => {
 
   it('keeps the partial data of a campaign whose agent drops out, and marks it failed', async () => {
     const id = core.startCampaign('pi-cal', 'layers', 3)
-    await waitFor('device side under way', () => {
-      const s = core.campaigns.status(id)!
-      return s.measurements > grid && s
-    }, 60_000)
+    await waitFor(
+      'device side under way',
+      () => {
+        const s = core.campaigns.status(id)!
+        return s.measurements > grid && s
+      },
+      60_000
+    )
     agent!.child.kill('SIGKILL')
     const s = await finished(id)
     expect(s.status).toBe('failed')

@@ -30,15 +30,38 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
       rmSync(join(dataDir, 'console.json'), { force: true }) // a killed console leaves its file behind
       // Each console's stderr goes to its own file, so that a console dying on its own is explained.
       const log = openSync(join(dataDir, `serve-${starts++}.log`), 'w')
-      serve = spawn(process.execPath, [edgent, 'serve', '--no-local-agent', '--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', log] })
+      serve = spawn(
+        process.execPath,
+        [
+          edgent,
+          'serve',
+          '--no-local-agent',
+          '--data-dir',
+          dataDir,
+          '--mqtt-port',
+          String(mqttPort),
+          '--mqtt-host',
+          '127.0.0.1',
+          '--http-port',
+          String(httpPort),
+          '--log-level',
+          'warn'
+        ],
+        { stdio: ['ignore', 'ignore', log] }
+      )
       const child = serve
       child.once('exit', (code, signal) => {
-        if (signal !== 'SIGKILL' && signal !== 'SIGTERM') died = `console ${starts - 1} exited by itself (code ${code}): ${readFileSync(join(dataDir, `serve-${starts - 1}.log`), 'utf8').slice(-2000)}`
+        if (signal !== 'SIGKILL' && signal !== 'SIGTERM')
+          died = `console ${starts - 1} exited by itself (code ${code}): ${readFileSync(join(dataDir, `serve-${starts - 1}.log`), 'utf8').slice(-2000)}`
       })
       return waitFor('console up', () => findConsole(dataDir), 60_000)
     }
     /** callConsole, explaining a refused connection by the console's own exit when that is what happened. */
-    const call = async <T,>(cf: NonNullable<Awaited<ReturnType<typeof start>>>, method: Parameters<typeof callConsole>[1], args: Record<string, unknown>): Promise<T> => {
+    const call = async <T>(
+      cf: NonNullable<Awaited<ReturnType<typeof start>>>,
+      method: Parameters<typeof callConsole>[1],
+      args: Record<string, unknown>
+    ): Promise<T> => {
       try {
         return (await callConsole(cf, method, args as never)) as T
       } catch (err) {

@@ -10,14 +10,14 @@ describe('synthetic single-layer models', () => {
   beforeAll(() => ex.start())
   afterAll(() => ex.stop())
 
-  it('builds a conv layer whose features are the paper\'s variables', () => {
+  it("builds a conv layer whose features are the paper's variables", () => {
     const m = buildSynthetic({ type: 'conv', channels: 16, size: 14, filters: 64, kernel: 5, stride: 2 })
     expect(m.inputDims).toEqual([1, 16, 14, 14])
     expect(m.layer.outputShape).toEqual([1, 64, 7, 7]) // pad 2: floor((14 + 4 - 5) / 2) + 1
     expect(m.layer.outputBytes).toBe(64 * 49 * 4)
   })
 
-  it('times every configuration of the grid on onnxruntime, each type of the paper\'s table covered', async () => {
+  it("times every configuration of the grid on onnxruntime, each type of the paper's table covered", async () => {
     const grid = layerGrid()
     const measured = await timeSynthetic(ex, grid, 1, 1)
     const seen = new Set(measured.map((m) => m.regressionKey))
@@ -31,7 +31,7 @@ describe('synthetic single-layer models', () => {
     }
     const conv = measured.find((m) => m.regressionKey === 'conv')!
     // the paper's two variables, then multiply-accumulates: 16 filters × 8 × 8 outputs × 3 × 3 × 3 channels
-    expect(conv.features).toEqual([3 * 8 * 8, ((3 / 1) * (3 / 1)) * 16, 16 * 8 * 8 * 3 * 3 * 3])
+    expect(conv.features).toEqual([3 * 8 * 8, (3 / 1) * (3 / 1) * 16, 16 * 8 * 8 * 3 * 3 * 3])
     const fc = measured.find((m) => m.regressionKey === 'fc')!
     expect(fc.features).toEqual([128, 10, 1280])
   }, 120_000)

@@ -24,10 +24,14 @@ describe('sweep campaign', () => {
   })
 
   const finished = (id: string) =>
-    waitFor(`campaign ${id} finished`, () => {
-      const s = core.campaigns.status(id)!
-      return s.status !== 'running' && s
-    }, 240_000)
+    waitFor(
+      `campaign ${id} finished`,
+      () => {
+        const s = core.campaigns.status(id)!
+        return s.status !== 'running' && s
+      },
+      240_000
+    )
 
   it('plans and co-infers at every point, measures against predicted, and restores the uplink', async () => {
     const progress: number[] = []
@@ -36,7 +40,14 @@ describe('sweep campaign', () => {
     const s = await finished(id)
     expect(s.status, s.error ?? '').toBe('done')
     const w = s.sweep!
-    expect(w.points.map((p) => [p.uplinkKbps, p.latencyMs])).toEqual([[50, 30], [50, 1000], [1000, 30], [1000, 1000], [20000, 30], [20000, 1000]])
+    expect(w.points.map((p) => [p.uplinkKbps, p.latencyMs])).toEqual([
+      [50, 30],
+      [50, 1000],
+      [1000, 30],
+      [1000, 1000],
+      [20000, 30],
+      [20000, 1000]
+    ])
     expect(w.points.every((p) => p.completed === 4)).toBe(true)
     expect(progress.at(-1)).toBe(1)
     expect(progress.length).toBeGreaterThanOrEqual(6)
@@ -48,7 +59,9 @@ describe('sweep campaign', () => {
     // Whatever was sent crossed the 50 kbps link for real: the measured time covers its transfer.
     const sent = slow.deviceLayers < slow.layers ? uploadBytes(m, slow.exit, slow.deviceLayers) : 0
     expect(slow.measuredMs).toBeGreaterThanOrEqual((sent * 8) / 50)
-    console.log(`sweep: median error ${(w.medianRelError! * 100).toFixed(1)} %; points ${w.points.map((p) => `${p.uplinkKbps}/${p.latencyMs}: e${p.exit}/${p.deviceLayers} ${p.predictedMs.toFixed(1)}→${p.measuredMs.toFixed(1)}`).join(', ')}`)
+    console.log(
+      `sweep: median error ${(w.medianRelError! * 100).toFixed(1)} %; points ${w.points.map((p) => `${p.uplinkKbps}/${p.latencyMs}: e${p.exit}/${p.deviceLayers} ${p.predictedMs.toFixed(1)}→${p.measuredMs.toFixed(1)}`).join(', ')}`
+    )
     expect(w.medianRelError).not.toBeNull()
     // Each point is one stored run linked to the campaign.
     expect(core.store.runs.countForCampaign(id)).toBe(6)

@@ -20,7 +20,13 @@ describe('the console refuses malformed agent replies', () => {
   beforeAll(async () => {
     core = await startConsole()
     const token = core.pair('pi-liar').token
-    agent = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, { clientId: 'pi-liar', username: 'pi-liar', password: token, reconnectPeriod: 0, protocolVersion: 4 })
+    agent = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, {
+      clientId: 'pi-liar',
+      username: 'pi-liar',
+      password: token,
+      reconnectPeriod: 0,
+      protocolVersion: 4
+    })
     await agent.subscribeAsync(`edgent/v1/agents/pi-liar/request/+`, { qos: 1 })
     agent.on('message', (topic, payload) => {
       const command = topic.split('/').pop()!
@@ -35,21 +41,35 @@ describe('the console refuses malformed agent replies', () => {
   })
 
   it('refuses a reply that fails the schema, naming the agent, the command and the field', async () => {
-    answer = (command, transaction) => ({ topic: topics.response('pi-liar', command), body: { transaction, status: 'ok', data: { bytes: 4096, ackMs: 3, rttMs: 1, uplinkSampleKbps: 'fast' } } })
-    await expect(core.request('pi-liar', 'probe', { bytes: 4096 }, 5000)).rejects.toThrow('agent pi-liar: malformed reply to "probe": uplinkSampleKbps: Invalid input: expected number, received string')
+    answer = (command, transaction) => ({
+      topic: topics.response('pi-liar', command),
+      body: { transaction, status: 'ok', data: { bytes: 4096, ackMs: 3, rttMs: 1, uplinkSampleKbps: 'fast' } }
+    })
+    await expect(core.request('pi-liar', 'probe', { bytes: 4096 }, 5000)).rejects.toThrow(
+      'agent pi-liar: malformed reply to "probe": uplinkSampleKbps: Invalid input: expected number, received string'
+    )
     expect(readFileSync(core.logPath, 'utf8')).toMatch(/"command":"probe".*refused a malformed reply/)
   })
 
-  it('refuses a reply published on another command\'s topic', async () => {
-    answer = (_command, transaction) => ({ topic: topics.response('pi-liar', 'set-uplink'), body: { transaction, status: 'ok', data: { previousKbps: 1, kbps: 2 } } })
+  it("refuses a reply published on another command's topic", async () => {
+    answer = (_command, transaction) => ({
+      topic: topics.response('pi-liar', 'set-uplink'),
+      body: { transaction, status: 'ok', data: { previousKbps: 1, kbps: 2 } }
+    })
     await expect(core.request('pi-liar', 'probe', { bytes: 4096 }, 1500)).rejects.toThrow('agent pi-liar did not answer "probe" within 2 s')
     expect(readFileSync(core.logPath, 'utf8')).toMatch(/response\/set-uplink: answers transaction [0-9a-f-]+, which was a \\"probe\\" request/)
   })
 
   it('passes on an error reply as the agent worded it, and the console answers the next request', async () => {
-    answer = (command, transaction) => ({ topic: topics.response('pi-liar', command), body: { transaction, status: 'error', error: 'this agent has no emulated uplink' } })
+    answer = (command, transaction) => ({
+      topic: topics.response('pi-liar', command),
+      body: { transaction, status: 'error', error: 'this agent has no emulated uplink' }
+    })
     await expect(core.request('pi-liar', 'set-uplink', { kbps: 500 }, 5000)).rejects.toThrow('agent pi-liar: this agent has no emulated uplink')
-    answer = (command, transaction) => ({ topic: topics.response('pi-liar', command), body: { transaction, status: 'ok', data: { previousKbps: 1000, kbps: 500 } } })
+    answer = (command, transaction) => ({
+      topic: topics.response('pi-liar', command),
+      body: { transaction, status: 'ok', data: { previousKbps: 1000, kbps: 500 } }
+    })
     expect(await core.request('pi-liar', 'set-uplink', { kbps: 500 }, 5000)).toEqual({ previousKbps: 1000, kbps: 500 })
   })
 })

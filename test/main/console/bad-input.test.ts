@@ -34,7 +34,13 @@ describe('bad input on the broker and the activation path', () => {
     core = await startConsole({ maxPacketBytes: 512 * 1024 })
     good = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'good', core.pair('good').token)
     const t = core.pair('rogue').token
-    rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, { clientId: 'rogue', username: 'rogue', password: t, reconnectPeriod: 0, protocolVersion: 4 })
+    rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, {
+      clientId: 'rogue',
+      username: 'rogue',
+      password: t,
+      reconnectPeriod: 0,
+      protocolVersion: 4
+    })
     await waitFor('good online', () => deviceState(core, 'good') === 'online')
   })
   afterAll(async () => {

@@ -44,7 +44,12 @@ describe('co-inference over the embedded broker with real agent processes', () =
 
   it('refuses anonymous clients, unknown agents, wrong tokens and borrowed client ids', async () => {
     const port = core.mqttPort
-    for (const opts of [{}, { username: 'nobody', password: 'x', clientId: 'nobody' }, { username: 'pi-a', password: 'wrong', clientId: 'pi-a' }, { username: 'pi-a', password: token, clientId: 'someone-else' }]) {
+    for (const opts of [
+      {},
+      { username: 'nobody', password: 'x', clientId: 'nobody' },
+      { username: 'pi-a', password: 'wrong', clientId: 'pi-a' },
+      { username: 'pi-a', password: token, clientId: 'someone-else' }
+    ]) {
       const r = await connectRaw(port, opts)
       expect(r.client, JSON.stringify(opts)).toBeNull()
       expect(r.error).toMatch(/Bad username or password|Not authorized|Connection refused/)
@@ -56,10 +61,12 @@ describe('co-inference over the embedded broker with real agent processes', () =
     const r = await connectRaw(core.mqttPort, { username: 'pi-b', password: t2, clientId: 'pi-b' })
     const c = r.client!
     // mqtt.js reports any refused filter as an error that carries the SUBACK
-    const suback = await c.subscribeAsync(['#', '$SYS/#', 'edgent/v1/agents/pi-a/plan', 'edgent/v1/agents/+/activation', 'edgent/v1/agents/pi-b/plan'], { qos: 1 }).then(
-      () => null,
-      (e: { packet?: { granted: number[] } }) => e.packet ?? null
-    )
+    const suback = await c
+      .subscribeAsync(['#', '$SYS/#', 'edgent/v1/agents/pi-a/plan', 'edgent/v1/agents/+/activation', 'edgent/v1/agents/pi-b/plan'], { qos: 1 })
+      .then(
+        () => null,
+        (e: { packet?: { granted: number[] } }) => e.packet ?? null
+      )
     expect(suback?.granted).toEqual([128, 128, 128, 128, 1])
     expect(c.connected).toBe(true)
     // A forged state for another agent is dropped by the broker (and the forger disconnected).
@@ -144,11 +151,17 @@ describe('co-inference over the embedded broker with real agent processes', () =
     await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
   }, 40_000)
 
-  it('co-infers an image given through the agent\'s library API', async () => {
+  it("co-infers an image given through the agent's library API", async () => {
     const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
     const { pino } = await import('pino')
     const { readShippedSamples } = await import('../../../src/main/runtime/files.js')
-    const lib = new EdgentAgent({ brokerUrl: broker(), id: 'pi-lib', token: core.pair('pi-lib').token, modelDir: defaultModelDir(), log: pino({ level: 'silent' }) })
+    const lib = new EdgentAgent({
+      brokerUrl: broker(),
+      id: 'pi-lib',
+      token: core.pair('pi-lib').token,
+      modelDir: defaultModelDir(),
+      log: pino({ level: 'silent' })
+    })
     await lib.start()
     try {
       await waitFor('pi-lib online', () => deviceState(core, 'pi-lib') === 'online')

@@ -42,9 +42,29 @@ export interface AgentProc {
   stderr: () => string
 }
 
-export function spawnAgent(broker: string, id: string, token: string, extra: string[] = [], prefix: string[] = [], run: { node?: string; entry?: string } = {}): AgentProc {
+export function spawnAgent(
+  broker: string,
+  id: string,
+  token: string,
+  extra: string[] = [],
+  prefix: string[] = [],
+  run: { node?: string; entry?: string } = {}
+): AgentProc {
   let err = ''
-  const args = [...prefix, run.node ?? process.execPath, run.entry ?? agentEntry, '--broker', broker, '--id', id, '--token', token, '--log-level', 'info', ...extra]
+  const args = [
+    ...prefix,
+    run.node ?? process.execPath,
+    run.entry ?? agentEntry,
+    '--broker',
+    broker,
+    '--id',
+    id,
+    '--token',
+    token,
+    '--log-level',
+    'info',
+    ...extra
+  ]
   const child = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   return { child, stderr: () => err }

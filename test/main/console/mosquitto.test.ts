@@ -8,7 +8,7 @@ import { deviceState, freePort, spawnAgent, startConsole, stopAgent, unsplitLabe
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
 
-describe('co-inference through Debian\'s mosquitto as the external broker', () => {
+describe("co-inference through Debian's mosquitto as the external broker", () => {
   let broker: ChildProcess
   let port = 0
   let core: EdgentConsole

@@ -40,20 +40,29 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
     for (const kbps of [500, 100]) {
       ns.shapeUplink(kbps)
       const t0 = Date.now()
-      await waitFor(`estimate within 15 % of ${kbps} kbps`, () => {
-        const e = estimate()
-        return e !== null && Math.abs(e - kbps) <= 0.15 * kbps
-      }, 5_000, 50).catch((err: Error) => {
+      await waitFor(
+        `estimate within 15 % of ${kbps} kbps`,
+        () => {
+          const e = estimate()
+          return e !== null && Math.abs(e - kbps) <= 0.15 * kbps
+        },
+        5_000,
+        50
+      ).catch((err: Error) => {
         const samples = core.store.bandwidth.latest('pi-ns', 12).reverse()
         throw new Error(`${err.message}; latest samples: ${JSON.stringify(samples)}`)
       })
       times[kbps] = Date.now() - t0
       const e = estimate()!
       const choice = lookupMap(core.configMap('pi-ns', REQUIREMENT_MS), e)!
-      await waitFor('the plan of the map\'s interval', () => {
-        const p = current()
-        return p && p.exit === choice.exit && p.deviceLayers === choice.deviceLayers
-      }, 2_000)
+      await waitFor(
+        "the plan of the map's interval",
+        () => {
+          const p = current()
+          return p && p.exit === choice.exit && p.deviceLayers === choice.deviceLayers
+        },
+        2_000
+      )
     }
     console.log(`shaped uplink: estimate within 15 % after ${times['500']} ms (500 kbps) and ${times['100']} ms (100 kbps)`)
     const p500 = lookupMap(core.configMap('pi-ns', REQUIREMENT_MS), 500)!

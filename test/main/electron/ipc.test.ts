@@ -21,7 +21,14 @@ function fakeIpc() {
 }
 
 /** A core that fails the test if anything reaches it. */
-const untouchable = new Proxy({}, { get: (_t, p) => { throw new Error(`core.${String(p)} reached past the guard`) } }) as unknown as EdgentConsole
+const untouchable = new Proxy(
+  {},
+  {
+    get: (_t, p) => {
+      throw new Error(`core.${String(p)} reached past the guard`)
+    }
+  }
+) as unknown as EdgentConsole
 
 const good: IpcEventLike = { sender: { id: WINDOW_ID }, senderFrame: { url: RENDERER } }
 const foreign: [string, IpcEventLike][] = [
@@ -74,7 +81,11 @@ describe('IPC handlers', () => {
   it('passes a valid call from the console window to the service', async () => {
     const calls: [string, unknown][] = []
     const ipc2 = fakeIpc()
-    registerIpcHandlers(ipc2, { call: async (m: MethodName, a: unknown) => (calls.push([m, a]), { ok: true }) as never }, { windowId: () => WINDOW_ID, rendererUrl: RENDERER })
+    registerIpcHandlers(
+      ipc2,
+      { call: async (m: MethodName, a: unknown) => (calls.push([m, a]), { ok: true }) as never },
+      { windowId: () => WINDOW_ID, rendererUrl: RENDERER }
+    )
     await expect(ipc2.handlers.get(ipcChannel('devices'))!(good, {})).resolves.toEqual({ ok: true })
     expect(calls).toEqual([['devices', {}]])
   })

@@ -55,12 +55,19 @@ describe('the Electron shell (electron faked)', () => {
   it('opens the window with context isolation, the sandbox, no Node integration and the CJS preload', () => {
     shellModule.createWindow()
     const prefs = made[0]!.options['webPreferences'] as Record<string, unknown>
-    expect(prefs).toMatchObject({ contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, allowRunningInsecureContent: false, webviewTag: false })
+    expect(prefs).toMatchObject({
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      webviewTag: false
+    })
     expect(String(prefs['preload'])).toMatch(/[\\/]preload[\\/]index\.cjs$/)
     expect(made[0]!.loaded).toMatch(/^file:\/\/.*[\\/]renderer[\\/]index\.html$/)
   })
 
-  it('denies navigation and new windows (https links go to the user\'s browser)', () => {
+  it("denies navigation and new windows (https links go to the user's browser)", () => {
     const w = made[0]!
     let prevented = false
     w.on.get('will-navigate')!({ preventDefault: () => (prevented = true) }, 'https://evil.example/')

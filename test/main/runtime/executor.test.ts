@@ -125,7 +125,9 @@ describe('models that do not match their manifest', () => {
       delete m.sha256
     })
     await ex.openModel(d)
-    await expect(ex.runChain('branchy-alexnet', { exit: 1, from: 0, to: 4 }, input(0))).rejects.toThrow(/layer "pool1" outputs \[1, \d+, 14, 14\] but the manifest says \[1, \d+, 28, 28\]/)
+    await expect(ex.runChain('branchy-alexnet', { exit: 1, from: 0, to: 4 }, input(0))).rejects.toThrow(
+      /layer "pool1" outputs \[1, \d+, 14, 14\] but the manifest says \[1, \d+, 28, 28\]/
+    )
   })
 
   it('reports a truncated ONNX file', async () => {

@@ -79,12 +79,14 @@ describe('the loopback API: WebSocket and static renderer', () => {
 
   it('refuses an upgrade from a foreign origin, and any other path', async () => {
     await expect(open(api.port, { origin: 'https://evil.example' })).rejects.toThrow('HTTP 403')
-    await expect(new Promise((res, rej) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${api.port}/other`)
-      ws.on('unexpected-response', (_q, r) => rej(new Error(`HTTP ${r.statusCode}`)))
-      ws.on('open', res)
-      ws.on('error', rej)
-    })).rejects.toThrow('HTTP 403')
+    await expect(
+      new Promise((res, rej) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${api.port}/other`)
+        ws.on('unexpected-response', (_q, r) => rej(new Error(`HTTP ${r.statusCode}`)))
+        ws.on('open', res)
+        ws.on('error', rej)
+      })
+    ).rejects.toThrow('HTTP 403')
   })
 
   it('answers calls after the token, with clear errors for bad calls, and pushes events', async () => {
@@ -104,7 +106,9 @@ describe('the loopback API: WebSocket and static renderer', () => {
     const paired = (await byId(5)) as { ok: true; data: { command: string; token: string } }
     expect(paired.data.command).toBe(`npx edgent-agent --broker mqtt://127.0.0.1:${core.mqttPort} --id pi-ws --token ${paired.data.token}`)
     // The pairing is an event every open console sees.
-    expect(await until(() => c.messages.find((m) => 'type' in m && m.type === 'event' && m.event.type === 'devices'))).toMatchObject({ event: { data: { reason: 'paired pi-ws' } } })
+    expect(await until(() => c.messages.find((m) => 'type' in m && m.type === 'event' && m.event.type === 'devices'))).toMatchObject({
+      event: { data: { reason: 'paired pi-ws' } }
+    })
     c.ws.send('not json')
     expect((await c.closed).code).toBe(WS_CLOSE_BAD_MESSAGE)
     expect(core.devices().some((d) => d.id === 'pi-ws')).toBe(true) // and the console is still up

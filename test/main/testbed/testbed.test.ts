@@ -14,7 +14,10 @@ import { root, waitFor } from '../console/harness.js'
 
 const why = netnsUnavailable()
 const edgent = join(root, 'bin', 'edgent.js')
-const namespaces = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('edgent-ns'))
+const namespaces = () =>
+  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith('edgent-ns'))
 
 describe.skipIf(why !== null)(`edgent testbed --short${why ? ` — skipped: ${why}` : ''}`, () => {
   it('shapes, sweeps with baselines, writes the report and tears everything down', async () => {
@@ -23,11 +26,13 @@ describe.skipIf(why !== null)(`edgent testbed --short${why ? ` — skipped: ${wh
     const r = spawnSync(process.execPath, [edgent, 'testbed', '--short', '--out', out], { encoding: 'utf8', timeout: 240_000 })
     expect(r.status, r.stderr.slice(-3000)).toBe(0)
     expect(r.stdout).toMatch(/Edgent met the requirement at \d+\/\d+ points/)
-    for (const f of ['report.md', 'results.csv', 'results.json', 'fig-selection-bandwidth.png', 'fig-runtime-bandwidth.png', 'fig-selection-requirement.png']) expect(existsSync(join(out, f)), f).toBe(true)
+    for (const f of ['report.md', 'results.csv', 'results.json', 'fig-selection-bandwidth.png', 'fig-runtime-bandwidth.png', 'fig-selection-requirement.png'])
+      expect(existsSync(join(out, f)), f).toBe(true)
     expect(readFileSync(join(out, 'fig-runtime-bandwidth.png')).subarray(1, 4).toString()).toBe('PNG')
     const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as TestbedResult
     expect(res.checks.points).toBe(6)
-    for (const s of ['edgent', 'device-only', 'edge-only', 'partition-only', 'right-sizing-only']) expect(res.results.filter((x) => x.strategy === s)).toHaveLength(6)
+    for (const s of ['edgent', 'device-only', 'edge-only', 'partition-only', 'right-sizing-only'])
+      expect(res.results.filter((x) => x.strategy === s)).toHaveLength(6)
     // The link was shaped for real: at 100 kbps the edge-only baseline's 3 kB input alone takes ≥ 240 ms.
     const slowEdge = res.results.find((x) => x.strategy === 'edge-only' && x.uplinkKbps === 100)!
     expect(slowEdge.measuredMs).toBeGreaterThan((3136 * 8) / 100)
@@ -46,7 +51,9 @@ describe.skipIf(why !== null)(`edgent testbed --short${why ? ` — skipped: ${wh
 
   it('tears everything down on Ctrl-C', async () => {
     const before = namespaces()
-    const child = spawn(process.execPath, [edgent, 'testbed', '--short', '--out', mkdtempSync(join(tmpdir(), 'edgent-tb-'))], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [edgent, 'testbed', '--short', '--out', mkdtempSync(join(tmpdir(), 'edgent-tb-'))], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let err = ''
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
     await waitFor('the namespace', () => namespaces().length > before.length, 60_000)

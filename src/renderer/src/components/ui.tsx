@@ -53,7 +53,12 @@ export function ErrorBox(props: { error: string; onRetry?: () => void }): React.
 }
 
 /** Loading / error / empty / content, in that order. */
-export function Guard<T>(props: { q: { data: T | undefined; error: string | null; loading: boolean; reload: () => void }; what: string; empty?: (d: T) => ReactNode | null; children: (d: T) => ReactNode }): React.JSX.Element {
+export function Guard<T>(props: {
+  q: { data: T | undefined; error: string | null; loading: boolean; reload: () => void }
+  what: string
+  empty?: (d: T) => ReactNode | null
+  children: (d: T) => ReactNode
+}): React.JSX.Element {
   const { q } = props
   if (q.error && q.data === undefined) return <ErrorBox error={q.error} onRetry={q.reload} />
   if (q.data === undefined) return <Loading what={props.what} />
@@ -75,7 +80,15 @@ export function Stat(props: { label: string; value: ReactNode; testId?: string }
   )
 }
 
-export const fmtMs = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
-export const fmtPct = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(digits)} %`)
+export const fmtMs = (v: number | null | undefined): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+export const fmtPct = (v: number | null | undefined, digits = 1): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(digits)} %`
 export const fmtKbps = (v: number | null | undefined): string =>
-  v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 1e6 ? `${+(v / 1e6).toFixed(2)} Gbps` : v >= 10_000 ? `${(v / 1000).toFixed(1)} Mbps` : `${v.toFixed(0)} kbps`
+  v === null || v === undefined || !Number.isFinite(v)
+    ? '—'
+    : v >= 1e6
+      ? `${+(v / 1e6).toFixed(2)} Gbps`
+      : v >= 10_000
+        ? `${(v / 1000).toFixed(1)} Mbps`
+        : `${v.toFixed(0)} kbps`

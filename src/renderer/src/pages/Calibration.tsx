@@ -29,12 +29,34 @@ function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): R
       <ResponsiveContainer width="100%" height={300}>
         <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 16 }}>
           <CartesianGrid strokeDasharray="3 3" />
-          <XAxis dataKey="id" angle={-50} textAnchor="end" interval={0} height={60} tick={{ fontSize: 10 }} label={{ value: 'layer', position: 'insideBottomRight', offset: 0, fontSize: 11 }} />
+          <XAxis
+            dataKey="id"
+            angle={-50}
+            textAnchor="end"
+            interval={0}
+            height={60}
+            tick={{ fontSize: 10 }}
+            label={{ value: 'layer', position: 'insideBottomRight', offset: 0, fontSize: 11 }}
+          />
           <YAxis label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft' }} tickFormatter={(v: number) => fmtMs(v)} />
           <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} />
           <Legend verticalAlign="top" wrapperStyle={{ paddingBottom: 10 }} />
-          <Bar dataKey="measured" name="measured (single-layer slice, median)" fill="#2f6fdf" className="bar-measured" isAnimationActive={false} minPointSize={1} />
-          <Bar dataKey="predicted" name={`predicted (${props.data.profile.fitted ? 'fitted profile' : 'paper-2018, not fitted here'})`} fill="#f0a030" className="bar-predicted" isAnimationActive={false} minPointSize={1} />
+          <Bar
+            dataKey="measured"
+            name="measured (single-layer slice, median)"
+            fill="#2f6fdf"
+            className="bar-measured"
+            isAnimationActive={false}
+            minPointSize={1}
+          />
+          <Bar
+            dataKey="predicted"
+            name={`predicted (${props.data.profile.fitted ? 'fitted profile' : 'paper-2018, not fitted here'})`}
+            fill="#f0a030"
+            className="bar-predicted"
+            isAnimationActive={false}
+            minPointSize={1}
+          />
         </BarChart>
       </ResponsiveContainer>
       {missing.length ? <p className="muted small">No prediction for {missing.join(', ')}: the profile has no regression for their type.</p> : null}
@@ -55,19 +77,38 @@ function FitChart(props: { cal: CalibrationData; side: 'device' | 'edge'; fit: F
   const xs = pts.map(xOf)
   const lo = Math.min(...xs)
   const hi = Math.max(...xs)
-  const line = reg && pts.length ? (single ? [lo, hi].map((x) => ({ x, y: Math.max(0, reg.intercept + reg.coefficients[0]! * x) })) : [lo, hi].map((x) => ({ x, y: x }))) : []
+  const line =
+    reg && pts.length
+      ? single
+        ? [lo, hi].map((x) => ({ x, y: Math.max(0, reg.intercept + reg.coefficients[0]! * x) }))
+        : [lo, hi].map((x) => ({ x, y: x }))
+      : []
   const xLabel = single ? (FEATURE_UNITS[names[0]!] ?? names[0]!) : 'predicted by the fit (ms)'
   return (
     <div className="fit" data-testid={`fit-${side}-${fit.key}`}>
       <h4>
-        {fit.key} <span className="muted small">n {fit.n} · R² {fit.r2 === null ? '—' : fit.r2.toFixed(3)} · MAPE {fmtPct(fit.mape)} · held-out ({fit.heldOutN}) MAPE {fmtPct(fit.heldOutMape)}</span>
+        {fit.key}{' '}
+        <span className="muted small">
+          n {fit.n} · R² {fit.r2 === null ? '—' : fit.r2.toFixed(3)} · MAPE {fmtPct(fit.mape)} · held-out ({fit.heldOutN}) MAPE {fmtPct(fit.heldOutMape)}
+        </span>
       </h4>
       {fit.error ? <p className="muted small">{fit.error}</p> : null}
       <ResponsiveContainer width="100%" height={200}>
         <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" />
-          <XAxis type="number" dataKey="x" domain={['auto', 'auto']} tickFormatter={(v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(0) : String(Math.round(v * 100) / 100))} label={{ value: xLabel, position: 'insideBottom', offset: -16, fontSize: 11 }} />
-          <YAxis type="number" dataKey="y" label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', fontSize: 11 }} tickFormatter={(v: number) => fmtMs(v)} />
+          <XAxis
+            type="number"
+            dataKey="x"
+            domain={['auto', 'auto']}
+            tickFormatter={(v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(0) : String(Math.round(v * 100) / 100))}
+            label={{ value: xLabel, position: 'insideBottom', offset: -16, fontSize: 11 }}
+          />
+          <YAxis
+            type="number"
+            dataKey="y"
+            label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', fontSize: 11 }}
+            tickFormatter={(v: number) => fmtMs(v)}
+          />
           <Tooltip formatter={(v) => fmtMs(Number(v))} />
           <Scatter data={train} name="fitted on" fill="#2f6fdf" isAnimationActive={false} />
           <Scatter data={held} name="held out" fill="#d94040" isAnimationActive={false} />
@@ -83,8 +124,16 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
   const model = useQuery<ModelView>(() => api.modelInfo({}), 'model')
   const [exit, setExit] = useState<number | null>(null)
   const exitNo = exit ?? (model.data ? Math.max(...model.data.exits.map((e) => e.exit)) : null)
-  const layers = useQuery<LayerLatencies>(props.agent && exitNo ? () => api.layerLatencies({ agent: props.agent!, exit: exitNo }) : null, `${props.agent}/${exitNo}`, (e) => e.type === 'campaign' && e.data.status === 'done')
-  const campaigns = useQuery<CampaignStatus[]>(() => api.campaigns({}), 'campaigns', (e) => e.type === 'campaign' && e.data.status !== 'running')
+  const layers = useQuery<LayerLatencies>(
+    props.agent && exitNo ? () => api.layerLatencies({ agent: props.agent!, exit: exitNo }) : null,
+    `${props.agent}/${exitNo}`,
+    (e) => e.type === 'campaign' && e.data.status === 'done'
+  )
+  const campaigns = useQuery<CampaignStatus[]>(
+    () => api.campaigns({}),
+    'campaigns',
+    (e) => e.type === 'campaign' && e.data.status !== 'running'
+  )
   const fitted = useMemo(() => (campaigns.data ?? []).filter((c) => c.profileId && c.status === 'done'), [campaigns.data])
   const [campaignId, setCampaignId] = useState<string>('')
   const chosen = campaignId || fitted[0]?.id || ''
@@ -118,7 +167,10 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
               <>
                 <p className="muted">
                   Measured: each layer run alone as a single-layer ONNX slice (median), on {d.agent} and on this machine. Predicted: the regressions of{' '}
-                  {d.profile.fitted ? `the device's current fitted profile ${d.profile.id}` : 'the paper-2018 profile (the paper\u2019s Raspberry Pi 3 and desktop, not this hardware): run a layers campaign to fit this device'}.
+                  {d.profile.fitted
+                    ? `the device's current fitted profile ${d.profile.id}`
+                    : 'the paper-2018 profile (the paper\u2019s Raspberry Pi 3 and desktop, not this hardware): run a layers campaign to fit this device'}
+                  .
                 </p>
                 <div className="grid2">
                   <LayerChart data={d} side="device" />
@@ -147,7 +199,11 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
           ) : null
         }
       >
-        <Guard q={campaigns} what="campaigns" empty={() => (fitted.length === 0 ? 'No completed campaign with a fitted profile yet: start one on the Campaigns page.' : null)}>
+        <Guard
+          q={campaigns}
+          what="campaigns"
+          empty={() => (fitted.length === 0 ? 'No completed campaign with a fitted profile yet: start one on the Campaigns page.' : null)}
+        >
           {() => (
             <Guard q={cal} what="calibration data">
               {(c) => (

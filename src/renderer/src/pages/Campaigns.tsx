@@ -25,7 +25,7 @@ function fitSummary(c: CampaignStatus): string {
   if (c.sweep) return `${c.sweep.points.length} points · median error ${fmtPct(c.sweep.medianRelError)}`
   if (!c.fits?.length) return '—'
   const ok = c.fits.filter((f) => f.mape !== null)
-  return `${ok.length} fits` + (ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : '')
+  return `${ok.length} fits${ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : ''}`
 }
 
 export function Campaigns(props: { devices: DeviceView[]; agent: string | null }): React.JSX.Element {
@@ -36,7 +36,11 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
   const [error, setError] = useState<string | null>(null)
   const [exportMsg, setExportMsg] = useState<string | null>(null)
   const chosen = agent || props.agent || ''
-  const q = useQuery<CampaignStatus[]>(() => api.campaigns({}), 'campaigns', (e) => e.type === 'campaign')
+  const q = useQuery<CampaignStatus[]>(
+    () => api.campaigns({}),
+    'campaigns',
+    (e) => e.type === 'campaign'
+  )
 
   const start = async () => {
     setError(null)
@@ -88,7 +92,14 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
           </label>
           <label>
             {kind === 'sweep' ? 'Inferences per point' : 'Repetitions'}
-            <input type="number" min={1} max={200} value={reps} onChange={(e) => setReps(Math.max(1, Number(e.target.value) || 1))} data-testid="campaign-reps" />
+            <input
+              type="number"
+              min={1}
+              max={200}
+              value={reps}
+              onChange={(e) => setReps(Math.max(1, Number(e.target.value) || 1))}
+              data-testid="campaign-reps"
+            />
           </label>
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
             Start
@@ -114,7 +125,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
         </Card>
       ) : null}
 
-      {(q.data ?? []).find((c) => c.sweep && c.sweep.points.length) ? <SweepCard c={(q.data ?? []).find((c) => c.sweep && c.sweep.points.length)!} /> : null}
+      {(q.data ?? []).find((c) => c.sweep?.points.length) ? <SweepCard c={(q.data ?? []).find((c) => c.sweep?.points.length)!} /> : null}
 
       <Card
         title="History"
@@ -135,7 +146,11 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
             {exportMsg}
           </p>
         ) : null}
-        <Guard q={q} what="campaigns" empty={(d) => (d.length === 0 ? 'No campaign yet. Start one above: a model campaign takes about a minute on the local emulated device.' : null)}>
+        <Guard
+          q={q}
+          what="campaigns"
+          empty={(d) => (d.length === 0 ? 'No campaign yet. Start one above: a model campaign takes about a minute on the local emulated device.' : null)}
+        >
           {(list) => (
             <table className="table" data-testid="campaign-table">
               <thead>
@@ -192,8 +207,9 @@ function SweepCard(props: { c: CampaignStatus }): React.JSX.Element {
   return (
     <Card title={`Latest sweep on ${props.c.deviceId}: predicted against measured`} testId="sweep-card">
       <p>
-        Median error over {w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: <strong data-testid="sweep-error">{fmtPct(w.medianRelError)}</strong> ({w.inferencesPerPoint} per point; the uplink is the device's emulated
-        link set to each bandwidth; predictions include the online correction learned so far).
+        Median error over {w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: <strong data-testid="sweep-error">{fmtPct(w.medianRelError)}</strong> (
+        {w.inferencesPerPoint} per point; the uplink is the device's emulated link set to each bandwidth; predictions include the online correction learned so
+        far).
       </p>
       <table className="table compact">
         <thead>

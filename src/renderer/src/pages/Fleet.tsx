@@ -61,7 +61,15 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
         <RowForm onSubmit={pair}>
           <label>
             Device id
-            <input value={id} onChange={(e) => setId(e.target.value)} placeholder="pi-kitchen" pattern="[a-z0-9][a-z0-9-]{0,62}" title="lowercase letters, digits and dashes" data-testid="pair-id" required />
+            <input
+              value={id}
+              onChange={(e) => setId(e.target.value)}
+              placeholder="pi-kitchen"
+              pattern="[a-z0-9][a-z0-9-]{0,62}"
+              title="lowercase letters, digits and dashes"
+              data-testid="pair-id"
+              required
+            />
           </label>
           <button type="submit" disabled={busy || !id.trim()} data-testid="pair-submit">
             {busy ? 'Pairing…' : 'Pair'}
@@ -71,8 +79,8 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
         {pairing ? (
           <div className="pairing">
             <p>
-              Paired <strong>{pairing.id}</strong>. Run this on the Pi (64-bit Raspberry Pi OS, Node 20; see pi-agent/README.md). The token is shown
-              once — re-pairing issues a new one.
+              Paired <strong>{pairing.id}</strong>. Run this on the Pi (64-bit Raspberry Pi OS, Node 20; see pi-agent/README.md). The token is shown once —
+              re-pairing issues a new one.
             </p>
             <pre data-testid="pair-command">{pairing.command}</pre>
           </div>
@@ -117,7 +125,13 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                       )}
                     </td>
                     <td className="muted">{d.hello ? emulationText(d.hello.emulation as Record<string, unknown> | undefined) : '—'}</td>
-                    <td>{d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)` : <span className="muted">none</span>}</td>
+                    <td>
+                      {d.plan ? (
+                        `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)`
+                      ) : (
+                        <span className="muted">none</span>
+                      )}
+                    </td>
                     <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
                     <td>
                       {!d.paired ? null : confirm === d.id ? (

@@ -71,7 +71,11 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     }
   })
 
-  const bandwidth = useQuery<BandwidthPoint[]>(agent ? () => api.bandwidth({ agent, limit: 2000 }) : null, agent ?? '', (e) => e.type === 'bandwidth' && e.data.id === agent)
+  const bandwidth = useQuery<BandwidthPoint[]>(
+    agent ? () => api.bandwidth({ agent, limit: 2000 }) : null,
+    agent ?? '',
+    (e) => e.type === 'bandwidth' && e.data.id === agent
+  )
 
   const run = async () => {
     if (!agent) return
@@ -101,7 +105,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     const t0 = list.length ? Date.parse(list[0]!.at) : 0
     return list.map((b) => ({ t: (Date.parse(b.at) - t0) / 1000, kbps: b.uplinkSampleKbps, smoothed: b.uplinkEstimateKbps, source: b.source }))
   }, [bandwidth.data])
-  const last = rows && rows.length ? rows[rows.length - 1]! : null
+  const last = rows?.length ? rows[rows.length - 1]! : null
 
   if (!agent) return <Empty>Pair a device (Fleet) to co-infer with it.</Empty>
   return (
@@ -110,15 +114,35 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         <RowForm onSubmit={run}>
           <label>
             Inferences
-            <input type="number" min={1} max={100000} value={count} onChange={(e) => setCount(Math.max(1, Number(e.target.value) || 1))} data-testid="live-count" />
+            <input
+              type="number"
+              min={1}
+              max={100000}
+              value={count}
+              onChange={(e) => setCount(Math.max(1, Number(e.target.value) || 1))}
+              data-testid="live-count"
+            />
           </label>
           <label>
             Latency requirement (ms)
-            <input type="number" min={1} value={latencyMs} onChange={(e) => setLatencyMs(Math.max(1, Number(e.target.value) || 1))} data-testid="live-requirement" />
+            <input
+              type="number"
+              min={1}
+              value={latencyMs}
+              onChange={(e) => setLatencyMs(Math.max(1, Number(e.target.value) || 1))}
+              data-testid="live-requirement"
+            />
           </label>
           <label>
             Uplink (kbps)
-            <input type="number" min={1} placeholder="measured estimate" value={fixedKbps} onChange={(e) => setFixedKbps(e.target.value)} data-testid="live-kbps" />
+            <input
+              type="number"
+              min={1}
+              placeholder="measured estimate"
+              value={fixedKbps}
+              onChange={(e) => setFixedKbps(e.target.value)}
+              data-testid="live-kbps"
+            />
           </label>
           {running ? (
             <button type="button" className="secondary" onClick={() => (stop.current = true)}>
@@ -138,7 +162,14 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           <Stat label="end-to-end p50 / p95" value={`${fmtMs(tl.p50Ms)} / ${fmtMs(tl.p95Ms)} ms`} />
           <Stat label="current plan" value={last ? `exit ${last.exit}, ${last.deviceLayers} on device` : '—'} />
           <Stat label="plan changes" value={tl.planChanges.length} />
-          <Stat label="prediction MAPE (last batch)" value={summary?.prediction.mapeCorrected != null ? `${fmtPct(summary.prediction.mapeCorrected)} (uncorrected ${fmtPct(summary.prediction.mapeUncorrected)})` : '—'} />
+          <Stat
+            label="prediction MAPE (last batch)"
+            value={
+              summary?.prediction.mapeCorrected != null
+                ? `${fmtPct(summary.prediction.mapeCorrected)} (uncorrected ${fmtPct(summary.prediction.mapeUncorrected)})`
+                : '—'
+            }
+          />
         </div>
       </Card>
       <Card title="Timeline: end-to-end latency and its breakdown" testId="live-timeline">
@@ -149,8 +180,8 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         ) : (
           <div data-testid="live-chart" data-total={tl.total} data-points={tl.points.length}>
             <p className="muted small">
-              {tl.total} inferences{tl.points.length < tl.total ? `, drawn as ${tl.points.length} points (LTTB downsampling)` : ''}. Stacked: device, transfer (end-to-end minus device and edge time), edge; dashed:
-              the plan's prediction; red: the requirement; grey verticals: plan changes.
+              {tl.total} inferences{tl.points.length < tl.total ? `, drawn as ${tl.points.length} points (LTTB downsampling)` : ''}. Stacked: device, transfer
+              (end-to-end minus device and edge time), edge; dashed: the plan's prediction; red: the requirement; grey verticals: plan changes.
             </p>
             <ResponsiveContainer width="100%" height={340}>
               <ComposedChart data={tl.points} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
@@ -166,7 +197,13 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
                 <Line dataKey="predictedMs" name="predicted" stroke="#f0a030" strokeDasharray="5 3" dot={false} isAnimationActive={false} />
                 <Line dataKey="latencyMs" name="requirement" type="stepAfter" stroke="#d94040" dot={false} isAnimationActive={false} />
                 {tl.planChanges.map((c) => (
-                  <ReferenceLine key={c.n} x={c.n} stroke="#888" strokeDasharray="2 2" label={{ value: `e${c.exit}/${c.deviceLayers}`, position: 'top', fontSize: 9 }} />
+                  <ReferenceLine
+                    key={c.n}
+                    x={c.n}
+                    stroke="#888"
+                    strokeDasharray="2 2"
+                    label={{ value: `e${c.exit}/${c.deviceLayers}`, position: 'top', fontSize: 9 }}
+                  />
                 ))}
               </ComposedChart>
             </ResponsiveContainer>
@@ -181,7 +218,13 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           <ResponsiveContainer width="100%" height={220}>
             <LineChart data={bw} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis dataKey="t" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => String(+v.toFixed(1))} label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }} />
+              <XAxis
+                dataKey="t"
+                type="number"
+                domain={['dataMin', 'dataMax']}
+                tickFormatter={(v: number) => String(+v.toFixed(1))}
+                label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }}
+              />
               <YAxis tickFormatter={(v: number) => fmtKbps(v)} width={80} label={{ value: 'kbps', angle: -90, position: 'insideLeft' }} />
               <Tooltip formatter={(v) => fmtKbps(Number(v))} labelFormatter={(v) => `${Number(v).toFixed(1)} s`} />
               <Legend verticalAlign="top" />

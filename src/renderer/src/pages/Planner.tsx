@@ -8,11 +8,11 @@ import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
 
 /** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
-const toLog = (pos: number, lo: number, hi: number) => lo * Math.pow(hi / lo, pos / 1000)
+const toLog = (pos: number, lo: number, hi: number) => lo * (hi / lo) ** (pos / 1000)
 const fromLog = (v: number, lo: number, hi: number) => Math.round((1000 * Math.log(v / lo)) / Math.log(hi / lo))
 const BW = [10, 100_000] as const
 const REQ = [5, 2000] as const
-const grid = (lo: number, hi: number, n: number) => Array.from({ length: n }, (_, i) => lo * Math.pow(hi / lo, i / (n - 1)))
+const grid = (lo: number, hi: number, n: number) => Array.from({ length: n }, (_, i) => lo * (hi / lo) ** (i / (n - 1)))
 const kbpsTick = (v: number) => (v >= 1000 ? `${v / 1000}M` : `${v}k`)
 
 function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: number; mode: PlannerMode }): React.JSX.Element {
@@ -57,7 +57,17 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
       <Card title="The plan at these conditions" testId="plan-card">
         <div className="stats" data-testid="plan-choice" data-exit={chosen.exit} data-device-layers={chosen.deviceLayers}>
           <Stat label="exit" value={`${chosen.exit} of ${table.exits.length}`} testId="plan-exit" />
-          <Stat label="partition" value={chosen.deviceLayers === 0 ? `edge only (0/${chosen.layers})` : chosen.deviceLayers === chosen.layers ? `device only (${chosen.layers}/${chosen.layers})` : `${chosen.deviceLayers}/${chosen.layers} layers on device`} testId="plan-partition" />
+          <Stat
+            label="partition"
+            value={
+              chosen.deviceLayers === 0
+                ? `edge only (0/${chosen.layers})`
+                : chosen.deviceLayers === chosen.layers
+                  ? `device only (${chosen.layers}/${chosen.layers})`
+                  : `${chosen.deviceLayers}/${chosen.layers} layers on device`
+            }
+            testId="plan-partition"
+          />
           <Stat label="predicted latency" value={`${fmtMs(chosen.predictedMs)} ms`} />
           <Stat label="accuracy (exit)" value={fmtPct(chosen.accuracy)} />
           <Stat label="requirement" value={chosen.feasible ? <span className="ok">met</span> : <span className="bad">not met: fastest plan</span>} />
@@ -83,7 +93,15 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <ResponsiveContainer width="100%" height={260}>
             <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis dataKey="kbps" type="number" scale="log" domain={[BW[0], BW[1]]} ticks={[10, 100, 1000, 10000, 100000]} tickFormatter={kbpsTick} label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }} />
+              <XAxis
+                dataKey="kbps"
+                type="number"
+                scale="log"
+                domain={[BW[0], BW[1]]}
+                ticks={[10, 100, 1000, 10000, 100000]}
+                tickFormatter={kbpsTick}
+                label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }}
+              />
               <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
               <YAxis yAxisId="layers" orientation="right" allowDecimals={false} label={{ value: 'device layers', angle: 90, position: 'insideRight' }} />
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} />
@@ -98,13 +116,35 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <ResponsiveContainer width="100%" height={260}>
             <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis dataKey="kbps" type="number" scale="log" domain={[BW[0], BW[1]]} ticks={[10, 100, 1000, 10000, 100000]} tickFormatter={kbpsTick} label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }} />
-              <YAxis scale="log" domain={['auto', 'auto']} allowDataOverflow width={64} tickFormatter={(v: number) => fmtMs(v)} label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft', offset: 0 }} />
+              <XAxis
+                dataKey="kbps"
+                type="number"
+                scale="log"
+                domain={[BW[0], BW[1]]}
+                ticks={[10, 100, 1000, 10000, 100000]}
+                tickFormatter={kbpsTick}
+                label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }}
+              />
+              <YAxis
+                scale="log"
+                domain={['auto', 'auto']}
+                allowDataOverflow
+                width={64}
+                tickFormatter={(v: number) => fmtMs(v)}
+                label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft', offset: 0 }}
+              />
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} formatter={(v) => `${fmtMs(Number(v))} ms`} />
               <Legend verticalAlign="top" />
               <Line dataKey="predictedMs" name="Edgent's plan" stroke="#2f6fdf" dot={false} strokeWidth={2} isAnimationActive={false} />
               <Line dataKey="edgeOnlyMs" name={`edge only (exit ${finalExit})`} stroke="#27ae60" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
-              <Line dataKey="deviceOnlyMs" name={`device only (exit ${finalExit})`} stroke="#f0a030" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
+              <Line
+                dataKey="deviceOnlyMs"
+                name={`device only (exit ${finalExit})`}
+                stroke="#f0a030"
+                dot={false}
+                strokeDasharray="5 3"
+                isAnimationActive={false}
+              />
               <ReferenceLine y={latencyMs} stroke="#d94040" strokeDasharray="4 2" label={{ value: 'requirement', fontSize: 10, position: 'insideTopRight' }} />
             </LineChart>
           </ResponsiveContainer>
@@ -113,13 +153,44 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <ResponsiveContainer width="100%" height={260}>
             <LineChart data={reqSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis dataKey="req" type="number" scale="log" domain={[REQ[0], REQ[1]]} ticks={[5, 10, 20, 50, 100, 200, 500, 1000, 2000]} label={{ value: 'latency requirement (ms)', position: 'insideBottom', offset: -12 }} />
+              <XAxis
+                dataKey="req"
+                type="number"
+                scale="log"
+                domain={[REQ[0], REQ[1]]}
+                ticks={[5, 10, 20, 50, 100, 200, 500, 1000, 2000]}
+                label={{ value: 'latency requirement (ms)', position: 'insideBottom', offset: -12 }}
+              />
               <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
-              <YAxis yAxisId="acc" orientation="right" domain={accDomain} tickFormatter={(v: number) => `${v.toFixed(1)}`} label={{ value: 'accuracy (%)', angle: 90, position: 'insideRight' }} />
+              <YAxis
+                yAxisId="acc"
+                orientation="right"
+                domain={accDomain}
+                tickFormatter={(v: number) => `${v.toFixed(1)}`}
+                label={{ value: 'accuracy (%)', angle: 90, position: 'insideRight' }}
+              />
               <Tooltip labelFormatter={(v) => `${fmtMs(Number(v))} ms`} />
               <Legend verticalAlign="top" />
-              <Line yAxisId="exit" type="stepAfter" dataKey="exit" name="exit (none: infeasible)" stroke="#2f6fdf" dot={false} isAnimationActive={false} connectNulls={false} />
-              <Line yAxisId="acc" type="stepAfter" dataKey="accuracy" name="accuracy (%)" stroke="#27ae60" dot={false} isAnimationActive={false} connectNulls={false} />
+              <Line
+                yAxisId="exit"
+                type="stepAfter"
+                dataKey="exit"
+                name="exit (none: infeasible)"
+                stroke="#2f6fdf"
+                dot={false}
+                isAnimationActive={false}
+                connectNulls={false}
+              />
+              <Line
+                yAxisId="acc"
+                type="stepAfter"
+                dataKey="accuracy"
+                name="accuracy (%)"
+                stroke="#27ae60"
+                dot={false}
+                isAnimationActive={false}
+                connectNulls={false}
+              />
               <ReferenceLine yAxisId="exit" x={latencyMs} stroke="#d94040" strokeDasharray="4 2" />
             </LineChart>
           </ResponsiveContainer>
@@ -163,15 +234,28 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
   const [mode, setMode] = useState<PlannerMode>('edgent')
   const uplinkKbps = toLog(bwPos, BW[0], BW[1])
   const latencyMs = toLog(reqPos, REQ[0], REQ[1])
-  const profiles = useQuery<ProfileView[]>(props.agent ? () => api.profiles({ agent: props.agent! }) : null, props.agent ?? '', (e) => e.type === 'campaign' && e.data.status === 'done')
-  const devices = useQuery<DeviceView[]>(() => api.devices({}), 'devices', (e) => e.type === 'devices' || e.type === 'campaign')
+  const profiles = useQuery<ProfileView[]>(
+    props.agent ? () => api.profiles({ agent: props.agent! }) : null,
+    props.agent ?? '',
+    (e) => e.type === 'campaign' && e.data.status === 'done'
+  )
+  const devices = useQuery<DeviceView[]>(
+    () => api.devices({}),
+    'devices',
+    (e) => e.type === 'devices' || e.type === 'campaign'
+  )
   const source = devices.data?.find((d) => d.id === props.agent)?.latencySource ?? null
   const sourceKey = source ? `${source.kind}:${source.profileId}` : ''
   const [sourceError, setSourceError] = useState<string | null>(null)
-  const table = useQuery<CostTable>(props.agent ? () => api.costTable({ agent: props.agent! }) : null, `${props.agent}/${sourceKey}`, (e) => (e.type === 'inferences' && e.data.id === props.agent) || e.type === 'devices')
+  const table = useQuery<CostTable>(
+    props.agent ? () => api.costTable({ agent: props.agent! }) : null,
+    `${props.agent}/${sourceKey}`,
+    (e) => (e.type === 'inferences' && e.data.id === props.agent) || e.type === 'devices'
+  )
   const choose = async (value: string) => {
     setSourceError(null)
     try {
+      // biome-ignore lint/correctness/useHookAtTopLevel: a console API method (selects a profile), not a React hook
       await api.useProfile({ agent: props.agent!, profile: value === 'measured' ? null : value })
       devices.reload()
     } catch (err) {
@@ -186,17 +270,38 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
             <span>
               Uplink bandwidth <strong data-testid="bandwidth-value">{fmtKbps(uplinkKbps)}</strong>
             </span>
-            <input type="range" min={0} max={1000} value={bwPos} onChange={(e) => setBwPos(Number(e.target.value))} data-testid="bandwidth" aria-label="uplink bandwidth (kbps, log scale)" />
+            <input
+              type="range"
+              min={0}
+              max={1000}
+              value={bwPos}
+              onChange={(e) => setBwPos(Number(e.target.value))}
+              data-testid="bandwidth"
+              aria-label="uplink bandwidth (kbps, log scale)"
+            />
           </label>
           <label className="slider">
             <span>
               Latency requirement <strong data-testid="requirement-value">{fmtMs(latencyMs)} ms</strong>
             </span>
-            <input type="range" min={0} max={1000} value={reqPos} onChange={(e) => setReqPos(Number(e.target.value))} data-testid="requirement" aria-label="latency requirement (ms, log scale)" />
+            <input
+              type="range"
+              min={0}
+              max={1000}
+              value={reqPos}
+              onChange={(e) => setReqPos(Number(e.target.value))}
+              data-testid="requirement"
+              aria-label="latency requirement (ms, log scale)"
+            />
           </label>
           <label>
             Latencies from
-            <select value={source?.kind === 'profile' ? (source.profileId ?? 'measured') : 'measured'} onChange={(e) => void choose(e.target.value)} disabled={!props.agent} data-testid="latency-source">
+            <select
+              value={source?.kind === 'profile' ? (source.profileId ?? 'measured') : 'measured'}
+              onChange={(e) => void choose(e.target.value)}
+              disabled={!props.agent}
+              data-testid="latency-source"
+            >
               <option value="measured">measured per-layer tables</option>
               {(profiles.data ?? []).map((p) => (
                 <option key={p.id} value={p.id}>
@@ -217,8 +322,10 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
         {source?.problem ? <ErrorBox error={source.problem} /> : null}
         <p className="muted">
           Latencies are the console's cost table for {props.agent ?? 'the device'}:{' '}
-          {source?.kind === 'profile' ? `the regressions of profile ${source.profileId} (fitted by a campaign)` : 'per-layer times measured on the device and on this machine'}, corrected online from co-inference.
-          Accuracy is the exit's measured test accuracy.
+          {source?.kind === 'profile'
+            ? `the regressions of profile ${source.profileId} (fitted by a campaign)`
+            : 'per-layer times measured on the device and on this machine'}
+          , corrected online from co-inference. Accuracy is the exit's measured test accuracy.
         </p>
       </Card>
       {!props.agent ? (
