@@ -128,8 +128,8 @@ async function coinferenceRatio(count: number): Promise<Record<string, number>> 
   )
   try {
     for (let i = 0; i < 600 && core.devices().find((d) => d.id === 'bench-pi')?.state !== 'online'; i++) await new Promise((r) => setTimeout(r, 50))
-    await core.infer({ agent: 'bench-pi', count: 5, latencyMs: 1000, bandwidthKbps: 1e6, plan }) // warm-up
-    const { rows } = await core.infer({ agent: 'bench-pi', count, latencyMs: 1000, bandwidthKbps: 1e6, plan })
+    await core.infer({ agent: 'bench-pi', count: 5, latencyMs: 1000, uplinkKbps: 1e6, plan }) // warm-up
+    const { rows } = await core.infer({ agent: 'bench-pi', count, latencyMs: 1000, uplinkKbps: 1e6, plan })
     const e2e = rows.map((r) => r.e2eMs)
     return { inProcessMedianMs: median(local), mqttLoopbackMedianMs: median(e2e), ratio: median(e2e) / median(local) }
   } finally {

@@ -265,7 +265,7 @@ export interface ConsoleMethods {
   layerLatencies: { args: { agent: string; exit?: number }; result: LayerLatencies }
   costTable: { args: { agent: string }; result: CostTable }
   infer: {
-    args: { agent: string; count: number; latencyMs: number; bandwidthKbps?: number; plan?: { exit: number; deviceLayers: number } }
+    args: { agent: string; count: number; latencyMs: number; uplinkKbps?: number; plan?: { exit: number; deviceLayers: number } }
     result: { summary: InferSummary; rows: InferRow[] }
   }
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */

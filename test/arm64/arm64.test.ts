@@ -86,8 +86,8 @@ describe('the agent on linux-arm64 under qemu-user emulation', () => {
 
   it(`runs ${COUNT} co-inferences per plan with the same activations (≤ 1e-5) and predictions as the x64 agent`, async () => {
     for (const plan of PLANS) {
-      const a = await core.infer({ agent: 'pi-arm64', count: COUNT, latencyMs: 10_000, bandwidthKbps: 100_000, plan })
-      const b = await core.infer({ agent: 'pi-x64', count: COUNT, latencyMs: 10_000, bandwidthKbps: 100_000, plan })
+      const a = await core.infer({ agent: 'pi-arm64', count: COUNT, latencyMs: 10_000, uplinkKbps: 100_000, plan })
+      const b = await core.infer({ agent: 'pi-x64', count: COUNT, latencyMs: 10_000, uplinkKbps: 100_000, plan })
       expect(a.summary).toMatchObject({ completed: COUNT, lost: 0, plan })
       expect(b.summary).toMatchObject({ completed: COUNT, lost: 0, plan })
       expect(a.rows.map((r) => r.sample)).toEqual(b.rows.map((r) => r.sample))

@@ -1,6 +1,6 @@
 /**
- * The Live page with a long history: 10,000 stored co-inferences (a SQLite file of the store's schema,
- * as a long run leaves it) load and draw as 600 downsampled points in Chromium.
+ * The Live page with a long history: 10,000 stored co-inferences (a SQLite file prepared through the
+ * store, as a long run leaves it) load and draw as 600 downsampled points in Chromium.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync } from 'node:fs'
@@ -8,55 +8,82 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import Database from 'better-sqlite3'
 import { hashToken, newToken } from '../../src/main/console/tokens.js'
 import { withStore } from '../../src/main/store/store.js'
+import type { InferRow, InferSummary } from '../../src/shared/console-api.js'
 import { freePort, root, waitFor } from '../main/console/harness.js'
 import { launchChromium } from './browser.js'
 
 const N = 10_000
 
 function seed(dataDir: string): void {
-  // The store creates the schema and pairs the device; the history is written as rows, with the
-  // timestamps a long run leaves (the store stamps a batch's rows with one time).
-  withStore(join(dataDir, 'edgent.db'), (store) => store.devices.pair('pi-history', hashToken(newToken())))
-  const db = new Database(join(dataDir, 'edgent.db'))
-  const now = Date.now() - N * 50
-  db.transaction(() => {
-    for (const [id, exit, p] of [
+  withStore(join(dataDir, 'edgent.db'), (store) => {
+    store.devices.pair('pi-history', hashToken(newToken()))
+    const at = new Date(Date.now() - N * 50).toISOString()
+    for (const [planId, exit, deviceLayers] of [
       ['plan-a', 5, 8],
       ['plan-b', 3, 14]
     ] as const) {
-      db.prepare(
-        'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
-      ).run(id, 'pi-history', 'branchy-alexnet', exit, p, exit === 5 ? 24 : 14, 100, 1000, 40, 1, 'seeded', new Date(now).toISOString())
+      store.plans.insert({
+        planId,
+        deviceId: 'pi-history',
+        model: 'branchy-alexnet',
+        exit,
+        deviceLayers,
+        layers: exit === 5 ? 24 : 14,
+        latencyMs: 100,
+        uplinkKbps: 1000,
+        predictedMs: 40,
+        feasible: true,
+        reason: 'seeded',
+        at
+      })
     }
-    db.prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at) VALUES ('run-1', 'pi-history', 'infer', '{}', 'done', ?)`).run(
-      new Date(now).toISOString()
-    )
-    const ins = db.prepare(
-      `INSERT INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
-       VALUES (?, 'run-1', 'pi-history', ?, 'branchy-alexnet', ?, ?, ?, 1, 1, 1, 100, 40, '{}', ?, ?, ?, ?, ?, 1000, 3136, ?)`
-    )
+    store.runs.start({ runId: 'run-1', deviceId: 'pi-history', params: {}, campaignId: null })
+    const predicted = { deviceMs: 12, uploadMs: 18, edgeMs: 10, downloadMs: 0, overheadMs: 0 }
+    const rows: InferRow[] = []
     for (let i = 0; i < N; i++) {
       const b = i >= N / 2
-      const e2e = 30 + 10 * Math.sin(i / 50) + (i % 997 === 0 ? 120 : 0)
-      ins.run(
-        `r${i}`,
-        b ? 'plan-b' : 'plan-a',
-        b ? 3 : 5,
-        b ? 14 : 8,
-        i % 2000,
-        12,
-        e2e - 22,
-        10,
-        e2e,
-        e2e <= 100 ? 1 : 0,
-        new Date(now + i * 50).toISOString()
-      )
+      const e2eMs = 30 + 10 * Math.sin(i / 50) + (i % 997 === 0 ? 120 : 0)
+      rows.push({
+        requestId: `r${i}`,
+        sample: i % 2000,
+        label: 1,
+        predictedLabel: 1,
+        correct: true,
+        exit: b ? 3 : 5,
+        deviceLayers: b ? 14 : 8,
+        planId: b ? 'plan-b' : 'plan-a',
+        predictedMs: 40,
+        predicted,
+        deviceMs: 12,
+        transferMs: e2eMs - 22,
+        edgeMs: 10,
+        e2eMs,
+        met: e2eMs <= 100,
+        uplinkKbps: 1000,
+        uploadBytes: 3136
+      })
     }
-  })()
-  db.close()
+    const summary = {
+      runId: 'run-1',
+      agent: 'pi-history',
+      count: N,
+      completed: N,
+      lost: 0,
+      latencyMs: 100,
+      uplinkKbps: 1000,
+      bandwidthSource: 'fixed',
+      plan: { planId: 'plan-a', exit: 5, deviceLayers: 8, layers: 24, predictedMs: 40, feasible: true },
+      p50Ms: 30,
+      p95Ms: 40,
+      accuracy: 1,
+      metShare: 1,
+      planChanges: 1,
+      prediction: { mapeCorrected: null, mapeUncorrected: null, deviceFactor: 1, edgeFactor: 1, overheadMs: 0 }
+    } satisfies InferSummary
+    store.runs.finish('run-1', 'pi-history', 'branchy-alexnet', rows, summary)
+  })
 }
 
 describe('the Live page with 10,000 stored co-inferences', () => {

@@ -48,13 +48,7 @@ export interface CampaignDeps {
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
   setUplink(deviceId: string, kbps: number): Promise<CommandReply<'set-uplink'>>
   /** Co-inference through the console (kind `sweep`). */
-  infer(opts: {
-    agent: string
-    count: number
-    latencyMs: number
-    bandwidthKbps: number
-    campaignId: string
-  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  infer(opts: { agent: string; count: number; latencyMs: number; uplinkKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
   onProgress(status: CampaignStatus): void
 }
 
@@ -124,7 +118,7 @@ export class Campaigns {
         if (restore === null) restore = set.previousKbps
         for (const latencyMs of grid.latenciesMs) {
           if (this.cancelled.has(id)) throw new CancelledError()
-          const { summary: s, rows } = await this.deps.infer({ agent: deviceId, count, latencyMs, bandwidthKbps: kbps, campaignId: id })
+          const { summary: s, rows } = await this.deps.infer({ agent: deviceId, count, latencyMs, uplinkKbps: kbps, campaignId: id })
           if (!rows.length) throw new Error(`no co-inference completed at ${kbps} kbps, ${latencyMs} ms (${s.lost} lost)`)
           const rel = rows.map((r) => Math.abs(r.predictedMs - r.e2eMs) / r.e2eMs)
           errors.push(...rel)

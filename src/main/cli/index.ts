@@ -11,7 +11,7 @@ import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel
 import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
 import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
-import { defaultDataDir, devicesCommand, inferCommand, pairCommand, serve, unpairCommand } from './serve.js'
+import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand } from './serve.js'
 
 export interface Io {
   out(text: string): void
@@ -149,25 +149,11 @@ function buildProgram(io: Io): Command {
         .default('slowdown')
     )
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(
-      async (o: {
-        mqttPort: number
-        mqttHost: string
-        httpPort: number
-        dataDir: string
-        localAgent: boolean
-        broker?: string
-        model: string
-        localUplinkKbps: number
-        localCpuQuota: number
-        localCpu: 'cgroup' | 'slowdown'
-        logLevel: string
-      }) => {
-        if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
-        if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
-        await serve(o, io.out)
-      }
-    )
+    .action(async (o: ServeOptions) => {
+      if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
+      if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
+      await serve(o, io.out)
+    })
   program
     .command('pair <id>')
     .description('issue a token for a new agent id and print the command to run on the Pi')
@@ -203,7 +189,7 @@ function buildProgram(io: Io): Command {
           latencyMs: o.latencyMs,
           dataDir: o.dataDir,
           ...(o.json ? { json: true } : {}),
-          ...(b !== undefined ? { bandwidthKbps: b } : {})
+          ...(b !== undefined ? { uplinkKbps: b } : {})
         })
       )
     })

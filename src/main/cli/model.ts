@@ -3,7 +3,7 @@ import { UserError } from '../../shared/errors.js'
 import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { measureLayers } from '../runtime/layer-timer.js'
-import { buildCostTable, plan, type LayerLatencySource } from '../../shared/planner.js'
+import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/planner.js'
 import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
 import { OrtExecutor } from '../runtime/executor.js'
 import { pct, table } from './format.js'
@@ -227,16 +227,8 @@ export interface DecisionReport {
   layers: LayerTiming[]
   /** Fused single-session latency of each exit on this machine (the edge), median ms. */
   exitEdgeMs: { exit: number; fusedMs: number; sumOfLayersMs: number; macs: number; gflopsHere: number }[]
-  grid: {
-    latencyMs: number
-    bandwidthKbps: number
-    exit: number
-    deviceLayers: number
-    layers: number
-    feasible: boolean
-    predictedMs: number
-    accuracy: number
-  }[]
+  /** The planner's choice at each (requirement, uplink) of the grid. */
+  grid: (Pick<Plan, 'exit' | 'deviceLayers' | 'layers' | 'feasible' | 'predictedMs' | 'accuracy'> & { latencyMs: number; uplinkKbps: number })[]
   summary: { edgeOnly: number; deviceOnly: number; middle: number; exits: number[] }
 }
 
@@ -271,11 +263,11 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
     const costs = buildCostTable(manifest, source)
     const grid: DecisionReport['grid'] = []
     for (const latencyMs of opts.latenciesMs) {
-      for (const bandwidthKbps of opts.bandwidthsKbps) {
-        const p = plan(costs, { uplinkKbps: bandwidthKbps, latencyMs })!
+      for (const uplinkKbps of opts.bandwidthsKbps) {
+        const p = plan(costs, { uplinkKbps, latencyMs })!
         grid.push({
           latencyMs,
-          bandwidthKbps,
+          uplinkKbps,
           exit: p.exit,
           deviceLayers: p.deviceLayers,
           layers: p.layers,
@@ -316,7 +308,7 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
     const where = g.deviceLayers === 0 ? 'edge' : g.deviceLayers === g.layers ? 'device' : `split ${g.deviceLayers}/${g.layers}`
     return `e${g.exit} ${where}${g.feasible ? '' : ' (miss)'}`
   }
-  const bws = [...new Set(r.grid.map((g) => g.bandwidthKbps))]
+  const bws = [...new Set(r.grid.map((g) => g.uplinkKbps))]
   const lats = [...new Set(r.grid.map((g) => g.latencyMs))]
   const lines = [
     `model ${r.model} · edge = this machine (measured, median of ${r.reps}) · device = ${r.deviceFactor}× slower · input ${r.inputBytes} B`,
@@ -345,7 +337,7 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
     'decision table (mode edgent): exit and partition per latency requirement (rows) and uplink bandwidth (columns):',
     table(
       ['requirement', ...bws.map((b) => `${b} kbps`)],
-      lats.map((l) => [`${l} ms`, ...bws.map((b) => cell(r.grid.find((g) => g.latencyMs === l && g.bandwidthKbps === b)!))])
+      lats.map((l) => [`${l} ms`, ...bws.map((b) => cell(r.grid.find((g) => g.latencyMs === l && g.uplinkKbps === b)!))])
     ),
     '',
     `edge-only in ${r.summary.edgeOnly}, device-only in ${r.summary.deviceOnly}, a middle partition in ${r.summary.middle} of ${r.grid.length} cells; exits used: ${r.summary.exits.join(', ')}`

@@ -103,7 +103,7 @@ export async function inferCommand(o: {
   agent: string
   count: number
   latencyMs: number
-  bandwidthKbps?: number
+  uplinkKbps?: number
   dataDir: string
   json?: boolean
 }): Promise<string> {
@@ -111,7 +111,7 @@ export async function inferCommand(o: {
     agent: o.agent,
     count: o.count,
     latencyMs: o.latencyMs,
-    ...(o.bandwidthKbps !== undefined ? { bandwidthKbps: o.bandwidthKbps } : {})
+    ...(o.uplinkKbps !== undefined ? { uplinkKbps: o.uplinkKbps } : {})
   })
   if (o.json) return JSON.stringify(r, null, 2)
   const s = r.summary

@@ -35,7 +35,8 @@ export const API_SCHEMAS = {
       agent,
       count: z.number().int().positive().max(100_000),
       latencyMs: z.number().positive().max(3_600_000),
-      bandwidthKbps: z.number().positive().max(1e8).optional(),
+      /** Plan for this uplink rate (fixed) instead of the live estimate. */
+      uplinkKbps: z.number().positive().max(1e8).optional(),
       plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional()
     })
     .strict(),

@@ -41,7 +41,8 @@ export interface InferOptions {
   agent: string
   count: number
   latencyMs: number
-  bandwidthKbps?: number
+  /** Plan for this uplink rate, kbit/s, fixed (default: the live estimate). */
+  uplinkKbps?: number
   plan?: { exit: number; deviceLayers: number }
   campaignId?: string
   /** false: a measurement-only batch (a baseline) that does not move the online correction. */
@@ -161,11 +162,11 @@ export class CoInference {
     const id = fleet.online(opts.agent)
     if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
     await planning.deviceTable(id)
-    const kbps = opts.bandwidthKbps ?? (await monitor.ensureEstimate(id))
-    planning.setIntent(id, { latencyMs: opts.latencyMs, fixedKbps: opts.bandwidthKbps ?? null, pinned: !!opts.plan })
+    const kbps = opts.uplinkKbps ?? (await monitor.ensureEstimate(id))
+    planning.setIntent(id, { latencyMs: opts.latencyMs, fixedKbps: opts.uplinkKbps ?? null, pinned: !!opts.plan })
     const reason = opts.plan
       ? `pinned by the user: exit ${opts.plan.exit}, ${opts.plan.deviceLayers} device layers`
-      : opts.bandwidthKbps
+      : opts.uplinkKbps
         ? `bandwidth fixed at ${kbps} kbps by the user`
         : `uplink estimate ${Math.round(kbps)} kbps`
     const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan)
@@ -216,7 +217,7 @@ export class CoInference {
         lost,
         latencyMs: opts.latencyMs,
         uplinkKbps: kbps,
-        bandwidthSource: opts.bandwidthKbps ? 'fixed' : 'estimate',
+        bandwidthSource: opts.uplinkKbps ? 'fixed' : 'estimate',
         plan: {
           planId: first.planId,
           exit: first.exit,

@@ -8,10 +8,9 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { AgentCommand, AgentRequest, CommandArgsIn, CommandReply, LayerTable } from '../../shared/agent-api.js'
+import type { AgentCommand, AgentRequest, CommandArgsIn, CommandReply } from '../../shared/agent-api.js'
 import type { DeviceView, InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
 import type { Manifest } from '../../shared/manifest.js'
-import type { CostTable, MapInterval } from '../../shared/planner.js'
 import { OrtExecutor } from '../runtime/executor.js'
 import { Store } from '../store/store.js'
 import { Campaigns, type SweepOptions } from '../campaign/runner.js'
@@ -21,34 +20,11 @@ import { CoInference, type InferOptions } from './coinference.js'
 import type { Emit } from './events.js'
 import { Fleet } from './fleet.js'
 import { LinkMonitor } from './link-monitor.js'
-import { Planning, type StoredPlan } from './planning.js'
+import type { ConsoleOptions } from './options.js'
+import { Planning } from './planning.js'
 import { ServedModel } from './served-model.js'
 
-export interface ConsoleOptions {
-  dataDir: string
-  modelDir: string
-  /** Embedded broker address; ignored with `brokerUrl`. */
-  mqttHost: string
-  mqttPort: number
-  /** An external broker (Mosquitto, EMQX) instead of the embedded one. */
-  brokerUrl?: string
-  /** Largest MQTT packet after CONNECT (activations must fit), bytes. */
-  maxPacketBytes: number
-  /** Repetitions when timing layers (edge at start, device on first contact). */
-  profileReps: number
-  /** How often an idle agent's uplink is probed, ms (0 = never). */
-  probeIntervalMs: number
-  log: Logger
-}
-
-export const DEFAULT_CONSOLE: Omit<ConsoleOptions, 'dataDir' | 'modelDir' | 'log'> = {
-  mqttHost: '0.0.0.0',
-  mqttPort: 1883,
-  maxPacketBytes: 2 * 1024 * 1024,
-  profileReps: 8,
-  probeIntervalMs: 1000
-}
-
+export { type ConsoleOptions, DEFAULT_CONSOLE } from './options.js'
 export type { InferRow, InferSummary } from '../../shared/console-api.js'
 
 export class EdgentConsole extends EventEmitter {
@@ -67,10 +43,11 @@ export class EdgentConsole extends EventEmitter {
   constructor(readonly opts: ConsoleOptions) {
     super()
     const log = opts.log
+    this.store = new Store(join(opts.dataDir, 'edgent.db'))
     const emit: Emit = (event, data) => void this.emit(event, data)
+    const base = { store: this.store, emit, log }
     const request: AgentRequest = (agentId, command, args, timeoutMs) => this.link.request(agentId, command, args, timeoutMs)
     const consoleSecret = randomBytes(24).toString('base64url')
-    this.store = new Store(join(opts.dataDir, 'edgent.db'))
     this.served = new ServedModel(opts.modelDir, this.executor)
     this.broker = opts.brokerUrl
       ? null
@@ -93,41 +70,33 @@ export class EdgentConsole extends EventEmitter {
       }
     )
     this.fleet = new Fleet({
-      store: this.store,
-      emit,
-      log,
+      ...base,
       onOffline: (id, reason) => this.link.failAgent(id, reason),
       disconnect: (id) => this.broker?.disconnect(id) ?? false
     })
     this.planning = new Planning({
-      store: this.store,
+      ...base,
       executor: this.executor,
       model: this.served,
-      emit,
-      log,
       request,
       publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       profileReps: opts.profileReps
     })
     this.monitor = new LinkMonitor({
-      store: this.store,
-      emit,
-      log,
+      ...base,
       request,
       connected: () => this.fleet.connected(),
       onEstimate: (id, kbps) => this.planning.replanIfMoved(id, kbps),
       probeIntervalMs: opts.probeIntervalMs
     })
     this.coinference = new CoInference({
-      store: this.store,
+      ...base,
       executor: this.executor,
       model: this.served,
       fleet: this.fleet,
       monitor: this.monitor,
       planning: this.planning,
-      emit,
       observingFrames: () => this.listenerCount('frame') > 0,
-      log,
       request,
       publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
       maxPayloadBytes: opts.maxPacketBytes
@@ -190,10 +159,6 @@ export class EdgentConsole extends EventEmitter {
   get model(): Manifest {
     return this.served.manifest
   }
-  /** This machine's (the edge's) per-layer timings, measured at start. */
-  get edgeLayerTable(): LayerTable {
-    return this.planning.edgeTable
-  }
   pair(id: string): { id: string; token: string } {
     return this.fleet.pair(id)
   }
@@ -218,26 +183,8 @@ export class EdgentConsole extends EventEmitter {
       }
     })
   }
-  deviceTable(agentId: string): Promise<LayerTable> {
-    return this.planning.deviceTable(agentId)
-  }
-  latencySource(agentId: string): LatencySource {
-    return this.planning.latencySource(agentId)
-  }
   useProfile(agentId: string, profileId: string | null): LatencySource {
     return this.planning.useProfile(this.fleet.known(agentId), profileId)
-  }
-  costTable(agentId: string, raw = false): CostTable {
-    return this.planning.costTable(agentId, raw)
-  }
-  configMap(agentId: string, latencyMs: number): MapInterval[] {
-    return this.planning.configMap(agentId, latencyMs)
-  }
-  pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string, pin?: { exit: number; deviceLayers: number }): Promise<StoredPlan> {
-    return this.planning.pushPlan(agentId, latencyMs, uplinkKbps, reason, pin)
-  }
-  probeUplink(agentId: string, bytes?: number, timeoutMs?: number): Promise<number> {
-    return this.monitor.probeUplink(agentId, bytes, timeoutMs)
   }
   infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     return this.coinference.infer(opts)

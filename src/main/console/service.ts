@@ -173,8 +173,8 @@ export class ConsoleService {
     const m = this.core.model
     const exit = a.exit ?? Math.max(...m.exits.map((e) => e.exit))
     if (!m.exits.some((e) => e.exit === exit)) throw new UserError(`model ${m.id} has no exit ${exit} (exits 1..${m.exits.length})`)
-    const device = await this.core.deviceTable(agent)
-    const edge = this.core.edgeLayerTable
+    const device = await this.core.planning.deviceTable(agent)
+    const edge = this.core.planning.edgeTable
     const fitted = this.currentProfile(agent)
     const profile = fitted ?? PAPER_2018
     return {
@@ -195,8 +195,8 @@ export class ConsoleService {
   /** The cost table the console plans with for a device (measured, online-corrected). */
   async costTable(a: ArgsOf<'costTable'>): Promise<ResultOf<'costTable'>> {
     const agent = this.knownAgent(a.agent)
-    await this.core.deviceTable(agent)
-    return this.core.costTable(agent)
+    await this.core.planning.deviceTable(agent)
+    return this.core.planning.costTable(agent)
   }
 
   infer(a: ArgsOf<'infer'>): Promise<ResultOf<'infer'>> {

@@ -8,10 +8,11 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { z } from 'zod'
 import { UserError, describeIssues } from '../../shared/errors.js'
-import { parseProfile } from '../../shared/latency.js'
+import { parseProfile, type RegressionKey } from '../../shared/latency.js'
 import { AGENT_ID_RE } from '../../shared/topics.js'
 import { readJsonFile } from '../runtime/files.js'
 import { ORT_PACKAGE_VERSION } from '../runtime/version.js'
+import type { CampaignQueries } from './campaigns.js'
 import type { DeviceQueries } from './devices.js'
 import type { ProfileQueries } from './profiles.js'
 
@@ -99,7 +100,8 @@ export class CalibrationQueries {
   constructor(
     private readonly db: Database.Database,
     private readonly devices: DeviceQueries,
-    private readonly profiles: ProfileQueries
+    private readonly profiles: ProfileQueries,
+    private readonly campaigns: CampaignQueries
   ) {}
 
   /** The export document (every completed campaign, or one), as text. */
@@ -211,29 +213,36 @@ export class CalibrationQueries {
         const hello = doc.devices.find((d) => d.id === id)?.hello
         this.devices.insertImported(id, hello ? JSON.stringify(hello) : null, now)
       }
-      const insCampaign = db.prepare(
-        `INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`
-      )
-      for (const c of doc.campaigns)
-        insCampaign.run(c.id, c.device_id, c.kind, c.params_json, c.status, c.progress ?? 1, c.started_at, c.finished_at ?? null, c.error ?? null)
-      const ins = db.prepare(
-        `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-      )
-      for (const m of doc.measurements)
-        ins.run(
-          m.campaign_id,
-          m.side,
-          m.regression_key,
-          JSON.stringify(m.spec),
-          JSON.stringify(m.features),
-          m.run_ms,
-          m.load_ms,
-          m.model_bytes,
-          m.reps,
-          m.held_out ? 1 : 0,
-          m.pass ?? 0,
+      for (const c of doc.campaigns) {
+        this.campaigns.insertImported({
+          id: c.id,
+          deviceId: c.device_id,
+          kind: c.kind,
+          paramsJson: c.params_json,
+          status: c.status,
+          progress: c.progress ?? 1,
+          startedAt: c.started_at,
+          finishedAt: c.finished_at ?? null,
+          error: c.error ?? null
+        })
+        const mine = doc.measurements.filter((m) => m.campaign_id === c.id)
+        this.campaigns.insertMeasurements(
+          c.id,
+          mine.map((m) => ({
+            side: m.side,
+            pass: m.pass ?? 0,
+            regressionKey: m.regression_key as RegressionKey,
+            spec: m.spec,
+            features: m.features,
+            runMs: m.run_ms,
+            loadMs: m.load_ms,
+            modelBytes: m.model_bytes,
+            reps: m.reps,
+            heldOut: m.held_out
+          })),
           now
         )
+      }
       for (const p of doc.profiles)
         this.profiles.insert({ id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, json: JSON.stringify(p.profile) }, 'if-none')
     })()

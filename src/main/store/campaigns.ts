@@ -127,28 +127,56 @@ export class CampaignQueries {
 
   /** Stores one chunk of measurements and the campaign's progress together. */
   addMeasurements(id: string, side: Side, pass: number, rows: readonly (MeasurementInput & { heldOut: boolean })[], progress: number): void {
+    this.db.transaction(() => {
+      this.insertMeasurements(
+        id,
+        rows.map((m) => ({ ...m, side, pass }))
+      )
+      this.saveProgress(id, progress)
+    })()
+  }
+
+  /** Inserts measurement rows (the caller holds the transaction). */
+  insertMeasurements(id: string, rows: readonly (MeasurementInput & { side: Side; pass: number; heldOut: boolean })[], at = new Date().toISOString()): void {
     const insert = this.db.prepare(
       `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
     )
-    this.db.transaction(() => {
-      const now = new Date().toISOString()
-      for (const m of rows)
-        insert.run(
-          id,
-          side,
-          m.regressionKey,
-          JSON.stringify(m.spec),
-          JSON.stringify(m.features),
-          m.runMs,
-          m.loadMs,
-          m.modelBytes,
-          m.reps,
-          m.heldOut ? 1 : 0,
-          pass,
-          now
-        )
-      this.saveProgress(id, progress)
-    })()
+    for (const m of rows)
+      insert.run(
+        id,
+        m.side,
+        m.regressionKey,
+        JSON.stringify(m.spec),
+        JSON.stringify(m.features),
+        m.runMs,
+        m.loadMs,
+        m.modelBytes,
+        m.reps,
+        m.heldOut ? 1 : 0,
+        m.pass,
+        at
+      )
+  }
+
+  /** A campaign as an export file describes it (the caller holds the transaction). */
+  insertImported(c: {
+    id: string
+    deviceId: string
+    kind: string
+    paramsJson: string
+    status: string
+    progress: number
+    startedAt: string
+    finishedAt: string | null
+    error: string | null
+  }): void {
+    this.db
+      .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`)
+      .run(c.id, c.deviceId, c.kind, c.paramsJson, c.status, c.progress, c.startedAt, c.finishedAt, c.error)
+  }
+
+  exists(id: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM campaigns WHERE id = ?').get(id)
   }
 
   /** A campaign's measurements in the order they were stored. */

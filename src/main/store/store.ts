@@ -62,14 +62,15 @@ export class Store {
     this.db = db
     const profiles = new ProfileQueries(db)
     const devices = new DeviceQueries(db)
+    const campaigns = new CampaignQueries(db, profiles)
     this.q = {
       devices,
       plans: new PlanQueries(db),
       runs: new RunQueries(db),
       bandwidth: new BandwidthQueries(db),
-      campaigns: new CampaignQueries(db, profiles),
+      campaigns,
       profiles,
-      calibration: new CalibrationQueries(db, devices, profiles)
+      calibration: new CalibrationQueries(db, devices, profiles, campaigns)
     }
   }
 

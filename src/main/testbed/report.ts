@@ -117,7 +117,7 @@ const COLORS: Record<string, string> = {
 
 function csv(results: ConfigResult[]): string {
   const cols = [
-    'uplinkKbps',
+    'linkKbps',
     'latencyMs',
     'strategy',
     'exit',
@@ -149,8 +149,8 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
   put('results.csv', csv(r.results))
   const B = r.options.bandwidthsKbps
   const L = r.options.latenciesMs
-  const ed = (kbps: number, lat: number) => r.results.find((x) => x.strategy === 'edgent' && x.uplinkKbps === kbps && x.latencyMs === lat)!
-  const of = (s: string, kbps: number, lat: number) => r.results.find((x) => x.strategy === s && x.uplinkKbps === kbps && x.latencyMs === lat)
+  const ed = (kbps: number, lat: number) => r.results.find((x) => x.strategy === 'edgent' && x.linkKbps === kbps && x.latencyMs === lat)!
+  const of = (s: string, kbps: number, lat: number) => r.results.find((x) => x.strategy === s && x.linkKbps === kbps && x.latencyMs === lat)
   const midLat = L[Math.floor(L.length / 2)]!
   const midB = B[Math.floor(B.length / 2)]!
   const charts: [string, ChartSpec][] = [
@@ -268,7 +268,7 @@ Edgent plans with the console's estimate (packet-train probes), not the shaper's
 
 | shaped (kbps) | estimate (kbps) |
 |---|---|
-${r.estimates.map((e) => `| ${e.uplinkKbps} | ${e.estimateKbps.toFixed(0)} |`).join('\n')}
+${r.estimates.map((e) => `| ${e.linkKbps} | ${e.uplinkEstimateKbps.toFixed(0)} |`).join('\n')}
 
 ## Every point
 

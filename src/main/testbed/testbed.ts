@@ -44,7 +44,8 @@ export interface TestbedOptions {
 }
 
 export interface ConfigResult {
-  uplinkKbps: number
+  /** The link's shaped rate (tc) at this point, kbit/s. */
+  linkKbps: number
   latencyMs: number
   strategy: Strategy
   exit: number
@@ -119,7 +120,7 @@ export interface TestbedResult {
   emulation: Record<string, unknown>
   device: { exitFusedMs: Record<string, number> }
   /** The console's uplink estimate after probing each shaped rate. */
-  estimates: { uplinkKbps: number; estimateKbps: number }[]
+  estimates: { linkKbps: number; uplinkEstimateKbps: number }[]
   results: ConfigResult[]
   traces: TraceResult[]
   checks: {
@@ -191,13 +192,13 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       throw new UserError('could not put the agent in a cgroup with a CPU quota (is /sys/fs/cgroup/cpu writable?); --cpu slowdown works without it')
     }
     o.progress?.(0, 1, 'calibrating (every layer on the device and the edge)')
-    const table = await c.deviceTable(id)
+    const table = await c.planning.deviceTable(id)
     const m = c.model
     const lastExit = Math.max(...m.exits.map((e) => e.exit))
     const nOf = (exit: number) => exitPath(m, exit).length
     const accOf = (exit: number) => m.exits.find((e) => e.exit === exit)!.accuracy
     const results: ConfigResult[] = []
-    const estimates: { uplinkKbps: number; estimateKbps: number }[] = []
+    const estimates: { linkKbps: number; uplinkEstimateKbps: number }[] = []
     const total = o.bandwidthsKbps.length * o.latenciesMs.length
     let done = 0
     for (const kbps of o.bandwidthsKbps) {
@@ -207,8 +208,8 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       // Edgent measures the bandwidth (it does not know the shaper's setting): three packet-train
       // probes, each about a quarter second at the shaped rate.
       let estimateKbps = 0
-      for (let i = 0; i < 3; i++) estimateKbps = await c.probeUplink(id, probeBytes(kbps))
-      estimates.push({ uplinkKbps: kbps, estimateKbps })
+      for (let i = 0; i < 3; i++) estimateKbps = await c.monitor.probeUplink(id, probeBytes(kbps))
+      estimates.push({ linkKbps: kbps, uplinkEstimateKbps: estimateKbps })
       // Measured configurations at this bandwidth (latency does not depend on the requirement).
       const cache = new Map<string, Omit<ConfigResult, 'latencyMs' | 'strategy' | 'met'> & { e2e: number[] }>()
       const measure = async (exit: number, deviceLayers: number, latencyMs: number) => {
@@ -220,14 +221,14 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
             agent: id,
             count: o.reps,
             latencyMs,
-            bandwidthKbps: estimateKbps,
+            uplinkKbps: estimateKbps,
             plan: { exit, deviceLayers },
             learn: false
           })
           if (!rows.length) throw new Error(`no co-inference completed for exit ${exit}, ${deviceLayers} device layers at ${kbps} kbps`)
           const e2e = rows.map((x) => x.e2eMs).sort((a, b) => a - b)
           r = {
-            uplinkKbps: kbps,
+            linkKbps: kbps,
             exit,
             deviceLayers,
             layers: nOf(exit),
@@ -244,7 +245,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         }
         return r
       }
-      const costs: CostTable = c.costTable(id)
+      const costs: CostTable = c.planning.costTable(id)
       const cond = (latencyMs: number) => ({ uplinkKbps: estimateKbps, latencyMs })
       for (const latencyMs of o.latenciesMs) {
         check()
@@ -254,13 +255,13 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
           results.push({ ...rest, latencyMs, strategy, met: r.measuredMs <= latencyMs, metShare: all.filter((v) => v <= latencyMs).length / all.length })
         }
         // Edgent: the console plans (its prediction is the one the plan carries).
-        const e = await c.infer({ agent: id, count: o.reps, latencyMs, bandwidthKbps: estimateKbps })
+        const e = await c.infer({ agent: id, count: o.reps, latencyMs, uplinkKbps: estimateKbps })
         if (!e.rows.length) throw new Error(`no co-inference completed for Edgent's plan at ${kbps} kbps, ${latencyMs} ms`)
         const e2e = e.rows.map((x) => x.e2eMs).sort((a, b) => a - b)
         const ex = e.summary.plan.exit
         const p = e.summary.plan.deviceLayers
         results.push({
-          uplinkKbps: kbps,
+          linkKbps: kbps,
           latencyMs,
           strategy: 'edgent',
           exit: ex,
@@ -314,7 +315,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
     const errors: number[] = []
     for (const kbps of o.bandwidthsKbps) {
       for (const latencyMs of o.latenciesMs) {
-        const here = results.filter((r) => r.uplinkKbps === kbps && r.latencyMs === latencyMs)
+        const here = results.filter((r) => r.linkKbps === kbps && r.latencyMs === latencyMs)
         const ed = here.find((r) => r.strategy === 'edgent')!
         if (here.some((r) => r.met)) {
           feasiblePoints++
@@ -360,9 +361,9 @@ async function runTrace(
   ns.shapeUplink(first)
   ns.shapeDownlink(first)
   let est = 0
-  for (let i = 0; i < 3; i++) est = await c.probeUplink(id, probeBytes(first))
+  for (let i = 0; i < 3; i++) est = await c.monitor.probeUplink(id, probeBytes(first))
   // Static: the plan for the bandwidth measured at the start, kept for the whole trace.
-  const fixed = planAt(c.costTable(id), { uplinkKbps: est, latencyMs })!
+  const fixed = planAt(c.planning.costTable(id), { uplinkKbps: est, latencyMs })!
   const t0 = performance.now()
   let shaped = first
   const ends: number[] = []
@@ -386,14 +387,14 @@ async function runTrace(
       const at = shaped
       // Both modes run the same loop, probe included, so they see the same link conditions at the
       // same request cadence (per-inference miss shares are comparable); static ignores what it learns.
-      await c.probeUplink(id).catch(() => undefined)
+      await c.monitor.probeUplink(id).catch(() => undefined)
       const r =
         mode === 'static'
           ? await c.infer({
               agent: id,
               count: BATCH,
               latencyMs,
-              bandwidthKbps: est,
+              uplinkKbps: est,
               plan: { exit: fixed.exit, deviceLayers: fixed.deviceLayers },
               learn: false
             })

@@ -73,26 +73,26 @@ describe('layers campaign on a real agent and this edge', () => {
   }, 150_000)
 
   it('plans the device with its current profile, and with the measured tables when told to', async () => {
-    await core.deviceTable('pi-cal')
-    const src = core.latencySource('pi-cal')
+    await core.planning.deviceTable('pi-cal')
+    const src = core.planning.latencySource('pi-cal')
     expect(src).toMatchObject({ kind: 'profile', problem: null })
     const row = core.store.profiles.get(src.profileId!)!
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
     const m = core.model
     const want = buildCostTable(m, profileSource(profile))
-    expect(core.costTable('pi-cal', true)).toEqual(want)
+    expect(core.planning.costTable('pi-cal', true)).toEqual(want)
     // The configuration map and plans follow the profile: a plan's prediction is the profile's.
-    const plan = await core.pushPlan('pi-cal', 1000, 500, 'test')
+    const plan = await core.planning.pushPlan('pi-cal', 1000, 500, 'test')
     const cand = want.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
     expect(plan.predictedMs).toBeCloseTo(latencyOf(cand, { uplinkKbps: 500, latencyMs: 1000 }), 9)
 
     expect(core.useProfile('pi-cal', null)).toEqual({ kind: 'measured', profileId: null, problem: null })
-    expect(core.costTable('pi-cal', true)).not.toEqual(want)
+    expect(core.planning.costTable('pi-cal', true)).not.toEqual(want)
     expect(() => core.useProfile('pi-cal', 'no-such-profile')).toThrow('unknown profile "no-such-profile"')
     core.pair('pi-other')
     expect(() => core.useProfile('pi-other', src.profileId)).toThrow(`profile "${src.profileId}" was fitted for pi-cal, not pi-other`)
     expect(core.useProfile('pi-cal', src.profileId)).toEqual(src)
-    expect(core.costTable('pi-cal', true)).toEqual(want)
+    expect(core.planning.costTable('pi-cal', true)).toEqual(want)
   })
 
   it('exports calibration data as JSON and CSV, atomically', () => {

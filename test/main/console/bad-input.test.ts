@@ -50,7 +50,7 @@ describe('bad input on the broker and the activation path', () => {
   })
 
   it('stays up, logs a reason for each, buffers nothing oversized, and the good agent loses no result', async () => {
-    const run = core.infer({ agent: 'good', count: 150, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 5, deviceLayers: 8 } })
+    const run = core.infer({ agent: 'good', count: 150, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 8 } })
     await waitFor('good busy', () => deviceState(core, 'good') === 'busy', 30_000)
 
     // Raw sockets: a non-CONNECT first packet, a CONNECT declaring 256 MiB, random bytes.
@@ -102,7 +102,7 @@ describe('bad input on the broker and the activation path', () => {
     }
     // still serving
     expect(core.devices().find((d) => d.id === 'good')!.state).toBe('online')
-    const again = await core.infer({ agent: 'good', count: 5, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 3, deviceLayers: 4 } })
+    const again = await core.infer({ agent: 'good', count: 5, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 3, deviceLayers: 4 } })
     expect(again.summary.completed).toBe(5)
   }, 120_000)
 })

@@ -78,7 +78,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
 
   it('runs 200 co-inferences under a split plan whose predictions equal the unsplit model', async () => {
     const exit = 5
-    const { summary, rows } = await core.infer({ agent: 'pi-a', count: 200, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit, deviceLayers: 8 } })
+    const { summary, rows } = await core.infer({ agent: 'pi-a', count: 200, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8 } })
     expect(summary).toMatchObject({ completed: 200, lost: 0, plan: { exit, deviceLayers: 8 } })
     const want = await unsplitLabels(exit, 200)
     expect(rows.map((r) => r.sample)).toEqual(Array.from({ length: 200 }, (_, i) => i))
@@ -96,8 +96,8 @@ describe('co-inference over the embedded broker with real agent processes', () =
     // online correction: this batch's errors were measured, and its segments' layers learned factors
     expect(summary.prediction.mapeCorrected).toBeGreaterThan(0)
     expect(summary.prediction.mapeUncorrected).toBeCloseTo(summary.prediction.mapeCorrected!, 10) // nothing learned before it
-    const corrected = core.costTable('pi-a').exits[exit - 1]![8]!
-    const raw = core.costTable('pi-a', true).exits[exit - 1]![8]!
+    const corrected = core.planning.costTable('pi-a').exits[exit - 1]![8]!
+    const raw = core.planning.costTable('pi-a', true).exits[exit - 1]![8]!
     expect(corrected.deviceMs).not.toBe(raw.deviceMs)
     expect(corrected.edgeMs).not.toBe(raw.edgeMs)
   })
@@ -114,7 +114,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
   })
 
   it('marks a killed agent offline within the keepalive and stores nothing half-written', async () => {
-    const run = core.infer({ agent: 'pi-a', count: 2000, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 5, deviceLayers: 8 } })
+    const run = core.infer({ agent: 'pi-a', count: 2000, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 8 } })
     const failed = run.then(
       () => null,
       (e: Error) => e
@@ -165,7 +165,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
     await lib.start()
     try {
       await waitFor('pi-lib online', () => deviceState(core, 'pi-lib') === 'online')
-      await core.infer({ agent: 'pi-lib', count: 1, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 5, deviceLayers: 6 } })
+      await core.infer({ agent: 'pi-lib', count: 1, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 6 } })
       const samples = readShippedSamples(loadManifest(defaultModelDir()))
       const k = 11
       const pixels = samples.images.slice(k * samples.imageElements, (k + 1) * samples.imageElements)

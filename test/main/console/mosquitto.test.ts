@@ -35,7 +35,7 @@ describe("co-inference through Debian's mosquitto as the external broker", () =>
   })
 
   it('runs the same co-inference, predictions equal to the unsplit model', async () => {
-    const { summary, rows } = await core.infer({ agent: 'pi-m', count: 100, latencyMs: 1000, bandwidthKbps: 100_000, plan: { exit: 4, deviceLayers: 9 } })
+    const { summary, rows } = await core.infer({ agent: 'pi-m', count: 100, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 4, deviceLayers: 9 } })
     expect(summary).toMatchObject({ completed: 100, lost: 0, plan: { exit: 4, deviceLayers: 9 } })
     expect(rows.map((r) => r.predictedLabel)).toEqual(await unsplitLabels(4, 100))
     expect(brokerLog).toContain('New client connected')

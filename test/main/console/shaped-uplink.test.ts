@@ -54,7 +54,7 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
       })
       times[kbps] = Date.now() - t0
       const e = estimate()!
-      const choice = lookupMap(core.configMap('pi-ns', REQUIREMENT_MS), e)!
+      const choice = lookupMap(core.planning.configMap('pi-ns', REQUIREMENT_MS), e)!
       await waitFor(
         "the plan of the map's interval",
         () => {
@@ -65,8 +65,8 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
       )
     }
     console.log(`shaped uplink: estimate within 15 % after ${times['500']} ms (500 kbps) and ${times['100']} ms (100 kbps)`)
-    const p500 = lookupMap(core.configMap('pi-ns', REQUIREMENT_MS), 500)!
-    const p100 = lookupMap(core.configMap('pi-ns', REQUIREMENT_MS), 100)!
+    const p500 = lookupMap(core.planning.configMap('pi-ns', REQUIREMENT_MS), 500)!
+    const p100 = lookupMap(core.planning.configMap('pi-ns', REQUIREMENT_MS), 100)!
     expect([p500.exit, p500.deviceLayers]).not.toEqual([p100.exit, p100.deviceLayers]) // the link really decides here
     expect(current()!.reason).toMatch(/configuration map/)
     expect(times['500']).toBeLessThanOrEqual(5_000)

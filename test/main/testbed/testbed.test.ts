@@ -34,10 +34,10 @@ describe.skipIf(why !== null)(`edgent testbed --short${why ? ` — skipped: ${wh
     for (const s of ['edgent', 'device-only', 'edge-only', 'partition-only', 'right-sizing-only'])
       expect(res.results.filter((x) => x.strategy === s)).toHaveLength(6)
     // The link was shaped for real: at 100 kbps the edge-only baseline's 3 kB input alone takes ≥ 240 ms.
-    const slowEdge = res.results.find((x) => x.strategy === 'edge-only' && x.uplinkKbps === 100)!
+    const slowEdge = res.results.find((x) => x.strategy === 'edge-only' && x.linkKbps === 100)!
     expect(slowEdge.measuredMs).toBeGreaterThan((3136 * 8) / 100)
     // Edgent measured the bandwidth rather than being told it: estimates near the shaped rates.
-    for (const e of res.estimates) expect(Math.abs(e.estimateKbps - e.uplinkKbps) / e.uplinkKbps).toBeLessThan(0.25)
+    for (const e of res.estimates) expect(Math.abs(e.uplinkEstimateKbps - e.linkKbps) / e.linkKbps).toBeLessThan(0.25)
     expect(res.checks.medianAbsError).toBeLessThan(1)
     // Both traces, each planned once (static) and adaptively, over the same replayed rates.
     expect(res.traces.map((t) => `${t.trace.name}/${t.mode}`)).toEqual(['steps/static', 'steps/adaptive', 'fluctuating/static', 'fluctuating/adaptive'])

@@ -86,7 +86,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       for (let done = 0; done < count && !stop.current; ) {
         const n = Math.min(BATCH, count - done)
         const kbps = Number(fixedKbps)
-        const r = await api.infer({ agent, count: n, latencyMs, ...(fixedKbps && kbps > 0 ? { bandwidthKbps: kbps } : {}) })
+        const r = await api.infer({ agent, count: n, latencyMs, ...(fixedKbps && kbps > 0 ? { uplinkKbps: kbps } : {}) })
         setSummary(r.summary)
         done += n
         setRunning({ done, total: count })

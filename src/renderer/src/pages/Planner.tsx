@@ -15,6 +15,19 @@ const REQ = [5, 2000] as const
 const grid = (lo: number, hi: number, n: number) => Array.from({ length: n }, (_, i) => lo * (hi / lo) ** (i / (n - 1)))
 const kbpsTick = (v: number) => (v >= 1000 ? `${v / 1000}M` : `${v}k`)
 
+/** The log-scale uplink axis both bandwidth figures share. */
+const bandwidthAxis = (
+  <XAxis
+    dataKey="kbps"
+    type="number"
+    scale="log"
+    domain={[BW[0], BW[1]]}
+    ticks={[10, 100, 1000, 10000, 100000]}
+    tickFormatter={kbpsTick}
+    label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }}
+  />
+)
+
 function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: number; mode: PlannerMode }): React.JSX.Element {
   const { table, latencyMs, uplinkKbps, mode } = props
   const cond: Conditions = { uplinkKbps, latencyMs }
@@ -93,15 +106,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <ResponsiveContainer width="100%" height={260}>
             <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis
-                dataKey="kbps"
-                type="number"
-                scale="log"
-                domain={[BW[0], BW[1]]}
-                ticks={[10, 100, 1000, 10000, 100000]}
-                tickFormatter={kbpsTick}
-                label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }}
-              />
+              {bandwidthAxis}
               <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
               <YAxis yAxisId="layers" orientation="right" allowDecimals={false} label={{ value: 'device layers', angle: 90, position: 'insideRight' }} />
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} />
@@ -116,15 +121,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <ResponsiveContainer width="100%" height={260}>
             <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
-              <XAxis
-                dataKey="kbps"
-                type="number"
-                scale="log"
-                domain={[BW[0], BW[1]]}
-                ticks={[10, 100, 1000, 10000, 100000]}
-                tickFormatter={kbpsTick}
-                label={{ value: 'uplink bandwidth (kbps)', position: 'insideBottom', offset: -12 }}
-              />
+              {bandwidthAxis}
               <YAxis
                 scale="log"
                 domain={['auto', 'auto']}

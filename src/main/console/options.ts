@@ -1,0 +1,27 @@
+/** The console core's options and their defaults (the shells override ports, hosts and directories). */
+import type { Logger } from 'pino'
+
+export interface ConsoleOptions {
+  dataDir: string
+  modelDir: string
+  /** Embedded broker address; ignored with `brokerUrl`. */
+  mqttHost: string
+  mqttPort: number
+  /** An external broker (Mosquitto, EMQX) instead of the embedded one. */
+  brokerUrl?: string
+  /** Largest MQTT packet after CONNECT (activations must fit), bytes. */
+  maxPacketBytes: number
+  /** Repetitions when timing layers (edge at start, device on first contact). */
+  profileReps: number
+  /** How often an idle agent's uplink is probed, ms (0 = never). */
+  probeIntervalMs: number
+  log: Logger
+}
+
+export const DEFAULT_CONSOLE: Omit<ConsoleOptions, 'dataDir' | 'modelDir' | 'log'> = {
+  mqttHost: '0.0.0.0',
+  mqttPort: 1883,
+  maxPacketBytes: 2 * 1024 * 1024,
+  profileReps: 8,
+  probeIntervalMs: 1000
+}
