@@ -150,7 +150,7 @@ function buildModelStats(): Record<string, unknown> {
   let gridChanges = 0
   const mapBrute = time('brute-force map, 1 kbps grid', () => (gridChanges = bruteForceMap(cands, LATENCY_MS, 50, 100_000, 1)), 1, 3)
   const result = {
-    requirementMs: LATENCY_MS,
+    latencyMs: LATENCY_MS,
     model: { exits: m.exits.length, trunkLayers: m.exits[m.exits.length - 1]!.layers.length, candidates: cands.length },
     plan: {
       cachedUs: planCached.medianUs,
