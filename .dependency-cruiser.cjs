@@ -4,6 +4,7 @@
  *
  *   src/shared          pure TypeScript (no Node, no DOM): contracts, planner, latency, codecs
  *   src/main/runtime    Node code both sides run: files, ORT executor, layer timers
+ *   src/main/models     the model library: shipped and imported models, import (graph analysis, manifest)
  *   src/main/store      the SQLite store: the only module with SQL
  *   src/main/campaign   benchmark campaigns and fits
  *   src/main/console    the console core: lifecycle modules and their wiring
@@ -18,7 +19,8 @@ const above = (layers) => `^src/main/(${layers.join('|')})(/|\\.ts$)`
 
 /** Each layer with the layers above it (which it must not import). */
 const LAYERS = [
-  ['runtime', ['store', 'campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
+  ['runtime', ['models', 'store', 'campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
+  ['models', ['store', 'campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
   ['store', ['campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
   ['campaign', ['console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
   ['console', ['testbed', 'shell', 'cli', 'index', 'ipc']],

@@ -55,9 +55,10 @@ export function featureValue(layer: Layer, name: string): number {
       return (kh / sh) * (kw / sw) * layer.filters
     }
     case 'macs': {
+      if (layer.macs !== undefined) return layer.macs
       if (layer.type === 'conv') {
         const [kh, kw] = layer.kernel as [number, number]
-        return outputElements * kh * kw * (layer.inputShape[1] ?? 1)
+        return (outputElements * kh * kw * (layer.inputShape[1] ?? 1)) / (layer.group ?? 1)
       }
       if (layer.type === 'fc') return inputElements * outputElements
       break
@@ -80,8 +81,9 @@ export function fitFeatures(layer: Layer): number[] {
   return featureValues(layer, FIT_FEATURES[regressionKeyOf(layer)])
 }
 
+/** The regression a layer is predicted with: its type's; a block (several ops) falls back to `other` until blocks are profiled. */
 export function regressionKeyOf(layer: Layer): RegressionKey {
-  return layer.type
+  return layer.type === 'block' ? 'other' : layer.type
 }
 
 const RegressionSchema = z

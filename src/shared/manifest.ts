@@ -6,7 +6,7 @@
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
 
-export const LAYER_TYPES = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'flatten', 'softmax', 'other'] as const
+export const LAYER_TYPES = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'flatten', 'softmax', 'other', 'block'] as const
 export type LayerType = (typeof LAYER_TYPES)[number]
 
 export const DTYPE_BYTES = { float32: 4, uint8: 1, int8: 1, float16: 2, int32: 4, int64: 8 } as const
@@ -25,7 +25,11 @@ const layerBase = {
   /** Name of the tensor this layer reads. */
   input: tensorName,
   /** Name of the tensor this layer writes. */
-  output: tensorName
+  output: tensorName,
+  /** Multiply-accumulates of the layer (imported models; computed from the attributes otherwise). */
+  macs: z.number().int().nonnegative().optional(),
+  /** Bytes of the weights the layer reads (imported models). */
+  paramBytes: z.number().int().nonnegative().optional()
 }
 
 export const LayerSchema = z.discriminatedUnion('type', [
@@ -35,7 +39,9 @@ export const LayerSchema = z.discriminatedUnion('type', [
     kernel: pair,
     stride: pair,
     padding: z.array(z.number().int().nonnegative()).optional(),
-    filters: positiveInt
+    filters: positiveInt,
+    /** Groups (channels for a depthwise convolution). */
+    group: positiveInt.optional()
   }),
   z.object({
     ...layerBase,
@@ -58,16 +64,20 @@ export const LayerSchema = z.discriminatedUnion('type', [
   z.object({ ...layerBase, type: z.literal('relu') }),
   z.object({ ...layerBase, type: z.literal('flatten') }),
   z.object({ ...layerBase, type: z.literal('softmax') }),
-  z.object({ ...layerBase, type: z.literal('other'), op: z.string().optional() })
+  z.object({ ...layerBase, type: z.literal('other'), op: z.string().optional() }),
+  /** Several ops between two cut points of a DAG (a residual or inception block): the op mix. */
+  z.object({ ...layerBase, type: z.literal('block'), ops: z.record(z.string(), positiveInt) })
 ])
 export type Layer = z.infer<typeof LayerSchema>
 
 export const ExitSchema = z.object({
   exit: positiveInt,
   layers: z.array(z.string()).min(1),
-  /** Top-1 accuracy in [0, 1], measured on the full test set. */
+  /** Top-1 accuracy in [0, 1], measured on the full test set (or supplied by the user, see accuracySource). */
   accuracy: z.number().min(0).max(1),
-  testSamples: positiveInt,
+  testSamples: positiveInt.optional(),
+  /** How the accuracy is known: measured by this project on `testSamples` images (default), or supplied by the user. */
+  accuracySource: z.enum(['measured', 'supplied']).default('measured'),
   output: tensorName
 })
 export type Exit = z.infer<typeof ExitSchema>
@@ -222,10 +232,11 @@ export function resultBytes(m: Manifest, exit: number): number {
 
 /** Multiply-accumulates of one layer (conv and fc; 0 for the others), for throughput figures. */
 export function layerMacs(layer: Layer): number {
+  if (layer.macs !== undefined) return layer.macs
   if (layer.type === 'conv') {
     const [, cin] = layer.inputShape as [number, number]
     const [kh, kw] = layer.kernel as [number, number]
-    return product(layer.outputShape) * cin * kh * kw
+    return (product(layer.outputShape) * cin * kh * kw) / (layer.group ?? 1)
   }
   if (layer.type === 'fc') return product(layer.inputShape) * layer.units
   return 0

@@ -54,7 +54,7 @@ export interface SyntheticModel {
 }
 
 /** Deterministic small weights (a linear congruential sequence), so every side times the same model. */
-function weights(name: string, dims: number[], seed: number): TensorProto {
+export function weights(name: string, dims: number[], seed: number): TensorProto {
   const n = product(dims)
   const data = new Float32Array(n)
   let x = seed >>> 0
@@ -65,9 +65,10 @@ function weights(name: string, dims: number[], seed: number): TensorProto {
   return create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: TensorProto_DataType.FLOAT, rawData: new Uint8Array(data.buffer) })
 }
 
-const ints = (name: string, v: number[]): AttributeProto => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INTS, ints: v.map(BigInt) })
-const int = (name: string, v: number): AttributeProto => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(v) })
-const float = (name: string, v: number): AttributeProto => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.FLOAT, f: v })
+export const ints = (name: string, v: number[]): AttributeProto =>
+  create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INTS, ints: v.map(BigInt) })
+export const int = (name: string, v: number): AttributeProto => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(v) })
+export const float = (name: string, v: number): AttributeProto => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.FLOAT, f: v })
 
 function outSize(size: number, kernel: number, stride: number, pad: number): number {
   return Math.floor((size + 2 * pad - kernel) / stride) + 1
@@ -159,4 +160,103 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
     ...layer
   } as Layer
   return { spec, bytes: toBinary(ModelProtoSchema, model), layer: record, inputDims }
+}
+
+/**
+ * A small graph builder for models of any shape (chains and DAGs): each method adds one node with
+ * deterministic weights and returns its output tensor's name. Test fixtures and synthetic blocks
+ * are built with it; `build()` serialises the model (opset 13).
+ */
+export class GraphBuilder {
+  private readonly nodes: NodeProto[] = []
+  private readonly init: TensorProto[] = []
+  private n = 0
+
+  constructor(readonly name = 'graph') {}
+
+  private next(op: string): string {
+    return `${op.toLowerCase()}${this.n++}`
+  }
+
+  node(op: string, inputs: string[], attrs: AttributeProto[] = [], name = this.next(op)): string {
+    this.nodes.push(create(NodeProtoSchema, { opType: op, input: inputs, output: [name], name, attribute: attrs }))
+    return name
+  }
+
+  /** A convolution with `group` groups (group = channels: depthwise), padding keeping the size at stride 1. */
+  conv(x: string, cin: number, cout: number, kernel: number, stride = 1, group = 1): string {
+    const name = this.next('Conv')
+    const pad = Math.floor(kernel / 2)
+    this.init.push(weights(`${name}.w`, [cout, cin / group, kernel, kernel], this.n * 7 + 1), weights(`${name}.b`, [cout], this.n * 7 + 2))
+    return this.node(
+      'Conv',
+      [x, `${name}.w`, `${name}.b`],
+      [ints('kernel_shape', [kernel, kernel]), ints('strides', [stride, stride]), ints('pads', [pad, pad, pad, pad]), int('group', group)],
+      name
+    )
+  }
+
+  batchNorm(x: string, channels: number): string {
+    const name = this.next('BatchNormalization')
+    const ones = create(TensorProtoSchema, {
+      name: `${name}.var`,
+      dims: [BigInt(channels)],
+      dataType: TensorProto_DataType.FLOAT,
+      rawData: new Uint8Array(new Float32Array(channels).fill(1).buffer)
+    })
+    this.init.push(
+      weights(`${name}.scale`, [channels], this.n * 7 + 3),
+      weights(`${name}.bias`, [channels], this.n * 7 + 4),
+      weights(`${name}.mean`, [channels], this.n * 7 + 5),
+      ones
+    )
+    return this.node('BatchNormalization', [x, `${name}.scale`, `${name}.bias`, `${name}.mean`, `${name}.var`], [], name)
+  }
+
+  relu(x: string): string {
+    return this.node('Relu', [x])
+  }
+
+  add(a: string, b: string): string {
+    return this.node('Add', [a, b])
+  }
+
+  concat(xs: string[]): string {
+    return this.node('Concat', xs, [int('axis', 1)])
+  }
+
+  maxPool(x: string, kernel: number, stride: number): string {
+    return this.node('MaxPool', [x], [ints('kernel_shape', [kernel, kernel]), ints('strides', [stride, stride])])
+  }
+
+  globalAveragePool(x: string): string {
+    return this.node('GlobalAveragePool', [x])
+  }
+
+  flatten(x: string): string {
+    return this.node('Flatten', [x], [int('axis', 1)])
+  }
+
+  gemm(x: string, inputs: number, outputs: number): string {
+    const name = this.next('Gemm')
+    this.init.push(weights(`${name}.w`, [outputs, inputs], this.n * 7 + 6), weights(`${name}.b`, [outputs], this.n * 7 + 7))
+    return this.node('Gemm', [x, `${name}.w`, `${name}.b`], [int('transB', 1)], name)
+  }
+
+  /** The model: one float32 input of `inputDims`, and `outputs` (graph outputs, in order, with their dims). */
+  build(input: string, inputDims: number[], outputs: { name: string; dims: number[] }[]): Uint8Array {
+    const model = create(ModelProtoSchema, {
+      irVersion: 8n,
+      producerName: 'edgent graph builder',
+      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
+      graph: create(GraphProtoSchema, {
+        name: this.name,
+        node: this.nodes,
+        initializer: this.init,
+        input: [floatValueInfo(input, inputDims)],
+        output: outputs.map((o) => floatValueInfo(o.name, o.dims))
+      })
+    })
+    return toBinary(ModelProtoSchema, model)
+  }
 }

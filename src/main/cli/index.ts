@@ -7,7 +7,19 @@ import { UserError } from '../../shared/errors.js'
 import { PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
 import { defaultModelDir } from '../runtime/paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
-import { decisionTable, formatDecisions, formatVerify, runModelInfo, verifyModel, type Progress } from './model.js'
+import {
+  decisionTable,
+  formatDecisions,
+  formatImport,
+  formatModelList,
+  formatVerify,
+  importCommand,
+  runModelInfo,
+  verifyModel,
+  type ImportCommandOptions,
+  type Progress
+} from './model.js'
+import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
 import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
@@ -57,6 +69,38 @@ function numberList(flag: string): (value: string) => number[] {
   }
 }
 
+/** "1x3x224x224" → [1, 3, 224, 224] */
+function shapeArg(value: string): number[] {
+  const dims = value.split(/[x×,]/).map((v) => Number(v.trim()))
+  if (dims.length < 2 || dims.some((d) => !Number.isInteger(d) || d <= 0))
+    throw new InvalidArgumentError('expected positive integers separated by x, e.g. 1x3x224x224.')
+  return dims
+}
+
+/** "scale=0.00392,mean=0.485/0.456/0.406,std=0.229/0.224/0.225" */
+function preprocessArg(value: string): { scale?: number; mean?: number[]; std?: number[] } {
+  const out: { scale?: number; mean?: number[]; std?: number[] } = {}
+  for (const part of value.split(',')) {
+    const [key, v] = part.split('=').map((x) => x.trim())
+    const nums = (v ?? '').split(/[/:]/).map((x) => Number(x))
+    if (!v || nums.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`"${part}": expected key=number or key=n1/n2/n3.`)
+    // scale=1/255 is a fraction; mean and std are lists
+    if (key === 'scale' && nums.length <= 2 && nums.every((n) => n > 0)) out.scale = nums.length === 2 ? nums[0]! / nums[1]! : nums[0]!
+    else if (key === 'mean') out.mean = nums
+    else if (key === 'std' && nums.every((n) => n > 0)) out.std = nums
+    else throw new InvalidArgumentError(`"${part}": keys are scale (one number), mean and std (positive) lists.`)
+  }
+  return out
+}
+
+/** "0.81,0.89" → accuracies in [0, 1] */
+function fractionList(value: string): number[] {
+  const nums = value.split(',').map((v) => Number(v.trim()))
+  if (nums.some((n) => !Number.isFinite(n) || n < 0 || n > 1))
+    throw new InvalidArgumentError('expected accuracies in [0, 1] separated by commas, e.g. 0.81,0.90.')
+  return nums
+}
+
 function positive(value: string): number {
   const n = Number(value)
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.')
@@ -92,14 +136,50 @@ function buildProgram(io: Io): Command {
     .action((o: PlanOptions & { mode: PlannerMode }) => {
       io.out(runPlan(o))
     })
-  const model = program.command('model').description('the shipped multi-exit model: inspect, verify, and see the decisions it leads to')
-  const modelOption = () => new Option('--model <dir>', 'model folder or manifest.json').default(defaultModelDir(), 'the shipped branchy-alexnet')
+  const dataDirOption = () => new Option('--data-dir <dir>', 'console data directory (database, console.json)').default(defaultDataDir())
+  const model = program
+    .command('model')
+    .description('the model library (shipped and imported models): import, list, inspect, verify, and see the decisions a model leads to')
+  const modelOption = () =>
+    new Option('--model <id|dir>', 'a library model id, a model folder or a manifest.json').default(defaultModelDir(), 'the shipped branchy-alexnet')
+  /** `--model` as a folder: a library id is looked up in the data directory's library. */
+  const resolved = <T extends { model: string; dataDir: string }>(o: T): T => ({ ...o, model: resolveModel(o.model, o.dataDir) })
+  model
+    .command('import <model.onnx>')
+    .description('import an ONNX classifier (chain or DAG, one output per exit) into the library: cut points, layers and a manifest derived from the graph')
+    .option('--id <id>', 'model id (default: from the file name)')
+    .option('--input-shape <NxCxHxW>', 'the input shape, where the graph leaves a dimension open (e.g. 1x3x224x224)', shapeArg)
+    .option(
+      '--preprocess <spec>',
+      'x = (pixel·scale − mean[c]) / std[c]: scale=…,mean=m1/m2/m3,std=s1/s2/s3 (default scale=1/255, mean 0, std 1)',
+      preprocessArg
+    )
+    .option('--classes <file>', 'class names, one per line')
+    .option('--images <idx3-ubyte[.gz]>', "labelled test images (MNIST idx), each exit's accuracy is measured on them")
+    .option('--labels <idx1-ubyte[.gz]>', 'their labels')
+    .option('--accuracy <a1,a2,…>', "each exit's accuracy in [0, 1], supplied (marked as such) instead of measured", fractionList)
+    .option('--max-mb <n>', 'largest ONNX file accepted, MiB', positive, DEFAULT_MAX_IMPORT_BYTES / 2 ** 20)
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, o: Omit<ImportCommandOptions, 'file'>) => {
+      const report = await importCommand({ ...o, file }, io.progress)
+      io.out(o.json ? JSON.stringify(report, null, 2) : formatImport(report))
+    })
+  model
+    .command('list')
+    .description('the shipped and imported models, with their exits and accuracies')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { dataDir: string; json?: boolean }) =>
+      io.out(o.json ? JSON.stringify(listModels(o.dataDir), null, 2) : formatModelList(listModels(o.dataDir)))
+    )
   model
     .command('info')
     .description('layers, shapes, bytes, exits and accuracies')
     .addOption(modelOption())
+    .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action((o: { model: string; json?: boolean }) => io.out(runModelInfo(o)))
+    .action((o: { model: string; dataDir: string; json?: boolean }) => io.out(runModelInfo(resolved(o))))
   model
     .command('verify')
     .description('per-exit accuracy on the shipped samples (or an idx test set) beside the manifest, and every split against the unsplit run')
@@ -108,9 +188,10 @@ function buildProgram(io: Io): Command {
     .option('--images <idx3-ubyte[.gz]>', 'test images in MNIST idx format')
     .option('--labels <idx1-ubyte[.gz]>', 'test labels in MNIST idx format')
     .option('--split-samples <n>', 'samples per (exit, deviceLayers) split check', positiveInt, 4)
+    .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { model: string; samples?: number; images?: string; labels?: string; splitSamples: number; json?: boolean }) => {
-      const report = await verifyModel(o, io.progress)
+    .action(async (o: { model: string; dataDir: string; samples?: number; images?: string; labels?: string; splitSamples: number; json?: boolean }) => {
+      const report = await verifyModel(resolved(o), io.progress)
       io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
       if (!report.ok) throw new ExitCode(1)
     })
@@ -122,12 +203,15 @@ function buildProgram(io: Io): Command {
     .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
     .option('--latency-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
     .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
+    .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { model: string; deviceFactor: number; bandwidthsKbps: number[]; latencyMs: number[]; reps: number; json?: boolean }) => {
-      const report = await decisionTable({ ...o, latenciesMs: o.latencyMs }, io.progress)
-      io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
-    })
-  const dataDirOption = () => new Option('--data-dir <dir>', 'console data directory (database, console.json)').default(defaultDataDir())
+    .action(
+      async (raw: { model: string; dataDir: string; deviceFactor: number; bandwidthsKbps: number[]; latencyMs: number[]; reps: number; json?: boolean }) => {
+        const o = resolved(raw)
+        const report = await decisionTable({ ...o, latenciesMs: o.latencyMs }, io.progress)
+        io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
+      }
+    )
   program
     .command('serve')
     .description('start the console headless: embedded MQTT broker, edge runtime, planner, store, and a local emulated device')

@@ -1,11 +1,12 @@
 /** `edgent model info | verify | decisions`: the shipped model, checked and explained. */
 import { UserError } from '../../shared/errors.js'
-import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
+import { exitPath, inputBytes, layerMacs, product, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/planner.js'
 import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
 import { OrtExecutor } from '../runtime/executor.js'
+import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
 import { pct, table } from './format.js'
 
 export type Progress = (done: number, total: number, label: string) => void
@@ -40,7 +41,13 @@ export function runModelInfo(opts: { model: string; json?: boolean }): string {
     '',
     table(
       ['exit', 'layers', 'accuracy', 'test samples', 'output'],
-      manifest.exits.map((e) => [String(e.exit), String(e.layers.length), pct(e.accuracy), String(e.testSamples), e.output]),
+      manifest.exits.map((e) => [
+        String(e.exit),
+        String(e.layers.length),
+        pct(e.accuracy),
+        e.accuracySource === 'supplied' ? 'supplied' : String(e.testSamples ?? '—'),
+        e.output
+      ]),
       [true, true, true, true, false]
     ),
     '',
@@ -91,10 +98,11 @@ export interface ExitVerdict {
   layers: number
   correct: number
   samples: number
-  accuracy: number
+  /** null when the inputs are random (no labelled set is stored or given). */
+  accuracy: number | null
   manifestAccuracy: number
-  /** Percentage points, measured minus manifest. */
-  deltaPoints: number
+  /** Percentage points, measured minus manifest (null with random inputs). */
+  deltaPoints: number | null
   splitsChecked: number
   maxSplitAbsDiff: number
 }
@@ -118,11 +126,29 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m
 }
 
+function verdictOk(v: ExitVerdict): boolean {
+  return v.maxSplitAbsDiff <= SPLIT_TOLERANCE && (v.deltaPoints === null || Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS)
+}
+
+/** `n` deterministic pseudo-random images of the model's input size (labels 0: unused). */
+function randomSet(m: Manifest, n: number): SampleSet {
+  const elements = product(m.input.shape)
+  const images = new Uint8Array(n * elements)
+  let x = 2018
+  for (let i = 0; i < images.length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    images[i] = x >>> 24
+  }
+  return { count: n, images, labels: new Uint8Array(n), imageElements: elements, source: 'random inputs' }
+}
+
 export async function verifyModel(opts: VerifyOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<VerifyReport> {
   const loaded = loadManifest(opts.model)
   const { manifest } = loaded
   if ((opts.images === undefined) !== (opts.labels === undefined)) throw new UserError('--images and --labels go together')
-  const set: SampleSet = opts.images ? readSampleSet(opts.images, opts.labels!) : readShippedSamples(loaded)
+  // No labelled set stored or given: the split check runs on random inputs, and accuracy is not checked.
+  const random = !opts.images && !manifest.samples
+  const set: SampleSet = opts.images ? readSampleSet(opts.images, opts.labels!) : random ? randomSet(manifest, opts.samples ?? 8) : readShippedSamples(loaded)
   const want = opts.samples ?? set.count
   if (!Number.isInteger(want) || want < 1) throw new UserError(`--samples must be a positive integer, got ${opts.samples}`)
   const n = Math.min(want, set.count)
@@ -154,7 +180,7 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
           checked++
         }
       }
-      const accuracy = correct / n
+      const accuracy = random ? null : correct / n
       verdicts.push({
         exit: e.exit,
         layers: N,
@@ -162,13 +188,23 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
         samples: n,
         accuracy,
         manifestAccuracy: e.accuracy,
-        deltaPoints: (accuracy - e.accuracy) * 100,
+        deltaPoints: accuracy === null ? null : (accuracy - e.accuracy) * 100,
         splitsChecked: checked,
         maxSplitAbsDiff: maxDiff
       })
     }
-    const ok = verdicts.every((v) => v.maxSplitAbsDiff <= SPLIT_TOLERANCE && Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS)
-    return { model: manifest.id, source: opts.images ? set.source : `shipped samples (${manifest.samples?.images})`, samples: n, exits: verdicts, ok }
+    const ok = verdicts.every((v) => verdictOk(v))
+    return {
+      model: manifest.id,
+      source: opts.images
+        ? set.source
+        : random
+          ? 'random inputs (no labelled set stored: accuracy not checked)'
+          : `shipped samples (${manifest.samples?.images})`,
+      samples: n,
+      exits: verdicts,
+      ok
+    }
   })
 }
 
@@ -181,18 +217,20 @@ export function formatVerify(r: VerifyReport): string {
       r.exits.map((v) => [
         String(v.exit),
         String(v.layers),
-        pct(v.accuracy),
+        v.accuracy === null ? '—' : pct(v.accuracy),
         pct(v.manifestAccuracy),
-        `${v.deltaPoints >= 0 ? '+' : ''}${v.deltaPoints.toFixed(2)}`,
+        v.deltaPoints === null ? '—' : `${v.deltaPoints >= 0 ? '+' : ''}${v.deltaPoints.toFixed(2)}`,
         String(v.splitsChecked),
         v.maxSplitAbsDiff.toExponential(2),
-        v.maxSplitAbsDiff <= SPLIT_TOLERANCE && Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS ? 'ok' : 'FAIL'
+        verdictOk(v) ? 'ok' : 'FAIL'
       ]),
       [true, true, true, true, true, true, true, false]
     ),
     '',
     r.ok
-      ? `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} and every exit is within ±${ACCURACY_TOLERANCE_POINTS} points of the manifest`
+      ? r.exits.every((v) => v.accuracy === null)
+        ? `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} (random inputs: accuracy not checked)`
+        : `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} and every exit is within ±${ACCURACY_TOLERANCE_POINTS} points of the manifest`
       : `FAILED: a split differs by more than ${SPLIT_TOLERANCE} or an exit's accuracy is more than ${ACCURACY_TOLERANCE_POINTS} points from the manifest`
   ].join('\n')
 }
@@ -344,4 +382,75 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
   ]
   if (manifest) lines.push(`exit accuracies: ${manifest.exits.map((e) => `e${e.exit} ${pct(e.accuracy)}`).join(', ')}`)
   return lines.join('\n')
+}
+
+// ---------------------------------------------------------------- import and list
+
+export type ImportCommandOptions = Omit<ImportModelOptions, 'maxBytes' | 'classes'> & { classes?: string; maxMb: number; json?: boolean }
+
+/** `edgent model import`: the import on a private executor. */
+export async function importCommand(o: ImportCommandOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<ImportReport> {
+  const { maxMb, json: _json, ...rest } = o
+  return withExecutor(executor, (ex) => importModel({ ...rest, maxBytes: Math.round(maxMb * 2 ** 20) }, ex, progress))
+}
+
+export function formatImport(r: ImportReport): string {
+  const m = r.manifest
+  const byId = new Map(m.layers.map((l) => [l.id, l]))
+  const inBytes = inputBytes(m)
+  const last = m.exits[m.exits.length - 1]!
+  return [
+    `imported ${m.id} into ${r.dir}: ${m.layers.length} layers, ${m.exits.length} exit(s), input ${m.input.shape.join('×')}`,
+    '',
+    table(
+      ['exit', 'layers', 'accuracy', 'output'],
+      m.exits.map((e) => [
+        String(e.exit),
+        String(e.layers.length),
+        `${pct(e.accuracy)}${e.accuracySource === 'supplied' ? ' (supplied)' : ` (measured on ${e.testSamples})`}`,
+        e.output
+      ]),
+      [true, true, true, false]
+    ),
+    '',
+    `cut points of exit ${last.exit} (deviceLayers = the number of layers before the cut):`,
+    table(
+      ['deviceLayers', 'cut tensor', 'layer', 'type', 'ops', 'bytes', 'vs input'],
+      [
+        ['0', m.input.name, '—', 'input', '', String(inBytes), '1.00×'],
+        ...last.layers.map((id, i) => {
+          const l = byId.get(id)!
+          return [
+            String(i + 1),
+            l.output,
+            l.id,
+            l.type,
+            l.type === 'block'
+              ? Object.entries(l.ops)
+                  .map(([op, n]) => `${op}×${n}`)
+                  .join(' ')
+              : '',
+            String(l.outputBytes),
+            `${(l.outputBytes / inBytes).toFixed(2)}×`
+          ]
+        })
+      ],
+      [true, false, false, false, false, true, true]
+    ),
+    ...(r.notes.length ? ['', ...r.notes] : [])
+  ].join('\n')
+}
+
+export function formatModelList(list: readonly LibraryEntry[]): string {
+  return table(
+    ['model', 'source', 'input', 'exits (accuracy)', 'ONNX bytes', 'sha256'],
+    list.map((e) => [
+      e.id,
+      e.source,
+      e.inputShape.join('×'),
+      e.exits.map((x) => `${x.exit}: ${pct(x.accuracy)}${x.accuracySource === 'supplied' ? ' supplied' : ''}`).join(', '),
+      e.onnxBytes === null ? '—' : String(e.onnxBytes),
+      e.sha256 ? e.sha256.slice(0, 12) : '—'
+    ])
+  )
 }

@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import type { Manifest } from '../../shared/manifest.js'
 import { checkGraphAgainstManifest, parseOnnx, sliceModel, type ModelProto } from '../../shared/onnx-slicer.js'
-import { OrtSession } from './ort.js'
+import { OrtSession, probeOutputs } from './ort.js'
 import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import { segmentBounds, type SegmentRef } from './segments.js'
 
@@ -144,13 +144,16 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return close(req.modelId)
     case 'time':
       return time(req.models, req.reps)
+    case 'probe':
+      return probeOutputs(req.bytes, req.label, req.input, req.inputDims)
   }
 }
 
 parentPort!.on('message', (req: WorkerRequest) => {
   handle(req).then(
     (result) => {
-      const transfer = result && typeof result === 'object' && 'output' in result ? [(result as RunResult).output.buffer as ArrayBuffer] : []
+      const output = result && typeof result === 'object' ? (result as Partial<RunResult>).output : undefined
+      const transfer = output instanceof Float32Array ? [output.buffer as ArrayBuffer] : []
       parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, transfer)
     },
     (err: unknown) => {

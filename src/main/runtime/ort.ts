@@ -72,3 +72,37 @@ export class OrtSession {
     await this.session.release()
   }
 }
+
+export interface ProbedTensor {
+  dims: number[]
+  type: string
+}
+
+/**
+ * Runs a whole model once on `input` with graph optimisation off (so that no tensor is fused away)
+ * and returns every graph output's dims and element type: the import's shape discovery, on a model
+ * whose intermediate tensors were made outputs (onnx-graph.ts, withOutputs).
+ */
+export async function probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: readonly number[]): Promise<Record<string, ProbedTensor>> {
+  let session: ort.InferenceSession
+  try {
+    session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1, interOpNumThreads: 1 })
+  } catch (err) {
+    throw new UserError(`${label}: onnxruntime cannot load the graph (${(err as Error).message.split('\n')[0]})`)
+  }
+  try {
+    const [inputName] = session.inputNames
+    if (!inputName || session.inputNames.length !== 1) throw new UserError(`${label}: expected one input, got [${session.inputNames.join(', ')}]`)
+    let out: ort.InferenceSession.OnnxValueMapType
+    try {
+      out = await session.run({ [inputName]: new ort.Tensor('float32', input, [...inputDims]) })
+    } catch (err) {
+      throw new UserError(`${label}: onnxruntime cannot run the graph on a float32 [${inputDims.join(', ')}] input (${(err as Error).message.split('\n')[0]})`)
+    }
+    const result: Record<string, ProbedTensor> = {}
+    for (const [name, t] of Object.entries(out)) result[name] = { dims: (t as ort.Tensor).dims.map(Number), type: (t as ort.Tensor).type }
+    return result
+  } finally {
+    await session.release()
+  }
+}

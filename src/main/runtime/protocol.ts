@@ -9,6 +9,7 @@ export type WorkerRequest =
   | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
   | { id: number; op: 'close'; modelId: string }
   | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number }
+  | { id: number; op: 'probe'; bytes: Uint8Array; label: string; input: Float32Array; inputDims: number[] }
 
 export type WorkerResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { message: string; user: boolean } }
 

@@ -1,0 +1,293 @@
+/**
+ * The model library: the shipped models (resources/models) and the ones imported into a data
+ * directory (`<data dir>/models/<id>/`: the ONNX file and its generated manifest, plus the labelled
+ * samples it was measured on). Import analyses the graph (src/shared/onnx-graph.ts), runs it once in
+ * onnxruntime for every tensor's shape, derives the manifest (src/shared/model-import.ts), measures
+ * each exit's accuracy on the labelled set given (or records the user's figures as supplied), and
+ * moves the finished folder into place: nothing half-written is ever in the library.
+ */
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { parseManifest, product, type Manifest } from '../../shared/manifest.js'
+import { deriveManifest, type ProbedShape } from '../../shared/model-import.js'
+import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx-graph.js'
+import { parseOnnx } from '../../shared/onnx-slicer.js'
+import { argmax, preprocess } from '../../shared/preprocess.js'
+import type { OrtExecutor } from '../runtime/executor.js'
+import { loadManifest, readSampleSet } from '../runtime/files.js'
+import { packageRoot } from '../runtime/paths.js'
+
+/** Largest ONNX file an import accepts by default, bytes. */
+export const DEFAULT_MAX_IMPORT_BYTES = 512 * 1024 * 1024
+/** Labelled samples kept beside an imported model (what its agents co-infer on). */
+const KEPT_SAMPLES = 2000
+
+export interface LibraryEntry {
+  id: string
+  source: 'shipped' | 'imported'
+  dir: string
+  inputShape: number[]
+  exits: { exit: number; layers: number; accuracy: number; accuracySource: 'measured' | 'supplied' }[]
+  onnxBytes: number | null
+  sha256: string | null
+}
+
+export const libraryDir = (dataDir: string): string => join(resolve(dataDir), 'models')
+const shippedDir = (): string => join(packageRoot(), 'resources', 'models')
+
+function entries(root: string, source: LibraryEntry['source']): LibraryEntry[] {
+  if (!existsSync(root)) return []
+  const out: LibraryEntry[] = []
+  for (const name of readdirSync(root).sort()) {
+    const dir = join(root, name)
+    if (name.startsWith('.') || !existsSync(join(dir, 'manifest.json'))) continue
+    const { manifest: m } = loadManifest(dir)
+    out.push({
+      id: m.id,
+      source,
+      dir,
+      inputShape: [...m.input.shape],
+      exits: m.exits.map((e) => ({ exit: e.exit, layers: e.layers.length, accuracy: e.accuracy, accuracySource: e.accuracySource })),
+      onnxBytes: m.onnxBytes ?? null,
+      sha256: m.sha256 ?? null
+    })
+  }
+  return out
+}
+
+/** Every model: the shipped ones, then the data directory's. */
+export function listModels(dataDir: string): LibraryEntry[] {
+  return [...entries(shippedDir(), 'shipped'), ...entries(libraryDir(dataDir), 'imported')]
+}
+
+/** A model by folder or manifest path, or by id in the library (imported or shipped). */
+export function resolveModel(ref: string, dataDir: string): string {
+  if (existsSync(ref)) return ref
+  const hit = listModels(dataDir).find((e) => e.id === ref)
+  if (hit) return hit.dir
+  const ids = listModels(dataDir).map((e) => e.id)
+  throw new UserError(`no model "${ref}": not a folder or manifest, and not in the library (models: ${ids.join(', ') || 'none'})`)
+}
+
+export interface ImportModelOptions {
+  file: string
+  dataDir: string
+  id?: string
+  /** e.g. [1, 3, 224, 224]; required when the graph's input has a dynamic dimension. */
+  inputShape?: number[]
+  preprocess?: { scale?: number; mean?: number[]; std?: number[] }
+  /** A text file, one class name per line. */
+  classes?: string
+  /** A labelled set in MNIST idx format: each exit's accuracy is measured on it. */
+  images?: string
+  labels?: string
+  /** Each exit's accuracy in [0, 1] (in exit order), supplied by the user. */
+  accuracy?: number[]
+  maxBytes?: number
+}
+
+export interface ImportReport {
+  id: string
+  dir: string
+  manifest: Manifest
+  notes: string[]
+  /** The cut points of every exit (tensor names, input first). */
+  cuts: { exit: number; tensors: string[] }[]
+}
+
+/** The id a file would get: its name, lowercased, [a-z0-9-] only. */
+function idFrom(file: string): string {
+  return basename(file)
+    .replace(/\.onnx$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+}
+
+function readClasses(file: string): string[] {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UserError(`--classes: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`)
+  }
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)
+}
+
+/** The graph input's dims (-1 where dynamic) and name. */
+function graphInputDims(model: ReturnType<typeof parseOnnx>, input: string): number[] {
+  const v = model.graph!.input.find((i) => i.name === input)
+  const t = v?.type?.value.case === 'tensorType' ? v.type.value.value : undefined
+  return t?.shape?.dim.map((d) => (d.value.case === 'dimValue' && d.value.value > 0n ? Number(d.value.value) : -1)) ?? []
+}
+
+/** Imports an ONNX classifier into the data directory's library. */
+export async function importModel(
+  o: ImportModelOptions,
+  ex: OrtExecutor,
+  progress?: (done: number, total: number, what: string) => void
+): Promise<ImportReport> {
+  const file = resolve(o.file)
+  const name = basename(file)
+  let size: number
+  try {
+    const st = statSync(file)
+    if (st.isDirectory()) throw new UserError(`import: ${file} is a folder, expected an .onnx file`)
+    size = st.size
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw new UserError(`import: no such file ${file}`)
+  }
+  const cap = o.maxBytes ?? DEFAULT_MAX_IMPORT_BYTES
+  const fmt = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`)
+  if (size > cap) throw new UserError(`import: ${name} is ${fmt(size)}, over the ${fmt(cap)} import cap (--max-mb)`)
+  const id = o.id ?? idFrom(file)
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new UserError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' (--id)`)
+  if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another with --id)`)
+  if ((o.images === undefined) !== (o.labels === undefined)) throw new UserError('import: --images and --labels go together')
+  if (!o.images && !o.accuracy)
+    throw new UserError('import: each exit needs an accuracy: give a labelled set (--images and --labels) to measure it, or --accuracy a1,a2,… to supply it')
+  const bytes = new Uint8Array(readFileSync(file))
+  const model = parseOnnx(bytes, name)
+  const ix = indexGraph(model, name)
+  // Input shape: the graph's, or --input-shape where the graph leaves a dimension open.
+  const declared = graphInputDims(model, ix.input)
+  let inputShape = declared
+  if (o.inputShape) {
+    if (declared.length && (o.inputShape.length !== declared.length || declared.some((d, i) => d !== -1 && d !== o.inputShape![i]))) {
+      throw new UserError(
+        `import: --input-shape ${o.inputShape.join('x')} does not fit the graph's input "${ix.input}" [${declared.map((d) => (d < 0 ? '?' : d)).join(', ')}]`
+      )
+    }
+    inputShape = o.inputShape
+  } else if (!declared.length || declared.some((d) => d < 0)) {
+    throw new UserError(
+      `import: input "${ix.input}" has a dynamic dimension [${declared.map((d) => (d < 0 ? '?' : d)).join(', ')}]: give its shape with --input-shape, e.g. 1x3x224x224`
+    )
+  }
+  if (inputShape[0] !== 1) throw new UserError(`import: the input's batch dimension must be 1, got ${inputShape.join('x')}`)
+  // Every activation tensor's shape from one run (optimisation off, so none is fused away).
+  const analyses = ix.outputs.map((out) => analyseExit(ix, out))
+  const activations = model.graph!.node.flatMap((n) => n.output.filter((t) => t && !ix.constants.has(t)))
+  let shapes: Record<string, ProbedShape>
+  try {
+    shapes = await ex.probeOutputs(withOutputs(model, activations), name, new Float32Array(product(inputShape)).fill(0.5), inputShape)
+  } catch (err) {
+    const unknown = checkOps(ix, analyses)
+    if (unknown.length) throw new UserError(`${name}: unsupported op: ${unknown[0]!.message}`)
+    throw err
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  const classes = o.classes ? readClasses(o.classes) : undefined
+  const draft = deriveManifest(
+    model,
+    shapes,
+    {
+      id,
+      onnx: 'model.onnx',
+      onnxBytes: bytes.length,
+      sha256,
+      inputShape,
+      preprocessing: { scale: o.preprocess?.scale ?? 1 / 255, mean: o.preprocess?.mean ?? [0], std: o.preprocess?.std ?? [1] },
+      ...(classes ? { classes } : {}),
+      source: name
+    },
+    name
+  )
+  const exits = draft.manifest.exits
+  if (o.accuracy && o.accuracy.length !== exits.length)
+    throw new UserError(`import: --accuracy gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
+  const set = o.images ? readSampleSet(o.images, o.labels!) : null
+  if (set) {
+    const [, c, h, w] = inputShape as [number, number, number, number]
+    if (set.imageElements !== c * h * w) {
+      throw new UserError(
+        `import: the images have ${set.imageElements} pixels each, the model's input takes ${c}×${h}×${w} = ${c * h * w} (resizing is not supported: give images of the input's size)`
+      )
+    }
+  }
+  const lib = libraryDir(o.dataDir)
+  mkdirSync(lib, { recursive: true })
+  const tmp = join(lib, `.import-${id}-${process.pid}`)
+  rmSync(tmp, { recursive: true, force: true })
+  mkdirSync(tmp)
+  try {
+    writeFileSync(join(tmp, 'model.onnx'), bytes)
+    const withAccuracy = (acc: (i: number) => { accuracy: number; testSamples?: number; accuracySource: 'measured' | 'supplied' }) => ({
+      ...draft.manifest,
+      exits: exits.map((e, i) => ({ exit: e.exit, layers: e.layers, output: e.output, macs: e.macs, ...acc(i) })),
+      ...(set ? { samples: { images: 'samples-images-idx3-ubyte', labels: 'samples-labels-idx1-ubyte', count: Math.min(set.count, KEPT_SAMPLES) } } : {})
+    })
+    let doc = withAccuracy((i) => ({ accuracy: o.accuracy?.[i] ?? 0, accuracySource: 'supplied' }))
+    if (set) {
+      writeSamples(tmp, set, Math.min(set.count, KEPT_SAMPLES))
+      const m = parseManifest(doc, `${name} (derived manifest)`)
+      writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(m, null, 2))
+      const correct = await measureAccuracy(ex, tmp, m, set, progress)
+      doc = withAccuracy((i) => ({ accuracy: correct[i]! / set.count, testSamples: set.count, accuracySource: 'measured' }))
+    }
+    const manifest = parseManifest(doc, `${name} (derived manifest)`)
+    writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(doc, null, 2)}\n`)
+    const dir = join(lib, id)
+    renameSync(tmp, dir)
+    return {
+      id,
+      dir,
+      manifest,
+      notes: draft.notes,
+      cuts: analyses.map((a) => ({ exit: exits.findIndex((e) => e.output === a.output) + 1, tensors: a.cuts })).sort((a, b) => a.exit - b.exit)
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/** Each exit's correct count on the set (whole exits, fused). */
+async function measureAccuracy(
+  ex: OrtExecutor,
+  dir: string,
+  m: Manifest,
+  set: ReturnType<typeof readSampleSet>,
+  progress?: (done: number, total: number, what: string) => void
+): Promise<number[]> {
+  await ex.openModel(dir)
+  try {
+    const correct = m.exits.map(() => 0)
+    const total = set.count * m.exits.length
+    let done = 0
+    for (const [j, e] of m.exits.entries()) {
+      for (let k = 0; k < set.count; k++) {
+        const x = preprocess(m, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
+        const r = await ex.runSegment(m.id, { exit: e.exit, from: 0, to: e.layers.length }, x)
+        if (argmax(r.output) === set.labels[k]) correct[j]!++
+        if (++done % 250 === 0 || done === total) progress?.(done, total, `accuracy, exit ${e.exit}`)
+      }
+    }
+    return correct
+  } finally {
+    await ex.closeModel(m.id)
+  }
+}
+
+/** The first `n` samples as idx files beside the model (what agents co-infer on). */
+function writeSamples(dir: string, set: ReturnType<typeof readSampleSet>, n: number): void {
+  const side = Math.round(Math.sqrt(set.imageElements))
+  const square = side * side === set.imageElements
+  const dims = square ? [n, side, side] : [n, set.imageElements]
+  const head = Buffer.alloc(4 + 4 * dims.length)
+  head[2] = 0x08
+  head[3] = dims.length
+  for (const [i, d] of dims.entries()) head.writeUInt32BE(d, 4 + 4 * i)
+  writeFileSync(join(dir, 'samples-images-idx3-ubyte'), Buffer.concat([head, Buffer.from(set.images.subarray(0, n * set.imageElements))]))
+  const lh = Buffer.alloc(8)
+  lh[2] = 0x08
+  lh[3] = 1
+  lh.writeUInt32BE(n, 4)
+  writeFileSync(join(dir, 'samples-labels-idx1-ubyte'), Buffer.concat([lh, Buffer.from(set.labels.subarray(0, n))]))
+}
