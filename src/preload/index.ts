@@ -31,6 +31,8 @@ const api = {
   exportCalibration: call('exportCalibration'),
   profiles: call('profiles'),
   useProfile: call('useProfile'),
+  models: call('models'),
+  modelCuts: call('modelCuts'),
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
     ipcRenderer.on(IPC_EVENT_CHANNEL, h)

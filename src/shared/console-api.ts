@@ -135,6 +135,40 @@ export interface Calibration {
   points: CalibrationPoint[]
 }
 
+/** A model of the library: shipped with the console or imported into its data directory. */
+export interface LibraryModelView {
+  id: string
+  source: 'shipped' | 'imported'
+  inputShape: number[]
+  exits: { exit: number; layers: number; accuracy: number; accuracySource: 'measured' | 'supplied' }[]
+  onnxBytes: number | null
+  sha256: string | null
+  /** The model this console serves now. */
+  serving: boolean
+}
+
+/** Per exit, every cut point of a model: what crosses the link there and the compute on each side (Neurosurgeon's picture). */
+export interface ModelCutsView {
+  id: string
+  inputBytes: number
+  exits: {
+    exit: number
+    accuracy: number
+    accuracySource: 'measured' | 'supplied'
+    /** deviceLayers 0 (edge-only) … N (device-only). */
+    cuts: {
+      deviceLayers: number
+      tensor: string
+      layer: string | null
+      type: string
+      ops: Record<string, number> | null
+      bytes: number
+      deviceMacs: number
+      edgeMacs: number
+    }[]
+  }[]
+}
+
 export interface ModelLayerView {
   id: string
   type: string
@@ -275,6 +309,10 @@ export interface ConsoleMethods {
   profiles: { args: { agent: string }; result: ProfileView[] }
   /** `profile: null` plans with the measured per-layer tables. */
   useProfile: { args: { agent: string; profile: string | null }; result: LatencySource }
+  /** The model library: shipped and imported models. */
+  models: { args: Record<string, never>; result: LibraryModelView[] }
+  /** A library model's cut points, per exit. */
+  modelCuts: { args: { model: string }; result: ModelCutsView }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -299,7 +337,9 @@ export const METHOD_NAMES = [
   'bandwidth',
   'exportCalibration',
   'profiles',
-  'useProfile'
+  'useProfile',
+  'models',
+  'modelCuts'
 ] as const satisfies readonly MethodName[]
 
 // ------------------------------------------------------------------ events

@@ -3,13 +3,14 @@
  * built renderer, driven in Debian's Chromium through playwright-core, with a real agent process
  * paired from the page. Screenshots of every page go to test-output/screenshots/.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { residual } from '../fixtures/dag.js'
 import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
 
 const SHOTS = join(root, 'test-output', 'screenshots')
@@ -202,6 +203,21 @@ describe('the console in a browser (headless shell)', () => {
     expect(doc.measurements.length).toBeGreaterThan(40)
     expect(doc.profiles.length).toBe(1)
     expect(await page.textContent('[data-testid=export-message]')).toContain(download.suggestedFilename())
+  })
+
+  it('Models: lists the library, and draws the cut points of a DAG imported while the console runs', async () => {
+    const file = join(dataDir, 'residual.onnx')
+    writeFileSync(file, residual().bytes)
+    const r = spawnSync(process.execPath, [edgent, 'model', 'import', file, '--accuracy', '0.7', '--data-dir', dataDir], { encoding: 'utf8' })
+    expect(r.status, r.stderr).toBe(0)
+    await go('models')
+    await page.waitForSelector('[data-testid=model-residual]')
+    expect(await page.textContent('[data-testid=model-branchy-alexnet]')).toContain('(served)')
+    expect(await page.textContent('[data-testid=model-residual]')).toContain('70.0 % (supplied)')
+    await page.click('[data-testid=model-residual] button')
+    await page.waitForSelector('[data-testid=cut-chart][data-cuts="8"]') // the input and 7 layers, one of them the residual block
+    expect(await page.locator('[data-testid=cut-chart] .recharts-bar-rectangle').count()).toBeGreaterThan(0)
+    await shot('models')
   })
 
   it('raised no uncaught error in the page', () => {

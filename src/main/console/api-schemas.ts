@@ -44,6 +44,8 @@ export const API_SCHEMAS = {
   bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
   profiles: z.object({ agent }).strict(),
   useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable() }).strict(),
+  models: none,
+  modelCuts: z.object({ model: z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'expected a library model id') }).strict(),
   exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
 } satisfies Record<MethodName, z.ZodType>
 

@@ -15,6 +15,8 @@ import {
   type ExportFile,
   type InferencePoint,
   type LayerLatencies,
+  type LibraryModelView,
+  type ModelCutsView,
   type MethodName,
   type ModelView,
   type Pairing,
@@ -31,7 +33,9 @@ import {
   type RegressionKey,
   type Side
 } from '../../shared/latency.js'
-import { exitPath, inputBytes, type Layer } from '../../shared/manifest.js'
+import { exitPath, inputBytes, layerMacs, type Layer } from '../../shared/manifest.js'
+import { listModels, modelDirById } from '../models/library.js'
+import { loadManifest } from '../runtime/files.js'
 import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
 import type { EdgentConsole } from './console.js'
@@ -242,6 +246,46 @@ export class ConsoleService {
     const r = this.core.useProfile(a.agent, a.profile)
     this.core.emit('devices', { reason: `latency source of ${a.agent}: ${r.kind === 'profile' ? r.profileId : 'measured'}` })
     return r
+  }
+
+  models(): LibraryModelView[] {
+    return listModels(this.core.opts.dataDir).map((e) => ({ ...e, serving: e.id === this.core.model.id }))
+  }
+
+  /** Per exit and cut point: the bytes that cross the link and the multiply-accumulates on each side. */
+  modelCuts(a: ArgsOf<'modelCuts'>): ModelCutsView {
+    const { manifest: m } = loadManifest(modelDirById(a.model, this.core.opts.dataDir))
+    return {
+      id: m.id,
+      inputBytes: inputBytes(m),
+      exits: m.exits.map((e) => {
+        const path = exitPath(m, e.exit)
+        const macs = path.map(layerMacs)
+        const total = macs.reduce((s, x) => s + x, 0)
+        let device = 0
+        return {
+          exit: e.exit,
+          accuracy: e.accuracy,
+          accuracySource: e.accuracySource,
+          cuts: [
+            { deviceLayers: 0, tensor: m.input.name, layer: null, type: 'input', ops: null, bytes: inputBytes(m), deviceMacs: 0, edgeMacs: total },
+            ...path.map((l, i) => {
+              device += macs[i]!
+              return {
+                deviceLayers: i + 1,
+                tensor: l.output,
+                layer: l.id,
+                type: l.type,
+                ops: l.type === 'block' ? l.ops : null,
+                bytes: l.outputBytes,
+                deviceMacs: device,
+                edgeMacs: total - device
+              }
+            })
+          ]
+        }
+      })
+    }
   }
 
   private knownAgent(id: string): string {

@@ -62,6 +62,14 @@ export function listModels(dataDir: string): LibraryEntry[] {
   return [...entries(shippedDir(), 'shipped'), ...entries(libraryDir(dataDir), 'imported')]
 }
 
+/** A library model's folder by id (imported or shipped), else a UserError naming the ids there are. */
+export function modelDirById(id: string, dataDir: string): string {
+  const all = listModels(dataDir)
+  const hit = all.find((e) => e.id === id)
+  if (!hit) throw new UserError(`no model "${id}" in the library (models: ${all.map((e) => e.id).join(', ') || 'none'})`)
+  return hit.dir
+}
+
 /** A model by folder or manifest path, or by id in the library (imported or shipped). */
 export function resolveModel(ref: string, dataDir: string): string {
   if (existsSync(ref)) return ref

@@ -7,10 +7,18 @@ import { Campaigns } from './pages/Campaigns'
 import { Calibration } from './pages/Calibration'
 import { Planner } from './pages/Planner'
 import { Live } from './pages/Live'
+import { Models } from './pages/Models'
 
-export const PAGES = ['fleet', 'campaigns', 'calibration', 'planner', 'live'] as const
+export const PAGES = ['fleet', 'models', 'campaigns', 'calibration', 'planner', 'live'] as const
 export type PageId = (typeof PAGES)[number]
-const TITLES: Record<PageId, string> = { fleet: 'Fleet', campaigns: 'Campaigns', calibration: 'Calibration', planner: 'Planner', live: 'Live' }
+const TITLES: Record<PageId, string> = {
+  fleet: 'Fleet',
+  models: 'Models',
+  campaigns: 'Campaigns',
+  calibration: 'Calibration',
+  planner: 'Planner',
+  live: 'Live'
+}
 
 function pageFromHash(): PageId {
   const h = window.location.hash.replace(/^#\/?/, '')
@@ -91,6 +99,7 @@ function Shell(props: { connection: ConnectionState }): React.JSX.Element {
         {page === 'calibration' ? <Calibration agent={agent} /> : null}
         {page === 'planner' ? <Planner agent={agent} /> : null}
         {page === 'live' ? <Live agent={agent} /> : null}
+        {page === 'models' ? <Models /> : null}
       </main>
     </div>
   )

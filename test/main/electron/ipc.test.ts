@@ -56,7 +56,9 @@ const INVALID: Record<MethodName, unknown> = {
   bandwidth: { agent: 'pi-a', afterId: 1 },
   exportCalibration: { format: 'xml' },
   profiles: { agent: 'pi-a', all: true },
-  useProfile: { agent: 'pi-a' }
+  useProfile: { agent: 'pi-a' },
+  models: { all: true },
+  modelCuts: { model: '../etc' }
 }
 
 describe('IPC handlers', () => {
