@@ -31,6 +31,8 @@ export interface ManifestDraft {
   manifest: Record<string, unknown> & { layers: Record<string, unknown>[]; exits: { exit: number; layers: string[]; output: string; macs: number }[] }
   /** Ops accepted as `other` (shape-preserving, not in the supported list), said to the user. */
   notes: string[]
+  /** Each graph output's cut points (tensor names, input first). */
+  cuts: { output: string; tensors: string[] }[]
 }
 
 const attr = (n: NodeProto, name: string): AttributeProto | undefined => n.attribute.find((a) => a.name === name)
@@ -164,7 +166,8 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
       exits: drafts.map((d, i) => ({ exit: i + 1, layers: d.layers, output: d.output, macs: Math.round(d.macs) })),
       imported: { source: o.source, at: new Date().toISOString(), cutPoints: analyses.reduce((a, e) => a + e.cuts.length, 0), notes }
     },
-    notes
+    notes,
+    cuts: analyses.map((a) => ({ output: a.output, tensors: a.cuts }))
   }
 }
 

@@ -124,6 +124,13 @@ export function sliceModel(model: ModelProto, input: BoundaryTensor, output: Bou
   return toBinary(ModelProtoSchema, sliced)
 }
 
+/** A graph input's declared dims, -1 where a dimension is not a fixed value ([] when it declares no shape). */
+export function graphInputDims(model: ModelProto, name: string): number[] {
+  const v = model.graph!.input.find((i) => i.name === name)
+  const t = v?.type?.value.case === 'tensorType' ? v.type.value.value : undefined
+  return t?.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : -1)) ?? []
+}
+
 /**
  * Checks the manifest's boundary tensors against the graph: every layer's input and output tensor
  * exists, the model input has the declared name and shape, every exit's output is a graph output.
@@ -132,10 +139,10 @@ export function sliceModel(model: ModelProto, input: BoundaryTensor, output: Bou
 export function checkGraphAgainstManifest(model: ModelProto, manifest: Manifest, source = 'model.onnx'): void {
   const g = model.graph!
   const names = tensorNames(model)
-  const gin = g.input.find((v) => v.name === manifest.input.name)
-  if (!gin) throw new UserError(`${source}: the graph has no input "${manifest.input.name}" (its inputs: ${g.input.map((v) => v.name).join(', ')})`)
-  const t = gin.type?.value.case === 'tensorType' ? gin.type.value.value : undefined
-  const dims = t?.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : -1)) ?? []
+  if (!g.input.some((v) => v.name === manifest.input.name)) {
+    throw new UserError(`${source}: the graph has no input "${manifest.input.name}" (its inputs: ${g.input.map((v) => v.name).join(', ')})`)
+  }
+  const dims = graphInputDims(model, manifest.input.name)
   if (dims.length && (dims.length !== manifest.input.shape.length || dims.some((d, i) => d !== -1 && d !== manifest.input.shape[i]))) {
     throw new UserError(
       `${source}: input "${manifest.input.name}" has shape [${dims.join(', ')}] in the graph but [${manifest.input.shape.join(', ')}] in the manifest`

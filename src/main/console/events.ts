@@ -1,5 +1,5 @@
 /** How the console's modules raise the console's events (src/shared/console-api.ts, ConsoleEvents). */
-import type { ConsoleEvents, EventName } from '../../shared/console-api.js'
+import type { ConsoleEvents } from '../../shared/console-api.js'
 
 /** Observers of raw activation tensors (the arm64 conformance test compares them across agents). */
 export interface FrameEvent {
@@ -14,5 +14,3 @@ export interface InternalEvents extends ConsoleEvents {
 }
 
 export type Emit = <E extends keyof InternalEvents>(event: E, data: InternalEvents[E]) => void
-
-export type { EventName }

@@ -13,7 +13,7 @@ import { UserError, errorMessage } from '../../shared/errors.js'
 import { parseManifest, product, type Manifest } from '../../shared/manifest.js'
 import { deriveManifest, type ProbedShape } from '../../shared/model-import.js'
 import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx-graph.js'
-import { parseOnnx } from '../../shared/onnx-slicer.js'
+import { graphInputDims, parseOnnx } from '../../shared/onnx-slicer.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet } from '../runtime/files.js'
@@ -73,10 +73,10 @@ export function modelDirById(id: string, dataDir: string): string {
 /** A model by folder or manifest path, or by id in the library (imported or shipped). */
 export function resolveModel(ref: string, dataDir: string): string {
   if (existsSync(ref)) return ref
-  const hit = listModels(dataDir).find((e) => e.id === ref)
+  const all = listModels(dataDir)
+  const hit = all.find((e) => e.id === ref)
   if (hit) return hit.dir
-  const ids = listModels(dataDir).map((e) => e.id)
-  throw new UserError(`no model "${ref}": not a folder or manifest, and not in the library (models: ${ids.join(', ') || 'none'})`)
+  throw new UserError(`no model "${ref}": not a folder or manifest, and not in the library (models: ${all.map((e) => e.id).join(', ') || 'none'})`)
 }
 
 export interface ImportModelOptions {
@@ -127,13 +127,6 @@ function readClasses(file: string): string[] {
     .filter(Boolean)
 }
 
-/** The graph input's dims (-1 where dynamic) and name. */
-function graphInputDims(model: ReturnType<typeof parseOnnx>, input: string): number[] {
-  const v = model.graph!.input.find((i) => i.name === input)
-  const t = v?.type?.value.case === 'tensorType' ? v.type.value.value : undefined
-  return t?.shape?.dim.map((d) => (d.value.case === 'dimValue' && d.value.value > 0n ? Number(d.value.value) : -1)) ?? []
-}
-
 /** Imports an ONNX classifier into the data directory's library. */
 export async function importModel(
   o: ImportModelOptions,
@@ -164,7 +157,8 @@ export async function importModel(
   const model = parseOnnx(bytes, name)
   const ix = indexGraph(model, name)
   // Input shape: the graph's, or --input-shape where the graph leaves a dimension open.
-  const declared = graphInputDims(model, ix.input)
+  // A dimension that is not a positive fixed value is dynamic.
+  const declared = graphInputDims(model, ix.input).map((d) => (d > 0 ? d : -1))
   let inputShape = declared
   if (o.inputShape) {
     if (declared.length && (o.inputShape.length !== declared.length || declared.some((d, i) => d !== -1 && d !== o.inputShape![i]))) {
@@ -180,13 +174,15 @@ export async function importModel(
   }
   if (inputShape[0] !== 1) throw new UserError(`import: the input's batch dimension must be 1, got ${inputShape.join('x')}`)
   // Every activation tensor's shape from one run (optimisation off, so none is fused away).
-  const analyses = ix.outputs.map((out) => analyseExit(ix, out))
   const activations = model.graph!.node.flatMap((n) => n.output.filter((t) => t && !ix.constants.has(t)))
   let shapes: Record<string, ProbedShape>
   try {
     shapes = await ex.probeOutputs(withOutputs(model, activations), name, new Float32Array(product(inputShape)).fill(0.5), inputShape)
   } catch (err) {
-    const unknown = checkOps(ix, analyses)
+    const unknown = checkOps(
+      ix,
+      ix.outputs.map((out) => analyseExit(ix, out))
+    )
     if (unknown.length) throw new UserError(`${name}: unsupported op: ${unknown[0]!.message}`)
     throw err
   }
@@ -248,7 +244,7 @@ export async function importModel(
       dir,
       manifest,
       notes: draft.notes,
-      cuts: analyses.map((a) => ({ exit: exits.findIndex((e) => e.output === a.output) + 1, tensors: a.cuts })).sort((a, b) => a.exit - b.exit)
+      cuts: draft.cuts.map((c) => ({ exit: exits.findIndex((e) => e.output === c.output) + 1, tensors: c.tensors })).sort((a, b) => a.exit - b.exit)
     }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true })

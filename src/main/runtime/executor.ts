@@ -9,7 +9,8 @@ import { Worker } from 'node:worker_threads'
 import { UserError } from '../../shared/errors.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
 import { loadManifest } from './files.js'
-import type { ProbedTensor, SessionOptions } from './ort.js'
+import type { ProbedShape } from '../../shared/model-import.js'
+import type { SessionOptions } from './ort.js'
 import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import type { SegmentRef } from './segments.js'
 
@@ -174,8 +175,8 @@ export class OrtExecutor {
   }
 
   /** Every graph output's dims and type after one run of a whole model on `input` (optimisation off). */
-  probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: number[]): Promise<Record<string, ProbedTensor>> {
-    return this.call<Record<string, ProbedTensor>>({ op: 'probe', bytes, label, input, inputDims })
+  probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: number[]): Promise<Record<string, ProbedShape>> {
+    return this.call<Record<string, ProbedShape>>({ op: 'probe', bytes, label, input, inputDims })
   }
 
   async closeModel(modelId: string): Promise<void> {

@@ -9,8 +9,6 @@ import type { Manifest } from '../../shared/manifest.js'
 import { preprocess } from '../../shared/preprocess.js'
 import type { OrtExecutor } from './executor.js'
 
-export type { LayerTable } from '../../shared/agent-api.js'
-
 /** Times every layer of every exit on this machine through the executor (one warm-up round, then `reps`). */
 export async function measureLayers(
   ex: OrtExecutor,

@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node'
 import { UserError } from '../../shared/errors.js'
+import type { ProbedShape } from '../../shared/model-import.js'
 
 export interface SessionOptions {
   /** Threads for one operator; 1 keeps timings stable on a shared machine. */
@@ -73,17 +74,12 @@ export class OrtSession {
   }
 }
 
-export interface ProbedTensor {
-  dims: number[]
-  type: string
-}
-
 /**
  * Runs a whole model once on `input` with graph optimisation off (so that no tensor is fused away)
  * and returns every graph output's dims and element type: the import's shape discovery, on a model
  * whose intermediate tensors were made outputs (onnx-graph.ts, withOutputs).
  */
-export async function probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: readonly number[]): Promise<Record<string, ProbedTensor>> {
+export async function probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: readonly number[]): Promise<Record<string, ProbedShape>> {
   let session: ort.InferenceSession
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1, interOpNumThreads: 1 })
@@ -99,7 +95,7 @@ export async function probeOutputs(bytes: Uint8Array, label: string, input: Floa
     } catch (err) {
       throw new UserError(`${label}: onnxruntime cannot run the graph on a float32 [${inputDims.join(', ')}] input (${(err as Error).message.split('\n')[0]})`)
     }
-    const result: Record<string, ProbedTensor> = {}
+    const result: Record<string, ProbedShape> = {}
     for (const [name, t] of Object.entries(out)) result[name] = { dims: (t as ort.Tensor).dims.map(Number), type: (t as ort.Tensor).type }
     return result
   } finally {

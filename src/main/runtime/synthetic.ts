@@ -9,8 +9,6 @@ import { fitFeatures, regressionKeyOf } from '../../shared/latency.js'
 import { buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from './executor.js'
 
-export type { LayerMeasurement } from '../../shared/agent-api.js'
-
 /** `slowdown` scales the times (the agent's slowdown emulation reports a slower device's). */
 export async function timeSynthetic(ex: OrtExecutor, specs: readonly SyntheticSpec[], reps: number, slowdown = 1): Promise<LayerMeasurement[]> {
   const models = specs.map(buildSynthetic)

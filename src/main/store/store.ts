@@ -125,7 +125,8 @@ export class Store {
 
   /** `PRAGMA integrity_check` and `foreign_key_check`: 'ok' and no violations for a sound file. */
   check(): { integrity: string; foreignKeyViolations: number } {
-    const db = this.open() && this.db!
+    this.open()
+    const db = this.db!
     return { integrity: db.pragma('integrity_check', { simple: true }) as string, foreignKeyViolations: (db.pragma('foreign_key_check') as unknown[]).length }
   }
 }
