@@ -2,7 +2,9 @@
  * The device agent: connects to the console's broker with a last will, announces itself (retained
  * hello and state), follows its retained plan, runs the device prefix of the plan on its sample
  * inputs and publishes activation frames; answers commands (run a batch, probe the uplink, profile
- * layers) with request/response envelopes.
+ * layers, load a model) with request/response envelopes. It holds its own model (--model-dir) and
+ * the models in its cache; a plan or a `load-model` naming a model it does not hold makes it fetch
+ * the model from the console (ModelCache), and a plan is followed only once its model is held.
  */
 import mqtt, { type MqttClient } from 'mqtt'
 import { arch, cpus, platform, totalmem } from 'node:os'
@@ -25,17 +27,22 @@ import {
 } from '../../src/shared/messages.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
-import { loadManifest, readShippedSamples, type SampleSet } from '../../src/main/runtime/files.js'
+import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
 import { timeSynthetic } from '../../src/main/runtime/synthetic.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
+import { ModelCache } from './model-cache.js'
 
 export interface AgentOptions {
   brokerUrl: string
   id: string
   token: string
   modelDir: string
+  /** Where models fetched from the console are kept (one folder per model and checksum). */
+  cacheDir: string
+  /** ms to wait for a model chunk before asking again. */
+  fetchTimeoutMs?: number
   /** Emulated uplink, kbps: each frame waits its serialisation time first (application-level rate limit). */
   emulatedUplinkKbps?: number
   /** Fallback CPU emulation: each device segment takes slowdown × its median compute time here (see emulateSlowCpu). */
@@ -58,12 +65,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** Runs of a device segment after which the slowdown emulation freezes its cost (see emulateSlowCpu). */
 const EMULATION_RUNS = 1001
 
+interface HeldModel {
+  manifest: Manifest
+  dir: string
+  sha256: string
+  onnxBytes: number
+  samples: SampleSet
+}
+
 export class EdgentAgent {
   private client: MqttClient | null = null
   private readonly executor = new OrtExecutor()
-  private manifest!: Manifest
-  private samples!: SampleSet
+  /** The models this agent holds, by id: its own (--model-dir) and those fetched into its cache. */
+  private readonly held = new Map<string, HeldModel>()
+  private own!: HeldModel
+  private cache!: ModelCache
   private plan: PlanMessage | null = null
+  /** A plan whose model is still being fetched: followed once it is held. */
+  private pendingPlan: PlanMessage | null = null
   private readonly waiting = new Map<string, (r: ResultMessage) => void>()
   private busy = false
   private seq = 0
@@ -79,7 +98,8 @@ export class EdgentAgent {
   private readonly handlers: AgentHandlers = {
     'run-batch': (a) => this.runBatch(a.count, a.runId, a.offset),
     probe: (a) => this.probe(a.bytes),
-    'profile-layers': (a) => this.profileLayers(a.reps),
+    'profile-layers': (a) => this.profileLayers(a.reps, a.model),
+    'load-model': (a) => this.loadModel(a.model, a.sha256),
     'time-layers': (a) => timeSynthetic(this.executor, a.specs, a.reps, this.opts.slowdown ?? 1),
     'set-uplink': (a) => this.setUplink(a.kbps)
   }
@@ -92,12 +112,28 @@ export class EdgentAgent {
     return this.plan
   }
 
+  /** The models this agent holds (id and ONNX SHA-256). */
+  get models(): { id: string; sha256: string }[] {
+    return [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256 }))
+  }
+
   async start(): Promise<void> {
-    const loaded = loadManifest(this.opts.modelDir)
-    this.manifest = loaded.manifest
-    this.samples = readShippedSamples(loaded)
     await this.executor.start()
-    const open = await this.executor.openModel(loaded.dir)
+    this.own = await this.open(this.opts.modelDir)
+    this.cache = new ModelCache({
+      dir: this.opts.cacheDir,
+      log: this.opts.log,
+      publishFetch: (payload) => this.publishFetch(payload),
+      ...(this.opts.fetchTimeoutMs ? { timeoutMs: this.opts.fetchTimeoutMs } : {})
+    })
+    for (const dir of this.cache.complete()) {
+      try {
+        await this.open(dir)
+      } catch (err) {
+        this.opts.log.warn({ dir, err: errorMessage(err) }, 'cached model does not load: removed (it is fetched again when needed)')
+        this.cache.remove(dir)
+      }
+    }
     const { id, log } = this.opts
     const will = { topic: topics.state(id), payload: Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), qos: 1 as const, retain: true }
     const client = mqtt.connect(this.opts.brokerUrl, {
@@ -117,25 +153,15 @@ export class EdgentAgent {
       this.reconnectMs = 1000
       client.options.reconnectPeriod = this.reconnectMs
       log.info({ broker: this.opts.brokerUrl }, 'connected')
-      const hello = HelloSchema.parse({
-        schema: SCHEMA,
-        agentId: id,
-        arch: arch(),
-        platform: platform(),
-        cpus: cpus().length,
-        memoryBytes: totalmem(),
-        versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
-        models: [{ id: this.manifest.id, sha256: open.sha256, onnxBytes: open.onnxBytes }],
-        ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
-        startedAt: new Date().toISOString()
-      })
-      client.publish(topics.hello(id), Buffer.from(encodeJson(hello)), { qos: 1, retain: true })
+      this.publishHello()
       this.publishState()
       client.subscribe(topics.agentInbox(id), { qos: 1 }, (err, granted) => {
         if (err) log.error({ err: err.message }, 'subscribe failed')
         const refused = (granted ?? []).filter((g) => g.qos === 128)
         if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'broker refused subscriptions')
       })
+      // A model fetch cut by the dropped connection asks again (after the subscription, in order).
+      this.cache.reconnected()
     })
     client.on('close', () => {
       // Exponential backoff between reconnects (mqtt.js retries at a fixed period by default).
@@ -151,6 +177,7 @@ export class EdgentAgent {
   async stop(): Promise<void> {
     const c = this.client
     this.client = null
+    this.cache?.stop()
     if (c) {
       await new Promise<void>((r) =>
         c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r())
@@ -158,6 +185,78 @@ export class EdgentAgent {
       await c.endAsync()
     }
     await this.executor.stop()
+  }
+
+  /** Opens a model folder in the runtime and holds it. */
+  private async open(dir: string): Promise<HeldModel> {
+    const loaded = loadManifest(dir)
+    const open = await this.executor.openModel(loaded.dir)
+    const h: HeldModel = { manifest: loaded.manifest, dir: loaded.dir, sha256: open.sha256, onnxBytes: open.onnxBytes, samples: readModelSamples(loaded) }
+    this.held.set(h.manifest.id, h)
+    return h
+  }
+
+  private holding(model: string, sha256?: string): HeldModel | null {
+    const h = this.held.get(model)
+    return h && (!sha256 || h.sha256 === sha256) ? h : null
+  }
+
+  private publishFetch(payload: Uint8Array): void {
+    this.client?.publish(topics.fetch(this.opts.id), Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 })
+  }
+
+  private publishHello(): void {
+    const c = this.client
+    if (!c?.connected) return
+    const hello = HelloSchema.parse({
+      schema: SCHEMA,
+      agentId: this.opts.id,
+      arch: arch(),
+      platform: platform(),
+      cpus: cpus().length,
+      memoryBytes: totalmem(),
+      versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
+      models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
+      ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
+      startedAt: this.startedAt
+    })
+    c.publish(topics.hello(this.opts.id), Buffer.from(encodeJson(hello)), { qos: 1, retain: true })
+  }
+
+  /**
+   * Holds a model: already (its own, or cached), or fetched from the console now — checked chunk by
+   * chunk and whole, written atomically into the cache, then opened (which checks the ONNX file's
+   * SHA-256 against the manifest). Concurrent calls for one model share one fetch.
+   */
+  async loadModel(model: string, sha256: string): Promise<CommandReply<'load-model'>> {
+    const t0 = performance.now()
+    const h = this.holding(model, sha256)
+    if (h) return { model, sha256, source: h === this.own ? 'local' : 'cache', fetchedBytes: 0, resumedBytes: 0, refusedChunks: 0, ms: 0 }
+    let p = this.loading.get(`${model}@${sha256}`)
+    if (!p) {
+      p = (async () => {
+        const got = await this.cache.fetch(model, sha256)
+        const opened = await this.open(got.dir)
+        if (opened.sha256 !== sha256) throw new UserError(`model ${model}: fetched ONNX file has SHA-256 ${opened.sha256}, the console named ${sha256}`)
+        this.opts.log.info({ model, sha256: sha256.slice(0, 12), ...got.stats }, 'model fetched and loaded')
+        this.publishHello()
+        return { model, sha256, source: 'fetched' as const, ...got.stats, ms: performance.now() - t0 }
+      })()
+      this.loading.set(`${model}@${sha256}`, p)
+      p.finally(() => this.loading.delete(`${model}@${sha256}`)).catch(() => undefined)
+    }
+    return p
+  }
+
+  private readonly loading = new Map<string, Promise<CommandReply<'load-model'>>>()
+  private readonly startedAt = new Date().toISOString()
+
+  private applyPlan(plan: PlanMessage, h: HeldModel): void {
+    exitPath(h.manifest, plan.exit) // throws on an unknown exit
+    this.plan = plan
+    this.pendingPlan = null
+    this.opts.log.info({ planId: plan.planId, model: plan.model, exit: plan.exit, deviceLayers: plan.deviceLayers, reason: plan.reason }, 'plan received')
+    this.publishState()
   }
 
   private publishState(): void {
@@ -174,11 +273,21 @@ export class EdgentAgent {
         return
       }
       const plan = parsePayload(PlanSchema, payload, topic)
-      if (plan.model !== this.manifest.id) throw new UserError(`plan ${plan.planId} is for model ${plan.model}, this agent has ${this.manifest.id}`)
-      exitPath(this.manifest, plan.exit) // throws on an unknown exit
-      this.plan = plan
-      this.opts.log.info({ planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, reason: plan.reason }, 'plan received')
+      const h = this.holding(plan.model, plan.modelSha256)
+      if (h) return this.applyPlan(plan, h)
+      // Never run a plan for a model not held: fetch it, follow the plan once it is here.
+      this.plan = null
+      this.pendingPlan = plan
       this.publishState()
+      if (!plan.modelSha256)
+        throw new UserError(`plan ${plan.planId} is for model ${plan.model}, which this agent does not hold (and the plan names no checksum to fetch it by)`)
+      this.opts.log.info({ planId: plan.planId, model: plan.model }, 'plan for a model this agent does not hold: fetching it')
+      const held = await this.loadModel(plan.model, plan.modelSha256)
+      if (this.pendingPlan === plan) this.applyPlan(plan, this.holding(held.model, held.sha256)!)
+      return
+    }
+    if (t.kind === 'chunk') {
+      this.cache.onChunk(payload)
       return
     }
     if (t.kind === 'result') {
@@ -279,9 +388,23 @@ export class EdgentAgent {
     return { bytes, ackMs: tBody - t0, rttMs: this.rttMs, uplinkSampleKbps: (bytes * 8) / gapMs }
   }
 
-  private async profileLayers(reps: number): Promise<LayerTable> {
+  /** The model a command names, else the current plan's, else this agent's own. */
+  private model(id?: string): HeldModel {
+    const name = id ?? this.plan?.model ?? this.own.manifest.id
+    const h = this.held.get(name)
+    if (!h) {
+      const fetching = this.cache.progress(name)
+      throw new UserError(
+        `model ${name} is not held by this agent${fetching ? ` (being fetched: ${fetching.bytes} of ${fetching.totalBytes} bytes)` : ''} (it holds ${[...this.held.keys()].join(', ')})`
+      )
+    }
+    return h
+  }
+
+  private async profileLayers(reps: number, model?: string): Promise<LayerTable> {
     if (!Number.isInteger(reps) || reps < 1 || reps > 1000) throw new UserError(`reps must be 1..1000, got ${reps}`)
-    const t = await measureLayers(this.executor, this.manifest, this.samples.images.subarray(0, this.samples.imageElements), reps)
+    const h = this.model(model)
+    const t = await measureLayers(this.executor, h.manifest, h.samples.images.subarray(0, h.samples.imageElements), reps)
     // The fallback emulation reports the times the slowed device would have taken.
     const k = this.opts.slowdown ?? 1
     return {
@@ -328,7 +451,7 @@ export class EdgentAgent {
   async runBatch(count: number, runId: string, offset = 0): Promise<{ runId: string; planId: string; rows: InferenceRecord[] }> {
     if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UserError(`count must be 1..100000, got ${count}`)
     const plan = this.plan
-    if (!plan) throw new UserError('no plan: the console has not pushed one yet')
+    if (!plan) throw this.noPlan()
     if (this.busy) throw new UserError('busy with another batch')
     this.busy = true
     this.publishState()
@@ -336,7 +459,8 @@ export class EdgentAgent {
     try {
       for (let i = 0; i < count; i++) {
         const current = this.plan ?? plan // a plan pushed mid-batch applies to the next inference
-        rows.push(await this.inferOne(current, (offset + i) % this.samples.count, exitPath(this.manifest, current.exit).length))
+        const h = this.model(current.model)
+        rows.push(await this.inferOne(current, h, (offset + i) % h.samples.count))
       }
     } finally {
       this.busy = false
@@ -351,29 +475,39 @@ export class EdgentAgent {
    */
   async infer(pixels: Uint8Array, label?: number): Promise<InferenceRecord> {
     const plan = this.plan
-    if (!plan) throw new UserError('no plan: the console has not pushed one yet')
-    const expected = this.manifest.input.shape.reduce((a, b) => a * b, 1)
+    if (!plan) throw this.noPlan()
+    const h = this.model(plan.model)
+    const expected = h.manifest.input.shape.reduce((a, b) => a * b, 1)
     if (!(pixels instanceof Uint8Array) || pixels.length !== expected) {
       throw new UserError(
-        `an input image must be ${expected} uint8 pixels (${this.manifest.input.shape.join('×')}), got ${pixels instanceof Uint8Array ? pixels.length : typeof pixels}`
+        `an input image must be ${expected} uint8 pixels (${h.manifest.input.shape.join('×')}), got ${pixels instanceof Uint8Array ? pixels.length : typeof pixels}`
       )
     }
-    return this.inferPixels(plan, pixels, label ?? null, null, exitPath(this.manifest, plan.exit).length)
+    return this.inferPixels(plan, h, pixels, label ?? null, null)
   }
 
-  private inferOne(plan: PlanMessage, sample: number, N: number): Promise<InferenceRecord> {
-    const pixels = this.samples.images.subarray(sample * this.samples.imageElements, (sample + 1) * this.samples.imageElements)
-    return this.inferPixels(plan, pixels, this.samples.labels[sample] ?? null, sample, N)
+  private noPlan(): UserError {
+    const p = this.pendingPlan
+    if (!p) return new UserError('no plan: the console has not pushed one yet')
+    const f = this.cache.progress(p.model)
+    return new UserError(`plan ${p.planId} needs model ${p.model}, which is still being fetched${f ? ` (${f.bytes} of ${f.totalBytes} bytes)` : ''}`)
   }
 
-  private async inferPixels(plan: PlanMessage, pixels: Uint8Array, label: number | null, sample: number | null, N: number): Promise<InferenceRecord> {
+  private inferOne(plan: PlanMessage, h: HeldModel, sample: number): Promise<InferenceRecord> {
+    const s = h.samples
+    const pixels = s.images.subarray(sample * s.imageElements, (sample + 1) * s.imageElements)
+    return this.inferPixels(plan, h, pixels, s.labelled === false ? null : (s.labels[sample] ?? null), sample)
+  }
+
+  private async inferPixels(plan: PlanMessage, h: HeldModel, pixels: Uint8Array, label: number | null, sample: number | null): Promise<InferenceRecord> {
     const requestId = `${this.opts.id}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`
+    const N = exitPath(h.manifest, plan.exit).length
     const t0 = performance.now()
-    let x = preprocess(this.manifest, pixels)
-    let dims = [...this.manifest.input.shape]
+    let x = preprocess(h.manifest, pixels)
+    let dims = [...h.manifest.input.shape]
     let deviceMs = 0
     if (plan.deviceLayers > 0) {
-      const r = await this.executor.runSegment(this.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x)
+      const r = await this.executor.runSegment(h.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x)
       x = r.output
       dims = r.dims
       deviceMs = await this.emulateSlowCpu(`${plan.model}/${plan.exit}/${plan.deviceLayers}`, r.ms)

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { exitPath } from '../../src/shared/manifest.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
-import { loadManifest, readShippedSamples } from '../../src/main/runtime/files.js'
+import { loadManifest, readModelSamples } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
 
@@ -66,7 +66,7 @@ export async function runCheck(
       const open = await executor.openModel(loaded.dir)
       report.model = { id: open.manifest.id, dir: open.dir, onnxBytes: open.onnxBytes, sha256: open.sha256 }
       out(`model         ${open.manifest.id} loads (${(open.onnxBytes / 1e6).toFixed(1)} MB, sha256 ${open.sha256.slice(0, 12)}…, graph matches manifest)`)
-      const samples = readShippedSamples(loaded)
+      const samples = readModelSamples(loaded)
       const exit = Math.max(...open.manifest.exits.map((e) => e.exit))
       const n = exitPath(open.manifest, exit).length
       const x = preprocess(open.manifest, samples.images.subarray(0, samples.imageElements))

@@ -1,16 +1,16 @@
 /**
  * `edgent-agent`: the device agent's command line.
- *   edgent-agent --broker mqtt://host:1883 --id <id> --token <token> [--model-dir DIR] [--uplink-kbps n]
+ *   edgent-agent --broker mqtt://host:1883 --id <id> --token <token> [--model-dir DIR] [--cache-dir DIR] [--uplink-kbps n]
  *   edgent-agent --check [--json] [--model-dir DIR]
  * Configuration may also come from the environment (EDGENT_BROKER, EDGENT_AGENT_ID, EDGENT_TOKEN,
- * EDGENT_MODEL_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
+ * EDGENT_MODEL_DIR, EDGENT_CACHE_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
  * Logs are JSON lines (pino) on stderr.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { pino } from 'pino'
 import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
-import { defaultModelDir } from '../../src/main/runtime/paths.js'
+import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
 import { EdgentAgent } from './agent.js'
 import { runCheck } from './check.js'
 
@@ -29,7 +29,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--broker <url>', 'console broker, mqtt://host:port', env['EDGENT_BROKER'])
     .option('--id <id>', "this agent's id (as paired)", env['EDGENT_AGENT_ID'])
     .option('--token <token>', 'pairing token from `edgent pair`', env['EDGENT_TOKEN'])
-    .option('--model-dir <dir>', 'model folder', env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
+    .option('--model-dir <dir>', "this agent's own model folder", env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
+    .option('--cache-dir <dir>', 'where models fetched from the console are kept', env['EDGENT_CACHE_DIR'] ?? defaultCacheDir())
     .option(
       '--uplink-kbps <kbps>',
       'emulate an uplink of this many kbit/s in the application (fallback when tc is unavailable)',
@@ -57,6 +58,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     id?: string
     token?: string
     modelDir: string
+    cacheDir: string
     uplinkKbps?: number
     slowdown?: number
     emulation?: string
@@ -90,6 +92,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       id: o.id,
       token: o.token,
       modelDir: o.modelDir,
+      cacheDir: o.cacheDir,
       log,
       ...(o.uplinkKbps ? { emulatedUplinkKbps: o.uplinkKbps } : {}),
       ...(o.slowdown ? { slowdown: o.slowdown } : {}),

@@ -33,6 +33,8 @@ const api = {
   useProfile: call('useProfile'),
   models: call('models'),
   modelCuts: call('modelCuts'),
+  modelUse: call('modelUse'),
+  transfers: call('transfers'),
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
     ipcRenderer.on(IPC_EVENT_CHANNEL, h)

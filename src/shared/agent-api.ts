@@ -75,10 +75,29 @@ export const AGENT_COMMANDS = {
     args: z.object({ bytes: z.number().int().min(64).max(MAX_PROBE_BYTES).default(16384) }),
     reply: z.object({ bytes: z.number().int().positive(), ackMs: finiteMs, rttMs: finiteMs, uplinkSampleKbps: z.number().positive() })
   },
-  /** Times every layer of the agent's model (single-layer slices and fused exits). */
+  /** Times every layer of one of the agent's models (default: the one its plan names, else its own) — single-layer slices and fused exits. */
   'profile-layers': {
-    args: z.object({ reps: z.number().int().min(1).max(1000).default(10) }),
+    args: z.object({ reps: z.number().int().min(1).max(1000).default(10), model: z.string().min(1).max(64).optional() }),
     reply: LayerTableSchema
+  },
+  /**
+   * Makes the agent hold a model: from its cache when there, else fetched from the console
+   * (src/shared/model-transfer.ts), checked and written atomically into its cache; then opened.
+   */
+  'load-model': {
+    args: z.object({ model: z.string().min(1).max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+    reply: z.object({
+      model: z.string(),
+      sha256: z.string(),
+      /** 'cache': it was there; 'fetched': transferred now. */
+      source: z.enum(['cache', 'fetched', 'local']),
+      fetchedBytes: z.number().int().nonnegative(),
+      /** Bytes found on disk from an interrupted transfer and not fetched again. */
+      resumedBytes: z.number().int().nonnegative(),
+      /** Chunks refused (checksum, offset or size wrong) and fetched again. */
+      refusedChunks: z.number().int().nonnegative(),
+      ms: finiteMs
+    })
   },
   /** Times synthetic single-layer models (a `layers` campaign's chunk). */
   'time-layers': {

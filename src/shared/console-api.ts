@@ -26,6 +26,11 @@ export interface DeviceView {
   uplinkEstimateKbps: number | null
   /** What the planner predicts this device's latencies with (null once unpaired). */
   latencySource: LatencySource | null
+  /** The model the device is planned and served with, and whether it was assigned to it (else it follows the default). */
+  model: string
+  modelAssigned: boolean
+  /** Its latest model transfer, if any. */
+  transfer: TransferView | null
 }
 
 /** A fitted profile (the current one when it predicts every layer of the served model), or the measured per-layer tables. */
@@ -143,8 +148,10 @@ export interface LibraryModelView {
   exits: { exit: number; layers: number; accuracy: number; accuracySource: 'measured' | 'supplied' }[]
   onnxBytes: number | null
   sha256: string | null
-  /** The model this console serves now. */
+  /** The console's default model (devices without an assignment are planned with it). */
   serving: boolean
+  /** Paired devices planned with it. */
+  devices: string[]
 }
 
 /** Per exit, every cut point of a model: what crosses the link there and the compute on each side (Neurosurgeon's picture). */
@@ -295,7 +302,8 @@ export interface ConsoleMethods {
   campaignStatus: { args: { id: string }; result: CampaignStatus }
   campaignCancel: { args: { id: string }; result: { id: string } }
   calibration: { args: { campaign: string }; result: Calibration }
-  modelInfo: { args: Record<string, never>; result: ModelView }
+  /** The default model, or the one a device is planned with. */
+  modelInfo: { args: { agent?: string }; result: ModelView }
   layerLatencies: { args: { agent: string; exit?: number }; result: LayerLatencies }
   costTable: { args: { agent: string }; result: CostTable }
   infer: {
@@ -313,6 +321,13 @@ export interface ConsoleMethods {
   models: { args: Record<string, never>; result: LibraryModelView[] }
   /** A library model's cut points, per exit. */
   modelCuts: { args: { model: string }; result: ModelCutsView }
+  /**
+   * Chooses the model a device (or, without `agent`, every device without its own assignment) is
+   * planned and served with; `model: null` goes back to the default. Agents that lack it fetch it.
+   */
+  modelUse: { args: { model: string | null; agent?: string }; result: { model: string; agent: string | null; devices: string[] } }
+  /** Every device's latest model transfer. */
+  transfers: { args: Record<string, never>; result: TransferView[] }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -339,10 +354,24 @@ export const METHOD_NAMES = [
   'profiles',
   'useProfile',
   'models',
-  'modelCuts'
+  'modelCuts',
+  'modelUse',
+  'transfers'
 ] as const satisfies readonly MethodName[]
 
 // ------------------------------------------------------------------ events
+
+/** A model's transfer to a device (the agent pulls it in chunks; the console counts what it has sent). */
+export interface TransferView {
+  agentId: string
+  model: string
+  sha256: string
+  state: 'sending' | 'done' | 'failed'
+  /** Bytes of the model's files the agent holds or has been sent (resumed bytes included once known). */
+  bytes: number
+  totalBytes: number
+  error?: string
+}
 
 export interface ConsoleEvents {
   'agent-state': { id: string; state: string }
@@ -351,9 +380,10 @@ export interface ConsoleEvents {
   campaign: CampaignStatus
   inferences: { id: string; summary: InferSummary }
   devices: { reason: string }
+  transfer: TransferView
 }
 export type EventName = keyof ConsoleEvents
-export const EVENT_NAMES = ['agent-state', 'plan', 'bandwidth', 'campaign', 'inferences', 'devices'] as const satisfies readonly EventName[]
+export const EVENT_NAMES = ['agent-state', 'plan', 'bandwidth', 'campaign', 'inferences', 'devices', 'transfer'] as const satisfies readonly EventName[]
 
 export type ConsoleEvent = { [E in EventName]: { type: E; data: ConsoleEvents[E] } }[EventName]
 

@@ -34,6 +34,11 @@ export const PlanSchema = z.object({
   schema: z.number().int().default(SCHEMA),
   planId: z.string().min(1).max(64),
   model: z.string(),
+  /** The model's ONNX file's SHA-256: an agent runs a plan only with exactly this model. */
+  modelSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   exit: z.number().int().positive(),
   deviceLayers: z.number().int().nonnegative(),
   layers: z.number().int().positive(),

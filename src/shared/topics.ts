@@ -34,16 +34,21 @@ export const topics = {
   result: (id: string) => `${agent(id)}/result`,
   /** console → agent: an upload probe's acknowledgement is the PUBACK; this topic carries probe bytes. */
   probe: (id: string) => `${agent(id)}/probe`,
+  /** agent → console: a request for a model's package or a chunk of one of its files (src/shared/model-transfer.ts). */
+  fetch: (id: string) => `${agent(id)}/fetch`,
+  /** console → agent: a binary model chunk answering a fetch. */
+  chunk: (id: string) => `${agent(id)}/chunk`,
   /** Subscription filters. */
   allAgents: {
     state: `${ROOT}/agents/+/state`,
     hello: `${ROOT}/agents/+/hello`,
     response: `${ROOT}/agents/+/response/+`,
     activation: `${ROOT}/agents/+/activation`,
-    probe: `${ROOT}/agents/+/probe`
+    probe: `${ROOT}/agents/+/probe`,
+    fetch: `${ROOT}/agents/+/fetch`
   },
   /** What an agent itself subscribes to. */
-  agentInbox: (id: string) => [topics.plan(id), `${agent(id)}/request/+`, topics.result(id)]
+  agentInbox: (id: string) => [topics.plan(id), `${agent(id)}/request/+`, topics.result(id), topics.chunk(id)]
 } as const
 
 function checkVerb(verb: string): string {
@@ -51,7 +56,7 @@ function checkVerb(verb: string): string {
   return verb
 }
 
-export type TopicKind = 'state' | 'hello' | 'plan' | 'request' | 'response' | 'activation' | 'result' | 'probe'
+export type TopicKind = 'state' | 'hello' | 'plan' | 'request' | 'response' | 'activation' | 'result' | 'probe' | 'fetch' | 'chunk'
 
 export interface ParsedTopic {
   agentId: string
@@ -67,22 +72,36 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (agentId === undefined || !AGENT_ID_RE.test(agentId)) return undefined
   const kind = parts[4]
   if (parts.length === 5) {
-    if (kind === 'state' || kind === 'hello' || kind === 'plan' || kind === 'activation' || kind === 'result' || kind === 'probe') return { agentId, kind }
+    if (
+      kind === 'state' ||
+      kind === 'hello' ||
+      kind === 'plan' ||
+      kind === 'activation' ||
+      kind === 'result' ||
+      kind === 'probe' ||
+      kind === 'fetch' ||
+      kind === 'chunk'
+    )
+      return { agentId, kind }
     return undefined
   }
   if (parts.length === 6 && (kind === 'request' || kind === 'response') && VERB_RE.test(parts[5]!)) return { agentId, kind, verb: parts[5]! }
   return undefined
 }
 
-/** Topics an agent may publish to: only its own state, hello, responses, activations and probes. */
+/** Topics an agent may publish to: only its own state, hello, responses, activations, probes and model fetches. */
 export function agentMayPublish(agentId: string, topic: string): boolean {
   const t = parseTopic(topic)
-  return !!t && t.agentId === agentId && (t.kind === 'state' || t.kind === 'hello' || t.kind === 'response' || t.kind === 'activation' || t.kind === 'probe')
+  return (
+    !!t &&
+    t.agentId === agentId &&
+    (t.kind === 'state' || t.kind === 'hello' || t.kind === 'response' || t.kind === 'activation' || t.kind === 'probe' || t.kind === 'fetch')
+  )
 }
 
-/** Filters an agent may subscribe to: its own plan, requests (one verb or '+') and results. */
+/** Filters an agent may subscribe to: its own plan, requests (one verb or '+'), results and model chunks. */
 export function agentMaySubscribe(agentId: string, filter: string): boolean {
   if (filter === `${ROOT}/agents/${agentId}/request/+`) return AGENT_ID_RE.test(agentId)
   const t = parseTopic(filter)
-  return !!t && t.agentId === agentId && (t.kind === 'plan' || t.kind === 'request' || t.kind === 'result')
+  return !!t && t.agentId === agentId && (t.kind === 'plan' || t.kind === 'request' || t.kind === 'result' || t.kind === 'chunk')
 }

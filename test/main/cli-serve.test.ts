@@ -1,10 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { residual } from '../fixtures/dag.js'
 import { freePort, root, waitFor } from './console/harness.js'
 
 const run = promisify(execFile)
@@ -87,6 +88,39 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     )
     expect(text.stdout).toMatch(/5\/5 co-inferences on local-pi · requirement 200 ms · uplink 250 kbps \(fixed\)/)
     expect(text.stdout).toMatch(/end-to-end p50 [\d.]+ ms · p95 [\d.]+ ms · requirement met [\d.]+ % · accuracy [\d.]+ %/)
+  }, 300_000)
+
+  it('serves the local device an imported DAG model chosen with `model use`: the device fetches it and co-infers with it', async () => {
+    const src = mkdtempSync(join(tmpdir(), 'edgent-serve-model-'))
+    writeFileSync(join(src, 'residual.onnx'), residual().bytes)
+    await run(process.execPath, [edgent, 'model', 'import', join(src, 'residual.onnx'), '--accuracy', '0.5', '--data-dir', dataDir])
+    const use = await run(process.execPath, [edgent, 'model', 'use', 'residual', '--agent', 'local-pi', '--data-dir', dataDir])
+    expect(use.stdout).toMatch(/local-pi is now planned and served with residual/)
+    const r = JSON.parse(
+      (
+        await run(process.execPath, [edgent, 'infer', '--agent', 'local-pi', '--count', '10', '--latency-ms', '1000', '--data-dir', dataDir, '--json'], {
+          timeout: 240_000
+        })
+      ).stdout
+    ) as { summary: { completed: number; lost: number; accuracy: number | null } }
+    expect(r.summary).toMatchObject({ completed: 10, lost: 0, accuracy: null }) // random inputs: no labels, no accuracy
+    const devices = JSON.parse((await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])).stdout) as {
+      id: string
+      model: string
+      modelAssigned: boolean
+      plan: { model: string }
+      transfer: { state: string } | null
+      hello: { models: { id: string }[] }
+    }[]
+    const local = devices.find((d) => d.id === 'local-pi')!
+    expect(local).toMatchObject({ model: 'residual', modelAssigned: true, plan: { model: 'residual' }, transfer: { state: 'done' } })
+    expect(local.hello.models.map((m) => m.id).sort()).toEqual(['branchy-alexnet', 'residual'])
+    expect(readdirSync(join(dataDir, 'agent-cache', 'local-pi')).filter((n) => n.startsWith('residual-'))).toHaveLength(1)
+    const back = await run(process.execPath, [edgent, 'model', 'use', 'default', '--agent', 'local-pi', '--data-dir', dataDir])
+    expect(back.stdout).toMatch(/local-pi is now planned and served with branchy-alexnet/)
+    const unknown = await run(process.execPath, [edgent, 'model', 'use', 'nope', '--data-dir', dataDir]).catch((e: { code: number; stderr: string }) => e)
+    expect(unknown).toMatchObject({ code: 2 })
+    expect((unknown as { stderr: string }).stderr).toMatch(/^edgent: no model "nope"/)
   }, 300_000)
 
   it('pairs a new agent with the exact command to run, and unpairs it', async () => {

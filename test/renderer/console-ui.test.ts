@@ -205,20 +205,28 @@ describe('the console in a browser (headless shell)', () => {
     expect(await page.textContent('[data-testid=export-message]')).toContain(download.suggestedFilename())
   })
 
-  it('Models: lists the library, and draws the cut points of a DAG imported while the console runs', async () => {
+  it('Models: lists the library, draws the cut points of a DAG imported while the console runs, and serves it to a device', async () => {
     const file = join(dataDir, 'residual.onnx')
     writeFileSync(file, residual().bytes)
     const r = spawnSync(process.execPath, [edgent, 'model', 'import', file, '--accuracy', '0.7', '--data-dir', dataDir], { encoding: 'utf8' })
     expect(r.status, r.stderr).toBe(0)
     await go('models')
     await page.waitForSelector('[data-testid=model-residual]')
-    expect(await page.textContent('[data-testid=model-branchy-alexnet]')).toContain('(served)')
+    expect(await page.textContent('[data-testid=model-branchy-alexnet]')).toContain('(default)')
     expect(await page.textContent('[data-testid=model-residual]')).toContain('70.0 % (supplied)')
     await page.click('[data-testid=model-residual] button')
     await page.waitForSelector('[data-testid=cut-chart][data-cuts="8"]') // the input and 7 layers, one of them the residual block
     expect(await page.locator('[data-testid=cut-chart] .recharts-bar-rectangle').count()).toBeGreaterThan(0)
+    // Serve it to the local device: it fetches the model from the console, and the page shows the transfer.
+    await page.selectOption('[data-testid=assign-target]', 'local-pi')
+    await page.click('[data-testid=assign-submit]')
+    await page.waitForSelector('[data-testid=transfer-local-pi]:text-matches("^holds residual")', { timeout: 60_000 })
+    expect(await page.textContent('[data-testid=assign-local-pi]')).toMatch(/local-pi\s*online\s*residual/)
+    expect(await page.textContent('[data-testid=model-residual]')).toContain('local-pi')
     await shot('models')
-  })
+    await page.click('[data-testid=assign-local-pi] button')
+    await page.waitForSelector('[data-testid=assign-local-pi]:has-text("branchy-alexnet (default)")')
+  }, 90_000)
 
   it('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([])

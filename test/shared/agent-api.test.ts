@@ -50,6 +50,10 @@ const EXAMPLES: { [C in AgentCommand]: { args: CommandArgsIn<C>; reply: CommandR
       }
     ]
   },
+  'load-model': {
+    args: { model: 'resnet-tiny', sha256: 'ab'.repeat(32) },
+    reply: { model: 'resnet-tiny', sha256: 'ab'.repeat(32), source: 'fetched', fetchedBytes: 40_000, resumedBytes: 8192, refusedChunks: 1, ms: 250 }
+  },
   'set-uplink': { args: { kbps: 500 }, reply: { previousKbps: 1000, kbps: 500 } }
 }
 
@@ -57,7 +61,7 @@ const wire = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
 
 describe('the agent command contract', () => {
   it('covers every command the console sends', () => {
-    expect([...AGENT_COMMAND_NAMES].sort()).toEqual(['probe', 'profile-layers', 'run-batch', 'set-uplink', 'time-layers'])
+    expect([...AGENT_COMMAND_NAMES].sort()).toEqual(['load-model', 'probe', 'profile-layers', 'run-batch', 'set-uplink', 'time-layers'])
     expect(Object.keys(EXAMPLES).sort()).toEqual([...AGENT_COMMAND_NAMES].sort())
   })
 
@@ -104,6 +108,7 @@ describe('the agent command contract', () => {
       'run-batch': (a) => (seen.push(a), EXAMPLES['run-batch'].reply),
       probe: (a) => (seen.push(a), EXAMPLES.probe.reply),
       'profile-layers': (a) => (seen.push(a), EXAMPLES['profile-layers'].reply),
+      'load-model': (a) => (seen.push(a), EXAMPLES['load-model'].reply),
       'time-layers': async (a) => (seen.push(a), EXAMPLES['time-layers'].reply),
       'set-uplink': (a) => (seen.push(a), EXAMPLES['set-uplink'].reply)
     }
@@ -111,7 +116,7 @@ describe('the agent command contract', () => {
     expect(await dispatchCommand(handlers, 'probe', { transaction: 't' })).toEqual(EXAMPLES.probe.reply)
     expect(seen).toEqual([{ kbps: 500 }, { bytes: 16384 }])
     await expect(dispatchCommand(handlers, 'reboot', {})).rejects.toThrow(
-      'unknown command "reboot" (commands: run-batch, probe, profile-layers, time-layers, set-uplink)'
+      'unknown command "reboot" (commands: run-batch, probe, profile-layers, load-model, time-layers, set-uplink)'
     )
     await expect(dispatchCommand(handlers, '__proto__', {})).rejects.toThrow(/unknown command/)
     await expect(dispatchCommand(handlers, 'run-batch', { count: 1 })).rejects.toThrow(/^"run-batch" arguments: runId: /)

@@ -10,6 +10,8 @@ describe('topic builders', () => {
     expect(topics.response('pi-1', 'probe')).toBe('edgent/v1/agents/pi-1/response/probe')
     expect(topics.activation('pi-1')).toBe('edgent/v1/agents/pi-1/activation')
     expect(topics.result('pi-1')).toBe('edgent/v1/agents/pi-1/result')
+    expect(topics.fetch('pi-1')).toBe('edgent/v1/agents/pi-1/fetch')
+    expect(topics.chunk('pi-1')).toBe('edgent/v1/agents/pi-1/chunk')
   })
 
   it('refuses ids that are not one lowercase level', () => {
@@ -43,6 +45,13 @@ describe('topic builders', () => {
     expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-1/plan')).toBe(true)
     expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-1/request/+')).toBe(true)
     expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-1/result')).toBe(true)
+    // Model distribution: an agent asks for chunks of its own model and receives them on its own topic.
+    expect(agentMayPublish('pi-1', 'edgent/v1/agents/pi-1/fetch')).toBe(true)
+    expect(agentMayPublish('pi-1', 'edgent/v1/agents/pi-2/fetch')).toBe(false)
+    expect(agentMayPublish('pi-1', 'edgent/v1/agents/pi-1/chunk')).toBe(false) // chunks come from the console
+    expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-1/chunk')).toBe(true)
+    expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-2/chunk')).toBe(false)
+    expect(agentMaySubscribe('pi-1', 'edgent/v1/agents/pi-1/fetch')).toBe(false)
     for (const f of ['#', '$SYS/#', 'edgent/v1/agents/+/plan', 'edgent/v1/agents/pi-2/plan', 'edgent/v1/agents/pi-1/#', 'edgent/v1/agents/pi-1/activation']) {
       expect(agentMaySubscribe('pi-1', f), f).toBe(false)
     }

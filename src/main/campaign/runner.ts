@@ -1,7 +1,7 @@
 /**
  * Campaigns (Edgent's offline stage as a product feature). Kind `layers`: the synthetic single-layer
  * grid timed on the edge (this console's executor) and on a device (the agent's `time-layers`
- * command); kind `model`: every layer of the served model on each side (`profile-layers`). Chunk by chunk so that progress shows, a cancel takes effect between chunks, and an agent
+ * command); kind `model`: every layer of the device's model on each side (`profile-layers`). Chunk by chunk so that progress shows, a cancel takes effect between chunks, and an agent
  * dropping out leaves the measurements so far stored and the campaign marked failed. When complete,
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
@@ -39,10 +39,10 @@ export type { CampaignStatus } from '../../shared/console-api.js'
 export interface CampaignDeps {
   store: Store
   executor: OrtExecutor
-  /** The served model, for the `model` kind, and one shipped sample's raw pixels (the input it times). */
-  model: { readonly manifest: Manifest; readonly samplePixels: Uint8Array }
-  /** Times every layer of the model on the device (the agent's `profile-layers` command). */
-  profileDevice(deviceId: string, reps: number): Promise<LayerTable>
+  /** The model a device is planned with, for the `model` kind, and one sample's raw pixels (the input it times). */
+  modelFor(deviceId: string): { readonly manifest: Manifest; readonly samplePixels: Uint8Array }
+  /** Times every layer of the device's model on the device (the agent's `profile-layers` command). */
+  profileDevice(deviceId: string, reps: number, model: string): Promise<LayerTable>
   /** Times specs on the device (the agent's `time-layers` command). */
   timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<CommandReply<'time-layers'>>
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
@@ -90,7 +90,11 @@ export class Campaigns {
     }
     const id = randomUUID()
     const params =
-      kind === 'layers' ? { reps, grid: 'layers-v2' } : kind === 'model' ? { reps, model: this.deps.model.manifest.id } : { inferencesPerPoint: reps, ...grid }
+      kind === 'layers'
+        ? { reps, grid: 'layers-v2' }
+        : kind === 'model'
+          ? { reps, model: this.deps.modelFor(deviceId).manifest.id }
+          : { inferencesPerPoint: reps, ...grid }
     this.deps.store.campaigns.create(id, deviceId, kind, params)
     if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
     else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
@@ -182,9 +186,10 @@ export class Campaigns {
     return { chunks, keys: grid.map(specKey), groups: grid.map((g) => g.type) }
   }
 
-  /** Every layer of the served model (single-layer slices), on the edge then on the device. */
+  /** Every layer of the device's model (single-layer slices), on the edge then on the device. */
   private modelWork(deviceId: string, reps: number): Work {
-    const m = this.deps.model.manifest
+    const served = this.deps.modelFor(deviceId)
+    const m = served.manifest
     const layers = m.layers
     const toRows = (t: LayerTable): KeyedMeasurement[] =>
       layers.map((l) => ({
@@ -202,8 +207,8 @@ export class Campaigns {
       keys,
       groups: layers.map((l) => regressionKeyOf(l)),
       chunks: [
-        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, this.deps.model.samplePixels, reps)) },
-        { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps)) }
+        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, served.samplePixels, reps)) },
+        { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps, m.id)) }
       ]
     }
   }

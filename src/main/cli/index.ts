@@ -14,6 +14,7 @@ import {
   formatModelList,
   formatVerify,
   importCommand,
+  modelUse,
   runModelInfo,
   verifyModel,
   type ImportCommandOptions,
@@ -173,6 +174,14 @@ function buildProgram(io: Io): Command {
     .action((o: { dataDir: string; json?: boolean }) =>
       io.out(o.json ? JSON.stringify(listModels(o.dataDir), null, 2) : formatModelList(listModels(o.dataDir)))
     )
+  model
+    .command('use <id>')
+    .description(
+      'plan and serve a device (--agent) or every device without its own choice with a library model ("default": back to the default); agents fetch it from the console'
+    )
+    .option('--agent <id>', 'one paired agent (default: every device without its own choice)')
+    .addOption(dataDirOption())
+    .action(async (id: string, o: { agent?: string; dataDir: string }) => io.out(await modelUse(id, o.agent, o.dataDir)))
   model
     .command('info')
     .description('layers, shapes, bytes, exits and accuracies')

@@ -1,12 +1,13 @@
 /** `edgent model info | verify | decisions`: the shipped model, checked and explained. */
 import { UserError } from '../../shared/errors.js'
-import { exitPath, inputBytes, layerMacs, product, type Manifest } from '../../shared/manifest.js'
+import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/planner.js'
-import { loadManifest, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
+import { loadManifest, randomSamples, readModelSamples, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
 import { OrtExecutor } from '../runtime/executor.js'
 import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
+import { callConsole, runningConsole } from './client.js'
 import { pct, table } from './format.js'
 
 export type Progress = (done: number, total: number, label: string) => void
@@ -130,25 +131,17 @@ function verdictOk(v: ExitVerdict): boolean {
   return v.maxSplitAbsDiff <= SPLIT_TOLERANCE && (v.deltaPoints === null || Math.abs(v.deltaPoints) <= ACCURACY_TOLERANCE_POINTS)
 }
 
-/** `n` deterministic pseudo-random images of the model's input size (labels 0: unused). */
-function randomSet(m: Manifest, n: number): SampleSet {
-  const elements = product(m.input.shape)
-  const images = new Uint8Array(n * elements)
-  let x = 2018
-  for (let i = 0; i < images.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    images[i] = x >>> 24
-  }
-  return { count: n, images, labels: new Uint8Array(n), imageElements: elements, source: 'random inputs' }
-}
-
 export async function verifyModel(opts: VerifyOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<VerifyReport> {
   const loaded = loadManifest(opts.model)
   const { manifest } = loaded
   if ((opts.images === undefined) !== (opts.labels === undefined)) throw new UserError('--images and --labels go together')
   // No labelled set stored or given: the split check runs on random inputs, and accuracy is not checked.
   const random = !opts.images && !manifest.samples
-  const set: SampleSet = opts.images ? readSampleSet(opts.images, opts.labels!) : random ? randomSet(manifest, opts.samples ?? 8) : readShippedSamples(loaded)
+  const set: SampleSet = opts.images
+    ? readSampleSet(opts.images, opts.labels!)
+    : random
+      ? randomSamples(manifest, opts.samples ?? 8)
+      : readShippedSamples(loaded)
   const want = opts.samples ?? set.count
   if (!Number.isInteger(want) || want < 1) throw new UserError(`--samples must be a positive integer, got ${opts.samples}`)
   const n = Math.min(want, set.count)
@@ -280,7 +273,7 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
   if (!(opts.deviceFactor > 0)) throw new UserError(`--device-factor must be a positive number, got ${opts.deviceFactor}`)
   return withExecutor(executor, async (ex) => {
     await ex.openModel(loaded.dir)
-    const samples = readShippedSamples(loaded)
+    const samples = readModelSamples(loaded)
     const totalSteps = manifest.exits.length * opts.reps
     let step = 0
     const measured = await measureLayers(ex, manifest, samples.images.subarray(0, samples.imageElements), opts.reps, (exit) =>
@@ -453,4 +446,15 @@ export function formatModelList(list: readonly LibraryEntry[]): string {
       e.sha256 ? e.sha256.slice(0, 12) : '—'
     ])
   )
+}
+
+/**
+ * `edgent model use <id|default> [--agent <id>]`: the model a device (or every device without its
+ * own choice) is planned and served with, on the running console. Agents that lack it fetch it.
+ */
+export async function modelUse(id: string, agent: string | undefined, dataDir: string): Promise<string> {
+  const r = await callConsole(runningConsole(dataDir), 'modelUse', { model: id === 'default' ? null : id, ...(agent ? { agent } : {}) })
+  const who = r.agent ? `${r.agent} is` : 'devices without their own model are'
+  const using = r.devices.length ? ` (planned with it now: ${r.devices.join(', ')}; an agent that does not hold it fetches it from the console)` : ''
+  return `${who} now planned and served with ${r.model}${using}`
 }

@@ -20,11 +20,12 @@ export interface AgentLinkOptions {
   log: Logger
 }
 
-/** What the link hands on: the retained presence topics and the activation frames. */
+/** What the link hands on: the retained presence topics, the activation frames and the model fetches. */
 export interface AgentMessageHandlers {
   state(agentId: string, payload: Buffer, topic: string): void
   hello(agentId: string, payload: Buffer, topic: string): void
   activation(agentId: string, payload: Buffer): void
+  fetch(agentId: string, payload: Buffer, topic: string): void
 }
 
 interface Pending {
@@ -78,7 +79,10 @@ export class AgentLink {
     noDelay()
     client.on('connect', noDelay)
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
-    await client.subscribeAsync([topics.allAgents.state, topics.allAgents.hello, topics.allAgents.response, topics.allAgents.activation], { qos: 1 })
+    await client.subscribeAsync(
+      [topics.allAgents.state, topics.allAgents.hello, topics.allAgents.response, topics.allAgents.activation, topics.allAgents.fetch],
+      { qos: 1 }
+    )
   }
 
   async stop(): Promise<void> {
@@ -133,6 +137,7 @@ export class AgentLink {
       if (t.kind === 'state') this.handlers.state(t.agentId, payload, topic)
       else if (t.kind === 'hello') this.handlers.hello(t.agentId, payload, topic)
       else if (t.kind === 'activation') this.handlers.activation(t.agentId, payload)
+      else if (t.kind === 'fetch') this.handlers.fetch(t.agentId, payload, topic)
       else if (t.kind === 'response' && t.verb) this.onResponse(t.agentId, t.verb, payload, topic)
     } catch (err) {
       this.opts.log.warn({ topic, err: errorMessage(err) }, 'dropped message')

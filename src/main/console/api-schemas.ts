@@ -9,6 +9,8 @@ import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
 
+const modelId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'expected a library model id')
+
 export const API_SCHEMAS = {
   status: none,
   devices: none,
@@ -27,7 +29,7 @@ export const API_SCHEMAS = {
   campaignStatus: z.object({ id: z.string().min(1).max(128) }).strict(),
   campaignCancel: z.object({ id: z.string().min(1).max(128) }).strict(),
   calibration: z.object({ campaign: z.string().min(1).max(128) }).strict(),
-  modelInfo: none,
+  modelInfo: z.object({ agent: agent.optional() }).strict(),
   layerLatencies: z.object({ agent, exit: z.number().int().positive().optional() }).strict(),
   costTable: z.object({ agent }).strict(),
   infer: z
@@ -45,7 +47,9 @@ export const API_SCHEMAS = {
   profiles: z.object({ agent }).strict(),
   useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable() }).strict(),
   models: none,
-  modelCuts: z.object({ model: z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'expected a library model id') }).strict(),
+  modelCuts: z.object({ model: modelId }).strict(),
+  modelUse: z.object({ model: modelId.nullable(), agent: agent.optional() }).strict(),
+  transfers: none,
   exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
 } satisfies Record<MethodName, z.ZodType>
 

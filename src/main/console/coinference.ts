@@ -21,7 +21,7 @@ import type { Emit } from './events.js'
 import type { Fleet } from './fleet.js'
 import type { LinkMonitor } from './link-monitor.js'
 import type { Planning } from './planning.js'
-import type { ServedModel } from './served-model.js'
+import type { Models } from './models.js'
 
 /** The console's half of one inference, kept until the agent's batch reply arrives. */
 interface PendingHalf {
@@ -52,7 +52,7 @@ export interface InferOptions {
 export interface CoInferenceDeps {
   store: Store
   executor: OrtExecutor
-  model: ServedModel
+  models: Models
   fleet: Fleet
   monitor: LinkMonitor
   planning: Planning
@@ -83,15 +83,15 @@ export class CoInference {
 
   async onActivation(agentId: string, payload: Buffer): Promise<void> {
     const arrived = performance.now()
-    const { planning, model } = this.deps
+    const { planning, models } = this.deps
     let requestId: string | undefined
     try {
       const frame = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { maxPayloadBytes: this.deps.maxPayloadBytes })
       const h = frame.header
       requestId = h.requestId
       const plan = planning.plan(h.planId)
-      const m = model.manifest
       if (!plan || plan.deviceId !== agentId) throw new UserError(`unknown plan "${h.planId}" for agent ${agentId}`)
+      const m = models.get(plan.model).manifest
       if (h.model !== m.id || h.exit !== plan.exit || h.deviceLayers !== plan.deviceLayers) {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
       }
@@ -233,7 +233,7 @@ export class CoInference {
         planChanges: planning.planIds(id).filter((k) => !plansBefore.has(k)).length,
         prediction
       }
-      store.runs.finish(runId, id, this.deps.model.manifest.id, rows, summary)
+      store.runs.finish(runId, id, first.model, rows, summary)
       this.deps.emit('inferences', { id, summary })
       return { summary, rows }
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * The console core (headless), as a table of contents: the store, the edge runtime and the served
- * model, the broker (embedded, or an external one), the agent link, the fleet, the link monitor,
- * planning, co-inference and campaigns — constructed in order, started in order, stopped in reverse.
+ * models, the broker (embedded, or an external one), the agent link, the fleet, model distribution,
+ * the link monitor, planning, co-inference and campaigns — constructed in order, started in order, stopped in reverse.
  * Each module owns its state; this file only wires them. The Electron and headless shells share it.
  */
 import { randomBytes } from 'node:crypto'
@@ -22,7 +22,8 @@ import { Fleet } from './fleet.js'
 import { LinkMonitor } from './link-monitor.js'
 import type { ConsoleOptions } from './options.js'
 import { Planning } from './planning.js'
-import { ServedModel } from './served-model.js'
+import { Distribution } from './distribution.js'
+import { Models, type ServedModel } from './models.js'
 
 export { type ConsoleOptions, DEFAULT_CONSOLE } from './options.js'
 export type { InferRow, InferSummary } from '../../shared/console-api.js'
@@ -30,10 +31,11 @@ export type { InferRow, InferSummary } from '../../shared/console-api.js'
 export class EdgentConsole extends EventEmitter {
   readonly store: Store
   readonly executor = new OrtExecutor({ maxSessions: 128 })
-  readonly served: ServedModel
+  readonly models: Models
   readonly broker: EmbeddedBroker | null
   readonly link: AgentLink
   readonly fleet: Fleet
+  readonly distribution: Distribution
   readonly monitor: LinkMonitor
   readonly planning: Planning
   readonly coinference: CoInference
@@ -48,7 +50,7 @@ export class EdgentConsole extends EventEmitter {
     const base = { store: this.store, emit, log }
     const request: AgentRequest = (agentId, command, args, timeoutMs) => this.link.request(agentId, command, args, timeoutMs)
     const consoleSecret = randomBytes(24).toString('base64url')
-    this.served = new ServedModel(opts.modelDir, this.executor)
+    this.models = new Models({ modelDir: opts.modelDir, dataDir: opts.dataDir, executor: this.executor, store: this.store, log })
     this.broker = opts.brokerUrl
       ? null
       : new EmbeddedBroker({
@@ -66,18 +68,30 @@ export class EdgentConsole extends EventEmitter {
       {
         state: (id, p, t) => this.fleet.onState(id, p, t),
         hello: (id, p, t) => this.fleet.onHello(id, p, t),
-        activation: (id, p) => void this.coinference.onActivation(id, p)
+        activation: (id, p) => void this.coinference.onActivation(id, p),
+        fetch: (id, p, t) => this.distribution.onFetch(id, p, t)
       }
     )
     this.fleet = new Fleet({
       ...base,
       onOffline: (id, reason) => this.link.failAgent(id, reason),
+      onOnline: (id) => this.sendModelIfMissing(id),
       disconnect: (id) => this.broker?.disconnect(id) ?? false
+    })
+    this.distribution = new Distribution({
+      models: this.models,
+      request,
+      publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
+      hello: (id) => this.fleet.view(id).hello,
+      emit,
+      log: log.child({ part: 'distribution' }),
+      ...(opts.transferChunkBytes ? { chunkBytes: opts.transferChunkBytes } : {})
     })
     this.planning = new Planning({
       ...base,
       executor: this.executor,
-      model: this.served,
+      models: this.models,
+      ensureOnAgent: (id, m) => this.distribution.ensureOnAgent(id, m),
       request,
       publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       profileReps: opts.profileReps
@@ -92,7 +106,7 @@ export class EdgentConsole extends EventEmitter {
     this.coinference = new CoInference({
       ...base,
       executor: this.executor,
-      model: this.served,
+      models: this.models,
       fleet: this.fleet,
       monitor: this.monitor,
       planning: this.planning,
@@ -104,9 +118,12 @@ export class EdgentConsole extends EventEmitter {
     this.campaigns = new Campaigns({
       store: this.store,
       executor: this.executor,
-      model: this.served,
+      modelFor: (id) => this.models.forDevice(id),
       timeOnDevice: (id, specs, reps) => request(id, 'time-layers', { specs, reps }, 600_000),
-      profileDevice: (id, reps) => request(id, 'profile-layers', { reps }, 600_000),
+      profileDevice: async (id, reps, model) => {
+        await this.distribution.ensureOnAgent(id, this.models.get(model))
+        return request(id, 'profile-layers', { reps, model }, 600_000)
+      },
       setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.coinference.infer(o),
       onProgress: (status) => {
@@ -128,7 +145,7 @@ export class EdgentConsole extends EventEmitter {
     if (left.campaigns)
       this.log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
     await this.executor.start()
-    await this.served.start()
+    await this.models.start()
     this.fleet.start()
     await this.planning.start()
     if (this.broker) {
@@ -138,6 +155,7 @@ export class EdgentConsole extends EventEmitter {
       this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)
     }
     await this.link.start()
+    this.distribution.start()
     this.coinference.start()
     this.monitor.start()
     this.log.info({ broker: this.link.url }, 'console started')
@@ -146,6 +164,7 @@ export class EdgentConsole extends EventEmitter {
   async stop(): Promise<void> {
     this.monitor.stop()
     this.coinference.stop()
+    this.distribution.stop()
     await this.link.stop()
     await this.broker?.stop()
     this.planning.stop()
@@ -154,10 +173,47 @@ export class EdgentConsole extends EventEmitter {
     this.store.stop()
   }
 
+  /** A paired agent that came online without the model it is assigned is sent it (in the background). */
+  private sendModelIfMissing(agentId: string): void {
+    const dev = this.store.devices.get(agentId)
+    if (!dev || dev.revoked_at) return
+    const m = this.models.forDevice(agentId)
+    if (this.distribution.holds(agentId, m)) return
+    this.distribution.ensureOnAgent(agentId, m).catch((err: unknown) => this.log.warn({ agentId, model: m.id, err: String(err) }, 'model transfer failed'))
+  }
+
   // ------------------------------------------------------------------ what the service, the CLI and tests call
 
+  /** The default model (what a device without an assignment is planned and served with). */
   get model(): Manifest {
-    return this.served.manifest
+    return this.models.default.manifest
+  }
+  /**
+   * Chooses the model a device (or, without one, every device that has no assignment of its own) is
+   * planned and served with; `null`: back to the default. The devices concerned start over with it:
+   * tables, corrections and maps; agents that do not hold it are sent it now (in the background).
+   */
+  async assignModel(agentId: string | null, ref: string | null): Promise<ServedModel> {
+    if (agentId !== null) this.fleet.paired(agentId)
+    const m = await this.models.assign(agentId, ref)
+    const affected =
+      agentId !== null
+        ? [agentId]
+        : this.store.devices
+            .list()
+            .filter((d) => !d.revoked_at && !d.model_id)
+            .map((d) => d.id)
+    for (const id of affected) {
+      this.planning.modelChanged(id)
+      if (this.fleet.state(id) === 'online' || this.fleet.state(id) === 'busy') {
+        this.distribution
+          .ensureOnAgent(id, this.models.forDevice(id))
+          .catch((err: unknown) => this.log.warn({ agentId: id, err: String(err) }, 'model transfer failed'))
+      }
+    }
+    this.log.info({ agent: agentId ?? '(default)', model: m.id }, 'model assigned')
+    this.emit('devices', { reason: `model ${m.id} assigned to ${agentId ?? 'every device without its own'}` })
+    return m
   }
   pair(id: string): { id: string; token: string } {
     return this.fleet.pair(id)
@@ -179,7 +235,10 @@ export class EdgentConsole extends EventEmitter {
         plan: this.planning.currentPlan(d.id),
         reportedPlanId: p.reportedPlanId,
         uplinkEstimateKbps: this.monitor.estimateKbps(d.id),
-        latencySource: d.revoked_at ? null : this.planning.latencySource(d.id)
+        latencySource: d.revoked_at ? null : this.planning.latencySource(d.id),
+        model: this.models.forDevice(d.id).id,
+        modelAssigned: !!d.model_id,
+        transfer: this.distribution.transfers().find((t) => t.agentId === d.id) ?? null
       }
     })
   }

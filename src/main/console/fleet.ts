@@ -23,6 +23,8 @@ export interface FleetDeps {
   log: Logger
   /** An agent went offline: whatever waits on it fails with this reason. */
   onOffline(agentId: string, reason: string): void
+  /** An agent came online (its hello, published first, is known by then). */
+  onOnline?(agentId: string): void
   /** Disconnects an agent from the embedded broker (false when not connected or external broker). */
   disconnect(agentId: string): boolean
 }
@@ -114,6 +116,7 @@ export class Fleet {
     if (s.planId) p.reportedPlanId = s.planId
     if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, s.state)
     if (s.state === 'offline') this.deps.onOffline(agentId, `agent ${agentId} went offline`)
+    if (s.state === 'online' && was !== 'online' && was !== 'busy') this.deps.onOnline?.(agentId)
     if (was !== s.state) {
       this.deps.log.info({ agentId, state: s.state }, 'agent state')
       this.deps.emit('agent-state', { id: agentId, state: s.state })

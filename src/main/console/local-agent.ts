@@ -21,6 +21,8 @@ export interface LocalAgentOptions {
   brokerUrl: string
   token: string
   modelDir: string
+  /** Where it keeps the models fetched from the console. */
+  cacheDir?: string
   /** Application-level uplink limit, kbps; null when the link is shaped for real (the testbed's tc). */
   emulatedUplinkKbps: number | null
   /** argv prefix the agent runs under (the testbed's `ip netns exec <ns>`). */
@@ -105,6 +107,7 @@ export class LocalAgent {
           EDGENT_AGENT_ID: id,
           EDGENT_TOKEN: this.opts.token,
           EDGENT_MODEL_DIR: this.opts.modelDir,
+          ...(this.opts.cacheDir ? { EDGENT_CACHE_DIR: this.opts.cacheDir } : {}),
           ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
           ...(this.opts.emulatedUplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.emulatedUplinkKbps) } : {})
         },

@@ -15,6 +15,8 @@ export interface ConsoleOptions {
   profileReps: number
   /** How often an idle agent's uplink is probed, ms (0 = never). */
   probeIntervalMs: number
+  /** Largest model chunk sent to an agent, bytes (default and cap: 1 MiB). */
+  transferChunkBytes?: number
   log: Logger
 }
 

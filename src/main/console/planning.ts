@@ -32,7 +32,7 @@ import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
-import type { ServedModel } from './served-model.js'
+import type { Models, ServedModel } from './models.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -49,6 +49,8 @@ export interface PlanIntent {
 }
 
 interface DevicePlanning {
+  /** The model the tables, maps and plans below are for (a new assignment resets them). */
+  model: string
   deviceTable: LayerTable | null
   /** The device's current fitted profile (undefined: not read yet; null: none, plan with measured tables). */
   profile?: { id: string; profile: CalibrationProfile; problem: string | null } | null
@@ -61,7 +63,9 @@ interface DevicePlanning {
 export interface PlanningDeps {
   store: Store
   executor: OrtExecutor
-  model: ServedModel
+  models: Models
+  /** Makes the agent hold a model (fetched from this console when it does not). */
+  ensureOnAgent(agentId: string, m: ServedModel): Promise<void>
   emit: Emit
   log: Logger
   request: AgentRequest
@@ -73,31 +77,65 @@ export interface PlanningDeps {
 export class Planning {
   private readonly devices = new Map<string, DevicePlanning>()
   private readonly plans = new Map<string, StoredPlan>()
-  private edge: LayerTable | null = null
+  /** This machine's (the edge's) per-layer timings, per model. */
+  private readonly edge = new Map<string, LayerTable>()
+  private readonly timingEdge = new Map<string, Promise<LayerTable>>()
 
   constructor(private readonly deps: PlanningDeps) {}
 
-  /** Times every layer of the served model on this machine (the edge). */
+  /** Times every layer of the default model on this machine (the edge); others are timed when first planned. */
   async start(): Promise<void> {
-    const m = this.deps.model.manifest
-    this.edge = await measureLayers(this.deps.executor, m, this.deps.model.samplePixels, this.deps.profileReps)
-    this.deps.log.info({ model: m.id, exitFusedMs: this.edge.exitFusedMs }, 'edge runtime ready (layers timed)')
+    await this.ensureEdge(this.deps.models.default)
   }
 
   stop(): void {
     this.devices.clear()
   }
 
-  /** This machine's (the edge's) per-layer timings, measured at start. */
-  get edgeTable(): LayerTable {
-    if (!this.edge) throw new Error('planning is not started')
-    return this.edge
+  private async ensureEdge(m: ServedModel): Promise<LayerTable> {
+    const hit = this.edge.get(m.id)
+    if (hit) return hit
+    let p = this.timingEdge.get(m.id)
+    if (!p) {
+      p = measureLayers(this.deps.executor, m.manifest, m.samplePixels, this.deps.profileReps).then((t) => {
+        this.edge.set(m.id, t)
+        this.deps.log.info({ model: m.id, exitFusedMs: t.exitFusedMs }, 'edge layers timed')
+        return t
+      })
+      this.timingEdge.set(m.id, p)
+      p.finally(() => this.timingEdge.delete(m.id)).catch(() => undefined)
+    }
+    return p
+  }
+
+  /** This machine's (the edge's) per-layer timings of a model (the default one unless named), measured once. */
+  edgeTable(modelId: string = this.deps.models.default.id): LayerTable {
+    const t = this.edge.get(modelId)
+    if (!t) throw new UserError(`the edge has not timed model ${modelId} yet`)
+    return t
+  }
+
+  private fresh(model: string): DevicePlanning {
+    return { model, deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }
   }
 
   private device(id: string): DevicePlanning {
-    const d = this.devices.get(id) ?? { deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }
+    const d = this.devices.get(id) ?? this.fresh(this.deps.models.forDevice(id).id)
     this.devices.set(id, d)
     return d
+  }
+
+  /** The model a device's tables and plans are for. */
+  modelOf(agentId: string): ServedModel {
+    return this.deps.models.get(this.device(agentId).model)
+  }
+
+  /** After a device's model assignment changed: its tables, corrections and maps start over for the new model. */
+  modelChanged(agentId: string): void {
+    const d = this.devices.get(agentId)
+    const model = this.deps.models.forDevice(agentId).id
+    if (d && d.model === model) return
+    this.devices.set(agentId, { ...this.fresh(model), intent: d?.intent ?? null, plan: d?.plan ?? null })
   }
 
   plan(planId: string): StoredPlan | undefined {
@@ -117,13 +155,21 @@ export class Planning {
     this.device(agentId).intent = intent
   }
 
-  /** Measures the device's layers (once per agent and model) through the agent's profile-layers command. */
+  /**
+   * Measures the device's layers (once per agent and model) through the agent's profile-layers
+   * command, after making sure the agent holds the model (it fetches it from this console if not) and
+   * the edge has timed it.
+   */
   async deviceTable(agentId: string): Promise<LayerTable> {
+    this.modelChanged(agentId)
     const d = this.device(agentId)
     if (d.deviceTable) return d.deviceTable
-    const r = await this.deps.request(agentId, 'profile-layers', { reps: this.deps.profileReps }, 300_000)
-    const model = this.deps.model.manifest.id
-    if (r.model !== model) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves ${model}`)
+    const m = this.deps.models.get(d.model)
+    await this.ensureEdge(m)
+    await this.deps.ensureOnAgent(agentId, m)
+    const r = await this.deps.request(agentId, 'profile-layers', { reps: this.deps.profileReps, model: m.id }, 300_000)
+    if (r.model !== m.id) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves it ${m.id}`)
+    if (this.device(agentId) !== d) throw new UserError(`agent ${agentId}'s model changed while its layers were being timed`)
     d.deviceTable = r
     this.deps.log.info({ agentId, exitFusedMs: r.exitFusedMs }, 'device layers timed')
     return r
@@ -152,7 +198,7 @@ export class Planning {
     let problem: string | null = null
     try {
       const src = profileSource(profile)
-      for (const l of this.deps.model.manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
+      for (const l of this.modelOf(agentId).manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
     } catch (err) {
       problem = `${errorMessage(err)}: planning with the measured tables instead`
       this.deps.log.warn({ agentId, profile: row.id, problem }, 'current profile cannot predict the served model')
@@ -187,8 +233,8 @@ export class Planning {
     const d = this.device(agentId)
     if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
     const p = this.loadProfile(agentId)
-    const m = this.deps.model.manifest
-    const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable)
+    const m = this.deps.models.get(d.model).manifest
+    const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
     return buildCostTable(m, raw ? source : d.correction.wrap(source))
   }
 
@@ -206,7 +252,8 @@ export class Planning {
   /** Pushes a plan (retained) to an agent. */
   async pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string, pin?: { exit: number; deviceLayers: number }): Promise<StoredPlan> {
     const costs = this.costTable(agentId)
-    const m = this.deps.model.manifest
+    const served = this.modelOf(agentId)
+    const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
     if (pin) {
       const cand = costs.exits.find((g) => g[0]!.exit === pin.exit)?.[pin.deviceLayers]
@@ -217,6 +264,7 @@ export class Planning {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
       model: m.id,
+      modelSha256: served.package.sha256,
       exit: p.exit,
       deviceLayers: p.deviceLayers,
       layers: p.layers,
@@ -279,7 +327,7 @@ export class Planning {
     for (const planId of new Set(rows.map((r) => r.planId))) {
       const plan = this.plans.get(planId)!
       const mine = rows.filter((r) => r.planId === planId)
-      const path = exitPath(this.deps.model.manifest, plan.exit).map((l) => l.id)
+      const path = exitPath(this.deps.models.get(plan.model).manifest, plan.exit).map((l) => l.id)
       if (plan.deviceLayers > 0) d.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
       if (plan.deviceLayers < path.length) d.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
       // The fixed overhead is learned from the residual only when the link is what the plan assumed:

@@ -154,8 +154,8 @@ export class ConsoleService {
     return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }
 
-  modelInfo(): ModelView {
-    const m = this.core.model
+  modelInfo(a: ArgsOf<'modelInfo'>): ModelView {
+    const m = a.agent ? this.core.planning.modelOf(this.knownAgent(a.agent)).manifest : this.core.model
     return {
       id: m.id,
       inputShape: [...m.input.shape],
@@ -174,11 +174,11 @@ export class ConsoleService {
   /** Measured (single-layer slices, both sides) against predicted (regressions) per layer of an exit. */
   async layerLatencies(a: ArgsOf<'layerLatencies'>): Promise<LayerLatencies> {
     const agent = this.knownAgent(a.agent)
-    const m = this.core.model
+    const device = await this.core.planning.deviceTable(agent)
+    const m = this.core.planning.modelOf(agent).manifest
     const exit = a.exit ?? Math.max(...m.exits.map((e) => e.exit))
     if (!m.exits.some((e) => e.exit === exit)) throw new UserError(`model ${m.id} has no exit ${exit} (exits 1..${m.exits.length})`)
-    const device = await this.core.planning.deviceTable(agent)
-    const edge = this.core.planning.edgeTable
+    const edge = this.core.planning.edgeTable(m.id)
     const fitted = this.currentProfile(agent)
     const profile = fitted ?? PAPER_2018
     return {
@@ -249,7 +249,28 @@ export class ConsoleService {
   }
 
   models(): LibraryModelView[] {
-    return listModels(this.core.opts.dataDir).map((e) => ({ ...e, serving: e.id === this.core.model.id }))
+    const devices = this.core.devices().filter((d) => d.paired)
+    return listModels(this.core.opts.dataDir).map((e) => ({
+      ...e,
+      serving: e.id === this.core.model.id,
+      devices: devices.filter((d) => d.model === e.id).map((d) => d.id)
+    }))
+  }
+
+  async modelUse(a: ArgsOf<'modelUse'>): Promise<ResultOf<'modelUse'>> {
+    const m = await this.core.assignModel(a.agent ?? null, a.model)
+    return {
+      model: m.id,
+      agent: a.agent ?? null,
+      devices: this.core
+        .devices()
+        .filter((d) => d.paired && d.model === m.id)
+        .map((d) => d.id)
+    }
+  }
+
+  transfers(): ResultOf<'transfers'> {
+    return this.core.distribution.transfers()
   }
 
   /** Per exit and cut point: the bytes that cross the link and the multiply-accumulates on each side. */

@@ -98,6 +98,8 @@ export interface SampleSet {
   labels: Uint8Array
   imageElements: number
   source: string
+  /** False for generated inputs (a model imported without a labelled set): `labels` mean nothing. */
+  labelled?: boolean
 }
 
 /** A labelled image set from two idx files. */
@@ -105,6 +107,29 @@ export function readSampleSet(imagesPath: string, labelsPath: string): SampleSet
   const images = readIdxFile(imagesPath, 'images')
   const labels = readIdxFile(labelsPath, 'labels')
   return { ...pairImagesLabels(images, labels, `${basename(imagesPath)} + ${basename(labelsPath)}`), source: `${imagesPath} + ${labelsPath}` }
+}
+
+/** Generated inputs for a model without samples. */
+export const RANDOM_SAMPLES = 64
+
+/** `n` images of uniform random pixels from a fixed seed, unlabelled: the same on every machine. */
+export function randomSamples(m: Manifest, n: number): SampleSet {
+  const imageElements = m.input.shape.reduce((a, b) => a * b, 1)
+  const images = new Uint8Array(n * imageElements)
+  let x = 2018
+  for (let i = 0; i < images.length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    images[i] = x >>> 24
+  }
+  return { count: n, images, labels: new Uint8Array(n), imageElements, source: 'random inputs (no labelled set)', labelled: false }
+}
+
+/**
+ * The inputs a model's agents co-infer on: the samples it ships, or (a model imported without a
+ * labelled set) RANDOM_SAMPLES random images, unlabelled — the console and its agents agree on them.
+ */
+export function readModelSamples(model: LoadedManifest): SampleSet {
+  return model.manifest.samples ? { ...readShippedSamples(model), labelled: true } : randomSamples(model.manifest, RANDOM_SAMPLES)
 }
 
 /** The sample set a model ships (manifest.samples), which the agent uses as its input source. */

@@ -1,3 +1,4 @@
+import { homedir } from 'node:os'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -30,4 +31,9 @@ export const DEFAULT_MODEL_ID = 'branchy-alexnet'
 
 export function defaultModelDir(): string {
   return join(packageRoot(), 'resources', 'models', DEFAULT_MODEL_ID)
+}
+
+/** Where an agent keeps the models it fetched: $XDG_CACHE_HOME/edgent-agent/models (~/.cache when unset). */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'edgent-agent', 'models')
 }

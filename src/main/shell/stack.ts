@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
@@ -87,6 +87,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`,
       token,
       modelDir: o.model,
+      cacheDir: join(o.dataDir, 'agent-cache', 'local-pi'),
       emulatedUplinkKbps: o.localUplinkKbps,
       cpuQuota: o.localCpuQuota,
       cpuMode: o.localCpu,

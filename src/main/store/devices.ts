@@ -9,6 +9,8 @@ export interface DeviceRow {
   hello_json: string | null
   state: string
   state_at: string | null
+  /** The model the device is assigned (null: the console's default). */
+  model_id: string | null
 }
 
 export class DeviceQueries {
@@ -40,6 +42,11 @@ export class DeviceQueries {
   setState(id: string, state: string, helloJson?: string): void {
     if (helloJson !== undefined) this.db.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(helloJson, id)
     this.db.prepare('UPDATE devices SET state = ?, state_at = ? WHERE id = ?').run(state, new Date().toISOString(), id)
+  }
+
+  /** Assigns a model to a device (null: back to the console's default). */
+  setModel(id: string, modelId: string | null): void {
+    this.db.prepare('UPDATE devices SET model_id = ? WHERE id = ?').run(modelId, id)
   }
 
   markOffline(): void {

@@ -125,6 +125,12 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE inferences RENAME COLUMN latency_req_ms TO latency_ms;
   ALTER TABLE bandwidth_samples RENAME COLUMN kbps TO sample_kbps;
   ALTER TABLE bandwidth_samples RENAME COLUMN smoothed_kbps TO estimate_kbps;
+  `,
+  // 6: the model a device is planned and served with (null: the console's default), and the console's
+  // own settings (the default model).
+  `
+  ALTER TABLE devices ADD COLUMN model_id TEXT;
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value_json TEXT NOT NULL, updated_at TEXT NOT NULL);
   `
 ]
 

@@ -15,6 +15,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js'
 import { PlanQueries } from './plans.js'
 import { ProfileQueries } from './profiles.js'
 import { RunQueries } from './runs.js'
+import { SettingsQueries } from './settings.js'
 
 export { SCHEMA_VERSION } from './migrations.js'
 export type { DeviceRow } from './devices.js'
@@ -27,6 +28,7 @@ interface Families {
   campaigns: CampaignQueries
   profiles: ProfileQueries
   calibration: CalibrationQueries
+  settings: SettingsQueries
 }
 
 export class Store {
@@ -70,7 +72,8 @@ export class Store {
       bandwidth: new BandwidthQueries(db),
       campaigns,
       profiles,
-      calibration: new CalibrationQueries(db, devices, profiles, campaigns)
+      calibration: new CalibrationQueries(db, devices, profiles, campaigns),
+      settings: new SettingsQueries(db)
     }
   }
 
@@ -108,6 +111,10 @@ export class Store {
   /** Calibration data export and import. */
   get calibration(): CalibrationQueries {
     return this.open().calibration
+  }
+  /** The console's own settings (the default model). */
+  get settings(): SettingsQueries {
+    return this.open().settings
   }
 
   /** After a crash: what the previous console left running is marked interrupted, its devices offline. */

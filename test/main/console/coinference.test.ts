@@ -160,6 +160,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
       id: 'pi-lib',
       token: core.pair('pi-lib').token,
       modelDir: defaultModelDir(),
+      cacheDir: `${core.opts.dataDir}/agent-cache-lib`,
       log: pino({ level: 'silent' })
     })
     await lib.start()

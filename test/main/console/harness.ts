@@ -63,6 +63,8 @@ export function spawnAgent(
     token,
     '--log-level',
     'info',
+    // Each agent its own empty model cache, unless the test names one.
+    ...(extra.includes('--cache-dir') ? [] : ['--cache-dir', mkdtempSync(join(tmpdir(), `edgent-agent-cache-${id}-`))]),
     ...extra
   ]
   const child = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })

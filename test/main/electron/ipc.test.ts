@@ -58,7 +58,9 @@ const INVALID: Record<MethodName, unknown> = {
   profiles: { agent: 'pi-a', all: true },
   useProfile: { agent: 'pi-a' },
   models: { all: true },
-  modelCuts: { model: '../etc' }
+  modelCuts: { model: '../etc' },
+  modelUse: { model: 'x', agent: 7 },
+  transfers: { agent: 'pi-a' }
 }
 
 describe('IPC handlers', () => {

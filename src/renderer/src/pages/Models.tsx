@@ -1,8 +1,10 @@
 import { useEffect, useState } from 'react'
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
-import type { LibraryModelView, ModelCutsView } from '../../../shared/console-api'
-import { Card, Guard, fmtPct } from '../components/ui'
-import { useApi, useQuery } from '../hooks'
+import type { DeviceView, LibraryModelView, ModelCutsView, TransferView } from '../../../shared/console-api'
+import { errorMessage } from '../../../shared/errors'
+import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
+import { useApi, useConsoleEvents, useQuery } from '../hooks'
+import { ProgressBar } from './Campaigns'
 
 const accuracyText = (a: { accuracy: number; accuracySource: 'measured' | 'supplied' }) =>
   `${fmtPct(a.accuracy)}${a.accuracySource === 'supplied' ? ' (supplied)' : ''}`
@@ -53,9 +55,125 @@ function CutChart(props: { cuts: ModelCutsView; exit: number }): React.JSX.Eleme
   )
 }
 
+const EVERY = '(every device without its own)'
+
+function transferText(t: TransferView): string {
+  const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`)
+  if (t.state === 'done') return `holds ${t.model} (${mb(t.totalBytes)})`
+  if (t.state === 'failed') return `transfer of ${t.model} failed: ${t.error ?? 'unknown error'}`
+  return `fetching ${t.model}: ${mb(t.bytes)} of ${mb(t.totalBytes)}`
+}
+
+/** Which model each device is planned and served with, the selected model's assignment, and transfers in progress. */
+function Assignment(props: { selected: string; onChanged: () => void }): React.JSX.Element {
+  const api = useApi()
+  const devices = useQuery<DeviceView[]>(
+    () => api.devices({}),
+    'devices',
+    (e) => e.type === 'devices' || e.type === 'agent-state'
+  )
+  const [transfers, setTransfers] = useState<Record<string, TransferView>>({})
+  const [target, setTarget] = useState(EVERY)
+  const [error, setError] = useState<string | null>(null)
+  const [busy, setBusy] = useState(false)
+  useConsoleEvents((e) => {
+    if (e.type === 'transfer') setTransfers((t) => ({ ...t, [e.data.agentId]: e.data }))
+    if (e.type === 'transfer' && e.data.state !== 'sending') devices.reload()
+  })
+  const paired = (devices.data ?? []).filter((d) => d.paired)
+  const use = async (model: string | null, agent: string | null) => {
+    setBusy(true)
+    setError(null)
+    try {
+      await api.modelUse({ model, ...(agent ? { agent } : {}) })
+      devices.reload()
+      props.onChanged()
+    } catch (err) {
+      setError(errorMessage(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <Card title="Devices and their models" testId="assign-card">
+      <p className="hint">
+        A device is planned and served with the model assigned to it, else the default. An agent that does not hold its model fetches it from this console over
+        MQTT (1 MiB chunks, each checked with SHA-256, resumed after a dropped connection).
+      </p>
+      <RowForm onSubmit={() => use(props.selected, target === EVERY ? null : target)}>
+        <span>
+          use <b>{props.selected}</b> for
+        </span>
+        <select value={target} onChange={(e) => setTarget(e.target.value)} data-testid="assign-target" aria-label="device">
+          <option value={EVERY}>{EVERY}</option>
+          {paired.map((d) => (
+            <option key={d.id} value={d.id}>
+              {d.id}
+            </option>
+          ))}
+        </select>
+        <button type="submit" disabled={busy} data-testid="assign-submit">
+          Use this model
+        </button>
+      </RowForm>
+      {error ? <ErrorBox error={error} /> : null}
+      <Guard q={devices} what="devices" empty={() => (paired.length ? null : 'No paired device.')}>
+        {() => (
+          <table className="table" data-testid="assign-table">
+            <thead>
+              <tr>
+                <th>device</th>
+                <th>state</th>
+                <th>model</th>
+                <th>transfer</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {paired.map((d) => {
+                const t = transfers[d.id] ?? d.transfer
+                return (
+                  <tr key={d.id} data-testid={`assign-${d.id}`}>
+                    <td>{d.id}</td>
+                    <td>{d.state}</td>
+                    <td>
+                      {d.model}
+                      {d.modelAssigned ? '' : ' (default)'}
+                    </td>
+                    <td>
+                      {t && t.state === 'sending' ? (
+                        <ProgressBar value={t.totalBytes ? t.bytes / t.totalBytes : 0} label={transferText(t)} testId={`transfer-${d.id}`} />
+                      ) : t ? (
+                        <span data-testid={`transfer-${d.id}`}>{transferText(t)}</span>
+                      ) : (
+                        '—'
+                      )}
+                    </td>
+                    <td>
+                      {d.modelAssigned ? (
+                        <button type="button" className="secondary" disabled={busy} onClick={() => void use(null, d.id)}>
+                          back to the default
+                        </button>
+                      ) : null}
+                    </td>
+                  </tr>
+                )
+              })}
+            </tbody>
+          </table>
+        )}
+      </Guard>
+    </Card>
+  )
+}
+
 export function Models(): React.JSX.Element {
   const api = useApi()
-  const models = useQuery<LibraryModelView[]>(() => api.models({}), 'models')
+  const models = useQuery<LibraryModelView[]>(
+    () => api.models({}),
+    'models',
+    (e) => e.type === 'devices'
+  )
   const [selected, setSelected] = useState<string | null>(null)
   const [exit, setExit] = useState<number | null>(null)
   useEffect(() => {
@@ -79,6 +197,7 @@ export function Models(): React.JSX.Element {
                   <th>exits (accuracy)</th>
                   <th>ONNX bytes</th>
                   <th>sha256</th>
+                  <th>devices</th>
                 </tr>
               </thead>
               <tbody>
@@ -88,13 +207,14 @@ export function Models(): React.JSX.Element {
                       <button type="button" className="link" onClick={() => setSelected(m.id)}>
                         {m.id}
                       </button>
-                      {m.serving ? ' (served)' : ''}
+                      {m.serving ? ' (default)' : ''}
                     </td>
                     <td>{m.source}</td>
                     <td>{m.inputShape.join('×')}</td>
                     <td>{m.exits.map((e) => `${e.exit}: ${accuracyText(e)}`).join(', ')}</td>
                     <td>{m.onnxBytes?.toLocaleString() ?? '—'}</td>
                     <td title={m.sha256 ?? ''}>{m.sha256?.slice(0, 12) ?? '—'}</td>
+                    <td>{m.devices.join(', ') || '—'}</td>
                   </tr>
                 ))}
               </tbody>
@@ -102,6 +222,7 @@ export function Models(): React.JSX.Element {
           )}
         </Guard>
       </Card>
+      {selected ? <Assignment selected={selected} onChanged={models.reload} /> : null}
       {selected ? (
         <Card
           title={`Cut points of ${selected}`}
