@@ -4,7 +4,8 @@
  * window, showing the console's own page — before the service validates the arguments.
  * No `electron` import here: the Electron entry passes `ipcMain` in, so tests pass a fake.
  */
-import { METHOD_NAMES, ipcChannel, type MethodName } from '../shared/console-api.js'
+import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName, type UploadView } from '../shared/console-api.js'
+import { UserError } from '../shared/errors.js'
 import type { ConsoleService } from './console/service.js'
 
 export interface IpcEventLike {
@@ -44,8 +45,8 @@ export function trustedSender(event: IpcEventLike, policy: SenderPolicy): boolea
 
 export class IpcRefusal extends Error {}
 
-/** Registers one guarded handler per API method; returns a function that removes them all. */
-export function registerIpcHandlers(ipcMain: IpcMainLike, service: Pick<ConsoleService, 'call'>, policy: SenderPolicy): () => void {
+/** Registers one guarded handler per API method, and the upload channel; returns a function that removes them all. */
+export function registerIpcHandlers(ipcMain: IpcMainLike, service: Pick<ConsoleService, 'call' | 'upload'>, policy: SenderPolicy): () => void {
   for (const method of METHOD_NAMES) {
     ipcMain.handle(ipcChannel(method), async (event, args) => {
       if (!trustedSender(event, policy)) {
@@ -54,7 +55,17 @@ export function registerIpcHandlers(ipcMain: IpcMainLike, service: Pick<ConsoleS
       return service.call(method as MethodName, args)
     })
   }
+  ipcMain.handle(IPC_UPLOAD_CHANNEL, async (event, raw): Promise<UploadView> => {
+    if (!trustedSender(event, policy)) throw new IpcRefusal(`upload: refused a file from a foreign sender (${event.senderFrame?.url ?? 'no frame'})`)
+    const a = raw as { fileName?: unknown; data?: unknown } | null
+    if (!a || typeof a.fileName !== 'string' || !(a.data instanceof ArrayBuffer || ArrayBuffer.isView(a.data))) {
+      throw new UserError('upload: expected {fileName: string, data: ArrayBuffer}')
+    }
+    const d = a.data
+    return service.upload(a.fileName, d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength))
+  })
   return () => {
     for (const method of METHOD_NAMES) ipcMain.removeHandler(ipcChannel(method))
+    ipcMain.removeHandler(IPC_UPLOAD_CHANNEL)
   }
 }

@@ -4,7 +4,17 @@
  * (STYLE.md, lesson 2). The renderer's type is `typeof api` = `ConsoleApi`.
  */
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron'
-import { IPC_EVENT_CHANNEL, ipcChannel, type ArgsOf, type ConsoleApi, type ConsoleEvent, type MethodName, type ResultOf } from '../shared/console-api.js'
+import {
+  IPC_EVENT_CHANNEL,
+  IPC_UPLOAD_CHANNEL,
+  ipcChannel,
+  type ArgsOf,
+  type ConsoleApi,
+  type ConsoleEvent,
+  type MethodName,
+  type ResultOf,
+  type UploadView
+} from '../shared/console-api.js'
 
 const call =
   <M extends MethodName>(m: M) =>
@@ -35,6 +45,8 @@ const api = {
   modelCuts: call('modelCuts'),
   modelUse: call('modelUse'),
   transfers: call('transfers'),
+  modelImport: call('modelImport'),
+  upload: (data: ArrayBuffer, fileName: string) => ipcRenderer.invoke(IPC_UPLOAD_CHANNEL, { fileName, data }) as Promise<UploadView>,
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
     ipcRenderer.on(IPC_EVENT_CHANNEL, h)

@@ -328,6 +328,23 @@ export interface ConsoleMethods {
   modelUse: { args: { model: string | null; agent?: string }; result: { model: string; agent: string | null; devices: string[] } }
   /** Every device's latest model transfer. */
   transfers: { args: Record<string, never>; result: TransferView[] }
+  /**
+   * Imports an uploaded ONNX file into the library (as `edgent model import`); `images`/`labels` are
+   * uploaded idx files of a labelled set, else `accuracy` supplies each exit's. The uploads are removed.
+   */
+  modelImport: {
+    args: {
+      upload: string
+      fileName: string
+      id?: string
+      inputShape?: number[]
+      preprocess?: { scale?: number; mean?: number[]; std?: number[] }
+      accuracy?: number[]
+      images?: string
+      labels?: string
+    }
+    result: ModelImportView
+  }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -356,10 +373,27 @@ export const METHOD_NAMES = [
   'models',
   'modelCuts',
   'modelUse',
-  'transfers'
+  'transfers',
+  'modelImport'
 ] as const satisfies readonly MethodName[]
 
 // ------------------------------------------------------------------ events
+
+/** A file received by a shell for a later call (`modelImport`): pass `upload` back. */
+export interface UploadView {
+  upload: string
+  fileName: string
+  bytes: number
+}
+
+/** What an import through the console API made. */
+export interface ModelImportView {
+  id: string
+  layers: number
+  exits: { exit: number; layers: number; accuracy: number; accuracySource: 'measured' | 'supplied' }[]
+  inputShape: number[]
+  notes: string[]
+}
 
 /** A model's transfer to a device (the agent pulls it in chunks; the console counts what it has sent). */
 export interface TransferView {
@@ -393,6 +427,8 @@ export type ConsoleApi = { [M in MethodName]: (args: ArgsOf<M>) => Promise<Resul
   onEvent(listener: (event: ConsoleEvent) => void): () => void
   /** Which shell serves this window. */
   readonly shell: 'electron' | 'headless'
+  /** Sends a file to the console (capped, see `maxImportBytes`), for a call that names the upload. */
+  upload(data: ArrayBuffer, fileName: string): Promise<UploadView>
 }
 
 // ------------------------------------------------------------------ transports
@@ -400,6 +436,10 @@ export type ConsoleApi = { [M in MethodName]: (args: ArgsOf<M>) => Promise<Resul
 /** Electron IPC: one channel per method, one for events (main → renderer). */
 export const ipcChannel = (m: MethodName): string => `edgent:${m}`
 export const IPC_EVENT_CHANNEL = 'edgent:event'
+/** Electron IPC: a file upload `{fileName, data: ArrayBuffer}` → UploadView. */
+export const IPC_UPLOAD_CHANNEL = 'edgent:upload'
+/** Headless: `POST /upload?name=<file name>` with the bytes as the body (bearer token) → {ok, data: UploadView}. */
+export const UPLOAD_PATH = '/upload'
 
 /**
  * WebSocket (headless shell), path `/ws`. The first client message authenticates

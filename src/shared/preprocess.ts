@@ -34,3 +34,22 @@ export function argmax(scores: ArrayLike<number>): number {
   for (let i = 1; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i
   return best
 }
+
+/**
+ * A preprocessing spec as users write it: "scale=1/255,mean=0.485/0.456/0.406,std=0.229/0.224/0.225"
+ * (scale one number or a fraction; mean and std lists, std positive).
+ */
+export function parsePreprocessSpec(value: string): { scale?: number; mean?: number[]; std?: number[] } {
+  const out: { scale?: number; mean?: number[]; std?: number[] } = {}
+  for (const part of value.split(',')) {
+    const [key, v] = part.split('=').map((x) => x.trim())
+    const nums = (v ?? '').split(/[/:]/).map((x) => Number(x))
+    if (!v || nums.some((n) => !Number.isFinite(n))) throw new UserError(`"${part}": expected key=number or key=n1/n2/n3.`)
+    // scale=1/255 is a fraction; mean and std are lists
+    if (key === 'scale' && nums.length <= 2 && nums.every((n) => n > 0)) out.scale = nums.length === 2 ? nums[0]! / nums[1]! : nums[0]!
+    else if (key === 'mean') out.mean = nums
+    else if (key === 'std' && nums.every((n) => n > 0)) out.std = nums
+    else throw new UserError(`"${part}": keys are scale (one number), mean and std (positive) lists.`)
+  }
+  return out
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { residual } from '../fixtures/dag.js'
+import { inception, residual } from '../fixtures/dag.js'
 import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
 
 const SHOTS = join(root, 'test-output', 'screenshots')
@@ -227,6 +227,22 @@ describe('the console in a browser (headless shell)', () => {
     await page.click('[data-testid=assign-local-pi] button')
     await page.waitForSelector('[data-testid=assign-local-pi]:has-text("branchy-alexnet (default)")')
   }, 90_000)
+
+  it('Models: imports an ONNX file uploaded from the page, and says plainly what is wrong with a bad one', async () => {
+    const file = join(dataDir, 'inception-upload.onnx')
+    writeFileSync(file, inception().bytes)
+    await page.setInputFiles('[data-testid=import-file]', file)
+    await page.fill('[data-testid=import-accuracy]', '0.65')
+    await page.click('[data-testid=import-submit]')
+    await page.waitForSelector('[data-testid=import-message]:has-text("imported inception-upload")', { timeout: 30_000 })
+    await page.waitForSelector('[data-testid=model-inception-upload]')
+    expect(await page.textContent('[data-testid=model-inception-upload]')).toContain('65.0 % (supplied)')
+    await page.waitForSelector('[data-testid=cuts-card]:has-text("Cut points of inception-upload")')
+    // The same file again: the id exists.
+    await page.click('[data-testid=import-submit]')
+    await page.waitForSelector('[data-testid=import-card] [role=alert]:has-text("a model with id \\"inception-upload\\" exists already")')
+    await shot('models-import')
+  }, 60_000)
 
   it('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([])

@@ -3,7 +3,8 @@
  * this file only parses flags. Errors a user can cause print one line on stderr and exit with 2.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { UserError } from '../../shared/errors.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
+import { parsePreprocessSpec } from '../../shared/preprocess.js'
 import { PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
 import { defaultModelDir } from '../runtime/paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
@@ -80,18 +81,11 @@ function shapeArg(value: string): number[] {
 
 /** "scale=0.00392,mean=0.485/0.456/0.406,std=0.229/0.224/0.225" */
 function preprocessArg(value: string): { scale?: number; mean?: number[]; std?: number[] } {
-  const out: { scale?: number; mean?: number[]; std?: number[] } = {}
-  for (const part of value.split(',')) {
-    const [key, v] = part.split('=').map((x) => x.trim())
-    const nums = (v ?? '').split(/[/:]/).map((x) => Number(x))
-    if (!v || nums.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`"${part}": expected key=number or key=n1/n2/n3.`)
-    // scale=1/255 is a fraction; mean and std are lists
-    if (key === 'scale' && nums.length <= 2 && nums.every((n) => n > 0)) out.scale = nums.length === 2 ? nums[0]! / nums[1]! : nums[0]!
-    else if (key === 'mean') out.mean = nums
-    else if (key === 'std' && nums.every((n) => n > 0)) out.std = nums
-    else throw new InvalidArgumentError(`"${part}": keys are scale (one number), mean and std (positive) lists.`)
+  try {
+    return parsePreprocessSpec(value)
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err))
   }
-  return out
 }
 
 /** "0.81,0.89" → accuracies in [0, 1] */

@@ -11,6 +11,9 @@ const agent = z.string().min(1).max(64)
 
 const modelId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'expected a library model id')
 
+/** What an upload answered (src/main/console/uploads.ts). */
+const uploadId = z.string().regex(/^[a-f0-9]{24}$/, 'expected an upload id')
+
 export const API_SCHEMAS = {
   status: none,
   devices: none,
@@ -50,6 +53,35 @@ export const API_SCHEMAS = {
   modelCuts: z.object({ model: modelId }).strict(),
   modelUse: z.object({ model: modelId.nullable(), agent: agent.optional() }).strict(),
   transfers: none,
+  modelImport: z
+    .object({
+      upload: uploadId,
+      fileName: z.string().min(1).max(200),
+      id: modelId.optional(),
+      inputShape: z
+        .array(
+          z
+            .number()
+            .int()
+            .positive()
+            .max(1 << 16)
+        )
+        .min(2)
+        .max(8)
+        .optional(),
+      preprocess: z
+        .object({
+          scale: z.number().positive().optional(),
+          mean: z.array(z.number()).min(1).max(64).optional(),
+          std: z.array(z.number().positive()).min(1).max(64).optional()
+        })
+        .strict()
+        .optional(),
+      accuracy: z.array(z.number().min(0).max(1)).min(1).max(64).optional(),
+      images: uploadId.optional(),
+      labels: uploadId.optional()
+    })
+    .strict(),
   exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
 } satisfies Record<MethodName, z.ZodType>
 

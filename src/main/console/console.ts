@@ -24,6 +24,8 @@ import type { ConsoleOptions } from './options.js'
 import { Planning } from './planning.js'
 import { Distribution } from './distribution.js'
 import { Models, type ServedModel } from './models.js'
+import { Uploads } from './uploads.js'
+import { DEFAULT_MAX_IMPORT_BYTES } from '../models/library.js'
 
 export { type ConsoleOptions, DEFAULT_CONSOLE } from './options.js'
 export type { InferRow, InferSummary } from '../../shared/console-api.js'
@@ -40,6 +42,7 @@ export class EdgentConsole extends EventEmitter {
   readonly planning: Planning
   readonly coinference: CoInference
   readonly campaigns: Campaigns
+  readonly uploads: Uploads
   mqttPort = 0
 
   constructor(readonly opts: ConsoleOptions) {
@@ -50,6 +53,7 @@ export class EdgentConsole extends EventEmitter {
     const base = { store: this.store, emit, log }
     const request: AgentRequest = (agentId, command, args, timeoutMs) => this.link.request(agentId, command, args, timeoutMs)
     const consoleSecret = randomBytes(24).toString('base64url')
+    this.uploads = new Uploads(opts.dataDir, opts.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES)
     this.models = new Models({ modelDir: opts.modelDir, dataDir: opts.dataDir, executor: this.executor, store: this.store, log })
     this.broker = opts.brokerUrl
       ? null
@@ -144,6 +148,7 @@ export class EdgentConsole extends EventEmitter {
     if (left.runs) this.log.warn({ runs: left.runs }, 'runs left running by a previous console marked interrupted')
     if (left.campaigns)
       this.log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
+    this.uploads.start()
     await this.executor.start()
     await this.models.start()
     this.fleet.start()

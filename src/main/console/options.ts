@@ -17,6 +17,8 @@ export interface ConsoleOptions {
   probeIntervalMs: number
   /** Largest model chunk sent to an agent, bytes (default and cap: 1 MiB). */
   transferChunkBytes?: number
+  /** Largest file accepted by an upload or an import through the console API, bytes (default 512 MiB). */
+  maxImportBytes?: number
   log: Logger
 }
 

@@ -21,7 +21,8 @@ import {
   type ModelView,
   type Pairing,
   type ProfileView,
-  type ResultOf
+  type ResultOf,
+  type UploadView
 } from '../../shared/console-api.js'
 import {
   FIT_FEATURES,
@@ -34,7 +35,7 @@ import {
   type Side
 } from '../../shared/latency.js'
 import { exitPath, inputBytes, layerMacs, type Layer } from '../../shared/manifest.js'
-import { listModels, modelDirById } from '../models/library.js'
+import { idFromFileName, importModel, listModels, modelDirById } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
 import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
@@ -67,6 +68,11 @@ export class ConsoleService {
     const args = parseArgs(method, rawArgs)
     const impl = this[method] as unknown as (a: ArgsOf<M>) => ResultOf<M> | Promise<ResultOf<M>>
     return await impl.call(this, args)
+  }
+
+  /** Receives a file from a shell (capped) for a later call such as modelImport. */
+  upload(fileName: string, source: AsyncIterable<Uint8Array> | Uint8Array): Promise<UploadView> {
+    return this.core.uploads.receive(fileName, source)
   }
 
   /** Forwards every console event to a listener; returns the unsubscribe function. */
@@ -266,6 +272,39 @@ export class ConsoleService {
         .devices()
         .filter((d) => d.paired && d.model === m.id)
         .map((d) => d.id)
+    }
+  }
+
+  /** Imports uploaded files into the library; the uploads are removed whatever happens. */
+  async modelImport(a: ArgsOf<'modelImport'>): Promise<ResultOf<'modelImport'>> {
+    const { uploads } = this.core
+    try {
+      if ((a.images === undefined) !== (a.labels === undefined)) throw new UserError('modelImport: images and labels go together')
+      const r = await importModel(
+        {
+          file: uploads.path(a.upload),
+          dataDir: this.core.opts.dataDir,
+          id: a.id ?? idFromFileName(a.fileName),
+          maxBytes: uploads.maxBytes,
+          ...(a.inputShape ? { inputShape: a.inputShape } : {}),
+          ...(a.preprocess ? { preprocess: a.preprocess } : {}),
+          ...(a.accuracy ? { accuracy: a.accuracy } : {}),
+          ...(a.images && a.labels ? { images: uploads.path(a.images), labels: uploads.path(a.labels) } : {})
+        },
+        this.core.executor,
+        undefined,
+        a.fileName
+      )
+      this.core.emit('devices', { reason: `model ${r.id} imported` })
+      return {
+        id: r.id,
+        layers: r.manifest.layers.length,
+        inputShape: [...r.manifest.input.shape],
+        exits: r.manifest.exits.map((e) => ({ exit: e.exit, layers: e.layers.length, accuracy: e.accuracy, accuracySource: e.accuracySource })),
+        notes: r.notes
+      }
+    } finally {
+      for (const u of [a.upload, a.images, a.labels]) if (u) uploads.remove(u)
     }
   }
 

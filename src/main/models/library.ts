@@ -106,7 +106,7 @@ export interface ImportReport {
 }
 
 /** The id a file would get: its name, lowercased, [a-z0-9-] only. */
-function idFrom(file: string): string {
+export function idFromFileName(file: string): string {
   return basename(file)
     .replace(/\.onnx$/i, '')
     .toLowerCase()
@@ -131,10 +131,12 @@ function readClasses(file: string): string[] {
 export async function importModel(
   o: ImportModelOptions,
   ex: OrtExecutor,
-  progress?: (done: number, total: number, what: string) => void
+  progress?: (done: number, total: number, what: string) => void,
+  /** The file's name as the user knows it (an upload is stored under another). */
+  displayName?: string
 ): Promise<ImportReport> {
   const file = resolve(o.file)
-  const name = basename(file)
+  const name = displayName ?? basename(file)
   let size: number
   try {
     const st = statSync(file)
@@ -147,9 +149,9 @@ export async function importModel(
   const cap = o.maxBytes ?? DEFAULT_MAX_IMPORT_BYTES
   const fmt = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`)
   if (size > cap) throw new UserError(`import: ${name} is ${fmt(size)}, over the ${fmt(cap)} import cap (--max-mb)`)
-  const id = o.id ?? idFrom(file)
+  const id = o.id ?? idFromFileName(name)
   if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new UserError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' (--id)`)
-  if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another with --id)`)
+  if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another id)`)
   if ((o.images === undefined) !== (o.labels === undefined)) throw new UserError('import: --images and --labels go together')
   if (!o.images && !o.accuracy)
     throw new UserError('import: each exit needs an accuracy: give a labelled set (--images and --labels) to measure it, or --accuracy a1,a2,… to supply it')

@@ -3,21 +3,24 @@
  * - `POST /api/<method>` with a JSON body and `Authorization: Bearer <token>` (the CLI); the answer
  *   is {ok: true, data} or {ok: false, error};
  * - `GET /` and `/assets/*`: the built renderer (out/renderer), opened as `http://127.0.0.1:<port>/#token=…`;
+ * - `POST /upload?name=<file name>` (bearer token): a file for a later call (modelImport), streamed
+ *   to the data directory and refused past the console's import cap (413);
  * - `/ws`: the same API as a WebSocket for the renderer (first message `{type:'auth', token}`), with
  *   the console's events pushed to it (src/shared/console-api.ts).
  * The token and ports are written to the control file (control-file.ts), where the CLI finds them.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type WsServerMessage } from '../../shared/console-api.js'
+import { UPLOAD_PATH, WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type WsServerMessage } from '../../shared/console-api.js'
 import { isMethod } from '../console/api-schemas.js'
 import type { EdgentConsole } from '../console/console.js'
 import { ConsoleService } from '../console/service.js'
+import { formatBytes } from '../console/uploads.js'
 import { packageRoot } from '../runtime/paths.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
 
@@ -47,6 +50,35 @@ export class ControlApi {
     this.service = new ConsoleService(core, { shell: 'headless', brokerAddress: opts.brokerAddress ?? (() => `127.0.0.1:${core.mqttPort}`) })
   }
 
+  /** `POST /upload?name=…`: streams the body into the uploads folder; over the cap, 413 and nothing kept. */
+  private onUpload(req: IncomingMessage, res: ServerResponse, send: (status: number, body: unknown) => void): void {
+    // A refused upload: answer, then close the connection once the answer is out (the rest of the body is not read).
+    const refuse = (status: number, body: unknown) => {
+      res.setHeader('connection', 'close')
+      res.once('finish', () => req.destroy())
+      send(status, body)
+    }
+    const auth = req.headers.authorization ?? ''
+    if (!this.tokenOk(auth.startsWith('Bearer ') ? auth.slice(7) : '')) {
+      refuse(401, { ok: false, error: 'missing or wrong token' })
+      return
+    }
+    const name = new URL(req.url ?? '/', 'http://x').searchParams.get('name') ?? ''
+    const declared = Number(req.headers['content-length'] ?? NaN)
+    const cap = this.core.uploads.maxBytes
+    if (declared > cap) {
+      refuse(413, { ok: false, error: `upload: ${name || 'the file'} is ${declared} bytes, over the ${formatBytes(cap)} upload cap` })
+      return
+    }
+    this.service.upload(name, req).then(
+      (data) => send(200, { ok: true, data }),
+      (err: unknown) => {
+        const message = errorMessage(err)
+        refuse(/over the .* cap/.test(message) ? 413 : err instanceof UserError ? 400 : 500, { ok: false, error: message })
+      }
+    )
+  }
+
   /** The URL that opens the console in a browser, token included (the fragment never reaches the server's logs). */
   get url(): string {
     return `http://127.0.0.1:${this.port}/#token=${this.token}`
@@ -67,6 +99,10 @@ export class ControlApi {
         res.end(JSON.stringify(body))
       }
       const url = req.url ?? '/'
+      if (url.split('?')[0] === UPLOAD_PATH && req.method === 'POST') {
+        this.onUpload(req, res, send)
+        return
+      }
       if (!url.startsWith('/api/')) {
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { ok: false, error: 'method not allowed' })
         res.setHeader('content-security-policy', CSP)

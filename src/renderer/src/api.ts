@@ -5,6 +5,7 @@
  */
 import {
   METHOD_NAMES,
+  UPLOAD_PATH,
   WS_CLOSE_UNAUTHORIZED,
   WS_PATH,
   type ArgsOf,
@@ -12,6 +13,7 @@ import {
   type ConsoleEvent,
   type MethodName,
   type ResultOf,
+  type UploadView,
   type WsServerMessage
 } from '../../shared/console-api'
 
@@ -131,9 +133,25 @@ export class WsConsole {
     return () => this.listeners.delete(l)
   }
 
+  /** A file to the console: `POST /upload` on the page's own origin, with the token. */
+  async upload(data: ArrayBuffer, fileName: string): Promise<UploadView> {
+    const res = await fetch(`${UPLOAD_PATH}?name=${encodeURIComponent(fileName)}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.token ?? ''}`, 'content-type': 'application/octet-stream' },
+      body: data
+    })
+    const r = (await res.json().catch(() => ({ ok: false, error: `the console answered ${res.status}` }))) as { ok: boolean; data?: UploadView; error?: string }
+    if (!r.ok) throw new Error(r.error ?? `the console answered ${res.status}`)
+    return r.data!
+  }
+
   /** The same shape as the preload's API. */
   asApi(): ConsoleApi {
-    const api: Record<string, unknown> = { shell: 'headless', onEvent: (l: (e: ConsoleEvent) => void) => this.onEvent(l) }
+    const api: Record<string, unknown> = {
+      shell: 'headless',
+      onEvent: (l: (e: ConsoleEvent) => void) => this.onEvent(l),
+      upload: (data: ArrayBuffer, fileName: string) => this.upload(data, fileName)
+    }
     for (const m of METHOD_NAMES) api[m] = (args: unknown) => this.call(m, args as never)
     return api as unknown as ConsoleApi
   }

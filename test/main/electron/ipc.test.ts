@@ -3,7 +3,7 @@
  * page, no frame) and invalid arguments, and passes a valid call from the console window through.
  */
 import { describe, expect, it } from 'vitest'
-import { METHOD_NAMES, ipcChannel, type MethodName } from '../../../src/shared/console-api.js'
+import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName } from '../../../src/shared/console-api.js'
 import { ConsoleService } from '../../../src/main/console/service.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { registerIpcHandlers, trustedSender, type IpcEventLike } from '../../../src/main/ipc.js'
@@ -60,7 +60,8 @@ const INVALID: Record<MethodName, unknown> = {
   models: { all: true },
   modelCuts: { model: '../etc' },
   modelUse: { model: 'x', agent: 7 },
-  transfers: { agent: 'pi-a' }
+  transfers: { agent: 'pi-a' },
+  modelImport: { upload: '../../etc/passwd', fileName: 'x.onnx' }
 }
 
 describe('IPC handlers', () => {
@@ -68,8 +69,18 @@ describe('IPC handlers', () => {
   const service = new ConsoleService(untouchable, { shell: 'electron', brokerAddress: () => '127.0.0.1:1883' })
   const unregister = registerIpcHandlers(ipc, service, { windowId: () => WINDOW_ID, rendererUrl: RENDERER })
 
-  it('registers exactly one handler per API method', () => {
-    expect([...ipc.handlers.keys()].sort()).toEqual(METHOD_NAMES.map(ipcChannel).sort())
+  it('registers exactly one handler per API method, and the upload channel', () => {
+    expect([...ipc.handlers.keys()].sort()).toEqual([...METHOD_NAMES.map(ipcChannel), IPC_UPLOAD_CHANNEL].sort())
+  })
+
+  it('upload: refuses foreign senders and anything but {fileName, data}', async () => {
+    const h = ipc.handlers.get(IPC_UPLOAD_CHANNEL)!
+    for (const [what, ev] of foreign) {
+      await expect(h(ev, { fileName: 'a.onnx', data: new ArrayBuffer(4) }), what).rejects.toThrow('upload: refused a file from a foreign sender')
+    }
+    for (const bad of [null, {}, { fileName: 'a.onnx' }, { fileName: 7, data: new ArrayBuffer(4) }, { fileName: 'a.onnx', data: 'AAAA' }]) {
+      await expect(h(good, bad)).rejects.toThrow('upload: expected {fileName: string, data: ArrayBuffer}')
+    }
   })
 
   for (const method of METHOD_NAMES) {
@@ -87,11 +98,22 @@ describe('IPC handlers', () => {
     const ipc2 = fakeIpc()
     registerIpcHandlers(
       ipc2,
-      { call: async (m: MethodName, a: unknown) => (calls.push([m, a]), { ok: true }) as never },
+      {
+        call: async (m: MethodName, a: unknown) => (calls.push([m, a]), { ok: true }) as never,
+        upload: async (name: string, data: AsyncIterable<Uint8Array> | Uint8Array) => (
+          calls.push(['upload', [name, (data as Uint8Array).length]]), { upload: 'u', fileName: name, bytes: 3 }
+        )
+      },
       { windowId: () => WINDOW_ID, rendererUrl: RENDERER }
     )
     await expect(ipc2.handlers.get(ipcChannel('devices'))!(good, {})).resolves.toEqual({ ok: true })
-    expect(calls).toEqual([['devices', {}]])
+    await expect(ipc2.handlers.get(IPC_UPLOAD_CHANNEL)!(good, { fileName: 'm.onnx', data: new Uint8Array([1, 2, 3]).buffer })).resolves.toMatchObject({
+      fileName: 'm.onnx'
+    })
+    expect(calls).toEqual([
+      ['devices', {}],
+      ['upload', ['m.onnx', 3]]
+    ])
   })
 
   it('refuses everything before the window exists, and accepts the dev server origin in development', () => {

@@ -245,7 +245,7 @@ describe('model import', () => {
         'an existing id',
         () => good,
         ['--id', 'branchy-alexnet', '--accuracy', '0.5'],
-        /^edgent: import: a model with id "branchy-alexnet" exists already \(choose another with --id\)$/
+        /^edgent: import: a model with id "branchy-alexnet" exists already \(choose another id\)$/
       ]
     ])('%s', async (_what, file, extra, message) => {
       const r = await cli(file(), ...extra)

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react'
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
 import type { DeviceView, LibraryModelView, ModelCutsView, TransferView } from '../../../shared/console-api'
 import { errorMessage } from '../../../shared/errors'
+import { parsePreprocessSpec } from '../../../shared/preprocess'
 import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { ProgressBar } from './Campaigns'
@@ -56,6 +57,86 @@ function CutChart(props: { cuts: ModelCutsView; exit: number }): React.JSX.Eleme
 }
 
 const EVERY = '(every device without its own)'
+
+/**
+ * Import an ONNX classifier through the console API: the file (and an optional labelled set) is
+ * uploaded to the console (capped), then imported as `edgent model import` would.
+ */
+function Import(props: { onImported: (id: string) => void }): React.JSX.Element {
+  const api = useApi()
+  const [file, setFile] = useState<File | null>(null)
+  const [images, setImages] = useState<File | null>(null)
+  const [labels, setLabels] = useState<File | null>(null)
+  const [id, setId] = useState('')
+  const [accuracy, setAccuracy] = useState('')
+  const [shape, setShape] = useState('')
+  const [prep, setPrep] = useState('')
+  const [status, setStatus] = useState<{ busy: boolean; message: string | null; error: string | null }>({ busy: false, message: null, error: null })
+  const submit = async () => {
+    try {
+      if (!file) throw new Error('choose an .onnx file')
+      if (!!images !== !!labels) throw new Error('a labelled set needs both its images and its labels (idx files)')
+      const acc = accuracy.trim() ? accuracy.split(',').map((v) => Number(v.trim())) : undefined
+      if (acc?.some((v) => !Number.isFinite(v) || v < 0 || v > 1)) throw new Error('accuracies are numbers in [0, 1] separated by commas')
+      if (!acc && !images) throw new Error("each exit needs an accuracy: give a labelled set to measure it, or supply the exits' accuracies")
+      const inputShape = shape.trim() ? shape.split(/[x×,]/).map((v) => Number(v.trim())) : undefined
+      if (inputShape?.some((d) => !Number.isInteger(d) || d <= 0)) throw new Error('the input shape is positive integers separated by x, e.g. 1x3x224x224')
+      const preprocess = prep.trim() ? parsePreprocessSpec(prep) : undefined
+      setStatus({ busy: true, message: `uploading ${file.name}…`, error: null })
+      const up = await api.upload(await file.arrayBuffer(), file.name)
+      const set =
+        images && labels ? [await api.upload(await images.arrayBuffer(), images.name), await api.upload(await labels.arrayBuffer(), labels.name)] : null
+      setStatus({ busy: true, message: `importing ${file.name} (${up.bytes.toLocaleString()} bytes)…`, error: null })
+      const r = await api.modelImport({
+        upload: up.upload,
+        fileName: file.name,
+        ...(id.trim() ? { id: id.trim() } : {}),
+        ...(acc ? { accuracy: acc } : {}),
+        ...(inputShape ? { inputShape } : {}),
+        ...(preprocess ? { preprocess } : {}),
+        ...(set ? { images: set[0]!.upload, labels: set[1]!.upload } : {})
+      })
+      setStatus({
+        busy: false,
+        message: `imported ${r.id}: ${r.layers} layers, ${r.exits.length} exit(s), input ${r.inputShape.join('×')}${r.notes.length ? ` — ${r.notes.join('; ')}` : ''}`,
+        error: null
+      })
+      props.onImported(r.id)
+    } catch (err) {
+      setStatus({ busy: false, message: null, error: errorMessage(err) })
+    }
+  }
+  return (
+    <Card title="Import a model" testId="import-card">
+      <p className="hint">
+        Any ONNX image classifier, chain or DAG, one output per exit. Each exit's accuracy is measured on a labelled set (idx files of images of the input's
+        size) or supplied. The same as <code>npx edgent model import</code>.
+      </p>
+      <RowForm onSubmit={submit}>
+        <input type="file" accept=".onnx" aria-label="ONNX file" data-testid="import-file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+        <input placeholder="id (default: from the file name)" value={id} onChange={(e) => setId(e.target.value)} data-testid="import-id" />
+        <input placeholder="accuracies a1,a2,… (supplied)" value={accuracy} onChange={(e) => setAccuracy(e.target.value)} data-testid="import-accuracy" />
+        <input placeholder="input shape, e.g. 1x3x224x224" value={shape} onChange={(e) => setShape(e.target.value)} data-testid="import-shape" />
+        <input placeholder="scale=1/255,mean=…,std=…" value={prep} onChange={(e) => setPrep(e.target.value)} data-testid="import-preprocess" />
+        <label>
+          images <input type="file" aria-label="labelled images (idx)" onChange={(e) => setImages(e.target.files?.[0] ?? null)} />
+        </label>
+        <label>
+          labels <input type="file" aria-label="labels (idx)" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} />
+        </label>
+        <button type="submit" disabled={status.busy} data-testid="import-submit">
+          Import
+        </button>
+      </RowForm>
+      {status.message ? (
+        <p className="hint" data-testid="import-message">
+          {status.message}
+        </p>
+      ) : null}
+      {status.error ? <ErrorBox error={status.error} /> : null}
+    </Card>
+  )
+}
 
 function transferText(t: TransferView): string {
   const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`)
@@ -222,6 +303,12 @@ export function Models(): React.JSX.Element {
           )}
         </Guard>
       </Card>
+      <Import
+        onImported={(id) => {
+          models.reload()
+          setSelected(id)
+        }}
+      />
       {selected ? <Assignment selected={selected} onChanged={models.reload} /> : null}
       {selected ? (
         <Card

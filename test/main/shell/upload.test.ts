@@ -1,0 +1,110 @@
+/**
+ * Importing a model through the console API (the headless shell): `POST /upload` streams a file into
+ * the data directory under a cap, `modelImport` imports it as `edgent model import` would. A missing
+ * token, a file over the cap (declared or streamed), an unknown upload and a file that is not ONNX
+ * each get a clear error, and leave nothing behind in the uploads or the library.
+ */
+import { request } from 'node:http'
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { listModels } from '../../../src/main/models/library.js'
+import { ControlApi } from '../../../src/main/shell/http-server.js'
+import { residual } from '../../fixtures/dag.js'
+import { startConsole } from '../console/harness.js'
+
+interface Answer {
+  status: number
+  body: { ok: boolean; data?: unknown; error?: string }
+}
+
+function post(port: number, path: string, token: string | null, body: Uint8Array | string, chunked = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) })
+        }
+      },
+      (res) => {
+        let text = ''
+        res.on('data', (d: Buffer) => (text += d.toString()))
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) as Answer['body'] }))
+      }
+    )
+    req.on('error', (err) => (chunked ? undefined : reject(err)))
+    if (chunked && typeof body !== 'string') {
+      // Streamed in 16 KiB pieces without a declared length: the cap must hold while reading.
+      for (let i = 0; i < body.length; i += 16_384) req.write(body.subarray(i, i + 16_384), () => undefined)
+      req.end()
+    } else req.end(body)
+  })
+}
+
+describe('model import through the console API', () => {
+  let core: Awaited<ReturnType<typeof startConsole>>
+  let api: ControlApi
+  const CAP = 64 * 1024
+  const call = (method: string, args: unknown) => post(api.port, `/api/${method}`, api.token, JSON.stringify(args))
+  const uploads = () => readdirSync(join(core.opts.dataDir, 'uploads'))
+  const imported = () =>
+    listModels(core.opts.dataDir)
+      .filter((m) => m.source === 'imported')
+      .map((m) => m.id)
+
+  beforeAll(async () => {
+    core = await startConsole({ maxImportBytes: CAP })
+    api = new ControlApi(core, { host: '127.0.0.1', port: 0, dataDir: core.opts.dataDir })
+    await api.start()
+  })
+  afterAll(async () => {
+    await api?.stop()
+    await core?.stop()
+  })
+
+  it('uploads an ONNX file and imports it', async () => {
+    const bytes = residual().bytes
+    const up = await post(api.port, '/upload?name=my%20residual.onnx', api.token, bytes)
+    expect(up).toMatchObject({ status: 200, body: { ok: true, data: { fileName: 'my residual.onnx', bytes: bytes.length } } })
+    const { upload } = up.body.data as { upload: string }
+    const r = await call('modelImport', { upload, fileName: 'my residual.onnx', accuracy: [0.4] })
+    expect(r).toMatchObject({ status: 200, body: { ok: true, data: { id: 'my-residual', layers: 7, inputShape: [1, 3, 16, 16] } } })
+    expect((r.body.data as { exits: unknown[] }).exits).toEqual([{ exit: 1, layers: 7, accuracy: 0.4, accuracySource: 'supplied' }])
+    expect(imported()).toEqual(['my-residual'])
+    expect(uploads()).toEqual([]) // used, then removed
+  })
+
+  it('refuses a missing token, and files over the cap whether declared or streamed, keeping nothing', async () => {
+    expect(await post(api.port, '/upload?name=a.onnx', null, 'x')).toMatchObject({ status: 401, body: { error: 'missing or wrong token' } })
+    const big = new Uint8Array(CAP + 1)
+    expect(await post(api.port, '/upload?name=big.onnx', api.token, big)).toMatchObject({
+      status: 413,
+      body: { ok: false, error: `upload: big.onnx is ${CAP + 1} bytes, over the 64.0 KiB upload cap` }
+    })
+    const streamed = await post(api.port, '/upload?name=big.onnx', api.token, new Uint8Array(4 * CAP), true)
+    expect(streamed).toMatchObject({ status: 413, body: { ok: false, error: 'upload: big.onnx is over the 64.0 KiB upload cap' } })
+    expect(uploads()).toEqual([])
+  })
+
+  it('refuses an unknown upload, a malformed id and a file that is not ONNX, naming the problem', async () => {
+    expect(await call('modelImport', { upload: 'a'.repeat(24), fileName: 'x.onnx', accuracy: [0.5] })).toMatchObject({
+      status: 400,
+      body: { error: `unknown upload "${'a'.repeat(24)}" (upload the file first)` }
+    })
+    expect((await call('modelImport', { upload: '../edgent.db', fileName: 'x.onnx' })).body.error).toMatch(/^modelImport: upload: expected an upload id/)
+    const up = await post(api.port, '/upload?name=notes.onnx', api.token, 'these are not protobuf bytes at all')
+    const { upload } = up.body.data as { upload: string }
+    const r = await call('modelImport', { upload, fileName: 'notes.onnx', accuracy: [0.5] })
+    expect(r.status).toBe(400)
+    expect(r.body.error).toMatch(/^notes\.onnx: /)
+    expect(r.body.error).not.toMatch(/\n/)
+    expect(imported()).toEqual(['my-residual'])
+    expect(uploads()).toEqual([])
+    expect(existsSync(join(core.opts.dataDir, 'models', 'notes'))).toBe(false)
+  })
+})
