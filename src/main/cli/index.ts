@@ -152,6 +152,10 @@ function buildProgram(io: Io): Command {
     .option('--classes <file>', 'class names, one per line')
     .option('--images <idx3-ubyte[.gz]>', "labelled test images (MNIST idx), each exit's accuracy is measured on them")
     .option('--labels <idx1-ubyte[.gz]>', 'their labels')
+    .option(
+      '--image-dir <dir>',
+      'a labelled image folder instead (PNG/JPEG/BMP…, resized to the input): labels.txt with "<file> <label>" lines, or one subfolder per class'
+    )
     .option('--accuracy <a1,a2,…>', "each exit's accuracy in [0, 1], supplied (marked as such) instead of measured", fractionList)
     .option('--max-mb <n>', 'largest ONNX file accepted, MiB', positive, DEFAULT_MAX_IMPORT_BYTES / 2 ** 20)
     .addOption(dataDirOption())

@@ -17,6 +17,7 @@ import { graphInputDims, parseOnnx } from '../../shared/onnx-slicer.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet } from '../runtime/files.js'
+import { readImageDir } from './image-dir.js'
 import { packageRoot } from '../runtime/paths.js'
 
 /** Largest ONNX file an import accepts by default, bytes. */
@@ -91,6 +92,8 @@ export interface ImportModelOptions {
   /** A labelled set in MNIST idx format: each exit's accuracy is measured on it. */
   images?: string
   labels?: string
+  /** A labelled image folder (see image-dir.ts), resized to the input: each exit's accuracy is measured on it. */
+  imageDir?: string
   /** Each exit's accuracy in [0, 1] (in exit order), supplied by the user. */
   accuracy?: number[]
   maxBytes?: number
@@ -153,8 +156,11 @@ export async function importModel(
   if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new UserError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' (--id)`)
   if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another id)`)
   if ((o.images === undefined) !== (o.labels === undefined)) throw new UserError('import: --images and --labels go together')
-  if (!o.images && !o.accuracy)
-    throw new UserError('import: each exit needs an accuracy: give a labelled set (--images and --labels) to measure it, or --accuracy a1,a2,… to supply it')
+  if (o.images && o.imageDir) throw new UserError('import: give one labelled set: --images/--labels or --image-dir')
+  if (!o.images && !o.imageDir && !o.accuracy)
+    throw new UserError(
+      'import: each exit needs an accuracy: give a labelled set (--images and --labels, or --image-dir) to measure it, or --accuracy a1,a2,… to supply it'
+    )
   const bytes = new Uint8Array(readFileSync(file))
   const model = parseOnnx(bytes, name)
   const ix = indexGraph(model, name)
@@ -208,7 +214,7 @@ export async function importModel(
   const exits = draft.manifest.exits
   if (o.accuracy && o.accuracy.length !== exits.length)
     throw new UserError(`import: --accuracy gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
-  const set = o.images ? readSampleSet(o.images, o.labels!) : null
+  const set = o.images ? readSampleSet(o.images, o.labels!) : o.imageDir ? await readImageDir(o.imageDir, inputShape, classes, progress) : null
   if (set) {
     const [, c, h, w] = inputShape as [number, number, number, number]
     if (set.imageElements !== c * h * w) {
@@ -292,8 +298,17 @@ function writeSamples(dir: string, set: ReturnType<typeof readSampleSet>, n: num
   for (const [i, d] of dims.entries()) head.writeUInt32BE(d, 4 + 4 * i)
   writeFileSync(join(dir, 'samples-images-idx3-ubyte'), Buffer.concat([head, Buffer.from(set.images.subarray(0, n * set.imageElements))]))
   const lh = Buffer.alloc(8)
-  lh[2] = 0x08
   lh[3] = 1
   lh.writeUInt32BE(n, 4)
-  writeFileSync(join(dir, 'samples-labels-idx1-ubyte'), Buffer.concat([lh, Buffer.from(set.labels.subarray(0, n))]))
+  const labels = set.labels.subarray(0, n)
+  let body: Buffer
+  if (labels.every((l) => l >= 0 && l < 256)) {
+    lh[2] = 0x08
+    body = Buffer.from(Uint8Array.from(labels))
+  } else {
+    lh[2] = 0x0c // int32, big-endian: more than 256 classes
+    body = Buffer.alloc(4 * n)
+    for (let i = 0; i < n; i++) body.writeInt32BE(labels[i]!, 4 * i)
+  }
+  writeFileSync(join(dir, 'samples-labels-idx1-ubyte'), Buffer.concat([lh, body]))
 }

@@ -95,7 +95,8 @@ export function readIdxFile(path: string, what: string): IdxArray {
 export interface SampleSet {
   count: number
   images: Uint8Array
-  labels: Uint8Array
+  /** Class indices (bytes in MNIST-style idx files; int32 when a model has more than 256 classes). */
+  labels: Uint8Array | Int32Array
   imageElements: number
   source: string
   /** False for generated inputs (a model imported without a labelled set): `labels` mean nothing. */
