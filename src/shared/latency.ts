@@ -11,8 +11,29 @@ import { product, type Layer } from './manifest.js'
 export const SIDES = ['device', 'edge'] as const
 export type Side = (typeof SIDES)[number]
 
-/** Regression keys: the layer types of the paper's table, model loading, and the rest. */
-export const REGRESSION_KEYS = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax', 'other'] as const
+/**
+ * Regression keys: the layer types of the paper's table, model loading, the rest; and the op types of
+ * today's networks (grouped and depthwise convolution, batch norm, element-wise add/mul, concat,
+ * global pooling, the other activations), which the `layers` grid times too.
+ */
+export const REGRESSION_KEYS = [
+  'conv',
+  'relu',
+  'pool',
+  'lrn',
+  'dropout',
+  'fc',
+  'modelLoad',
+  'flatten',
+  'softmax',
+  'other',
+  'dwconv',
+  'batchnorm',
+  'add',
+  'concat',
+  'globalpool',
+  'activation'
+] as const
 export type RegressionKey = (typeof REGRESSION_KEYS)[number]
 
 /** The independent variables of each regression, in coefficient order (the paper's Table 1). */
@@ -27,7 +48,30 @@ export const FEATURES: Record<RegressionKey, readonly string[]> = {
   // Not in the paper: a constant plus input size, as for the cheap element-wise layers.
   flatten: ['inputElements'],
   softmax: ['inputElements'],
-  other: ['inputElements']
+  other: ['inputElements'],
+  // Not in the paper (2018 networks had none of these), in its spirit: sizes of what is read and written.
+  dwconv: ['inputElements', 'outputElements'],
+  batchnorm: ['inputElements'],
+  add: ['inputElements'],
+  concat: ['outputElements'],
+  globalpool: ['inputElements'],
+  activation: ['inputElements']
+}
+
+/**
+ * The regression used when a profile has none for a key: profiles fitted before the key existed (and
+ * the paper's) still predict every layer — a depthwise conv as a conv, a global pool as a pool,
+ * batch norm, add, concat and the other activations, like flatten and softmax, as `other`.
+ */
+export const FALLBACK: Partial<Record<RegressionKey, RegressionKey>> = {
+  flatten: 'other',
+  softmax: 'other',
+  dwconv: 'conv',
+  globalpool: 'pool',
+  batchnorm: 'other',
+  add: 'other',
+  concat: 'other',
+  activation: 'other'
 }
 
 /**
@@ -36,7 +80,12 @@ export const FEATURES: Record<RegressionKey, readonly string[]> = {
  * the paper's two variables cannot express; measured here, adding it (with relative-error weights,
  * `fitRegression`) took held-out conv errors from over 100 % to 11–23 % (README).
  */
-export const FIT_FEATURES: Record<RegressionKey, readonly string[]> = { ...FEATURES, conv: [...FEATURES.conv, 'macs'], fc: [...FEATURES.fc, 'macs'] }
+export const FIT_FEATURES: Record<RegressionKey, readonly string[]> = {
+  ...FEATURES,
+  conv: [...FEATURES.conv, 'macs'],
+  fc: [...FEATURES.fc, 'macs'],
+  dwconv: [...FEATURES.dwconv, 'macs']
+}
 
 /** The value of one named variable for a layer (elements, or multiply-accumulates for `macs`). */
 export function featureValue(layer: Layer, name: string): number {
@@ -81,9 +130,44 @@ export function fitFeatures(layer: Layer): number[] {
   return featureValues(layer, FIT_FEATURES[regressionKeyOf(layer)])
 }
 
-/** The regression a layer is predicted with: its type's; a block (several ops) falls back to `other` until blocks are profiled. */
+/** Ops of an imported `other` layer with a regression of their own. */
+const OP_KEYS: Record<string, RegressionKey> = {
+  BatchNormalization: 'batchnorm',
+  Add: 'add',
+  Sum: 'add',
+  Mul: 'add',
+  Sub: 'add',
+  Concat: 'concat',
+  Clip: 'activation',
+  HardSwish: 'activation',
+  HardSigmoid: 'activation',
+  Sigmoid: 'activation',
+  Tanh: 'activation',
+  LeakyRelu: 'activation',
+  PRelu: 'activation'
+}
+
+/**
+ * The regression a layer is predicted with: its type's; a grouped convolution is `dwconv`, a pool to
+ * 1×1 over a larger input `globalpool`, an imported op with a key of its own that key (OP_KEYS); a
+ * block (several ops) falls back to `other` until blocks are profiled.
+ */
 export function regressionKeyOf(layer: Layer): RegressionKey {
-  return layer.type === 'block' ? 'other' : layer.type
+  switch (layer.type) {
+    case 'block':
+      return 'other'
+    case 'conv':
+      return (layer.group ?? 1) > 1 ? 'dwconv' : 'conv'
+    case 'pool': {
+      const out = layer.outputShape.slice(2)
+      const inp = layer.inputShape.slice(2)
+      return out.length && out.every((d) => d === 1) && inp.some((d) => d > 1) ? 'globalpool' : 'pool'
+    }
+    case 'other':
+      return (layer.op && OP_KEYS[layer.op]) || 'other'
+    default:
+      return layer.type
+  }
 }
 
 const RegressionSchema = z
@@ -189,15 +273,22 @@ export const PAPER_2018: CalibrationProfile = Object.freeze({
 
 export const BUILTIN_PROFILES: Readonly<Record<string, CalibrationProfile>> = { 'paper-2018': PAPER_2018 }
 
-/** The regression a profile uses for a key; flatten and softmax fall back to `other`. */
-export function regressionFor(profile: CalibrationProfile, side: Side, key: RegressionKey): Regression {
+/** The key whose regression a profile uses for `key`: its own, else its fallback (FALLBACK), else undefined. */
+function keyIn(profile: CalibrationProfile, side: Side, key: RegressionKey): RegressionKey | undefined {
   const table = profile[side]
-  const reg = table[key] ?? (key === 'flatten' || key === 'softmax' ? table.other : undefined)
-  if (!reg) {
-    const fallback = key === 'flatten' || key === 'softmax' ? ' (or "other")' : ''
+  if (table[key]) return key
+  const fb = FALLBACK[key]
+  return fb && table[fb] ? fb : undefined
+}
+
+/** The regression a profile uses for a key (or its fallback, FALLBACK). */
+export function regressionFor(profile: CalibrationProfile, side: Side, key: RegressionKey): Regression {
+  const k = keyIn(profile, side, key)
+  if (!k) {
+    const fallback = FALLBACK[key] ? ` (or "${FALLBACK[key]}")` : ''
     throw new UserError(`profile ${profile.id} has no ${side} regression for layer type "${key}"${fallback}`)
   }
-  return reg
+  return profile[side][k]!
 }
 
 /**
@@ -213,9 +304,8 @@ export function evaluateRegression(reg: Regression, x: readonly number[]): numbe
 export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: Layer): number {
   const key = regressionKeyOf(layer)
   const reg = regressionFor(profile, side, key)
-  // A fallback regression (`other` for flatten/softmax) reads the variables of its own key.
-  const fallbackKey: RegressionKey = profile[side][key] ? key : 'other'
-  return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[fallbackKey]))
+  // A fallback regression (`other` for flatten/softmax…, conv for dwconv) reads the variables of its own key.
+  return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[keyIn(profile, side, key)!]))
 }
 
 export function predictModelLoadMs(profile: CalibrationProfile, side: Side, modelBytes: number): number {

@@ -23,15 +23,33 @@ import { UserError } from './errors.js'
 import { product, type Layer } from './manifest.js'
 import { floatValueInfo } from './onnx-slicer.js'
 
+/** Element-wise activations timed under the `activation` key. */
+export const ACTIVATION_OPS = ['Clip', 'HardSwish', 'Sigmoid'] as const
+
 export type SyntheticSpec =
   | { type: 'conv'; channels: number; size: number; filters: number; kernel: number; stride: number }
   | { type: 'pool'; channels: number; size: number; kernel: number; stride: number }
   | { type: 'fc'; inputs: number; outputs: number }
   | { type: 'relu' | 'lrn' | 'dropout' | 'softmax' | 'flatten'; shape: number[] }
+  /** A depthwise convolution (group = channels), padding keeping the size at stride 1. */
+  | { type: 'dwconv'; channels: number; size: number; kernel: number; stride: number }
+  /** Batch norm, element-wise add (of the input to itself), global average pool: over an NCHW shape. */
+  | { type: 'batchnorm' | 'add' | 'globalpool'; shape: number[] }
+  /** `parts` copies of the input concatenated along the channels. */
+  | { type: 'concat'; shape: number[]; parts: number }
+  | { type: 'activation'; op: (typeof ACTIVATION_OPS)[number]; shape: number[] }
 
 const dim = (max: number) => z.number().int().positive().max(max)
 /** Specs arrive over MQTT: bounded so that no request can make an agent allocate without limit. */
+const nchw = z
+  .array(dim(4096))
+  .length(4)
+  .refine((s) => s[0] === 1 && s.reduce((a, b) => a * b, 1) <= 4_000_000, 'batch 1, at most 4M elements')
 export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
+  z.object({ type: z.literal('dwconv'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
+  z.object({ type: z.enum(['batchnorm', 'add', 'globalpool']), shape: nchw }),
+  z.object({ type: z.literal('concat'), shape: nchw, parts: z.number().int().min(2).max(4) }),
+  z.object({ type: z.literal('activation'), op: z.enum(ACTIVATION_OPS), shape: nchw }),
   z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('fc'), inputs: dim(16384), outputs: dim(8192) }),
@@ -78,7 +96,87 @@ export function specKey(s: SyntheticSpec): string {
   return JSON.stringify(s)
 }
 
+/** The op types of today's networks, built with GraphBuilder; the layer record is what an import would derive. */
+function buildModern(spec: Exclude<SyntheticSpec, { type: 'conv' | 'pool' | 'fc' | 'relu' | 'lrn' | 'dropout' | 'softmax' | 'flatten' }>): SyntheticModel {
+  const b = new GraphBuilder(spec.type)
+  let inputDims: number[]
+  let outputDims: number[]
+  let y: string
+  let layer: Record<string, unknown>
+  let opset = 13
+  switch (spec.type) {
+    case 'dwconv': {
+      const pad = Math.floor(spec.kernel / 2)
+      const o = outSize(spec.size, spec.kernel, spec.stride, pad)
+      if (o < 1) throw new UserError(`dwconv ${JSON.stringify(spec)} has no output`)
+      inputDims = [1, spec.channels, spec.size, spec.size]
+      outputDims = [1, spec.channels, o, o]
+      y = b.conv('x', spec.channels, spec.channels, spec.kernel, spec.stride, spec.channels)
+      layer = {
+        type: 'conv',
+        kernel: [spec.kernel, spec.kernel],
+        stride: [spec.stride, spec.stride],
+        padding: [pad, pad, pad, pad],
+        filters: spec.channels,
+        group: spec.channels
+      }
+      break
+    }
+    case 'batchnorm':
+      inputDims = [...spec.shape]
+      outputDims = [...spec.shape]
+      y = b.batchNorm('x', spec.shape[1]!)
+      layer = { type: 'other', op: 'BatchNormalization' }
+      break
+    case 'add':
+      inputDims = [...spec.shape]
+      outputDims = [...spec.shape]
+      y = b.add('x', 'x')
+      layer = { type: 'other', op: 'Add' }
+      break
+    case 'globalpool':
+      inputDims = [...spec.shape]
+      outputDims = [1, spec.shape[1]!, 1, 1]
+      y = b.globalAveragePool('x')
+      layer = { type: 'pool', kernel: [spec.shape[2]!, spec.shape[3]!], stride: [1, 1], op: 'avg' }
+      break
+    case 'concat':
+      inputDims = [...spec.shape]
+      outputDims = [1, spec.shape[1]! * spec.parts, spec.shape[2]!, spec.shape[3]!]
+      y = b.concat(Array.from({ length: spec.parts }, () => 'x'))
+      layer = { type: 'other', op: 'Concat' }
+      break
+    case 'activation':
+      inputDims = [...spec.shape]
+      outputDims = [...spec.shape]
+      if (spec.op === 'Clip') y = b.clip('x', 0, 6)
+      else y = b.node(spec.op, ['x'])
+      if (spec.op === 'HardSwish') opset = 14
+      layer = { type: 'other', op: spec.op }
+      break
+  }
+  const record = {
+    id: spec.type,
+    inputShape: inputDims,
+    outputShape: outputDims,
+    outputBytes: product(outputDims) * 4,
+    input: 'x',
+    output: y,
+    ...layer
+  } as Layer
+  return { spec, bytes: b.build('x', inputDims, [{ name: y, dims: outputDims }], opset), layer: record, inputDims }
+}
+
 export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
+  switch (spec.type) {
+    case 'dwconv':
+    case 'batchnorm':
+    case 'add':
+    case 'globalpool':
+    case 'concat':
+    case 'activation':
+      return buildModern(spec)
+  }
   const nodes: NodeProto[] = []
   const init: TensorProto[] = []
   let inputDims: number[]
@@ -237,6 +335,15 @@ export class GraphBuilder {
     return this.node('Flatten', [x], [int('axis', 1)])
   }
 
+  /** Clip to [min, max] (ReLU6 at 0, 6), bounds as constant initializers (opset ≥ 11). */
+  clip(x: string, min: number, max: number): string {
+    const name = this.next('Clip')
+    const scalar = (n: string, v: number) =>
+      create(TensorProtoSchema, { name: n, dims: [], dataType: TensorProto_DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(v).buffer) })
+    this.init.push(scalar(`${name}.min`, min), scalar(`${name}.max`, max))
+    return this.node('Clip', [x, `${name}.min`, `${name}.max`], [], name)
+  }
+
   gemm(x: string, inputs: number, outputs: number): string {
     const name = this.next('Gemm')
     this.init.push(weights(`${name}.w`, [outputs, inputs], this.n * 7 + 6), weights(`${name}.b`, [outputs], this.n * 7 + 7))
@@ -244,11 +351,11 @@ export class GraphBuilder {
   }
 
   /** The model: one float32 input of `inputDims`, and `outputs` (graph outputs, in order, with their dims). */
-  build(input: string, inputDims: number[], outputs: { name: string; dims: number[] }[]): Uint8Array {
+  build(input: string, inputDims: number[], outputs: { name: string; dims: number[] }[], opset = 13): Uint8Array {
     const model = create(ModelProtoSchema, {
       irVersion: 8n,
       producerName: 'edgent graph builder',
-      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
+      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(opset) })],
       graph: create(GraphProtoSchema, {
         name: this.name,
         node: this.nodes,

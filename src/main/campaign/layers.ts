@@ -1,9 +1,9 @@
 /**
  * The `layers` campaign's workload: a grid of synthetic single-layer models for every layer type of
- * the paper's table (and the cheap ones), each timed on one side by `timeSynthetic`
+ * the paper's table (and the cheap ones), and the op types of today's networks, each timed on one side by `timeSynthetic`
  * (src/main/runtime/synthetic.ts).
  */
-import type { SyntheticSpec } from '../../shared/onnx-builder.js'
+import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx-builder.js'
 
 /** The configurations timed by a `layers` campaign, in a fixed order. */
 export function layerGrid(): SyntheticSpec[] {
@@ -18,5 +18,13 @@ export function layerGrid(): SyntheticSpec[] {
   for (const type of ['relu', 'lrn', 'dropout', 'flatten'] as const)
     for (const c of [16, 32, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
   for (const n of [10, 100, 1000, 10000]) g.push({ type: 'softmax', shape: [1, n] })
+  // Today's op types (imported MobileNets, ResNets, Inceptions): depthwise conv, batch norm, add,
+  // global pool, concat, the other activations.
+  for (const channels of [16, 64, 128])
+    for (const size of [7, 14, 28]) for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'dwconv', channels, size, kernel, stride })
+  for (const type of ['batchnorm', 'add', 'globalpool'] as const)
+    for (const c of [16, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
+  for (const c of [16, 64]) for (const h of [7, 14, 28]) for (const parts of [2, 3]) g.push({ type: 'concat', shape: [1, c, h, h], parts })
+  for (const op of ACTIVATION_OPS) for (const c of [16, 64]) for (const h of [14, 28]) g.push({ type: 'activation', op, shape: [1, c, h, h] })
   return g
 }

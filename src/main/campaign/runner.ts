@@ -91,7 +91,7 @@ export class Campaigns {
     const id = randomUUID()
     const params =
       kind === 'layers'
-        ? { reps, grid: 'layers-v2' }
+        ? { reps, grid: 'layers-v3' }
         : kind === 'model'
           ? { reps, model: this.deps.modelFor(deviceId).manifest.id }
           : { inferencesPerPoint: reps, ...grid }

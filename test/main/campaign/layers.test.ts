@@ -23,6 +23,8 @@ describe('synthetic single-layer models', () => {
     const seen = new Set(measured.map((m) => m.regressionKey))
     expect(measured).toHaveLength(grid.length)
     for (const key of ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc'] as const) expect(seen.has(key), key).toBe(true)
+    // and today's op types, each under its own regression
+    for (const key of ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation'] as const) expect(seen.has(key), key).toBe(true)
     for (const m of measured) {
       expect(REGRESSION_KEYS).toContain(m.regressionKey)
       expect(m.runMs).toBeGreaterThan(0)
@@ -34,6 +36,9 @@ describe('synthetic single-layer models', () => {
     expect(conv.features).toEqual([3 * 8 * 8, (3 / 1) * (3 / 1) * 16, 16 * 8 * 8 * 3 * 3 * 3])
     const fc = measured.find((m) => m.regressionKey === 'fc')!
     expect(fc.features).toEqual([128, 10, 1280])
+    const dw = measured.find((m) => m.regressionKey === 'dwconv')!
+    // input and output elements, then multiply-accumulates: 16 channels × 7 × 7 outputs × 3 × 3, one input channel each
+    expect(dw.features).toEqual([16 * 7 * 7, 16 * 7 * 7, 16 * 7 * 7 * 3 * 3])
   }, 120_000)
 
   it('builds pool, flatten and softmax models that onnxruntime loads and runs', async () => {

@@ -1,0 +1,74 @@
+/**
+ * Today's op types in the latency model: an imported MobileNet-style DAG's layers are keyed as
+ * depthwise conv, batch norm, global pool… ; a profile without those keys (the paper's, or one fitted
+ * before they existed) still predicts every layer through its fallbacks; and the `layers` grid's new
+ * configurations, timed on onnxruntime, fit a regression of each new key that predicts its held-out
+ * configurations.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fitProfile, type MeasurementRow } from '../../../src/main/campaign/fit.js'
+import { layerGrid } from '../../../src/main/campaign/layers.js'
+import { heldOutKeys } from '../../../src/main/campaign/runner.js'
+import { importModel } from '../../../src/main/models/library.js'
+import { OrtExecutor } from '../../../src/main/runtime/executor.js'
+import { timeSynthetic } from '../../../src/main/runtime/synthetic.js'
+import { FALLBACK, PAPER_2018, predictLayerMs, regressionKeyOf } from '../../../src/shared/latency.js'
+import { depthwise } from '../../fixtures/dag.js'
+
+const NEW_KEYS = ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation'] as const
+
+describe('the op types of imported networks in the latency model', () => {
+  const ex = new OrtExecutor()
+  beforeAll(() => ex.start())
+  afterAll(() => ex.stop())
+
+  it('keys an imported depthwise DAG by op type, and the paper profile still predicts every layer through fallbacks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-modern-'))
+    const f = depthwise()
+    writeFileSync(join(dir, 'dw.onnx'), f.bytes)
+    const { manifest } = await importModel({ file: join(dir, 'dw.onnx'), dataDir: dir, accuracy: [0.5] }, ex)
+    const keys = manifest.layers.map(regressionKeyOf)
+    expect(keys).toContain('dwconv')
+    expect(keys).toContain('batchnorm')
+    expect(keys).toContain('globalpool')
+    for (const l of manifest.layers) for (const side of ['device', 'edge'] as const) expect(predictLayerMs(PAPER_2018, side, l)).toBeGreaterThanOrEqual(0)
+    // A depthwise conv without a dwconv regression is predicted as a conv.
+    const dw = manifest.layers.find((l) => regressionKeyOf(l) === 'dwconv')!
+    expect(FALLBACK.dwconv).toBe('conv')
+    expect(predictLayerMs(PAPER_2018, 'device', dw)).toBeGreaterThan(0)
+  })
+
+  it("fits each new key from the grid's configurations, predicting its held-out ones", async () => {
+    const grid = layerGrid().filter((s) => (NEW_KEYS as readonly string[]).includes(s.type))
+    const measured = await timeSynthetic(ex, grid, 5)
+    const held = heldOutKeys(
+      measured.map((m) => m.key),
+      measured.map((m) => m.regressionKey)
+    )
+    const rows: MeasurementRow[] = measured.map((m) => ({
+      side: 'edge',
+      config: m.key,
+      regressionKey: m.regressionKey,
+      features: m.features,
+      runMs: m.runMs,
+      loadMs: m.loadMs,
+      modelBytes: m.modelBytes,
+      heldOut: held.get(m.key)!
+    }))
+    const { profile, report } = fitProfile('modern', 'modern ops', rows, {})
+    const mape = (k: string) => report.find((x) => x.side === 'edge' && x.key === k)?.heldOutMape
+    console.log(`new op types, edge, held-out MAPE: ${NEW_KEYS.map((k) => `${k} ${(100 * (mape(k) ?? NaN)).toFixed(1)} %`).join(', ')}`)
+    for (const key of NEW_KEYS) {
+      const r = report.find((x) => x.side === 'edge' && x.key === key)!
+      expect(r, key).toBeDefined()
+      expect(profile.edge[key], key).toBeDefined()
+      expect(r.heldOutN, key).toBeGreaterThan(0)
+      // How well is a benchmark's matter (one pass of µs-scale ops on a shared machine is noisy); here: a finite figure.
+      expect(Number.isFinite(r.heldOutMape), key).toBe(true)
+    }
+    expect(profile.edge.dwconv!.features).toEqual(['inputElements', 'outputElements', 'macs'])
+  }, 120_000)
+})
