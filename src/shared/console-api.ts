@@ -101,6 +101,9 @@ export interface FitReport {
   heldOutMape: number | null
   heldOutR2: number | null
   error?: string
+  /** `block` only: the held-out MAPE of the sum over each block's ops, and whether it beat the block term. */
+  sumHeldOutMape?: number
+  preferSum?: boolean
 }
 
 export interface CampaignStatus {
@@ -330,7 +333,8 @@ export interface ConsoleMethods {
   transfers: { args: Record<string, never>; result: TransferView[] }
   /**
    * Imports an uploaded ONNX file into the library (as `edgent model import`); `images`/`labels` are
-   * uploaded idx files of a labelled set, else `accuracy` supplies each exit's. The uploads are removed.
+   * uploaded idx files of a labelled set, or `imageDir` an image folder on the console's machine, else
+   * `accuracy` supplies each exit's. The uploads are removed.
    */
   modelImport: {
     args: {
@@ -342,6 +346,8 @@ export interface ConsoleMethods {
       accuracy?: number[]
       images?: string
       labels?: string
+      /** A labelled image folder on the console's machine (as `--image-dir`). */
+      imageDir?: string
     }
     result: ModelImportView
   }

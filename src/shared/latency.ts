@@ -32,7 +32,8 @@ export const REGRESSION_KEYS = [
   'add',
   'concat',
   'globalpool',
-  'activation'
+  'activation',
+  'block'
 ] as const
 export type RegressionKey = (typeof REGRESSION_KEYS)[number]
 
@@ -55,7 +56,9 @@ export const FEATURES: Record<RegressionKey, readonly string[]> = {
   add: ['inputElements'],
   concat: ['outputElements'],
   globalpool: ['inputElements'],
-  activation: ['inputElements']
+  activation: ['inputElements'],
+  /** A whole block (several ops between two cut points), as one term. */
+  block: ['inputElements', 'outputElements']
 }
 
 /**
@@ -71,7 +74,8 @@ export const FALLBACK: Partial<Record<RegressionKey, RegressionKey>> = {
   batchnorm: 'other',
   add: 'other',
   concat: 'other',
-  activation: 'other'
+  activation: 'other',
+  block: 'other'
 }
 
 /**
@@ -84,7 +88,8 @@ export const FIT_FEATURES: Record<RegressionKey, readonly string[]> = {
   ...FEATURES,
   conv: [...FEATURES.conv, 'macs'],
   fc: [...FEATURES.fc, 'macs'],
-  dwconv: [...FEATURES.dwconv, 'macs']
+  dwconv: [...FEATURES.dwconv, 'macs'],
+  block: [...FEATURES.block, 'macs']
 }
 
 /** The value of one named variable for a layer (elements, or multiply-accumulates for `macs`). */
@@ -110,6 +115,7 @@ export function featureValue(layer: Layer, name: string): number {
         return (outputElements * kh * kw * (layer.inputShape[1] ?? 1)) / (layer.group ?? 1)
       }
       if (layer.type === 'fc') return inputElements * outputElements
+      if (layer.type === 'block' && layer.nodes) return layer.nodes.reduce((a, n) => a + (n.macs ?? 0), 0)
       break
     }
   }
@@ -150,12 +156,12 @@ const OP_KEYS: Record<string, RegressionKey> = {
 /**
  * The regression a layer is predicted with: its type's; a grouped convolution is `dwconv`, a pool to
  * 1×1 over a larger input `globalpool`, an imported op with a key of its own that key (OP_KEYS); a
- * block (several ops) falls back to `other` until blocks are profiled.
+ * block (several ops) is `block` (see predictLayerMs for how a block is predicted).
  */
 export function regressionKeyOf(layer: Layer): RegressionKey {
   switch (layer.type) {
     case 'block':
-      return 'other'
+      return 'block'
     case 'conv':
       return (layer.group ?? 1) > 1 ? 'dwconv' : 'conv'
     case 'pool': {
@@ -180,7 +186,11 @@ const RegressionSchema = z
     r2: z.number().nullable().optional(),
     mape: z.number().nullable().optional(),
     heldOut: z.record(z.string(), z.unknown()).optional(),
-    note: z.string().optional()
+    note: z.string().optional(),
+    /** `block` only: predict a block as the sum over its ops instead of this term (the held-out error favoured the sum). */
+    preferSum: z.boolean().optional(),
+    /** `block` only: the held-out figures of the sum over ops, beside `heldOut` (this term's). */
+    sumHeldOut: z.record(z.string(), z.unknown()).optional()
   })
   .loose()
 export type Regression = z.infer<typeof RegressionSchema>
@@ -301,11 +311,25 @@ export function evaluateRegression(reg: Regression, x: readonly number[]): numbe
   return Math.max(y, 0)
 }
 
+/**
+ * A layer's predicted time. A block whose ops are known is the sum over its ops unless the profile
+ * has a block term that predicted held-out blocks better (`preferSum` false); a block term, else
+ * `other`, otherwise.
+ */
 export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: Layer): number {
+  if (layer.type === 'block' && layer.nodes?.length) {
+    const term = profile[side].block
+    if (!term || term.preferSum) return predictSumOfOps(profile, side, layer.nodes)
+  }
   const key = regressionKeyOf(layer)
   const reg = regressionFor(profile, side, key)
   // A fallback regression (`other` for flatten/softmax…, conv for dwconv) reads the variables of its own key.
   return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[keyIn(profile, side, key)!]))
+}
+
+/** A block as the sum of its ops' predictions. */
+export function predictSumOfOps(profile: CalibrationProfile, side: Side, nodes: readonly Layer[]): number {
+  return nodes.reduce((a, n) => a + predictLayerMs(profile, side, n), 0)
 }
 
 export function predictModelLoadMs(profile: CalibrationProfile, side: Side, modelBytes: number): number {

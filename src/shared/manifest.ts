@@ -32,7 +32,7 @@ const layerBase = {
   paramBytes: z.number().int().nonnegative().optional()
 }
 
-export const LayerSchema = z.discriminatedUnion('type', [
+const SINGLE_LAYER_SCHEMAS = [
   z.object({
     ...layerBase,
     type: z.literal('conv'),
@@ -64,9 +64,21 @@ export const LayerSchema = z.discriminatedUnion('type', [
   z.object({ ...layerBase, type: z.literal('relu') }),
   z.object({ ...layerBase, type: z.literal('flatten') }),
   z.object({ ...layerBase, type: z.literal('softmax') }),
-  z.object({ ...layerBase, type: z.literal('other'), op: z.string().optional() }),
-  /** Several ops between two cut points of a DAG (a residual or inception block): the op mix. */
-  z.object({ ...layerBase, type: z.literal('block'), ops: z.record(z.string(), positiveInt) })
+  z.object({ ...layerBase, type: z.literal('other'), op: z.string().optional() })
+] as const
+
+/** A layer of one op (what a block is made of). */
+export const SingleLayerSchema = z.discriminatedUnion('type', SINGLE_LAYER_SCHEMAS)
+export type SingleLayer = z.infer<typeof SingleLayerSchema>
+
+export const LayerSchema = z.discriminatedUnion('type', [
+  ...SINGLE_LAYER_SCHEMAS,
+  /**
+   * Several ops between two cut points of a DAG (a residual or inception block): the op mix, and
+   * (imported models) each op as a layer record of its own, so that a block can be predicted as the
+   * sum over its ops.
+   */
+  z.object({ ...layerBase, type: z.literal('block'), ops: z.record(z.string(), positiveInt), nodes: z.array(SingleLayerSchema).max(4096).optional() })
 ])
 export type Layer = z.infer<typeof LayerSchema>
 

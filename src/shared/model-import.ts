@@ -100,6 +100,22 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
   const layers: Record<string, unknown>[] = []
   const layerMacsByKey = new Map<string, number>()
   const keyOf = (l: CutLayer) => `${l.input}\u0000${l.output}`
+  /** One op of a block as a layer record of its own (its first activation input, its first output). */
+  const nodeRecord = (n: NodeProto, i: number): Record<string, unknown> => {
+    const input = n.input.find((t) => t && !ix.constants.has(t)) ?? ix.input
+    const inShape = input === ix.input ? o.inputShape : shapeOf(shapes, input)
+    const outShape = shapeOf(shapes, n.output[0]!)
+    return {
+      id: sanitize(n.name || `${n.opType}${i + 1}`),
+      ...single(n, inShape, outShape, weightDims),
+      inputShape: inShape,
+      outputShape: outShape,
+      outputBytes: product(outShape) * 4,
+      input,
+      output: n.output[0]!,
+      macs: Math.round(nodeMacs(n, shapes, weightDims))
+    }
+  }
   const describe = (l: CutLayer): string => {
     const key = keyOf(l)
     const known = layerIds.get(key)
@@ -112,7 +128,8 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
     const macs = nodes.reduce((a, n) => a + nodeMacs(n, shapes, weightDims), 0)
     const paramBytes = [...new Set(nodes.flatMap((n) => n.input.filter((t) => ix.initializers.has(t))))].reduce((a, t) => a + (initBytes.get(t) ?? 0), 0)
     const base = { inputShape, outputShape, outputBytes: product(outputShape) * 4, input: l.input, output: l.output, macs: Math.round(macs), paramBytes }
-    const typed = nodes.length === 1 ? single(nodes[0]!, inputShape, outputShape, weightDims) : { type: 'block', ops: opMix(ix, l) }
+    const typed =
+      nodes.length === 1 ? single(nodes[0]!, inputShape, outputShape, weightDims) : { type: 'block', ops: opMix(ix, l), nodes: nodes.map(nodeRecord) }
     let id = sanitize(nodes.length === 1 ? nodes[0]!.name || `${nodes[0]!.opType}${layers.length + 1}` : `block${layers.length + 1}`)
     if (usedIds.has(id)) id = `${id}-${layers.length + 1}`
     usedIds.add(id)

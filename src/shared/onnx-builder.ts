@@ -23,6 +23,9 @@ import { UserError } from './errors.js'
 import { product, type Layer } from './manifest.js'
 import { floatValueInfo } from './onnx-slicer.js'
 
+/** The synthetic blocks timed under the `block` key. */
+export const BLOCK_KINDS = ['residual', 'inverted', 'inception'] as const
+
 /** Element-wise activations timed under the `activation` key. */
 export const ACTIVATION_OPS = ['Clip', 'HardSwish', 'Sigmoid'] as const
 
@@ -38,6 +41,12 @@ export type SyntheticSpec =
   /** `parts` copies of the input concatenated along the channels. */
   | { type: 'concat'; shape: number[]; parts: number }
   | { type: 'activation'; op: (typeof ACTIVATION_OPS)[number]; shape: number[] }
+  /**
+   * A block of several ops (stride 1, sizes kept): `residual` (3×3 conv, ReLU, 3×3 conv, + input,
+   * ReLU), `inverted` (MobileNetV2: 1×1 expand ×`expand`, ReLU6, 3×3 depthwise, ReLU6, 1×1 project,
+   * + input), `inception` (1×1 conv ‖ 3×3 conv + ReLU, concatenated).
+   */
+  | { type: 'block'; kind: (typeof BLOCK_KINDS)[number]; channels: number; size: number; expand?: number }
 
 const dim = (max: number) => z.number().int().positive().max(max)
 /** Specs arrive over MQTT: bounded so that no request can make an agent allocate without limit. */
@@ -50,6 +59,7 @@ export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
   z.object({ type: z.enum(['batchnorm', 'add', 'globalpool']), shape: nchw }),
   z.object({ type: z.literal('concat'), shape: nchw, parts: z.number().int().min(2).max(4) }),
   z.object({ type: z.literal('activation'), op: z.enum(ACTIVATION_OPS), shape: nchw }),
+  z.object({ type: z.literal('block'), kind: z.enum(BLOCK_KINDS), channels: dim(256), size: dim(64), expand: z.number().int().min(1).max(6).optional() }),
   z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('fc'), inputs: dim(16384), outputs: dim(8192) }),
@@ -97,7 +107,9 @@ export function specKey(s: SyntheticSpec): string {
 }
 
 /** The op types of today's networks, built with GraphBuilder; the layer record is what an import would derive. */
-function buildModern(spec: Exclude<SyntheticSpec, { type: 'conv' | 'pool' | 'fc' | 'relu' | 'lrn' | 'dropout' | 'softmax' | 'flatten' }>): SyntheticModel {
+function buildModern(
+  spec: Exclude<SyntheticSpec, { type: 'conv' | 'pool' | 'fc' | 'relu' | 'lrn' | 'dropout' | 'softmax' | 'flatten' | 'block' }>
+): SyntheticModel {
   const b = new GraphBuilder(spec.type)
   let inputDims: number[]
   let outputDims: number[]
@@ -167,6 +179,82 @@ function buildModern(spec: Exclude<SyntheticSpec, { type: 'conv' | 'pool' | 'fc'
   return { spec, bytes: b.build('x', inputDims, [{ name: y, dims: outputDims }], opset), layer: record, inputDims }
 }
 
+/** A synthetic block, with the record an import would derive: the block and each of its ops. */
+function buildBlock(spec: Extract<SyntheticSpec, { type: 'block' }>): SyntheticModel {
+  const { channels: c, size } = spec
+  const b = new GraphBuilder(`block-${spec.kind}`)
+  const nodes: Layer[] = []
+  const plane = [size, size]
+  const base = (id: string, input: string, output: string, inC: number, outC: number, outPlane = plane) => ({
+    id,
+    inputShape: [1, inC, ...plane],
+    outputShape: [1, outC, ...outPlane],
+    outputBytes: 4 * outC * outPlane[0]! * outPlane[1]!,
+    input,
+    output
+  })
+  const conv = (x: string, cin: number, cout: number, k: number, group = 1): string => {
+    const y = b.conv(x, cin, cout, k, 1, group)
+    const pad = Math.floor(k / 2)
+    nodes.push({
+      ...base(y, x, y, cin, cout),
+      type: 'conv',
+      kernel: [k, k],
+      stride: [1, 1],
+      padding: [pad, pad, pad, pad],
+      filters: cout,
+      ...(group > 1 ? { group } : {}),
+      macs: (cout * size * size * k * k * cin) / group
+    } as Layer)
+    return y
+  }
+  const relu = (x: string, ch: number): string => {
+    const y = b.relu(x)
+    nodes.push({ ...base(y, x, y, ch, ch), type: 'relu' } as Layer)
+    return y
+  }
+  const clip = (x: string, ch: number): string => {
+    const y = b.clip(x, 0, 6)
+    nodes.push({ ...base(y, x, y, ch, ch), type: 'other', op: 'Clip' } as Layer)
+    return y
+  }
+  const add = (x: string, skip: string, ch: number): string => {
+    const y = b.add(x, skip)
+    nodes.push({ ...base(y, x, y, ch, ch), type: 'other', op: 'Add' } as Layer)
+    return y
+  }
+  let y: string
+  let outC = c
+  if (spec.kind === 'residual') {
+    y = relu(add(conv(relu(conv('x', c, c, 3), c), c, c, 3), 'x', c), c)
+  } else if (spec.kind === 'inverted') {
+    const e = c * (spec.expand ?? 4)
+    y = add(conv(clip(conv(clip(conv('x', c, e, 1), e), e, e, 3, e), e), e, c, 1), 'x', c)
+  } else {
+    const half = Math.max(1, c >> 1)
+    const a = conv('x', c, half, 1)
+    const r = relu(conv('x', c, half, 3), half)
+    y = b.concat([a, r])
+    outC = 2 * half
+    nodes.push({ ...base(y, a, y, half, outC), type: 'other', op: 'Concat' } as Layer)
+  }
+  const ops: Record<string, number> = {}
+  for (const n of nodes) {
+    const op = n.type === 'conv' ? 'Conv' : n.type === 'relu' ? 'Relu' : n.type === 'other' ? n.op! : n.type
+    ops[op] = (ops[op] ?? 0) + 1
+  }
+  const inputDims = [1, c, size, size]
+  const outputDims = [1, outC, size, size]
+  const record = {
+    ...base(`block-${spec.kind}`, 'x', y, c, outC),
+    type: 'block',
+    ops,
+    nodes,
+    macs: nodes.reduce((a, n) => a + (n.macs ?? 0), 0)
+  } as Layer
+  return { spec, bytes: b.build('x', inputDims, [{ name: y, dims: outputDims }]), layer: record, inputDims }
+}
+
 export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
   switch (spec.type) {
     case 'dwconv':
@@ -176,6 +264,8 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
     case 'concat':
     case 'activation':
       return buildModern(spec)
+    case 'block':
+      return buildBlock(spec)
   }
   const nodes: NodeProto[] = []
   const init: TensorProto[] = []

@@ -4,6 +4,7 @@
  * fourth configuration of the grid, fixed by the grid's order).
  */
 import type { FitReport } from '../../shared/console-api.js'
+import type { Layer } from '../../shared/manifest.js'
 import { median } from 'simple-statistics'
 import {
   FEATURES,
@@ -11,6 +12,7 @@ import {
   SIDES,
   fitRegression,
   fitStats,
+  predictSumOfOps,
   type CalibrationProfile,
   type FitPoint,
   type FitStats,
@@ -60,11 +62,18 @@ export function fitConstant(key: RegressionKey, points: readonly FitPoint[], nam
   return { ...reg, ...fitStats(reg, points) }
 }
 
+/**
+ * Fits every key's regression per side from a campaign's rows. For blocks, the fitted block term is
+ * compared on the held-out blocks with the sum over their ops (the other keys' regressions of the same
+ * side; `layerOf` gives a row's layer record with its ops): the better of the two is what the profile
+ * predicts blocks with (`preferSum`), and both figures are kept.
+ */
 export function fitProfile(
   id: string,
   name: string,
   rows: readonly MeasurementRow[],
-  source: Record<string, unknown>
+  source: Record<string, unknown>,
+  layerOf: (config: string) => Layer | null = () => null
 ): { profile: CalibrationProfile; report: FitReport[] } {
   const report: FitReport[] = []
   const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
@@ -107,6 +116,7 @@ export function fitProfile(
       sides[side][key] = { ...reg, features: [...names], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
       report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2, ...(note ? { error: note } : {}) })
     }
+    compareBlocks(side, sides[side], report, mine, layerOf)
   }
   const profile: CalibrationProfile = {
     format: 'edgent-calibration',
@@ -121,4 +131,36 @@ export function fitProfile(
     source
   }
   return { profile, report }
+}
+
+/** The block term against the sum over ops on the held-out blocks of one side (see fitProfile). */
+function compareBlocks(
+  side: Side,
+  fits: Partial<Record<RegressionKey, Regression>>,
+  report: FitReport[],
+  rows: readonly MeasurementRow[],
+  layerOf: (config: string) => Layer | null
+): void {
+  const term = fits.block
+  const entry = report.find((r) => r.side === side && r.key === 'block')
+  if (!term || !entry) return
+  const held = rows.flatMap((r) => {
+    if (r.regressionKey !== 'block' || !r.heldOut || !r.config || !(r.runMs > 0)) return []
+    const layer = layerOf(r.config)
+    return layer?.type === 'block' && layer.nodes?.length ? [{ layer, runMs: r.runMs }] : []
+  })
+  if (!held.length) return
+  const { block: _term, ...others } = fits
+  const withoutTerm = { format: 'edgent-calibration', schema: 1, id: 'sum-of-ops', device: others, edge: others, overheadMs: 0 } as CalibrationProfile
+  let err = 0
+  try {
+    for (const h of held) err += Math.abs(predictSumOfOps(withoutTerm, side, h.layer.type === 'block' ? (h.layer.nodes ?? []) : []) - h.runMs) / h.runMs
+  } catch {
+    return // an op of the blocks has no regression on this side: only the term can predict them
+  }
+  const sumMape = err / held.length
+  const preferSum = entry.heldOutMape === null || sumMape < entry.heldOutMape
+  fits.block = { ...term, preferSum, sumHeldOut: { n: held.length, mape: sumMape } }
+  entry.sumHeldOutMape = sumMape
+  entry.preferSum = preferSum
 }

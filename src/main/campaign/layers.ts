@@ -1,6 +1,6 @@
 /**
  * The `layers` campaign's workload: a grid of synthetic single-layer models for every layer type of
- * the paper's table (and the cheap ones), and the op types of today's networks, each timed on one side by `timeSynthetic`
+ * the paper's table (and the cheap ones), the op types of today's networks and whole blocks, each timed on one side by `timeSynthetic`
  * (src/main/runtime/synthetic.ts).
  */
 import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx-builder.js'
@@ -26,5 +26,12 @@ export function layerGrid(): SyntheticSpec[] {
     for (const c of [16, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
   for (const c of [16, 64]) for (const h of [7, 14, 28]) for (const parts of [2, 3]) g.push({ type: 'concat', shape: [1, c, h, h], parts })
   for (const op of ACTIVATION_OPS) for (const c of [16, 64]) for (const h of [14, 28]) g.push({ type: 'activation', op, shape: [1, c, h, h] })
+  // Whole blocks: a block term is fitted on them, and compared with the sum over their ops.
+  for (const channels of [16, 32, 64])
+    for (const size of [7, 14, 28]) {
+      g.push({ type: 'block', kind: 'residual', channels, size })
+      g.push({ type: 'block', kind: 'inception', channels, size })
+      for (const expand of [2, 4]) if (channels <= 32) g.push({ type: 'block', kind: 'inverted', channels, size, expand })
+    }
   return g
 }

@@ -12,8 +12,8 @@ import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable } from '../../shared/agent-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { fitFeatures, regressionKeyOf, type Side } from '../../shared/latency.js'
-import type { Manifest } from '../../shared/manifest.js'
-import { specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
+import type { Layer, Manifest } from '../../shared/manifest.js'
+import { SyntheticSpecSchema, buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import { timeSynthetic } from '../runtime/synthetic.js'
@@ -213,6 +213,21 @@ export class Campaigns {
     }
   }
 
+  /** The layer record a measurement's configuration stands for (a synthetic block, or a layer of the device's model), for the block comparison. */
+  private layerOf(deviceId: string, config: string): Layer | null {
+    let j: unknown
+    try {
+      j = JSON.parse(config)
+    } catch {
+      return null
+    }
+    const spec = SyntheticSpecSchema.safeParse(j)
+    if (spec.success) return spec.data.type === 'block' ? buildSynthetic(spec.data).layer : null
+    const ref = j as { model?: unknown; layer?: unknown }
+    const m = this.deps.modelFor(deviceId).manifest
+    return ref && ref.model === m.id ? (m.layers.find((l) => l.id === ref.layer) ?? null) : null
+  }
+
   private async run(id: string, deviceId: string, reps: number, work: Work): Promise<void> {
     const campaigns = this.deps.store.campaigns
     const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
@@ -245,7 +260,9 @@ export class Campaigns {
         heldOut: r.heldOut
       }))
       const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
-      const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, { campaign: id, device: deviceId, reps })
+      const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, { campaign: id, device: deviceId, reps }, (config) =>
+        this.layerOf(deviceId, config)
+      )
       this.fits.set(id, report)
       campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {

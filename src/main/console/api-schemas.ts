@@ -79,7 +79,9 @@ export const API_SCHEMAS = {
         .optional(),
       accuracy: z.array(z.number().min(0).max(1)).min(1).max(64).optional(),
       images: uploadId.optional(),
-      labels: uploadId.optional()
+      labels: uploadId.optional(),
+      /** A labelled image folder on the console's machine (as --image-dir). */
+      imageDir: z.string().min(1).max(4096).optional()
     })
     .strict(),
   exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()

@@ -289,7 +289,8 @@ export class ConsoleService {
           ...(a.inputShape ? { inputShape: a.inputShape } : {}),
           ...(a.preprocess ? { preprocess: a.preprocess } : {}),
           ...(a.accuracy ? { accuracy: a.accuracy } : {}),
-          ...(a.images && a.labels ? { images: uploads.path(a.images), labels: uploads.path(a.labels) } : {})
+          ...(a.images && a.labels ? { images: uploads.path(a.images), labels: uploads.path(a.labels) } : {}),
+          ...(a.imageDir ? { imageDir: a.imageDir } : {})
         },
         this.core.executor,
         undefined,

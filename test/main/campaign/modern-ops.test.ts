@@ -15,10 +15,11 @@ import { heldOutKeys } from '../../../src/main/campaign/runner.js'
 import { importModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { timeSynthetic } from '../../../src/main/runtime/synthetic.js'
-import { FALLBACK, PAPER_2018, predictLayerMs, regressionKeyOf } from '../../../src/shared/latency.js'
+import { FALLBACK, PAPER_2018, parseProfile, predictLayerMs, regressionKeyOf } from '../../../src/shared/latency.js'
+import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx-builder.js'
 import { depthwise } from '../../fixtures/dag.js'
 
-const NEW_KEYS = ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation'] as const
+const NEW_KEYS = ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation', 'block'] as const
 
 describe('the op types of imported networks in the latency model', () => {
   const ex = new OrtExecutor()
@@ -34,6 +35,10 @@ describe('the op types of imported networks in the latency model', () => {
     expect(keys).toContain('dwconv')
     expect(keys).toContain('batchnorm')
     expect(keys).toContain('globalpool')
+    expect(keys).toContain('block')
+    // an imported block carries each of its ops as a layer record
+    const block = manifest.layers.find((l) => l.type === 'block')!
+    expect(block.type === 'block' && block.nodes!.map((n) => n.type)).toEqual(expect.arrayContaining(['conv', 'relu']))
     for (const l of manifest.layers) for (const side of ['device', 'edge'] as const) expect(predictLayerMs(PAPER_2018, side, l)).toBeGreaterThanOrEqual(0)
     // A depthwise conv without a dwconv regression is predicted as a conv.
     const dw = manifest.layers.find((l) => regressionKeyOf(l) === 'dwconv')!
@@ -42,7 +47,8 @@ describe('the op types of imported networks in the latency model', () => {
   })
 
   it("fits each new key from the grid's configurations, predicting its held-out ones", async () => {
-    const grid = layerGrid().filter((s) => (NEW_KEYS as readonly string[]).includes(s.type))
+    // the new keys, and the ops blocks are made of (conv, relu), so that the sum over ops can be compared
+    const grid = layerGrid().filter((s) => (NEW_KEYS as readonly string[]).includes(s.type) || s.type === 'conv' || s.type === 'relu')
     const measured = await timeSynthetic(ex, grid, 5)
     const held = heldOutKeys(
       measured.map((m) => m.key),
@@ -58,7 +64,10 @@ describe('the op types of imported networks in the latency model', () => {
       modelBytes: m.modelBytes,
       heldOut: held.get(m.key)!
     }))
-    const { profile, report } = fitProfile('modern', 'modern ops', rows, {})
+    const { profile, report } = fitProfile('modern', 'modern ops', rows, {}, (config) => {
+      const spec = JSON.parse(config) as SyntheticSpec
+      return spec.type === 'block' ? buildSynthetic(spec).layer : null
+    })
     const mape = (k: string) => report.find((x) => x.side === 'edge' && x.key === k)?.heldOutMape
     console.log(`new op types, edge, held-out MAPE: ${NEW_KEYS.map((k) => `${k} ${(100 * (mape(k) ?? NaN)).toFixed(1)} %`).join(', ')}`)
     for (const key of NEW_KEYS) {
@@ -70,5 +79,32 @@ describe('the op types of imported networks in the latency model', () => {
       expect(Number.isFinite(r.heldOutMape), key).toBe(true)
     }
     expect(profile.edge.dwconv!.features).toEqual(['inputElements', 'outputElements', 'macs'])
+    // Blocks: the fitted term and the sum over ops, both measured on the held-out blocks; the better one is used.
+    const block = report.find((x) => x.side === 'edge' && x.key === 'block')!
+    expect(Number.isFinite(block.sumHeldOutMape)).toBe(true)
+    expect(block.preferSum).toBe(block.sumHeldOutMape! < block.heldOutMape!)
+    expect(profile.edge.block!.preferSum).toBe(block.preferSum)
+    console.log(
+      `blocks, edge, held-out MAPE: block term ${(100 * block.heldOutMape!).toFixed(1)} %, sum over ops ${(100 * block.sumHeldOutMape!).toFixed(1)} % → ${block.preferSum ? 'sum' : 'term'}`
+    )
   }, 120_000)
+
+  it('predicts a block with its ops as the sum over them, or with the block term when that predicted better', async () => {
+    const m = buildSynthetic({ type: 'block', kind: 'residual', channels: 16, size: 14 })
+    expect(m.layer.type === 'block' && m.layer.nodes!.map((n) => n.type)).toEqual(['conv', 'relu', 'conv', 'other', 'relu'])
+    const line = (c: number) => ({ features: ['inputElements'], coefficients: [c], intercept: 0 })
+    const base = { format: 'edgent-calibration', schema: 1, id: 't', overheadMs: 0 } as const
+    const side = { conv: { coefficients: [0, 0], intercept: 1 }, relu: line(0), other: line(0) }
+    const term = { features: ['inputElements', 'outputElements', 'macs'], coefficients: [0, 0, 0], intercept: 42 }
+    const sum = parseProfile({ ...base, device: side, edge: side })
+    const useTerm = parseProfile({ ...base, device: { ...side, block: { ...term, preferSum: false } }, edge: side })
+    const useSum = parseProfile({ ...base, device: { ...side, block: { ...term, preferSum: true } }, edge: side })
+    expect(predictLayerMs(sum, 'device', m.layer)).toBeCloseTo(2) // two convolutions at 1 ms, the rest free
+    expect(predictLayerMs(useTerm, 'device', m.layer)).toBe(42)
+    expect(predictLayerMs(useSum, 'device', m.layer)).toBeCloseTo(2)
+    // A block without its ops (an older manifest): the block term, else `other`.
+    const { nodes: _n, ...bare } = m.layer as Extract<typeof m.layer, { type: 'block' }>
+    expect(predictLayerMs(useSum, 'device', bare)).toBe(42)
+    expect(predictLayerMs(sum, 'device', bare)).toBe(0)
+  })
 })

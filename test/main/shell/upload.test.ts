@@ -5,7 +5,9 @@
  * each get a clear error, and leave nothing behind in the uploads or the library.
  */
 import { request } from 'node:http'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { Jimp } from 'jimp'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listModels } from '../../../src/main/models/library.js'
@@ -79,6 +81,26 @@ describe('model import through the console API', () => {
     expect(uploads()).toEqual([]) // used, then removed
   })
 
+  it('imports with an image folder on the console machine as the labelled set, measuring each exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-upload-images-'))
+    const lines: string[] = []
+    for (let k = 0; k < 6; k++) {
+      const rgba = Buffer.alloc(16 * 16 * 4, 40 * k)
+      writeFileSync(join(dir, `${k}.png`), await Jimp.fromBitmap({ width: 16, height: 16, data: rgba }).getBuffer('image/png'))
+      lines.push(`${k}.png ${k % 10}`)
+    }
+    writeFileSync(join(dir, 'labels.txt'), lines.join('\n'))
+    const up = await post(api.port, '/upload?name=res2.onnx', api.token, residual().bytes)
+    const { upload } = up.body.data as { upload: string }
+    const r = await call('modelImport', { upload, fileName: 'res2.onnx', imageDir: dir })
+    expect(r.status, r.body.error).toBe(200)
+    expect((r.body.data as { exits: { accuracySource: string }[] }).exits[0]!.accuracySource).toBe('measured')
+    const bad = await post(api.port, '/upload?name=res3.onnx', api.token, residual().bytes)
+    const r2 = await call('modelImport', { upload: (bad.body.data as { upload: string }).upload, fileName: 'res3.onnx', imageDir: join(dir, 'nope') })
+    expect(r2).toMatchObject({ status: 400, body: { error: `--image-dir: no such folder ${join(dir, 'nope')}` } })
+    expect(uploads()).toEqual([])
+  })
+
   it('refuses a missing token, and files over the cap whether declared or streamed, keeping nothing', async () => {
     expect(await post(api.port, '/upload?name=a.onnx', null, 'x')).toMatchObject({ status: 401, body: { error: 'missing or wrong token' } })
     const big = new Uint8Array(CAP + 1)
@@ -103,7 +125,7 @@ describe('model import through the console API', () => {
     expect(r.status).toBe(400)
     expect(r.body.error).toMatch(/^notes\.onnx: /)
     expect(r.body.error).not.toMatch(/\n/)
-    expect(imported()).toEqual(['my-residual'])
+    expect(imported()).toEqual(['my-residual', 'res2'])
     expect(uploads()).toEqual([])
     expect(existsSync(join(core.opts.dataDir, 'models', 'notes'))).toBe(false)
   })

@@ -71,6 +71,7 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
   const [accuracy, setAccuracy] = useState('')
   const [shape, setShape] = useState('')
   const [prep, setPrep] = useState('')
+  const [imageDir, setImageDir] = useState('')
   const [status, setStatus] = useState<{ busy: boolean; message: string | null; error: string | null }>({ busy: false, message: null, error: null })
   const submit = async () => {
     try {
@@ -78,7 +79,8 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
       if (!!images !== !!labels) throw new Error('a labelled set needs both its images and its labels (idx files)')
       const acc = accuracy.trim() ? accuracy.split(',').map((v) => Number(v.trim())) : undefined
       if (acc?.some((v) => !Number.isFinite(v) || v < 0 || v > 1)) throw new Error('accuracies are numbers in [0, 1] separated by commas')
-      if (!acc && !images) throw new Error("each exit needs an accuracy: give a labelled set to measure it, or supply the exits' accuracies")
+      if (!acc && !images && !imageDir.trim())
+        throw new Error("each exit needs an accuracy: give a labelled set to measure it, or supply the exits' accuracies")
       const inputShape = shape.trim() ? shape.split(/[x×,]/).map((v) => Number(v.trim())) : undefined
       if (inputShape?.some((d) => !Number.isInteger(d) || d <= 0)) throw new Error('the input shape is positive integers separated by x, e.g. 1x3x224x224')
       const preprocess = prep.trim() ? parsePreprocessSpec(prep) : undefined
@@ -94,7 +96,8 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
         ...(acc ? { accuracy: acc } : {}),
         ...(inputShape ? { inputShape } : {}),
         ...(preprocess ? { preprocess } : {}),
-        ...(set ? { images: set[0]!.upload, labels: set[1]!.upload } : {})
+        ...(set ? { images: set[0]!.upload, labels: set[1]!.upload } : {}),
+        ...(imageDir.trim() ? { imageDir: imageDir.trim() } : {})
       })
       setStatus({
         busy: false,
@@ -124,6 +127,12 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
         <label>
           labels <input type="file" aria-label="labels (idx)" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} />
         </label>
+        <input
+          placeholder="or an image folder on the console's machine"
+          value={imageDir}
+          onChange={(e) => setImageDir(e.target.value)}
+          data-testid="import-image-dir"
+        />
         <button type="submit" disabled={status.busy} data-testid="import-submit">
           Import
         </button>
