@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { UploadView } from '../../shared/console-api.js'
-import { UserError } from '../../shared/errors.js'
+import { UserError, errorMessage } from '../../shared/errors.js'
 
 const ID_RE = /^[a-f0-9]{24}$/
 
@@ -40,13 +40,25 @@ export class Uploads {
     const id = randomBytes(12).toString('hex')
     const tmp = join(this.dir, `.${id}`)
     const out = createWriteStream(tmp, { mode: 0o600 })
+    // A write that fails (disk full), or completes after a refused upload destroyed the stream, must
+    // not become an uncaught 'error': the first one is kept and thrown here.
+    let failed: Error | null = null
+    out.on('error', (err) => {
+      failed ??= err
+    })
     let bytes = 0
     try {
       for await (const chunk of source instanceof Uint8Array ? [source] : source) {
         bytes += chunk.length
         if (bytes > this.maxBytes) throw new UserError(`upload: ${name} is over the ${formatBytes(this.maxBytes)} upload cap`)
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()))
+        if (failed) throw new UserError(`upload: cannot write ${name} to ${this.dir} (${errorMessage(failed)})`)
+        if (!out.write(chunk))
+          await new Promise<void>((r) => {
+            out.once('drain', () => r())
+            out.once('close', () => r()) // destroyed by an error: `failed` says which
+          })
       }
+      if (failed) throw new UserError(`upload: cannot write ${name} to ${this.dir} (${errorMessage(failed)})`)
       await new Promise<void>((done, fail) => out.end((err?: Error | null) => (err ? fail(err) : done())))
       renameSync(tmp, join(this.dir, id))
       return { upload: id, fileName: name, bytes }

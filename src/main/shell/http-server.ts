@@ -70,7 +70,10 @@ export class ControlApi {
       refuse(413, { ok: false, error: `upload: ${name || 'the file'} is ${declared} bytes, over the ${formatBytes(cap)} upload cap` })
       return
     }
-    this.service.upload(name, req).then(
+    // The body is read without destroying the request when the cap stops the read (a destroyed socket
+    // would take the 413 with it); a response on a socket the client already closed is not an error.
+    res.on('error', () => undefined)
+    this.service.upload(name, req.iterator({ destroyOnReturn: false })).then(
       (data) => send(200, { ok: true, data }),
       (err: unknown) => {
         const message = errorMessage(err)

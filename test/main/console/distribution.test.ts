@@ -18,6 +18,7 @@ import { loadManifest, readModelSamples } from '../../../src/main/runtime/files.
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { exitPath } from '../../../src/shared/manifest.js'
 import { decodeChunk, type Chunk } from '../../../src/shared/model-transfer.js'
+import { encodeJson } from '../../../src/shared/messages.js'
 import { topics } from '../../../src/shared/topics.js'
 import { preprocess } from '../../../src/shared/preprocess.js'
 import { multiExit } from '../../fixtures/dag.js'
@@ -50,6 +51,8 @@ describe('model distribution', () => {
   const sampleOf = new Map<string, number>()
   let dropped = false
   let corrupted = false
+  /** Agents whose chunks are held back (ms each), to make a transfer last. */
+  const slow = new Map<string, number>()
 
   beforeAll(async () => {
     const ex = new OrtExecutor()
@@ -64,6 +67,15 @@ describe('model distribution', () => {
     const publish = core.link.publish.bind(core.link)
     core.link.publish = (topic, payload, opts) => {
       const agent = topic.split('/')[3]!
+      if (topic.endsWith('/chunk') && slow.has(agent)) {
+        const ms = slow.get(agent)!
+        slow.delete(agent) // the next call is the delayed one
+        setTimeout(() => {
+          core.link.publish(topic, payload, opts)
+          slow.set(agent, ms)
+        }, ms)
+        return
+      }
       if (topic.endsWith('/chunk')) {
         const c = decodeChunk(payload)
         if (c.header.file) {
@@ -193,4 +205,56 @@ describe('model distribution', () => {
       await c.endAsync()
     }
   }, 30_000)
+
+  it('an agent restarted mid-transfer resumes from the bytes on disk, and never runs a plan for a model it does not hold yet', async () => {
+    const m = core.models.get('multi-exit')
+    const total = m.package.files.reduce((a, f) => a + f.bytes, 0)
+    const cache = mkdtempSync(join(tmpdir(), 'edgent-cache-w-'))
+    const { token } = core.pair('pi-w')
+    slow.set('pi-w', 150)
+    const url = `mqtt://127.0.0.1:${core.mqttPort}`
+    let w = spawnAgent(url, 'pi-w', token, ['--cache-dir', cache])
+    agents.push(w)
+    await waitFor('pi-w fetching', () => (sentBytes.get('pi-w') ?? 0) >= 4096, 30_000)
+    // A plan for the model it is still fetching: kept, not followed.
+    const N = exitPath(m.manifest, 2).length
+    await core.link.publishAsync(
+      topics.plan('pi-w'),
+      encodeJson({
+        schema: 1,
+        planId: 'p-early',
+        model: m.id,
+        modelSha256: m.package.sha256,
+        exit: 2,
+        deviceLayers: 1,
+        layers: N,
+        latencyMs: 1000,
+        uplinkKbps: 1000,
+        predictedMs: 1,
+        feasible: true
+      }),
+      { qos: 1, retain: true }
+    )
+    await expect(core.request('pi-w', 'run-batch', { runId: 'early', count: 1 }, 10_000)).rejects.toThrow(
+      /plan p-early needs model multi-exit, which is still being fetched \(\d+ of \d+ bytes\)/
+    )
+    await waitFor('a third of the model sent', () => (sentBytes.get('pi-w') ?? 0) >= total / 3, 60_000)
+    w.child.kill('SIGKILL')
+    await new Promise((r) => w.child.once('exit', r))
+    const before = sentBytes.get('pi-w')!
+    slow.delete('pi-w')
+    w = spawnAgent(url, 'pi-w', token, ['--cache-dir', cache])
+    agents.push(w)
+    await waitFor('pi-w holds multi-exit', () => core.distribution.holds('pi-w', m), 60_000)
+    const line = w
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('model fetched and loaded'))!
+    const stats = JSON.parse(line) as { resumedBytes: number; fetchedBytes: number }
+    expect(stats.resumedBytes).toBeGreaterThan(0)
+    expect(stats.resumedBytes + stats.fetchedBytes).toBe(total)
+    expect(sentBytes.get('pi-w')! - before).toBeLessThan(total) // not sent again from the start
+    // Once held, the plan received before is followed.
+    await waitFor('plan followed', () => core.devices().find((d) => d.id === 'pi-w')?.reportedPlanId === 'p-early', 20_000)
+  }, 120_000)
 })
