@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
 import { encodeJson } from '../../src/shared/messages.js'
-import { MAX_CHUNK_BYTES, cacheName, decodeChunk, type Chunk, type FetchRequestIn, type PackageFile } from '../../src/shared/model-transfer.js'
+import { MAX_CHUNK_BYTES, cacheName, decodeChunk, packageBytes, type Chunk, type FetchRequestIn, type PackageFile } from '../../src/shared/model-transfer.js'
 
 export interface ModelCacheOptions {
   dir: string
@@ -104,7 +104,7 @@ export class ModelCache {
     if (head.header.error) throw new UserError(`the console refused to send model ${model}: ${head.header.error}`)
     const pkg = head.header.package
     if (!pkg || pkg.model !== model || pkg.sha256 !== sha256) throw new UserError(`the console answered the fetch of model ${model} with another package`)
-    const totalBytes = pkg.files.reduce((a, f) => a + f.bytes, 0)
+    const totalBytes = packageBytes(pkg)
     const progress = { bytes: 0, totalBytes }
     this.fetching.set(model, progress)
     try {

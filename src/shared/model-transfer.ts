@@ -46,6 +46,9 @@ export const ModelPackageSchema = z.object({
 })
 export type ModelPackage = z.infer<typeof ModelPackageSchema>
 
+/** The bytes of all of a package's files. */
+export const packageBytes = (p: ModelPackage): number => p.files.reduce((a, f) => a + f.bytes, 0)
+
 export const FetchSchema = z.object({
   schema: z.number().int().default(1),
   /** Chosen by the agent; the chunk answering it carries it back. */

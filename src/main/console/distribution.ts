@@ -13,7 +13,7 @@ import type { TransferView } from '../../shared/console-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import type { Hello } from '../../shared/messages.js'
 import { parsePayload } from '../../shared/messages.js'
-import { FetchSchema, MAX_CHUNK_BYTES, encodeChunk, type ChunkHeader } from '../../shared/model-transfer.js'
+import { FetchSchema, MAX_CHUNK_BYTES, encodeChunk, packageBytes, type ChunkHeader } from '../../shared/model-transfer.js'
 import { topics } from '../../shared/topics.js'
 import type { Emit } from './events.js'
 import type { Models, ServedModel } from './models.js'
@@ -37,7 +37,6 @@ interface Sending {
   sha256: string
   /** Per file, the end of the furthest chunk sent. */
   ends: Map<string, number>
-  totalBytes: number
   lastEmit: number
 }
 
@@ -75,12 +74,7 @@ export class Distribution {
       p.then(
         (r) => {
           this.deps.log.info({ agentId, ...r }, 'agent holds its model')
-          this.report(
-            agentId,
-            m,
-            'done',
-            m.package.files.reduce((a, f) => a + f.bytes, 0)
-          )
+          this.report(agentId, m, 'done', packageBytes(m.package))
         },
         (err: unknown) => this.report(agentId, m, 'failed', this.sentBytes(agentId), errorMessage(err))
       ).finally(() => this.loading.delete(key))
@@ -117,7 +111,7 @@ export class Distribution {
   private sent(agentId: string, m: ServedModel, file: string, end: number): void {
     let s = this.sending.get(agentId)
     if (!s || s.model !== m.id || s.sha256 !== m.package.sha256) {
-      s = { model: m.id, sha256: m.package.sha256, ends: new Map(), totalBytes: m.package.files.reduce((a, f) => a + f.bytes, 0), lastEmit: 0 }
+      s = { model: m.id, sha256: m.package.sha256, ends: new Map(), lastEmit: 0 }
       this.sending.set(agentId, s)
     }
     s.ends.set(file, Math.max(s.ends.get(file) ?? 0, end))
@@ -140,7 +134,7 @@ export class Distribution {
       sha256: m.package.sha256,
       state,
       bytes,
-      totalBytes: m.package.files.reduce((a, f) => a + f.bytes, 0),
+      totalBytes: packageBytes(m.package),
       ...(error ? { error } : {})
     }
     this.views.set(agentId, view)

@@ -15,30 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { importModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest, readModelSamples } from '../../../src/main/runtime/files.js'
-import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { exitPath } from '../../../src/shared/manifest.js'
-import { decodeChunk, type Chunk } from '../../../src/shared/model-transfer.js'
+import { decodeChunk, packageBytes, type Chunk } from '../../../src/shared/model-transfer.js'
 import { encodeJson } from '../../../src/shared/messages.js'
 import { topics } from '../../../src/shared/topics.js'
 import { preprocess } from '../../../src/shared/preprocess.js'
 import { multiExit } from '../../fixtures/dag.js'
+import { shippedSubset } from '../../fixtures/samples.js'
 import { spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p))
-
-/** The first n shipped 28×28 samples as idx files. */
-function samples(dir: string, n: number): { images: string; labels: string } {
-  const { manifest, dir: modelDir } = loadManifest(defaultModelDir())
-  const images = readFileSync(join(modelDir, manifest.samples!.images))
-  const labels = readFileSync(join(modelDir, manifest.samples!.labels))
-  const head = Buffer.from(images.subarray(0, 16))
-  head.writeUInt32BE(n, 4)
-  writeFileSync(join(dir, 'images'), Buffer.concat([head, images.subarray(16, 16 + n * 784)]))
-  const lh = Buffer.from(labels.subarray(0, 8))
-  lh.writeUInt32BE(n, 4)
-  writeFileSync(join(dir, 'labels'), Buffer.concat([lh, labels.subarray(8, 8 + n)]))
-  return { images: join(dir, 'images'), labels: join(dir, 'labels') }
-}
 
 describe('model distribution', () => {
   let core: Awaited<ReturnType<typeof startConsole>>
@@ -60,7 +46,7 @@ describe('model distribution', () => {
     const f = multiExit()
     const file = join(tmp('edgent-dist-src-'), 'multi-exit.onnx')
     writeFileSync(file, f.bytes)
-    await importModel({ file, dataDir, ...samples(tmp('edgent-dist-set-'), 60) }, ex)
+    await importModel({ file, dataDir, ...shippedSubset(tmp('edgent-dist-set-'), 60) }, ex)
     await ex.stop()
     core = await startConsole({ dataDir, transferChunkBytes: 4096 })
     // Faults on the way to the agents, injected where the console hands messages to MQTT.
@@ -115,7 +101,7 @@ describe('model distribution', () => {
 
   it('two agents with empty caches fetch it at once: a dropped connection resumes, a corrupted chunk is refused', async () => {
     const m = core.models.get('multi-exit')
-    const total = m.package.files.reduce((a, f) => a + f.bytes, 0)
+    const total = packageBytes(m.package)
     expect(m.package.files.map((f) => f.name).sort()).toEqual(['manifest.json', 'model.onnx', 'samples-images-idx3-ubyte', 'samples-labels-idx1-ubyte'])
     expect(total).toBeGreaterThan(10 * 4096) // many chunks
     for (const id of ['pi-x', 'pi-y']) {
@@ -208,7 +194,7 @@ describe('model distribution', () => {
 
   it('an agent restarted mid-transfer resumes from the bytes on disk, and never runs a plan for a model it does not hold yet', async () => {
     const m = core.models.get('multi-exit')
-    const total = m.package.files.reduce((a, f) => a + f.bytes, 0)
+    const total = packageBytes(m.package)
     const cache = mkdtempSync(join(tmpdir(), 'edgent-cache-w-'))
     const { token } = core.pair('pi-w')
     slow.set('pi-w', 150)

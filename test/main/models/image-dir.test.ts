@@ -15,6 +15,7 @@ import { importModel, libraryDir } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest, readModelSamples, readShippedSamples } from '../../../src/main/runtime/files.js'
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
+import { shippedSubset } from '../../fixtures/samples.js'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'edgent-imgdir-'))
 const N = 120
@@ -51,18 +52,8 @@ describe('labelled image folders', () => {
     }
     writeFileSync(join(dir, 'labels.csv'), `${lines.join('\n')}\n`)
     const fromPng = await importModel({ ...base, id: 'from-png', imageDir: dir }, ex)
-    const idx = tmp()
-    const head = Buffer.alloc(16)
-    head.set([0, 0, 8, 3])
-    head.writeUInt32BE(N, 4)
-    head.writeUInt32BE(28, 8)
-    head.writeUInt32BE(28, 12)
-    writeFileSync(join(idx, 'images'), Buffer.concat([head, samples.images.subarray(0, N * 784)]))
-    const lh = Buffer.alloc(8)
-    lh.set([0, 0, 8, 1])
-    lh.writeUInt32BE(N, 4)
-    writeFileSync(join(idx, 'labels'), Buffer.concat([lh, Buffer.from(samples.labels.subarray(0, N))]))
-    const fromIdx = await importModel({ ...base, id: 'from-idx', images: join(idx, 'images'), labels: join(idx, 'labels') }, ex)
+    const idx = shippedSubset(tmp(), N)
+    const fromIdx = await importModel({ ...base, id: 'from-idx', images: idx.images, labels: idx.labels }, ex)
     expect(fromPng.manifest.exits.map((e) => [e.accuracy, e.accuracySource, e.testSamples])).toEqual(
       fromIdx.manifest.exits.map((e) => [e.accuracy, 'measured', N])
     )

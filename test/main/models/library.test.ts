@@ -5,7 +5,7 @@
  * gets one line naming the problem and leaves nothing in the library.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ModelProtoSchema, NodeProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
@@ -18,6 +18,7 @@ import { loadManifest } from '../../../src/main/runtime/files.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
 import { exitPath, product } from '../../../src/shared/manifest.js'
 import { DAG_FIXTURES, residual } from '../../fixtures/dag.js'
+import { shippedSubset } from '../../fixtures/samples.js'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'edgent-import-'))
 
@@ -30,23 +31,6 @@ function input(dims: number[], seed: number): Float32Array {
     x[i] = s / 2 ** 32 - 0.5
   }
   return x
-}
-
-/** The first n shipped samples as idx files (and a labels file one short, for the mismatch case). */
-function shippedSubset(dir: string, n: number): { images: string; labels: string; shortLabels: string } {
-  const { manifest, dir: modelDir } = loadManifest(defaultModelDir())
-  const images = readFileSync(join(modelDir, manifest.samples!.images))
-  const labels = readFileSync(join(modelDir, manifest.samples!.labels))
-  const head = Buffer.from(images.subarray(0, 16))
-  head.writeUInt32BE(n, 4)
-  writeFileSync(join(dir, 'images'), Buffer.concat([head, images.subarray(16, 16 + n * 784)]))
-  const lh = Buffer.from(labels.subarray(0, 8))
-  lh.writeUInt32BE(n, 4)
-  writeFileSync(join(dir, 'labels'), Buffer.concat([lh, labels.subarray(8, 8 + n)]))
-  const sh = Buffer.from(lh)
-  sh.writeUInt32BE(n - 1, 4)
-  writeFileSync(join(dir, 'labels-short'), Buffer.concat([sh, labels.subarray(8, 8 + n - 1)]))
-  return { images: join(dir, 'images'), labels: join(dir, 'labels'), shortLabels: join(dir, 'labels-short') }
 }
 
 describe('model import', () => {
