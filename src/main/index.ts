@@ -12,6 +12,7 @@ import { errorMessage } from '../shared/errors.js'
 import { CSP } from './shell/http-server.js'
 import { ConsoleService } from './console/service.js'
 import { lanAddress, startStack, type Stack } from './shell/stack.js'
+import { installProcessGuard } from './shell/process-guard.js'
 import { registerIpcHandlers } from './ipc.js'
 import { defaultModelDir } from './runtime/paths.js'
 
@@ -79,6 +80,7 @@ async function boot(): Promise<void> {
     localCpu: 'slowdown',
     log
   })
+  installProcessGuard(log)
   const core = stack.core
   const service = new ConsoleService(core, { shell: 'electron', brokerAddress: () => `${lanAddress()}:${core.mqttPort}` })
   registerIpcHandlers(ipcMain, service, { windowId: () => win?.webContents.id ?? null, rendererUrl: rendererUrl() })

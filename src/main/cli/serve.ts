@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
 import { lanAddress, startStack, type StackOptions } from '../shell/stack.js'
+import { installProcessGuard } from '../shell/process-guard.js'
 import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
@@ -21,6 +22,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
   const log = pino({ level: o.logLevel }, pino.destination(2))
   const { logLevel: _l, ...rest } = o
   const stack = await startStack({ ...rest, log })
+  installProcessGuard(log)
   const { core, api, local, dataDir } = stack
   out(
     [

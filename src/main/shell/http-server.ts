@@ -25,6 +25,21 @@ import { packageRoot } from '../runtime/paths.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
 
 const MAX_BODY = 64 * 1024
+/** Limits of the loopback API server (DESIGN.md, "Hardening"). */
+export interface HttpLimits {
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number
+  /** A connection must send a complete request head within this. */
+  headersTimeoutMs: number
+  /** A whole request (an upload included) must arrive within this. */
+  requestTimeoutMs: number
+  /** A socket with no traffic at all (no request ever started) is closed after this. */
+  idleMs: number
+  /** Connections at once; past it new ones are closed at accept (a browser opens ~6, the CLI 1 per call). */
+  maxConnections: number
+}
+
+export const HTTP_LIMITS: HttpLimits = { keepAliveMs: 5_000, headersTimeoutMs: 10_000, requestTimeoutMs: 600_000, idleMs: 30_000, maxConnections: 128 }
 /** A WebSocket client that stops reading is dropped before its backlog grows past this (bytes). */
 const MAX_WS_BACKLOG = 8 * 1024 * 1024
 
@@ -45,7 +60,7 @@ export class ControlApi {
 
   constructor(
     private readonly core: EdgentConsole,
-    private readonly opts: { host: string; port: number; dataDir: string; brokerAddress?: () => string; rendererDir?: string }
+    private readonly opts: { host: string; port: number; dataDir: string; brokerAddress?: () => string; rendererDir?: string; limits?: Partial<HttpLimits> }
   ) {
     this.service = new ConsoleService(core, { shell: 'headless', brokerAddress: opts.brokerAddress ?? (() => `127.0.0.1:${core.mqttPort}`) })
   }
@@ -150,8 +165,24 @@ export class ControlApi {
         )
       })
     })
+    const limits = { ...HTTP_LIMITS, ...this.opts.limits }
+    server.keepAliveTimeout = limits.keepAliveMs
+    server.headersTimeout = limits.headersTimeoutMs
+    server.requestTimeout = limits.requestTimeoutMs
+    server.maxConnections = limits.maxConnections
+    // A connection that never sends a byte is not covered by headersTimeout: the socket timeout closes
+    // it (no 'timeout' listener, so Node destroys the socket); a WebSocket clears it on upgrade.
+    server.timeout = limits.idleMs
+    server.on('clientError', (err, socket) => {
+      this.core.log.debug({ err: err.message }, 'HTTP client error')
+      if (socket.writable && !(err as NodeJS.ErrnoException).code?.startsWith('ECONN')) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
+      else socket.destroy()
+    })
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY })
+    wss.on('error', (err) => this.core.log.warn({ err: err.message }, 'WebSocket server error'))
     server.on('upgrade', (req, socket, head) => {
+      // The socket is ours from here: a reset while the answer is written must not be an unhandled error.
+      socket.on('error', (err) => this.core.log.debug({ err: err.message }, 'upgrade socket error'))
       if ((req.url ?? '').split('?')[0] !== WS_PATH || !this.originOk(req)) {
         socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n')
         return
@@ -194,6 +225,9 @@ export class ControlApi {
       ws.send(JSON.stringify(msg))
     }
     const timer = setTimeout(() => ws.close(WS_CLOSE_UNAUTHORIZED, 'no token'), WS_AUTH_TIMEOUT_MS)
+    // A malformed frame (oversized, unmasked, bad opcode, bad UTF-8, RSV bits, long control frame):
+    // ws closes the connection with the matching code and emits 'error' here, once.
+    ws.on('error', (err) => this.core.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'WebSocket client error'))
     ws.on('close', () => {
       clearTimeout(timer)
       unsubscribe?.()
