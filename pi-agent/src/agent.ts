@@ -553,7 +553,8 @@ export class EdgentAgent {
     this.observeTransfer(frame.length, ackMs, probingBefore || this.probing)
     const r = await result
     const e2eMs = performance.now() - t0
-    if (!r) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
+    if (r?.error) this.opts.log.warn({ requestId, err: r.error }, 'the console refused or could not answer this inference')
+    if (!r || r.error) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
     return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: r.label, uploadBytes: frame.length }
   }
 }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
+import { MAX_UPLINK_KBPS } from './frame.js'
 import { REGRESSION_KEYS } from './latency.js'
 import { SyntheticSpecSchema } from './onnx-builder.js'
 
@@ -73,7 +74,7 @@ export const AGENT_COMMANDS = {
   /** A packet-train probe of the uplink (a lead message, then `bytes`). */
   probe: {
     args: z.object({ bytes: z.number().int().min(64).max(MAX_PROBE_BYTES).default(16384) }),
-    reply: z.object({ bytes: z.number().int().positive(), ackMs: finiteMs, rttMs: finiteMs, uplinkSampleKbps: z.number().positive() })
+    reply: z.object({ bytes: z.number().int().positive(), ackMs: finiteMs, rttMs: finiteMs, uplinkSampleKbps: z.number().positive().max(MAX_UPLINK_KBPS) })
   },
   /** Times every layer of one of the agent's models (default: the one its plan names, else its own) — single-layer slices and fused exits. */
   'profile-layers': {

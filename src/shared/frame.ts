@@ -27,6 +27,9 @@ export const MAX_NDIM = 8
 export const MAX_HEADER_BYTES = 16 * 1024
 const FIXED = 16
 
+/** The largest uplink sample an agent may report, kbit/s (100 Gbit/s; 1e300 is refused, not averaged in). */
+export const MAX_UPLINK_KBPS = 1e8
+
 export const FrameHeaderSchema = z
   .object({
     requestId: z.string().min(1).max(64),
@@ -44,7 +47,7 @@ export const FrameHeaderSchema = z
     /** Agent clock, ms since epoch, when the frame was handed to MQTT. */
     sentAt: z.number(),
     /** One uplink sample from the agent's previous acknowledged activation transfer, kbps (the console smooths). */
-    uplinkSampleKbps: z.number().positive().optional()
+    uplinkSampleKbps: z.number().positive().max(MAX_UPLINK_KBPS).optional()
   })
   .loose()
 export type FrameHeader = z.infer<typeof FrameHeaderSchema>

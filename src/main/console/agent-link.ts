@@ -11,6 +11,8 @@ import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsI
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { ResponseSchema, encodeJson, parsePayload } from '../../shared/messages.js'
 import { parseTopic, topics } from '../../shared/topics.js'
+import { LogLimiter, kindOf } from './log-limit.js'
+import { AGENT_RATES, RateLimiter } from './rate-limit.js'
 
 export interface AgentLinkOptions {
   /** The broker's URL, read at start (an embedded broker on port 0 knows its port only then). */
@@ -39,11 +41,15 @@ interface Pending {
 export class AgentLink {
   private client: MqttClient | null = null
   private readonly pending = new Map<string, Pending>()
+  private readonly rates = new RateLimiter()
+  private readonly limiter: LogLimiter
 
   constructor(
     private readonly opts: AgentLinkOptions,
     private readonly handlers: AgentMessageHandlers
-  ) {}
+  ) {
+    this.limiter = new LogLimiter(opts.log)
+  }
 
   /** The broker's URL (after start). */
   get url(): string {
@@ -86,6 +92,7 @@ export class AgentLink {
   }
 
   async stop(): Promise<void> {
+    this.limiter.close()
     for (const p of this.pending.values()) {
       clearTimeout(p.timer)
       p.reject(new Error('console stopping'))
@@ -133,6 +140,15 @@ export class AgentLink {
   private onMessage(topic: string, payload: Buffer): void {
     const t = parseTopic(topic)
     if (!t) return
+    // An empty retained payload is the broker clearing a retained message (an unpaired agent): nothing to handle.
+    if (payload.length === 0 && (t.kind === 'state' || t.kind === 'hello')) return
+    // Per-agent rates (rate-limit.ts): the excess is dropped here, before parsing; activations are
+    // admitted by the co-inference, which answers a refused frame.
+    const kind = t.kind === 'state' || t.kind === 'hello' ? 'presence' : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
+    if (kind && !this.rates.take(`${t.agentId}/${kind}`, AGENT_RATES[kind])) {
+      this.limiter.warn(`rate:${t.agentId}:${kind}`, { agentId: t.agentId, kind, limit: AGENT_RATES[kind] }, 'dropped a message over the per-agent rate')
+      return
+    }
     try {
       if (t.kind === 'state') this.handlers.state(t.agentId, payload, topic)
       else if (t.kind === 'hello') this.handlers.hello(t.agentId, payload, topic)
@@ -140,7 +156,7 @@ export class AgentLink {
       else if (t.kind === 'fetch') this.handlers.fetch(t.agentId, payload, topic)
       else if (t.kind === 'response' && t.verb) this.onResponse(t.agentId, t.verb, payload, topic)
     } catch (err) {
-      this.opts.log.warn({ topic, err: errorMessage(err) }, 'dropped message')
+      this.limiter.warn(`dropped:${t.agentId}:${kindOf(errorMessage(err))}`, { topic, err: errorMessage(err) }, 'dropped message')
     }
   }
 

@@ -5,13 +5,20 @@
  *   unknown, revoked and wrong-token clients are refused;
  * - authorisation: an agent publishes and subscribes only under `edgent/v1/agents/{its id}/`, and
  *   only to the topics the protocol gives it; nobody subscribes to `$SYS/#` or wildcards above that;
- * - a guard in front of the parser: CONNECT first and small, every later packet capped.
+ * - a guard in front of the parser: CONNECT first and small, every later packet capped;
+ * - logins cost microseconds (tokens.ts) and failures back off per address and per id (auth-backoff.ts):
+ *   a blocked address is dropped at accept, a blocked id refused before its token is checked;
+ * - bounded state per agent: retained messages only on its `state` and `hello` (each ≤ maxRetainedBytes),
+ *   at most maxSubscriptions filters, and its retained messages cleared when it is unpaired;
+ * - at most maxConnections sockets; refusals are logged once per burst (log-limit.ts).
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
-import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe } from '../../shared/topics.js'
-import { guardSocket } from './mqtt-guard.js'
+import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe, parseTopic, topics } from '../../shared/topics.js'
+import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF } from './auth-backoff.js'
+import { LogLimiter, kindOf } from './log-limit.js'
+import { guardSocket, type GuardedStream, type PublishRate } from './mqtt-guard.js'
 
 export const CONSOLE_USERNAME = 'edgent-console'
 
@@ -25,26 +32,62 @@ export interface BrokerOptions {
   /** Secret of the console's own client. */
   consoleSecret: string
   /** True when `token` is the valid pairing token of a paired, unrevoked agent `agentId`. */
-  checkAgent(agentId: string, token: string): boolean
+  checkAgent(agentId: string, token: string): Promise<boolean>
   log: Logger
+  /** Sockets at once (agents and the console's own client); past it new ones are closed at accept. */
+  maxConnections?: number
+  /** Largest retained message an agent may leave (its state or hello), bytes. */
+  maxRetainedBytes?: number
+  /** Subscription filters one agent may hold. */
+  maxSubscriptions?: number
+  /** PUBLISH packets per second one agent may send (TCP backpressure past it); null: unlimited. */
+  agentPublishRate?: PublishRate | null
 }
 
-function authError(code: 4 | 5, message: string): AuthenticateError {
+export const BROKER_LIMITS = {
+  maxConnections: 1024,
+  maxRetainedBytes: 64 * 1024,
+  maxSubscriptions: 16,
+  // An agent publishes about one activation per inference: 300/s is a Pi-class device's ceiling many times over.
+  agentPublishRate: { perSecond: 300, burst: 60 } as PublishRate
+}
+
+type EdgentClient = Client & { edgentRole?: string; edgentSubs?: Set<string> }
+/** The guarded stream carries its socket's remote address (aedes sees the stream, not the socket). */
+type AddressedStream = GuardedStream & { edgentRemote?: string }
+
+function authError(code: 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
 
-const isConsole = (client: Client | null): boolean => !!client && (client as Client & { edgentRole?: string }).edgentRole === 'console'
+const isConsole = (client: Client | null): boolean => !!client && (client as EdgentClient).edgentRole === 'console'
+const remoteOf = (client: Client): string => (client.conn as AddressedStream | undefined)?.edgentRemote ?? 'unknown'
 
 export class EmbeddedBroker {
   private aedes: Aedes | null = null
   private server: Server | null = null
   private readonly sockets = new Set<Socket>()
+  readonly byAddress = new FailureBackoff(ADDRESS_BACKOFF)
+  readonly byId = new FailureBackoff(ID_BACKOFF)
+  private readonly limiter: LogLimiter
   port = 0
 
-  constructor(private readonly opts: BrokerOptions) {}
+  constructor(private readonly opts: BrokerOptions) {
+    this.limiter = new LogLimiter(opts.log)
+  }
+
+  /** A failed login: counted against the address and the id, logged once per burst. */
+  private refuse(client: Client, key: string, reason: string, extra: Record<string, unknown> = {}): void {
+    const remote = remoteOf(client)
+    this.byAddress.fail(remote)
+    if (typeof extra['agentId'] === 'string') this.byId.fail(extra['agentId'])
+    this.limiter.warn(`refused:${remote}:${key}`, { clientId: client.id, remote, ...extra }, `refused: ${reason}`)
+  }
 
   async start(): Promise<void> {
     const { log } = this.opts
+    const maxRetained = this.opts.maxRetainedBytes ?? BROKER_LIMITS.maxRetainedBytes
+    const maxSubs = this.opts.maxSubscriptions ?? BROKER_LIMITS.maxSubscriptions
     const aedes = await Aedes.createBroker({
       maxTopicLevels: 8,
       maxClientsIdLength: 64,
@@ -53,57 +96,118 @@ export class EmbeddedBroker {
         const pass = password ? password.toString('utf8') : ''
         if (username === CONSOLE_USERNAME) {
           if (pass === this.opts.consoleSecret && client.id.startsWith('edgent-console-')) {
-            ;(client as Client & { edgentRole?: string }).edgentRole = 'console'
+            ;(client as EdgentClient).edgentRole = 'console'
             return done(null, true)
           }
-          log.warn({ clientId: client.id }, 'refused: bad console credentials')
+          this.refuse(client, 'console', 'bad console credentials')
           return done(authError(4, 'bad console credentials'), false)
         }
         if (!username) {
-          log.warn({ clientId: client.id }, 'refused: anonymous client')
+          this.refuse(client, 'anonymous', 'anonymous client')
           return done(authError(4, 'anonymous clients are not allowed'), false)
         }
         if (!AGENT_ID_RE.test(username) || client.id !== username) {
-          log.warn({ clientId: client.id, username }, 'refused: client id must equal the agent id')
+          this.refuse(client, 'client-id', 'client id must equal the agent id', { username: username.slice(0, 64) })
           return done(authError(5, 'client id must equal the agent id'), false)
         }
-        let ok = false
-        try {
-          ok = this.opts.checkAgent(username, pass)
-        } catch (err) {
-          log.error({ err, agentId: username }, 'token check failed')
+        const blocked = this.byId.blockedFor(username)
+        if (blocked > 0) {
+          this.limiter.warn(
+            `blocked-id:${username}`,
+            { agentId: username, remote: remoteOf(client), retryInMs: blocked },
+            'refused: too many failed logins for this id'
+          )
+          return done(authError(3, 'too many failed logins: retry later'), false)
         }
-        if (!ok) {
-          log.warn({ agentId: username }, 'refused: unknown agent, revoked, or wrong token')
-          return done(authError(4, 'unknown agent or wrong token'), false)
-        }
-        ;(client as Client & { edgentRole?: string }).edgentRole = 'agent'
-        done(null, true)
+        this.opts.checkAgent(username, pass).then(
+          (ok) => {
+            if (!ok) {
+              this.refuse(client, `agent:${username}`, 'unknown agent, revoked, or wrong token', { agentId: username })
+              return done(authError(4, 'unknown agent or wrong token'), false)
+            }
+            this.byId.succeed(username)
+            this.byAddress.succeed(remoteOf(client))
+            ;(client as EdgentClient).edgentRole = 'agent'
+            const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
+            if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
+            done(null, true)
+          },
+          (err: unknown) => {
+            log.error({ err, agentId: username }, 'token check failed')
+            done(authError(3, 'token check failed'), false)
+          }
+        )
       },
       authorizePublish: (client, packet, done) => {
         if (!client) return done() // broker-internal (last wills are re-checked below)
         if (isConsole(client)) return packet.topic.startsWith(`${ROOT}/`) ? done() : done(new Error('console publishes only under edgent/v1/'))
-        if (agentMayPublish(client.id, packet.topic)) return done()
-        log.warn({ agentId: client.id, topic: packet.topic }, 'refused publish outside the agent prefix')
-        done(new Error('not authorised'))
+        if (!agentMayPublish(client.id, packet.topic)) {
+          this.limiter.warn(`publish:${client.id}`, { agentId: client.id, topic: packet.topic.slice(0, 200) }, 'refused publish outside the agent prefix')
+          return done(new Error('not authorised'))
+        }
+        if (packet.retain) {
+          // Retained messages only where the protocol has them, and small: the broker keeps them after the agent left.
+          const kind = parseTopic(packet.topic)?.kind
+          if (kind !== 'state' && kind !== 'hello') {
+            this.limiter.warn(`retain:${client.id}`, { agentId: client.id, topic: packet.topic }, 'refused a retained publish outside state and hello')
+            return done(new Error('retained messages only on state and hello'))
+          }
+          if (packet.payload.length > maxRetained) {
+            this.limiter.warn(
+              `retain-size:${client.id}`,
+              { agentId: client.id, bytes: packet.payload.length, limit: maxRetained },
+              'refused an oversized retained message'
+            )
+            return done(new Error(`retained messages are limited to ${maxRetained} bytes`))
+          }
+        }
+        done()
       },
       authorizeSubscribe: (client, sub, done) => {
-        if (isConsole(client) ? sub.topic.startsWith(`${ROOT}/agents/`) : agentMaySubscribe(client.id, sub.topic)) return done(null, sub)
-        log.warn({ clientId: client.id, filter: sub.topic }, 'refused subscription')
+        if (isConsole(client)) {
+          if (sub.topic.startsWith(`${ROOT}/agents/`)) return done(null, sub)
+        } else if (agentMaySubscribe(client.id, sub.topic)) {
+          const c = client as EdgentClient
+          c.edgentSubs ??= new Set()
+          const subs = c.edgentSubs
+          if (subs.has(sub.topic) || subs.size < maxSubs) {
+            subs.add(sub.topic)
+            return done(null, sub)
+          }
+          this.limiter.warn(`subs:${client.id}`, { agentId: client.id, limit: maxSubs }, 'refused a subscription past the per-agent limit')
+          return done(null, null)
+        }
+        this.limiter.warn(`sub:${client.id}`, { clientId: client.id, filter: sub.topic.slice(0, 200) }, 'refused subscription')
         done(null, null) // a SUBACK with 0x80 for this filter; the connection stays up [MQTT-3.9.3]
       }
+    })
+    aedes.on('unsubscribe', (unsubs, client) => {
+      const subs = (client as EdgentClient | null)?.edgentSubs
+      if (subs) for (const t of unsubs) subs.delete(t)
     })
     aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
     aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
     const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
     const server = createServer((socket) => {
+      const remote = socket.remoteAddress ?? 'unknown'
+      if (this.byAddress.blockedFor(remote) > 0) {
+        // Blocked after repeated failed logins: dropped before a byte is read.
+        this.limiter.warn(`blocked:${remote}`, { remote, retryInMs: this.byAddress.blockedFor(remote) }, 'dropped a connection from a blocked address')
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return
+      }
       this.sockets.add(socket)
       socket.setNoDelay(true) // small packets (PUBACK, results) must not wait for Nagle's algorithm
       socket.on('close', () => this.sockets.delete(socket))
       socket.on('error', () => undefined)
-      const stream = guardSocket(socket, limits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'dropped connection'))
+      const stream: AddressedStream = guardSocket(socket, limits, (reason) =>
+        this.limiter.warn(`guard:${remote}:${kindOf(reason)}`, { remote: `${remote}:${socket.remotePort}`, reason }, 'dropped connection')
+      )
+      stream.edgentRemote = remote
       aedes.handle(stream)
     })
+    server.maxConnections = this.opts.maxConnections ?? BROKER_LIMITS.maxConnections
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.opts.port, this.opts.host, () => {
@@ -118,16 +222,51 @@ export class EmbeddedBroker {
     log.info({ host: this.opts.host, port: this.port }, 'MQTT broker listening')
   }
 
-  /** Disconnects an agent (after unpairing). */
+  /**
+   * Disconnects an agent and removes its retained messages (after unpairing): nothing of it stays in
+   * the broker. Its last will (a retained `offline` state) is published as it goes, so the retained
+   * messages are cleared once it is gone.
+   */
   disconnect(agentId: string): boolean {
-    const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
+    const aedes = this.aedes
+    const clients = (aedes as unknown as { clients: Record<string, Client> } | null)?.clients
     const c = clients && Object.hasOwn(clients, agentId) ? clients[agentId] : undefined
-    if (!c) return false
+    if (!aedes || !c) {
+      this.clearRetained(agentId)
+      return false
+    }
+    const onGone = (gone: Client) => {
+      if (gone.id !== agentId) return
+      aedes.off('clientDisconnect', onGone)
+      setImmediate(() => this.clearRetained(agentId))
+    }
+    aedes.on('clientDisconnect', onGone)
     c.close()
     return true
   }
 
+  /** The retained messages under a filter, counted and summed (what an agent leaves in the broker). */
+  async retained(filter: string): Promise<{ count: number; bytes: number }> {
+    const persistence = (this.aedes as unknown as { persistence?: { createRetainedStream(f: string): AsyncIterable<{ payload: Buffer }> } } | null)?.persistence
+    let count = 0
+    let bytes = 0
+    if (persistence)
+      for await (const p of persistence.createRetainedStream(filter)) {
+        count++
+        bytes += p.payload.length
+      }
+    return { count, bytes }
+  }
+
+  private clearRetained(agentId: string): void {
+    const aedes = this.aedes
+    if (!aedes) return
+    for (const topic of [topics.state(agentId), topics.hello(agentId)])
+      aedes.publish({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, () => undefined)
+  }
+
   async stop(): Promise<void> {
+    this.limiter.close()
     const server = this.server
     const aedes = this.aedes
     this.server = null

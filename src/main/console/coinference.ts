@@ -12,7 +12,7 @@ import type { InferRow, InferSummary } from '../../shared/console-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { exitPath } from '../../shared/manifest.js'
-import { SCHEMA, encodeJson } from '../../shared/messages.js'
+import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js'
 import { argmax } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -22,6 +22,8 @@ import type { Fleet } from './fleet.js'
 import type { LinkMonitor } from './link-monitor.js'
 import type { Planning } from './planning.js'
 import type { Models } from './models.js'
+import { LogLimiter, kindOf } from './log-limit.js'
+import { AGENT_RATES, MAX_ACTIVATIONS_IN_FLIGHT, RateLimiter } from './rate-limit.js'
 
 /** The console's half of one inference, kept until the agent's batch reply arrives. */
 interface PendingHalf {
@@ -35,7 +37,13 @@ interface PendingHalf {
   edgeMs: number
   edgeTotalMs: number
   uploadBytes: number
+  /** The result as published, sent again (not recomputed) when the same request id comes back. */
+  result: Uint8Array | null
 }
+
+/** Console halves kept at most (oldest dropped first): bounds memory whatever agents send. */
+const MAX_HALVES = 20_000
+const MAX_SEEN = 100_000
 
 export interface InferOptions {
   agent: string
@@ -70,25 +78,79 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? quantileSorted(sorted, q) : NaN
 }
 
+/** Request ids are the agent's: keyed by agent, one agent cannot claim or answer another's. */
+const halfKey = (agentId: string, requestId: string): string => `${agentId}/${requestId}`
+
 export class CoInference {
   private readonly halves = new Map<string, PendingHalf>()
+  /** Activations admitted and not yet answered, per agent, by request id. */
+  private readonly inFlight = new Map<string, Set<string>>()
+  /** The tail of each agent's edge runs (inLane). */
+  private readonly lanes = new Map<string, Promise<void>>()
+  private readonly rates = new RateLimiter()
+  private readonly limiter: LogLimiter
+  /** Request ids admitted lately (bounded): a replay after its batch took the half is still ignored. */
+  private readonly seen = new Set<string>()
 
-  constructor(private readonly deps: CoInferenceDeps) {}
+  constructor(private readonly deps: CoInferenceDeps) {
+    this.limiter = new LogLimiter(deps.log)
+  }
 
   start(): void {}
 
   stop(): void {
     this.halves.clear()
+    this.inFlight.clear()
+    this.limiter.close()
+  }
+
+  /**
+   * Admission of a decoded frame (DESIGN.md, "Hardening"): a request id already answered gets its
+   * result again without a second run; one in flight is ignored; past the agent's rate or its
+   * in-flight cap the frame is refused with a reason. Returns the refusal, or null when admitted.
+   */
+  private admit(agentId: string, requestId: string): string | 'duplicate' | null {
+    const key = halfKey(agentId, requestId)
+    const done = this.halves.get(key)
+    if (done) {
+      this.limiter.warn(`replay:${agentId}`, { agentId, requestId }, 'replayed request id: result sent again, not recomputed')
+      if (done.result) this.deps.publish(topics.result(agentId), done.result)
+      return 'duplicate'
+    }
+    const flying = this.inFlight.get(agentId)
+    if (flying?.has(requestId)) return 'duplicate'
+    if (this.seen.has(key)) {
+      this.limiter.warn(`replay:${agentId}`, { agentId, requestId }, 'replayed request id of a finished batch: ignored')
+      return 'duplicate'
+    }
+    this.seen.add(key)
+    if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value as string)
+    if (!this.rates.take(`${agentId}/activation`, AGENT_RATES.activation)) return `over the per-agent rate of ${AGENT_RATES.activation.perSecond} activations/s`
+    if (flying && flying.size >= MAX_ACTIVATIONS_IN_FLIGHT)
+      return `${flying.size} activations of this agent are already at the edge (limit ${MAX_ACTIVATIONS_IN_FLIGHT})`
+    return null
   }
 
   async onActivation(agentId: string, payload: Buffer): Promise<void> {
     const arrived = performance.now()
     const { planning, models } = this.deps
     let requestId: string | undefined
+    let admitted: Set<string> | null = null
     try {
       const frame = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { maxPayloadBytes: this.deps.maxPayloadBytes })
       const h = frame.header
       requestId = h.requestId
+      const refusal = this.admit(agentId, h.requestId)
+      if (refusal === 'duplicate') return
+      if (refusal) {
+        this.limiter.warn(`refused:${agentId}`, { agentId, reason: refusal }, 'refused activation')
+        this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: `refused: ${refusal}` })
+        return
+      }
+      const flying = this.inFlight.get(agentId) ?? new Set<string>()
+      this.inFlight.set(agentId, flying)
+      flying.add(h.requestId)
+      admitted = flying
       const plan = planning.plan(h.planId)
       if (!plan || plan.deviceId !== agentId) throw new UserError(`unknown plan "${h.planId}" for agent ${agentId}`)
       const m = models.get(plan.model).manifest
@@ -108,20 +170,31 @@ export class CoInference {
       let scores = frame.data
       let edgeMs = 0
       if (h.deviceLayers < path.length) {
-        const r = await this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
+        const r = await this.inLane(agentId, () =>
+          this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
+        )
         scores = r.output
         edgeMs = r.ms
       }
       const label = argmax(scores)
       const edgeTotalMs = performance.now() - arrived
+      let result: Uint8Array | null = null
       if (h.deviceLayers < path.length) {
-        this.deps.publish(
-          topics.result(agentId),
-          encodeJson({ schema: SCHEMA, requestId: h.requestId, planId: h.planId, exit: h.exit, label, scores: Array.from(scores), edgeMs, edgeTotalMs })
-        )
+        // JSON has no NaN or Inf (they would arrive as null, which the agent refuses): say so instead.
+        const finite = scores.every((v) => Number.isFinite(v))
+        result = this.publishResult(agentId, {
+          requestId: h.requestId,
+          planId: h.planId,
+          exit: h.exit,
+          label: finite ? label : 0,
+          scores: finite ? Array.from(scores) : [],
+          edgeMs,
+          edgeTotalMs,
+          ...(finite ? {} : { error: `the edge output of model ${m.id}, exit ${h.exit} holds NaN or Inf: check the model and its input` })
+        })
       }
       this.dropStaleHalves()
-      this.halves.set(h.requestId, {
+      this.halves.set(halfKey(agentId, h.requestId), {
         at: Date.now(),
         deviceId: agentId,
         planId: h.planId,
@@ -131,18 +204,43 @@ export class CoInference {
         deviceMs: h.deviceMs,
         edgeMs,
         edgeTotalMs,
-        uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length
+        uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length,
+        result
       })
     } catch (err) {
       const message = errorMessage(err)
-      this.deps.log.warn({ agentId, bytes: payload.length, err: message }, 'rejected activation')
+      this.limiter.warn(`rejected:${agentId}:${kindOf(message)}`, { agentId, bytes: payload.length, err: message }, 'rejected activation')
       if (requestId && err instanceof UserError) {
-        this.deps.publish(
-          topics.result(agentId),
-          encodeJson({ schema: SCHEMA, requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })
-        )
+        this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })
       }
+    } finally {
+      if (admitted && requestId) admitted.delete(requestId)
     }
+  }
+
+  /**
+   * One edge run per agent at a time: an agent's next frame waits for its previous one, so the
+   * executor's queue holds at most one frame of each agent and a busy agent cannot stand between
+   * another and the edge for more than one run (round robin, in effect).
+   */
+  private inLane<T>(agentId: string, run: () => Promise<T>): Promise<T> {
+    const before = this.lanes.get(agentId) ?? Promise.resolve()
+    const mine = before.then(run, run)
+    const tail = mine.then(
+      () => undefined,
+      () => undefined
+    )
+    this.lanes.set(agentId, tail)
+    void tail.then(() => {
+      if (this.lanes.get(agentId) === tail) this.lanes.delete(agentId)
+    })
+    return mine
+  }
+
+  private publishResult(agentId: string, r: Omit<ResultMessage, 'schema'>): Uint8Array {
+    const payload = encodeJson({ schema: SCHEMA, ...r })
+    this.deps.publish(topics.result(agentId), payload)
+    return payload
   }
 
   /**
@@ -152,7 +250,7 @@ export class CoInference {
   private dropStaleHalves(): void {
     const cutoff = Date.now() - 10 * 60_000
     for (const [k, h] of this.halves) {
-      if (h.at >= cutoff) break // insertion order is arrival order
+      if (h.at >= cutoff && this.halves.size < MAX_HALVES) break // insertion order is arrival order
       this.halves.delete(k)
     }
   }
@@ -178,8 +276,8 @@ export class CoInference {
       const rows: InferRow[] = []
       let lost = 0
       for (const r of res.rows) {
-        const half = this.halves.get(r.requestId)
-        this.halves.delete(r.requestId)
+        const half = this.halves.get(halfKey(id, r.requestId))
+        this.halves.delete(halfKey(id, r.requestId))
         const plan = half && half.deviceId === id ? planning.plan(half.planId) : undefined
         if (r.lost || !half || !plan) {
           lost++

@@ -8,7 +8,7 @@ import { HelloSchema, StateSchema, parsePayload, type Hello } from '../../shared
 import { checkAgentId } from '../../shared/topics.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
-import { hashToken, newToken, verifyToken } from './tokens.js'
+import { DUMMY_HASH, hashToken, newToken, verifyToken } from './tokens.js'
 
 interface Presence {
   state: string
@@ -58,10 +58,17 @@ export class Fleet {
     return { id, revoked, disconnected }
   }
 
-  /** True when `token` is the pairing token of a paired, unrevoked agent (the broker's login check). */
-  checkToken(id: string, token: string): boolean {
+  /**
+   * True when `token` is the pairing token of a paired, unrevoked agent (the broker's login check).
+   * Unknown and revoked ids are checked against a dummy hash: the same work, the same time.
+   */
+  async checkToken(id: string, token: string): Promise<boolean> {
     const row = this.deps.store.devices.get(id)
-    return !!row && !row.revoked_at && verifyToken(token, row.token_hash)
+    const stored = row && !row.revoked_at && row.token_hash ? row.token_hash : DUMMY_HASH
+    const verdict = await verifyToken(token, stored)
+    if (stored === DUMMY_HASH || !verdict.ok) return false
+    if (verdict.rehash) this.deps.store.devices.rehash(id, stored, verdict.rehash)
+    return true
   }
 
   /** A paired (not revoked) agent's id, else a UserError saying how to pair it. */

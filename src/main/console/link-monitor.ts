@@ -19,7 +19,13 @@ interface LinkState {
   lastProbeAt: number
   lastActivationSampleAt: number
   probing: boolean
+  /** Activation samples are stored at most once per STORE_EVERY_MS: bytes since the last stored row. */
+  lastStoredAt: number
+  unstoredBytes: number
 }
+
+/** One stored activation sample per agent per second at most, whatever the frame rate (probes are always stored). */
+const STORE_EVERY_MS = 1000
 
 export interface LinkMonitorDeps {
   store: Store
@@ -50,7 +56,15 @@ export class LinkMonitor {
   }
 
   private link(id: string): LinkState {
-    const l = this.links.get(id) ?? { estimator: new BandwidthEstimator(), lastSampleKbps: null, lastProbeAt: 0, lastActivationSampleAt: 0, probing: false }
+    const l = this.links.get(id) ?? {
+      estimator: new BandwidthEstimator(),
+      lastSampleKbps: null,
+      lastProbeAt: 0,
+      lastActivationSampleAt: 0,
+      probing: false,
+      lastStoredAt: 0,
+      unstoredBytes: 0
+    }
     this.links.set(id, l)
     return l
   }
@@ -65,9 +79,22 @@ export class LinkMonitor {
     const u = l.estimator.add(uplinkSampleKbps)
     l.lastSampleKbps = uplinkSampleKbps
     if (source === 'activation') l.lastActivationSampleAt = Date.now()
+    if (u.changed) this.deps.log.info({ agentId, kbps: Math.round(u.kbps) }, 'uplink estimate changed')
+    // The stored series and the UI's events are aggregated: one activation row (and event) per second
+    // carries the bytes of every frame since; probes are rare and each is stored.
+    const now = Date.now()
+    if (source === 'activation') {
+      l.unstoredBytes += bytes
+      if (now - l.lastStoredAt < STORE_EVERY_MS) {
+        if (l.estimator.kbps !== null) this.deps.onEstimate(agentId, l.estimator.kbps)
+        return
+      }
+      bytes = l.unstoredBytes
+      l.unstoredBytes = 0
+      l.lastStoredAt = now
+    }
     if (this.deps.store.devices.get(agentId)) this.deps.store.bandwidth.add(agentId, source, bytes, uplinkSampleKbps, u.kbps)
     this.deps.emit('bandwidth', { id: agentId, uplinkEstimateKbps: u.kbps, uplinkSampleKbps, source })
-    if (u.changed) this.deps.log.info({ agentId, kbps: Math.round(u.kbps) }, 'uplink estimate changed')
     if (l.estimator.kbps !== null) this.deps.onEstimate(agentId, l.estimator.kbps)
   }
 

@@ -18,6 +18,11 @@ interface Burst {
   obj: Record<string, unknown>
 }
 
+/** A key for a kind of message: long numbers masked, so that "declares 5000 bytes" and "declares 7000 bytes" are one burst. */
+export function kindOf(text: string): string {
+  return text.replace(/\d{3,}/g, '#').slice(0, 120)
+}
+
 export class LogLimiter {
   private readonly bursts = new Map<string, Burst>()
   private timer: NodeJS.Timeout | null = null

@@ -6,6 +6,9 @@
  *   - no later packet may declare more than the packet limit;
  *   - a remaining-length field longer than 4 bytes is malformed ([MQTT-2.2.3]).
  * A violating connection is destroyed before the offending chunk reaches aedes.
+ * Once a client is known to be an agent, its PUBLISH packets also pass a token bucket: past the rate
+ * the socket stops being read until the bucket refills, so TCP itself slows a flooding client down —
+ * nothing is dropped and nothing queues in the console (what mosquitto and EMQX do for rate limits).
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
@@ -23,7 +26,15 @@ export class PacketGuard {
   private multiplier = 1
   private lengthBytes = 0
   private remaining = 0
+  /** PUBLISH packets whose header was read since the last `takePublishes()`. */
+  private publishes = 0
   violation: string | null = null
+
+  takePublishes(): number {
+    const n = this.publishes
+    this.publishes = 0
+    return n
+  }
 
   constructor(private readonly limits: GuardLimits) {}
 
@@ -42,6 +53,7 @@ export class PacketGuard {
       if (this.state === 'header') {
         this.type = byte >> 4
         if (this.first && this.type !== 1) return this.fail(`first packet is type ${this.type}, not CONNECT`)
+        if (this.type === 3) this.publishes++
         this.state = 'length'
         this.length = 0
         this.multiplier = 1
@@ -69,12 +81,31 @@ export class PacketGuard {
   }
 }
 
+export interface PublishRate {
+  perSecond: number
+  burst: number
+}
+
+/** The guarded stream: `limitPublishes` sets (or lifts, null) the client's PUBLISH rate. */
+export type GuardedStream = Duplex & { limitPublishes(rate: PublishRate | null): void }
+
 /** The socket as aedes sees it: the same bytes, unless the guard drops the connection. */
-export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (reason: string) => void): Duplex {
+export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (reason: string) => void): GuardedStream {
   const guard = new PacketGuard(limits)
+  let rate: PublishRate | null = null
+  let tokens = 0
+  let at = 0
+  // The socket is read when aedes wants bytes and the client is not over its rate.
+  let wanted = true
+  let throttled: NodeJS.Timeout | null = null
+  const flow = () => {
+    if (wanted && !throttled && !socket.destroyed) socket.resume()
+    else socket.pause()
+  }
   const stream = new Duplex({
     read() {
-      socket.resume()
+      wanted = true
+      flow()
     },
     write(chunk: Buffer, _enc, cb) {
       if (socket.destroyed) return cb()
@@ -95,10 +126,38 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
       stream.destroy()
       return
     }
-    if (!stream.push(chunk)) socket.pause()
+    const n = guard.takePublishes()
+    if (rate && n > 0) {
+      const now = performance.now()
+      tokens = Math.min(rate.burst, tokens + ((now - at) / 1000) * rate.perSecond) - n
+      at = now
+      if (tokens < 0 && !throttled) {
+        const r = rate
+        throttled = setTimeout(
+          () => {
+            throttled = null
+            tokens = Math.min(r.burst, tokens + ((performance.now() - at) / 1000) * r.perSecond)
+            at = performance.now()
+            flow()
+          },
+          Math.ceil((-tokens / r.perSecond) * 1000)
+        )
+      }
+    }
+    if (!stream.push(chunk)) wanted = false
+    flow()
   })
   socket.on('end', () => stream.push(null))
   socket.on('error', (err) => stream.destroy(err))
-  socket.on('close', () => stream.destroy())
-  return stream
+  socket.on('close', () => {
+    if (throttled) clearTimeout(throttled)
+    stream.destroy()
+  })
+  return Object.assign(stream, {
+    limitPublishes(r: PublishRate | null) {
+      rate = r
+      tokens = r ? r.burst : 0
+      at = performance.now()
+    }
+  })
 }

@@ -1,23 +1,55 @@
-/** Pairing tokens: random, shown once, stored only as a salted scrypt hash. */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto'
+/**
+ * Pairing tokens: 192 random bits, shown once, stored only as a salted keyed hash
+ * (`hmac-sha256$salt$hash`). A token is not a password: it cannot be guessed, so a slow hash buys
+ * nothing and costs the console a thread per try (scrypt took ~70 ms of the main thread per CONNECT,
+ * which a wrong-token flood turned into a denial of service). Verification costs microseconds and
+ * the same for known and unknown ids (`verifyToken` against DUMMY_HASH for an unknown one).
+ * Databases from before keep `scrypt$…` hashes: those are checked with the asynchronous scrypt
+ * (libuv's thread pool, off the main thread) and rehashed on the first successful login.
+ */
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { promisify } from 'node:util'
 
-const N = 16384
-const KEYLEN = 32
+const scryptAsync = promisify(scrypt) as (pw: string, salt: Buffer, len: number, o: { N: number; r: number; p: number }) => Promise<Buffer>
+const SCHEME = 'hmac-sha256'
 
 export function newToken(): string {
   return randomBytes(24).toString('base64url')
 }
 
-export function hashToken(token: string): string {
-  const salt = randomBytes(16)
-  const hash = scryptSync(token, salt, KEYLEN, { N, r: 8, p: 1 })
-  return `scrypt$${N}$${salt.toString('base64url')}$${hash.toString('base64url')}`
+function hmac(token: string, salt: Buffer): Buffer {
+  return createHmac('sha256', salt).update(token, 'utf8').digest()
 }
 
-export function verifyToken(token: string, stored: string): boolean {
-  const [scheme, n, salt, hash] = stored.split('$')
-  if (scheme !== 'scrypt' || !n || !salt || !hash) return false
-  const expected = Buffer.from(hash, 'base64url')
-  const got = scryptSync(token, Buffer.from(salt, 'base64url'), expected.length, { N: Number(n), r: 8, p: 1 })
-  return got.length === expected.length && timingSafeEqual(got, expected)
+export function hashToken(token: string): string {
+  const salt = randomBytes(16)
+  return `${SCHEME}$${salt.toString('base64url')}$${hmac(token, salt).toString('base64url')}`
+}
+
+/** What an unknown or revoked id is checked against, so that it takes as long as a known one. */
+export const DUMMY_HASH = hashToken(newToken())
+
+export interface Verdict {
+  ok: boolean
+  /** A new hash to store, when `stored` used an older scheme. */
+  rehash?: string
+}
+
+export async function verifyToken(token: string, stored: string): Promise<Verdict> {
+  const parts = stored.split('$')
+  if (parts[0] === SCHEME && parts.length === 3) {
+    const expected = Buffer.from(parts[2]!, 'base64url')
+    const got = hmac(token, Buffer.from(parts[1]!, 'base64url'))
+    return { ok: got.length === expected.length && timingSafeEqual(got, expected) }
+  }
+  if (parts[0] === 'scrypt' && parts.length === 4) {
+    const [, n, salt, hash] = parts as [string, string, string, string]
+    const expected = Buffer.from(hash, 'base64url')
+    const N = Number(n)
+    if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || expected.length === 0) return { ok: false }
+    const got = await scryptAsync(token, Buffer.from(salt, 'base64url'), expected.length, { N, r: 8, p: 1 })
+    const ok = got.length === expected.length && timingSafeEqual(got, expected)
+    return ok ? { ok, rehash: hashToken(token) } : { ok }
+  }
+  return { ok: false }
 }

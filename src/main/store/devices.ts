@@ -34,6 +34,11 @@ export class DeviceQueries {
       .run({ id, hash: tokenHash, now: new Date().toISOString() })
   }
 
+  /** Replaces a token hash of an older scheme by a new one, unless the device was re-paired meanwhile. */
+  rehash(id: string, oldHash: string, newHash: string): void {
+    this.db.prepare('UPDATE devices SET token_hash = ? WHERE id = ? AND token_hash = ?').run(newHash, id, oldHash)
+  }
+
   /** Revokes a device's token; false when it was not paired (or already revoked). */
   revoke(id: string): boolean {
     return this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0

@@ -1,0 +1,63 @@
+/**
+ * Per-agent token buckets: what one agent may send per second (activations, model fetches, command
+ * replies, presence messages). A bucket holds up to `burst` tokens and refills at `perSecond`; a
+ * message that finds it empty is refused — never queued — and the refusal is logged once per burst
+ * by the caller. Buckets are keyed by agent and kind; the table is bounded.
+ */
+export interface Rate {
+  perSecond: number
+  burst: number
+}
+
+interface Bucket {
+  tokens: number
+  at: number
+}
+
+const MAX_BUCKETS = 4096
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>()
+  /** Refusals per key since start (shown in logs and tests). */
+  readonly refused = new Map<string, number>()
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** Takes one token from `key`'s bucket; false when there is none (the message is refused). */
+  take(key: string, rate: Rate): boolean {
+    const now = this.now()
+    let b = this.buckets.get(key)
+    if (!b) {
+      if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value as string)
+      b = { tokens: rate.burst, at: now }
+      this.buckets.set(key, b)
+    }
+    b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond)
+    b.at = now
+    if (b.tokens >= 1) {
+      b.tokens -= 1
+      return true
+    }
+    if (this.refused.size < MAX_BUCKETS || this.refused.has(key)) this.refused.set(key, (this.refused.get(key) ?? 0) + 1)
+    return false
+  }
+
+  forget(prefix: string): void {
+    for (const k of this.buckets.keys()) if (k.startsWith(prefix)) this.buckets.delete(k)
+  }
+}
+
+/**
+ * What one agent may send, per kind. A real agent sends one activation per inference and waits for its
+ * result (≤ a few hundred per second even device-only on a desktop-class device), one fetch per 1 MiB
+ * chunk in flight, one reply per command and a handful of presence messages.
+ */
+export const AGENT_RATES = {
+  activation: { perSecond: 500, burst: 500 },
+  fetch: { perSecond: 50, burst: 50 },
+  response: { perSecond: 100, burst: 100 },
+  presence: { perSecond: 10, burst: 20 }
+} as const satisfies Record<string, Rate>
+
+/** Activations of one agent queued or running at the edge at once (an agent sends the next after the result). */
+export const MAX_ACTIVATIONS_IN_FLIGHT = 2
