@@ -38,6 +38,8 @@ export interface AgentOptions {
   brokerUrl: string
   id: string
   token: string
+  /** For mqtts://: the console's CA (PEM), pinned — the broker's certificate must chain to it, whatever its host name. */
+  ca?: string
   modelDir: string
   /** Where models fetched from the console are kept (one folder per model and checksum). */
   cacheDir: string
@@ -145,7 +147,9 @@ export class EdgentAgent {
       clean: true,
       reconnectPeriod: this.reconnectMs,
       connectTimeout: 10_000,
-      will
+      will,
+      // The pinned CA is the broker's identity; the address a Pi dials changes with DHCP, so no host-name check.
+      ...(this.opts.ca ? { ca: this.opts.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : {})
     })
     this.client = client
     client.on('connect', () => {

@@ -1,13 +1,16 @@
 /**
  * `edgent-agent`: the device agent's command line.
- *   edgent-agent --broker mqtt://host:1883 --id <id> --token <token> [--model-dir DIR] [--cache-dir DIR] [--uplink-kbps n]
+ *   edgent-agent --credentials <file from edgent pair> [--model-dir DIR] [--cache-dir DIR] [--uplink-kbps n]
+ *   edgent-agent --broker mqtts://host:8883 --ca ca.pem --id <id> --token-file <file> …
  *   edgent-agent --check [--json] [--model-dir DIR]
  * Configuration may also come from the environment (EDGENT_BROKER, EDGENT_AGENT_ID, EDGENT_TOKEN,
  * EDGENT_MODEL_DIR, EDGENT_CACHE_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
  * Logs are JSON lines (pino) on stderr.
  */
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { pino } from 'pino'
+import { readCredentials } from '../../src/shared/credentials.js'
 import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
@@ -28,7 +31,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     .configureOutput({ outputError: (s, write) => write(`edgent-agent: ${s.replace(/^error: /, '').trim()}\n`) })
     .option('--broker <url>', 'console broker, mqtt://host:port', env['EDGENT_BROKER'])
     .option('--id <id>', "this agent's id (as paired)", env['EDGENT_AGENT_ID'])
-    .option('--token <token>', 'pairing token from `edgent pair`', env['EDGENT_TOKEN'])
+    .option('--credentials <file>', 'the credentials file `edgent pair` wrote: id, broker, token and CA (mode 0600)', env['EDGENT_CREDENTIALS'])
+    .option('--token-file <file>', 'a file holding the pairing token')
+    .option('--token <token>', 'pairing token (visible to other users in `ps`: prefer --credentials or --token-file)', env['EDGENT_TOKEN'])
+    .option('--ca <file>', "for mqtts://: the console's CA certificate (PEM) to pin")
     .option('--model-dir <dir>', "this agent's own model folder", env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
     .option('--cache-dir <dir>', 'where models fetched from the console are kept', env['EDGENT_CACHE_DIR'] ?? defaultCacheDir())
     .option(
@@ -57,6 +63,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     broker?: string
     id?: string
     token?: string
+    tokenFile?: string
+    credentials?: string
+    ca?: string
     modelDir: string
     cacheDir: string
     uplinkKbps?: number
@@ -74,11 +83,36 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const log = pino({ level: o.logLevel, base: { agent: o.id } }, pino.destination(2))
   try {
+    let ca: string | undefined
+    if (o.credentials) {
+      const c = readCredentials(o.credentials)
+      if (c.worldReadable) log.warn({ file: o.credentials }, 'the credentials file is readable by other users: chmod 600 it')
+      o.broker ??= c.broker
+      o.id ??= c.id
+      o.token ??= c.token
+      ca = c.ca
+    }
+    if (o.tokenFile) {
+      try {
+        o.token = readFileSync(o.tokenFile, 'utf8').trim()
+      } catch {
+        throw new UserError(`cannot read --token-file ${o.tokenFile}`)
+      }
+    }
+    if (o.ca) {
+      try {
+        ca = readFileSync(o.ca, 'utf8')
+      } catch {
+        throw new UserError(`cannot read --ca ${o.ca}`)
+      }
+      if (!ca.includes('BEGIN CERTIFICATE')) throw new UserError(`--ca ${o.ca} is not a PEM certificate`)
+    }
     if (!o.broker) throw new UserError('missing --broker mqtt://host:port (or EDGENT_BROKER)')
     if (!/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
     if (!o.id) throw new UserError('missing --id (or EDGENT_AGENT_ID)')
     checkAgentId(o.id)
-    if (!o.token) throw new UserError('missing --token (or EDGENT_TOKEN): run `edgent pair <id>` on the console')
+    if (!o.token) throw new UserError('missing --credentials, --token-file or --token: run `edgent pair <id>` on the console')
+    if (ca && !o.broker.startsWith('mqtts://')) throw new UserError(`a CA is pinned but --broker ${o.broker} is not mqtts://`)
     let emulation: Record<string, unknown> | undefined
     if (o.emulation) {
       try {
@@ -91,6 +125,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       brokerUrl: o.broker,
       id: o.id,
       token: o.token,
+      ...(ca ? { ca } : {}),
       modelDir: o.modelDir,
       cacheDir: o.cacheDir,
       log,

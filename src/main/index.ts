@@ -11,7 +11,7 @@ import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
 import { errorMessage } from '../shared/errors.js'
 import { CSP } from './shell/http-server.js'
 import { ConsoleService } from './console/service.js'
-import { lanAddress, startStack, type Stack } from './shell/stack.js'
+import { DEFAULT_MQTTS_PORT, lanAddress, startStack, type Stack } from './shell/stack.js'
 import { installProcessGuard } from './shell/process-guard.js'
 import { registerIpcHandlers } from './ipc.js'
 import { defaultModelDir } from './runtime/paths.js'
@@ -71,6 +71,7 @@ async function boot(): Promise<void> {
   stack = await startStack({
     mqttPort: Number(process.env['EDGENT_MQTT_PORT'] ?? 1883),
     mqttHost: '0.0.0.0',
+    mqttTlsPort: process.env['EDGENT_NO_MQTTS'] === '1' ? null : Number(process.env['EDGENT_MQTTS_PORT'] ?? DEFAULT_MQTTS_PORT),
     httpPort: Number(process.env['EDGENT_HTTP_PORT'] ?? 8080),
     dataDir: process.env['EDGENT_DATA_DIR'] ?? join(app.getPath('userData'), 'data'),
     localAgent: process.env['EDGENT_NO_LOCAL_AGENT'] !== '1',

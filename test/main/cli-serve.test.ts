@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,6 +43,8 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
         '127.0.0.1',
         '--http-port',
         String(httpPort),
+        '--mqtts-port',
+        String(await freePort()),
         '--local-cpu-quota',
         '0.5',
         '--log-level',
@@ -124,8 +126,15 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
   }, 300_000)
 
   it('pairs a new agent with the exact command to run, and unpairs it', async () => {
-    const { stdout } = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--data-dir', dataDir])
-    expect(stdout).toMatch(/npx edgent-agent --broker mqtt:\/\/\S+:\d+ --id pi-kitchen --token [A-Za-z0-9_-]{32}/)
+    const out = join(mkdtempSync(join(tmpdir(), 'edgent-pair-')), 'pi-kitchen.credentials.json')
+    const { stdout } = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--data-dir', dataDir, '--out', out])
+    expect(stdout).toContain('npx --no edgent-agent --credentials pi-kitchen.credentials.json')
+    expect(stdout).toMatch(/over TLS \(mqtts:\/\/\S+:\d+\) and pins this console's CA, SHA-256 [0-9a-f:]{95}/)
+    expect(statSync(out).mode & 0o777).toBe(0o600)
+    const cred = JSON.parse(readFileSync(out, 'utf8')) as { id: string; broker: string; token: string; ca: string }
+    expect(cred).toMatchObject({ id: 'pi-kitchen', broker: expect.stringMatching(/^mqtts:\/\//), token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) })
+    expect(cred.ca).toContain('BEGIN CERTIFICATE')
+    expect(stdout).not.toContain(cred.token)
     const un = await run(process.execPath, [edgent, 'unpair', 'pi-kitchen', '--data-dir', dataDir])
     expect(un.stdout).toContain('unpaired pi-kitchen')
     const bad = await run(process.execPath, [edgent, 'pair', 'Bad/Id', '--data-dir', dataDir]).catch((e: { code: number; stderr: string }) => e)

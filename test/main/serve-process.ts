@@ -42,6 +42,8 @@ export async function startServe(
       '127.0.0.1',
       '--http-port',
       String(httpPort),
+      '--mqtts-port',
+      String(await freePort()),
       '--log-level',
       o.logLevel ?? 'warn',
       ...(o.args ?? [])

@@ -1,6 +1,6 @@
 /** The built `edgent-agent` command line: --check and its refusals, and bad configuration. */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -57,8 +57,32 @@ describe('edgent-agent', () => {
   it('refuses to start without a broker, id or token, naming what is missing', () => {
     expect(agent()).toMatchObject({ code: 2, stderr: expect.stringContaining('missing --broker') })
     expect(agent('--broker', 'http://x')).toMatchObject({ code: 2, stderr: expect.stringContaining('--broker must be an mqtt:// or mqtts:// URL') })
-    expect(agent('--broker', 'mqtt://127.0.0.1:1', '--id', 'pi-a')).toMatchObject({ code: 2, stderr: expect.stringContaining('missing --token') })
+    expect(agent('--broker', 'mqtt://127.0.0.1:1', '--id', 'pi-a')).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('missing --credentials, --token-file or --token')
+    })
     expect(agent('--bogus')).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown option '--bogus'") })
+  })
+
+  it('refuses a bad credentials file, token file or CA with one line naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-agent-cred-'))
+    const bad = join(dir, 'bad.json')
+    writeFileSync(bad, JSON.stringify({ schema: 1, id: 'pi-a', broker: 'http://x', token: 'short' }))
+    const notPem = join(dir, 'ca.pem')
+    writeFileSync(notPem, 'hello')
+    const cases: [string[], string][] = [
+      [['--credentials', join(dir, 'nope.json')], 'not found: copy the file `edgent pair` wrote'],
+      [['--credentials', bad], `credentials file ${bad}`],
+      [['--broker', 'mqtt://127.0.0.1:1', '--id', 'pi-a', '--token-file', join(dir, 'nope')], 'cannot read --token-file'],
+      [['--broker', 'mqtts://127.0.0.1:1', '--id', 'pi-a', '--token', 'x'.repeat(32), '--ca', notPem], 'is not a PEM certificate'],
+      [['--broker', 'mqtts://127.0.0.1:1', '--id', 'pi-a', '--token', 'x'.repeat(32), '--ca', join(dir, 'nope.pem')], 'cannot read --ca']
+    ]
+    for (const [args, message] of cases) {
+      const r = agent(...args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toContain(message)
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1)
+    }
   })
 })
 

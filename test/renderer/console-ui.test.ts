@@ -49,6 +49,7 @@ describe('the console in a browser (headless shell)', () => {
         String(mqttPort),
         '--mqtt-host',
         '127.0.0.1',
+        '--no-mqtts',
         '--http-port',
         String(httpPort),
         '--local-cpu-quota',

@@ -106,6 +106,7 @@ describe('the Live page with 10,000 stored co-inferences', () => {
         String(await freePort()),
         '--mqtt-host',
         '127.0.0.1',
+        '--no-mqtts',
         '--http-port',
         String(await freePort()),
         '--log-level',

@@ -25,6 +25,7 @@ import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../models/li
 import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
 import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
+import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand } from './serve.js'
 
 export interface Io {
@@ -224,6 +225,8 @@ function buildProgram(io: Io): Command {
     .description('start the console headless: embedded MQTT broker, edge runtime, planner, store, and a local emulated device')
     .option('--mqtt-port <port>', 'MQTT port of the embedded broker', positiveInt, 1883)
     .option('--mqtt-host <host>', 'address the embedded broker listens on', '0.0.0.0')
+    .option('--mqtts-port <port>', "MQTT over TLS port of the embedded broker (the console's own CA, pinned by paired agents)", positiveInt, DEFAULT_MQTTS_PORT)
+    .option('--no-mqtts', 'no MQTT over TLS listener')
     .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, 8080)
     .addOption(dataDirOption())
     .option('--no-local-agent', 'do not start the local emulated device')
@@ -247,9 +250,10 @@ function buildProgram(io: Io): Command {
     })
   program
     .command('pair <id>')
-    .description('issue a token for a new agent id and print the command to run on the Pi')
+    .description("issue a token for a new agent id, write the agent's credentials file (mode 0600) and print the command to run on the Pi")
     .addOption(dataDirOption())
-    .action(async (id: string, o: { dataDir: string }) => io.out(await pairCommand(id, o.dataDir)))
+    .option('--out <file>', 'where to write the credentials file (default: ./<id>.credentials.json)')
+    .action(async (id: string, o: { dataDir: string; out?: string }) => io.out(await pairCommand(id, o.dataDir, o.out ? { out: o.out } : {})))
   program
     .command('unpair <id>')
     .description("revoke an agent's token and disconnect it")

@@ -1,6 +1,7 @@
 /** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
@@ -8,6 +9,8 @@ import { lanAddress, startStack, type StackOptions } from '../shell/stack.js'
 import { installProcessGuard } from '../shell/process-guard.js'
 import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
+import { caFingerprint } from '../console/tls.js'
+import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 
@@ -15,23 +18,23 @@ export function defaultDataDir(): string {
   return process.env['EDGENT_DATA_DIR'] ?? join(homedir(), '.local', 'share', 'edgent-console')
 }
 
-/** The stack's options, with a log level instead of a logger. */
-export type ServeOptions = Omit<StackOptions, 'log'> & { logLevel: string }
+/** The stack's options, with a log level instead of a logger, and the TLS listener as its two flags. */
+export type ServeOptions = Omit<StackOptions, 'log' | 'mqttTlsPort'> & { logLevel: string; mqtts: boolean; mqttsPort: number }
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
   const log = pino({ level: o.logLevel }, pino.destination(2))
-  const { logLevel: _l, ...rest } = o
-  const stack = await startStack({ ...rest, log })
+  const { logLevel: _l, mqtts, mqttsPort, ...rest } = o
+  const stack = await startStack({ ...rest, mqttTlsPort: mqtts && !o.broker ? mqttsPort : null, log })
   installProcessGuard(log)
   const { core, api, local, dataDir } = stack
   out(
     [
       `Edgent console running · model ${core.model.id} · data ${dataDir}`,
       `  open the console: ${api.url}`,
-      `  MQTT broker: ${o.broker ?? `mqtt://${o.mqttHost}:${core.mqttPort}`}`,
+      `  MQTT broker: ${o.broker ?? `mqtt://${o.mqttHost}:${core.mqttPort}`}${core.mqttTlsPort ? ` and mqtts://${o.mqttHost}:${core.mqttTlsPort} (CA SHA-256 ${core.tls?.caSha256.slice(0, 16)}…)` : ''}`,
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
-      `  pair a Pi:   npx edgent pair <id> --data-dir ${dataDir}`,
+      `  pair a Pi:   npx --no edgent pair <id> --data-dir ${dataDir}   (writes <id>.credentials.json to copy to the Pi)`,
       `  co-infer:    npx edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
       'Ctrl-C stops.'
     ].join('\n')
@@ -50,22 +53,42 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
   })
 }
 
-export async function pairCommand(id: string, dataDir: string, mqttPort?: number): Promise<string> {
+/**
+ * Pairs an agent id and writes its credentials file (id, broker URL, token, and the console's CA for
+ * mqtts://) with mode 0600: the token is shown nowhere else, and never needs to be on a command line.
+ */
+export async function pairCommand(id: string, dataDir: string, o: { out?: string } = {}): Promise<string> {
   checkAgentId(id)
-  const running = findConsole(resolve(dataDir))
+  const dir = resolve(dataDir)
+  const running = findConsole(dir)
   let token: string
-  let port = mqttPort ?? 1883
+  let port = 1883
+  let tlsPort: number | null = null
   if (running) {
     token = (await callConsole(running, 'pair', { id })).token
     port = running.mqttPort
+    tlsPort = running.mqttTlsPort ?? null
   } else {
     token = newToken()
-    withStore(join(resolve(dataDir), 'edgent.db'), (store) => store.devices.pair(id, hashToken(token)))
+    withStore(join(dir, 'edgent.db'), (store) => store.devices.pair(id, hashToken(token)))
   }
+  const caPath = join(dir, 'tls', 'ca.pem')
+  const ca = existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
+  if (ca && !running) tlsPort = DEFAULT_MQTTS_PORT
+  const broker = ca && tlsPort ? `mqtts://${lanAddress()}:${tlsPort}` : `mqtt://${lanAddress()}:${port}`
+  const file = resolve(o.out ?? `${id}.credentials.json`)
+  const credentials = { schema: 1, id, broker, token, ...(ca && tlsPort ? { ca, caSha256: caFingerprint(ca) } : {}) }
+  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 })
+  chmodSync(file, 0o600)
   return [
-    `paired ${id}. Its token is shown once; keep it secret. On the Pi (64-bit Raspberry Pi OS, Node 20):`,
+    `paired ${id}: its token is in ${file} (mode 0600) and nowhere else; keep the file secret.`,
+    `Copy it to the Pi (64-bit Raspberry Pi OS, Node 20+) and run there:`,
     '',
-    `  npx edgent-agent --broker mqtt://${lanAddress()}:${port} --id ${id} --token ${token}`,
+    `  npx --no edgent-agent --credentials ${basename(file)}`,
+    '',
+    ca && tlsPort
+      ? `The agent connects over TLS (${broker}) and pins this console's CA, SHA-256 ${caFingerprint(ca).replace(/(..)(?!$)/g, '$1:')}.`
+      : `The agent connects over plain MQTT (${broker}): the token and activations cross the network unencrypted. Start the console with TLS (its default) and pair again.`,
     ''
   ].join('\n')
 }

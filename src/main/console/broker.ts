@@ -14,6 +14,7 @@
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe, parseTopic, topics } from '../../shared/topics.js'
 import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF } from './auth-backoff.js'
@@ -36,16 +37,24 @@ export interface BrokerOptions {
   log: Logger
   /** Sockets at once (agents and the console's own client); past it new ones are closed at accept. */
   maxConnections?: number
+  /** Sockets at once from one address: one host cannot fill the table and lock the fleet out. */
+  maxConnectionsPerAddress?: number
+  /** A socket must complete CONNECT within this, ms. */
+  connectTimeoutMs?: number
   /** Largest retained message an agent may leave (its state or hello), bytes. */
   maxRetainedBytes?: number
   /** Subscription filters one agent may hold. */
   maxSubscriptions?: number
   /** PUBLISH packets per second one agent may send (TCP backpressure past it); null: unlimited. */
   agentPublishRate?: PublishRate | null
+  /** A second listener speaking MQTT over TLS (mqtts://), with the console's certificate (tls.ts). */
+  tls?: { host: string; port: number; cert: string; key: string }
 }
 
 export const BROKER_LIMITS = {
   maxConnections: 1024,
+  maxConnectionsPerAddress: 64,
+  connectTimeoutMs: 10_000,
   maxRetainedBytes: 64 * 1024,
   maxSubscriptions: 16,
   // An agent publishes about one activation per inference: 300/s is a Pi-class device's ceiling many times over.
@@ -66,11 +75,16 @@ const remoteOf = (client: Client): string => (client.conn as AddressedStream | u
 export class EmbeddedBroker {
   private aedes: Aedes | null = null
   private server: Server | null = null
+  private tlsServer: TlsServer | null = null
   private readonly sockets = new Set<Socket>()
+  /** Open sockets per remote address. */
+  private readonly perAddress = new Map<string, number>()
   readonly byAddress = new FailureBackoff(ADDRESS_BACKOFF)
   readonly byId = new FailureBackoff(ID_BACKOFF)
   private readonly limiter: LogLimiter
   port = 0
+  /** The TLS listener's port (0: none). */
+  tlsPort = 0
 
   constructor(private readonly opts: BrokerOptions) {
     this.limiter = new LogLimiter(opts.log)
@@ -86,12 +100,13 @@ export class EmbeddedBroker {
 
   async start(): Promise<void> {
     const { log } = this.opts
+    const perAddress = this.opts.maxConnectionsPerAddress ?? BROKER_LIMITS.maxConnectionsPerAddress
     const maxRetained = this.opts.maxRetainedBytes ?? BROKER_LIMITS.maxRetainedBytes
     const maxSubs = this.opts.maxSubscriptions ?? BROKER_LIMITS.maxSubscriptions
     const aedes = await Aedes.createBroker({
       maxTopicLevels: 8,
       maxClientsIdLength: 64,
-      connectTimeout: 10_000,
+      connectTimeout: this.opts.connectTimeoutMs ?? BROKER_LIMITS.connectTimeoutMs,
       authenticate: (client, username, password, done) => {
         const pass = password ? password.toString('utf8') : ''
         if (username === CONSOLE_USERNAME) {
@@ -188,7 +203,7 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
     aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
     const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
-    const server = createServer((socket) => {
+    const onSocket = (socket: Socket) => {
       const remote = socket.remoteAddress ?? 'unknown'
       if (this.byAddress.blockedFor(remote) > 0) {
         // Blocked after repeated failed logins: dropped before a byte is read.
@@ -197,6 +212,19 @@ export class EmbeddedBroker {
         socket.destroy()
         return
       }
+      const held = this.perAddress.get(remote) ?? 0
+      if (held >= perAddress) {
+        this.limiter.warn(`per-address:${remote}`, { remote, limit: perAddress }, 'dropped a connection past the per-address limit')
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return
+      }
+      this.perAddress.set(remote, held + 1)
+      socket.once('close', () => {
+        const n = (this.perAddress.get(remote) ?? 1) - 1
+        if (n > 0) this.perAddress.set(remote, n)
+        else this.perAddress.delete(remote)
+      })
       this.sockets.add(socket)
       socket.setNoDelay(true) // small packets (PUBACK, results) must not wait for Nagle's algorithm
       socket.on('close', () => this.sockets.delete(socket))
@@ -206,7 +234,8 @@ export class EmbeddedBroker {
       )
       stream.edgentRemote = remote
       aedes.handle(stream)
-    })
+    }
+    const server = createServer(onSocket)
     server.maxConnections = this.opts.maxConnections ?? BROKER_LIMITS.maxConnections
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -219,7 +248,34 @@ export class EmbeddedBroker {
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.port
     this.aedes = aedes
     this.server = server
+    if (this.opts.tls) {
+      const t = this.opts.tls
+      const tlsServer = createTlsServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, onSocket)
+      tlsServer.maxConnections = server.maxConnections
+      // A failed handshake (no or wrong CA on the client, plaintext on the TLS port, a scanner) is the client's problem.
+      tlsServer.on('tlsClientError', (err, socket) => {
+        this.limiter.warn(`tls:${socket.remoteAddress}:${kindOf(err.message)}`, { remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed')
+        socket.destroy()
+      })
+      this.tlsServer = tlsServer
+      await new Promise<void>((resolve, reject) => {
+        tlsServer.once('error', reject)
+        tlsServer.listen(t.port, t.host, () => {
+          tlsServer.off('error', reject)
+          resolve()
+        })
+      })
+      const a = tlsServer.address()
+      this.tlsPort = typeof a === 'object' && a ? a.port : t.port
+      log.info({ host: t.host, port: this.tlsPort }, 'MQTT over TLS listening')
+    }
     log.info({ host: this.opts.host, port: this.port }, 'MQTT broker listening')
+  }
+
+  /** Adds the TLS listener to a broker not started yet. */
+  withTls(tls: NonNullable<BrokerOptions['tls']>): void {
+    if (this.server) throw new Error('the broker is already listening')
+    this.opts.tls = tls
   }
 
   /**
@@ -269,10 +325,13 @@ export class EmbeddedBroker {
     this.limiter.close()
     const server = this.server
     const aedes = this.aedes
+    const tlsServer = this.tlsServer
     this.server = null
+    this.tlsServer = null
     this.aedes = null
     for (const s of this.sockets) s.destroy()
     if (server) await new Promise<void>((r) => server.close(() => r()))
+    if (tlsServer) await new Promise<void>((r) => tlsServer.close(() => r()))
     if (aedes) await new Promise<void>((r) => aedes.close(() => r()))
   }
 }

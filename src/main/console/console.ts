@@ -16,6 +16,7 @@ import { Store } from '../store/store.js'
 import { Campaigns, type SweepOptions } from '../campaign/runner.js'
 import { AgentLink } from './agent-link.js'
 import { CONSOLE_USERNAME, EmbeddedBroker } from './broker.js'
+import { ensureBrokerTls } from './tls.js'
 import { CoInference, type InferOptions } from './coinference.js'
 import type { Emit } from './events.js'
 import { Fleet } from './fleet.js'
@@ -44,6 +45,10 @@ export class EdgentConsole extends EventEmitter {
   readonly campaigns: Campaigns
   readonly uploads: Uploads
   mqttPort = 0
+  /** The embedded broker's TLS port (0: no TLS listener). */
+  mqttTlsPort = 0
+  /** The CA agents pin for mqtts:// (null without a TLS listener). */
+  tls: { ca: string; caSha256: string } | null = null
 
   constructor(readonly opts: ConsoleOptions) {
     super()
@@ -154,8 +159,15 @@ export class EdgentConsole extends EventEmitter {
     this.fleet.start()
     await this.planning.start()
     if (this.broker) {
+      if (this.opts.mqttTlsPort !== undefined && this.opts.mqttTlsPort !== null) {
+        const t = await ensureBrokerTls(this.opts.dataDir)
+        if (t.created) this.log.info({ caSha256: t.caSha256 }, 'made the broker certificate authority (agents pin it)')
+        this.tls = { ca: t.ca, caSha256: t.caSha256 }
+        this.broker.withTls({ host: this.opts.mqttTlsHost ?? this.opts.mqttHost, port: this.opts.mqttTlsPort, cert: t.cert, key: t.key })
+      }
       await this.broker.start()
       this.mqttPort = this.broker.port
+      this.mqttTlsPort = this.broker.tlsPort
     } else {
       this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)
     }

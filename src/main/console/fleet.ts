@@ -133,6 +133,7 @@ export class Fleet {
   onHello(agentId: string, payload: Buffer, topic: string): void {
     if (payload.length === 0) return
     const h = parsePayload(HelloSchema, payload, topic)
+    if (h.agentId !== agentId) throw new UserError(`${topic}: hello names agent "${h.agentId.slice(0, 64)}", not the topic's "${agentId}"`)
     const p = this.entry(agentId)
     p.hello = h
     if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, p.state, JSON.stringify(h))

@@ -7,6 +7,10 @@ export interface ConsoleOptions {
   /** Embedded broker address; ignored with `brokerUrl`. */
   mqttHost: string
   mqttPort: number
+  /** MQTT over TLS beside the plain listener (embedded broker only): its port (0: any free one), or null for none. */
+  mqttTlsPort?: number | null
+  /** The TLS listener's address (default: mqttHost). */
+  mqttTlsHost?: string
   /** An external broker (Mosquitto, EMQX) instead of the embedded one. */
   brokerUrl?: string
   /** Largest MQTT packet after CONNECT (activations must fit), bytes. */

@@ -1,5 +1,5 @@
 /** Loading user-named files with one clear error line for each way they can be wrong. */
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { basename, dirname, join, resolve } from 'node:path'
 import { UserError } from '../../shared/errors.js'
@@ -7,16 +7,50 @@ import { parseManifest, type Manifest } from '../../shared/manifest.js'
 import { pairImagesLabels, parseIdx, type IdxArray } from '../../shared/idx.js'
 import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 
-export function readJsonFile(path: string, what: string): unknown {
-  let text: string
+/** Largest JSON file read by default (manifests, calibration exports), bytes. */
+export const MAX_JSON_BYTES = 256 * 1024 * 1024
+
+/**
+ * A file's text, read at most `maxBytes` (a device or a FIFO such as /dev/zero is read in chunks and
+ * refused past the cap, never read until memory runs out).
+ */
+export function readTextBounded(path: string, what: string, maxBytes: number): string {
+  let fd: number
   try {
-    text = readFileSync(path, 'utf8')
+    fd = openSync(path, 'r')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') throw new UserError(`${what}: no such file ${path}`)
-    if (code === 'EISDIR') throw new UserError(`${what}: ${path} is a folder, expected a file`)
     throw new UserError(`${what}: cannot read ${path} (${code ?? String(err)})`)
   }
+  try {
+    const st = fstatSync(fd)
+    if (st.isDirectory()) throw new UserError(`${what}: ${path} is a folder, expected a file`)
+    const cap = `${what}: ${path} is over the ${Math.round(maxBytes / 2 ** 20)} MiB limit`
+    if (st.isFile() && st.size > maxBytes) throw new UserError(cap)
+    const chunks: Buffer[] = []
+    let total = 0
+    const buf = Buffer.allocUnsafe(1 << 20)
+    for (;;) {
+      let n: number
+      try {
+        n = readSync(fd, buf, 0, buf.length, null)
+      } catch (err) {
+        throw new UserError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+      }
+      if (n === 0) break
+      total += n
+      if (total > maxBytes) throw new UserError(cap)
+      chunks.push(Buffer.from(buf.subarray(0, n)))
+    }
+    return Buffer.concat(chunks, total).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export function readJsonFile(path: string, what: string, maxBytes = MAX_JSON_BYTES): unknown {
+  const text = readTextBounded(path, what, maxBytes)
   try {
     return JSON.parse(text) as unknown
   } catch (err) {

@@ -10,6 +10,8 @@ export interface ConsoleFile {
   pid: number
   httpPort: number
   mqttPort: number
+  /** MQTT over TLS, when the embedded broker has it. */
+  mqttTlsPort?: number
   token: string
   startedAt: string
 }

@@ -201,6 +201,7 @@ export class ControlApi {
       pid: process.pid,
       httpPort: this.port,
       mqttPort: this.core.mqttPort,
+      ...(this.core.mqttTlsPort ? { mqttTlsPort: this.core.mqttTlsPort } : {}),
       token: this.token,
       startedAt: new Date().toISOString()
     })

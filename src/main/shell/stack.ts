@@ -3,7 +3,7 @@
  * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
-import { mkdirSync } from 'node:fs'
+import { chmodSync, mkdirSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -16,6 +16,8 @@ import { ControlApi } from './http-server.js'
 export interface StackOptions {
   mqttPort: number
   mqttHost: string
+  /** MQTT over TLS on this port (same address as mqttHost), or null for none. */
+  mqttTlsPort?: number | null
   httpPort: number
   dataDir: string
   localAgent: boolean
@@ -26,6 +28,9 @@ export interface StackOptions {
   localCpu: 'cgroup' | 'slowdown'
   log: Logger
 }
+
+/** The default port of MQTT over TLS (IANA's secure-mqtt). */
+export const DEFAULT_MQTTS_PORT = 8883
 
 export interface Stack {
   core: EdgentConsole
@@ -45,7 +50,9 @@ export function lanAddress(): string {
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const dataDir = resolve(o.dataDir)
-  mkdirSync(dataDir, { recursive: true })
+  // The data directory holds the database, the broker's TLS key and the control API token: its user's only.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  chmodSync(dataDir, 0o700)
   const running = findConsole(dataDir)
   if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
   const log = o.log
@@ -55,6 +62,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     modelDir: o.model,
     mqttHost: o.mqttHost,
     mqttPort: o.mqttPort,
+    ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort } : {}),
     ...(o.broker ? { brokerUrl: o.broker } : {}),
     log
   })
@@ -63,7 +71,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   } catch (err) {
     await core.stop().catch(() => undefined)
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new UserError(`MQTT port ${o.mqttPort} is in use (another broker?): choose one with --mqtt-port`)
+    if (code === 'EADDRINUSE')
+      throw new UserError(`MQTT port ${o.mqttPort} or TLS port ${o.mqttTlsPort ?? '—'} is in use (another broker?): choose with --mqtt-port / --mqtts-port`)
     throw err
   }
   const api = new ControlApi(core, {

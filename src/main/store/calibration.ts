@@ -4,10 +4,10 @@
  * and the software versions; and its import into another data directory, all or nothing.
  */
 import type Database from 'better-sqlite3'
-import { renameSync, rmSync, writeFileSync } from 'node:fs'
-import { basename } from 'node:path'
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
-import { UserError, describeIssues } from '../../shared/errors.js'
+import { UserError, describeIssues, errorMessage } from '../../shared/errors.js'
 import { parseProfile, type RegressionKey } from '../../shared/latency.js'
 import { AGENT_ID_RE } from '../../shared/topics.js'
 import { readJsonFile } from '../runtime/files.js'
@@ -81,9 +81,12 @@ export interface CalibrationFile {
  * Reads and validates a file written by `edgent export` (before any database is opened, so a
  * malformed or foreign file changes nothing, not even by creating one).
  */
+/** Largest calibration file `edgent import` reads (an export of every campaign of a device is a few MiB). */
+export const MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
 export function readCalibrationFile(file: string): CalibrationFile {
   const name = `import ${basename(file)}`
-  const parsed = ExportSchema.safeParse(readJsonFile(file, 'import'))
+  const parsed = ExportSchema.safeParse(readJsonFile(file, 'import', MAX_IMPORT_BYTES))
   if (!parsed.success) throw new UserError(describeIssues(name, parsed.error.issues))
   const doc = parsed.data
   const campaignIds = new Set(doc.campaigns.map((c) => c.id))
@@ -185,6 +188,10 @@ export class CalibrationQueries {
 
   /** Writes the export to a file: a temporary file renamed into place, so a failure leaves nothing half-written. */
   exportToFile(out: string, o: { format: ExportFormat; campaign?: string }): ExportDocument {
+    // Where it goes is checked first: a wrong path is the user's first problem, whatever there is to export.
+    if (existsSync(out) && statSync(out).isDirectory())
+      throw new UserError(`export: ${out} is a folder: give a file name (--out ${join(out, 'calibration.json')})`)
+    if (!existsSync(dirname(resolve(out)))) throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
     const doc = this.export(o)
     const tmp = `${out}.tmp-${process.pid}`
     try {
@@ -192,7 +199,9 @@ export class CalibrationQueries {
       renameSync(tmp, out)
     } catch (err) {
       rmSync(tmp, { force: true })
-      throw err
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
+      throw new UserError(`export: cannot write ${out} (${code ?? errorMessage(err)})`)
     }
     return doc
   }

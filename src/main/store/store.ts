@@ -4,7 +4,7 @@
  * transactions (migrations.ts). Typed queries per table family; nobody else gets the handle.
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { BandwidthQueries } from './bandwidth.js'
@@ -39,9 +39,13 @@ export class Store {
 
   start(): void {
     if (this.db) return
-    mkdirSync(dirname(this.file), { recursive: true })
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
     let db: Database.Database
     try {
+      // Only the console's user reads the database (device tokens' hashes, measurements): 0600, and SQLite
+      // gives its -wal and -shm files the database file's mode.
+      closeSync(openSync(this.file, 'a', 0o600))
+      for (const f of [this.file, `${this.file}-wal`, `${this.file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600)
       db = new Database(this.file)
       db.pragma('journal_mode = WAL')
       db.pragma('foreign_keys = ON')

@@ -44,6 +44,7 @@ describe(`crash safety: SIGKILL the console during a campaign ${KILLS} times`, (
           '127.0.0.1',
           '--http-port',
           String(httpPort),
+          '--no-mqtts',
           '--log-level',
           'warn'
         ],

@@ -13,6 +13,8 @@ import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
+import { readFileSync } from 'node:fs'
+import { encodeFrame } from '../../../src/shared/frame.js'
 import { exitPath } from '../../../src/shared/manifest.js'
 import { topics } from '../../../src/shared/topics.js'
 import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
@@ -61,6 +63,7 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
   let core: EdgentConsole & { logPath: string }
   let good: AgentProc | null = null
   const plan = { exit: 5, deviceLayers: 8 }
+  let floodPlan: { planId: string; dims: number[]; token: string } | null = null
   const batch = (count: number) => core.infer({ agent: 'good', count, latencyMs: 1000, uplinkKbps: 100_000, plan })
 
   beforeAll(async () => {
@@ -207,6 +210,7 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     const m = core.model
     const dims = exitPath(m, plan.exit)[plan.deviceLayers - 1]!.outputShape
     const token = core.pair('flood').token
+    floodPlan = { planId: pinned.summary.plan.planId, dims, token }
 
     const t0 = performance.now()
     const idle = await batch(200)
@@ -243,6 +247,46 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     expect(rows).toBeLessThanOrEqual(17) // one aggregated row per second of a 14 s flood, not one per frame
     expect(rssGrowthMb).toBeLessThan(100)
   }, 120_000)
+
+  it('answers NaN scores with an error, a replayed request id from the stored result, and refuses a hello naming another agent', async () => {
+    const { planId, dims, token } = floodPlan!
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, {
+      clientId: 'flood',
+      username: 'flood',
+      password: token,
+      protocolVersion: 4,
+      reconnectPeriod: 0
+    })
+    const results: { requestId: string; error?: string; raw: string }[] = []
+    c.on('message', (_t, p) => results.push({ ...(JSON.parse(p.toString()) as { requestId: string; error?: string }), raw: p.toString() }))
+    await c.subscribeAsync(topics.result('flood'), { qos: 1 })
+    const frame = (requestId: string, fill: number) =>
+      Buffer.from(
+        encodeFrame(
+          { requestId, planId, model: core.model.id, exit: plan.exit, deviceLayers: plan.deviceLayers, deviceMs: 1, sentAt: Date.now() },
+          dims,
+          new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(fill)
+        )
+      )
+    await c.publishAsync(topics.activation('flood'), frame('nan-1', Number.NaN), { qos: 1 })
+    await c.publishAsync(topics.activation('flood'), frame('once-1', 0.25), { qos: 1 })
+    await waitFor('two results', () => results.length >= 2, 10_000)
+    await c.publishAsync(topics.activation('flood'), frame('once-1', 0.75), { qos: 1 }) // same id, other data: a replay
+    await waitFor('the replayed result', () => results.length >= 3, 10_000)
+    const nan = results.find((r) => r.requestId === 'nan-1')!
+    expect(nan.error).toMatch(/holds NaN or Inf/)
+    const once = results.filter((r) => r.requestId === 'once-1')
+    expect(once).toHaveLength(2)
+    expect(once[1]!.raw).toBe(once[0]!.raw) // the stored result, not a second run on other data
+    expect(readFileSync(core.logPath, 'utf8')).toContain('replayed request id: result sent again, not recomputed')
+
+    // a hello on its own topic that names another agent
+    const good = core.devices().find((d) => d.id === 'good')!.hello!
+    await c.publishAsync(topics.hello('flood'), Buffer.from(JSON.stringify({ ...good, agentId: 'good' })), { qos: 1 })
+    await waitFor('refusal logged', () => readFileSync(core.logPath, 'utf8').includes('hello names agent \\"good\\", not the topic'), 5000)
+    expect(core.devices().find((d) => d.id === 'flood')!.hello?.agentId).not.toBe('good')
+    await c.endAsync(true)
+  }, 30_000)
 
   it('survives 10,000 malformed MQTT packets: no crash, no lost result, RSS growth under 50 MB', async () => {
     const { token } = core.pair('fuzzer')

@@ -5,7 +5,9 @@
  * After each probe the console must still be running and answering its API.
  */
 import { randomBytes } from 'node:crypto'
+import { statSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { callConsole } from '../../../src/main/cli/client.js'
 import { ControlApi } from '../../../src/main/shell/http-server.js'
@@ -109,6 +111,13 @@ describe('hostile clients of the WebSocket and HTTP server', () => {
     }
     await new Promise((r) => setTimeout(r, 300))
     await alive()
+  })
+
+  it('keeps its data directory to its user: directory 0700, database and TLS key 0600', () => {
+    expect(statSync(serve.dataDir).mode & 0o777).toBe(0o700)
+    expect(statSync(join(serve.dataDir, 'edgent.db')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(serve.dataDir, 'tls', 'server.key')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(serve.dataDir, 'tls')).mode & 0o777).toBe(0o700)
   })
 
   it('logs what it refused, and the whole run left no unhandled error behind', () => {
