@@ -7,10 +7,10 @@
  * EDGENT_MODEL_DIR, EDGENT_CACHE_DIR, EDGENT_UPLINK_KBPS), which is how the systemd unit passes it.
  * Logs are JSON lines (pino) on stderr.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { pino } from 'pino'
-import { readCredentials } from '../../src/shared/credentials.js'
+import { MAX_CREDENTIALS_BYTES, parseCredentials, type Credentials } from '../../src/shared/credentials.js'
 import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
@@ -21,6 +21,18 @@ function positive(value: string): number {
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.')
   return n
+}
+
+/** The credentials file `edgent pair` wrote, and whether others can read it. */
+function readCredentialsFile(path: string): Credentials & { worldReadable: boolean } {
+  let st: ReturnType<typeof statSync>
+  try {
+    st = statSync(path)
+  } catch {
+    throw new UserError(`credentials file ${path} not found: copy the file \`edgent pair\` wrote on the console`)
+  }
+  if (!st.isFile() || st.size > MAX_CREDENTIALS_BYTES) throw new UserError(`credentials file ${path} is not a credentials file (a regular file under 64 KiB)`)
+  return { ...parseCredentials(readFileSync(path, 'utf8'), path), worldReadable: (st.mode & 0o077) !== 0 }
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -85,7 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     let ca: string | undefined
     if (o.credentials) {
-      const c = readCredentials(o.credentials)
+      const c = readCredentialsFile(o.credentials)
       if (c.worldReadable) log.warn({ file: o.credentials }, 'the credentials file is readable by other users: chmod 600 it')
       o.broker ??= c.broker
       o.id ??= c.id
