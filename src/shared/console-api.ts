@@ -55,8 +55,12 @@ export interface Pairing {
   id: string
   /** Shown once; the console keeps only its hash. */
   token: string
-  /** The exact command to run on the Pi. */
+  /** The exact command to run on the Pi, beside the credentials file. */
   command: string
+  /** The agent's credentials file (id, broker URL, token, CA for mqtts://), to save as `<id>.credentials.json` with mode 0600. */
+  credentials: string
+  /** The broker URL inside it (mqtts:// when the console has TLS). */
+  broker: string
 }
 
 export type CampaignKind = 'layers' | 'model' | 'sweep'

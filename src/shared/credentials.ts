@@ -32,3 +32,19 @@ export function parseCredentials(text: string, path: string): Credentials {
   if (!r.success) throw new UserError(describeIssues(`credentials file ${path}`, r.error.issues))
   return r.data
 }
+
+/**
+ * The credentials of a newly paired agent, as the text of its file: over TLS (pinning `ca`) when the
+ * console has a TLS listener, else plain MQTT.
+ */
+export function credentialsFor(o: { id: string; token: string; host: string; port: number; tls?: { port: number; ca: string; caSha256: string } | null }): {
+  broker: string
+  text: string
+} {
+  const broker = o.tls ? `mqtts://${o.host}:${o.tls.port}` : `mqtt://${o.host}:${o.port}`
+  const c: Credentials = { schema: 1, id: o.id, broker, token: o.token, ...(o.tls ? { ca: o.tls.ca, caSha256: o.tls.caSha256 } : {}) }
+  return { broker, text: `${JSON.stringify(c, null, 2)}\n` }
+}
+
+/** What to run on the Pi with the file beside it. */
+export const credentialsCommand = (file: string): string => `npx --no edgent-agent --credentials ${file}`

@@ -96,7 +96,14 @@ describe('the systemd unit', () => {
     expect(key('Restart')).toEqual(['on-failure'])
     expect(key('After')).toContain('network-online.target')
     expect(key('Wants')).toContain('network-online.target')
-    expect(key('EnvironmentFile')).toEqual(['/etc/edgent/agent.env'])
+    expect(key('EnvironmentFile')).toEqual(['-/etc/edgent/agent.env'])
+  })
+
+  it('hands the agent its credentials file the way the README installs it, never a token in the unit', () => {
+    expect(key('LoadCredential')).toEqual(['credentials.json:/etc/edgent/credentials.json'])
+    expect(key('Environment')).toContain('EDGENT_CREDENTIALS=%d/credentials.json')
+    expect(readme).toContain('sudo install -m 600 <id>.credentials.json /etc/edgent/credentials.json')
+    expect(unit).not.toMatch(/EDGENT_TOKEN=|--token/)
   })
 
   it('runs the binary where the README installs it', () => {

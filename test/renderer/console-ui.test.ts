@@ -100,12 +100,15 @@ describe('the console in a browser (headless shell)', () => {
     await page.waitForSelector('[data-testid=device-local-pi]')
     await page.fill('[data-testid=pair-id]', 'pi-ui')
     await page.click('[data-testid=pair-submit]')
-    const command = (await page.textContent('[data-testid=pair-command]'))!
-    const m = /npx edgent-agent --broker mqtt:\/\/(\S+):(\d+) --id pi-ui --token ([A-Za-z0-9_-]{32})/.exec(command)
-    expect(m, command).not.toBeNull()
-    // The command names the LAN address; on this machine the agent dials the same port on loopback.
+    expect(await page.textContent('[data-testid=pair-command]')).toBe('npx --no edgent-agent --credentials pi-ui.credentials.json')
+    expect(await page.getAttribute('[data-testid=pair-download]', 'download')).toBe('pi-ui.credentials.json')
+    const cred = JSON.parse((await page.textContent('[data-testid=pair-credentials]'))!) as { id: string; broker: string; token: string }
+    expect(cred).toMatchObject({ id: 'pi-ui', token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) })
+    const m = /^mqtt:\/\/(\S+):(\d+)$/.exec(cred.broker) // this console runs --no-mqtts
+    expect(m, cred.broker).not.toBeNull()
+    // The file names the LAN address; on this machine the agent dials the same port on loopback.
     // --slowdown 8: a Raspberry-Pi-4-class device (docs/decisions-factor8.txt), so plans differ with bandwidth.
-    agent = spawnAgent(`mqtt://127.0.0.1:${m![2]}`, 'pi-ui', m![3]!, ['--slowdown', '8'])
+    agent = spawnAgent(`mqtt://127.0.0.1:${m![2]}`, 'pi-ui', cred.token, ['--slowdown', '8'])
     await expect.poll(async () => page.textContent('[data-testid=state-pi-ui]'), { timeout: 30_000 }).toBe('online')
     expect(await page.textContent('[data-testid=device-pi-ui]')).toContain('onnxruntime-node 1.27.0')
     await shot('fleet')

@@ -10,6 +10,7 @@ import { installProcessGuard } from '../shell/process-guard.js'
 import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
 import { caFingerprint } from '../console/tls.js'
+import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
@@ -61,33 +62,37 @@ export async function pairCommand(id: string, dataDir: string, o: { out?: string
   checkAgentId(id)
   const dir = resolve(dataDir)
   const running = findConsole(dir)
-  let token: string
-  let port = 1883
-  let tlsPort: number | null = null
+  let text: string
+  let broker: string
   if (running) {
-    token = (await callConsole(running, 'pair', { id })).token
-    port = running.mqttPort
-    tlsPort = running.mqttTlsPort ?? null
+    ;({ credentials: text, broker } = await callConsole(running, 'pair', { id }))
   } else {
-    token = newToken()
+    // The console is not running: the token goes straight into its database; the broker is assumed on
+    // its default ports, over TLS when the console has made its CA.
+    const token = newToken()
     withStore(join(dir, 'edgent.db'), (store) => store.devices.pair(id, hashToken(token)))
+    const caPath = join(dir, 'tls', 'ca.pem')
+    const ca = existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
+    ;({ text, broker } = credentialsFor({
+      id,
+      token,
+      host: lanAddress(),
+      port: 1883,
+      tls: ca ? { port: DEFAULT_MQTTS_PORT, ca, caSha256: caFingerprint(ca) } : null
+    }))
   }
-  const caPath = join(dir, 'tls', 'ca.pem')
-  const ca = existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
-  if (ca && !running) tlsPort = DEFAULT_MQTTS_PORT
-  const broker = ca && tlsPort ? `mqtts://${lanAddress()}:${tlsPort}` : `mqtt://${lanAddress()}:${port}`
   const file = resolve(o.out ?? `${id}.credentials.json`)
-  const credentials = { schema: 1, id, broker, token, ...(ca && tlsPort ? { ca, caSha256: caFingerprint(ca) } : {}) }
-  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 })
+  writeFileSync(file, text, { mode: 0o600 })
   chmodSync(file, 0o600)
+  const caSha256 = (JSON.parse(text) as { caSha256?: string }).caSha256
   return [
     `paired ${id}: its token is in ${file} (mode 0600) and nowhere else; keep the file secret.`,
     `Copy it to the Pi (64-bit Raspberry Pi OS, Node 20+) and run there:`,
     '',
-    `  npx --no edgent-agent --credentials ${basename(file)}`,
+    `  ${credentialsCommand(basename(file))}`,
     '',
-    ca && tlsPort
-      ? `The agent connects over TLS (${broker}) and pins this console's CA, SHA-256 ${caFingerprint(ca).replace(/(..)(?!$)/g, '$1:')}.`
+    caSha256
+      ? `The agent connects over TLS (${broker}) and pins this console's CA, SHA-256 ${caSha256.replace(/(..)(?!$)/g, '$1:')}.`
       : `The agent connects over plain MQTT (${broker}): the token and activations cross the network unencrypted. Start the console with TLS (its default) and pair again.`,
     ''
   ].join('\n')

@@ -39,6 +39,7 @@ import { idFromFileName, importModel, listModels, modelDirById } from '../models
 import { loadManifest } from '../runtime/files.js'
 import { aggregatePasses } from '../campaign/fit.js'
 import { parseArgs } from './api-schemas.js'
+import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
 import type { EdgentConsole } from './console.js'
 
 /** A profile's prediction for a layer, or null where the profile has no regression for its type. */
@@ -98,7 +99,10 @@ export class ConsoleService {
   pair(a: ArgsOf<'pair'>): Pairing {
     const { id, token } = this.core.pair(a.id)
     this.core.emit('devices', { reason: `paired ${id}` })
-    return { id, token, command: `npx edgent-agent --broker mqtt://${this.opts.brokerAddress()} --id ${id} --token ${token}` }
+    const address = this.opts.brokerAddress()
+    const tls = this.core.tls && this.core.mqttTlsPort ? { port: this.core.mqttTlsPort, ...this.core.tls } : null
+    const c = credentialsFor({ id, token, host: address.replace(/:\d+$/, ''), port: Number(address.split(':').pop()), tls })
+    return { id, token, command: credentialsCommand(`${id}.credentials.json`), credentials: c.text, broker: c.broker }
   }
 
   unpair(a: ArgsOf<'unpair'>): ResultOf<'unpair'> {

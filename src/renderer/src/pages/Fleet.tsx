@@ -1,4 +1,4 @@
-import { useState } from 'react'
+import { useEffect, useMemo, useState } from 'react'
 import type { DeviceView, Pairing } from '../../../shared/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
@@ -27,6 +27,14 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
   const api = useApi()
   const [id, setId] = useState('')
   const [pairing, setPairing] = useState<Pairing | null>(null)
+  // The credentials as a download (an object URL, released when the pairing changes).
+  const credentialsUrl = useMemo(() => (pairing ? URL.createObjectURL(new Blob([pairing.credentials], { type: 'application/json' })) : null), [pairing])
+  useEffect(
+    () => () => {
+      if (credentialsUrl) URL.revokeObjectURL(credentialsUrl)
+    },
+    [credentialsUrl]
+  )
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
   const [confirm, setConfirm] = useState<string | null>(null)
@@ -79,10 +87,23 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
         {pairing ? (
           <div className="pairing">
             <p>
-              Paired <strong>{pairing.id}</strong>. Run this on the Pi (64-bit Raspberry Pi OS, Node 20; see pi-agent/README.md). The token is shown once —
-              re-pairing issues a new one.
+              Paired <strong>{pairing.id}</strong>. Save its credentials file as <code>{pairing.id}.credentials.json</code> on the Pi (<code>chmod 600</code>:
+              it holds the token, shown only now — re-pairing issues a new one), then run the command beside it (64-bit Raspberry Pi OS, Node 20; see
+              pi-agent/README.md).{' '}
+              {pairing.broker.startsWith('mqtts://')
+                ? 'The agent connects over TLS and pins this console’s certificate authority.'
+                : 'The agent connects over plain MQTT: the token and activations cross the network unencrypted.'}
+            </p>
+            <p>
+              <a href={credentialsUrl ?? '#'} download={`${pairing.id}.credentials.json`} data-testid="pair-download">
+                Download {pairing.id}.credentials.json
+              </a>
             </p>
             <pre data-testid="pair-command">{pairing.command}</pre>
+            <details>
+              <summary>Show the file</summary>
+              <pre data-testid="pair-credentials">{pairing.credentials}</pre>
+            </details>
           </div>
         ) : null}
       </Card>
