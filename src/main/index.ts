@@ -70,8 +70,10 @@ async function boot(): Promise<void> {
   const log = pino({ level: process.env['EDGENT_LOG_LEVEL'] ?? 'info' })
   stack = await startStack({
     mqttPort: Number(process.env['EDGENT_MQTT_PORT'] ?? 1883),
-    mqttHost: '0.0.0.0',
+    // Pis connect over TLS; the plain listener is the console's own and the local device's (loopback).
+    mqttHost: process.env['EDGENT_NO_MQTTS'] === '1' ? '0.0.0.0' : '127.0.0.1',
     mqttTlsPort: process.env['EDGENT_NO_MQTTS'] === '1' ? null : Number(process.env['EDGENT_MQTTS_PORT'] ?? DEFAULT_MQTTS_PORT),
+    mqttTlsHost: '0.0.0.0',
     httpPort: Number(process.env['EDGENT_HTTP_PORT'] ?? 8080),
     dataDir: process.env['EDGENT_DATA_DIR'] ?? join(app.getPath('userData'), 'data'),
     localAgent: process.env['EDGENT_NO_LOCAL_AGENT'] !== '1',

@@ -20,19 +20,29 @@ export function defaultDataDir(): string {
 }
 
 /** The stack's options, with a log level instead of a logger, and the TLS listener as its two flags. */
-export type ServeOptions = Omit<StackOptions, 'log' | 'mqttTlsPort'> & { logLevel: string; mqtts: boolean; mqttsPort: number }
+export type ServeOptions = Omit<StackOptions, 'log' | 'mqttTlsPort' | 'mqttTlsHost' | 'mqttHost'> & {
+  logLevel: string
+  mqttHost?: string
+  mqtts: boolean
+  mqttsPort: number
+  mqttsHost: string
+}
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
   const log = pino({ level: o.logLevel }, pino.destination(2))
-  const { logLevel: _l, mqtts, mqttsPort, ...rest } = o
-  const stack = await startStack({ ...rest, mqttTlsPort: mqtts && !o.broker ? mqttsPort : null, log })
+  const { logLevel: _l, mqtts, mqttsPort, mqttsHost, ...rest } = o
+  const tls = mqtts && !o.broker
+  // With TLS the plain listener serves the console's own client and the local device: loopback only,
+  // unless the user opens it. Without TLS it is how Pis connect.
+  const mqttHost = o.mqttHost ?? (tls ? '127.0.0.1' : '0.0.0.0')
+  const stack = await startStack({ ...rest, mqttHost, mqttTlsPort: tls ? mqttsPort : null, mqttTlsHost: mqttsHost, log })
   installProcessGuard(log)
   const { core, api, local, dataDir } = stack
   out(
     [
       `Edgent console running · model ${core.model.id} · data ${dataDir}`,
       `  open the console: ${api.url}`,
-      `  MQTT broker: ${o.broker ?? `mqtt://${o.mqttHost}:${core.mqttPort}`}${core.mqttTlsPort ? ` and mqtts://${o.mqttHost}:${core.mqttTlsPort} (CA SHA-256 ${core.tls?.caSha256.slice(0, 16)}…)` : ''}`,
+      `  MQTT broker: ${o.broker ?? `mqtt://${mqttHost}:${core.mqttPort}`}${core.mqttTlsPort ? ` and mqtts://${mqttsHost}:${core.mqttTlsPort} (CA SHA-256 ${core.tls?.caSha256.slice(0, 16)}…)` : ''}`,
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
       `  pair a Pi:   npx --no edgent pair <id> --data-dir ${dataDir}   (writes <id>.credentials.json to copy to the Pi)`,

@@ -16,8 +16,10 @@ import { ControlApi } from './http-server.js'
 export interface StackOptions {
   mqttPort: number
   mqttHost: string
-  /** MQTT over TLS on this port (same address as mqttHost), or null for none. */
+  /** MQTT over TLS on this port, or null for none. */
   mqttTlsPort?: number | null
+  /** The TLS listener's address (default: mqttHost). */
+  mqttTlsHost?: string
   httpPort: number
   dataDir: string
   localAgent: boolean
@@ -62,7 +64,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     modelDir: o.model,
     mqttHost: o.mqttHost,
     mqttPort: o.mqttPort,
-    ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort } : {}),
+    ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort, mqttTlsHost: o.mqttTlsHost ?? o.mqttHost } : {}),
     ...(o.broker ? { brokerUrl: o.broker } : {}),
     log
   })

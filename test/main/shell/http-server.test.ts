@@ -103,7 +103,7 @@ describe('the loopback API: WebSocket and static renderer', () => {
     expect(await byId(2)).toMatchObject({ ok: false, error: expect.stringMatching(/agent id/i) })
     expect(await byId(3)).toEqual({ id: 3, ok: false, error: 'unknown method "dropTables"' })
     expect(await byId(4)).toMatchObject({ ok: false, error: 'unknown agent "nobody" (pair it first: edgent pair nobody)' })
-    const paired = (await byId(5)) as { ok: true; data: { command: string; token: string } }
+    const paired = (await byId(5)) as { ok: true; data: { command: string; token: string; credentials: string } }
     expect(paired.data.command).toBe('npx --no edgent-agent --credentials pi-ws.credentials.json')
     expect(JSON.parse(paired.data.credentials)).toEqual({ schema: 1, id: 'pi-ws', broker: `mqtt://127.0.0.1:${core.mqttPort}`, token: paired.data.token })
     // The pairing is an event every open console sees.
