@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -6,10 +6,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { residual } from '../fixtures/dag.js'
-import { freePort, root, waitFor } from './console/harness.js'
+import { edgentBin, startServe, type ServeProcess } from './serve-process.js'
 
 const run = promisify(execFile)
-const edgent = join(root, 'bin', 'edgent.js')
+const edgent = edgentBin
 
 function post(port: number, path: string, token: string | null, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -24,37 +24,10 @@ function post(port: number, path: string, token: string | null, body: string): P
 
 describe('edgent serve with its local emulated device, driven by the CLI', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'edgent-serve-'))
-  let serve: ChildProcess
-  let out = ''
-  let err = ''
+  let serve: ServeProcess
 
   beforeAll(async () => {
-    const [mqttPort, httpPort] = [await freePort(), await freePort()]
-    serve = spawn(
-      process.execPath,
-      [
-        edgent,
-        'serve',
-        '--data-dir',
-        dataDir,
-        '--mqtt-port',
-        String(mqttPort),
-        '--mqtt-host',
-        '127.0.0.1',
-        '--http-port',
-        String(httpPort),
-        '--mqtts-port',
-        String(await freePort()),
-        '--local-cpu-quota',
-        '0.5',
-        '--log-level',
-        'warn'
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] }
-    )
-    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-    serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-    await waitFor('console.json', () => existsSync(join(dataDir, 'console.json')), 60_000)
+    serve = await startServe({ dataDir, args: ['--local-cpu-quota', '0.5'] })
     for (let i = 0; i < 120; i++) {
       const { stdout } = await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])
       if ((JSON.parse(stdout) as { id: string; state: string }[]).some((d) => d.id === 'local-pi' && d.state === 'online')) break
@@ -62,11 +35,11 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     }
   }, 120_000)
   afterAll(() => {
-    if (serve.exitCode === null) serve.kill('SIGKILL')
+    if (serve && serve.child.exitCode === null) serve.child.kill('SIGKILL')
   })
 
   it('prints where it runs and starts the local emulated device', async () => {
-    expect(out).toContain('Edgent console running · model branchy-alexnet')
+    expect(serve.stdout()).toContain('Edgent console running · model branchy-alexnet')
     const { stdout } = await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])
     const local = (JSON.parse(stdout) as { id: string; state: string; hello: { emulation: { kind: string } } }[]).find((d) => d.id === 'local-pi')!
     expect(local.state).toBe('online')
@@ -151,10 +124,9 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
   })
 
   it('stops cleanly on SIGTERM, removing console.json', async () => {
-    const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)))
-    serve.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    await serve.kill('SIGTERM')
+    expect(serve.child.exitCode).toBe(0)
     expect(existsSync(join(dataDir, 'console.json'))).toBe(false)
-    expect(err).not.toMatch(/"level":50/)
+    expect(serve.stderr()).not.toMatch(/"level":50/)
   }, 30_000)
 })

@@ -3,7 +3,7 @@
  * built renderer, driven in Debian's Chromium through playwright-core, with a real agent process
  * paired from the page. Screenshots of every page go to test-output/screenshots/.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,16 +11,14 @@ import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { inception, residual } from '../fixtures/dag.js'
-import { freePort, root, spawnAgent, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
+import { root, spawnAgent, stopAgent, type AgentProc } from '../main/console/harness.js'
+import { edgentBin, startServe, type ServeProcess } from '../main/serve-process.js'
 
 const SHOTS = join(root, 'test-output', 'screenshots')
-const edgent = join(root, 'bin', 'edgent.js')
 
 describe('the console in a browser (headless shell)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'edgent-ui-'))
-  let serve: ChildProcess
-  let out = ''
-  let err = ''
+  let serve: ServeProcess
   let url = ''
   let browser: Browser
   let page: Page
@@ -37,35 +35,8 @@ describe('the console in a browser (headless shell)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true })
-    const [mqttPort, httpPort] = [await freePort(), await freePort()]
-    serve = spawn(
-      process.execPath,
-      [
-        edgent,
-        'serve',
-        '--data-dir',
-        dataDir,
-        '--mqtt-port',
-        String(mqttPort),
-        '--mqtt-host',
-        '127.0.0.1',
-        '--no-mqtts',
-        '--http-port',
-        String(httpPort),
-        '--local-cpu-quota',
-        '0.5',
-        '--log-level',
-        'warn'
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe']
-      }
-    )
-    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-    serve.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-    url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n${out}\n${err}`)
-    })
+    serve = await startServe({ dataDir, args: ['--no-mqtts', '--local-cpu-quota', '0.5'] })
+    url = serve.url
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true })
     page.on('pageerror', (e) => pageErrors.push(e.message))
@@ -78,10 +49,7 @@ describe('the console in a browser (headless shell)', () => {
   afterAll(async () => {
     await browser?.close()
     await stopAgent(agent)
-    if (serve && serve.exitCode === null) {
-      serve.kill('SIGTERM')
-      await new Promise((r) => serve.once('exit', r))
-    }
+    await serve?.stop()
   })
 
   it('refuses a page without the right token, saying how to get in', async () => {
@@ -212,7 +180,7 @@ describe('the console in a browser (headless shell)', () => {
   it('Models: lists the library, draws the cut points of a DAG imported while the console runs, and serves it to a device', async () => {
     const file = join(dataDir, 'residual.onnx')
     writeFileSync(file, residual().bytes)
-    const r = spawnSync(process.execPath, [edgent, 'model', 'import', file, '--accuracy', '0.7', '--data-dir', dataDir], { encoding: 'utf8' })
+    const r = spawnSync(process.execPath, [edgentBin, 'model', 'import', file, '--accuracy', '0.7', '--data-dir', dataDir], { encoding: 'utf8' })
     expect(r.status, r.stderr).toBe(0)
     await go('models')
     await page.waitForSelector('[data-testid=model-residual]')

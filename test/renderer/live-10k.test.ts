@@ -2,7 +2,6 @@
  * The Live page with a long history: 10,000 stored co-inferences (a SQLite file prepared through the
  * store, as a long run leaves it) load and draw as 600 downsampled points in Chromium.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashToken, newToken } from '../../src/main/console/tokens.js'
 import { withStore } from '../../src/main/store/store.js'
 import type { InferRow, InferSummary } from '../../src/shared/console-api.js'
-import { freePort, root, waitFor } from '../main/console/harness.js'
+import { root } from '../main/console/harness.js'
+import { startServe, type ServeProcess } from '../main/serve-process.js'
 import { launchChromium } from './browser.js'
 
 const N = 10_000
@@ -88,39 +88,18 @@ function seed(dataDir: string): void {
 
 describe('the Live page with 10,000 stored co-inferences', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'edgent-10k-'))
-  let serve: ChildProcess
+  let serve: ServeProcess
   let browser: Browser
   let url = ''
   beforeAll(async () => {
     seed(dataDir)
-    let out = ''
-    serve = spawn(
-      process.execPath,
-      [
-        join(root, 'bin', 'edgent.js'),
-        'serve',
-        '--no-local-agent',
-        '--data-dir',
-        dataDir,
-        '--mqtt-port',
-        String(await freePort()),
-        '--mqtt-host',
-        '127.0.0.1',
-        '--no-mqtts',
-        '--http-port',
-        String(await freePort()),
-        '--log-level',
-        'warn'
-      ],
-      { stdio: ['ignore', 'pipe', 'ignore'] }
-    )
-    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-    url = await waitFor('the console URL', () => /open the console: (\S+)/.exec(out)?.[1], 90_000)
+    serve = await startServe({ dataDir, args: ['--no-local-agent', '--no-mqtts'] })
+    url = serve.url
     browser = await launchChromium()
   }, 120_000)
   afterAll(async () => {
     await browser?.close()
-    if (serve && serve.exitCode === null) serve.kill('SIGTERM')
+    await serve?.stop()
   })
 
   it('loads every inference and draws 600 points, keeping the spikes and the plan change', async () => {

@@ -17,21 +17,11 @@ import {
   predictModelLoadMs,
   regressionFor
 } from '../../src/shared/latency.js'
+import { mulberry32 } from '../fixtures/prng.js'
 
 const tiny = parseManifest(JSON.parse(readFileSync(new URL('../fixtures/tiny/manifest.json', import.meta.url), 'utf8')), 'tiny')
 const layer = (id: string): Layer => tiny.layers.find((l) => l.id === id)!
-
-/** Deterministic PRNG (mulberry32) so the noisy data is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const rng = mulberry32
 
 describe("latency features (the paper's Table 1)", () => {
   it("computes each layer type's variables", () => {

@@ -144,7 +144,9 @@ export class AgentLink {
     if (payload.length === 0 && (t.kind === 'state' || t.kind === 'hello')) return
     // Per-agent rates (rate-limit.ts): the excess is dropped here, before parsing; activations are
     // admitted by the co-inference, which answers a refused frame.
-    const kind = t.kind === 'state' || t.kind === 'hello' ? 'presence' : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
+    // (Not `state`: every state change means something — a dropped "online" leaves the agent "busy" —
+    // and the broker's per-agent publish rate already bounds how many an agent can send.)
+    const kind = t.kind === 'hello' ? 'hello' : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
     if (kind && !this.rates.take(`${t.agentId}/${kind}`, AGENT_RATES[kind])) {
       this.limiter.warn(`rate:${t.agentId}:${kind}`, { agentId: t.agentId, kind, limit: AGENT_RATES[kind] }, 'dropped a message over the per-agent rate')
       return

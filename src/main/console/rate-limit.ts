@@ -50,13 +50,13 @@ export class RateLimiter {
 /**
  * What one agent may send, per kind. A real agent sends one activation per inference and waits for its
  * result (≤ a few hundred per second even device-only on a desktop-class device), one fetch per 1 MiB
- * chunk in flight, one reply per command and a handful of presence messages.
+ * chunk in flight, one reply per command and a hello when it connects or its models change.
  */
 export const AGENT_RATES = {
   activation: { perSecond: 500, burst: 500 },
   fetch: { perSecond: 50, burst: 50 },
   response: { perSecond: 100, burst: 100 },
-  presence: { perSecond: 10, burst: 20 }
+  hello: { perSecond: 10, burst: 20 }
 } as const satisfies Record<string, Rate>
 
 /** Activations of one agent queued or running at the edge at once (an agent sends the next after the result). */

@@ -10,13 +10,13 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
-import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { readFileSync } from 'node:fs'
 import { encodeFrame } from '../../../src/shared/frame.js'
 import { exitPath } from '../../../src/shared/manifest.js'
 import { topics } from '../../../src/shared/topics.js'
+import { connectPacket } from '../../fixtures/mqtt-raw.js'
 import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
 const run = promisify(execFile)
@@ -35,16 +35,7 @@ const median = (xs: number[]): number => {
 
 /** Milliseconds from a CONNECT's first byte to the CONNACK, from a given loopback source address. */
 function connackMs(port: number, id: string, password: string, localAddress: string): Promise<{ code: number; ms: number }> {
-  const bytes = mqttPacket.generate({
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clean: true,
-    keepalive: 30,
-    clientId: id,
-    username: id,
-    password: Buffer.from(password)
-  } as mqttPacket.IConnectPacket)
+  const bytes = connectPacket(id, password)
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', localAddress }, () => {
       const t0 = performance.now()
