@@ -8,4 +8,8 @@ if (!existsSync(cli)) {
   process.exit(2)
 }
 const { main } = await import(cli.href)
-process.exitCode = await main(process.argv.slice(2))
+const code = await main(process.argv.slice(2))
+process.exitCode = code
+// A command is done when main returns (serve never does): whatever a failed start left running (a worker
+// thread, a socket) must not keep the process alive past its answer.
+setTimeout(() => process.exit(code), 1000).unref()

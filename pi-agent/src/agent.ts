@@ -34,6 +34,9 @@ import { timeSynthetic } from '../../src/main/runtime/synthetic.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
 import { ModelCache } from './model-cache.js'
 
+/** How long an agent refused for its token waits between tries (it needs re-pairing, not hammering). */
+const AUTH_RETRY_MS = 5 * 60_000
+
 export interface AgentOptions {
   brokerUrl: string
   id: string
@@ -169,10 +172,26 @@ export class EdgentAgent {
     })
     client.on('close', () => {
       // Exponential backoff between reconnects (mqtt.js retries at a fixed period by default).
-      this.reconnectMs = Math.min(this.reconnectMs * 2, 30_000)
+      this.reconnectMs = Math.min(this.reconnectMs * 2, Math.max(30_000, this.reconnectMs))
       client.options.reconnectPeriod = this.reconnectMs
     })
-    client.on('error', (err) => log.warn({ err: err.message }, 'mqtt error'))
+    client.on('error', (err) => {
+      const code = (err as Error & { code?: number }).code
+      if (code === 4 || code === 5) {
+        // Refused for its credentials: retrying the same token cannot help until the device is re-paired,
+        // so say what to do and wait long between tries (the console may be restoring a backup).
+        this.reconnectMs = Math.max(this.reconnectMs, AUTH_RETRY_MS)
+        client.options.reconnectPeriod = this.reconnectMs
+        log.error(
+          { broker: this.opts.brokerUrl, retryInS: Math.round(this.reconnectMs / 1000) },
+          `the console refused this agent's token (unknown, revoked or re-paired): re-pair this device (edgent pair ${id} on the console) and restart the agent with the new credentials file`
+        )
+        return
+      }
+      if (code === 3)
+        log.warn({ err: err.message }, 'the console is not accepting this agent for now (too many failed logins for this id or address): retrying')
+      else log.warn({ err: err.message }, 'mqtt error')
+    })
     client.on('message', (topic, payload) => {
       this.onMessage(topic, payload).catch((err: unknown) => log.error({ err: errorMessage(err), topic }, 'message handling failed'))
     })
@@ -183,10 +202,16 @@ export class EdgentAgent {
     this.client = null
     this.cache?.stop()
     if (c) {
-      await new Promise<void>((r) =>
-        c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r())
-      )
-      await c.endAsync()
+      if (c.connected) {
+        // Say goodbye when the console can hear it (at most 2 s); a disconnected agent stops at once.
+        await Promise.race([
+          new Promise<void>((r) =>
+            c.publish(topics.state(this.opts.id), Buffer.from(encodeJson({ schema: SCHEMA, state: 'offline' })), { qos: 1, retain: true }, () => r())
+          ),
+          new Promise<void>((r) => setTimeout(r, 2000).unref())
+        ])
+      }
+      await c.endAsync(true)
     }
     await this.executor.stop()
   }

@@ -16,6 +16,7 @@ import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
 import { EdgentAgent } from './agent.js'
 import { runCheck } from './check.js'
+import { versionLine } from '../../src/main/runtime/version.js'
 
 function positive(value: string): number {
   const n = Number(value)
@@ -39,13 +40,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const env = process.env
   const program = new Command('edgent-agent')
     .description("Edgent device agent: runs the device prefix of the console's plan and co-infers over MQTT")
+    .version(versionLine('edgent-agent'), '-V, --version', 'print the version (and Node and onnxruntime-node versions)')
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(`edgent-agent: ${s.replace(/^error: /, '').trim()}\n`) })
     .option('--broker <url>', 'console broker, mqtt://host:port', env['EDGENT_BROKER'])
     .option('--id <id>', "this agent's id (as paired)", env['EDGENT_AGENT_ID'])
     .option('--credentials <file>', 'the credentials file `edgent pair` wrote: id, broker, token and CA (mode 0600)', env['EDGENT_CREDENTIALS'])
     .option('--token-file <file>', 'a file holding the pairing token')
-    .option('--token <token>', 'pairing token (visible to other users in `ps`: prefer --credentials or --token-file)', env['EDGENT_TOKEN'])
+    // No default from EDGENT_TOKEN here: commander would print it in --help (read after parsing instead).
+    .option('--token <token>', 'pairing token, or EDGENT_TOKEN (visible to other users in `ps`: prefer --credentials or --token-file)')
     .option('--ca <file>', "for mqtts://: the console's CA certificate (PEM) to pin")
     .option('--model-dir <dir>', "this agent's own model folder", env['EDGENT_MODEL_DIR'] ?? defaultModelDir())
     .option('--cache-dir <dir>', 'where models fetched from the console are kept', env['EDGENT_CACHE_DIR'] ?? defaultCacheDir())
@@ -111,6 +114,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         throw new UserError(`cannot read --token-file ${o.tokenFile}`)
       }
     }
+    o.token ??= env['EDGENT_TOKEN'] || undefined
     if (o.ca) {
       try {
         ca = readFileSync(o.ca, 'utf8')

@@ -61,6 +61,10 @@ export interface Pairing {
   credentials: string
   /** The broker URL inside it (mqtts:// when the console has TLS). */
   broker: string
+  /** The id was paired before (with force): its old token is dead. */
+  replaced: boolean
+  /** …and its agent was online, and has been disconnected. */
+  disconnected: boolean
 }
 
 export type CampaignKind = 'layers' | 'model' | 'sweep'
@@ -302,7 +306,7 @@ export interface ConsoleStatus {
 export interface ConsoleMethods {
   status: { args: Record<string, never>; result: ConsoleStatus }
   devices: { args: Record<string, never>; result: DeviceView[] }
-  pair: { args: { id: string }; result: Pairing }
+  pair: { args: { id: string; force?: boolean }; result: Pairing }
   unpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
   campaignStart: { args: { agent: string; kind: string; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[] }; result: { id: string } }

@@ -108,12 +108,47 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect(cred).toMatchObject({ id: 'pi-kitchen', broker: expect.stringMatching(/^mqtts:\/\//), token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) })
     expect(cred.ca).toContain('BEGIN CERTIFICATE')
     expect(stdout).not.toContain(cred.token)
+    // the same id again: refused without --force (the old token would die), replaced with it
+    const again = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--data-dir', dataDir, '--out', out]).catch(
+      (e: { code: number; stderr: string }) => e
+    )
+    expect(again).toMatchObject({ code: 2, stderr: expect.stringMatching(/already paired: pairing it again issues a new token .* --force/) })
+    expect(JSON.parse(readFileSync(out, 'utf8')).token).toBe(cred.token) // the file was not touched
+    const forced = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--force', '--data-dir', dataDir, '--out', out])
+    expect(forced.stdout).toContain('re-paired pi-kitchen: its old token no longer works')
+    expect(JSON.parse(readFileSync(out, 'utf8')).token).not.toBe(cred.token)
     const un = await run(process.execPath, [edgent, 'unpair', 'pi-kitchen', '--data-dir', dataDir])
     expect(un.stdout).toContain('unpaired pi-kitchen')
     const bad = await run(process.execPath, [edgent, 'pair', 'Bad/Id', '--data-dir', dataDir]).catch((e: { code: number; stderr: string }) => e)
     expect((bad as { code: number }).code).toBe(2)
     expect((bad as { stderr: string }).stderr).toMatch(/^edgent: agent id "Bad\/Id" is not valid/)
   })
+
+  it('cancels a running campaign from the CLI, and `campaign run --json` then exits 1 with the status', async () => {
+    const runP = run(process.execPath, [edgent, 'campaign', 'run', '--agent', 'local-pi', '--kind', 'layers', '--reps', '3', '--json', '--data-dir', dataDir], {
+      timeout: 240_000
+    }).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (e: { code: number; stdout: string }) => e
+    )
+    let id = ''
+    for (let i = 0; i < 200 && !id; i++) {
+      const list = JSON.parse((await run(process.execPath, [edgent, 'campaign', 'list', '--json', '--data-dir', dataDir])).stdout) as {
+        id: string
+        status: string
+      }[]
+      id = list.find((c) => c.status === 'running')?.id ?? ''
+      if (!id) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(id).not.toBe('')
+    const cancel = await run(process.execPath, [edgent, 'campaign', 'cancel', id, '--data-dir', dataDir])
+    expect(cancel.stdout).toMatch(new RegExp(`cancelling campaign ${id}: it stops between chunks`))
+    const r = await runP
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout)).toMatchObject({ id, status: 'cancelled' })
+    const again = await run(process.execPath, [edgent, 'campaign', 'cancel', id, '--data-dir', dataDir]).catch((e: { code: number; stderr: string }) => e)
+    expect(again).toMatchObject({ code: 2, stderr: expect.stringContaining(`campaign ${id} is not running (it is cancelled)`) })
+  }, 240_000)
 
   it('refuses the control API without the token, or with a wrong one', async () => {
     const file = JSON.parse(readFileSync(join(dataDir, 'console.json'), 'utf8')) as { httpPort: number; token: string }

@@ -147,6 +147,12 @@ describe('edgent plan', () => {
 })
 
 describe('the built `edgent` command', () => {
+  it('--version names the console, Node and onnxruntime-node', async () => {
+    const r = await run('--version')
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(/^edgent \d+\.\d+\.\d+ \(Node v\d+\.\d+\.\d+, onnxruntime-node \d+\.\d+\.\d+\)/)
+  })
+
   it('runs as the package bin (after npm run build)', async () => {
     expect(existsSync(join(root, 'out/main/cli.js')), 'out/main/cli.js is missing: npm test builds it first (npm run build)').toBe(true)
     const { stdout } = await promisify(execFile)(process.execPath, [

@@ -1,12 +1,12 @@
 /** The built `edgent-agent` command line: --check and its refusals, and bad configuration. */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runCheck } from '../../pi-agent/src/check.js'
 import { defaultModelDir, packageRoot } from '../../src/main/runtime/paths.js'
-import { agentEntry } from '../main/console/harness.js'
+import { agentEntry, freePort, spawnAgent, startConsole, stopAgent, waitFor } from '../main/console/harness.js'
 
 function agent(...args: string[]) {
   const r = spawnSync(process.execPath, [agentEntry, ...args], {
@@ -83,6 +83,65 @@ describe('edgent-agent', () => {
       expect(r.stderr, args.join(' ')).toContain(message)
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1)
     }
+  })
+})
+
+describe('edgent-agent at run time', () => {
+  it('stops at once on SIGTERM while it cannot reach the broker', async () => {
+    const port = await freePort() // nothing listens there
+    const child = spawn(
+      process.execPath,
+      [
+        agentEntry,
+        '--broker',
+        `mqtt://127.0.0.1:${port}`,
+        '--id',
+        'pi-term',
+        '--token',
+        'x'.repeat(32),
+        '--cache-dir',
+        mkdtempSync(join(tmpdir(), 'edgent-term-'))
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, EDGENT_TOKEN: '' }
+      }
+    )
+    let err = ''
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    await waitFor('a failed connection attempt', () => err.includes('ECONNREFUSED'), 30_000)
+    const t0 = performance.now()
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    child.kill('SIGTERM')
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))])
+    if (code === 'hung') child.kill('SIGKILL')
+    expect(code).toBe(0)
+    expect(performance.now() - t0).toBeLessThan(3000)
+  }, 40_000)
+
+  it('says to re-pair when the console refuses its token, and stops hammering', async () => {
+    const core = await startConsole()
+    try {
+      core.pair('pi-stale')
+      const a = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'pi-stale', 'y'.repeat(32))
+      await waitFor('the refusal explained', () => a.stderr().includes('re-pair this device'), 20_000)
+      await new Promise((r) => setTimeout(r, 4000))
+      // one try, then a long wait: not a try a second (or every 1, 2, 4 s)
+      expect(a.stderr().split('re-pair this device').length - 1).toBe(1)
+      await stopAgent(a)
+    } finally {
+      await core.stop()
+    }
+  }, 60_000)
+
+  it('--version names the package, Node and onnxruntime-node; --help never shows a token from the environment', () => {
+    const v = agent('--version')
+    expect(v.code).toBe(0)
+    expect(v.stdout).toMatch(/^edgent-agent \d+\.\d+\.\d+ \(Node v\d+/)
+    const h = spawnSync(process.execPath, [agentEntry, '--help'], { encoding: 'utf8', env: { ...process.env, EDGENT_TOKEN: 'secret-token-from-env' } })
+    expect(h.status).toBe(0)
+    expect(h.stdout).toContain('--credentials')
+    expect(h.stdout).not.toContain('secret-token-from-env')
   })
 })
 

@@ -64,7 +64,7 @@ export function formatCampaign(s: CampaignStatus): string {
 export async function campaignRun(
   o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean },
   progress?: Progress
-): Promise<string> {
+): Promise<{ text: string; ok: boolean }> {
   const c = running(o.dataDir)
   const { id } = await callConsole(c, 'campaignStart', {
     agent: o.agent,
@@ -80,12 +80,21 @@ export async function campaignRun(
     if (s.status !== 'running') break
     await new Promise((r) => setTimeout(r, 500))
   }
-  if (o.json) return JSON.stringify(s, null, 2)
+  if (o.json) return { text: JSON.stringify(s, null, 2), ok: s.status === 'done' }
   if (s.status !== 'done')
     throw new UserError(
       `campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : `${s.measurements} measurements`} are kept)`
     )
-  return formatCampaign(s)
+  return { text: formatCampaign(s), ok: true }
+}
+
+/** `edgent campaign cancel <id>`: the campaign stops between chunks; what it measured is kept. */
+export async function campaignCancel(id: string, dataDir: string): Promise<string> {
+  const c = running(dataDir)
+  const s = await callConsole(c, 'campaignStatus', { id })
+  if (s.status !== 'running') throw new UserError(`campaign ${id} is not running (it is ${s.status})`)
+  await callConsole(c, 'campaignCancel', { id })
+  return `cancelling campaign ${id}: it stops between chunks; its ${s.measurements} measurements so far are kept`
 }
 
 export async function campaignList(dataDir: string, json: boolean): Promise<string> {

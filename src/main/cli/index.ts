@@ -24,9 +24,10 @@ import {
 import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
-import { campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
+import { campaignCancel, campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand } from './serve.js'
+import { versionLine } from '../runtime/version.js'
 
 export interface Io {
   out(text: string): void
@@ -106,6 +107,7 @@ function positive(value: string): number {
 function buildProgram(io: Io): Command {
   const program = new Command('edgent')
     .description('Edgent Console: device–edge DNN co-inference (partitioning + right-sizing)')
+    .version(versionLine('edgent'), '-V, --version', 'print the version (and Node and onnxruntime-node versions)')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.out(s),
@@ -209,14 +211,24 @@ function buildProgram(io: Io): Command {
     .addOption(modelOption())
     .option('--device-factor <x>', 'how many times slower than this machine the device is (30: a Raspberry Pi 3-class core; see README)', positive, 30)
     .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
-    .option('--latency-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
+    .option('--latencies-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
+    .addOption(latencyListAlias())
     .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(
-      async (raw: { model: string; dataDir: string; deviceFactor: number; bandwidthsKbps: number[]; latencyMs: number[]; reps: number; json?: boolean }) => {
+      async (raw: {
+        model: string
+        dataDir: string
+        deviceFactor: number
+        bandwidthsKbps: number[]
+        latenciesMs: number[]
+        latencyMs?: number[]
+        reps: number
+        json?: boolean
+      }) => {
         const o = resolved(raw)
-        const report = await decisionTable({ ...o, latenciesMs: o.latencyMs }, io.progress)
+        const report = await decisionTable({ ...o, latenciesMs: o.latencyMs ?? o.latenciesMs }, io.progress)
         io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
       }
     )
@@ -254,7 +266,10 @@ function buildProgram(io: Io): Command {
     .description("issue a token for a new agent id, write the agent's credentials file (mode 0600) and print the command to run on the Pi")
     .addOption(dataDirOption())
     .option('--out <file>', 'where to write the credentials file (default: ./<id>.credentials.json)')
-    .action(async (id: string, o: { dataDir: string; out?: string }) => io.out(await pairCommand(id, o.dataDir, o.out ? { out: o.out } : {})))
+    .option('--force', 'pair an id that is paired already: a new token, and the old one stops working at once')
+    .action(async (id: string, o: { dataDir: string; out?: string; force?: boolean }) =>
+      io.out(await pairCommand(id, o.dataDir, { ...(o.out ? { out: o.out } : {}), ...(o.force ? { force: true } : {}) }))
+    )
   program
     .command('unpair <id>')
     .description("revoke an agent's token and disconnect it")
@@ -306,8 +321,15 @@ function buildProgram(io: Io): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean }) => {
       if (o.kind !== 'sweep' && (o.bandwidthsKbps || o.latenciesMs)) throw new UserError('--bandwidths-kbps and --latencies-ms are for --kind sweep')
-      io.out(await campaignRun(o, io.progress))
+      const r = await campaignRun(o, io.progress)
+      io.out(r.text)
+      if (!r.ok) throw new ExitCode(1) // --json: the status says why; the exit code says it failed
     })
+  campaign
+    .command('cancel <id>')
+    .description('stop a running campaign (between chunks; what it measured is kept)')
+    .addOption(dataDirOption())
+    .action(async (id: string, o: { dataDir: string }) => io.out(await campaignCancel(id, o.dataDir)))
   campaign
     .command('list')
     .description('campaigns with their status')
@@ -320,7 +342,8 @@ function buildProgram(io: Io): Command {
       'needs root: the device in a network namespace behind a tc-shaped link with a CPU quota, the console here; calibrate, sweep, and write a reproduction report with baselines'
     )
     .option('--bandwidths-kbps <list>', 'shaped link rates, comma-separated', numberList('--bandwidths-kbps'), [50, 100, 250, 500, 1000, 1500])
-    .option('--latency-ms <list>', 'latency requirements, comma-separated', numberList('--latency-ms'), [10, 20, 50, 100, 1000])
+    .option('--latencies-ms <list>', 'latency requirements, comma-separated', numberList('--latencies-ms'), [10, 20, 50, 100, 1000])
+    .addOption(latencyListAlias())
     .option('--cpu-quota <share>', 'CPU share of the device (0.15 ≈ 6.7× slower)', positive, 0.15)
     .addOption(
       new Option(
@@ -337,9 +360,10 @@ function buildProgram(io: Io): Command {
     .option('--model <dir>', 'model folder', defaultModelDir())
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
     .action(
-      async (o: {
+      async (raw: {
         bandwidthsKbps: number[]
-        latencyMs: number[]
+        latenciesMs: number[]
+        latencyMs?: number[]
         cpuQuota: number
         cpu: 'cgroup' | 'slowdown'
         reps: number
@@ -349,6 +373,7 @@ function buildProgram(io: Io): Command {
         model: string
         logLevel: string
       }) => {
+        const o = { ...raw, latencyMs: raw.latencyMs ?? raw.latenciesMs }
         if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
         const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
         io.out((await testbedCommand(opts, io.progress)).text)
@@ -383,6 +408,11 @@ function buildProgram(io: Io): Command {
     .addOption(dataDirOption())
     .action((file: string, o: { dataDir: string }) => io.out(importCalibration({ file, dataDir: o.dataDir })))
   return program
+}
+
+/** Lists of requirements are `--latencies-ms` everywhere (as `--bandwidths-kbps`); the old spelling still parses, unlisted. */
+function latencyListAlias(): Option {
+  return new Option('--latency-ms <list>', 'same as --latencies-ms').argParser(numberList('--latency-ms')).hideHelp()
 }
 
 /** Thrown by a command to end with a given exit code after printing its own output. */

@@ -68,19 +68,26 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
  * Pairs an agent id and writes its credentials file (id, broker URL, token, and the console's CA for
  * mqtts://) with mode 0600: the token is shown nowhere else, and never needs to be on a command line.
  */
-export async function pairCommand(id: string, dataDir: string, o: { out?: string } = {}): Promise<string> {
+export async function pairCommand(id: string, dataDir: string, o: { out?: string; force?: boolean } = {}): Promise<string> {
   checkAgentId(id)
   const dir = resolve(dataDir)
   const running = findConsole(dir)
   let text: string
   let broker: string
+  let replaced = false
   if (running) {
-    ;({ credentials: text, broker } = await callConsole(running, 'pair', { id }))
+    ;({ credentials: text, broker, replaced } = await callConsole(running, 'pair', { id, ...(o.force ? { force: true } : {}) }))
   } else {
     // The console is not running: the token goes straight into its database; the broker is assumed on
     // its default ports, over TLS when the console has made its CA.
     const token = newToken()
-    withStore(join(dir, 'edgent.db'), (store) => store.devices.pair(id, hashToken(token)))
+    withStore(join(dir, 'edgent.db'), (store) => {
+      const row = store.devices.get(id)
+      replaced = !!row && !row.revoked_at && row.token_hash !== ''
+      if (replaced && !o.force)
+        throw new UserError(`agent "${id}" is already paired: pairing it again issues a new token and the old one stops working — add --force to do so`)
+      store.devices.pair(id, hashToken(token))
+    })
     const caPath = join(dir, 'tls', 'ca.pem')
     const ca = existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
     ;({ text, broker } = credentialsFor({
@@ -96,6 +103,7 @@ export async function pairCommand(id: string, dataDir: string, o: { out?: string
   chmodSync(file, 0o600)
   const caSha256 = (JSON.parse(text) as { caSha256?: string }).caSha256
   return [
+    ...(replaced ? [`re-paired ${id}: its old token no longer works (a running agent with it was disconnected).`] : []),
     `paired ${id}: its token is in ${file} (mode 0600) and nowhere else; keep the file secret.`,
     `Copy it to the Pi (64-bit Raspberry Pi OS, Node 20+) and run there:`,
     '',

@@ -17,7 +17,7 @@ const uploadId = z.string().regex(/^[a-f0-9]{24}$/, 'expected an upload id')
 export const API_SCHEMAS = {
   status: none,
   devices: none,
-  pair: z.object({ id: z.string().min(1).max(64) }).strict(),
+  pair: z.object({ id: z.string().min(1).max(64), force: z.boolean().optional() }).strict(),
   unpair: z.object({ id: z.string().min(1).max(64) }).strict(),
   campaigns: none,
   campaignStart: z

@@ -44,6 +44,8 @@ interface PendingHalf {
 /** Console halves kept at most (oldest dropped first): bounds memory whatever agents send. */
 const MAX_HALVES = 20_000
 const MAX_SEEN = 100_000
+/** Refused activations answered per agent and second (the rest are dropped unanswered). */
+const REFUSAL_ANSWERS = { perSecond: 20, burst: 20 }
 
 export interface InferOptions {
   agent: string
@@ -144,7 +146,10 @@ export class CoInference {
       if (refusal === 'duplicate') return
       if (refusal) {
         this.limiter.warn(`refused:${agentId}`, { agentId, reason: refusal }, 'refused activation')
-        this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: `refused: ${refusal}` })
+        // Told, so that it does not wait 30 s — at a bounded rate: an agent far over its rate is not a
+        // well-behaved one, and answering every frame would double what a flood costs.
+        if (this.rates.take(`${agentId}/refusal-answer`, REFUSAL_ANSWERS))
+          this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: `refused: ${refusal}` })
         return
       }
       const flying = this.inFlight.get(agentId) ?? new Set<string>()

@@ -232,8 +232,8 @@ export class EdgentConsole extends EventEmitter {
     this.emit('devices', { reason: `model ${m.id} assigned to ${agentId ?? 'every device without its own'}` })
     return m
   }
-  pair(id: string): { id: string; token: string } {
-    return this.fleet.pair(id)
+  pair(id: string, o: { force?: boolean } = {}): { id: string; token: string; replaced: boolean; disconnected: boolean } {
+    return this.fleet.pair(id, o)
   }
   unpair(id: string): { id: string; revoked: boolean; disconnected: boolean } {
     return this.fleet.unpair(id)

@@ -40,13 +40,25 @@ export class Fleet {
     this.presence.clear()
   }
 
-  /** Issues a new token for an agent id (a re-pair replaces the old token). */
-  pair(id: string): { id: string; token: string } {
+  /**
+   * Issues a new token for an agent id. An id that is paired already keeps its token unless `force`:
+   * re-pairing kills the old token at once (and disconnects the agent if it is online), which a user
+   * must ask for — not get by typing an existing id.
+   */
+  pair(id: string, o: { force?: boolean } = {}): { id: string; token: string; replaced: boolean; disconnected: boolean } {
     checkAgentId(id)
+    const row = this.deps.store.devices.get(id)
+    const live = !!row && !row.revoked_at && row.token_hash !== ''
+    const online = this.connected().includes(id)
+    if (live && !o.force)
+      throw new UserError(
+        `agent "${id}" is already paired${online ? ' and online' : ''}: pairing it again issues a new token and the old one stops working at once${online ? ' (the agent is disconnected)' : ''} — pair with force (edgent pair ${id} --force) to do so`
+      )
     const token = newToken()
     this.deps.store.devices.pair(id, hashToken(token))
-    this.deps.log.info({ agentId: id }, 'paired')
-    return { id, token }
+    const disconnected = live ? this.deps.disconnect(id) : false
+    this.deps.log.info({ agentId: id, replaced: live, disconnected }, live ? 're-paired: the old token is dead' : 'paired')
+    return { id, token, replaced: live, disconnected }
   }
 
   unpair(id: string): { id: string; revoked: boolean; disconnected: boolean } {

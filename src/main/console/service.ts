@@ -97,12 +97,12 @@ export class ConsoleService {
   }
 
   pair(a: ArgsOf<'pair'>): Pairing {
-    const { id, token } = this.core.pair(a.id)
+    const { id, token, replaced, disconnected } = this.core.pair(a.id, { force: a.force === true })
     this.core.emit('devices', { reason: `paired ${id}` })
     const address = this.opts.brokerAddress()
     const tls = this.core.tls && this.core.mqttTlsPort ? { port: this.core.mqttTlsPort, ...this.core.tls } : null
     const c = credentialsFor({ id, token, host: address.replace(/:\d+$/, ''), port: Number(address.split(':').pop()), tls })
-    return { id, token, command: credentialsCommand(`${id}.credentials.json`), credentials: c.text, broker: c.broker }
+    return { id, token, command: credentialsCommand(`${id}.credentials.json`), credentials: c.text, broker: c.broker, replaced, disconnected }
   }
 
   unpair(a: ArgsOf<'unpair'>): ResultOf<'unpair'> {

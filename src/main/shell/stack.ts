@@ -92,7 +92,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   }
   let local: LocalAgent | null = null
   if (o.localAgent) {
-    const { token } = core.pair('local-pi')
+    const { token } = core.pair('local-pi', { force: true }) // a new token at every start: it never leaves this process
     local = new LocalAgent({
       id: 'local-pi',
       brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`,

@@ -167,7 +167,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
     })
     await core.start()
     const id = 'testbed-pi'
-    const { token } = core.pair(id)
+    const { token } = core.pair(id, { force: true })
     agent = new LocalAgent({
       id,
       brokerUrl: `mqtt://${ns.hostIp}:${core.mqttPort}`,

@@ -5,13 +5,14 @@
  * malformed MQTT packets. The attackers run as their own (niced) processes
  * (test/fixtures/mqtt-attacker.ts), so that what is measured is the console's cost, not theirs.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
+import type { InferRow } from '../../../src/shared/console-api.js'
 import { readFileSync } from 'node:fs'
 import { encodeFrame } from '../../../src/shared/frame.js'
 import { exitPath } from '../../../src/shared/manifest.js'
@@ -22,10 +23,48 @@ import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type A
 const run = promisify(execFile)
 const attackerScript = join(root, 'test', 'fixtures', 'mqtt-attacker.ts')
 
-/** Runs the attacker at the lowest CPU priority; resolves with its JSON summary. */
+/** Runs the attacker at a lower CPU priority (niced 10: at 19 a loaded machine would not run it); resolves with its JSON summary. */
 async function attacker<T>(args: string[], timeoutMs = 120_000): Promise<T> {
-  const { stdout } = await run('nice', ['-n', '19', process.execPath, '--import', 'tsx', attackerScript, ...args], { cwd: root, timeout: timeoutMs })
+  const { stdout } = await run('nice', ['-n', '10', process.execPath, '--import', 'tsx', attackerScript, ...args], { cwd: root, timeout: timeoutMs })
   return JSON.parse(stdout.trim().split('\n').pop()!) as T
+}
+
+/**
+ * An attacker process switched on and off (SIGCONT/SIGSTOP) between measurements, so that what is
+ * measured under attack and without it shares whatever else loads the machine. `measure` runs once per
+ * phase; returns the measurements of each side and the attacker's summary.
+ */
+async function onOff<M, S>(args: string[], rounds: number, settleMs: number, measure: () => Promise<M>): Promise<{ on: M[]; off: M[]; summary: S }> {
+  // niced, but not to 19: on a loaded machine a nice-19 attacker would not run at all
+  const child = spawn('nice', ['-n', '10', process.execPath, '--import', 'tsx', attackerScript, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<void>((r) => child.once('exit', () => r()))
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+  try {
+    await waitFor('the attacker started', () => out.includes('attacking\n'), 60_000)
+    const on: M[] = []
+    const off: M[] = []
+    for (let round = 0; round < rounds; round++) {
+      child.kill('SIGCONT')
+      await sleep(settleMs)
+      on.push(await measure())
+      child.kill('SIGSTOP')
+      await sleep(settleMs) // what the broker and the console had buffered drains
+      off.push(await measure())
+    }
+    child.kill('SIGCONT')
+    child.kill('SIGUSR2')
+    await exited
+    const last = out.trim().split('\n').pop()!
+    if (!last.startsWith('{')) throw new Error(`the attacker printed no summary (exit ${child.exitCode}, signal ${child.signalCode})`)
+    return { on, off, summary: JSON.parse(last) as S }
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT')
+      child.kill('SIGKILL')
+    }
+  }
 }
 
 const median = (xs: number[]): number => {
@@ -70,35 +109,38 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
 
   it('keeps a co-inferring device within 2× of its idle p50 under a 10 s wrong-token burst at 8 connections', async () => {
     core.pair('victim')
-    const idle = await batch(80)
-    const attack = attacker<{ tries: number; perSecond: number; counts: Record<string, number> }>([
-      'wrong-token',
-      String(core.mqttPort),
-      '10',
-      '8',
-      'victim',
-      'nobody'
-    ])
-    let finished = false
-    void attack.finally(() => (finished = true))
-    const e2e: number[] = []
-    let lost = 0
-    await new Promise((r) => setTimeout(r, 500))
-    while (!finished) {
-      const r = await batch(40)
-      lost += r.summary.lost
-      e2e.push(...r.rows.map((x) => x.e2eMs))
-    }
-    const a = await attack
+    // 4 rounds of ≥ 2.5 s under attack (≥ 10 s in all), each beside a round without
+    const {
+      on,
+      off,
+      summary: a
+    } = await onOff<{ rows: InferRow[]; lost: number }, { tries: number; seconds: number; counts: Record<string, number> }>(
+      ['wrong-token', String(core.mqttPort), '120', '8', 'victim', 'nobody'],
+      4,
+      500,
+      async () => {
+        const rows: InferRow[] = []
+        let lost = 0
+        const until = performance.now() + 2500
+        while (performance.now() < until) {
+          const r = await batch(40)
+          rows.push(...r.rows)
+          lost += r.summary.lost
+        }
+        return { rows, lost }
+      }
+    )
+    const [underAttack, idle] = [on.flatMap((m) => m.rows), off.flatMap((m) => m.rows)]
+    const [p50On, p50Off] = [median(underAttack.map((r) => r.e2eMs)), median(idle.map((r) => r.e2eMs))]
     console.log(
-      `wrong-token burst: ${a.tries} tries (${Math.round(a.perSecond)}/s, CONNACK codes ${JSON.stringify(a.counts)}); good agent p50 idle ${idle.summary.p50Ms.toFixed(2)} ms, under attack ${median(e2e).toFixed(2)} ms (${e2e.length} inferences)`
+      `wrong-token burst: ${a.tries} tries in ${a.seconds.toFixed(1)} s of which ≥ 10 s attacking (CONNACK codes ${JSON.stringify(a.counts)}); good agent p50 without ${p50Off.toFixed(2)} ms, under attack ${p50On.toFixed(2)} ms (${underAttack.length} and ${idle.length} inferences, interleaved)`
     )
     expect(a.tries).toBeGreaterThan(100) // the burst happened: the console answered fast enough to be tried often
     expect(a.counts['4'] ?? 0).toBeGreaterThan(0) // …and refused it (bad user name or password)
     expect(a.counts['0']).toBeUndefined() // nobody got in
-    expect(lost).toBe(0)
-    expect(e2e.length).toBeGreaterThan(40)
-    expect(median(e2e)).toBeLessThanOrEqual(2 * idle.summary.p50Ms)
+    expect([...on, ...off].reduce((n, m) => n + m.lost, 0)).toBe(0)
+    expect(underAttack.length).toBeGreaterThan(40)
+    expect(p50On).toBeLessThanOrEqual(2 * p50Off)
   }, 120_000)
 
   it('answers a wrong token as fast for a paired id as for an unknown one (median difference < 5 ms)', async () => {
@@ -200,42 +242,49 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     await waitFor('flood offline', () => deviceState(core, 'flood') === 'offline')
     const m = core.model
     const dims = exitPath(m, plan.exit)[plan.deviceLayers - 1]!.outputShape
-    const token = core.pair('flood').token
+    const token = core.pair('flood', { force: true }).token // the flooder takes over the id with a token of its own
     floodPlan = { planId: pinned.summary.plan.planId, dims, token }
 
-    const t0 = performance.now()
-    const idle = await batch(200)
-    const idleMs = performance.now() - t0
+    // The flood is switched on and off (SIGCONT/SIGSTOP to the flooder) between batches, so that the
+    // batches under flood and the idle ones share whatever else loads the machine.
     const rowsBefore = core.store.bandwidth.latest('flood', 1_000_000).length
     const rss0 = process.memoryUsage().rss
-    const attack = attacker<{ sent: number; perSecond: number; results: number; refused: number }>([
-      'flood',
-      String(core.mqttPort),
-      '14',
-      '1000',
-      'flood',
-      token,
-      pinned.summary.plan.planId,
-      m.id,
-      String(plan.exit),
-      String(plan.deviceLayers),
-      dims.join(',')
-    ])
-    await new Promise((r) => setTimeout(r, 2000))
-    const t1 = performance.now()
-    const busy = await batch(200)
-    const busyMs = performance.now() - t1
-    const a = await attack
+    const {
+      on,
+      off,
+      summary: a
+    } = await onOff<{ ms: number; completed: number; lost: number }, { sent: number; seconds: number; results: number; refused: number }>(
+      [
+        'flood',
+        String(core.mqttPort),
+        '120',
+        '1000',
+        'flood',
+        token,
+        pinned.summary.plan.planId,
+        m.id,
+        String(plan.exit),
+        String(plan.deviceLayers),
+        dims.join(',')
+      ],
+      4,
+      800,
+      async () => {
+        const t = performance.now()
+        const r = await batch(100)
+        return { ms: performance.now() - t, completed: r.summary.completed, lost: r.summary.lost }
+      }
+    )
     const rows = core.store.bandwidth.latest('flood', 1_000_000).length - rowsBefore
     const rssGrowthMb = (process.memoryUsage().rss - rss0) / 2 ** 20
+    const [onMs, offMs] = [median(on.map((b) => b.ms)), median(off.map((b) => b.ms))]
     console.log(
-      `activation flood: ${a.sent} frames (${Math.round(a.perSecond)}/s), ${a.results} answered, ${a.refused} refused; second agent batch of 200: idle ${Math.round(idleMs)} ms, under flood ${Math.round(busyMs)} ms; bandwidth rows +${rows}; RSS +${rssGrowthMb.toFixed(1)} MB`
+      `activation flood: ${a.sent} frames queued by the flooder in ${a.seconds.toFixed(1)} s (1,000/s while running), ${a.results} answered, ${a.refused} refused; second agent, batches of 100 (median of 4 each, interleaved): flood off ${Math.round(offMs)} ms, on ${Math.round(onMs)} ms (${(onMs / offMs).toFixed(2)}×); bandwidth rows +${rows}; RSS +${rssGrowthMb.toFixed(1)} MB`
     )
-    expect(a.perSecond).toBeGreaterThan(500) // the flood happened (a niced process on a loaded machine may fall short of 1,000/s)
-    expect(idle.summary.lost).toBe(0)
-    expect(busy.summary).toMatchObject({ completed: 200, lost: 0 })
-    expect(busyMs).toBeLessThanOrEqual(2 * idleMs)
-    expect(rows).toBeLessThanOrEqual(17) // one aggregated row per second of a 14 s flood, not one per frame
+    expect(a.results).toBeGreaterThan(500) // the flood reached the console
+    for (const b of [...on, ...off]) expect(b).toMatchObject({ completed: 100, lost: 0 })
+    expect(onMs).toBeLessThanOrEqual(2 * offMs)
+    expect(rows).toBeLessThanOrEqual(Math.ceil(a.seconds) + 3) // one aggregated row per second at most, not one per frame
     expect(rssGrowthMb).toBeLessThan(100)
   }, 120_000)
 

@@ -106,6 +106,13 @@ describe('the loopback API: WebSocket and static renderer', () => {
     const paired = (await byId(5)) as { ok: true; data: { command: string; token: string; credentials: string } }
     expect(paired.data.command).toBe('npx --no edgent-agent --credentials pi-ws.credentials.json')
     expect(JSON.parse(paired.data.credentials)).toEqual({ schema: 1, id: 'pi-ws', broker: `mqtt://127.0.0.1:${core.mqttPort}`, token: paired.data.token })
+    expect(paired.data).toMatchObject({ replaced: false })
+    c.ws.send(JSON.stringify({ id: 6, method: 'pair', args: { id: 'pi-ws' } }))
+    expect(await byId(6)).toMatchObject({ ok: false, error: expect.stringMatching(/agent "pi-ws" is already paired: .*force/) })
+    c.ws.send(JSON.stringify({ id: 7, method: 'pair', args: { id: 'pi-ws', force: true } }))
+    const again = (await byId(7)) as { ok: true; data: { token: string; replaced: boolean } }
+    expect(again.data.replaced).toBe(true)
+    expect(again.data.token).not.toBe(paired.data.token)
     // The pairing is an event every open console sees.
     expect(await until(() => c.messages.find((m) => 'type' in m && m.type === 'event' && m.event.type === 'devices'))).toMatchObject({
       event: { data: { reason: 'paired pi-ws' } }

@@ -39,15 +39,20 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
   const [busy, setBusy] = useState(false)
   const [confirm, setConfirm] = useState<string | null>(null)
 
-  const pair = async () => {
+  // An id that is paired already is re-paired only when the user confirms (its old token dies).
+  const [repair, setRepair] = useState<string | null>(null)
+  const pair = async (force = false) => {
     setBusy(true)
     setError(null)
+    setRepair(null)
     try {
-      setPairing(await api.pair({ id: id.trim() }))
+      setPairing(await api.pair({ id: id.trim(), ...(force ? { force: true } : {}) }))
       setId('')
       props.devices.reload()
     } catch (err) {
-      setError(errorMessage(err))
+      const message = errorMessage(err)
+      if (/is already paired/.test(message)) setRepair(id.trim())
+      setError(message)
     } finally {
       setBusy(false)
     }
@@ -66,7 +71,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
   return (
     <>
       <Card title="Pair a Raspberry Pi" testId="pair-card">
-        <RowForm onSubmit={pair}>
+        <RowForm onSubmit={() => pair()}>
           <label>
             Device id
             <input
@@ -84,9 +89,19 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
           </button>
         </RowForm>
         {error ? <ErrorBox error={error} /> : null}
+        {repair ? (
+          <p>
+            <button type="button" className="danger" onClick={() => void pair(true)} disabled={busy} data-testid="pair-force">
+              Pair {repair} again: new token, the old one stops working
+            </button>
+          </p>
+        ) : null}
         {pairing ? (
           <div className="pairing">
             <p>
+              {pairing.replaced
+                ? `Re-paired ${pairing.id}: its old token no longer works${pairing.disconnected ? ' and its agent was disconnected' : ''}. `
+                : ''}
               Paired <strong>{pairing.id}</strong>. Save its credentials file as <code>{pairing.id}.credentials.json</code> on the Pi (<code>chmod 600</code>:
               it holds the token, shown only now — re-pairing issues a new one), then run the command beside it (64-bit Raspberry Pi OS, Node 20; see
               pi-agent/README.md).{' '}

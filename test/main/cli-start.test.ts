@@ -1,0 +1,51 @@
+/** `edgent serve` refusing to start: one line naming the reason, exit 2, promptly — never a hang. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from './console/harness.js'
+import { edgentBin } from './serve-process.js'
+
+function serveExit(args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, [edgentBin, 'serve', '--no-local-agent', '--log-level', 'error', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stderr, ms: performance.now() - t0 })
+    })
+  })
+}
+
+describe('edgent serve start-up failures', () => {
+  let taken: Server
+  let port = 0
+  beforeAll(async () => {
+    taken = createServer()
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()))
+    port = (taken.address() as { port: number }).port
+  })
+  afterAll(() => taken.close())
+
+  const dirs = () => ['--data-dir', mkdtempSync(join(tmpdir(), 'edgent-start-'))]
+
+  it('exits 2 naming the MQTT port when it is taken', async () => {
+    const r = await serveExit([...dirs(), '--mqtt-host', '127.0.0.1', '--mqtt-port', String(port), '--no-mqtts', '--http-port', String(await freePort())])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`edgent: MQTT port ${port}`)
+    expect(r.stderr).toContain('is in use')
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  }, 40_000)
+
+  it('exits 2 naming the HTTP port when it is taken', async () => {
+    const r = await serveExit([...dirs(), '--mqtt-host', '127.0.0.1', '--mqtt-port', String(await freePort()), '--no-mqtts', '--http-port', String(port)])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`edgent: HTTP port ${port} is in use`)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  }, 40_000)
+})
