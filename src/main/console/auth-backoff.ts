@@ -58,8 +58,4 @@ export class FailureBackoff {
   succeed(key: string): void {
     this.entries.delete(key)
   }
-
-  get size(): number {
-    return this.entries.size
-  }
 }

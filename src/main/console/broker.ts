@@ -203,22 +203,18 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
     aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
     const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
+    /** A socket refused at accept, before a byte is read: logged once per burst. */
+    const drop = (socket: Socket, key: string, fields: Record<string, unknown>, msg: string) => {
+      this.limiter.warn(key, fields, msg)
+      socket.on('error', () => undefined)
+      socket.destroy()
+    }
     const onSocket = (socket: Socket) => {
       const remote = socket.remoteAddress ?? 'unknown'
-      if (this.byAddress.blockedFor(remote) > 0) {
-        // Blocked after repeated failed logins: dropped before a byte is read.
-        this.limiter.warn(`blocked:${remote}`, { remote, retryInMs: this.byAddress.blockedFor(remote) }, 'dropped a connection from a blocked address')
-        socket.on('error', () => undefined)
-        socket.destroy()
-        return
-      }
+      const blocked = this.byAddress.blockedFor(remote)
+      if (blocked > 0) return drop(socket, `blocked:${remote}`, { remote, retryInMs: blocked }, 'dropped a connection from a blocked address')
       const held = this.perAddress.get(remote) ?? 0
-      if (held >= perAddress) {
-        this.limiter.warn(`per-address:${remote}`, { remote, limit: perAddress }, 'dropped a connection past the per-address limit')
-        socket.on('error', () => undefined)
-        socket.destroy()
-        return
-      }
+      if (held >= perAddress) return drop(socket, `per-address:${remote}`, { remote, limit: perAddress }, 'dropped a connection past the per-address limit')
       this.perAddress.set(remote, held + 1)
       socket.once('close', () => {
         const n = (this.perAddress.get(remote) ?? 1) - 1

@@ -78,23 +78,21 @@ export class LinkMonitor {
     const l = this.link(agentId)
     const u = l.estimator.add(uplinkSampleKbps)
     l.lastSampleKbps = uplinkSampleKbps
-    if (source === 'activation') l.lastActivationSampleAt = Date.now()
+    const now = Date.now()
+    if (source === 'activation') l.lastActivationSampleAt = now
     if (u.changed) this.deps.log.info({ agentId, kbps: Math.round(u.kbps) }, 'uplink estimate changed')
     // The stored series and the UI's events are aggregated: one activation row (and event) per second
     // carries the bytes of every frame since; probes are rare and each is stored.
-    const now = Date.now()
-    if (source === 'activation') {
-      l.unstoredBytes += bytes
-      if (now - l.lastStoredAt < STORE_EVERY_MS) {
-        if (l.estimator.kbps !== null) this.deps.onEstimate(agentId, l.estimator.kbps)
-        return
+    if (source === 'activation') l.unstoredBytes += bytes
+    if (source === 'probe' || now - l.lastStoredAt >= STORE_EVERY_MS) {
+      const stored = source === 'activation' ? l.unstoredBytes : bytes
+      if (source === 'activation') {
+        l.unstoredBytes = 0
+        l.lastStoredAt = now
       }
-      bytes = l.unstoredBytes
-      l.unstoredBytes = 0
-      l.lastStoredAt = now
+      if (this.deps.store.devices.get(agentId)) this.deps.store.bandwidth.add(agentId, source, stored, uplinkSampleKbps, u.kbps)
+      this.deps.emit('bandwidth', { id: agentId, uplinkEstimateKbps: u.kbps, uplinkSampleKbps, source })
     }
-    if (this.deps.store.devices.get(agentId)) this.deps.store.bandwidth.add(agentId, source, bytes, uplinkSampleKbps, u.kbps)
-    this.deps.emit('bandwidth', { id: agentId, uplinkEstimateKbps: u.kbps, uplinkSampleKbps, source })
     if (l.estimator.kbps !== null) this.deps.onEstimate(agentId, l.estimator.kbps)
   }
 

@@ -18,8 +18,6 @@ const MAX_BUCKETS = 4096
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>()
-  /** Refusals per key since start (shown in logs and tests). */
-  readonly refused = new Map<string, number>()
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -34,16 +32,9 @@ export class RateLimiter {
     }
     b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond)
     b.at = now
-    if (b.tokens >= 1) {
-      b.tokens -= 1
-      return true
-    }
-    if (this.refused.size < MAX_BUCKETS || this.refused.has(key)) this.refused.set(key, (this.refused.get(key) ?? 0) + 1)
-    return false
-  }
-
-  forget(prefix: string): void {
-    for (const k of this.buckets.keys()) if (k.startsWith(prefix)) this.buckets.delete(k)
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
   }
 }
 
