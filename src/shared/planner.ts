@@ -173,18 +173,27 @@ export function lessThan(a: number, b: number): boolean {
   return a < b - TIE_EPSILON * Math.max(Math.abs(a), Math.abs(b))
 }
 
+interface Timed {
+  c: Candidate
+  t: number
+}
+
+/**
+ * The first of `xs` (in their order) whose latency ties the least one. Ties are measured against the
+ * minimum, not against a running best: "within TIE_EPSILON of" is not transitive, and a running best
+ * lets a chain of near-equal latencies decide by the order the candidates were visited.
+ */
+function firstOfFastest(xs: readonly Timed[]): Timed {
+  let minT = Infinity
+  for (const x of xs) if (x.t < minT) minT = x.t
+  return xs.find((x) => !lessThan(minT, x.t))!
+}
+
+const timed = (group: readonly Candidate[], cond: Conditions): Timed[] => group.map((c) => ({ c, t: latencyOf(c, cond) }))
+
 /** The partition of one exit with the least T; ties go to fewer device layers. */
-function bestPartition(group: readonly Candidate[], cond: Conditions): { c: Candidate; t: number } {
-  let best = group[0]!
-  let bestT = latencyOf(best, cond)
-  for (let p = 1; p < group.length; p++) {
-    const t = latencyOf(group[p]!, cond)
-    if (lessThan(t, bestT)) {
-      best = group[p]!
-      bestT = t
-    }
-  }
-  return { c: best, t: bestT }
+function bestPartition(group: readonly Candidate[], cond: Conditions): Timed {
+  return firstOfFastest(timed(group, cond))
 }
 
 /**
@@ -204,23 +213,25 @@ function planPaper(table: CostTable, cond: Conditions): Candidate | null {
 }
 
 /**
- * Mode `edgent`: among plans meeting the requirement, the most accurate exit (by measured accuracy,
- * not depth), ties to lower latency, then the earlier exit; if none meets it, the minimum-latency plan
- * (ties to higher accuracy, then the earlier exit), which the caller reports as infeasible. Within an
- * exit the best partition is the least T, ties to fewer device layers. Ties are within TIE_EPSILON. Equivalent to an exhaustive
- * search over every (exit, deviceLayers) with that order (tested), in O(total layers).
+ * Mode `edgent`: among plans meeting the requirement, the most accurate (by measured accuracy, not
+ * depth), ties to lower latency, then the earlier exit, then fewer device layers; if none meets it,
+ * the minimum-latency plans, of them the most accurate, then the earlier exit and fewer device layers,
+ * which the caller reports as infeasible. Latencies tie within TIE_EPSILON of the least one. This is
+ * an exhaustive search over every (exit, deviceLayers) (tested against one written independently), in
+ * O(candidates).
  */
 function planEdgent(table: CostTable, cond: Conditions): Candidate {
-  let feasible: { c: Candidate; t: number } | null = null
-  let fastest: { c: Candidate; t: number } | null = null
-  for (const group of table.exits) {
-    const best = bestPartition(group, cond)
-    if (best.t <= cond.latencyMs) {
-      if (!feasible || best.c.accuracy > feasible.c.accuracy || (best.c.accuracy === feasible.c.accuracy && lessThan(best.t, feasible.t))) feasible = best
-    }
-    if (!fastest || lessThan(best.t, fastest.t) || (!lessThan(fastest.t, best.t) && best.c.accuracy > fastest.c.accuracy)) fastest = best
+  const all = table.exits.flatMap((g) => timed(g, cond))
+  const maxAccuracy = (xs: readonly Timed[]): number => xs.reduce((m, x) => Math.max(m, x.c.accuracy), -Infinity)
+  const ok = all.filter((x) => x.t <= cond.latencyMs)
+  if (ok.length) {
+    const acc = maxAccuracy(ok)
+    return firstOfFastest(ok.filter((x) => x.c.accuracy === acc)).c
   }
-  return (feasible ?? fastest)!.c
+  const minT = firstOfFastest(all).t
+  const fastest = all.filter((x) => !lessThan(minT, x.t))
+  const acc = maxAccuracy(fastest)
+  return firstOfFastest(fastest.filter((x) => x.c.accuracy === acc)).c
 }
 
 /** The chosen candidate, or null (mode `paper` only) when no plan meets the requirement. */
