@@ -56,7 +56,7 @@ function exhaustive(m: Manifest, profile: CalibrationProfile, cond: Conditions):
   const mine = oracleCandidates(m, profile, cond)
   const planned = allCandidates(buildCostTable(m, profile), cond)
   expect(planned.map((p) => [p.exit, p.deviceLayers])).toEqual(mine.map((c) => [c.exit, c.deviceLayers]))
-  mine.forEach((c, i) => expect(Math.abs(c.t - planned[i]!.predictedMs)).toBeLessThanOrEqual(1e-12 * Math.max(1, c.t)))
+  for (const [i, c] of mine.entries()) expect(Math.abs(c.t - planned[i]!.predictedMs)).toBeLessThanOrEqual(1e-12 * Math.max(1, c.t))
   const all = mine.map((c, i) => ({ ...c, t: planned[i]!.predictedMs }))
   const ok = all.filter((c) => c.t <= cond.latencyMs)
   if (ok.length) {
