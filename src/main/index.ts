@@ -11,10 +11,13 @@ import { IPC_EVENT_CHANNEL } from '../shared/console-api.js'
 import { errorMessage } from '../shared/errors.js'
 import { CSP } from './shell/http-server.js'
 import { ConsoleService } from './console/service.js'
-import { DEFAULT_MQTTS_PORT, lanAddress, startStack, type Stack } from './shell/stack.js'
+import { lanAddress, startStack, type Stack } from './shell/stack.js'
 import { installProcessGuard } from './shell/process-guard.js'
+import { desktopStackOptions, startupErrorPage, startupProblem } from './shell/desktop.js'
 import { registerIpcHandlers } from './ipc.js'
-import { defaultModelDir } from './runtime/paths.js'
+import { packageRoot } from './runtime/paths.js'
+import { findElectronSqliteBinding, selectSqliteBinding } from './runtime/native.js'
+import { defaultDataDir, legacyDesktopDataDir } from './runtime/data-dir.js'
 
 /** out/main when built (the preload and the renderer are its siblings). */
 const here = dirname(fileURLToPath(import.meta.url))
@@ -65,25 +68,38 @@ export function lockDownSession(): void {
 
 let stack: Stack | null = null
 
-async function boot(): Promise<void> {
+/** The window when the console could not start: what went wrong and the fix. */
+export function showStartupError(err: unknown): BrowserWindow {
+  const w = new BrowserWindow({ width: 820, height: 520, show: false, title: 'Edgent Console — could not start', webPreferences: WEB_PREFERENCES })
+  w.once('ready-to-show', () => w.show())
+  w.webContents.on('will-navigate', (event) => event.preventDefault())
+  w.webContents.setWindowOpenHandler(() => ({ action: 'deny' }))
+  const page = startupErrorPage(startupProblem(err), 'the terminal that started the console (or journalctl)')
+  void w.loadURL(`data:text/html;charset=utf-8,${encodeURIComponent(page)}`)
+  return w
+}
+
+/** Starts the console stack and its window; a failed start shows its reason in a window instead. */
+export async function boot(env: NodeJS.ProcessEnv = process.env): Promise<Stack | null> {
   lockDownSession()
-  const log = pino({ level: process.env['EDGENT_LOG_LEVEL'] ?? 'info' })
-  stack = await startStack({
-    mqttPort: Number(process.env['EDGENT_MQTT_PORT'] ?? 1883),
-    // Pis connect over TLS; the plain listener is the console's own and the local device's (loopback).
-    mqttHost: process.env['EDGENT_NO_MQTTS'] === '1' ? '0.0.0.0' : '127.0.0.1',
-    mqttTlsPort: process.env['EDGENT_NO_MQTTS'] === '1' ? null : Number(process.env['EDGENT_MQTTS_PORT'] ?? DEFAULT_MQTTS_PORT),
-    mqttTlsHost: '0.0.0.0',
-    httpPort: Number(process.env['EDGENT_HTTP_PORT'] ?? 8080),
-    dataDir: process.env['EDGENT_DATA_DIR'] ?? join(app.getPath('userData'), 'data'),
-    localAgent: process.env['EDGENT_NO_LOCAL_AGENT'] !== '1',
-    model: process.env['EDGENT_MODEL_DIR'] ?? defaultModelDir(),
-    localUplinkKbps: 1000,
-    localCpuQuota: 0.15,
-    localCpu: 'slowdown',
-    log
-  })
+  const log = pino({ level: env['EDGENT_LOG_LEVEL'] ?? 'info' })
   installProcessGuard(log)
+  // better-sqlite3 built for Electron's ABI by `npm run rebuild:electron` (or packaged beside the app).
+  const resources = (process as { resourcesPath?: string }).resourcesPath
+  selectSqliteBinding(findElectronSqliteBinding([packageRoot(), ...(resources ? [resources] : [])]) ?? undefined)
+  const legacy = legacyDesktopDataDir(env)
+  if (legacy && legacy !== defaultDataDir(env))
+    log.warn(
+      { legacy, dataDir: defaultDataDir(env) },
+      'an older desktop data directory exists: the desktop and the CLI now share one; move its files there to keep them'
+    )
+  try {
+    stack = await startStack(desktopStackOptions(env, log))
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'the console could not start')
+    showStartupError(err)
+    return null
+  }
   const core = stack.core
   const service = new ConsoleService(core, { shell: 'electron', brokerAddress: () => `${lanAddress()}:${core.mqttPort}` })
   registerIpcHandlers(ipcMain, service, { windowId: () => win?.webContents.id ?? null, rendererUrl: rendererUrl() })
@@ -92,6 +108,14 @@ async function boot(): Promise<void> {
     if (wc && !wc.isDestroyed()) wc.send(IPC_EVENT_CHANNEL, event)
   })
   createWindow()
+  return stack
+}
+
+/** Stops the stack (the app's will-quit). */
+export async function shutdown(): Promise<void> {
+  const s = stack
+  stack = null
+  await s?.stop()
 }
 
 if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
@@ -99,7 +123,7 @@ if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
     .whenReady()
     .then(
       () => boot(),
-      () => undefined
+      () => null
     )
     .catch((err: unknown) => {
       process.stderr.write(`edgent: ${errorMessage(err)}\n`)
@@ -114,8 +138,6 @@ if (!process.env['EDGENT_ELECTRON_NO_BOOT']) {
   app.on('will-quit', (event) => {
     if (!stack) return
     event.preventDefault()
-    const s = stack
-    stack = null
-    void s.stop().finally(() => app.quit())
+    void shutdown().finally(() => app.quit())
   })
 }

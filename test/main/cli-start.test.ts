@@ -1,12 +1,13 @@
 /** `edgent serve` refusing to start: one line naming the reason, exit 2, promptly — never a hang. */
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from './console/harness.js'
-import { edgentBin } from './serve-process.js'
+import Database from 'better-sqlite3'
+import { edgentBin, startServe } from './serve-process.js'
 
 function serveExit(args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
   return new Promise((resolve) => {
@@ -48,4 +49,50 @@ describe('edgent serve start-up failures', () => {
     expect(r.stderr).toContain(`edgent: HTTP port ${port} is in use`)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
   }, 40_000)
+
+  const ports = async () => ['--mqtt-host', '127.0.0.1', '--mqtt-port', String(await freePort()), '--no-mqtts', '--http-port', String(await freePort())]
+  const oneLine = (r: { code: number | null; stderr: string }) => {
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  }
+
+  it('exits 2 when the data directory cannot be written, the database is corrupt or locked', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'edgent-start-')), 'a-file')
+    writeFileSync(file, 'x')
+    let r = await serveExit(['--data-dir', join(file, 'data'), ...(await ports())])
+    oneLine(r)
+    expect(r.stderr).toContain(`edgent: data directory ${join(file, 'data')} is not writable (ENOTDIR)`)
+
+    const corrupt = mkdtempSync(join(tmpdir(), 'edgent-start-'))
+    writeFileSync(join(corrupt, 'edgent.db'), Buffer.alloc(4096, 1))
+    r = await serveExit(['--data-dir', corrupt, ...(await ports())])
+    oneLine(r)
+    expect(r.stderr).toContain('is corrupt or not an SQLite database')
+    expect(readFileSync(join(corrupt, 'edgent.db'))).toEqual(Buffer.alloc(4096, 1))
+
+    const locked = mkdtempSync(join(tmpdir(), 'edgent-start-'))
+    mkdirSync(locked, { recursive: true })
+    const holder = new Database(join(locked, 'edgent.db'))
+    holder.exec('CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)')
+    try {
+      r = await serveExit(['--data-dir', locked, ...(await ports())])
+    } finally {
+      holder.exec('ROLLBACK')
+      holder.close()
+    }
+    oneLine(r)
+    expect(r.stderr).toContain('is locked by another process')
+  }, 60_000)
+
+  it('exits 2 naming the console that already runs on the data directory', async () => {
+    const first = await startServe({ args: ['--no-local-agent', '--no-mqtts'] })
+    try {
+      const r = await serveExit(['--data-dir', first.dataDir, ...(await ports())])
+      oneLine(r)
+      expect(r.stderr).toContain(`edgent: a console is already running on ${first.dataDir}: edgent serve, pid ${first.child.pid}`)
+      expect(first.died()).toBeNull()
+    } finally {
+      await first.stop()
+    }
+  }, 60_000)
 })

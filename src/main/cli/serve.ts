@@ -1,6 +1,5 @@
 /** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { homedir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
@@ -15,9 +14,7 @@ import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 
-export function defaultDataDir(): string {
-  return process.env['EDGENT_DATA_DIR'] ?? join(homedir(), '.local', 'share', 'edgent-console')
-}
+export { defaultDataDir } from '../runtime/data-dir.js'
 
 /** The stack's options, with a log level instead of a logger, and the TLS listener as its two flags. */
 export type ServeOptions = Omit<StackOptions, 'log' | 'mqttTlsPort' | 'mqttTlsHost' | 'mqttHost'> & {
@@ -35,7 +32,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
   // With TLS the plain listener serves the console's own client and the local device: loopback only,
   // unless the user opens it. Without TLS it is how Pis connect.
   const mqttHost = o.mqttHost ?? (tls ? '127.0.0.1' : '0.0.0.0')
-  const stack = await startStack({ ...rest, mqttHost, mqttTlsPort: tls ? mqttsPort : null, mqttTlsHost: mqttsHost, log })
+  const stack = await startStack({ ...rest, shell: 'headless', mqttHost, mqttTlsPort: tls ? mqttsPort : null, mqttTlsHost: mqttsHost, log })
   installProcessGuard(log)
   const { core, api, local, dataDir } = stack
   out(

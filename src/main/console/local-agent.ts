@@ -35,24 +35,45 @@ export interface LocalAgentOptions {
   cpuQuota: number
   /** 'slowdown', or 'cgroup' where the machine allows it (else 'slowdown'). */
   cpuMode?: 'cgroup' | 'slowdown'
+  /** The Node runtime the agent runs under (default: this process's, with Node semantics). */
+  runtime?: NodeRuntime
   log: Logger
+}
+
+/** A binary that runs JavaScript as Node, and what its environment needs for that. */
+export interface NodeRuntime {
+  execPath: string
+  env: Record<string, string>
+}
+
+/**
+ * This process's runtime with Node semantics: plain Node as it is; inside Electron its binary would
+ * open another app, unless ELECTRON_RUN_AS_NODE makes it behave as Node.
+ */
+export function nodeRuntime(versions: NodeJS.ProcessVersions = process.versions, execPath: string = process.execPath): NodeRuntime {
+  return { execPath, env: versions['electron'] ? { ELECTRON_RUN_AS_NODE: '1' } : {} }
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup/cpu'
 /** The kernel's smallest quota; the period is as short as the share allows (6.7 ms for 0.15). */
 const QUOTA_US = 1000
 
-function agentCommand(): { cmd: string; args: string[] } {
+function agentCommand(execPath: string): { cmd: string; args: string[] } {
   const root = packageRoot()
   const built = join(root, 'out', 'main', 'agent.js')
-  if (existsSync(built)) return { cmd: process.execPath, args: [built] }
-  return { cmd: process.execPath, args: ['--import', 'tsx', join(root, 'pi-agent', 'src', 'cli.ts')] }
+  if (existsSync(built)) return { cmd: execPath, args: [built] }
+  return { cmd: execPath, args: ['--import', 'tsx', join(root, 'pi-agent', 'src', 'cli.ts')] }
 }
 
 export class LocalAgent {
   private child: ChildProcess | null = null
   private cgroup: string | null = null
   emulation: Record<string, unknown> = {}
+
+  /** The agent process's pid while it runs. */
+  get pid(): number | null {
+    return this.child?.pid ?? null
+  }
 
   constructor(private readonly opts: LocalAgentOptions) {}
 
@@ -95,7 +116,8 @@ export class LocalAgent {
           ? { method: 'application-level rate limit', kbps: this.opts.emulatedUplinkKbps }
           : (this.opts.link ?? { method: 'not limited' })
     }
-    const { cmd: node, args: nodeArgs } = agentCommand()
+    const runtime = this.opts.runtime ?? nodeRuntime()
+    const { cmd: node, args: nodeArgs } = agentCommand(runtime.execPath)
     const [cmd, ...args] = [...(this.opts.prefix ?? []), node, ...nodeArgs]
     const child = spawn(
       cmd!,
@@ -103,6 +125,7 @@ export class LocalAgent {
       {
         env: {
           ...process.env,
+          ...runtime.env,
           EDGENT_BROKER: this.opts.brokerUrl,
           EDGENT_AGENT_ID: id,
           EDGENT_TOKEN: this.opts.token,

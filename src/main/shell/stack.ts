@@ -3,15 +3,17 @@
  * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
-import { chmodSync, mkdirSync } from 'node:fs'
+import { accessSync, chmodSync, constants, mkdirSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
 import { LocalAgent } from '../console/local-agent.js'
-import { findConsole } from './control-file.js'
+import { errorMessage } from '../../shared/errors.js'
 import { ControlApi } from './http-server.js'
+import { InstanceLock } from './instance-lock.js'
+import type { NodeRuntime } from '../console/local-agent.js'
 
 export interface StackOptions {
   mqttPort: number
@@ -28,6 +30,10 @@ export interface StackOptions {
   localUplinkKbps: number
   localCpuQuota: number
   localCpu: 'cgroup' | 'slowdown'
+  /** Which shell runs the stack, named in the data directory's lock: 'headless' or 'desktop'. */
+  shell?: string
+  /** How the local device's Node process is started (inside Electron: its binary with ELECTRON_RUN_AS_NODE). */
+  agentRuntime?: NodeRuntime
   log: Logger
 }
 
@@ -53,11 +59,27 @@ export function lanAddress(): string {
 export async function startStack(o: StackOptions): Promise<Stack> {
   const dataDir = resolve(o.dataDir)
   // The data directory holds the database, the broker's TLS key and the control API token: its user's only.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-  chmodSync(dataDir, 0o700)
-  const running = findConsole(dataDir)
-  if (running) throw new UserError(`a console is already running on ${dataDir} (pid ${running.pid}, http port ${running.httpPort})`)
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    chmodSync(dataDir, 0o700)
+    accessSync(dataDir, constants.W_OK | constants.X_OK)
+  } catch (err) {
+    throw new UserError(
+      `data directory ${dataDir} is not writable (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}): choose another with --data-dir or EDGENT_DATA_DIR, or fix its owner and mode`
+    )
+  }
+  const lock = InstanceLock.acquire(dataDir, o.shell ?? 'headless')
   const log = o.log
+  if (lock.tookOver) log.info({ previous: lock.tookOver }, 'took over the data directory lock of a console that had stopped')
+  try {
+    return await startLocked(o, dataDir, lock, log)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
+}
+
+async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock, log: Logger): Promise<Stack> {
   const core = new EdgentConsole({
     ...DEFAULT_CONSOLE,
     dataDir,
@@ -98,7 +120,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       brokerUrl: o.broker ?? `mqtt://127.0.0.1:${core.mqttPort}`,
       token,
       modelDir: o.model,
-      cacheDir: join(o.dataDir, 'agent-cache', 'local-pi'),
+      cacheDir: join(dataDir, 'agent-cache', 'local-pi'),
+      ...(o.agentRuntime ? { runtime: o.agentRuntime } : {}),
       emulatedUplinkKbps: o.localUplinkKbps,
       cpuQuota: o.localCpuQuota,
       cpuMode: o.localCpu,
@@ -115,9 +138,13 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     async stop() {
       if (stopped) return
       stopped = true
-      await local?.stop()
-      await api.stop()
-      await core.stop()
+      try {
+        await local?.stop()
+        await api.stop()
+        await core.stop()
+      } finally {
+        lock.release()
+      }
     }
   }
 }

@@ -16,6 +16,7 @@ import { PlanQueries } from './plans.js'
 import { ProfileQueries } from './profiles.js'
 import { RunQueries } from './runs.js'
 import { SettingsQueries } from './settings.js'
+import { abiMismatch, sqliteBindingFile } from '../runtime/native.js'
 
 export { SCHEMA_VERSION } from './migrations.js'
 export type { DeviceRow } from './devices.js'
@@ -31,6 +32,21 @@ interface Families {
   settings: SettingsQueries
 }
 
+/** Why a database did not open, and what to do about it, in one line. */
+export function openFailure(file: string, err: unknown): string {
+  const abi = abiMismatch(err)
+  if (abi) return abi
+  const code = String((err as { code?: unknown }).code ?? '')
+  const why = errorMessage(err)
+  if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT'))
+    return `database ${file} is corrupt or not an SQLite database (${why}): move it aside to start with an empty one, or put back a copy`
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+    return `database ${file} is locked by another process (${why}): stop the other edgent command or console using it, then start again`
+  if (code === 'EACCES' || code === 'EPERM' || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN'))
+    return `database ${file} cannot be opened for writing (${why}): fix its owner and mode, or choose another --data-dir`
+  return `database ${file}: cannot open (${why})`
+}
+
 export class Store {
   private db: Database.Database | null = null
   private q: Families | null = null
@@ -40,31 +56,34 @@ export class Store {
   start(): void {
     if (this.db) return
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
-    let db: Database.Database
+    let opening: Database.Database | null = null
     try {
       // Only the console's user reads the database (device tokens' hashes, measurements): 0600, and SQLite
       // gives its -wal and -shm files the database file's mode.
       closeSync(openSync(this.file, 'a', 0o600))
       for (const f of [this.file, `${this.file}-wal`, `${this.file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600)
-      db = new Database(this.file)
+      const nativeBinding = sqliteBindingFile()
+      const db = new Database(this.file, nativeBinding ? { nativeBinding } : {})
+      opening = db
       db.pragma('journal_mode = WAL')
       db.pragma('foreign_keys = ON')
       db.pragma('synchronous = NORMAL')
       db.pragma('busy_timeout = 5000')
+      const version = db.pragma('user_version', { simple: true }) as number
+      if (version > SCHEMA_VERSION) {
+        throw new UserError(`database ${this.file}: schema version ${version} is newer than this console understands (${SCHEMA_VERSION}); upgrade the console`)
+      }
+      for (let v = version; v < SCHEMA_VERSION; v++) {
+        db.transaction(() => {
+          db.exec(MIGRATIONS[v]!)
+          db.pragma(`user_version = ${v + 1}`)
+        })()
+      }
     } catch (err) {
-      throw new UserError(`database ${this.file}: cannot open (${errorMessage(err)})`)
+      opening?.close()
+      throw err instanceof UserError ? err : new UserError(openFailure(this.file, err))
     }
-    const version = db.pragma('user_version', { simple: true }) as number
-    if (version > SCHEMA_VERSION) {
-      db.close()
-      throw new UserError(`database ${this.file}: schema version ${version} is newer than this console understands (${SCHEMA_VERSION}); upgrade the console`)
-    }
-    for (let v = version; v < SCHEMA_VERSION; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v]!)
-        db.pragma(`user_version = ${v + 1}`)
-      })()
-    }
+    const db = opening
     this.db = db
     const profiles = new ProfileQueries(db)
     const devices = new DeviceQueries(db)
