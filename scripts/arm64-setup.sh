@@ -4,7 +4,7 @@
 # Prints the path of the arm64 node binary on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NODE_ARM64_VERSION="${NODE_ARM64_VERSION:-20.20.2}"
+NODE_ARM64_VERSION="${NODE_ARM64_VERSION:-24.22.3}"
 cache=".cache/arm64"
 node_bin="$cache/node-v$NODE_ARM64_VERSION/bin/node"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm start`: the Electron console where Electron's binary is installed; otherwise one line saying
-// so, then the parts of the console that run in plain Node.
-import { spawn } from 'node:child_process'
+// `npm start`: the Electron console where Electron's binary is installed (building better-sqlite3 for
+// Electron first if that was not done); otherwise one line saying so, then the headless console,
+// which runs in plain Node with the same data directory.
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +13,10 @@ const pathFile = join(electronDir, 'path.txt')
 const binary = existsSync(pathFile) ? join(electronDir, 'dist', readFileSync(pathFile, 'utf8').trim()) : null
 
 if (binary && existsSync(binary)) {
-  const child = spawn(binary, [root], { stdio: 'inherit' })
+  const addon = join(root, '.electron-native', 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')
+  // Without it the window says what to run; with the network this makes it.
+  if (!existsSync(addon)) spawnSync(process.execPath, [join(root, 'scripts', 'rebuild-electron.mjs')], { stdio: 'inherit' })
+  const child = spawn(binary, [root, ...process.argv.slice(2)], { stdio: 'inherit' })
   child.on('exit', (code) => process.exit(code ?? 0))
 } else {
   console.log('Electron binary not installed (it downloads from outside the npm registry); running the headless console instead.')

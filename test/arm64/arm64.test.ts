@@ -14,7 +14,7 @@ import type { EdgentConsole } from '../../src/main/console/console.js'
 import type { FrameHeader } from '../../src/shared/frame.js'
 import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
 
-const NODE_ARM64 = process.env['EDGENT_NODE_ARM64'] ?? join(root, '.cache', 'arm64', 'node-v20.20.2', 'bin', 'node')
+const NODE_ARM64 = process.env['EDGENT_NODE_ARM64'] ?? join(root, '.cache', 'arm64', 'node-v24.22.3', 'bin', 'node')
 const QEMU = ['env', 'QEMU_CPU=cortex-a72', 'qemu-aarch64-static']
 const COUNT = 20
 /** Plans run by both agents: a deep prefix of the final exit and a short one of an early exit. */

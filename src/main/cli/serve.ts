@@ -102,7 +102,7 @@ export async function pairCommand(id: string, dataDir: string, o: { out?: string
   return [
     ...(replaced ? [`re-paired ${id}: its old token no longer works (a running agent with it was disconnected).`] : []),
     `paired ${id}: its token is in ${file} (mode 0600) and nowhere else; keep the file secret.`,
-    `Copy it to the Pi (64-bit Raspberry Pi OS, Node 20+) and run there:`,
+    `Copy it to the Pi (64-bit Raspberry Pi OS, Node 22.12+ or 24) and run there:`,
     '',
     `  ${credentialsCommand(basename(file))}`,
     '',

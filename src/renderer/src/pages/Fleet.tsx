@@ -103,7 +103,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                 ? `Re-paired ${pairing.id}: its old token no longer works${pairing.disconnected ? ' and its agent was disconnected' : ''}. `
                 : ''}
               Paired <strong>{pairing.id}</strong>. Save its credentials file as <code>{pairing.id}.credentials.json</code> on the Pi (<code>chmod 600</code>:
-              it holds the token, shown only now — re-pairing issues a new one), then run the command beside it (64-bit Raspberry Pi OS, Node 20; see
+              it holds the token, shown only now — re-pairing issues a new one), then run the command beside it (64-bit Raspberry Pi OS, Node 22 or 24; see
               pi-agent/README.md).{' '}
               {pairing.broker.startsWith('mqtts://')
                 ? 'The agent connects over TLS and pins this console’s certificate authority.'
