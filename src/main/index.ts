@@ -57,10 +57,13 @@ export function createWindow(): BrowserWindow {
   return w
 }
 
-/** Session-wide rules: every permission request denied; the CSP header on every response. */
+/** Permissions the console's own page may have: writing to the clipboard (the pairing command's Copy button). */
+export const ALLOWED_PERMISSIONS: readonly string[] = ['clipboard-sanitized-write']
+
+/** Session-wide rules: every permission request denied but ALLOWED_PERMISSIONS; the CSP header on every response. */
 export function lockDownSession(): void {
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
-  session.defaultSession.setPermissionCheckHandler(() => false)
+  session.defaultSession.setPermissionRequestHandler((_wc, permission, callback) => callback(ALLOWED_PERMISSIONS.includes(permission)))
+  session.defaultSession.setPermissionCheckHandler((_wc, permission) => ALLOWED_PERMISSIONS.includes(permission))
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
   })
@@ -101,7 +104,12 @@ export async function boot(env: NodeJS.ProcessEnv = process.env): Promise<Stack 
     return null
   }
   const core = stack.core
-  const service = new ConsoleService(core, { shell: 'electron', brokerAddress: () => `${lanAddress()}:${core.mqttPort}` })
+  const running = stack
+  const service = new ConsoleService(core, {
+    shell: 'electron',
+    brokerAddress: () => `${lanAddress()}:${core.mqttPort}`,
+    settings: { dataDir: running.dataDir, running: () => running.running() }
+  })
   registerIpcHandlers(ipcMain, service, { windowId: () => win?.webContents.id ?? null, rendererUrl: rendererUrl() })
   service.onEvent((event) => {
     const wc: WebContents | undefined = win?.webContents

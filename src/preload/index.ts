@@ -46,6 +46,8 @@ const api = {
   modelUse: call('modelUse'),
   transfers: call('transfers'),
   modelImport: call('modelImport'),
+  settings: call('settings'),
+  settingsUpdate: call('settingsUpdate'),
   upload: (data: ArrayBuffer, fileName: string) => ipcRenderer.invoke(IPC_UPLOAD_CHANNEL, { fileName, data }) as Promise<UploadView>,
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)

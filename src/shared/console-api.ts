@@ -9,6 +9,7 @@
  *
  * Pure types and constants: no Node, no DOM, no zod (the sandboxed preload bundles this file).
  */
+import type { Settings } from './settings.js'
 import type { CostTable, Breakdown } from './planner.js'
 import type { Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Side } from './latency.js'
@@ -129,6 +130,8 @@ export interface CampaignStatus {
   measurements: number
   /** Kind `sweep`: the points measured so far. */
   sweep: SweepSummary | null
+  /** While it runs, in kinds measured in several passes (layers): the pass under way, 1-based, of how many. */
+  pass: { current: number; of: number } | null
 }
 
 /** One measured configuration of a campaign, with the fitted regression's prediction for it. */
@@ -258,6 +261,9 @@ export interface InferSummary {
   prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
 }
 
+/** Whose inferences: the user's runs (Live, `edgent infer`), a campaign's, or all. */
+export type InferenceSource = 'user' | 'campaign' | 'all'
+
 /** A stored inference, as the Live page charts it (times in ms). */
 export interface InferencePoint {
   id: number
@@ -293,6 +299,21 @@ export interface ExportFile {
   summary: string
 }
 
+/** The Settings page: what is stored for the next start, and what this console runs with now. */
+export interface SettingsView {
+  /** The data directory (chosen by EDGENT_DATA_DIR, XDG_DATA_HOME or --data-dir, not a setting). */
+  dataDir: string
+  /** Where the settings are kept. */
+  file: string
+  stored: Settings
+  defaults: Settings
+  /** This console's values now: stored settings, unless a flag or an environment variable overrode them. */
+  running: Settings
+  /** Settings whose stored value differs from the running one: the next start applies them. */
+  restartNeeded: string[]
+  shell: 'electron' | 'headless'
+}
+
 export interface ConsoleStatus {
   model: string
   mqttPort: number
@@ -322,7 +343,7 @@ export interface ConsoleMethods {
     result: { summary: InferSummary; rows: InferRow[] }
   }
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
-  inferences: { args: { agent: string; limit?: number; afterId?: number }; result: InferencePoint[] }
+  inferences: { args: { agent: string; limit?: number; afterId?: number; source?: InferenceSource }; result: InferencePoint[] }
   bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
   exportCalibration: { args: { format: 'json' | 'csv'; campaign?: string }; result: ExportFile }
   profiles: { args: { agent: string }; result: ProfileView[] }
@@ -339,6 +360,9 @@ export interface ConsoleMethods {
   modelUse: { args: { model: string | null; agent?: string }; result: { model: string; agent: string | null; devices: string[] } }
   /** Every device's latest model transfer. */
   transfers: { args: Record<string, never>; result: TransferView[] }
+  settings: { args: Record<string, never>; result: SettingsView }
+  /** Stores settings for the next start (validated whole; nothing changes on a refusal). */
+  settingsUpdate: { args: { settings: Settings }; result: SettingsView }
   /**
    * Imports an uploaded ONNX file into the library (as `edgent model import`); `images`/`labels` are
    * uploaded idx files of a labelled set, or `imageDir` an image folder on the console's machine, else
@@ -388,7 +412,9 @@ export const METHOD_NAMES = [
   'modelCuts',
   'modelUse',
   'transfers',
-  'modelImport'
+  'modelImport',
+  'settings',
+  'settingsUpdate'
 ] as const satisfies readonly MethodName[]
 
 // ------------------------------------------------------------------ events

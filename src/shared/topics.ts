@@ -7,7 +7,12 @@ import { UserError } from './errors.js'
 export const ROOT = 'edgent/v1'
 
 /** Agent ids: one topic level, lowercase letters, digits and '-', 1–64 characters, starting alphanumeric. */
-export const AGENT_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/
+/**
+ * An agent id, as an HTML pattern too: browsers compile `pattern` with the `v` flag, where a bare
+ * '-' at the end of a class is a syntax error (and the pattern silently ignored): it is escaped.
+ */
+export const AGENT_ID_PATTERN = '[a-z0-9][a-z0-9\\-]{0,63}'
+export const AGENT_ID_RE = new RegExp(`^(?:${AGENT_ID_PATTERN})$`)
 export const VERB_RE = /^[a-z0-9][a-z0-9-]{0,31}$/
 
 export function checkAgentId(id: string): string {

@@ -4,7 +4,7 @@
  * paired from the page. Screenshots of every page go to test-output/screenshots/.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { inception, residual } from '../fixtures/dag.js'
 import { root, spawnAgent, stopAgent, type AgentProc } from '../main/console/harness.js'
 import { edgentBin, startServe, type ServeProcess } from '../main/serve-process.js'
+import { callConsole } from '../../src/main/cli/client.js'
 
 const SHOTS = join(root, 'test-output', 'screenshots')
 
@@ -28,6 +29,21 @@ describe('the console in a browser (headless shell)', () => {
   const shot = async (name: string) => {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
   }
+  /** Legends that cover a tick label, an axis or reference label, or the plot area, in the charts of the page. */
+  const legendOverlaps = () =>
+    page.evaluate(`(() => {
+      const box = (e) => e.getBoundingClientRect()
+      const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom
+      const out = []
+      for (const wrapper of document.querySelectorAll('.recharts-wrapper')) {
+        const legend = wrapper.querySelector('.recharts-legend-wrapper')
+        if (!legend) continue
+        const l = box(legend)
+        for (const t of wrapper.querySelectorAll('.recharts-cartesian-axis-tick-value, .recharts-label, .recharts-cartesian-grid'))
+          if (hit(l, box(t))) out.push(legend.textContent + ' covers ' + (t.textContent || t.getAttribute('class')))
+      }
+      return out
+    })()`) as Promise<string[]>
   const go = async (p: string) => {
     await page.click(`[data-testid=nav-${p}]`)
     await page.waitForSelector(`[data-testid=page-${p}]`)
@@ -66,9 +82,19 @@ describe('the console in a browser (headless shell)', () => {
   it('Fleet: pairs a device, shows the exact command, and the agent started with it comes online', async () => {
     await page.goto(url)
     await page.waitForSelector('[data-testid=device-local-pi]')
-    await page.fill('[data-testid=pair-id]', 'pi-ui')
+    // The id field's pattern compiles in Chromium (which reads it with the v flag) and refuses a bad id.
+    const mismatch = async (v: string) => {
+      await page.fill('[data-testid=pair-id]', v)
+      return page.$eval('[data-testid=pair-id]', (el) => (el as unknown as { validity: { patternMismatch: boolean } }).validity.patternMismatch)
+    }
+    expect(await mismatch('Pi_UI')).toBe(true)
+    expect(await mismatch('pi-ui')).toBe(false)
     await page.click('[data-testid=pair-submit]')
     expect(await page.textContent('[data-testid=pair-command]')).toBe('npx --no edgent-agent --credentials pi-ui.credentials.json')
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin })
+    await page.click('[data-testid=pair-copy]')
+    await expect.poll(async () => page.textContent('[data-testid=pair-copy]')).toBe('Copied')
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe('npx --no edgent-agent --credentials pi-ui.credentials.json')
     expect(await page.getAttribute('[data-testid=pair-download]', 'download')).toBe('pi-ui.credentials.json')
     const cred = JSON.parse((await page.textContent('[data-testid=pair-credentials]'))!) as { id: string; broker: string; token: string }
     expect(cred).toMatchObject({ id: 'pi-ui', token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) })
@@ -112,6 +138,7 @@ describe('the console in a browser (headless shell)', () => {
     // The model campaign just fitted a profile for pi-ui: predictions come from it, and its fits are drawn.
     expect(await page.textContent('[data-testid=layer-latencies]')).toContain("the device's current fitted profile")
     await page.waitForSelector('[data-testid^=fit-device-]')
+    expect(await legendOverlaps()).toEqual([])
     await shot('calibration')
   }, 150_000)
 
@@ -137,6 +164,11 @@ describe('the console in a browser (headless shell)', () => {
       expect(await page.locator(`[data-testid=${fig}] .recharts-line`).count()).toBeGreaterThan(0)
     }
     expect(await page.locator('[data-testid=config-map] tbody tr').count()).toBeGreaterThan(0)
+    // The bandwidth axis is titled in kbps and ticked in kbps (10 … 100,000), not "10k … 100M".
+    const ticks = await page.locator('[data-testid=fig-selection-bandwidth] .recharts-xAxis-tick-labels .recharts-cartesian-axis-tick-value').allTextContents()
+    expect(ticks).toEqual(['10', '100', '1,000', '10,000', '100,000'])
+    expect(await page.locator('[data-testid=fig-selection-bandwidth] .recharts-label').allTextContents()).toContain('uplink bandwidth (kbps)')
+    expect(await legendOverlaps()).toEqual([])
     await page.fill('[data-testid=bandwidth]', '500')
     await shot('planner')
   })
@@ -144,6 +176,13 @@ describe('the console in a browser (headless shell)', () => {
   it('Live: running co-inference fills the timeline', async () => {
     await go('live')
     await page.waitForSelector('[data-testid=live-run]')
+    // Invalid numbers are refused by name, not changed into something that runs.
+    await page.fill('[data-testid=live-count]', '0')
+    await page.fill('[data-testid=live-requirement]', '-1')
+    await page.click('[data-testid=live-run]')
+    const refusal = await page.textContent('[data-testid=live-controls] [role=alert]')
+    expect(refusal).toContain('inferences: at least 1, not 0')
+    expect(refusal).toContain('latency requirement (ms): must be more than 0, not -1')
     await page.fill('[data-testid=live-count]', '60')
     await page.fill('[data-testid=live-requirement]', '200')
     await page.click('[data-testid=live-run]')
@@ -163,7 +202,54 @@ describe('the console in a browser (headless shell)', () => {
     expect(Number(await page.textContent('[data-testid=live-total] .stat-value'))).toBe(60)
     await page.waitForSelector('[data-testid=live-run]') // the run finished: the button is back
     await shot('live')
-  }, 150_000)
+    // A sweep campaign co-infers too (on the local device: sweeps need its emulated uplink); its
+    // inferences are shown apart from the user's runs.
+    const { id } = await callConsole(serve.control, 'campaignStart', { agent: 'local-pi', kind: 'sweep', reps: 2, bandwidthsKbps: [1000], latenciesMs: [200] })
+    await expect.poll(async () => (await callConsole(serve.control, 'campaignStatus', { id })).status, { timeout: 120_000, interval: 500 }).not.toBe('running')
+    expect(await callConsole(serve.control, 'campaignStatus', { id })).toMatchObject({ status: 'done', error: null })
+    const total = async () =>
+      Number(
+        await page
+          .locator('[data-testid=live-total] .stat-value')
+          .textContent()
+          .catch(() => '-1')
+      )
+    await page.selectOption('[data-testid=device-select]', 'local-pi')
+    await page.selectOption('[data-testid=live-source]', 'user')
+    await expect
+      .poll(async () => page.textContent('[data-testid=live-timeline]'), { timeout: 10_000 })
+      .toContain('No co-inference with local-pi yet from your runs')
+    await page.selectOption('[data-testid=live-source]', 'campaign')
+    await expect.poll(total, { timeout: 10_000 }).toBeGreaterThan(0)
+    const fromCampaign = await total()
+    await page.selectOption('[data-testid=live-source]', 'all')
+    await expect.poll(total, { timeout: 10_000 }).toBe(fromCampaign)
+    await page.selectOption('[data-testid=live-source]', 'user')
+    await page.fill('[data-testid=live-count]', '5')
+    await page.click('[data-testid=live-run]')
+    await expect
+      .poll(
+        async () =>
+          page
+            .locator('[data-testid=live-chart]')
+            .getAttribute('data-total')
+            .catch(() => '0'),
+        { timeout: 60_000 }
+      )
+      .toBe('5')
+    await page.selectOption('[data-testid=live-source]', 'all')
+    await expect.poll(async () => page.locator('[data-testid=live-chart]').getAttribute('data-total'), { timeout: 10_000 }).toBe(String(fromCampaign + 5))
+    await shot('live-sources')
+    // The bandwidth chart's axis is in kbps and so are its ticks (plain numbers, no unit suffix).
+    const tickLoc = page.locator('[data-testid=live-bandwidth] .recharts-yAxis-tick-labels .recharts-cartesian-axis-tick-value')
+    await expect.poll(async () => tickLoc.count(), { timeout: 10_000 }).toBeGreaterThan(1)
+    const ticks = await tickLoc.allTextContents()
+    for (const t of ticks) expect(t).toMatch(/^\d{1,3}(,\d{3})*(\.\d+)?$/)
+    // local-pi's link is emulated at 1,000 kbps: the axis is in kbps (a loopback agent's would be in Gbps).
+    expect(await page.locator('[data-testid=live-bandwidth] .recharts-label').allTextContents()).toContain('uplink (kbps)')
+    expect(await legendOverlaps()).toEqual([])
+    await page.selectOption('[data-testid=device-select]', 'pi-ui')
+  }, 300_000)
 
   it('Campaigns: export gives a calibration file', async () => {
     await go('campaigns')
@@ -215,6 +301,33 @@ describe('the console in a browser (headless shell)', () => {
     await page.waitForSelector('[data-testid=import-card] [role=alert]:has-text("a model with id \\"inception-upload\\" exists already")')
     await shot('models-import')
   }, 60_000)
+
+  it('Settings: shows the data directory and what runs, refuses a bad port by name, stores a good one for the next start', async () => {
+    await go('settings')
+    await page.waitForSelector('[data-testid=settings-data-dir]')
+    expect(await page.textContent('[data-testid=settings-data-dir]')).toBe(dataDir)
+    // The running column shows what this console started with (its flags, since no settings were stored).
+    expect(await page.inputValue('[data-testid=set-mqttPort]')).toBe('1883')
+    expect(await page.locator('[data-testid=settings-network]').textContent()).toContain(String(serve.mqttPort))
+    await page.fill('[data-testid=set-mqttPort]', '70000')
+    await page.fill('[data-testid=set-cpuQuota]', '0')
+    await page.click('[data-testid=settings-save]')
+    const refusal = await page.textContent('.state-error, [role=alert]')
+    expect(refusal).toContain('MQTT port: at most 65,535, not 70000')
+    expect(refusal).toContain('local device CPU share: must be more than 0, not 0')
+    expect(existsSync(join(dataDir, 'settings.json'))).toBe(false) // nothing stored on a refusal
+    await page.fill('[data-testid=set-mqttPort]', String(serve.mqttPort))
+    await page.fill('[data-testid=set-cpuQuota]', '0.5')
+    await page.fill('[data-testid=set-httpPort]', '18081')
+    await page.click('[data-testid=settings-save]')
+    await expect.poll(async () => page.textContent('[data-testid=settings-saved]')).toContain('Restart the console to apply:')
+    // This console runs --no-mqtts and --mqtts-host 127.0.0.1; the form started from the defaults.
+    const pending = (await page.textContent('[data-testid=settings-saved]'))!.split('apply: ')[1]!.replace(/\.$/, '').split(', ')
+    expect(pending.sort()).toEqual(['httpPort', 'mqttsEnabled', 'mqttsHost'])
+    const stored = JSON.parse(readFileSync(join(dataDir, 'settings.json'), 'utf8')) as { httpPort: number; mqttPort: number }
+    expect(stored).toMatchObject({ httpPort: 18081, mqttPort: serve.mqttPort })
+    await shot('settings')
+  })
 
   it('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([])

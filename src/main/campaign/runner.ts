@@ -67,6 +67,8 @@ export interface SweepOptions {
 export class Campaigns {
   private readonly cancelled = new Set<string>()
   private readonly fits = new Map<string, FitReport[]>()
+  /** The pass under way of each running multi-pass campaign. */
+  private readonly passes = new Map<string, { current: number; of: number }>()
 
   constructor(private readonly deps: CampaignDeps) {}
 
@@ -233,9 +235,11 @@ export class Campaigns {
     const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
     let done = 0
     const heldOut = heldOutKeys(work.keys, work.groups)
+    const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
     try {
       for (const chunk of work.chunks) {
         if (this.cancelled.has(id)) throw new CancelledError()
+        if (passes > 1) this.passes.set(id, { current: (chunk.pass ?? 0) + 1, of: passes })
         const ms = await chunk.measure()
         if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs)))
           throw new Error(`${chunk.side} answered with measurements for other configurations`)
@@ -270,6 +274,7 @@ export class Campaigns {
       campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err))
     } finally {
       this.cancelled.delete(id)
+      this.passes.delete(id)
       this.deps.onProgress(this.status(id)!)
     }
   }
@@ -293,7 +298,8 @@ export class Campaigns {
       profileId: p?.id ?? null,
       fits,
       measurements: campaigns.measurementCount(id),
-      sweep: c.summary
+      sweep: c.summary,
+      pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null
     }
   }
 

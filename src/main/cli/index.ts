@@ -2,7 +2,9 @@
  * `edgent`: the console's command line (plain Node, no Electron). Every command is a plain function;
  * this file only parses flags. Errors a user can cause print one line on stderr and exit with 2.
  */
+import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { readSettings } from '../runtime/settings-file.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { parsePreprocessSpec } from '../../shared/preprocess.js'
 import { PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
@@ -26,7 +28,7 @@ import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
 import { campaignCancel, campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
-import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand } from './serve.js'
+import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from './serve.js'
 import { versionLine } from '../runtime/version.js'
 
 export interface Io {
@@ -256,9 +258,11 @@ function buildProgram(io: Io): Command {
         .default('slowdown')
     )
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(async (o: ServeOptions) => {
-      if (o.broker && !/^mqtts?:\/\//.test(o.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${o.broker}"`)
-      if (o.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${o.localCpuQuota}`)
+    .action(async (flags: ServeOptions, cmd: Command) => {
+      if (flags.broker && !/^mqtts?:\/\//.test(flags.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${flags.broker}"`)
+      if (flags.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${flags.localCpuQuota}`)
+      // The Settings page's values (<data dir>/settings.json) where no flag was given.
+      const o = withSettings(flags, readSettings(resolve(flags.dataDir)), (name) => cmd.getOptionValueSource(name) === 'cli')
       await serve(o, io.out)
     })
   program
@@ -376,7 +380,9 @@ function buildProgram(io: Io): Command {
         const o = { ...raw, latencyMs: raw.latencyMs ?? raw.latenciesMs }
         if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
         const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
-        io.out((await testbedCommand(opts, io.progress)).text)
+        const r = await testbedCommand(opts, io.progress)
+        io.out(r.text)
+        if (r.failed.length) throw new ExitCode(1) // the report is written either way; the exit code says the checks failed
       }
     )
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')

@@ -11,6 +11,7 @@ import { hashToken, newToken } from '../console/tokens.js'
 import { caFingerprint } from '../console/tls.js'
 import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
+import type { Settings } from '../../shared/settings.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 
@@ -23,6 +24,27 @@ export type ServeOptions = Omit<StackOptions, 'log' | 'mqttTlsPort' | 'mqttTlsHo
   mqtts: boolean
   mqttsPort: number
   mqttsHost: string
+}
+
+/** Flags over stored settings over defaults: a flag given on the command line wins, else the setting. */
+export function withSettings(flags: ServeOptions, s: Settings, given: (option: string) => boolean): ServeOptions {
+  const pick = <T>(option: string, flag: T, setting: T): T => (given(option) ? flag : setting)
+  const mqtts = pick('mqtts', flags.mqtts, s.mqttsEnabled)
+  // The plain listener's address: a flag, else the stored one, else (unset) the TLS-dependent default.
+  const mqttHost = given('mqttHost') ? flags.mqttHost : (s.mqttHost ?? undefined)
+  return {
+    ...flags,
+    mqttPort: pick('mqttPort', flags.mqttPort, s.mqttPort),
+    ...(mqttHost !== undefined ? { mqttHost } : {}),
+    mqtts,
+    mqttsPort: pick('mqttsPort', flags.mqttsPort, s.mqttsPort),
+    mqttsHost: pick('mqttsHost', flags.mqttsHost, s.mqttsHost),
+    httpPort: pick('httpPort', flags.httpPort, s.httpPort),
+    localAgent: pick('localAgent', flags.localAgent, s.localDevice.enabled),
+    localUplinkKbps: pick('localUplinkKbps', flags.localUplinkKbps, s.localDevice.uplinkKbps),
+    localCpuQuota: pick('localCpuQuota', flags.localCpuQuota, s.localDevice.cpuQuota),
+    localCpu: pick('localCpu', flags.localCpu, s.localDevice.cpu)
+  }
 }
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
@@ -43,7 +65,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
       `  pair a Pi:   npx --no edgent pair <id> --data-dir ${dataDir}   (writes <id>.credentials.json to copy to the Pi)`,
-      `  co-infer:    npx edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
+      `  co-infer:    npx --no edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
       'Ctrl-C stops.'
     ].join('\n')
   )

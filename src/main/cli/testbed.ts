@@ -2,6 +2,7 @@
 import { join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { writeReport } from '../testbed/report.js'
+import { failedChecks } from '../testbed/checks.js'
 import { defaultTraces, runTestbed, type TestbedResult } from '../testbed/testbed.js'
 import type { Progress } from './model.js'
 
@@ -19,7 +20,8 @@ export interface TestbedCliOptions {
   traceScale?: number
 }
 
-export async function testbedCommand(o: TestbedCliOptions, progress?: Progress): Promise<{ text: string; result: TestbedResult }> {
+/** The report's summary, the result, and the checks that did not hold (the command then exits 1). */
+export async function testbedCommand(o: TestbedCliOptions, progress?: Progress): Promise<{ text: string; result: TestbedResult; failed: string[] }> {
   const abort = new AbortController()
   const onSignal = () => abort.abort()
   process.once('SIGINT', onSignal)
@@ -40,6 +42,7 @@ export async function testbedCommand(o: TestbedCliOptions, progress?: Progress):
     const dir = resolve(o.out)
     const files = writeReport(result, dir)
     const c = result.checks
+    const failed = failedChecks(c)
     const text = [
       `testbed: ${o.bandwidthsKbps.length} bandwidths × ${o.latencyMs.length} requirements, ${result.results.length} measured configurations, ${Math.round((Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000)} s`,
       `  Edgent met the requirement at ${c.edgentMetWhereFeasible}/${c.feasiblePoints} points where some configuration did`,
@@ -49,9 +52,10 @@ export async function testbedCommand(o: TestbedCliOptions, progress?: Progress):
         (t) =>
           `  trace ${t.trace.name}, ${t.mode}: ${t.misses}/${t.points.length} requirement misses (${(t.missShare * 100).toFixed(1)} %), mean exit accuracy ${(t.meanAccuracy * 100).toFixed(1)} %, ${t.planChanges} plan changes`
       ),
-      `report: ${join(dir, 'report.md')} (${files.length} files)`
+      `report: ${join(dir, 'report.md')} (${files.length} files)`,
+      failed.length ? `checks did not hold (exit 1):\n${failed.map((f) => `  - ${f}`).join('\n')}` : 'checks held'
     ].join('\n')
-    return { text, result }
+    return { text, result, failed }
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

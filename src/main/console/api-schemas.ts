@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { UserError, describeIssues } from '../../shared/errors.js'
 import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
+import { SettingsSchema } from '../../shared/settings.js'
 
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
@@ -16,6 +17,8 @@ const uploadId = z.string().regex(/^[a-f0-9]{24}$/, 'expected an upload id')
 
 export const API_SCHEMAS = {
   status: none,
+  settings: none,
+  settingsUpdate: z.object({ settings: SettingsSchema }).strict(),
   devices: none,
   pair: z.object({ id: z.string().min(1).max(64), force: z.boolean().optional() }).strict(),
   unpair: z.object({ id: z.string().min(1).max(64) }).strict(),
@@ -45,7 +48,14 @@ export const API_SCHEMAS = {
       plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional()
     })
     .strict(),
-  inferences: z.object({ agent, limit: z.number().int().positive().max(100_000).default(10_000), afterId: z.number().int().nonnegative().optional() }).strict(),
+  inferences: z
+    .object({
+      agent,
+      limit: z.number().int().positive().max(100_000).default(10_000),
+      afterId: z.number().int().nonnegative().optional(),
+      source: z.enum(['user', 'campaign', 'all']).default('all')
+    })
+    .strict(),
   bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
   profiles: z.object({ agent }).strict(),
   useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable() }).strict(),

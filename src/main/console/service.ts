@@ -3,6 +3,8 @@
  * transport) and one `call(method, args)` entry that every transport uses after its own sender
  * check. Arguments are validated here (api-schemas.ts), so no transport can skip it.
  */
+import { changedSettings, DEFAULT_SETTINGS, type Settings } from '../../shared/settings.js'
+import { readSettings, settingsPath, writeSettings } from '../runtime/settings-file.js'
 import { UserError } from '../../shared/errors.js'
 import {
   EVENT_NAMES,
@@ -22,6 +24,7 @@ import {
   type Pairing,
   type ProfileView,
   type ResultOf,
+  type SettingsView,
   type UploadView
 } from '../../shared/console-api.js'
 import {
@@ -56,6 +59,8 @@ export interface ServiceOptions {
   shell: 'electron' | 'headless'
   /** How a Pi reaches this console's broker, for the pairing command (host:port). */
   brokerAddress: () => string
+  /** The data directory and what the console runs with (the Settings page); absent in bare test set-ups. */
+  settings?: { dataDir: string; running: () => Settings }
 }
 
 export class ConsoleService {
@@ -86,6 +91,33 @@ export class ConsoleService {
     return () => {
       for (const off of offs) off()
     }
+  }
+
+  private settingsView(stored: Settings): SettingsView {
+    const s = this.opts.settings
+    if (!s) throw new UserError('settings are not available in this console (it was started without a shell)')
+    const running = s.running()
+    return {
+      dataDir: s.dataDir,
+      file: settingsPath(s.dataDir),
+      stored,
+      defaults: DEFAULT_SETTINGS,
+      running,
+      restartNeeded: changedSettings(stored, running),
+      shell: this.opts.shell
+    }
+  }
+
+  settings(): SettingsView {
+    if (!this.opts.settings) return this.settingsView(DEFAULT_SETTINGS)
+    return this.settingsView(readSettings(this.opts.settings.dataDir))
+  }
+
+  settingsUpdate(a: ArgsOf<'settingsUpdate'>): SettingsView {
+    const view = this.settingsView(a.settings) // refuses before writing when there is no data directory
+    writeSettings(view.dataDir, a.settings)
+    this.core.log.info({ restartNeeded: view.restartNeeded }, 'settings stored (applied at the next start)')
+    return view
   }
 
   status(): ResultOf<'status'> {
@@ -219,7 +251,7 @@ export class ConsoleService {
 
   /** The device's latest stored inferences, oldest first. */
   inferences(a: ArgsOf<'inferences'>): InferencePoint[] {
-    return this.core.store.runs.inferences(this.knownAgent(a.agent), a.limit ?? 10_000, a.afterId)
+    return this.core.store.runs.inferences(this.knownAgent(a.agent), a.limit ?? 10_000, a.afterId, a.source ?? 'all')
   }
 
   bandwidth(a: ArgsOf<'bandwidth'>): BandwidthPoint[] {

@@ -8,25 +8,40 @@ import { errorMessage, UserError } from '../../shared/errors.js'
 import { nodeRuntime } from '../console/local-agent.js'
 import { defaultDataDir } from '../runtime/data-dir.js'
 import { defaultModelDir } from '../runtime/paths.js'
-import { DEFAULT_MQTTS_PORT, type StackOptions } from './stack.js'
+import type { StackOptions } from './stack.js'
+import { readSettings } from '../runtime/settings-file.js'
+import { plainMqttHost } from '../../shared/settings.js'
 
-/** The desktop console's stack: environment overrides on the defaults (the Settings page stores the rest). */
+/**
+ * The desktop console's stack: environment variables over the Settings page's values
+ * (`<data dir>/settings.json`) over the defaults. A settings file that is not valid stops the start
+ * with a message naming the field.
+ */
 export function desktopStackOptions(env: NodeJS.ProcessEnv, log: Logger, versions: NodeJS.ProcessVersions = process.versions): StackOptions {
-  const noTls = env['EDGENT_NO_MQTTS'] === '1'
+  const dataDir = defaultDataDir(env)
+  const s = readSettings(dataDir)
+  const num = (name: string, fallback: number): number => {
+    const v = env[name]
+    if (v === undefined || v === '') return fallback
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${name}=${v} is not a port: unset it or give a number from 1 to 65535`)
+    return n
+  }
+  const tls = env['EDGENT_NO_MQTTS'] === '1' ? false : s.mqttsEnabled
   return {
     shell: 'desktop',
-    mqttPort: Number(env['EDGENT_MQTT_PORT'] ?? 1883),
-    // Pis connect over TLS; the plain listener is the console's own and the local device's (loopback).
-    mqttHost: noTls ? '0.0.0.0' : '127.0.0.1',
-    mqttTlsPort: noTls ? null : Number(env['EDGENT_MQTTS_PORT'] ?? DEFAULT_MQTTS_PORT),
-    mqttTlsHost: '0.0.0.0',
-    httpPort: Number(env['EDGENT_HTTP_PORT'] ?? 8080),
-    dataDir: defaultDataDir(env),
-    localAgent: env['EDGENT_NO_LOCAL_AGENT'] !== '1',
+    mqttPort: num('EDGENT_MQTT_PORT', s.mqttPort),
+    // Pis connect over TLS; the plain listener is then the console's own and the local device's (loopback).
+    mqttHost: plainMqttHost({ ...s, mqttsEnabled: tls }),
+    mqttTlsPort: tls ? num('EDGENT_MQTTS_PORT', s.mqttsPort) : null,
+    mqttTlsHost: s.mqttsHost,
+    httpPort: num('EDGENT_HTTP_PORT', s.httpPort),
+    dataDir,
+    localAgent: env['EDGENT_NO_LOCAL_AGENT'] === '1' ? false : s.localDevice.enabled,
     model: env['EDGENT_MODEL_DIR'] ?? defaultModelDir(),
-    localUplinkKbps: 1000,
-    localCpuQuota: 0.15,
-    localCpu: 'slowdown',
+    localUplinkKbps: s.localDevice.uplinkKbps,
+    localCpuQuota: s.localDevice.cpuQuota,
+    localCpu: s.localDevice.cpu,
     // Inside Electron process.execPath is Electron's binary: the device runs it as Node.
     agentRuntime: nodeRuntime(versions),
     log
@@ -48,16 +63,19 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
 
 /** A self-contained page (no script) for the window when the console could not start. */
 export function startupErrorPage(p: StartupProblem, logHint: string): string {
-  // "what: fix" — the fix after the first ": " that follows the subject, when the message has one.
-  const [what, ...rest] = p.message.split(': ')
-  const fix = rest.length ? rest.join(': ') : null
+  // "what — fix" or "what: fix": the fix after the first " — ", else after the first ": ".
+  const dash = p.message.indexOf(' — ')
+  const colon = p.message.indexOf(': ')
+  const at = dash >= 0 ? dash : colon
+  const what = at >= 0 ? p.message.slice(0, at) : p.message
+  const fix = at >= 0 ? p.message.slice(at + (dash >= 0 ? 3 : 2)) : null
   return `<!doctype html><html><head><meta charset="utf-8"><title>Edgent Console — could not start</title>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <style>body{font:15px system-ui,sans-serif;margin:48px;max-width:760px;color:#1d2330}h1{font-size:20px}
 .what{background:#fdecec;border-left:4px solid #c62828;padding:12px 16px}.fix{background:#eef6ee;border-left:4px solid #2e7d32;padding:12px 16px;margin-top:12px}
 code{font-family:ui-monospace,monospace}</style></head><body>
 <h1>The console could not start</h1>
-<div class="what" id="what">${escapeHtml(fix ? what! : p.message)}</div>
+<div class="what" id="what">${escapeHtml(what)}</div>
 ${fix ? `<div class="fix" id="fix"><b>To fix:</b> ${escapeHtml(fix)}</div>` : ''}
 <p>${p.expected ? 'Close this window, fix the cause and start the console again.' : `This looks like a bug: the details are in ${escapeHtml(logHint)}. Please report it with that log.`}</p>
 </body></html>`

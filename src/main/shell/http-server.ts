@@ -22,6 +22,7 @@ import type { EdgentConsole } from '../console/console.js'
 import { ConsoleService } from '../console/service.js'
 import { formatBytes } from '../console/uploads.js'
 import { packageRoot } from '../runtime/paths.js'
+import type { Settings } from '../../shared/settings.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
 
 const MAX_BODY = 64 * 1024
@@ -60,9 +61,22 @@ export class ControlApi {
 
   constructor(
     private readonly core: EdgentConsole,
-    private readonly opts: { host: string; port: number; dataDir: string; brokerAddress?: () => string; rendererDir?: string; limits?: Partial<HttpLimits> }
+    private readonly opts: {
+      host: string
+      port: number
+      dataDir: string
+      brokerAddress?: () => string
+      rendererDir?: string
+      limits?: Partial<HttpLimits>
+      /** What the console runs with (the Settings page compares it with what is stored). */
+      running?: () => Settings
+    }
   ) {
-    this.service = new ConsoleService(core, { shell: 'headless', brokerAddress: opts.brokerAddress ?? (() => `127.0.0.1:${core.mqttPort}`) })
+    this.service = new ConsoleService(core, {
+      shell: 'headless',
+      brokerAddress: opts.brokerAddress ?? (() => `127.0.0.1:${core.mqttPort}`),
+      ...(opts.running ? { settings: { dataDir: opts.dataDir, running: opts.running } } : {})
+    })
   }
 
   /** `POST /upload?name=…`: streams the body into the uploads folder; over the cap, 413 and nothing kept. */

@@ -14,6 +14,7 @@ import { errorMessage } from '../../shared/errors.js'
 import { ControlApi } from './http-server.js'
 import { InstanceLock } from './instance-lock.js'
 import type { NodeRuntime } from '../console/local-agent.js'
+import type { Settings } from '../../shared/settings.js'
 
 export interface StackOptions {
   mqttPort: number
@@ -45,6 +46,8 @@ export interface Stack {
   api: ControlApi
   local: LocalAgent | null
   dataDir: string
+  /** What the stack runs with, as settings (the Settings page shows it beside what is stored). */
+  running(): Settings
   stop(): Promise<void>
 }
 
@@ -99,10 +102,20 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
       throw new UserError(`MQTT port ${o.mqttPort} or TLS port ${o.mqttTlsPort ?? '—'} is in use (another broker?): choose with --mqtt-port / --mqtts-port`)
     throw err
   }
+  const running = (): Settings => ({
+    mqttPort: core.mqttPort,
+    mqttHost: o.mqttHost,
+    mqttsEnabled: !!core.mqttTlsPort,
+    mqttsPort: core.mqttTlsPort || o.mqttTlsPort || DEFAULT_MQTTS_PORT,
+    mqttsHost: o.mqttTlsHost ?? o.mqttHost,
+    httpPort: api.port || o.httpPort,
+    localDevice: { enabled: o.localAgent, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpu: o.localCpu }
+  })
   const api = new ControlApi(core, {
     host: '127.0.0.1',
     port: o.httpPort,
     dataDir,
+    running,
     brokerAddress: () => (o.broker ? new URL(o.broker).host : `${lanAddress()}:${core.mqttPort}`)
   })
   try {
@@ -135,6 +148,7 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
     api,
     local,
     dataDir,
+    running,
     async stop() {
       if (stopped) return
       stopped = true

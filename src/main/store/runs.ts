@@ -3,6 +3,7 @@
  * status when the batch completes, so an agent that dies mid-run leaves a run marked failed and no
  * partial rows.
  */
+import type { InferenceSource } from '../../shared/console-api.js'
 import type Database from 'better-sqlite3'
 import type { InferRow, InferSummary, InferencePoint } from '../../shared/console-api.js'
 
@@ -68,14 +69,23 @@ export class RunQueries {
     this.db.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`).run(new Date().toISOString(), error, runId)
   }
 
-  /** The latest `limit` inferences of a device, or (with `afterId`) the first `limit` after that id; oldest first. */
-  inferences(deviceId: string, limit: number, afterId?: number): InferencePoint[] {
+  /**
+   * The latest `limit` inferences of a device, or (with `afterId`) the first `limit` after that id;
+   * oldest first. `source`: the user's runs (not a campaign's), a campaign's, or all.
+   */
+  inferences(deviceId: string, limit: number, afterId?: number, source: InferenceSource = 'all'): InferencePoint[] {
     const cols =
       'id, created_at, run_id, plan_id, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
+    const which =
+      source === 'user'
+        ? ' AND (run_id IS NULL OR run_id IN (SELECT id FROM runs WHERE campaign_id IS NULL))'
+        : source === 'campaign'
+          ? ' AND run_id IN (SELECT id FROM runs WHERE campaign_id IS NOT NULL)'
+          : ''
     const rows = (
       afterId !== undefined
-        ? this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ? AND id > ? ORDER BY id ASC LIMIT ?`).all(deviceId, afterId, limit)
-        : this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ? ORDER BY id DESC LIMIT ?`).all(deviceId, limit).reverse()
+        ? this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} AND id > ? ORDER BY id ASC LIMIT ?`).all(deviceId, afterId, limit)
+        : this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} ORDER BY id DESC LIMIT ?`).all(deviceId, limit).reverse()
     ) as Record<string, number | string | null>[]
     const bool = (v: unknown) => (v === null ? null : v === 1)
     return rows.map((r) => ({

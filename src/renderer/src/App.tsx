@@ -8,8 +8,9 @@ import { Calibration } from './pages/Calibration'
 import { Planner } from './pages/Planner'
 import { Live } from './pages/Live'
 import { Models } from './pages/Models'
+import { Settings } from './pages/Settings'
 
-export const PAGES = ['fleet', 'models', 'campaigns', 'calibration', 'planner', 'live'] as const
+export const PAGES = ['fleet', 'models', 'campaigns', 'calibration', 'planner', 'live', 'settings'] as const
 export type PageId = (typeof PAGES)[number]
 const TITLES: Record<PageId, string> = {
   fleet: 'Fleet',
@@ -17,7 +18,8 @@ const TITLES: Record<PageId, string> = {
   campaigns: 'Campaigns',
   calibration: 'Calibration',
   planner: 'Planner',
-  live: 'Live'
+  live: 'Live',
+  settings: 'Settings'
 }
 
 function pageFromHash(): PageId {
@@ -95,11 +97,12 @@ function Shell(props: { connection: ConnectionState }): React.JSX.Element {
       <main className="page" data-testid={`page-${page}`}>
         <h1>{TITLES[page]}</h1>
         {page === 'fleet' ? <Fleet devices={devices} /> : null}
-        {page === 'campaigns' ? <Campaigns devices={paired} agent={agent} /> : null}
+        {page === 'campaigns' ? <Campaigns devices={paired} agent={agent} onAgent={setAgent} /> : null}
         {page === 'calibration' ? <Calibration agent={agent} /> : null}
         {page === 'planner' ? <Planner agent={agent} /> : null}
         {page === 'live' ? <Live agent={agent} /> : null}
         {page === 'models' ? <Models /> : null}
+        {page === 'settings' ? <Settings /> : null}
       </main>
     </div>
   )

@@ -61,7 +61,9 @@ const INVALID: Record<MethodName, unknown> = {
   modelCuts: { model: '../etc' },
   modelUse: { model: 'x', agent: 7 },
   transfers: { agent: 'pi-a' },
-  modelImport: { upload: '../../etc/passwd', fileName: 'x.onnx' }
+  modelImport: { upload: '../../etc/passwd', fileName: 'x.onnx' },
+  settings: { reset: true },
+  settingsUpdate: { settings: { mqttPort: 70000 } }
 }
 
 describe('IPC handlers', () => {

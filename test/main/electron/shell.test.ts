@@ -83,6 +83,10 @@ describe('the Electron shell (electron faked)', () => {
     for (const p of ['media', 'geolocation', 'notifications', 'clipboard-read']) session.permission!({}, p, (ok: boolean) => answers.push(ok))
     expect(answers).toEqual([false, false, false, false])
     expect(session.check!({}, 'media')).toBe(false)
+    // The one exception: the page may write to the clipboard (the pairing command's Copy button).
+    session.permission!({}, 'clipboard-sanitized-write', (ok: boolean) => answers.push(ok))
+    expect(answers.at(-1)).toBe(true)
+    expect(session.check!({}, 'clipboard-sanitized-write')).toBe(true)
     let headers: Record<string, string[]> = {}
     session.headers!({ responseHeaders: { 'x-a': ['1'] } }, (r: { responseHeaders: Record<string, string[]> }) => (headers = r.responseHeaders))
     expect(headers['x-a']).toEqual(['1'])

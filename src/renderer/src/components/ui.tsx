@@ -92,3 +92,10 @@ export const fmtKbps = (v: number | null | undefined): string =>
       : v >= 10_000
         ? `${(v / 1000).toFixed(1)} Mbps`
         : `${v.toFixed(0)} kbps`
+
+/**
+ * A legend above a chart, in a band of its own: the chart's top margin is LEGEND_ROOM and the legend
+ * sits at the top of it, so it never covers the plot's top line, its tick labels or its labels.
+ */
+export const LEGEND_ROOM = 34
+export const TOP_LEGEND = { verticalAlign: 'top', align: 'center', wrapperStyle: { top: 4, lineHeight: '20px' } } as const

@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react'
 import { Bar, BarChart, CartesianGrid, Legend, Line, ComposedChart, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
 import type { Calibration as CalibrationData, CampaignStatus, FitReport, LayerLatencies, ModelView } from '../../../shared/console-api'
-import { Card, Empty, Guard, fmtMs, fmtPct } from '../components/ui'
+import { Card, Empty, Guard, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { useApi, useQuery } from '../hooks'
 
 const SIDE_TEXT = { device: 'Device', edge: 'Edge (this machine)' } as const
@@ -27,7 +27,7 @@ function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): R
         {SIDE_TEXT[props.side]} · sum measured {fmtMs(total('measured'))} ms, predicted {fmtMs(total('predicted'))} ms
       </h3>
       <ResponsiveContainer width="100%" height={300}>
-        <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 16 }}>
+        <BarChart data={rows} margin={{ top: LEGEND_ROOM, right: 16, bottom: 8, left: 16 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis
             dataKey="id"
@@ -40,7 +40,7 @@ function LayerChart(props: { data: LayerLatencies; side: 'device' | 'edge' }): R
           />
           <YAxis label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft' }} tickFormatter={(v: number) => fmtMs(v)} />
           <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} />
-          <Legend verticalAlign="top" wrapperStyle={{ paddingBottom: 10 }} />
+          <Legend {...TOP_LEGEND} />
           <Bar
             dataKey="measured"
             name="measured (single-layer slice, median)"

@@ -1,4 +1,5 @@
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
+import { parseNumber } from '../fields'
 import { CAMPAIGN_KINDS, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
@@ -28,14 +29,30 @@ function fitSummary(c: CampaignStatus): string {
   return `${ok.length} fits${ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : ''}`
 }
 
-export function Campaigns(props: { devices: DeviceView[]; agent: string | null }): React.JSX.Element {
+/** "4 min 05 s" */
+export function elapsedText(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`
+}
+
+/** Seconds since a start, redrawn every second. */
+function Elapsed(props: { since: string }): React.JSX.Element {
+  const [now, setNow] = useState(() => Date.now())
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000)
+    return () => clearInterval(t)
+  }, [])
+  return <span data-testid="campaign-elapsed">{elapsedText(now - Date.parse(props.since))}</span>
+}
+
+/** The device is the console's one current device (the selector in the navigation bar follows this one and back). */
+export function Campaigns(props: { devices: DeviceView[]; agent: string | null; onAgent: (id: string | null) => void }): React.JSX.Element {
   const api = useApi()
   const [kind, setKind] = useState<string>('model')
-  const [reps, setReps] = useState(3)
-  const [agent, setAgent] = useState<string>('')
+  const [repsText, setRepsText] = useState('3')
   const [error, setError] = useState<string | null>(null)
   const [exportMsg, setExportMsg] = useState<string | null>(null)
-  const chosen = agent || props.agent || ''
+  const chosen = props.agent ?? ''
   const q = useQuery<CampaignStatus[]>(
     () => api.campaigns({}),
     'campaigns',
@@ -44,8 +61,13 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
 
   const start = async () => {
     setError(null)
+    const reps = parseNumber(repsText, { name: kind === 'sweep' ? 'inferences per point' : 'repetitions', integer: true, min: 1, max: 200 })
+    if (!reps.ok) {
+      setError(reps.error)
+      return
+    }
     try {
-      await api.campaignStart({ agent: chosen, kind, reps })
+      await api.campaignStart({ agent: chosen, kind, reps: reps.value })
       q.reload()
     } catch (err) {
       setError(errorMessage(err))
@@ -71,7 +93,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
         <RowForm onSubmit={start}>
           <label>
             Device
-            <select value={chosen} onChange={(e) => setAgent(e.target.value)} data-testid="campaign-device">
+            <select value={chosen} onChange={(e) => props.onAgent(e.target.value || null)} data-testid="campaign-device">
               {props.devices.length === 0 ? <option value="">no paired device</option> : null}
               {props.devices.map((d) => (
                 <option key={d.id} value={d.id}>
@@ -92,14 +114,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
           </label>
           <label>
             {kind === 'sweep' ? 'Inferences per point' : 'Repetitions'}
-            <input
-              type="number"
-              min={1}
-              max={200}
-              value={reps}
-              onChange={(e) => setReps(Math.max(1, Number(e.target.value) || 1))}
-              data-testid="campaign-reps"
-            />
+            <input type="text" inputMode="numeric" value={repsText} onChange={(e) => setRepsText(e.target.value)} data-testid="campaign-reps" />
           </label>
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
             Start
@@ -114,7 +129,13 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
           {running.map((c) => (
             <div key={c.id} className="running">
               <div>
-                <strong>{c.kind}</strong> on {c.deviceId} · {c.measurements} measurements
+                <strong>{c.kind}</strong> on {c.deviceId} · {c.measurements} measurements · running for <Elapsed since={c.startedAt} />
+                {c.pass ? (
+                  <span data-testid="campaign-pass">
+                    {' '}
+                    · pass {c.pass.current} of {c.pass.of}
+                  </span>
+                ) : null}
               </div>
               <ProgressBar value={c.progress} label={`campaign ${c.id}`} testId="campaign-progress" />
               <button type="button" className="secondary" onClick={() => void api.campaignCancel({ id: c.id }).then(q.reload)}>
@@ -149,7 +170,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null }
         <Guard
           q={q}
           what="campaigns"
-          empty={(d) => (d.length === 0 ? 'No campaign yet. Start one above: a model campaign takes about a minute on the local emulated device.' : null)}
+          empty={(d) => (d.length === 0 ? 'No campaign yet. Start one above: its progress, elapsed time and (layers) pass show here while it runs.' : null)}
         >
           {(list) => (
             <table className="table" data-testid="campaign-table">

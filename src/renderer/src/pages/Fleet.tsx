@@ -3,6 +3,25 @@ import type { DeviceView, Pairing } from '../../../shared/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, type Query } from '../hooks'
+import { AGENT_ID_PATTERN } from '../../../shared/topics'
+
+/** Copies a text to the clipboard, saying whether it worked (else: select it and press Ctrl+C). */
+function CopyButton(props: { text: string; testId: string }): React.JSX.Element {
+  const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle')
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(props.text)
+      setState('copied')
+    } catch {
+      setState('failed')
+    }
+  }
+  return (
+    <button type="button" className="secondary" onClick={() => void copy()} data-testid={props.testId} title="copy the command">
+      {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: select it and press Ctrl+C' : 'Copy'}
+    </button>
+  )
+}
 
 /** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
 function emulationText(e: Record<string, unknown> | undefined): string {
@@ -78,7 +97,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
               value={id}
               onChange={(e) => setId(e.target.value)}
               placeholder="pi-kitchen"
-              pattern="[a-z0-9][a-z0-9-]{0,62}"
+              pattern={AGENT_ID_PATTERN}
               title="lowercase letters, digits and dashes"
               data-testid="pair-id"
               required
@@ -114,7 +133,10 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                 Download {pairing.id}.credentials.json
               </a>
             </p>
-            <pre data-testid="pair-command">{pairing.command}</pre>
+            <div className="row">
+              <pre data-testid="pair-command">{pairing.command}</pre>
+              <CopyButton text={pairing.command} testId="pair-copy" />
+            </div>
             <details>
               <summary>Show the file</summary>
               <pre data-testid="pair-credentials">{pairing.credentials}</pre>

@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
-import type { BandwidthPoint, InferencePoint, InferSummary } from '../../../shared/console-api'
-import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import type { BandwidthPoint, InferenceSource, InferencePoint, InferSummary } from '../../../shared/console-api'
+import { parseAll, parseNumber } from '../fields'
+import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
@@ -14,9 +15,12 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   const agent = props.agent
   const [rows, setRows] = useState<InferencePoint[] | null>(null)
   const [error, setError] = useState<string | null>(null)
-  const [count, setCount] = useState(200)
-  const [latencyMs, setLatencyMs] = useState(100)
+  // The fields' text as typed: parsed, and refused when invalid, only on Run.
+  const [countText, setCountText] = useState('200')
+  const [latencyText, setLatencyText] = useState('100')
   const [fixedKbps, setFixedKbps] = useState<string>('')
+  // Campaigns co-infer too (sweeps): the user's runs are shown unless asked otherwise.
+  const [source, setSource] = useState<InferenceSource>('user')
   const [running, setRunning] = useState<{ done: number; total: number } | null>(null)
   const [summary, setSummary] = useState<InferSummary | null>(null)
   const stop = useRef(false)
@@ -28,7 +32,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     fetching.current = true
     try {
       for (;;) {
-        const more = await api.inferences({ agent, afterId: lastId.current, limit: 5000 })
+        const more = await api.inferences({ agent, afterId: lastId.current, limit: 5000, source })
         if (!more.length) break
         lastId.current = more[more.length - 1]!.id
         setRows((old) => {
@@ -51,7 +55,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     lastId.current = 0
     if (!agent) return
     let alive = true
-    api.inferences({ agent, limit: 10_000 }).then(
+    api.inferences({ agent, limit: 10_000, source }).then(
       (r) => {
         if (!alive) return
         lastId.current = r.length ? r[r.length - 1]!.id : 0
@@ -62,7 +66,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     return () => {
       alive = false
     }
-  }, [agent, api])
+  }, [agent, api, source])
 
   useConsoleEvents((e) => {
     if (e.type === 'inferences' && e.data.id === agent) {
@@ -79,14 +83,26 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
 
   const run = async () => {
     if (!agent) return
+    const p = parseAll({
+      count: [countText, { name: 'inferences', integer: true, min: 1, max: 100_000 }],
+      latencyMs: [latencyText, { name: 'latency requirement (ms)', above: 0, max: 3_600_000 }]
+    })
+    const kbpsParsed = fixedKbps.trim() === '' ? null : parseNumber(fixedKbps, { name: 'uplink (kbps)', above: 0, max: 1e7 })
+    const problems = [...(p.ok ? [] : p.errors), ...(kbpsParsed && !kbpsParsed.ok ? [kbpsParsed.error] : [])]
+    if (!p.ok || problems.length) {
+      setError(problems.join(' · '))
+      return
+    }
+    const { count, latencyMs } = p.values
+    const kbps = kbpsParsed?.ok ? kbpsParsed.value : null
+    if (source === 'campaign') setSource('user') // the run is the user's: show those
     stop.current = false
     setError(null)
     setRunning({ done: 0, total: count })
     try {
       for (let done = 0; done < count && !stop.current; ) {
         const n = Math.min(BATCH, count - done)
-        const kbps = Number(fixedKbps)
-        const r = await api.infer({ agent, count: n, latencyMs, ...(fixedKbps && kbps > 0 ? { uplinkKbps: kbps } : {}) })
+        const r = await api.infer({ agent, count: n, latencyMs, ...(kbps !== null ? { uplinkKbps: kbps } : {}) })
         setSummary(r.summary)
         done += n
         setRunning({ done, total: count })
@@ -105,6 +121,11 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     const t0 = list.length ? Date.parse(list[0]!.at) : 0
     return list.map((b) => ({ t: (Date.parse(b.at) - t0) / 1000, kbps: b.uplinkSampleKbps, smoothed: b.uplinkEstimateKbps, source: b.source }))
   }, [bandwidth.data])
+  // The axis's unit follows the data (a loopback link measures Gbit/s): ticks and title always agree.
+  const bwUnit = useMemo(() => {
+    const max = Math.max(0, ...bw.map((b) => Math.max(b.kbps, b.smoothed)))
+    return max >= 1e6 ? { name: 'Gbps', per: 1e6 } : max >= 1e4 ? { name: 'Mbps', per: 1e3 } : { name: 'kbps', per: 1 }
+  }, [bw])
   const last = rows?.length ? rows[rows.length - 1]! : null
 
   if (!agent) return <Empty>Pair a device (Fleet) to co-infer with it.</Empty>
@@ -114,35 +135,30 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         <RowForm onSubmit={run}>
           <label>
             Inferences
-            <input
-              type="number"
-              min={1}
-              max={100000}
-              value={count}
-              onChange={(e) => setCount(Math.max(1, Number(e.target.value) || 1))}
-              data-testid="live-count"
-            />
+            <input type="text" inputMode="numeric" value={countText} onChange={(e) => setCountText(e.target.value)} data-testid="live-count" />
           </label>
           <label>
             Latency requirement (ms)
-            <input
-              type="number"
-              min={1}
-              value={latencyMs}
-              onChange={(e) => setLatencyMs(Math.max(1, Number(e.target.value) || 1))}
-              data-testid="live-requirement"
-            />
+            <input type="text" inputMode="decimal" value={latencyText} onChange={(e) => setLatencyText(e.target.value)} data-testid="live-requirement" />
           </label>
           <label>
             Uplink (kbps)
             <input
-              type="number"
-              min={1}
+              type="text"
+              inputMode="decimal"
               placeholder="measured estimate"
               value={fixedKbps}
               onChange={(e) => setFixedKbps(e.target.value)}
               data-testid="live-kbps"
             />
+          </label>
+          <label>
+            Show
+            <select value={source} onChange={(e) => setSource(e.target.value as InferenceSource)} data-testid="live-source">
+              <option value="user">your runs</option>
+              <option value="campaign">campaign runs</option>
+              <option value="all">all</option>
+            </select>
           </label>
           {running ? (
             <button type="button" className="secondary" onClick={() => (stop.current = true)}>
@@ -176,7 +192,11 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
         {rows === null && !error ? (
           <Loading what="stored inferences" />
         ) : tl.total === 0 ? (
-          <Empty>No co-inference with {agent} yet: press Run.</Empty>
+          <Empty>
+            {source === 'campaign'
+              ? `No campaign has co-inferred with ${agent} (sweep campaigns do).`
+              : `No co-inference with ${agent} yet${source === 'user' ? ' from your runs' : ''}: press Run.`}
+          </Empty>
         ) : (
           <div data-testid="live-chart" data-total={tl.total} data-points={tl.points.length}>
             <p className="muted small">
@@ -184,12 +204,12 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               (end-to-end minus device and edge time), edge; dashed: the plan's prediction; red: the requirement; grey verticals: plan changes.
             </p>
             <ResponsiveContainer width="100%" height={340}>
-              <ComposedChart data={tl.points} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+              <ComposedChart data={tl.points} margin={{ top: LEGEND_ROOM, right: 16, bottom: 24, left: 8 }}>
                 <CartesianGrid strokeDasharray="3 3" />
                 <XAxis dataKey="n" type="number" domain={[1, Math.max(2, tl.total)]} label={{ value: 'inference #', position: 'insideBottom', offset: -12 }} />
                 <YAxis label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft' }} tickFormatter={(v: number) => fmtMs(v)} />
                 <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} labelFormatter={(v) => `inference ${String(v)}`} />
-                <Legend verticalAlign="top" />
+                <Legend {...TOP_LEGEND} />
                 <Area dataKey="deviceMs" name="device" stackId="b" stroke="#2f6fdf" fill="#2f6fdf" fillOpacity={0.35} isAnimationActive={false} />
                 <Area dataKey="transferMs" name="transfer" stackId="b" stroke="#9b59b6" fill="#9b59b6" fillOpacity={0.35} isAnimationActive={false} />
                 <Area dataKey="edgeMs" name="edge" stackId="b" stroke="#27ae60" fill="#27ae60" fillOpacity={0.35} isAnimationActive={false} />
@@ -216,7 +236,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           <Empty>No uplink sample yet: the console probes idle devices and measures activation transfers.</Empty>
         ) : (
           <ResponsiveContainer width="100%" height={220}>
-            <LineChart data={bw} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+            <LineChart data={bw} margin={{ top: LEGEND_ROOM, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
               <XAxis
                 dataKey="t"
@@ -225,9 +245,13 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
                 tickFormatter={(v: number) => String(+v.toFixed(1))}
                 label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }}
               />
-              <YAxis tickFormatter={(v: number) => fmtKbps(v)} width={80} label={{ value: 'kbps', angle: -90, position: 'insideLeft' }} />
+              <YAxis
+                tickFormatter={(v: number) => (+(v / bwUnit.per).toPrecision(4)).toLocaleString('en')}
+                width={80}
+                label={{ value: `uplink (${bwUnit.name})`, angle: -90, position: 'insideLeft', style: { textAnchor: 'middle' } }}
+              />
               <Tooltip formatter={(v) => fmtKbps(Number(v))} labelFormatter={(v) => `${Number(v).toFixed(1)} s`} />
-              <Legend verticalAlign="top" />
+              <Legend {...TOP_LEGEND} />
               <Line dataKey="smoothed" name="estimate (EWMA + change detection)" stroke="#2f6fdf" dot={false} isAnimationActive={false} />
               <Scatter dataKey="kbps" name="samples" fill="#9b59b6" isAnimationActive={false} />
             </LineChart>

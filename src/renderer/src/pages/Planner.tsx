@@ -3,7 +3,7 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, R
 import type { CostTable } from '../../../shared/planner'
 import { configurationMap, latencyOf, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
 import type { DeviceView, ProfileView } from '../../../shared/console-api'
-import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct } from '../components/ui'
+import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
 
@@ -13,7 +13,8 @@ const fromLog = (v: number, lo: number, hi: number) => Math.round((1000 * Math.l
 const BW = [10, 100_000] as const
 const REQ = [5, 2000] as const
 const grid = (lo: number, hi: number, n: number) => Array.from({ length: n }, (_, i) => lo * (hi / lo) ** (i / (n - 1)))
-const kbpsTick = (v: number) => (v >= 1000 ? `${v / 1000}M` : `${v}k`)
+/** Ticks in the axis's own unit (kbps): 10, 100, 1,000 … — a "k" or "M" suffix read as kilo-kbps. */
+const kbpsTick = (v: number) => v.toLocaleString('en')
 
 /** The log-scale uplink axis both bandwidth figures share. */
 const bandwidthAxis = (
@@ -86,12 +87,12 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
           <Stat label="requirement" value={chosen.feasible ? <span className="ok">met</span> : <span className="bad">not met: fastest plan</span>} />
           <Stat label="upload" value={`${chosen.uploadBytes} B`} />
         </div>
-        <ResponsiveContainer width="100%" height={90}>
-          <BarChart data={breakdown} layout="vertical" margin={{ left: 16, right: 24, top: 4, bottom: 16 }}>
+        <ResponsiveContainer width="100%" height={120}>
+          <BarChart data={breakdown} layout="vertical" margin={{ left: 16, right: 24, top: LEGEND_ROOM, bottom: 16 }}>
             <XAxis type="number" label={{ value: 'predicted latency (ms)', position: 'insideBottom', offset: -10 }} />
             <YAxis type="category" dataKey="name" hide />
             <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} />
-            <Legend verticalAlign="top" height={20} />
+            <Legend {...TOP_LEGEND} />
             <Bar dataKey="device" stackId="a" fill="#2f6fdf" isAnimationActive={false} />
             <Bar dataKey="upload" stackId="a" fill="#9b59b6" isAnimationActive={false} />
             <Bar dataKey="edge" stackId="a" fill="#27ae60" isAnimationActive={false} />
@@ -104,13 +105,13 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
       <div className="grid2">
         <Card title="Selection under different bandwidths" testId="fig-selection-bandwidth">
           <ResponsiveContainer width="100%" height={260}>
-            <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+            <LineChart data={bwSeries} margin={{ top: LEGEND_ROOM, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
               {bandwidthAxis}
               <YAxis yAxisId="exit" domain={[0, table.exits.length]} allowDecimals={false} label={{ value: 'exit', angle: -90, position: 'insideLeft' }} />
               <YAxis yAxisId="layers" orientation="right" allowDecimals={false} label={{ value: 'device layers', angle: 90, position: 'insideRight' }} />
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} />
-              <Legend verticalAlign="top" />
+              <Legend {...TOP_LEGEND} />
               <Line yAxisId="exit" type="stepAfter" dataKey="exit" name="exit" stroke="#2f6fdf" dot={false} isAnimationActive={false} />
               <Line yAxisId="layers" type="stepAfter" dataKey="deviceLayers" name="device layers" stroke="#f0a030" dot={false} isAnimationActive={false} />
               <ReferenceLine yAxisId="exit" x={uplinkKbps} stroke="#d94040" strokeDasharray="4 2" />
@@ -119,7 +120,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
         </Card>
         <Card title="Model runtime under different bandwidths" testId="fig-runtime-bandwidth">
           <ResponsiveContainer width="100%" height={260}>
-            <LineChart data={bwSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+            <LineChart data={bwSeries} margin={{ top: LEGEND_ROOM, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
               {bandwidthAxis}
               <YAxis
@@ -131,7 +132,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
                 label={{ value: 'latency (ms)', angle: -90, position: 'insideLeft', offset: 0 }}
               />
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} formatter={(v) => `${fmtMs(Number(v))} ms`} />
-              <Legend verticalAlign="top" />
+              <Legend {...TOP_LEGEND} />
               <Line dataKey="predictedMs" name="Edgent's plan" stroke="#2f6fdf" dot={false} strokeWidth={2} isAnimationActive={false} />
               <Line dataKey="edgeOnlyMs" name={`edge only (exit ${finalExit})`} stroke="#27ae60" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
               <Line
@@ -148,7 +149,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
         </Card>
         <Card title="Selection under different latency requirements" testId="fig-selection-requirement">
           <ResponsiveContainer width="100%" height={260}>
-            <LineChart data={reqSeries} margin={{ top: 8, right: 16, bottom: 24, left: 8 }}>
+            <LineChart data={reqSeries} margin={{ top: LEGEND_ROOM, right: 16, bottom: 24, left: 8 }}>
               <CartesianGrid strokeDasharray="3 3" />
               <XAxis
                 dataKey="req"
@@ -167,7 +168,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
                 label={{ value: 'accuracy (%)', angle: 90, position: 'insideRight' }}
               />
               <Tooltip labelFormatter={(v) => `${fmtMs(Number(v))} ms`} />
-              <Legend verticalAlign="top" />
+              <Legend {...TOP_LEGEND} />
               <Line
                 yAxisId="exit"
                 type="stepAfter"
