@@ -40,10 +40,16 @@ describe('layers campaign on a real agent and this edge', () => {
 
   it('measures every configuration on both sides, fits every regression and stores the profile', async () => {
     const seen: number[] = []
-    core.on('campaign', (s: { progress: number }) => seen.push(s.progress))
+    const passes: string[] = []
+    core.on('campaign', (s: { progress: number; status: string; pass: { current: number; of: number } | null }) => {
+      seen.push(s.progress)
+      if (s.status === 'running') passes.push(s.pass ? `${s.pass.current}/${s.pass.of}` : 'none')
+    })
     const id = core.startCampaign('pi-cal', 'layers', 1)
     const s = await finished(id)
-    expect(s).toMatchObject({ status: 'done', progress: 1, measurements: 2 * grid * LAYER_PASSES })
+    expect(s).toMatchObject({ status: 'done', progress: 1, measurements: 2 * grid * LAYER_PASSES, pass: null })
+    // While it ran, its status named the pass under way, in order (the Campaigns page shows it).
+    expect([...new Set(passes)]).toEqual(Array.from({ length: LAYER_PASSES }, (_, i) => `${i + 1}/${LAYER_PASSES}`))
     expect(seen.length).toBeGreaterThan(10)
     expect(seen.every((p, i) => i === 0 || p >= seen[i - 1]!)).toBe(true)
     const keys = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'modelLoad', 'flatten', 'softmax']
