@@ -6,6 +6,7 @@
  * the models in its cache; a plan or a `load-model` naming a model it does not hold makes it fetch
  * the model from the console (ModelCache), and a plan is followed only once its model is held.
  */
+import { describeMachine } from '../../src/main/runtime/machine.js'
 import mqtt, { type MqttClient } from 'mqtt'
 import { arch, cpus, platform, totalmem } from 'node:os'
 import type { Logger } from 'pino'
@@ -247,7 +248,8 @@ export class EdgentAgent {
       versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
       models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
       ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
-      startedAt: this.startedAt
+      startedAt: this.startedAt,
+      machine: describeMachine()
     })
     c.publish(topics.hello(this.opts.id), Buffer.from(encodeJson(hello)), { qos: 1, retain: true })
   }
@@ -439,7 +441,8 @@ export class EdgentAgent {
     return {
       ...t,
       layerMs: Object.fromEntries(Object.entries(t.layerMs).map(([id, ms]) => [id, ms * k])),
-      exitFusedMs: Object.fromEntries(Object.entries(t.exitFusedMs).map(([e, ms]) => [e, ms * k]))
+      exitFusedMs: Object.fromEntries(Object.entries(t.exitFusedMs).map(([e, ms]) => [e, ms * k])),
+      ...(t.layerRepsMs ? { layerRepsMs: Object.fromEntries(Object.entries(t.layerRepsMs).map(([id, xs]) => [id, xs.map((ms) => ms * k)])) } : {})
     }
   }
 

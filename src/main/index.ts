@@ -107,7 +107,7 @@ export async function boot(env: NodeJS.ProcessEnv = process.env): Promise<Stack 
   const running = stack
   const service = new ConsoleService(core, {
     shell: 'electron',
-    brokerAddress: () => `${lanAddress()}:${core.mqttPort}`,
+    brokerAddress: () => `${lanAddress(running.running().advertiseHost)}:${core.mqttPort}`,
     settings: { dataDir: running.dataDir, running: () => running.running() }
   })
   registerIpcHandlers(ipcMain, service, { windowId: () => win?.webContents.id ?? null, rendererUrl: rendererUrl() })

@@ -38,7 +38,9 @@ export const LayerTableSchema = z.object({
   layerMs: z.record(z.string(), finiteMs),
   /** Median ms of each exit as one fused session. */
   exitFusedMs: z.record(z.string(), finiteMs),
-  reps: z.number().int().positive()
+  reps: z.number().int().positive(),
+  /** Every repetition's ms of each layer's slice (the medians above come from these). */
+  layerRepsMs: z.record(z.string(), z.array(finiteMs).max(10_000)).optional()
 })
 export type LayerTable = z.infer<typeof LayerTableSchema>
 
@@ -51,6 +53,8 @@ export const LayerMeasurementSchema = z.object({
   features: z.array(z.number()),
   /** Median run time, ms. */
   runMs: finiteMs,
+  /** Every repetition's run time, ms (runMs is their median). */
+  repsMs: z.array(finiteMs).max(1000).optional(),
   /** Session creation from the model bytes, ms. */
   loadMs: finiteMs,
   modelBytes: z.number().int().nonnegative(),

@@ -345,7 +345,11 @@ export interface ConsoleMethods {
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
   inferences: { args: { agent: string; limit?: number; afterId?: number; source?: InferenceSource }; result: InferencePoint[] }
   bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
-  exportCalibration: { args: { format: 'json' | 'csv'; campaign?: string }; result: ExportFile }
+  /** Calibration data (`what` calibration, the default; `campaign` narrows it), or every inference (`runs`) or uplink sample (`bandwidth`), of one `agent` or all. */
+  exportCalibration: {
+    args: { format: 'json' | 'csv'; campaign?: string; what?: 'calibration' | 'runs' | 'bandwidth'; agent?: string }
+    result: ExportFile
+  }
   profiles: { args: { agent: string }; result: ProfileView[] }
   /** `profile: null` plans with the measured per-layer tables. */
   useProfile: { args: { agent: string; profile: string | null }; result: LatencySource }

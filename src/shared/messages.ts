@@ -26,7 +26,21 @@ export const HelloSchema = z.object({
   models: z.array(z.object({ id: z.string(), sha256: z.string().optional(), onnxBytes: z.number().optional() })),
   /** How the device is slowed or shaped, when it is an emulated one. */
   emulation: z.record(z.string(), z.unknown()).optional(),
-  startedAt: z.string().optional()
+  startedAt: z.string().optional(),
+  /** The hardware and OS (src/main/runtime/machine.ts), recorded with every campaign. */
+  machine: z
+    .object({
+      cpuModel: z.string().max(200),
+      cores: z.number().int().nonnegative(),
+      cpuMaxMHz: z.number().nonnegative().nullable(),
+      cpuCurMHz: z.number().nonnegative().nullable(),
+      os: z.string().max(300),
+      arch: z.string().max(40),
+      memoryBytes: z.number().nonnegative(),
+      node: z.string().max(40),
+      onnxruntime: z.string().max(40)
+    })
+    .optional()
 })
 export type Hello = z.infer<typeof HelloSchema>
 

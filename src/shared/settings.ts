@@ -27,6 +27,8 @@ export const SettingsSchema = z
     mqttsHost: host,
     /** The loopback control API and the headless console UI. */
     httpPort: port,
+    /** The address Pis dial, named in pairing commands (null: the default route's address). */
+    advertiseHost: host.nullable(),
     localDevice: z
       .object({
         enabled: z.boolean(),
@@ -49,6 +51,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   mqttsPort: 8883,
   mqttsHost: '0.0.0.0',
   httpPort: 8080,
+  advertiseHost: null,
   localDevice: Object.freeze({ enabled: true, uplinkKbps: 1000, cpuQuota: 0.15, cpu: 'slowdown' as const })
 }) as Settings
 

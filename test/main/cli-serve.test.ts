@@ -65,6 +65,44 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect(text.stdout).toMatch(/end-to-end p50 [\d.]+ ms · p95 [\d.]+ ms · requirement met [\d.]+ % · accuracy [\d.]+ %/)
   }, 300_000)
 
+  it('exports every inference and every bandwidth sample, as CSV and JSON, with named columns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-export-runs-'))
+    const ex = (args: string[]) => run(process.execPath, [edgent, 'export', '--data-dir', dataDir, ...args])
+    const csv = await ex(['--what', 'runs', '--format', 'csv', '--agent', 'local-pi', '--out', join(dir, 'runs.csv')])
+    expect(csv.stdout).toMatch(/wrote .*runs\.csv: (\d+) inferences \(csv\)/)
+    const lines = readFileSync(join(dir, 'runs.csv'), 'utf8').trim().split('\n')
+    const head = lines[0]!.split(',')
+    for (const c of [
+      'id',
+      'device',
+      'run_id',
+      'campaign_id',
+      'exit',
+      'device_layers',
+      'latency_requirement_ms',
+      'predicted_ms',
+      'e2e_ms',
+      'met',
+      'correct',
+      'uplink_kbps'
+    ])
+      expect(head, c).toContain(c)
+    expect(lines.length - 1).toBeGreaterThanOrEqual(25) // the 20 + 5 co-inferences above
+    expect(lines.slice(1).every((l) => !/[{[]/.test(l) && l.split(',')[head.indexOf('device')] === 'local-pi')).toBe(true)
+    await ex(['--what', 'runs', '--format', 'json', '--out', join(dir, 'runs.json')])
+    const runs = JSON.parse(readFileSync(join(dir, 'runs.json'), 'utf8')) as { format: string; rows: { met: boolean | null; e2e_ms: number }[] }
+    expect(runs.format).toBe('edgent-runs-export')
+    expect(runs.rows).toHaveLength(lines.length - 1)
+    expect(typeof runs.rows[0]!.met).toBe('boolean')
+    await ex(['--what', 'bandwidth', '--format', 'csv', '--agent', 'local-pi', '--out', join(dir, 'bw.csv')])
+    const bw = readFileSync(join(dir, 'bw.csv'), 'utf8').trim().split('\n')
+    expect(bw[0]).toBe('at,device,source,bytes,sample_kbps,estimate_kbps')
+    expect(bw.length).toBeGreaterThan(1)
+    // A flag that belongs to another kind of export is refused in one line.
+    const bad = await ex(['--what', 'runs', '--campaign', 'x', '--out', join(dir, 'no.csv')]).catch((e: { code: number; stderr: string }) => e)
+    expect(bad).toMatchObject({ code: 2, stderr: 'edgent: --campaign is for --what calibration (runs and bandwidth take --agent)\n' })
+  }, 60_000)
+
   it('serves the local device an imported DAG model chosen with `model use`: the device fetches it and co-infers with it', async () => {
     const src = mkdtempSync(join(tmpdir(), 'edgent-serve-model-'))
     writeFileSync(join(src, 'residual.onnx'), residual().bytes)

@@ -96,4 +96,40 @@ describe('settings', () => {
       `edgent: ${join(dir, 'settings.json')}: httpPort: a port from 1 to 65535 — fix it on the Settings page or in the file, or delete it to start with the defaults`
     ])
   }, 30_000)
+
+  it('names the advertised address in credentials: --advertise-host on a running console, the stored setting when none runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-settings-'))
+    const out = mkdtempSync(join(tmpdir(), 'edgent-cred-'))
+    const pair = (id: string) =>
+      new Promise<{ broker: string }>((resolve, reject) => {
+        const c = spawn(process.execPath, [edgentBin, 'pair', id, '--data-dir', dir, '--out', join(out, `${id}.json`)], { stdio: 'ignore' })
+        c.once('exit', (code) =>
+          code === 0 ? resolve(JSON.parse(readFileSync(join(out, `${id}.json`), 'utf8')) as { broker: string }) : reject(new Error(`exit ${code}`))
+        )
+      })
+    const s = serve([
+      '--data-dir',
+      dir,
+      '--no-local-agent',
+      '--no-mqtts',
+      '--mqtt-host',
+      '127.0.0.1',
+      '--mqtt-port',
+      String(await freePort()),
+      '--http-port',
+      String(await freePort()),
+      '--advertise-host',
+      '10.11.12.13'
+    ])
+    try {
+      await waitFor('the control file', () => findConsole(dir), 30_000)
+      expect((await pair('pi-adv')).broker).toMatch(/^mqtt:\/\/10\.11\.12\.13:\d+$/)
+    } finally {
+      s.child.kill('SIGTERM')
+      await s.exited
+    }
+    // No console running: the stored settings say where it will listen and what to advertise.
+    writeSettings(dir, { ...DEFAULT_SETTINGS, mqttPort: 18830, mqttsEnabled: false, advertiseHost: 'edge.lan' })
+    expect((await pair('pi-off')).broker).toBe('mqtt://edge.lan:18830')
+  }, 60_000)
 })

@@ -202,6 +202,13 @@ describe('the console in a browser (headless shell)', () => {
     expect(Number(await page.textContent('[data-testid=live-total] .stat-value'))).toBe(60)
     await page.waitForSelector('[data-testid=live-run]') // the run finished: the button is back
     await shot('live')
+    // The device's inferences as a file, one named row each.
+    const [runsFile] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-runs-csv]')])
+    expect(runsFile.suggestedFilename()).toMatch(/^edgent-runs-pi-ui-.*\.csv$/)
+    const runsCsv = readFileSync((await runsFile.path())!, 'utf8').trim().split('\n')
+    expect(runsCsv[0]!.split(',').slice(0, 4)).toEqual(['id', 'at', 'device', 'run_id'])
+    expect(runsCsv).toHaveLength(61)
+    expect(await page.textContent('[data-testid=live-exported]')).toContain('60 inferences (csv)')
     // A sweep campaign co-infers too (on the local device: sweeps need its emulated uplink); its
     // inferences are shown apart from the user's runs.
     const { id } = await callConsole(serve.control, 'campaignStart', { agent: 'local-pi', kind: 'sweep', reps: 2, bandwidthsKbps: [1000], latenciesMs: [200] })

@@ -6,6 +6,7 @@
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
  */
+import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
@@ -50,6 +51,8 @@ export interface CampaignDeps {
   /** Co-inference through the console (kind `sweep`). */
   infer(opts: { agent: string; count: number; latencyMs: number; uplinkKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
   onProgress(status: CampaignStatus): void
+  /** The device's hardware and OS as its hello announced them (null: an agent that does not say). */
+  deviceMachine(deviceId: string): Machine | null
 }
 
 /**
@@ -91,12 +94,14 @@ export class Campaigns {
       }
     }
     const id = randomUUID()
+    // Both sides' hardware and OS as they were when it ran: exported with the measurements.
+    const machines = { edge: describeMachine(), device: this.deps.deviceMachine(deviceId) }
     const params =
       kind === 'layers'
-        ? { reps, grid: 'layers-v3' }
+        ? { reps, grid: 'layers-v3', machines }
         : kind === 'model'
-          ? { reps, model: this.deps.modelFor(deviceId).manifest.id }
-          : { inferencesPerPoint: reps, ...grid }
+          ? { reps, model: this.deps.modelFor(deviceId).manifest.id, machines }
+          : { inferencesPerPoint: reps, ...grid, machines }
     this.deps.store.campaigns.create(id, deviceId, kind, params)
     if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
     else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
@@ -200,6 +205,7 @@ export class Campaigns {
         regressionKey: regressionKeyOf(l),
         features: fitFeatures(l),
         runMs: t.layerMs[l.id] ?? NaN,
+        ...(t.layerRepsMs?.[l.id] ? { repsMs: t.layerRepsMs[l.id] } : {}),
         loadMs: 0,
         modelBytes: 0,
         reps

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import type { CampaignStatus, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
 import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
-import { readCalibrationFile, type ExportFormat } from '../store/calibration.js'
+import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
 import { withStore } from '../store/store.js'
 import { callConsole, runningConsole as running } from './client.js'
 import { table } from './format.js'
@@ -110,9 +110,21 @@ export async function campaignList(dataDir: string, json: boolean): Promise<stri
  * `edgent export`: calibration data a person can use elsewhere, read straight from the database (the
  * console need not run); the store writes it to a temporary file and renames it.
  */
-export function exportCalibration(o: { dataDir: string; out: string; format: ExportFormat; campaign?: string }): string {
+export function exportCalibration(o: {
+  dataDir: string
+  out: string
+  format: ExportFormat
+  campaign?: string
+  what?: 'calibration' | 'runs' | 'bandwidth'
+  agent?: string
+}): string {
+  const what = o.what ?? 'calibration'
+  if (what !== 'calibration' && o.campaign) throw new UserError('--campaign is for --what calibration (runs and bandwidth take --agent)')
+  if (what === 'calibration' && o.agent) throw new UserError('--agent is for --what runs or bandwidth (calibration takes --campaign)')
   const doc = withStore(dbFile(o.dataDir), (store) =>
-    store.calibration.exportToFile(o.out, { format: o.format, ...(o.campaign ? { campaign: o.campaign } : {}) })
+    what === 'calibration'
+      ? store.calibration.exportToFile(o.out, { format: o.format, ...(o.campaign ? { campaign: o.campaign } : {}) })
+      : writeExport(o.out, () => (what === 'runs' ? store.runs : store.bandwidth).export(o.format, o.agent))
   )
   return `wrote ${o.out}: ${doc.summary}`
 }

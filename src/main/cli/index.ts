@@ -243,6 +243,7 @@ function buildProgram(io: Io): Command {
     .option('--mqtts-host <host>', 'address of the MQTT over TLS listener', '0.0.0.0')
     .option('--no-mqtts', 'no MQTT over TLS listener (the plain one then listens on 0.0.0.0)')
     .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, 8080)
+    .option('--advertise-host <host>', 'the address Pis dial, named in pairing commands (default: the address of the default route)')
     .addOption(dataDirOption())
     .option('--no-local-agent', 'do not start the local emulated device')
     .option('--broker <url>', 'use an existing MQTT broker (mqtt://user:pass@host:port) instead of the embedded one')
@@ -271,8 +272,15 @@ function buildProgram(io: Io): Command {
     .addOption(dataDirOption())
     .option('--out <file>', 'where to write the credentials file (default: ./<id>.credentials.json)')
     .option('--force', 'pair an id that is paired already: a new token, and the old one stops working at once')
-    .action(async (id: string, o: { dataDir: string; out?: string; force?: boolean }) =>
-      io.out(await pairCommand(id, o.dataDir, { ...(o.out ? { out: o.out } : {}), ...(o.force ? { force: true } : {}) }))
+    .option('--advertise-host <host>', 'when no console runs: the address the credentials name (default: the stored setting, else the default route)')
+    .action(async (id: string, o: { dataDir: string; out?: string; force?: boolean; advertiseHost?: string }) =>
+      io.out(
+        await pairCommand(id, o.dataDir, {
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.force ? { force: true } : {}),
+          ...(o.advertiseHost ? { advertiseHost: o.advertiseHost } : {})
+        })
+      )
     )
   program
     .command('unpair <id>')
@@ -402,12 +410,22 @@ function buildProgram(io: Io): Command {
     .action(async (p: string, o: { agent: string; dataDir: string }) => io.out(await profileUse(o.agent, p, o.dataDir)))
   program
     .command('export')
-    .description('write calibration data (fitted profiles with statistics, raw measurements, devices, versions)')
+    .description(
+      'write calibration data (campaigns of every status, fitted profiles, raw measurements with every repetition, both machines), or co-inference runs, or bandwidth samples'
+    )
     .requiredOption('--out <file>', 'output file')
-    .addOption(new Option('--format <format>', 'json or csv (measurements only)').choices(['json', 'csv']).default('json'))
-    .option('--campaign <id>', 'one campaign (default: every completed one)')
+    .addOption(
+      new Option('--what <data>', 'calibration, runs (every inference) or bandwidth (every uplink sample)')
+        .choices(['calibration', 'runs', 'bandwidth'])
+        .default('calibration')
+    )
+    .addOption(new Option('--format <format>', 'json, or csv (one row per measurement, inference or sample)').choices(['json', 'csv']).default('json'))
+    .option('--campaign <id>', 'calibration: one campaign (default: every campaign, whatever its status)')
+    .option('--agent <id>', 'runs, bandwidth: one device (default: all)')
     .addOption(dataDirOption())
-    .action((o: { out: string; format: 'json' | 'csv'; campaign?: string; dataDir: string }) => io.out(exportCalibration(o)))
+    .action((o: { out: string; format: 'json' | 'csv'; what: 'calibration' | 'runs' | 'bandwidth'; campaign?: string; agent?: string; dataDir: string }) =>
+      io.out(exportCalibration(o))
+    )
   program
     .command('import <file>')
     .description('read calibration data written by `edgent export` (all or nothing)')

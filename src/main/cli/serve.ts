@@ -4,14 +4,14 @@ import { basename, join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/topics.js'
-import { lanAddress, startStack, type StackOptions } from '../shell/stack.js'
+import { lanAddress, lanAddresses, startStack, type StackOptions } from '../shell/stack.js'
 import { installProcessGuard } from '../shell/process-guard.js'
 import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
 import { caFingerprint } from '../console/tls.js'
 import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
-import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import type { Settings } from '../../shared/settings.js'
+import { readSettings } from '../runtime/settings-file.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 
@@ -40,11 +40,21 @@ export function withSettings(flags: ServeOptions, s: Settings, given: (option: s
     mqttsPort: pick('mqttsPort', flags.mqttsPort, s.mqttsPort),
     mqttsHost: pick('mqttsHost', flags.mqttsHost, s.mqttsHost),
     httpPort: pick('httpPort', flags.httpPort, s.httpPort),
+    advertiseHost: given('advertiseHost') ? (flags.advertiseHost ?? null) : s.advertiseHost,
     localAgent: pick('localAgent', flags.localAgent, s.localDevice.enabled),
     localUplinkKbps: pick('localUplinkKbps', flags.localUplinkKbps, s.localDevice.uplinkKbps),
     localCpuQuota: pick('localCpuQuota', flags.localCpuQuota, s.localDevice.cpuQuota),
     localCpu: pick('localCpu', flags.localCpu, s.localDevice.cpu)
   }
+}
+
+/** Which address pairing commands name, and the others Pis might need instead. */
+function advertisedLine(given: string | null): string {
+  const chosen = lanAddress(given)
+  const others = lanAddresses()
+    .map((a) => a.address)
+    .filter((a) => a !== chosen)
+  return `  Pis are told to dial ${chosen}${given ? ' (--advertise-host)' : ''}${others.length ? ` (also here: ${others.join(', ')}; choose with --advertise-host)` : ''}`
 }
 
 export async function serve(o: ServeOptions, out: (t: string) => void): Promise<never> {
@@ -65,6 +75,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
       `  pair a Pi:   npx --no edgent pair <id> --data-dir ${dataDir}   (writes <id>.credentials.json to copy to the Pi)`,
+      advertisedLine(o.advertiseHost ?? null),
       `  co-infer:    npx --no edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
       'Ctrl-C stops.'
     ].join('\n')
@@ -87,7 +98,7 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
  * Pairs an agent id and writes its credentials file (id, broker URL, token, and the console's CA for
  * mqtts://) with mode 0600: the token is shown nowhere else, and never needs to be on a command line.
  */
-export async function pairCommand(id: string, dataDir: string, o: { out?: string; force?: boolean } = {}): Promise<string> {
+export async function pairCommand(id: string, dataDir: string, o: { out?: string; force?: boolean; advertiseHost?: string } = {}): Promise<string> {
   checkAgentId(id)
   const dir = resolve(dataDir)
   const running = findConsole(dir)
@@ -107,14 +118,16 @@ export async function pairCommand(id: string, dataDir: string, o: { out?: string
         throw new UserError(`agent "${id}" is already paired: pairing it again issues a new token and the old one stops working — add --force to do so`)
       store.devices.pair(id, hashToken(token))
     })
+    // The ports and address of the console's next start: its stored settings.
+    const s = readSettings(dir)
     const caPath = join(dir, 'tls', 'ca.pem')
-    const ca = existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
+    const ca = s.mqttsEnabled && existsSync(caPath) ? readFileSync(caPath, 'utf8') : null
     ;({ text, broker } = credentialsFor({
       id,
       token,
-      host: lanAddress(),
-      port: 1883,
-      tls: ca ? { port: DEFAULT_MQTTS_PORT, ca, caSha256: caFingerprint(ca) } : null
+      host: lanAddress(o.advertiseHost ?? s.advertiseHost),
+      port: s.mqttPort,
+      tls: ca ? { port: s.mqttsPort, ca, caSha256: caFingerprint(ca) } : null
     }))
   }
   const file = resolve(o.out ?? `${id}.credentials.json`)

@@ -94,7 +94,14 @@ export const API_SCHEMAS = {
       imageDir: z.string().min(1).max(4096).optional()
     })
     .strict(),
-  exportCalibration: z.object({ format: z.enum(['json', 'csv']).default('json'), campaign: z.string().min(1).max(128).optional() }).strict()
+  exportCalibration: z
+    .object({
+      format: z.enum(['json', 'csv']).default('json'),
+      campaign: z.string().min(1).max(128).optional(),
+      what: z.enum(['calibration', 'runs', 'bandwidth']).default('calibration'),
+      agent: agent.optional()
+    })
+    .strict()
 } satisfies Record<MethodName, z.ZodType>
 
 export function isMethod(name: unknown): name is MethodName {

@@ -135,6 +135,7 @@ export class EdgentConsole extends EventEmitter {
       },
       setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.coinference.infer(o),
+      deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       onProgress: (status) => {
         // A completed campaign made a new current profile: plan with it from now on.
         if (status.status === 'done' && status.profileId) this.planning.sourceChanged(status.deviceId)

@@ -32,5 +32,11 @@ export async function measureLayers(
     }
     fused[String(e.exit)] = median(f)
   }
-  return { model: manifest.id, layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])), exitFusedMs: fused, reps }
+  return {
+    model: manifest.id,
+    layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])),
+    exitFusedMs: fused,
+    reps,
+    layerRepsMs: Object.fromEntries(per)
+  }
 }

@@ -22,6 +22,7 @@ export async function timeSynthetic(ex: OrtExecutor, specs: readonly SyntheticSp
       regressionKey: regressionKeyOf(model.layer),
       features: fitFeatures(model.layer),
       runMs: median(t.runMs) * slowdown,
+      repsMs: t.runMs.map((x) => x * slowdown),
       loadMs: t.loadMs * slowdown,
       modelBytes: model.bytes.length,
       reps

@@ -36,6 +36,7 @@ export function desktopStackOptions(env: NodeJS.ProcessEnv, log: Logger, version
     mqttTlsPort: tls ? num('EDGENT_MQTTS_PORT', s.mqttsPort) : null,
     mqttTlsHost: s.mqttsHost,
     httpPort: num('EDGENT_HTTP_PORT', s.httpPort),
+    advertiseHost: env['EDGENT_ADVERTISE_HOST'] || s.advertiseHost,
     dataDir,
     localAgent: env['EDGENT_NO_LOCAL_AGENT'] === '1' ? false : s.localDevice.enabled,
     model: env['EDGENT_MODEL_DIR'] ?? defaultModelDir(),

@@ -3,7 +3,7 @@
  * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
-import { accessSync, chmodSync, constants, mkdirSync } from 'node:fs'
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -33,6 +33,8 @@ export interface StackOptions {
   localCpu: 'cgroup' | 'slowdown'
   /** Which shell runs the stack, named in the data directory's lock: 'headless' or 'desktop'. */
   shell?: string
+  /** The address Pis dial, named in pairing commands (default: lanAddress()). */
+  advertiseHost?: string | null
   /** How the local device's Node process is started (inside Electron: its binary with ELECTRON_RUN_AS_NODE). */
   agentRuntime?: NodeRuntime
   log: Logger
@@ -51,12 +53,37 @@ export interface Stack {
   stop(): Promise<void>
 }
 
-/** The first non-internal IPv4 address: what a Pi on the LAN dials. */
-export function lanAddress(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+/** Every non-internal IPv4 address of this machine, by interface. */
+export function lanAddresses(): { iface: string; address: string }[] {
+  return Object.entries(networkInterfaces()).flatMap(([iface, list]) =>
+    (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => ({ iface, address: a.address }))
+  )
+}
+
+/** The interface of the IPv4 default route (Linux /proc/net/route), if any. */
+function defaultRouteInterface(): string | null {
+  try {
+    for (const line of readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)) {
+      const [iface, destination, , flags] = line.trim().split(/\s+/)
+      // destination 0.0.0.0 and the route is up (RTF_UP)
+      if (iface && destination === '00000000' && (Number.parseInt(flags ?? '0', 16) & 1) === 1) return iface
+    }
+  } catch {
+    // not Linux, or no procfs: the first address below
   }
-  return '<console-address>'
+  return null
+}
+
+/**
+ * The address a Pi on the LAN dials, named in pairing commands and credentials files: the one given
+ * (`--advertise-host`, the Settings page), else the default route's interface's IPv4 (not a bridge's
+ * or a VPN's), else the first non-internal IPv4.
+ */
+export function lanAddress(advertise?: string | null): string {
+  if (advertise) return advertise
+  const all = lanAddresses()
+  const route = defaultRouteInterface()
+  return (all.find((a) => a.iface === route) ?? all[0])?.address ?? '<console-address>'
 }
 
 export async function startStack(o: StackOptions): Promise<Stack> {
@@ -109,6 +136,7 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
     mqttsPort: core.mqttTlsPort || o.mqttTlsPort || DEFAULT_MQTTS_PORT,
     mqttsHost: o.mqttTlsHost ?? o.mqttHost,
     httpPort: api.port || o.httpPort,
+    advertiseHost: o.advertiseHost ?? null,
     localDevice: { enabled: o.localAgent, uplinkKbps: o.localUplinkKbps, cpuQuota: o.localCpuQuota, cpu: o.localCpu }
   })
   const api = new ControlApi(core, {
@@ -116,7 +144,7 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
     port: o.httpPort,
     dataDir,
     running,
-    brokerAddress: () => (o.broker ? new URL(o.broker).host : `${lanAddress()}:${core.mqttPort}`)
+    brokerAddress: () => (o.broker ? new URL(o.broker).host : `${lanAddress(o.advertiseHost)}:${core.mqttPort}`)
   })
   try {
     await api.start()

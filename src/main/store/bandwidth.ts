@@ -1,6 +1,8 @@
 /** Uplink samples (activation transfers and probes) with the estimate after each. */
 import type Database from 'better-sqlite3'
 import type { BandwidthPoint } from '../../shared/console-api.js'
+import type { ExportDocument, ExportFormat } from './calibration.js'
+import { exportTable } from './table-export.js'
 
 export class BandwidthQueries {
   constructor(private readonly db: Database.Database) {}
@@ -30,5 +32,10 @@ export class BandwidthQueries {
       estimate_kbps: number
     }[]
     return rows.reverse().map((r) => ({ at: r.at, source: r.source, bytes: r.bytes, uplinkSampleKbps: r.sample_kbps, uplinkEstimateKbps: r.estimate_kbps }))
+  }
+
+  /** Every uplink sample (of one device, or all) as a file. */
+  export(format: ExportFormat, deviceId?: string): ExportDocument {
+    return exportTable(this.db, 'bandwidth', format, deviceId)
   }
 }

@@ -8,7 +8,8 @@ import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { basename, dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
 import { UserError, describeIssues, errorMessage } from '../../shared/errors.js'
-import { parseProfile, type RegressionKey } from '../../shared/latency.js'
+import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from '../../shared/latency.js'
+import type { Machine } from '../runtime/machine.js'
 import { AGENT_ID_RE } from '../../shared/topics.js'
 import { readJsonFile } from '../runtime/files.js'
 import { ORT_PACKAGE_VERSION } from '../runtime/version.js'
@@ -62,7 +63,8 @@ const ExportSchema = z.object({
         model_bytes: z.number().int().nonnegative(),
         reps: z.number().int().positive(),
         held_out: z.boolean(),
-        pass: z.number().int().nonnegative().optional()
+        pass: z.number().int().nonnegative().optional(),
+        reps_ms: z.array(z.number().nonnegative()).max(10_000).optional()
       })
       .loose()
   )
@@ -99,6 +101,59 @@ export function readCalibrationFile(file: string): CalibrationFile {
   return { doc, name }
 }
 
+/**
+ * Writes an export to a file: where it goes is checked first (a wrong path is the user's first
+ * problem, whatever there is to export), then a temporary file is renamed into place, so a failure
+ * leaves nothing half-written.
+ */
+export function writeExport(out: string, produce: () => ExportDocument): ExportDocument {
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UserError(`export: ${out} is a folder: give a file name (--out ${join(out, 'export.json')})`)
+  if (!existsSync(dirname(resolve(out)))) throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
+  const doc = produce()
+  const tmp = `${out}.tmp-${process.pid}`
+  try {
+    writeFileSync(tmp, doc.content)
+    renameSync(tmp, out)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
+    throw new UserError(`export: cannot write ${out} (${code ?? errorMessage(err)})`)
+  }
+  return doc
+}
+
+/** One CSV cell: numbers as they are, text quoted when it needs to be (RFC 4180). */
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return ''
+  const t = String(v)
+  return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t
+}
+
+/** A measured configuration in words: "branchy-alexnet/conv1", or "type=conv in=1x16x28x28 kernel=3x3 …". */
+export function configText(spec: unknown): string {
+  if (spec && typeof spec === 'object' && !Array.isArray(spec)) {
+    const o = spec as Record<string, unknown>
+    if (typeof o['model'] === 'string' && typeof o['layer'] === 'string' && Object.keys(o).length === 2) return `${o['model']}/${o['layer']}`
+    return Object.entries(o)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('x') : typeof v === 'object' && v !== null ? configText(v).replace(/ /g, ';') : String(v)}`)
+      .join(' ')
+  }
+  return String(spec)
+}
+
+/** The machine columns of a CSV export, per side. */
+const MACHINE_COLUMNS: { name: string; value: (m: Machine) => unknown }[] = [
+  { name: 'cpu_model', value: (m) => m.cpuModel },
+  { name: 'cores', value: (m) => m.cores },
+  { name: 'cpu_max_mhz', value: (m) => m.cpuMaxMHz ?? '' },
+  { name: 'cpu_cur_mhz', value: (m) => m.cpuCurMHz ?? '' },
+  { name: 'os', value: (m) => m.os },
+  { name: 'arch', value: (m) => m.arch },
+  { name: 'node', value: (m) => m.node },
+  { name: 'onnxruntime', value: (m) => m.onnxruntime }
+]
+
 export class CalibrationQueries {
   constructor(
     private readonly db: Database.Database,
@@ -107,47 +162,115 @@ export class CalibrationQueries {
     private readonly campaigns: CampaignQueries
   ) {}
 
-  /** The export document (every completed campaign, or one), as text. */
+  /**
+   * The export document — every campaign (whatever its status: a failed or cancelled one is marked,
+   * not dropped), or one — as text. JSON carries everything (campaigns with both sides' machines,
+   * devices, profiles labelled with the campaign kind that made them, measurements with every
+   * repetition); CSV is one tidy row per measurement, with named columns only (no JSON in a cell).
+   */
   export(o: { format: ExportFormat; campaign?: string }): ExportDocument {
     const db = this.db
     const campaigns = (
-      o.campaign
-        ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign)
-        : db.prepare(`SELECT * FROM campaigns WHERE status = 'done' ORDER BY started_at`).all()
-    ) as { id: string; device_id: string }[]
+      o.campaign ? db.prepare('SELECT * FROM campaigns WHERE id = ?').all(o.campaign) : db.prepare('SELECT * FROM campaigns ORDER BY started_at').all()
+    ) as ({ id: string; device_id: string; kind: string; status: string; params_json: string } & Record<string, unknown>)[]
     if (o.campaign && campaigns.length === 0) throw new UserError(`unknown campaign "${o.campaign}"`)
-    if (campaigns.length === 0) throw new UserError('nothing to export: no completed campaign (run `edgent campaign run` first)')
+    if (campaigns.length === 0) throw new UserError('nothing to export: no campaign yet (run `edgent campaign run` first)')
     const ids = campaigns.map((c) => c.id)
     const marks = ids.map(() => '?').join(',')
     const measurements = db
       .prepare(
-        `SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`
+        `SELECT campaign_id, side, regression_key, spec_json, features_json, run_ms, reps_ms_json, load_ms, model_bytes, reps, held_out, pass FROM measurements WHERE campaign_id IN (${marks}) ORDER BY id`
       )
       .all(...ids) as Record<string, unknown>[]
+    const byId = new Map(campaigns.map((c) => [c.id, c]))
+    const machinesOf = (c: { params_json: string }): { edge?: Machine | null; device?: Machine | null } => {
+      try {
+        return ((JSON.parse(c.params_json) as { machines?: { edge?: Machine | null; device?: Machine | null } }).machines ?? {}) as {
+          edge?: Machine | null
+          device?: Machine | null
+        }
+      } catch {
+        return {}
+      }
+    }
+    const repsOf = (m: Record<string, unknown>): number[] | null => (m['reps_ms_json'] ? (JSON.parse(m['reps_ms_json'] as string) as number[]) : null)
+    const statuses = Object.entries(
+      campaigns.reduce<Record<string, number>>((acc, c) => {
+        acc[c.status] = (acc[c.status] ?? 0) + 1
+        return acc
+      }, {})
+    )
+      .map(([st, n]) => `${n} ${st}`)
+      .join(', ')
     let content: string
     if (o.format === 'csv') {
-      const head = 'campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass'
-      const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`
-      const rows = measurements.map((m) =>
-        [
-          m['campaign_id'],
+      const featureNames = [...new Set(REGRESSION_KEYS.flatMap((k) => FIT_FEATURES[k]))]
+      const maxReps = measurements.reduce((n, m) => Math.max(n, repsOf(m)?.length ?? 0), 0)
+      const machineCols = (side: 'edge' | 'device') => MACHINE_COLUMNS.map((c) => `${side}_${c.name}`)
+      const head = [
+        'campaign',
+        'campaign_kind',
+        'campaign_status',
+        'device',
+        'side',
+        'pass',
+        'layer_type',
+        'config',
+        ...featureNames,
+        'run_ms',
+        ...Array.from({ length: maxReps }, (_, i) => `rep${i + 1}_ms`),
+        'load_ms',
+        'model_bytes',
+        'reps',
+        'held_out',
+        ...machineCols('edge'),
+        ...machineCols('device')
+      ]
+      const rows = measurements.map((m) => {
+        const c = byId.get(m['campaign_id'] as string)!
+        const key = m['regression_key'] as RegressionKey
+        const names = FIT_FEATURES[key] ?? []
+        const values = JSON.parse(m['features_json'] as string) as number[]
+        const feature = (n: string) => {
+          const i = names.indexOf(n)
+          return i >= 0 && i < values.length ? values[i] : ''
+        }
+        const reps = repsOf(m) ?? []
+        const machines = machinesOf(c)
+        const machine = (side: 'edge' | 'device') => MACHINE_COLUMNS.map((col) => (machines[side] ? col.value(machines[side]!) : ''))
+        return [
+          c.id,
+          c.kind,
+          c.status,
+          c.device_id,
           m['side'],
-          m['regression_key'],
-          q(m['spec_json']),
-          q(m['features_json']),
+          m['pass'],
+          key,
+          configText(JSON.parse(m['spec_json'] as string)),
+          ...featureNames.map(feature),
           m['run_ms'],
+          ...Array.from({ length: maxReps }, (_, i) => reps[i] ?? ''),
           m['load_ms'],
           m['model_bytes'],
           m['reps'],
-          m['held_out'],
-          m['pass']
-        ].join(',')
-      )
-      content = `${[head, ...rows].join('\n')}\n`
+          m['held_out'] === 1 ? 'true' : 'false',
+          ...machine('edge'),
+          ...machine('device')
+        ]
+          .map(csvCell)
+          .join(',')
+      })
+      content = `${[head.join(','), ...rows].join('\n')}\n`
     } else {
-      const profiles = this.profiles
-        .inCampaigns(ids)
-        .map((p) => ({ id: p.id, device_id: p.deviceId, campaign_id: p.campaignId, current: p.current ? 1 : 0, profile: JSON.parse(p.json) as unknown }))
+      const kindOf = new Map(campaigns.map((c) => [c.id, c.kind]))
+      const profiles = this.profiles.inCampaigns(ids).map((p) => ({
+        id: p.id,
+        device_id: p.deviceId,
+        campaign_id: p.campaignId,
+        campaign_kind: kindOf.get(p.campaignId) ?? null,
+        current: p.current ? 1 : 0,
+        profile: JSON.parse(p.json) as unknown
+      }))
       const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
         const d = this.devices.get(id)
         return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
@@ -159,51 +282,41 @@ export class CalibrationQueries {
         software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
         units: {
           runMs: 'ms (median of reps)',
+          repsMs: 'ms, every repetition (runMs is their median; absent for measurements made before they were kept)',
           loadMs: 'ms (session creation)',
           modelBytes: 'bytes',
           pass: "which pass over the grid (a layers campaign makes 3; its profile fits each configuration's fastest pass)",
-          features: "elements (batch 1), in the order of each profile regression's `features`"
+          features: "elements (batch 1), in the order of each profile regression's `features`",
+          machines: "each campaign's params_json.machines: both sides' hardware and OS when it ran (cpuMaxMHz, cpuCurMHz in MHz)"
         },
-        campaigns,
+        campaigns: campaigns.map((c) => ({ ...c, machines: machinesOf(c) })),
         devices,
         profiles,
-        measurements: measurements.map((m) => ({
-          ...m,
-          spec: JSON.parse(m['spec_json'] as string) as unknown,
-          features: JSON.parse(m['features_json'] as string) as unknown,
-          spec_json: undefined,
-          features_json: undefined,
-          held_out: m['held_out'] === 1
-        }))
+        measurements: measurements.map((m) => {
+          const { spec_json, features_json, reps_ms_json: _r, ...rest } = m
+          const reps = repsOf(m)
+          return {
+            ...rest,
+            spec: JSON.parse(spec_json as string) as unknown,
+            features: JSON.parse(features_json as string) as unknown,
+            ...(reps ? { reps_ms: reps } : {}),
+            held_out: m['held_out'] === 1
+          }
+        })
       }
       content = `${JSON.stringify(doc, null, 2)}\n`
     }
     return {
       content,
-      summary: `${campaigns.length} campaign(s), ${measurements.length} measurements (${o.format})`,
+      summary: `${campaigns.length} campaign(s) (${statuses}), ${measurements.length} measurements (${o.format})`,
       campaigns: campaigns.length,
       measurements: measurements.length
     }
   }
 
-  /** Writes the export to a file: a temporary file renamed into place, so a failure leaves nothing half-written. */
+  /** Writes the export to a file (see writeExport). */
   exportToFile(out: string, o: { format: ExportFormat; campaign?: string }): ExportDocument {
-    // Where it goes is checked first: a wrong path is the user's first problem, whatever there is to export.
-    if (existsSync(out) && statSync(out).isDirectory())
-      throw new UserError(`export: ${out} is a folder: give a file name (--out ${join(out, 'calibration.json')})`)
-    if (!existsSync(dirname(resolve(out)))) throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
-    const doc = this.export(o)
-    const tmp = `${out}.tmp-${process.pid}`
-    try {
-      writeFileSync(tmp, doc.content)
-      renameSync(tmp, out)
-    } catch (err) {
-      rmSync(tmp, { force: true })
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
-      throw new UserError(`export: cannot write ${out} (${code ?? errorMessage(err)})`)
-    }
-    return doc
+    return writeExport(out, () => this.export(o))
   }
 
   /**
@@ -244,6 +357,7 @@ export class CalibrationQueries {
             spec: m.spec,
             features: m.features,
             runMs: m.run_ms,
+            ...(m.reps_ms ? { repsMs: m.reps_ms } : {}),
             loadMs: m.load_ms,
             modelBytes: m.model_bytes,
             reps: m.reps,

@@ -29,6 +29,8 @@ export interface MeasurementInput {
   spec: unknown
   features: readonly number[]
   runMs: number
+  /** Every repetition's run time (runMs is their median), when the side reported them. */
+  repsMs?: readonly number[]
   loadMs: number
   modelBytes: number
   reps: number
@@ -139,7 +141,7 @@ export class CampaignQueries {
   /** Inserts measurement rows (the caller holds the transaction). */
   insertMeasurements(id: string, rows: readonly (MeasurementInput & { side: Side; pass: number; heldOut: boolean })[], at = new Date().toISOString()): void {
     const insert = this.db.prepare(
-      `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+      `INSERT INTO measurements (campaign_id, side, regression_key, spec_json, features_json, run_ms, load_ms, model_bytes, reps, held_out, pass, created_at, reps_ms_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`
     )
     for (const m of rows)
       insert.run(
@@ -154,7 +156,8 @@ export class CampaignQueries {
         m.reps,
         m.heldOut ? 1 : 0,
         m.pass,
-        at
+        at,
+        m.repsMs ? JSON.stringify(m.repsMs) : null
       )
   }
 

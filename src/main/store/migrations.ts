@@ -131,6 +131,10 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE devices ADD COLUMN model_id TEXT;
   CREATE TABLE settings (key TEXT PRIMARY KEY, value_json TEXT NOT NULL, updated_at TEXT NOT NULL);
+  `,
+  // 7: every repetition's time beside the median (calibration exports a researcher can re-analyse).
+  `
+  ALTER TABLE measurements ADD COLUMN reps_ms_json TEXT;
   `
 ]
 

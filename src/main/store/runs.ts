@@ -4,6 +4,8 @@
  * partial rows.
  */
 import type { InferenceSource } from '../../shared/console-api.js'
+import type { ExportDocument, ExportFormat } from './calibration.js'
+import { exportTable } from './table-export.js'
 import type Database from 'better-sqlite3'
 import type { InferRow, InferSummary, InferencePoint } from '../../shared/console-api.js'
 
@@ -123,5 +125,10 @@ export class RunQueries {
   /** How many runs a campaign (a sweep) made. */
   countForCampaign(campaignId: string): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM runs WHERE campaign_id = ?').get(campaignId) as { n: number }).n
+  }
+
+  /** Every inference (of one device, or all) as a file: one row each, with its run and campaign. */
+  export(format: ExportFormat, deviceId?: string): ExportDocument {
+    return exportTable(this.db, 'runs', format, deviceId)
   }
 }

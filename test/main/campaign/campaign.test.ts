@@ -104,17 +104,32 @@ describe('layers campaign on a real agent and this edge', () => {
   it('exports calibration data as JSON and CSV, atomically', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgent-export-'))
     const dataDir = core.opts.dataDir
-    expect(exportCalibration({ dataDir, out: join(dir, 'cal.json'), format: 'json' })).toMatch(/1 campaign\(s\), \d+ measurements \(json\)/)
+    expect(exportCalibration({ dataDir, out: join(dir, 'cal.json'), format: 'json' })).toMatch(/1 campaign\(s\) \(1 done\), \d+ measurements \(json\)/)
     const doc = JSON.parse(readFileSync(join(dir, 'cal.json'), 'utf8'))
     expect(doc).toMatchObject({ format: 'edgent-calibration-export', schema: 1, software: { onnxruntime: '1.27.0' } })
     expect(doc.measurements).toHaveLength(2 * grid * LAYER_PASSES)
     expect(doc.measurements.filter((m: { pass: number }) => m.pass === 2)).toHaveLength(2 * grid)
     expect(doc.devices[0].hello.agentId).toBe('pi-cal')
     parseProfile(doc.profiles[0].profile, 'exported profile')
+    // Every repetition beside the median (reps 1 here), and both machines with the campaign.
+    for (const m of doc.measurements as { reps: number; reps_ms: number[]; run_ms: number }[]) {
+      expect(m.reps_ms).toHaveLength(m.reps)
+      expect(m.run_ms).toBeCloseTo(m.reps_ms[0]!, 9)
+    }
+    expect(doc.campaigns[0].machines.edge).toMatchObject({ cores: expect.any(Number), node: process.versions.node, onnxruntime: '1.27.0' })
+    expect(doc.campaigns[0].machines.device).toMatchObject({ cpuModel: expect.any(String), arch: process.arch })
+    expect(doc.profiles[0].campaign_kind).toBe('layers')
     exportCalibration({ dataDir, out: join(dir, 'cal.csv'), format: 'csv' })
     const csv = readFileSync(join(dir, 'cal.csv'), 'utf8').trim().split('\n')
-    expect(csv[0]).toBe('campaign,side,layer_type,config,features,run_ms,load_ms,model_bytes,reps,held_out,pass')
+    const head = csv[0]!.split(',')
+    expect(head.slice(0, 8)).toEqual(['campaign', 'campaign_kind', 'campaign_status', 'device', 'side', 'pass', 'layer_type', 'config'])
+    for (const c of ['inputElements', 'macs', 'run_ms', 'rep1_ms', 'held_out', 'edge_cpu_model', 'edge_os', 'device_cpu_model', 'device_onnxruntime'])
+      expect(head, c).toContain(c)
+    expect(head).not.toContain('rep2_ms')
     expect(csv).toHaveLength(2 * grid * LAYER_PASSES + 1)
+    // Named columns only: no JSON in a cell, the device in its own column.
+    expect(csv.slice(1).every((line) => !/[{[]/.test(line))).toBe(true)
+    expect(csv[1]!.split(',')[3]).toBe('pi-cal')
     expect(() => exportCalibration({ dataDir, out: join(dir, 'x.json'), format: 'json', campaign: 'nope' })).toThrow('unknown campaign "nope"')
   })
 
@@ -196,4 +211,27 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(s.status).toBe('cancelled')
     expect(() => core.startCampaign('pi-cal', 'warp', 1)).toThrow('unknown campaign kind "warp" (kinds: layers, model, sweep)')
   }, 60_000)
+
+  it('exports every campaign, whatever its status, each marked, with each profile labelled by the kind that made it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-export-all-'))
+    const dataDir = core.opts.dataDir
+    const statuses = core.campaigns.list().map((c) => c.status)
+    expect(statuses).toContain('failed') // the drop-out campaign above
+    const summary = exportCalibration({ dataDir, out: join(dir, 'all.json'), format: 'json' })
+    expect(summary).toContain(`${statuses.length} campaign(s) (`)
+    expect(summary).toMatch(/\d+ failed/)
+    const doc = JSON.parse(readFileSync(join(dir, 'all.json'), 'utf8'))
+    expect(doc.campaigns.map((c: { status: string }) => c.status).sort()).toEqual([...statuses].sort())
+    expect(new Set(doc.profiles.map((p: { campaign_kind: string }) => p.campaign_kind))).toEqual(new Set(['layers', 'model']))
+    // A model campaign's layers were each timed reps × (exits through them) times: all of them are there.
+    const model = doc.campaigns.find((c: { kind: string; status: string }) => c.kind === 'model' && c.status === 'done')
+    const rows = doc.measurements.filter((m: { campaign_id: string }) => m.campaign_id === model.id) as { reps: number; reps_ms: number[] }[]
+    expect(rows.length).toBeGreaterThan(0)
+    for (const m of rows) expect(m.reps_ms.length % m.reps).toBe(0)
+    exportCalibration({ dataDir, out: join(dir, 'all.csv'), format: 'csv' })
+    const lines = readFileSync(join(dir, 'all.csv'), 'utf8').trim().split('\n')
+    const failed = doc.campaigns.find((c: { status: string }) => c.status === 'failed').id
+    expect(lines.some((l) => l.startsWith(`${failed},layers,failed,pi-cal,`))).toBe(true)
+    expect(lines.slice(1).every((line) => !/[{[]/.test(line))).toBe(true)
+  })
 })

@@ -6,6 +6,7 @@ import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, 
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
+import { download } from '../download'
 
 const BATCH = 25
 const KEEP = 100_000
@@ -115,6 +116,20 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     }
   }
 
+  const [exported, setExported] = useState<string | null>(null)
+  /** Every inference or uplink sample of this device, as a file (campaign runs included, marked by campaign_id). */
+  const doExport = async (what: 'runs' | 'bandwidth', format: 'csv' | 'json') => {
+    if (!agent) return
+    setError(null)
+    try {
+      const f = await api.exportCalibration({ what, format, agent })
+      download(f)
+      setExported(`Saved ${f.fileName}: ${f.summary}`)
+    } catch (err) {
+      setError(errorMessage(err))
+    }
+  }
+
   const tl = useMemo(() => prepareTimeline(rows ?? []), [rows])
   const bw = useMemo(() => {
     const list = bandwidth.data ?? []
@@ -131,7 +146,23 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   if (!agent) return <Empty>Pair a device (Fleet) to co-infer with it.</Empty>
   return (
     <>
-      <Card title="Co-inference" testId="live-controls">
+      <Card
+        title="Co-inference"
+        testId="live-controls"
+        actions={(['runs', 'bandwidth'] as const).flatMap((what) =>
+          (['csv', 'json'] as const).map((format) => (
+            <button
+              key={`${what}-${format}`}
+              type="button"
+              className="secondary"
+              onClick={() => void doExport(what, format)}
+              data-testid={`export-${what}-${format}`}
+            >
+              Export {what === 'runs' ? 'inferences' : 'bandwidth'} ({format.toUpperCase()})
+            </button>
+          ))
+        )}
+      >
         <RowForm onSubmit={run}>
           <label>
             Inferences
@@ -171,6 +202,11 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           )}
         </RowForm>
         {error ? <ErrorBox error={error} /> : null}
+        {exported ? (
+          <p className="muted" data-testid="live-exported">
+            {exported}
+          </p>
+        ) : null}
         <div className="stats">
           <Stat label="inferences" value={tl.total} testId="live-total" />
           <Stat label="accuracy" value={fmtPct(tl.accuracy)} />

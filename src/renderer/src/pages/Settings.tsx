@@ -16,6 +16,7 @@ interface Form {
   mqttsPort: string
   mqttsHost: string
   httpPort: string
+  advertiseHost: string
   localEnabled: boolean
   uplinkKbps: string
   cpuQuota: string
@@ -29,6 +30,7 @@ const toForm = (s: SettingsValues): Form => ({
   mqttsPort: String(s.mqttsPort),
   mqttsHost: s.mqttsHost,
   httpPort: String(s.httpPort),
+  advertiseHost: s.advertiseHost ?? '',
   localEnabled: s.localDevice.enabled,
   uplinkKbps: String(s.localDevice.uplinkKbps),
   cpuQuota: String(s.localDevice.cpuQuota),
@@ -56,6 +58,7 @@ function fromForm(f: Form): { ok: true; settings: SettingsValues } | { ok: false
       mqttsPort: v.mqttsPort,
       mqttsHost: f.mqttsHost.trim(),
       httpPort: v.httpPort,
+      advertiseHost: f.advertiseHost.trim() || null,
       localDevice: { enabled: f.localEnabled, uplinkKbps: v.uplinkKbps, cpuQuota: v.cpuQuota, cpu: f.cpu }
     }
   }
@@ -161,6 +164,12 @@ function SettingsForm(props: { view: SettingsView; onSaved: () => void }): React
             {text('MQTT over TLS port', 'mqttsPort', String(r.mqttsPort))}
             {text('MQTT over TLS address', 'mqttsHost', r.mqttsHost)}
             {text('HTTP port (console UI and CLI, loopback)', 'httpPort', String(r.httpPort))}
+            {text(
+              'Address Pis dial (pairing commands)',
+              'advertiseHost',
+              r.advertiseHost ?? 'automatic (the default route)',
+              'empty: the address of the default route; set it when Pis reach this machine on another interface'
+            )}
           </tbody>
         </table>
       </Card>
