@@ -1,5 +1,5 @@
 /** `edgent serve` refusing to start: one line naming the reason, exit 2, promptly — never a hang. */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -95,4 +95,23 @@ describe('edgent serve start-up failures', () => {
       await first.stop()
     }
   }, 60_000)
+
+  // A Node whose ABI differs from the one better-sqlite3 was built for (the system's older Node beside
+  // the registry's Node 24 in CI): the console says so plainly and how to fix it.
+  const other = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => {
+    const r = spawnSync(n, ['-p', 'process.versions.modules'], { encoding: 'utf8' })
+    return r.status === 0 && r.stdout.trim() !== process.versions.modules
+  })
+  it.skipIf(!other)(
+    `says plainly that better-sqlite3 was built for another runtime (${other ?? 'no Node of another ABI on this machine'})`,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'edgent-start-'))
+      const r = spawnSync(other!, [edgentBin, 'serve', '--data-dir', dir, '--no-local-agent', ...(await ports())], { encoding: 'utf8', timeout: 30_000 })
+      expect(r.status).toBe(2)
+      expect(r.stderr.trim()).toBe(
+        `edgent: better-sqlite3's native addon was built for another runtime (ABI ${process.versions.modules}; this Node needs ${spawnSync(other!, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).stdout.trim()}): run \`npm rebuild better-sqlite3\` in the edgent-console folder`
+      )
+    },
+    40_000
+  )
 })

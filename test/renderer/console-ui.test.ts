@@ -205,7 +205,9 @@ describe('the console in a browser (headless shell)', () => {
     // The device's inferences as a file, one named row each.
     const [runsFile] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-runs-csv]')])
     expect(runsFile.suggestedFilename()).toMatch(/^edgent-runs-pi-ui-.*\.csv$/)
-    const runsCsv = readFileSync((await runsFile.path())!, 'utf8').trim().split('\n')
+    const runsCsv = readFileSync((await runsFile.path())!, 'utf8')
+      .trim()
+      .split('\n')
     expect(runsCsv[0]!.split(',').slice(0, 4)).toEqual(['id', 'at', 'device', 'run_id'])
     expect(runsCsv).toHaveLength(61)
     expect(await page.textContent('[data-testid=live-exported]')).toContain('60 inferences (csv)')

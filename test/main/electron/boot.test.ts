@@ -165,3 +165,22 @@ describe('the desktop shell (electron faked)', () => {
     expect(page).toContain('To fix:')
   }, 60_000)
 })
+
+describe('a native addon built for another runtime, in the desktop', () => {
+  it('is named in one sentence with the Electron fix, on the start-up page', async () => {
+    const { abiMismatch } = await import('../../../src/main/runtime/native.js')
+    const { startupErrorPage, startupProblem } = await import('../../../src/main/shell/desktop.js')
+    const { UserError } = await import('../../../src/shared/errors.js')
+    // Node's own wording for an addon of another ABI.
+    const err = new Error(
+      "The module '/x/better_sqlite3.node'\nwas compiled against a different Node.js version using\nNODE_MODULE_VERSION 137. This version of Node.js requires\nNODE_MODULE_VERSION 140. Please try re-compiling or re-installing\nthe module (for instance, using `npm rebuild` or `npm install`)."
+    )
+    const message = abiMismatch(err, true)!
+    expect(message).toBe(
+      "better-sqlite3's native addon was built for another runtime (ABI 137; this Electron needs 140): run `npm run rebuild:electron` in the edgent-console folder (needs the network once), then start the console again"
+    )
+    const page = startupErrorPage(startupProblem(new UserError(message)), 'the log')
+    expect(page).toContain('To fix:</b> run `npm run rebuild:electron`')
+    expect(abiMismatch(new Error('SQLITE_CORRUPT'), true)).toBeNull()
+  })
+})
