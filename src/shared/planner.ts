@@ -199,8 +199,9 @@ function bestPartition(group: readonly Candidate[], cond: Conditions): Timed {
 /**
  * Mode `paper`: Algorithm 1 of the paper — exits from the last to the first, the best partition of
  * each, the first whose latency meets the requirement; else none. Deliberate readings of the printed
- * pseudo-code: the device runs the front layers (the framework's definition; the printed line 8
- * sums edge times over the first p-1 layers), only the partition's own tensor is uploaded (line 8
+ * pseudo-code: the device runs the front layers (our documented reading, as in the paper's partitioning
+ * figure; the seed's framework text has the edge run the layers before the partition point, and the
+ * printed line 8 sums edge times over the first p-1 layers), only the partition's own tensor is uploaded (line 8
  * also charges Input/B on every partition), and line 9 compares the partition's latency, not the
  * argmin itself, with the requirement.
  */

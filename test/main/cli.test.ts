@@ -127,7 +127,7 @@ describe('edgent plan', () => {
     [
       'an unknown built-in profile',
       ['--model', model, '--profile', 'paper-2019'],
-      'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018; a stored profile id; or a calibration .json file)'
+      'edgent: profile: unknown profile "paper-2019" (built-in: paper-2018, paper-2018-as-printed; a stored profile id; or a calibration .json file)'
     ],
     ['an invalid profile', ['--model', model, '--profile', model], 'edgent: manifest.json: format: ']
   ]

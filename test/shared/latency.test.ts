@@ -3,8 +3,11 @@ import { describe, expect, it } from 'vitest'
 import { parseManifest, type Layer } from '../../src/shared/manifest.js'
 import {
   FEATURES,
+  BUILTIN_PROFILES,
   FIT_FEATURES,
   PAPER_2018,
+  PAPER_2018_AS_PRINTED,
+  regressionKeyOf,
   featureValue,
   fitFeatures,
   REGRESSION_KEYS,
@@ -45,15 +48,35 @@ describe("latency features (the paper's Table 1)", () => {
   })
 })
 
-describe('the paper-2018 profile', () => {
-  it('predicts with the printed coefficients', () => {
-    expect(predictLayerMs(PAPER_2018, 'device', layer('relu1'))).toBeCloseTo(5.6e-6 * 32 + 5.69e-2, 15)
-    expect(predictLayerMs(PAPER_2018, 'edge', layer('fc1'))).toBeCloseTo(9.18e-4 * 8 + 3.99e-3 * 16 + 1.169, 15)
-    expect(predictModelLoadMs(PAPER_2018, 'edge', 12_000_000)).toBeCloseTo(4.49e-6 * 12e6 + 842.136, 9)
+describe('the paper-2018 profiles', () => {
+  it('paper-2018-as-printed predicts with the printed coefficients, each in the column the slide gives it', () => {
+    expect(predictLayerMs(PAPER_2018_AS_PRINTED, 'device', layer('relu1'))).toBeCloseTo(5.6e-6 * 32 + 5.69e-2, 15)
+    expect(predictLayerMs(PAPER_2018_AS_PRINTED, 'edge', layer('fc1'))).toBeCloseTo(9.18e-4 * 8 + 3.99e-3 * 16 + 1.169, 15)
+    expect(predictModelLoadMs(PAPER_2018_AS_PRINTED, 'edge', 12_000_000)).toBeCloseTo(4.49e-6 * 12e6 + 842.136, 9)
   })
 
-  it('clamps negative predictions at zero (edge conv intercept is -9.909 ms)', () => {
-    expect(evaluateRegression(PAPER_2018.edge.conv!, [16, 18])).toBe(0)
+  it('paper-2018, the default, is the same table with the device and edge columns swapped', () => {
+    expect(PAPER_2018.device).toEqual(
+      Object.fromEntries(Object.entries(PAPER_2018_AS_PRINTED.edge).map(([k, r]) => [k, { ...r, note: PAPER_2018.device[k as 'conv']!.note }]))
+    )
+    expect(PAPER_2018.edge.conv!.coefficients).toEqual(PAPER_2018_AS_PRINTED.device.conv!.coefficients)
+    expect(BUILTIN_PROFILES['paper-2018']).toBe(PAPER_2018)
+    expect(BUILTIN_PROFILES['paper-2018-as-printed']).toBe(PAPER_2018_AS_PRINTED)
+  })
+
+  it('under the default the edge predicts every layer of the shipped model faster than the device (as printed, it does not)', () => {
+    const m = parseManifest(JSON.parse(readFileSync(new URL('../../resources/models/branchy-alexnet/manifest.json', import.meta.url), 'utf8')), 'shipped')
+    const heavy = m.layers.filter((l) => ['conv', 'fc', 'pool', 'lrn', 'relu', 'dropout'].includes(regressionKeyOf(l)))
+    expect(heavy.length).toBeGreaterThan(10)
+    for (const l of heavy) expect(predictLayerMs(PAPER_2018, 'edge', l), l.id).toBeLessThan(predictLayerMs(PAPER_2018, 'device', l))
+    expect(heavy.some((l) => predictLayerMs(PAPER_2018_AS_PRINTED, 'edge', l) > predictLayerMs(PAPER_2018_AS_PRINTED, 'device', l))).toBe(true)
+    // Loading the model: 842 ms on the device, 2 ms on the desktop (printed: the other way round).
+    expect(predictModelLoadMs(PAPER_2018, 'edge', 12_000_000)).toBeLessThan(predictModelLoadMs(PAPER_2018, 'device', 12_000_000))
+  })
+
+  it('clamps negative predictions at zero (the device conv intercept is -9.909 ms)', () => {
+    expect(evaluateRegression(PAPER_2018.device.conv!, [16, 18])).toBe(0)
+    expect(evaluateRegression(PAPER_2018_AS_PRINTED.edge.conv!, [16, 18])).toBe(0)
   })
 
   it('falls back to "other" for flatten and softmax, and names a missing regression', () => {
