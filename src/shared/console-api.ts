@@ -109,7 +109,10 @@ export interface FitReport {
   heldOutN: number
   heldOutMape: number | null
   heldOutR2: number | null
+  /** Why the fit is not the campaign's full regression (or why there is none). */
   error?: string
+  /** The regression fell back (too few points per parameter, or no held-out point): `error` says to what and why. */
+  fallback?: boolean
   /** `block` only: the held-out MAPE of the sum over each block's ops, and whether it beat the block term. */
   sumHeldOutMape?: number
   preferSum?: boolean

@@ -138,6 +138,10 @@ describe('the console in a browser (headless shell)', () => {
     // The model campaign just fitted a profile for pi-ui: predictions come from it, and its fits are drawn.
     expect(await page.textContent('[data-testid=layer-latencies]')).toContain("the device's current fitted profile")
     await page.waitForSelector('[data-testid^=fit-device-]')
+    // A model campaign has a few layers of each type: fits with too few points per parameter fall back, and say so.
+    const fallbacks = page.locator('[data-testid^=fallback-]')
+    expect(await fallbacks.count()).toBeGreaterThan(0)
+    expect(await fallbacks.first().textContent()).toMatch(/^Fell back: (constant|fell back to the paper's form)/)
     expect(await legendOverlaps()).toEqual([])
     await shot('calibration')
   }, 150_000)

@@ -62,6 +62,51 @@ export function fitConstant(key: RegressionKey, points: readonly FitPoint[], nam
   return { ...reg, ...fitStats(reg, points) }
 }
 
+/** A regression is fitted only on at least this many training points per parameter (coefficients + intercept). */
+export const POINTS_PER_PARAMETER = 3
+
+/**
+ * Fit hygiene: the campaign's variables when there are ≥ 3 training points per parameter and a
+ * held-out point to check them on; else the paper's (fewer) variables under the same rule; else a
+ * constant (the median of what was measured), which is also what sizes that never vary get. A fit
+ * that fell back says why (`fallback`), in the profile (its regression's note), the report, the UI
+ * and the export. Null when there is no training point at all.
+ */
+export function chooseFit(
+  key: RegressionKey,
+  train: readonly FitPoint[],
+  held: readonly FitPoint[],
+  names: readonly string[]
+): { fit: Regression & FitStats; fallback: string | null; width: number } | null {
+  if (train.length === 0) return null
+  const reasons: string[] = []
+  const forms = [names, ...(FEATURES[key].length < names.length && names.length === FIT_FEATURES[key].length ? [FEATURES[key]] : [])]
+  for (const [i, form] of forms.entries()) {
+    const needed = POINTS_PER_PARAMETER * (form.length + 1)
+    const label = i === 0 ? `${form.length + 1}-parameter fit (${form.join(', ')})` : `the paper's ${form.length + 1}-parameter form (${form.join(', ')})`
+    if (train.length < needed) {
+      reasons.push(`${label} needs ${needed} training points, has ${train.length}`)
+      continue
+    }
+    if (held.length === 0) {
+      reasons.push(`${label} has no held-out point to check it on`)
+      break
+    }
+    try {
+      // The paper's variables are the first of the campaign's (FIT_FEATURES = FEATURES + macs).
+      const fit = fitRegression(key, narrow(train, form.length), { features: form, weighting: 'relative' })
+      return { fit, fallback: i === 0 ? null : `fell back to the paper's form: ${reasons.join('; ')}`, width: form.length }
+    } catch (err) {
+      // Sizes that never vary (the served model's softmax and dropout layers): no slope to fit.
+      reasons.push(`${label}: ${(err as Error).message}`)
+    }
+  }
+  return { fit: fitConstant(key, train, names), fallback: `constant (median of ${train.length}): ${reasons.join('; ')}`, width: names.length }
+}
+
+/** Points with only their first `width` variables. */
+const narrow = (points: readonly FitPoint[], width: number): FitPoint[] => points.map((p) => (p.x.length === width ? p : { x: p.x.slice(0, width), y: p.y }))
+
 /**
  * Fits every key's regression per side from a campaign's rows. For blocks, the fitted block term is
  * compared on the held-out blocks with the sum over their ops (the other keys' regressions of the same
@@ -92,29 +137,47 @@ export function fitProfile(
       if (r.modelBytes > 0) add('modelLoad', { x: [r.modelBytes], y: r.loadMs }, r.heldOut)
     }
     for (const [key, g] of groups) {
-      let fit: (Regression & FitStats) | null = null
-      let note: string | undefined
       // The variables the points carry: FIT_FEATURES (this version's campaigns) or the paper's
       // (measurements imported from an older export).
       const width = g.train[0]?.x.length ?? g.held[0]?.x.length ?? FEATURES[key].length
       const names = FIT_FEATURES[key].length === width ? FIT_FEATURES[key] : FEATURES[key]
-      try {
-        fit = fitRegression(key, g.train, { features: names, weighting: 'relative' })
-      } catch (err) {
-        // Too few points, or sizes that never vary (the served model's softmax and dropout layers):
-        // the honest line is a constant, the median of what was measured.
-        if (g.train.length > 0) {
-          fit = fitConstant(key, g.train, names)
-          note = `constant (median of ${g.train.length}): ${(err as Error).message}`
-        } else {
-          report.push({ side, key, n: 0, r2: null, mape: null, heldOutN: g.held.length, heldOutMape: null, heldOutR2: null, error: (err as Error).message })
-          continue
-        }
+      const chosen = chooseFit(key, g.train, g.held, names)
+      if (!chosen) {
+        report.push({
+          side,
+          key,
+          n: 0,
+          r2: null,
+          mape: null,
+          heldOutN: g.held.length,
+          heldOutMape: null,
+          heldOutR2: null,
+          error: 'no training point: no regression'
+        })
+        continue
       }
-      const held = fitStats(fit, g.held)
+      const { fit, fallback } = chosen
+      const held = fitStats(fit, narrow(g.held, chosen.width))
       const { n, r2, mape, ...reg } = fit
-      sides[side][key] = { ...reg, features: [...names], n, r2, mape, heldOut: { n: held.n, r2: held.r2, mape: held.mape } }
-      report.push({ side, key, n, r2, mape, heldOutN: held.n, heldOutMape: held.mape, heldOutR2: held.r2, ...(note ? { error: note } : {}) })
+      sides[side][key] = {
+        ...reg,
+        n,
+        r2,
+        mape,
+        heldOut: { n: held.n, r2: held.r2, mape: held.mape },
+        ...(fallback ? { note: fallback } : {})
+      }
+      report.push({
+        side,
+        key,
+        n,
+        r2,
+        mape,
+        heldOutN: held.n,
+        heldOutMape: held.mape,
+        heldOutR2: held.r2,
+        ...(fallback ? { error: fallback, fallback: true } : {})
+      })
     }
     compareBlocks(side, sides[side], report, mine, layerOf)
   }

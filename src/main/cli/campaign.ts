@@ -14,25 +14,35 @@ const dbFile = (dataDir: string) => join(resolve(dataDir), 'edgent.db')
 
 const pctOrDash = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`)
 
+/** What a fit is: the campaign's regression, the paper's form or a constant it fell back to, or none. */
+export function fitKind(f: { n: number; fallback?: boolean; error?: string }): string {
+  if (f.n === 0) return 'none'
+  if (!f.fallback) return f.error?.startsWith('constant') ? 'constant' : 'regression'
+  return f.error?.startsWith('constant') ? 'constant (fell back)' : "paper's form (fell back)"
+}
+
 export function formatCampaign(s: CampaignStatus): string {
   const lines = [`campaign ${s.id} · ${s.kind} on ${s.deviceId} · ${s.status} · ${s.measurements} measurements${s.error ? ` · ${s.error}` : ''}`]
   if (s.fits) {
     lines.push(
       '',
       table(
-        ['side', 'layer type', 'n', 'R²', 'MAPE', 'held-out n', 'held-out MAPE'],
+        ['side', 'layer type', 'fit', 'n', 'R²', 'training MAPE', 'held-out n', 'held-out MAPE'],
         s.fits.map((f) => [
           f.side,
           f.key,
+          fitKind(f),
           String(f.n),
           f.r2 === null ? '—' : f.r2.toFixed(3),
           pctOrDash(f.mape),
           String(f.heldOutN),
-          f.error ? f.error : pctOrDash(f.heldOutMape)
+          pctOrDash(f.heldOutMape)
         ]),
-        [false, false, true, true, true, true, true]
+        [false, false, false, true, true, true, true, true]
       )
     )
+    const notes = s.fits.filter((f) => f.error)
+    if (notes.length) lines.push('', ...notes.map((f) => `${f.side} ${f.key}: ${f.error}`))
     if (s.profileId) lines.push('', `profile ${s.profileId} stored (the device's current profile); \`edgent export\` writes it with the raw measurements`)
   }
   if (s.sweep) {

@@ -89,10 +89,16 @@ function FitChart(props: { cal: CalibrationData; side: 'device' | 'edge'; fit: F
       <h4>
         {fit.key}{' '}
         <span className="muted small">
-          n {fit.n} · R² {fit.r2 === null ? '—' : fit.r2.toFixed(3)} · MAPE {fmtPct(fit.mape)} · held-out ({fit.heldOutN}) MAPE {fmtPct(fit.heldOutMape)}
+          n {fit.n} · R² {fit.r2 === null ? '—' : fit.r2.toFixed(3)} · held-out ({fit.heldOutN}) MAPE {fmtPct(fit.heldOutMape)} · training MAPE{' '}
+          {fmtPct(fit.mape)}
         </span>
       </h4>
-      {fit.error ? <p className="muted small">{fit.error}</p> : null}
+      {fit.error ? (
+        <p className={fit.fallback ? 'small warn' : 'muted small'} data-testid={fit.fallback ? `fallback-${fit.side}-${fit.key}` : undefined}>
+          {fit.fallback ? 'Fell back: ' : ''}
+          {fit.error}
+        </p>
+      ) : null}
       <ResponsiveContainer width="100%" height={200}>
         <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" />

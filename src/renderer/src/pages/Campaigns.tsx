@@ -25,8 +25,11 @@ export function ProgressBar(props: { value: number; label: string; testId?: stri
 function fitSummary(c: CampaignStatus): string {
   if (c.sweep) return `${c.sweep.points.length} points · median error ${fmtPct(c.sweep.medianRelError)}`
   if (!c.fits?.length) return '—'
-  const ok = c.fits.filter((f) => f.mape !== null)
-  return `${ok.length} fits${ok.length ? ` · median MAPE ${fmtPct(ok.map((f) => f.mape!).sort((a, b) => a - b)[Math.floor(ok.length / 2)])}` : ''}`
+  // The held-out error, never the training one: a fit that has no held-out point is not counted as checked.
+  const checked = c.fits.filter((f) => f.heldOutMape !== null)
+  const fellBack = c.fits.filter((f) => f.fallback).length
+  const med = checked.length ? checked.map((f) => f.heldOutMape!).sort((a, b) => a - b)[Math.floor(checked.length / 2)] : null
+  return `${c.fits.length} fits${med !== null ? ` · median held-out MAPE ${fmtPct(med)}` : ' · none checked on held-out points'}${fellBack ? ` · ${fellBack} fell back` : ''}`
 }
 
 /** "4 min 05 s" */
