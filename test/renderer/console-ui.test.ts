@@ -142,6 +142,30 @@ describe('the console in a browser (headless shell)', () => {
     const fallbacks = page.locator('[data-testid^=fallback-]')
     expect(await fallbacks.count()).toBeGreaterThan(0)
     expect(await fallbacks.first().textContent()).toMatch(/^Fell back: (constant|fell back to the paper's form)/)
+    // One legend says what the points and lines are; axis titles sit whole inside their charts; ticks read plainly.
+    expect(await page.textContent('[data-testid=fit-legend]')).toContain('held out (checked on, not fitted)')
+    const clipped = (await page.evaluate(`(() => {
+      const out = []
+      for (const fit of document.querySelectorAll('[data-testid^=fit-device-], [data-testid^=fit-edge-]')) {
+        const w = fit.querySelector('.recharts-wrapper')
+        if (!w) continue
+        const b = w.getBoundingClientRect()
+        for (const l of fit.querySelectorAll('.recharts-label')) {
+          const r = l.getBoundingClientRect()
+          if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1) out.push(fit.getAttribute('data-testid') + ': ' + l.textContent)
+        }
+      }
+      return out
+    })()`)) as string[]
+    expect(clipped).toEqual([])
+    const ticks = await page.locator('[data-testid^=fit-device-] .recharts-cartesian-axis-tick-value').allTextContents()
+    expect(ticks.length).toBeGreaterThan(0)
+    expect(ticks.filter((t) => /e[+-]/.test(t))).toEqual([])
+    // No axis repeats a tick label (a constant size once printed "1.02K" five times).
+    const repeats = (await page.evaluate(`(() => [...document.querySelectorAll('[data-testid^=fit-device-] .recharts-cartesian-axis-tick-labels')]
+      .map((g) => [...g.querySelectorAll('.recharts-cartesian-axis-tick-value')].map((t) => t.textContent))
+      .filter((l) => new Set(l).size < l.length))()`)) as string[][]
+    expect(repeats).toEqual([])
     expect(await legendOverlaps()).toEqual([])
     await shot('calibration')
   }, 150_000)

@@ -181,18 +181,16 @@ export class ConsoleService {
         }
       }
     }
-    // One point per configuration and side, as fitted: the fastest of a layers campaign's passes.
-    const points = aggregatePasses(campaigns.measurements(a.campaign)).map((m) => {
-      const reg = profile?.[m.side]?.[m.regressionKey]
-      return {
-        side: m.side,
-        key: m.regressionKey,
-        features: m.features,
-        runMs: m.runMs,
-        predictedMs: reg ? Math.max(0, evaluateRegression(reg, m.features)) : null,
-        heldOut: m.heldOut
-      }
-    })
+    // One point per configuration and side, as fitted: the fastest of a layers campaign's passes; and
+    // the model-loading points where a whole model was loaded (session creation against model bytes).
+    const point = (side: Side, key: RegressionKey, features: number[], ms: number, heldOut: boolean) => {
+      const reg = profile?.[side]?.[key]
+      return { side, key, features, runMs: ms, predictedMs: reg ? Math.max(0, evaluateRegression(reg, features)) : null, heldOut }
+    }
+    const points = aggregatePasses(campaigns.measurements(a.campaign)).flatMap((m) => [
+      point(m.side, m.regressionKey, m.features, m.runMs, m.heldOut),
+      ...(m.modelBytes > 0 ? [point(m.side, 'modelLoad', [m.modelBytes], m.loadMs, m.heldOut)] : [])
+    ])
     return { campaign, featureNames: FIT_FEATURES, regressions, points }
   }
 

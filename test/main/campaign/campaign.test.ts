@@ -234,4 +234,17 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(lines.some((l) => l.startsWith(`${failed},layers,failed,pi-cal,`))).toBe(true)
     expect(lines.slice(1).every((line) => !/[{[]/.test(line))).toBe(true)
   })
+
+  it('gives the Calibration page model-loading points to plot, not an empty panel', async () => {
+    const { ConsoleService } = await import('../../../src/main/console/service.js')
+    const service = new ConsoleService(core, { shell: 'headless', brokerAddress: () => '127.0.0.1:1883' })
+    const layers = core.campaigns.list().find((c) => c.kind === 'layers' && c.status === 'done')!
+    const cal = await service.call('calibration', { campaign: layers.id })
+    for (const side of ['device', 'edge'] as const) {
+      const load = cal.points.filter((p) => p.side === side && p.key === 'modelLoad')
+      expect(load.length, side).toBe(grid) // one per synthetic model: its bytes against its session creation time
+      expect(load.every((p) => p.features[0]! > 0 && p.runMs > 0 && p.predictedMs !== null)).toBe(true)
+      expect(cal.campaign.fits!.some((f) => f.side === side && f.key === 'modelLoad')).toBe(true)
+    }
+  })
 })

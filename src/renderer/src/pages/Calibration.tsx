@@ -5,6 +5,19 @@ import { Card, Empty, Guard, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../c
 import { useApi, useQuery } from '../hooks'
 
 const SIDE_TEXT = { device: 'Device', edge: 'Edge (this machine)' } as const
+/** Axis ticks a reader takes in at a glance: 950, 12.5k, 3.2M (not 1e+4). */
+const compactTick = (v: number): string => new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 2 }).format(v)
+
+/** What the points and lines of every fit chart are (one legend for the grid). */
+function FitLegend(): React.JSX.Element {
+  return (
+    <p className="fit-legend small" data-testid="fit-legend">
+      <span className="dot" style={{ background: '#2f6fdf' }} /> fitted on (training points) <span className="dot" style={{ background: '#d94040' }} /> held out
+      (checked on, not fitted) <span className="dash" /> the fitted line (one variable), or y = x against the fit's prediction (several)
+    </p>
+  )
+}
+
 const FEATURE_UNITS: Record<string, string> = {
   inputElements: 'input elements',
   outputElements: 'output elements',
@@ -99,28 +112,38 @@ function FitChart(props: { cal: CalibrationData; side: 'device' | 'edge'; fit: F
           {fit.error}
         </p>
       ) : null}
-      <ResponsiveContainer width="100%" height={200}>
-        <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 8 }}>
-          <CartesianGrid strokeDasharray="3 3" />
-          <XAxis
-            type="number"
-            dataKey="x"
-            domain={['auto', 'auto']}
-            tickFormatter={(v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(0) : String(Math.round(v * 100) / 100))}
-            label={{ value: xLabel, position: 'insideBottom', offset: -16, fontSize: 11 }}
-          />
-          <YAxis
-            type="number"
-            dataKey="y"
-            label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', fontSize: 11 }}
-            tickFormatter={(v: number) => fmtMs(v)}
-          />
-          <Tooltip formatter={(v) => fmtMs(Number(v))} />
-          <Scatter data={train} name="fitted on" fill="#2f6fdf" isAnimationActive={false} />
-          <Scatter data={held} name="held out" fill="#d94040" isAnimationActive={false} />
-          <Line data={line} dataKey="y" name={single ? 'fitted line' : 'y = x'} stroke="#222" dot={false} isAnimationActive={false} />
-        </ComposedChart>
-      </ResponsiveContainer>
+      {pts.length === 0 ? (
+        <Empty>
+          No measured point to plot for {fit.key} on this side
+          {fit.n > 0 ? ' (its fit came from points this campaign no longer holds)' : ''}.
+        </Empty>
+      ) : (
+        <ResponsiveContainer width="100%" height={200}>
+          <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 14 }}>
+            <CartesianGrid strokeDasharray="3 3" />
+            <XAxis
+              type="number"
+              dataKey="x"
+              // One distinct x (sizes that never vary): a window around it, else every tick reads the same.
+              domain={lo === hi ? [lo / 2, lo * 1.5] : ['auto', 'auto']}
+              {...(lo === hi ? { ticks: [lo / 2, lo, lo * 1.5] } : {})}
+              tickFormatter={compactTick}
+              label={{ value: xLabel, position: 'insideBottom', offset: -16, fontSize: 11 }}
+            />
+            <YAxis
+              type="number"
+              dataKey="y"
+              width={52}
+              label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', offset: -6, fontSize: 11, style: { textAnchor: 'middle' } }}
+              tickFormatter={(v: number) => fmtMs(v)}
+            />
+            <Tooltip formatter={(v) => fmtMs(Number(v))} />
+            <Scatter data={train} name="fitted on" fill="#2f6fdf" isAnimationActive={false} />
+            <Scatter data={held} name="held out" fill="#d94040" isAnimationActive={false} />
+            <Line data={line} dataKey="y" name={single ? 'fitted line' : 'y = x'} stroke="#222" dot={false} isAnimationActive={false} />
+          </ComposedChart>
+        </ResponsiveContainer>
+      )}
     </div>
   )
 }
@@ -214,6 +237,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
             <Guard q={cal} what="calibration data">
               {(c) => (
                 <>
+                  <FitLegend />
                   {(['device', 'edge'] as const).map((side) => (
                     <div key={side}>
                       <h3>{SIDE_TEXT[side]}</h3>
