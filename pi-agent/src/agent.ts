@@ -6,6 +6,7 @@
  * the models in its cache; a plan or a `load-model` naming a model it does not hold makes it fetch
  * the model from the console (ModelCache), and a plan is followed only once its model is held.
  */
+import { readHealth } from '../../src/main/runtime/health.js'
 import { describeMachine } from '../../src/main/runtime/machine.js'
 import mqtt, { type MqttClient } from 'mqtt'
 import { arch, cpus, platform, totalmem } from 'node:os'
@@ -57,6 +58,8 @@ export interface AgentOptions {
   emulation?: Record<string, unknown>
   /** ms to wait for the edge's result before counting an inference as lost. */
   resultTimeoutMs?: number
+  /** ms between health reports (temperature, throttling, frequency, load, memory); default 10 s, EDGENT_HEALTH_MS. */
+  healthMs?: number
   log: Logger
 }
 
@@ -156,6 +159,9 @@ export class EdgentAgent {
       ...(this.opts.ca ? { ca: this.opts.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : {})
     })
     this.client = client
+    const every = this.opts.healthMs ?? (Number(process.env['EDGENT_HEALTH_MS']) || 10_000)
+    this.healthTimer = setInterval(() => this.publishHealth(), every)
+    this.healthTimer.unref()
     client.on('connect', () => {
       noDelay(client)
       this.reconnectMs = 1000
@@ -163,6 +169,7 @@ export class EdgentAgent {
       log.info({ broker: this.opts.brokerUrl }, 'connected')
       this.publishHello()
       this.publishState()
+      this.publishHealth()
       client.subscribe(topics.agentInbox(id), { qos: 1 }, (err, granted) => {
         if (err) log.error({ err: err.message }, 'subscribe failed')
         const refused = (granted ?? []).filter((g) => g.qos === 128)
@@ -198,7 +205,19 @@ export class EdgentAgent {
     })
   }
 
+  /** Publishes one health report (qos 0: the next one follows in a few seconds). */
+  private publishHealth(): void {
+    void readHealth().then((h) => {
+      const c = this.client
+      if (c?.connected) c.publish(topics.health(this.opts.id), Buffer.from(encodeJson(h)), { qos: 0 })
+    })
+  }
+
+  private healthTimer: NodeJS.Timeout | null = null
+
   async stop(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer)
+    this.healthTimer = null
     const c = this.client
     this.client = null
     this.cache?.stop()

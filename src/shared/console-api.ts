@@ -11,7 +11,7 @@
  */
 import type { Settings } from './settings.js'
 import type { CostTable, Breakdown } from './planner.js'
-import type { Hello, PlanMessage } from './messages.js'
+import type { Health, Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Side } from './latency.js'
 
 // ------------------------------------------------------------------ shared records
@@ -32,6 +32,8 @@ export interface DeviceView {
   modelAssigned: boolean
   /** Its latest model transfer, if any. */
   transfer: TransferView | null
+  /** Its latest health report (temperature, throttling, frequency, load, memory), while it reports. */
+  health: Health | null
 }
 
 /** A fitted profile (the current one when it predicts every layer of the served model), or the measured per-layer tables. */
@@ -133,6 +135,8 @@ export interface CampaignStatus {
   measurements: number
   /** Kind `sweep`: the points measured so far. */
   sweep: SweepSummary | null
+  /** What may have spoilt the measurements: the device throttled, or its CPU frequency changed, during the campaign. */
+  warnings: string[]
   /** While it runs, in kinds measured in several passes (layers): the pass under way, 1-based, of how many. */
   pass: { current: number; of: number } | null
 }
@@ -462,9 +466,19 @@ export interface ConsoleEvents {
   inferences: { id: string; summary: InferSummary }
   devices: { reason: string }
   transfer: TransferView
+  health: { id: string; health: Health }
 }
 export type EventName = keyof ConsoleEvents
-export const EVENT_NAMES = ['agent-state', 'plan', 'bandwidth', 'campaign', 'inferences', 'devices', 'transfer'] as const satisfies readonly EventName[]
+export const EVENT_NAMES = [
+  'agent-state',
+  'plan',
+  'bandwidth',
+  'campaign',
+  'inferences',
+  'devices',
+  'transfer',
+  'health'
+] as const satisfies readonly EventName[]
 
 export type ConsoleEvent = { [E in EventName]: { type: E; data: ConsoleEvents[E] } }[EventName]
 

@@ -44,6 +44,20 @@ export const HelloSchema = z.object({
 })
 export type Hello = z.infer<typeof HelloSchema>
 
+/** A device's periodic health report (the agent's `health` topic; src/main/runtime/health.ts). */
+export const HealthSchema = z.object({
+  at: z.string().max(40),
+  temperatureC: z.number().min(-60).max(200).nullable(),
+  cpuCurMHz: z.number().nonnegative().max(100_000).nullable(),
+  cpuMaxMHz: z.number().nonnegative().max(100_000).nullable(),
+  governor: z.string().max(40).nullable(),
+  throttled: z.object({ bits: z.number().int().nonnegative(), flags: z.array(z.string().max(60)).max(16) }).nullable(),
+  load: z.array(z.number().nonnegative()).length(3),
+  freeMemoryBytes: z.number().nonnegative(),
+  availableMemoryBytes: z.number().nonnegative().nullable()
+})
+export type Health = z.infer<typeof HealthSchema>
+
 export const PlanSchema = z.object({
   schema: z.number().int().default(SCHEMA),
   planId: z.string().min(1).max(64),

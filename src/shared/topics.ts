@@ -27,6 +27,8 @@ export const topics = {
   state: (id: string) => `${agent(id)}/state`,
   /** agent → console, retained: capabilities. */
   hello: (id: string) => `${agent(id)}/hello`,
+  /** agent → console, every few seconds: temperature, throttling, frequency, load, memory (not retained). */
+  health: (id: string) => `${agent(id)}/health`,
   /** console → agent, retained: the current plan. */
   plan: (id: string) => `${agent(id)}/plan`,
   /** console → agent: a command (src/shared/agent-api.ts). */
@@ -47,6 +49,7 @@ export const topics = {
   allAgents: {
     state: `${ROOT}/agents/+/state`,
     hello: `${ROOT}/agents/+/hello`,
+    health: `${ROOT}/agents/+/health`,
     response: `${ROOT}/agents/+/response/+`,
     activation: `${ROOT}/agents/+/activation`,
     probe: `${ROOT}/agents/+/probe`,
@@ -61,7 +64,7 @@ function checkVerb(verb: string): string {
   return verb
 }
 
-export type TopicKind = 'state' | 'hello' | 'plan' | 'request' | 'response' | 'activation' | 'result' | 'probe' | 'fetch' | 'chunk'
+export type TopicKind = 'state' | 'hello' | 'health' | 'plan' | 'request' | 'response' | 'activation' | 'result' | 'probe' | 'fetch' | 'chunk'
 
 export interface ParsedTopic {
   agentId: string
@@ -80,6 +83,7 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
     if (
       kind === 'state' ||
       kind === 'hello' ||
+      kind === 'health' ||
       kind === 'plan' ||
       kind === 'activation' ||
       kind === 'result' ||
@@ -94,13 +98,19 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   return undefined
 }
 
-/** Topics an agent may publish to: only its own state, hello, responses, activations, probes and model fetches. */
+/** Topics an agent may publish to: only its own state, hello, health, responses, activations, probes and model fetches. */
 export function agentMayPublish(agentId: string, topic: string): boolean {
   const t = parseTopic(topic)
   return (
     !!t &&
     t.agentId === agentId &&
-    (t.kind === 'state' || t.kind === 'hello' || t.kind === 'response' || t.kind === 'activation' || t.kind === 'probe' || t.kind === 'fetch')
+    (t.kind === 'state' ||
+      t.kind === 'hello' ||
+      t.kind === 'health' ||
+      t.kind === 'response' ||
+      t.kind === 'activation' ||
+      t.kind === 'probe' ||
+      t.kind === 'fetch')
   )
 }
 

@@ -104,6 +104,8 @@ describe('the console in a browser (headless shell)', () => {
     // --slowdown 8: a Raspberry-Pi-4-class device (docs/decisions-factor8.txt), so plans differ with bandwidth.
     agent = spawnAgent(`mqtt://127.0.0.1:${m![2]}`, 'pi-ui', cred.token, ['--slowdown', '8'])
     await expect.poll(async () => page.textContent('[data-testid=state-pi-ui]'), { timeout: 30_000 }).toBe('online')
+    // Its health report (this VM has no thermal zone or cpufreq: load and memory at least).
+    await expect.poll(async () => page.textContent('[data-testid=health-pi-ui]'), { timeout: 30_000 }).toMatch(/load \d+\.\d\d · [\d.]+ GiB free/)
     expect(await page.textContent('[data-testid=device-pi-ui]')).toContain('onnxruntime-node 1.27.0')
     await shot('fleet')
   })

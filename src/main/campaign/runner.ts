@@ -6,6 +6,9 @@
  * the measurements are fitted into a calibration profile (n, R², MAPE, held-out check) that becomes
  * the device's current profile.
  */
+import { readHealth } from '../runtime/health.js'
+import { healthWarnings } from './health-warnings.js'
+import type { Health } from '../../shared/messages.js'
 import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { createHash, randomUUID } from 'node:crypto'
@@ -53,6 +56,8 @@ export interface CampaignDeps {
   onProgress(status: CampaignStatus): void
   /** The device's hardware and OS as its hello announced them (null: an agent that does not say). */
   deviceMachine(deviceId: string): Machine | null
+  /** The device's latest health report (null: none yet). */
+  deviceHealth(deviceId: string): Health | null
 }
 
 /**
@@ -150,6 +155,7 @@ export class Campaigns {
           }
           summary.points.push(point)
           summary.medianRelError = median(errors)
+          this.deps.store.campaigns.addHealth(id, summary.points.length - 1, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
           save(summary.points.length / total)
           this.deps.onProgress(this.status(id)!)
         }
@@ -243,13 +249,15 @@ export class Campaigns {
     const heldOut = heldOutKeys(work.keys, work.groups)
     const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
     try {
-      for (const chunk of work.chunks) {
+      for (const [i, chunk] of work.chunks.entries()) {
         if (this.cancelled.has(id)) throw new CancelledError()
         if (passes > 1) this.passes.set(id, { current: (chunk.pass ?? 0) + 1, of: passes })
         const ms = await chunk.measure()
         if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs)))
           throw new Error(`${chunk.side} answered with measurements for other configurations`)
         done += ms.length
+        // Both sides' health with every chunk: a throttling device spoils a calibration silently.
+        campaigns.addHealth(id, i, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
         campaigns.addMeasurements(
           id,
           chunk.side,
@@ -305,7 +313,8 @@ export class Campaigns {
       fits,
       measurements: campaigns.measurementCount(id),
       sweep: c.summary,
-      pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null
+      pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null,
+      warnings: healthWarnings(campaigns.health(id))
     }
   }
 

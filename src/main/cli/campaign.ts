@@ -23,6 +23,7 @@ export function fitKind(f: { n: number; fallback?: boolean; error?: string }): s
 
 export function formatCampaign(s: CampaignStatus): string {
   const lines = [`campaign ${s.id} · ${s.kind} on ${s.deviceId} · ${s.status} · ${s.measurements} measurements${s.error ? ` · ${s.error}` : ''}`]
+  for (const w of s.warnings ?? []) lines.push(`warning: ${w}`)
   if (s.fits) {
     lines.push(
       '',

@@ -14,6 +14,7 @@ import type { Settings } from '../../shared/settings.js'
 import { readSettings } from '../runtime/settings-file.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
+import type { DeviceView } from '../../shared/console-api.js'
 
 export { defaultDataDir } from '../runtime/data-dir.js'
 
@@ -162,11 +163,25 @@ export async function unpairCommand(id: string, dataDir: string): Promise<string
   return `unpaired ${id} (the console is not running; it will refuse the agent when it starts)`
 }
 
+/** "52.1 °C · 1500 MHz (ondemand) · load 0.31 · THROTTLED now" */
+export function healthText(h: DeviceView['health']): string {
+  if (!h) return '—'
+  const now = h.throttled?.flags.filter((f) => f.endsWith(' now')) ?? []
+  return [
+    h.temperatureC !== null ? `${h.temperatureC} °C` : null,
+    h.cpuCurMHz !== null ? `${h.cpuCurMHz} MHz${h.governor ? ` (${h.governor})` : ''}` : null,
+    `load ${h.load[0]!.toFixed(2)}`,
+    now.length ? `THROTTLED: ${now.join(', ')}` : null
+  ]
+    .filter(Boolean)
+    .join(' · ')
+}
+
 export async function devicesCommand(dataDir: string, json: boolean): Promise<string> {
   const list = await callConsole(runningConsole(dataDir), 'devices', {})
   if (json) return JSON.stringify(list, null, 2)
   return table(
-    ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps', 'latencies from'],
+    ['agent', 'paired', 'state', 'arch', 'plan', 'uplink kbps', 'latencies from', 'health'],
     list.map((d) => [
       d.id,
       d.paired ? 'yes' : 'revoked',
@@ -174,7 +189,8 @@ export async function devicesCommand(dataDir: string, json: boolean): Promise<st
       d.hello?.arch ?? '—',
       d.plan ? `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} on device` : '—',
       d.uplinkEstimateKbps ? String(Math.round(d.uplinkEstimateKbps)) : '—',
-      d.latencySource ? (d.latencySource.kind === 'profile' ? `profile ${d.latencySource.profileId}` : 'measured tables') : '—'
+      d.latencySource ? (d.latencySource.kind === 'profile' ? `profile ${d.latencySource.profileId}` : 'measured tables') : '—',
+      healthText(d.health)
     ])
   )
 }

@@ -26,6 +26,7 @@ export interface AgentLinkOptions {
 export interface AgentMessageHandlers {
   state(agentId: string, payload: Buffer, topic: string): void
   hello(agentId: string, payload: Buffer, topic: string): void
+  health(agentId: string, payload: Buffer, topic: string): void
   activation(agentId: string, payload: Buffer): void
   fetch(agentId: string, payload: Buffer, topic: string): void
 }
@@ -86,7 +87,7 @@ export class AgentLink {
     client.on('connect', noDelay)
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     await client.subscribeAsync(
-      [topics.allAgents.state, topics.allAgents.hello, topics.allAgents.response, topics.allAgents.activation, topics.allAgents.fetch],
+      [topics.allAgents.state, topics.allAgents.hello, topics.allAgents.health, topics.allAgents.response, topics.allAgents.activation, topics.allAgents.fetch],
       { qos: 1 }
     )
   }
@@ -146,7 +147,7 @@ export class AgentLink {
     // admitted by the co-inference, which answers a refused frame.
     // (Not `state`: every state change means something — a dropped "online" leaves the agent "busy" —
     // and the broker's per-agent publish rate already bounds how many an agent can send.)
-    const kind = t.kind === 'hello' ? 'hello' : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
+    const kind = t.kind === 'hello' || t.kind === 'health' ? t.kind : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
     if (kind && !this.rates.take(`${t.agentId}/${kind}`, AGENT_RATES[kind])) {
       this.limiter.warn(`rate:${t.agentId}:${kind}`, { agentId: t.agentId, kind, limit: AGENT_RATES[kind] }, 'dropped a message over the per-agent rate')
       return
@@ -154,6 +155,7 @@ export class AgentLink {
     try {
       if (t.kind === 'state') this.handlers.state(t.agentId, payload, topic)
       else if (t.kind === 'hello') this.handlers.hello(t.agentId, payload, topic)
+      else if (t.kind === 'health') this.handlers.health(t.agentId, payload, topic)
       else if (t.kind === 'activation') this.handlers.activation(t.agentId, payload)
       else if (t.kind === 'fetch') this.handlers.fetch(t.agentId, payload, topic)
       else if (t.kind === 'response' && t.verb) this.onResponse(t.agentId, t.verb, payload, topic)

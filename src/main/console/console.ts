@@ -77,6 +77,7 @@ export class EdgentConsole extends EventEmitter {
       {
         state: (id, p, t) => this.fleet.onState(id, p, t),
         hello: (id, p, t) => this.fleet.onHello(id, p, t),
+        health: (id, p, t) => this.fleet.onHealth(id, p, t),
         activation: (id, p) => void this.coinference.onActivation(id, p),
         fetch: (id, p, t) => this.distribution.onFetch(id, p, t)
       }
@@ -136,6 +137,7 @@ export class EdgentConsole extends EventEmitter {
       setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.coinference.infer(o),
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
+      deviceHealth: (id) => this.fleet.health(id),
       onProgress: (status) => {
         // A completed campaign made a new current profile: plan with it from now on.
         if (status.status === 'done' && status.profileId) this.planning.sourceChanged(status.deviceId)
@@ -256,7 +258,8 @@ export class EdgentConsole extends EventEmitter {
         latencySource: d.revoked_at ? null : this.planning.latencySource(d.id),
         model: this.models.forDevice(d.id).id,
         modelAssigned: !!d.model_id,
-        transfer: this.distribution.transfers().find((t) => t.agentId === d.id) ?? null
+        transfer: this.distribution.transfers().find((t) => t.agentId === d.id) ?? null,
+        health: this.fleet.health(d.id)
       }
     })
   }

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
-import { HelloSchema, StateSchema, parsePayload, type Hello } from '../../shared/messages.js'
+import { HealthSchema, HelloSchema, StateSchema, parsePayload, type Health, type Hello } from '../../shared/messages.js'
 import { checkAgentId } from '../../shared/topics.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
@@ -13,6 +13,8 @@ import { DUMMY_HASH, hashToken, newToken, verifyToken } from './tokens.js'
 interface Presence {
   state: string
   hello: Hello | null
+  /** Its latest health report. */
+  health: Health | null
   /** The plan id the agent last reported in its state. */
   reportedPlanId: string | null
 }
@@ -121,7 +123,7 @@ export class Fleet {
   }
 
   private entry(id: string): Presence {
-    const p = this.presence.get(id) ?? { state: 'unknown', hello: null, reportedPlanId: null }
+    const p = this.presence.get(id) ?? { state: 'unknown', hello: null, health: null, reportedPlanId: null }
     this.presence.set(id, p)
     return p
   }
@@ -140,6 +142,17 @@ export class Fleet {
       this.deps.log.info({ agentId, state: s.state }, 'agent state')
       this.deps.emit('agent-state', { id: agentId, state: s.state })
     }
+  }
+
+  onHealth(agentId: string, payload: Buffer, topic: string): void {
+    const h = parsePayload(HealthSchema, payload, topic)
+    this.entry(agentId).health = h
+    this.deps.emit('health', { id: agentId, health: h })
+  }
+
+  /** The latest health report of an agent, if it sent one. */
+  health(agentId: string): Health | null {
+    return this.presence.get(agentId)?.health ?? null
   }
 
   onHello(agentId: string, payload: Buffer, topic: string): void {

@@ -47,7 +47,9 @@ export const AGENT_RATES = {
   activation: { perSecond: 500, burst: 500 },
   fetch: { perSecond: 50, burst: 50 },
   response: { perSecond: 100, burst: 100 },
-  hello: { perSecond: 10, burst: 20 }
+  hello: { perSecond: 10, burst: 20 },
+  /** A heartbeat every few seconds. */
+  health: { perSecond: 2, burst: 5 }
 } as const satisfies Record<string, Rate>
 
 /** Activations of one agent queued or running at the edge at once (an agent sends the next after the result). */

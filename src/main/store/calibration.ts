@@ -287,9 +287,11 @@ export class CalibrationQueries {
           modelBytes: 'bytes',
           pass: "which pass over the grid (a layers campaign makes 3; its profile fits each configuration's fastest pass)",
           features: "elements (batch 1), in the order of each profile regression's `features`",
-          machines: "each campaign's params_json.machines: both sides' hardware and OS when it ran (cpuMaxMHz, cpuCurMHz in MHz)"
+          machines: "each campaign's params_json.machines: both sides' hardware and OS when it ran (cpuMaxMHz, cpuCurMHz in MHz)",
+          health: "each campaign's health: per chunk and side, temperature (°C), throttled flags, CPU MHz and governor, load, memory"
         },
-        campaigns: campaigns.map((c) => ({ ...c, machines: machinesOf(c) })),
+        // Both sides' health with every chunk (temperature, throttling, frequency, load): was the device steady?
+        campaigns: campaigns.map((c) => ({ ...c, machines: machinesOf(c), health: this.campaigns.health(c.id) })),
         devices,
         profiles,
         measurements: measurements.map((m) => {

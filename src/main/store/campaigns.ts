@@ -214,6 +214,27 @@ export class CampaignQueries {
     }))
   }
 
+  /** Both sides' health as it was at one chunk of a campaign (null: the side did not report any). */
+  addHealth(id: string, chunk: number, health: { device: unknown | null; edge: unknown | null }, at = new Date().toISOString()): void {
+    const insert = this.db.prepare('INSERT INTO campaign_health (campaign_id, side, chunk, at, health_json) VALUES (?, ?, ?, ?, ?)')
+    for (const side of ['device', 'edge'] as const) {
+      const h = health[side]
+      if (h) insert.run(id, side, chunk, at, JSON.stringify(h))
+    }
+  }
+
+  /** A campaign's health reports, in order. */
+  health(id: string): { side: Side; chunk: number; at: string; health: unknown }[] {
+    return (
+      this.db.prepare('SELECT side, chunk, at, health_json FROM campaign_health WHERE campaign_id = ? ORDER BY id').all(id) as {
+        side: Side
+        chunk: number
+        at: string
+        health_json: string
+      }[]
+    ).map((r) => ({ side: r.side, chunk: r.chunk, at: r.at, health: JSON.parse(r.health_json) as unknown }))
+  }
+
   measurementCount(id: string): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM measurements WHERE campaign_id = ?').get(id) as { n: number }).n
   }

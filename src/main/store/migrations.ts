@@ -135,6 +135,18 @@ export const MIGRATIONS: string[] = [
   // 7: every repetition's time beside the median (calibration exports a researcher can re-analyse).
   `
   ALTER TABLE measurements ADD COLUMN reps_ms_json TEXT;
+  `,
+  // 8: both sides' health (temperature, throttling, frequency, load) with every chunk of a campaign.
+  `
+  CREATE TABLE campaign_health (
+    id INTEGER PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+    side TEXT NOT NULL CHECK (side IN ('device', 'edge')),
+    chunk INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    health_json TEXT NOT NULL
+  );
+  CREATE INDEX campaign_health_campaign ON campaign_health(campaign_id);
   `
 ]
 

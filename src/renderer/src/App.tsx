@@ -53,7 +53,7 @@ function Shell(props: { connection: ConnectionState }): React.JSX.Element {
   const devices = useQuery<DeviceView[]>(
     () => api.devices({}),
     'devices',
-    (e) => e.type === 'agent-state' || e.type === 'devices' || e.type === 'plan'
+    (e) => e.type === 'agent-state' || e.type === 'devices' || e.type === 'plan' || e.type === 'health'
   )
   const paired = (devices.data ?? []).filter((d) => d.paired)
   const [agent, setAgent] = useState<string | null>(null)

@@ -205,7 +205,14 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                       <ProgressBar value={c.progress} label={`campaign ${c.id} progress`} />
                     </td>
                     <td>{c.measurements}</td>
-                    <td>{fitSummary(c)}</td>
+                    <td>
+                      {fitSummary(c)}
+                      {c.warnings?.length ? (
+                        <div className="warn small" data-testid="campaign-warnings">
+                          {c.warnings.join(' · ')}
+                        </div>
+                      ) : null}
+                    </td>
                     <td>
                       <button type="button" className="link" onClick={() => void doExport('json', c.id)}>
                         JSON

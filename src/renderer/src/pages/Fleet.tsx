@@ -5,6 +5,33 @@ import { errorMessage } from '../../../shared/errors'
 import { useApi, type Query } from '../hooks'
 import { AGENT_ID_PATTERN } from '../../../shared/topics'
 
+/** Temperature, frequency and governor, load, free memory, and throttling now (in red) or since boot. */
+function HealthCell(props: { h: DeviceView['health'] }): React.JSX.Element {
+  const h = props.h
+  if (!h) return <span className="muted">no report</span>
+  const now = h.throttled?.flags.filter((f) => f.endsWith(' now')) ?? []
+  const past = h.throttled?.flags.filter((f) => !f.endsWith(' now')) ?? []
+  return (
+    <>
+      {[
+        h.temperatureC !== null ? `${h.temperatureC} °C` : null,
+        h.cpuCurMHz !== null ? `${h.cpuCurMHz}${h.cpuMaxMHz ? `/${h.cpuMaxMHz}` : ''} MHz${h.governor ? ` ${h.governor}` : ''}` : null,
+        `load ${h.load[0]!.toFixed(2)}`,
+        `${((h.availableMemoryBytes ?? h.freeMemoryBytes) / 2 ** 30).toFixed(1)} GiB free`
+      ]
+        .filter(Boolean)
+        .join(' · ')}
+      {now.length ? (
+        <div className="bad" data-testid="throttled-now">
+          throttled: {now.join(', ')}
+        </div>
+      ) : past.length ? (
+        <div className="warn">since boot: {past.join(', ')}</div>
+      ) : null}
+    </>
+  )
+}
+
 /** Copies a text to the clipboard, saying whether it worked (else: select it and press Ctrl+C). */
 function CopyButton(props: { text: string; testId: string }): React.JSX.Element {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle')
@@ -156,6 +183,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                   <th>Emulation</th>
                   <th>Current plan</th>
                   <th>Uplink estimate</th>
+                  <th>Health</th>
                   <th />
                 </tr>
               </thead>
@@ -191,6 +219,9 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                       )}
                     </td>
                     <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
+                    <td data-testid={`health-${d.id}`}>
+                      <HealthCell h={d.health} />
+                    </td>
                     <td>
                       {!d.paired ? null : confirm === d.id ? (
                         <>
