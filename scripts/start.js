@@ -8,6 +8,13 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Runs the console as a child; a signal to this launcher (systemd, a supervisor, kill) goes to it too, and its exit code is ours. */
+function run(cmd, args) {
+  const child = spawn(cmd, args, { stdio: 'inherit' })
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig))
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1) : 0)))
+}
 const electronDir = join(root, 'node_modules', 'electron')
 const pathFile = join(electronDir, 'path.txt')
 const binary = existsSync(pathFile) ? join(electronDir, 'dist', readFileSync(pathFile, 'utf8').trim()) : null
@@ -16,12 +23,10 @@ if (binary && existsSync(binary)) {
   const addon = join(root, '.electron-native', 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')
   // Without it the window says what to run; with the network this makes it.
   if (!existsSync(addon)) spawnSync(process.execPath, [join(root, 'scripts', 'rebuild-electron.mjs')], { stdio: 'inherit' })
-  const child = spawn(binary, [root, ...process.argv.slice(2)], { stdio: 'inherit' })
-  child.on('exit', (code) => process.exit(code ?? 0))
+  run(binary, [root, ...process.argv.slice(2)])
 } else {
   console.log('Electron binary not installed (it downloads from outside the npm registry); running the headless console instead.')
   const edgent = join(root, 'bin', 'edgent.js')
   const args = process.argv.slice(2)
-  const child = spawn(process.execPath, [edgent, ...(args.length ? args : ['serve'])], { stdio: 'inherit' })
-  child.on('exit', (code) => process.exit(code ?? 0))
+  run(process.execPath, [edgent, ...(args.length ? args : ['serve'])])
 }
