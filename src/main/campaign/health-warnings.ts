@@ -4,10 +4,9 @@
  * limit) or whose CPU frequency changed by more than 5 % during the campaign measured at more than one
  * speed. One sentence per finding.
  */
+import { throttling } from '../../shared/health.js'
 import type { Health } from '../../shared/messages.js'
 import type { Side } from '../../shared/latency.js'
-
-const NOW_BITS = 0xf
 
 export function healthWarnings(rows: readonly { side: Side; health: unknown }[]): string[] {
   const out: string[] = []
@@ -15,10 +14,10 @@ export function healthWarnings(rows: readonly { side: Side; health: unknown }[])
     const hs = rows.filter((r) => r.side === side).map((r) => r.health as Health)
     if (!hs.length) continue
     const who = side === 'device' ? 'the device' : 'the edge'
-    const throttled = hs.filter((h) => h.throttled && (h.throttled.bits & NOW_BITS) !== 0)
-    if (throttled.length) {
-      const flags = [...new Set(throttled.flatMap((h) => h.throttled!.flags.filter((f) => f.endsWith(' now'))))]
-      out.push(`${who} was throttled at ${throttled.length} of ${hs.length} chunks (${flags.join(', ')}): its measurements may be slower than its steady speed`)
+    const now = hs.map((h) => throttling(h.throttled).now).filter((flags) => flags.length)
+    if (now.length) {
+      const flags = [...new Set(now.flat())]
+      out.push(`${who} was throttled at ${now.length} of ${hs.length} chunks (${flags.join(', ')}): its measurements may be slower than its steady speed`)
     }
     const mhz = hs.map((h) => h.cpuCurMHz).filter((v): v is number => v !== null)
     if (mhz.length > 1) {

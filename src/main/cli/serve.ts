@@ -15,6 +15,7 @@ import { readSettings } from '../runtime/settings-file.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
 import type { DeviceView } from '../../shared/console-api.js'
+import { throttling } from '../../shared/health.js'
 
 export { defaultDataDir } from '../runtime/data-dir.js'
 
@@ -113,8 +114,7 @@ export async function pairCommand(id: string, dataDir: string, o: { out?: string
     // its default ports, over TLS when the console has made its CA.
     const token = newToken()
     withStore(join(dir, 'edgent.db'), (store) => {
-      const row = store.devices.get(id)
-      replaced = !!row && !row.revoked_at && row.token_hash !== ''
+      replaced = store.devices.hasLiveToken(id)
       if (replaced && !o.force)
         throw new UserError(`agent "${id}" is already paired: pairing it again issues a new token and the old one stops working — add --force to do so`)
       store.devices.pair(id, hashToken(token))
@@ -166,7 +166,7 @@ export async function unpairCommand(id: string, dataDir: string): Promise<string
 /** "52.1 °C · 1500 MHz (ondemand) · load 0.31 · THROTTLED now" */
 export function healthText(h: DeviceView['health']): string {
   if (!h) return '—'
-  const now = h.throttled?.flags.filter((f) => f.endsWith(' now')) ?? []
+  const { now } = throttling(h.throttled)
   return [
     h.temperatureC !== null ? `${h.temperatureC} °C` : null,
     h.cpuCurMHz !== null ? `${h.cpuCurMHz} MHz${h.governor ? ` (${h.governor})` : ''}` : null,

@@ -49,8 +49,7 @@ export class Fleet {
    */
   pair(id: string, o: { force?: boolean } = {}): { id: string; token: string; replaced: boolean; disconnected: boolean } {
     checkAgentId(id)
-    const row = this.deps.store.devices.get(id)
-    const live = !!row && !row.revoked_at && row.token_hash !== ''
+    const live = this.deps.store.devices.hasLiveToken(id)
     const online = this.connected().includes(id)
     if (live && !o.force)
       throw new UserError(

@@ -109,8 +109,8 @@ export class ConsoleService {
   }
 
   settings(): SettingsView {
-    if (!this.opts.settings) return this.settingsView(DEFAULT_SETTINGS)
-    return this.settingsView(readSettings(this.opts.settings.dataDir))
+    const s = this.opts.settings
+    return this.settingsView(s ? readSettings(s.dataDir) : DEFAULT_SETTINGS) // without a data directory settingsView refuses
   }
 
   settingsUpdate(a: ArgsOf<'settingsUpdate'>): SettingsView {

@@ -8,7 +8,11 @@ import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { freemem, loadavg } from 'node:os'
 import { join } from 'node:path'
+import { throttledFlags } from '../../shared/health.js'
 import type { Health } from '../../shared/messages.js'
+import { readMHz } from './machine.js'
+
+export { throttledFlags } from '../../shared/health.js'
 
 const read = (file: string): string | null => {
   try {
@@ -20,21 +24,6 @@ const read = (file: string): string | null => {
 const num = (t: string | null): number | null => {
   const n = t === null ? NaN : Number(t)
   return Number.isFinite(n) ? n : null
-}
-
-/** The firmware's throttling bits (Raspberry Pi `get_throttled`), in words. */
-export function throttledFlags(bits: number): string[] {
-  const names: [number, string][] = [
-    [0, 'under-voltage now'],
-    [1, 'frequency capped now'],
-    [2, 'throttled now'],
-    [3, 'soft temperature limit now'],
-    [16, 'under-voltage has occurred'],
-    [17, 'frequency capping has occurred'],
-    [18, 'throttling has occurred'],
-    [19, 'soft temperature limit has occurred']
-  ]
-  return names.filter(([b]) => (bits >> b) & 1).map(([, n]) => n)
 }
 
 function vcgencmdThrottled(): Promise<number | null> {
@@ -51,10 +40,7 @@ function vcgencmdThrottled(): Promise<number | null> {
 export async function readHealth(root: string = process.env['EDGENT_SYSFS_ROOT'] ?? '/'): Promise<Health> {
   const at = (p: string) => join(root, p)
   const cpufreq = at('sys/devices/system/cpu/cpu0/cpufreq')
-  const mhz = (f: string) => {
-    const khz = num(read(join(cpufreq, f)))
-    return khz === null ? null : Math.round(khz / 1000)
-  }
+  const mhz = (f: string) => readMHz(join(cpufreq, f))
   const milli = num(read(at('sys/class/thermal/thermal_zone0/temp')))
   const available = /^MemAvailable:\s+(\d+) kB$/m.exec(read(at('proc/meminfo')) ?? '')
   const bits = root === '/' ? await vcgencmdThrottled() : num(read(at('vcgencmd-throttled')))

@@ -22,7 +22,8 @@ export interface Machine {
   onnxruntime: string
 }
 
-const readKHz = (file: string): number | null => {
+/** A cpufreq file (kHz) in MHz, or null when it cannot be read. */
+export function readMHz(file: string): number | null {
   try {
     const khz = Number(readFileSync(file, 'utf8').trim())
     return Number.isFinite(khz) && khz > 0 ? Math.round(khz / 1000) : null
@@ -47,8 +48,8 @@ export function describeMachine(): Machine {
   return {
     cpuModel: list[0]?.model.trim() || 'unknown',
     cores: list.length,
-    cpuMaxMHz: readKHz(`${cpufreq}/cpuinfo_max_freq`) ?? (list[0]?.speed || null),
-    cpuCurMHz: readKHz(`${cpufreq}/scaling_cur_freq`),
+    cpuMaxMHz: readMHz(`${cpufreq}/cpuinfo_max_freq`) ?? (list[0]?.speed || null),
+    cpuCurMHz: readMHz(`${cpufreq}/scaling_cur_freq`),
     os: `${osType()} ${release()}${distro ? ` (${distro})` : ''}`,
     arch: arch(),
     memoryBytes: totalmem(),

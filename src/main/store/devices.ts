@@ -20,6 +20,12 @@ export class DeviceQueries {
     return this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined
   }
 
+  /** Whether an id holds a token that works (paired, not revoked): pairing it again replaces that token. */
+  hasLiveToken(id: string): boolean {
+    const row = this.get(id)
+    return !!row && !row.revoked_at && row.token_hash !== ''
+  }
+
   list(): DeviceRow[] {
     return this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]
   }

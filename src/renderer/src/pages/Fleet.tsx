@@ -4,13 +4,13 @@ import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui
 import { errorMessage } from '../../../shared/errors'
 import { useApi, type Query } from '../hooks'
 import { AGENT_ID_PATTERN } from '../../../shared/topics'
+import { throttling } from '../../../shared/health'
 
 /** Temperature, frequency and governor, load, free memory, and throttling now (in red) or since boot. */
 function HealthCell(props: { h: DeviceView['health'] }): React.JSX.Element {
   const h = props.h
   if (!h) return <span className="muted">no report</span>
-  const now = h.throttled?.flags.filter((f) => f.endsWith(' now')) ?? []
-  const past = h.throttled?.flags.filter((f) => !f.endsWith(' now')) ?? []
+  const { now, past } = throttling(h.throttled)
   return (
     <>
       {[
