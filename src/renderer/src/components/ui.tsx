@@ -84,14 +84,16 @@ export const fmtMs = (v: number | null | undefined): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '—' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
 export const fmtPct = (v: number | null | undefined, digits = 1): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(digits)} %`
-export const fmtKbps = (v: number | null | undefined): string =>
-  v === null || v === undefined || !Number.isFinite(v)
-    ? '—'
-    : v >= 1e6
-      ? `${+(v / 1e6).toFixed(2)} Gbps`
-      : v >= 10_000
-        ? `${(v / 1000).toFixed(1)} Mbps`
-        : `${v.toFixed(0)} kbps`
+/** The unit a rate in kbps reads best in: Gbps from 1,000,000 kbps, Mbps from 10,000, else kbps. */
+export const kbpsUnit = (v: number): { name: 'Gbps' | 'Mbps' | 'kbps'; per: number } =>
+  v >= 1e6 ? { name: 'Gbps', per: 1e6 } : v >= 10_000 ? { name: 'Mbps', per: 1000 } : { name: 'kbps', per: 1 }
+
+export const fmtKbps = (v: number | null | undefined): string => {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—'
+  const u = kbpsUnit(v)
+  const x = v / u.per
+  return `${u.name === 'Gbps' ? +x.toFixed(2) : x.toFixed(u.name === 'Mbps' ? 1 : 0)} ${u.name}`
+}
 
 /**
  * A legend above a chart, in a band of its own: the chart's top margin is LEGEND_ROOM and the legend

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
 import type { BandwidthPoint, InferenceSource, InferencePoint, InferSummary } from '../../../shared/console-api'
 import { parseAll, parseNumber } from '../fields'
-import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
+import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, kbpsUnit, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
@@ -137,10 +137,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     return list.map((b) => ({ t: (Date.parse(b.at) - t0) / 1000, kbps: b.uplinkSampleKbps, smoothed: b.uplinkEstimateKbps, source: b.source }))
   }, [bandwidth.data])
   // The axis's unit follows the data (a loopback link measures Gbit/s): ticks and title always agree.
-  const bwUnit = useMemo(() => {
-    const max = Math.max(0, ...bw.map((b) => Math.max(b.kbps, b.smoothed)))
-    return max >= 1e6 ? { name: 'Gbps', per: 1e6 } : max >= 1e4 ? { name: 'Mbps', per: 1e3 } : { name: 'kbps', per: 1 }
-  }, [bw])
+  const bwUnit = useMemo(() => kbpsUnit(Math.max(0, ...bw.map((b) => Math.max(b.kbps, b.smoothed)))), [bw])
   const last = rows?.length ? rows[rows.length - 1]! : null
 
   if (!agent) return <Empty>Pair a device (Fleet) to co-infer with it.</Empty>
