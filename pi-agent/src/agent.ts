@@ -109,7 +109,7 @@ export class EdgentAgent {
     probe: (a) => this.probe(a.bytes),
     'profile-layers': (a) => this.profileLayers(a.reps, a.model),
     'load-model': (a) => this.loadModel(a.model, a.sha256),
-    'time-layers': (a) => timeSynthetic(this.executor, a.specs, a.reps, this.opts.slowdown ?? 1),
+    'time-layers': (a) => timeSynthetic(this.executor, a.specs, a.reps, this.opts.slowdown ?? 1, a.regime),
     'set-uplink': (a) => this.setUplink(a.kbps)
   }
 

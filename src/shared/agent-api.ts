@@ -69,6 +69,15 @@ export const MAX_PROBE_BYTES = 1 << 20
  * The command set. `args` are what follows `transaction` in the request envelope (defaults filled
  * in by the agent); `reply` is the response envelope's `data`.
  */
+/**
+ * How a synthetic layer's runs are timed. `warm`: back to back, as the paper's per-layer benchmarks
+ * (every cache holds the layer's weights and tensors). `cold`: each run after the caches were
+ * flushed and the thread idled, as a segment runs in co-inference, once per inference with the
+ * messaging and the other side's work in between.
+ */
+export const TIMING_REGIMES = ['warm', 'cold'] as const
+export type TimingRegime = (typeof TIMING_REGIMES)[number]
+
 export const AGENT_COMMANDS = {
   /** Runs `count` co-inferences of the shipped samples under the current plan. */
   'run-batch': {
@@ -106,7 +115,12 @@ export const AGENT_COMMANDS = {
   },
   /** Times synthetic single-layer models (a `layers` campaign's chunk). */
   'time-layers': {
-    args: z.object({ specs: z.array(SyntheticSpecSchema).min(1).max(64), reps: z.number().int().min(1).max(200).default(5) }),
+    args: z.object({
+      specs: z.array(SyntheticSpecSchema).min(1).max(64),
+      reps: z.number().int().min(1).max(200).default(5),
+      /** `warm`: runs back to back; `cold`: each run after the caches are flushed and a short idle (TIMING_REGIMES). */
+      regime: z.enum(TIMING_REGIMES).default('warm')
+    }),
     reply: z.array(LayerMeasurementSchema)
   },
   /** Sets an emulated uplink's rate; refused by an agent without one. */

@@ -70,8 +70,8 @@ export interface Pairing {
   disconnected: boolean
 }
 
-export type CampaignKind = 'layers' | 'model' | 'sweep'
-export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model', 'sweep']
+export type CampaignKind = 'layers' | 'model' | 'sweep' | 'plans'
+export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model', 'sweep', 'plans']
 
 /** One (bandwidth, requirement) point of a sweep: the plan, and its predicted against measured end-to-end latency. */
 export interface SweepPoint {
@@ -100,6 +100,47 @@ export interface SweepSummary {
   points: SweepPoint[]
   /** Median over every inference of the sweep of |predicted − measured| / measured. */
   medianRelError: number | null
+}
+
+/** The three parts of a plan a plans campaign compares, ms. */
+export interface PlanParts {
+  /** The device prefix (0 when the plan runs nothing there). */
+  deviceMs: number
+  /** The edge suffix (0 when device-only). */
+  edgeMs: number
+  /** End to end, at the campaign's fixed uplink. */
+  e2eMs: number
+}
+
+/** One (exit, deviceLayers) of a plans campaign: what the device's latency source predicted (no online correction) against the medians measured. */
+export interface PlanCheckPoint {
+  exit: number
+  deviceLayers: number
+  layers: number
+  runId: string
+  completed: number
+  predicted: PlanParts
+  measured: PlanParts
+}
+
+/** Relative errors |predicted − measured| / measured over a set of points. */
+export interface ErrorStats {
+  n: number
+  median: number | null
+  p90: number | null
+}
+
+export interface PlansSummary {
+  /** Every plan co-infers at this uplink (the device's emulated link set to it). */
+  uplinkKbps: number
+  inferencesPerPlan: number
+  /** What predicted: the device's latency source when the campaign started. */
+  source: { kind: 'profile' | 'measured'; profileId: string | null; predictor: string }
+  points: PlanCheckPoint[]
+  /** Over device segments (plans with deviceLayers > 0), edge segments (deviceLayers < layers) and end to end. */
+  errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
+  /** When done: every latency source that could plan the device, scored on the same measured plans (raw, no online correction). */
+  predictors?: { name: string; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }[]
 }
 
 export interface FitReport {
@@ -135,6 +176,8 @@ export interface CampaignStatus {
   measurements: number
   /** Kind `sweep`: the points measured so far. */
   sweep: SweepSummary | null
+  /** Kind `plans`: the plans measured so far, predicted against measured. */
+  plans: PlansSummary | null
   /** What may have spoilt the measurements: the device throttled, or its CPU frequency changed, during the campaign. */
   warnings: string[]
   /** While it runs, in kinds measured in several passes (layers): the pass under way, 1-based, of how many. */
@@ -337,7 +380,11 @@ export interface ConsoleMethods {
   pair: { args: { id: string; force?: boolean }; result: Pairing }
   unpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
-  campaignStart: { args: { agent: string; kind: string; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[] }; result: { id: string } }
+  campaignStart: {
+    /** `uplinkKbps`: kind `plans` only, the fixed uplink its plans co-infer at; `timing`: kind `layers` only (warm or cold, see TIMING_REGIMES). */
+    args: { agent: string; kind: string; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; uplinkKbps?: number; timing?: 'warm' | 'cold' }
+    result: { id: string }
+  }
   campaignStatus: { args: { id: string }; result: CampaignStatus }
   campaignCancel: { args: { id: string }; result: { id: string } }
   calibration: { args: { campaign: string }; result: Calibration }

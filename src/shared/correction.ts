@@ -49,6 +49,7 @@ export class OnlineCorrection {
   /** A latency source whose layer times are corrected. */
   wrap(source: LayerLatencySource): LayerLatencySource {
     return {
+      ...source,
       id: `${source.id}+online-correction`,
       overheadMs: source.overheadMs + this.overheadMs,
       layerMs: (side, layer) => source.layerMs(side, layer) * this.factor(side, layer.id)

@@ -211,6 +211,23 @@ export const CalibrationProfileSchema = z
     edge: SideSchema,
     /** Fixed per-inference costs outside the layers (messaging, serialisation), milliseconds. */
     overheadMs: z.number().nonnegative().default(0),
+    /**
+     * How layers add up into a segment. `sum` (the paper's, and profiles before it): a segment costs
+     * the sum of its layers. `fused`: one session run per segment (see junctionMs) — what the
+     * runtime executes.
+     */
+    composition: z.enum(['sum', 'fused']).default('sum'),
+    /**
+     * `fused` composition: what each junction between two layers of one segment takes back, per side
+     * (fitted on the grid's multi-op blocks: their measured time against the sum of their ops); when
+     * absent, one run's fixed cost and the tensor's copies as a single-Dropout model times them.
+     */
+    junctions: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), perElementMs: z.number().finite() })).optional(),
+    /**
+     * Messaging of a plan that sends something (fitted by a layers campaign's link stage): a fixed
+     * cost plus a cost per byte sent on top of the link's serialisation time, milliseconds.
+     */
+    messaging: z.object({ fixedMs: z.number().nonnegative(), perByteMs: z.number().nonnegative() }).optional(),
     source: z.record(z.string(), z.unknown()).optional()
   })
   .loose()
@@ -285,6 +302,7 @@ const paperProfile = (id: string, name: string, device: keyof typeof PRINTED, ed
     name,
     units: { latency: 'ms', size: 'elements', modelSize: 'bytes' },
     overheadMs: 0,
+    composition: 'sum',
     device: side(PRINTED[device], note),
     edge: side(PRINTED[edge], note)
   }) as CalibrationProfile
@@ -360,6 +378,32 @@ export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: L
   const reg = regressionFor(profile, side, key)
   // A fallback regression (`other` for flatten/softmax…, conv for dwconv) reads the variables of its own key.
   return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[keyIn(profile, side, key)!]))
+}
+
+/**
+ * What one session run costs besides its kernels: a single-Dropout model, which ORT's optimiser
+ * turns into an identity, times exactly that — the run's fixed cost (intercept) and the copies of
+ * its input and output (per element of the input, which equals the output's). Null when the profile
+ * has no dropout regression of its own.
+ */
+export function runCostOf(profile: CalibrationProfile, side: Side): { fixedMs: number; perElementMs: number } | null {
+  const d = profile[side].dropout
+  if (!d || (d.features && d.features.join() !== 'inputElements') || d.coefficients.length !== 1) return null
+  return { fixedMs: Math.max(0, d.intercept), perElementMs: Math.max(0, d.coefficients[0]!) }
+}
+
+/**
+ * The junction between two consecutive layers of one segment, under `fused` composition (0 under
+ * `sum`): each layer was timed as a session of its own, paying a run's fixed cost and copying its
+ * tensors in and out; inside one segment the run is paid once, the tensor between them is never
+ * copied out, and ORT fuses some pairs (Conv+ReLU). The junction takes that back: the profile's
+ * fitted junction terms (fit.ts, fitJunctions: the grid's multi-op blocks against the sum of their
+ * ops), else one run's fixed cost and the tensor's copies (runCostOf).
+ */
+export function junctionMs(profile: CalibrationProfile, side: Side, before: Layer, _after: Layer): number {
+  if (profile.composition !== 'fused') return 0
+  const j = profile.junctions?.[side] ?? runCostOf(profile, side)
+  return j ? -(j.fixedMs + j.perElementMs * product(before.outputShape)) : 0
 }
 
 /** A block as the sum of its ops' predictions. */

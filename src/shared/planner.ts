@@ -11,7 +11,7 @@
  */
 import { UserError } from './errors.js'
 import { exitPath, inputBytes, type Manifest } from './manifest.js'
-import { predictLayerMs, type CalibrationProfile, type Side } from './latency.js'
+import { junctionMs, predictLayerMs, type CalibrationProfile, type Side } from './latency.js'
 import type { Layer } from './manifest.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
@@ -77,12 +77,26 @@ export interface Conditions {
  */
 export interface LayerLatencySource {
   id: string
+  /** Fixed cost of every plan that sends something (messaging), ms. */
   overheadMs: number
+  /** Cost per byte sent, on top of the link's serialisation time, ms (default 0). */
+  overheadPerByteMs?: number
   layerMs(side: Side, layer: Layer): number
+  /**
+   * What two consecutive layers of one segment cost besides their own times (usually ≤ 0: the
+   * session run and tensor copies they no longer pay each, and fused kernels); 0 when absent.
+   */
+  junctionMs?(side: Side, before: Layer, after: Layer): number
 }
 
 export function profileSource(profile: CalibrationProfile): LayerLatencySource {
-  return { id: profile.id, overheadMs: profile.overheadMs, layerMs: (side, layer) => predictLayerMs(profile, side, layer) }
+  return {
+    id: profile.id,
+    overheadMs: profile.messaging?.fixedMs ?? profile.overheadMs,
+    ...(profile.messaging ? { overheadPerByteMs: profile.messaging.perByteMs } : {}),
+    layerMs: (side, layer) => predictLayerMs(profile, side, layer),
+    ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {})
+  }
 }
 
 /** Predicts every (exit, deviceLayers) of a model (prefix/suffix sums per exit). */
@@ -94,28 +108,43 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
     const n = path.length
     const device = path.map((l) => profile.layerMs('device', l))
     const edge = path.map((l) => profile.layerMs('edge', l))
+    // junction[j]: between layers j and j+1 of one segment (fused composition; 0 otherwise).
+    const junction = (side: Side) => path.slice(0, -1).map((l, j) => profile.junctionMs?.(side, l, path[j + 1]!) ?? 0)
+    const dj = junction('device')
+    const ej = junction('edge')
     const result = path[n - 1]!.outputBytes
     const group: Candidate[] = []
     for (let p = 0; p <= n; p++) {
       let deviceMs = 0
-      for (let j = 0; j < p; j++) deviceMs += device[j]!
+      for (let j = 0; j < p; j++) deviceMs += device[j]! + (j + 1 < p ? dj[j]! : 0)
       let edgeMs = 0
-      for (let j = p; j < n; j++) edgeMs += edge[j]!
+      for (let j = p; j < n; j++) edgeMs += edge[j]! + (j + 1 < n ? ej[j]! : 0)
+      const uploadBytes = p === n ? 0 : p === 0 ? inBytes : path[p - 1]!.outputBytes
       group.push({
         exit: exit.exit,
         deviceLayers: p,
         layers: n,
         accuracy: exit.accuracy,
-        deviceMs,
-        edgeMs,
-        uploadBytes: p === n ? 0 : p === 0 ? inBytes : path[p - 1]!.outputBytes,
+        deviceMs: Math.max(0, deviceMs),
+        edgeMs: Math.max(0, edgeMs),
+        uploadBytes,
         downloadBytes: p === n ? 0 : result,
-        overheadMs: profile.overheadMs
+        overheadMs: messagingMs(profile, p, n, uploadBytes)
       })
     }
     return group
   })
   return { model: manifest.id, profile: profile.id, exits }
+}
+
+/**
+ * A plan's messaging: the source's fixed overhead, plus its cost per byte sent under a messaging
+ * model; a profile with a messaging model charges nothing to device-only plans (they send nothing
+ * before their result exists). Sources without one keep a flat overhead on every plan.
+ */
+function messagingMs(source: LayerLatencySource, p: number, n: number, uploadBytes: number): number {
+  if (source.overheadPerByteMs === undefined) return source.overheadMs
+  return p === n ? 0 : source.overheadMs + source.overheadPerByteMs * uploadBytes
 }
 
 export function checkConditions(c: Conditions): void {

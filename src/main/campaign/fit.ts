@@ -4,7 +4,7 @@
  * fourth configuration of the grid, fixed by the grid's order).
  */
 import type { FitReport } from '../../shared/console-api.js'
-import type { Layer } from '../../shared/manifest.js'
+import { product, type Layer } from '../../shared/manifest.js'
 import { median } from 'simple-statistics'
 import {
   FEATURES,
@@ -123,6 +123,7 @@ export function fitProfile(
   const report: FitReport[] = []
   const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
   const passes = aggregatePasses(rows)
+  const junctions: Partial<Record<Side, JunctionFit>> = {}
   for (const side of SIDES) {
     const mine = passes.filter((r) => r.side === side)
     const groups = new Map<RegressionKey, { train: FitPoint[]; held: FitPoint[] }>()
@@ -180,6 +181,8 @@ export function fitProfile(
       })
     }
     compareBlocks(side, sides[side], report, mine, layerOf)
+    const j = fitJunctions(side, sides[side], mine, layerOf)
+    if (j) junctions[side] = j
   }
   const profile: CalibrationProfile = {
     format: 'edgent-calibration',
@@ -191,9 +194,81 @@ export function fitProfile(
     device: sides.device,
     edge: sides.edge,
     overheadMs: 0,
+    // Layers were timed one session each; a plan runs one session per segment (junctionMs).
+    composition: 'fused',
+    ...(Object.keys(junctions).length ? { junctions } : {}),
     source
   }
   return { profile, report }
+}
+
+export interface JunctionFit {
+  fixedMs: number
+  perElementMs: number
+  n: number
+  /** Held-out blocks: MAPE of the sum over ops with the junctions, and without. */
+  heldOut: { n: number; mape: number | null; sumMape: number | null }
+}
+
+/**
+ * The junction terms of one side (latency.ts, junctionMs), fitted on the grid's multi-op blocks —
+ * segments of several ops run as one session, like a plan's: each block's measured time minus the
+ * sum of its ops' predictions is −Σ over its internal tensors (fixed + perElement × elements), by
+ * least squares on relative error over the training blocks, checked on the held-out ones. Null
+ * without at least 6 training blocks (3 per term) or when an op has no regression here.
+ */
+export function fitJunctions(
+  side: Side,
+  fits: Partial<Record<RegressionKey, Regression>>,
+  rows: readonly MeasurementRow[],
+  layerOf: (config: string) => Layer | null
+): JunctionFit | null {
+  const { block: _term, ...ops } = fits
+  const sum = { format: 'edgent-calibration', schema: 1, id: 'sum-of-ops', device: ops, edge: ops, overheadMs: 0, composition: 'sum' } as CalibrationProfile
+  const pts: { k: number; e: number; sum: number; y: number; held: boolean }[] = []
+  for (const r of rows) {
+    if (r.side !== side || r.regressionKey !== 'block' || !r.config || !(r.runMs > 0)) continue
+    const layer = layerOf(r.config)
+    const nodes = layer?.type === 'block' ? (layer.nodes ?? []) : []
+    if (nodes.length < 2) continue
+    let s: number
+    try {
+      s = predictSumOfOps(sum, side, nodes)
+    } catch {
+      return null
+    }
+    const internal = nodes.slice(0, -1)
+    pts.push({ k: internal.length, e: internal.reduce((a, n) => a + product(n.outputShape), 0), sum: s, y: r.runMs, held: r.heldOut })
+  }
+  const train = pts.filter((p) => !p.held)
+  if (train.length < 6) return null
+  // Weighted least squares (weights 1/y) for sum − y = fixed·k + perElement·e, no intercept.
+  let a11 = 0
+  let a12 = 0
+  let a22 = 0
+  let b1 = 0
+  let b2 = 0
+  for (const p of train) {
+    const w = 1 / p.y ** 2
+    a11 += w * p.k * p.k
+    a12 += w * p.k * p.e
+    a22 += w * p.e * p.e
+    b1 += w * p.k * (p.sum - p.y)
+    b2 += w * p.e * (p.sum - p.y)
+  }
+  const det = a11 * a22 - a12 * a12
+  if (!(Math.abs(det) > 1e-12 * a11 * a22)) return null
+  const fixedMs = (b1 * a22 - b2 * a12) / det
+  const perElementMs = (a11 * b2 - a12 * b1) / det
+  if (!Number.isFinite(fixedMs) || !Number.isFinite(perElementMs)) return null
+  const held = pts.filter((p) => p.held)
+  const mape = (f: (p: (typeof pts)[number]) => number) => (held.length ? held.reduce((a, p) => a + Math.abs(f(p) - p.y) / p.y, 0) / held.length : null)
+  return {
+    fixedMs,
+    perElementMs,
+    n: train.length,
+    heldOut: { n: held.length, mape: mape((p) => p.sum - fixedMs * p.k - perElementMs * p.e), sumMape: mape((p) => p.sum) }
+  }
 }
 
 /** The block term against the sum over ops on the held-out blocks of one side (see fitProfile). */

@@ -10,10 +10,12 @@ import { readHealth } from '../runtime/health.js'
 import { healthWarnings } from './health-warnings.js'
 import type { Health } from '../../shared/messages.js'
 import { describeMachine, type Machine } from '../runtime/machine.js'
-import type { CampaignStatus, InferRow, InferSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
+import type { CampaignStatus, InferRow, InferSummary, LatencySource, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
+import type { CostTable } from '../../shared/planner.js'
+import { PLANS_DEFAULT_KBPS, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
-import type { CommandReply, LayerTable } from '../../shared/agent-api.js'
+import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { fitFeatures, regressionKeyOf, type Side } from '../../shared/latency.js'
 import type { Layer, Manifest } from '../../shared/manifest.js'
@@ -48,11 +50,25 @@ export interface CampaignDeps {
   /** Times every layer of the device's model on the device (the agent's `profile-layers` command). */
   profileDevice(deviceId: string, reps: number, model: string): Promise<LayerTable>
   /** Times specs on the device (the agent's `time-layers` command). */
-  timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number): Promise<CommandReply<'time-layers'>>
+  timeOnDevice(deviceId: string, specs: SyntheticSpec[], reps: number, regime: TimingRegime): Promise<CommandReply<'time-layers'>>
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
   setUplink(deviceId: string, kbps: number): Promise<CommandReply<'set-uplink'>>
-  /** Co-inference through the console (kind `sweep`). */
-  infer(opts: { agent: string; count: number; latencyMs: number; uplinkKbps: number; campaignId: string }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  /** Co-inference through the console (kinds `sweep` and `plans`). */
+  infer(opts: {
+    agent: string
+    count: number
+    latencyMs: number
+    uplinkKbps: number
+    campaignId: string
+    /** A pinned plan (kind `plans`). */
+    plan?: { exit: number; deviceLayers: number }
+    /** false: the batch does not teach the online correction. */
+    learn?: boolean
+  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  /** The device's cost table from its latency source without online correction, and which source that is (kind `plans`). */
+  rawCosts(deviceId: string): Promise<{ table: CostTable; source: LatencySource }>
+  /** Every latency source that could plan the device, as raw cost tables (kind `plans` scores each). */
+  predictorTables(deviceId: string): { name: string; table: CostTable }[]
   onProgress(status: CampaignStatus): void
   /** The device's hardware and OS as its hello announced them (null: an agent that does not say). */
   deviceMachine(deviceId: string): Machine | null
@@ -70,7 +86,18 @@ export const SWEEP_DEFAULTS = { bandwidthsKbps: [50, 100, 250, 500, 1000, 1500, 
 export interface SweepOptions {
   bandwidthsKbps?: readonly number[]
   latenciesMs?: readonly number[]
+  /** Kind `plans`: the fixed uplink every plan co-infers at, kbit/s (default PLANS_DEFAULT_KBPS). */
+  uplinkKbps?: number
+  /** Kind `layers`: how each configuration's runs are timed (default LAYERS_TIMING). */
+  timing?: TimingRegime
 }
+
+/**
+ * How a layers campaign times its grid by default: `cold`, as plans run (see TIMING_REGIMES). Measured
+ * with plans campaigns (README, "Predictions against real plans"): warm timing under-predicted the
+ * served model's segments in co-inference.
+ */
+export const LAYERS_TIMING: TimingRegime = 'cold'
 
 export class Campaigns {
   private readonly cancelled = new Set<string>()
@@ -82,7 +109,8 @@ export class Campaigns {
 
   /** Starts a campaign; resolves with its id at once, the work goes on in the background. */
   start(deviceId: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
-    if (kind !== 'layers' && kind !== 'model' && kind !== 'sweep') throw new UserError(`unknown campaign kind "${kind}" (kinds: layers, model, sweep)`)
+    if (kind !== 'layers' && kind !== 'model' && kind !== 'sweep' && kind !== 'plans')
+      throw new UserError(`unknown campaign kind "${kind}" (kinds: layers, model, sweep, plans)`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
     const grid = {
       bandwidthsKbps: [...(sweep.bandwidthsKbps ?? SWEEP_DEFAULTS.bandwidthsKbps)],
@@ -98,18 +126,28 @@ export class Campaigns {
           throw new UserError(`sweep ${name} must be numbers in ${lo}..${hi}, got ${list.join(', ')}`)
       }
     }
+    const uplinkKbps = sweep.uplinkKbps ?? PLANS_DEFAULT_KBPS
+    if (sweep.uplinkKbps !== undefined && kind !== 'plans') throw new UserError('a fixed uplink is for plans campaigns')
+    const timing = sweep.timing ?? LAYERS_TIMING
+    if (sweep.timing !== undefined && kind !== 'layers') throw new UserError('a timing regime is for layers campaigns')
+    if (timing !== 'warm' && timing !== 'cold') throw new UserError(`timing must be warm or cold, got ${String(timing)}`)
+    if (!Number.isFinite(uplinkKbps) || uplinkKbps < 1 || uplinkKbps > 1e7)
+      throw new UserError(`a plans campaign's uplink must be 1..10000000 kbps, got ${uplinkKbps}`)
     const id = randomUUID()
     // Both sides' hardware and OS as they were when it ran: exported with the measurements.
     const machines = { edge: describeMachine(), device: this.deps.deviceMachine(deviceId) }
     const params =
       kind === 'layers'
-        ? { reps, grid: 'layers-v3', machines }
+        ? { reps, grid: 'layers-v3', timing, machines }
         : kind === 'model'
           ? { reps, model: this.deps.modelFor(deviceId).manifest.id, machines }
-          : { inferencesPerPoint: reps, ...grid, machines }
+          : kind === 'plans'
+            ? { inferencesPerPlan: reps, uplinkKbps, model: this.deps.modelFor(deviceId).manifest.id, machines }
+            : { inferencesPerPoint: reps, ...grid, machines }
     this.deps.store.campaigns.create(id, deviceId, kind, params)
     if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
-    else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps) : this.modelWork(deviceId, reps))
+    else if (kind === 'plans') void this.runPlans(id, deviceId, reps, uplinkKbps)
+    else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps, timing) : this.modelWork(deviceId, reps))
     return id
   }
 
@@ -171,6 +209,51 @@ export class Campaigns {
     }
   }
 
+  /**
+   * Kind `plans` (plans.ts): every (exit, deviceLayers) of the served model co-infers `count` times,
+   * pinned, at the fixed uplink, without teaching the online correction; each point compares the
+   * raw prediction with the measured medians. The uplink goes back to what it was, whatever happens.
+   */
+  private async runPlans(id: string, deviceId: string, count: number, uplinkKbps: number): Promise<void> {
+    const campaigns = this.deps.store.campaigns
+    let summary: PlansSummary | undefined
+    let restore: number | null = null
+    try {
+      const { table, source } = await this.deps.rawCosts(deviceId)
+      const s = plansSummary(uplinkKbps, count, source, table)
+      summary = s
+      const candidates = table.exits.flat()
+      restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
+      for (const c of candidates) {
+        if (this.cancelled.has(id)) throw new CancelledError()
+        const { summary: r, rows } = await this.deps.infer({
+          agent: deviceId,
+          count,
+          latencyMs: 3_600_000,
+          uplinkKbps,
+          plan: { exit: c.exit, deviceLayers: c.deviceLayers },
+          campaignId: id,
+          learn: false
+        })
+        if (!rows.length) throw new Error(`no co-inference completed for exit ${c.exit} with ${c.deviceLayers} device layers (${r.lost} lost)`)
+        s.points.push(planPoint(table, c.exit, c.deviceLayers, uplinkKbps, r.runId, rows))
+        s.errors = planErrors(s.points)
+        campaigns.addHealth(id, s.points.length - 1, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
+        campaigns.saveProgress(id, s.points.length / candidates.length, s)
+        this.deps.onProgress(this.status(id)!)
+      }
+      s.predictors = this.deps.predictorTables(deviceId).map((p) => ({ name: p.name, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
+      campaigns.finish(id, 'done', null, s)
+    } catch (err) {
+      const cancelled = err instanceof CancelledError
+      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
+    } finally {
+      if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
+      this.cancelled.delete(id)
+      this.deps.onProgress(this.status(id)!)
+    }
+  }
+
   cancel(id: string): void {
     if (!this.status(id)) throw new UserError(`unknown campaign "${id}"`)
     this.cancelled.add(id)
@@ -180,7 +263,7 @@ export class Campaigns {
    * The synthetic grid in LAYER_PASSES passes, each chunk by chunk on the edge then on the device;
    * the fit takes each configuration's fastest pass (see fit.ts, aggregatePasses).
    */
-  private layersWork(deviceId: string, reps: number): Work {
+  private layersWork(deviceId: string, reps: number, timing: TimingRegime): Work {
     const grid = layerGrid()
     const chunks: Chunk[] = []
     for (let pass = 0; pass < LAYER_PASSES; pass++) {
@@ -191,7 +274,7 @@ export class Campaigns {
             side,
             pass,
             keys: specs.map(specKey),
-            measure: () => (side === 'edge' ? timeSynthetic(this.deps.executor, specs, reps) : this.deps.timeOnDevice(deviceId, specs, reps))
+            measure: () => (side === 'edge' ? timeSynthetic(this.deps.executor, specs, reps, 1, timing) : this.deps.timeOnDevice(deviceId, specs, reps, timing))
           })
         }
       }
@@ -278,9 +361,9 @@ export class Campaigns {
         heldOut: r.heldOut
       }))
       const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
-      const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, { campaign: id, device: deviceId, reps }, (config) =>
-        this.layerOf(deviceId, config)
-      )
+      const timing = (JSON.parse(campaigns.get(id)?.paramsJson ?? '{}') as { timing?: TimingRegime }).timing
+      const source = { campaign: id, device: deviceId, reps, ...(timing ? { timing } : {}) }
+      const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, source, (config) => this.layerOf(deviceId, config))
       this.fits.set(id, report)
       campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {
@@ -312,7 +395,8 @@ export class Campaigns {
       profileId: p?.id ?? null,
       fits,
       measurements: campaigns.measurementCount(id),
-      sweep: c.summary,
+      sweep: c.kind === 'sweep' ? (c.summary as SweepSummary | null) : null,
+      plans: c.kind === 'plans' ? (c.summary as PlansSummary | null) : null,
       pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null,
       warnings: healthWarnings(campaigns.health(id))
     }

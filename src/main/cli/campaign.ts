@@ -1,7 +1,7 @@
 /** `edgent campaign run | list`, `edgent profile list | use`, `edgent export | import`. */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { CampaignStatus, ProfileView } from '../../shared/console-api.js'
+import type { CampaignStatus, ErrorStats, PlansSummary, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
 import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
@@ -69,20 +69,84 @@ export function formatCampaign(s: CampaignStatus): string {
       `predicted vs measured end-to-end latency over ${w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: median error ${pctOrDash(w.medianRelError)}`
     )
   }
+  if (s.plans) lines.push('', ...formatPlans(s.plans))
   return lines.join('\n')
 }
 
-export async function campaignRun(
-  o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean },
-  progress?: Progress
-): Promise<{ text: string; ok: boolean }> {
+const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
+
+/** A plans campaign: every plan's parts, predicted against measured, then the error summary per part. */
+export function formatPlans(p: PlansSummary): string[] {
+  const rel = (pred: number, meas: number) => pctOrDash(meas > 0 ? (pred - meas) / meas : null)
+  const stat = (name: string, e: ErrorStats) =>
+    `${name.padEnd(14)} ${String(e.n).padStart(3)} plans  median ${pctOrDash(e.median).padStart(7)}  p90 ${pctOrDash(e.p90).padStart(7)}`
+  return [
+    `predicted by ${p.source.predictor}, without online correction; measured: the median of ${p.inferencesPerPlan} co-inferences per plan at ${p.uplinkKbps} kbps`,
+    '',
+    table(
+      ['exit', 'device layers', 'device pred', 'meas', 'error', 'edge pred', 'meas', 'error', 'e2e pred', 'meas', 'error'],
+      p.points.map((x) => {
+        const dev = x.deviceLayers > 0
+        const edge = x.deviceLayers < x.layers
+        return [
+          String(x.exit),
+          `${x.deviceLayers}/${x.layers}`,
+          dev ? ms(x.predicted.deviceMs) : '—',
+          dev ? ms(x.measured.deviceMs) : '—',
+          dev ? rel(x.predicted.deviceMs, x.measured.deviceMs) : '—',
+          edge ? ms(x.predicted.edgeMs) : '—',
+          edge ? ms(x.measured.edgeMs) : '—',
+          edge ? rel(x.predicted.edgeMs, x.measured.edgeMs) : '—',
+          ms(x.predicted.e2eMs),
+          ms(x.measured.e2eMs),
+          rel(x.predicted.e2eMs, x.measured.e2eMs)
+        ]
+      }),
+      [true, true, true, true, true, true, true, true, true, true, true]
+    ),
+    '',
+    '|predicted − measured| / measured (times in ms):',
+    stat('device segment', p.errors.device),
+    stat('edge segment', p.errors.edge),
+    stat('end to end', p.errors.e2e),
+    ...(p.predictors?.length
+      ? [
+          '',
+          'every latency source scored on these plans (raw, no online correction): median / p90 error',
+          table(
+            ['predictor', 'device segment', 'edge segment', 'end to end'],
+            p.predictors.map((q) => [q.name, both(q.errors.device), both(q.errors.edge), both(q.errors.e2e)]),
+            [false, true, true, true]
+          )
+        ]
+      : [])
+  ]
+}
+
+const both = (e: ErrorStats) => `${pctOrDash(e.median)} / ${pctOrDash(e.p90)}`
+
+export interface CampaignRunOptions {
+  agent: string
+  kind: string
+  reps: number
+  bandwidthsKbps?: number[]
+  latenciesMs?: number[]
+  uplinkKbps?: number
+  timing?: 'warm' | 'cold'
+  dataDir: string
+  json?: boolean
+}
+
+export async function campaignRun(o: CampaignRunOptions, progress?: Progress): Promise<{ text: string; ok: boolean }> {
   const c = running(o.dataDir)
   const { id } = await callConsole(c, 'campaignStart', {
     agent: o.agent,
     kind: o.kind,
     reps: o.reps,
     ...(o.bandwidthsKbps ? { bandwidthsKbps: o.bandwidthsKbps } : {}),
-    ...(o.latenciesMs ? { latenciesMs: o.latenciesMs } : {})
+    ...(o.latenciesMs ? { latenciesMs: o.latenciesMs } : {}),
+    ...(o.uplinkKbps !== undefined ? { uplinkKbps: o.uplinkKbps } : {}),
+    ...(o.timing !== undefined ? { timing: o.timing } : {})
   })
   let s: CampaignStatus
   for (;;) {
@@ -94,7 +158,7 @@ export async function campaignRun(
   if (o.json) return { text: JSON.stringify(s, null, 2), ok: s.status === 'done' }
   if (s.status !== 'done')
     throw new UserError(
-      `campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : `${s.measurements} measurements`} are kept)`
+      `campaign ${id} ${s.status}${s.error ? `: ${s.error}` : ''} (its ${s.kind === 'sweep' ? `${s.sweep?.points.length ?? 0} points` : s.kind === 'plans' ? `${s.plans?.points.length ?? 0} plans` : `${s.measurements} measurements`} are kept)`
     )
   return { text: formatCampaign(s), ok: true }
 }

@@ -26,7 +26,16 @@ import {
 import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
 import { testbedCommand } from './testbed.js'
-import { campaignCancel, campaignList, campaignRun, exportCalibration, importCalibration, profileList, profileUse } from './campaign.js'
+import {
+  type CampaignRunOptions,
+  campaignCancel,
+  campaignList,
+  campaignRun,
+  exportCalibration,
+  importCalibration,
+  profileList,
+  profileUse
+} from './campaign.js'
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from './serve.js'
 import { versionLine } from '../runtime/version.js'
@@ -72,6 +81,15 @@ function numberList(flag: string): (value: string) => number[] {
     if (!list.length || nums.some((n, i) => !list[i] || !Number.isFinite(n) || n <= 0))
       throw new InvalidArgumentError(`${flag} takes positive numbers separated by commas, e.g. 50,100,250`)
     return nums
+  }
+}
+
+/** One positive number (a rate, a duration). */
+function positiveNumber(flag: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value.trim())
+    if (!value.trim() || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes a positive number, e.g. 100000`)
+    return n
   }
 }
 
@@ -321,18 +339,26 @@ function buildProgram(io: Io): Command {
     .command('run')
     .description('run a campaign on an agent and on this edge, then fit and store its profile')
     .requiredOption('--agent <id>', 'paired, online agent')
-    .addOption(new Option('--kind <kind>', 'what to measure').choices(['layers', 'model', 'sweep']).default('layers'))
-    .option('--reps <n>', 'timed repetitions per configuration (median); for sweep: co-inferences per point', positiveInt, 5)
+    .addOption(new Option('--kind <kind>', 'what to measure').choices(['layers', 'model', 'sweep', 'plans']).default('layers'))
+    .option('--reps <n>', 'timed repetitions per configuration (median); for sweep: co-inferences per point; for plans: per plan', positiveInt, 5)
     .option(
       '--bandwidths-kbps <list>',
       'sweep: uplink bandwidths, comma-separated (default 50,100,250,500,1000,1500,10000,100000)',
       numberList('--bandwidths-kbps')
     )
     .option('--latencies-ms <list>', 'sweep: latency requirements, comma-separated (default 5,10,20,50,100)', numberList('--latencies-ms'))
+    .option('--uplink-kbps <kbps>', 'plans: the fixed uplink every plan co-infers at (default 100000)', positiveNumber('--uplink-kbps'))
+    .addOption(
+      new Option('--timing <regime>', 'layers: warm (runs back to back) or cold (each run after a cache flush and an idle, as plans run; the default)').choices(
+        ['warm', 'cold']
+      )
+    )
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { agent: string; kind: string; reps: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; dataDir: string; json?: boolean }) => {
+    .action(async (o: CampaignRunOptions) => {
       if (o.kind !== 'sweep' && (o.bandwidthsKbps || o.latenciesMs)) throw new UserError('--bandwidths-kbps and --latencies-ms are for --kind sweep')
+      if (o.kind !== 'plans' && o.uplinkKbps !== undefined) throw new UserError('--uplink-kbps is for --kind plans')
+      if (o.kind !== 'layers' && o.timing !== undefined) throw new UserError('--timing is for --kind layers')
       const r = await campaignRun(o, io.progress)
       io.out(r.text)
       if (!r.ok) throw new ExitCode(1) // --json: the status says why; the exit code says it failed

@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { UserError, describeIssues } from '../../shared/errors.js'
 import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
 import { SettingsSchema } from '../../shared/settings.js'
+import { TIMING_REGIMES } from '../../shared/agent-api.js'
 
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
@@ -29,7 +30,9 @@ export const API_SCHEMAS = {
       kind: z.string().min(1).max(32),
       reps: z.number().int().positive().max(200).default(5),
       bandwidthsKbps: z.array(z.number().positive().max(1e7)).min(1).max(50).optional(),
-      latenciesMs: z.array(z.number().positive().max(3.6e6)).min(1).max(50).optional()
+      latenciesMs: z.array(z.number().positive().max(3.6e6)).min(1).max(50).optional(),
+      uplinkKbps: z.number().min(1).max(1e7).optional(),
+      timing: z.enum(TIMING_REGIMES).optional()
     })
     .strict(),
   campaignStatus: z.object({ id: z.string().min(1).max(128) }).strict(),

@@ -129,13 +129,18 @@ export class EdgentConsole extends EventEmitter {
       store: this.store,
       executor: this.executor,
       modelFor: (id) => this.models.forDevice(id),
-      timeOnDevice: (id, specs, reps) => request(id, 'time-layers', { specs, reps }, 600_000),
+      timeOnDevice: (id, specs, reps, regime) => request(id, 'time-layers', { specs, reps, regime }, 600_000),
       profileDevice: async (id, reps, model) => {
         await this.distribution.ensureOnAgent(id, this.models.get(model))
         return request(id, 'profile-layers', { reps, model }, 600_000)
       },
       setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.coinference.infer(o),
+      rawCosts: async (id) => {
+        await this.planning.deviceTable(id)
+        return { table: this.planning.costTable(id, true), source: this.planning.latencySource(id) }
+      },
+      predictorTables: (id) => this.planning.predictorTables(id),
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       deviceHealth: (id) => this.fleet.health(id),
       onProgress: (status) => {

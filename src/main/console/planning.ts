@@ -11,7 +11,7 @@ import type { AgentRequest, LayerTable } from '../../shared/agent-api.js'
 import type { InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { PAPER_2018, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
@@ -236,6 +236,45 @@ export class Planning {
     const m = this.deps.models.get(d.model).manifest
     const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
     return buildCostTable(m, raw ? source : d.correction.wrap(source))
+  }
+
+  /**
+   * Every latency source that could plan this device, as raw cost tables for its served model (a
+   * plans campaign scores each against its measurements): each of the device's fitted profiles
+   * that predicts every layer (a fused one also as its plain sum of layers), the measured per-layer
+   * tables, and the paper's profile.
+   */
+  predictorTables(agentId: string): { name: string; table: CostTable }[] {
+    const d = this.device(agentId)
+    const m = this.deps.models.get(d.model).manifest
+    const out: { name: string; table: CostTable }[] = []
+    const tryAdd = (name: string, make: () => CostTable) => {
+      try {
+        out.push({ name, table: make() })
+      } catch {
+        // a profile that cannot predict this model (a layer type it has no regression for) is left out
+      }
+    }
+    for (const row of this.deps.store.profiles.forDevice(agentId)) {
+      let p: CalibrationProfile
+      try {
+        p = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
+      } catch {
+        continue
+      }
+      const timing = (p.source as { timing?: string } | undefined)?.timing
+      const label = `profile ${row.id} (${row.campaignKind}${timing ? `, ${timing}` : ''})`
+      if (p.composition === 'fused') {
+        tryAdd(`${label}, fused segments`, () => buildCostTable(m, profileSource(p)))
+        tryAdd(`${label}, sum of layers`, () => buildCostTable(m, profileSource({ ...p, composition: 'sum' })))
+      } else tryAdd(`${label}, sum of layers`, () => buildCostTable(m, profileSource(p)))
+    }
+    if (d.deviceTable) {
+      const table = d.deviceTable
+      tryAdd('measured per-layer tables', () => buildCostTable(m, measuredSource(m, table, this.edgeTable(d.model))))
+    }
+    tryAdd('paper-2018', () => buildCostTable(m, PAPER_2018))
+    return out
   }
 
   /** The configuration map of an agent for a requirement (cached), over 1 kbps–10 Gbps. */

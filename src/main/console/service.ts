@@ -151,7 +151,9 @@ export class ConsoleService {
     return {
       id: this.core.startCampaign(a.agent, a.kind, a.reps ?? 5, {
         ...(a.bandwidthsKbps ? { bandwidthsKbps: a.bandwidthsKbps } : {}),
-        ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {})
+        ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {}),
+        ...(a.uplinkKbps !== undefined ? { uplinkKbps: a.uplinkKbps } : {}),
+        ...(a.timing !== undefined ? { timing: a.timing } : {})
       })
     }
   }

@@ -13,6 +13,7 @@ import type { ProbedShape } from '../../shared/model-import.js'
 import type { SessionOptions } from './ort.js'
 import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import type { SegmentRef } from './segments.js'
+import type { TimingRegime } from '../../shared/agent-api.js'
 
 export interface ExecutorOptions extends SessionOptions {
   maxSessions?: number
@@ -170,8 +171,8 @@ export class OrtExecutor {
   }
 
   /** Times standalone models together, their repetitions interleaved (see the worker's `time`). */
-  timeModels(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number): Promise<TimeResult[]> {
-    return this.call<TimeResult[]>({ op: 'time', models, reps })
+  timeModels(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number, regime: TimingRegime = 'warm'): Promise<TimeResult[]> {
+    return this.call<TimeResult[]>({ op: 'time', models, reps, regime })
   }
 
   /** Every graph output's dims and type after one run of a whole model on `input` (optimisation off). */

@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parentPort, workerData } from 'node:worker_threads'
+import type { TimingRegime } from '../../shared/agent-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import type { Manifest } from '../../shared/manifest.js'
 import { checkGraphAgainstManifest, parseOnnx, sliceModel, type ModelProto } from '../../shared/onnx-slicer.js'
@@ -105,10 +107,12 @@ async function chain(modelId: string, segment: SegmentRef, input: Float32Array):
  * Times standalone models one after another: for each, a fresh session (its creation is `loadMs`),
  * a warm-up (≥ 3 runs and ≥ 5 ms: the first runs after a new session are several times slower,
  * 0.15 ms then 0.036 ms for the same 1152×256 fc layer), then `reps` runs back to back (warm
- * caches, as the paper's per-layer benchmarks). A layers campaign calls this in several passes
- * over its grid (see the campaign runner), which is what makes it robust to this machine's noise.
+ * caches, as the paper's per-layer benchmarks) — or, in the `cold` regime, each run after the
+ * caches were flushed (coldCaches) and the thread idled COLD_IDLE_MS, as a plan's segment runs once
+ * per inference in co-inference. A layers campaign calls this in several passes over its grid (see
+ * the campaign runner), which is what makes it robust to this machine's noise.
  */
-async function time(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number): Promise<TimeResult[]> {
+async function time(models: { bytes: Uint8Array; inputDims: number[] }[], reps: number, regime: TimingRegime = 'warm'): Promise<TimeResult[]> {
   const out: TimeResult[] = []
   for (const m of models) {
     const x = new Float32Array(m.inputDims.reduce((a, b) => a * b, 1)).fill(0.5)
@@ -120,6 +124,10 @@ async function time(models: { bytes: Uint8Array; inputDims: number[] }[], reps: 
       for (let r = 0; r < 3 || performance.now() - warm < 5; r++) await s.run(x)
       const runMs: number[] = []
       for (let r = 0; r < reps; r++) {
+        if (regime === 'cold') {
+          coldCaches()
+          await sleep(COLD_IDLE_MS)
+        }
         const t = performance.now()
         await s.run(x)
         runMs.push(performance.now() - t)
@@ -130,6 +138,31 @@ async function time(models: { bytes: Uint8Array; inputDims: number[] }[], reps: 
     }
   }
   return out
+}
+
+/** The idle before each cold run, ms: the other side's work and the messaging between two of a worker's runs in co-inference. */
+const COLD_IDLE_MS = 2
+let flushBuffer: Float64Array | null = null
+
+/** This machine's largest CPU cache, bytes (Linux sysfs; 8 MiB when it does not say). */
+function largestCacheBytes(): number {
+  let best = 0
+  for (let i = 0; i < 8; i++) {
+    try {
+      const text = readFileSync(`/sys/devices/system/cpu/cpu0/cache/index${i}/size`, 'utf8').trim()
+      const m = /^(\d+)([KMG]?)$/.exec(text)
+      if (m) best = Math.max(best, Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]!]!)
+    } catch {
+      break
+    }
+  }
+  return best || 8 * 1024 ** 2
+}
+
+/** Evicts the caches: writes one word per 64-byte line over twice the largest cache (at most 128 MiB). */
+function coldCaches(): void {
+  flushBuffer ??= new Float64Array(Math.min(2 * largestCacheBytes(), 128 * 1024 ** 2) / 8)
+  for (let i = 0; i < flushBuffer.length; i += 8) flushBuffer[i]! += 1
 }
 
 async function handle(req: WorkerRequest): Promise<unknown> {
@@ -143,7 +176,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'close':
       return close(req.modelId)
     case 'time':
-      return time(req.models, req.reps)
+      return time(req.models, req.reps, req.regime)
     case 'probe':
       return probeOutputs(req.bytes, req.label, req.input, req.inputDims)
   }

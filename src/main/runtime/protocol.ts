@@ -1,4 +1,5 @@
 /** Messages between the executor (any thread) and its ORT worker thread. */
+import type { TimingRegime } from '../../shared/agent-api.js'
 import type { Manifest } from '../../shared/manifest.js'
 import type { SegmentRef } from './segments.js'
 import type { SessionOptions } from './ort.js'
@@ -8,7 +9,7 @@ export type WorkerRequest =
   | { id: number; op: 'run'; modelId: string; segment: SegmentRef; input: Float32Array; dims?: number[] }
   | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
   | { id: number; op: 'close'; modelId: string }
-  | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number }
+  | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number; regime?: TimingRegime }
   | { id: number; op: 'probe'; bytes: Uint8Array; label: string; input: Float32Array; inputDims: number[] }
 
 export type WorkerResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { message: string; user: boolean } }

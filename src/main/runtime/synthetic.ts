@@ -4,15 +4,21 @@
  * times the edge with it; the agent answers `time-layers` with it.
  */
 import { median } from 'simple-statistics'
-import type { LayerMeasurement } from '../../shared/agent-api.js'
+import type { LayerMeasurement, TimingRegime } from '../../shared/agent-api.js'
 import { fitFeatures, regressionKeyOf } from '../../shared/latency.js'
 import { buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from './executor.js'
 
 /** `slowdown` scales the times (the agent's slowdown emulation reports a slower device's). */
-export async function timeSynthetic(ex: OrtExecutor, specs: readonly SyntheticSpec[], reps: number, slowdown = 1): Promise<LayerMeasurement[]> {
+export async function timeSynthetic(
+  ex: OrtExecutor,
+  specs: readonly SyntheticSpec[],
+  reps: number,
+  slowdown = 1,
+  regime: TimingRegime = 'warm'
+): Promise<LayerMeasurement[]> {
   const models = specs.map(buildSynthetic)
-  const times = await ex.timeModels(models, reps)
+  const times = await ex.timeModels(models, reps, regime)
   return specs.map((spec, i) => {
     const model = models[i]!
     const t = times[i]!

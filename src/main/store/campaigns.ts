@@ -4,7 +4,10 @@
  * completed campaign stores its profile (made current) and its status together.
  */
 import type Database from 'better-sqlite3'
-import type { CampaignStatus, SweepSummary } from '../../shared/console-api.js'
+import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/console-api.js'
+
+/** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
+export type CampaignSummary = SweepSummary | PlansSummary
 import type { RegressionKey, Side } from '../../shared/latency.js'
 import type { ProfileQueries } from './profiles.js'
 
@@ -20,7 +23,7 @@ export interface CampaignRow {
   startedAt: string
   finishedAt: string | null
   error: string | null
-  summary: SweepSummary | null
+  summary: CampaignSummary | null
 }
 
 /** One timed configuration as a campaign produced it. */
@@ -92,7 +95,7 @@ export class CampaignQueries {
       startedAt: c.started_at,
       finishedAt: c.finished_at,
       error: c.error,
-      summary: c.summary_json ? (JSON.parse(c.summary_json) as SweepSummary) : null
+      summary: c.summary_json ? (JSON.parse(c.summary_json) as CampaignSummary) : null
     }
   }
 
@@ -101,13 +104,13 @@ export class CampaignQueries {
     return (this.db.prepare('SELECT id FROM campaigns ORDER BY started_at DESC').all() as { id: string }[]).map((r) => r.id)
   }
 
-  saveProgress(id: string, progress: number, summary?: SweepSummary): void {
+  saveProgress(id: string, progress: number, summary?: CampaignSummary): void {
     if (summary) this.db.prepare('UPDATE campaigns SET progress = ?, summary_json = ? WHERE id = ?').run(progress, JSON.stringify(summary), id)
     else this.db.prepare('UPDATE campaigns SET progress = ? WHERE id = ?').run(progress, id)
   }
 
-  /** Ends a campaign without a profile (a sweep, or a failure or cancel of any kind). */
-  finish(id: string, status: Exclude<CampaignState, 'running'>, error: string | null, summary?: SweepSummary): void {
+  /** Ends a campaign without a profile (a sweep, a plans campaign, or a failure or cancel of any kind). */
+  finish(id: string, status: Exclude<CampaignState, 'running'>, error: string | null, summary?: CampaignSummary): void {
     const now = new Date().toISOString()
     if (summary)
       this.db

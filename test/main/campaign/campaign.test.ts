@@ -209,7 +209,7 @@ describe('layers campaign on a real agent and this edge', () => {
     core.campaigns.cancel(id)
     const s = await finished(id)
     expect(s.status).toBe('cancelled')
-    expect(() => core.startCampaign('pi-cal', 'warp', 1)).toThrow('unknown campaign kind "warp" (kinds: layers, model, sweep)')
+    expect(() => core.startCampaign('pi-cal', 'warp', 1)).toThrow('unknown campaign kind "warp" (kinds: layers, model, sweep, plans)')
   }, 60_000)
 
   it('exports every campaign, whatever its status, each marked, with each profile labelled by the kind that made it', () => {

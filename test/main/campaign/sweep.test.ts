@@ -81,6 +81,6 @@ describe('sweep campaign', () => {
   it('refuses a malformed grid before starting', () => {
     expect(() => core.startCampaign('pi-sweep', 'sweep', 2, { bandwidthsKbps: [] })).toThrow('a sweep needs 1..50 bandwidths, got 0')
     expect(() => core.startCampaign('pi-sweep', 'sweep', 2, { latenciesMs: [100, -1] })).toThrow('sweep latency requirements must be numbers in 1..3600000')
-    expect(() => core.startCampaign('pi-sweep', 'sweeps', 2)).toThrow('unknown campaign kind "sweeps" (kinds: layers, model, sweep)')
+    expect(() => core.startCampaign('pi-sweep', 'sweeps', 2)).toThrow('unknown campaign kind "sweeps" (kinds: layers, model, sweep, plans)')
   })
 })

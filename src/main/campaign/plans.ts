@@ -1,0 +1,79 @@
+/**
+ * Kind `plans`: the check of predictions against real plans. Every (exit, deviceLayers) of the
+ * device's served model co-infers a few times, pinned, at one fixed uplink (the device's emulated
+ * link set to it), as fused segments on both sides — exactly what a plan runs. Each plan's device
+ * segment, edge segment and end-to-end time (medians) are compared with what the device's latency
+ * source predicted when the campaign started, **without** online correction (the raw cost table),
+ * and the campaign does not teach the correction anything (`learn: false`).
+ */
+import { median, quantile } from 'simple-statistics'
+import type { ErrorStats, InferRow, LatencySource, PlanCheckPoint, PlansSummary } from '../../shared/console-api.js'
+import { type CostTable, latencyOf } from '../../shared/planner.js'
+
+/**
+ * The fixed uplink of a plans campaign by default, kbit/s: a LAN-class link, where compute and
+ * messaging are most of a plan's time (at the paper's 50–1500 kbps the upload of any cut but the
+ * last dwarfs them, and hides a poor compute prediction).
+ */
+export const PLANS_DEFAULT_KBPS = 100_000
+
+/** Median and 90th percentile of |predicted − measured| / measured (null without points). */
+export function errorStats(pairs: readonly { predicted: number; measured: number }[]): ErrorStats {
+  const rel = pairs.filter((p) => p.measured > 0).map((p) => Math.abs(p.predicted - p.measured) / p.measured)
+  if (!rel.length) return { n: 0, median: null, p90: null }
+  return { n: rel.length, median: median(rel), p90: quantile(rel, 0.9) }
+}
+
+/** The errors of a plans campaign: device segments (deviceLayers > 0), edge segments (deviceLayers < layers), end to end. */
+export function planErrors(points: readonly PlanCheckPoint[]): PlansSummary['errors'] {
+  return {
+    device: errorStats(points.filter((p) => p.deviceLayers > 0).map((p) => ({ predicted: p.predicted.deviceMs, measured: p.measured.deviceMs }))),
+    edge: errorStats(points.filter((p) => p.deviceLayers < p.layers).map((p) => ({ predicted: p.predicted.edgeMs, measured: p.measured.edgeMs }))),
+    e2e: errorStats(points.map((p) => ({ predicted: p.predicted.e2eMs, measured: p.measured.e2eMs })))
+  }
+}
+
+/** An empty summary for a campaign about to start. */
+export function plansSummary(uplinkKbps: number, inferencesPerPlan: number, source: LatencySource, table: CostTable): PlansSummary {
+  return {
+    uplinkKbps,
+    inferencesPerPlan,
+    source: {
+      kind: source.kind,
+      profileId: source.profileId,
+      predictor: source.kind === 'profile' ? `profile ${table.profile}` : 'the measured per-layer tables'
+    },
+    points: [],
+    errors: planErrors([])
+  }
+}
+
+/** Another latency source's raw predictions for the same measured plans (its errors on them). */
+export function scorePredictor(table: CostTable, points: readonly PlanCheckPoint[], uplinkKbps: number): PlansSummary['errors'] {
+  return planErrors(
+    points.map((x) => {
+      const c = table.exits.find((g) => g[0]!.exit === x.exit)?.[x.deviceLayers]
+      if (!c) throw new Error(`${table.profile} has no exit ${x.exit} with ${x.deviceLayers} device layers`)
+      return { ...x, predicted: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) } }
+    })
+  )
+}
+
+/** One plan's point: the raw prediction for the candidate against the medians of its co-inferences. */
+export function planPoint(table: CostTable, exit: number, deviceLayers: number, uplinkKbps: number, runId: string, rows: readonly InferRow[]): PlanCheckPoint {
+  const c = table.exits.find((g) => g[0]!.exit === exit)?.[deviceLayers]
+  if (!c) throw new Error(`the cost table has no exit ${exit} with ${deviceLayers} device layers`)
+  return {
+    exit,
+    deviceLayers,
+    layers: c.layers,
+    runId,
+    completed: rows.length,
+    predicted: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) },
+    measured: {
+      deviceMs: median(rows.map((r) => r.deviceMs)),
+      edgeMs: median(rows.map((r) => r.edgeMs)),
+      e2eMs: median(rows.map((r) => r.e2eMs))
+    }
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Kind `plans`: every (exit, deviceLayers) of the served model co-infers, pinned, at a fixed uplink on
+ * a real agent; predictions without online correction against the measured medians.
+ */
+import { median } from 'simple-statistics'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { errorStats, planErrors } from '../../../src/main/campaign/plans.js'
+import { formatPlans } from '../../../src/main/cli/campaign.js'
+import { main } from '../../../src/main/cli/index.js'
+import type { EdgentConsole } from '../../../src/main/console/console.js'
+import { exitPath } from '../../../src/shared/manifest.js'
+import { latencyOf } from '../../../src/shared/planner.js'
+import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+
+describe('plans campaign', () => {
+  let core: EdgentConsole
+  let agent: AgentProc | null = null
+  let plain: AgentProc | null = null
+
+  beforeAll(async () => {
+    core = await startConsole()
+    const broker = `mqtt://127.0.0.1:${core.mqttPort}`
+    agent = spawnAgent(broker, 'pi-plans', core.pair('pi-plans').token, ['--uplink-kbps', '1000', '--slowdown', '4'])
+    plain = spawnAgent(broker, 'pi-nolink', core.pair('pi-nolink').token)
+    await waitFor('agents online', () => deviceState(core, 'pi-plans') === 'online' && deviceState(core, 'pi-nolink') === 'online')
+  })
+  afterAll(async () => {
+    await stopAgent(agent)
+    await stopAgent(plain)
+    await core?.stop()
+  })
+
+  const finished = (id: string) =>
+    waitFor(
+      `campaign ${id} finished`,
+      () => {
+        const s = core.campaigns.status(id)!
+        return s.status !== 'running' && s
+      },
+      240_000
+    )
+
+  it('co-infers every plan at the fixed uplink, compares the raw predictions with the measured medians, and teaches nothing', async () => {
+    const m = core.model
+    const candidates = m.exits.reduce((a, e) => a + exitPath(m, e.exit).length + 1, 0)
+    const id = core.startCampaign('pi-plans', 'plans', 3, { uplinkKbps: 50_000 })
+    const s = await finished(id)
+    expect(s.status, s.error ?? '').toBe('done')
+    const p = s.plans!
+    expect(s.sweep).toBeNull()
+    expect(p).toMatchObject({ uplinkKbps: 50_000, inferencesPerPlan: 3, source: { kind: 'measured', profileId: null } })
+    // Every (exit, deviceLayers), in order, each with its own stored run of 3 co-inferences.
+    expect(p.points.map((x) => `${x.exit}/${x.deviceLayers}`)).toEqual(
+      m.exits.flatMap((e) =>
+        exitPath(m, e.exit)
+          .map((_, i) => `${e.exit}/${i}`)
+          .concat(`${e.exit}/${exitPath(m, e.exit).length}`)
+      )
+    )
+    expect(p.points).toHaveLength(candidates)
+    expect(p.points.every((x) => x.completed === 3)).toBe(true)
+    expect(core.store.runs.countForCampaign(id)).toBe(candidates)
+    // The predictions are the raw cost table's (no online correction), at the campaign's uplink.
+    const raw = core.planning.costTable('pi-plans', true)
+    for (const x of p.points) {
+      const c = raw.exits.find((g) => g[0]!.exit === x.exit)![x.deviceLayers]!
+      expect(x.predicted.deviceMs).toBeCloseTo(c.deviceMs, 9)
+      expect(x.predicted.edgeMs).toBeCloseTo(c.edgeMs, 9)
+      expect(x.predicted.e2eMs).toBeCloseTo(latencyOf(c, { uplinkKbps: 50_000, latencyMs: 1 }), 9)
+    }
+    // The measured figures are the medians of the stored co-inferences of each plan's run.
+    const stored = core.store.runs.inferences('pi-plans', 100_000, undefined, 'campaign')
+    for (const x of [p.points[0]!, p.points.at(-1)!, p.points[Math.floor(candidates / 2)]!]) {
+      const mine = stored.filter((r) => r.runId === x.runId)
+      expect(mine).toHaveLength(3)
+      expect(mine.every((r) => r.exit === x.exit && r.deviceLayers === x.deviceLayers)).toBe(true)
+      expect(x.measured.e2eMs).toBeCloseTo(median(mine.map((r) => r.e2eMs!)), 9)
+      expect(x.measured.edgeMs).toBeCloseTo(median(mine.map((r) => r.edgeMs)), 9)
+    }
+    // Device-only plans run nothing on the edge and edge-only ones nothing on the device.
+    for (const x of p.points) {
+      if (x.deviceLayers === 0) expect(x.measured.deviceMs).toBe(0)
+      if (x.deviceLayers === x.layers) expect(x.measured.edgeMs).toBe(0)
+    }
+    // The errors: device segments of plans with device layers, edge segments of plans with edge layers.
+    expect(p.errors).toEqual(planErrors(p.points))
+    expect(p.errors.device.n).toBe(candidates - m.exits.length)
+    expect(p.errors.edge.n).toBe(candidates - m.exits.length)
+    expect(p.errors.e2e.n).toBe(candidates)
+    expect(p.errors.e2e.median).toBeGreaterThan(0)
+    // Every source that could plan the device, scored on the same plans; the one in use among them.
+    const names = p.predictors!.map((q) => q.name)
+    expect(names).toEqual(['measured per-layer tables', 'paper-2018'])
+    expect(p.predictors![0]!.errors).toEqual(p.errors)
+    console.log(formatPlans(p).slice(-8).join('\n'))
+    // Nothing learned: the corrected cost table is still the raw one.
+    expect(core.planning.costTable('pi-plans').exits).toEqual(raw.exits)
+    // The uplink went back to 1000 kbps.
+    expect((await core.request('pi-plans', 'set-uplink', { kbps: 1000 }, 5000)).previousKbps).toBe(1000)
+  }, 250_000)
+
+  it('fails clearly on an agent whose link cannot be set', async () => {
+    const s = await finished(core.startCampaign('pi-nolink', 'plans', 1))
+    expect(s.status).toBe('failed')
+    expect(s.error).toContain('this agent has no emulated uplink (it was started without --uplink-kbps)')
+    expect(s.plans!.points).toEqual([])
+  })
+
+  it('refuses options that are not its own, and a bad uplink, before starting', () => {
+    expect(() => core.startCampaign('pi-plans', 'plans', 2, { uplinkKbps: 0 })).toThrow("a plans campaign's uplink must be 1..10000000 kbps, got 0")
+    expect(() => core.startCampaign('pi-plans', 'sweep', 2, { uplinkKbps: 500 })).toThrow('a fixed uplink is for plans campaigns')
+    expect(() => core.startCampaign('pi-plans', 'plans', 2, { timing: 'cold' })).toThrow('a timing regime is for layers campaigns')
+    expect(() => core.startCampaign('pi-plans', 'layers', 2, { timing: 'tepid' as 'cold' })).toThrow('timing must be warm or cold, got tepid')
+  })
+
+  it('the CLI refuses flags of other kinds by name', async () => {
+    const run = async (args: string[]) => {
+      const err: string[] = []
+      const code = await main([...args], { out: () => undefined, err: (t) => err.push(t) })
+      return { code, err: err.join('') }
+    }
+    expect(await run(['campaign', 'run', '--agent', 'x', '--kind', 'layers', '--uplink-kbps', '500'])).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('--uplink-kbps is for --kind plans')
+    })
+    expect(await run(['campaign', 'run', '--agent', 'x', '--kind', 'plans', '--timing', 'warm'])).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('--timing is for --kind layers')
+    })
+    expect(await run(['campaign', 'run', '--agent', 'x', '--kind', 'plans', '--uplink-kbps', 'fast'])).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('--uplink-kbps takes a positive number')
+    })
+  })
+})
+
+describe('plan errors', () => {
+  it('are relative to the measured time, median and 90th percentile, over the points that have the part', () => {
+    expect(errorStats([])).toEqual({ n: 0, median: null, p90: null })
+    const e = errorStats([
+      { predicted: 1, measured: 2 },
+      { predicted: 3, measured: 2 },
+      { predicted: 2, measured: 2 },
+      { predicted: 9, measured: 0 }
+    ])
+    expect(e.n).toBe(3)
+    expect(e.median).toBeCloseTo(0.5, 12)
+    expect(e.p90).toBeCloseTo(0.5, 12)
+    const pt = (deviceLayers: number, d: [number, number], g: [number, number]) => ({
+      exit: 1,
+      deviceLayers,
+      layers: 2,
+      runId: 'r',
+      completed: 1,
+      predicted: { deviceMs: d[0], edgeMs: g[0], e2eMs: d[0] + g[0] },
+      measured: { deviceMs: d[1], edgeMs: g[1], e2eMs: d[1] + g[1] }
+    })
+    const errs = planErrors([pt(0, [0, 0], [1, 2]), pt(1, [1, 1], [1, 1]), pt(2, [3, 2], [0, 0])])
+    expect(errs.device).toMatchObject({ n: 2, median: 0.25 })
+    expect(errs.edge).toMatchObject({ n: 2, median: 0.25 })
+    expect(errs.e2e.n).toBe(3)
+  })
+})
