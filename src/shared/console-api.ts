@@ -139,8 +139,36 @@ export interface PlansSummary {
   points: PlanCheckPoint[]
   /** Over device segments (plans with deviceLayers > 0), edge segments (deviceLayers < layers) and end to end. */
   errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
+  /** The same errors without the plans the source profile's link stage co-inferred (its probes), when it had one. */
+  errorsWithoutProbes?: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats; probes: { exit: number; deviceLayers: number }[] }
   /** When done: every latency source that could plan the device, scored on the same measured plans (raw, no online correction). */
   predictors?: { name: string; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }[]
+}
+
+/**
+ * A campaign's link stage (src/main/campaign/messaging.ts): messaging besides the segments and the
+ * serialisation wait, and each side's segments as plans run them, from probe plans of the served model.
+ */
+export interface LinkStage {
+  /** fixed + perByte × bytes sent, ms, for plans that send something. */
+  messaging: { fixedMs: number; perByteMs: number } | null
+  /** Per side: a plan's segment = fixedMs + scale × the composed prediction. */
+  segments: Record<'device' | 'edge', { fixedMs: number; scale: number }> | null
+  /** The probes: medians over `n` co-inferences each, and the fitted profile's predictions before this stage. */
+  probes: {
+    exit: number
+    deviceLayers: number
+    layers: number
+    n: number
+    bytes: number
+    residualMs: number
+    deviceMs: number
+    edgeMs: number
+    predictedDeviceMs: number
+    predictedEdgeMs: number
+  }[]
+  /** Why the stage did not run (a device whose uplink cannot be set). */
+  why: string | null
 }
 
 export interface FitReport {
@@ -178,6 +206,8 @@ export interface CampaignStatus {
   sweep: SweepSummary | null
   /** Kind `plans`: the plans measured so far, predicted against measured. */
   plans: PlansSummary | null
+  /** Kinds `layers` and `model`, when done: the link stage (or why it did not run). */
+  link: LinkStage | null
   /** What may have spoilt the measurements: the device throttled, or its CPU frequency changed, during the campaign. */
   warnings: string[]
   /** While it runs, in kinds measured in several passes (layers): the pass under way, 1-based, of how many. */

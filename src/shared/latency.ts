@@ -222,12 +222,18 @@ export const CalibrationProfileSchema = z
      * (fitted on the grid's multi-op blocks: their measured time against the sum of their ops); when
      * absent, one run's fixed cost and the tensor's copies as a single-Dropout model times them.
      */
-    junctions: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), perElementMs: z.number().finite() })).optional(),
+    junctions: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), perElementMs: z.number().finite() }).loose()).optional(),
     /**
      * Messaging of a plan that sends something (fitted by a layers campaign's link stage): a fixed
      * cost plus a cost per byte sent on top of the link's serialisation time, milliseconds.
      */
     messaging: z.object({ fixedMs: z.number().nonnegative(), perByteMs: z.number().nonnegative() }).optional(),
+    /**
+     * A segment as a plan runs it (once per inference, between messaging and the other side's work)
+     * against the composed prediction, per side: fixedMs + scale × prediction (fitted by the link
+     * stage's probe plans). Absent: the prediction as composed.
+     */
+    segments: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), scale: z.number().positive() })).optional(),
     source: z.record(z.string(), z.unknown()).optional()
   })
   .loose()

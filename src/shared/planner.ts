@@ -87,6 +87,8 @@ export interface LayerLatencySource {
    * session run and tensor copies they no longer pay each, and fused kernels); 0 when absent.
    */
   junctionMs?(side: Side, before: Layer, after: Layer): number
+  /** A non-empty segment's time as a plan runs it, from its composed prediction (identity when absent). */
+  segmentMs?(side: Side, composedMs: number): number
 }
 
 export function profileSource(profile: CalibrationProfile): LayerLatencySource {
@@ -95,7 +97,15 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
     overheadMs: profile.messaging?.fixedMs ?? profile.overheadMs,
     ...(profile.messaging ? { overheadPerByteMs: profile.messaging.perByteMs } : {}),
     layerMs: (side, layer) => predictLayerMs(profile, side, layer),
-    ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {})
+    ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {}),
+    ...(profile.segments
+      ? {
+          segmentMs: (side: Side, ms: number) => {
+            const s = profile.segments?.[side]
+            return s ? Math.max(0, s.fixedMs + s.scale * ms) : ms
+          }
+        }
+      : {})
   }
 }
 
@@ -125,8 +135,8 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
         deviceLayers: p,
         layers: n,
         accuracy: exit.accuracy,
-        deviceMs: Math.max(0, deviceMs),
-        edgeMs: Math.max(0, edgeMs),
+        deviceMs: p === 0 ? 0 : (profile.segmentMs?.('device', Math.max(0, deviceMs)) ?? Math.max(0, deviceMs)),
+        edgeMs: p === n ? 0 : (profile.segmentMs?.('edge', Math.max(0, edgeMs)) ?? Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
         overheadMs: messagingMs(profile, p, n, uploadBytes)

@@ -36,7 +36,7 @@ const EXAMPLES: { [C in AgentCommand]: { args: CommandArgsIn<C>; reply: CommandR
     reply: { model: 'branchy-alexnet', layerMs: { conv1: 0.31, relu1: 0.02 }, exitFusedMs: { '1': 0.25, '5': 1.9 }, reps: 4 }
   },
   'time-layers': {
-    args: { specs: [{ type: 'fc', inputs: 128, outputs: 10 }], reps: 2 },
+    args: { specs: [{ type: 'fc', inputs: 128, outputs: 10 }], reps: 2, regime: 'cold' },
     reply: [
       {
         key: 'fc:128:10',
@@ -77,6 +77,12 @@ describe('the agent command contract', () => {
     expect(parseCommandArgs('probe', { transaction: 't' })).toEqual({ bytes: 16384 })
     expect(parseCommandArgs('profile-layers', {})).toEqual({ reps: 10 })
     expect(parseCommandArgs('run-batch', { runId: 'r', count: 2, future: true })).toEqual({ runId: 'r', count: 2, offset: 0 })
+    // An older console's time-layers (no regime) times warm, as it always did.
+    expect(parseCommandArgs('time-layers', { specs: [{ type: 'fc', inputs: 8, outputs: 2 }] })).toEqual({
+      specs: [{ type: 'fc', inputs: 8, outputs: 2 }],
+      reps: 5,
+      regime: 'warm'
+    })
   })
 
   it('refuses malformed arguments, naming the command and the field', () => {
@@ -85,6 +91,7 @@ describe('the agent command contract', () => {
     expect(bad('run-batch', { runId: 'r', count: 0 })).toThrow(/^"run-batch" arguments: count: /)
     expect(bad('probe', { bytes: 1e9 })).toThrow(/^"probe" arguments: bytes: /)
     expect(bad('time-layers', { specs: [{ type: 'conv' }] })).toThrow(/^"time-layers" arguments: specs\[0\]/)
+    expect(bad('time-layers', { specs: [{ type: 'fc', inputs: 8, outputs: 2 }], regime: 'tepid' })).toThrow(/^"time-layers" arguments: regime: /)
     expect(bad('set-uplink', { kbps: Number.POSITIVE_INFINITY })).toThrow(/^"set-uplink" arguments: kbps: /)
     expect(bad('set-uplink', {})).toThrow(UserError)
   })

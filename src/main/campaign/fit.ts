@@ -202,7 +202,7 @@ export function fitProfile(
   return { profile, report }
 }
 
-export interface JunctionFit {
+export type JunctionFit = {
   fixedMs: number
   perElementMs: number
   n: number

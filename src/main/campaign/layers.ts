@@ -10,10 +10,20 @@ export function layerGrid(): SyntheticSpec[] {
   const g: SyntheticSpec[] = []
   for (const channels of [3, 16, 64])
     for (const size of [8, 14, 28])
-      for (const filters of [16, 64, 128])
+      for (const filters of [16, 64, 128, 256])
         for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels, size, filters, kernel, stride })
+  // The range of real networks' layers beyond the grid above (a plans campaign found the served
+  // model's 96- and 192-channel convs and pools, and its 1-channel first conv, mispredicted outside
+  // it): wide layers on small maps, a grayscale first layer.
+  for (const size of [7, 14])
+    for (const filters of [64, 128, 256])
+      for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels: 192, size, filters, kernel, stride })
+  for (const filters of [16, 32, 64])
+    for (const kernel of [3, 5]) for (const stride of [1, 2]) g.push({ type: 'conv', channels: 1, size: 28, filters, kernel, stride })
   for (const channels of [16, 32, 64, 128])
     for (const size of [7, 14, 28]) for (const kernel of [2, 3]) for (const stride of [1, 2]) g.push({ type: 'pool', channels, size, kernel, stride })
+  for (const channels of [192, 256])
+    for (const size of [7, 14]) for (const kernel of [2, 3]) for (const stride of [1, 2]) g.push({ type: 'pool', channels, size, kernel, stride })
   for (const inputs of [128, 256, 512, 1152, 2048, 3072, 4096]) for (const outputs of [10, 64, 128, 256, 512, 1024]) g.push({ type: 'fc', inputs, outputs })
   for (const type of ['relu', 'lrn', 'dropout', 'flatten'] as const)
     for (const c of [16, 32, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })

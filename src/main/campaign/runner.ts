@@ -10,8 +10,9 @@ import { readHealth } from '../runtime/health.js'
 import { healthWarnings } from './health-warnings.js'
 import type { Health } from '../../shared/messages.js'
 import { describeMachine, type Machine } from '../runtime/machine.js'
-import type { CampaignStatus, InferRow, InferSummary, LatencySource, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
-import type { CostTable } from '../../shared/planner.js'
+import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
+import { buildCostTable, type CostTable } from '../../shared/planner.js'
+import { runLinkStage } from './messaging.js'
 import { PLANS_DEFAULT_KBPS, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
@@ -138,7 +139,7 @@ export class Campaigns {
     const machines = { edge: describeMachine(), device: this.deps.deviceMachine(deviceId) }
     const params =
       kind === 'layers'
-        ? { reps, grid: 'layers-v3', timing, machines }
+        ? { reps, grid: 'layers-v4', timing, machines }
         : kind === 'model'
           ? { reps, model: this.deps.modelFor(deviceId).manifest.id, machines }
           : kind === 'plans'
@@ -223,6 +224,7 @@ export class Campaigns {
       const s = plansSummary(uplinkKbps, count, source, table)
       summary = s
       const candidates = table.exits.flat()
+      const probes = source.kind === 'profile' && source.profileId ? this.linkProbes(source.profileId) : []
       restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
       for (const c of candidates) {
         if (this.cancelled.has(id)) throw new CancelledError()
@@ -238,6 +240,10 @@ export class Campaigns {
         if (!rows.length) throw new Error(`no co-inference completed for exit ${c.exit} with ${c.deviceLayers} device layers (${r.lost} lost)`)
         s.points.push(planPoint(table, c.exit, c.deviceLayers, uplinkKbps, r.runId, rows))
         s.errors = planErrors(s.points)
+        if (probes.length) {
+          const own = s.points.filter((x) => !probes.some((q) => q.exit === x.exit && q.deviceLayers === x.deviceLayers))
+          s.errorsWithoutProbes = { ...planErrors(own), probes }
+        }
         campaigns.addHealth(id, s.points.length - 1, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
         campaigns.saveProgress(id, s.points.length / candidates.length, s)
         this.deps.onProgress(this.status(id)!)
@@ -252,6 +258,12 @@ export class Campaigns {
       this.cancelled.delete(id)
       this.deps.onProgress(this.status(id)!)
     }
+  }
+
+  /** The probe plans of a profile's link stage (none when it had none). */
+  private linkProbes(profileId: string): { exit: number; deviceLayers: number }[] {
+    const row = this.deps.store.profiles.get(profileId)
+    return (row ? (linkOf(row.json)?.probes ?? []) : []).map((p) => ({ exit: p.exit, deviceLayers: p.deviceLayers }))
   }
 
   cancel(id: string): void {
@@ -364,6 +376,21 @@ export class Campaigns {
       const timing = (JSON.parse(campaigns.get(id)?.paramsJson ?? '{}') as { timing?: TimingRegime }).timing
       const source = { campaign: id, device: deviceId, reps, ...(timing ? { timing } : {}) }
       const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, source, (config) => this.layerOf(deviceId, config))
+      if (this.cancelled.has(id)) throw new CancelledError()
+      // The link stage (messaging.ts): messaging and segments as plans run them, with real co-inferences.
+      const manifest = this.deps.modelFor(deviceId).manifest
+      let table: CostTable | null = null
+      try {
+        table = buildCostTable(manifest, profile)
+      } catch {
+        // the profile cannot predict the served model: no link stage (the planner will not use it either)
+      }
+      const link: LinkStage = table
+        ? await runLinkStage(this.deps, manifest, table, deviceId, id)
+        : { messaging: null, segments: null, probes: [], why: `link stage not run: profile ${profileId} cannot predict model ${manifest.id}` }
+      if (link.messaging) profile.messaging = link.messaging
+      if (link.segments) profile.segments = link.segments
+      profile.source = { ...profile.source, link }
       this.fits.set(id, report)
       campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {
@@ -398,7 +425,8 @@ export class Campaigns {
       sweep: c.kind === 'sweep' ? (c.summary as SweepSummary | null) : null,
       plans: c.kind === 'plans' ? (c.summary as PlansSummary | null) : null,
       pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null,
-      warnings: healthWarnings(campaigns.health(id))
+      warnings: healthWarnings(campaigns.health(id)),
+      link: p ? linkOf(p.json) : null
     }
   }
 
@@ -445,6 +473,12 @@ export function heldOutKeys(keys: readonly string[], groups: readonly string[]):
     for (const k of sorted.slice(0, Math.floor(list.length / 4))) out.set(k, true)
   }
   return out
+}
+
+/** The link stage a profile's campaign ran (its `source.link`), if any. */
+function linkOf(json: string): LinkStage | null {
+  const m = (JSON.parse(json) as { source?: { link?: LinkStage } }).source?.link
+  return m && typeof m === 'object' && 'probes' in m ? m : null
 }
 
 function reportFromProfile(json: string): FitReport[] {

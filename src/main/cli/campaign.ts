@@ -1,7 +1,7 @@
 /** `edgent campaign run | list`, `edgent profile list | use`, `edgent export | import`. */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { CampaignStatus, ErrorStats, PlansSummary, ProfileView } from '../../shared/console-api.js'
+import type { CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
 import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
@@ -44,6 +44,7 @@ export function formatCampaign(s: CampaignStatus): string {
     )
     const notes = s.fits.filter((f) => f.error)
     if (notes.length) lines.push('', ...notes.map((f) => `${f.side} ${f.key}: ${f.error}`))
+    if (s.link) lines.push('', ...formatLink(s.link))
     if (s.profileId) lines.push('', `profile ${s.profileId} stored (the device's current profile); \`edgent export\` writes it with the raw measurements`)
   }
   if (s.sweep) {
@@ -71,6 +72,18 @@ export function formatCampaign(s: CampaignStatus): string {
   }
   if (s.plans) lines.push('', ...formatPlans(s.plans))
   return lines.join('\n')
+}
+
+/** The link stage: messaging and each side's segments as plans run them, from the probes. */
+export function formatLink(l: LinkStage): string[] {
+  if (!l.messaging || !l.segments) return [l.why ?? 'link stage not run']
+  const seg = (s: 'device' | 'edge') => `${l.segments![s].fixedMs.toFixed(3)} ms + ${l.segments![s].scale.toFixed(2)} × composed prediction`
+  return [
+    `link stage (${l.probes.reduce((a, p) => a + p.n, 0)} co-inferences of ${l.probes.length} probe plans of the served model: ${l.probes.map((p) => `exit ${p.exit} ${p.deviceLayers}/${p.layers}`).join(', ')}):`,
+    `  messaging ${l.messaging.fixedMs.toFixed(2)} ms per inference that sends something + ${(l.messaging.perByteMs * 1e6).toFixed(1)} ms per MB sent, beside the link's serialisation time`,
+    `  device segments as plans run them: ${seg('device')}`,
+    `  edge segments as plans run them: ${seg('edge')}`
+  ]
 }
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
@@ -109,6 +122,14 @@ export function formatPlans(p: PlansSummary): string[] {
     stat('device segment', p.errors.device),
     stat('edge segment', p.errors.edge),
     stat('end to end', p.errors.e2e),
+    ...(p.errorsWithoutProbes
+      ? [
+          `without the ${p.errorsWithoutProbes.probes.length} plans its profile's link stage co-inferred (${p.errorsWithoutProbes.probes.map((q) => `exit ${q.exit} ${q.deviceLayers}`).join(', ')}):`,
+          stat('device segment', p.errorsWithoutProbes.device),
+          stat('edge segment', p.errorsWithoutProbes.edge),
+          stat('end to end', p.errorsWithoutProbes.e2e)
+        ]
+      : []),
     ...(p.predictors?.length
       ? [
           '',

@@ -264,10 +264,18 @@ export class Planning {
       }
       const timing = (p.source as { timing?: string } | undefined)?.timing
       const label = `profile ${row.id} (${row.campaignKind}${timing ? `, ${timing}` : ''})`
-      if (p.composition === 'fused') {
-        tryAdd(`${label}, fused segments`, () => buildCostTable(m, profileSource(p)))
-        tryAdd(`${label}, sum of layers`, () => buildCostTable(m, profileSource({ ...p, composition: 'sum' })))
-      } else tryAdd(`${label}, sum of layers`, () => buildCostTable(m, profileSource(p)))
+      const { segments, ...noSegments } = p
+      const parts = [
+        p.composition === 'fused' ? 'fused segments' : 'sum of layers',
+        ...(segments ? ['segments as plans run them'] : []),
+        ...(p.messaging ? ['messaging'] : [])
+      ]
+      tryAdd(`${label}: ${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p)))
+      if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile)))
+      if (p.composition === 'fused' || segments)
+        tryAdd(`${label}: sum of layers${p.messaging ? ' + messaging' : ''}`, () =>
+          buildCostTable(m, profileSource({ ...(noSegments as CalibrationProfile), composition: 'sum' }))
+        )
     }
     if (d.deviceTable) {
       const table = d.deviceTable

@@ -41,6 +41,20 @@ describe('synthetic single-layer models', () => {
     expect(dw.features).toEqual([16 * 7 * 7, 16 * 7 * 7, 16 * 7 * 7 * 3 * 3])
   }, 120_000)
 
+  it('times cold on request: every run after a cache flush and an idle, each repetition reported', async () => {
+    const spec: SyntheticSpec = { type: 'fc', inputs: 128, outputs: 10 }
+    const reps = 10
+    const t0 = performance.now()
+    const [cold] = await timeSynthetic(ex, [spec], reps, 1, 'cold')
+    const coldWall = performance.now() - t0
+    expect(cold!.repsMs).toHaveLength(reps)
+    expect(cold!.repsMs!.every((v) => v > 0 && Number.isFinite(v))).toBe(true)
+    // Each cold run waits out the idle (2 ms) first: the call cannot take less than reps × 2 ms.
+    expect(coldWall).toBeGreaterThanOrEqual(reps * 2)
+    const [warm] = await timeSynthetic(ex, [spec], reps, 1, 'warm')
+    expect(warm!.repsMs).toHaveLength(reps)
+  })
+
   it('builds pool, flatten and softmax models that onnxruntime loads and runs', async () => {
     const specs: SyntheticSpec[] = [
       { type: 'pool', channels: 8, size: 9, kernel: 3, stride: 2 },

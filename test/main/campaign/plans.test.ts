@@ -4,7 +4,9 @@
  */
 import { median } from 'simple-statistics'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
 import { errorStats, planErrors } from '../../../src/main/campaign/plans.js'
+import { parseProfile } from '../../../src/shared/latency.js'
 import { formatPlans } from '../../../src/main/cli/campaign.js'
 import { main } from '../../../src/main/cli/index.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
@@ -97,6 +99,40 @@ describe('plans campaign', () => {
     expect(core.planning.costTable('pi-plans').exits).toEqual(raw.exits)
     // The uplink went back to 1000 kbps.
     expect((await core.request('pi-plans', 'set-uplink', { kbps: 1000 }, 5000)).previousKbps).toBe(1000)
+  }, 250_000)
+
+  it("after a campaign with a link stage, predicts with its profile and reports the error without the stage's probe plans", async () => {
+    const m = core.model
+    const cal = await finished(core.startCampaign('pi-plans', 'model', 2))
+    expect(cal.status, cal.error ?? '').toBe('done')
+    // The link stage: the five probe plans, co-inferred for real, and the terms fitted from them.
+    const link = cal.link!
+    expect(link.why).toBeNull()
+    expect(link.probes.map((q) => `${q.exit}/${q.deviceLayers}`)).toEqual(probePlans(m).map((q) => `${q.exit}/${q.deviceLayers}`))
+    expect(link.probes.every((q) => q.n === LINK_PROBE_REPS)).toBe(true)
+    expect(link.messaging!.fixedMs).toBeGreaterThan(0)
+    const stored = parseProfile(JSON.parse(core.store.profiles.byCampaign(cal.id)!.json), 'profile')
+    expect(stored).toMatchObject({ composition: 'fused', messaging: link.messaging, segments: link.segments })
+    // The probes' uplink went back to 1000 kbps.
+    expect((await core.request('pi-plans', 'set-uplink', { kbps: 1000 }, 5000)).previousKbps).toBe(1000)
+    const s = await finished(core.startCampaign('pi-plans', 'plans', 2))
+    expect(s.status, s.error ?? '').toBe('done')
+    const p = s.plans!
+    expect(p.uplinkKbps).toBe(100_000)
+    expect(p.source).toMatchObject({ kind: 'profile', profileId: cal.profileId })
+    const probes = probePlans(m)
+    expect(p.errorsWithoutProbes!.probes).toEqual(probes)
+    const own = p.points.filter((x) => !probes.some((q) => q.exit === x.exit && q.deviceLayers === x.deviceLayers))
+    expect(p.errorsWithoutProbes!.e2e).toEqual(planErrors(own).e2e)
+    expect(p.errorsWithoutProbes!.e2e.n).toBe(p.points.length - probes.length)
+    // The profile as fitted, without its segments-as-run terms, as a plain sum, the measured tables, the paper's.
+    const names = p.predictors!.map((q) => q.name)
+    expect(names[0]).toMatch(new RegExp(`^profile ${cal.profileId} \\(model\\): fused segments \\+ segments as plans run them \\+ messaging$`))
+    expect(names).toContain(`profile ${cal.profileId} (model): without the segments-as-run terms`)
+    expect(names).toContain(`profile ${cal.profileId} (model): sum of layers + messaging`)
+    expect(names.slice(-2)).toEqual(['measured per-layer tables', 'paper-2018'])
+    expect(p.predictors![0]!.errors).toEqual(p.errors)
+    console.log(formatPlans(p).slice(-12).join('\n'))
   }, 250_000)
 
   it('fails clearly on an agent whose link cannot be set', async () => {

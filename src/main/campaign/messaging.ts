@@ -1,0 +1,142 @@
+/**
+ * A layers (or model) campaign's link stage: what the grid cannot time, measured with real
+ * co-inferences of a few probe plans of the served model, pinned, with the device's emulated uplink
+ * set to a LAN-class rate (its serialisation wait subtracted), teaching the online correction nothing.
+ *
+ * - Messaging: what co-inference costs besides the two segments and the serialisation wait —
+ *   encoding, the MQTT publish and its acknowledgement, the broker, the hand-offs to and from the
+ *   edge's worker, the result's way back. Each inference's residual (end to end minus both segments
+ *   minus the wait) is fitted as fixed + perByte × bytes sent, on the first exit edge-only (the
+ *   smallest upload) and cut after its first layer (a large one). Measured at 100 Mbps, not faster:
+ *   while a frame waits for the link, part of the messaging (about 1 ms here) is done in the
+ *   meantime — the residual was 2.0 ms for frames sent at once and 1.0–1.5 ms for frames that
+ *   waited a millisecond or more — so a probe with no wait would overstate it on any real link.
+ * - Segments as plans run them: a plan's segment runs once per inference, right after messaging and
+ *   the other side's work, on a machine busy with both; the grid times layers alone. Per side, the
+ *   probes' measured segments against the fitted profile's composed predictions give
+ *   fixed + scale × prediction (least squares over the probes that run something on that side: the
+ *   first and the last exit, each side alone, and the first exit cut after its first layer).
+ *
+ * The probes are plans of the served model: a plans campaign reports its error with and without them.
+ */
+import { median } from 'simple-statistics'
+import type { InferRow, InferSummary, LinkStage } from '../../shared/console-api.js'
+import type { Side } from '../../shared/latency.js'
+import { exitPath, type Manifest } from '../../shared/manifest.js'
+import type { CostTable } from '../../shared/planner.js'
+
+/** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
+export const LINK_PROBE_KBPS = 100_000
+/** Co-inferences per probe plan. */
+export const LINK_PROBE_REPS = 30
+
+export interface LinkStageDeps {
+  infer(opts: {
+    agent: string
+    count: number
+    latencyMs: number
+    uplinkKbps: number
+    campaignId: string
+    plan: { exit: number; deviceLayers: number }
+    learn: false
+  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  setUplink(deviceId: string, kbps: number): Promise<{ previousKbps: number }>
+}
+
+/** One inference's residual: end to end minus both segments and the serialisation wait of what it sent. */
+export const residualMs = (r: InferRow, kbps: number): number => r.e2eMs - r.deviceMs - r.edgeMs - (r.uploadBytes * 8) / kbps
+
+/** The probe plans of a model: (exit, deviceLayers), deduplicated, in order. */
+export function probePlans(m: Manifest): { exit: number; deviceLayers: number }[] {
+  const first = m.exits[0]!.exit
+  const last = m.exits[m.exits.length - 1]!.exit
+  const n1 = exitPath(m, first).length
+  const nL = exitPath(m, last).length
+  const all = [
+    { exit: first, deviceLayers: 0 },
+    { exit: first, deviceLayers: Math.min(1, n1) },
+    { exit: first, deviceLayers: n1 },
+    { exit: last, deviceLayers: 0 },
+    { exit: last, deviceLayers: nL }
+  ]
+  return all.filter((p, i) => all.findIndex((q) => q.exit === p.exit && q.deviceLayers === p.deviceLayers) === i)
+}
+
+/** fixed + perByte × bytes through the sending probes' median residuals, by least squares (both clamped at 0). */
+export function fitMessaging(points: readonly { bytes: number; residualMs: number }[]): { fixedMs: number; perByteMs: number } {
+  const { a, b } = line(points.map((p) => ({ x: p.bytes, y: p.residualMs })))
+  const perByteMs = Math.max(0, b)
+  return { fixedMs: Math.max(0, perByteMs === b ? a : median(points.map((p) => p.residualMs))), perByteMs }
+}
+
+/** measured = fixed + scale × predicted, by least squares; a scale that is not positive falls back to the mean offset. */
+export function fitSegments(points: readonly { predictedMs: number; measuredMs: number }[]): { fixedMs: number; scale: number } {
+  const { a, b } = line(points.map((p) => ({ x: p.predictedMs, y: p.measuredMs })))
+  if (b > 0 && Number.isFinite(a)) return { fixedMs: a, scale: b }
+  return { fixedMs: points.reduce((s, p) => s + p.measuredMs - p.predictedMs, 0) / Math.max(1, points.length), scale: 1 }
+}
+
+/** Ordinary least squares y = a + b x (b = 0 when x does not vary). */
+function line(pts: readonly { x: number; y: number }[]): { a: number; b: number } {
+  const n = pts.length
+  if (!n) return { a: 0, b: 0 }
+  const mx = pts.reduce((s, p) => s + p.x, 0) / n
+  const my = pts.reduce((s, p) => s + p.y, 0) / n
+  const sxx = pts.reduce((s, p) => s + (p.x - mx) ** 2, 0)
+  const b = sxx > 0 ? pts.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0) / sxx : 0
+  return { a: my - b * mx, b }
+}
+
+/**
+ * Runs the link stage on a device, against `table` (the fitted profile's raw cost table for the
+ * served model, before this stage's terms). Null fits (with why) when the device's uplink cannot be
+ * set: on a real link the serialisation time is not known exactly, so the residual cannot be told
+ * from it. The uplink goes back to what it was, whatever happens.
+ */
+export async function runLinkStage(deps: LinkStageDeps, manifest: Manifest, table: CostTable, deviceId: string, campaignId: string): Promise<LinkStage> {
+  let restore: number
+  try {
+    restore = (await deps.setUplink(deviceId, LINK_PROBE_KBPS)).previousKbps
+  } catch (err) {
+    return { messaging: null, segments: null, probes: [], why: `link stage not run: ${(err as Error).message}` }
+  }
+  try {
+    const probes: LinkStage['probes'] = []
+    for (const plan of probePlans(manifest)) {
+      const { rows } = await deps.infer({
+        agent: deviceId,
+        count: LINK_PROBE_REPS,
+        latencyMs: 3_600_000,
+        uplinkKbps: LINK_PROBE_KBPS,
+        campaignId,
+        plan,
+        learn: false
+      })
+      if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
+      const c = table.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+      probes.push({
+        ...plan,
+        layers: c.layers,
+        n: rows.length,
+        bytes: median(rows.map((r) => r.uploadBytes)),
+        residualMs: median(rows.map((r) => residualMs(r, LINK_PROBE_KBPS))),
+        deviceMs: median(rows.map((r) => r.deviceMs)),
+        edgeMs: median(rows.map((r) => r.edgeMs)),
+        predictedDeviceMs: c.deviceMs,
+        predictedEdgeMs: c.edgeMs
+      })
+    }
+    const sending = probes.filter((p) => p.deviceLayers < p.layers)
+    const side = (s: Side) =>
+      fitSegments(
+        probes
+          .filter((p) => (s === 'device' ? p.deviceLayers > 0 : p.deviceLayers < p.layers))
+          .map((p) =>
+            s === 'device' ? { predictedMs: p.predictedDeviceMs, measuredMs: p.deviceMs } : { predictedMs: p.predictedEdgeMs, measuredMs: p.edgeMs }
+          )
+      )
+    return { messaging: fitMessaging(sending), segments: { device: side('device'), edge: side('edge') }, probes, why: null }
+  } finally {
+    await deps.setUplink(deviceId, restore).catch(() => undefined)
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * How a fitted profile predicts a plan's segments: fused composition (junctions), segments as plans
+ * run them, messaging — each against a figure recomputed by hand from the manifest.
+ */
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { fitMessaging, fitSegments, probePlans, residualMs } from '../../src/main/campaign/messaging.js'
+import { fitJunctions, type MeasurementRow } from '../../src/main/campaign/fit.js'
+import { buildSynthetic, specKey, type SyntheticSpec } from '../../src/shared/onnx-builder.js'
+import { exitPath, inputBytes, parseManifest, product } from '../../src/shared/manifest.js'
+import { junctionMs, parseProfile, predictLayerMs, predictSumOfOps, type CalibrationProfile } from '../../src/shared/latency.js'
+import { buildCostTable, latencyOf } from '../../src/shared/planner.js'
+import type { InferRow } from '../../src/shared/console-api.js'
+
+const tiny = parseManifest(JSON.parse(readFileSync(new URL('../fixtures/tiny/manifest.json', import.meta.url), 'utf8')), 'tiny')
+const base = JSON.parse(readFileSync(new URL('../fixtures/tiny/profile.json', import.meta.url), 'utf8')) as Record<string, unknown>
+
+describe('segment composition', () => {
+  it('a profile without composition is the paper’s sum of layers, unchanged', () => {
+    const p = parseProfile(base, 'tiny')
+    expect(p.composition).toBe('sum')
+    const t = buildCostTable(tiny, p)
+    for (const g of t.exits) {
+      const path = exitPath(tiny, g[0]!.exit)
+      for (const c of g) {
+        const dev = path.slice(0, c.deviceLayers).reduce((a, l) => a + predictLayerMs(p, 'device', l), 0)
+        expect(c.deviceMs).toBeCloseTo(dev, 12)
+        expect(c.overheadMs).toBe(p.overheadMs)
+      }
+    }
+  })
+
+  it('fused: each junction inside a segment takes back its fixed cost and its tensor’s elements; the segment terms map what is left; messaging charges plans that send', () => {
+    const junctions = { device: { fixedMs: 0.05, perElementMs: 1e-6 }, edge: { fixedMs: 0.01, perElementMs: 2e-7 } }
+    const segments = { device: { fixedMs: 0.3, scale: 1.2 }, edge: { fixedMs: 0.05, scale: 0.9 } }
+    const messaging = { fixedMs: 1.5, perByteMs: 1e-5 }
+    const p = parseProfile({ ...base, composition: 'fused', junctions, segments, messaging }, 'fused')
+    const t = buildCostTable(tiny, p)
+    for (const g of t.exits) {
+      const path = exitPath(tiny, g[0]!.exit)
+      const n = path.length
+      for (const c of g) {
+        const seg = (side: 'device' | 'edge', from: number, to: number) => {
+          if (from >= to) return 0
+          let ms = 0
+          for (let j = from; j < to; j++) ms += predictLayerMs(p, side, path[j]!)
+          for (let j = from; j + 1 < to; j++) ms -= junctions[side].fixedMs + junctions[side].perElementMs * product(path[j]!.outputShape)
+          return Math.max(0, segments[side].fixedMs + segments[side].scale * Math.max(0, ms))
+        }
+        expect(c.deviceMs).toBeCloseTo(seg('device', 0, c.deviceLayers), 12)
+        expect(c.edgeMs).toBeCloseTo(seg('edge', c.deviceLayers, n), 12)
+        const sent = c.deviceLayers === n ? 0 : c.deviceLayers === 0 ? inputBytes(tiny) : path[c.deviceLayers - 1]!.outputBytes
+        expect(c.overheadMs).toBeCloseTo(c.deviceLayers === n ? 0 : 1.5 + 1e-5 * sent, 12)
+        const cond = { uplinkKbps: 800, latencyMs: 1 }
+        expect(latencyOf(c, cond)).toBeCloseTo(
+          c.deviceMs + c.edgeMs + c.overheadMs + (sent * 8) / 800 + (c.deviceLayers === n ? 0 : (path[n - 1]!.outputBytes * 8) / 800),
+          9
+        )
+      }
+    }
+    // Without fitted junctions, a single-Dropout model's run cost: its intercept and its slope.
+    const { junctions: _j, ...rest } = p
+    const drop = { coefficients: [4e-7], intercept: 0.006 }
+    const noJunctions = { ...(rest as CalibrationProfile), edge: { ...p.edge, dropout: drop } }
+    const l = exitPath(tiny, tiny.exits[0]!.exit)
+    expect(junctionMs(noJunctions, 'edge', l[0]!, l[1]!)).toBeCloseTo(-(0.006 + 4e-7 * product(l[0]!.outputShape)), 12)
+    // Neither: nothing is taken back (the sum of layers).
+    const { dropout: _d, ...deviceWithoutDropout } = p.device
+    expect(junctionMs({ ...(rest as CalibrationProfile), device: deviceWithoutDropout }, 'device', l[0]!, l[1]!)).toBe(0)
+    expect(junctionMs({ ...p, composition: 'sum' }, 'edge', l[0]!, l[1]!)).toBe(0)
+  })
+
+  it('refuses malformed terms by name', () => {
+    expect(() => parseProfile({ ...base, composition: 'stacked' }, 'x')).toThrow(/composition/)
+    expect(() => parseProfile({ ...base, segments: { edge: { fixedMs: 0, scale: 0 } } }, 'x')).toThrow(/segments/)
+    expect(() => parseProfile({ ...base, messaging: { fixedMs: -1, perByteMs: 0 } }, 'x')).toThrow(/messaging/)
+  })
+})
+
+describe('junction fit on the grid’s blocks', () => {
+  it('recovers the junction terms that made the blocks’ times, and checks them on the held-out blocks', () => {
+    const p = parseProfile(base, 'tiny')
+    const truth = { fixedMs: 0.004, perElementMs: 3e-7 }
+    const specs: SyntheticSpec[] = []
+    for (const channels of [16, 32, 64])
+      for (const size of [7, 14, 28]) for (const kind of ['residual', 'inception'] as const) specs.push({ type: 'block', kind, channels, size })
+    const rows: MeasurementRow[] = specs.map((spec, i) => {
+      const layer = buildSynthetic(spec).layer
+      const nodes = layer.type === 'block' ? layer.nodes! : []
+      const internal = nodes.slice(0, -1)
+      const sum = predictSumOfOps(p, 'edge', nodes)
+      const y = sum - internal.length * truth.fixedMs - truth.perElementMs * internal.reduce((a, n) => a + product(n.outputShape), 0)
+      return { side: 'edge', config: specKey(spec), regressionKey: 'block', features: [], runMs: y, loadMs: 0, modelBytes: 0, heldOut: i % 4 === 3 }
+    })
+    const byKey = new Map(specs.map((s) => [specKey(s), buildSynthetic(s).layer]))
+    const fit = fitJunctions('edge', p.edge, rows, (c) => byKey.get(c) ?? null)!
+    expect(fit.fixedMs).toBeCloseTo(truth.fixedMs, 9)
+    expect(fit.perElementMs).toBeCloseTo(truth.perElementMs, 12)
+    expect(fit.n).toBe(rows.filter((r) => !r.heldOut).length)
+    expect(fit.heldOut.mape).toBeCloseTo(0, 9)
+    expect(fit.heldOut.sumMape).toBeGreaterThan(0)
+    // Too few training blocks: no fit.
+    expect(fitJunctions('edge', p.edge, rows.slice(0, 5), (c) => byKey.get(c) ?? null)).toBeNull()
+  })
+})
+
+describe('link stage fits', () => {
+  it('probes the first exit edge-only, cut after one layer and device-only, and the last exit on each side alone', () => {
+    const first = tiny.exits[0]!.exit
+    const last = tiny.exits.at(-1)!.exit
+    expect(probePlans(tiny)).toEqual([
+      { exit: first, deviceLayers: 0 },
+      { exit: first, deviceLayers: 1 },
+      { exit: first, deviceLayers: exitPath(tiny, first).length },
+      { exit: last, deviceLayers: 0 },
+      { exit: last, deviceLayers: exitPath(tiny, last).length }
+    ])
+  })
+
+  it('the residual leaves out both segments and the serialisation wait; lines through the probes', () => {
+    const row = { e2eMs: 10, deviceMs: 3, edgeMs: 1, uploadBytes: 50_000 } as InferRow
+    expect(residualMs(row, 100_000)).toBeCloseTo(10 - 3 - 1 - 4, 12)
+    expect(
+      fitMessaging([
+        { bytes: 1000, residualMs: 2 },
+        { bytes: 101_000, residualMs: 3 }
+      ])
+    ).toEqual({ fixedMs: 1.99, perByteMs: 1e-5 })
+    // A residual that falls with size: no negative cost per byte, the median as the fixed cost.
+    expect(
+      fitMessaging([
+        { bytes: 1000, residualMs: 2 },
+        { bytes: 101_000, residualMs: 1 }
+      ])
+    ).toEqual({ fixedMs: 1.5, perByteMs: 0 })
+    const s = fitSegments([
+      { predictedMs: 1, measuredMs: 1.5 },
+      { predictedMs: 2, measuredMs: 2.7 },
+      { predictedMs: 4, measuredMs: 5.1 }
+    ])
+    expect(s.scale).toBeCloseTo(1.2, 9)
+    expect(s.fixedMs).toBeCloseTo(0.3, 9)
+    // A scale that is not positive falls back to the mean offset.
+    expect(
+      fitSegments([
+        { predictedMs: 1, measuredMs: 2 },
+        { predictedMs: 2, measuredMs: 1.5 }
+      ])
+    ).toEqual({ fixedMs: 0.25, scale: 1 })
+  })
+})
