@@ -290,6 +290,37 @@ describe('the console in a browser (headless shell)', () => {
     await page.selectOption('[data-testid=device-select]', 'pi-ui')
   }, 300_000)
 
+  it('Calibration: every plan of the model, predicted against measured, after a plans campaign started from the page', async () => {
+    await go('campaigns')
+    await page.selectOption('[data-testid=campaign-device]', 'local-pi') // its uplink is emulated, as a plans campaign needs
+    await page.selectOption('[data-testid=campaign-kind]', 'plans')
+    await page.fill('[data-testid=campaign-reps]', '1')
+    await page.click('[data-testid=campaign-start]')
+    const row = page.locator('tr[data-testid^=campaign-]').filter({ hasText: 'local-pi' }).filter({ hasText: 'plans' }).first()
+    await row.waitFor()
+    await expect.poll(async () => row.locator('[data-testid=campaign-status]').textContent(), { timeout: 180_000, interval: 500 }).toBe('done')
+    expect(await row.textContent()).toMatch(/79 plans · median error device \d+\.\d %, edge \d+\.\d %, end to end \d+\.\d %/)
+    await go('calibration')
+    await page.waitForSelector('[data-testid=plans-e2eMs] .recharts-scatter-symbol')
+    expect(await page.textContent('[data-testid=plans-check]')).toContain('on local-pi')
+    // One point per plan that has the part: 74 with device layers, 74 with edge layers, all 79 end to end.
+    for (const [part, n] of [
+      ['deviceMs', 74],
+      ['edgeMs', 74],
+      ['e2eMs', 79]
+    ] as const) {
+      expect(Number(await page.getAttribute(`[data-testid=plans-${part}]`, 'data-points'))).toBe(n)
+      expect(await page.locator(`[data-testid=plans-${part}] .recharts-scatter-symbol`).count()).toBe(n)
+      expect(await page.textContent(`[data-testid=plans-${part}-error]`)).toMatch(new RegExp(`^${n} plans · median error \\d+\\.\\d % · p90 \\d+\\.\\d %$`))
+    }
+    // Every source that could plan the device, scored on the same plans.
+    const predictors = await page.locator('[data-testid=predictors] tbody tr td:first-child').allTextContents()
+    expect(predictors).toEqual(['measured per-layer tables', 'paper-2018'])
+    expect(await legendOverlaps()).toEqual([])
+    await shot('calibration-plans')
+    await page.selectOption('[data-testid=device-select]', 'pi-ui') // as the pages after this one expect
+  }, 200_000)
+
   it('Campaigns: export gives a calibration file', async () => {
     await go('campaigns')
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-json]')])

@@ -1,6 +1,14 @@
 import { useMemo, useState } from 'react'
 import { Bar, BarChart, CartesianGrid, Legend, Line, ComposedChart, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
-import type { Calibration as CalibrationData, CampaignStatus, FitReport, LayerLatencies, ModelView } from '../../../shared/console-api'
+import type {
+  Calibration as CalibrationData,
+  CampaignStatus,
+  ErrorStats,
+  FitReport,
+  LayerLatencies,
+  ModelView,
+  PlansSummary
+} from '../../../shared/console-api'
 import { Card, Empty, Guard, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { useApi, useQuery } from '../hooks'
 
@@ -148,6 +156,117 @@ function FitChart(props: { cal: CalibrationData; side: 'device' | 'edge'; fit: F
   )
 }
 
+const PART_TEXT = { deviceMs: 'Device segments', edgeMs: 'Edge segments', e2eMs: 'End to end' } as const
+
+/** One part of the plans (device segments, edge segments, end to end): measured against predicted, with y = x. */
+function PlanScatter(props: { plans: PlansSummary; part: 'deviceMs' | 'edgeMs' | 'e2eMs' }): React.JSX.Element {
+  const { plans, part } = props
+  const has = (x: PlansSummary['points'][number]) => (part === 'deviceMs' ? x.deviceLayers > 0 : part === 'edgeMs' ? x.deviceLayers < x.layers : true)
+  const pts = plans.points
+    .filter(has)
+    .map((x) => ({ x: x.predicted[part], y: x.measured[part], plan: `exit ${x.exit}, ${x.deviceLayers}/${x.layers} on the device` }))
+  const stats: ErrorStats = plans.errors[part === 'deviceMs' ? 'device' : part === 'edgeMs' ? 'edge' : 'e2e']
+  // Log axes: the plans span three orders of magnitude (a softmax alone to a whole exit).
+  const shown = pts.filter((p) => p.x > 0 && p.y > 0)
+  const all = shown.flatMap((p) => [p.x, p.y])
+  const lo = all.length ? Math.min(...all) / 1.2 : 0.01
+  const hi = all.length ? Math.max(...all) * 1.2 : 1
+  return (
+    <div className="fit" data-testid={`plans-${part}`} data-points={shown.length}>
+      <h4>
+        {PART_TEXT[part]}{' '}
+        <span className="muted small" data-testid={`plans-${part}-error`}>
+          {stats.n} plans · median error {fmtPct(stats.median)} · p90 {fmtPct(stats.p90)}
+        </span>
+      </h4>
+      <ResponsiveContainer width="100%" height={220}>
+        <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 14 }}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis
+            type="number"
+            dataKey="x"
+            scale="log"
+            domain={[lo, hi]}
+            allowDataOverflow
+            tickFormatter={(v: number) => fmtMs(v)}
+            label={{ value: 'predicted, no online correction (ms, log)', position: 'insideBottom', offset: -16, fontSize: 11 }}
+          />
+          <YAxis
+            type="number"
+            dataKey="y"
+            scale="log"
+            domain={[lo, hi]}
+            allowDataOverflow
+            width={52}
+            label={{ value: 'measured (ms)', angle: -90, position: 'insideLeft', offset: -6, fontSize: 11, style: { textAnchor: 'middle' } }}
+            tickFormatter={(v: number) => fmtMs(v)}
+          />
+          <Tooltip formatter={(v) => `${fmtMs(Number(v))} ms`} labelFormatter={() => ''} />
+          <Scatter data={shown} name="plans" fill="#2f6fdf" isAnimationActive={false} />
+          <Line
+            data={[
+              { x: lo, y: lo },
+              { x: hi, y: hi }
+            ]}
+            dataKey="y"
+            name="y = x"
+            stroke="#222"
+            dot={false}
+            isAnimationActive={false}
+          />
+        </ComposedChart>
+      </ResponsiveContainer>
+      {shown.length < pts.length ? (
+        <p className="muted small">{pts.length - shown.length} plans predicted or measured at 0 ms are not on the log axes.</p>
+      ) : null}
+    </div>
+  )
+}
+
+/** The latest plans campaign of the device: each part predicted against measured, and every predictor scored on it. */
+function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
+  const p = props.c.plans!
+  const both = (e: ErrorStats) => `${fmtPct(e.median)} / ${fmtPct(e.p90)}`
+  return (
+    <>
+      <p className="muted">
+        Every (exit, device layers) of the served model co-inferred {p.inferencesPerPlan} times at {p.uplinkKbps.toLocaleString('en')} kbps (plans campaign of{' '}
+        {new Date(props.c.startedAt).toLocaleString()}), each part's median against what {p.source.predictor} predicted, without online correction.
+        {p.errorsWithoutProbes
+          ? ` Without the ${p.errorsWithoutProbes.probes.length} plans its campaign's link stage co-inferred: device ${fmtPct(p.errorsWithoutProbes.device.median)}, edge ${fmtPct(p.errorsWithoutProbes.edge.median)}, end to end ${fmtPct(p.errorsWithoutProbes.e2e.median)} (median).`
+          : ''}
+      </p>
+      <div className="grid3">
+        <PlanScatter plans={p} part="deviceMs" />
+        <PlanScatter plans={p} part="edgeMs" />
+        <PlanScatter plans={p} part="e2eMs" />
+      </div>
+      {p.predictors?.length ? (
+        <table className="table" data-testid="predictors">
+          <thead>
+            <tr>
+              <th>predictor, scored on these plans</th>
+              <th>device segment (median / p90)</th>
+              <th>edge segment</th>
+              <th>end to end</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.predictors.map((q) => (
+              <tr key={q.name}>
+                <td>{q.name}</td>
+                <td>{both(q.errors.device)}</td>
+                <td>{both(q.errors.edge)}</td>
+                <td>{both(q.errors.e2e)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  )
+}
+
 export function Calibration(props: { agent: string | null }): React.JSX.Element {
   const api = useApi()
   const model = useQuery<ModelView>(() => api.modelInfo({}), 'model')
@@ -164,6 +283,11 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
     (e) => e.type === 'campaign' && e.data.status !== 'running'
   )
   const fitted = useMemo(() => (campaigns.data ?? []).filter((c) => c.profileId && c.status === 'done'), [campaigns.data])
+  const planCheck = useMemo(
+    () =>
+      (campaigns.data ?? []).find((c) => c.kind === 'plans' && c.status === 'done' && c.plans?.points.length && (!props.agent || c.deviceId === props.agent)),
+    [campaigns.data, props.agent]
+  )
   const [campaignId, setCampaignId] = useState<string>('')
   const chosen = campaignId || fitted[0]?.id || ''
   const cal = useQuery<CalibrationData>(chosen ? () => api.calibration({ campaign: chosen }) : null, chosen)
@@ -209,6 +333,19 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
             )}
           </Guard>
         )}
+      </Card>
+      <Card title={`Predictions against real plans${planCheck ? ` on ${planCheck.deviceId}` : ''}`} testId="plans-check">
+        <Guard
+          q={campaigns}
+          what="campaigns"
+          empty={() =>
+            planCheck
+              ? null
+              : 'No plans campaign yet: start one (kind plans) on the Campaigns page to compare the predictions with every plan of the model, measured.'
+          }
+        >
+          {() => <PlansCheck c={planCheck!} />}
+        </Guard>
       </Card>
       <Card
         title="Regressions fitted by a campaign"

@@ -9,7 +9,9 @@ import { useApi, useQuery } from '../hooks'
 const KIND_TEXT: Record<string, string> = {
   layers: 'layers — synthetic single-layer models over a grid of every layer type, both sides (fits the regressions)',
   model: 'model — every layer of the served model, both sides',
-  sweep: 'sweep — co-inference over bandwidths × latency requirements, predicted against measured (needs an emulated uplink)'
+  sweep: 'sweep — co-inference over bandwidths × latency requirements, predicted against measured (needs an emulated uplink)',
+  plans:
+    'plans — every exit × partition of the served model co-inferred at 100 Mbps, predicted (no online correction) against measured (needs an emulated uplink)'
 }
 
 export function ProgressBar(props: { value: number; label: string; testId?: string }): React.JSX.Element {
@@ -24,6 +26,10 @@ export function ProgressBar(props: { value: number; label: string; testId?: stri
 
 function fitSummary(c: CampaignStatus): string {
   if (c.sweep) return `${c.sweep.points.length} points · median error ${fmtPct(c.sweep.medianRelError)}`
+  if (c.plans) {
+    const e = c.plans.errors
+    return `${c.plans.points.length} plans · median error device ${fmtPct(e.device.median)}, edge ${fmtPct(e.edge.median)}, end to end ${fmtPct(e.e2e.median)}`
+  }
   if (!c.fits?.length) return '—'
   // The held-out error, never the training one: a fit that has no held-out point is not counted as checked.
   const checked = c.fits.filter((f) => f.heldOutMape !== null)
@@ -64,7 +70,12 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
 
   const start = async () => {
     setError(null)
-    const reps = parseNumber(repsText, { name: kind === 'sweep' ? 'inferences per point' : 'repetitions', integer: true, min: 1, max: 200 })
+    const reps = parseNumber(repsText, {
+      name: kind === 'sweep' ? 'inferences per point' : kind === 'plans' ? 'inferences per plan' : 'repetitions',
+      integer: true,
+      min: 1,
+      max: 200
+    })
     if (!reps.ok) {
       setError(reps.error)
       return
@@ -116,7 +127,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
             </select>
           </label>
           <label>
-            {kind === 'sweep' ? 'Inferences per point' : 'Repetitions'}
+            {kind === 'sweep' ? 'Inferences per point' : kind === 'plans' ? 'Inferences per plan' : 'Repetitions'}
             <input type="text" inputMode="numeric" value={repsText} onChange={(e) => setRepsText(e.target.value)} data-testid="campaign-reps" />
           </label>
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
