@@ -429,9 +429,9 @@ export interface ConsoleMethods {
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
   inferences: { args: { agent: string; limit?: number; afterId?: number; source?: InferenceSource }; result: InferencePoint[] }
   bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
-  /** Calibration data (`what` calibration, the default; `campaign` narrows it), or every inference (`runs`) or uplink sample (`bandwidth`), of one `agent` or all. */
+  /** Calibration data (`what` calibration, the default; `campaign` narrows it), or every inference (`runs`), uplink sample (`bandwidth`) or plan of a plans campaign (`plans`), of one `agent` or all. */
   exportCalibration: {
-    args: { format: 'json' | 'csv'; campaign?: string; what?: 'calibration' | 'runs' | 'bandwidth'; agent?: string }
+    args: { format: 'json' | 'csv'; campaign?: string; what?: 'calibration' | 'runs' | 'bandwidth' | 'plans'; agent?: string }
     result: ExportFile
   }
   profiles: { args: { agent: string }; result: ProfileView[] }

@@ -100,7 +100,7 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect(bw.length).toBeGreaterThan(1)
     // A flag that belongs to another kind of export is refused in one line.
     const bad = await ex(['--what', 'runs', '--campaign', 'x', '--out', join(dir, 'no.csv')]).catch((e: { code: number; stderr: string }) => e)
-    expect(bad).toMatchObject({ code: 2, stderr: 'edgent: --campaign is for --what calibration (runs and bandwidth take --agent)\n' })
+    expect(bad).toMatchObject({ code: 2, stderr: 'edgent: --campaign is for --what calibration (runs, bandwidth and plans take --agent)\n' })
   }, 60_000)
 
   it('serves the local device an imported DAG model chosen with `model use`: the device fetches it and co-infers with it', async () => {

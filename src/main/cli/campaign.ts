@@ -211,16 +211,18 @@ export function exportCalibration(o: {
   out: string
   format: ExportFormat
   campaign?: string
-  what?: 'calibration' | 'runs' | 'bandwidth'
+  what?: 'calibration' | 'runs' | 'bandwidth' | 'plans'
   agent?: string
 }): string {
   const what = o.what ?? 'calibration'
-  if (what !== 'calibration' && o.campaign) throw new UserError('--campaign is for --what calibration (runs and bandwidth take --agent)')
-  if (what === 'calibration' && o.agent) throw new UserError('--agent is for --what runs or bandwidth (calibration takes --campaign)')
+  if (what !== 'calibration' && o.campaign) throw new UserError('--campaign is for --what calibration (runs, bandwidth and plans take --agent)')
+  if (what === 'calibration' && o.agent) throw new UserError('--agent is for --what runs, bandwidth or plans (calibration takes --campaign)')
   const doc = withStore(dbFile(o.dataDir), (store) =>
     what === 'calibration'
       ? store.calibration.exportToFile(o.out, { format: o.format, ...(o.campaign ? { campaign: o.campaign } : {}) })
-      : writeExport(o.out, () => (what === 'runs' ? store.runs : store.bandwidth).export(o.format, o.agent))
+      : writeExport(o.out, () =>
+          what === 'plans' ? store.runs.exportPlans(o.format, o.agent) : (what === 'runs' ? store.runs : store.bandwidth).export(o.format, o.agent)
+        )
   )
   return `wrote ${o.out}: ${doc.summary}`
 }

@@ -441,16 +441,17 @@ function buildProgram(io: Io): Command {
     )
     .requiredOption('--out <file>', 'output file')
     .addOption(
-      new Option('--what <data>', 'calibration, runs (every inference) or bandwidth (every uplink sample)')
-        .choices(['calibration', 'runs', 'bandwidth'])
+      new Option('--what <data>', 'calibration, runs (every inference), bandwidth (every uplink sample) or plans (every plan of every plans campaign)')
+        .choices(['calibration', 'runs', 'bandwidth', 'plans'])
         .default('calibration')
     )
     .addOption(new Option('--format <format>', 'json, or csv (one row per measurement, inference or sample)').choices(['json', 'csv']).default('json'))
     .option('--campaign <id>', 'calibration: one campaign (default: every campaign, whatever its status)')
     .option('--agent <id>', 'runs, bandwidth: one device (default: all)')
     .addOption(dataDirOption())
-    .action((o: { out: string; format: 'json' | 'csv'; what: 'calibration' | 'runs' | 'bandwidth'; campaign?: string; agent?: string; dataDir: string }) =>
-      io.out(exportCalibration(o))
+    .action(
+      (o: { out: string; format: 'json' | 'csv'; what: 'calibration' | 'runs' | 'bandwidth' | 'plans'; campaign?: string; agent?: string; dataDir: string }) =>
+        io.out(exportCalibration(o))
     )
   program
     .command('import <file>')

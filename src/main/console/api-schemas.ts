@@ -101,7 +101,7 @@ export const API_SCHEMAS = {
     .object({
       format: z.enum(['json', 'csv']).default('json'),
       campaign: z.string().min(1).max(128).optional(),
-      what: z.enum(['calibration', 'runs', 'bandwidth']).default('calibration'),
+      what: z.enum(['calibration', 'runs', 'bandwidth', 'plans']).default('calibration'),
       agent: agent.optional()
     })
     .strict()

@@ -261,13 +261,15 @@ export class ConsoleService {
   exportCalibration(a: ArgsOf<'exportCalibration'>): ExportFile {
     const format = a.format ?? 'json'
     const what = a.what ?? 'calibration'
-    if (what !== 'calibration' && a.campaign) throw new UserError('campaign is for exporting calibration data (runs and bandwidth take agent)')
-    if (what === 'calibration' && a.agent) throw new UserError('agent is for exporting runs or bandwidth (calibration takes campaign)')
+    if (what !== 'calibration' && a.campaign) throw new UserError('campaign is for exporting calibration data (runs, bandwidth and plans take agent)')
+    if (what === 'calibration' && a.agent) throw new UserError('agent is for exporting runs, bandwidth or plans (calibration takes campaign)')
     const store = this.core.store
     const doc =
       what === 'calibration'
         ? store.calibration.export({ format, ...(a.campaign ? { campaign: a.campaign } : {}) })
-        : (what === 'runs' ? store.runs : store.bandwidth).export(format, a.agent ? this.knownAgent(a.agent) : undefined)
+        : what === 'plans'
+          ? store.runs.exportPlans(format, a.agent ? this.knownAgent(a.agent) : undefined)
+          : (what === 'runs' ? store.runs : store.bandwidth).export(format, a.agent ? this.knownAgent(a.agent) : undefined)
     const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')
     return {
       fileName: `edgent-${what}-${a.campaign ?? a.agent ?? 'all'}-${stamp}.${format}`,

@@ -291,7 +291,13 @@ export class CalibrationQueries {
           health: "each campaign's health: per chunk and side, temperature (°C), throttled flags, CPU MHz and governor, load, memory"
         },
         // Both sides' health with every chunk (temperature, throttling, frequency, load): was the device steady?
-        campaigns: campaigns.map((c) => ({ ...c, machines: machinesOf(c), health: this.campaigns.health(c.id) })),
+        // A sweep's points and a plans campaign's plans as JSON (their summary), not a string inside a string.
+        campaigns: campaigns.map(({ summary_json, ...c }) => ({
+          ...c,
+          summary: typeof summary_json === 'string' ? (JSON.parse(summary_json) as unknown) : null,
+          machines: machinesOf(c),
+          health: this.campaigns.health(c.id)
+        })),
         devices,
         profiles,
         measurements: measurements.map((m) => {

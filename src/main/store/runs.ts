@@ -131,4 +131,9 @@ export class RunQueries {
   export(format: ExportFormat, deviceId?: string): ExportDocument {
     return exportTable(this.db, 'runs', format, deviceId)
   }
+
+  /** Every plan of every plans campaign (its pinned runs' medians against the raw prediction), one row each. */
+  exportPlans(format: ExportFormat, deviceId?: string): ExportDocument {
+    return exportTable(this.db, 'plans', format, deviceId)
+  }
 }

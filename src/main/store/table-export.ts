@@ -1,12 +1,13 @@
 /**
- * Co-inference runs and bandwidth samples as files a researcher loads as they are (`edgent export
- * --what runs|bandwidth`, the Live page): one row per inference or sample, named columns, CSV or JSON.
+ * Co-inference runs, bandwidth samples and plans campaigns as files a researcher loads as they are
+ * (`edgent export --what runs|bandwidth|plans`, the Live page): one row per inference, sample or
+ * plan, named columns, CSV or JSON.
  */
 import type Database from 'better-sqlite3'
 import { UserError } from '../../shared/errors.js'
 import { csvCell, type ExportDocument, type ExportFormat } from './calibration.js'
 
-export type TableExport = 'runs' | 'bandwidth'
+export type TableExport = 'runs' | 'bandwidth' | 'plans'
 
 const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => string; none: string }> = {
   runs: {
@@ -45,6 +46,41 @@ const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => 
        FROM inferences i LEFT JOIN runs r ON r.id = i.run_id${where.replace('device_id', 'i.device_id')} ORDER BY i.id`,
     none: 'no co-inference stored yet (run `edgent infer` or the Live page first)'
   },
+  plans: {
+    // One row per plan of every plans campaign: its raw prediction (no online correction) against the medians measured.
+    columns: [
+      'campaign_id',
+      'campaign_status',
+      'started_at',
+      'device',
+      'predictor',
+      'uplink_kbps',
+      'inferences_per_plan',
+      'exit',
+      'device_layers',
+      'layers',
+      'completed',
+      'run_id',
+      'predicted_device_ms',
+      'measured_device_ms',
+      'predicted_edge_ms',
+      'measured_edge_ms',
+      'predicted_e2e_ms',
+      'measured_e2e_ms'
+    ],
+    sql: (where) =>
+      `SELECT c.id AS campaign_id, c.status AS campaign_status, c.started_at AS started_at, c.device_id AS device,
+              json_extract(c.summary_json, '$.source.predictor') AS predictor, json_extract(c.summary_json, '$.uplinkKbps') AS uplink_kbps,
+              json_extract(c.summary_json, '$.inferencesPerPlan') AS inferences_per_plan,
+              json_extract(p.value, '$.exit') AS exit, json_extract(p.value, '$.deviceLayers') AS device_layers, json_extract(p.value, '$.layers') AS layers,
+              json_extract(p.value, '$.completed') AS completed, json_extract(p.value, '$.runId') AS run_id,
+              json_extract(p.value, '$.predicted.deviceMs') AS predicted_device_ms, json_extract(p.value, '$.measured.deviceMs') AS measured_device_ms,
+              json_extract(p.value, '$.predicted.edgeMs') AS predicted_edge_ms, json_extract(p.value, '$.measured.edgeMs') AS measured_edge_ms,
+              json_extract(p.value, '$.predicted.e2eMs') AS predicted_e2e_ms, json_extract(p.value, '$.measured.e2eMs') AS measured_e2e_ms
+       FROM campaigns c, json_each(c.summary_json, '$.points') p
+       WHERE c.kind = 'plans' AND c.summary_json IS NOT NULL${where.replace(' WHERE device_id', ' AND c.device_id')} ORDER BY c.started_at, CAST(p.key AS INTEGER)`,
+    none: 'no plans campaign stored yet (`edgent campaign run --kind plans`)'
+  },
   bandwidth: {
     columns: ['at', 'device', 'source', 'bytes', 'sample_kbps', 'estimate_kbps'],
     sql: (where) => `SELECT at, device_id AS device, source, bytes, sample_kbps, estimate_kbps FROM bandwidth_samples${where} ORDER BY id`,
@@ -53,6 +89,15 @@ const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => 
 }
 
 const BOOLEAN_COLUMNS = new Set(['correct', 'met'])
+
+const UNITS: Record<TableExport, Record<string, string>> = {
+  runs: { times: 'ms', latency_requirement_ms: 'the requirement the plan was made for', uplink_kbps: 'the rate the plan assumed (kbit/s)' },
+  bandwidth: { sample_kbps: 'one measured transfer or probe, kbit/s', estimate_kbps: 'the smoothed estimate after it', bytes: 'the transfer size' },
+  plans: {
+    times: 'ms; predicted: the latency source named in predictor, without online correction; measured: the median of the plan’s co-inferences (its run)',
+    uplink_kbps: 'the fixed uplink every plan co-inferred at (kbit/s)'
+  }
+}
 
 export function exportTable(db: Database.Database, what: TableExport, format: ExportFormat, device?: string): ExportDocument {
   const q = QUERIES[what]
@@ -68,14 +113,12 @@ export function exportTable(db: Database.Database, what: TableExport, format: Ex
             schema: 1,
             exportedAt: new Date().toISOString(),
             ...(device ? { device } : {}),
-            units:
-              what === 'runs'
-                ? { times: 'ms', latency_requirement_ms: 'the requirement the plan was made for', uplink_kbps: 'the rate the plan assumed (kbit/s)' }
-                : { sample_kbps: 'one measured transfer or probe, kbit/s', estimate_kbps: 'the smoothed estimate after it', bytes: 'the transfer size' },
+            units: UNITS[what],
             rows: rows.map((r) => Object.fromEntries(q.columns.map((c) => [c, value(c, r[c]) ?? null])))
           },
           null,
           2
         )}\n`
-  return { content, summary: `${rows.length} ${what === 'runs' ? 'inferences' : 'bandwidth samples'} (${format})`, campaigns: 0, measurements: rows.length }
+  const noun = { runs: 'inferences', bandwidth: 'bandwidth samples', plans: 'plans' }[what]
+  return { content, summary: `${rows.length} ${noun} (${format})`, campaigns: 0, measurements: rows.length }
 }

@@ -7,7 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
 import { errorStats, planErrors } from '../../../src/main/campaign/plans.js'
 import { parseProfile } from '../../../src/shared/latency.js'
-import { formatPlans } from '../../../src/main/cli/campaign.js'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { exportCalibration, formatPlans } from '../../../src/main/cli/campaign.js'
 import { main } from '../../../src/main/cli/index.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { exitPath } from '../../../src/shared/manifest.js'
@@ -134,6 +137,45 @@ describe('plans campaign', () => {
     expect(p.predictors![0]!.errors).toEqual(p.errors)
     console.log(formatPlans(p).slice(-12).join('\n'))
   }, 250_000)
+
+  it('exports every plan of every plans campaign, one named row each, as CSV and JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-plans-export-'))
+    const done = core.campaigns.list().filter((c) => c.kind === 'plans' && c.status === 'done')
+    const points = done.reduce((a, c) => a + c.plans!.points.length, 0)
+    const csv = core.store.runs.exportPlans('csv', 'pi-plans').content.trim().split('\n')
+    expect(csv[0]!.split(',')).toEqual([
+      'campaign_id',
+      'campaign_status',
+      'started_at',
+      'device',
+      'predictor',
+      'uplink_kbps',
+      'inferences_per_plan',
+      'exit',
+      'device_layers',
+      'layers',
+      'completed',
+      'run_id',
+      'predicted_device_ms',
+      'measured_device_ms',
+      'predicted_edge_ms',
+      'measured_edge_ms',
+      'predicted_e2e_ms',
+      'measured_e2e_ms'
+    ])
+    expect(csv).toHaveLength(points + 1)
+    const doc = JSON.parse(core.store.runs.exportPlans('json').content) as { format: string; rows: Record<string, unknown>[] }
+    expect(doc.format).toBe('edgent-plans-export')
+    const first = done.at(-1)!.plans!.points[0]! // the oldest campaign's first plan comes first
+    expect(doc.rows[0]).toMatchObject({ exit: first.exit, device_layers: first.deviceLayers, run_id: first.runId, measured_e2e_ms: first.measured.e2eMs })
+    // The CLI writes the same, and refuses --campaign for it by name.
+    expect(exportCalibration({ dataDir: core.opts.dataDir, out: join(dir, 'plans.csv'), format: 'csv', what: 'plans' })).toMatch(
+      new RegExp(`: ${points} plans \\(csv\\)$`)
+    )
+    expect(() => exportCalibration({ dataDir: core.opts.dataDir, out: join(dir, 'x.csv'), format: 'csv', what: 'plans', campaign: done[0]!.id })).toThrow(
+      '--campaign is for --what calibration (runs, bandwidth and plans take --agent)'
+    )
+  })
 
   it('fails clearly on an agent whose link cannot be set', async () => {
     const s = await finished(core.startCampaign('pi-nolink', 'plans', 1))
