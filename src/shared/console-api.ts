@@ -117,7 +117,9 @@ export interface PlanCheckPoint {
   exit: number
   deviceLayers: number
   layers: number
-  runId: string
+  /** Its runs, one per pass (the stored inferences, warm-ups included). */
+  runIds: string[]
+  /** Inferences in its medians (warm-ups left out). */
   completed: number
   predicted: PlanParts
   measured: PlanParts
@@ -133,7 +135,11 @@ export interface ErrorStats {
 export interface PlansSummary {
   /** Every plan co-infers at this uplink (the device's emulated link set to it). */
   uplinkKbps: number
+  /** Measured inferences per plan, over all passes. */
   inferencesPerPlan: number
+  passes: number
+  /** Inferences at the start of each plan's batch in every pass, stored but left out of its medians. */
+  warmupPerPass: number
   /** What predicted: the device's latency source when the campaign started. */
   source: { kind: 'profile' | 'measured'; profileId: string | null; predictor: string }
   points: PlanCheckPoint[]

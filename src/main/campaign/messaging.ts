@@ -14,8 +14,10 @@
  * - Segments as plans run them: a plan's segment runs once per inference, right after messaging and
  *   the other side's work, on a machine busy with both; the grid times layers alone. Per side, the
  *   probes' measured segments against the fitted profile's composed predictions give
- *   fixed + scale × prediction (least squares over the probes that run something on that side: the
- *   first and the last exit, each side alone, and the first exit cut after its first layer).
+ *   fixed + scale × prediction (least squares on relative error over the probes that run something
+ *   on that side: the first and the last exit each side alone, cut after the first layer, and cut
+ *   before the last — whose edge segment is one small layer: without it the fixed cost of a small
+ *   segment was a guess, 0.01 ms in one campaign against 0.05–0.18 ms measured).
  *
  * The probes are plans of the served model: a plans campaign reports its error with and without them.
  */
@@ -27,8 +29,9 @@ import type { CostTable } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
 export const LINK_PROBE_KBPS = 100_000
-/** Co-inferences per probe plan. */
-export const LINK_PROBE_REPS = 30
+/** Measured co-inferences per probe plan and pass (after one warm-up), and passes over the probes (as a plans campaign makes: PLANS_PASSES). */
+export const LINK_PROBE_REPS = 10
+export const LINK_PASSES = 3
 
 export interface LinkStageDeps {
   infer(opts: {
@@ -55,8 +58,10 @@ export function probePlans(m: Manifest): { exit: number; deviceLayers: number }[
   const all = [
     { exit: first, deviceLayers: 0 },
     { exit: first, deviceLayers: Math.min(1, n1) },
+    { exit: first, deviceLayers: Math.max(0, n1 - 1) },
     { exit: first, deviceLayers: n1 },
     { exit: last, deviceLayers: 0 },
+    { exit: last, deviceLayers: Math.max(0, nL - 1) },
     { exit: last, deviceLayers: nL }
   ]
   return all.filter((p, i) => all.findIndex((q) => q.exit === p.exit && q.deviceLayers === p.deviceLayers) === i)
@@ -69,21 +74,27 @@ export function fitMessaging(points: readonly { bytes: number; residualMs: numbe
   return { fixedMs: Math.max(0, perByteMs === b ? a : median(points.map((p) => p.residualMs))), perByteMs }
 }
 
-/** measured = fixed + scale × predicted, by least squares; a scale that is not positive falls back to the mean offset. */
+/**
+ * measured = fixed + scale × predicted, by least squares on relative error (segments span 0.05 to
+ * tens of ms); a scale that is not positive falls back to the mean offset.
+ */
 export function fitSegments(points: readonly { predictedMs: number; measuredMs: number }[]): { fixedMs: number; scale: number } {
-  const { a, b } = line(points.map((p) => ({ x: p.predictedMs, y: p.measuredMs })))
+  const { a, b } = line(
+    points.map((p) => ({ x: p.predictedMs, y: p.measuredMs })),
+    points.map((p) => (p.measuredMs > 0 ? 1 / p.measuredMs ** 2 : 0))
+  )
   if (b > 0 && Number.isFinite(a)) return { fixedMs: a, scale: b }
   return { fixedMs: points.reduce((s, p) => s + p.measuredMs - p.predictedMs, 0) / Math.max(1, points.length), scale: 1 }
 }
 
-/** Ordinary least squares y = a + b x (b = 0 when x does not vary). */
-function line(pts: readonly { x: number; y: number }[]): { a: number; b: number } {
-  const n = pts.length
-  if (!n) return { a: 0, b: 0 }
-  const mx = pts.reduce((s, p) => s + p.x, 0) / n
-  const my = pts.reduce((s, p) => s + p.y, 0) / n
-  const sxx = pts.reduce((s, p) => s + (p.x - mx) ** 2, 0)
-  const b = sxx > 0 ? pts.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0) / sxx : 0
+/** Weighted least squares y = a + b x (unit weights by default; b = 0 when x does not vary). */
+function line(pts: readonly { x: number; y: number }[], weights: readonly number[] = pts.map(() => 1)): { a: number; b: number } {
+  const w = weights.reduce((s, v) => s + v, 0)
+  if (!pts.length || !(w > 0)) return { a: 0, b: 0 }
+  const mx = pts.reduce((s, p, i) => s + weights[i]! * p.x, 0) / w
+  const my = pts.reduce((s, p, i) => s + weights[i]! * p.y, 0) / w
+  const sxx = pts.reduce((s, p, i) => s + weights[i]! * (p.x - mx) ** 2, 0)
+  const b = sxx > 0 ? pts.reduce((s, p, i) => s + weights[i]! * (p.x - mx) * (p.y - my), 0) / sxx : 0
   return { a: my - b * mx, b }
 }
 
@@ -101,17 +112,25 @@ export async function runLinkStage(deps: LinkStageDeps, manifest: Manifest, tabl
     return { messaging: null, segments: null, probes: [], why: `link stage not run: ${(err as Error).message}` }
   }
   try {
+    const plans = probePlans(manifest)
+    const got = plans.map(() => [] as InferRow[])
+    for (let pass = 0; pass < LINK_PASSES; pass++) {
+      for (const [i, plan] of plans.entries()) {
+        const { rows } = await deps.infer({
+          agent: deviceId,
+          count: LINK_PROBE_REPS + 1,
+          latencyMs: 3_600_000,
+          uplinkKbps: LINK_PROBE_KBPS,
+          campaignId,
+          plan,
+          learn: false
+        })
+        got[i]!.push(...rows.slice(1)) // the first of each batch warms the plan's sessions
+      }
+    }
     const probes: LinkStage['probes'] = []
-    for (const plan of probePlans(manifest)) {
-      const { rows } = await deps.infer({
-        agent: deviceId,
-        count: LINK_PROBE_REPS,
-        latencyMs: 3_600_000,
-        uplinkKbps: LINK_PROBE_KBPS,
-        campaignId,
-        plan,
-        learn: false
-      })
+    for (const [i, plan] of plans.entries()) {
+      const rows = got[i]!
       if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
       const c = table.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
       probes.push({

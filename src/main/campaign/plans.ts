@@ -1,8 +1,8 @@
 /**
  * Kind `plans`: the check of predictions against real plans. Every (exit, deviceLayers) of the
- * device's served model co-infers a few times, pinned, at one fixed uplink (the device's emulated
+ * device's served model co-infers a few times in each of PLANS_PASSES passes, pinned, at one fixed uplink (the device's emulated
  * link set to it), as fused segments on both sides — exactly what a plan runs. Each plan's device
- * segment, edge segment and end-to-end time (medians) are compared with what the device's latency
+ * segment, edge segment and end-to-end time (medians, after PLANS_WARMUP) are compared with what the device's latency
  * source predicted when the campaign started, **without** online correction (the raw cost table),
  * and the campaign does not teach the correction anything (`learn: false`).
  */
@@ -16,6 +16,21 @@ import { type CostTable, latencyOf } from '../../shared/planner.js'
  * last dwarfs them, and hides a poor compute prediction).
  */
 export const PLANS_DEFAULT_KBPS = 100_000
+
+/**
+ * Co-inferences before each plan's measured ones: a plan's first runs create and warm its sessions on
+ * both sides (the first runs of a new session are several times slower), which a plan serving a
+ * stream of inferences pays once. They are stored with the plan's run and left out of its medians.
+ */
+export const PLANS_WARMUP = 2
+
+/**
+ * Passes over every plan; a plan's figures are medians over all of them. This shared machine runs
+ * at different speeds from one stretch of seconds to the next (edge segments 20 % slower across the
+ * board a minute after the link stage measured them, in one campaign): one batch per plan would
+ * measure each plan in whichever stretch it fell; passes spread every plan over the campaign.
+ */
+export const PLANS_PASSES = 3
 
 /** Median and 90th percentile of |predicted − measured| / measured (null without points). */
 export function errorStats(pairs: readonly { predicted: number; measured: number }[]): ErrorStats {
@@ -34,10 +49,12 @@ export function planErrors(points: readonly PlanCheckPoint[]): PlansSummary['err
 }
 
 /** An empty summary for a campaign about to start. */
-export function plansSummary(uplinkKbps: number, inferencesPerPlan: number, source: LatencySource, table: CostTable): PlansSummary {
+export function plansSummary(uplinkKbps: number, inferencesPerPass: number, source: LatencySource, table: CostTable): PlansSummary {
   return {
     uplinkKbps,
-    inferencesPerPlan,
+    inferencesPerPlan: inferencesPerPass * PLANS_PASSES,
+    passes: PLANS_PASSES,
+    warmupPerPass: PLANS_WARMUP,
     source: {
       kind: source.kind,
       profileId: source.profileId,
@@ -60,14 +77,21 @@ export function scorePredictor(table: CostTable, points: readonly PlanCheckPoint
 }
 
 /** One plan's point: the raw prediction for the candidate against the medians of its co-inferences. */
-export function planPoint(table: CostTable, exit: number, deviceLayers: number, uplinkKbps: number, runId: string, rows: readonly InferRow[]): PlanCheckPoint {
+export function planPoint(
+  table: CostTable,
+  exit: number,
+  deviceLayers: number,
+  uplinkKbps: number,
+  runIds: string[],
+  rows: readonly InferRow[]
+): PlanCheckPoint {
   const c = table.exits.find((g) => g[0]!.exit === exit)?.[deviceLayers]
   if (!c) throw new Error(`the cost table has no exit ${exit} with ${deviceLayers} device layers`)
   return {
     exit,
     deviceLayers,
     layers: c.layers,
-    runId,
+    runIds,
     completed: rows.length,
     predicted: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) },
     measured: {

@@ -13,7 +13,7 @@ import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { buildCostTable, type CostTable } from '../../shared/planner.js'
 import { runLinkStage } from './messaging.js'
-import { PLANS_DEFAULT_KBPS, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
+import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
@@ -226,26 +226,40 @@ export class Campaigns {
       const candidates = table.exits.flat()
       const probes = source.kind === 'profile' && source.profileId ? this.linkProbes(source.profileId) : []
       restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
-      for (const c of candidates) {
-        if (this.cancelled.has(id)) throw new CancelledError()
-        const { summary: r, rows } = await this.deps.infer({
-          agent: deviceId,
-          count,
-          latencyMs: 3_600_000,
-          uplinkKbps,
-          plan: { exit: c.exit, deviceLayers: c.deviceLayers },
-          campaignId: id,
-          learn: false
-        })
-        if (!rows.length) throw new Error(`no co-inference completed for exit ${c.exit} with ${c.deviceLayers} device layers (${r.lost} lost)`)
-        s.points.push(planPoint(table, c.exit, c.deviceLayers, uplinkKbps, r.runId, rows))
+      const got = new Map<string, { runIds: string[]; rows: InferRow[] }>()
+      const keyOf = (c: { exit: number; deviceLayers: number }) => `${c.exit}/${c.deviceLayers}`
+      for (let pass = 0; pass < PLANS_PASSES; pass++) {
+        this.passes.set(id, { current: pass + 1, of: PLANS_PASSES })
+        for (const [i, c] of candidates.entries()) {
+          if (this.cancelled.has(id)) throw new CancelledError()
+          const { summary: r, rows } = await this.deps.infer({
+            agent: deviceId,
+            count: count + PLANS_WARMUP,
+            latencyMs: 3_600_000,
+            uplinkKbps,
+            plan: { exit: c.exit, deviceLayers: c.deviceLayers },
+            campaignId: id,
+            learn: false
+          })
+          // The first inferences of a plan run colder (a fresh session, caches left by the other plans): stored with the run, left out of its medians.
+          const measured = rows.slice(PLANS_WARMUP)
+          if (!measured.length) throw new Error(`no co-inference completed for exit ${c.exit} with ${c.deviceLayers} device layers (${r.lost} lost)`)
+          const g = got.get(keyOf(c)) ?? { runIds: [], rows: [] }
+          g.runIds.push(r.runId)
+          g.rows.push(...measured)
+          got.set(keyOf(c), g)
+          campaigns.saveProgress(id, (pass * candidates.length + i + 1) / (PLANS_PASSES * candidates.length))
+          if (i % 8 === 7) this.deps.onProgress(this.status(id)!)
+        }
+        // After each pass, every plan's medians over the passes so far.
+        s.points = candidates.map((c) => planPoint(table, c.exit, c.deviceLayers, uplinkKbps, got.get(keyOf(c))!.runIds, got.get(keyOf(c))!.rows))
         s.errors = planErrors(s.points)
         if (probes.length) {
           const own = s.points.filter((x) => !probes.some((q) => q.exit === x.exit && q.deviceLayers === x.deviceLayers))
           s.errorsWithoutProbes = { ...planErrors(own), probes }
         }
-        campaigns.addHealth(id, s.points.length - 1, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
-        campaigns.saveProgress(id, s.points.length / candidates.length, s)
+        campaigns.addHealth(id, pass, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
+        campaigns.saveProgress(id, (pass + 1) / PLANS_PASSES, s)
         this.deps.onProgress(this.status(id)!)
       }
       s.predictors = this.deps.predictorTables(deviceId).map((p) => ({ name: p.name, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
@@ -256,6 +270,7 @@ export class Campaigns {
     } finally {
       if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
       this.cancelled.delete(id)
+      this.passes.delete(id)
       this.deps.onProgress(this.status(id)!)
     }
   }

@@ -94,7 +94,7 @@ export function formatPlans(p: PlansSummary): string[] {
   const stat = (name: string, e: ErrorStats) =>
     `${name.padEnd(14)} ${String(e.n).padStart(3)} plans  median ${pctOrDash(e.median).padStart(7)}  p90 ${pctOrDash(e.p90).padStart(7)}`
   return [
-    `predicted by ${p.source.predictor}, without online correction; measured: the median of ${p.inferencesPerPlan} co-inferences per plan at ${p.uplinkKbps} kbps`,
+    `predicted by ${p.source.predictor}, without online correction; measured: the median of ${p.inferencesPerPlan} co-inferences per plan (${p.passes} passes, after ${p.warmupPerPass} warm-up each) at ${p.uplinkKbps} kbps`,
     '',
     table(
       ['exit', 'device layers', 'device pred', 'meas', 'error', 'edge pred', 'meas', 'error', 'e2e pred', 'meas', 'error'],

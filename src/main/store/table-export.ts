@@ -60,7 +60,7 @@ const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => 
       'device_layers',
       'layers',
       'completed',
-      'run_id',
+      'run_ids',
       'predicted_device_ms',
       'measured_device_ms',
       'predicted_edge_ms',
@@ -73,7 +73,7 @@ const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => 
               json_extract(c.summary_json, '$.source.predictor') AS predictor, json_extract(c.summary_json, '$.uplinkKbps') AS uplink_kbps,
               json_extract(c.summary_json, '$.inferencesPerPlan') AS inferences_per_plan,
               json_extract(p.value, '$.exit') AS exit, json_extract(p.value, '$.deviceLayers') AS device_layers, json_extract(p.value, '$.layers') AS layers,
-              json_extract(p.value, '$.completed') AS completed, json_extract(p.value, '$.runId') AS run_id,
+              json_extract(p.value, '$.completed') AS completed, (SELECT group_concat(r.value, ' ') FROM json_each(p.value, '$.runIds') r) AS run_ids,
               json_extract(p.value, '$.predicted.deviceMs') AS predicted_device_ms, json_extract(p.value, '$.measured.deviceMs') AS measured_device_ms,
               json_extract(p.value, '$.predicted.edgeMs') AS predicted_edge_ms, json_extract(p.value, '$.measured.edgeMs') AS measured_edge_ms,
               json_extract(p.value, '$.predicted.e2eMs') AS predicted_e2e_ms, json_extract(p.value, '$.measured.e2eMs') AS measured_e2e_ms

@@ -4,8 +4,8 @@
  */
 import { median } from 'simple-statistics'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
-import { errorStats, planErrors } from '../../../src/main/campaign/plans.js'
+import { LINK_PASSES, LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
+import { PLANS_PASSES, PLANS_WARMUP, errorStats, planErrors } from '../../../src/main/campaign/plans.js'
 import { parseProfile } from '../../../src/shared/latency.js'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -48,13 +48,19 @@ describe('plans campaign', () => {
   it('co-infers every plan at the fixed uplink, compares the raw predictions with the measured medians, and teaches nothing', async () => {
     const m = core.model
     const candidates = m.exits.reduce((a, e) => a + exitPath(m, e.exit).length + 1, 0)
-    const id = core.startCampaign('pi-plans', 'plans', 3, { uplinkKbps: 50_000 })
+    const id = core.startCampaign('pi-plans', 'plans', 2, { uplinkKbps: 50_000 })
     const s = await finished(id)
     expect(s.status, s.error ?? '').toBe('done')
     const p = s.plans!
     expect(s.sweep).toBeNull()
-    expect(p).toMatchObject({ uplinkKbps: 50_000, inferencesPerPlan: 3, source: { kind: 'measured', profileId: null } })
-    // Every (exit, deviceLayers), in order, each with its own stored run of 3 co-inferences.
+    expect(p).toMatchObject({
+      uplinkKbps: 50_000,
+      inferencesPerPlan: 2 * PLANS_PASSES,
+      passes: PLANS_PASSES,
+      warmupPerPass: PLANS_WARMUP,
+      source: { kind: 'measured', profileId: null }
+    })
+    // Every (exit, deviceLayers), in order, each with one stored run per pass.
     expect(p.points.map((x) => `${x.exit}/${x.deviceLayers}`)).toEqual(
       m.exits.flatMap((e) =>
         exitPath(m, e.exit)
@@ -63,8 +69,8 @@ describe('plans campaign', () => {
       )
     )
     expect(p.points).toHaveLength(candidates)
-    expect(p.points.every((x) => x.completed === 3)).toBe(true)
-    expect(core.store.runs.countForCampaign(id)).toBe(candidates)
+    expect(p.points.every((x) => x.completed === 2 * PLANS_PASSES && x.runIds.length === PLANS_PASSES)).toBe(true)
+    expect(core.store.runs.countForCampaign(id)).toBe(candidates * PLANS_PASSES)
     // The predictions are the raw cost table's (no online correction), at the campaign's uplink.
     const raw = core.planning.costTable('pi-plans', true)
     for (const x of p.points) {
@@ -76,11 +82,14 @@ describe('plans campaign', () => {
     // The measured figures are the medians of the stored co-inferences of each plan's run.
     const stored = core.store.runs.inferences('pi-plans', 100_000, undefined, 'campaign')
     for (const x of [p.points[0]!, p.points.at(-1)!, p.points[Math.floor(candidates / 2)]!]) {
-      const mine = stored.filter((r) => r.runId === x.runId)
-      expect(mine).toHaveLength(3)
+      // Each pass's warm-up inferences are stored with its run, and left out of the plan's medians.
+      const runs = x.runIds.map((runId) => stored.filter((r) => r.runId === runId))
+      expect(runs.map((r) => r.length)).toEqual(Array(PLANS_PASSES).fill(2 + PLANS_WARMUP))
+      const mine = runs.flat()
       expect(mine.every((r) => r.exit === x.exit && r.deviceLayers === x.deviceLayers)).toBe(true)
-      expect(x.measured.e2eMs).toBeCloseTo(median(mine.map((r) => r.e2eMs!)), 9)
-      expect(x.measured.edgeMs).toBeCloseTo(median(mine.map((r) => r.edgeMs)), 9)
+      const measured = runs.flatMap((r) => r.slice(PLANS_WARMUP))
+      expect(x.measured.e2eMs).toBeCloseTo(median(measured.map((r) => r.e2eMs!)), 9)
+      expect(x.measured.edgeMs).toBeCloseTo(median(measured.map((r) => r.edgeMs)), 9)
     }
     // Device-only plans run nothing on the edge and edge-only ones nothing on the device.
     for (const x of p.points) {
@@ -112,7 +121,7 @@ describe('plans campaign', () => {
     const link = cal.link!
     expect(link.why).toBeNull()
     expect(link.probes.map((q) => `${q.exit}/${q.deviceLayers}`)).toEqual(probePlans(m).map((q) => `${q.exit}/${q.deviceLayers}`))
-    expect(link.probes.every((q) => q.n === LINK_PROBE_REPS)).toBe(true)
+    expect(link.probes.every((q) => q.n === LINK_PROBE_REPS * LINK_PASSES)).toBe(true)
     expect(link.messaging!.fixedMs).toBeGreaterThan(0)
     const stored = parseProfile(JSON.parse(core.store.profiles.byCampaign(cal.id)!.json), 'profile')
     expect(stored).toMatchObject({ composition: 'fused', messaging: link.messaging, segments: link.segments })
@@ -155,7 +164,7 @@ describe('plans campaign', () => {
       'device_layers',
       'layers',
       'completed',
-      'run_id',
+      'run_ids',
       'predicted_device_ms',
       'measured_device_ms',
       'predicted_edge_ms',
@@ -167,7 +176,12 @@ describe('plans campaign', () => {
     const doc = JSON.parse(core.store.runs.exportPlans('json').content) as { format: string; rows: Record<string, unknown>[] }
     expect(doc.format).toBe('edgent-plans-export')
     const first = done.at(-1)!.plans!.points[0]! // the oldest campaign's first plan comes first
-    expect(doc.rows[0]).toMatchObject({ exit: first.exit, device_layers: first.deviceLayers, run_id: first.runId, measured_e2e_ms: first.measured.e2eMs })
+    expect(doc.rows[0]).toMatchObject({
+      exit: first.exit,
+      device_layers: first.deviceLayers,
+      run_ids: first.runIds.join(' '),
+      measured_e2e_ms: first.measured.e2eMs
+    })
     // The CLI writes the same, and refuses --campaign for it by name.
     expect(exportCalibration({ dataDir: core.opts.dataDir, out: join(dir, 'plans.csv'), format: 'csv', what: 'plans' })).toMatch(
       new RegExp(`: ${points} plans \\(csv\\)$`)
@@ -228,7 +242,7 @@ describe('plan errors', () => {
       exit: 1,
       deviceLayers,
       layers: 2,
-      runId: 'r',
+      runIds: ['r'],
       completed: 1,
       predicted: { deviceMs: d[0], edgeMs: g[0], e2eMs: d[0] + g[0] },
       measured: { deviceMs: d[1], edgeMs: g[1], e2eMs: d[1] + g[1] }

@@ -230,8 +230,9 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
   return (
     <>
       <p className="muted">
-        Every (exit, device layers) of the served model co-inferred {p.inferencesPerPlan} times at {p.uplinkKbps.toLocaleString('en')} kbps (plans campaign of{' '}
-        {new Date(props.c.startedAt).toLocaleString()}), each part's median against what {p.source.predictor} predicted, without online correction.
+        Every (exit, device layers) of the served model co-inferred {p.inferencesPerPlan} times ({p.passes} passes over the plans, after {p.warmupPerPass}{' '}
+        warm-up inferences each) at {p.uplinkKbps.toLocaleString('en')} kbps (plans campaign of {new Date(props.c.startedAt).toLocaleString()}), each part's
+        median against what {p.source.predictor} predicted, without online correction.
         {p.errorsWithoutProbes
           ? ` Without the ${p.errorsWithoutProbes.probes.length} plans its campaign's link stage co-inferred: device ${fmtPct(p.errorsWithoutProbes.device.median)}, edge ${fmtPct(p.errorsWithoutProbes.edge.median)}, end to end ${fmtPct(p.errorsWithoutProbes.e2e.median)} (median).`
           : ''}
