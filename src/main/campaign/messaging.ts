@@ -29,8 +29,9 @@ import type { CostTable } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
 export const LINK_PROBE_KBPS = 100_000
-/** Measured co-inferences per probe plan and pass (after one warm-up), and passes over the probes (as a plans campaign makes: PLANS_PASSES). */
+/** Measured co-inferences per probe plan and pass (after one warm-up). */
 export const LINK_PROBE_REPS = 10
+/** Passes over the probes in a campaign (a layers campaign: one after each pass over its grid). */
 export const LINK_PASSES = 3
 
 export interface LinkStageDeps {
@@ -99,38 +100,64 @@ function line(pts: readonly { x: number; y: number }[], weights: readonly number
 }
 
 /**
- * Runs the link stage on a device, against `table` (the fitted profile's raw cost table for the
- * served model, before this stage's terms). Null fits (with why) when the device's uplink cannot be
- * set: on a real link the serialisation time is not known exactly, so the residual cannot be told
- * from it. The uplink goes back to what it was, whatever happens.
+ * The link stage's measurements so far: the probe plans' co-inferences, pass by pass. A layers
+ * campaign runs one pass after each pass over its grid, so the probes span the campaign as its
+ * grid does: this shared machine ran edge segments 1.3–1.4× slower for the whole of one stage
+ * measured in one stretch, and at their usual speed a minute later.
  */
-export async function runLinkStage(deps: LinkStageDeps, manifest: Manifest, table: CostTable, deviceId: string, campaignId: string): Promise<LinkStage> {
-  let restore: number
-  try {
-    restore = (await deps.setUplink(deviceId, LINK_PROBE_KBPS)).previousKbps
-  } catch (err) {
-    return { messaging: null, segments: null, probes: [], why: `link stage not run: ${(err as Error).message}` }
+export class LinkStageRun {
+  readonly plans: { exit: number; deviceLayers: number }[]
+  private readonly got: InferRow[][]
+  private why: string | null = null
+
+  constructor(
+    private readonly deps: LinkStageDeps,
+    manifest: Manifest,
+    private readonly deviceId: string,
+    private readonly campaignId: string
+  ) {
+    this.plans = probePlans(manifest)
+    this.got = this.plans.map(() => [])
   }
-  try {
-    const plans = probePlans(manifest)
-    const got = plans.map(() => [] as InferRow[])
-    for (let pass = 0; pass < LINK_PASSES; pass++) {
-      for (const [i, plan] of plans.entries()) {
-        const { rows } = await deps.infer({
-          agent: deviceId,
+
+  /**
+   * One pass over the probe plans at LINK_PROBE_KBPS (the uplink restored after it, whatever
+   * happens). A device whose uplink cannot be set (a real link: its serialisation time is not known
+   * exactly, so the residual cannot be told from it) is not probed again, and the stage says why.
+   */
+  async pass(): Promise<void> {
+    if (this.why) return
+    let restore: number
+    try {
+      restore = (await this.deps.setUplink(this.deviceId, LINK_PROBE_KBPS)).previousKbps
+    } catch (err) {
+      this.why = `link stage not run: ${(err as Error).message}`
+      return
+    }
+    try {
+      for (const [i, plan] of this.plans.entries()) {
+        const { rows } = await this.deps.infer({
+          agent: this.deviceId,
           count: LINK_PROBE_REPS + 1,
           latencyMs: 3_600_000,
           uplinkKbps: LINK_PROBE_KBPS,
-          campaignId,
+          campaignId: this.campaignId,
           plan,
           learn: false
         })
-        got[i]!.push(...rows.slice(1)) // the first of each batch warms the plan's sessions
+        this.got[i]!.push(...rows.slice(1)) // the first of each batch warms the plan's sessions
       }
+    } finally {
+      await this.deps.setUplink(this.deviceId, restore).catch(() => undefined)
     }
+  }
+
+  /** The stage's fits, against `table` (the fitted profile's raw cost table for the served model, before this stage's terms). */
+  fit(table: CostTable): LinkStage {
+    if (this.why) return { messaging: null, segments: null, probes: [], why: this.why }
     const probes: LinkStage['probes'] = []
-    for (const [i, plan] of plans.entries()) {
-      const rows = got[i]!
+    for (const [i, plan] of this.plans.entries()) {
+      const rows = this.got[i]!
       if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
       const c = table.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
       probes.push({
@@ -155,7 +182,5 @@ export async function runLinkStage(deps: LinkStageDeps, manifest: Manifest, tabl
           )
       )
     return { messaging: fitMessaging(sending), segments: { device: side('device'), edge: side('edge') }, probes, why: null }
-  } finally {
-    await deps.setUplink(deviceId, restore).catch(() => undefined)
   }
 }

@@ -12,7 +12,7 @@ import type { Health } from '../../shared/messages.js'
 import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { buildCostTable, type CostTable } from '../../shared/planner.js'
-import { runLinkStage } from './messaging.js'
+import { LINK_PASSES, LinkStageRun } from './messaging.js'
 import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
@@ -358,6 +358,9 @@ export class Campaigns {
     let done = 0
     const heldOut = heldOutKeys(work.keys, work.groups)
     const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
+    // The link stage (messaging.ts) in LINK_PASSES passes: one after each pass over the grid (then the rest at the end).
+    const link = new LinkStageRun(this.deps, this.deps.modelFor(deviceId).manifest, deviceId, id)
+    let linkPasses = 0
     try {
       for (const [i, chunk] of work.chunks.entries()) {
         if (this.cancelled.has(id)) throw new CancelledError()
@@ -376,6 +379,16 @@ export class Campaigns {
           done / total
         )
         this.deps.onProgress(this.status(id)!)
+        const next = work.chunks[i + 1]
+        if (next && (next.pass ?? 0) !== (chunk.pass ?? 0) && linkPasses < LINK_PASSES) {
+          await link.pass()
+          linkPasses++
+        }
+      }
+      while (linkPasses < LINK_PASSES) {
+        if (this.cancelled.has(id)) throw new CancelledError()
+        await link.pass()
+        linkPasses++
       }
       const rows = campaigns.measurements(id).map<MeasurementRow>((r) => ({
         side: r.side,
@@ -391,21 +404,20 @@ export class Campaigns {
       const timing = (JSON.parse(campaigns.get(id)?.paramsJson ?? '{}') as { timing?: TimingRegime }).timing
       const source = { campaign: id, device: deviceId, reps, ...(timing ? { timing } : {}) }
       const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, source, (config) => this.layerOf(deviceId, config))
-      if (this.cancelled.has(id)) throw new CancelledError()
-      // The link stage (messaging.ts): messaging and segments as plans run them, with real co-inferences.
+      // The link stage's fits (messaging.ts): messaging and segments as plans run them, against this profile's predictions.
       const manifest = this.deps.modelFor(deviceId).manifest
       let table: CostTable | null = null
       try {
         table = buildCostTable(manifest, profile)
       } catch {
-        // the profile cannot predict the served model: no link stage (the planner will not use it either)
+        // the profile cannot predict the served model: no link-stage terms (the planner will not use it either)
       }
-      const link: LinkStage = table
-        ? await runLinkStage(this.deps, manifest, table, deviceId, id)
-        : { messaging: null, segments: null, probes: [], why: `link stage not run: profile ${profileId} cannot predict model ${manifest.id}` }
-      if (link.messaging) profile.messaging = link.messaging
-      if (link.segments) profile.segments = link.segments
-      profile.source = { ...profile.source, link }
+      const stage: LinkStage = table
+        ? link.fit(table)
+        : { messaging: null, segments: null, probes: [], why: `link stage not fitted: profile ${profileId} cannot predict model ${manifest.id}` }
+      if (stage.messaging) profile.messaging = stage.messaging
+      if (stage.segments) profile.segments = stage.segments
+      profile.source = { ...profile.source, link: stage }
       this.fits.set(id, report)
       campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {
