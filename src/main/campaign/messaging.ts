@@ -34,16 +34,21 @@ export const LINK_PROBE_REPS = 10
 /** Passes over the probes in a campaign (a layers campaign: one after each pass over its grid). */
 export const LINK_PASSES = 3
 
+/** A batch of co-inferences a campaign runs through the console (kinds sweep and plans, the link stage). */
+export interface CampaignInfer {
+  agent: string
+  count: number
+  latencyMs: number
+  uplinkKbps: number
+  campaignId: string
+  /** A pinned plan (kind `plans`, the link stage). */
+  plan?: { exit: number; deviceLayers: number }
+  /** false: the batch does not teach the online correction. */
+  learn?: boolean
+}
+
 export interface LinkStageDeps {
-  infer(opts: {
-    agent: string
-    count: number
-    latencyMs: number
-    uplinkKbps: number
-    campaignId: string
-    plan: { exit: number; deviceLayers: number }
-    learn: false
-  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  infer(opts: CampaignInfer): Promise<{ summary: InferSummary; rows: InferRow[] }>
   setUplink(deviceId: string, kbps: number): Promise<{ previousKbps: number }>
 }
 

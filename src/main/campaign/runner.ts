@@ -12,7 +12,7 @@ import type { Health } from '../../shared/messages.js'
 import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { buildCostTable, type CostTable } from '../../shared/planner.js'
-import { LINK_PASSES, LinkStageRun } from './messaging.js'
+import { type CampaignInfer, LINK_PASSES, LinkStageRun } from './messaging.js'
 import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
@@ -24,7 +24,7 @@ import { SyntheticSpecSchema, buildSynthetic, specKey, type SyntheticSpec } from
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import { timeSynthetic } from '../runtime/synthetic.js'
-import type { MeasurementInput } from '../store/campaigns.js'
+import type { CampaignSummary, MeasurementInput } from '../store/campaigns.js'
 import type { Store } from '../store/store.js'
 import { fitProfile, type FitReport, type MeasurementRow } from './fit.js'
 import { layerGrid } from './layers.js'
@@ -55,17 +55,7 @@ export interface CampaignDeps {
   /** Sets a device's emulated uplink (the agent's `set-uplink` command); answers the previous value. */
   setUplink(deviceId: string, kbps: number): Promise<CommandReply<'set-uplink'>>
   /** Co-inference through the console (kinds `sweep` and `plans`). */
-  infer(opts: {
-    agent: string
-    count: number
-    latencyMs: number
-    uplinkKbps: number
-    campaignId: string
-    /** A pinned plan (kind `plans`). */
-    plan?: { exit: number; deviceLayers: number }
-    /** false: the batch does not teach the online correction. */
-    learn?: boolean
-  }): Promise<{ summary: InferSummary; rows: InferRow[] }>
+  infer(opts: CampaignInfer): Promise<{ summary: InferSummary; rows: InferRow[] }>
   /** The device's cost table from its latency source without online correction, and which source that is (kind `plans`). */
   rawCosts(deviceId: string): Promise<{ table: CostTable; source: LatencySource }>
   /** Every latency source that could plan the device, as raw cost tables (kind `plans` scores each). */
@@ -201,12 +191,9 @@ export class Campaigns {
       }
       campaigns.finish(id, 'done', null, summary)
     } catch (err) {
-      const cancelled = err instanceof CancelledError
-      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
+      this.stopped(id, err, summary)
     } finally {
-      if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
-      this.cancelled.delete(id)
-      this.deps.onProgress(this.status(id)!)
+      await this.release(id, deviceId, restore)
     }
   }
 
@@ -265,14 +252,24 @@ export class Campaigns {
       s.predictors = this.deps.predictorTables(deviceId).map((p) => ({ name: p.name, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
       campaigns.finish(id, 'done', null, s)
     } catch (err) {
-      const cancelled = err instanceof CancelledError
-      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
+      this.stopped(id, err, summary)
     } finally {
-      if (restore !== null) await this.deps.setUplink(deviceId, restore).catch(() => undefined)
-      this.cancelled.delete(id)
-      this.passes.delete(id)
-      this.deps.onProgress(this.status(id)!)
+      await this.release(id, deviceId, restore)
     }
+  }
+
+  /** Ends a campaign that threw: cancelled (no error), or failed saying why; what it measured is kept. */
+  private stopped(id: string, err: unknown, summary?: CampaignSummary): void {
+    const cancelled = err instanceof CancelledError
+    this.deps.store.campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
+  }
+
+  /** Whatever happened: the device's uplink back to what it was (when the campaign set it), the campaign's state forgotten, its end announced. */
+  private async release(id: string, deviceId: string, restoreKbps: number | null): Promise<void> {
+    if (restoreKbps !== null) await this.deps.setUplink(deviceId, restoreKbps).catch(() => undefined)
+    this.cancelled.delete(id)
+    this.passes.delete(id)
+    this.deps.onProgress(this.status(id)!)
   }
 
   /** The probe plans of a profile's link stage (none when it had none). */
@@ -421,12 +418,9 @@ export class Campaigns {
       this.fits.set(id, report)
       campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
     } catch (err) {
-      const cancelled = err instanceof CancelledError
-      campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err))
+      this.stopped(id, err)
     } finally {
-      this.cancelled.delete(id)
-      this.passes.delete(id)
-      this.deps.onProgress(this.status(id)!)
+      await this.release(id, deviceId, null)
     }
   }
 

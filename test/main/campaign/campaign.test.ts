@@ -9,7 +9,7 @@ import { exportCalibration, importCalibration } from '../../../src/main/cli/camp
 import { main } from '../../../src/main/cli/index.js'
 import { FIT_FEATURES, fitRegression, parseProfile } from '../../../src/shared/latency.js'
 import { buildCostTable, latencyOf, profileSource } from '../../../src/shared/planner.js'
-import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
 describe('layers campaign on a real agent and this edge', () => {
   let core: EdgentConsole
@@ -28,15 +28,7 @@ describe('layers campaign on a real agent and this edge', () => {
     await core?.stop()
   })
 
-  const finished = (id: string) =>
-    waitFor(
-      `campaign ${id} finished`,
-      () => {
-        const s = core.campaigns.status(id)!
-        return s.status !== 'running' && s
-      },
-      120_000
-    )
+  const finished = (id: string) => campaignFinished(core, id, 120_000)
 
   it('measures every configuration on both sides, fits every regression and stores the profile', async () => {
     const seen: number[] = []

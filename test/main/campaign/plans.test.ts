@@ -15,7 +15,7 @@ import { main } from '../../../src/main/cli/index.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { exitPath } from '../../../src/shared/manifest.js'
 import { latencyOf } from '../../../src/shared/planner.js'
-import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
 describe('plans campaign', () => {
   let core: EdgentConsole
@@ -35,15 +35,7 @@ describe('plans campaign', () => {
     await core?.stop()
   })
 
-  const finished = (id: string) =>
-    waitFor(
-      `campaign ${id} finished`,
-      () => {
-        const s = core.campaigns.status(id)!
-        return s.status !== 'running' && s
-      },
-      240_000
-    )
+  const finished = (id: string) => campaignFinished(core, id)
 
   it('co-infers every plan at the fixed uplink, compares the raw predictions with the measured medians, and teaches nothing', async () => {
     const m = core.model

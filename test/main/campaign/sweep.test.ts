@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { uploadBytes } from '../../../src/shared/manifest.js'
-import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
 describe('sweep campaign', () => {
   let core: EdgentConsole
@@ -23,15 +23,7 @@ describe('sweep campaign', () => {
     await core?.stop()
   })
 
-  const finished = (id: string) =>
-    waitFor(
-      `campaign ${id} finished`,
-      () => {
-        const s = core.campaigns.status(id)!
-        return s.status !== 'running' && s
-      },
-      240_000
-    )
+  const finished = (id: string) => campaignFinished(core, id)
 
   it('plans and co-infers at every point, measures against predicted, and restores the uplink', async () => {
     const progress: number[] = []

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { createServer } from 'node:net'
 import { DEFAULT_CONSOLE, EdgentConsole, type ConsoleOptions } from '../../../src/main/console/console.js'
+import type { CampaignStatus } from '../../../src/shared/console-api.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
 import { loadManifest, readShippedSamples } from '../../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
@@ -122,4 +123,16 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port))
     })
   })
+}
+
+/** A campaign's status once it has stopped running (done, failed, cancelled…). */
+export function campaignFinished(core: EdgentConsole, id: string, timeoutMs = 240_000): Promise<CampaignStatus> {
+  return waitFor(
+    `campaign ${id} finished`,
+    () => {
+      const s = core.campaigns.status(id)!
+      return s.status !== 'running' && s
+    },
+    timeoutMs
+  )
 }
