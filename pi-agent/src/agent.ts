@@ -587,6 +587,15 @@ export class EdgentAgent {
       const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)
       return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: argmax(x), uploadBytes: 0 }
     }
+    if (plan.maxFrameBytes !== undefined && frame.length > plan.maxFrameBytes) {
+      // The broker would drop the connection, and MQTT would resend the publish at every reconnect:
+      // the device would never come back. Refused here, by name.
+      this.opts.log.warn(
+        { requestId, planId: plan.planId, frameBytes: frame.length, maxFrameBytes: plan.maxFrameBytes },
+        'activation larger than the console accepts: not sent'
+      )
+      return { requestId, sample, label, deviceMs, ackMs: 0, e2eMs: performance.now() - t0, predictedLabel: -1, uploadBytes: frame.length, lost: true }
+    }
     const result = new Promise<ResultMessage | null>((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(requestId)

@@ -143,6 +143,8 @@ export interface PlansSummary {
   /** What predicted: the device's latency source when the campaign started. */
   source: { kind: 'profile' | 'measured'; profileId: string | null; predictor: string }
   points: PlanCheckPoint[]
+  /** Plans that send more than the console accepts (its packet limit): they cannot run, so they are not measured. */
+  unsendable: { exit: number; deviceLayers: number; bytes: number }[]
   /** Over device segments (plans with deviceLayers > 0), edge segments (deviceLayers < layers) and end to end. */
   errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
   /** The same errors without the plans the source profile's link stage co-inferred (its probes), when it had one. */

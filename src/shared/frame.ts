@@ -27,6 +27,13 @@ export const MAX_NDIM = 8
 export const MAX_HEADER_BYTES = 16 * 1024
 const FIXED = 16
 
+/**
+ * What a frame and its MQTT PUBLISH add to the tensor at most: the fixed part, 8 dims, the largest
+ * header, and the PUBLISH's own header and topic (a generous 1 KiB). A tensor larger than a broker's
+ * packet limit minus this cannot be sent.
+ */
+export const FRAME_OVERHEAD_MAX = FIXED + 4 * MAX_NDIM + MAX_HEADER_BYTES + 1024
+
 /** The largest uplink sample an agent may report, kbit/s (100 Gbit/s; 1e300 is refused, not averaged in). */
 export const MAX_UPLINK_KBPS = 1e8
 

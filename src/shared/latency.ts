@@ -498,5 +498,12 @@ export function fitRegression(key: RegressionKey, points: readonly FitPoint[], o
     coefficients: beta.slice(0, k).map((b, j) => b / scale[j]!),
     intercept: beta[k]!
   }
+  // Nearly collinear variables (a block's input and output sizes, equal in most blocks) fit huge
+  // terms that cancel on the configurations measured and explode on any other (a SqueezeNet fire
+  // block, whose concat doubles its channels, was predicted at 1e16 ms): a term worth more than
+  // 1,000× the largest measured time anywhere in the measured range is refused.
+  const yMax = Math.max(...points.map((p) => Math.abs(p.y)))
+  const cancelling = reg.coefficients.some((c, j) => Math.abs(c) * scale[j]! > 1000 * Math.max(yMax, 1e-9))
+  if (cancelling) throw new UserError(`cannot fit "${key}": its variables (${names.join(', ')}) are too nearly collinear on the measured configurations`)
   return { ...reg, ...fitStats(reg, points) }
 }

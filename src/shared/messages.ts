@@ -74,6 +74,8 @@ export const PlanSchema = z.object({
   uplinkKbps: z.number().positive(),
   predictedMs: z.number().nonnegative(),
   feasible: z.boolean(),
+  /** The largest activation frame the console accepts, bytes: an agent sends nothing larger (absent: an older console). */
+  maxFrameBytes: z.number().int().positive().optional(),
   reason: z.string().optional(),
   at: z.string().optional()
 })

@@ -30,6 +30,11 @@ export interface Candidate {
   uploadBytes: number
   downloadBytes: number
   overheadMs: number
+  /**
+   * False when what this plan sends exceeds the largest activation the console accepts (the
+   * broker's packet limit less the frame's overhead): such a plan cannot run, and no search chooses it.
+   */
+  sendable: boolean
 }
 
 export interface Breakdown {
@@ -109,8 +114,8 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
   }
 }
 
-/** Predicts every (exit, deviceLayers) of a model (prefix/suffix sums per exit). */
-export function buildCostTable(manifest: Manifest, source: CalibrationProfile | LayerLatencySource): CostTable {
+/** Predicts every (exit, deviceLayers) of a model (prefix/suffix sums per exit); `maxUploadBytes`: the largest activation the console accepts. */
+export function buildCostTable(manifest: Manifest, source: CalibrationProfile | LayerLatencySource, maxUploadBytes = Infinity): CostTable {
   const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
   const inBytes = inputBytes(manifest)
   const exits = manifest.exits.map((exit) => {
@@ -139,7 +144,8 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
         edgeMs: p === n ? 0 : (profile.segmentMs?.('edge', Math.max(0, edgeMs)) ?? Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
-        overheadMs: messagingMs(profile, p, n, uploadBytes)
+        overheadMs: messagingMs(profile, p, n, uploadBytes),
+        sendable: uploadBytes <= maxUploadBytes
       })
     }
     return group
@@ -228,7 +234,8 @@ function firstOfFastest(xs: readonly Timed[]): Timed {
   return xs.find((x) => !lessThan(minT, x.t))!
 }
 
-const timed = (group: readonly Candidate[], cond: Conditions): Timed[] => group.map((c) => ({ c, t: latencyOf(c, cond) }))
+/** The plans that can run (sendable), with their latencies. */
+const timed = (group: readonly Candidate[], cond: Conditions): Timed[] => group.filter((c) => c.sendable).map((c) => ({ c, t: latencyOf(c, cond) }))
 
 /** The partition of one exit with the least T; ties go to fewer device layers. */
 function bestPartition(group: readonly Candidate[], cond: Conditions): Timed {
@@ -327,13 +334,16 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
     throw new UserError(`bandwidth range must satisfy 0 < from < to, got ${fromKbps}..${toKbps} kbps`)
   }
   checkConditions({ uplinkKbps: fromKbps, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) })
-  const lines = table.exits.flat().map((c) => {
-    // T(B) = C + K/B: K in ms*kbps (bits), C in ms.
-    const fixedDown = opts.downlinkKbps !== undefined
-    const K = c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
-    const C = c.deviceMs + c.edgeMs + c.overheadMs + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
-    return { C, K }
-  })
+  const lines = table.exits
+    .flat()
+    .filter((c) => c.sendable)
+    .map((c) => {
+      // T(B) = C + K/B: K in ms*kbps (bits), C in ms.
+      const fixedDown = opts.downlinkKbps !== undefined
+      const K = c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
+      const C = c.deviceMs + c.edgeMs + c.overheadMs + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
+      return { C, K }
+    })
   const points: number[] = []
   const inside = (b: number): void => {
     if (Number.isFinite(b) && b > fromKbps && b < toKbps) points.push(b)

@@ -117,6 +117,7 @@ describe('link stage fits', () => {
         { exit: first, deviceLayers: n1 - 1 },
         { exit: first, deviceLayers: n1 },
         { exit: last, deviceLayers: 0 },
+        { exit: last, deviceLayers: Math.floor(nL / 2) },
         { exit: last, deviceLayers: nL - 1 },
         { exit: last, deviceLayers: nL }
       ].filter((p, i, all) => all.findIndex((q) => q.exit === p.exit && q.deviceLayers === p.deviceLayers) === i)
@@ -146,12 +147,31 @@ describe('link stage fits', () => {
     ])
     expect(s.scale).toBeCloseTo(1.2, 9)
     expect(s.fixedMs).toBeCloseTo(0.3, 9)
-    // A scale that is not positive falls back to the mean offset.
-    expect(
-      fitSegments([
-        { predictedMs: 1, measuredMs: 2 },
-        { predictedMs: 2, measuredMs: 1.5 }
-      ])
-    ).toEqual({ fixedMs: 0.25, scale: 1 })
+    // Two probes, or probes too alike (a one-exit model's), or a scale outside 0.5–2: the offset only,
+    // weighted as the line is (1/measured²). A SqueezeNet campaign once fitted 6.9 × and −1.9e16 ms.
+    const offset = (pts: { predictedMs: number; measuredMs: number }[]) => {
+      const w = pts.map((p) => 1 / p.measuredMs ** 2)
+      return pts.reduce((a, p, i) => a + w[i]! * (p.measuredMs - p.predictedMs), 0) / w.reduce((a, v) => a + v, 0)
+    }
+    const two = [
+      { predictedMs: 1, measuredMs: 2 },
+      { predictedMs: 2, measuredMs: 1.5 }
+    ]
+    expect(fitSegments(two).scale).toBe(1)
+    expect(fitSegments(two).fixedMs).toBeCloseTo(offset(two), 12)
+    const alike = [
+      { predictedMs: 10, measuredMs: 12 },
+      { predictedMs: 10.1, measuredMs: 12.5 },
+      { predictedMs: 10.2, measuredMs: 11.9 }
+    ]
+    expect(fitSegments(alike).scale).toBe(1)
+    expect(fitSegments(alike).fixedMs).toBeCloseTo(offset(alike), 12)
+    const steep = [
+      { predictedMs: 0.1, measuredMs: 0.1 },
+      { predictedMs: 1, measuredMs: 5 },
+      { predictedMs: 2, measuredMs: 12 }
+    ]
+    expect(fitSegments(steep).scale).toBe(1)
+    expect(fitSegments(steep).fixedMs).toBeCloseTo(offset(steep), 12)
   })
 })

@@ -15,16 +15,17 @@
  *   the other side's work, on a machine busy with both; the grid times layers alone. Per side, the
  *   probes' measured segments against the fitted profile's composed predictions give
  *   fixed + scale × prediction (least squares on relative error over the probes that run something
- *   on that side: the first and the last exit each side alone, cut after the first layer, and cut
- *   before the last — whose edge segment is one small layer: without it the fixed cost of a small
- *   segment was a guess, 0.01 ms in one campaign against 0.05–0.18 ms measured).
+ *   on that side: the first and the last exit each side alone, cut after the first layer, in the
+ *   middle of the last exit, and cut before the last layer — whose edge segment is one small layer:
+ *   without it the fixed cost of a small segment was a guess, 0.01 ms in one campaign against
+ *   0.05–0.18 ms measured). Too few or too alike probes fit the offset only (fitSegments).
  *
  * The probes are plans of the served model: a plans campaign reports its error with and without them.
  */
 import { median } from 'simple-statistics'
 import type { InferRow, InferSummary, LinkStage } from '../../shared/console-api.js'
 import type { Side } from '../../shared/latency.js'
-import { exitPath, type Manifest } from '../../shared/manifest.js'
+import { exitPath, uploadBytes, type Manifest } from '../../shared/manifest.js'
 import type { CostTable } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
@@ -67,6 +68,7 @@ export function probePlans(m: Manifest): { exit: number; deviceLayers: number }[
     { exit: first, deviceLayers: Math.max(0, n1 - 1) },
     { exit: first, deviceLayers: n1 },
     { exit: last, deviceLayers: 0 },
+    { exit: last, deviceLayers: Math.floor(nL / 2) },
     { exit: last, deviceLayers: Math.max(0, nL - 1) },
     { exit: last, deviceLayers: nL }
   ]
@@ -80,17 +82,29 @@ export function fitMessaging(points: readonly { bytes: number; residualMs: numbe
   return { fixedMs: Math.max(0, perByteMs === b ? a : median(points.map((p) => p.residualMs))), perByteMs }
 }
 
+/** The bounds of a believable segment scale: outside them the probes did not pin the line down. */
+export const SEGMENT_SCALE_RANGE = [0.5, 2] as const
+
 /**
  * measured = fixed + scale × predicted, by least squares on relative error (segments span 0.05 to
- * tens of ms); a scale that is not positive falls back to the mean offset.
+ * tens of ms). A line needs at least 3 probes whose predictions span a factor of 2 or more, and a
+ * scale within SEGMENT_SCALE_RANGE; otherwise (a one-exit model's probes, nearly equal predictions)
+ * only the offset is fitted: scale 1, fixed = the weighted mean of measured − predicted.
  */
 export function fitSegments(points: readonly { predictedMs: number; measuredMs: number }[]): { fixedMs: number; scale: number } {
+  const usable = points.filter((p) => p.measuredMs > 0 && p.predictedMs >= 0)
+  const w = usable.map((p) => 1 / p.measuredMs ** 2)
+  const offsetOnly = () => {
+    const total = w.reduce((s, v) => s + v, 0)
+    return { fixedMs: total > 0 ? usable.reduce((s, p, i) => s + w[i]! * (p.measuredMs - p.predictedMs), 0) / total : 0, scale: 1 }
+  }
+  const xs = usable.map((p) => p.predictedMs)
+  if (usable.length < 3 || !(Math.max(...xs) >= 2 * Math.min(...xs))) return offsetOnly()
   const { a, b } = line(
-    points.map((p) => ({ x: p.predictedMs, y: p.measuredMs })),
-    points.map((p) => (p.measuredMs > 0 ? 1 / p.measuredMs ** 2 : 0))
+    usable.map((p) => ({ x: p.predictedMs, y: p.measuredMs })),
+    w
   )
-  if (b > 0 && Number.isFinite(a)) return { fixedMs: a, scale: b }
-  return { fixedMs: points.reduce((s, p) => s + p.measuredMs - p.predictedMs, 0) / Math.max(1, points.length), scale: 1 }
+  return Number.isFinite(a) && b >= SEGMENT_SCALE_RANGE[0] && b <= SEGMENT_SCALE_RANGE[1] ? { fixedMs: a, scale: b } : offsetOnly()
 }
 
 /** Weighted least squares y = a + b x (unit weights by default; b = 0 when x does not vary). */
@@ -119,9 +133,11 @@ export class LinkStageRun {
     private readonly deps: LinkStageDeps,
     manifest: Manifest,
     private readonly deviceId: string,
-    private readonly campaignId: string
+    private readonly campaignId: string,
+    maxUploadBytes = Infinity
   ) {
-    this.plans = probePlans(manifest)
+    // A probe that would send more than the console accepts cannot run (a 224×224 model's first conv output, 3 MB, against 2 MB).
+    this.plans = probePlans(manifest).filter((p) => uploadBytes(manifest, p.exit, p.deviceLayers) <= maxUploadBytes)
     this.got = this.plans.map(() => [])
   }
 

@@ -61,6 +61,7 @@ export function plansSummary(uplinkKbps: number, inferencesPerPass: number, sour
       predictor: source.kind === 'profile' ? `profile ${table.profile}` : 'the measured per-layer tables'
     },
     points: [],
+    unsendable: [],
     errors: planErrors([])
   }
 }

@@ -58,6 +58,8 @@ export interface CampaignDeps {
   infer(opts: CampaignInfer): Promise<{ summary: InferSummary; rows: InferRow[] }>
   /** The device's cost table from its latency source without online correction, and which source that is (kind `plans`). */
   rawCosts(deviceId: string): Promise<{ table: CostTable; source: LatencySource }>
+  /** The largest activation the console accepts, bytes (plans sending more cannot run). */
+  maxUploadBytes: number
   /** Every latency source that could plan the device, as raw cost tables (kind `plans` scores each). */
   predictorTables(deviceId: string): { name: string; table: CostTable }[]
   onProgress(status: CampaignStatus): void
@@ -210,7 +212,12 @@ export class Campaigns {
       const { table, source } = await this.deps.rawCosts(deviceId)
       const s = plansSummary(uplinkKbps, count, source, table)
       summary = s
-      const candidates = table.exits.flat()
+      // Plans that send more than the console accepts cannot run: listed, not measured.
+      const candidates = table.exits.flat().filter((c) => c.sendable)
+      s.unsendable = table.exits
+        .flat()
+        .filter((c) => !c.sendable)
+        .map((c) => ({ exit: c.exit, deviceLayers: c.deviceLayers, bytes: c.uploadBytes }))
       const probes = source.kind === 'profile' && source.profileId ? this.linkProbes(source.profileId) : []
       restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
       const got = new Map<string, { runIds: string[]; rows: InferRow[] }>()
@@ -356,7 +363,7 @@ export class Campaigns {
     const heldOut = heldOutKeys(work.keys, work.groups)
     const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
     // The link stage (messaging.ts) in LINK_PASSES passes: one after each pass over the grid (then the rest at the end).
-    const link = new LinkStageRun(this.deps, this.deps.modelFor(deviceId).manifest, deviceId, id)
+    const link = new LinkStageRun(this.deps, this.deps.modelFor(deviceId).manifest, deviceId, id, this.deps.maxUploadBytes)
     let linkPasses = 0
     try {
       for (const [i, chunk] of work.chunks.entries()) {

@@ -118,6 +118,12 @@ export function formatPlans(p: PlansSummary): string[] {
       [true, true, true, true, true, true, true, true, true, true, true]
     ),
     '',
+    ...(p.unsendable?.length
+      ? [
+          `not measured: ${p.unsendable.length} plan(s) send more than the console accepts (${p.unsendable.map((u) => `exit ${u.exit} ${u.deviceLayers}: ${u.bytes} bytes`).join(', ')})`,
+          ''
+        ]
+      : []),
     '|predicted − measured| / measured (times in ms):',
     stat('device segment', p.errors.device),
     stat('edge segment', p.errors.edge),

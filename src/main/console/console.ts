@@ -17,6 +17,7 @@ import { Campaigns, type SweepOptions } from '../campaign/runner.js'
 import { AgentLink } from './agent-link.js'
 import { CONSOLE_USERNAME, EmbeddedBroker } from './broker.js'
 import { ensureBrokerTls } from './tls.js'
+import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
 import { CoInference, type InferOptions } from './coinference.js'
 import type { Emit } from './events.js'
 import { Fleet } from './fleet.js'
@@ -104,7 +105,8 @@ export class EdgentConsole extends EventEmitter {
       ensureOnAgent: (id, m) => this.distribution.ensureOnAgent(id, m),
       request,
       publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
-      profileReps: opts.profileReps
+      profileReps: opts.profileReps,
+      maxUploadBytes: opts.maxPacketBytes - FRAME_OVERHEAD_MAX
     })
     this.monitor = new LinkMonitor({
       ...base,
@@ -141,6 +143,7 @@ export class EdgentConsole extends EventEmitter {
         return { table: this.planning.costTable(id, true), source: this.planning.latencySource(id) }
       },
       predictorTables: (id) => this.planning.predictorTables(id),
+      maxUploadBytes: opts.maxPacketBytes - FRAME_OVERHEAD_MAX,
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       deviceHealth: (id) => this.fleet.health(id),
       onProgress: (status) => {

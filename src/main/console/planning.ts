@@ -14,6 +14,7 @@ import { UserError, errorMessage } from '../../shared/errors.js'
 import { PAPER_2018, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
+import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
 import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
 import {
   buildCostTable,
@@ -72,6 +73,8 @@ export interface PlanningDeps {
   publishRetained(topic: string, payload: Uint8Array): Promise<void>
   /** Repetitions when timing layers (the edge at start, a device on first contact). */
   profileReps: number
+  /** The largest activation the console accepts (its packet limit less a frame's overhead): plans sending more are never chosen. */
+  maxUploadBytes: number
 }
 
 export class Planning {
@@ -235,7 +238,7 @@ export class Planning {
     const p = this.loadProfile(agentId)
     const m = this.deps.models.get(d.model).manifest
     const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
-    return buildCostTable(m, raw ? source : d.correction.wrap(source))
+    return buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes)
   }
 
   /**
@@ -248,6 +251,7 @@ export class Planning {
     const d = this.device(agentId)
     const m = this.deps.models.get(d.model).manifest
     const out: { name: string; table: CostTable }[] = []
+    const max = this.deps.maxUploadBytes
     const tryAdd = (name: string, make: () => CostTable) => {
       try {
         out.push({ name, table: make() })
@@ -270,18 +274,18 @@ export class Planning {
         ...(segments ? ['segments as plans run them'] : []),
         ...(p.messaging ? ['messaging'] : [])
       ]
-      tryAdd(`${label}: ${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p)))
-      if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile)))
+      tryAdd(`${label}: ${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max))
+      if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile), max))
       if (p.composition === 'fused' || segments)
         tryAdd(`${label}: sum of layers${p.messaging ? ' + messaging' : ''}`, () =>
-          buildCostTable(m, profileSource({ ...(noSegments as CalibrationProfile), composition: 'sum' }))
+          buildCostTable(m, profileSource({ ...(noSegments as CalibrationProfile), composition: 'sum' }), max)
         )
     }
     if (d.deviceTable) {
       const table = d.deviceTable
-      tryAdd('measured per-layer tables', () => buildCostTable(m, measuredSource(m, table, this.edgeTable(d.model))))
+      tryAdd('measured per-layer tables', () => buildCostTable(m, measuredSource(m, table, this.edgeTable(d.model)), max))
     }
-    tryAdd('paper-2018', () => buildCostTable(m, PAPER_2018))
+    tryAdd('paper-2018', () => buildCostTable(m, PAPER_2018, max))
     return out
   }
 
@@ -305,6 +309,10 @@ export class Planning {
     if (pin) {
       const cand = costs.exits.find((g) => g[0]!.exit === pin.exit)?.[pin.deviceLayers]
       if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      if (!cand.sendable)
+        throw new UserError(
+          `exit ${pin.exit} with ${pin.deviceLayers} device layers sends ${cand.uploadBytes} bytes, more than the ${this.deps.maxUploadBytes} bytes an activation may have (the broker's packet limit less a frame's overhead)`
+        )
       p = toPlan(costs, 'edgent', cand, { uplinkKbps, latencyMs })
     }
     const plan: StoredPlan = {
@@ -319,6 +327,7 @@ export class Planning {
       uplinkKbps,
       predictedMs: p.predictedMs,
       feasible: p.feasible,
+      maxFrameBytes: this.deps.maxUploadBytes + FRAME_OVERHEAD_MAX,
       reason,
       at: new Date().toISOString(),
       deviceId: agentId,
