@@ -146,6 +146,17 @@ describe('least-squares fit', () => {
     const same = [1, 2, 3, 4].map((y) => ({ x: [10, 20], y }))
     expect(() => fitRegression('fc', same)).toThrow('cannot fit "fc": the measured configurations do not vary enough to separate 3 terms')
   })
+
+  it('refuses terms that cancel on nearly collinear variables (they explode on any other configuration)', () => {
+    // Input and output sizes equal but for a hair, as in the grid's blocks; the time follows the input.
+    const pts = [1000, 2000, 4000, 8000, 16000, 32000].map((n, i) => ({ x: [n, n + (i % 2 ? 0.001 : -0.001)], y: 0.01 + n * 1e-6 * (1 + (i % 3) * 0.1) }))
+    expect(() => fitRegression('block', pts)).toThrow(
+      'cannot fit "block": its variables (inputElements, outputElements) are too nearly collinear on the measured configurations'
+    )
+    // Distinct variables with the same data are fitted as before.
+    const fine = [1000, 2000, 4000, 8000, 16000, 32000].map((n, i) => ({ x: [n, (n * (i + 3)) / 4], y: 0.01 + n * 1e-6 + n * (i + 3) * 2e-7 }))
+    expect(fitRegression('block', fine).coefficients[0]).toBeCloseTo(1e-6, 9)
+  })
 })
 
 describe("fitted variables beyond the paper's (multiply-accumulates)", () => {
