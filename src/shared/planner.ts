@@ -163,6 +163,11 @@ function messagingMs(source: LayerLatencySource, p: number, n: number, uploadByt
   return p === n ? 0 : source.overheadMs + source.overheadPerByteMs * uploadBytes
 }
 
+/** The candidate of one (exit, deviceLayers) in a cost table (undefined: the model has no such plan). */
+export function candidateAt(table: CostTable, exit: number, deviceLayers: number): Candidate | undefined {
+  return table.exits.find((g) => g[0]!.exit === exit)?.[deviceLayers]
+}
+
 export function checkConditions(c: Conditions): void {
   if (!(c.uplinkKbps > 0) || !Number.isFinite(c.uplinkKbps)) throw new UserError(`uplink bandwidth must be a positive number of kbps, got ${c.uplinkKbps}`)
   if (c.downlinkKbps !== undefined && (!(c.downlinkKbps > 0) || !Number.isFinite(c.downlinkKbps))) {

@@ -153,25 +153,25 @@ describe('link stage fits', () => {
       const w = pts.map((p) => 1 / p.measuredMs ** 2)
       return pts.reduce((a, p, i) => a + w[i]! * (p.measuredMs - p.predictedMs), 0) / w.reduce((a, v) => a + v, 0)
     }
-    const two = [
-      { predictedMs: 1, measuredMs: 2 },
-      { predictedMs: 2, measuredMs: 1.5 }
-    ]
-    expect(fitSegments(two).scale).toBe(1)
-    expect(fitSegments(two).fixedMs).toBeCloseTo(offset(two), 12)
-    const alike = [
-      { predictedMs: 10, measuredMs: 12 },
-      { predictedMs: 10.1, measuredMs: 12.5 },
-      { predictedMs: 10.2, measuredMs: 11.9 }
-    ]
-    expect(fitSegments(alike).scale).toBe(1)
-    expect(fitSegments(alike).fixedMs).toBeCloseTo(offset(alike), 12)
-    const steep = [
-      { predictedMs: 0.1, measuredMs: 0.1 },
-      { predictedMs: 1, measuredMs: 5 },
-      { predictedMs: 2, measuredMs: 12 }
-    ]
-    expect(fitSegments(steep).scale).toBe(1)
-    expect(fitSegments(steep).fixedMs).toBeCloseTo(offset(steep), 12)
+    const cases = {
+      two: [
+        { predictedMs: 1, measuredMs: 2 },
+        { predictedMs: 2, measuredMs: 1.5 }
+      ],
+      alike: [
+        { predictedMs: 10, measuredMs: 12 },
+        { predictedMs: 10.1, measuredMs: 12.5 },
+        { predictedMs: 10.2, measuredMs: 11.9 }
+      ],
+      steep: [
+        { predictedMs: 0.1, measuredMs: 0.1 },
+        { predictedMs: 1, measuredMs: 5 },
+        { predictedMs: 2, measuredMs: 12 }
+      ]
+    }
+    for (const [name, pts] of Object.entries(cases)) {
+      expect(fitSegments(pts).scale, name).toBe(1)
+      expect(fitSegments(pts).fixedMs, name).toBeCloseTo(offset(pts), 12)
+    }
   })
 })

@@ -26,7 +26,7 @@ import { median } from 'simple-statistics'
 import type { InferRow, InferSummary, LinkStage } from '../../shared/console-api.js'
 import type { Side } from '../../shared/latency.js'
 import { exitPath, uploadBytes, type Manifest } from '../../shared/manifest.js'
-import type { CostTable } from '../../shared/planner.js'
+import { type CostTable, candidateAt } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
 export const LINK_PROBE_KBPS = 100_000
@@ -180,7 +180,7 @@ export class LinkStageRun {
     for (const [i, plan] of this.plans.entries()) {
       const rows = this.got[i]!
       if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
-      const c = table.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+      const c = candidateAt(table, plan.exit, plan.deviceLayers)!
       probes.push({
         ...plan,
         layers: c.layers,

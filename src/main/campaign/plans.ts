@@ -7,8 +7,8 @@
  * and the campaign does not teach the correction anything (`learn: false`).
  */
 import { median, quantile } from 'simple-statistics'
-import type { ErrorStats, InferRow, LatencySource, PlanCheckPoint, PlansSummary } from '../../shared/console-api.js'
-import { type CostTable, latencyOf } from '../../shared/planner.js'
+import type { ErrorStats, InferRow, LatencySource, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/console-api.js'
+import { type Candidate, type CostTable, candidateAt, latencyOf } from '../../shared/planner.js'
 
 /**
  * The fixed uplink of a plans campaign by default, kbit/s: a LAN-class link, where compute and
@@ -66,15 +66,16 @@ export function plansSummary(uplinkKbps: number, inferencesPerPass: number, sour
   }
 }
 
+/** A plan's candidate in a cost table and its raw prediction of the three parts at the uplink. */
+function predicted(table: CostTable, exit: number, deviceLayers: number, uplinkKbps: number): { c: Candidate; parts: PlanParts } {
+  const c = candidateAt(table, exit, deviceLayers)
+  if (!c) throw new Error(`${table.profile} has no exit ${exit} with ${deviceLayers} device layers`)
+  return { c, parts: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) } }
+}
+
 /** Another latency source's raw predictions for the same measured plans (its errors on them). */
 export function scorePredictor(table: CostTable, points: readonly PlanCheckPoint[], uplinkKbps: number): PlansSummary['errors'] {
-  return planErrors(
-    points.map((x) => {
-      const c = table.exits.find((g) => g[0]!.exit === x.exit)?.[x.deviceLayers]
-      if (!c) throw new Error(`${table.profile} has no exit ${x.exit} with ${x.deviceLayers} device layers`)
-      return { ...x, predicted: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) } }
-    })
-  )
+  return planErrors(points.map((x) => ({ ...x, predicted: predicted(table, x.exit, x.deviceLayers, uplinkKbps).parts })))
 }
 
 /** One plan's point: the raw prediction for the candidate against the medians of its co-inferences. */
@@ -86,15 +87,14 @@ export function planPoint(
   runIds: string[],
   rows: readonly InferRow[]
 ): PlanCheckPoint {
-  const c = table.exits.find((g) => g[0]!.exit === exit)?.[deviceLayers]
-  if (!c) throw new Error(`the cost table has no exit ${exit} with ${deviceLayers} device layers`)
+  const { c, parts } = predicted(table, exit, deviceLayers, uplinkKbps)
   return {
     exit,
     deviceLayers,
     layers: c.layers,
     runIds,
     completed: rows.length,
-    predicted: { deviceMs: c.deviceMs, edgeMs: c.edgeMs, e2eMs: latencyOf(c, { uplinkKbps, latencyMs: 1 }) },
+    predicted: parts,
     measured: {
       deviceMs: median(rows.map((r) => r.deviceMs)),
       edgeMs: median(rows.map((r) => r.edgeMs)),

@@ -310,7 +310,7 @@ export class Campaigns {
         }
       }
     }
-    return { chunks, keys: grid.map(specKey), groups: grid.map((g) => g.type) }
+    return { chunks, keys: grid.map(specKey), groups: grid.map((g) => g.type), timing }
   }
 
   /** Every layer of the device's model (single-layer slices), on the edge then on the device. */
@@ -363,7 +363,8 @@ export class Campaigns {
     const heldOut = heldOutKeys(work.keys, work.groups)
     const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
     // The link stage (messaging.ts) in LINK_PASSES passes: one after each pass over the grid (then the rest at the end).
-    const link = new LinkStageRun(this.deps, this.deps.modelFor(deviceId).manifest, deviceId, id, this.deps.maxUploadBytes)
+    const manifest = this.deps.modelFor(deviceId).manifest
+    const link = new LinkStageRun(this.deps, manifest, deviceId, id, this.deps.maxUploadBytes)
     let linkPasses = 0
     try {
       for (const [i, chunk] of work.chunks.entries()) {
@@ -405,11 +406,9 @@ export class Campaigns {
         heldOut: r.heldOut
       }))
       const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
-      const timing = (JSON.parse(campaigns.get(id)?.paramsJson ?? '{}') as { timing?: TimingRegime }).timing
-      const source = { campaign: id, device: deviceId, reps, ...(timing ? { timing } : {}) }
+      const source = { campaign: id, device: deviceId, reps, ...(work.timing ? { timing: work.timing } : {}) }
       const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, source, (config) => this.layerOf(deviceId, config))
       // The link stage's fits (messaging.ts): messaging and segments as plans run them, against this profile's predictions.
-      const manifest = this.deps.modelFor(deviceId).manifest
       let table: CostTable | null = null
       try {
         table = buildCostTable(manifest, profile)
@@ -483,6 +482,8 @@ interface Work {
   keys: string[]
   /** The regression key (layer type) of each configuration: every fourth of each type is held out. */
   groups: string[]
+  /** How the synthetic grid was timed (kind `layers`), recorded with the profile. */
+  timing?: TimingRegime
 }
 
 /**

@@ -18,6 +18,7 @@ import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
 import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
 import {
   buildCostTable,
+  candidateAt,
   configurationMap,
   latencyOf,
   lookupMap,
@@ -307,7 +308,7 @@ export class Planning {
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
     if (pin) {
-      const cand = costs.exits.find((g) => g[0]!.exit === pin.exit)?.[pin.deviceLayers]
+      const cand = candidateAt(costs, pin.exit, pin.deviceLayers)
       if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
       if (!cand.sendable)
         throw new UserError(
@@ -374,7 +375,7 @@ export class Planning {
     let errRaw = 0
     for (const r of rows) {
       const plan = this.plans.get(r.planId)!
-      const cand = raw.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+      const cand = candidateAt(raw, plan.exit, plan.deviceLayers)!
       errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
       errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
     }
