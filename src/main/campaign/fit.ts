@@ -194,8 +194,12 @@ export function fitProfile(
     device: sides.device,
     edge: sides.edge,
     overheadMs: 0,
-    // Layers were timed one session each; a plan runs one session per segment (junctionMs).
-    composition: 'fused',
+    // Layers were timed one session each; a plan runs one session per segment (junctionMs) — with
+    // junction terms fitted on the grid's blocks on both sides. Without them (a model campaign has
+    // no blocks) the plain sum: the fallback junction (a single-Dropout run per junction) took back
+    // a model campaign's whole dropout time at each of 23 junctions, and put the final exit on a
+    // Pi-class device at 100 Mbps (Chromium test, Planner page).
+    composition: junctions.device && junctions.edge ? 'fused' : 'sum',
     ...(Object.keys(junctions).length ? { junctions } : {}),
     source
   }

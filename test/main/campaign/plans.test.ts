@@ -116,7 +116,8 @@ describe('plans campaign', () => {
     expect(link.probes.every((q) => q.n === LINK_PROBE_REPS * LINK_PASSES)).toBe(true)
     expect(link.messaging!.fixedMs).toBeGreaterThan(0)
     const stored = parseProfile(JSON.parse(core.store.profiles.byCampaign(cal.id)!.json), 'profile')
-    expect(stored).toMatchObject({ composition: 'fused', messaging: link.messaging, segments: link.segments })
+    // A model campaign has no blocks to fit junctions on: its layers add up plainly.
+    expect(stored).toMatchObject({ composition: 'sum', messaging: link.messaging, segments: link.segments })
     // The probes' uplink went back to 1000 kbps.
     expect((await core.request('pi-plans', 'set-uplink', { kbps: 1000 }, 5000)).previousKbps).toBe(1000)
     const s = await finished(core.startCampaign('pi-plans', 'plans', 2))
@@ -131,7 +132,7 @@ describe('plans campaign', () => {
     expect(p.errorsWithoutProbes!.e2e.n).toBe(p.points.length - probes.length)
     // The profile as fitted, without its segments-as-run terms, as a plain sum, the measured tables, the paper's.
     const names = p.predictors!.map((q) => q.name)
-    expect(names[0]).toMatch(new RegExp(`^profile ${cal.profileId} \\(model\\): fused segments \\+ segments as plans run them \\+ messaging$`))
+    expect(names[0]).toMatch(new RegExp(`^profile ${cal.profileId} \\(model\\): sum of layers \\+ segments as plans run them \\+ messaging$`))
     expect(names).toContain(`profile ${cal.profileId} (model): without the segments-as-run terms`)
     expect(names).toContain(`profile ${cal.profileId} (model): sum of layers + messaging`)
     expect(names.slice(-2)).toEqual(['measured per-layer tables', 'paper-2018'])
