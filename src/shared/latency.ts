@@ -197,6 +197,30 @@ export type Regression = z.infer<typeof RegressionSchema>
 
 const SideSchema = z.partialRecord(z.enum(REGRESSION_KEYS), RegressionSchema)
 
+/**
+ * A side's segment as a plan runs it: fixedMs + scale × composed prediction, plus (when the link
+ * stage's probes measured them) perInputElementMs × the elements the segment receives (an edge
+ * segment's input arrives fresh from the network: 0.15–0.23 ms for a 25,088-element activation that
+ * the composed layers did not predict) and perIdleMs × the idle before it (an edge segment waits the
+ * device segment: its caches cool meanwhile and, with the emulated device on the same machine, the
+ * device's run evicts them).
+ */
+export const SegmentTermsSchema = z
+  .object({
+    fixedMs: z.number().finite(),
+    scale: z.number().positive(),
+    perInputElementMs: z.number().nonnegative().optional(),
+    perIdleMs: z.number().nonnegative().optional()
+  })
+  .loose()
+export type SegmentTerms = z.infer<typeof SegmentTermsSchema>
+
+/** A segment's time as a plan runs it under a side's terms (its composed prediction as is without them). */
+export function segmentTermsMs(t: SegmentTerms | undefined, composedMs: number, ctx: { inputElements: number; idleMs: number }): number {
+  if (!t) return composedMs
+  return Math.max(0, t.fixedMs + t.scale * composedMs + (t.perInputElementMs ?? 0) * ctx.inputElements + (t.perIdleMs ?? 0) * ctx.idleMs)
+}
+
 export const CalibrationProfileSchema = z
   .object({
     format: z.literal('edgent-calibration'),
@@ -233,7 +257,7 @@ export const CalibrationProfileSchema = z
      * against the composed prediction, per side: fixedMs + scale × prediction (fitted by the link
      * stage's probe plans). Absent: the prediction as composed.
      */
-    segments: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), scale: z.number().positive() })).optional(),
+    segments: z.partialRecord(z.enum(SIDES), SegmentTermsSchema).optional(),
     source: z.record(z.string(), z.unknown()).optional()
   })
   .loose()

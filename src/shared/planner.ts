@@ -10,8 +10,8 @@
  * nothing either way. With kbps = 1000 bit/s, bytes/B in ms is bytes * 8 / kbps.
  */
 import { UserError } from './errors.js'
-import { exitPath, inputBytes, type Manifest } from './manifest.js'
-import { junctionMs, predictLayerMs, type CalibrationProfile, type Side } from './latency.js'
+import { exitPath, inputBytes, product, type Manifest } from './manifest.js'
+import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type Side } from './latency.js'
 import type { Layer } from './manifest.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
@@ -92,8 +92,11 @@ export interface LayerLatencySource {
    * session run and tensor copies they no longer pay each, and fused kernels); 0 when absent.
    */
   junctionMs?(side: Side, before: Layer, after: Layer): number
-  /** A non-empty segment's time as a plan runs it, from its composed prediction (identity when absent). */
-  segmentMs?(side: Side, composedMs: number): number
+  /**
+   * A non-empty segment's time as a plan runs it, from its composed prediction, the elements it
+   * receives and the idle before it (the edge's: the device segment) — identity when absent.
+   */
+  segmentMs?(side: Side, composedMs: number, ctx: { inputElements: number; idleMs: number }): number
 }
 
 export function profileSource(profile: CalibrationProfile): LayerLatencySource {
@@ -105,10 +108,7 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
     ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {}),
     ...(profile.segments
       ? {
-          segmentMs: (side: Side, ms: number) => {
-            const s = profile.segments?.[side]
-            return s ? Math.max(0, s.fixedMs + s.scale * ms) : ms
-          }
+          segmentMs: (side: Side, ms: number, ctx: { inputElements: number; idleMs: number }) => segmentTermsMs(profile.segments?.[side], ms, ctx)
         }
       : {})
   }
@@ -118,6 +118,7 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
 export function buildCostTable(manifest: Manifest, source: CalibrationProfile | LayerLatencySource, maxUploadBytes = Infinity): CostTable {
   const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
   const inBytes = inputBytes(manifest)
+  const inElements = product(manifest.input.shape)
   const exits = manifest.exits.map((exit) => {
     const path = exitPath(manifest, exit.exit)
     const n = path.length
@@ -135,13 +136,15 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
       let edgeMs = 0
       for (let j = p; j < n; j++) edgeMs += edge[j]! + (j + 1 < n ? ej[j]! : 0)
       const uploadBytes = p === n ? 0 : p === 0 ? inBytes : path[p - 1]!.outputBytes
+      const devMs = p === 0 ? 0 : (profile.segmentMs?.('device', Math.max(0, deviceMs), { inputElements: inElements, idleMs: 0 }) ?? Math.max(0, deviceMs))
+      const edgeIn = p === 0 ? inElements : product(path[p - 1]!.outputShape)
       group.push({
         exit: exit.exit,
         deviceLayers: p,
         layers: n,
         accuracy: exit.accuracy,
-        deviceMs: p === 0 ? 0 : (profile.segmentMs?.('device', Math.max(0, deviceMs)) ?? Math.max(0, deviceMs)),
-        edgeMs: p === n ? 0 : (profile.segmentMs?.('edge', Math.max(0, edgeMs)) ?? Math.max(0, edgeMs)),
+        deviceMs: devMs,
+        edgeMs: p === n ? 0 : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, idleMs: devMs }) ?? Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
         overheadMs: messagingMs(profile, p, n, uploadBytes),

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/main/cli/index.js'
+import { cifarAlexNetManifest } from '../fixtures/paper-alexnet.js'
 
 const fixture = fileURLToPath(new URL('../fixtures/tiny/', import.meta.url))
 const model = join(fixture, 'manifest.json')
@@ -79,6 +80,29 @@ describe('edgent plan', () => {
     for (const iv of map.intervals) expect(Object.keys(iv)).toEqual(expect.arrayContaining(['fromKbps', 'toKbps', 'exit', 'deviceLayers', 'feasible']))
     const text = await run('plan', '--model', model, '--profile', profile, '--map', '--latency-ms', '3', '--from-kbps', '1', '--to-kbps', '100000')
     expect(text.out).toMatch(/from kbps\s+to kbps\s+exit\s+deviceLayers/)
+  })
+
+  it("paper-2018 on the paper's CIFAR-10 AlexNet: the motivation figures for edge-only within 15 %, device-only slower by an order of magnitude", async () => {
+    // The paper: device-only > 2 s; edge-only ≈ 123 ms at 1 Mbps and 2.317 s at 50 kbps (Raspberry Pi, desktop PC).
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-paper-'))
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(cifarAlexNetManifest()))
+    const at = async (profile: string, kbps: number) => {
+      const r = await run('plan', '--model', dir, '--profile', profile, '--bandwidth-kbps', String(kbps), '--latency-ms', '10000', '--all', '--json')
+      expect(r.err).toBe('')
+      const all = JSON.parse(r.out).candidates as { deviceLayers: number; layers: number; predictedMs: number }[]
+      return { edgeOnly: all.find((c) => c.deviceLayers === 0)!.predictedMs, deviceOnly: all.find((c) => c.deviceLayers === c.layers)!.predictedMs }
+    }
+    const fast = await at('paper-2018', 1000)
+    const slow = await at('paper-2018', 50)
+    expect(Math.abs(fast.edgeOnly - 123) / 123).toBeLessThan(0.15)
+    expect(Math.abs(slow.edgeOnly - 2317) / 2317).toBeLessThan(0.15)
+    // Device-only: 0.99 s on this reading of the shapes, not the paper's > 2 s (README); still ≈ 9× edge-only at 1 Mbps.
+    expect(fast.deviceOnly).toBeGreaterThan(900)
+    expect(fast.deviceOnly).toBeGreaterThan(8 * fast.edgeOnly)
+    // As printed, the Pi would run the whole AlexNet in a few ms — faster than sending it its input.
+    const printed = await at('paper-2018-as-printed', 1000)
+    expect(printed.deviceOnly).toBeLessThan(50)
+    expect(printed.edgeOnly).toBeGreaterThan(300)
   })
 
   it('uses the built-in paper-2018 profile', async () => {

@@ -8,7 +8,7 @@ import { fitMessaging, fitSegments, probePlans, residualMs } from '../../src/mai
 import { fitJunctions, type MeasurementRow } from '../../src/main/campaign/fit.js'
 import { buildSynthetic, specKey, type SyntheticSpec } from '../../src/shared/onnx-builder.js'
 import { exitPath, inputBytes, parseManifest, product } from '../../src/shared/manifest.js'
-import { junctionMs, parseProfile, predictLayerMs, predictSumOfOps, type CalibrationProfile } from '../../src/shared/latency.js'
+import { junctionMs, parseProfile, predictLayerMs, predictSumOfOps, segmentTermsMs, type CalibrationProfile } from '../../src/shared/latency.js'
 import { buildCostTable, latencyOf } from '../../src/shared/planner.js'
 import type { InferRow } from '../../src/shared/console-api.js'
 
@@ -105,11 +105,13 @@ describe('junction fit on the grid’s blocks', () => {
 })
 
 describe('link stage fits', () => {
-  it('probes the first and the last exit on each side alone, cut after the first layer and before the last', () => {
+  it('probes the first and the last exit on each side alone, cut after the first layer and before the last, and inside the last and the middle exit', () => {
     const first = tiny.exits[0]!.exit
     const last = tiny.exits.at(-1)!.exit
+    const mid = tiny.exits[Math.floor(tiny.exits.length / 2)]!.exit
     const n1 = exitPath(tiny, first).length
     const nL = exitPath(tiny, last).length
+    const nM = exitPath(tiny, mid).length
     expect(probePlans(tiny)).toEqual(
       [
         { exit: first, deviceLayers: 0 },
@@ -117,9 +119,12 @@ describe('link stage fits', () => {
         { exit: first, deviceLayers: n1 - 1 },
         { exit: first, deviceLayers: n1 },
         { exit: last, deviceLayers: 0 },
+        { exit: last, deviceLayers: 1 },
         { exit: last, deviceLayers: Math.floor(nL / 2) },
+        { exit: last, deviceLayers: Math.floor((3 * nL) / 4) },
         { exit: last, deviceLayers: nL - 1 },
-        { exit: last, deviceLayers: nL }
+        { exit: last, deviceLayers: nL },
+        { exit: mid, deviceLayers: Math.floor(nM / 2) }
       ].filter((p, i, all) => all.findIndex((q) => q.exit === p.exit && q.deviceLayers === p.deviceLayers) === i)
     )
   })
@@ -173,5 +178,41 @@ describe('link stage fits', () => {
       expect(fitSegments(pts).scale, name).toBe(1)
       expect(fitSegments(pts).fixedMs, name).toBeCloseTo(offset(pts), 12)
     }
+  })
+
+  it('fits a cost per input element and per ms of idle where the probes pin them down, and leaves them out where they do not', () => {
+    // Edge segments of 9 probes, measured = 0.02 + 1.1 × predicted + 4e-6 × input elements + 0.01 × idle (± 1 %).
+    const probes = [
+      [1.0, 784, 0],
+      [1.0, 25_088, 0.8],
+      [0.05, 10, 1.5],
+      [0.19, 784, 0],
+      [0.18, 25_088, 0.8],
+      [0.4, 9_408, 5.4],
+      [0.16, 1_024, 7.1],
+      [0.05, 10, 7.9],
+      [0.24, 18_816, 2.7]
+    ] as const
+    const truth = (p: number, e: number, i: number) => 0.02 + 1.1 * p + 4e-6 * e + 0.01 * i
+    const pts = probes.map(([p, e, i], k) => ({ predictedMs: p, inputElements: e, idleMs: i, measuredMs: truth(p, e, i) * (k % 2 ? 1.01 : 0.99) }))
+    const s = fitSegments(pts)
+    expect(s.form).toBe('fixed + scale × composed + per input element + per idle ms')
+    expect(s.scale).toBeCloseTo(1.1, 1)
+    expect(s.perInputElementMs! / 4e-6).toBeCloseTo(1, 1)
+    expect(s.perIdleMs! / 0.01).toBeCloseTo(1, 0)
+    expect(s.looError).toBeLessThan(0.03)
+    // The profile's terms predict a segment from the same variables.
+    expect(segmentTermsMs(s, 0.3, { inputElements: 5000, idleMs: 2 })).toBeCloseTo(truth(0.3, 5000, 2), 2)
+    // One input size and no idle effect: the line alone (no term the probes cannot pin down, none that does not help).
+    const sameInput = pts.map((p) => ({ ...p, inputElements: 784, measuredMs: truth(p.predictedMs, 784, 0) }))
+    const line = fitSegments(sameInput)
+    expect(line.form).toBe('fixed + scale × composed')
+    expect(line.perInputElementMs).toBeUndefined()
+    expect(line.perIdleMs).toBeUndefined()
+    // A term that would make a segment faster with more input is not believable: dropped.
+    const falling = pts.map((p) => ({ ...p, measuredMs: Math.max(0.01, truth(p.predictedMs, 0, p.idleMs!) - 2e-6 * p.inputElements!) }))
+    expect(fitSegments(falling).perInputElementMs).toBeUndefined()
+    // Too few probes for four terms (5 < 7): at most three.
+    expect(fitSegments(pts.slice(0, 5)).form.split(' + ').length).toBeLessThanOrEqual(3)
   })
 })

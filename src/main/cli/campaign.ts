@@ -77,7 +77,17 @@ export function formatCampaign(s: CampaignStatus): string {
 /** The link stage: messaging and each side's segments as plans run them, from the probes. */
 export function formatLink(l: LinkStage): string[] {
   if (!l.messaging || !l.segments) return [l.why ?? 'link stage not run']
-  const seg = (s: 'device' | 'edge') => `${l.segments![s].fixedMs.toFixed(3)} ms + ${l.segments![s].scale.toFixed(2)} × composed prediction`
+  const seg = (s: 'device' | 'edge') => {
+    const t = l.segments![s]
+    return [
+      `${t.fixedMs.toFixed(3)} ms + ${t.scale.toFixed(2)} × composed prediction`,
+      ...(t.perInputElementMs !== undefined ? [`${(t.perInputElementMs * 1e6).toFixed(2)} ms per million input elements`] : []),
+      ...(t.perIdleMs !== undefined ? [`${t.perIdleMs.toFixed(4)} × the idle before it (the device segment)`] : []),
+      ...(t.looError != null ? [`(leave-one-out error on the probes ${(t.looError * 100).toFixed(1)} %)`] : [])
+    ]
+      .join(' + ')
+      .replace(' + (', ' (')
+  }
   return [
     `link stage (${l.probes.reduce((a, p) => a + p.n, 0)} co-inferences of ${l.probes.length} probe plans of the served model: ${l.probes.map((p) => `exit ${p.exit} ${p.deviceLayers}/${p.layers}`).join(', ')}):`,
     `  messaging ${l.messaging.fixedMs.toFixed(2)} ms per inference that sends something + ${(l.messaging.perByteMs * 1e6).toFixed(1)} ms per MB sent, beside the link's serialisation time`,
