@@ -35,6 +35,7 @@ const api = {
   modelInfo: call('modelInfo'),
   layerLatencies: call('layerLatencies'),
   costTable: call('costTable'),
+  tail: call('tail'),
   infer: call('infer'),
   inferences: call('inferences'),
   bandwidth: call('bandwidth'),

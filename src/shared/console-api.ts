@@ -13,6 +13,7 @@ import type { Settings } from './settings.js'
 import type { CostTable, Breakdown } from './planner.js'
 import type { Health, Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Side } from './latency.js'
+import type { TailModel } from './tail.js'
 
 // ------------------------------------------------------------------ shared records
 
@@ -160,8 +161,15 @@ export interface PlansSummary {
 export interface LinkStage {
   /** fixed + perByte × bytes sent, ms, for plans that send something. */
   messaging: { fixedMs: number; perByteMs: number } | null
-  /** Per side: a plan's segment = fixedMs + scale × the composed prediction. */
-  segments: Record<'device' | 'edge', { fixedMs: number; scale: number }> | null
+  /**
+   * Per side: a plan's segment = fixedMs + scale × the composed prediction [+ perInputElementMs × the
+   * elements it receives] [+ perIdleMs × the idle before it]; `form` names the terms the probes
+   * pinned down, `looError` their leave-one-out mean relative error on the probes.
+   */
+  segments: Record<
+    'device' | 'edge',
+    { fixedMs: number; scale: number; perInputElementMs?: number; perIdleMs?: number; form?: string; looError?: number | null }
+  > | null
   /** The probes: medians over `n` co-inferences each, and the fitted profile's predictions before this stage. */
   probes: {
     exit: number
@@ -174,6 +182,8 @@ export interface LinkStage {
     edgeMs: number
     predictedDeviceMs: number
     predictedEdgeMs: number
+    /** Elements the edge segment receives (the image, or the activation at the cut). */
+    inputElements?: number
   }[]
   /** Why the stage did not run (a device whose uplink cannot be set). */
   why: string | null
@@ -339,7 +349,14 @@ export interface InferSummary {
   latencyMs: number
   uplinkKbps: number
   bandwidthSource: 'fixed' | 'estimate'
-  plan: { planId: string; exit: number; deviceLayers: number; layers: number; predictedMs: number; feasible: boolean }
+  /** The first plan: its typical prediction, and (tail-aware) its prediction at the percentile, which `feasible` is judged on. */
+  plan: { planId: string; exit: number; deviceLayers: number; layers: number; predictedMs: number; predictedPercentileMs?: number; feasible: boolean }
+  /** The percentile the requirement was given at (tail-aware planning), null: the typical inference. */
+  percentile: number | null
+  /** The device's measured dispersion the plans were chosen with (tail-aware planning). */
+  tail: TailModel | null
+  /** The measured end-to-end latency at `percentile`, ms (null without one). */
+  percentileMs: number | null
   p50Ms: number
   p95Ms: number
   accuracy: number | null
@@ -430,8 +447,10 @@ export interface ConsoleMethods {
   modelInfo: { args: { agent?: string }; result: ModelView }
   layerLatencies: { args: { agent: string; exit?: number }; result: LayerLatencies }
   costTable: { args: { agent: string }; result: CostTable }
+  /** A device's measured dispersion at a percentile: what tail-aware planning scales the cost table by. */
+  tail: { args: { agent: string; percentile: number }; result: TailModel }
   infer: {
-    args: { agent: string; count: number; latencyMs: number; uplinkKbps?: number; plan?: { exit: number; deviceLayers: number } }
+    args: { agent: string; count: number; latencyMs: number; uplinkKbps?: number; plan?: { exit: number; deviceLayers: number }; percentile?: number }
     result: { summary: InferSummary; rows: InferRow[] }
   }
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
@@ -498,6 +517,7 @@ export const METHOD_NAMES = [
   'modelInfo',
   'layerLatencies',
   'costTable',
+  'tail',
   'infer',
   'inferences',
   'bandwidth',

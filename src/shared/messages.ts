@@ -76,6 +76,13 @@ export const PlanSchema = z.object({
   feasible: z.boolean(),
   /** The largest activation frame the console accepts, bytes: an agent sends nothing larger (absent: an older console). */
   maxFrameBytes: z.number().int().positive().optional(),
+  /**
+   * A requirement at a percentile (tail-aware planning): `latencyMs` is to hold for this share of
+   * inferences, `predictedPercentileMs` is the plan's predicted latency at it; `predictedMs` stays the
+   * typical (median) prediction. Absent: the requirement is on the typical inference.
+   */
+  percentile: z.number().min(50).max(99.9).optional(),
+  predictedPercentileMs: z.number().nonnegative().optional(),
   reason: z.string().optional(),
   at: z.string().optional()
 })

@@ -201,6 +201,13 @@ describe('the console in a browser (headless shell)', () => {
     expect(await legendOverlaps()).toEqual([])
     await page.fill('[data-testid=bandwidth]', '500')
     await shot('planner')
+    // The requirement at a percentile: the page says what dispersion it plans with, or why none yet.
+    await page.selectOption('[data-testid=planner-percentile]', '95')
+    await expect
+      .poll(async () => page.textContent('[data-testid=planner-tail]').catch(() => ''), { timeout: 10_000 })
+      .toMatch(/^At p95(: \d+ inferences in plans run ≥ 5 times among the latest 500 \(needs 30\)|, from the device's measured dispersion over \d+ inferences)/)
+    await page.waitForSelector('[data-testid=plan-choice]')
+    await page.selectOption('[data-testid=planner-percentile]', '50')
   })
 
   it('Live: running co-inference fills the timeline', async () => {
@@ -241,6 +248,22 @@ describe('the console in a browser (headless shell)', () => {
     expect(runsCsv[0]!.split(',').slice(0, 4)).toEqual(['id', 'at', 'device', 'run_id'])
     expect(runsCsv).toHaveLength(61)
     expect(await page.textContent('[data-testid=live-exported]')).toContain('60 inferences (csv)')
+    // Tail-aware: the requirement at p95, planned with the dispersion the 60 inferences measured; the
+    // page reports the share of this run's inferences within the requirement against the target.
+    await page.fill('[data-testid=live-percentile]', '100')
+    await page.click('[data-testid=live-run]')
+    expect(await page.textContent('[data-testid=live-controls] [role=alert]')).toContain('percentile: at most 99.9, not 100')
+    await page.fill('[data-testid=live-percentile]', '95')
+    await page.fill('[data-testid=live-count]', '20')
+    await page.click('[data-testid=live-run]')
+    await expect.poll(async () => page.textContent('[data-testid=live-percentile-met]'), { timeout: 60_000 }).toMatch(/of 20$/)
+    expect(await page.textContent('[data-testid=live-percentile-met] .stat-label')).toBe('within the requirement, this run (target 95 %)')
+    expect(await page.textContent('[data-testid=live-percentile-predicted] .stat-value')).toMatch(/^[\d.]+ \/ [\d.]+ ms$/)
+    expect(await page.getAttribute('[data-testid=live-percentile-predicted]', 'title')).toMatch(
+      /^measured dispersion over \d+ inferences of \d+ plans: device ×[\d.]+, edge ×[\d.]+/
+    )
+    await page.waitForSelector('[data-testid=live-run]')
+    await page.fill('[data-testid=live-percentile]', '')
     // A sweep campaign co-infers too (on the local device: sweeps need its emulated uplink); its
     // inferences are shown apart from the user's runs.
     const { id } = await callConsole(serve.control, 'campaignStart', { agent: 'local-pi', kind: 'sweep', reps: 2, bandwidthsKbps: [1000], latenciesMs: [200] })

@@ -39,6 +39,7 @@ import {
 import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from './serve.js'
 import { versionLine } from '../runtime/version.js'
+import { PERCENTILE_RANGE } from '../../shared/tail.js'
 
 export interface Io {
   out(text: string): void
@@ -116,6 +117,14 @@ function fractionList(value: string): number[] {
   if (nums.some((n) => !Number.isFinite(n) || n < 0 || n > 1))
     throw new InvalidArgumentError('expected accuracies in [0, 1] separated by commas, e.g. 0.81,0.90.')
   return nums
+}
+
+/** A percentile of inferences a requirement holds for: 50–99.9. */
+function percentileArg(value: string): number {
+  const n = Number(value.trim())
+  if (!value.trim() || !Number.isFinite(n) || n < PERCENTILE_RANGE[0] || n > PERCENTILE_RANGE[1])
+    throw new InvalidArgumentError(`expected a percentile from ${PERCENTILE_RANGE[0]} to ${PERCENTILE_RANGE[1]}, e.g. 95.`)
+  return n
 }
 
 function positive(value: string): number {
@@ -318,9 +327,14 @@ function buildProgram(io: Io): Command {
     .option('--count <n>', 'number of inferences', positiveInt, 20)
     .requiredOption('--latency-ms <ms>', 'latency requirement', positive)
     .option('--bandwidth-kbps <kbps|auto>', 'plan for this uplink, or auto (the live estimate)', 'auto')
+    .option(
+      '--percentile <p>',
+      'the requirement holds for this percentile of inferences (50–99.9): plans are chosen with the device’s measured dispersion (default: the typical inference)',
+      percentileArg
+    )
     .addOption(dataDirOption())
     .option('--json', 'the summary and every row as JSON')
-    .action(async (o: { agent: string; count: number; latencyMs: number; bandwidthKbps: string; dataDir: string; json?: boolean }) => {
+    .action(async (o: { agent: string; count: number; latencyMs: number; bandwidthKbps: string; percentile?: number; dataDir: string; json?: boolean }) => {
       const b = o.bandwidthKbps === 'auto' ? undefined : Number(o.bandwidthKbps)
       if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
       io.out(
@@ -330,7 +344,8 @@ function buildProgram(io: Io): Command {
           latencyMs: o.latencyMs,
           dataDir: o.dataDir,
           ...(o.json ? { json: true } : {}),
-          ...(b !== undefined ? { uplinkKbps: b } : {})
+          ...(b !== undefined ? { uplinkKbps: b } : {}),
+          ...(o.percentile !== undefined ? { percentile: o.percentile } : {})
         })
       )
     })

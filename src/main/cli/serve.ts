@@ -200,6 +200,7 @@ export async function inferCommand(o: {
   count: number
   latencyMs: number
   uplinkKbps?: number
+  percentile?: number
   dataDir: string
   json?: boolean
 }): Promise<string> {
@@ -207,14 +208,22 @@ export async function inferCommand(o: {
     agent: o.agent,
     count: o.count,
     latencyMs: o.latencyMs,
-    ...(o.uplinkKbps !== undefined ? { uplinkKbps: o.uplinkKbps } : {})
+    ...(o.uplinkKbps !== undefined ? { uplinkKbps: o.uplinkKbps } : {}),
+    ...(o.percentile !== undefined ? { percentile: o.percentile } : {})
   })
   if (o.json) return JSON.stringify(r, null, 2)
   const s = r.summary
+  const at = s.percentile !== null ? ` at p${s.percentile}` : ''
+  const t = s.tail
   return [
-    `${s.completed}/${s.count} co-inferences on ${s.agent} · requirement ${s.latencyMs} ms · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
-    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device, predicted ${ms(s.plan.predictedMs)} ms${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
-    `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms · requirement met ${pct(s.metShare)} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`,
+    `${s.completed}/${s.count} co-inferences on ${s.agent} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
+    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
+    t
+      ? t.why
+        ? `tail: ${t.why}`
+        : `tail (measured over ${t.samples} inferences of ${t.plans} plans): device ×${t.deviceFactor.toFixed(2)}, edge ×${t.edgeFactor.toFixed(2)}, link and messaging +${ms(t.extraMs)} ms at p${t.percentile}`
+      : '',
+    `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms${s.percentileMs !== null && s.percentile !== 95 ? ` · p${s.percentile} ${ms(s.percentileMs)} ms` : ''} · requirement met ${pct(s.metShare)}${s.percentile !== null ? ` (target ${s.percentile} %)` : ''} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`,
     s.prediction.mapeCorrected === null
       ? ''
       : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} with the online correction learned so far, ${pct(s.prediction.mapeUncorrected!)} without (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`

@@ -7,6 +7,7 @@ import { UserError, describeIssues } from '../../shared/errors.js'
 import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
 import { SettingsSchema } from '../../shared/settings.js'
 import { TIMING_REGIMES } from '../../shared/agent-api.js'
+import { PERCENTILE_RANGE } from '../../shared/tail.js'
 
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
@@ -48,9 +49,12 @@ export const API_SCHEMAS = {
       latencyMs: z.number().positive().max(3_600_000),
       /** Plan for this uplink rate (fixed) instead of the live estimate. */
       uplinkKbps: z.number().positive().max(1e8).optional(),
-      plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional()
+      plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional(),
+      /** The requirement holds at this percentile of inferences (tail-aware planning). */
+      percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]).optional()
     })
     .strict(),
+  tail: z.object({ agent, percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]) }).strict(),
   inferences: z
     .object({
       agent,

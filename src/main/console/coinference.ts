@@ -15,6 +15,7 @@ import { exitPath } from '../../shared/manifest.js'
 import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js'
 import { argmax } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
+import { checkPercentile } from '../../shared/tail.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
@@ -57,6 +58,8 @@ export interface InferOptions {
   campaignId?: string
   /** false: a measurement-only batch (a baseline) that does not move the online correction. */
   learn?: boolean
+  /** The requirement holds at this percentile of inferences (tail-aware planning, 50–99.9); absent: at the typical one. */
+  percentile?: number
 }
 
 export interface CoInferenceDeps {
@@ -266,13 +269,22 @@ export class CoInference {
     if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
     await planning.deviceTable(id)
     const kbps = opts.uplinkKbps ?? (await monitor.ensureEstimate(id))
-    planning.setIntent(id, { latencyMs: opts.latencyMs, fixedKbps: opts.uplinkKbps ?? null, pinned: !!opts.plan })
+    if (opts.percentile !== undefined) checkPercentile(opts.percentile)
+    const percentile = opts.percentile !== undefined && opts.percentile !== 50 ? opts.percentile : undefined
+    // The dispersion the plans are chosen with (before this batch adds to it).
+    const tail = percentile !== undefined ? planning.tail(id, percentile) : null
+    planning.setIntent(id, {
+      latencyMs: opts.latencyMs,
+      fixedKbps: opts.uplinkKbps ?? null,
+      pinned: !!opts.plan,
+      ...(percentile !== undefined ? { percentile } : {})
+    })
     const reason = opts.plan
       ? `pinned by the user: exit ${opts.plan.exit}, ${opts.plan.deviceLayers} device layers`
       : opts.uplinkKbps
         ? `bandwidth fixed at ${kbps} kbps by the user`
         : `uplink estimate ${Math.round(kbps)} kbps`
-    const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan)
+    const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan, percentile)
     const runId = randomUUID()
     store.runs.start({ runId, deviceId: id, params: opts, campaignId: opts.campaignId ?? null })
     const plansBefore = new Set(planning.planIds(id))
@@ -327,8 +339,12 @@ export class CoInference {
           deviceLayers: first.deviceLayers,
           layers: first.layers,
           predictedMs: first.predictedMs,
+          ...(first.predictedPercentileMs !== undefined ? { predictedPercentileMs: first.predictedPercentileMs } : {}),
           feasible: first.feasible
         },
+        percentile: percentile ?? null,
+        tail,
+        percentileMs: percentile !== undefined && e2e.length ? quantile(e2e, percentile / 100) : null,
         p50Ms: quantile(e2e, 0.5),
         p95Ms: quantile(e2e, 0.95),
         accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,

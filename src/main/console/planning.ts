@@ -30,6 +30,7 @@ import {
   type MapInterval
 } from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
+import { TAIL_WINDOW, checkPercentile, measureTail, tailTable, type TailModel } from '../../shared/tail.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'
@@ -48,6 +49,8 @@ export interface PlanIntent {
   fixedKbps: number | null
   /** A plan pinned by the user (no replanning). */
   pinned: boolean
+  /** The requirement holds at this percentile of inferences (tail-aware planning); absent: at the typical one. */
+  percentile?: number
 }
 
 interface DevicePlanning {
@@ -57,7 +60,10 @@ interface DevicePlanning {
   /** The device's current fitted profile (undefined: not read yet; null: none, plan with measured tables). */
   profile?: { id: string; profile: CalibrationProfile; problem: string | null } | null
   correction: OnlineCorrection
-  maps: Map<number, MapInterval[]>
+  /** Configuration maps by requirement and percentile. */
+  maps: Map<string, MapInterval[]>
+  /** Tail models by percentile, from the device's latest inferences (cleared as the maps are). */
+  tails: Map<number, TailModel>
   intent: PlanIntent | null
   plan: StoredPlan | null
 }
@@ -120,7 +126,7 @@ export class Planning {
   }
 
   private fresh(model: string): DevicePlanning {
-    return { model, deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), intent: null, plan: null }
+    return { model, deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), tails: new Map(), intent: null, plan: null }
   }
 
   private device(id: string): DevicePlanning {
@@ -217,6 +223,7 @@ export class Planning {
     d.profile = undefined
     d.correction = new OnlineCorrection()
     d.maps.clear()
+    d.tails.clear()
   }
 
   /** Selects a device's current profile (one of its own), or none (`null`: the measured tables). */
@@ -290,20 +297,51 @@ export class Planning {
     return out
   }
 
-  /** The configuration map of an agent for a requirement (cached), over 1 kbps–10 Gbps. */
-  configMap(agentId: string, latencyMs: number): MapInterval[] {
+  /** The device's measured dispersion at a percentile (src/shared/tail.ts), from its latest inferences; cached until it learns again. */
+  tail(agentId: string, percentile: number): TailModel {
     const d = this.device(agentId)
-    let map = d.maps.get(latencyMs)
+    let t = d.tails.get(percentile)
+    if (!t) {
+      checkPercentile(percentile)
+      t = measureTail(this.deps.store.runs.inferences(agentId, TAIL_WINDOW), percentile)
+      d.tails.set(percentile, t)
+    }
+    return t
+  }
+
+  /** The cost table plans are chosen with: corrected online, at a percentile when one is given. */
+  private planningTable(agentId: string, percentile?: number): CostTable {
+    const costs = this.costTable(agentId)
+    return percentile === undefined || percentile === 50 ? costs : tailTable(costs, this.tail(agentId, percentile))
+  }
+
+  /** The configuration map of an agent for a requirement (at a percentile: tail-aware), cached, over 1 kbps–10 Gbps. */
+  configMap(agentId: string, latencyMs: number, percentile?: number): MapInterval[] {
+    const d = this.device(agentId)
+    const key = `${latencyMs}@${percentile ?? 50}`
+    let map = d.maps.get(key)
     if (!map) {
-      map = configurationMap(this.costTable(agentId), { latencyMs, fromKbps: 1, toKbps: 1e7 })
-      d.maps.set(latencyMs, map)
+      map = configurationMap(this.planningTable(agentId, percentile), { latencyMs, fromKbps: 1, toKbps: 1e7 })
+      d.maps.set(key, map)
     }
     return map
   }
 
-  /** Pushes a plan (retained) to an agent. */
-  async pushPlan(agentId: string, latencyMs: number, uplinkKbps: number, reason: string, pin?: { exit: number; deviceLayers: number }): Promise<StoredPlan> {
-    const costs = this.costTable(agentId)
+  /**
+   * Pushes a plan (retained) to an agent. With a percentile, the plan is chosen on the percentile's
+   * table (feasible: predicted within the requirement at that percentile) and carries both
+   * predictions; its `predictedMs` and breakdown stay the typical ones, which the correction learns from.
+   */
+  async pushPlan(
+    agentId: string,
+    latencyMs: number,
+    uplinkKbps: number,
+    reason: string,
+    pin?: { exit: number; deviceLayers: number },
+    percentile?: number
+  ): Promise<StoredPlan> {
+    const typical = this.costTable(agentId)
+    const costs = this.planningTable(agentId, percentile)
     const served = this.modelOf(agentId)
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
@@ -316,6 +354,9 @@ export class Planning {
         )
       p = toPlan(costs, 'edgent', cand, { uplinkKbps, latencyMs })
     }
+    const atPercentile = costs !== typical ? p : null
+    if (atPercentile)
+      p = { ...toPlan(typical, 'edgent', candidateAt(typical, p.exit, p.deviceLayers)!, { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
     const plan: StoredPlan = {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
@@ -329,6 +370,7 @@ export class Planning {
       predictedMs: p.predictedMs,
       feasible: p.feasible,
       maxFrameBytes: this.deps.maxUploadBytes + FRAME_OVERHEAD_MAX,
+      ...(percentile !== undefined && percentile !== 50 ? { percentile, predictedPercentileMs: atPercentile?.predictedMs ?? p.predictedMs } : {}),
       reason,
       at: new Date().toISOString(),
       deviceId: agentId,
@@ -352,10 +394,10 @@ export class Planning {
   replanIfMoved(agentId: string, uplinkEstimateKbps: number): void {
     const d = this.devices.get(agentId)
     if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !d.deviceTable) return
-    const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs), uplinkEstimateKbps)
+    const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs, d.intent.percentile), uplinkEstimateKbps)
     if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers)) return
     const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers})`
-    this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason).catch((err: unknown) =>
+    this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason, undefined, d.intent.percentile).catch((err: unknown) =>
       this.deps.log.error({ err: errorMessage(err) }, 'replan failed')
     )
   }
@@ -393,6 +435,7 @@ export class Planning {
       if (!linkMoved) d.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
     }
     d.maps.clear()
+    d.tails.clear()
     return { ...mape, ...now() }
   }
 }

@@ -245,6 +245,11 @@ export class ConsoleService {
     return this.core.planning.costTable(agent)
   }
 
+  /** The device's measured dispersion at a percentile (tail-aware planning; the Planner page applies it to the cost table). */
+  async tail(a: ArgsOf<'tail'>): Promise<ResultOf<'tail'>> {
+    return this.core.planning.tail(this.knownAgent(a.agent), a.percentile)
+  }
+
   infer(a: ArgsOf<'infer'>): Promise<ResultOf<'infer'>> {
     return this.core.infer(a)
   }

@@ -4,6 +4,9 @@ import mqtt from 'mqtt'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
+import { latencyOf } from '../../../src/shared/planner.js'
+import { TAIL_WINDOW, measureTail, tailTable } from '../../../src/shared/tail.js'
+import { quantile } from 'simple-statistics'
 import { deviceState, spawnAgent, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
 const { manifest } = loadManifest(defaultModelDir())
@@ -100,6 +103,32 @@ describe('co-inference over the embedded broker with real agent processes', () =
     const raw = core.planning.costTable('pi-a', true).exits[exit - 1]![8]!
     expect(corrected.deviceMs).not.toBe(raw.deviceMs)
     expect(corrected.edgeMs).not.toBe(raw.edgeMs)
+  })
+
+  it('plans a requirement at a percentile with the dispersion its earlier inferences measured', async () => {
+    // The 200 inferences above (one plan) measure it; computed here from the store as the console does.
+    const expected = measureTail(core.store.runs.inferences('pi-a', TAIL_WINDOW), 95)
+    expect(expected.why).toBeNull()
+    expect(expected.samples).toBeGreaterThanOrEqual(200)
+    const before = core.planning.costTable('pi-a')
+    const { summary, rows } = await core.infer({ agent: 'pi-a', count: 40, latencyMs: 1000, uplinkKbps: 100_000, percentile: 95 })
+    expect(summary.tail).toEqual(expected)
+    expect(summary.percentile).toBe(95)
+    // The plan was chosen on the percentile's table; it carries both predictions.
+    const c = before.exits[summary.plan.exit - 1]![summary.plan.deviceLayers]!
+    const at95 = tailTable(before, expected).exits[summary.plan.exit - 1]![summary.plan.deviceLayers]!
+    expect(summary.plan.predictedMs).toBeCloseTo(latencyOf(c, { uplinkKbps: 100_000, latencyMs: 1000 }), 9)
+    expect(summary.plan.predictedPercentileMs).toBeCloseTo(latencyOf(at95, { uplinkKbps: 100_000, latencyMs: 1000 }), 9)
+    expect(summary.plan.predictedPercentileMs).toBeGreaterThanOrEqual(summary.plan.predictedMs)
+    const e2e = rows.map((r) => r.e2eMs)
+    expect(summary.percentileMs).toBeCloseTo(quantile(e2e, 0.95), 9)
+    expect(summary.metShare).toBe(rows.filter((r) => r.e2eMs <= 1000).length / rows.length)
+    // The plan stored and pushed says it was made at p95.
+    expect(core.devices().find((d) => d.id === 'pi-a')!.plan).toMatchObject({ percentile: 95 })
+    // A percentile out of range is refused by name before anything runs.
+    await expect(core.infer({ agent: 'pi-a', count: 1, latencyMs: 1000, percentile: 100 })).rejects.toThrow(
+      'percentile must be a number from 50 to 99.9, got 100'
+    )
   })
 
   it('pushes the plan retained, and a restarted agent resumes it', async () => {

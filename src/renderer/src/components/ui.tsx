@@ -71,9 +71,9 @@ export function Guard<T>(props: {
   )
 }
 
-export function Stat(props: { label: string; value: ReactNode; testId?: string }): React.JSX.Element {
+export function Stat(props: { label: string; value: ReactNode; testId?: string; title?: string }): React.JSX.Element {
   return (
-    <div className="stat" data-testid={props.testId}>
+    <div className="stat" data-testid={props.testId} title={props.title}>
       <div className="stat-label">{props.label}</div>
       <div className="stat-value">{props.value}</div>
     </div>

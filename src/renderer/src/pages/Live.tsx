@@ -20,6 +20,10 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   const [countText, setCountText] = useState('200')
   const [latencyText, setLatencyText] = useState('100')
   const [fixedKbps, setFixedKbps] = useState<string>('')
+  // Tail-aware planning: the requirement holds for this percentile of inferences (empty: the typical one).
+  const [percentileText, setPercentileText] = useState<string>('')
+  /** The last run at a percentile: its inferences within the requirement, of all completed. */
+  const [tailRun, setTailRun] = useState<{ percentile: number; met: number; completed: number } | null>(null)
   // Campaigns co-infer too (sweeps): the user's runs are shown unless asked otherwise.
   const [source, setSource] = useState<InferenceSource>('user')
   const [running, setRunning] = useState<{ done: number; total: number } | null>(null)
@@ -89,22 +93,39 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       latencyMs: [latencyText, { name: 'latency requirement (ms)', above: 0, max: 3_600_000 }]
     })
     const kbpsParsed = fixedKbps.trim() === '' ? null : parseNumber(fixedKbps, { name: 'uplink (kbps)', above: 0, max: 1e7 })
-    const problems = [...(p.ok ? [] : p.errors), ...(kbpsParsed && !kbpsParsed.ok ? [kbpsParsed.error] : [])]
+    const pctParsed = percentileText.trim() === '' ? null : parseNumber(percentileText, { name: 'percentile', min: 50, max: 99.9 })
+    const problems = [
+      ...(p.ok ? [] : p.errors),
+      ...(kbpsParsed && !kbpsParsed.ok ? [kbpsParsed.error] : []),
+      ...(pctParsed && !pctParsed.ok ? [pctParsed.error] : [])
+    ]
     if (!p.ok || problems.length) {
       setError(problems.join(' · '))
       return
     }
     const { count, latencyMs } = p.values
     const kbps = kbpsParsed?.ok ? kbpsParsed.value : null
+    const percentile = pctParsed?.ok ? pctParsed.value : null
     if (source === 'campaign') setSource('user') // the run is the user's: show those
     stop.current = false
     setError(null)
     setRunning({ done: 0, total: count })
+    setTailRun(percentile !== null ? { percentile, met: 0, completed: 0 } : null)
     try {
       for (let done = 0; done < count && !stop.current; ) {
         const n = Math.min(BATCH, count - done)
-        const r = await api.infer({ agent, count: n, latencyMs, ...(kbps !== null ? { uplinkKbps: kbps } : {}) })
+        const r = await api.infer({
+          agent,
+          count: n,
+          latencyMs,
+          ...(kbps !== null ? { uplinkKbps: kbps } : {}),
+          ...(percentile !== null ? { percentile } : {})
+        })
         setSummary(r.summary)
+        if (percentile !== null) {
+          const met = r.rows.filter((x) => x.met).length
+          setTailRun((t) => (t ? { ...t, met: t.met + met, completed: t.completed + r.rows.length } : t))
+        }
         done += n
         setRunning({ done, total: count })
         await fetchNew()
@@ -181,6 +202,18 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
             />
           </label>
           <label>
+            At percentile
+            <input
+              type="text"
+              inputMode="decimal"
+              placeholder="typical (50)"
+              value={percentileText}
+              onChange={(e) => setPercentileText(e.target.value)}
+              data-testid="live-percentile"
+              title="The requirement holds for this share of inferences: plans are chosen with the device's measured dispersion"
+            />
+          </label>
+          <label>
             Show
             <select value={source} onChange={(e) => setSource(e.target.value as InferenceSource)} data-testid="live-source">
               <option value="user">your runs</option>
@@ -209,6 +242,24 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           <Stat label="accuracy" value={fmtPct(tl.accuracy)} />
           <Stat label="requirement met" value={fmtPct(tl.metShare)} />
           <Stat label="end-to-end p50 / p95" value={`${fmtMs(tl.p50Ms)} / ${fmtMs(tl.p95Ms)} ms`} />
+          {tailRun ? (
+            <Stat
+              label={`within the requirement, this run (target ${tailRun.percentile} %)`}
+              value={tailRun.completed ? `${fmtPct(tailRun.met / tailRun.completed)} of ${tailRun.completed}` : '—'}
+              testId="live-percentile-met"
+            />
+          ) : null}
+          {summary?.percentile != null && summary.tail ? (
+            <Stat
+              label={`predicted at p${summary.percentile} / typical`}
+              value={`${summary.plan.predictedPercentileMs !== undefined ? fmtMs(summary.plan.predictedPercentileMs) : '—'} / ${fmtMs(summary.plan.predictedMs)} ms`}
+              title={
+                summary.tail.why ??
+                `measured dispersion over ${summary.tail.samples} inferences of ${summary.tail.plans} plans: device ×${summary.tail.deviceFactor.toFixed(2)}, edge ×${summary.tail.edgeFactor.toFixed(2)}, link and messaging +${fmtMs(summary.tail.extraMs)} ms`
+              }
+              testId="live-percentile-predicted"
+            />
+          ) : null}
           <Stat label="current plan" value={last ? `exit ${last.exit}, ${last.deviceLayers} on device` : '—'} />
           <Stat label="plan changes" value={tl.planChanges.length} />
           <Stat

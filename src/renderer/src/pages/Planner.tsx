@@ -6,6 +6,7 @@ import type { DeviceView, ProfileView } from '../../../shared/console-api'
 import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
+import { tailTable, type TailModel } from '../../../shared/tail'
 
 /** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
 const toLog = (pos: number, lo: number, hi: number) => lo * (hi / lo) ** (pos / 1000)
@@ -230,6 +231,8 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
   const [bwPos, setBwPos] = useState(fromLog(1000, BW[0], BW[1]))
   const [reqPos, setReqPos] = useState(fromLog(100, REQ[0], REQ[1]))
   const [mode, setMode] = useState<PlannerMode>('edgent')
+  // Tail-aware planning: the requirement at a percentile of inferences (50: the typical one).
+  const [percentile, setPercentile] = useState(50)
   const uplinkKbps = toLog(bwPos, BW[0], BW[1])
   const latencyMs = toLog(reqPos, REQ[0], REQ[1])
   const profiles = useQuery<ProfileView[]>(
@@ -249,6 +252,11 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
     props.agent ? () => api.costTable({ agent: props.agent! }) : null,
     `${props.agent}/${sourceKey}`,
     (e) => (e.type === 'inferences' && e.data.id === props.agent) || e.type === 'devices'
+  )
+  const tail = useQuery<TailModel>(
+    props.agent && percentile !== 50 ? () => api.tail({ agent: props.agent!, percentile }) : null,
+    `${props.agent}/${percentile}`,
+    (e) => e.type === 'inferences' && e.data.id === props.agent
   )
   const choose = async (value: string) => {
     setSourceError(null)
@@ -309,6 +317,15 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
             </select>
           </label>
           <label>
+            Requirement holds for
+            <select value={percentile} onChange={(e) => setPercentile(Number(e.target.value))} data-testid="planner-percentile">
+              <option value={50}>the typical inference (p50)</option>
+              <option value={90}>90 % of inferences</option>
+              <option value={95}>95 % of inferences</option>
+              <option value={99}>99 % of inferences</option>
+            </select>
+          </label>
+          <label>
             Planner
             <select value={mode} onChange={(e) => setMode(e.target.value as PlannerMode)}>
               <option value="edgent">Edgent (max accuracy, then min latency)</option>
@@ -325,12 +342,20 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
             : 'per-layer times measured on the device and on this machine'}
           , corrected online from co-inference. Accuracy is the exit's measured test accuracy.
         </p>
+        {percentile !== 50 && tail.data ? (
+          <p className="muted" data-testid="planner-tail">
+            {tail.data.why
+              ? `At p${percentile}: ${tail.data.why}.`
+              : `At p${percentile}, from the device's measured dispersion over ${tail.data.samples} inferences of ${tail.data.plans} plans: device segments ×${tail.data.deviceFactor.toFixed(2)}, edge segments ×${tail.data.edgeFactor.toFixed(2)}, link and messaging +${fmtMs(tail.data.extraMs)} ms.`}
+          </p>
+        ) : null}
+        {percentile !== 50 && tail.error ? <ErrorBox error={tail.error} /> : null}
       </Card>
       {!props.agent ? (
         <Empty>Pair a device (Fleet) to plan for it.</Empty>
       ) : (
         <Guard q={table} what={`the cost table of ${props.agent} (the first time, the device times every layer)`}>
-          {(t) => <Figures table={t} latencyMs={latencyMs} uplinkKbps={uplinkKbps} mode={mode} />}
+          {(t) => <Figures table={percentile !== 50 && tail.data ? tailTable(t, tail.data) : t} latencyMs={latencyMs} uplinkKbps={uplinkKbps} mode={mode} />}
         </Guard>
       )}
     </>
