@@ -63,6 +63,31 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     )
     expect(text.stdout).toMatch(/5\/5 co-inferences on local-pi · requirement 200 ms · uplink 250 kbps \(fixed\)/)
     expect(text.stdout).toMatch(/end-to-end p50 [\d.]+ ms · p95 [\d.]+ ms · requirement met [\d.]+ % · accuracy [\d.]+ %/)
+    // At a percentile: the requirement, the tail it was planned with (or why none), the share against the target.
+    const tail = await run(
+      process.execPath,
+      [edgent, 'infer', '--agent', 'local-pi', '--count', '5', '--latency-ms', '200', '--percentile', '95', '--data-dir', dataDir],
+      { timeout: 240_000 }
+    )
+    expect(tail.stdout).toMatch(/5\/5 co-inferences on local-pi · requirement 200 ms at p95 · /)
+    expect(tail.stdout).toMatch(
+      /^tail( \(measured over \d+ inferences of \d+ plans\): device ×[\d.]+, edge ×[\d.]+, link and messaging \+[\d.]+ ms at p95|: \d+ inferences in plans run)/m
+    )
+    expect(tail.stdout).toMatch(/requirement met [\d.]+ % \(target 95 %\)/)
+    const bad = await run(process.execPath, [
+      edgent,
+      'infer',
+      '--agent',
+      'local-pi',
+      '--latency-ms',
+      '200',
+      '--percentile',
+      '100',
+      '--data-dir',
+      dataDir
+    ]).catch((e: { code: number; stderr: string }) => e)
+    expect(bad).toMatchObject({ code: 2 })
+    expect((bad as { stderr: string }).stderr).toContain("option '--percentile <p>' argument '100' is invalid. expected a percentile from 50 to 99.9, e.g. 95.")
   }, 300_000)
 
   it('exports every inference and every bandwidth sample, as CSV and JSON, with named columns', async () => {
