@@ -150,6 +150,12 @@ export interface PlansSummary {
   errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
   /** The same errors without the plans the source profile's link stage co-inferred (its probes), when it had one. */
   errorsWithoutProbes?: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats; probes: { exit: number; deviceLayers: number }[] }
+  /**
+   * How far the machine's speed moved since the source profile's link stage: per side, this campaign's
+   * measured probe plans over the link stage's (median), and the errors with that drift taken out (a
+   * diagnostic, not a prediction). Absent without link-stage probes.
+   */
+  drift?: { device: number | null; edge: number | null; probes: number; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }
   /** When done: every latency source that could plan the device, scored on the same measured plans (raw, no online correction). */
   predictors?: { name: string; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }[]
 }

@@ -32,8 +32,8 @@ import { type CostTable, candidateAt } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
 export const LINK_PROBE_KBPS = 100_000
-/** Measured co-inferences per probe plan and pass (after one warm-up). */
-export const LINK_PROBE_REPS = 10
+/** Measured co-inferences per probe plan and pass (after one warm-up): 20, as the probes' medians steady the fit (~3 s a pass here). */
+export const LINK_PROBE_REPS = 20
 /** Passes over the probes in a campaign (a layers campaign: one after each pass over its grid). */
 export const LINK_PASSES = 3
 

@@ -7,7 +7,7 @@
  * and the campaign does not teach the correction anything (`learn: false`).
  */
 import { median, quantile } from 'simple-statistics'
-import type { ErrorStats, InferRow, LatencySource, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/console-api.js'
+import type { ErrorStats, InferRow, LatencySource, LinkStage, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/console-api.js'
 import { type Candidate, type CostTable, candidateAt, latencyOf } from '../../shared/planner.js'
 
 /**
@@ -101,4 +101,36 @@ export function planPoint(
       e2eMs: median(rows.map((r) => r.e2eMs))
     }
   }
+}
+
+/**
+ * How far this machine's speed moved between a profile's link stage and this campaign: per side, the
+ * median over the probe plans of this campaign's measured segment over the link stage's (both
+ * measured the same plans the same way, a few minutes apart), and the errors with that drift taken
+ * out of the predictions — a diagnostic of what no profile can predict, never a prediction (the
+ * online correction is what follows such drift in use). Null without probes measured here.
+ */
+export function speedDrift(points: readonly PlanCheckPoint[], probes: LinkStage['probes']): PlansSummary['drift'] {
+  const pairs = probes.flatMap((q) => {
+    const p = points.find((x) => x.exit === q.exit && x.deviceLayers === q.deviceLayers)
+    return p ? [{ p, q }] : []
+  })
+  if (!pairs.length) return undefined
+  const ratio = (side: 'deviceMs' | 'edgeMs') => {
+    const r = pairs.filter(({ p, q }) => p.measured[side] > 0 && q[side] > 0).map(({ p, q }) => p.measured[side] / q[side])
+    return r.length ? median(r) : null
+  }
+  const device = ratio('deviceMs')
+  const edge = ratio('edgeMs')
+  const errors = planErrors(
+    points.map((x) => {
+      const d = x.predicted.deviceMs * ((device ?? 1) - 1)
+      const e = x.predicted.edgeMs * ((edge ?? 1) - 1)
+      return {
+        ...x,
+        predicted: { deviceMs: x.predicted.deviceMs + d, edgeMs: x.predicted.edgeMs + e, e2eMs: x.predicted.e2eMs + d + e }
+      }
+    })
+  )
+  return { device, edge, probes: pairs.length, errors }
 }

@@ -13,7 +13,7 @@ import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { buildCostTable, type CostTable } from '../../shared/planner.js'
 import { type CampaignInfer, LINK_PASSES, LinkStageRun } from './messaging.js'
-import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor } from './plans.js'
+import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor, speedDrift } from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
@@ -250,7 +250,8 @@ export class Campaigns {
         s.errors = planErrors(s.points)
         if (probes.length) {
           const own = s.points.filter((x) => !probes.some((q) => q.exit === x.exit && q.deviceLayers === x.deviceLayers))
-          s.errorsWithoutProbes = { ...planErrors(own), probes }
+          s.errorsWithoutProbes = { ...planErrors(own), probes: probes.map((q) => ({ exit: q.exit, deviceLayers: q.deviceLayers })) }
+          s.drift = speedDrift(s.points, probes)
         }
         campaigns.addHealth(id, pass, { device: this.deps.deviceHealth(deviceId), edge: await readHealth() })
         campaigns.saveProgress(id, (pass + 1) / PLANS_PASSES, s)
@@ -279,10 +280,10 @@ export class Campaigns {
     this.deps.onProgress(this.status(id)!)
   }
 
-  /** The probe plans of a profile's link stage (none when it had none). */
-  private linkProbes(profileId: string): { exit: number; deviceLayers: number }[] {
+  /** The probe plans of a profile's link stage, with what it measured (none when it had none). */
+  private linkProbes(profileId: string): LinkStage['probes'] {
     const row = this.deps.store.profiles.get(profileId)
-    return (row ? (linkOf(row.json)?.probes ?? []) : []).map((p) => ({ exit: p.exit, deviceLayers: p.deviceLayers }))
+    return row ? (linkOf(row.json)?.probes ?? []) : []
   }
 
   cancel(id: string): void {

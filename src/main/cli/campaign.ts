@@ -146,6 +146,14 @@ export function formatPlans(p: PlansSummary): string[] {
           stat('end to end', p.errorsWithoutProbes.e2e)
         ]
       : []),
+    ...(p.drift
+      ? [
+          `the machine's speed since the profile's link stage: its ${p.drift.probes} probe plans ran here at device ×${p.drift.device?.toFixed(2) ?? '—'}, edge ×${p.drift.edge?.toFixed(2) ?? '—'} of their link-stage times; with that drift taken out (a diagnostic, not a prediction):`,
+          stat('device segment', p.drift.errors.device),
+          stat('edge segment', p.drift.errors.edge),
+          stat('end to end', p.drift.errors.e2e)
+        ]
+      : []),
     ...(p.predictors?.length
       ? [
           '',
