@@ -174,7 +174,7 @@ export interface LinkStage {
    */
   segments: Record<
     'device' | 'edge',
-    { fixedMs: number; scale: number; perInputElementMs?: number; perIdleMs?: number; form?: string; looError?: number | null }
+    { fixedMs: number; scale: number; perInputElementMs?: number; perOutputElementMs?: number; perIdleMs?: number; form?: string; looError?: number | null }
   > | null
   /** The probes: medians over `n` co-inferences each, and the fitted profile's predictions before this stage. */
   probes: {
@@ -190,6 +190,9 @@ export interface LinkStage {
     predictedEdgeMs: number
     /** Elements the edge segment receives (the image, or the activation at the cut). */
     inputElements?: number
+    /** Elements the device segment receives (the image) and hands on (the activation at the cut, or the exit's output). */
+    deviceInputElements?: number
+    outputElements?: number
   }[]
   /** Why the stage did not run (a device whose uplink cannot be set). */
   why: string | null

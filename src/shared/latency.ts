@@ -7,6 +7,7 @@ import { Matrix, solve } from 'ml-matrix'
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
 import { product, type Layer } from './manifest.js'
+import { ForestSchema, forestPredict } from './forest.js'
 
 export const SIDES = ['device', 'edge'] as const
 export type Side = (typeof SIDES)[number]
@@ -190,7 +191,9 @@ const RegressionSchema = z
     /** `block` only: predict a block as the sum over its ops instead of this term (the held-out error favoured the sum). */
     preferSum: z.boolean().optional(),
     /** `block` only: the held-out figures of the sum over ops, beside `heldOut` (this term's). */
-    sumHeldOut: z.record(z.string(), z.unknown()).optional()
+    sumHeldOut: z.record(z.string(), z.unknown()).optional(),
+    /** A tree ensemble fitted on the same points (forest.ts), used when the profile's `regressor` is `forest`. */
+    forest: ForestSchema.optional()
   })
   .loose()
 export type Regression = z.infer<typeof RegressionSchema>
@@ -201,7 +204,8 @@ const SideSchema = z.partialRecord(z.enum(REGRESSION_KEYS), RegressionSchema)
  * A side's segment as a plan runs it: fixedMs + scale × composed prediction, plus (when the link
  * stage's probes measured them) perInputElementMs × the elements the segment receives (an edge
  * segment's input arrives fresh from the network: 0.15–0.23 ms for a 25,088-element activation that
- * the composed layers did not predict) and perIdleMs × the idle before it (an edge segment waits the
+ * the composed layers did not predict), perOutputElementMs × the elements it hands on (a device
+ * segment ending in that activation ran 2.5–2.9× its prediction) and perIdleMs × the idle before it (an edge segment waits the
  * device segment: its caches cool meanwhile and, with the emulated device on the same machine, the
  * device's run evicts them).
  */
@@ -210,15 +214,30 @@ export const SegmentTermsSchema = z
     fixedMs: z.number().finite(),
     scale: z.number().positive(),
     perInputElementMs: z.number().nonnegative().optional(),
+    perOutputElementMs: z.number().nonnegative().optional(),
     perIdleMs: z.number().nonnegative().optional()
   })
   .loose()
 export type SegmentTerms = z.infer<typeof SegmentTermsSchema>
 
 /** A segment's time as a plan runs it under a side's terms (its composed prediction as is without them). */
-export function segmentTermsMs(t: SegmentTerms | undefined, composedMs: number, ctx: { inputElements: number; idleMs: number }): number {
+export function segmentTermsMs(t: SegmentTerms | undefined, composedMs: number, ctx: SegmentContext): number {
   if (!t) return composedMs
-  return Math.max(0, t.fixedMs + t.scale * composedMs + (t.perInputElementMs ?? 0) * ctx.inputElements + (t.perIdleMs ?? 0) * ctx.idleMs)
+  return Math.max(
+    0,
+    t.fixedMs +
+      t.scale * composedMs +
+      (t.perInputElementMs ?? 0) * ctx.inputElements +
+      (t.perOutputElementMs ?? 0) * ctx.outputElements +
+      (t.perIdleMs ?? 0) * ctx.idleMs
+  )
+}
+
+/** What a segment's terms read besides its composed prediction: the elements it receives and hands on, and the idle before it. */
+export interface SegmentContext {
+  inputElements: number
+  outputElements: number
+  idleMs: number
 }
 
 export const CalibrationProfileSchema = z
@@ -241,6 +260,13 @@ export const CalibrationProfileSchema = z
      * runtime executes.
      */
     composition: z.enum(['sum', 'fused']).default('sum'),
+    /**
+     * Which regressor predicts a layer: `linear` (the paper's form, on the campaign's variables), or
+     * `forest` (the tree ensemble fitted beside it, where there is one; the linear fit elsewhere).
+     * `regressorChosenBy` says who chose: a plans campaign (by its error on the real plans) or the user.
+     */
+    regressor: z.enum(['linear', 'forest']).default('linear'),
+    regressorChosenBy: z.string().optional(),
     /**
      * `fused` composition: what each junction between two layers of one segment takes back, per side
      * (fitted on the grid's multi-op blocks: their measured time against the sum of their ops); when
@@ -406,6 +432,7 @@ export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: L
   }
   const key = regressionKeyOf(layer)
   const reg = regressionFor(profile, side, key)
+  if (profile.regressor === 'forest' && reg.forest) return forestPredict(reg.forest, featureValues(layer, reg.forest.features))
   // A fallback regression (`other` for flatten/softmax…, conv for dwconv) reads the variables of its own key.
   return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[keyIn(profile, side, key)!]))
 }

@@ -11,7 +11,7 @@
  */
 import { UserError } from './errors.js'
 import { exitPath, inputBytes, product, type Manifest } from './manifest.js'
-import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type Side } from './latency.js'
+import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type SegmentContext, type Side } from './latency.js'
 import type { Layer } from './manifest.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
@@ -96,7 +96,7 @@ export interface LayerLatencySource {
    * A non-empty segment's time as a plan runs it, from its composed prediction, the elements it
    * receives and the idle before it (the edge's: the device segment) — identity when absent.
    */
-  segmentMs?(side: Side, composedMs: number, ctx: { inputElements: number; idleMs: number }): number
+  segmentMs?(side: Side, composedMs: number, ctx: SegmentContext): number
 }
 
 export function profileSource(profile: CalibrationProfile): LayerLatencySource {
@@ -108,7 +108,7 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
     ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {}),
     ...(profile.segments
       ? {
-          segmentMs: (side: Side, ms: number, ctx: { inputElements: number; idleMs: number }) => segmentTermsMs(profile.segments?.[side], ms, ctx)
+          segmentMs: (side: Side, ms: number, ctx: SegmentContext) => segmentTermsMs(profile.segments?.[side], ms, ctx)
         }
       : {})
   }
@@ -129,6 +129,7 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
     const dj = junction('device')
     const ej = junction('edge')
     const result = path[n - 1]!.outputBytes
+    const outElements = product(path[n - 1]!.outputShape)
     const group: Candidate[] = []
     for (let p = 0; p <= n; p++) {
       let deviceMs = 0
@@ -136,15 +137,21 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
       let edgeMs = 0
       for (let j = p; j < n; j++) edgeMs += edge[j]! + (j + 1 < n ? ej[j]! : 0)
       const uploadBytes = p === n ? 0 : p === 0 ? inBytes : path[p - 1]!.outputBytes
-      const devMs = p === 0 ? 0 : (profile.segmentMs?.('device', Math.max(0, deviceMs), { inputElements: inElements, idleMs: 0 }) ?? Math.max(0, deviceMs))
       const edgeIn = p === 0 ? inElements : product(path[p - 1]!.outputShape)
+      const devMs =
+        p === 0
+          ? 0
+          : (profile.segmentMs?.('device', Math.max(0, deviceMs), { inputElements: inElements, outputElements: edgeIn, idleMs: 0 }) ?? Math.max(0, deviceMs))
       group.push({
         exit: exit.exit,
         deviceLayers: p,
         layers: n,
         accuracy: exit.accuracy,
         deviceMs: devMs,
-        edgeMs: p === n ? 0 : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, idleMs: devMs }) ?? Math.max(0, edgeMs)),
+        edgeMs:
+          p === n
+            ? 0
+            : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, outputElements: outElements, idleMs: devMs }) ?? Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
         overheadMs: messagingMs(profile, p, n, uploadBytes),

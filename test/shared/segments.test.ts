@@ -202,7 +202,7 @@ describe('link stage fits', () => {
     expect(s.perIdleMs! / 0.01).toBeCloseTo(1, 0)
     expect(s.looError).toBeLessThan(0.03)
     // The profile's terms predict a segment from the same variables.
-    expect(segmentTermsMs(s, 0.3, { inputElements: 5000, idleMs: 2 })).toBeCloseTo(truth(0.3, 5000, 2), 2)
+    expect(segmentTermsMs(s, 0.3, { inputElements: 5000, outputElements: 10, idleMs: 2 })).toBeCloseTo(truth(0.3, 5000, 2), 2)
     // One input size and no idle effect: the line alone (no term the probes cannot pin down, none that does not help).
     const sameInput = pts.map((p) => ({ ...p, inputElements: 784, measuredMs: truth(p.predictedMs, 784, 0) }))
     const line = fitSegments(sameInput)
@@ -212,6 +212,25 @@ describe('link stage fits', () => {
     // A term that would make a segment faster with more input is not believable: dropped.
     const falling = pts.map((p) => ({ ...p, measuredMs: Math.max(0.01, truth(p.predictedMs, 0, p.idleMs!) - 2e-6 * p.inputElements!) }))
     expect(fitSegments(falling).perInputElementMs).toBeUndefined()
+    // A device segment that hands on a large activation (cut after the first conv) costs more: the output term.
+    const device = [
+      [0.4, 25_088],
+      [2.0, 10],
+      [2.0, 10],
+      [0.4, 25_088],
+      [5.7, 9_408],
+      [8.0, 1_024],
+      [9.4, 10],
+      [9.3, 10],
+      [2.9, 4_704]
+    ].map(([p, o], k) => ({ predictedMs: p!, inputElements: 784, outputElements: o!, measuredMs: (0.3 + p! + 2.5e-5 * o!) * (k % 2 ? 1.005 : 0.995) }))
+    const d = fitSegments(device)
+    expect(d.form).toBe('fixed + scale × composed + per output element')
+    expect(d.perOutputElementMs! / 2.5e-5).toBeCloseTo(1, 1)
+    // Probes exactly the composition shifted: the offset alone does as well as a line, and is kept.
+    const shifted = fitSegments(device.map((p) => ({ ...p, outputElements: 10, measuredMs: p.predictedMs + 0.3 })))
+    expect(shifted).toMatchObject({ form: 'offset', scale: 1 })
+    expect(shifted.fixedMs).toBeCloseTo(0.3, 9)
     // Too few probes for four terms (5 < 7): at most three.
     expect(fitSegments(pts.slice(0, 5)).form.split(' + ').length).toBeLessThanOrEqual(3)
   })

@@ -200,6 +200,7 @@ export function fitProfile(
     // a model campaign's whole dropout time at each of 23 junctions, and put the final exit on a
     // Pi-class device at 100 Mbps (Chromium test, Planner page).
     composition: junctions.device && junctions.edge ? 'fused' : 'sum',
+    regressor: 'linear',
     ...(Object.keys(junctions).length ? { junctions } : {}),
     source
   }

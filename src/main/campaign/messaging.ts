@@ -100,12 +100,24 @@ export interface SegmentPoint {
   inputElements?: number
   /** The idle before it: an edge segment's is the device segment (0 for edge-only plans). */
   idleMs?: number
+  /** Elements the segment hands on (a device segment's: the activation at the cut). */
+  outputElements?: number
 }
 
-/** The variables a segment fit may use besides its intercept, in the order of SegmentTerms. */
-const SEGMENT_FORMS = [['pred'], ['pred', 'in'], ['pred', 'idle'], ['pred', 'in', 'idle']] as const
-type SegmentVar = (typeof SEGMENT_FORMS)[number][number]
-const varOf = (p: SegmentPoint, v: SegmentVar): number => (v === 'pred' ? p.predictedMs : v === 'in' ? (p.inputElements ?? 0) : (p.idleMs ?? 0))
+type SegmentVar = 'pred' | 'in' | 'out' | 'idle'
+/** The forms a segment fit may take: the composed prediction and any of the other variables, simplest first. */
+const SEGMENT_FORMS: readonly (readonly SegmentVar[])[] = [
+  ['pred'],
+  ['pred', 'in'],
+  ['pred', 'out'],
+  ['pred', 'idle'],
+  ['pred', 'in', 'out'],
+  ['pred', 'in', 'idle'],
+  ['pred', 'out', 'idle'],
+  ['pred', 'in', 'out', 'idle']
+]
+const varOf = (p: SegmentPoint, v: SegmentVar): number =>
+  v === 'pred' ? p.predictedMs : v === 'in' ? (p.inputElements ?? 0) : v === 'out' ? (p.outputElements ?? 0) : (p.idleMs ?? 0)
 
 /** Weighted (1/measured²) least squares of measured on 1 + vars; null when singular or not finite. */
 function solveSegment(points: readonly SegmentPoint[], vars: readonly SegmentVar[]): number[] | null {
@@ -136,8 +148,10 @@ const spans = (points: readonly SegmentPoint[], v: SegmentVar): boolean => {
  * 2 × parameters − 1 probes (3 for the line, 7 for all four terms), every variable spanning a factor of 2, a scale
  * within SEGMENT_SCALE_RANGE and no negative extra term (more input or more idle never makes a
  * segment faster) — and the candidate with the least leave-one-out error on the probes is chosen
- * (the simpler one on a tie). No candidate (a one-exit model's probes, nearly equal predictions): the
- * offset only, scale 1, fixed = the weighted mean of measured − predicted. Measured on the shipped
+ * (the simpler one on a tie) — unless the offset alone (scale 1, fixed = the weighted mean of
+ * measured − predicted) has as little: one layers campaign's device probes fitted 0.54 ms + 0.74 ×
+ * with a 27 % leave-one-out error, and under-predicted its plans by 15 %. No candidate (a one-exit
+ * model's probes, nearly equal predictions): the offset. Measured on the shipped
  * model (3 plans campaigns): the input term took the edge's median error from 9–13 % to 5–8 % with the
  * same probes; the idle term, with the emulated device on the same machine, a point or two more.
  */
@@ -152,6 +166,21 @@ export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { f
     looError: null
   }
   const predict = (beta: readonly number[], vars: readonly SegmentVar[], p: SegmentPoint) => vars.reduce((a, v, i) => a + beta[i + 1]! * varOf(p, v), beta[0]!)
+  // The offset alone competes too (its own leave-one-out error): a line through noisy probes can predict worse than the composition shifted.
+  const offsetOf = (pts: readonly SegmentPoint[]) => {
+    const ws = pts.map((p) => 1 / p.measuredMs ** 2)
+    const t = ws.reduce((a, v) => a + v, 0)
+    return t > 0 ? pts.reduce((a, p, i) => a + ws[i]! * (p.measuredMs - p.predictedMs), 0) / t : 0
+  }
+  let offsetLoo: number | null = null
+  if (usable.length >= 3) {
+    offsetLoo = 0
+    for (let i = 0; i < usable.length; i++) {
+      const p = usable[i]!
+      offsetLoo += Math.abs(p.predictedMs + offsetOf(usable.filter((_, j) => j !== i)) - p.measuredMs) / p.measuredMs
+    }
+    offsetLoo /= usable.length
+  }
   let best: { beta: number[]; vars: readonly SegmentVar[]; loo: number } | null = null
   for (const vars of SEGMENT_FORMS) {
     const params = vars.length + 1
@@ -167,17 +196,19 @@ export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { f
     loo /= usable.length
     if (!best || loo < best.loo - 1e-9) best = { beta, vars, loo }
   }
-  if (!best) return offsetOnly
+  if (!best || (offsetLoo !== null && offsetLoo <= best.loo)) return { ...offsetOnly, looError: offsetLoo }
   const { beta, vars } = best
   const coef = (v: SegmentVar) => (vars.includes(v) ? beta[vars.indexOf(v) + 1]! : undefined)
   const perInputElementMs = coef('in')
+  const perOutputElementMs = coef('out')
   const perIdleMs = coef('idle')
   return {
     fixedMs: beta[0]!,
     scale: coef('pred')!,
     ...(perInputElementMs !== undefined ? { perInputElementMs } : {}),
+    ...(perOutputElementMs !== undefined ? { perOutputElementMs } : {}),
     ...(perIdleMs !== undefined ? { perIdleMs } : {}),
-    form: ['fixed', ...vars.map((v) => ({ pred: 'scale × composed', in: 'per input element', idle: 'per idle ms' })[v])].join(' + '),
+    form: ['fixed', ...vars.map((v) => ({ pred: 'scale × composed', in: 'per input element', out: 'per output element', idle: 'per idle ms' })[v])].join(' + '),
     looError: best.loo
   }
 }
@@ -256,6 +287,8 @@ export class LinkStageRun {
       const rows = this.got[i]!
       if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
       const c = candidateAt(table, plan.exit, plan.deviceLayers)!
+      const cutElements =
+        plan.deviceLayers === 0 ? product(this.manifest.input.shape) : product(exitPath(this.manifest, plan.exit)[plan.deviceLayers - 1]!.outputShape)
       probes.push({
         ...plan,
         layers: c.layers,
@@ -266,19 +299,27 @@ export class LinkStageRun {
         edgeMs: median(rows.map((r) => r.edgeMs)),
         predictedDeviceMs: c.deviceMs,
         predictedEdgeMs: c.edgeMs,
-        inputElements:
-          plan.deviceLayers === 0 ? product(this.manifest.input.shape) : product(exitPath(this.manifest, plan.exit)[plan.deviceLayers - 1]!.outputShape)
+        inputElements: cutElements,
+        deviceInputElements: product(this.manifest.input.shape),
+        outputElements: plan.deviceLayers === c.layers ? product(exitPath(this.manifest, plan.exit).at(-1)!.outputShape) : cutElements
       })
     }
     const sending = probes.filter((p) => p.deviceLayers < p.layers)
     // The device's terms first: an edge segment's idle is the device segment as the profile will predict it.
-    const device = fitSegments(probes.filter((p) => p.deviceLayers > 0).map((p) => ({ predictedMs: p.predictedDeviceMs, measuredMs: p.deviceMs })))
+    const device = fitSegments(
+      probes
+        .filter((p) => p.deviceLayers > 0)
+        .map((p) => ({ predictedMs: p.predictedDeviceMs, measuredMs: p.deviceMs, outputElements: p.outputElements, inputElements: p.deviceInputElements }))
+    )
     const edge = fitSegments(
       sending.map((p) => ({
         predictedMs: p.predictedEdgeMs,
         measuredMs: p.edgeMs,
         inputElements: p.inputElements,
-        idleMs: p.deviceLayers === 0 ? 0 : segmentTermsMs(device, p.predictedDeviceMs, { inputElements: 0, idleMs: 0 })
+        idleMs:
+          p.deviceLayers === 0
+            ? 0
+            : segmentTermsMs(device, p.predictedDeviceMs, { inputElements: p.deviceInputElements ?? 0, outputElements: p.outputElements ?? 0, idleMs: 0 })
       }))
     )
     return { messaging: fitMessaging(sending), segments: { device, edge }, probes, why: null }

@@ -82,6 +82,7 @@ export function formatLink(l: LinkStage): string[] {
     return [
       `${t.fixedMs.toFixed(3)} ms + ${t.scale.toFixed(2)} × composed prediction`,
       ...(t.perInputElementMs !== undefined ? [`${(t.perInputElementMs * 1e6).toFixed(2)} ms per million input elements`] : []),
+      ...(t.perOutputElementMs !== undefined ? [`${(t.perOutputElementMs * 1e6).toFixed(2)} ms per million output elements`] : []),
       ...(t.perIdleMs !== undefined ? [`${t.perIdleMs.toFixed(4)} × the idle before it (the device segment)`] : []),
       ...(t.looError != null ? [`(leave-one-out error on the probes ${(t.looError * 100).toFixed(1)} %)`] : [])
     ]
