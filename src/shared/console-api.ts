@@ -157,7 +157,16 @@ export interface PlansSummary {
    */
   drift?: { device: number | null; edge: number | null; probes: number; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }
   /** When done: every latency source that could plan the device, scored on the same measured plans (raw, no online correction). */
-  predictors?: { name: string; errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats } }[]
+  predictors?: {
+    name: string
+    errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
+    /** The grid's held-out MAPE per side, pooled over its held-out configurations (fitted profiles only). */
+    gridHeldOut?: { device: number | null; edge: number | null }
+    /** This is what the device plans with now (after the campaign's choice, if it made one). */
+    current?: boolean
+  }[]
+  /** The regressor of the source profile the campaign chose by these errors (end to end), or why it did not. */
+  choice?: { regressor: 'linear' | 'forest'; changed: boolean; why: string }
 }
 
 /**
@@ -214,6 +223,8 @@ export interface FitReport {
   /** `block` only: the held-out MAPE of the sum over each block's ops, and whether it beat the block term. */
   sumHeldOutMape?: number
   preferSum?: boolean
+  /** The tree ensemble fitted beside the linear fit (ml-random-forest): its held-out MAPE on the same points. */
+  forestHeldOutMape?: number | null
 }
 
 export interface CampaignStatus {
@@ -472,7 +483,8 @@ export interface ConsoleMethods {
   }
   profiles: { args: { agent: string }; result: ProfileView[] }
   /** `profile: null` plans with the measured per-layer tables. */
-  useProfile: { args: { agent: string; profile: string | null }; result: LatencySource }
+  /** `regressor`: which of the profile's regressors predicts (the user's choice, kept by plans campaigns). */
+  useProfile: { args: { agent: string; profile: string | null; regressor?: 'linear' | 'forest' }; result: LatencySource }
   /** The model library: shipped and imported models. */
   models: { args: Record<string, never>; result: LibraryModelView[] }
   /** A library model's cut points, per exit. */

@@ -267,6 +267,10 @@ export const CalibrationProfileSchema = z
      */
     regressor: z.enum(['linear', 'forest']).default('linear'),
     regressorChosenBy: z.string().optional(),
+    /** Per side: the grid's held-out MAPE pooled over every held-out configuration, for each regressor (fit.ts). */
+    gridHeldOut: z
+      .partialRecord(z.enum(SIDES), z.object({ linear: z.number().nullable(), forest: z.number().nullable(), n: z.number().int() }).loose())
+      .optional(),
     /**
      * `fused` composition: what each junction between two layers of one segment takes back, per side
      * (fitted on the grid's multi-op blocks: their measured time against the sum of their ops); when

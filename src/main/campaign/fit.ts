@@ -6,6 +6,8 @@
 import type { FitReport } from '../../shared/console-api.js'
 import { product, type Layer } from '../../shared/manifest.js'
 import { median } from 'simple-statistics'
+import { forestPredict } from '../../shared/forest.js'
+import { fitForest } from './forest-fit.js'
 import {
   FEATURES,
   FIT_FEATURES,
@@ -13,6 +15,7 @@ import {
   fitRegression,
   fitStats,
   predictSumOfOps,
+  evaluateRegression,
   type CalibrationProfile,
   type FitPoint,
   type FitStats,
@@ -124,6 +127,7 @@ export function fitProfile(
   const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
   const passes = aggregatePasses(rows)
   const junctions: Partial<Record<Side, JunctionFit>> = {}
+  const gridHeldOut: Partial<Record<Side, { linear: number | null; forest: number | null; n: number }>> = {}
   for (const side of SIDES) {
     const mine = passes.filter((r) => r.side === side)
     const groups = new Map<RegressionKey, { train: FitPoint[]; held: FitPoint[] }>()
@@ -160,13 +164,17 @@ export function fitProfile(
       const { fit, fallback } = chosen
       const held = fitStats(fit, narrow(g.held, chosen.width))
       const { n, r2, mape, ...reg } = fit
+      // The tree ensemble beside the linear fit, on the same points (not for blocks, whose sum over ops is
+      // compared separately, nor model loading).
+      const forest = key === 'block' || key === 'modelLoad' ? null : fitForest(names, g.train, g.held)
       sides[side][key] = {
         ...reg,
         n,
         r2,
         mape,
         heldOut: { n: held.n, r2: held.r2, mape: held.mape },
-        ...(fallback ? { note: fallback } : {})
+        ...(fallback ? { note: fallback } : {}),
+        ...(forest ? { forest } : {})
       }
       report.push({
         side,
@@ -177,9 +185,11 @@ export function fitProfile(
         heldOutN: held.n,
         heldOutMape: held.mape,
         heldOutR2: held.r2,
+        ...(forest ? { forestHeldOutMape: forest.heldOut?.mape ?? null } : {}),
         ...(fallback ? { error: fallback, fallback: true } : {})
       })
     }
+    gridHeldOut[side] = pooledHeldOut(sides[side], mine)
     compareBlocks(side, sides[side], report, mine, layerOf)
     const j = fitJunctions(side, sides[side], mine, layerOf)
     if (j) junctions[side] = j
@@ -201,10 +211,35 @@ export function fitProfile(
     // Pi-class device at 100 Mbps (Chromium test, Planner page).
     composition: junctions.device && junctions.edge ? 'fused' : 'sum',
     regressor: 'linear',
+    gridHeldOut,
     ...(Object.keys(junctions).length ? { junctions } : {}),
     source
   }
   return { profile, report }
+}
+
+/**
+ * The held-out grid error of each regressor of one side, pooled over every held-out configuration
+ * (blocks and model loading aside): the linear fits, and the tree ensembles where a key has one (its
+ * linear fit elsewhere, as a profile with `regressor: forest` predicts).
+ */
+function pooledHeldOut(
+  fits: Partial<Record<RegressionKey, Regression>>,
+  rows: readonly MeasurementRow[]
+): { linear: number | null; forest: number | null; n: number } {
+  let lin = 0
+  let fo = 0
+  let n = 0
+  for (const r of rows) {
+    const reg = fits[r.regressionKey]
+    if (!r.heldOut || !(r.runMs > 0) || !reg || r.regressionKey === 'block') continue
+    const x = r.features.slice(0, reg.coefficients.length)
+    const linear = evaluateRegression(reg, x)
+    lin += Math.abs(linear - r.runMs) / r.runMs
+    fo += Math.abs((reg.forest ? forestPredict(reg.forest, r.features) : linear) - r.runMs) / r.runMs
+    n++
+  }
+  return { linear: n ? lin / n : null, forest: n ? fo / n : null, n }
 }
 
 export type JunctionFit = {

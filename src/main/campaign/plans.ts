@@ -134,3 +134,16 @@ export function speedDrift(points: readonly PlanCheckPoint[], probes: LinkStage[
   )
   return { device, edge, probes: pairs.length, errors }
 }
+
+/** A latency source that could plan a device, as a raw cost table for its served model (a plans campaign scores it). */
+export interface PredictorTable {
+  name: string
+  table: CostTable
+  /** The grid's held-out MAPE per side (fitted profiles). */
+  gridHeldOut?: { device: number | null; edge: number | null }
+  /** A variant of a stored profile: its id and the regressor it predicts with. */
+  profileId?: string
+  regressor?: 'linear' | 'forest'
+  /** The device plans with this one now. */
+  current?: boolean
+}

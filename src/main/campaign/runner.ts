@@ -13,7 +13,17 @@ import { describeMachine, type Machine } from '../runtime/machine.js'
 import type { CampaignStatus, InferRow, InferSummary, LatencySource, LinkStage, PlansSummary, SweepPoint, SweepSummary } from '../../shared/console-api.js'
 import { buildCostTable, type CostTable } from '../../shared/planner.js'
 import { type CampaignInfer, LINK_PASSES, LinkStageRun } from './messaging.js'
-import { PLANS_DEFAULT_KBPS, PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor, speedDrift } from './plans.js'
+import {
+  PLANS_DEFAULT_KBPS,
+  PLANS_PASSES,
+  PLANS_WARMUP,
+  planErrors,
+  planPoint,
+  plansSummary,
+  scorePredictor,
+  speedDrift,
+  type PredictorTable
+} from './plans.js'
 import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
@@ -61,7 +71,14 @@ export interface CampaignDeps {
   /** The largest activation the console accepts, bytes (plans sending more cannot run). */
   maxUploadBytes: number
   /** Every latency source that could plan the device, as raw cost tables (kind `plans` scores each). */
-  predictorTables(deviceId: string): { name: string; table: CostTable }[]
+  predictorTables(deviceId: string): PredictorTable[]
+  /** After a plans campaign: the source profile predicts with its regressor of least end-to-end error (planning.ts). */
+  chooseRegressor(
+    deviceId: string,
+    profileId: string,
+    scored: readonly { profileId?: string; regressor?: 'linear' | 'forest'; e2eMedian: number | null }[],
+    campaignId: string
+  ): { regressor: 'linear' | 'forest'; changed: boolean; why: string }
   onProgress(status: CampaignStatus): void
   /** The device's hardware and OS as its hello announced them (null: an agent that does not say). */
   deviceMachine(deviceId: string): Machine | null
@@ -257,7 +274,24 @@ export class Campaigns {
         campaigns.saveProgress(id, (pass + 1) / PLANS_PASSES, s)
         this.deps.onProgress(this.status(id)!)
       }
-      s.predictors = this.deps.predictorTables(deviceId).map((p) => ({ name: p.name, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
+      const scored = this.deps.predictorTables(deviceId).map((p) => ({ ...p, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
+      if (source.kind === 'profile' && source.profileId) {
+        s.choice = this.deps.chooseRegressor(
+          deviceId,
+          source.profileId,
+          scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eMedian: x.errors.e2e.median })),
+          id
+        )
+      }
+      // What the device plans with now (after the choice): that profile, with its regressor.
+      const nowRow = this.deps.store.profiles.current(deviceId)
+      const nowRegressor = nowRow ? ((JSON.parse(nowRow.json) as { regressor?: string }).regressor ?? 'linear') : null
+      s.predictors = scored.map((x) => ({
+        name: x.name,
+        errors: x.errors,
+        ...(x.gridHeldOut ? { gridHeldOut: x.gridHeldOut } : {}),
+        ...(nowRow && x.profileId === nowRow.id && x.regressor === nowRegressor ? { current: true } : {})
+      }))
       campaigns.finish(id, 'done', null, s)
     } catch (err) {
       this.stopped(id, err, summary)

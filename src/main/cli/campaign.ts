@@ -28,7 +28,7 @@ export function formatCampaign(s: CampaignStatus): string {
     lines.push(
       '',
       table(
-        ['side', 'layer type', 'fit', 'n', 'R²', 'training MAPE', 'held-out n', 'held-out MAPE'],
+        ['side', 'layer type', 'fit', 'n', 'R²', 'training MAPE', 'held-out n', 'held-out MAPE', 'tree ensemble held-out'],
         s.fits.map((f) => [
           f.side,
           f.key,
@@ -37,9 +37,10 @@ export function formatCampaign(s: CampaignStatus): string {
           f.r2 === null ? '—' : f.r2.toFixed(3),
           pctOrDash(f.mape),
           String(f.heldOutN),
-          pctOrDash(f.heldOutMape)
+          pctOrDash(f.heldOutMape),
+          f.forestHeldOutMape === undefined ? '—' : pctOrDash(f.forestHeldOutMape)
         ]),
-        [false, false, false, true, true, true, true, true]
+        [false, false, false, true, true, true, true, true, true]
       )
     )
     const notes = s.fits.filter((f) => f.error)
@@ -158,12 +159,26 @@ export function formatPlans(p: PlansSummary): string[] {
     ...(p.predictors?.length
       ? [
           '',
-          'every latency source scored on these plans (raw, no online correction): median / p90 error',
+          'every latency source scored on these plans (raw, no online correction): median / p90 error; the grid: held-out MAPE per side (* plans the device now)',
           table(
-            ['predictor', 'device segment', 'edge segment', 'end to end'],
-            p.predictors.map((q) => [q.name, both(q.errors.device), both(q.errors.edge), both(q.errors.e2e)]),
-            [false, true, true, true]
+            ['predictor', 'device segment', 'edge segment', 'end to end', 'grid held-out device / edge'],
+            p.predictors.map((q) => [
+              `${q.current ? '* ' : ''}${q.name}`,
+              both(q.errors.device),
+              both(q.errors.edge),
+              both(q.errors.e2e),
+              q.gridHeldOut ? `${pctOrDash(q.gridHeldOut.device)} / ${pctOrDash(q.gridHeldOut.edge)}` : '—'
+            ]),
+            [false, true, true, true, true]
           )
+        ]
+      : []),
+    ...(p.choice
+      ? [
+          '',
+          p.choice.changed
+            ? `the profile now predicts with its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'} (${p.choice.why})`
+            : `the profile keeps its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'}: ${p.choice.why}`
         ]
       : [])
   ]
@@ -296,8 +311,9 @@ export async function profileList(agent: string, dataDir: string, json: boolean)
   ].join('\n')
 }
 
-export async function profileUse(agent: string, profile: string, dataDir: string): Promise<string> {
-  const r = await callConsole(running(dataDir), 'useProfile', { agent, profile: profile === 'measured' ? null : profile })
-  if (r.kind === 'profile') return `${agent} is now planned with profile ${r.profileId}`
+export async function profileUse(agent: string, profile: string, dataDir: string, regressor?: 'linear' | 'forest'): Promise<string> {
+  const r = await callConsole(running(dataDir), 'useProfile', { agent, profile: profile === 'measured' ? null : profile, ...(regressor ? { regressor } : {}) })
+  if (r.kind === 'profile')
+    return `${agent} is now planned with profile ${r.profileId}${regressor ? ` (${regressor === 'forest' ? 'its tree ensembles' : 'its linear fits'})` : ''}`
   return `${agent} is now planned with the measured per-layer tables${r.problem ? ` (${r.problem})` : ''}`
 }

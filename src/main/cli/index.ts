@@ -447,8 +447,16 @@ function buildProgram(io: Io): Command {
     .description('plan a device with one of its fitted profiles, or with the measured per-layer tables')
     .requiredOption('--agent <id>', 'paired agent')
     .argument('<profile>', 'a profile id from `edgent profile list`, or "measured"')
+    .addOption(
+      new Option(
+        '--regressor <r>',
+        "which of the profile's regressors predicts: linear (the paper's form) or forest (its tree ensembles); your choice, which plans campaigns then keep (default: as the last plans campaign chose)"
+      ).choices(['linear', 'forest'])
+    )
     .addOption(dataDirOption())
-    .action(async (p: string, o: { agent: string; dataDir: string }) => io.out(await profileUse(o.agent, p, o.dataDir)))
+    .action(async (p: string, o: { agent: string; regressor?: 'linear' | 'forest'; dataDir: string }) =>
+      io.out(await profileUse(o.agent, p, o.dataDir, o.regressor))
+    )
   program
     .command('export')
     .description(

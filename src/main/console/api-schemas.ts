@@ -65,7 +65,7 @@ export const API_SCHEMAS = {
     .strict(),
   bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
   profiles: z.object({ agent }).strict(),
-  useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable() }).strict(),
+  useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable(), regressor: z.enum(['linear', 'forest']).optional() }).strict(),
   models: none,
   modelCuts: z.object({ model: modelId }).strict(),
   modelUse: z.object({ model: modelId.nullable(), agent: agent.optional() }).strict(),

@@ -143,6 +143,7 @@ export class EdgentConsole extends EventEmitter {
         return { table: this.planning.costTable(id, true), source: this.planning.latencySource(id) }
       },
       predictorTables: (id) => this.planning.predictorTables(id),
+      chooseRegressor: (id, profileId, scored, campaignId) => this.planning.chooseRegressor(id, profileId, scored, campaignId),
       maxUploadBytes: opts.maxPacketBytes - FRAME_OVERHEAD_MAX,
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       deviceHealth: (id) => this.fleet.health(id),
@@ -271,8 +272,8 @@ export class EdgentConsole extends EventEmitter {
       }
     })
   }
-  useProfile(agentId: string, profileId: string | null): LatencySource {
-    return this.planning.useProfile(this.fleet.known(agentId), profileId)
+  useProfile(agentId: string, profileId: string | null, regressor?: 'linear' | 'forest'): LatencySource {
+    return this.planning.useProfile(this.fleet.known(agentId), profileId, regressor)
   }
   infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     return this.coinference.infer(opts)

@@ -11,7 +11,7 @@ import type { AgentRequest, LayerTable } from '../../shared/agent-api.js'
 import type { InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { PAPER_2018, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { PAPER_2018, SIDES, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
@@ -30,6 +30,7 @@ import {
   type MapInterval
 } from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
+import type { PredictorTable } from '../campaign/plans.js'
 import { TAIL_WINDOW, checkPercentile, measureTail, tailTable, type TailModel } from '../../shared/tail.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
@@ -226,17 +227,58 @@ export class Planning {
     d.tails.clear()
   }
 
-  /** Selects a device's current profile (one of its own), or none (`null`: the measured tables). */
-  useProfile(agentId: string, profileId: string | null): LatencySource {
+  /**
+   * Selects a device's current profile (one of its own), or none (`null`: the measured tables); with
+   * `regressor`, also which of the profile's regressors predicts (the user's choice, which plans
+   * campaigns then leave alone).
+   */
+  useProfile(agentId: string, profileId: string | null, regressor?: 'linear' | 'forest'): LatencySource {
     if (profileId !== null) {
       const row = this.deps.store.profiles.get(profileId)
       if (!row) throw new UserError(`unknown profile "${profileId}"`)
       if (row.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${row.deviceId}, not ${agentId}`)
-    }
+      if (regressor) {
+        const p = parseProfile(JSON.parse(row.json), `profile ${profileId}`)
+        if (regressor === 'forest' && !SIDES.some((side) => Object.values(p[side]).some((reg) => reg?.forest)))
+          throw new UserError(`profile "${profileId}" has no tree ensemble (its campaign fitted none: too few points per layer type, or an older console)`)
+        this.deps.store.profiles.updateJson(profileId, JSON.stringify({ ...JSON.parse(row.json), regressor, regressorChosenBy: 'user' }))
+      }
+    } else if (regressor) throw new UserError('a regressor is chosen for a profile, not for the measured tables')
     this.deps.store.profiles.makeCurrent(agentId, profileId)
     this.sourceChanged(agentId)
     this.deps.log.info({ agentId, profileId }, 'latency source selected')
     return this.latencySource(agentId)
+  }
+
+  /**
+   * After a plans campaign scored a profile's regressors on real plans: the profile predicts with the
+   * one of least end-to-end median error from now on — unless the user chose one (useProfile). Says
+   * what it chose and why.
+   */
+  chooseRegressor(
+    agentId: string,
+    profileId: string,
+    scored: readonly { profileId?: string; regressor?: 'linear' | 'forest'; e2eMedian: number | null }[],
+    campaignId: string
+  ): { regressor: 'linear' | 'forest'; changed: boolean; why: string } {
+    const row = this.deps.store.profiles.get(profileId)
+    if (!row) throw new UserError(`unknown profile "${profileId}"`)
+    const raw = JSON.parse(row.json) as Record<string, unknown>
+    const p = parseProfile(raw, `profile ${profileId}`)
+    if (p.regressorChosenBy === 'user') return { regressor: p.regressor, changed: false, why: `the ${p.regressor} regressor was chosen by the user` }
+    const mine = scored.filter((x) => x.profileId === profileId && x.regressor && x.e2eMedian !== null)
+    if (mine.length < 2) return { regressor: p.regressor, changed: false, why: 'the profile has one regressor: nothing to choose' }
+    const best = mine.reduce((a, b) => (b.e2eMedian! < a.e2eMedian! ? b : a))
+    const pct = (v: number) => `${(v * 100).toFixed(1)} %`
+    const why = `end-to-end median error on these plans: ${mine.map((x) => `${x.regressor} ${pct(x.e2eMedian!)}`).join(', ')}`
+    if (best.regressor === p.regressor) return { regressor: p.regressor, changed: false, why }
+    this.deps.store.profiles.updateJson(
+      profileId,
+      JSON.stringify({ ...raw, regressor: best.regressor, regressorChosenBy: `plans campaign ${campaignId}: ${why}` })
+    )
+    if (this.deps.store.profiles.current(agentId)?.id === profileId) this.sourceChanged(agentId)
+    this.deps.log.info({ agentId, profileId, regressor: best.regressor, why }, 'profile regressor chosen by a plans campaign')
+    return { regressor: best.regressor!, changed: true, why }
   }
 
   /** The agent's cost table from its latency source, corrected online unless `raw`. */
@@ -255,18 +297,19 @@ export class Planning {
    * that predicts every layer (a fused one also as its plain sum of layers), the measured per-layer
    * tables, and the paper's profile.
    */
-  predictorTables(agentId: string): { name: string; table: CostTable }[] {
+  predictorTables(agentId: string): PredictorTable[] {
     const d = this.device(agentId)
     const m = this.deps.models.get(d.model).manifest
-    const out: { name: string; table: CostTable }[] = []
+    const out: PredictorTable[] = []
     const max = this.deps.maxUploadBytes
-    const tryAdd = (name: string, make: () => CostTable) => {
+    const tryAdd = (name: string, make: () => CostTable, extra: Omit<PredictorTable, 'name' | 'table'> = {}) => {
       try {
-        out.push({ name, table: make() })
+        out.push({ name, table: make(), ...extra })
       } catch {
         // a profile that cannot predict this model (a layer type it has no regression for) is left out
       }
     }
+    const current = this.deps.store.profiles.current(agentId)?.id ?? null
     for (const row of this.deps.store.profiles.forDevice(agentId)) {
       let p: CalibrationProfile
       try {
@@ -282,7 +325,23 @@ export class Planning {
         ...(segments ? ['segments as plans run them'] : []),
         ...(p.messaging ? ['messaging'] : [])
       ]
-      tryAdd(`${label}: ${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max))
+      const held = (r: 'linear' | 'forest') => ({ device: p.gridHeldOut?.device?.[r] ?? null, edge: p.gridHeldOut?.edge?.[r] ?? null })
+      const hasForest = SIDES.some((side) => Object.values(p[side]).some((reg) => reg?.forest))
+      const regressorName = (r: 'linear' | 'forest') => (r === 'forest' ? 'tree ensembles (ml-random-forest)' : 'linear fits')
+      tryAdd(`${label}: ${hasForest ? `${regressorName(p.regressor)}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
+        gridHeldOut: held(p.regressor),
+        profileId: row.id,
+        regressor: p.regressor,
+        ...(row.id === current ? { current: true } : {})
+      })
+      if (hasForest) {
+        const other = p.regressor === 'forest' ? 'linear' : 'forest'
+        tryAdd(`${label}: ${regressorName(other)}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
+          gridHeldOut: held(other),
+          profileId: row.id,
+          regressor: other
+        })
+      }
       if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile), max))
       if (p.composition === 'fused' || segments)
         tryAdd(`${label}: sum of layers${p.messaging ? ' + messaging' : ''}`, () =>

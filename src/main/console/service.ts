@@ -299,7 +299,7 @@ export class ConsoleService {
   }
 
   useProfile(a: ArgsOf<'useProfile'>): ResultOf<'useProfile'> {
-    const r = this.core.useProfile(a.agent, a.profile)
+    const r = this.core.useProfile(a.agent, a.profile, a.regressor)
     this.core.emit('devices', { reason: `latency source of ${a.agent}: ${r.kind === 'profile' ? r.profileId : 'measured'}` })
     return r
   }

@@ -73,6 +73,11 @@ export class ProfileQueries {
     })()
   }
 
+  /** Replaces a stored profile's JSON (its regressor chosen by a plans campaign or by the user). */
+  updateJson(id: string, json: string): void {
+    this.db.prepare('UPDATE profiles SET json = ? WHERE id = ?').run(json, id)
+  }
+
   /**
    * Stores a profile; `current: 'yes'` makes it the device's current one, `'if-none'` only when the
    * device has none (an import must not change what a console plans with).

@@ -6,7 +6,9 @@ import { median } from 'simple-statistics'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LINK_PASSES, LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
 import { PLANS_PASSES, PLANS_WARMUP, errorStats, planErrors } from '../../../src/main/campaign/plans.js'
-import { parseProfile } from '../../../src/shared/latency.js'
+import { FEATURES, evaluateRegression, featureValues, parseProfile, regressionKeyOf } from '../../../src/shared/latency.js'
+import { fitForest } from '../../../src/main/campaign/forest-fit.js'
+import { mulberry32 } from '../../fixtures/prng.js'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -137,7 +139,61 @@ describe('plans campaign', () => {
     expect(names).toContain(`profile ${cal.profileId} (model): sum of layers + messaging`)
     expect(names.slice(-2)).toEqual(['measured per-layer tables', 'paper-2018'])
     expect(p.predictors![0]!.errors).toEqual(p.errors)
+    expect(p.predictors![0]!.current).toBe(true)
+    // A model campaign's profile has no tree ensembles (too few points per layer type): nothing to choose.
+    expect(p.choice).toEqual({ regressor: 'linear', changed: false, why: 'the profile has one regressor: nothing to choose' })
+    // The probes measured again: the machine's speed since the link stage, per side.
+    expect(p.drift!.probes).toBe(probes.length)
+    expect(p.drift!.device).toBeGreaterThan(0)
     console.log(formatPlans(p).slice(-12).join('\n'))
+  }, 250_000)
+
+  it('scores a profile’s tree ensembles beside its linear fits, plans with the better one end to end, and keeps the user’s choice', async () => {
+    const m = core.model
+    const row = core.store.profiles.current('pi-plans')!
+    const base = parseProfile(JSON.parse(row.json), 'profile')
+    // Ensembles for every layer type of both sides, fitted (ml-random-forest) on points around the served
+    // model's own layers, timed as the profile's linear fits predict them ±20 %.
+    const rand = mulberry32(5)
+    const withForests = JSON.parse(row.json) as Record<'device' | 'edge', Record<string, Record<string, unknown>>>
+    for (const side of ['device', 'edge'] as const) {
+      for (const [key, reg] of Object.entries(base[side])) {
+        const layers = m.layers.filter((l) => regressionKeyOf(l) === key)
+        if (!reg || !layers.length || key === 'modelLoad') continue
+        const names = reg.features ?? FEATURES[key as 'conv']
+        const pts = Array.from({ length: 50 }, (_, i) => {
+          const x = featureValues(layers[i % layers.length]!, names).map((v) => v * (0.5 + 1.5 * rand()))
+          return { x, y: Math.max(1e-3, evaluateRegression(reg, x)) * (0.8 + 0.4 * rand()) }
+        })
+        const f = fitForest(names, pts.slice(0, 40), pts.slice(40))
+        if (f) withForests[side][key] = { ...withForests[side][key], forest: f }
+      }
+    }
+    const id = `${row.id}-with-forests`
+    core.store.profiles.insert(
+      { id, deviceId: 'pi-plans', campaignId: row.campaignId, createdAt: new Date().toISOString(), json: JSON.stringify({ ...withForests, id }) },
+      'yes'
+    )
+    core.planning.sourceChanged('pi-plans')
+    const s = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
+    const mine = s.predictors!.filter((q) => q.name.startsWith(`profile ${id} `) && /: (linear fits|tree ensembles \(ml-random-forest\)), /.test(q.name))
+    expect(mine.map((q) => q.name.split(': ')[1]!.split(',')[0])).toEqual(['linear fits', 'tree ensembles (ml-random-forest)'])
+    const [lin, tree] = mine.map((q) => q.errors.e2e.median!)
+    const better = tree! < lin! ? 'forest' : 'linear'
+    expect(s.choice).toMatchObject({ regressor: better, changed: better === 'forest' })
+    expect(s.choice!.why).toMatch(/^end-to-end median error on these plans: linear [\d.]+ %, forest [\d.]+ %$/)
+    const stored = parseProfile(JSON.parse(core.store.profiles.get(id)!.json), 'profile')
+    expect(stored.regressor).toBe(better)
+    if (better === 'forest') expect(stored.regressorChosenBy).toMatch(/^plans campaign /)
+    expect(mine.find((q) => q.current)!.name).toContain(better === 'forest' ? 'tree ensembles' : 'linear fits')
+    // The user's choice stands: the next plans campaign leaves it, whatever it measures.
+    const mineNow = better === 'forest' ? 'linear' : 'forest'
+    core.useProfile('pi-plans', id, mineNow)
+    expect(() => core.useProfile('pi-plans', row.id, 'forest')).toThrow(`profile "${row.id}" has no tree ensemble`)
+    core.useProfile('pi-plans', id)
+    const again = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
+    expect(again.choice).toEqual({ regressor: mineNow, changed: false, why: `the ${mineNow} regressor was chosen by the user` })
+    expect(parseProfile(JSON.parse(core.store.profiles.get(id)!.json), 'profile')).toMatchObject({ regressor: mineNow, regressorChosenBy: 'user' })
   }, 250_000)
 
   it('exports every plan of every plans campaign, one named row each, as CSV and JSON', () => {

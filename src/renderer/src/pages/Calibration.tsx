@@ -250,19 +250,31 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
               <th>device segment (median / p90)</th>
               <th>edge segment</th>
               <th>end to end</th>
+              <th>grid held-out MAPE (device / edge)</th>
             </tr>
           </thead>
           <tbody>
             {p.predictors.map((q) => (
-              <tr key={q.name}>
-                <td>{q.name}</td>
+              <tr key={q.name} data-current={q.current ? 'yes' : undefined}>
+                <td>
+                  {q.current ? <strong title="the device plans with this one now">● </strong> : null}
+                  {q.name}
+                </td>
                 <td>{both(q.errors.device)}</td>
                 <td>{both(q.errors.edge)}</td>
                 <td>{both(q.errors.e2e)}</td>
+                <td>{q.gridHeldOut ? `${fmtPct(q.gridHeldOut.device)} / ${fmtPct(q.gridHeldOut.edge)}` : '—'}</td>
               </tr>
             ))}
           </tbody>
         </table>
+      ) : null}
+      {p.choice ? (
+        <p className="muted" data-testid="predictor-choice">
+          {p.choice.changed
+            ? `This campaign switched the profile to its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'} (${p.choice.why}).`
+            : `The profile keeps its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'}: ${p.choice.why}.`}
+        </p>
       ) : null}
     </>
   )
