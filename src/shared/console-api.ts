@@ -12,7 +12,7 @@
 import type { Settings } from './settings.js'
 import type { CostTable, Breakdown } from './planner.js'
 import type { Health, Hello, PlanMessage } from './messages.js'
-import type { RegressionKey, Side } from './latency.js'
+import type { RegressionKey, Regressor, Side } from './latency.js'
 import type { TailModel } from './tail.js'
 
 // ------------------------------------------------------------------ shared records
@@ -166,7 +166,7 @@ export interface PlansSummary {
     current?: boolean
   }[]
   /** The regressor of the source profile the campaign chose by these errors (end to end), or why it did not. */
-  choice?: { regressor: 'linear' | 'forest'; changed: boolean; why: string }
+  choice?: { regressor: Regressor; changed: boolean; why: string }
 }
 
 /**
@@ -225,6 +225,8 @@ export interface FitReport {
   preferSum?: boolean
   /** The tree ensemble fitted beside the linear fit (ml-random-forest): its held-out MAPE on the same points. */
   forestHeldOutMape?: number | null
+  /** The paper's variables alone on the same points (where the campaign's form has more): their held-out MAPE. */
+  paperHeldOutMape?: number | null
 }
 
 export interface CampaignStatus {
@@ -484,7 +486,7 @@ export interface ConsoleMethods {
   profiles: { args: { agent: string }; result: ProfileView[] }
   /** `profile: null` plans with the measured per-layer tables. */
   /** `regressor`: which of the profile's regressors predicts (the user's choice, kept by plans campaigns). */
-  useProfile: { args: { agent: string; profile: string | null; regressor?: 'linear' | 'forest' }; result: LatencySource }
+  useProfile: { args: { agent: string; profile: string | null; regressor?: Regressor }; result: LatencySource }
   /** The model library: shipped and imported models. */
   models: { args: Record<string, never>; result: LibraryModelView[] }
   /** A library model's cut points, per exit. */

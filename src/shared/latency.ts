@@ -8,6 +8,8 @@ import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
 import { product, type Layer } from './manifest.js'
 import { ForestSchema, forestPredict } from './forest.js'
+import { REGRESSORS, type Regressor } from './regressors.js'
+export { REGRESSORS, REGRESSOR_TEXT, type Regressor } from './regressors.js'
 
 export const SIDES = ['device', 'edge'] as const
 export type Side = (typeof SIDES)[number]
@@ -193,12 +195,31 @@ const RegressionSchema = z
     /** `block` only: the held-out figures of the sum over ops, beside `heldOut` (this term's). */
     sumHeldOut: z.record(z.string(), z.unknown()).optional(),
     /** A tree ensemble fitted on the same points (forest.ts), used when the profile's `regressor` is `forest`. */
-    forest: ForestSchema.optional()
+    forest: ForestSchema.optional(),
+    /**
+     * The paper's variables alone, fitted on the same points (when the campaign's form has more), used
+     * when the profile's `regressor` is `paper`.
+     */
+    paperForm: z
+      .object({
+        features: z.array(z.string()),
+        coefficients: z.array(z.number().finite()),
+        intercept: z.number().finite(),
+        heldOut: z.object({ n: z.number().int(), mape: z.number().nullable() }).loose().optional()
+      })
+      .loose()
+      .optional()
   })
   .loose()
 export type Regression = z.infer<typeof RegressionSchema>
 
 const SideSchema = z.partialRecord(z.enum(REGRESSION_KEYS), RegressionSchema)
+
+/** The regressors a profile has (linear always; the others where some key carries them). */
+export function regressorsOf(p: { device: Record<string, unknown>; edge: Record<string, unknown> }): Regressor[] {
+  const has = (field: string) => SIDES.some((side) => Object.values(p[side]).some((reg) => !!reg && typeof reg === 'object' && field in reg))
+  return REGRESSORS.filter((r) => r === 'linear' || has(r === 'paper' ? 'paperForm' : 'forest'))
+}
 
 /**
  * A side's segment as a plan runs it: fixedMs + scale × composed prediction, plus (when the link
@@ -265,11 +286,14 @@ export const CalibrationProfileSchema = z
      * `forest` (the tree ensemble fitted beside it, where there is one; the linear fit elsewhere).
      * `regressorChosenBy` says who chose: a plans campaign (by its error on the real plans) or the user.
      */
-    regressor: z.enum(['linear', 'forest']).default('linear'),
+    regressor: z.enum(REGRESSORS).default('linear'),
     regressorChosenBy: z.string().optional(),
     /** Per side: the grid's held-out MAPE pooled over every held-out configuration, for each regressor (fit.ts). */
     gridHeldOut: z
-      .partialRecord(z.enum(SIDES), z.object({ linear: z.number().nullable(), forest: z.number().nullable(), n: z.number().int() }).loose())
+      .partialRecord(
+        z.enum(SIDES),
+        z.object({ linear: z.number().nullable(), paper: z.number().nullable().optional(), forest: z.number().nullable(), n: z.number().int() }).loose()
+      )
       .optional(),
     /**
      * `fused` composition: what each junction between two layers of one segment takes back, per side
@@ -437,6 +461,7 @@ export function predictLayerMs(profile: CalibrationProfile, side: Side, layer: L
   const key = regressionKeyOf(layer)
   const reg = regressionFor(profile, side, key)
   if (profile.regressor === 'forest' && reg.forest) return forestPredict(reg.forest, featureValues(layer, reg.forest.features))
+  if (profile.regressor === 'paper' && reg.paperForm) return evaluateRegression(reg.paperForm, featureValues(layer, reg.paperForm.features))
   // A fallback regression (`other` for flatten/softmax…, conv for dwconv) reads the variables of its own key.
   return evaluateRegression(reg, featureValues(layer, reg.features ?? FEATURES[keyIn(profile, side, key)!]))
 }

@@ -127,7 +127,7 @@ export function fitProfile(
   const sides: Record<Side, Partial<Record<RegressionKey, Regression>>> = { device: {}, edge: {} }
   const passes = aggregatePasses(rows)
   const junctions: Partial<Record<Side, JunctionFit>> = {}
-  const gridHeldOut: Partial<Record<Side, { linear: number | null; forest: number | null; n: number }>> = {}
+  const gridHeldOut: Partial<Record<Side, { linear: number | null; paper: number | null; forest: number | null; n: number }>> = {}
   for (const side of SIDES) {
     const mine = passes.filter((r) => r.side === side)
     const groups = new Map<RegressionKey, { train: FitPoint[]; held: FitPoint[] }>()
@@ -167,6 +167,8 @@ export function fitProfile(
       // The tree ensemble beside the linear fit, on the same points (not for blocks, whose sum over ops is
       // compared separately, nor model loading).
       const forest = key === 'block' || key === 'modelLoad' ? null : fitForest(names, g.train, g.held)
+      // The paper's variables alone, where the campaign's form has more and was fitted (not a fallback).
+      const paperForm = !fallback && chosen.width > FEATURES[key].length ? fitPaperForm(key, g.train, g.held) : null
       sides[side][key] = {
         ...reg,
         n,
@@ -174,7 +176,8 @@ export function fitProfile(
         mape,
         heldOut: { n: held.n, r2: held.r2, mape: held.mape },
         ...(fallback ? { note: fallback } : {}),
-        ...(forest ? { forest } : {})
+        ...(forest ? { forest } : {}),
+        ...(paperForm ? { paperForm } : {})
       }
       report.push({
         side,
@@ -186,6 +189,7 @@ export function fitProfile(
         heldOutMape: held.mape,
         heldOutR2: held.r2,
         ...(forest ? { forestHeldOutMape: forest.heldOut?.mape ?? null } : {}),
+        ...(paperForm ? { paperHeldOutMape: paperForm.heldOut?.mape ?? null } : {}),
         ...(fallback ? { error: fallback, fallback: true } : {})
       })
     }
@@ -218,6 +222,18 @@ export function fitProfile(
   return { profile, report }
 }
 
+/** The paper's variables alone on the same points (the first of the campaign's), with its held-out error; null when it cannot be fitted. */
+function fitPaperForm(key: RegressionKey, train: readonly FitPoint[], held: readonly FitPoint[]): Regression['paperForm'] | null {
+  const width = FEATURES[key].length
+  try {
+    const fit = fitRegression(key, narrow(train, width), { features: FEATURES[key], weighting: 'relative' })
+    const h = fitStats(fit, narrow(held, width))
+    return { features: [...FEATURES[key]], coefficients: fit.coefficients, intercept: fit.intercept, heldOut: { n: h.n, mape: h.mape } }
+  } catch {
+    return null
+  }
+}
+
 /**
  * The held-out grid error of each regressor of one side, pooled over every held-out configuration
  * (blocks and model loading aside): the linear fits, and the tree ensembles where a key has one (its
@@ -226,8 +242,9 @@ export function fitProfile(
 function pooledHeldOut(
   fits: Partial<Record<RegressionKey, Regression>>,
   rows: readonly MeasurementRow[]
-): { linear: number | null; forest: number | null; n: number } {
+): { linear: number | null; paper: number | null; forest: number | null; n: number } {
   let lin = 0
+  let pa = 0
   let fo = 0
   let n = 0
   for (const r of rows) {
@@ -237,9 +254,10 @@ function pooledHeldOut(
     const linear = evaluateRegression(reg, x)
     lin += Math.abs(linear - r.runMs) / r.runMs
     fo += Math.abs((reg.forest ? forestPredict(reg.forest, r.features) : linear) - r.runMs) / r.runMs
+    pa += Math.abs((reg.paperForm ? evaluateRegression(reg.paperForm, r.features.slice(0, reg.paperForm.coefficients.length)) : linear) - r.runMs) / r.runMs
     n++
   }
-  return { linear: n ? lin / n : null, forest: n ? fo / n : null, n }
+  return { linear: n ? lin / n : null, paper: n ? pa / n : null, forest: n ? fo / n : null, n }
 }
 
 export type JunctionFit = {

@@ -9,6 +9,7 @@
 import { median, quantile } from 'simple-statistics'
 import type { ErrorStats, InferRow, LatencySource, LinkStage, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/console-api.js'
 import { type Candidate, type CostTable, candidateAt, latencyOf } from '../../shared/planner.js'
+import type { Regressor } from '../../shared/latency.js'
 
 /**
  * The fixed uplink of a plans campaign by default, kbit/s: a LAN-class link, where compute and
@@ -143,7 +144,7 @@ export interface PredictorTable {
   gridHeldOut?: { device: number | null; edge: number | null }
   /** A variant of a stored profile: its id and the regressor it predicts with. */
   profileId?: string
-  regressor?: 'linear' | 'forest'
+  regressor?: Regressor
   /** The device plans with this one now. */
   current?: boolean
 }

@@ -28,7 +28,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { fitFeatures, regressionKeyOf, type Side } from '../../shared/latency.js'
+import { fitFeatures, regressionKeyOf, type Regressor, type Side } from '../../shared/latency.js'
 import type { Layer, Manifest } from '../../shared/manifest.js'
 import { SyntheticSpecSchema, buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -76,9 +76,9 @@ export interface CampaignDeps {
   chooseRegressor(
     deviceId: string,
     profileId: string,
-    scored: readonly { profileId?: string; regressor?: 'linear' | 'forest'; e2eMedian: number | null }[],
+    scored: readonly { profileId?: string; regressor?: Regressor; e2eMedian: number | null }[],
     campaignId: string
-  ): { regressor: 'linear' | 'forest'; changed: boolean; why: string }
+  ): { regressor: Regressor; changed: boolean; why: string }
   onProgress(status: CampaignStatus): void
   /** The device's hardware and OS as its hello announced them (null: an agent that does not say). */
   deviceMachine(deviceId: string): Machine | null

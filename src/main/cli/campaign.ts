@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
-import { parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { REGRESSOR_TEXT, parseProfile, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
 import { withStore } from '../store/store.js'
 import { callConsole, runningConsole as running } from './client.js'
@@ -28,7 +28,7 @@ export function formatCampaign(s: CampaignStatus): string {
     lines.push(
       '',
       table(
-        ['side', 'layer type', 'fit', 'n', 'R²', 'training MAPE', 'held-out n', 'held-out MAPE', 'tree ensemble held-out'],
+        ['side', 'layer type', 'fit', 'n', 'R²', 'training MAPE', 'held-out n', 'held-out MAPE', "paper's variables held-out", 'tree ensemble held-out'],
         s.fits.map((f) => [
           f.side,
           f.key,
@@ -38,9 +38,10 @@ export function formatCampaign(s: CampaignStatus): string {
           pctOrDash(f.mape),
           String(f.heldOutN),
           pctOrDash(f.heldOutMape),
+          f.paperHeldOutMape === undefined ? '—' : pctOrDash(f.paperHeldOutMape),
           f.forestHeldOutMape === undefined ? '—' : pctOrDash(f.forestHeldOutMape)
         ]),
-        [false, false, false, true, true, true, true, true, true]
+        [false, false, false, true, true, true, true, true, true, true]
       )
     )
     const notes = s.fits.filter((f) => f.error)
@@ -177,8 +178,8 @@ export function formatPlans(p: PlansSummary): string[] {
       ? [
           '',
           p.choice.changed
-            ? `the profile now predicts with its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'} (${p.choice.why})`
-            : `the profile keeps its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'}: ${p.choice.why}`
+            ? `the profile now predicts with ${REGRESSOR_TEXT[p.choice.regressor]} (${p.choice.why})`
+            : `the profile keeps ${REGRESSOR_TEXT[p.choice.regressor]}: ${p.choice.why}`
         ]
       : [])
   ]
@@ -311,9 +312,8 @@ export async function profileList(agent: string, dataDir: string, json: boolean)
   ].join('\n')
 }
 
-export async function profileUse(agent: string, profile: string, dataDir: string, regressor?: 'linear' | 'forest'): Promise<string> {
+export async function profileUse(agent: string, profile: string, dataDir: string, regressor?: Regressor): Promise<string> {
   const r = await callConsole(running(dataDir), 'useProfile', { agent, profile: profile === 'measured' ? null : profile, ...(regressor ? { regressor } : {}) })
-  if (r.kind === 'profile')
-    return `${agent} is now planned with profile ${r.profileId}${regressor ? ` (${regressor === 'forest' ? 'its tree ensembles' : 'its linear fits'})` : ''}`
+  if (r.kind === 'profile') return `${agent} is now planned with profile ${r.profileId}${regressor ? ` (${REGRESSOR_TEXT[regressor]})` : ''}`
   return `${agent} is now planned with the measured per-layer tables${r.problem ? ` (${r.problem})` : ''}`
 }

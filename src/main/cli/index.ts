@@ -40,6 +40,7 @@ import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from './serve.js'
 import { versionLine } from '../runtime/version.js'
 import { PERCENTILE_RANGE } from '../../shared/tail.js'
+import { REGRESSORS, type Regressor } from '../../shared/latency.js'
 
 export interface Io {
   out(text: string): void
@@ -451,12 +452,10 @@ function buildProgram(io: Io): Command {
       new Option(
         '--regressor <r>',
         "which of the profile's regressors predicts: linear (the paper's form) or forest (its tree ensembles); your choice, which plans campaigns then keep (default: as the last plans campaign chose)"
-      ).choices(['linear', 'forest'])
+      ).choices([...REGRESSORS])
     )
     .addOption(dataDirOption())
-    .action(async (p: string, o: { agent: string; regressor?: 'linear' | 'forest'; dataDir: string }) =>
-      io.out(await profileUse(o.agent, p, o.dataDir, o.regressor))
-    )
+    .action(async (p: string, o: { agent: string; regressor?: Regressor; dataDir: string }) => io.out(await profileUse(o.agent, p, o.dataDir, o.regressor)))
   program
     .command('export')
     .description(

@@ -8,6 +8,7 @@ import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console
 import { SettingsSchema } from '../../shared/settings.js'
 import { TIMING_REGIMES } from '../../shared/agent-api.js'
 import { PERCENTILE_RANGE } from '../../shared/tail.js'
+import { REGRESSORS } from '../../shared/latency.js'
 
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
@@ -65,7 +66,7 @@ export const API_SCHEMAS = {
     .strict(),
   bandwidth: z.object({ agent, limit: z.number().int().positive().max(100_000).default(2_000) }).strict(),
   profiles: z.object({ agent }).strict(),
-  useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable(), regressor: z.enum(['linear', 'forest']).optional() }).strict(),
+  useProfile: z.object({ agent, profile: z.string().min(1).max(200).nullable(), regressor: z.enum(REGRESSORS).optional() }).strict(),
   models: none,
   modelCuts: z.object({ model: modelId }).strict(),
   modelUse: z.object({ model: modelId.nullable(), agent: agent.optional() }).strict(),

@@ -28,6 +28,7 @@ import { Distribution } from './distribution.js'
 import { Models, type ServedModel } from './models.js'
 import { Uploads } from './uploads.js'
 import { DEFAULT_MAX_IMPORT_BYTES } from '../models/library.js'
+import type { Regressor } from '../../shared/latency.js'
 
 export { type ConsoleOptions, DEFAULT_CONSOLE } from './options.js'
 export type { InferRow, InferSummary } from '../../shared/console-api.js'
@@ -272,7 +273,7 @@ export class EdgentConsole extends EventEmitter {
       }
     })
   }
-  useProfile(agentId: string, profileId: string | null, regressor?: 'linear' | 'forest'): LatencySource {
+  useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
     return this.planning.useProfile(this.fleet.known(agentId), profileId, regressor)
   }
   infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {

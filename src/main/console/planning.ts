@@ -11,7 +11,7 @@ import type { AgentRequest, LayerTable } from '../../shared/agent-api.js'
 import type { InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { PAPER_2018, SIDES, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { PAPER_2018, REGRESSOR_TEXT, parseProfile, regressorsOf, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
@@ -232,15 +232,17 @@ export class Planning {
    * `regressor`, also which of the profile's regressors predicts (the user's choice, which plans
    * campaigns then leave alone).
    */
-  useProfile(agentId: string, profileId: string | null, regressor?: 'linear' | 'forest'): LatencySource {
+  useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
     if (profileId !== null) {
       const row = this.deps.store.profiles.get(profileId)
       if (!row) throw new UserError(`unknown profile "${profileId}"`)
       if (row.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${row.deviceId}, not ${agentId}`)
       if (regressor) {
         const p = parseProfile(JSON.parse(row.json), `profile ${profileId}`)
-        if (regressor === 'forest' && !SIDES.some((side) => Object.values(p[side]).some((reg) => reg?.forest)))
-          throw new UserError(`profile "${profileId}" has no tree ensemble (its campaign fitted none: too few points per layer type, or an older console)`)
+        if (!regressorsOf(p).includes(regressor))
+          throw new UserError(
+            `profile "${profileId}" has no ${REGRESSOR_TEXT[regressor]} (its campaign fitted none: too few points per layer type, or an older console); it has: ${regressorsOf(p).join(', ')}`
+          )
         this.deps.store.profiles.updateJson(profileId, JSON.stringify({ ...JSON.parse(row.json), regressor, regressorChosenBy: 'user' }))
       }
     } else if (regressor) throw new UserError('a regressor is chosen for a profile, not for the measured tables')
@@ -258,9 +260,9 @@ export class Planning {
   chooseRegressor(
     agentId: string,
     profileId: string,
-    scored: readonly { profileId?: string; regressor?: 'linear' | 'forest'; e2eMedian: number | null }[],
+    scored: readonly { profileId?: string; regressor?: Regressor; e2eMedian: number | null }[],
     campaignId: string
-  ): { regressor: 'linear' | 'forest'; changed: boolean; why: string } {
+  ): { regressor: Regressor; changed: boolean; why: string } {
     const row = this.deps.store.profiles.get(profileId)
     if (!row) throw new UserError(`unknown profile "${profileId}"`)
     const raw = JSON.parse(row.json) as Record<string, unknown>
@@ -325,18 +327,17 @@ export class Planning {
         ...(segments ? ['segments as plans run them'] : []),
         ...(p.messaging ? ['messaging'] : [])
       ]
-      const held = (r: 'linear' | 'forest') => ({ device: p.gridHeldOut?.device?.[r] ?? null, edge: p.gridHeldOut?.edge?.[r] ?? null })
-      const hasForest = SIDES.some((side) => Object.values(p[side]).some((reg) => reg?.forest))
-      const regressorName = (r: 'linear' | 'forest') => (r === 'forest' ? 'tree ensembles (ml-random-forest)' : 'linear fits')
-      tryAdd(`${label}: ${hasForest ? `${regressorName(p.regressor)}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
+      const held = (r: Regressor) => ({ device: p.gridHeldOut?.device?.[r] ?? null, edge: p.gridHeldOut?.edge?.[r] ?? null })
+      const regressors = regressorsOf(p)
+      const several = regressors.length > 1
+      tryAdd(`${label}: ${several ? `${REGRESSOR_TEXT[p.regressor]}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
         gridHeldOut: held(p.regressor),
         profileId: row.id,
         regressor: p.regressor,
         ...(row.id === current ? { current: true } : {})
       })
-      if (hasForest) {
-        const other = p.regressor === 'forest' ? 'linear' : 'forest'
-        tryAdd(`${label}: ${regressorName(other)}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
+      for (const other of regressors.filter((r) => r !== p.regressor)) {
+        tryAdd(`${label}: ${REGRESSOR_TEXT[other]}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
           gridHeldOut: held(other),
           profileId: row.id,
           regressor: other

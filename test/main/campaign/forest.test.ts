@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { FOREST_MIN_POINTS, FOREST_OPTIONS, fitForest } from '../../../src/main/campaign/forest-fit.js'
 import { fitProfile, type MeasurementRow } from '../../../src/main/campaign/fit.js'
 import { forestPredict } from '../../../src/shared/forest.js'
-import { FIT_FEATURES, featureValues, parseProfile, predictLayerMs } from '../../../src/shared/latency.js'
+import { FEATURES, FIT_FEATURES, evaluateRegression, featureValues, parseProfile, predictLayerMs, regressorsOf } from '../../../src/shared/latency.js'
 import type { Layer } from '../../../src/shared/manifest.js'
 import { mulberry32 } from '../../fixtures/prng.js'
 
@@ -87,9 +87,19 @@ describe('tree ensembles beside the linear fits', () => {
     const asForest = parseProfile(JSON.parse(JSON.stringify({ ...profile, regressor: 'forest' })), 'p')
     expect(predictLayerMs(asForest, 'edge', l)).toBeCloseTo(forestPredict(forest, featureValues(l, names)), 12)
     expect(predictLayerMs(profile, 'edge', l)).not.toBeCloseTo(predictLayerMs(asForest, 'edge', l), 6)
-    // Pooled over the held-out configurations of each side, for both regressors.
+    // The paper's variables alone, fitted on the same points: predicted with when the regressor is paper.
+    const paper = profile.edge.conv!.paperForm!
+    expect(paper.features).toEqual(FEATURES.conv)
+    expect(report.find((r) => r.side === 'edge' && r.key === 'conv')!.paperHeldOutMape).toBe(paper.heldOut!.mape)
+    const asPaper = parseProfile(JSON.parse(JSON.stringify({ ...profile, regressor: 'paper' })), 'p')
+    expect(predictLayerMs(asPaper, 'edge', l)).toBeCloseTo(evaluateRegression(paper, featureValues(l, FEATURES.conv)), 12)
+    expect(regressorsOf(profile)).toEqual(['linear', 'paper', 'forest'])
+    // Pooled over the held-out configurations of each side, for every regressor; a product-shaped cost
+    // is what the paper's two variables cannot express: their error is the largest.
     expect(profile.gridHeldOut!.edge).toMatchObject({ n: 40 })
-    expect(profile.gridHeldOut!.edge!.forest).toBeGreaterThan(0)
-    expect(profile.gridHeldOut!.edge!.linear).toBeGreaterThan(0)
+    const g = profile.gridHeldOut!.edge!
+    expect(g.forest).toBeGreaterThan(0)
+    expect(g.linear).toBeGreaterThan(0)
+    expect(g.paper!).toBeGreaterThan(g.linear!)
   })
 })

@@ -6,7 +6,7 @@ import { median } from 'simple-statistics'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LINK_PASSES, LINK_PROBE_REPS, probePlans } from '../../../src/main/campaign/messaging.js'
 import { PLANS_PASSES, PLANS_WARMUP, errorStats, planErrors } from '../../../src/main/campaign/plans.js'
-import { FEATURES, evaluateRegression, featureValues, parseProfile, regressionKeyOf } from '../../../src/shared/latency.js'
+import { FEATURES, REGRESSOR_TEXT, evaluateRegression, featureValues, parseProfile, regressionKeyOf } from '../../../src/shared/latency.js'
 import { fitForest } from '../../../src/main/campaign/forest-fit.js'
 import { mulberry32 } from '../../fixtures/prng.js'
 import { mkdtempSync } from 'node:fs'
@@ -177,7 +177,7 @@ describe('plans campaign', () => {
     core.planning.sourceChanged('pi-plans')
     const s = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
     const mine = s.predictors!.filter((q) => q.name.startsWith(`profile ${id} `) && /: (linear fits|tree ensembles \(ml-random-forest\)), /.test(q.name))
-    expect(mine.map((q) => q.name.split(': ')[1]!.split(',')[0])).toEqual(['linear fits', 'tree ensembles (ml-random-forest)'])
+    expect(mine.map((q) => q.name.split(': ')[1]!.split(',')[0])).toEqual([REGRESSOR_TEXT.linear, REGRESSOR_TEXT.forest])
     const [lin, tree] = mine.map((q) => q.errors.e2e.median!)
     const better = tree! < lin! ? 'forest' : 'linear'
     expect(s.choice).toMatchObject({ regressor: better, changed: better === 'forest' })
@@ -189,7 +189,7 @@ describe('plans campaign', () => {
     // The user's choice stands: the next plans campaign leaves it, whatever it measures.
     const mineNow = better === 'forest' ? 'linear' : 'forest'
     core.useProfile('pi-plans', id, mineNow)
-    expect(() => core.useProfile('pi-plans', row.id, 'forest')).toThrow(`profile "${row.id}" has no tree ensemble`)
+    expect(() => core.useProfile('pi-plans', row.id, 'forest')).toThrow(`profile "${row.id}" has no tree ensembles (ml-random-forest)`)
     core.useProfile('pi-plans', id)
     const again = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
     expect(again.choice).toEqual({ regressor: mineNow, changed: false, why: `the ${mineNow} regressor was chosen by the user` })

@@ -11,6 +11,7 @@ import type {
 } from '../../../shared/console-api'
 import { Card, Empty, Guard, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { useApi, useQuery } from '../hooks'
+import { REGRESSOR_TEXT } from '../../../shared/regressors'
 
 const SIDE_TEXT = { device: 'Device', edge: 'Edge (this machine)' } as const
 /** Axis ticks a reader takes in at a glance: 950, 12.5k, 3.2M (not 1e+4). */
@@ -272,8 +273,8 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
       {p.choice ? (
         <p className="muted" data-testid="predictor-choice">
           {p.choice.changed
-            ? `This campaign switched the profile to its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'} (${p.choice.why}).`
-            : `The profile keeps its ${p.choice.regressor === 'forest' ? 'tree ensembles' : 'linear fits'}: ${p.choice.why}.`}
+            ? `This campaign switched the profile to ${REGRESSOR_TEXT[p.choice.regressor]} (${p.choice.why}).`
+            : `The profile keeps ${REGRESSOR_TEXT[p.choice.regressor]}: ${p.choice.why}.`}
         </p>
       ) : null}
     </>
