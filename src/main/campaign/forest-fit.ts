@@ -11,18 +11,21 @@ export const FOREST_MIN_POINTS = 30
 /** Trees, their depth and the least samples a node splits: sized for profiles of tens of kB per key. */
 export const FOREST_OPTIONS = { nEstimators: 30, maxDepth: 8, minNumSamples: 3, seed: 1 } as const
 
+/** What ml-random-forest is given: every variable for every tree, bootstrap samples, no out-of-bag estimate. */
+export const RANDOM_FOREST_OPTIONS = {
+  nEstimators: FOREST_OPTIONS.nEstimators,
+  maxFeatures: 1.0,
+  replacement: true,
+  useSampleBagging: true,
+  noOOB: true,
+  seed: FOREST_OPTIONS.seed,
+  treeOptions: { maxDepth: FOREST_OPTIONS.maxDepth, minNumSamples: FOREST_OPTIONS.minNumSamples }
+}
+
 /** The ensemble for these points (null with too few, or when the measurements are not all positive). */
 export function fitForest(features: readonly string[], train: readonly FitPoint[], held: readonly FitPoint[]): Forest | null {
   if (train.length < FOREST_MIN_POINTS || held.length === 0 || train.some((p) => !(p.y > 0))) return null
-  const rf = new RandomForestRegression({
-    nEstimators: FOREST_OPTIONS.nEstimators,
-    maxFeatures: 1.0,
-    replacement: true,
-    useSampleBagging: true,
-    noOOB: true,
-    seed: FOREST_OPTIONS.seed,
-    treeOptions: { maxDepth: FOREST_OPTIONS.maxDepth, minNumSamples: FOREST_OPTIONS.minNumSamples }
-  })
+  const rf = new RandomForestRegression(RANDOM_FOREST_OPTIONS)
   rf.train(
     train.map((p) => [...p.x]),
     train.map((p) => Math.log(p.y))

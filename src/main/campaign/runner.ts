@@ -276,12 +276,17 @@ export class Campaigns {
       }
       const scored = this.deps.predictorTables(deviceId).map((p) => ({ ...p, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
       if (source.kind === 'profile' && source.profileId) {
-        s.choice = this.deps.chooseRegressor(
-          deviceId,
-          source.profileId,
-          scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eMedian: x.errors.e2e.median })),
-          id
-        )
+        // The measurements stand whatever happens to the choice (a profile removed meanwhile, say).
+        try {
+          s.choice = this.deps.chooseRegressor(
+            deviceId,
+            source.profileId,
+            scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eMedian: x.errors.e2e.median })),
+            id
+          )
+        } catch (err) {
+          s.choice = { regressor: 'linear', changed: false, why: `no choice made: ${errorMessage(err)}` }
+        }
       }
       // What the device plans with now (after the choice): that profile, with its regressor.
       const nowRow = this.deps.store.profiles.current(deviceId)

@@ -1,6 +1,6 @@
 import { RandomForestRegression } from 'ml-random-forest'
 import { describe, expect, it } from 'vitest'
-import { FOREST_MIN_POINTS, FOREST_OPTIONS, fitForest } from '../../../src/main/campaign/forest-fit.js'
+import { FOREST_MIN_POINTS, FOREST_OPTIONS, RANDOM_FOREST_OPTIONS, fitForest } from '../../../src/main/campaign/forest-fit.js'
 import { fitProfile, type MeasurementRow } from '../../../src/main/campaign/fit.js'
 import { forestPredict } from '../../../src/shared/forest.js'
 import { FEATURES, FIT_FEATURES, evaluateRegression, featureValues, parseProfile, predictLayerMs, regressorsOf } from '../../../src/shared/latency.js'
@@ -42,15 +42,7 @@ describe('tree ensembles beside the linear fits', () => {
     const held = points(grid(30, 2))
     const f = fitForest(names, train, held)!
     expect(f.trees).toHaveLength(FOREST_OPTIONS.nEstimators)
-    const rf = new RandomForestRegression({
-      nEstimators: FOREST_OPTIONS.nEstimators,
-      maxFeatures: 1.0,
-      replacement: true,
-      useSampleBagging: true,
-      noOOB: true,
-      seed: FOREST_OPTIONS.seed,
-      treeOptions: { maxDepth: FOREST_OPTIONS.maxDepth, minNumSamples: FOREST_OPTIONS.minNumSamples }
-    })
+    const rf = new RandomForestRegression(RANDOM_FOREST_OPTIONS)
     rf.train(
       train.map((p) => [...p.x]),
       train.map((p) => Math.log(p.y))
