@@ -3,7 +3,12 @@
  *   1. activation relay through the embedded broker (guard + aedes), agent → console, QoS 1, for
  *      64 KiB and 1 MiB frames, beside a raw TCP loopback transfer of the same bytes (baseline);
  *   2. one co-inference over loopback MQTT (real agent process, split plan) against the same two
- *      segments run in-process (ratio of medians).
+ *      segments run in-process (ratio of medians), and where the difference goes, from what every
+ *      co-inference already records (medians over the batch): the device segment (agent worker), the
+ *      messaging both ways (end to end less the device segment and the console's time from the
+ *      frame's arrival to the result's publish: agent encode and publish, broker, console receive,
+ *      result publish, agent receive), the console's hand-off to its worker and back (arrival to
+ *      publish less the edge segment), and the edge segment (console worker).
  */
 import { median } from 'simple-statistics'
 import { createServer, connect } from 'node:net'
@@ -93,7 +98,7 @@ async function relayMBps(frameBytes: number, frames: number): Promise<number> {
   return (frameBytes * frames) / 1e6 / ((t1 - t0) / 1000)
 }
 
-async function coinferenceRatio(count: number): Promise<Record<string, number>> {
+async function coinferenceRatio(count: number): Promise<Record<string, number | Record<string, number>>> {
   const loaded = loadManifest(defaultModelDir())
   const { manifest } = loaded
   const samples = readShippedSamples(loaded)
@@ -133,7 +138,19 @@ async function coinferenceRatio(count: number): Promise<Record<string, number>> 
     await core.infer({ agent: 'bench-pi', count: 5, latencyMs: 1000, uplinkKbps: 1e6, plan }) // warm-up
     const { rows } = await core.infer({ agent: 'bench-pi', count, latencyMs: 1000, uplinkKbps: 1e6, plan })
     const e2e = rows.map((r) => r.e2eMs)
-    return { inProcessMedianMs: median(local), mqttLoopbackMedianMs: median(e2e), ratio: median(e2e) / median(local) }
+    // transferMs = e2e − device − (result published − frame arrived) at the console (coinference.ts).
+    const consoleMs = rows.map((r) => r.e2eMs - r.deviceMs - (r.transferMs ?? 0))
+    return {
+      inProcessMedianMs: median(local),
+      mqttLoopbackMedianMs: median(e2e),
+      ratio: median(e2e) / median(local),
+      breakdownMedianMs: {
+        deviceSegment: median(rows.map((r) => r.deviceMs)),
+        messagingBothWays: median(rows.map((r) => r.transferMs ?? 0)),
+        consoleHandoff: median(consoleMs.map((c, i) => c - rows[i]!.edgeMs)),
+        edgeSegment: median(rows.map((r) => r.edgeMs))
+      }
+    }
   } finally {
     child.kill('SIGTERM')
     await core.stop()
