@@ -282,8 +282,9 @@ export const CalibrationProfileSchema = z
      */
     composition: z.enum(['sum', 'fused']).default('sum'),
     /**
-     * Which regressor predicts a layer: `linear` (the paper's form, on the campaign's variables), or
-     * `forest` (the tree ensemble fitted beside it, where there is one; the linear fit elsewhere).
+     * Which regressor predicts a layer (regressors.ts): `linear` (the campaign's variables), `paper`
+     * (the paper's variables alone) or `forest` (the tree ensembles), each where a key has it, the
+     * linear fit elsewhere.
      * `regressorChosenBy` says who chose: a plans campaign (by its error on the real plans) or the user.
      */
     regressor: z.enum(REGRESSORS).default('linear'),

@@ -94,7 +94,7 @@ export interface LayerLatencySource {
   junctionMs?(side: Side, before: Layer, after: Layer): number
   /**
    * A non-empty segment's time as a plan runs it, from its composed prediction, the elements it
-   * receives and the idle before it (the edge's: the device segment) — identity when absent.
+   * receives and hands on, and the idle before it (the edge's: the device segment) — identity when absent.
    */
   segmentMs?(side: Side, composedMs: number, ctx: SegmentContext): number
 }

@@ -236,8 +236,8 @@ function fitPaperForm(key: RegressionKey, train: readonly FitPoint[], held: read
 
 /**
  * The held-out grid error of each regressor of one side, pooled over every held-out configuration
- * (blocks and model loading aside): the linear fits, and the tree ensembles where a key has one (its
- * linear fit elsewhere, as a profile with `regressor: forest` predicts).
+ * (blocks and model loading aside): the linear fits, the paper's variables alone and the tree
+ * ensembles, each where a key has it (its linear fit elsewhere, as a profile with that regressor predicts).
  */
 function pooledHeldOut(
   fits: Partial<Record<RegressionKey, Regression>>,

@@ -14,9 +14,9 @@
  * - Segments as plans run them: a plan's segment runs once per inference, right after messaging and
  *   the other side's work, on a machine busy with both; the grid times layers alone. Per side, the
  *   probes' measured segments against the fitted profile's composed predictions give
- *   fixed + scale × prediction, and on the edge, where the probes pin them down, a cost per input
- *   element (the activation arrives fresh from the network) and per ms of idle before the segment
- *   (fitSegments). The probes: the first and the last exit each side alone, cut after the first
+ *   fixed + scale × prediction, and where the probes pin them down a cost per element the segment
+ *   receives (an edge segment's activation arrives fresh from the network), per element it hands on
+ *   (a device segment ending in a large activation) and per ms of idle before it (fitSegments). The probes: the first and the last exit each side alone, cut after the first
  *   layer, in the middle and three quarters into the last exit, cut before the last layer (whose
  *   edge segment is one small layer: without it the fixed cost of a small segment was a guess,
  *   0.01 ms in one campaign against 0.05–0.18 ms measured), and the middle of the middle exit.
@@ -143,7 +143,7 @@ const spans = (points: readonly SegmentPoint[], v: SegmentVar): boolean => {
 
 /**
  * A side's segments as plans run them, from the probes: measured = fixed + scale × predicted
- * [+ perInputElement × input elements] [+ perIdle × idle], by least squares on relative error
+ * [+ perInputElement × input elements] [+ perOutputElement × output elements] [+ perIdle × idle], by least squares on relative error
  * (segments span 0.05 to tens of ms). A form is a candidate when the probes pin it down — at least
  * 2 × parameters − 1 probes (3 for the line, 7 for all four terms), every variable spanning a factor of 2, a scale
  * within SEGMENT_SCALE_RANGE and no negative extra term (more input or more idle never makes a
@@ -157,16 +157,9 @@ const spans = (points: readonly SegmentPoint[], v: SegmentVar): boolean => {
  */
 export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { form: string; looError: number | null } {
   const usable = points.filter((p) => p.measuredMs > 0 && p.predictedMs >= 0)
-  const w = usable.map((p) => 1 / p.measuredMs ** 2)
-  const total = w.reduce((a, v) => a + v, 0)
-  const offsetOnly = {
-    fixedMs: total > 0 ? usable.reduce((a, p, i) => a + w[i]! * (p.measuredMs - p.predictedMs), 0) / total : 0,
-    scale: 1,
-    form: 'offset',
-    looError: null
-  }
   const predict = (beta: readonly number[], vars: readonly SegmentVar[], p: SegmentPoint) => vars.reduce((a, v, i) => a + beta[i + 1]! * varOf(p, v), beta[0]!)
-  // The offset alone competes too (its own leave-one-out error): a line through noisy probes can predict worse than the composition shifted.
+  // The offset alone (weighted 1/measured², as the forms are) competes too, by its own leave-one-out
+  // error: a line through noisy probes can predict worse than the composition shifted.
   const offsetOf = (pts: readonly SegmentPoint[]) => {
     const ws = pts.map((p) => 1 / p.measuredMs ** 2)
     const t = ws.reduce((a, v) => a + v, 0)
@@ -196,7 +189,7 @@ export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { f
     loo /= usable.length
     if (!best || loo < best.loo - 1e-9) best = { beta, vars, loo }
   }
-  if (!best || (offsetLoo !== null && offsetLoo <= best.loo)) return { ...offsetOnly, looError: offsetLoo }
+  if (!best || (offsetLoo !== null && offsetLoo <= best.loo)) return { fixedMs: offsetOf(usable), scale: 1, form: 'offset', looError: offsetLoo }
   const { beta, vars } = best
   const coef = (v: SegmentVar) => (vars.includes(v) ? beta[vars.indexOf(v) + 1]! : undefined)
   const perInputElementMs = coef('in')
@@ -213,14 +206,14 @@ export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { f
   }
 }
 
-/** Weighted least squares y = a + b x (unit weights by default; b = 0 when x does not vary). */
-function line(pts: readonly { x: number; y: number }[], weights: readonly number[] = pts.map(() => 1)): { a: number; b: number } {
-  const w = weights.reduce((s, v) => s + v, 0)
-  if (!pts.length || !(w > 0)) return { a: 0, b: 0 }
-  const mx = pts.reduce((s, p, i) => s + weights[i]! * p.x, 0) / w
-  const my = pts.reduce((s, p, i) => s + weights[i]! * p.y, 0) / w
-  const sxx = pts.reduce((s, p, i) => s + weights[i]! * (p.x - mx) ** 2, 0)
-  const b = sxx > 0 ? pts.reduce((s, p, i) => s + weights[i]! * (p.x - mx) * (p.y - my), 0) / sxx : 0
+/** Ordinary least squares y = a + b x (b = 0 when x does not vary). */
+function line(pts: readonly { x: number; y: number }[]): { a: number; b: number } {
+  const n = pts.length
+  if (!n) return { a: 0, b: 0 }
+  const mx = pts.reduce((s, p) => s + p.x, 0) / n
+  const my = pts.reduce((s, p) => s + p.y, 0) / n
+  const sxx = pts.reduce((s, p) => s + (p.x - mx) ** 2, 0)
+  const b = sxx > 0 ? pts.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0) / sxx : 0
   return { a: my - b * mx, b }
 }
 

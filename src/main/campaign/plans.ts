@@ -145,6 +145,4 @@ export interface PredictorTable {
   /** A variant of a stored profile: its id and the regressor it predicts with. */
   profileId?: string
   regressor?: Regressor
-  /** The device plans with this one now. */
-  current?: boolean
 }

@@ -451,7 +451,7 @@ function buildProgram(io: Io): Command {
     .addOption(
       new Option(
         '--regressor <r>',
-        "which of the profile's regressors predicts: linear (the paper's form) or forest (its tree ensembles); your choice, which plans campaigns then keep (default: as the last plans campaign chose)"
+        "which of the profile's regressors predicts: linear (its fits on the campaign's variables), paper (the paper's variables alone) or forest (its tree ensembles); your choice, which plans campaigns then keep (default: as the last plans campaign chose)"
       ).choices([...REGRESSORS])
     )
     .addOption(dataDirOption())

@@ -99,6 +99,8 @@ export class EdgentConsole extends EventEmitter {
       log: log.child({ part: 'distribution' }),
       ...(opts.transferChunkBytes ? { chunkBytes: opts.transferChunkBytes } : {})
     })
+    // The largest activation the console accepts: its packet limit less a frame's largest overhead.
+    const maxUploadBytes = opts.maxPacketBytes - FRAME_OVERHEAD_MAX
     this.planning = new Planning({
       ...base,
       executor: this.executor,
@@ -107,7 +109,7 @@ export class EdgentConsole extends EventEmitter {
       request,
       publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       profileReps: opts.profileReps,
-      maxUploadBytes: opts.maxPacketBytes - FRAME_OVERHEAD_MAX
+      maxUploadBytes
     })
     this.monitor = new LinkMonitor({
       ...base,
@@ -145,7 +147,7 @@ export class EdgentConsole extends EventEmitter {
       },
       predictorTables: (id) => this.planning.predictorTables(id),
       chooseRegressor: (id, profileId, scored, campaignId) => this.planning.chooseRegressor(id, profileId, scored, campaignId),
-      maxUploadBytes: opts.maxPacketBytes - FRAME_OVERHEAD_MAX,
+      maxUploadBytes,
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       deviceHealth: (id) => this.fleet.health(id),
       onProgress: (status) => {

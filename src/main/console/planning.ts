@@ -31,7 +31,7 @@ import {
 } from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
 import type { PredictorTable } from '../campaign/plans.js'
-import { TAIL_WINDOW, checkPercentile, measureTail, tailTable, type TailModel } from '../../shared/tail.js'
+import { TAIL_WINDOW, measureTail, tailTable, type TailModel } from '../../shared/tail.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'
@@ -311,7 +311,6 @@ export class Planning {
         // a profile that cannot predict this model (a layer type it has no regression for) is left out
       }
     }
-    const current = this.deps.store.profiles.current(agentId)?.id ?? null
     for (const row of this.deps.store.profiles.forDevice(agentId)) {
       let p: CalibrationProfile
       try {
@@ -333,8 +332,7 @@ export class Planning {
       tryAdd(`${label}: ${several ? `${REGRESSOR_TEXT[p.regressor]}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
         gridHeldOut: held(p.regressor),
         profileId: row.id,
-        regressor: p.regressor,
-        ...(row.id === current ? { current: true } : {})
+        regressor: p.regressor
       })
       for (const other of regressors.filter((r) => r !== p.regressor)) {
         tryAdd(`${label}: ${REGRESSOR_TEXT[other]}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
@@ -362,16 +360,14 @@ export class Planning {
     const d = this.device(agentId)
     let t = d.tails.get(percentile)
     if (!t) {
-      checkPercentile(percentile)
       t = measureTail(this.deps.store.runs.inferences(agentId, TAIL_WINDOW), percentile)
       d.tails.set(percentile, t)
     }
     return t
   }
 
-  /** The cost table plans are chosen with: corrected online, at a percentile when one is given. */
-  private planningTable(agentId: string, percentile?: number): CostTable {
-    const costs = this.costTable(agentId)
+  /** The cost table plans are chosen with: the (online-corrected) `costs`, at a percentile when one is given. */
+  private atPercentile(agentId: string, costs: CostTable, percentile?: number): CostTable {
     return percentile === undefined || percentile === 50 ? costs : tailTable(costs, this.tail(agentId, percentile))
   }
 
@@ -381,7 +377,7 @@ export class Planning {
     const key = `${latencyMs}@${percentile ?? 50}`
     let map = d.maps.get(key)
     if (!map) {
-      map = configurationMap(this.planningTable(agentId, percentile), { latencyMs, fromKbps: 1, toKbps: 1e7 })
+      map = configurationMap(this.atPercentile(agentId, this.costTable(agentId), percentile), { latencyMs, fromKbps: 1, toKbps: 1e7 })
       d.maps.set(key, map)
     }
     return map
@@ -401,7 +397,7 @@ export class Planning {
     percentile?: number
   ): Promise<StoredPlan> {
     const typical = this.costTable(agentId)
-    const costs = this.planningTable(agentId, percentile)
+    const costs = this.atPercentile(agentId, typical, percentile)
     const served = this.modelOf(agentId)
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!

@@ -7,6 +7,7 @@ import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
 import { download } from '../download'
+import { PERCENTILE_RANGE } from '../../../shared/tail'
 
 const BATCH = 25
 const KEEP = 100_000
@@ -93,7 +94,8 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       latencyMs: [latencyText, { name: 'latency requirement (ms)', above: 0, max: 3_600_000 }]
     })
     const kbpsParsed = fixedKbps.trim() === '' ? null : parseNumber(fixedKbps, { name: 'uplink (kbps)', above: 0, max: 1e7 })
-    const pctParsed = percentileText.trim() === '' ? null : parseNumber(percentileText, { name: 'percentile', min: 50, max: 99.9 })
+    const pctParsed =
+      percentileText.trim() === '' ? null : parseNumber(percentileText, { name: 'percentile', min: PERCENTILE_RANGE[0], max: PERCENTILE_RANGE[1] })
     const problems = [
       ...(p.ok ? [] : p.errors),
       ...(kbpsParsed && !kbpsParsed.ok ? [kbpsParsed.error] : []),
