@@ -1,14 +1,11 @@
 /**
  * MQTT relay and co-inference overhead:
  *   1. activation relay through the embedded broker (guard + aedes), agent → console, QoS 1, for
- *      64 KiB and 1 MiB frames, beside a raw TCP loopback transfer of the same bytes (baseline);
+ *      64 KiB and 1 MiB frames, to the console in process (as it runs) and to an MQTT subscriber,
+ *      beside a raw TCP loopback transfer of the same bytes (baseline);
  *   2. one co-inference over loopback MQTT (real agent process, split plan) against the same two
- *      segments run in-process (ratio of medians), and where the difference goes, from what every
- *      co-inference already records (medians over the batch): the device segment (agent worker), the
- *      messaging both ways (end to end less the device segment and the console's time from the
- *      frame's arrival to the result's publish: agent encode and publish, broker, console receive,
- *      result publish, agent receive), the console's hand-off to its worker and back (arrival to
- *      publish less the edge segment), and the edge segment (console worker).
+ *      segments run in-process (ratio of medians), and where the difference goes, stage by stage,
+ *      from the timings every co-inference carries (src/shared/stages.ts; medians over the batch).
  */
 import { median } from 'simple-statistics'
 import { createServer, connect } from 'node:net'
@@ -25,6 +22,13 @@ import { defaultModelDir, packageRoot } from '../src/main/runtime/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
 import { preprocess } from '../src/shared/preprocess.js'
 import { topics } from '../src/shared/topics.js'
+import { exitPath } from '../src/shared/manifest.js'
+import { STAGE_ORDER } from '../src/shared/stages.js'
+
+/** The split every co-inference figure here is for. */
+const FLOOR_PLAN = { exit: 5, deviceLayers: 8 }
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000
 
 const silent = pino({ level: 'silent' })
 
@@ -56,7 +60,8 @@ async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
   })
 }
 
-async function relayMBps(frameBytes: number, frames: number): Promise<number> {
+/** Relay agent → console through the embedded broker: to the console in process (as it runs) or to an MQTT subscriber. */
+async function relayMBps(frameBytes: number, frames: number, to: 'in-process' | 'mqtt-client'): Promise<number> {
   const secret = 'bench-secret'
   const broker = new EmbeddedBroker({
     host: '127.0.0.1',
@@ -69,19 +74,29 @@ async function relayMBps(frameBytes: number, frames: number): Promise<number> {
     agentPublishRate: null,
     log: silent
   })
+  let got = 0
+  let arrived: (t: number) => void = () => undefined
+  const done = new Promise<number>((resolve) => {
+    arrived = resolve
+  })
+  const onMessage = () => {
+    if (++got === frames) arrived(performance.now())
+  }
+  // as the console's link takes activations (agent-link.ts): as the broker authorises them
+  if (to === 'in-process') await broker.attach({ filters: [], early: (t) => t.endsWith('/activation'), deliver: onMessage })
   await broker.start()
   const url = `mqtt://127.0.0.1:${broker.port}`
-  const sub = await mqtt.connectAsync(url, { clientId: 'edgent-console-bench', username: CONSOLE_USERNAME, password: secret, protocolVersion: 4 })
+  const sub =
+    to === 'mqtt-client'
+      ? await mqtt.connectAsync(url, { clientId: 'edgent-console-bench', username: CONSOLE_USERNAME, password: secret, protocolVersion: 4 })
+      : null
   const pub = await mqtt.connectAsync(url, { clientId: 'bench-agent', username: 'bench-agent', password: 'tok', protocolVersion: 4 })
-  for (const c of [sub, pub]) (c.stream as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true)
-  await sub.subscribeAsync(topics.allAgents.activation, { qos: 1 })
+  for (const c of [sub, pub]) (c?.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
+  if (sub) {
+    await sub.subscribeAsync(topics.allAgents.activation, { qos: 1 })
+    sub.on('message', onMessage)
+  }
   const payload = Buffer.alloc(frameBytes, 3)
-  let got = 0
-  const done = new Promise<number>((resolve) => {
-    sub.on('message', () => {
-      if (++got === frames) resolve(performance.now())
-    })
-  })
   const t0 = performance.now()
   // at most 8 frames in flight, as an agent streaming activations would
   const inflight = new Set<Promise<unknown>>()
@@ -93,28 +108,84 @@ async function relayMBps(frameBytes: number, frames: number): Promise<number> {
   }
   const t1 = await done
   await pub.endAsync()
-  await sub.endAsync()
+  await sub?.endAsync()
   await broker.stop()
   return (frameBytes * frames) / 1e6 / ((t1 - t0) / 1000)
 }
 
-async function coinferenceRatio(count: number): Promise<Record<string, number | Record<string, number>>> {
+/**
+ * The floor: the same split across two processes with the thinnest messaging there is — the device
+ * segment in a second process (split-peer.ts, its own ORT worker), the activation over a bare TCP
+ * socket, the edge segment in this process's ORT worker, the scores back. Median end to end, ms.
+ */
+async function splitFloor(count: number): Promise<number> {
+  const loaded = loadManifest(defaultModelDir())
+  const n = exitPath(loaded.manifest, FLOOR_PLAN.exit).length
+  const ex = new OrtExecutor()
+  await ex.start()
+  await ex.openModel(loaded.dir)
+  const dims = exitPath(loaded.manifest, FLOOR_PLAN.exit)[FLOOR_PLAN.deviceLayers - 1]!.outputShape
+  const server = createServer((sock) => {
+    sock.setNoDelay(true)
+    let buf = Buffer.alloc(0)
+    sock.on('data', (d: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d
+      if (buf.length < 4 || buf.length < 4 + buf.readUInt32LE(0)) return
+      const bytes = buf.readUInt32LE(0)
+      const x = new Float32Array(bytes / 4)
+      new Uint8Array(x.buffer).set(buf.subarray(4, 4 + bytes))
+      buf = Buffer.alloc(0)
+      void ex.runSegment(loaded.manifest.id, { exit: FLOOR_PLAN.exit, from: FLOOR_PLAN.deviceLayers, to: n }, x, dims).then((r) => {
+        const head = Buffer.alloc(4)
+        head.writeUInt32LE(r.output.byteLength)
+        sock.cork()
+        sock.write(head)
+        sock.write(Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength))
+        sock.uncork()
+      })
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as { port: number }).port
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(packageRoot(), 'bench/split-peer.ts'), String(port), String(count), String(FLOOR_PLAN.exit), String(FLOOR_PLAN.deviceLayers)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit']
+    }
+  )
+  let out = ''
+  child.stdout.on('data', (d) => (out += String(d)))
+  const code = await new Promise<number | null>((r) => child.once('exit', r))
+  server.close()
+  await ex.stop()
+  if (code !== 0) throw new Error(`split-peer exited with ${code}`)
+  return median((JSON.parse(out) as { e2e: number[] }).e2e)
+}
+
+export async function coinferenceRatio(count: number): Promise<Record<string, number | Record<string, number>>> {
   const loaded = loadManifest(defaultModelDir())
   const { manifest } = loaded
   const samples = readShippedSamples(loaded)
-  const plan = { exit: 5, deviceLayers: 8 }
+  const plan = FLOOR_PLAN
   // in-process: the same two segments, one after the other, wall time
   const ex = new OrtExecutor()
   await ex.start()
   await ex.openModel(loaded.dir)
   const local: number[] = []
+  const localRuns: { deviceMs: number; edgeMs: number; handoffsMs: number }[] = []
   for (let k = 0; k < count + 5; k++) {
     const x = preprocess(manifest, samples.images.subarray(k * samples.imageElements, (k + 1) * samples.imageElements))
     const t0 = performance.now()
-    await ex.runSplit(manifest.id, plan.exit, plan.deviceLayers, x)
-    if (k >= 5) local.push(performance.now() - t0)
+    const r = await ex.runSplit(manifest.id, plan.exit, plan.deviceLayers, x)
+    const wall = performance.now() - t0
+    if (k >= 5) {
+      local.push(wall)
+      localRuns.push({ deviceMs: r.deviceMs, edgeMs: r.edgeMs, handoffsMs: wall - r.deviceMs - r.edgeMs })
+    }
   }
   await ex.stop()
+  const floor = await splitFloor(count)
   // over MQTT: a real agent process and the console
   const core = new EdgentConsole({
     ...DEFAULT_CONSOLE,
@@ -138,18 +209,28 @@ async function coinferenceRatio(count: number): Promise<Record<string, number | 
     await core.infer({ agent: 'bench-pi', count: 5, latencyMs: 1000, uplinkKbps: 1e6, plan }) // warm-up
     const { rows } = await core.infer({ agent: 'bench-pi', count, latencyMs: 1000, uplinkKbps: 1e6, plan })
     const e2e = rows.map((r) => r.e2eMs)
-    // transferMs = e2e − device − (result published − frame arrived) at the console (coinference.ts).
-    const consoleMs = rows.map((r) => r.e2eMs - r.deviceMs - (r.transferMs ?? 0))
+    const timed = rows.flatMap((r) => (r.stages ? [r.stages] : []))
+    if (timed.length < rows.length) throw new Error(`only ${timed.length} of ${rows.length} co-inferences carry their stages`)
+    const stages = Object.fromEntries(STAGE_ORDER.map((k) => [k, round3(median(timed.map((s) => s[k])))]))
+    const accounted = rows.map((r) => STAGE_ORDER.reduce((sum, k) => sum + r.stages![k], 0))
     return {
       inProcessMedianMs: median(local),
+      // the in-process run's own parts: both segments' session.run, and its two hand-offs to the worker and back
+      inProcessPartsMedianMs: {
+        deviceMs: round3(median(localRuns.map((r) => r.deviceMs))),
+        edgeMs: round3(median(localRuns.map((r) => r.edgeMs))),
+        handoffsMs: round3(median(localRuns.map((r) => r.handoffsMs)))
+      },
       mqttLoopbackMedianMs: median(e2e),
       ratio: median(e2e) / median(local),
-      breakdownMedianMs: {
-        deviceSegment: median(rows.map((r) => r.deviceMs)),
-        messagingBothWays: median(rows.map((r) => r.transferMs ?? 0)),
-        consoleHandoff: median(consoleMs.map((c, i) => c - rows[i]!.edgeMs)),
-        edgeSegment: median(rows.map((r) => r.edgeMs))
-      }
+      // the same split across two processes over a bare TCP socket (no MQTT, no protocol): the floor here
+      twoProcessFloorMedianMs: floor,
+      floorRatio: floor / median(local),
+      ratioToFloor: median(e2e) / floor,
+      // Medians of each stage (stages.ts); uplink and downlink on one clock (agent and console share this machine's).
+      stagesMedianMs: stages,
+      wireBothWaysMedianMs: round3(median(timed.map((s) => s.wireMs))),
+      unaccountedMedianMs: round3(median(rows.map((r, i) => r.e2eMs - accounted[i]!)))
     }
   } finally {
     child.kill('SIGTERM')
@@ -165,8 +246,19 @@ export async function runRelayBench(): Promise<Record<string, unknown>> {
   const relay = []
   for (const s of sizes) {
     const base = await rawTcpMBps(s.bytes, s.frames)
-    const mbps = await relayMBps(s.bytes, s.frames)
-    relay.push({ frame: s.label, frames: s.frames, relayMBps: mbps, rawTcpMBps: base, ratioToRawTcp: mbps / base })
+    const mbps = await relayMBps(s.bytes, s.frames, 'in-process')
+    const viaClient = await relayMBps(s.bytes, s.frames, 'mqtt-client')
+    relay.push({
+      frame: s.label,
+      frames: s.frames,
+      rawTcpMBps: base,
+      // to the console in process, as it runs with its embedded broker
+      relayMBps: mbps,
+      ratioToRawTcp: mbps / base,
+      // to an MQTT subscriber over loopback (how the console received before it subscribed in process)
+      viaMqttClientMBps: viaClient,
+      viaMqttClientRatio: viaClient / base
+    })
   }
   return { relay, coinference: { plan: 'exit 5, deviceLayers 8', ...(await coinferenceRatio(200)) } }
 }

@@ -29,6 +29,7 @@ import {
 } from '../../src/shared/messages.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
+import type { Stages } from '../../src/shared/stages.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
@@ -92,7 +93,8 @@ export class EdgentAgent {
   private plan: PlanMessage | null = null
   /** A plan whose model is still being fetched: followed once it is held. */
   private pendingPlan: PlanMessage | null = null
-  private readonly waiting = new Map<string, (r: ResultMessage) => void>()
+  /** Inferences waiting for their result, by request id: called with it and when its message arrived (performance.now). */
+  private readonly waiting = new Map<string, (r: ResultMessage, receivedAt: number) => void>()
   private busy = false
   private seq = 0
   private rttMs: number | null = null
@@ -341,8 +343,9 @@ export class EdgentAgent {
       return
     }
     if (t.kind === 'result') {
+      const receivedAt = performance.now()
       const r = parsePayload(ResultSchema, payload, topic)
-      this.waiting.get(r.requestId)?.(r)
+      this.waiting.get(r.requestId)?.(r, receivedAt)
       return
     }
     if (t.kind === 'request' && t.verb) {
@@ -378,8 +381,11 @@ export class EdgentAgent {
     return { previousKbps, kbps }
   }
 
-  /** QoS 1 publish; resolves with the time until the broker's PUBACK, ms. */
-  private publishAcked(topic: string, payload: Uint8Array): Promise<number> {
+  /**
+   * QoS 1 publish; resolves with the time until the broker's PUBACK, ms. `sent`, when given, gets
+   * the times (performance.now) the publish call began and returned.
+   */
+  private publishAcked(topic: string, payload: Uint8Array, sent?: { called: number; returned: number }): Promise<number> {
     const c = this.client
     if (!c) return Promise.reject(new Error('not connected'))
     const t0 = performance.now()
@@ -387,6 +393,10 @@ export class EdgentAgent {
       c.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) =>
         err ? reject(err) : resolve(performance.now() - t0)
       )
+      if (sent) {
+        sent.called = t0
+        sent.returned = performance.now()
+      }
     })
   }
 
@@ -555,14 +565,19 @@ export class EdgentAgent {
     const N = exitPath(h.manifest, plan.exit).length
     const t0 = performance.now()
     let x = preprocess(h.manifest, pixels)
+    const preprocessed = performance.now()
     let dims = [...h.manifest.input.shape]
     let deviceMs = 0
+    let deviceHandoffMs = 0
     if (plan.deviceLayers > 0) {
+      const asked = performance.now()
       const r = await this.executor.runSegment(h.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x)
+      deviceHandoffMs = Math.max(0, performance.now() - asked - r.ms)
       x = r.output
       dims = r.dims
       deviceMs = await this.emulateSlowCpu(`${plan.model}/${plan.exit}/${plan.deviceLayers}`, r.ms)
     }
+    const encoding = performance.now()
     const frame = encodeFrame(
       {
         requestId,
@@ -579,6 +594,7 @@ export class EdgentAgent {
       dims,
       x
     )
+    const encodeMs = performance.now() - encoding
     // Reported once: a device-only run sends no activation and must not repeat a stale sample.
     this.transferKbps = null
     if (plan.deviceLayers >= N) {
@@ -596,25 +612,49 @@ export class EdgentAgent {
       )
       return { requestId, sample, label, deviceMs, ackMs: 0, e2eMs: performance.now() - t0, predictedLabel: -1, uploadBytes: frame.length, lost: true }
     }
+    let receivedAt = 0
     const result = new Promise<ResultMessage | null>((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(requestId)
         resolve(null)
       }, this.opts.resultTimeoutMs ?? 30_000)
-      this.waiting.set(requestId, (r) => {
+      this.waiting.set(requestId, (r, at) => {
         clearTimeout(timer)
         this.waiting.delete(requestId)
+        receivedAt = at
         resolve(r)
       })
     })
     const probingBefore = this.probing
+    const shaping = performance.now()
     await this.limitUplink(frame.length)
-    const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame)
+    const emulatedUplinkMs = performance.now() - shaping
+    const sent = { called: 0, returned: 0 }
+    const ackMs = await this.publishAcked(topics.activation(this.opts.id), frame, sent)
     this.observeTransfer(frame.length, ackMs, probingBefore || this.probing)
     const r = await result
-    const e2eMs = performance.now() - t0
+    const resumed = performance.now()
+    const e2eMs = resumed - t0
     if (r?.error) this.opts.log.warn({ requestId, err: r.error }, 'the console refused or could not answer this inference')
     if (!r || r.error) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
-    return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: r.label, uploadBytes: frame.length }
+    const cs = r.stages
+    const stages: Stages | undefined = cs && {
+      preprocessMs: preprocessed - t0,
+      deviceMs,
+      deviceHandoffMs,
+      encodeMs,
+      emulatedUplinkMs,
+      publishMs: sent.returned - sent.called,
+      uplinkMs: cs.arrivedAt - (performance.timeOrigin + sent.returned),
+      admitMs: cs.admitMs,
+      queueMs: cs.queueMs,
+      handoffMs: cs.handoffMs,
+      edgeMs: cs.edgeMs,
+      consoleMs: Math.max(0, cs.publishedAt - cs.arrivedAt),
+      downlinkMs: performance.timeOrigin + receivedAt - cs.publishedAt,
+      receiveMs: resumed - receivedAt,
+      wireMs: receivedAt - sent.returned - Math.max(0, cs.publishedAt - cs.arrivedAt)
+    }
+    return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: r.label, uploadBytes: frame.length, ...(stages ? { stages } : {}) }
   }
 }

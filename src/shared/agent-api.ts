@@ -7,6 +7,7 @@
  * error}` (messages.ts). Unknown fields are ignored on both sides (DESIGN.md, "MQTT protocol").
  */
 import { z } from 'zod'
+import { StagesSchema } from './stages.js'
 import { UserError, describeIssues } from './errors.js'
 import { MAX_UPLINK_KBPS } from './frame.js'
 import { REGRESSION_KEYS } from './latency.js'
@@ -27,7 +28,9 @@ export const InferenceRecordSchema = z.object({
   /** -1 when the inference was lost (no result within the agent's timeout). */
   predictedLabel: z.number().int().min(-1),
   uploadBytes: z.number().int().nonnegative(),
-  lost: z.boolean().optional()
+  lost: z.boolean().optional(),
+  /** Where the time went, stage by stage (stages.ts), when both sides timed theirs. */
+  stages: StagesSchema.optional()
 })
 export type InferenceRecord = z.infer<typeof InferenceRecordSchema>
 

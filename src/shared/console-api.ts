@@ -14,6 +14,7 @@ import type { CostTable, Breakdown } from './planner.js'
 import type { Health, Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Regressor, Side } from './latency.js'
 import type { TailModel } from './tail.js'
+import type { Stages } from './stages.js'
 
 // ------------------------------------------------------------------ shared records
 
@@ -360,6 +361,8 @@ export interface InferRow {
   met: boolean
   uplinkKbps: number
   uploadBytes: number
+  /** Where the time went, stage by stage, when both sides timed theirs (stages.ts). */
+  stages?: Stages
 }
 
 export interface InferSummary {

@@ -3,6 +3,7 @@
  * request/response envelopes (zigbee2mqtt style: {transaction, status, data | error}).
  */
 import { z } from 'zod'
+import { ConsoleStagesSchema } from './stages.js'
 import { UserError, describeIssues } from './errors.js'
 
 export const SCHEMA = 1
@@ -107,6 +108,8 @@ export const ResultSchema = z.object({
   edgeMs: z.number().nonnegative(),
   /** Console-side time from the activation's arrival to the result's publication, ms. */
   edgeTotalMs: z.number().nonnegative().optional(),
+  /** Where the console's share went (stages.ts); consoles before it send none. */
+  stages: ConsoleStagesSchema.optional(),
   error: z.string().optional()
 })
 export type ResultMessage = z.infer<typeof ResultSchema>

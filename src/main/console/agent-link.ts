@@ -4,7 +4,7 @@
  * `src/shared/agent-api.ts` — each request has a transaction id and a timeout, and its reply is
  * validated against the command's schema before anyone uses it.
  */
-import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsIn, type CommandReply } from '../../shared/agent-api.js'
@@ -14,9 +14,20 @@ import { parseTopic, topics } from '../../shared/topics.js'
 import { LogLimiter, kindOf } from './log-limit.js'
 import { AGENT_RATES, RateLimiter } from './rate-limit.js'
 
+/** The embedded broker seen from inside the process (broker.ts): the link needs no MQTT client then. */
+export interface LocalBroker {
+  attach(sub: { filters: string[]; early?(topic: string): boolean; deliver(topic: string, payload: Buffer): void }): Promise<void>
+  publishLocal(topic: string, payload: Buffer, o: { qos: 0 | 1; retain?: boolean }): Promise<void>
+}
+
 export interface AgentLinkOptions {
   /** The broker's URL, read at start (an embedded broker on port 0 knows its port only then). */
   url: () => string
+  /**
+   * The embedded broker, in process: subscriptions and publishes go straight to aedes (no loopback
+   * client, socket or packet parsing on the hot path). Absent: an MQTT client to `url`.
+   */
+  local?: LocalBroker
   username?: string
   password?: string
   log: Logger
@@ -31,6 +42,11 @@ export interface AgentMessageHandlers {
   fetch(agentId: string, payload: Buffer, topic: string): void
 }
 
+export interface PublishOptions {
+  qos: 0 | 1
+  retain?: boolean
+}
+
 interface Pending {
   agentId: string
   command: AgentCommand
@@ -41,6 +57,8 @@ interface Pending {
 
 export class AgentLink {
   private client: MqttClient | null = null
+  /** In-process link started (and not stopped). */
+  private started = false
   private readonly pending = new Map<string, Pending>()
   private readonly rates = new RateLimiter()
   private readonly limiter: LogLimiter
@@ -57,7 +75,31 @@ export class AgentLink {
     return this.opts.url()
   }
 
+  /** The topics the console listens to. */
+  private static readonly FILTERS = [
+    topics.allAgents.state,
+    topics.allAgents.hello,
+    topics.allAgents.health,
+    topics.allAgents.response,
+    topics.allAgents.activation,
+    topics.allAgents.fetch
+  ]
+
+  /**
+   * With the embedded broker, subscribes in process — call before the broker listens, so that nothing
+   * an early agent publishes is missed; otherwise connects an MQTT client to the broker's URL.
+   */
   async start(): Promise<void> {
+    if (this.opts.local) {
+      this.started = true
+      // Activations are taken as the broker authorises them, the rest as aedes routes it.
+      await this.opts.local.attach({
+        filters: AgentLink.FILTERS.filter((f) => f !== topics.allAgents.activation),
+        early: (topic) => parseTopic(topic)?.kind === 'activation',
+        deliver: (topic, payload) => this.started && this.onMessage(topic, payload)
+      })
+      return
+    }
     const { log } = this.opts
     const url = this.opts.url()
     const client = mqtt.connect(url, {
@@ -86,10 +128,7 @@ export class AgentLink {
     noDelay()
     client.on('connect', noDelay)
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
-    await client.subscribeAsync(
-      [topics.allAgents.state, topics.allAgents.hello, topics.allAgents.health, topics.allAgents.response, topics.allAgents.activation, topics.allAgents.fetch],
-      { qos: 1 }
-    )
+    await client.subscribeAsync(AgentLink.FILTERS, { qos: 1 })
   }
 
   async stop(): Promise<void> {
@@ -99,24 +138,31 @@ export class AgentLink {
       p.reject(new Error('console stopping'))
     }
     this.pending.clear()
+    this.started = false
     const c = this.client
     this.client = null
     if (c) await c.endAsync(true)
   }
 
-  publish(topic: string, payload: Uint8Array, opts: IClientPublishOptions): void {
-    this.client?.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), opts)
+  publish(topic: string, payload: Uint8Array, opts: PublishOptions): void {
+    this.publishAsync(topic, payload, opts).catch((err: unknown) =>
+      this.limiter.warn(`publish:${kindOf(errorMessage(err))}`, { topic, err: errorMessage(err) }, 'publish failed')
+    )
   }
 
-  async publishAsync(topic: string, payload: Uint8Array, opts: IClientPublishOptions): Promise<void> {
+  async publishAsync(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void> {
+    const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    if (this.opts.local) {
+      if (!this.started) throw new Error('console not started')
+      return this.opts.local.publishLocal(topic, buf, opts)
+    }
     if (!this.client) throw new Error('console not started')
-    await this.client.publishAsync(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), opts)
+    await this.client.publishAsync(topic, buf, opts)
   }
 
   /** A command to an agent; resolves with its reply once the reply passed the command's schema. */
   request<C extends AgentCommand>(agentId: string, command: C, args: CommandArgsIn<C>, timeoutMs: number): Promise<CommandReply<C>> {
-    const c = this.client
-    if (!c) return Promise.reject(new Error('console not started'))
+    if (!this.client && !this.started) return Promise.reject(new Error('console not started'))
     const transaction = randomUUID()
     return new Promise<CommandReply<C>>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -124,7 +170,7 @@ export class AgentLink {
         reject(new UserError(`agent ${agentId} did not answer "${command}" within ${Math.round(timeoutMs / 1000)} s`))
       }, timeoutMs)
       this.pending.set(transaction, { agentId, command, resolve: resolve as (d: unknown) => void, reject, timer })
-      c.publish(topics.request(agentId, command), Buffer.from(encodeJson({ transaction, ...args })), { qos: 1 })
+      this.publish(topics.request(agentId, command), encodeJson({ transaction, ...args }), { qos: 1 })
     })
   }
 

@@ -69,6 +69,19 @@ function authError(code: 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
 
+/** An in-process subscriber (the console's link): topic filters and who gets what matches them. */
+export interface LocalSubscription {
+  filters: string[]
+  /**
+   * Agent publishes taken as soon as the broker has authorised them (not through `filters`): the
+   * console starts on an activation while aedes still routes and acknowledges it. A publish that
+   * aedes then fails is resent by the agent under the same request id, which the console answers
+   * once (coinference.ts, admission).
+   */
+  early?(topic: string): boolean
+  deliver(topic: string, payload: Buffer): void
+}
+
 const isConsole = (client: Client | null): boolean => !!client && (client as EdgentClient).edgentRole === 'console'
 const remoteOf = (client: Client): string => (client.conn as AddressedStream | undefined)?.edgentRemote ?? 'unknown'
 
@@ -85,6 +98,7 @@ export class EmbeddedBroker {
   port = 0
   /** The TLS listener's port (0: none). */
   tlsPort = 0
+  private readonly locals: { sub: LocalSubscription; funcs: ((packet: { topic: string; payload: Buffer | string }, cb: () => void) => void)[] }[] = []
 
   constructor(private readonly opts: BrokerOptions) {
     this.limiter = new LogLimiter(opts.log)
@@ -176,6 +190,7 @@ export class EmbeddedBroker {
             return done(new Error(`retained messages are limited to ${maxRetained} bytes`))
           }
         }
+        for (const l of this.locals) if (l.sub.early?.(packet.topic)) l.sub.deliver(packet.topic, packet.payload as Buffer)
         done()
       },
       authorizeSubscribe: (client, sub, done) => {
@@ -202,6 +217,9 @@ export class EmbeddedBroker {
     })
     aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
     aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
+    // In-process subscribers first, before any agent can connect: they miss nothing (retained
+    // messages are only replayed to subscribing clients, and there are none before the listener).
+    for (const l of this.locals) await this.subscribeLocal(aedes, l)
     const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
     /** A socket refused at accept, before a byte is read: logged once per burst. */
     const drop = (socket: Socket, key: string, fields: Record<string, unknown>, msg: string) => {
@@ -268,6 +286,42 @@ export class EmbeddedBroker {
     log.info({ host: this.opts.host, port: this.port }, 'MQTT broker listening')
   }
 
+  /**
+   * Subscribes in process (the console's own link, DESIGN.md "Messaging"): messages reach `deliver`
+   * straight from aedes, with no MQTT client, socket or packet parsing between the console and its
+   * own broker. Call before start() so that nothing published by an early agent is missed.
+   */
+  async attach(sub: LocalSubscription): Promise<void> {
+    const l = { sub, funcs: [] as ((packet: { topic: string; payload: Buffer | string }, cb: () => void) => void)[] }
+    this.locals.push(l)
+    if (this.aedes) await this.subscribeLocal(this.aedes, l)
+  }
+
+  private async subscribeLocal(aedes: Aedes, l: (typeof this.locals)[number]): Promise<void> {
+    for (const filter of l.sub.filters) {
+      const fn = (packet: { topic: string; payload: Buffer | string }, cb: () => void) => {
+        // aedes wants cb called before this returns; the subscriber's work is its own.
+        cb()
+        // The broker's $SYS notices and empty retained clears reach wildcard filters too: topics are checked by the subscriber.
+        l.sub.deliver(packet.topic, typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload)
+      }
+      l.funcs.push(fn)
+      await new Promise<void>((resolve, reject) => aedes.subscribe(filter, fn as never, (err?: Error) => (err ? reject(err) : resolve())))
+    }
+  }
+
+  /**
+   * Publishes in process, as the broker (the console's own link): no authorisation check (the
+   * console is trusted), delivered to subscribed agents with their subscription's QoS.
+   */
+  publishLocal(topic: string, payload: Buffer, o: { qos: 0 | 1; retain?: boolean }): Promise<void> {
+    const aedes = this.aedes
+    if (!aedes) return Promise.reject(new Error('the broker is not started'))
+    return new Promise((resolve, reject) =>
+      aedes.publish({ cmd: 'publish', topic, payload, qos: o.qos, retain: o.retain ?? false, dup: false }, (err?: Error) => (err ? reject(err) : resolve()))
+    )
+  }
+
   /** Adds the TLS listener to a broker not started yet. */
   withTls(tls: NonNullable<BrokerOptions['tls']>): void {
     if (this.server) throw new Error('the broker is already listening')
@@ -295,6 +349,12 @@ export class EmbeddedBroker {
     aedes.on('clientDisconnect', onGone)
     c.close()
     return true
+  }
+
+  /** The ids of the clients connected now (with the embedded broker, only agents: the console is in process). */
+  clientIds(): string[] {
+    const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
+    return clients ? Object.keys(clients) : []
   }
 
   /** The retained messages under a filter, counted and summed (what an agent leaves in the broker). */

@@ -16,6 +16,7 @@ import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js
 import { argmax } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import { checkPercentile } from '../../shared/tail.js'
+import type { ConsoleStages } from '../../shared/stages.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
@@ -79,6 +80,14 @@ export interface CoInferenceDeps {
   maxPayloadBytes: number
 }
 
+function startNow<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return run()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted.length ? quantileSorted(sorted, q) : NaN
 }
@@ -138,6 +147,7 @@ export class CoInference {
 
   async onActivation(agentId: string, payload: Buffer): Promise<void> {
     const arrived = performance.now()
+    const arrivedAt = performance.timeOrigin + arrived
     const { planning, models } = this.deps
     let requestId: string | undefined
     let admitted: Set<string> | null = null
@@ -177,15 +187,27 @@ export class CoInference {
       if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)
       let scores = frame.data
       let edgeMs = 0
+      const asked = performance.now()
+      let started = asked
       if (h.deviceLayers < path.length) {
-        const r = await this.inLane(agentId, () =>
-          this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
-        )
+        const r = await this.inLane(agentId, () => {
+          started = performance.now()
+          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
+        })
         scores = r.output
         edgeMs = r.ms
       }
+      const back = performance.now()
       const label = argmax(scores)
       const edgeTotalMs = performance.now() - arrived
+      const stages: ConsoleStages = {
+        arrivedAt,
+        admitMs: asked - arrived,
+        queueMs: Math.max(0, started - asked),
+        handoffMs: Math.max(0, back - started - edgeMs),
+        edgeMs,
+        publishedAt: performance.timeOrigin + performance.now()
+      }
       let result: Uint8Array | null = null
       if (h.deviceLayers < path.length) {
         // JSON has no NaN or Inf (they would arrive as null, which the agent refuses): say so instead.
@@ -198,6 +220,7 @@ export class CoInference {
           scores: finite ? Array.from(scores) : [],
           edgeMs,
           edgeTotalMs,
+          stages,
           ...(finite ? {} : { error: `the edge output of model ${m.id}, exit ${h.exit} holds NaN or Inf: check the model and its input` })
         })
       }
@@ -232,8 +255,9 @@ export class CoInference {
    * another and the edge for more than one run (round robin, in effect).
    */
   private inLane<T>(agentId: string, run: () => Promise<T>): Promise<T> {
-    const before = this.lanes.get(agentId) ?? Promise.resolve()
-    const mine = before.then(run, run)
+    const before = this.lanes.get(agentId)
+    // A free lane starts now, in this tick (not a microtask later, after the broker's own work on the frame).
+    const mine = before ? before.then(run, run) : startNow(run)
     const tail = mine.then(
       () => undefined,
       () => undefined
@@ -318,7 +342,8 @@ export class CoInference {
           e2eMs: r.e2eMs,
           met: r.e2eMs <= opts.latencyMs,
           uplinkKbps: plan.uplinkKbps,
-          uploadBytes: half.uploadBytes
+          uploadBytes: half.uploadBytes,
+          ...(r.stages ? { stages: r.stages } : {})
         })
       }
       const prediction = planning.learn(id, rows, opts.learn !== false, monitor.estimateKbps(id))

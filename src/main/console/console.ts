@@ -75,7 +75,12 @@ export class EdgentConsole extends EventEmitter {
         })
     const local = opts.mqttHost === '0.0.0.0' || opts.mqttHost === '::' ? '127.0.0.1' : opts.mqttHost
     this.link = new AgentLink(
-      { url: () => opts.brokerUrl ?? `mqtt://${local}:${this.mqttPort}`, ...(this.broker ? { username: CONSOLE_USERNAME, password: consoleSecret } : {}), log },
+      {
+        url: () => opts.brokerUrl ?? `mqtt://${local}:${this.mqttPort}`,
+        // The embedded broker is reached in process (no loopback MQTT client); an external one over MQTT.
+        ...(this.broker ? { local: this.broker, username: CONSOLE_USERNAME, password: consoleSecret } : {}),
+        log
+      },
       {
         state: (id, p, t) => this.fleet.onState(id, p, t),
         hello: (id, p, t) => this.fleet.onHello(id, p, t),
@@ -127,7 +132,9 @@ export class EdgentConsole extends EventEmitter {
       planning: this.planning,
       observingFrames: () => this.listenerCount('frame') > 0,
       request,
-      publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
+      // Results at QoS 0: agents hold clean sessions, so QoS 1 would keep nothing across a reconnect
+      // (a replayed activation gets its result again instead), and spares a PUBACK per inference.
+      publish: (topic, payload) => this.link.publish(topic, payload, { qos: 0 }),
       maxPayloadBytes: opts.maxPacketBytes
     })
     this.campaigns = new Campaigns({
@@ -174,6 +181,7 @@ export class EdgentConsole extends EventEmitter {
     this.fleet.start()
     await this.planning.start()
     if (this.broker) {
+      await this.link.start() // subscribes in process before the broker listens
       if (this.opts.mqttTlsPort !== undefined && this.opts.mqttTlsPort !== null) {
         const t = await ensureBrokerTls(this.opts.dataDir)
         if (t.created) this.log.info({ caSha256: t.caSha256 }, 'made the broker certificate authority (agents pin it)')
@@ -185,8 +193,8 @@ export class EdgentConsole extends EventEmitter {
       this.mqttTlsPort = this.broker.tlsPort
     } else {
       this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)
+      await this.link.start()
     }
-    await this.link.start()
     this.distribution.start()
     this.coinference.start()
     this.monitor.start()

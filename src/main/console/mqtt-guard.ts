@@ -111,6 +111,13 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
       if (socket.destroyed) return cb()
       socket.write(chunk, cb)
     },
+    // aedes writes a packet in pieces (header, topic, payload) under cork(): one writev to the socket, not one send each.
+    writev(chunks, cb) {
+      if (socket.destroyed) return cb()
+      socket.cork()
+      for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!.chunk as Buffer, i === chunks.length - 1 ? cb : undefined)
+      socket.uncork()
+    },
     final(cb) {
       socket.end(cb)
     },

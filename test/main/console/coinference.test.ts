@@ -92,6 +92,22 @@ describe('co-inference over the embedded broker with real agent processes', () =
       expect(r.e2eMs).toBeGreaterThanOrEqual(r.deviceMs)
       expect(r.uploadBytes).toBeGreaterThan(96 * 7 * 7 * 4)
     }
+    // Where the time went (stages.ts): every row carries both sides' stages; the clock-free ones
+    // add up to the end-to-end time, less what falls between them.
+    const shares = rows.map((r) => {
+      const s = r.stages!
+      expect(s.edgeMs).toBe(r.edgeMs)
+      expect(s.deviceMs).toBe(r.deviceMs)
+      for (const v of Object.values(s)) expect(Number.isFinite(v)).toBe(true)
+      expect(s.wireMs).toBeGreaterThan(0)
+      const sum = s.preprocessMs + s.deviceMs + s.deviceHandoffMs + s.encodeMs + s.emulatedUplinkMs + s.publishMs + s.wireMs + s.consoleMs + s.receiveMs
+      expect(sum).toBeLessThanOrEqual(r.e2eMs + 1e-6)
+      expect(s.admitMs + s.queueMs + s.handoffMs + s.edgeMs).toBeLessThanOrEqual(s.consoleMs + 1e-6)
+      return sum / r.e2eMs
+    })
+    expect(quantile(shares, 0.5)).toBeGreaterThan(0.9)
+    // The console consumes its own broker in process: the only MQTT client connected is the agent.
+    expect(core.broker!.clientIds()).toEqual(['pi-a'])
     const stored = core.store.runs.run(summary.runId)!
     expect(stored.inferences).toBe(200)
     expect(stored.correct / 200).toBeCloseTo(summary.accuracy!, 10)
