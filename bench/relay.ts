@@ -127,7 +127,7 @@ async function splitFloor(count: number): Promise<number> {
   const dims = exitPath(loaded.manifest, FLOOR_PLAN.exit)[FLOOR_PLAN.deviceLayers - 1]!.outputShape
   const server = createServer((sock) => {
     sock.setNoDelay(true)
-    let buf = Buffer.alloc(0)
+    let buf: Buffer = Buffer.alloc(0)
     sock.on('data', (d: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, d]) : d
       if (buf.length < 4 || buf.length < 4 + buf.readUInt32LE(0)) return

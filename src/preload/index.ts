@@ -36,6 +36,7 @@ const api = {
   layerLatencies: call('layerLatencies'),
   costTable: call('costTable'),
   tail: call('tail'),
+  load: call('load'),
   infer: call('infer'),
   inferences: call('inferences'),
   bandwidth: call('bandwidth'),

@@ -14,7 +14,7 @@ import type { CostTable, Breakdown } from './planner.js'
 import type { Health, Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Regressor, Side } from './latency.js'
 import type { TailModel } from './tail.js'
-import type { Stages } from './stages.js'
+import type { StageName, Stages } from './stages.js'
 
 // ------------------------------------------------------------------ shared records
 
@@ -36,6 +36,37 @@ export interface DeviceView {
   transfer: TransferView | null
   /** Its latest health report (temperature, throttling, frequency, load, memory), while it reports. */
   health: Health | null
+  /** Its share of the edge lately (null: no frame in the load window). */
+  edge?: EdgeLoadDevice | null
+}
+
+/** One device's share of the edge, over the load window (edge-load.ts). */
+export interface EdgeLoadDevice {
+  id: string
+  runsPerSecond: number
+  /** Every frame it sent (device-only reports included): its inference rate. */
+  framesPerSecond: number
+  /** Its edge runs' mean wait for a free worker, ms. */
+  meanWaitMs: number
+  /** Its share of the pool's capacity, 0..1. */
+  utilisation: number
+}
+
+/** The edge's measured load: its pool of ORT workers, shared by the fleet. */
+export interface EdgeLoadView {
+  workers: number
+  /** Runs waiting for a worker now. */
+  queued: number
+  windowMs: number
+  runsPerSecond: number
+  /** Service time over window × workers, 0..1. */
+  utilisation: number
+  meanWaitMs: number
+  p95WaitMs: number
+  meanServiceMs: number
+  devices: EdgeLoadDevice[]
+  /** Whether plans take the load into account (load-aware planning). */
+  loadAware?: boolean
 }
 
 /** A fitted profile (the current one when it predicts every layer of the served model), or the measured per-layer tables. */
@@ -389,6 +420,8 @@ export interface InferSummary {
   planChanges: number
   /** End-to-end prediction error of this batch, with the online corrections learned before it and without any. */
   prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
+  /** Where the time went: each stage's median over the batch's inferences that carry stages (stages.ts); null when none did. */
+  stagesMedianMs?: Record<StageName, number> | null
 }
 
 /** Whose inferences: the user's runs (Live, `edgent infer`), a campaign's, or all. */
@@ -474,6 +507,8 @@ export interface ConsoleMethods {
   costTable: { args: { agent: string }; result: CostTable }
   /** A device's measured dispersion at a percentile: what tail-aware planning scales the cost table by. */
   tail: { args: { agent: string; percentile: number }; result: TailModel }
+  /** The edge's measured load (its worker pool, per device), and whether plans use it. */
+  load: { args: Record<string, never>; result: EdgeLoadView }
   infer: {
     args: { agent: string; count: number; latencyMs: number; uplinkKbps?: number; plan?: { exit: number; deviceLayers: number }; percentile?: number }
     result: { summary: InferSummary; rows: InferRow[] }
@@ -544,6 +579,7 @@ export const METHOD_NAMES = [
   'layerLatencies',
   'costTable',
   'tail',
+  'load',
   'infer',
   'inferences',
   'bandwidth',

@@ -30,6 +30,8 @@ export interface Candidate {
   uploadBytes: number
   downloadBytes: number
   overheadMs: number
+  /** The wait predicted for a free worker at a shared edge (load-aware planning, edge-load.ts); absent: none. */
+  queueMs?: number
   /**
    * False when what this plan sends exceeds the largest activation the console accepts (the
    * broker's packet limit less the frame's overhead): such a plan cannot run, and no search chooses it.
@@ -43,6 +45,8 @@ export interface Breakdown {
   edgeMs: number
   downloadMs: number
   overheadMs: number
+  /** The predicted wait at a shared edge (load-aware planning); absent when none is predicted. */
+  queueMs?: number
 }
 
 export interface Plan {
@@ -193,14 +197,15 @@ export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
     uploadMs: c.uploadBytes === 0 ? 0 : (c.uploadBytes * 8) / cond.uplinkKbps,
     edgeMs: c.edgeMs,
     downloadMs: c.downloadBytes === 0 ? 0 : (c.downloadBytes * 8) / down,
-    overheadMs: c.overheadMs
+    overheadMs: c.overheadMs,
+    ...(c.queueMs ? { queueMs: c.queueMs } : {})
   }
 }
 
 /** T(i,p): the one function every search here uses, so all of them compare identical numbers. */
 export function latencyOf(c: Candidate, cond: Conditions): number {
   const b = breakdownOf(c, cond)
-  return b.deviceMs + b.uploadMs + b.edgeMs + b.downloadMs + b.overheadMs
+  return b.deviceMs + b.uploadMs + b.edgeMs + b.downloadMs + b.overheadMs + (b.queueMs ?? 0)
 }
 
 export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: Conditions): Plan {
@@ -356,7 +361,7 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
       // T(B) = C + K/B: K in ms*kbps (bits), C in ms.
       const fixedDown = opts.downlinkKbps !== undefined
       const K = c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
-      const C = c.deviceMs + c.edgeMs + c.overheadMs + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
+      const C = c.deviceMs + c.edgeMs + c.overheadMs + (c.queueMs ?? 0) + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
       return { C, K }
     })
   const points: number[] = []

@@ -59,6 +59,20 @@ export const StagesSchema = z.object({
 })
 export type Stages = z.infer<typeof StagesSchema>
 
+export type StageName = keyof Stages
+
+/** Each stage's median over inferences (null when none carries stages). */
+export function stageMedians(all: readonly Stages[]): Record<StageName, number> | null {
+  if (!all.length) return null
+  const out = {} as Record<StageName, number>
+  for (const k of Object.keys(all[0]!) as StageName[]) {
+    const xs = all.map((s) => s[k]).sort((a, b) => a - b)
+    const m = xs.length >> 1
+    out[k] = xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2
+  }
+  return out
+}
+
 /** The order stages are reported in (bench, API). */
 export const STAGE_ORDER = [
   'preprocessMs',

@@ -107,6 +107,13 @@ describe('the console in a browser (headless shell)', () => {
     // Its health report (this VM has no thermal zone or cpufreq: load and memory at least).
     await expect.poll(async () => page.textContent('[data-testid=health-pi-ui]'), { timeout: 30_000 }).toMatch(/load \d+\.\d\d · [\d.]+ GiB free/)
     expect(await page.textContent('[data-testid=device-pi-ui]')).toContain('onnxruntime-node 1.27.0')
+    // The edge's worker pool and its load (nothing co-infers yet: the device's share is idle).
+    await expect
+      .poll(async () => page.textContent('[data-testid=edge-load]'), { timeout: 10_000 })
+      .toMatch(
+        /^\d+ ORT workers? · over the last 2 s: \d+ runs\/s, busy \d+ %, wait for a worker [\d.]+ ms mean, [\d.]+ ms p95 · \d+ queued now · plans take this load into account \(load-aware\)$/
+      )
+    expect(await page.textContent('[data-testid=edge-pi-ui]')).toBe('idle')
     await shot('fleet')
   })
 
@@ -238,6 +245,18 @@ describe('the console in a browser (headless shell)', () => {
     expect(await page.locator('[data-testid=live-chart] .line-e2e path.recharts-curve').count()).toBeGreaterThan(0)
     expect(Number(await page.textContent('[data-testid=live-total] .stat-value'))).toBe(60)
     await page.waitForSelector('[data-testid=live-run]') // the run finished: the button is back
+    // Where the time went (the batch's medians), for a plan that uses the edge; a device-only plan has no edge stages.
+    const [, exit, onDevice] = /^exit (\d+), (\d+) on device$/.exec((await page.textContent('[data-testid=live-plan] .stat-value'))!)!.map(Number)
+    const pathLength = (
+      JSON.parse(readFileSync(join(root, 'resources/models/branchy-alexnet/manifest.json'), 'utf8')) as { exits: { exit: number; layers: string[] }[] }
+    ).exits.find((e) => e.exit === exit)!.layers.length
+    // (a batch whose plan changed midway may have both kinds: the stat shows whenever some inference used the edge)
+    const shown = (await page.locator('[data-testid=live-stages]').count()) === 1
+    if (onDevice! < pathLength) expect(shown).toBe(true)
+    if (shown) {
+      expect(await page.textContent('[data-testid=live-stages] .stat-value')).toMatch(/^[\d.]+ \/ [\d.]+ \/ [\d.]+ ms$/)
+      expect(await page.getAttribute('[data-testid=live-stages]', 'title')).toMatch(/^where the time went, medians: preprocess [\d.]+, device [\d.]+,/)
+    }
     await shot('live')
     // The device's inferences as a file, one named row each.
     const [runsFile] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-runs-csv]')])

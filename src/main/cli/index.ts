@@ -69,6 +69,12 @@ function positiveList(value: string): number[] {
   return nums
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0.')
+  return n
+}
+
 function positiveInt(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.')
@@ -435,6 +441,64 @@ function buildProgram(io: Io): Command {
         if (r.failed.length) throw new ExitCode(1) // the report is written either way; the exit code says the checks failed
       }
     )
+  program
+    .command('load-test')
+    .description(
+      'N emulated devices (agent processes) co-inferring at once against one console, with the embedded broker and with mosquitto; checks every result (0 lost, duplicated or mismatched) and compares load-blind with load-aware planning'
+    )
+    .option('--agents <n>', 'devices at once (1–64)', positiveInt, 20)
+    .addOption(new Option('--broker <list>', 'brokers, comma-separated: embedded, mosquitto').default('embedded,mosquitto'))
+    .option('--count <n>', 'co-inferences per device per phase', positiveInt, 50)
+    .option('--latency-ms <ms>', 'the latency requirement', positive, 10)
+    .option('--uplink-kbps <kbps>', 'the bandwidth plans are made for (the devices share loopback)', positive, 100_000)
+    .option('--cpu-quota <share>', "each device's CPU share (0.25 ≈ 4× slower)", positive, 0.25)
+    .option('--compare <rounds>', 'rounds of load-blind then load-aware planning (embedded broker); 0: load-aware only', (v) => nonNegativeInt(v), 2)
+    .option('--mosquitto <path>', 'the mosquitto binary', '/usr/sbin/mosquitto')
+    .option('--json <file>', 'also write the report as JSON')
+    .option('--model <dir>', 'model folder', defaultModelDir())
+    .option('--log-level <level>', 'pino level (stderr)', 'warn')
+    .action(
+      async (o: {
+        agents: number
+        broker: string
+        count: number
+        latencyMs: number
+        uplinkKbps: number
+        cpuQuota: number
+        compare: number
+        mosquitto: string
+        json?: string
+        model: string
+        logLevel: string
+      }) => {
+        const brokers = o.broker.split(',').map((b) => b.trim())
+        const bad = brokers.filter((b) => b !== 'embedded' && b !== 'mosquitto')
+        if (bad.length || !brokers.length) throw new UserError(`--broker takes embedded, mosquitto or both (comma-separated), got "${o.broker}"`)
+        if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
+        const { runLoadTest, formatLoadReport } = await import('../testbed/load.js')
+        const { pino } = await import('pino')
+        const r = await runLoadTest({
+          agents: o.agents,
+          brokers: brokers as ('embedded' | 'mosquitto')[],
+          count: o.count,
+          latencyMs: o.latencyMs,
+          uplinkKbps: o.uplinkKbps,
+          cpuQuota: o.cpuQuota,
+          compareRounds: o.compare,
+          modelDir: resolve(o.model),
+          mosquitto: o.mosquitto,
+          log: pino({ level: o.logLevel }, pino.destination(2)),
+          progress: (line) => io.err(line)
+        })
+        if (o.json) {
+          const { writeFileSync } = await import('node:fs')
+          writeFileSync(resolve(o.json), `${JSON.stringify(r, null, 2)}\n`)
+        }
+        io.out(formatLoadReport(r))
+        if (!r.clean) throw new ExitCode(1)
+      }
+    )
+
   const profile = program.command('profile').description('the fitted profiles of a device, and which one the planner uses')
   profile
     .command('list')

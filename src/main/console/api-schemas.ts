@@ -56,6 +56,7 @@ export const API_SCHEMAS = {
     })
     .strict(),
   tail: z.object({ agent, percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]) }).strict(),
+  load: z.object({}).strict(),
   inferences: z
     .object({
       agent,

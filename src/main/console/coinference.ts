@@ -16,7 +16,7 @@ import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js
 import { argmax } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import { checkPercentile } from '../../shared/tail.js'
-import type { ConsoleStages } from '../../shared/stages.js'
+import { stageMedians, type ConsoleStages } from '../../shared/stages.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
@@ -73,6 +73,8 @@ export interface CoInferenceDeps {
   emit: Emit
   /** True when someone observes raw activation frames (the `frame` event). */
   observingFrames(): boolean
+  /** Every admitted frame of a device (the edge's load and load-aware replanning). */
+  onFrame?(agentId: string): void
   log: Logger
   request: AgentRequest
   publish(topic: string, payload: Uint8Array): void
@@ -183,19 +185,22 @@ export class CoInference {
           `frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
         )
       }
+      this.deps.onFrame?.(agentId)
       if (this.deps.observingFrames()) this.deps.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
       if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)
       let scores = frame.data
       let edgeMs = 0
       const asked = performance.now()
       let started = asked
+      let pooledMs = 0
       if (h.deviceLayers < path.length) {
         const r = await this.inLane(agentId, () => {
           started = performance.now()
-          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims)
+          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims, agentId)
         })
         scores = r.output
         edgeMs = r.ms
+        pooledMs = r.queuedMs
       }
       const back = performance.now()
       const label = argmax(scores)
@@ -203,8 +208,9 @@ export class CoInference {
       const stages: ConsoleStages = {
         arrivedAt,
         admitMs: asked - arrived,
-        queueMs: Math.max(0, started - asked),
-        handoffMs: Math.max(0, back - started - edgeMs),
+        // the device's own previous frame (its lane), then other devices' runs (the pool's queue)
+        queueMs: Math.max(0, started - asked) + pooledMs,
+        handoffMs: Math.max(0, back - started - pooledMs - edgeMs),
         edgeMs,
         publishedAt: performance.timeOrigin + performance.now()
       }
@@ -375,7 +381,8 @@ export class CoInference {
         accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,
         metShare: rows.length ? rows.filter((r) => r.met).length / rows.length : 0,
         planChanges: planning.planIds(id).filter((k) => !plansBefore.has(k)).length,
-        prediction
+        prediction,
+        stagesMedianMs: stageMedians(rows.flatMap((r) => (r.stages ? [r.stages] : [])))
       }
       store.runs.finish(runId, id, first.model, rows, summary)
       this.deps.emit('inferences', { id, summary })

@@ -9,9 +9,9 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AgentCommand, AgentRequest, CommandArgsIn, CommandReply } from '../../shared/agent-api.js'
-import type { DeviceView, InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
+import type { DeviceView, EdgeLoadView, InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
 import type { Manifest } from '../../shared/manifest.js'
-import { OrtExecutor } from '../runtime/executor.js'
+import { OrtExecutor, edgeWorkers } from '../runtime/executor.js'
 import { Store } from '../store/store.js'
 import { Campaigns, type SweepOptions } from '../campaign/runner.js'
 import { AgentLink } from './agent-link.js'
@@ -27,6 +27,7 @@ import { Planning } from './planning.js'
 import { Distribution } from './distribution.js'
 import { Models, type ServedModel } from './models.js'
 import { Uploads } from './uploads.js'
+import { EdgeLoad } from './edge-load.js'
 import { DEFAULT_MAX_IMPORT_BYTES } from '../models/library.js'
 import type { Regressor } from '../../shared/latency.js'
 
@@ -35,7 +36,7 @@ export type { InferRow, InferSummary } from '../../shared/console-api.js'
 
 export class EdgentConsole extends EventEmitter {
   readonly store: Store
-  readonly executor = new OrtExecutor({ maxSessions: 128 })
+  readonly executor: OrtExecutor
   readonly models: Models
   readonly broker: EmbeddedBroker | null
   readonly link: AgentLink
@@ -46,6 +47,8 @@ export class EdgentConsole extends EventEmitter {
   readonly coinference: CoInference
   readonly campaigns: Campaigns
   readonly uploads: Uploads
+  /** The edge's measured load (its pool's waits and service times, every device's frames). */
+  readonly edgeLoad: EdgeLoad
   mqttPort = 0
   /** The embedded broker's TLS port (0: no TLS listener). */
   mqttTlsPort = 0
@@ -55,6 +58,12 @@ export class EdgentConsole extends EventEmitter {
   constructor(readonly opts: ConsoleOptions) {
     super()
     const log = opts.log
+    this.executor = new OrtExecutor({ maxSessions: 128, workers: opts.edgeWorkers ?? edgeWorkers() })
+    this.edgeLoad = new EdgeLoad(() => this.executor.size)
+    this.executor.observe((r) => {
+      // runs of a device (co-inference); the console's own (timing, campaigns) are not a device's load
+      if (r.owner) this.edgeLoad.addRun({ owner: r.owner, at: r.at, queuedMs: r.queuedMs, serviceMs: r.serviceMs, runMs: r.runMs })
+    })
     this.store = new Store(join(opts.dataDir, 'edgent.db'))
     const emit: Emit = (event, data) => void this.emit(event, data)
     const base = { store: this.store, emit, log }
@@ -114,7 +123,9 @@ export class EdgentConsole extends EventEmitter {
       request,
       publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       profileReps: opts.profileReps,
-      maxUploadBytes
+      maxUploadBytes,
+      edgeLoad: this.edgeLoad,
+      loadAware: opts.loadAware ?? true
     })
     this.monitor = new LinkMonitor({
       ...base,
@@ -131,6 +142,10 @@ export class EdgentConsole extends EventEmitter {
       monitor: this.monitor,
       planning: this.planning,
       observingFrames: () => this.listenerCount('frame') > 0,
+      onFrame: (id) => {
+        this.edgeLoad.addFrame(id)
+        this.planning.loadTick()
+      },
       request,
       // Results at QoS 0: agents hold clean sessions, so QoS 1 would keep nothing across a reconnect
       // (a replayed activation gets its result again instead), and spares a PUBACK per inference.
@@ -265,6 +280,7 @@ export class EdgentConsole extends EventEmitter {
     return this.link.request(agentId, command, args, timeoutMs)
   }
   devices(): DeviceView[] {
+    const load = this.edgeLoad.view()
     return this.store.devices.list().map((d) => {
       const p = this.fleet.view(d.id)
       return {
@@ -279,9 +295,14 @@ export class EdgentConsole extends EventEmitter {
         model: this.models.forDevice(d.id).id,
         modelAssigned: !!d.model_id,
         transfer: this.distribution.transfers().find((t) => t.agentId === d.id) ?? null,
-        health: this.fleet.health(d.id)
+        health: this.fleet.health(d.id),
+        edge: load.devices.find((x) => x.id === d.id) ?? null
       }
     })
+  }
+  /** The edge's measured load and whether plans use it. */
+  load(): EdgeLoadView {
+    return { ...this.edgeLoad.view(), queued: this.executor.queued, loadAware: this.planning.loadAware }
   }
   useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
     return this.planning.useProfile(this.fleet.known(agentId), profileId, regressor)

@@ -23,6 +23,13 @@ export interface ConsoleOptions {
   transferChunkBytes?: number
   /** Largest file accepted by an upload or an import through the console API, bytes (default 512 MiB). */
   maxImportBytes?: number
+  /** ORT worker threads of the edge (default: one per core, at most 4: edgeWorkers()). */
+  edgeWorkers?: number
+  /**
+   * Plan with the edge's measured load (default true): a plan's edge part costs the queueing delay
+   * the edge's recent runs measured (edge-load.ts). false: load-blind, as if each device had the edge to itself.
+   */
+  loadAware?: boolean
   log: Logger
 }
 

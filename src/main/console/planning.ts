@@ -37,6 +37,7 @@ import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
 import type { Models, ServedModel } from './models.js'
+import type { EdgeLoad } from './edge-load.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -83,7 +84,16 @@ export interface PlanningDeps {
   profileReps: number
   /** The largest activation the console accepts (its packet limit less a frame's overhead): plans sending more are never chosen. */
   maxUploadBytes: number
+  /** The edge's measured load (absent: plans as if each device had the edge to itself). */
+  edgeLoad?: EdgeLoad
+  /** Plan with the edge's load (default true). */
+  loadAware?: boolean
 }
+
+/** Load-aware replanning: at most one device's plan changes per this many ms (devices move one at a time, not as a herd). */
+export const LOAD_REPLAN_MS = 250
+/** A plan of equal accuracy replaces the current one for load only when it is predicted this much faster. */
+const LOAD_HYSTERESIS = 0.1
 
 export class Planning {
   private readonly devices = new Map<string, DevicePlanning>()
@@ -92,7 +102,13 @@ export class Planning {
   private readonly edge = new Map<string, LayerTable>()
   private readonly timingEdge = new Map<string, Promise<LayerTable>>()
 
-  constructor(private readonly deps: PlanningDeps) {}
+  /** Plans use the edge's measured load (setLoadAware: the load test compares both ways). */
+  loadAware: boolean
+  private lastLoadTick = 0
+
+  constructor(private readonly deps: PlanningDeps) {
+    this.loadAware = deps.loadAware ?? true
+  }
 
   /** Times every layer of the default model on this machine (the edge); others are timed when first planned. */
   async start(): Promise<void> {
@@ -290,7 +306,77 @@ export class Planning {
     const p = this.loadProfile(agentId)
     const m = this.deps.models.get(d.model).manifest
     const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
-    return buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes)
+    const table = buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes)
+    return raw ? table : this.withLoad(agentId, table)
+  }
+
+  /**
+   * A device's cost table under the edge's measured load (load-aware planning): each plan that uses
+   * the edge also waits what the queue model predicts from the other devices' load plus what this
+   * plan would add (edge-load.ts). Unchanged when planning load-blind or when the edge is idle.
+   */
+  private withLoad(agentId: string, table: CostTable): CostTable {
+    const load = this.deps.edgeLoad
+    if (!load || !this.loadAware) return table
+    const wait = load.waitFor(agentId)
+    const handoffMs = load.meanHandoffMs()
+    const measuredRate = load.framesPerSecond(agentId)
+    let loaded = false
+    const exits = table.exits.map((g) =>
+      g.map((c) => {
+        if (c.deviceLayers >= c.layers) return c
+        // back to back at this plan's pace, or the device's own pace when it is slower (a camera's frame rate)
+        const ownRate = 1000 / Math.max(0.01, c.deviceMs + c.edgeMs + c.overheadMs)
+        const queueMs = wait(c.edgeMs + handoffMs, measuredRate === null ? ownRate : Math.min(ownRate, measuredRate))
+        if (!(queueMs > 0)) return c
+        loaded = true
+        return { ...c, queueMs }
+      })
+    )
+    return loaded ? { ...table, profile: `${table.profile}+load`, exits } : table
+  }
+
+  /**
+   * Load-aware replanning, on every frame a device sends (at most every LOAD_REPLAN_MS): of the
+   * devices whose requirement the console plans for, the one whose best plan under the edge's load
+   * now differs the most from its current plan gets it — one device at a time, so that a busy edge
+   * sheds devices until the wait fits, and an idle one takes them back, without the whole fleet
+   * moving at once. A plan of equal accuracy replaces the current one only if ≥ 10 % faster.
+   */
+  loadTick(): void {
+    if (!this.loadAware || !this.deps.edgeLoad) return
+    const now = performance.now()
+    if (now - this.lastLoadTick < LOAD_REPLAN_MS) return
+    this.lastLoadTick = now
+    let best: { id: string; gain: number; reason: string; kbps: number; intent: PlanIntent } | null = null
+    for (const [id, d] of this.devices) {
+      if (!d.intent || d.intent.pinned || !d.plan || !d.deviceTable) continue
+      const kbps = d.plan.uplinkKbps
+      const cond = { uplinkKbps: kbps, latencyMs: d.intent.latencyMs }
+      const costs = this.atPercentile(id, this.costTable(id), d.intent.percentile)
+      const next = planAt(costs, cond)
+      const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers)
+      if (!next || !cur || (next.exit === d.plan.exit && next.deviceLayers === d.plan.deviceLayers)) continue
+      const curMs = latencyOf(cur, cond)
+      const curFeasible = curMs <= cond.latencyMs
+      const better = (next.feasible && !curFeasible) || next.accuracy > cur.accuracy || next.predictedMs < (1 - LOAD_HYSTERESIS) * curMs
+      if (!better) continue
+      const gain = (next.feasible && !curFeasible ? 1e6 : 0) + (curMs - next.predictedMs)
+      if (best && best.gain >= gain) continue
+      const wait = (c: { queueMs?: number }) => (c.queueMs ?? 0).toFixed(1)
+      best = {
+        id,
+        gain,
+        kbps,
+        intent: d.intent,
+        reason: `edge load: exit ${next.exit} with ${next.deviceLayers} device layers predicted ${next.predictedMs.toFixed(1)} ms (wait ${next.breakdown.queueMs?.toFixed(1) ?? '0.0'} ms) against ${curMs.toFixed(1)} ms (wait ${wait(cur)} ms) for exit ${d.plan.exit} with ${d.plan.deviceLayers}`
+      }
+    }
+    if (!best) return
+    const { id, kbps, intent, reason } = best
+    this.pushPlan(id, intent.latencyMs, kbps, reason, undefined, intent.percentile).catch((err: unknown) =>
+      this.deps.log.error({ agentId: id, err: errorMessage(err) }, 'load replan failed')
+    )
   }
 
   /**
@@ -377,8 +463,10 @@ export class Planning {
     const key = `${latencyMs}@${percentile ?? 50}`
     let map = d.maps.get(key)
     if (!map) {
-      map = configurationMap(this.atPercentile(agentId, this.costTable(agentId), percentile), { latencyMs, fromKbps: 1, toKbps: 1e7 })
-      d.maps.set(key, map)
+      const costs = this.costTable(agentId)
+      map = configurationMap(this.atPercentile(agentId, costs, percentile), { latencyMs, fromKbps: 1, toKbps: 1e7 })
+      // under load the map holds only for this moment's load: not kept
+      if (!costs.profile.endsWith('+load')) d.maps.set(key, map)
     }
     return map
   }

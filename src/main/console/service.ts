@@ -245,6 +245,10 @@ export class ConsoleService {
     return this.core.planning.costTable(agent)
   }
 
+  async load(): Promise<ResultOf<'load'>> {
+    return this.core.load()
+  }
+
   /** The device's measured dispersion at a percentile (tail-aware planning; the Planner page applies it to the cost table). */
   async tail(a: ArgsOf<'tail'>): Promise<ResultOf<'tail'>> {
     return this.core.planning.tail(this.knownAgent(a.agent), a.percentile)

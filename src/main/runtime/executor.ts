@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { UserError } from '../../shared/errors.js'
 import { exitPath, type Manifest } from '../../shared/manifest.js'
@@ -17,6 +18,17 @@ import type { TimingRegime } from '../../shared/agent-api.js'
 
 export interface ExecutorOptions extends SessionOptions {
   maxSessions?: number
+  /**
+   * ORT worker threads (each with its own session cache); runs go to a free one, queued fairly
+   * across their owners when all are busy. Default 1 (an agent); the console sizes its pool to the
+   * machine (edgeWorkers).
+   */
+  workers?: number
+}
+
+/** The console's edge pool on this machine: one worker per core, at most 4 (runs use one intra-op thread each). */
+export function edgeWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism()))
 }
 
 export interface OpenModel {
@@ -35,9 +47,44 @@ export interface SplitRun {
   edgeMs: number
 }
 
+/** A segment run as the pool saw it. */
+export interface PooledRun extends RunResult {
+  /** Waiting for a free worker (behind other owners' runs), ms. */
+  queuedMs: number
+  /** From the hand-off to the worker until its answer, ms (the run itself included). */
+  serviceMs: number
+  /** The worker that ran it. */
+  worker: number
+  /** When it was handed to the worker (performance.now): the pool's dispatch order. */
+  handedAt: number
+}
+
+/** Every run the pool finished, as it finished (the console's load monitor listens). */
+export type RunObserver = (r: { owner: string; at: number; queuedMs: number; serviceMs: number; runMs: number; worker: number }) => void
+
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void }
+
+interface Slot {
+  index: number
+  worker: Worker
+  pending: Map<number, Pending>
+  /** Segment runs in flight here (0 or 1: runs are handed only to a worker with none). */
+  runs: number
+  /** Other operations in flight here (opening, timing, probing). */
+  others: number
+  dead: boolean
+}
+
+interface QueuedRun {
+  owner: string
+  req: WithoutId<WorkerRequest>
+  transfer: ArrayBuffer[]
+  enqueued: number
+  resolve: (r: PooledRun) => void
+  reject: (e: Error) => void
+}
 
 /** Where the worker's code is: beside this file when built (out/main), or the .ts source under tsx/vitest. */
 function workerEntry(): URL | string {
@@ -55,55 +102,154 @@ function workerEntry(): URL | string {
 }
 
 export class OrtExecutor {
-  private worker: Worker | null = null
+  private slots: Slot[] = []
   private nextId = 1
-  private readonly pending = new Map<number, Pending>()
   private readonly models = new Map<string, OpenModel>()
+  /** Runs waiting for a worker, per owner (first in, first out), served round robin across owners. */
+  private readonly queues = new Map<string, QueuedRun[]>()
+  private observer: RunObserver | null = null
 
   constructor(private readonly options: ExecutorOptions = {}) {}
 
+  /** Worker threads in the pool. */
+  get size(): number {
+    return this.slots.filter((s) => !s.dead).length
+  }
+
+  /** Runs waiting for a worker now. */
+  get queued(): number {
+    let n = 0
+    for (const q of this.queues.values()) n += q.length
+    return n
+  }
+
+  /** Called with every finished run (one observer). */
+  observe(fn: RunObserver | null): void {
+    this.observer = fn
+  }
+
   async start(): Promise<void> {
-    if (this.worker) return
+    if (this.slots.length) return
     const entry = workerEntry()
     const init: WorkerInit = {
       session: { intraOpThreads: this.options.intraOpThreads ?? 1, optimize: this.options.optimize ?? true },
       maxSessions: this.options.maxSessions ?? 64
     }
-    const worker = typeof entry === 'string' ? new Worker(entry, { eval: true, workerData: init }) : new Worker(entry, { workerData: init })
-    worker.on('message', (msg: WorkerResponse) => {
-      const p = this.pending.get(msg.id)
-      if (!p) return
-      this.pending.delete(msg.id)
-      if (msg.ok) p.resolve(msg.result)
-      else p.reject(msg.error.user ? new UserError(msg.error.message) : new Error(msg.error.message))
-    })
-    worker.on('error', (err) => this.failAll(err))
-    worker.on('exit', (code) => {
-      if (this.worker === worker) this.worker = null
-      this.failAll(new Error(`ORT worker exited (code ${code})`))
-    })
-    this.worker = worker
+    const n = Math.max(1, Math.floor(this.options.workers ?? 1))
+    for (let i = 0; i < n; i++) {
+      const worker = typeof entry === 'string' ? new Worker(entry, { eval: true, workerData: init }) : new Worker(entry, { workerData: init })
+      const slot: Slot = { index: i, worker, pending: new Map(), runs: 0, others: 0, dead: false }
+      worker.on('message', (msg: WorkerResponse) => {
+        const p = slot.pending.get(msg.id)
+        if (!p) return
+        slot.pending.delete(msg.id)
+        if (msg.ok) p.resolve(msg.result)
+        else p.reject(msg.error.user ? new UserError(msg.error.message) : new Error(msg.error.message))
+      })
+      worker.on('error', (err) => this.failSlot(slot, err))
+      worker.on('exit', (code) => this.failSlot(slot, new Error(`ORT worker exited (code ${code})`)))
+      this.slots.push(slot)
+    }
   }
 
   async stop(): Promise<void> {
-    const w = this.worker
-    this.worker = null
+    const slots = this.slots
+    this.slots = []
     this.models.clear()
-    if (w) await w.terminate()
+    const stopping = new Error('executor stopped')
+    for (const q of this.queues.values()) for (const r of q) r.reject(stopping)
+    this.queues.clear()
+    for (const s of slots) s.dead = true
+    await Promise.all(slots.map((s) => s.worker.terminate()))
   }
 
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err)
-    this.pending.clear()
+  private failSlot(slot: Slot, err: Error): void {
+    slot.dead = true
+    for (const p of slot.pending.values()) p.reject(err)
+    slot.pending.clear()
+    if (!this.slots.some((s) => !s.dead)) {
+      for (const q of this.queues.values()) for (const r of q) r.reject(err)
+      this.queues.clear()
+    }
   }
 
-  private call<T>(req: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<T> {
-    const w = this.worker
-    if (!w) return Promise.reject(new Error('executor is not started'))
+  private post<T>(slot: Slot, req: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (slot.dead) return Promise.reject(new Error('executor is not started'))
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      w.postMessage({ ...req, id } as WorkerRequest, transfer)
+      slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      slot.worker.postMessage({ ...req, id } as WorkerRequest, transfer)
+    })
+  }
+
+  /** An operation other than a segment run: on the first live worker, beside whatever it runs. */
+  private call<T>(req: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<T> {
+    const slot = this.slots.find((s) => !s.dead)
+    if (!slot) return Promise.reject(new Error('executor is not started'))
+    slot.others++
+    return this.post<T>(slot, req, transfer).finally(() => slot.others--)
+  }
+
+  /** The same operation on every worker (opening and closing models): the first one's answer. */
+  private async everywhere<T>(req: WithoutId<WorkerRequest>): Promise<T> {
+    const live = this.slots.filter((s) => !s.dead)
+    if (!live.length) throw new Error('executor is not started')
+    const all = await Promise.all(live.map((s) => this.post<T>(s, req)))
+    return all[0]!
+  }
+
+  /** A free worker for a run: none running one, preferring one that is not timing or probing either. */
+  private freeSlot(): Slot | undefined {
+    let best: Slot | undefined
+    for (const s of this.slots) {
+      if (s.dead || s.runs > 0) continue
+      if (s.others === 0) return s
+      best ??= s
+    }
+    return best
+  }
+
+  /** Hands queued runs to free workers, one owner after another (round robin). */
+  private drain(): void {
+    for (let slot = this.freeSlot(); slot && this.queues.size; slot = this.freeSlot()) {
+      const [owner, q] = this.queues.entries().next().value as [string, QueuedRun[]]
+      const r = q.shift()!
+      this.queues.delete(owner)
+      if (q.length) this.queues.set(owner, q) // to the back of the round
+      this.dispatch(slot, r)
+    }
+  }
+
+  private dispatch(slot: Slot, r: QueuedRun): void {
+    const handed = performance.now()
+    slot.runs++
+    this.post<RunResult>(slot, r.req, r.transfer).then(
+      (res) => {
+        slot.runs--
+        const done = performance.now()
+        const run: PooledRun = { ...res, queuedMs: handed - r.enqueued, serviceMs: done - handed, worker: slot.index, handedAt: handed }
+        this.observer?.({ owner: r.owner, at: done, queuedMs: run.queuedMs, serviceMs: run.serviceMs, runMs: res.ms, worker: slot.index })
+        r.resolve(run)
+        this.drain()
+      },
+      (err: Error) => {
+        slot.runs--
+        r.reject(err)
+        this.drain()
+      }
+    )
+  }
+
+  /** A segment run through the pool: now on a free worker, else queued behind other owners fairly. */
+  private schedule(owner: string, req: WithoutId<WorkerRequest>, transfer: ArrayBuffer[]): Promise<PooledRun> {
+    if (!this.slots.some((s) => !s.dead)) return Promise.reject(new Error('executor is not started'))
+    return new Promise<PooledRun>((resolve, reject) => {
+      const r: QueuedRun = { owner, req, transfer, enqueued: performance.now(), resolve, reject }
+      const slot = this.queues.size ? undefined : this.freeSlot()
+      if (slot) return this.dispatch(slot, r)
+      const q = this.queues.get(owner)
+      if (q) q.push(r)
+      else this.queues.set(owner, [r])
     })
   }
 
@@ -111,7 +257,7 @@ export class OrtExecutor {
   async openModel(dirOrManifest: string): Promise<OpenModel> {
     const { manifest, dir } = loadManifest(dirOrManifest)
     const onnxPath = join(dir, manifest.onnx)
-    const info = await this.call<{ onnxBytes: number; sha256: string }>({
+    const info = await this.everywhere<{ onnxBytes: number; sha256: string }>({
       op: 'open',
       modelId: manifest.id,
       onnxPath,
@@ -129,10 +275,13 @@ export class OrtExecutor {
     return m
   }
 
-  /** Runs layers [from, to) of an exit. The input buffer is copied, so the caller keeps it. */
-  runSegment(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[]): Promise<RunResult> {
+  /**
+   * Runs layers [from, to) of an exit on a free worker (queued fairly behind other `owner`s' runs
+   * when none is free). The input buffer is copied, so the caller keeps it.
+   */
+  runSegment(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[], owner = ''): Promise<PooledRun> {
     const copy = input.slice()
-    return this.call<RunResult>({ op: 'run', modelId, segment, input: copy, ...(dims ? { dims } : {}) }, [copy.buffer as ArrayBuffer])
+    return this.schedule(owner, { op: 'run', modelId, segment, input: copy, ...(dims ? { dims } : {}) }, [copy.buffer as ArrayBuffer])
   }
 
   /** Runs layers [from, to) one single-layer session at a time, timing each (per-layer profiling). */
@@ -182,6 +331,6 @@ export class OrtExecutor {
 
   async closeModel(modelId: string): Promise<void> {
     this.models.delete(modelId)
-    await this.call({ op: 'close', modelId })
+    await this.everywhere({ op: 'close', modelId })
   }
 }

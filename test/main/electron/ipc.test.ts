@@ -52,6 +52,7 @@ const INVALID: Record<MethodName, unknown> = {
   layerLatencies: { agent: 'pi-a', exit: 0 },
   costTable: { agent: '' },
   tail: { agent: '', percentile: 95 },
+  load: 'x',
   infer: { agent: 'pi-a', count: -1, latencyMs: 100 },
   inferences: { agent: 'pi-a', limit: 1e9 },
   bandwidth: { agent: 'pi-a', afterId: 1 },

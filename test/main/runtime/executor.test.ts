@@ -84,6 +84,54 @@ describe('ORT executor on the shipped model', () => {
   })
 })
 
+describe('a pool of ORT workers shared by several owners', () => {
+  const ex = new OrtExecutor({ workers: 2 })
+  const single = new OrtExecutor()
+  beforeAll(async () => {
+    await Promise.all([ex.start(), single.start()])
+    await Promise.all([ex.openModel(dir), single.openModel(dir)])
+  })
+  afterAll(async () => {
+    await ex.stop()
+    await single.stop()
+  })
+
+  it('serves owners round robin when every worker is busy, with the same outputs as one worker, and times the wait', async () => {
+    expect(ex.size).toBe(2)
+    const exit = 5
+    const to = manifest.exits[exit - 1]!.layers.length
+    const seen: { owner: string; queuedMs: number; worker: number }[] = []
+    ex.observe((r) => seen.push(r))
+    // Six runs of a busy owner, then two of a quiet one: the quiet one is not served after all six.
+    const jobs = [...Array.from({ length: 6 }, (_, i) => ({ owner: 'busy', k: i })), { owner: 'quiet', k: 6 }, { owner: 'quiet', k: 7 }].map(({ owner, k }) =>
+      ex.runSegment(manifest.id, { exit, from: 0, to }, input(k), undefined, owner).then((r) => ({ ...r, name: `${owner}${k}` }))
+    )
+    const runs = await Promise.all(jobs)
+    expect(ex.queued).toBe(0)
+    for (let k = 0; k < 8; k++) {
+      const want = await single.runSegment(manifest.id, { exit, from: 0, to }, input(k))
+      expect(Array.from(runs[k]!.output)).toEqual(Array.from(want.output))
+    }
+    // two start at once, the rest alternate between the owners
+    const order = [...runs].sort((a, b) => a.handedAt - b.handedAt).map((r) => r.name)
+    expect(order.slice(2)).toEqual(['busy2', 'quiet6', 'busy3', 'quiet7', 'busy4', 'busy5'])
+    expect(new Set(runs.map((r) => r.worker))).toEqual(new Set([0, 1]))
+    expect(runs[0]!.queuedMs).toBeLessThan(runs[7]!.queuedMs)
+    expect(runs[7]!.queuedMs).toBeGreaterThan(0)
+    for (const r of runs) expect(r.serviceMs).toBeGreaterThanOrEqual(r.ms)
+    expect(seen.map((r) => r.owner).sort()).toEqual([...Array(6).fill('busy'), 'quiet', 'quiet'])
+    ex.observe(null)
+  })
+
+  it('opens and closes a model on every worker', async () => {
+    await ex.closeModel(manifest.id)
+    await expect(ex.runSegment(manifest.id, { exit: 1, from: 0, to: 2 }, input(0))).rejects.toThrow(/not open/)
+    await ex.openModel(dir)
+    const r = await Promise.all([0, 1, 2, 3].map((k) => ex.runSegment(manifest.id, { exit: 1, from: 0, to: 2 }, input(k), undefined, `o${k}`)))
+    expect(new Set(r.map((x) => x.worker))).toEqual(new Set([0, 1]))
+  })
+})
+
 describe('models that do not match their manifest', () => {
   const ex = new OrtExecutor()
   beforeAll(() => ex.start())

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from 'react'
 import type { DeviceView, Pairing } from '../../../shared/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
-import { useApi, type Query } from '../hooks'
+import { useApi, useQuery, type Query } from '../hooks'
 import { AGENT_ID_PATTERN } from '../../../shared/topics'
 import { throttling } from '../../../shared/health'
 
@@ -29,6 +29,34 @@ function HealthCell(props: { h: DeviceView['health'] }): React.JSX.Element {
         <div className="warn">since boot: {past.join(', ')}</div>
       ) : null}
     </>
+  )
+}
+
+/** The edge's worker pool as the fleet loads it (edge-load.ts), refreshed every 2 s while shown. */
+function EdgeCard(): React.JSX.Element {
+  const api = useApi()
+  const q = useQuery(
+    () => api.load({}),
+    'load',
+    (e) => e.type === 'inferences' || e.type === 'plan'
+  )
+  useEffect(() => {
+    const t = setInterval(() => q.reload(), 2000)
+    return () => clearInterval(t)
+  }, [q.reload])
+  return (
+    <Card title="Edge" testId="edge-card">
+      <Guard q={q} what="the edge's load">
+        {(v) => (
+          <p data-testid="edge-load">
+            {v.workers} ORT worker{v.workers === 1 ? '' : 's'} · over the last {v.windowMs / 1000} s: {v.runsPerSecond.toFixed(0)} runs/s, busy{' '}
+            {(100 * Math.min(1, v.utilisation)).toFixed(0)} %, wait for a worker {fmtMs(v.meanWaitMs)} ms mean, {fmtMs(v.p95WaitMs)} ms p95 · {v.queued} queued
+            now ·{' '}
+            {v.loadAware ? <span>plans take this load into account (load-aware)</span> : <span className="warn">plans ignore this load (load-blind)</span>}
+          </p>
+        )}
+      </Guard>
+    </Card>
   )
 }
 
@@ -171,6 +199,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
           </div>
         ) : null}
       </Card>
+      <EdgeCard />
       <Card title="Devices" testId="devices-card">
         <Guard q={props.devices} what="devices" empty={(d) => (d.length === 0 ? 'No device has been paired yet. Pair one above.' : null)}>
           {(list) => (
@@ -183,6 +212,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                   <th>Emulation</th>
                   <th>Current plan</th>
                   <th>Uplink estimate</th>
+                  <th title="this device's edge runs over the last 2 s: rate, mean wait for a worker, share of the pool">Edge share</th>
                   <th>Health</th>
                   <th />
                 </tr>
@@ -219,6 +249,13 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                       )}
                     </td>
                     <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
+                    <td data-testid={`edge-${d.id}`}>
+                      {d.edge ? (
+                        `${d.edge.runsPerSecond.toFixed(0)} runs/s · wait ${fmtMs(d.edge.meanWaitMs)} ms · ${(100 * d.edge.utilisation).toFixed(0)} % of the pool`
+                      ) : (
+                        <span className="muted">idle</span>
+                      )}
+                    </td>
                     <td data-testid={`health-${d.id}`}>
                       <HealthCell h={d.health} />
                     </td>

@@ -262,7 +262,17 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               testId="live-percentile-predicted"
             />
           ) : null}
-          <Stat label="current plan" value={last ? `exit ${last.exit}, ${last.deviceLayers} on device` : '—'} />
+          <Stat label="current plan" value={last ? `exit ${last.exit}, ${last.deviceLayers} on device` : '—'} testId="live-plan" />
+          {summary?.stagesMedianMs ? (
+            <Stat
+              label="edge wait / hand-offs / messaging (last batch, medians)"
+              value={`${fmtMs(summary.stagesMedianMs.queueMs)} / ${fmtMs(summary.stagesMedianMs.handoffMs + summary.stagesMedianMs.deviceHandoffMs)} / ${fmtMs(summary.stagesMedianMs.wireMs)} ms`}
+              title={`where the time went, medians: ${Object.entries(summary.stagesMedianMs)
+                .map(([k, v]) => `${k.replace(/Ms$/, '')} ${fmtMs(v)}`)
+                .join(', ')} (ms; uplink and downlink need one clock on both sides)`}
+              testId="live-stages"
+            />
+          ) : null}
           <Stat label="plan changes" value={tl.planChanges.length} />
           <Stat
             label="prediction MAPE (last batch)"
