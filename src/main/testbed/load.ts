@@ -81,7 +81,8 @@ export interface LoadReport {
   clean: boolean
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on loopback (for Mosquitto; the test harness uses it too). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)

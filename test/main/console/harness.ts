@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { createServer } from 'node:net'
 import { DEFAULT_CONSOLE, EdgentConsole, type ConsoleOptions } from '../../../src/main/console/console.js'
 import type { CampaignStatus } from '../../../src/shared/console-api.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
@@ -114,16 +113,7 @@ export async function unsplitLabels(exit: number, n: number): Promise<number[]> 
   return out
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from '../../../src/main/testbed/load.js'
 
 /** A campaign's status once it has stopped running (done, failed, cancelled…). */
 export function campaignFinished(core: EdgentConsole, id: string, timeoutMs = 240_000): Promise<CampaignStatus> {
