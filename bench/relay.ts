@@ -32,7 +32,7 @@ const round3 = (x: number): number => Math.round(x * 1000) / 1000
 
 const silent = pino({ level: 'silent' })
 
-async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
+export async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
   const total = frameBytes * frames
   return new Promise((resolve) => {
     let got = 0
@@ -61,7 +61,7 @@ async function rawTcpMBps(frameBytes: number, frames: number): Promise<number> {
 }
 
 /** Relay agent → console through the embedded broker: to the console in process (as it runs) or to an MQTT subscriber. */
-async function relayMBps(frameBytes: number, frames: number, to: 'in-process' | 'mqtt-client'): Promise<number> {
+export async function relayMBps(frameBytes: number, frames: number, to: 'in-process' | 'mqtt-client'): Promise<number> {
   const secret = 'bench-secret'
   const broker = new EmbeddedBroker({
     host: '127.0.0.1',

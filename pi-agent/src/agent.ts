@@ -571,7 +571,8 @@ export class EdgentAgent {
     let deviceHandoffMs = 0
     if (plan.deviceLayers > 0) {
       const asked = performance.now()
-      const r = await this.executor.runSegment(h.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x)
+      // the preprocessed input is not needed here afterwards: it moves to the worker, not copied
+      const r = await this.executor.runSegment(h.manifest.id, { exit: plan.exit, from: 0, to: plan.deviceLayers }, x, undefined, { give: true })
       deviceHandoffMs = Math.max(0, performance.now() - asked - r.ms)
       x = r.output
       dims = r.dims

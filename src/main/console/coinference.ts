@@ -196,7 +196,7 @@ export class CoInference {
       if (h.deviceLayers < path.length) {
         const r = await this.inLane(agentId, () => {
           started = performance.now()
-          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims, agentId)
+          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims, { owner: agentId })
         })
         scores = r.output
         edgeMs = r.ms

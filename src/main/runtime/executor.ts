@@ -277,11 +277,13 @@ export class OrtExecutor {
 
   /**
    * Runs layers [from, to) of an exit on a free worker (queued fairly behind other `owner`s' runs
-   * when none is free). The input buffer is copied, so the caller keeps it.
+   * when none is free). The input is copied, so the caller keeps it — unless `give`: then a tensor
+   * that owns its whole buffer moves to the worker as a transferable (and is unusable here after).
    */
-  runSegment(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[], owner = ''): Promise<PooledRun> {
-    const copy = input.slice()
-    return this.schedule(owner, { op: 'run', modelId, segment, input: copy, ...(dims ? { dims } : {}) }, [copy.buffer as ArrayBuffer])
+  runSegment(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[], o: { owner?: string; give?: boolean } = {}): Promise<PooledRun> {
+    const owned = o.give && input.byteOffset === 0 && input.buffer instanceof ArrayBuffer && input.byteLength === input.buffer.byteLength
+    const data = owned ? input : input.slice()
+    return this.schedule(o.owner ?? '', { op: 'run', modelId, segment, input: data, ...(dims ? { dims } : {}) }, [data.buffer as ArrayBuffer])
   }
 
   /** Runs layers [from, to) one single-layer session at a time, timing each (per-layer profiling). */

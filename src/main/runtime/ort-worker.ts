@@ -79,8 +79,10 @@ async function run(modelId: string, segment: SegmentRef, input: Float32Array, di
   const t0 = performance.now()
   const out = await s.run(input, dims)
   const ms = performance.now() - t0
-  // A copy with its own buffer, so it can be transferred to the caller's thread.
-  return { output: out.data.slice(), dims: out.dims, ms }
+  // Transferred to the caller's thread: as it is when the tensor owns its whole buffer, else a copy that does.
+  const d = out.data
+  const owned = d.byteOffset === 0 && d.buffer instanceof ArrayBuffer && d.byteLength === d.buffer.byteLength
+  return { output: owned ? d : d.slice(), dims: out.dims, ms }
 }
 
 async function chain(modelId: string, segment: SegmentRef, input: Float32Array): Promise<ChainResult> {
@@ -186,8 +188,14 @@ parentPort!.on('message', (req: WorkerRequest) => {
   handle(req).then(
     (result) => {
       const output = result && typeof result === 'object' ? (result as Partial<RunResult>).output : undefined
-      const transfer = output instanceof Float32Array ? [output.buffer as ArrayBuffer] : []
-      parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, transfer)
+      if (!(output instanceof Float32Array)) return parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse)
+      try {
+        parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, [output.buffer as ArrayBuffer])
+      } catch {
+        // a buffer the runtime will not let go (not detachable): sent as a copy instead
+        const copy = output.slice()
+        parentPort!.postMessage({ id: req.id, ok: true, result: { ...(result as RunResult), output: copy } } satisfies WorkerResponse, [copy.buffer])
+      }
     },
     (err: unknown) => {
       const user = err instanceof UserError

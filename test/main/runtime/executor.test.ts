@@ -104,7 +104,7 @@ describe('a pool of ORT workers shared by several owners', () => {
     ex.observe((r) => seen.push(r))
     // Six runs of a busy owner, then two of a quiet one: the quiet one is not served after all six.
     const jobs = [...Array.from({ length: 6 }, (_, i) => ({ owner: 'busy', k: i })), { owner: 'quiet', k: 6 }, { owner: 'quiet', k: 7 }].map(({ owner, k }) =>
-      ex.runSegment(manifest.id, { exit, from: 0, to }, input(k), undefined, owner).then((r) => ({ ...r, name: `${owner}${k}` }))
+      ex.runSegment(manifest.id, { exit, from: 0, to }, input(k), undefined, { owner }).then((r) => ({ ...r, name: `${owner}${k}` }))
     )
     const runs = await Promise.all(jobs)
     expect(ex.queued).toBe(0)
@@ -123,11 +123,28 @@ describe('a pool of ORT workers shared by several owners', () => {
     ex.observe(null)
   })
 
+  it('moves an input it is given to the worker instead of copying it, and copies one it is lent', async () => {
+    const exit = 5
+    const to = manifest.exits[exit - 1]!.layers.length
+    const lent = input(3)
+    const given = input(3)
+    const a = await ex.runSegment(manifest.id, { exit, from: 0, to }, lent)
+    const b = await ex.runSegment(manifest.id, { exit, from: 0, to }, given, undefined, { give: true })
+    expect(lent.length).toBe(784) // still the caller's
+    expect(given.length).toBe(0) // transferred: detached here
+    expect(Array.from(b.output)).toEqual(Array.from(a.output))
+    // a view into a larger buffer is copied even when given (its buffer is not the tensor's alone)
+    const view = new Float32Array(784 * 2).subarray(784)
+    view.set(input(3))
+    await ex.runSegment(manifest.id, { exit, from: 0, to }, view, undefined, { give: true })
+    expect(view.length).toBe(784)
+  })
+
   it('opens and closes a model on every worker', async () => {
     await ex.closeModel(manifest.id)
     await expect(ex.runSegment(manifest.id, { exit: 1, from: 0, to: 2 }, input(0))).rejects.toThrow(/not open/)
     await ex.openModel(dir)
-    const r = await Promise.all([0, 1, 2, 3].map((k) => ex.runSegment(manifest.id, { exit: 1, from: 0, to: 2 }, input(k), undefined, `o${k}`)))
+    const r = await Promise.all([0, 1, 2, 3].map((k) => ex.runSegment(manifest.id, { exit: 1, from: 0, to: 2 }, input(k), undefined, { owner: `o${k}` })))
     expect(new Set(r.map((x) => x.worker))).toEqual(new Set([0, 1]))
   })
 })
