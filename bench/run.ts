@@ -5,12 +5,14 @@
 import { runPlannerBench } from './planner.js'
 import { runExecutorBench } from './executor.js'
 import { runRelayBench } from './relay.js'
+import { runCodecsBench } from './codecs.js'
 import { writeResult } from './lib.js'
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   planner: runPlannerBench,
   executor: runExecutorBench,
-  relay: runRelayBench
+  relay: runRelayBench,
+  codecs: runCodecsBench
 }
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'))

@@ -3,26 +3,29 @@
  *
  *   offset  size  field
  *   0       4     magic "EDGA"
- *   4       1     version (1)
- *   5       1     dtype (1 = float32, little-endian)
+ *   4       1     version (1: float32 only; 2: any codec)
+ *   5       1     codec (codecs.ts: 1 = f32, 2 = f16, 3 = int8, 4 = int8c; version 1 knows only 1)
  *   6       1     ndim (1..8)
  *   7       1     reserved (0)
  *   8       4     header length H, bytes (uint32 BE, ≤ 16 KiB)
  *   12      4     payload length P, bytes (uint32 BE)
  *   16      4·ndim dims (uint32 BE each)
  *   …       H     header: UTF-8 JSON (request id, plan id, device timings, …)
- *   …       P     payload: the tensor
+ *   …       P     payload: the tensor under its codec (parameters first for int8)
  *
+ * An f32 frame is written as version 1, byte for byte what consoles before codecs read; the others as
+ * version 2.
  * Decoding checks every declared size against the bytes actually received, and against the caller's
  * limits, before it allocates anything: the tensor is returned as a view (copied only when the
  * payload is not 4-byte aligned).
  */
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
+import { CODECS, CODEC_BY_CODE, CODEC_CODES, decodePayload, encodeInto, isCodec, payloadBytes, type Codec } from './codecs.js'
 
 export const FRAME_MAGIC = 0x45444741 // "EDGA"
-export const FRAME_VERSION = 1
-export const DTYPE_CODES = { float32: 1 } as const
+/** The newest frame version (2: codecs); version 1 (float32) is still read and written for f32. */
+export const FRAME_VERSION = 2
 export const MAX_NDIM = 8
 export const MAX_HEADER_BYTES = 16 * 1024
 const FIXED = 16
@@ -61,33 +64,35 @@ export type FrameHeader = z.infer<typeof FrameHeaderSchema>
 
 export interface Frame {
   header: FrameHeader
+  /** How the tensor crossed the link; `data` is float32 whatever it was. */
+  codec: Codec
   dtype: 'float32'
   dims: number[]
   data: Float32Array
 }
 
-export function encodeFrame(header: FrameHeader, dims: readonly number[], data: Float32Array): Uint8Array {
+export function encodeFrame(header: FrameHeader, dims: readonly number[], data: Float32Array, codec: Codec = 'f32'): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header))
   if (json.length > MAX_HEADER_BYTES) throw new UserError(`frame header is ${json.length} bytes, over the ${MAX_HEADER_BYTES}-byte limit`)
   if (dims.length < 1 || dims.length > MAX_NDIM) throw new UserError(`frame tensor must have 1..${MAX_NDIM} dims, got ${dims.length}`)
   const elements = dims.reduce((a, b) => a * b, 1)
   if (elements !== data.length) throw new UserError(`frame dims [${dims.join(', ')}] hold ${elements} values, the tensor has ${data.length}`)
+  if (!isCodec(codec)) throw new UserError(`frame: unknown codec "${String(codec)}" (known: ${CODECS.join(', ')})`)
   const dimsBytes = 4 * dims.length
-  const payload = data.length * 4
+  const payload = payloadBytes(codec, dims)
   const out = new Uint8Array(FIXED + dimsBytes + json.length + payload)
   const v = new DataView(out.buffer)
   v.setUint32(0, FRAME_MAGIC)
-  v.setUint8(4, FRAME_VERSION)
-  v.setUint8(5, DTYPE_CODES.float32)
+  v.setUint8(4, codec === 'f32' ? 1 : FRAME_VERSION)
+  v.setUint8(5, CODEC_CODES[codec])
   v.setUint8(6, dims.length)
   v.setUint8(7, 0)
   v.setUint32(8, json.length)
   v.setUint32(12, payload)
   for (const [i, d] of dims.entries()) v.setUint32(FIXED + 4 * i, d)
   out.set(json, FIXED + dimsBytes)
-  const body = FIXED + dimsBytes + json.length
-  // float32 little-endian, whatever the host's byte order
-  for (let i = 0; i < data.length; i++) v.setFloat32(body + 4 * i, data[i]!, true)
+  // little-endian, whatever the host's byte order
+  encodeInto(codec, dims, data, out, FIXED + dimsBytes + json.length)
   return out
 }
 
@@ -104,9 +109,15 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (v.getUint32(0) !== FRAME_MAGIC) throw new UserError('frame: bad magic (expected "EDGA")')
   const version = v.getUint8(4)
-  if (version !== FRAME_VERSION) throw new UserError(`frame: version ${version} is not supported (expected ${FRAME_VERSION})`)
-  const dtype = v.getUint8(5)
-  if (dtype !== DTYPE_CODES.float32) throw new UserError(`frame: dtype code ${dtype} is not supported (expected 1, float32)`)
+  if (version !== 1 && version !== FRAME_VERSION) throw new UserError(`frame: version ${version} is not supported (expected 1 or ${FRAME_VERSION})`)
+  const code = v.getUint8(5)
+  const codec = version === 1 ? (code === 1 ? 'f32' : undefined) : CODEC_BY_CODE[code]
+  if (!codec)
+    throw new UserError(
+      version === 1
+        ? `frame: dtype code ${code} is not supported by version 1 (expected 1, float32)`
+        : `frame: codec ${code} is not supported (known: ${CODECS.map((c) => `${CODEC_CODES[c]} ${c}`).join(', ')})`
+    )
   const ndim = v.getUint8(6)
   if (ndim < 1 || ndim > MAX_NDIM) throw new UserError(`frame: ndim ${ndim} is out of range 1..${MAX_NDIM}`)
   const headerLen = v.getUint32(8)
@@ -116,14 +127,16 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
   const expected = FIXED + 4 * ndim + headerLen + payloadLen
   if (bytes.length !== expected) throw new UserError(`frame: declares ${expected} bytes in all but ${bytes.length} arrived`)
   const dims: number[] = []
-  let elements = 1
   for (let i = 0; i < ndim; i++) {
     const d = v.getUint32(FIXED + 4 * i)
     if (d === 0) throw new UserError(`frame: dim ${i} is 0`)
     dims.push(d)
-    elements *= d
   }
-  if (elements * 4 !== payloadLen) throw new UserError(`frame: dims [${dims.join(', ')}] need ${elements * 4} payload bytes, the frame declares ${payloadLen}`)
+  const need = payloadBytes(codec, dims)
+  if (need !== payloadLen)
+    throw new UserError(
+      `frame: dims [${dims.join(', ')}] need ${need} payload bytes${codec === 'f32' ? '' : ` under ${codec}`}, the frame declares ${payloadLen}`
+    )
   const headerStart = FIXED + 4 * ndim
   let json: unknown
   try {
@@ -134,13 +147,6 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
   const parsed = FrameHeaderSchema.safeParse(json)
   if (!parsed.success) throw new UserError(describeIssues('frame header', parsed.error.issues))
   const body = headerStart + headerLen
-  let data: Float32Array
-  const offset = bytes.byteOffset + body
-  if (littleEndianHost && offset % 4 === 0) {
-    data = new Float32Array(bytes.buffer, offset, elements)
-  } else {
-    data = new Float32Array(elements)
-    for (let i = 0; i < elements; i++) data[i] = v.getFloat32(body + 4 * i, true)
-  }
-  return { header: parsed.data, dtype: 'float32', dims, data }
+  const data = decodePayload(codec, dims, bytes.subarray(body, body + payloadLen), littleEndianHost)
+  return { header: parsed.data, codec, dtype: 'float32', dims, data }
 }

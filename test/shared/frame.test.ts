@@ -53,8 +53,18 @@ describe('activation frame codec', () => {
     ['a truncated frame', (b) => b.subarray(0, b.length - 1), `frame: declares ${FRAME_BYTES} bytes in all but ${FRAME_BYTES - 1} arrived`],
     ['a frame shorter than the fixed header', (b) => b.subarray(0, 10), 'frame: 10 bytes, shorter than the 16-byte fixed header'],
     ['bad magic', (b, v) => (v.setUint32(0, 0x12345678), b), 'frame: bad magic (expected "EDGA")'],
-    ['an unknown version', (b, v) => (v.setUint8(4, 9), b), 'frame: version 9 is not supported (expected 1)'],
-    ['a wrong dtype', (b, v) => (v.setUint8(5, 7), b), 'frame: dtype code 7 is not supported (expected 1, float32)'],
+    ['an unknown version', (b, v) => (v.setUint8(4, 9), b), 'frame: version 9 is not supported (expected 1 or 2)'],
+    ['a wrong dtype', (b, v) => (v.setUint8(5, 7), b), 'frame: dtype code 7 is not supported by version 1 (expected 1, float32)'],
+    [
+      'an unknown codec (version 2)',
+      (b, v) => (v.setUint8(4, 2), v.setUint8(5, 9), b),
+      'frame: codec 9 is not supported (known: 1 f32, 2 f16, 3 int8, 4 int8c)'
+    ],
+    [
+      'an f16 frame whose payload is sized for f32',
+      (b, v) => (v.setUint8(4, 2), v.setUint8(5, 2), b),
+      'frame: dims [1, 2, 3] need 12 payload bytes under f16, the frame declares 24'
+    ],
     ['too many dims', (b, v) => (v.setUint8(6, 200), b), 'frame: ndim 200 is out of range 1..8'],
     ['wrong dims', (b, v) => (v.setUint32(20, 5), b), 'frame: dims [1, 5, 3] need 60 payload bytes, the frame declares 24'],
     ['a zero dim', (b, v) => (v.setUint32(20, 0), b), 'frame: dim 1 is 0'],
