@@ -593,7 +593,9 @@ export class EdgentAgent {
         ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {})
       },
       dims,
-      x
+      x,
+      // the activation as the plan says; a device-only frame only reports the scores, in f32
+      plan.deviceLayers < N ? (plan.codec ?? 'f32') : 'f32'
     )
     const encodeMs = performance.now() - encoding
     // Reported once: a device-only run sends no activation and must not repeat a stale sample.

@@ -15,6 +15,7 @@ import type { Health, Hello, PlanMessage } from './messages.js'
 import type { RegressionKey, Regressor, Side } from './latency.js'
 import type { TailModel } from './tail.js'
 import type { StageName, Stages } from './stages.js'
+import type { Codec } from './codecs.js'
 
 // ------------------------------------------------------------------ shared records
 
@@ -392,6 +393,8 @@ export interface InferRow {
   met: boolean
   uplinkKbps: number
   uploadBytes: number
+  /** How the activation crossed the link (absent: f32). */
+  codec?: Codec
   /** Where the time went, stage by stage, when both sides timed theirs (stages.ts). */
   stages?: Stages
 }
@@ -406,7 +409,16 @@ export interface InferSummary {
   uplinkKbps: number
   bandwidthSource: 'fixed' | 'estimate'
   /** The first plan: its typical prediction, and (tail-aware) its prediction at the percentile, which `feasible` is judged on. */
-  plan: { planId: string; exit: number; deviceLayers: number; layers: number; predictedMs: number; predictedPercentileMs?: number; feasible: boolean }
+  plan: {
+    planId: string
+    exit: number
+    deviceLayers: number
+    layers: number
+    predictedMs: number
+    predictedPercentileMs?: number
+    feasible: boolean
+    codec?: Codec
+  }
   /** The percentile the requirement was given at (tail-aware planning), null: the typical inference. */
   percentile: number | null
   /** The device's measured dispersion the plans were chosen with (tail-aware planning). */
@@ -510,7 +522,14 @@ export interface ConsoleMethods {
   /** The edge's measured load (its worker pool, per device), and whether plans use it. */
   load: { args: Record<string, never>; result: EdgeLoadView }
   infer: {
-    args: { agent: string; count: number; latencyMs: number; uplinkKbps?: number; plan?: { exit: number; deviceLayers: number }; percentile?: number }
+    args: {
+      agent: string
+      count: number
+      latencyMs: number
+      uplinkKbps?: number
+      plan?: { exit: number; deviceLayers: number; codec?: Codec }
+      percentile?: number
+    }
     result: { summary: InferSummary; rows: InferRow[] }
   }
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { ConsoleStagesSchema } from './stages.js'
+import { CODECS } from './codecs.js'
 import { UserError, describeIssues } from './errors.js'
 
 export const SCHEMA = 1
@@ -84,6 +85,8 @@ export const PlanSchema = z.object({
    */
   percentile: z.number().min(50).max(99.9).optional(),
   predictedPercentileMs: z.number().nonnegative().optional(),
+  /** How the activation crosses the link (codecs.ts); absent: f32 (agents before codecs send nothing else). */
+  codec: z.enum(CODECS).optional(),
   reason: z.string().optional(),
   at: z.string().optional()
 })

@@ -207,3 +207,16 @@ describe('the built `edgent` command', () => {
     expect(failed.stderr).toMatch(/^edgent: option '--bandwidth-kbps <kbps>' argument 'x' is invalid/)
   })
 })
+
+describe('edgent infer --plan', () => {
+  it('refuses a pinned plan it cannot read, naming the codecs', async () => {
+    expect(await run('infer', '--agent', 'x', '--latency-ms', '10', '--plan', '5/8/int4')).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('unknown codec "int4" (known: f32, f16, int8, int8c)')
+    })
+    expect(await run('infer', '--agent', 'x', '--latency-ms', '10', '--plan', 'five')).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('expected exit/deviceLayers[/codec], e.g. 5/8 or 5/8/int8')
+    })
+  })
+})

@@ -40,6 +40,7 @@ import { DEFAULT_MQTTS_PORT } from '../shell/stack.js'
 import { defaultDataDir, devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from './serve.js'
 import { versionLine } from '../runtime/version.js'
 import { PERCENTILE_RANGE } from '../../shared/tail.js'
+import { CODECS, isCodec, type Codec } from '../../shared/codecs.js'
 import { REGRESSORS, type Regressor } from '../../shared/latency.js'
 
 export interface Io {
@@ -67,6 +68,16 @@ function positiveList(value: string): number[] {
   if (items.some((v) => v === '') || nums.some((n) => !Number.isFinite(n) || n <= 0))
     throw new InvalidArgumentError('expected comma-separated positive numbers, e.g. 50,100,500.')
   return nums
+}
+
+type PinnedPlan = { exit: number; deviceLayers: number; codec?: Codec }
+
+/** "5/8" or "5/8/int8" → a pinned plan. */
+function pinArg(value: string): PinnedPlan {
+  const m = /^(\d+)\/(\d+)(?:\/([a-z0-9]+))?$/.exec(value.trim())
+  if (!m || Number(m[1]) < 1) throw new InvalidArgumentError('expected exit/deviceLayers[/codec], e.g. 5/8 or 5/8/int8.')
+  if (m[3] !== undefined && !isCodec(m[3])) throw new InvalidArgumentError(`unknown codec "${m[3]}" (known: ${CODECS.join(', ')}).`)
+  return { exit: Number(m[1]), deviceLayers: Number(m[2]), ...(m[3] ? { codec: m[3] as Codec } : {}) }
 }
 
 function nonNegativeInt(value: string): number {
@@ -339,23 +350,36 @@ function buildProgram(io: Io): Command {
       'the requirement holds for this percentile of inferences (50–99.9): plans are chosen with the device’s measured dispersion (default: the typical inference)',
       percentileArg
     )
+    .option('--plan <exit/deviceLayers[/codec]>', `pin the plan instead of planning, e.g. 5/8/int8 (codecs: ${CODECS.join(', ')}; default f32)`, pinArg)
     .addOption(dataDirOption())
     .option('--json', 'the summary and every row as JSON')
-    .action(async (o: { agent: string; count: number; latencyMs: number; bandwidthKbps: string; percentile?: number; dataDir: string; json?: boolean }) => {
-      const b = o.bandwidthKbps === 'auto' ? undefined : Number(o.bandwidthKbps)
-      if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
-      io.out(
-        await inferCommand({
-          agent: o.agent,
-          count: o.count,
-          latencyMs: o.latencyMs,
-          dataDir: o.dataDir,
-          ...(o.json ? { json: true } : {}),
-          ...(b !== undefined ? { uplinkKbps: b } : {}),
-          ...(o.percentile !== undefined ? { percentile: o.percentile } : {})
-        })
-      )
-    })
+    .action(
+      async (o: {
+        agent: string
+        count: number
+        latencyMs: number
+        bandwidthKbps: string
+        percentile?: number
+        plan?: PinnedPlan
+        dataDir: string
+        json?: boolean
+      }) => {
+        const b = o.bandwidthKbps === 'auto' ? undefined : Number(o.bandwidthKbps)
+        if (b !== undefined && !(b > 0)) throw new UserError(`--bandwidth-kbps must be a positive number or auto, got "${o.bandwidthKbps}"`)
+        io.out(
+          await inferCommand({
+            agent: o.agent,
+            count: o.count,
+            latencyMs: o.latencyMs,
+            dataDir: o.dataDir,
+            ...(o.json ? { json: true } : {}),
+            ...(b !== undefined ? { uplinkKbps: b } : {}),
+            ...(o.percentile !== undefined ? { percentile: o.percentile } : {}),
+            ...(o.plan ? { plan: o.plan } : {})
+          })
+        )
+      }
+    )
   const campaign = program.command('campaign').description('benchmark campaigns: profile both sides and fit the latency regressions')
   campaign
     .command('run')

@@ -1,4 +1,5 @@
 /** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
+import type { Codec } from '../../shared/codecs.js'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { pino } from 'pino'
@@ -201,10 +202,12 @@ export async function inferCommand(o: {
   latencyMs: number
   uplinkKbps?: number
   percentile?: number
+  plan?: { exit: number; deviceLayers: number; codec?: Codec }
   dataDir: string
   json?: boolean
 }): Promise<string> {
   const r = await callConsole(runningConsole(o.dataDir), 'infer', {
+    ...(o.plan ? { plan: o.plan } : {}),
     agent: o.agent,
     count: o.count,
     latencyMs: o.latencyMs,
@@ -217,7 +220,7 @@ export async function inferCommand(o: {
   const t = s.tail
   return [
     `${s.completed}/${s.count} co-inferences on ${s.agent} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
-    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
+    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
     t
       ? t.why
         ? `tail: ${t.why}`

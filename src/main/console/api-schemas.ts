@@ -3,6 +3,7 @@
  * (IPC, WebSocket, loopback HTTP) checks its arguments here before the service sees them.
  */
 import { z } from 'zod'
+import { CODECS } from '../../shared/codecs.js'
 import { UserError, describeIssues } from '../../shared/errors.js'
 import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
 import { SettingsSchema } from '../../shared/settings.js'
@@ -50,7 +51,10 @@ export const API_SCHEMAS = {
       latencyMs: z.number().positive().max(3_600_000),
       /** Plan for this uplink rate (fixed) instead of the live estimate. */
       uplinkKbps: z.number().positive().max(1e8).optional(),
-      plan: z.object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative() }).strict().optional(),
+      plan: z
+        .object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative(), codec: z.enum(CODECS).optional() })
+        .strict()
+        .optional(),
       /** The requirement holds at this percentile of inferences (tail-aware planning). */
       percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]).optional()
     })

@@ -16,6 +16,7 @@ import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js
 import { argmax } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import { checkPercentile } from '../../shared/tail.js'
+import type { Codec } from '../../shared/codecs.js'
 import { stageMedians, type ConsoleStages } from '../../shared/stages.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import type { Store } from '../store/store.js'
@@ -39,6 +40,7 @@ interface PendingHalf {
   edgeMs: number
   edgeTotalMs: number
   uploadBytes: number
+  codec: Codec
   /** The result as published, sent again (not recomputed) when the same request id comes back. */
   result: Uint8Array | null
 }
@@ -55,7 +57,7 @@ export interface InferOptions {
   latencyMs: number
   /** Plan for this uplink rate, kbit/s, fixed (default: the live estimate). */
   uplinkKbps?: number
-  plan?: { exit: number; deviceLayers: number }
+  plan?: { exit: number; deviceLayers: number; codec?: Codec }
   campaignId?: string
   /** false: a measurement-only batch (a baseline) that does not move the online correction. */
   learn?: boolean
@@ -177,6 +179,9 @@ export class CoInference {
       if (h.model !== m.id || h.exit !== plan.exit || h.deviceLayers !== plan.deviceLayers) {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
       }
+      // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
+      const codec = h.deviceLayers >= exitPath(m, h.exit).length ? 'f32' : (plan.codec ?? 'f32')
+      if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       const path = exitPath(m, h.exit)
       const expected =
         h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
@@ -242,6 +247,7 @@ export class CoInference {
         edgeMs,
         edgeTotalMs,
         uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length,
+        codec: frame.codec,
         result
       })
     } catch (err) {
@@ -349,6 +355,7 @@ export class CoInference {
           met: r.e2eMs <= opts.latencyMs,
           uplinkKbps: plan.uplinkKbps,
           uploadBytes: half.uploadBytes,
+          ...(half.codec !== 'f32' ? { codec: half.codec } : {}),
           ...(r.stages ? { stages: r.stages } : {})
         })
       }
@@ -371,6 +378,7 @@ export class CoInference {
           layers: first.layers,
           predictedMs: first.predictedMs,
           ...(first.predictedPercentileMs !== undefined ? { predictedPercentileMs: first.predictedPercentileMs } : {}),
+          ...(first.codec ? { codec: first.codec } : {}),
           feasible: first.feasible
         },
         percentile: percentile ?? null,

@@ -26,6 +26,7 @@ import {
   profileSource,
   toPlan,
   type Breakdown,
+  type Candidate,
   type CostTable,
   type MapInterval
 } from '../../shared/planner.js'
@@ -38,6 +39,7 @@ import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
 import type { Models, ServedModel } from './models.js'
 import type { EdgeLoad } from './edge-load.js'
+import { payloadBytes, type Codec } from '../../shared/codecs.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -481,7 +483,7 @@ export class Planning {
     latencyMs: number,
     uplinkKbps: number,
     reason: string,
-    pin?: { exit: number; deviceLayers: number },
+    pin?: { exit: number; deviceLayers: number; codec?: Codec },
     percentile?: number
   ): Promise<StoredPlan> {
     const typical = this.costTable(agentId)
@@ -489,9 +491,19 @@ export class Planning {
     const served = this.modelOf(agentId)
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
+    // A pinned codec: the activation is sent as it says (its bytes on the link; encode and decode not modelled yet).
+    const path = pin ? exitPath(m, pin.exit) : []
+    const codec: Codec = pin?.codec && pin.deviceLayers < path.length ? pin.codec : 'f32'
+    const coded = (c: Candidate): Candidate => {
+      if (codec === 'f32') return c
+      const dims = c.deviceLayers === 0 ? m.input.shape : path[c.deviceLayers - 1]!.outputShape
+      const uploadBytes = c.uploadBytes - payloadBytes('f32', dims) + payloadBytes(codec, dims)
+      return { ...c, uploadBytes, sendable: uploadBytes <= this.deps.maxUploadBytes }
+    }
     if (pin) {
-      const cand = candidateAt(costs, pin.exit, pin.deviceLayers)
-      if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      const found = candidateAt(costs, pin.exit, pin.deviceLayers)
+      if (!found) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      const cand = coded(found)
       if (!cand.sendable)
         throw new UserError(
           `exit ${pin.exit} with ${pin.deviceLayers} device layers sends ${cand.uploadBytes} bytes, more than the ${this.deps.maxUploadBytes} bytes an activation may have (the broker's packet limit less a frame's overhead)`
@@ -500,7 +512,7 @@ export class Planning {
     }
     const atPercentile = costs !== typical ? p : null
     if (atPercentile)
-      p = { ...toPlan(typical, 'edgent', candidateAt(typical, p.exit, p.deviceLayers)!, { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
+      p = { ...toPlan(typical, 'edgent', coded(candidateAt(typical, p.exit, p.deviceLayers)!), { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
     const plan: StoredPlan = {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
@@ -514,6 +526,7 @@ export class Planning {
       predictedMs: p.predictedMs,
       feasible: p.feasible,
       maxFrameBytes: this.deps.maxUploadBytes + FRAME_OVERHEAD_MAX,
+      ...(codec !== 'f32' ? { codec } : {}),
       ...(percentile !== undefined && percentile !== 50 ? { percentile, predictedPercentileMs: atPercentile?.predictedMs ?? p.predictedMs } : {}),
       reason,
       at: new Date().toISOString(),

@@ -73,7 +73,16 @@ describe('bad input on the broker and the activation path', () => {
     v(hugeDeclared).setUint32(12, 0xffffffff)
     const wrongDtype = ok.slice()
     v(wrongDtype).setUint8(5, 9)
-    for (const bad of [truncated, wrongDims, hugeDeclared, wrongDtype, random]) {
+    // Frames of version 2 (codecs): an unknown codec, an int8 frame whose scale is NaN, an f16 frame sized for f32.
+    const unknownCodec = ok.slice()
+    v(unknownCodec).setUint8(4, 2)
+    v(unknownCodec).setUint8(5, 9)
+    const nanScale = encodeFrame(header, [1, 96, 7, 7], new Float32Array(96 * 49).fill(0.5), 'int8')
+    v(nanScale).setFloat32(nanScale.length - 96 * 49 - 8, Number.NaN, true)
+    const f16Sized = ok.slice()
+    v(f16Sized).setUint8(4, 2)
+    v(f16Sized).setUint8(5, 2)
+    for (const bad of [truncated, wrongDims, hugeDeclared, wrongDtype, random, unknownCodec, nanScale, f16Sized]) {
       await rogue.publishAsync(topics.activation('rogue'), Buffer.from(bad), { qos: 1 })
     }
     // A well-formed frame for a plan that does not exist.
@@ -94,6 +103,9 @@ describe('bad input on the broker and the activation path', () => {
       'frame: dims [1, 95, 7, 7] need',
       'frame: declared payload 4294967295 bytes exceeds',
       'frame: dtype code 9 is not supported',
+      'frame: codec 9 is not supported (known: 1 f32, 2 f16, 3 int8, 4 int8c)',
+      'frame: int8 scale NaN is not a finite positive number',
+      `frame: dims [1, 96, 7, 7] need ${2 * 96 * 49} payload bytes under f16, the frame declares ${4 * 96 * 49}`,
       'frame: bad magic',
       'unknown plan \\"nope\\" for agent rogue',
       `packet type 3 declares ${600 * 1024 + 2 + topics.activation('rogue').length} bytes, over the ${512 * 1024}-byte limit`

@@ -121,6 +121,25 @@ describe('co-inference over the embedded broker with real agent processes', () =
     expect(corrected.edgeMs).not.toBe(raw.edgeMs)
   })
 
+  it('sends the activation as the pinned plan’s codec: a quarter of the bytes as int8, the labels of the unsplit model', async () => {
+    const exit = 5
+    const base = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8 } })
+    const want = await unsplitLabels(exit, 30)
+    for (const codec of ['f16', 'int8', 'int8c'] as const) {
+      const { summary, rows } = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8, codec } })
+      expect(summary).toMatchObject({ completed: 30, lost: 0, plan: { exit, deviceLayers: 8, codec } })
+      expect(rows.every((r) => r.codec === codec)).toBe(true)
+      const ratio = rows[0]!.uploadBytes / base.rows[0]!.uploadBytes
+      // the frame's header is the same; its tensor 2 bytes (f16) or 1 byte and 8 per channel (int8) a value instead of 4
+      if (codec === 'f16') expect(ratio).toBeCloseTo(0.5, 1)
+      else expect(ratio).toBeLessThan(0.3)
+      // within the measured bounds no top-1 changes at this cut (executor.test.ts); int8 may change one of 30 at most
+      const agree = rows.filter((r, i) => r.predictedLabel === want[i]).length
+      expect(agree).toBeGreaterThanOrEqual(codec === 'f16' ? 30 : 29)
+    }
+    expect(base.rows[0]!.codec).toBeUndefined() // f32: as before codecs
+  })
+
   it('plans a requirement at a percentile with the dispersion its earlier inferences measured', async () => {
     // The 200 inferences above (one plan) measure it; computed here from the store as the console does.
     const expected = measureTail(core.store.runs.inferences('pi-a', TAIL_WINDOW), 95)
