@@ -593,7 +593,8 @@ export class EdgentAgent {
         ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {})
       },
       dims,
-      x,
+      // u8: the raw image itself, preprocessed at the edge (edge-only plans)
+      plan.codec === 'u8' && plan.deviceLayers === 0 ? Float32Array.from(pixels) : x,
       // the activation as the plan says; a device-only frame only reports the scores, in f32
       plan.deviceLayers < N ? (plan.codec ?? 'f32') : 'f32'
     )

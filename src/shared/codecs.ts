@@ -7,6 +7,8 @@
  *          8 bytes of parameters (scale float32, zero point int8, 3 bytes 0) then 1 byte a value
  *   int8c  the same per channel (axis 1 of a tensor of 3 or more dims, NCHW; per tensor otherwise):
  *          8 bytes of parameters a channel, then 1 byte a value
+ *   u8     the raw image itself, 1 byte a pixel, for edge-only plans (deviceLayers 0): the edge does
+ *          the model's preprocessing (exact: the same arithmetic, moved)
  *
  * Half-precision conversion is done here, bit for bit the same on every runtime (an agent on Node 22
  * has no Float16Array). Decoding checks the parameters (finite, positive scale; zero point in range)
@@ -14,13 +16,17 @@
  */
 import { UserError } from './errors.js'
 
-export const CODECS = ['f32', 'f16', 'int8', 'int8c'] as const
+export const CODECS = ['f32', 'f16', 'int8', 'int8c', 'u8'] as const
 export type Codec = (typeof CODECS)[number]
 /** The frame's codec byte (frame version 2). */
-export const CODEC_CODES: Record<Codec, number> = { f32: 1, f16: 2, int8: 3, int8c: 4 }
-export const CODEC_BY_CODE: Record<number, Codec> = { 1: 'f32', 2: 'f16', 3: 'int8', 4: 'int8c' }
+export const CODEC_CODES: Record<Codec, number> = { f32: 1, f16: 2, int8: 3, int8c: 4, u8: 5 }
+export const CODEC_BY_CODE: Record<number, Codec> = { 1: 'f32', 2: 'f16', 3: 'int8', 4: 'int8c', 5: 'u8' }
 const PARAM_BYTES = 8
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/** The codecs that change what the edge computes (f32 and u8 are exact): their accuracy is measured. */
+export const LOSSY_CODECS = ['f16', 'int8', 'int8c'] as const satisfies readonly Codec[]
+export type LossyCodec = (typeof LOSSY_CODECS)[number]
 
 export function isCodec(x: unknown): x is Codec {
   return typeof x === 'string' && (CODECS as readonly string[]).includes(x)
@@ -44,6 +50,8 @@ export function payloadBytes(codec: Codec, dims: readonly number[]): number {
       return PARAM_BYTES + n
     case 'int8c':
       return PARAM_BYTES * channelsOf(dims).channels + n
+    case 'u8':
+      return n
   }
 }
 
@@ -139,6 +147,15 @@ export function encodeInto(codec: Codec, dims: readonly number[], data: Float32A
     for (let i = 0; i < n; i++) v.setUint16(2 * i, toHalfBits(data[i]!), true)
     return
   }
+  if (codec === 'u8') {
+    for (let i = 0; i < n; i++) {
+      const p = data[i]!
+      if (!(Number.isInteger(p) && p >= 0 && p <= 255))
+        throw new UserError(`u8: value ${p} at index ${i} is not a pixel (an integer 0..255): u8 carries the raw image only`)
+      v.setUint8(i, p)
+    }
+    return
+  }
   checkFinite(data, codec)
   const { channels, inner } = codec === 'int8' ? { channels: 1, inner: n } : channelsOf(dims)
   const outer = n / (channels * inner)
@@ -188,6 +205,8 @@ export function decodePayload(codec: Codec, dims: readonly number[], bytes: Uint
     for (let i = 0; i < n; i++) out[i] = t[v.getUint16(2 * i, true)]!
     return out
   }
+  // the raw pixels' values (the edge preprocesses them: Frame.pixels)
+  if (codec === 'u8') return Float32Array.from(bytes.subarray(0, n))
   const { channels, inner } = codec === 'int8' ? { channels: 1, inner: n } : channelsOf(dims)
   const params: Affine[] = []
   for (let c = 0; c < channels; c++) {

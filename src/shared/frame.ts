@@ -66,6 +66,8 @@ export interface Frame {
   header: FrameHeader
   /** How the tensor crossed the link; `data` is float32 whatever it was. */
   codec: Codec
+  /** u8: the raw image as sent (a view), for the edge to preprocess; `data` then holds its values. */
+  pixels?: Uint8Array
   dtype: 'float32'
   dims: number[]
   data: Float32Array
@@ -147,6 +149,7 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
   const parsed = FrameHeaderSchema.safeParse(json)
   if (!parsed.success) throw new UserError(describeIssues('frame header', parsed.error.issues))
   const body = headerStart + headerLen
-  const data = decodePayload(codec, dims, bytes.subarray(body, body + payloadLen), littleEndianHost)
-  return { header: parsed.data, codec, dtype: 'float32', dims, data }
+  const payload = bytes.subarray(body, body + payloadLen)
+  const data = decodePayload(codec, dims, payload, littleEndianHost)
+  return { header: parsed.data, codec, dtype: 'float32', dims, data, ...(codec === 'u8' ? { pixels: payload } : {}) }
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
+import { LOSSY_CODECS } from './codecs.js'
 
 export const LAYER_TYPES = ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc', 'flatten', 'softmax', 'other', 'block'] as const
 export type LayerType = (typeof LAYER_TYPES)[number]
@@ -125,6 +126,22 @@ export const ManifestSchema = z
     layers: z.array(LayerSchema).min(1),
     exits: z.array(ExitSchema).min(1),
     samples: z.object({ images: z.string(), labels: z.string(), count: positiveInt }).loose().optional(),
+    /**
+     * Top-1 accuracy of every exit with its activation sent under each lossy codec, per deviceLayers
+     * 0..N−1, measured by `edgent model verify --codecs` over `samples` labelled samples (f32 and u8 are exact).
+     */
+    codecAccuracy: z
+      .object({
+        samples: positiveInt,
+        source: z.string(),
+        exits: z.array(
+          z.object({
+            exit: z.number().int().positive(),
+            byCodec: z.partialRecord(z.enum(LOSSY_CODECS), z.array(z.number().min(0).max(1)))
+          })
+        )
+      })
+      .optional(),
     training: z.record(z.string(), z.unknown()).optional()
   })
   .loose()

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadManifest } from '../../src/main/runtime/files.js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -56,6 +57,38 @@ describe('edgent model verify', () => {
     expect(report.ok).toBe(true)
     expect(r.code).toBe(0)
   }, 180_000)
+
+  it('measures every exit × cut × lossy codec with --codecs, stores it in the manifest, and measures it again the same', async () => {
+    const copy = mkdtempSync(join(tmpdir(), 'edgent-codecs-'))
+    cpSync(dir, copy, { recursive: true })
+    const r = await run('model', 'verify', '--model', copy, '--samples', '20', '--split-samples', '1', '--codecs', '--json')
+    // 20 samples may put an exit more than 2 points off the manifest's accuracy (exit code 1): the splits stay exact
+    expect(r.err).toBe('')
+    const report = JSON.parse(r.out)
+    expect(r.code).toBe(report.ok ? 0 : 1)
+    for (const v of report.exits) expect(v.maxSplitAbsDiff).toBeLessThanOrEqual(1e-4)
+    expect(report.codecAccuracyStored).toBe(join(copy, 'manifest.json'))
+    expect(report.codecAccuracy).toMatchObject({ samples: 20, source: expect.stringContaining('shipped samples') })
+    for (const e of manifest.exits) {
+      const m = report.codecAccuracy.exits.find((x: { exit: number }) => x.exit === e.exit)
+      const own = report.exits.find((v: { exit: number }) => v.exit === e.exit).accuracy
+      for (const codec of ['f16', 'int8', 'int8c']) {
+        expect(m.byCodec[codec], `${codec}, exit ${e.exit}`).toHaveLength(e.layers.length)
+        for (const a of m.byCodec[codec]) expect(a * 20).toBe(Math.round(a * 20)) // a count of 20
+        // f16 changes no top-1 at any cut (executor.test.ts): its accuracy is the exit's own
+        if (codec === 'f16') for (const a of m.byCodec[codec]) expect(a).toBe(own)
+      }
+    }
+    // stored, valid against the schema, and the same when measured again (±0.5 points: here exactly, the runs are deterministic)
+    const stored = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8'))
+    expect(stored.codecAccuracy).toEqual(report.codecAccuracy)
+    expect(loadManifest(copy).manifest.codecAccuracy).toEqual(report.codecAccuracy)
+    const again = JSON.parse((await run('model', 'verify', '--model', copy, '--samples', '20', '--split-samples', '1', '--codecs', '--json')).out)
+    expect(again.codecAccuracy).toEqual(report.codecAccuracy)
+    const text = await run('model', 'verify', '--model', copy, '--samples', '20', '--split-samples', '1', '--codecs')
+    expect(text.out).toMatch(/accuracy with the activation sent lossy, at every cut \(deviceLayers 0..N−1\), 20 samples:/)
+    expect(text.out).toContain(`stored in ${join(copy, 'manifest.json')} (codecAccuracy)`)
+  }, 240_000)
 
   it('reads a test set in MNIST idx format, gzipped', async () => {
     const images = readFileSync(join(dir, manifest.samples.images))

@@ -212,7 +212,7 @@ describe('edgent infer --plan', () => {
   it('refuses a pinned plan it cannot read, naming the codecs', async () => {
     expect(await run('infer', '--agent', 'x', '--latency-ms', '10', '--plan', '5/8/int4')).toMatchObject({
       code: 2,
-      err: expect.stringContaining('unknown codec "int4" (known: f32, f16, int8, int8c)')
+      err: expect.stringContaining('unknown codec "int4" (known: f32, f16, int8, int8c, u8)')
     })
     expect(await run('infer', '--agent', 'x', '--latency-ms', '10', '--plan', 'five')).toMatchObject({
       code: 2,

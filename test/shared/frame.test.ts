@@ -58,7 +58,7 @@ describe('activation frame codec', () => {
     [
       'an unknown codec (version 2)',
       (b, v) => (v.setUint8(4, 2), v.setUint8(5, 9), b),
-      'frame: codec 9 is not supported (known: 1 f32, 2 f16, 3 int8, 4 int8c)'
+      'frame: codec 9 is not supported (known: 1 f32, 2 f16, 3 int8, 4 int8c, 5 u8)'
     ],
     [
       'an f16 frame whose payload is sized for f32',

@@ -245,13 +245,25 @@ function buildProgram(io: Io): Command {
     .option('--images <idx3-ubyte[.gz]>', 'test images in MNIST idx format')
     .option('--labels <idx1-ubyte[.gz]>', 'test labels in MNIST idx format')
     .option('--split-samples <n>', 'samples per (exit, deviceLayers) split check', positiveInt, 4)
+    .option('--codecs', "also measure every exit × cut × lossy codec's top-1 accuracy (f16, int8, int8c) and store it in the model's manifest")
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { model: string; dataDir: string; samples?: number; images?: string; labels?: string; splitSamples: number; json?: boolean }) => {
-      const report = await verifyModel(resolved(o), io.progress)
-      io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
-      if (!report.ok) throw new ExitCode(1)
-    })
+    .action(
+      async (o: {
+        model: string
+        dataDir: string
+        samples?: number
+        images?: string
+        labels?: string
+        splitSamples: number
+        codecs?: boolean
+        json?: boolean
+      }) => {
+        const report = await verifyModel(resolved(o), io.progress)
+        io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
+        if (!report.ok) throw new ExitCode(1)
+      }
+    )
   model
     .command('decisions')
     .description("measure every layer here, take a device N times slower, and print the planner's decision table")

@@ -9,6 +9,9 @@ import { OrtExecutor } from '../runtime/executor.js'
 import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
 import { callConsole, runningConsole } from './client.js'
 import { pct, table } from './format.js'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { LOSSY_CODECS, roundTrip, type LossyCodec } from '../../shared/codecs.js'
 
 export type Progress = (done: number, total: number, label: string) => void
 
@@ -71,9 +74,9 @@ export function runModelInfo(opts: { model: string; json?: boolean }): string {
 }
 
 /** Runs `fn` on the caller's executor, or on a private one started and stopped around it. */
-async function withExecutor<T>(executor: OrtExecutor | undefined, fn: (ex: OrtExecutor) => Promise<T>): Promise<T> {
+async function withExecutor<T>(executor: OrtExecutor | undefined, fn: (ex: OrtExecutor) => Promise<T>, maxSessions?: number): Promise<T> {
   if (executor) return fn(executor)
-  const ex = new OrtExecutor()
+  const ex = new OrtExecutor(maxSessions ? { maxSessions } : {})
   await ex.start()
   try {
     return await fn(ex)
@@ -91,6 +94,8 @@ export interface VerifyOptions {
   labels?: string
   /** Samples per (exit, deviceLayers) split compared with the unsplit run. */
   splitSamples?: number
+  /** Also measure every exit × cut × lossy codec's top-1 accuracy, and store it in the manifest. */
+  codecs?: boolean
   json?: boolean
 }
 
@@ -113,6 +118,9 @@ export interface VerifyReport {
   source: string
   samples: number
   exits: ExitVerdict[]
+  /** With --codecs: every exit × cut × lossy codec's accuracy, and where it was stored. */
+  codecAccuracy?: NonNullable<Manifest['codecAccuracy']>
+  codecAccuracyStored?: string
   /** Every split reproduces the unsplit output within 1e-4 and every exit's accuracy is within ±2 points. */
   ok: boolean
 }
@@ -145,60 +153,116 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
   const want = opts.samples ?? set.count
   if (!Number.isInteger(want) || want < 1) throw new UserError(`--samples must be a positive integer, got ${opts.samples}`)
   const n = Math.min(want, set.count)
-  return withExecutor(executor, async (ex) => {
-    await ex.openModel(loaded.dir)
-    const inputs = (k: number): Float32Array => preprocess(manifest, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
-    const total = n * manifest.exits.length
-    let done = 0
-    const verdicts: ExitVerdict[] = []
-    // Shapes first: one chained per-layer pass per exit checks every layer's output against the manifest.
-    for (const e of manifest.exits) await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, inputs(0))
-    for (const e of manifest.exits) {
-      const N = e.layers.length
-      let correct = 0
-      for (let k = 0; k < n; k++) {
-        const r = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, inputs(k))
-        if (argmax(r.output) === set.labels[k]) correct++
-        if (++done % 250 === 0 || done === total) progress(done, total, `accuracy, exit ${e.exit}`)
-      }
-      let maxDiff = 0
-      let checked = 0
-      const splitSamples = Math.min(opts.splitSamples ?? 4, n)
-      for (let k = 0; k < splitSamples; k++) {
-        const x = inputs(k)
-        const whole = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, x)
-        for (let p = 0; p <= N; p++) {
-          const split = await ex.runSplit(manifest.id, e.exit, p, x)
-          maxDiff = Math.max(maxDiff, maxAbsDiff(split.output, whole.output))
-          checked++
+  return withExecutor(
+    executor,
+    async (ex) => {
+      await ex.openModel(loaded.dir)
+      const inputs = (k: number): Float32Array => preprocess(manifest, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
+      const total = n * manifest.exits.length
+      let done = 0
+      const verdicts: ExitVerdict[] = []
+      // Shapes first: one chained per-layer pass per exit checks every layer's output against the manifest.
+      for (const e of manifest.exits) await ex.runChain(manifest.id, { exit: e.exit, from: 0, to: e.layers.length }, inputs(0))
+      for (const e of manifest.exits) {
+        const N = e.layers.length
+        let correct = 0
+        for (let k = 0; k < n; k++) {
+          const r = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, inputs(k))
+          if (argmax(r.output) === set.labels[k]) correct++
+          if (++done % 250 === 0 || done === total) progress(done, total, `accuracy, exit ${e.exit}`)
         }
+        let maxDiff = 0
+        let checked = 0
+        const splitSamples = Math.min(opts.splitSamples ?? 4, n)
+        for (let k = 0; k < splitSamples; k++) {
+          const x = inputs(k)
+          const whole = await ex.runSegment(manifest.id, { exit: e.exit, from: 0, to: N }, x)
+          for (let p = 0; p <= N; p++) {
+            const split = await ex.runSplit(manifest.id, e.exit, p, x)
+            maxDiff = Math.max(maxDiff, maxAbsDiff(split.output, whole.output))
+            checked++
+          }
+        }
+        const accuracy = random ? null : correct / n
+        verdicts.push({
+          exit: e.exit,
+          layers: N,
+          correct,
+          samples: n,
+          accuracy,
+          manifestAccuracy: e.accuracy,
+          deltaPoints: accuracy === null ? null : (accuracy - e.accuracy) * 100,
+          splitsChecked: checked,
+          maxSplitAbsDiff: maxDiff
+        })
       }
-      const accuracy = random ? null : correct / n
-      verdicts.push({
-        exit: e.exit,
-        layers: N,
-        correct,
+      const ok = verdicts.every((v) => verdictOk(v))
+      let codecAccuracy: VerifyReport['codecAccuracy']
+      let stored: string | undefined
+      if (opts.codecs) {
+        if (random) throw new UserError(`--codecs measures accuracy: model ${manifest.id} has no labelled samples stored (give --images and --labels)`)
+        codecAccuracy = await measureCodecAccuracy(ex, manifest, set, n, inputs, progress)
+        codecAccuracy.source = opts.images ? set.source : `shipped samples (${manifest.samples?.images})`
+        stored = join(loaded.dir, 'manifest.json')
+        const raw = JSON.parse(readFileSync(stored, 'utf8')) as Record<string, unknown>
+        raw['codecAccuracy'] = codecAccuracy
+        const tmp = `${stored}.tmp-${process.pid}`
+        writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`)
+        renameSync(tmp, stored)
+      }
+      return {
+        ...(codecAccuracy ? { codecAccuracy, codecAccuracyStored: stored } : {}),
+        model: manifest.id,
+        source: opts.images
+          ? set.source
+          : random
+            ? 'random inputs (no labelled set stored: accuracy not checked)'
+            : `shipped samples (${manifest.samples?.images})`,
         samples: n,
-        accuracy,
-        manifestAccuracy: e.accuracy,
-        deltaPoints: accuracy === null ? null : (accuracy - e.accuracy) * 100,
-        splitsChecked: checked,
-        maxSplitAbsDiff: maxDiff
-      })
+        exits: verdicts,
+        ok
+      }
+    },
+    opts.codecs ? 512 : undefined
+  )
+}
+
+/**
+ * Every exit × deviceLayers × lossy codec's top-1 accuracy over the first n samples: the activation at
+ * each cut (stepping through the exit one single-layer segment at a time) is encoded and decoded as
+ * the link would carry it, and the rest of the exit runs on it.
+ */
+async function measureCodecAccuracy(
+  ex: OrtExecutor,
+  manifest: Manifest,
+  set: SampleSet,
+  n: number,
+  inputs: (k: number) => Float32Array,
+  progress: Progress
+): Promise<NonNullable<Manifest['codecAccuracy']>> {
+  const exits: NonNullable<Manifest['codecAccuracy']>['exits'] = []
+  const total = n * manifest.exits.length
+  let done = 0
+  for (const e of manifest.exits) {
+    const N = e.layers.length
+    const correct = Object.fromEntries(LOSSY_CODECS.map((c) => [c, new Array<number>(N).fill(0)])) as Record<LossyCodec, number[]>
+    for (let k = 0; k < n; k++) {
+      let a = inputs(k)
+      let dims: number[] = [...manifest.input.shape]
+      for (let p = 0; p < N; p++) {
+        for (const codec of LOSSY_CODECS) {
+          const y = await ex.runSegment(manifest.id, { exit: e.exit, from: p, to: N }, roundTrip(codec, dims, a), dims)
+          if (argmax(y.output) === set.labels[k]) correct[codec][p]!++
+        }
+        const step = await ex.runSegment(manifest.id, { exit: e.exit, from: p, to: p + 1 }, a, dims)
+        a = step.output
+        dims = step.dims
+      }
+      if (++done % 50 === 0 || done === total) progress(done, total, `codec accuracy, exit ${e.exit}`)
     }
-    const ok = verdicts.every((v) => verdictOk(v))
-    return {
-      model: manifest.id,
-      source: opts.images
-        ? set.source
-        : random
-          ? 'random inputs (no labelled set stored: accuracy not checked)'
-          : `shipped samples (${manifest.samples?.images})`,
-      samples: n,
-      exits: verdicts,
-      ok
-    }
-  })
+    exits.push({ exit: e.exit, byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, correct[c].map((x) => x / n)])) })
+  }
+  return { samples: n, source: '', exits }
 }
 
 export function formatVerify(r: VerifyReport): string {
@@ -224,8 +288,36 @@ export function formatVerify(r: VerifyReport): string {
       ? r.exits.every((v) => v.accuracy === null)
         ? `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} (random inputs: accuracy not checked)`
         : `ok: every split reproduces the unsplit output within ${SPLIT_TOLERANCE} and every exit is within ±${ACCURACY_TOLERANCE_POINTS} points of the manifest`
-      : `FAILED: a split differs by more than ${SPLIT_TOLERANCE} or an exit's accuracy is more than ${ACCURACY_TOLERANCE_POINTS} points from the manifest`
+      : `FAILED: a split differs by more than ${SPLIT_TOLERANCE} or an exit's accuracy is more than ${ACCURACY_TOLERANCE_POINTS} points from the manifest`,
+    ...(r.codecAccuracy ? ['', ...formatCodecAccuracy(r)] : [])
   ].join('\n')
+}
+
+/** Per exit and codec: the accuracy over the cuts (lowest, median), and the largest drop from the exit's own. */
+function formatCodecAccuracy(r: VerifyReport): string[] {
+  const c = r.codecAccuracy!
+  const rows: string[][] = []
+  for (const e of c.exits) {
+    const own = r.exits.find((v) => v.exit === e.exit)?.accuracy ?? null
+    for (const codec of LOSSY_CODECS) {
+      const xs = e.byCodec[codec]
+      if (!xs) continue
+      const sorted = [...xs].sort((a, b) => a - b)
+      rows.push([
+        String(e.exit),
+        codec,
+        String(xs.length),
+        pct(sorted[0]!),
+        pct(sorted[Math.floor(sorted.length / 2)]!),
+        own === null ? '—' : (100 * (own - sorted[0]!)).toFixed(2)
+      ])
+    }
+  }
+  return [
+    `accuracy with the activation sent lossy, at every cut (deviceLayers 0..N−1), ${c.samples} samples:`,
+    table(['exit', 'codec', 'cuts', 'lowest', 'median', 'largest drop, points'], rows, [true, false, true, true, true, true]),
+    `stored in ${r.codecAccuracyStored} (codecAccuracy)`
+  ]
 }
 
 // ---------------------------------------------------------------- decisions

@@ -13,7 +13,7 @@ import { UserError, errorMessage } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { exitPath } from '../../shared/manifest.js'
 import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js'
-import { argmax } from '../../shared/preprocess.js'
+import { argmax, preprocess } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import { checkPercentile } from '../../shared/tail.js'
 import type { Codec } from '../../shared/codecs.js'
@@ -193,7 +193,9 @@ export class CoInference {
       this.deps.onFrame?.(agentId)
       if (this.deps.observingFrames()) this.deps.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
       if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)
-      let scores = frame.data
+      // a raw image (u8, edge-only plans): the edge does the model's preprocessing
+      const input = frame.codec === 'u8' ? preprocess(m, frame.pixels!) : frame.data
+      let scores = input
       let edgeMs = 0
       const asked = performance.now()
       let started = asked
@@ -201,7 +203,10 @@ export class CoInference {
       if (h.deviceLayers < path.length) {
         const r = await this.inLane(agentId, () => {
           started = performance.now()
-          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, frame.data, frame.dims, { owner: agentId })
+          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, input, frame.dims, {
+            owner: agentId,
+            give: frame.codec === 'u8'
+          })
         })
         scores = r.output
         edgeMs = r.ms

@@ -494,6 +494,9 @@ export class Planning {
     // A pinned codec: the activation is sent as it says (its bytes on the link; encode and decode not modelled yet).
     const path = pin ? exitPath(m, pin.exit) : []
     const codec: Codec = pin?.codec && pin.deviceLayers < path.length ? pin.codec : 'f32'
+    if (codec === 'u8' && pin!.deviceLayers !== 0)
+      throw new UserError(`codec u8 carries the raw image: only for a plan that runs nothing on the device (deviceLayers 0), not ${pin!.deviceLayers}`)
+    if (codec === 'u8' && !m.preprocessing) throw new UserError(`codec u8 needs the edge to preprocess, and model ${m.id} declares no preprocessing`)
     const coded = (c: Candidate): Candidate => {
       if (codec === 'f32') return c
       const dims = c.deviceLayers === 0 ? m.input.shape : path[c.deviceLayers - 1]!.outputShape

@@ -138,6 +138,15 @@ describe('co-inference over the embedded broker with real agent processes', () =
       expect(agree).toBeGreaterThanOrEqual(codec === 'f16' ? 30 : 29)
     }
     expect(base.rows[0]!.codec).toBeUndefined() // f32: as before codecs
+    // Edge-only, the raw image as u8 (a quarter of the float32 input), preprocessed at the edge: exactly the unsplit labels.
+    const f32In = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 0 } })
+    const raw = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 0, codec: 'u8' } })
+    expect(raw.summary).toMatchObject({ completed: 30, lost: 0, plan: { deviceLayers: 0, codec: 'u8' } })
+    expect(raw.rows.map((r) => r.predictedLabel)).toEqual(want)
+    expect(raw.rows[0]!.uploadBytes - 784).toBeCloseTo(f32In.rows[0]!.uploadBytes - 4 * 784, -2) // same header, 1 byte a pixel instead of 4
+    await expect(core.infer({ agent: 'pi-a', count: 1, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8, codec: 'u8' } })).rejects.toThrow(
+      'codec u8 carries the raw image: only for a plan that runs nothing on the device (deviceLayers 0), not 8'
+    )
   })
 
   it('plans a requirement at a percentile with the dispersion its earlier inferences measured', async () => {
