@@ -30,6 +30,7 @@ import {
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import type { Stages } from '../../src/shared/stages.js'
+import { CODECS } from '../../src/shared/codecs.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
@@ -269,6 +270,7 @@ export class EdgentAgent {
       versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
       models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
       ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
+      codecs: [...CODECS],
       startedAt: this.startedAt,
       machine: describeMachine()
     })

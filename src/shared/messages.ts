@@ -28,6 +28,8 @@ export const HelloSchema = z.object({
   models: z.array(z.object({ id: z.string(), sha256: z.string().optional(), onnxBytes: z.number().optional() })),
   /** How the device is slowed or shaped, when it is an emulated one. */
   emulation: z.record(z.string(), z.unknown()).optional(),
+  /** The activation codecs it can send (codecs.ts); absent: an agent from before codecs (f32 only). */
+  codecs: z.array(z.string().max(16)).max(32).optional(),
   startedAt: z.string().optional(),
   /** The hardware and OS (src/main/runtime/machine.ts), recorded with every campaign. */
   machine: z

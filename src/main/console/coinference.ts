@@ -308,6 +308,11 @@ export class CoInference {
     const { fleet, planning, monitor, store } = this.deps
     const id = fleet.online(opts.agent)
     if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
+    const codec = opts.plan?.codec
+    if (codec && codec !== 'f32' && !(fleet.view(id).hello?.codecs ?? []).includes(codec))
+      throw new UserError(
+        `agent ${id} does not announce codec ${codec} (an agent from before codecs sends f32 only): update it, or pin the plan without a codec`
+      )
     await planning.deviceTable(id)
     const kbps = opts.uplinkKbps ?? (await monitor.ensureEstimate(id))
     if (opts.percentile !== undefined) checkPercentile(opts.percentile)

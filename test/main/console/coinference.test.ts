@@ -7,6 +7,7 @@ import { loadManifest } from '../../../src/main/runtime/files.js'
 import { latencyOf } from '../../../src/shared/planner.js'
 import { TAIL_WINDOW, measureTail, tailTable } from '../../../src/shared/tail.js'
 import { quantile } from 'simple-statistics'
+import { topics } from '../../../src/shared/topics.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
 const { manifest } = loadManifest(defaultModelDir())
@@ -125,6 +126,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
     const exit = 5
     const base = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8 } })
     const want = await unsplitLabels(exit, 30)
+    expect(core.devices().find((d) => d.id === 'pi-a')!.hello!.codecs).toEqual(['f32', 'f16', 'int8', 'int8c', 'u8'])
     for (const codec of ['f16', 'int8', 'int8c'] as const) {
       const { summary, rows } = await core.infer({ agent: 'pi-a', count: 30, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8, codec } })
       expect(summary).toMatchObject({ completed: 30, lost: 0, plan: { exit, deviceLayers: 8, codec } })
@@ -147,6 +149,22 @@ describe('co-inference over the embedded broker with real agent processes', () =
     await expect(core.infer({ agent: 'pi-a', count: 1, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit, deviceLayers: 8, codec: 'u8' } })).rejects.toThrow(
       'codec u8 carries the raw image: only for a plan that runs nothing on the device (deviceLayers 0), not 8'
     )
+  })
+
+  it('pins no codec an agent does not announce (an agent from before codecs)', async () => {
+    const token = core.pair('old-pi').token
+    const r = await connectRaw(core.mqttPort, { username: 'old-pi', password: token, clientId: 'old-pi' })
+    const c = r.client!
+    const hello = { ...core.devices().find((d) => d.id === 'pi-a')!.hello!, agentId: 'old-pi' }
+    delete (hello as { codecs?: string[] }).codecs
+    await c.publishAsync(topics.hello('old-pi'), Buffer.from(JSON.stringify(hello)), { qos: 1, retain: true })
+    await c.publishAsync(topics.state('old-pi'), Buffer.from('{"schema":1,"state":"online"}'), { qos: 1, retain: true })
+    await waitFor('old-pi online', () => deviceState(core, 'old-pi') === 'online')
+    await expect(
+      core.infer({ agent: 'old-pi', count: 1, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 8, codec: 'int8' } })
+    ).rejects.toThrow('agent old-pi does not announce codec int8 (an agent from before codecs sends f32 only): update it, or pin the plan without a codec')
+    await c.endAsync(true)
+    core.unpair('old-pi')
   })
 
   it('plans a requirement at a percentile with the dispersion its earlier inferences measured', async () => {
