@@ -4,6 +4,7 @@
  * the console's machine, as in `npm run bench -- relay`), while `wireMs` — both ways together — is
  * clock-free: the agent's publish-to-result time less the console's arrival-to-publish time.
  */
+import { median } from 'simple-statistics'
 import { z } from 'zod'
 
 const ms = z.number().finite().nonnegative()
@@ -65,11 +66,7 @@ export type StageName = keyof Stages
 export function stageMedians(all: readonly Stages[]): Record<StageName, number> | null {
   if (!all.length) return null
   const out = {} as Record<StageName, number>
-  for (const k of Object.keys(all[0]!) as StageName[]) {
-    const xs = all.map((s) => s[k]).sort((a, b) => a - b)
-    const m = xs.length >> 1
-    out[k] = xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2
-  }
+  for (const k of Object.keys(all[0]!) as StageName[]) out[k] = median(all.map((s) => s[k]))
   return out
 }
 

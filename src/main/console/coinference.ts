@@ -179,10 +179,10 @@ export class CoInference {
       if (h.model !== m.id || h.exit !== plan.exit || h.deviceLayers !== plan.deviceLayers) {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
       }
-      // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
-      const codec = h.deviceLayers >= exitPath(m, h.exit).length ? 'f32' : (plan.codec ?? 'f32')
-      if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       const path = exitPath(m, h.exit)
+      // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
+      const codec = h.deviceLayers >= path.length ? 'f32' : (plan.codec ?? 'f32')
+      if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       const expected =
         h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
       if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {

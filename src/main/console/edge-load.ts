@@ -7,7 +7,7 @@
  * multi-server queue (Sakasegawa's approximation for M/D/c), capped by the closed-loop bound (each
  * device has at most one run at the edge, so at most the others' runs are ahead of it).
  */
-import { quantileSorted } from 'simple-statistics'
+import { mean, quantileSorted, sum } from 'simple-statistics'
 import type { EdgeLoadView } from '../../shared/console-api.js'
 
 /** The window the load is measured over, ms. */
@@ -71,7 +71,7 @@ export class EdgeLoad {
         id,
         runsPerSecond: mine.length / secs,
         framesPerSecond: frames.filter((f) => f.owner === id).length / secs,
-        meanWaitMs: mean(mine.map((r) => r.queuedMs)),
+        meanWaitMs: meanOr0(mine.map((r) => r.queuedMs)),
         utilisation: sum(mine.map((r) => r.serviceMs)) / (LOAD_WINDOW_MS * c)
       }
     })
@@ -81,9 +81,9 @@ export class EdgeLoad {
       windowMs: LOAD_WINDOW_MS,
       runsPerSecond: runs.length / secs,
       utilisation: sum(runs.map((r) => r.serviceMs)) / (LOAD_WINDOW_MS * c),
-      meanWaitMs: mean(waits),
+      meanWaitMs: meanOr0(waits),
       p95WaitMs: waits.length ? quantileSorted(waits, 0.95) : 0,
-      meanServiceMs: mean(runs.map((r) => r.serviceMs)),
+      meanServiceMs: meanOr0(runs.map((r) => r.serviceMs)),
       devices
     }
   }
@@ -125,12 +125,7 @@ export class EdgeLoad {
   }
 }
 
-function sum(xs: number[]): number {
-  let s = 0
-  for (const x of xs) s += x
-  return s
-}
-
-function mean(xs: number[]): number {
-  return xs.length ? sum(xs) / xs.length : 0
+/** The mean, 0 for nothing (a window without runs waits for nothing). */
+function meanOr0(xs: number[]): number {
+  return xs.length ? mean(xs) : 0
 }

@@ -187,6 +187,7 @@ async function phase(
     devices.push(figures(r.id, r.rows, r.summary.lost, o.latencyMs))
   }
   const e2e = all.map((r) => r.e2eMs)
+  const layersOf = new Map(core.model.exits.map((e) => [e.exit, e.layers.length]))
   return {
     broker,
     planning,
@@ -199,15 +200,11 @@ async function phase(
     p50Ms: q(e2e, 0.5),
     p95Ms: q(e2e, 0.95),
     metShare: all.length + lost ? all.filter((r) => r.e2eMs <= o.latencyMs).length / (all.length + lost) : 0,
-    deviceOnlyShare: all.length ? all.filter((r) => r.deviceLayers >= exitPathLength(core, r.exit)).length / all.length : 0,
+    deviceOnlyShare: all.length ? all.filter((r) => r.deviceLayers >= layersOf.get(r.exit)!).length / all.length : 0,
     devices,
     edge: peak,
     wallMs
   }
-}
-
-function exitPathLength(core: EdgentConsole, exit: number): number {
-  return exitPath(core.model, exit).length
 }
 
 /** A console with its broker, N paired agent processes online and profiled. */
