@@ -31,6 +31,7 @@ import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import type { Stages } from '../../src/shared/stages.js'
 import { CODECS } from '../../src/shared/codecs.js'
+import { measureCodecCosts } from '../../src/shared/codec-cost.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
@@ -271,6 +272,7 @@ export class EdgentAgent {
       models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
       ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
       codecs: [...CODECS],
+      codecEncodeNs: this.codecEncodeNs(),
       startedAt: this.startedAt,
       machine: describeMachine()
     })
@@ -304,6 +306,13 @@ export class EdgentAgent {
 
   private readonly loading = new Map<string, Promise<CommandReply<'load-model'>>>()
   private readonly startedAt = new Date().toISOString()
+  private encodeCosts: Record<string, number> | null = null
+
+  /** This device's encoding cost per codec (measured once, a few ms): announced in the hello for the planner. */
+  private codecEncodeNs(): Record<string, number> {
+    this.encodeCosts ??= measureCodecCosts().encodeNs
+    return this.encodeCosts
+  }
 
   private applyPlan(plan: PlanMessage, h: HeldModel): void {
     exitPath(h.manifest, plan.exit) // throws on an unknown exit

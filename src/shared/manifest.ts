@@ -137,6 +137,8 @@ export const ManifestSchema = z
         exits: z.array(
           z.object({
             exit: z.number().int().positive(),
+            /** The exit's accuracy on the same samples with nothing lossy (the baseline of every drop); absent in files measured before it was kept. */
+            f32: z.number().min(0).max(1).optional(),
             byCodec: z.partialRecord(z.enum(LOSSY_CODECS), z.array(z.number().min(0).max(1)))
           })
         )

@@ -30,6 +30,8 @@ export const HelloSchema = z.object({
   emulation: z.record(z.string(), z.unknown()).optional(),
   /** The activation codecs it can send (codecs.ts); absent: an agent from before codecs (f32 only). */
   codecs: z.array(z.string().max(16)).max(32).optional(),
+  /** Its encoding cost per codec, ns a value, measured at start (codec-cost.ts): the planner prices codecs with it. */
+  codecEncodeNs: z.record(z.string().max(16), z.number().nonnegative().max(1e6)).optional(),
   startedAt: z.string().optional(),
   /** The hardware and OS (src/main/runtime/machine.ts), recorded with every campaign. */
   machine: z

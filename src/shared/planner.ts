@@ -9,6 +9,7 @@
  * where bytes(0) is the input as sent, bytes(p) the output of Lp, and device-only (p = N) sends
  * nothing either way. With kbps = 1000 bit/s, bytes/B in ms is bytes * 8 / kbps.
  */
+import { LOSSY_CODECS, payloadBytes, type Codec, type LossyCodec } from './codecs.js'
 import { UserError } from './errors.js'
 import { exitPath, inputBytes, product, type Manifest } from './manifest.js'
 import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type SegmentContext, type Side } from './latency.js'
@@ -17,16 +18,23 @@ import type { Layer } from './manifest.js'
 export const PLANNER_MODES = ['edgent', 'paper'] as const
 export type PlannerMode = (typeof PLANNER_MODES)[number]
 
-/** The bandwidth-independent cost of one (exit, deviceLayers). */
+/** The bandwidth-independent cost of one (exit, deviceLayers, codec). */
 export interface Candidate {
   exit: number
   deviceLayers: number
   /** N: the layers of this exit's path. */
   layers: number
-  /** Measured top-1 accuracy of the exit, in [0, 1]. */
+  /** How the activation (the input, at deviceLayers 0) crosses the link; f32 when nothing is sent. */
+  codec: Codec
+  /**
+   * Measured top-1 accuracy of the configuration, in [0, 1]: the exit's, less the drop its codec
+   * measured at this cut (`edgent model verify --codecs`; f32 and u8 are exact).
+   */
   accuracy: number
   deviceMs: number
   edgeMs: number
+  /** Encoding on the device and decoding on the edge beyond what f32 costs (measured per value on each side), ms. */
+  codecMs: number
   uploadBytes: number
   downloadBytes: number
   overheadMs: number
@@ -47,6 +55,8 @@ export interface Breakdown {
   overheadMs: number
   /** The predicted wait at a shared edge (load-aware planning); absent when none is predicted. */
   queueMs?: number
+  /** A codec's encoding and decoding beyond f32's; absent for f32. */
+  codecMs?: number
 }
 
 export interface Plan {
@@ -55,6 +65,7 @@ export interface Plan {
   exit: number
   deviceLayers: number
   layers: number
+  codec: Codec
   feasible: boolean
   predictedMs: number
   accuracy: number
@@ -67,8 +78,32 @@ export interface Plan {
 export interface CostTable {
   model: string
   profile: string
-  /** Candidates grouped by exit (ascending exit number), each group by deviceLayers 0..N. */
+  /**
+   * Candidates grouped by exit (ascending exit number): each group holds the f32 candidates by
+   * deviceLayers 0..N (group[p]), then those of the other codecs the table was built with.
+   */
   exits: Candidate[][]
+  /** Why a codec is not offered (not announced, accuracy not measured, drop over the bound…); absent: f32 only asked. */
+  codecNotes?: string[]
+}
+
+/** Default bound on the accuracy a lossy codec may cost, in percentage points. */
+export const DEFAULT_MAX_CODEC_DROP_PTS = 0.5
+
+/** Per-value costs of the codecs, ns: encoding where the device sends, decoding where the edge receives. */
+export interface CodecCosts {
+  device: Partial<Record<Codec, number>>
+  edge: Partial<Record<Codec, number>>
+}
+
+/** What a cost table offers besides f32 at the cut. */
+export interface CodecOptions {
+  /** The codecs the device can send (f32 is always offered). */
+  codecs: readonly Codec[]
+  /** The largest accuracy drop a lossy codec may cost, percentage points (default 0.5). */
+  maxDropPts?: number
+  /** Measured per-value costs on each side; a codec without both is priced as f32 and says so. */
+  cost?: CodecCosts
 }
 
 export interface Conditions {
@@ -118,9 +153,20 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
   }
 }
 
-/** Predicts every (exit, deviceLayers) of a model (prefix/suffix sums per exit); `maxUploadBytes`: the largest activation the console accepts. */
-export function buildCostTable(manifest: Manifest, source: CalibrationProfile | LayerLatencySource, maxUploadBytes = Infinity): CostTable {
+/**
+ * Predicts every (exit, deviceLayers, codec) of a model (prefix/suffix sums per exit);
+ * `maxUploadBytes`: the largest activation the console accepts; `codecOptions`: the codecs besides
+ * f32 the device may send (lossy ones only where `model verify --codecs` measured their accuracy
+ * and the drop is within the bound; u8, the raw image, only edge-only and only with preprocessing).
+ */
+export function buildCostTable(
+  manifest: Manifest,
+  source: CalibrationProfile | LayerLatencySource,
+  maxUploadBytes = Infinity,
+  codecOptions?: CodecOptions
+): CostTable {
   const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
+  const notes: string[] = []
   const inBytes = inputBytes(manifest)
   const inElements = product(manifest.input.shape)
   const exits = manifest.exits.map((exit) => {
@@ -150,8 +196,10 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
         exit: exit.exit,
         deviceLayers: p,
         layers: n,
+        codec: 'f32',
         accuracy: exit.accuracy,
         deviceMs: devMs,
+        codecMs: 0,
         edgeMs:
           p === n
             ? 0
@@ -162,9 +210,114 @@ export function buildCostTable(manifest: Manifest, source: CalibrationProfile | 
         sendable: uploadBytes <= maxUploadBytes
       })
     }
+    if (codecOptions) group.push(...codedCandidates(manifest, path, group, codecOptions, maxUploadBytes, profile, notes))
     return group
   })
-  return { model: manifest.id, profile: profile.id, exits }
+  return { model: manifest.id, profile: profile.id, exits, ...(codecOptions ? { codecNotes: mergeNotes(notes) } : {}) }
+}
+
+/**
+ * The candidates of one exit under the codecs besides f32: each cut's f32 candidate with the codec's
+ * bytes on the link, its measured accuracy, and its encoding and decoding. A lossy codec is offered
+ * at a cut only where its accuracy was measured and its drop from f32 (on the same samples) is within
+ * the bound; a drop is never a gain (a codec measured above f32 is taken at f32's accuracy).
+ */
+function codedCandidates(
+  m: Manifest,
+  path: readonly Layer[],
+  f32: readonly Candidate[],
+  o: CodecOptions,
+  maxUploadBytes: number,
+  source: LayerLatencySource,
+  notes: string[]
+): Candidate[] {
+  const n = path.length
+  const exit = f32[0]!.exit
+  const bound = o.maxDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS
+  const out: Candidate[] = []
+  const measured = m.codecAccuracy?.exits.find((e) => e.exit === exit)
+  const priced = (codec: Codec): boolean => o.cost?.device[codec] !== undefined && o.cost?.edge[codec] !== undefined
+  const costMs = (codec: Codec, values: number): number => {
+    if (!priced(codec) || !priced('f32')) return 0
+    const ns = o.cost!.device[codec]! - o.cost!.device.f32! + o.cost!.edge[codec]! - o.cost!.edge.f32!
+    return Math.max(0, (ns * values) / 1e6)
+  }
+  for (const codec of o.codecs) {
+    if (codec === 'f32') continue
+    if (!priced(codec)) notes.push(`${codec}: its encoding and decoding were not measured on both sides (priced as f32's)`)
+    if (codec === 'u8') {
+      if (!m.preprocessing) {
+        notes.push(`u8: model ${m.id} declares no preprocessing for the edge to do`)
+        continue
+      }
+      const c = f32[0]!
+      const values = product(m.input.shape)
+      const uploadBytes = payloadBytes('u8', m.input.shape)
+      out.push({
+        ...c,
+        codec,
+        codecMs: costMs(codec, values),
+        uploadBytes,
+        overheadMs: rescaleOverhead(source, c, uploadBytes),
+        sendable: uploadBytes <= maxUploadBytes
+      })
+      continue
+    }
+    const lossy = codec as LossyCodec
+    if (!(LOSSY_CODECS as readonly string[]).includes(codec)) continue
+    const acc = measured?.byCodec[lossy]
+    if (!acc || measured?.f32 === undefined) {
+      notes.push(`${codec}: accuracy not measured for exit ${exit} (edgent model verify --codecs)`)
+      continue
+    }
+    for (let p = 0; p < n; p++) {
+      const dropPts = 100 * (measured.f32 - acc[p]!)
+      if (!(acc[p]! >= 0) || dropPts > bound) {
+        if (acc[p]! >= 0) notes.push(`${codec}: some cuts cost more than ${bound} points of accuracy (not offered there)`)
+        continue
+      }
+      const c = f32[p]!
+      const dims = p === 0 ? m.input.shape : path[p - 1]!.outputShape
+      const uploadBytes = payloadBytes(codec, dims)
+      out.push({
+        ...c,
+        codec,
+        accuracy: c.accuracy - Math.max(0, dropPts) / 100,
+        codecMs: costMs(codec, product(dims)),
+        uploadBytes,
+        overheadMs: rescaleOverhead(source, c, uploadBytes),
+        sendable: uploadBytes <= maxUploadBytes
+      })
+    }
+  }
+  return out
+}
+
+/** Distinct notes, "…for exit N…" ones of one codec and reason merged into "…for exits 1, 2…". */
+function mergeNotes(notes: readonly string[]): string[] {
+  const byExit = new Map<string, number[]>()
+  const out: string[] = []
+  for (const n of new Set(notes)) {
+    const m = /^(.*) for exit (\d+)(.*)$/.exec(n)
+    if (!m) {
+      out.push(n)
+      continue
+    }
+    const key = `${m[1]}\u0000${m[3]}`
+    if (!byExit.has(key)) out.push(key)
+    byExit.set(key, [...(byExit.get(key) ?? []), Number(m[2])])
+  }
+  return out.map((k) => {
+    const exits = byExit.get(k)
+    if (!exits) return k
+    const [head, tail] = k.split('\u0000')
+    return `${head} for exit${exits.length > 1 ? 's' : ''} ${exits.join(', ')}${tail}`
+  })
+}
+
+/** The messaging overhead of `c` with `uploadBytes` sent instead (its per-byte term, where the source has one). */
+function rescaleOverhead(source: LayerLatencySource, c: Candidate, uploadBytes: number): number {
+  return messagingMs(source, c.deviceLayers, c.layers, uploadBytes)
 }
 
 /**
@@ -177,9 +330,13 @@ function messagingMs(source: LayerLatencySource, p: number, n: number, uploadByt
   return p === n ? 0 : source.overheadMs + source.overheadPerByteMs * uploadBytes
 }
 
-/** The candidate of one (exit, deviceLayers) in a cost table (undefined: the model has no such plan). */
-export function candidateAt(table: CostTable, exit: number, deviceLayers: number): Candidate | undefined {
-  return table.exits.find((g) => g[0]!.exit === exit)?.[deviceLayers]
+/** The candidate of one (exit, deviceLayers, codec) in a cost table (undefined: the table has no such plan). */
+export function candidateAt(table: CostTable, exit: number, deviceLayers: number, codec: Codec = 'f32'): Candidate | undefined {
+  const g = table.exits.find((x) => x[0]!.exit === exit)
+  if (!g) return undefined
+  // f32 at the cut, or nothing sent (device-only plans carry no codec)
+  if (codec === 'f32' || deviceLayers === g[0]!.layers) return deviceLayers <= g[0]!.layers ? g[deviceLayers] : undefined
+  return g.find((c) => c.deviceLayers === deviceLayers && c.codec === codec)
 }
 
 export function checkConditions(c: Conditions): void {
@@ -198,14 +355,15 @@ export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
     edgeMs: c.edgeMs,
     downloadMs: c.downloadBytes === 0 ? 0 : (c.downloadBytes * 8) / down,
     overheadMs: c.overheadMs,
-    ...(c.queueMs ? { queueMs: c.queueMs } : {})
+    ...(c.queueMs ? { queueMs: c.queueMs } : {}),
+    ...(c.codecMs ? { codecMs: c.codecMs } : {})
   }
 }
 
 /** T(i,p): the one function every search here uses, so all of them compare identical numbers. */
 export function latencyOf(c: Candidate, cond: Conditions): number {
   const b = breakdownOf(c, cond)
-  return b.deviceMs + b.uploadMs + b.edgeMs + b.downloadMs + b.overheadMs + (b.queueMs ?? 0)
+  return b.deviceMs + b.uploadMs + b.edgeMs + b.downloadMs + b.overheadMs + (b.queueMs ?? 0) + (b.codecMs ?? 0)
 }
 
 export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: Conditions): Plan {
@@ -216,6 +374,7 @@ export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: 
     exit: c.exit,
     deviceLayers: c.deviceLayers,
     layers: c.layers,
+    codec: c.codec,
     feasible: predictedMs <= cond.latencyMs,
     predictedMs,
     accuracy: c.accuracy,
@@ -324,6 +483,7 @@ export interface MapInterval {
   toKbps: number
   exit: number | null
   deviceLayers: number | null
+  codec: Codec | null
   feasible: boolean
   accuracy: number | null
 }
@@ -341,34 +501,50 @@ export interface MapOptions {
  * The configuration map: for one latency requirement, the bandwidth intervals over [from, to] in which
  * each plan is optimal, with exact breakpoints.
  *
- * As a function of the uplink B every candidate's latency is T(B) = C + K/B with K >= 0. The choice
- * can change only where some candidate's feasibility flips (T = requirement, at B = K/(R-C)) or where
- * two candidates' latencies cross (B = (K1-K2)/(C2-C1)); between consecutive such points the set of
- * feasible candidates and the order of all latencies are fixed, so the choice is too. We collect
- * those points inside the range, plan once inside each gap and merge equal neighbours.
+ * As a function of x = 1/B every candidate's latency is a line, T = C + K·x with K >= 0. The choice
+ * is a lower envelope question: mode `edgent` takes the most accurate level of candidates whose
+ * envelope (its fastest candidate's latency) meets the requirement, and that envelope's candidate (or,
+ * where no level does, the envelope of all); mode `paper` the last exit whose envelope meets it. So the
+ * choice can change only at a breakpoint of one of those envelopes (one per accuracy level, per exit,
+ * and of all candidates) or where an envelope line meets the requirement. Each envelope is a convex-hull
+ * sweep, O(n log n); we collect those points inside the range, plan once inside each gap (the same
+ * search as `plan`, so the map and the planner cannot disagree) and merge equal neighbours. The
+ * all-pairs crossings this replaced are kept as `configurationMapPairwise` for the bench and the tests.
  */
 export function configurationMap(table: CostTable, opts: MapOptions): MapInterval[] {
-  const mode = opts.mode ?? 'edgent'
-  const { fromKbps, toKbps, latencyMs } = opts
-  if (!(fromKbps > 0) || !(toKbps > fromKbps) || !Number.isFinite(toKbps)) {
-    throw new UserError(`bandwidth range must satisfy 0 < from < to, got ${fromKbps}..${toKbps} kbps`)
+  const { lines, fixedDown } = mapLines(table, opts)
+  const points: number[] = []
+  const add = (x: number): void => {
+    const b = 1 / x
+    if (Number.isFinite(b) && b > opts.fromKbps && b < opts.toKbps) points.push(b)
   }
-  checkConditions({ uplinkKbps: fromKbps, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) })
-  const lines = table.exits
-    .flat()
-    .filter((c) => c.sendable)
-    .map((c) => {
-      // T(B) = C + K/B: K in ms*kbps (bits), C in ms.
-      const fixedDown = opts.downlinkKbps !== undefined
-      const K = c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
-      const C = c.deviceMs + c.edgeMs + c.overheadMs + (c.queueMs ?? 0) + (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
-      return { C, K }
-    })
+  const groups = new Map<string, Line[]>()
+  const into = (key: string, l: Line): void => {
+    const g = groups.get(key)
+    if (g) g.push(l)
+    else groups.set(key, [l])
+  }
+  for (const l of lines) {
+    into('all', l)
+    into(`a${l.c.accuracy}`, l)
+    into(`e${l.c.exit}`, l)
+  }
+  for (const g of groups.values()) {
+    const hull = lowerEnvelope(g)
+    for (let i = 0; i + 1 < hull.length; i++) add(crossing(hull[i]!, hull[i + 1]!))
+    for (const l of hull) if (l.K > 0 && opts.latencyMs > l.C) add((opts.latencyMs - l.C) / l.K)
+  }
+  return probeGaps(table, opts, points, fixedDown)
+}
+
+/** The configuration map from every pair's crossing and every line's threshold (O(n²) points): the reference the envelope sweep is checked against. */
+export function configurationMapPairwise(table: CostTable, opts: MapOptions): MapInterval[] {
+  const { lines, fixedDown } = mapLines(table, opts)
   const points: number[] = []
   const inside = (b: number): void => {
-    if (Number.isFinite(b) && b > fromKbps && b < toKbps) points.push(b)
+    if (Number.isFinite(b) && b > opts.fromKbps && b < opts.toKbps) points.push(b)
   }
-  for (const { C, K } of lines) if (K > 0 && latencyMs > C) inside(K / (latencyMs - C))
+  for (const { C, K } of lines) if (K > 0 && opts.latencyMs > C) inside(K / (opts.latencyMs - C))
   for (let a = 0; a < lines.length; a++) {
     for (let b = a + 1; b < lines.length; b++) {
       const la = lines[a]!
@@ -376,6 +552,69 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
       if (la.K !== lb.K && la.C !== lb.C) inside((la.K - lb.K) / (lb.C - la.C))
     }
   }
+  return probeGaps(table, opts, points, fixedDown)
+}
+
+interface Line {
+  c: Candidate
+  /** ms */
+  C: number
+  /** ms·kbps (bits) */
+  K: number
+}
+
+function mapLines(table: CostTable, opts: MapOptions): { lines: Line[]; fixedDown: boolean } {
+  const { fromKbps, toKbps, latencyMs } = opts
+  if (!(fromKbps > 0) || !(toKbps > fromKbps) || !Number.isFinite(toKbps)) {
+    throw new UserError(`bandwidth range must satisfy 0 < from < to, got ${fromKbps}..${toKbps} kbps`)
+  }
+  checkConditions({ uplinkKbps: fromKbps, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) })
+  const fixedDown = opts.downlinkKbps !== undefined
+  const lines = table.exits
+    .flat()
+    .filter((c) => c.sendable)
+    .map((c) => ({
+      c,
+      K: c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8),
+      C:
+        c.deviceMs +
+        c.edgeMs +
+        c.overheadMs +
+        (c.queueMs ?? 0) +
+        c.codecMs +
+        (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
+    }))
+  return { lines, fixedDown }
+}
+
+/** x where two lines of different slopes meet. */
+const crossing = (a: Line, b: Line): number => (b.C - a.C) / (a.K - b.K)
+
+/**
+ * The lower envelope of lines T = C + K·x over all x (the lines that are the least somewhere), in
+ * order of increasing x: steepest first. Equal slopes keep the lowest line.
+ */
+export function lowerEnvelope<L extends { C: number; K: number }>(lines: readonly L[]): L[] {
+  const sorted = [...lines].sort((a, b) => b.K - a.K || a.C - b.C)
+  const hull: L[] = []
+  for (const l of sorted) {
+    const top = hull[hull.length - 1]
+    if (top && top.K === l.K) continue // same slope, not lower
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2]!
+      const b = hull[hull.length - 1]!
+      // b is never the least if l overtakes a no later than b does
+      if ((l.C - a.C) * (a.K - b.K) <= (b.C - a.C) * (a.K - l.K)) hull.pop()
+      else break
+    }
+    hull.push(l)
+  }
+  return hull
+}
+
+function probeGaps(table: CostTable, opts: MapOptions, points: number[], fixedDown: boolean): MapInterval[] {
+  const mode = opts.mode ?? 'edgent'
+  const { fromKbps, toKbps, latencyMs } = opts
   points.sort((x, y) => x - y)
   const edges = [fromKbps, ...points.filter((p, i) => i === 0 || p !== points[i - 1]), toKbps]
   const out: MapInterval[] = []
@@ -383,18 +622,26 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
     const lo = edges[i]!
     const hi = edges[i + 1]!
     const probe = Math.sqrt(lo * hi)
-    const cond: Conditions = { uplinkKbps: probe, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) }
+    const cond: Conditions = { uplinkKbps: probe, latencyMs, ...(fixedDown ? { downlinkKbps: opts.downlinkKbps! } : {}) }
     const c = chooseCandidate(table, cond, mode)
     const interval: MapInterval = {
       fromKbps: lo,
       toKbps: hi,
       exit: c ? c.exit : null,
       deviceLayers: c ? c.deviceLayers : null,
+      codec: c ? c.codec : null,
       feasible: c ? latencyOf(c, cond) <= latencyMs : false,
       accuracy: c ? c.accuracy : null
     }
     const last = out[out.length - 1]
-    if (last && last.exit === interval.exit && last.deviceLayers === interval.deviceLayers && last.feasible === interval.feasible) last.toKbps = hi
+    if (
+      last &&
+      last.exit === interval.exit &&
+      last.deviceLayers === interval.deviceLayers &&
+      last.codec === interval.codec &&
+      last.feasible === interval.feasible
+    )
+      last.toKbps = hi
     else out.push(interval)
   }
   return out

@@ -3,7 +3,22 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { exitPath, inputBytes, parseManifest, type Manifest } from '../../src/shared/manifest.js'
 import { PAPER_2018, PAPER_2018_AS_PRINTED, parseProfile, predictLayerMs, type CalibrationProfile } from '../../src/shared/latency.js'
-import { buildCostTable, configurationMap, lessThan, lookupMap, plan, allCandidates, type Conditions } from '../../src/shared/planner.js'
+import {
+  buildCostTable,
+  candidateAt,
+  configurationMap,
+  configurationMapPairwise,
+  lessThan,
+  lookupMap,
+  lowerEnvelope,
+  plan,
+  allCandidates,
+  type Candidate,
+  type CodecOptions,
+  type Conditions,
+  type CostTable
+} from '../../src/shared/planner.js'
+import { payloadBytes, LOSSY_CODECS } from '../../src/shared/codecs.js'
 import { buildManifest, logUniform, modelShape, profileArb, type ModelShape } from '../fixtures/synthetic.js'
 
 const tiny = parseManifest(JSON.parse(readFileSync(new URL('../fixtures/tiny/manifest.json', import.meta.url), 'utf8')), 'tiny')
@@ -155,6 +170,166 @@ const conditions = fc.record({
   downlinkKbps: fc.option(logUniform(1, 1e6), { nil: undefined })
 })
 
+/** Every codec, priced: encoding on the device, decoding on the edge, ns per value. */
+const CODEC_OPTIONS: CodecOptions = {
+  codecs: ['f32', 'f16', 'int8', 'int8c', 'u8'],
+  cost: { device: { f32: 1, f16: 3, int8: 4, int8c: 5, u8: 0 }, edge: { f32: 1, f16: 2, int8: 2, int8c: 3, u8: 2 } }
+}
+/** Accuracy drops (points) a lossy codec measures at a cut, from a small set so that ties and the bound are hit. */
+const dropsArb = fc.array(fc.constantFrom(0, 0, 0.1, 0.5, 0.6, 2, -0.2), { minLength: 7, maxLength: 7 })
+
+/** The manifest with measured codec accuracies (drop `drops[k]` at the k-th cut, cyclically) and preprocessing (u8 possible). */
+function withCodecs(m: Manifest, drops: readonly number[]): Manifest {
+  if (!drops.length) return m
+  let k = 0
+  const exits = m.exits.map((e) => {
+    const f32 = e.accuracy
+    const at = () => Math.min(1, Math.max(0, f32 - drops[k++ % drops.length]! / 100))
+    return { exit: e.exit, f32, byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, e.layers.map(() => at())])) }
+  })
+  return parseManifest(
+    {
+      ...m,
+      preprocessing: { from: 'uint8', layout: 'NCHW', scale: 1 / 255, mean: [0.5], std: [0.25] },
+      codecAccuracy: { samples: 100, source: 'test', exits }
+    },
+    m.id
+  )
+}
+
+/** Mode edgent's rules, applied literally to every candidate of a table (every exit, cut and codec). */
+function bruteEdgent(table: CostTable, cond: Conditions): Candidate {
+  const all = table.exits.flat().filter((c) => c.sendable)
+  const t = (c: Candidate) => allCandidates({ ...table, exits: [[c]] }, cond)[0]!.predictedMs
+  const ok = all.filter((c) => t(c) <= cond.latencyMs)
+  const pool = ok.length ? ok : all.filter((c) => !all.some((o) => lessThan(t(o), t(c))))
+  const acc = Math.max(...pool.map((c) => c.accuracy))
+  const best = pool.filter((c) => c.accuracy === acc)
+  const minT = Math.min(...best.map(t))
+  return best.find((c) => tied(t(c), minT))!
+}
+
+describe('codecs at the cut: candidates (exit, deviceLayers, codec)', () => {
+  it('offers each lossy codec where its measured drop is within the bound, at its bytes and accuracy; u8 only edge-only', () => {
+    // exit 2 has 8 layers; drops at its cuts 0..7 cycle through 0, 0.3, 0.8 points (exit 1's too)
+    const m = withCodecs(tiny, [0, 0.3, 0.8, -0.2])
+    const t = buildCostTable(m, tinyProfile, Infinity, CODEC_OPTIONS)
+    const f32 = candidateAt(t, 2, 3)!
+    expect(f32.codec).toBe('f32')
+    expect(t.exits[0]!.filter((c) => c.deviceLayers === 0).map((c) => c.codec)).toContain('u8')
+    for (const g of t.exits) {
+      for (const c of g) {
+        if (c.codec === 'f32') continue
+        const base = candidateAt(t, c.exit, c.deviceLayers)!
+        const path = exitPath(m, c.exit)
+        const dims = c.deviceLayers === 0 ? m.input.shape : path[c.deviceLayers - 1]!.outputShape
+        expect(c.uploadBytes).toBe(payloadBytes(c.codec, dims))
+        expect(c.deviceLayers).toBeLessThan(c.layers)
+        if (c.codec === 'u8') {
+          expect(c.deviceLayers).toBe(0)
+          expect(c.accuracy).toBe(base.accuracy)
+          continue
+        }
+        const measured = m.codecAccuracy!.exits.find((e) => e.exit === c.exit)!
+        const drop = 100 * (measured.f32! - measured.byCodec[c.codec as 'f16']![c.deviceLayers]!)
+        expect(drop).toBeLessThanOrEqual(0.5 + 1e-9)
+        // a drop costs accuracy; a measured gain is not taken
+        expect(c.accuracy).toBeCloseTo(base.accuracy - Math.max(0, drop) / 100, 12)
+        // encoding and decoding beyond f32's, per value
+        const values = dims.reduce((a, b) => a * b, 1)
+        const ns = CODEC_OPTIONS.cost!.device[c.codec]! - 1 + CODEC_OPTIONS.cost!.edge[c.codec]! - 1
+        expect(c.codecMs).toBeCloseTo((ns * values) / 1e6, 12)
+      }
+    }
+    // the 0.8-point cuts are not offered; the others are (drops are drawn per exit, codec, then cut)
+    let k = 0
+    for (const e of m.exits) {
+      for (const codec of LOSSY_CODECS) {
+        for (let p = 0; p < e.layers.length; p++) {
+          const drop = [0, 0.3, 0.8, -0.2][k++ % 4]
+          expect(candidateAt(t, e.exit, p, codec) !== undefined).toBe(drop !== 0.8)
+        }
+      }
+    }
+    expect(t.codecNotes!.join('; ')).toContain('f16: some cuts cost more than 0.5 points of accuracy')
+    // a wider bound offers them too
+    const wide = buildCostTable(m, tinyProfile, Infinity, { ...CODEC_OPTIONS, maxDropPts: 1 })
+    expect(wide.exits.flat().filter((c) => c.codec === 'f16')).toHaveLength(5 + 8)
+  })
+
+  it('offers no lossy codec whose accuracy was not measured, and no u8 without preprocessing: and says why', () => {
+    const t = buildCostTable(tiny, tinyProfile, Infinity, CODEC_OPTIONS)
+    expect(t.exits.flat().every((c) => c.codec === 'f32')).toBe(true)
+    expect(t.codecNotes).toEqual(
+      expect.arrayContaining([
+        'f16: accuracy not measured for exits 1, 2 (edgent model verify --codecs)',
+        'u8: model tiny declares no preprocessing for the edge to do'
+      ])
+    )
+    // a file measured before the f32 baseline was kept: the drop is unknown, so not offered
+    const m = withCodecs(tiny, [0])
+    const old = parseManifest({ ...m, codecAccuracy: { ...m.codecAccuracy!, exits: m.codecAccuracy!.exits.map(({ f32: _f, ...e }) => e) } }, 'old')
+    expect(
+      buildCostTable(old, tinyProfile, Infinity, CODEC_OPTIONS)
+        .exits.flat()
+        .filter((c) => LOSSY_CODECS.includes(c.codec as 'f16'))
+    ).toEqual([])
+    // f32 only unless asked
+    expect(
+      buildCostTable(m, tinyProfile)
+        .exits.flat()
+        .every((c) => c.codec === 'f32')
+    ).toBe(true)
+  })
+
+  it('picks a middle cut under int8 when its bytes make the difference, with its accuracy and codec in the plan', () => {
+    const m = withCodecs(tiny, [0.1])
+    const t = buildCostTable(m, tinyProfile, Infinity, { ...CODEC_OPTIONS, codecs: ['f32', 'int8'] })
+    const f32Only = buildCostTable(m, tinyProfile)
+    // exit 2 on the device alone takes 2.11 ms: under 1.9 ms it needs the edge, which f32 bytes reach at a higher bandwidth than int8's
+    const won: number[] = []
+    for (let kbps = 50; kbps < 5000; kbps *= 1.1) {
+      const cond = { uplinkKbps: kbps, latencyMs: 1.9 }
+      const p = plan(t, cond)!
+      const q = plan(f32Only, cond)!
+      expect(p.accuracy).toBeGreaterThanOrEqual(q.accuracy - 0.001 - 1e-12)
+      if (p.exit === 2 && p.codec === 'int8' && p.feasible && (q.exit === 1 || !q.feasible)) {
+        won.push(kbps)
+        expect(p.accuracy).toBeCloseTo(0.9 - 0.001, 12)
+        expect(p.breakdown.codecMs).toBeGreaterThan(0)
+        expect(p.uploadBytes).toBeLessThan(candidateAt(t, 2, p.deviceLayers)!.uploadBytes)
+      }
+    }
+    expect(won.length).toBeGreaterThan(0)
+  })
+
+  it('mode edgent equals a brute force over every (exit, deviceLayers, codec)', () => {
+    fc.assert(
+      fc.property(modelShape, profileArb, conditions, dropsArb, (shape, profile, cond, drops) => {
+        const m = withCodecs(buildManifest(shape), drops)
+        const t = buildCostTable(m, profile, Infinity, CODEC_OPTIONS)
+        const p = plan(t, cond)!
+        const b = bruteEdgent(t, cond)
+        expect({ exit: p.exit, deviceLayers: p.deviceLayers, codec: p.codec }).toEqual({ exit: b.exit, deviceLayers: b.deviceLayers, codec: b.codec })
+      }),
+      { ...runs, numRuns: Math.min(runs.numRuns, 300) }
+    )
+  })
+
+  it('the lower envelope holds exactly the lines that are least somewhere', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ C: fc.integer({ min: 0, max: 50 }), K: fc.integer({ min: 0, max: 20 }) }), { minLength: 1, maxLength: 30 }), (lines) => {
+        const hull = lowerEnvelope(lines)
+        // every line of the hull is strictly least on some x ≥ −∞ … +∞ span between its neighbours' crossings; every other line is never strictly least
+        const least = (x: number) => Math.min(...lines.map((l) => l.C + l.K * x))
+        for (let x = -100; x <= 100; x += 0.25) expect(Math.min(...hull.map((l) => l.C + l.K * x))).toBe(least(x))
+        for (let i = 1; i < hull.length; i++) expect(hull[i]!.K).toBeLessThan(hull[i - 1]!.K)
+      }),
+      { ...runs, numRuns: Math.min(runs.numRuns, 200) }
+    )
+  })
+})
+
 describe('planner on the hand-sized model', () => {
   const costs = buildCostTable(tiny, tinyProfile)
 
@@ -256,29 +431,37 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
         fc.option(logUniform(1, 1e6), { nil: undefined }),
         fc.constantFrom('edgent' as const, 'paper' as const),
         fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 20, maxLength: 20 }),
-        (shape, profile, latencyMs, fromKbps, span, downlinkKbps, mode, samples) => {
-          const m = buildManifest(shape)
-          const costs = buildCostTable(m, profile)
+        fc.boolean(),
+        dropsArb,
+        (shape, profile, latencyMs, fromKbps, span, downlinkKbps, mode, samples, codecs, drops) => {
+          const m = withCodecs(buildManifest(shape), drops)
+          const costs = buildCostTable(m, profile, Infinity, codecs ? CODEC_OPTIONS : undefined)
           const toKbps = fromKbps * span
           const map = configurationMap(costs, { latencyMs, fromKbps, toKbps, mode, ...(downlinkKbps !== undefined ? { downlinkKbps } : {}) })
+          const pairwise = configurationMapPairwise(costs, { latencyMs, fromKbps, toKbps, mode, ...(downlinkKbps !== undefined ? { downlinkKbps } : {}) })
           expect(map[0]!.fromKbps).toBe(fromKbps)
           expect(map[map.length - 1]!.toKbps).toBe(toKbps)
           for (let i = 1; i < map.length; i++) {
             expect(map[i]!.fromKbps).toBe(map[i - 1]!.toKbps)
             const a = map[i - 1]!
             const b = map[i]!
-            expect([a.exit, a.deviceLayers, a.feasible]).not.toEqual([b.exit, b.deviceLayers, b.feasible])
+            expect([a.exit, a.deviceLayers, a.codec, a.feasible]).not.toEqual([b.exit, b.deviceLayers, b.codec, b.feasible])
           }
-          const breakpoints = map.slice(1).map((iv) => iv.fromKbps)
+          const breakpoints = [...map.slice(1), ...pairwise.slice(1)].map((iv) => iv.fromKbps)
           for (const u of samples) {
             const kbps = fromKbps * span ** u
             // At a breakpoint two plans tie (within the planner's tie epsilon): a sample that close to
             // one may fall on either side of it.
             if (breakpoints.some((b) => Math.abs(kbps - b) <= 1e-6 * b)) continue
             const iv = lookupMap(map, kbps)!
+            // the all-pairs map it replaced agrees too
+            const old = lookupMap(pairwise, kbps)!
+            expect([old.exit, old.deviceLayers, old.codec, old.feasible]).toEqual([iv.exit, iv.deviceLayers, iv.codec, iv.feasible])
             const p = plan(costs, { uplinkKbps: kbps, latencyMs, ...(downlinkKbps !== undefined ? { downlinkKbps } : {}) }, mode)
-            expect({ exit: iv.exit, deviceLayers: iv.deviceLayers, feasible: iv.feasible }).toEqual(
-              p ? { exit: p.exit, deviceLayers: p.deviceLayers, feasible: p.feasible } : { exit: null, deviceLayers: null, feasible: false }
+            expect({ exit: iv.exit, deviceLayers: iv.deviceLayers, codec: iv.codec, feasible: iv.feasible }).toEqual(
+              p
+                ? { exit: p.exit, deviceLayers: p.deviceLayers, codec: p.codec, feasible: p.feasible }
+                : { exit: null, deviceLayers: null, codec: null, feasible: false }
             )
           }
         }

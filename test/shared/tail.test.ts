@@ -55,6 +55,8 @@ describe('tail-aware planning', () => {
       exit,
       deviceLayers,
       layers: 4,
+      codec: 'f32',
+      codecMs: 0,
       accuracy,
       deviceMs,
       edgeMs,

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readSettings } from '../runtime/settings-file.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { parsePreprocessSpec } from '../../shared/preprocess.js'
-import { PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
+import { DEFAULT_MAX_CODEC_DROP_PTS, PLANNER_MODES, type PlannerMode } from '../../shared/planner.js'
 import { defaultModelDir } from '../runtime/paths.js'
 import { runPlan, type PlanOptions } from './plan.js'
 import {
@@ -113,6 +113,15 @@ function positiveNumber(flag: string): (value: string) => number {
 }
 
 /** "1x3x224x224" → [1, 3, 224, 224] */
+/** A list of codecs, or `all`. */
+function codecsArg(value: string): Codec[] {
+  const v = value.trim()
+  if (v === 'all') return [...CODECS]
+  const list = v.split(',').map((x) => x.trim())
+  for (const c of list) if (!isCodec(c)) throw new InvalidArgumentError(`unknown codec "${c}" (known: ${CODECS.join(', ')}, or all).`)
+  return [...new Set(['f32' as Codec, ...(list as Codec[])])]
+}
+
 function shapeArg(value: string): number[] {
   const dims = value.split(/[x×,]/).map((v) => Number(v.trim()))
   if (dims.length < 2 || dims.some((d) => !Number.isInteger(d) || d <= 0))
@@ -151,6 +160,12 @@ function positive(value: string): number {
   return n
 }
 
+function nonNegative(value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0.')
+  return n
+}
+
 function buildProgram(io: Io): Command {
   const program = new Command('edgent')
     .description('Edgent Console: device–edge DNN co-inference (partitioning + right-sizing)')
@@ -173,13 +188,19 @@ function buildProgram(io: Io): Command {
     .option('--downlink-kbps <kbps>', 'downlink bandwidth, kbit/s (default: same as uplink)', positive)
     .option('--latency-ms <ms>', 'latency requirement, milliseconds', positive)
     .addOption(new Option('--mode <mode>', 'edgent (accuracy-ranked, best effort) or paper (Algorithm 1)').choices(PLANNER_MODES).default('edgent'))
-    .option('--all', 'also list every (exit, deviceLayers) candidate')
+    .option('--all', 'also list every (exit, deviceLayers, codec) candidate')
+    .option(
+      '--codecs <list|all>',
+      `what the device may send besides f32 (${CODECS.join(', ')}, or all); lossy ones where model verify --codecs measured their accuracy`,
+      codecsArg
+    )
+    .option('--max-codec-drop <points>', 'the largest accuracy drop a lossy codec may cost, percentage points', nonNegative, DEFAULT_MAX_CODEC_DROP_PTS)
     .option('--map', 'print the configuration map over a bandwidth range instead of one plan')
     .option('--from-kbps <kbps>', 'map: lowest uplink bandwidth', positive)
     .option('--to-kbps <kbps>', 'map: highest uplink bandwidth', positive)
     .option('--json', 'machine-readable output')
-    .action((o: PlanOptions & { mode: PlannerMode }) => {
-      io.out(runPlan(o))
+    .action(({ maxCodecDrop, ...o }: PlanOptions & { mode: PlannerMode; maxCodecDrop: number }) => {
+      io.out(runPlan({ ...o, maxCodecDropPts: maxCodecDrop }))
     })
   const dataDirOption = () => new Option('--data-dir <dir>', 'console data directory (database, console.json)').default(defaultDataDir())
   const model = program
@@ -273,6 +294,8 @@ function buildProgram(io: Io): Command {
     .option('--latencies-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
     .addOption(latencyListAlias())
     .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
+    .option('--codecs <list|all>', `what the device may send besides f32 (${CODECS.join(', ')}, or all): a table per codec and one with all`, codecsArg)
+    .option('--max-codec-drop <points>', 'the largest accuracy drop a lossy codec may cost, percentage points', nonNegative, DEFAULT_MAX_CODEC_DROP_PTS)
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(
@@ -284,10 +307,12 @@ function buildProgram(io: Io): Command {
         latenciesMs: number[]
         latencyMs?: number[]
         reps: number
+        codecs?: Codec[]
+        maxCodecDrop: number
         json?: boolean
       }) => {
-        const o = resolved(raw)
-        const report = await decisionTable({ ...o, latenciesMs: o.latencyMs ?? o.latenciesMs }, io.progress)
+        const { maxCodecDrop, ...o } = resolved(raw)
+        const report = await decisionTable({ ...o, maxCodecDropPts: maxCodecDrop, latenciesMs: o.latencyMs ?? o.latenciesMs }, io.progress)
         io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
       }
     )
@@ -315,12 +340,23 @@ function buildProgram(io: Io): Command {
         .choices(['slowdown', 'cgroup'])
         .default('slowdown')
     )
+    .option(
+      '--max-codec-drop <points>',
+      'the largest top-1 accuracy drop a lossy codec (f16, int8, int8c) may cost a plan, percentage points',
+      nonNegative,
+      DEFAULT_MAX_CODEC_DROP_PTS
+    )
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(async (flags: ServeOptions, cmd: Command) => {
+    .action(async (flags: ServeOptions & { maxCodecDrop: number }, cmd: Command) => {
       if (flags.broker && !/^mqtts?:\/\//.test(flags.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${flags.broker}"`)
       if (flags.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${flags.localCpuQuota}`)
       // The Settings page's values (<data dir>/settings.json) where no flag was given.
-      const o = withSettings(flags, readSettings(resolve(flags.dataDir)), (name) => cmd.getOptionValueSource(name) === 'cli')
+      const { maxCodecDrop, ...rest } = flags
+      const o = withSettings(
+        { ...rest, maxCodecDropPts: maxCodecDrop },
+        readSettings(resolve(flags.dataDir)),
+        (name) => cmd.getOptionValueSource(name) === 'cli'
+      )
       await serve(o, io.out)
     })
   program

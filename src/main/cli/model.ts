@@ -1,6 +1,6 @@
 /** `edgent model info | verify | decisions`: the shipped model, checked and explained. */
 import { UserError } from '../../shared/errors.js'
-import { exitPath, inputBytes, layerMacs, type Manifest } from '../../shared/manifest.js'
+import { exitPath, inputBytes, layerMacs, product, type Manifest } from '../../shared/manifest.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/planner.js'
@@ -11,7 +11,8 @@ import { callConsole, runningConsole } from './client.js'
 import { pct, table } from './format.js'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { LOSSY_CODECS, roundTrip, type LossyCodec } from '../../shared/codecs.js'
+import { LOSSY_CODECS, payloadBytes, roundTrip, type Codec, type LossyCodec } from '../../shared/codecs.js'
+import { offlineCodecOptions } from './plan.js'
 
 export type Progress = (done: number, total: number, label: string) => void
 
@@ -202,6 +203,8 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
       if (opts.codecs) {
         if (random) throw new UserError(`--codecs measures accuracy: model ${manifest.id} has no labelled samples stored (give --images and --labels)`)
         codecAccuracy = await measureCodecAccuracy(ex, manifest, set, n, inputs, progress)
+        // each drop's baseline: the exit's own accuracy on the same samples
+        for (const e of codecAccuracy.exits) e.f32 = verdicts.find((v) => v.exit === e.exit)!.correct / n
         codecAccuracy.source = opts.images ? set.source : `shipped samples (${manifest.samples?.images})`
         stored = join(loaded.dir, 'manifest.json')
         const raw = JSON.parse(readFileSync(stored, 'utf8')) as Record<string, unknown>
@@ -260,7 +263,7 @@ async function measureCodecAccuracy(
       }
       if (++done % 50 === 0 || done === total) progress(done, total, `codec accuracy, exit ${e.exit}`)
     }
-    exits.push({ exit: e.exit, byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, correct[c].map((x) => x / n)])) })
+    exits.push({ exit: e.exit, f32: 0, byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, correct[c].map((x) => x / n)])) })
   }
   return { samples: n, source: '', exits }
 }
@@ -329,7 +332,24 @@ export interface DecisionOptions {
   bandwidthsKbps: number[]
   latenciesMs: number[]
   reps: number
+  /** What the device may send besides f32 (default f32 only); with more, one table per codec and one with all. */
+  codecs?: Codec[]
+  /** The largest accuracy drop a lossy codec may cost, points (default 0.5). */
+  maxCodecDropPts?: number
   json?: boolean
+}
+
+type DecisionCell = Pick<Plan, 'exit' | 'deviceLayers' | 'layers' | 'codec' | 'feasible' | 'predictedMs' | 'accuracy'> & {
+  latencyMs: number
+  uplinkKbps: number
+}
+interface DecisionSummary {
+  edgeOnly: number
+  deviceOnly: number
+  middle: number
+  exits: number[]
+  /** How many cells send each codec (plans that send something). */
+  codecs: Partial<Record<Codec, number>>
 }
 
 export interface LayerTiming {
@@ -350,9 +370,15 @@ export interface DecisionReport {
   layers: LayerTiming[]
   /** Fused single-session latency of each exit on this machine (the edge), median ms. */
   exitEdgeMs: { exit: number; fusedMs: number; sumOfLayersMs: number; macs: number; gflopsHere: number }[]
-  /** The planner's choice at each (requirement, uplink) of the grid. */
-  grid: (Pick<Plan, 'exit' | 'deviceLayers' | 'layers' | 'feasible' | 'predictedMs' | 'accuracy'> & { latencyMs: number; uplinkKbps: number })[]
-  summary: { edgeOnly: number; deviceOnly: number; middle: number; exits: number[] }
+  /** The codecs the device may send (f32 first). */
+  codecs: Codec[]
+  /** Why a codec was not offered somewhere (accuracy not measured, drop over the bound…). */
+  codecNotes: string[]
+  /** The planner's choice at each (requirement, uplink) of the grid, with every codec given. */
+  grid: DecisionCell[]
+  summary: DecisionSummary
+  /** With codecs: the same grid with f32 only, and with f32 and each codec alone. */
+  variants?: { codecs: Codec[]; grid: DecisionCell[]; summary: DecisionSummary }[]
 }
 
 /**
@@ -383,23 +409,44 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
       overheadMs: 0,
       layerMs: (side, layer) => edgeMs.get(layer.id)! * (side === 'device' ? opts.deviceFactor : 1)
     }
-    const costs = buildCostTable(manifest, source)
-    const grid: DecisionReport['grid'] = []
-    for (const latencyMs of opts.latenciesMs) {
-      for (const uplinkKbps of opts.bandwidthsKbps) {
-        const p = plan(costs, { uplinkKbps, latencyMs })!
-        grid.push({
-          latencyMs,
-          uplinkKbps,
-          exit: p.exit,
-          deviceLayers: p.deviceLayers,
-          layers: p.layers,
-          feasible: p.feasible,
-          predictedMs: p.predictedMs,
-          accuracy: p.accuracy
-        })
+    const codecs = [...new Set<Codec>(['f32', ...(opts.codecs ?? [])])]
+    const notes = new Set<string>()
+    const decide = (set: Codec[]): { grid: DecisionCell[]; summary: DecisionSummary } => {
+      const costs = buildCostTable(manifest, source, Infinity, offlineCodecOptions(set, opts.maxCodecDropPts, opts.deviceFactor))
+      for (const n of costs.codecNotes ?? []) notes.add(n)
+      const grid: DecisionCell[] = []
+      for (const latencyMs of opts.latenciesMs) {
+        for (const uplinkKbps of opts.bandwidthsKbps) {
+          const p = plan(costs, { uplinkKbps, latencyMs })!
+          grid.push({
+            latencyMs,
+            uplinkKbps,
+            exit: p.exit,
+            deviceLayers: p.deviceLayers,
+            layers: p.layers,
+            codec: p.codec,
+            feasible: p.feasible,
+            predictedMs: p.predictedMs,
+            accuracy: p.accuracy
+          })
+        }
+      }
+      const sent: Partial<Record<Codec, number>> = {}
+      for (const g of grid) if (g.deviceLayers < g.layers) sent[g.codec] = (sent[g.codec] ?? 0) + 1
+      return {
+        grid,
+        summary: {
+          edgeOnly: grid.filter((g) => g.deviceLayers === 0).length,
+          deviceOnly: grid.filter((g) => g.deviceLayers === g.layers).length,
+          middle: grid.filter((g) => g.deviceLayers > 0 && g.deviceLayers < g.layers).length,
+          exits: [...new Set(grid.map((g) => g.exit))].sort((a, b) => a - b),
+          codecs: sent
+        }
       }
     }
+    const main = decide(codecs)
+    const variants =
+      codecs.length > 1 ? [['f32'] as Codec[], ...codecs.slice(1).map((c) => ['f32', c] as Codec[])].map((set) => ({ codecs: set, ...decide(set) })) : undefined
     const inBytes = inputBytes(manifest)
     return {
       model: manifest.id,
@@ -415,32 +462,57 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
         deviceMs: (edgeMs.get(l.id) ?? NaN) * opts.deviceFactor
       })),
       exitEdgeMs: exitFused,
-      grid,
-      summary: {
-        edgeOnly: grid.filter((g) => g.deviceLayers === 0).length,
-        deviceOnly: grid.filter((g) => g.deviceLayers === g.layers).length,
-        middle: grid.filter((g) => g.deviceLayers > 0 && g.deviceLayers < g.layers).length,
-        exits: [...new Set(grid.map((g) => g.exit))].sort((a, b) => a - b)
-      }
+      codecs,
+      codecNotes: [...notes],
+      grid: main.grid,
+      summary: main.summary,
+      ...(variants ? { variants } : {})
     }
   })
 }
 
 export function formatDecisions(r: DecisionReport, manifest?: Manifest): string {
-  const cell = (g: DecisionReport['grid'][number]): string => {
+  const cell = (g: DecisionCell): string => {
     const where = g.deviceLayers === 0 ? 'edge' : g.deviceLayers === g.layers ? 'device' : `split ${g.deviceLayers}/${g.layers}`
-    return `e${g.exit} ${where}${g.feasible ? '' : ' (miss)'}`
+    const codec = g.deviceLayers < g.layers && g.codec !== 'f32' ? ` ${g.codec}` : ''
+    return `e${g.exit} ${where}${codec}${g.feasible ? '' : ' (miss)'}`
   }
-  const bws = [...new Set(r.grid.map((g) => g.uplinkKbps))]
-  const lats = [...new Set(r.grid.map((g) => g.latencyMs))]
+  const withCodecs = r.codecs.length > 1
+  const lossy = r.codecs.filter((c) => c !== 'f32' && c !== 'u8')
+  const decisionTable = (grid: DecisionCell[]): string => {
+    const bws = [...new Set(grid.map((g) => g.uplinkKbps))]
+    const lats = [...new Set(grid.map((g) => g.latencyMs))]
+    return table(
+      ['requirement', ...bws.map((b) => `${b} kbps`)],
+      lats.map((l) => [`${l} ms`, ...bws.map((b) => cell(grid.find((g) => g.latencyMs === l && g.uplinkKbps === b)!))])
+    )
+  }
+  const summaryLine = (s: DecisionSummary, n: number): string => {
+    const sent = Object.entries(s.codecs)
+      .map(([c, k]) => `${c} ${k}`)
+      .join(', ')
+    return `edge-only in ${s.edgeOnly}, device-only in ${s.deviceOnly}, a middle partition in ${s.middle} of ${n} cells; exits used: ${s.exits.join(', ')}${withCodecs && sent ? `; sent as ${sent}` : ''}`
+  }
+  const inputU8 = manifest?.preprocessing ? product(manifest.input.shape) : null
   const lines = [
-    `model ${r.model} · edge = this machine (measured, median of ${r.reps}) · device = ${r.deviceFactor}× slower · input ${r.inputBytes} B`,
+    `model ${r.model} · edge = this machine (measured, median of ${r.reps}) · device = ${r.deviceFactor}× slower · input ${r.inputBytes} B${inputU8 !== null && withCodecs ? ` (${inputU8} B as raw u8 pixels)` : ''}`,
     '',
-    'per layer (single-layer slices; a partition after a layer uploads its output):',
+    `per layer (single-layer slices; a partition after a layer uploads its output${withCodecs ? ', under each codec' : ''}):`,
     table(
-      ['layer', 'type', 'output B', 'vs input', 'edge ms', 'device ms'],
-      r.layers.map((l) => [l.id, l.type, String(l.outputBytes), `${l.vsInput.toFixed(2)}×`, l.edgeMs.toFixed(3), l.deviceMs.toFixed(3)]),
-      [false, false, true, true, true, true]
+      ['layer', 'type', 'output B', ...lossy.map((c) => `${c} B`), 'vs input', 'edge ms', 'device ms'],
+      r.layers.map((l) => {
+        const dims = manifest?.layers.find((x) => x.id === l.id)?.outputShape
+        return [
+          l.id,
+          l.type,
+          String(l.outputBytes),
+          ...lossy.map((c) => (dims ? String(payloadBytes(c, dims)) : '—')),
+          `${l.vsInput.toFixed(2)}×`,
+          l.edgeMs.toFixed(3),
+          l.deviceMs.toFixed(3)
+        ]
+      }),
+      [false, false, true, ...lossy.map(() => true), true, true, true]
     ),
     '',
     'each exit here: fused single session vs the sum of its single-layer slices (median ms), and the throughput that implies:',
@@ -455,16 +527,19 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
         (e.gflopsHere / r.deviceFactor).toFixed(2)
       ]),
       [true, true, true, true, true, true]
-    ),
-    '',
-    'decision table (mode edgent): exit and partition per latency requirement (rows) and uplink bandwidth (columns):',
-    table(
-      ['requirement', ...bws.map((b) => `${b} kbps`)],
-      lats.map((l) => [`${l} ms`, ...bws.map((b) => cell(r.grid.find((g) => g.latencyMs === l && g.uplinkKbps === b)!))])
-    ),
-    '',
-    `edge-only in ${r.summary.edgeOnly}, device-only in ${r.summary.deviceOnly}, a middle partition in ${r.summary.middle} of ${r.grid.length} cells; exits used: ${r.summary.exits.join(', ')}`
+    )
   ]
+  for (const v of r.variants ?? []) {
+    lines.push('', `decision table (mode edgent), the device sends ${v.codecs.join(' or ')}:`, decisionTable(v.grid), summaryLine(v.summary, v.grid.length))
+  }
+  lines.push(
+    '',
+    `decision table (mode edgent): exit and partition per latency requirement (rows) and uplink bandwidth (columns)${withCodecs ? `, the device sends any of ${r.codecs.join(', ')}` : ''}:`,
+    decisionTable(r.grid),
+    '',
+    summaryLine(r.summary, r.grid.length)
+  )
+  if (r.codecNotes.length) lines.push(`codecs not offered everywhere: ${r.codecNotes.join('; ')}`)
   if (manifest) lines.push(`exit accuracies: ${manifest.exits.map((e) => `e${e.exit} ${pct(e.accuracy)}`).join(', ')}`)
   return lines.join('\n')
 }

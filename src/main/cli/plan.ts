@@ -1,6 +1,18 @@
 /** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
 import { UserError } from '../../shared/errors.js'
-import { allCandidates, buildCostTable, configurationMap, plan, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
+import {
+  allCandidates,
+  buildCostTable,
+  configurationMap,
+  plan,
+  DEFAULT_MAX_CODEC_DROP_PTS,
+  type CodecOptions,
+  type Conditions,
+  type Plan,
+  type PlannerMode
+} from '../../shared/planner.js'
+import type { Codec } from '../../shared/codecs.js'
+import { measureCodecCosts } from '../../shared/codec-cost.js'
 import { loadManifest, loadProfile } from '../runtime/files.js'
 import { kbps, ms, pct, table } from './format.js'
 import { storedProfile } from './campaign.js'
@@ -19,12 +31,28 @@ export interface PlanOptions {
   map?: boolean
   fromKbps?: number
   toKbps?: number
+  /** The codecs the device may send (default f32 only, as in the paper). */
+  codecs?: Codec[]
+  /** The largest accuracy drop a lossy codec may cost, points (default 0.5). */
+  maxCodecDropPts?: number
 }
+
+/** Codecs offered offline: encoding and decoding priced as measured on this machine, on both sides. */
+export function offlineCodecOptions(codecs: readonly Codec[] | undefined, maxDropPts: number | undefined, deviceFactor = 1): CodecOptions | undefined {
+  if (!codecs || codecs.every((c) => c === 'f32')) return undefined
+  const here = measureCodecCosts()
+  const device = Object.fromEntries(Object.entries(here.encodeNs).map(([k, v]) => [k, v * deviceFactor]))
+  return { codecs, maxDropPts: maxDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS, cost: { device, edge: here.decodeNs } }
+}
+
+const codecTag = (c: { codec: Codec | null; deviceLayers: number | null; layers?: number }): string =>
+  c.codec === null || c.deviceLayers === c.layers ? '—' : c.codec
 
 export function runPlan(opts: PlanOptions): string {
   const { manifest } = loadManifest(opts.model)
   const profile = loadProfile(opts.profile, opts.dataDir ? (id) => storedProfile(opts.dataDir!, id) : undefined)
-  const costs = buildCostTable(manifest, profile)
+  const costs = buildCostTable(manifest, profile, Infinity, offlineCodecOptions(opts.codecs, opts.maxCodecDropPts))
+  const codecLine = costs.codecNotes?.length ? `\ncodecs: ${costs.codecNotes.join('; ')}` : ''
   if (opts.latencyMs === undefined) throw new UserError("missing required option '--latency-ms <ms>'")
   const down = opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}
 
@@ -53,10 +81,11 @@ export function runPlan(opts: PlanOptions): string {
       kbps(iv.toKbps),
       iv.exit === null ? '—' : String(iv.exit),
       iv.deviceLayers === null ? '—' : String(iv.deviceLayers),
+      iv.codec ?? '—',
       iv.accuracy === null ? '—' : pct(iv.accuracy),
       iv.feasible ? 'yes' : 'no'
     ])
-    return `${head}\n\n${table(['from kbps', 'to kbps', 'exit', 'deviceLayers', 'accuracy', 'meets requirement'], rows, [true, true, true, true, true, false])}`
+    return `${head}${codecLine}\n\n${table(['from kbps', 'to kbps', 'exit', 'deviceLayers', 'codec', 'accuracy', 'meets requirement'], rows, [true, true, true, true, false, true, false])}`
   }
 
   if (opts.bandwidthKbps === undefined) throw new UserError("missing required option '--bandwidth-kbps <kbps>' (or use --map)")
@@ -84,7 +113,7 @@ export function runPlan(opts: PlanOptions): string {
 
   const lines = [
     `model ${manifest.id} · profile ${profile.id} · mode ${opts.mode}`,
-    `uplink ${kbps(cond.uplinkKbps)} kbps · downlink ${kbps(context.downlinkKbps)} kbps · requirement ${opts.latencyMs} ms`,
+    `uplink ${kbps(cond.uplinkKbps)} kbps · downlink ${kbps(context.downlinkKbps)} kbps · requirement ${opts.latencyMs} ms${codecLine}`,
     ''
   ]
   if (!chosen) {
@@ -95,32 +124,26 @@ export function runPlan(opts: PlanOptions): string {
   if (candidates) {
     lines.push('', 'every candidate:')
     const rows = candidates.map((c) => [
-      chosen && c.exit === chosen.exit && c.deviceLayers === chosen.deviceLayers ? '*' : '',
+      chosen && c.exit === chosen.exit && c.deviceLayers === chosen.deviceLayers && c.codec === chosen.codec ? '*' : '',
       String(c.exit),
       `${c.deviceLayers}/${c.layers}`,
+      codecTag(c),
       ms(c.predictedMs),
       ms(c.breakdown.deviceMs),
       ms(c.breakdown.uploadMs),
       ms(c.breakdown.edgeMs),
       ms(c.breakdown.downloadMs),
+      ms(c.breakdown.codecMs ?? 0),
       String(c.uploadBytes),
       pct(c.accuracy),
       c.feasible ? 'yes' : 'no'
     ])
     lines.push(
-      table(['', 'exit', 'device', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'upload B', 'accuracy', 'meets'], rows, [
-        false,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-        false
-      ])
+      table(
+        ['', 'exit', 'device', 'codec', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'codec ms', 'upload B', 'accuracy', 'meets'],
+        rows,
+        [false, true, true, false, true, true, true, true, true, true, true, true, false]
+      )
     )
   }
   return lines.join('\n')
@@ -130,11 +153,11 @@ function describePlan(p: Plan, latencyMs: number): string[] {
   const where = p.deviceLayers === 0 ? 'edge-only' : p.deviceLayers === p.layers ? 'device-only' : `device runs ${p.deviceLayers} of ${p.layers} layers`
   const b = p.breakdown
   return [
-    `plan: exit ${p.exit}, deviceLayers ${p.deviceLayers} of ${p.layers} (${where})`,
+    `plan: exit ${p.exit}, deviceLayers ${p.deviceLayers} of ${p.layers} (${where})${p.deviceLayers < p.layers ? `, sent as ${p.codec}` : ''}`,
     p.feasible
       ? `meets the requirement: predicted ${ms(p.predictedMs)} ms <= ${latencyMs} ms`
       : `infeasible: nothing meets ${latencyMs} ms; fastest plan predicted ${ms(p.predictedMs)} ms`,
     `accuracy ${pct(p.accuracy)} · upload ${p.uploadBytes} B · download ${p.downloadBytes} B`,
-    `breakdown: device ${ms(b.deviceMs)} ms + upload ${ms(b.uploadMs)} ms + edge ${ms(b.edgeMs)} ms + download ${ms(b.downloadMs)} ms + overhead ${ms(b.overheadMs)} ms`
+    `breakdown: device ${ms(b.deviceMs)} ms + upload ${ms(b.uploadMs)} ms + edge ${ms(b.edgeMs)} ms + download ${ms(b.downloadMs)} ms + overhead ${ms(b.overheadMs)} ms${b.codecMs ? ` + encode/decode ${ms(b.codecMs)} ms` : ''}`
   ]
 }

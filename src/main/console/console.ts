@@ -125,7 +125,9 @@ export class EdgentConsole extends EventEmitter {
       profileReps: opts.profileReps,
       maxUploadBytes,
       edgeLoad: this.edgeLoad,
-      loadAware: opts.loadAware ?? true
+      loadAware: opts.loadAware ?? true,
+      hello: (id) => this.fleet.view(id).hello,
+      ...(opts.maxCodecDropPts !== undefined ? { maxCodecDropPts: opts.maxCodecDropPts } : {})
     })
     this.monitor = new LinkMonitor({
       ...base,

@@ -30,6 +30,8 @@ export interface ConsoleOptions {
    * the edge's recent runs measured (edge-load.ts). false: load-blind, as if each device had the edge to itself.
    */
   loadAware?: boolean
+  /** The largest accuracy drop a lossy codec may cost a plan, percentage points (default 0.5). */
+  maxCodecDropPts?: number
   log: Logger
 }
 

@@ -15,7 +15,7 @@ import { PAPER_2018, REGRESSOR_TEXT, parseProfile, regressorsOf, type Calibratio
 import { exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
-import { PlanSchema, SCHEMA, encodeJson, type PlanMessage } from '../../shared/messages.js'
+import { PlanSchema, SCHEMA, encodeJson, type Hello, type PlanMessage } from '../../shared/messages.js'
 import {
   buildCostTable,
   candidateAt,
@@ -28,7 +28,9 @@ import {
   type Breakdown,
   type Candidate,
   type CostTable,
-  type MapInterval
+  type MapInterval,
+  type CodecOptions,
+  DEFAULT_MAX_CODEC_DROP_PTS
 } from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
 import type { PredictorTable } from '../campaign/plans.js'
@@ -39,7 +41,8 @@ import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
 import type { Models, ServedModel } from './models.js'
 import type { EdgeLoad } from './edge-load.js'
-import { payloadBytes, type Codec } from '../../shared/codecs.js'
+import { isCodec, payloadBytes, type Codec } from '../../shared/codecs.js'
+import { measureCodecCosts } from '../../shared/codec-cost.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -90,6 +93,10 @@ export interface PlanningDeps {
   edgeLoad?: EdgeLoad
   /** Plan with the edge's load (default true). */
   loadAware?: boolean
+  /** An agent's hello (the codecs it sends and what encoding costs it); absent: f32 only. */
+  hello?(agentId: string): Hello | null | undefined
+  /** The largest accuracy drop a lossy codec may cost, percentage points (default 0.5). */
+  maxCodecDropPts?: number
 }
 
 /** Load-aware replanning: at most one device's plan changes per this many ms (devices move one at a time, not as a herd). */
@@ -108,8 +115,27 @@ export class Planning {
   loadAware: boolean
   private lastLoadTick = 0
 
+  /** The largest accuracy drop a lossy codec may cost a plan, percentage points. */
+  maxCodecDropPts: number
+  private edgeDecodeNs: Record<Codec, number> | null = null
+
   constructor(private readonly deps: PlanningDeps) {
     this.loadAware = deps.loadAware ?? true
+    this.maxCodecDropPts = deps.maxCodecDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS
+  }
+
+  /**
+   * The codecs an agent's plans may use: those its hello announces (an agent from before codecs:
+   * f32 only), priced with its measured encoding and this machine's measured decoding.
+   */
+  codecOptions(agentId: string): CodecOptions | undefined {
+    const hello = this.deps.hello?.(agentId)
+    const codecs = (hello?.codecs ?? []).filter(isCodec)
+    if (!codecs.length) return undefined
+    this.edgeDecodeNs ??= measureCodecCosts().decodeNs
+    const device: Partial<Record<Codec, number>> = {}
+    for (const [k, v] of Object.entries(hello?.codecEncodeNs ?? {})) if (isCodec(k)) device[k] = v
+    return { codecs, maxDropPts: this.maxCodecDropPts, cost: { device, edge: this.edgeDecodeNs } }
   }
 
   /** Times every layer of the default model on this machine (the edge); others are timed when first planned. */
@@ -308,7 +334,7 @@ export class Planning {
     const p = this.loadProfile(agentId)
     const m = this.deps.models.get(d.model).manifest
     const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
-    const table = buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes)
+    const table = buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes, this.codecOptions(agentId))
     return raw ? table : this.withLoad(agentId, table)
   }
 
@@ -357,8 +383,8 @@ export class Planning {
       const cond = { uplinkKbps: kbps, latencyMs: d.intent.latencyMs }
       const costs = this.atPercentile(id, this.costTable(id), d.intent.percentile)
       const next = planAt(costs, cond)
-      const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers)
-      if (!next || !cur || (next.exit === d.plan.exit && next.deviceLayers === d.plan.deviceLayers)) continue
+      const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers, d.plan.codec)
+      if (!next || !cur || (next.exit === d.plan.exit && next.deviceLayers === d.plan.deviceLayers && next.codec === (d.plan.codec ?? 'f32'))) continue
       const curMs = latencyOf(cur, cond)
       const curFeasible = curMs <= cond.latencyMs
       const better = (next.feasible && !curFeasible) || next.accuracy > cur.accuracy || next.predictedMs < (1 - LOAD_HYSTERESIS) * curMs
@@ -491,31 +517,38 @@ export class Planning {
     const served = this.modelOf(agentId)
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
-    // A pinned codec: the activation is sent as it says (its bytes on the link; encode and decode not modelled yet).
     const path = pin ? exitPath(m, pin.exit) : []
-    const codec: Codec = pin?.codec && pin.deviceLayers < path.length ? pin.codec : 'f32'
-    if (codec === 'u8' && pin!.deviceLayers !== 0)
+    const pinCodec: Codec = pin?.codec && pin.deviceLayers < path.length ? pin.codec : 'f32'
+    if (pinCodec === 'u8' && pin!.deviceLayers !== 0)
       throw new UserError(`codec u8 carries the raw image: only for a plan that runs nothing on the device (deviceLayers 0), not ${pin!.deviceLayers}`)
-    if (codec === 'u8' && !m.preprocessing) throw new UserError(`codec u8 needs the edge to preprocess, and model ${m.id} declares no preprocessing`)
-    const coded = (c: Candidate): Candidate => {
-      if (codec === 'f32') return c
-      const dims = c.deviceLayers === 0 ? m.input.shape : path[c.deviceLayers - 1]!.outputShape
-      const uploadBytes = c.uploadBytes - payloadBytes('f32', dims) + payloadBytes(codec, dims)
-      return { ...c, uploadBytes, sendable: uploadBytes <= this.deps.maxUploadBytes }
+    if (pinCodec === 'u8' && !m.preprocessing) throw new UserError(`codec u8 needs the edge to preprocess, and model ${m.id} declares no preprocessing`)
+    /**
+     * A configuration of `table`: planned ones are in it; a pinned codec the planner does not offer
+     * (its accuracy not measured, or over the drop bound) is the user's choice — its bytes on the
+     * link, the exit's accuracy as measured without it.
+     */
+    const find = (table: CostTable, exit: number, deviceLayers: number, codec: Codec): Candidate | undefined => {
+      const hit = candidateAt(table, exit, deviceLayers, codec)
+      if (hit) return hit
+      const c = candidateAt(table, exit, deviceLayers)
+      if (!c) return undefined
+      const dims = deviceLayers === 0 ? m.input.shape : exitPath(m, exit)[deviceLayers - 1]!.outputShape
+      const uploadBytes = payloadBytes(codec, dims)
+      return { ...c, codec, uploadBytes, sendable: uploadBytes <= this.deps.maxUploadBytes }
     }
     if (pin) {
-      const found = candidateAt(costs, pin.exit, pin.deviceLayers)
-      if (!found) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
-      const cand = coded(found)
+      const cand = find(costs, pin.exit, pin.deviceLayers, pinCodec)
+      if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
       if (!cand.sendable)
         throw new UserError(
           `exit ${pin.exit} with ${pin.deviceLayers} device layers sends ${cand.uploadBytes} bytes, more than the ${this.deps.maxUploadBytes} bytes an activation may have (the broker's packet limit less a frame's overhead)`
         )
       p = toPlan(costs, 'edgent', cand, { uplinkKbps, latencyMs })
     }
+    const codec = p.codec
     const atPercentile = costs !== typical ? p : null
     if (atPercentile)
-      p = { ...toPlan(typical, 'edgent', coded(candidateAt(typical, p.exit, p.deviceLayers)!), { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
+      p = { ...toPlan(typical, 'edgent', find(typical, p.exit, p.deviceLayers, codec)!, { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
     const plan: StoredPlan = {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
@@ -555,8 +588,9 @@ export class Planning {
     const d = this.devices.get(agentId)
     if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !d.deviceTable) return
     const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs, d.intent.percentile), uplinkEstimateKbps)
-    if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers)) return
-    const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers})`
+    if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers && iv.codec === (d.plan.codec ?? 'f32'))) return
+    const codec = (c: Codec | null | undefined) => (c && c !== 'f32' ? ` (${c})` : '')
+    const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers${codec(iv.codec)} is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers}${codec(d.plan.codec)})`
     this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason, undefined, d.intent.percentile).catch((err: unknown) =>
       this.deps.log.error({ err: errorMessage(err) }, 'replan failed')
     )
@@ -577,7 +611,7 @@ export class Planning {
     let errRaw = 0
     for (const r of rows) {
       const plan = this.plans.get(r.planId)!
-      const cand = candidateAt(raw, plan.exit, plan.deviceLayers)!
+      const cand = candidateAt(raw, plan.exit, plan.deviceLayers, plan.codec) ?? candidateAt(raw, plan.exit, plan.deviceLayers)!
       errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
       errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
     }

@@ -37,6 +37,8 @@ export interface StackOptions {
   advertiseHost?: string | null
   /** How the local device's Node process is started (inside Electron: its binary with ELECTRON_RUN_AS_NODE). */
   agentRuntime?: NodeRuntime
+  /** The largest accuracy drop a lossy codec may cost a plan, percentage points (default 0.5). */
+  maxCodecDropPts?: number
   log: Logger
 }
 
@@ -118,6 +120,7 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
     mqttPort: o.mqttPort,
     ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort, mqttTlsHost: o.mqttTlsHost ?? o.mqttHost } : {}),
     ...(o.broker ? { brokerUrl: o.broker } : {}),
+    ...(o.maxCodecDropPts !== undefined ? { maxCodecDropPts: o.maxCodecDropPts } : {}),
     log
   })
   try {

@@ -112,6 +112,7 @@ const COLORS: Record<string, string> = {
   edgent: '#2f6fdf',
   'device-only': '#f0a030',
   'edge-only': '#27ae60',
+  'edge-only-u8': '#16a085',
   'partition-only': '#9b59b6',
   'right-sizing-only': '#c0392b'
 }
@@ -124,6 +125,7 @@ function csv(results: ConfigResult[]): string {
     'exit',
     'deviceLayers',
     'layers',
+    'codec',
     'accuracy',
     'predictedMs',
     'measuredMs',
@@ -138,6 +140,39 @@ function csv(results: ConfigResult[]): string {
 
 const pct = (v: number | null) => (v === null || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(1)} %`)
 const ms = (v: number) => v.toFixed(v >= 100 ? 0 : 1)
+
+function middleCutSection(c: TestbedResult['checks']): string {
+  const cuts = c.middleCuts ?? []
+  if (!cuts.length) return "- No middle cut (0 < device layers < N) at the single-side baselines' accuracy was measured at any bandwidth."
+  const best = cuts.reduce((a, b) => (b.gain > a.gain ? b : a))
+  const rows = cuts.map(
+    (m) =>
+      `| ${m.linkKbps} | ${m.exit} | ${m.deviceLayers}/${m.layers} | ${m.codec} | ${pct(m.accuracy)} | ${ms(m.measuredMs)} | ${ms(m.deviceOnlyMs)} | ${ms(m.edgeOnlyMs)} | ${m.gain >= 0 ? '+' : ''}${(m.gain * 100).toFixed(1)} % |`
+  )
+  return `- Fastest measured middle cut per bandwidth (at the single-side baselines' accuracy or better), against device-only and the faster edge-only: best **${best.gain >= 0 ? '+' : ''}${(best.gain * 100).toFixed(1)} %** at ${best.linkKbps} kbps (${best.deviceLayers}/${best.layers} layers on the device, ${best.codec}); ${cuts.filter((m) => m.gain >= 0.1).length} of ${cuts.length} bandwidths ≥ 10 % faster than both.
+
+| uplink kbps | exit | device layers | sent as | accuracy | middle cut ms | device-only ms | edge-only ms (best) | faster than both by |
+|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+`
+}
+
+function speedupSection(c: TestbedResult['checks']): string {
+  const sp = c.speedups ?? []
+  if (!sp.length) return ''
+  const strategies = ['edgent', 'partition-only', 'right-sizing-only'] as const
+  const rows = sp.map(
+    (x) =>
+      `| ${x.linkKbps} | ${x.latencyMs} | ${x.baseline} ${ms(x.baselineMs)} | ${strategies.map((s) => (x.by[s] === undefined ? '—' : `${x.by[s]!.toFixed(2)}×`)).join(' | ')} |`
+  )
+  return `
+Speedup over the best single-side baseline measured at each point (its median latency over the strategy's; > 1: faster):
+
+| uplink kbps | requirement ms | best single-side (ms) | Edgent | partition-only | right-sizing-only |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+`
+}
 
 export function writeReport(r: TestbedResult, dir: string): string[] {
   mkdirSync(dir, { recursive: true })
@@ -190,12 +225,14 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
         xLog: true,
         yLog: true,
         hLine: { y: midLat, label: 'requirement' },
-        series: ['edgent', 'device-only', 'edge-only', 'partition-only', 'right-sizing-only'].map((s) => ({
-          name: s,
-          color: COLORS[s]!,
-          dashed: s !== 'edgent',
-          points: B.map((b) => [b, of(s, b, midLat)!.measuredMs] as [number, number])
-        }))
+        series: ['edgent', 'device-only', 'edge-only', 'edge-only-u8', 'partition-only', 'right-sizing-only']
+          .filter((s) => B.every((b) => of(s, b, midLat)))
+          .map((s) => ({
+            name: s,
+            color: COLORS[s]!,
+            dashed: s !== 'edgent',
+            points: B.map((b) => [b, of(s, b, midLat)!.measuredMs] as [number, number])
+          }))
       }
     ],
     [
@@ -243,6 +280,8 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
     put(`${name}.png`, new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng())
   }
   const c = r.checks
+  const hasU8 = r.results.some((x) => x.strategy === 'edge-only-u8')
+  const codecOf = (x: ConfigResult) => (x.deviceLayers < x.layers ? (x.codec ?? 'f32') : '—')
   const rows = B.flatMap((b) =>
     L.map((l) => {
       const e = ed(b, l)
@@ -250,7 +289,7 @@ export function writeReport(r: TestbedResult, dir: string): string[] {
         const x = of(s, b, l)
         return x ? `${ms(x.measuredMs)}${x.met ? '' : ' ✗'}` : '—'
       }
-      return `| ${b} | ${l} | ${e.exit} | ${e.deviceLayers}/${e.layers} | ${ms(e.predictedMs)} | ${ms(e.measuredMs)} | ${e.met ? 'yes' : 'no'} | ${pct(e.accuracy)} | ${base('device-only')} | ${base('edge-only')} | ${base('partition-only')} | ${base('right-sizing-only')} |`
+      return `| ${b} | ${l} | ${e.exit} | ${e.deviceLayers}/${e.layers} | ${codecOf(e)} | ${ms(e.predictedMs)} | ${ms(e.measuredMs)} | ${e.met ? 'yes' : 'no'} | ${pct(e.accuracy)} | ${base('device-only')} | ${base('edge-only')} |${hasU8 ? ` ${base('edge-only-u8')} |` : ''} ${base('partition-only')} | ${base('right-sizing-only')} |`
     })
   )
   const md = `# Edgent testbed report
@@ -262,7 +301,8 @@ Run ${r.startedAt} → ${r.finishedAt}. Device: the Edgent agent in a network na
 - Edgent met the requirement at **${c.edgentMetWhereFeasible} of ${c.feasiblePoints}** points where some measured configuration did.
 - Edgent's measured latency was within 10 % of the best measured configuration of its exit at **${c.withinTenPercent} of ${c.points}** points (${pct(c.withinTenPercent / c.points)}).
 - Predicted against measured end-to-end latency of Edgent's plans: median absolute error **${pct(c.medianAbsError)}**.
-
+${middleCutSection(c)}
+${speedupSection(c)}
 ## Bandwidth as measured
 
 Edgent plans with the console's estimate (packet-train probes), not the shaper's setting:
@@ -273,10 +313,10 @@ ${r.estimates.map((e) => `| ${e.linkKbps} | ${e.uplinkEstimateKbps.toFixed(0)} |
 
 ## Every point
 
-Latencies in ms (median measured; ✗: requirement missed). Baselines measured in the same run: device-only and edge-only run the final exit whole on one side; partition-only (Neurosurgeon) runs the final exit at its best predicted partition; right-sizing-only runs the most accurate exit predicted to meet the requirement whole on the device.
+Latencies in ms (median measured; ✗: requirement missed). Baselines measured in the same run: device-only and edge-only run the final exit whole on one side (edge-only sends the preprocessed input as f32${hasU8 ? '; edge-only u8 sends the raw frame, preprocessed on the edge' : ''}); partition-only (Neurosurgeon) runs the final exit at its best predicted partition, sending f32; right-sizing-only runs the most accurate exit predicted to meet the requirement whole on the device. "sent as": the codec of what Edgent's plan sends; accuracy: the configuration's measured accuracy (the exit's, less its codec's measured drop).
 
-| uplink kbps | requirement ms | exit | device layers | predicted | measured | met | accuracy | device-only | edge-only | partition-only | right-sizing-only |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| uplink kbps | requirement ms | exit | device layers | sent as | predicted | measured | met | accuracy | device-only | edge-only |${hasU8 ? ' edge-only u8 |' : ''} partition-only | right-sizing-only |
+|---|---|---|---|---|---|---|---|---|---|---|${hasU8 ? '---|' : ''}---|---|
 ${rows.join('\n')}
 
 ## Dynamic bandwidth

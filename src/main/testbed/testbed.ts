@@ -17,12 +17,16 @@ import { median } from 'simple-statistics'
 import { probeBytes } from '../../shared/bandwidth.js'
 import { UserError } from '../../shared/errors.js'
 import { exitPath } from '../../shared/manifest.js'
-import { latencyOf, plan as planAt, type CostTable } from '../../shared/planner.js'
+import { candidateAt, latencyOf, plan as planAt, type CostTable } from '../../shared/planner.js'
+import type { Codec } from '../../shared/codecs.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
 import { LocalAgent } from '../console/local-agent.js'
 import { AgentNetns, netnsUnavailable } from './netns.js'
 
-export type Strategy = 'edgent' | 'device-only' | 'edge-only' | 'partition-only' | 'right-sizing-only' | 'same-exit'
+export type Strategy = 'edgent' | 'device-only' | 'edge-only' | 'edge-only-u8' | 'partition-only' | 'right-sizing-only' | 'same-exit'
+
+/** The single-side baselines: the final exit run whole on one side (edge-only as f32 floats, and as the raw u8 frame where the model allows it). */
+export const SINGLE_SIDE: readonly Strategy[] = ['device-only', 'edge-only', 'edge-only-u8']
 
 export interface TestbedOptions {
   bandwidthsKbps: number[]
@@ -51,6 +55,9 @@ export interface ConfigResult {
   exit: number
   deviceLayers: number
   layers: number
+  /** How the activation crossed the link (f32 where nothing was sent). */
+  codec: Codec
+  /** The configuration's measured accuracy: the exit's, less its codec's measured drop at the cut. */
   accuracy: number
   predictedMs: number
   /** Median measured end-to-end latency, ms. */
@@ -132,7 +139,28 @@ export interface TestbedResult {
     points: number
     /** Median over points of |predicted − measured| / measured for Edgent's plans. */
     medianAbsError: number
+    /**
+     * Per bandwidth, the fastest measured middle cut (0 < deviceLayers < N, any codec) with accuracy at
+     * least the single-side baselines', against device-only and the faster edge-only (f32 or u8).
+     */
+    middleCuts: MiddleCut[]
+    /** Per point: the best single-side baseline's measured latency over each strategy's (> 1: faster). */
+    speedups: { linkKbps: number; latencyMs: number; baseline: Strategy; baselineMs: number; by: Partial<Record<Strategy, number>> }[]
   }
+}
+
+export interface MiddleCut {
+  linkKbps: number
+  exit: number
+  deviceLayers: number
+  layers: number
+  codec: Codec
+  accuracy: number
+  measuredMs: number
+  deviceOnlyMs: number
+  edgeOnlyMs: number
+  /** min(device-only, edge-only) / middle − 1: ≥ 0.10 is the issue's "10 % faster than both". */
+  gain: number
 }
 
 /** Why the testbed cannot run here, or null. */
@@ -210,10 +238,13 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       let estimateKbps = 0
       for (let i = 0; i < 3; i++) estimateKbps = await c.monitor.probeUplink(id, probeBytes(kbps))
       estimates.push({ linkKbps: kbps, uplinkEstimateKbps: estimateKbps })
+      const costs: CostTable = c.planning.costTable(id)
+      const cond = (latencyMs: number) => ({ uplinkKbps: estimateKbps, latencyMs })
+      const accuracyOf = (exit: number, deviceLayers: number, codec: Codec) => candidateAt(costs, exit, deviceLayers, codec)?.accuracy ?? accOf(exit)
       // Measured configurations at this bandwidth (latency does not depend on the requirement).
       const cache = new Map<string, Omit<ConfigResult, 'latencyMs' | 'strategy' | 'met'> & { e2e: number[] }>()
-      const measure = async (exit: number, deviceLayers: number, latencyMs: number) => {
-        const key = `${exit}/${deviceLayers}`
+      const measure = async (exit: number, deviceLayers: number, latencyMs: number, codec: Codec = 'f32') => {
+        const key = `${exit}/${deviceLayers}/${codec}`
         let r = cache.get(key)
         if (!r) {
           // Baselines are measured at the same bandwidth estimate and do not teach the online correction.
@@ -222,17 +253,18 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
             count: o.reps,
             latencyMs,
             uplinkKbps: estimateKbps,
-            plan: { exit, deviceLayers },
+            plan: { exit, deviceLayers, ...(codec !== 'f32' ? { codec } : {}) },
             learn: false
           })
-          if (!rows.length) throw new Error(`no co-inference completed for exit ${exit}, ${deviceLayers} device layers at ${kbps} kbps`)
+          if (!rows.length) throw new Error(`no co-inference completed for exit ${exit}, ${deviceLayers} device layers (${codec}) at ${kbps} kbps`)
           const e2e = rows.map((x) => x.e2eMs).sort((a, b) => a - b)
           r = {
             linkKbps: kbps,
             exit,
             deviceLayers,
             layers: nOf(exit),
-            accuracy: accOf(exit),
+            codec,
+            accuracy: accuracyOf(exit, deviceLayers, codec),
             predictedMs: summary.plan.predictedMs,
             measuredMs: median(e2e),
             p95Ms: e2e[Math.min(e2e.length - 1, Math.ceil(0.95 * e2e.length) - 1)]!,
@@ -245,8 +277,6 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         }
         return r
       }
-      const costs: CostTable = c.planning.costTable(id)
-      const cond = (latencyMs: number) => ({ uplinkKbps: estimateKbps, latencyMs })
       for (const latencyMs of o.latenciesMs) {
         check()
         o.progress?.(done, total, `${kbps} kbps, ${latencyMs} ms`)
@@ -260,6 +290,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         const e2e = e.rows.map((x) => x.e2eMs).sort((a, b) => a - b)
         const ex = e.summary.plan.exit
         const p = e.summary.plan.deviceLayers
+        const codec: Codec = p < nOf(ex) ? (e.summary.plan.codec ?? 'f32') : 'f32'
         results.push({
           linkKbps: kbps,
           latencyMs,
@@ -267,7 +298,8 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
           exit: ex,
           deviceLayers: p,
           layers: nOf(ex),
-          accuracy: accOf(ex),
+          codec,
+          accuracy: accuracyOf(ex, p, codec),
           predictedMs: e.summary.plan.predictedMs,
           measuredMs: median(e2e),
           p95Ms: e2e[Math.min(e2e.length - 1, Math.ceil(0.95 * e2e.length) - 1)]!,
@@ -279,20 +311,24 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         const last = costs.exits.find((g) => g[0]!.exit === lastExit)!
         add('device-only', await measure(lastExit, nOf(lastExit), latencyMs))
         add('edge-only', await measure(lastExit, 0, latencyMs))
-        const neuro = last.reduce((best, cand) => (latencyOf(cand, cond(latencyMs)) < latencyOf(best, cond(latencyMs)) ? cand : best))
+        if (m.preprocessing) add('edge-only-u8', await measure(lastExit, 0, latencyMs, 'u8'))
+        // Neurosurgeon: the final exit at its best predicted cut, activations as f32
+        const neuro = last
+          .filter((x) => x.codec === 'f32')
+          .reduce((best, cand) => (latencyOf(cand, cond(latencyMs)) < latencyOf(best, cond(latencyMs)) ? cand : best))
         add('partition-only', await measure(lastExit, neuro.deviceLayers, latencyMs))
-        const whole = costs.exits.map((g) => g[g.length - 1]!)
+        const whole = costs.exits.map((g) => g[g[0]!.layers]!)
         const feasible = whole.filter((w) => latencyOf(w, cond(latencyMs)) <= latencyMs)
         const rs = feasible.length
           ? feasible.reduce((a, b) => (b.accuracy > a.accuracy ? b : a))
           : whole.reduce((a, b) => (latencyOf(b, cond(latencyMs)) < latencyOf(a, cond(latencyMs)) ? b : a))
         add('right-sizing-only', await measure(rs.exit, rs.deviceLayers, latencyMs))
-        // The other partitions of Edgent's exit that could plausibly be faster (predicted within 2×).
+        // The other configurations (cut, codec) of Edgent's exit that could plausibly be faster (predicted within 2×).
         const group = costs.exits.find((g) => g[0]!.exit === ex)!
         const edgentPredicted = e.summary.plan.predictedMs
         for (const cand of group) {
-          if (cand.deviceLayers === p || latencyOf(cand, cond(latencyMs)) > 2 * edgentPredicted) continue
-          add('same-exit', await measure(ex, cand.deviceLayers, latencyMs))
+          if ((cand.deviceLayers === p && cand.codec === codec) || latencyOf(cand, cond(latencyMs)) > 2 * edgentPredicted) continue
+          add('same-exit', await measure(ex, cand.deviceLayers, latencyMs, cand.codec))
         }
         done++
         o.progress?.(done, total, `${kbps} kbps, ${latencyMs} ms`)
@@ -327,6 +363,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
         errors.push(Math.abs(ed.predictedMs - ed.measuredMs) / ed.measuredMs)
       }
     }
+    const { middleCuts, speedups } = compareWithSingleSide(results, o.bandwidthsKbps, o.latenciesMs)
     return {
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -336,13 +373,61 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       estimates,
       results,
       traces,
-      checks: { feasiblePoints, edgentMetWhereFeasible, withinTenPercent: within, points: total, medianAbsError: median(errors) }
+      checks: { feasiblePoints, edgentMetWhereFeasible, withinTenPercent: within, points: total, medianAbsError: median(errors), middleCuts, speedups }
     }
   } finally {
     await agent?.stop().catch(() => undefined)
     await core?.stop().catch(() => undefined)
     ns.destroy()
   }
+}
+
+/**
+ * Per bandwidth, the fastest measured middle cut at no less accuracy than the single-side baselines,
+ * against them; per point, each strategy's speedup over the best single-side baseline measured there.
+ */
+export function compareWithSingleSide(
+  results: readonly ConfigResult[],
+  bandwidthsKbps: readonly number[],
+  latenciesMs: readonly number[]
+): { middleCuts: MiddleCut[]; speedups: TestbedResult['checks']['speedups'] } {
+  const middleCuts: MiddleCut[] = []
+  const speedups: TestbedResult['checks']['speedups'] = []
+  for (const kbps of bandwidthsKbps) {
+    const here = results.filter((r) => r.linkKbps === kbps)
+    const dev = here.find((r) => r.strategy === 'device-only')
+    const edges = here.filter((r) => r.strategy === 'edge-only' || r.strategy === 'edge-only-u8')
+    if (dev && edges.length) {
+      const edge = edges.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+      const floor = Math.max(dev.accuracy, edge.accuracy) - 1e-12
+      const mids = here.filter((r) => r.deviceLayers > 0 && r.deviceLayers < r.layers && r.accuracy >= floor)
+      if (mids.length) {
+        const best = mids.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+        middleCuts.push({
+          linkKbps: kbps,
+          exit: best.exit,
+          deviceLayers: best.deviceLayers,
+          layers: best.layers,
+          codec: best.codec,
+          accuracy: best.accuracy,
+          measuredMs: best.measuredMs,
+          deviceOnlyMs: dev.measuredMs,
+          edgeOnlyMs: edge.measuredMs,
+          gain: Math.min(dev.measuredMs, edge.measuredMs) / best.measuredMs - 1
+        })
+      }
+    }
+    for (const latencyMs of latenciesMs) {
+      const point = here.filter((r) => r.latencyMs === latencyMs)
+      const single = point.filter((r) => SINGLE_SIDE.includes(r.strategy))
+      if (!single.length) continue
+      const base = single.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+      const by: Partial<Record<Strategy, number>> = {}
+      for (const r of point) if (r.strategy !== 'same-exit') by[r.strategy] = base.measuredMs / r.measuredMs
+      speedups.push({ linkKbps: kbps, latencyMs, baseline: base.strategy, baselineMs: base.measuredMs, by })
+    }
+  }
+  return { middleCuts, speedups }
 }
 
 const BATCH = 5

@@ -4,7 +4,7 @@ import mqtt from 'mqtt'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
-import { latencyOf } from '../../../src/shared/planner.js'
+import { candidateAt, latencyOf } from '../../../src/shared/planner.js'
 import { TAIL_WINDOW, measureTail, tailTable } from '../../../src/shared/tail.js'
 import { quantile } from 'simple-statistics'
 import { topics } from '../../../src/shared/topics.js'
@@ -177,8 +177,8 @@ describe('co-inference over the embedded broker with real agent processes', () =
     expect(summary.tail).toEqual(expected)
     expect(summary.percentile).toBe(95)
     // The plan was chosen on the percentile's table; it carries both predictions.
-    const c = before.exits[summary.plan.exit - 1]![summary.plan.deviceLayers]!
-    const at95 = tailTable(before, expected).exits[summary.plan.exit - 1]![summary.plan.deviceLayers]!
+    const c = candidateAt(before, summary.plan.exit, summary.plan.deviceLayers, summary.plan.codec)!
+    const at95 = candidateAt(tailTable(before, expected), summary.plan.exit, summary.plan.deviceLayers, summary.plan.codec)!
     expect(summary.plan.predictedMs).toBeCloseTo(latencyOf(c, { uplinkKbps: 100_000, latencyMs: 1000 }), 9)
     expect(summary.plan.predictedPercentileMs).toBeCloseTo(latencyOf(at95, { uplinkKbps: 100_000, latencyMs: 1000 }), 9)
     expect(summary.plan.predictedPercentileMs).toBeGreaterThanOrEqual(summary.plan.predictedMs)

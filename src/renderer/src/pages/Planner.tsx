@@ -41,7 +41,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
       grid(BW[0], BW[1], 81).map((kbps) => {
         const p = plan(table, { uplinkKbps: kbps, latencyMs }, mode)!
         const edgeOnly = last[0]!
-        const deviceOnly = last[last.length - 1]!
+        const deviceOnly = last[last[0]!.layers]!
         return {
           kbps,
           exit: p.exit,
@@ -66,11 +66,15 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
   const map = useMemo(() => configurationMap(table, { latencyMs, fromKbps: BW[0], toKbps: BW[1], mode }), [table, latencyMs, mode])
   if (!chosen) return <Empty>No plan: the model has no exit.</Empty>
   const b = chosen.breakdown
-  const breakdown = [{ name: 'plan', device: b.deviceMs, upload: b.uploadMs, edge: b.edgeMs, download: b.downloadMs, overhead: b.overheadMs }]
+  const breakdown = [
+    { name: 'plan', device: b.deviceMs, upload: b.uploadMs, edge: b.edgeMs, download: b.downloadMs, overhead: b.overheadMs, 'encode/decode': b.codecMs ?? 0 }
+  ]
+  const sends = chosen.deviceLayers < chosen.layers
+  const layersOf = (exit: number | null) => table.exits.find((g) => g[0]!.exit === exit)?.[0]?.layers
   return (
     <>
       <Card title="The plan at these conditions" testId="plan-card">
-        <div className="stats" data-testid="plan-choice" data-exit={chosen.exit} data-device-layers={chosen.deviceLayers}>
+        <div className="stats" data-testid="plan-choice" data-exit={chosen.exit} data-device-layers={chosen.deviceLayers} data-codec={chosen.codec}>
           <Stat label="exit" value={`${chosen.exit} of ${table.exits.length}`} testId="plan-exit" />
           <Stat
             label="partition"
@@ -84,9 +88,13 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
             testId="plan-partition"
           />
           <Stat label="predicted latency" value={`${fmtMs(chosen.predictedMs)} ms`} />
-          <Stat label="accuracy (exit)" value={fmtPct(chosen.accuracy)} />
+          <Stat
+            label={chosen.codec === 'f32' || chosen.codec === 'u8' ? 'accuracy (exit)' : `accuracy (exit, ${chosen.codec} at the cut)`}
+            value={fmtPct(chosen.accuracy)}
+          />
           <Stat label="requirement" value={chosen.feasible ? <span className="ok">met</span> : <span className="bad">not met: fastest plan</span>} />
           <Stat label="upload" value={`${chosen.uploadBytes} B`} />
+          <Stat label="sent as" value={sends ? chosen.codec : '— (nothing sent)'} testId="plan-codec" />
         </div>
         <ResponsiveContainer width="100%" height={120}>
           <BarChart data={breakdown} layout="vertical" margin={{ left: 16, right: 24, top: LEGEND_ROOM, bottom: 16 }}>
@@ -99,9 +107,15 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
             <Bar dataKey="edge" stackId="a" fill="#27ae60" isAnimationActive={false} />
             <Bar dataKey="download" stackId="a" fill="#c39bd3" isAnimationActive={false} />
             <Bar dataKey="overhead" stackId="a" fill="#999" isAnimationActive={false} />
+            {b.codecMs ? <Bar dataKey="encode/decode" stackId="a" fill="#e67e22" isAnimationActive={false} /> : null}
             <ReferenceLine x={latencyMs} stroke="#d94040" strokeDasharray="4 2" label={{ value: 'requirement', position: 'top', fontSize: 10 }} />
           </BarChart>
         </ResponsiveContainer>
+        {table.codecNotes?.length ? (
+          <p className="muted" data-testid="codec-notes">
+            Codecs: {table.codecNotes.join('; ')}.
+          </p>
+        ) : null}
       </Card>
       <div className="grid2">
         <Card title="Selection under different bandwidths" testId="fig-selection-bandwidth">
@@ -202,6 +216,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
                 <th>to</th>
                 <th>exit</th>
                 <th>device layers</th>
+                <th>sent as</th>
                 <th>requirement</th>
               </tr>
             </thead>
@@ -214,6 +229,7 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
                     <td>{fmtKbps(iv.toKbps)}</td>
                     <td>{iv.exit ?? '—'}</td>
                     <td>{iv.deviceLayers ?? '—'}</td>
+                    <td data-testid="map-codec">{iv.codec === null || iv.deviceLayers === layersOf(iv.exit) ? '—' : iv.codec}</td>
                     <td>{iv.feasible ? 'met' : <span className="bad">not met</span>}</td>
                   </tr>
                 )
@@ -340,7 +356,8 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
           {source?.kind === 'profile'
             ? `the regressions of profile ${source.profileId} (fitted by a campaign)`
             : 'per-layer times measured on the device and on this machine'}
-          , corrected online from co-inference. Accuracy is the exit's measured test accuracy.
+          , corrected online from co-inference. Accuracy is the exit's measured test accuracy, less what a lossy codec at the cut measured (model verify
+          --codecs).
         </p>
         {percentile !== 50 && tail.data ? (
           <p className="muted" data-testid="planner-tail">
