@@ -139,6 +139,19 @@ describe('edgent model decisions', () => {
     for (const e of d.exitEdgeMs) expect(e.fusedMs).toBeGreaterThan(0)
     const text = await run('model', 'decisions', '--reps', '1', '--bandwidths-kbps', '50,1500', '--latency-ms', '20,1000')
     expect(text.out).toMatch(/requirement\s+50 kbps\s+1500 kbps/)
+    // every codec: a table per codec beside f32 and one with all; u8 (a quarter of the input's bytes) where edge-only wins
+    const all = JSON.parse((await run('model', 'decisions', '--reps', '1', '--codecs', 'all', '--json')).out)
+    expect(all.codecs).toEqual(['f32', 'f16', 'int8', 'int8c', 'u8'])
+    expect(all.variants.map((v: { codecs: string[] }) => v.codecs.join('+'))).toEqual(['f32', 'f32+f16', 'f32+int8', 'f32+int8c', 'f32+u8'])
+    for (const g of all.grid as { deviceLayers: number; layers: number; codec: string }[])
+      if (g.deviceLayers > 0) expect(g.codec === 'f32' || g.deviceLayers < g.layers).toBe(true)
+    const f32Only = all.variants[0].grid as { deviceLayers: number; codec: string }[]
+    expect(f32Only.every((g) => g.codec === 'f32')).toBe(true)
+    const withU8 = all.variants[4].grid as { deviceLayers: number; codec: string }[]
+    expect(withU8.some((g) => g.deviceLayers === 0 && g.codec === 'u8')).toBe(true)
+    const wrong = await run('model', 'decisions', '--codecs', 'f32,zip')
+    expect(wrong.code).toBe(2)
+    expect(wrong.err).toContain('unknown codec "zip" (known: f32, f16, int8, int8c, u8, or all)')
     const bad = await run('model', 'decisions', '--bandwidths-kbps', '50,,x')
     expect(bad.code).toBe(2)
     expect(bad.err.trim()).toBe(

@@ -71,6 +71,46 @@ describe('edgent plan', () => {
     expect(r.out.split('\n').filter((l) => /^\*/.test(l))).toHaveLength(1)
   })
 
+  it('plans over codecs with --codecs: u8 edge-only candidates, the codec in the plan and the map', async () => {
+    const shipped = join(root, 'resources/models/branchy-alexnet')
+    const base = ['plan', '--model', shipped, '--profile', 'paper-2018', '--bandwidth-kbps', '500', '--latency-ms', '1000']
+    const f32 = JSON.parse((await run(...base, '--json', '--all')).out)
+    expect(new Set(f32.candidates.map((c: { codec: string }) => c.codec))).toEqual(new Set(['f32']))
+    const r = JSON.parse((await run(...base, '--json', '--all', '--codecs', 'u8')).out)
+    const u8 = r.candidates.filter((c: { codec: string }) => c.codec === 'u8')
+    expect(u8).toHaveLength(5) // one per exit, edge-only
+    for (const c of u8) expect(c).toMatchObject({ deviceLayers: 0, uploadBytes: 784 })
+    expect(r.candidates).toHaveLength(f32.candidates.length + 5)
+    const text = (await run(...base, '--all', '--codecs', 'all')).out
+    expect(text).toMatch(/codec ms/)
+    expect(text).toMatch(/\bu8\b/)
+    const map = JSON.parse(
+      (
+        await run(
+          'plan',
+          '--model',
+          shipped,
+          '--profile',
+          'paper-2018',
+          '--map',
+          '--latency-ms',
+          '1000',
+          '--from-kbps',
+          '10',
+          '--to-kbps',
+          '100000',
+          '--codecs',
+          'u8',
+          '--json'
+        )
+      ).out
+    )
+    expect(map.intervals.some((iv: { codec: string; deviceLayers: number }) => iv.codec === 'u8' && iv.deviceLayers === 0)).toBe(true)
+    const bad = await run(...base, '--codecs', 'gzip')
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain('unknown codec "gzip"')
+  })
+
   it('prints the configuration map as contiguous intervals', async () => {
     const r = await run('plan', '--model', model, '--profile', profile, '--map', '--latency-ms', '3', '--from-kbps', '1', '--to-kbps', '100000', '--json')
     expect(r.code).toBe(0)
