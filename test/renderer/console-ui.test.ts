@@ -197,6 +197,10 @@ describe('the console in a browser (headless shell)', () => {
     // With 100 Mbps the whole model goes to the edge; at 10 kbps the input costs ~2.5 s to send, so not.
     expect(high.split('/')[1]).toBe('0')
     expect(low.split('/')[1]).not.toBe('0')
+    // Edge-only, the local device sends the raw frame (a quarter of the float32 input's bytes): the plan and the map say so.
+    expect(await page.locator('[data-testid=plan-choice]').getAttribute('data-codec')).toBe('u8')
+    expect(await page.textContent('[data-testid=plan-codec]')).toContain('u8')
+    expect(await page.locator('[data-testid=config-map] [data-testid=map-codec]').allTextContents()).toContain('u8')
     for (const fig of ['fig-selection-bandwidth', 'fig-runtime-bandwidth', 'fig-selection-requirement']) {
       expect(await page.locator(`[data-testid=${fig}] .recharts-line`).count()).toBeGreaterThan(0)
     }

@@ -137,6 +137,7 @@ describe('model import', () => {
     const ids = listModels(dataDir).map((e) => `${e.source}:${e.id}`)
     expect(ids).toEqual([
       'shipped:branchy-alexnet',
+      'shipped:branchy-resnet96',
       'imported:alexnet-again',
       'imported:depthwise',
       'imported:inception',
