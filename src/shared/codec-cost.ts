@@ -8,6 +8,7 @@
  */
 import { median } from 'simple-statistics'
 import { CODECS, decodePayload, encodeInto, payloadBytes, type Codec } from './codecs.js'
+import { DEFAULT_MAX_CODEC_DROP_PTS, type CodecOptions } from './planner.js'
 
 export interface CodecCostsHere {
   /** ns per value to encode a tensor into a frame's payload. */
@@ -61,4 +62,16 @@ export function measureCodecCosts(reps = 5, dims: readonly number[] = [1, 64, 16
     decodeNs[codec] = (median(dec) * 1e6) / n
   }
   return { encodeNs, decodeNs, values: n, reps }
+}
+
+/**
+ * Codecs offered where no agent announces its costs (`edgent plan`, `model decisions`): encoding
+ * and decoding as measured on this machine, the device's encoding `deviceFactor` times slower.
+ * undefined (f32 only) when nothing but f32 is asked.
+ */
+export function offlineCodecOptions(codecs: readonly Codec[] | undefined, maxDropPts: number | undefined, deviceFactor = 1): CodecOptions | undefined {
+  if (!codecs || codecs.every((c) => c === 'f32')) return undefined
+  const here = measureCodecCosts()
+  const device = Object.fromEntries(Object.entries(here.encodeNs).map(([k, v]) => [k, v * deviceFactor]))
+  return { codecs, maxDropPts: maxDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS, cost: { device, edge: here.decodeNs } }
 }

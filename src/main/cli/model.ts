@@ -12,7 +12,7 @@ import { pct, table } from './format.js'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LOSSY_CODECS, payloadBytes, roundTrip, type Codec, type LossyCodec } from '../../shared/codecs.js'
-import { offlineCodecOptions } from './plan.js'
+import { offlineCodecOptions } from '../../shared/codec-cost.js'
 
 export type Progress = (done: number, total: number, label: string) => void
 

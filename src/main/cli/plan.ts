@@ -1,18 +1,8 @@
 /** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
 import { UserError } from '../../shared/errors.js'
-import {
-  allCandidates,
-  buildCostTable,
-  configurationMap,
-  plan,
-  DEFAULT_MAX_CODEC_DROP_PTS,
-  type CodecOptions,
-  type Conditions,
-  type Plan,
-  type PlannerMode
-} from '../../shared/planner.js'
+import { allCandidates, buildCostTable, configurationMap, plan, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
 import type { Codec } from '../../shared/codecs.js'
-import { measureCodecCosts } from '../../shared/codec-cost.js'
+import { offlineCodecOptions } from '../../shared/codec-cost.js'
 import { loadManifest, loadProfile } from '../runtime/files.js'
 import { kbps, ms, pct, table } from './format.js'
 import { storedProfile } from './campaign.js'
@@ -35,14 +25,6 @@ export interface PlanOptions {
   codecs?: Codec[]
   /** The largest accuracy drop a lossy codec may cost, points (default 0.5). */
   maxCodecDropPts?: number
-}
-
-/** Codecs offered offline: encoding and decoding priced as measured on this machine, on both sides. */
-export function offlineCodecOptions(codecs: readonly Codec[] | undefined, maxDropPts: number | undefined, deviceFactor = 1): CodecOptions | undefined {
-  if (!codecs || codecs.every((c) => c === 'f32')) return undefined
-  const here = measureCodecCosts()
-  const device = Object.fromEntries(Object.entries(here.encodeNs).map(([k, v]) => [k, v * deviceFactor]))
-  return { codecs, maxDropPts: maxDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS, cost: { device, edge: here.decodeNs } }
 }
 
 const codecTag = (c: { codec: Codec | null; deviceLayers: number | null; layers?: number }): string =>
