@@ -30,7 +30,7 @@ import {
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import type { Stages } from '../../src/shared/stages.js'
-import { CODECS } from '../../src/shared/codecs.js'
+import { CODECS, type Codec } from '../../src/shared/codecs.js'
 import { measureCodecCosts } from '../../src/shared/codec-cost.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
@@ -59,6 +59,8 @@ export interface AgentOptions {
   slowdown?: number
   /** How this device is emulated, announced in hello (cgroup quota, shaping…). */
   emulation?: Record<string, unknown>
+  /** The codecs it offers to send (default every one it implements); the console plans with these only. */
+  codecs?: Codec[]
   /** ms to wait for the edge's result before counting an inference as lost. */
   resultTimeoutMs?: number
   /** ms between health reports (temperature, throttling, frequency, load, memory); default 10 s, EDGENT_HEALTH_MS. */
@@ -271,7 +273,7 @@ export class EdgentAgent {
       versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
       models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
       ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
-      codecs: [...CODECS],
+      codecs: [...(this.opts.codecs ?? CODECS)],
       codecEncodeNs: this.codecEncodeNs(),
       startedAt: this.startedAt,
       machine: describeMachine()

@@ -16,6 +16,14 @@ import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
 import { EdgentAgent } from './agent.js'
 import { runCheck } from './check.js'
+import { CODECS, isCodec, type Codec } from '../../src/shared/codecs.js'
+
+/** A comma-separated list of codecs; f32 is always among them. */
+function codecList(value: string): Codec[] {
+  const list = value.split(',').map((x) => x.trim())
+  for (const c of list) if (!isCodec(c)) throw new InvalidArgumentError(`unknown codec "${c}" (known: ${CODECS.join(', ')}).`)
+  return [...new Set<Codec>(['f32', ...(list as Codec[])])]
+}
 import { versionLine } from '../../src/main/runtime/version.js'
 
 function positive(value: string): number {
@@ -63,6 +71,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       'emulate a CPU factor× slower: each device segment takes factor × its median compute time here (fallback when no cgroup quota)',
       positive
     )
+    .option(
+      '--codecs <list>',
+      `the activation codecs this device offers to send (${CODECS.join(', ')}; f32 always): the console plans with these only`,
+      codecList
+    )
     .option('--emulation <json>', 'how this device is emulated, announced to the console (JSON)')
     .option('--log-level <level>', 'pino level', env['EDGENT_LOG_LEVEL'] ?? 'info')
     .option('--check', 'check this machine (architecture, runtime, model, one-sample timing) and exit')
@@ -85,6 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     cacheDir: string
     uplinkKbps?: number
     slowdown?: number
+    codecs?: Codec[]
     emulation?: string
     logLevel: string
     exitWithParent?: boolean
@@ -147,6 +161,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       log,
       ...(o.uplinkKbps ? { emulatedUplinkKbps: o.uplinkKbps } : {}),
       ...(o.slowdown ? { slowdown: o.slowdown } : {}),
+      ...(o.codecs ? { codecs: o.codecs } : {}),
       ...(emulation ? { emulation } : {})
     })
     await agent.start()

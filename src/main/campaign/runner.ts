@@ -229,12 +229,12 @@ export class Campaigns {
       const { table, source } = await this.deps.rawCosts(deviceId)
       const s = plansSummary(uplinkKbps, count, source, table)
       summary = s
-      // Plans that send more than the console accepts cannot run: listed, not measured.
-      const candidates = table.exits.flat().filter((c) => c.sendable)
-      s.unsendable = table.exits
-        .flat()
-        .filter((c) => !c.sendable)
-        .map((c) => ({ exit: c.exit, deviceLayers: c.deviceLayers, bytes: c.uploadBytes }))
+      // Every (exit, deviceLayers), sent as f32 (the segments' predictions are what a plans campaign
+      // checks; a codec changes only the bytes on the link). Plans that send more than the console
+      // accepts cannot run: listed, not measured.
+      const plans = table.exits.flat().filter((c) => c.codec === 'f32')
+      const candidates = plans.filter((c) => c.sendable)
+      s.unsendable = plans.filter((c) => !c.sendable).map((c) => ({ exit: c.exit, deviceLayers: c.deviceLayers, bytes: c.uploadBytes }))
       const probes = source.kind === 'profile' && source.profileId ? this.linkProbes(source.profileId) : []
       restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
       const got = new Map<string, { runIds: string[]; rows: InferRow[] }>()

@@ -8,7 +8,7 @@ import { LAYER_PASSES } from '../../../src/main/campaign/runner.js'
 import { exportCalibration, importCalibration } from '../../../src/main/cli/campaign.js'
 import { main } from '../../../src/main/cli/index.js'
 import { FIT_FEATURES, fitRegression, parseProfile } from '../../../src/shared/latency.js'
-import { buildCostTable, latencyOf, profileSource } from '../../../src/shared/planner.js'
+import { buildCostTable, candidateAt, latencyOf, profileSource } from '../../../src/shared/planner.js'
 import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
 
 describe('layers campaign on a real agent and this edge', () => {
@@ -85,11 +85,12 @@ describe('layers campaign on a real agent and this edge', () => {
     const row = core.store.profiles.get(src.profileId!)!
     const profile = parseProfile(JSON.parse(row.json), 'stored profile')
     const m = core.model
-    const want = buildCostTable(m, profileSource(profile))
+    // with the codecs the agent announces, priced as the console prices them
+    const want = buildCostTable(m, profileSource(profile), Infinity, core.planning.codecOptions('pi-cal'))
     expect(core.planning.costTable('pi-cal', true)).toEqual(want)
     // The configuration map and plans follow the profile: a plan's prediction is the profile's.
     const plan = await core.planning.pushPlan('pi-cal', 1000, 500, 'test')
-    const cand = want.exits.find((g) => g[0]!.exit === plan.exit)![plan.deviceLayers]!
+    const cand = candidateAt(want, plan.exit, plan.deviceLayers, plan.codec)!
     expect(plan.predictedMs).toBeCloseTo(latencyOf(cand, { uplinkKbps: 500, latencyMs: 1000 }), 9)
 
     expect(core.useProfile('pi-cal', null)).toEqual({ kind: 'measured', profileId: null, problem: null })
