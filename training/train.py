@@ -64,12 +64,13 @@ def load_cifar(d):
             CIFAR_CLASSES, "cifar-10")
 
 
-def evaluate(model, x, y, mean, std, batch=500):
+def evaluate(model, x, y, mean, std, batch=500, to_input=None):
+    """Top-1 of every exit over (x, y); `to_input(pixels, mean, std)` makes a batch (default: scale and normalise)."""
     model.eval()
     correct = None
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            xb = (torch.from_numpy(x[i:i + batch]).float() / 255.0 - mean) / std
+            xb = to_input(x[i:i + batch], mean, std) if to_input else (torch.from_numpy(x[i:i + batch]).float() / 255.0 - mean) / std
             outs = model(xb)
             hits = [int((o.argmax(1).numpy() == y[i:i + batch]).sum()) for o in outs]
             correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]

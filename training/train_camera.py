@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from branchy_resnet import BranchyResNet96  # noqa: E402
-from train import load_cifar, load_fashion, write_idx  # noqa: E402
+from train import evaluate, load_cifar, load_fashion, write_idx  # noqa: E402
 
 SIZE = 96
 # BranchyNet's joint loss: every exit's cross-entropy, the final exit weighing most.
@@ -53,17 +53,6 @@ def to_input(xb_u8, mean, std):
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return (x - mean) / std
-
-
-def evaluate(model, x, y, mean, std, batch=250):
-    model.eval()
-    correct = None
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            outs = model(to_input(x[i:i + batch], mean, std))
-            hits = [int((o.argmax(1).numpy() == y[i:i + batch]).sum()) for o in outs]
-            correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]
-    return [c / len(x) for c in correct]
 
 
 def main():
@@ -138,7 +127,7 @@ def main():
         log(f"epoch {epoch + 1} mean loss {running / steps_per_epoch:.4f}")
     train_s = time.time() - t0
 
-    acc = evaluate(model, x_te, y_te, mean, std)
+    acc = evaluate(model, x_te, y_te, mean, std, batch=250, to_input=to_input)
     log("test accuracy per exit (torch, full test set):", [round(a, 4) for a in acc])
 
     onnx_path = os.path.join(work, f"{model_id}.onnx")
