@@ -488,7 +488,8 @@ export class Planning {
   /** The configuration map of an agent for a requirement (at a percentile: tail-aware), cached, over 1 kbps–10 Gbps. */
   configMap(agentId: string, latencyMs: number, percentile?: number): MapInterval[] {
     const d = this.device(agentId)
-    const key = `${latencyMs}@${percentile ?? 50}`
+    // the codecs the agent announces are part of the key: an agent restarted with other --codecs gets a map of its own
+    const key = `${latencyMs}@${percentile ?? 50}/${(this.deps.hello?.(agentId)?.codecs ?? []).join(',')}`
     let map = d.maps.get(key)
     if (!map) {
       const costs = this.costTable(agentId)

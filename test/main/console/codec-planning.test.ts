@@ -49,4 +49,21 @@ describe('planning with codecs', () => {
     const map = core.planning.configMap('slow-pi', 1000)
     expect(map.some((iv) => iv.codec === 'u8' && iv.deviceLayers === 0)).toBe(true)
   }, 120_000)
+
+  it('plans an agent restarted with fewer codecs with those only (its maps are not reused)', async () => {
+    const before = core.planning.configMap('slow-pi', 1000)
+    expect(before.some((iv) => iv.codec === 'u8')).toBe(true)
+    await stopAgent(agent)
+    await waitFor('slow-pi offline', () => deviceState(core, 'slow-pi') === 'offline')
+    agent = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'slow-pi', core.pair('slow-pi', { force: true }).token, ['--slowdown', '30', '--codecs', 'f32'])
+    await waitFor(
+      'slow-pi online with f32 only',
+      () => deviceState(core, 'slow-pi') === 'online' && core.devices().find((d) => d.id === 'slow-pi')!.hello!.codecs!.length === 1
+    )
+    const after = core.planning.configMap('slow-pi', 1000)
+    expect(after.every((iv) => iv.codec === 'f32')).toBe(true)
+    const { summary, rows } = await core.infer({ agent: 'slow-pi', count: 5, latencyMs: 1000, uplinkKbps: 2000 })
+    expect(summary.plan.codec ?? 'f32').toBe('f32')
+    expect(rows.every((r) => (r.codec ?? 'f32') === 'f32')).toBe(true)
+  }, 120_000)
 })

@@ -149,7 +149,14 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
               <Tooltip labelFormatter={(v) => fmtKbps(Number(v))} formatter={(v) => `${fmtMs(Number(v))} ms`} />
               <Legend {...TOP_LEGEND} />
               <Line dataKey="predictedMs" name="Edgent's plan" stroke="#2f6fdf" dot={false} strokeWidth={2} isAnimationActive={false} />
-              <Line dataKey="edgeOnlyMs" name={`edge only (exit ${finalExit})`} stroke="#27ae60" dot={false} strokeDasharray="5 3" isAnimationActive={false} />
+              <Line
+                dataKey="edgeOnlyMs"
+                name={`edge only, f32 input (exit ${finalExit})`}
+                stroke="#27ae60"
+                dot={false}
+                strokeDasharray="5 3"
+                isAnimationActive={false}
+              />
               <Line
                 dataKey="deviceOnlyMs"
                 name={`device only (exit ${finalExit})`}
