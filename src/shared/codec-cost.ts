@@ -9,6 +9,10 @@
 import { median } from 'simple-statistics'
 import { CODECS, decodePayload, encodeInto, payloadBytes, type Codec } from './codecs.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS, type CodecOptions } from './planner.js'
+import { normalise } from './preprocess.js'
+
+/** A typical preprocessing (scale to [0, 1], one mean and deviation) for timing u8's decoding. */
+const U8_PREPROCESSING = { scale: 1 / 255, mean: [0.5], std: [0.25], layout: 'NCHW' as const }
 
 export interface CodecCostsHere {
   /** ns per value to encode a tensor into a frame's payload. */
@@ -47,11 +51,9 @@ export function measureCodecCosts(reps = 5, dims: readonly number[] = [1, 64, 16
       else encodeInto(codec, dims, input, out, 0)
       const e = performance.now() - t
       t = performance.now()
-      const y = decodePayload(codec, dims, out, true)
-      if (codec === 'u8') {
-        // the edge's preprocessing (preprocess.ts): (pixel · scale − mean) / std
-        for (let i = 0; i < n; i++) y[i] = (y[i]! * (1 / 255) - 0.5) / 0.25
-      }
+      decodePayload(codec, dims, out, true)
+      // u8: the edge then preprocesses the pixels (preprocess.ts)
+      if (codec === 'u8') normalise(U8_PREPROCESSING, dims[1] ?? 1, pixels)
       const d = performance.now() - t
       if (r > 0) {
         enc.push(e)

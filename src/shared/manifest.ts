@@ -241,6 +241,11 @@ export function exitPath(m: Manifest, exit: number): Layer[] {
   return getExit(m, exit).layers.map((id) => byId.get(id)!)
 }
 
+/** The shape of the tensor at the cut after `deviceLayers` layers of an exit's `path`: the input's for 0, else that layer's output. */
+export function cutShape(m: Manifest, path: readonly Layer[], deviceLayers: number): readonly number[] {
+  return deviceLayers === 0 ? m.input.shape : path[deviceLayers - 1]!.outputShape
+}
+
 /**
  * Bytes that cross the link for a partition: the input as sent for deviceLayers = 0, else the
  * output of the last device layer. Device-only (deviceLayers = N) uploads nothing.

@@ -9,9 +9,9 @@
  * where bytes(0) is the input as sent, bytes(p) the output of Lp, and device-only (p = N) sends
  * nothing either way. With kbps = 1000 bit/s, bytes/B in ms is bytes * 8 / kbps.
  */
-import { LOSSY_CODECS, payloadBytes, type Codec, type LossyCodec } from './codecs.js'
+import { payloadBytes, type Codec, type LossyCodec } from './codecs.js'
 import { UserError } from './errors.js'
-import { exitPath, inputBytes, product, type Manifest } from './manifest.js'
+import { cutShape, exitPath, inputBytes, product, type Manifest } from './manifest.js'
 import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type SegmentContext, type Side } from './latency.js'
 import type { Layer } from './manifest.js'
 
@@ -166,7 +166,7 @@ export function buildCostTable(
   codecOptions?: CodecOptions
 ): CostTable {
   const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
-  const notes: string[] = []
+  const notes: CodecNotes = { text: new Set(), unmeasured: new Map() }
   const inBytes = inputBytes(manifest)
   const inElements = product(manifest.input.shape)
   const exits = manifest.exits.map((exit) => {
@@ -213,7 +213,7 @@ export function buildCostTable(
     if (codecOptions) group.push(...codedCandidates(manifest, path, group, codecOptions, maxUploadBytes, profile, notes))
     return group
   })
-  return { model: manifest.id, profile: profile.id, exits, ...(codecOptions ? { codecNotes: mergeNotes(notes) } : {}) }
+  return { model: manifest.id, profile: profile.id, exits, ...(codecOptions ? { codecNotes: noteLines(notes) } : {}) }
 }
 
 /**
@@ -229,7 +229,7 @@ function codedCandidates(
   o: CodecOptions,
   maxUploadBytes: number,
   source: LayerLatencySource,
-  notes: string[]
+  notes: CodecNotes
 ): Candidate[] {
   const n = path.length
   const exit = f32[0]!.exit
@@ -244,80 +244,53 @@ function codedCandidates(
   }
   for (const codec of o.codecs) {
     if (codec === 'f32') continue
-    if (!priced(codec)) notes.push(`${codec}: its encoding and decoding were not measured on both sides (priced as f32's)`)
-    if (codec === 'u8') {
-      if (!m.preprocessing) {
-        notes.push(`u8: model ${m.id} declares no preprocessing for the edge to do`)
-        continue
-      }
-      const c = f32[0]!
-      const values = product(m.input.shape)
-      const uploadBytes = payloadBytes('u8', m.input.shape)
-      out.push({
+    if (!priced(codec)) notes.text.add(`${codec}: its encoding and decoding were not measured on both sides (priced as f32's)`)
+    // the f32 candidate at cut p, sent under this codec
+    const coded = (p: number, accuracy: number): Candidate => {
+      const c = f32[p]!
+      const dims = cutShape(m, path, p)
+      const uploadBytes = payloadBytes(codec, dims)
+      return {
         ...c,
         codec,
-        codecMs: costMs(codec, values),
+        accuracy,
+        codecMs: costMs(codec, product(dims)),
         uploadBytes,
-        overheadMs: rescaleOverhead(source, c, uploadBytes),
+        overheadMs: messagingMs(source, p, n, uploadBytes),
         sendable: uploadBytes <= maxUploadBytes
-      })
+      }
+    }
+    if (codec === 'u8') {
+      if (m.preprocessing) out.push(coded(0, f32[0]!.accuracy))
+      else notes.text.add(`u8: model ${m.id} declares no preprocessing for the edge to do`)
       continue
     }
-    const lossy = codec as LossyCodec
-    if (!(LOSSY_CODECS as readonly string[]).includes(codec)) continue
-    const acc = measured?.byCodec[lossy]
+    const acc = measured?.byCodec[codec as LossyCodec]
     if (!acc || measured?.f32 === undefined) {
-      notes.push(`${codec}: accuracy not measured for exit ${exit} (edgent model verify --codecs)`)
+      notes.unmeasured.set(codec, [...(notes.unmeasured.get(codec) ?? []), exit])
       continue
     }
     for (let p = 0; p < n; p++) {
       const dropPts = 100 * (measured.f32 - acc[p]!)
-      if (!(acc[p]! >= 0) || dropPts > bound) {
-        if (acc[p]! >= 0) notes.push(`${codec}: some cuts cost more than ${bound} points of accuracy (not offered there)`)
-        continue
-      }
-      const c = f32[p]!
-      const dims = p === 0 ? m.input.shape : path[p - 1]!.outputShape
-      const uploadBytes = payloadBytes(codec, dims)
-      out.push({
-        ...c,
-        codec,
-        accuracy: c.accuracy - Math.max(0, dropPts) / 100,
-        codecMs: costMs(codec, product(dims)),
-        uploadBytes,
-        overheadMs: rescaleOverhead(source, c, uploadBytes),
-        sendable: uploadBytes <= maxUploadBytes
-      })
+      if (!(acc[p]! >= 0)) continue
+      if (dropPts > bound) notes.text.add(`${codec}: some cuts cost more than ${bound} points of accuracy (not offered there)`)
+      else out.push(coded(p, f32[p]!.accuracy - Math.max(0, dropPts) / 100))
     }
   }
   return out
 }
 
-/** Distinct notes, "…for exit N…" ones of one codec and reason merged into "…for exits 1, 2…". */
-function mergeNotes(notes: readonly string[]): string[] {
-  const byExit = new Map<string, number[]>()
-  const out: string[] = []
-  for (const n of new Set(notes)) {
-    const m = /^(.*) for exit (\d+)(.*)$/.exec(n)
-    if (!m) {
-      out.push(n)
-      continue
-    }
-    const key = `${m[1]}\u0000${m[3]}`
-    if (!byExit.has(key)) out.push(key)
-    byExit.set(key, [...(byExit.get(key) ?? []), Number(m[2])])
-  }
-  return out.map((k) => {
-    const exits = byExit.get(k)
-    if (!exits) return k
-    const [head, tail] = k.split('\u0000')
-    return `${head} for exit${exits.length > 1 ? 's' : ''} ${exits.join(', ')}${tail}`
-  })
+/** Why codecs are not offered somewhere: reasons, and per codec the exits whose accuracy under it was not measured. */
+interface CodecNotes {
+  text: Set<string>
+  unmeasured: Map<Codec, number[]>
 }
 
-/** The messaging overhead of `c` with `uploadBytes` sent instead (its per-byte term, where the source has one). */
-function rescaleOverhead(source: LayerLatencySource, c: Candidate, uploadBytes: number): number {
-  return messagingMs(source, c.deviceLayers, c.layers, uploadBytes)
+function noteLines(notes: CodecNotes): string[] {
+  const unmeasured = [...notes.unmeasured].map(
+    ([codec, exits]) => `${codec}: accuracy not measured for exit${exits.length > 1 ? 's' : ''} ${exits.join(', ')} (edgent model verify --codecs)`
+  )
+  return [...notes.text, ...unmeasured]
 }
 
 /**
@@ -512,12 +485,8 @@ export interface MapOptions {
  * all-pairs crossings this replaced are kept as `configurationMapPairwise` for the bench and the tests.
  */
 export function configurationMap(table: CostTable, opts: MapOptions): MapInterval[] {
-  const { lines, fixedDown } = mapLines(table, opts)
+  const lines = mapLines(table, opts)
   const points: number[] = []
-  const add = (x: number): void => {
-    const b = 1 / x
-    if (Number.isFinite(b) && b > opts.fromKbps && b < opts.toKbps) points.push(b)
-  }
   const groups = new Map<string, Line[]>()
   const into = (key: string, l: Line): void => {
     const g = groups.get(key)
@@ -531,28 +500,25 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
   }
   for (const g of groups.values()) {
     const hull = lowerEnvelope(g)
-    for (let i = 0; i + 1 < hull.length; i++) add(crossing(hull[i]!, hull[i + 1]!))
-    for (const l of hull) if (l.K > 0 && opts.latencyMs > l.C) add((opts.latencyMs - l.C) / l.K)
+    for (let i = 0; i + 1 < hull.length; i++) points.push(1 / crossing(hull[i]!, hull[i + 1]!))
+    for (const l of hull) if (l.K > 0 && opts.latencyMs > l.C) points.push(l.K / (opts.latencyMs - l.C))
   }
-  return probeGaps(table, opts, points, fixedDown)
+  return probeGaps(table, opts, points)
 }
 
 /** The configuration map from every pair's crossing and every line's threshold (O(n²) points): the reference the envelope sweep is checked against. */
 export function configurationMapPairwise(table: CostTable, opts: MapOptions): MapInterval[] {
-  const { lines, fixedDown } = mapLines(table, opts)
+  const lines = mapLines(table, opts)
   const points: number[] = []
-  const inside = (b: number): void => {
-    if (Number.isFinite(b) && b > opts.fromKbps && b < opts.toKbps) points.push(b)
-  }
-  for (const { C, K } of lines) if (K > 0 && opts.latencyMs > C) inside(K / (opts.latencyMs - C))
+  for (const { C, K } of lines) if (K > 0 && opts.latencyMs > C) points.push(K / (opts.latencyMs - C))
   for (let a = 0; a < lines.length; a++) {
     for (let b = a + 1; b < lines.length; b++) {
       const la = lines[a]!
       const lb = lines[b]!
-      if (la.K !== lb.K && la.C !== lb.C) inside((la.K - lb.K) / (lb.C - la.C))
+      if (la.K !== lb.K && la.C !== lb.C) points.push((la.K - lb.K) / (lb.C - la.C))
     }
   }
-  return probeGaps(table, opts, points, fixedDown)
+  return probeGaps(table, opts, points)
 }
 
 interface Line {
@@ -563,28 +529,27 @@ interface Line {
   K: number
 }
 
-function mapLines(table: CostTable, opts: MapOptions): { lines: Line[]; fixedDown: boolean } {
-  const { fromKbps, toKbps, latencyMs } = opts
+/** The conditions a map plans at, for an uplink of `uplinkKbps`. */
+const mapConditions = (opts: MapOptions, uplinkKbps: number): Conditions => ({
+  uplinkKbps,
+  latencyMs: opts.latencyMs,
+  ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {})
+})
+
+/** Every sendable candidate as a line in x = 1/B: C its latency on an infinitely fast uplink, K its bits that depend on B. */
+function mapLines(table: CostTable, opts: MapOptions): Line[] {
+  const { fromKbps, toKbps } = opts
   if (!(fromKbps > 0) || !(toKbps > fromKbps) || !Number.isFinite(toKbps)) {
     throw new UserError(`bandwidth range must satisfy 0 < from < to, got ${fromKbps}..${toKbps} kbps`)
   }
-  checkConditions({ uplinkKbps: fromKbps, latencyMs, ...(opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}) })
+  checkConditions(mapConditions(opts, fromKbps))
   const fixedDown = opts.downlinkKbps !== undefined
-  const lines = table.exits
+  // latencyOf at B = ∞ (a fixed downlink still charged): the same sum every search uses
+  const atInfinity: Conditions = { uplinkKbps: Infinity, latencyMs: opts.latencyMs, downlinkKbps: fixedDown ? opts.downlinkKbps! : Infinity }
+  return table.exits
     .flat()
     .filter((c) => c.sendable)
-    .map((c) => ({
-      c,
-      K: c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8),
-      C:
-        c.deviceMs +
-        c.edgeMs +
-        c.overheadMs +
-        (c.queueMs ?? 0) +
-        c.codecMs +
-        (fixedDown && c.downloadBytes > 0 ? (c.downloadBytes * 8) / opts.downlinkKbps! : 0)
-    }))
-  return { lines, fixedDown }
+    .map((c) => ({ c, K: c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8), C: latencyOf(c, atInfinity) }))
 }
 
 /** x where two lines of different slopes meet. */
@@ -612,17 +577,17 @@ export function lowerEnvelope<L extends { C: number; K: number }>(lines: readonl
   return hull
 }
 
-function probeGaps(table: CostTable, opts: MapOptions, points: number[], fixedDown: boolean): MapInterval[] {
+/** One plan inside each gap between the candidate breakpoints `points` (bandwidths; those outside the range are dropped), equal neighbours merged. */
+function probeGaps(table: CostTable, opts: MapOptions, points: number[]): MapInterval[] {
   const mode = opts.mode ?? 'edgent'
   const { fromKbps, toKbps, latencyMs } = opts
-  points.sort((x, y) => x - y)
-  const edges = [fromKbps, ...points.filter((p, i) => i === 0 || p !== points[i - 1]), toKbps]
+  const inside = points.filter((b) => Number.isFinite(b) && b > fromKbps && b < toKbps).sort((x, y) => x - y)
+  const edges = [fromKbps, ...inside.filter((p, i) => i === 0 || p !== inside[i - 1]), toKbps]
   const out: MapInterval[] = []
   for (let i = 0; i + 1 < edges.length; i++) {
     const lo = edges[i]!
     const hi = edges[i + 1]!
-    const probe = Math.sqrt(lo * hi)
-    const cond: Conditions = { uplinkKbps: probe, latencyMs, ...(fixedDown ? { downlinkKbps: opts.downlinkKbps! } : {}) }
+    const cond = mapConditions(opts, Math.sqrt(lo * hi))
     const c = chooseCandidate(table, cond, mode)
     const interval: MapInterval = {
       fromKbps: lo,
@@ -634,17 +599,18 @@ function probeGaps(table: CostTable, opts: MapOptions, points: number[], fixedDo
       accuracy: c ? c.accuracy : null
     }
     const last = out[out.length - 1]
-    if (
-      last &&
-      last.exit === interval.exit &&
-      last.deviceLayers === interval.deviceLayers &&
-      last.codec === interval.codec &&
-      last.feasible === interval.feasible
-    )
-      last.toKbps = hi
+    if (last && sameConfiguration(last, interval) && last.feasible === interval.feasible) last.toKbps = hi
     else out.push(interval)
   }
   return out
+}
+
+/** Two plans, intervals or candidates name the same configuration (exit, deviceLayers, codec; a plan message without a codec sends f32). */
+export function sameConfiguration(
+  a: { exit: number | null; deviceLayers: number | null; codec?: Codec | null },
+  b: { exit: number | null; deviceLayers: number | null; codec?: Codec | null }
+): boolean {
+  return a.exit === b.exit && a.deviceLayers === b.deviceLayers && (a.codec ?? 'f32') === (b.codec ?? 'f32')
 }
 
 /** The interval of a map containing `kbps` ([from, to), the last one closed), or undefined. */

@@ -14,7 +14,12 @@ export function preprocess(manifest: Manifest, pixels: Uint8Array): Float32Array
     throw new UserError(
       `model ${manifest.id}: an image has ${pixels.length} pixels, the input ${manifest.input.name} takes ${n} (${manifest.input.shape.join('×')})`
     )
-  const channels = manifest.input.shape[1] ?? 1
+  return normalise(pre, manifest.input.shape[1] ?? 1, pixels)
+}
+
+/** The arithmetic of `preprocess` on `channels` planes of pixels (the codecs' cost measurement times it too). */
+export function normalise(pre: Pick<Preprocessing, 'scale' | 'mean' | 'std' | 'layout'>, channels: number, pixels: Uint8Array): Float32Array {
+  const n = pixels.length
   const plane = n / channels
   const out = new Float32Array(n)
   for (let c = 0; c < channels; c++) {
@@ -27,6 +32,8 @@ export function preprocess(manifest: Manifest, pixels: Uint8Array): Float32Array
   }
   return out
 }
+
+type Preprocessing = NonNullable<Manifest['preprocessing']>
 
 /** Index of the largest score (the predicted class). */
 export function argmax(scores: ArrayLike<number>): number {

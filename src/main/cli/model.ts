@@ -202,9 +202,8 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
       let stored: string | undefined
       if (opts.codecs) {
         if (random) throw new UserError(`--codecs measures accuracy: model ${manifest.id} has no labelled samples stored (give --images and --labels)`)
-        codecAccuracy = await measureCodecAccuracy(ex, manifest, set, n, inputs, progress)
         // each drop's baseline: the exit's own accuracy on the same samples
-        for (const e of codecAccuracy.exits) e.f32 = verdicts.find((v) => v.exit === e.exit)!.correct / n
+        codecAccuracy = await measureCodecAccuracy(ex, manifest, set, n, inputs, (exit) => verdicts.find((v) => v.exit === exit)!.correct / n, progress)
         codecAccuracy.source = opts.images ? set.source : `shipped samples (${manifest.samples?.images})`
         stored = join(loaded.dir, 'manifest.json')
         const raw = JSON.parse(readFileSync(stored, 'utf8')) as Record<string, unknown>
@@ -241,6 +240,8 @@ async function measureCodecAccuracy(
   set: SampleSet,
   n: number,
   inputs: (k: number) => Float32Array,
+  /** An exit's accuracy on the same samples with nothing lossy: the baseline stored with its codecs'. */
+  f32Accuracy: (exit: number) => number,
   progress: Progress
 ): Promise<NonNullable<Manifest['codecAccuracy']>> {
   const exits: NonNullable<Manifest['codecAccuracy']>['exits'] = []
@@ -263,7 +264,7 @@ async function measureCodecAccuracy(
       }
       if (++done % 50 === 0 || done === total) progress(done, total, `codec accuracy, exit ${e.exit}`)
     }
-    exits.push({ exit: e.exit, f32: 0, byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, correct[c].map((x) => x / n)])) })
+    exits.push({ exit: e.exit, f32: f32Accuracy(e.exit), byCodec: Object.fromEntries(LOSSY_CODECS.map((c) => [c, correct[c].map((x) => x / n)])) })
   }
   return { samples: n, source: '', exits }
 }
@@ -411,8 +412,10 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
     }
     const codecs = [...new Set<Codec>(['f32', ...(opts.codecs ?? [])])]
     const notes = new Set<string>()
+    // codec costs measured once, for every table below
+    const offered = offlineCodecOptions(codecs, opts.maxCodecDropPts, opts.deviceFactor)
     const decide = (set: Codec[]): { grid: DecisionCell[]; summary: DecisionSummary } => {
-      const costs = buildCostTable(manifest, source, Infinity, offlineCodecOptions(set, opts.maxCodecDropPts, opts.deviceFactor))
+      const costs = buildCostTable(manifest, source, Infinity, offered && set.length > 1 ? { ...offered, codecs: set } : undefined)
       for (const n of costs.codecNotes ?? []) notes.add(n)
       const grid: DecisionCell[] = []
       for (const latencyMs of opts.latenciesMs) {

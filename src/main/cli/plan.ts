@@ -1,6 +1,6 @@
 /** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
 import { UserError } from '../../shared/errors.js'
-import { allCandidates, buildCostTable, configurationMap, plan, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
+import { allCandidates, buildCostTable, configurationMap, plan, sameConfiguration, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
 import type { Codec } from '../../shared/codecs.js'
 import { offlineCodecOptions } from '../../shared/codec-cost.js'
 import { loadManifest, loadProfile } from '../runtime/files.js'
@@ -106,7 +106,7 @@ export function runPlan(opts: PlanOptions): string {
   if (candidates) {
     lines.push('', 'every candidate:')
     const rows = candidates.map((c) => [
-      chosen && c.exit === chosen.exit && c.deviceLayers === chosen.deviceLayers && c.codec === chosen.codec ? '*' : '',
+      chosen && sameConfiguration(c, chosen) ? '*' : '',
       String(c.exit),
       `${c.deviceLayers}/${c.layers}`,
       codecTag(c),

@@ -11,7 +11,7 @@ import type { AgentRequest } from '../../shared/agent-api.js'
 import type { InferRow, InferSummary } from '../../shared/console-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
-import { exitPath } from '../../shared/manifest.js'
+import { cutShape, exitPath } from '../../shared/manifest.js'
 import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
@@ -183,8 +183,8 @@ export class CoInference {
       // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
       const codec = h.deviceLayers >= path.length ? 'f32' : (plan.codec ?? 'f32')
       if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
-      const expected =
-        h.deviceLayers === 0 ? m.input.shape : h.deviceLayers >= path.length ? path[path.length - 1]!.outputShape : path[h.deviceLayers - 1]!.outputShape
+      // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports)
+      const expected = cutShape(m, path, h.deviceLayers)
       if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {
         throw new UserError(
           `frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`

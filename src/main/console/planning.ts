@@ -12,7 +12,7 @@ import type { InferRow, InferSummary, LatencySource } from '../../shared/console
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { PAPER_2018, REGRESSOR_TEXT, parseProfile, regressorsOf, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
-import { exitPath } from '../../shared/manifest.js'
+import { cutShape, exitPath } from '../../shared/manifest.js'
 import { measuredSource } from '../../shared/measured-source.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
 import { PlanSchema, SCHEMA, encodeJson, type Hello, type PlanMessage } from '../../shared/messages.js'
@@ -24,6 +24,7 @@ import {
   lookupMap,
   plan as planAt,
   profileSource,
+  sameConfiguration,
   toPlan,
   type Breakdown,
   type Candidate,
@@ -384,7 +385,7 @@ export class Planning {
       const costs = this.atPercentile(id, this.costTable(id), d.intent.percentile)
       const next = planAt(costs, cond)
       const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers, d.plan.codec)
-      if (!next || !cur || (next.exit === d.plan.exit && next.deviceLayers === d.plan.deviceLayers && next.codec === (d.plan.codec ?? 'f32'))) continue
+      if (!next || !cur || sameConfiguration(next, d.plan)) continue
       const curMs = latencyOf(cur, cond)
       const curFeasible = curMs <= cond.latencyMs
       const better = (next.feasible && !curFeasible) || next.accuracy > cur.accuracy || next.predictedMs < (1 - LOAD_HYSTERESIS) * curMs
@@ -533,8 +534,7 @@ export class Planning {
       if (hit) return hit
       const c = candidateAt(table, exit, deviceLayers)
       if (!c) return undefined
-      const dims = deviceLayers === 0 ? m.input.shape : exitPath(m, exit)[deviceLayers - 1]!.outputShape
-      const uploadBytes = payloadBytes(codec, dims)
+      const uploadBytes = payloadBytes(codec, cutShape(m, exitPath(m, exit), deviceLayers))
       return { ...c, codec, uploadBytes, sendable: uploadBytes <= this.deps.maxUploadBytes }
     }
     if (pin) {
@@ -589,7 +589,7 @@ export class Planning {
     const d = this.devices.get(agentId)
     if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !d.deviceTable) return
     const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs, d.intent.percentile), uplinkEstimateKbps)
-    if (!iv || iv.exit === null || (iv.exit === d.plan.exit && iv.deviceLayers === d.plan.deviceLayers && iv.codec === (d.plan.codec ?? 'f32'))) return
+    if (!iv || iv.exit === null || sameConfiguration(iv, d.plan)) return
     const codec = (c: Codec | null | undefined) => (c && c !== 'f32' ? ` (${c})` : '')
     const reason = `uplink estimate ${Math.round(uplinkEstimateKbps)} kbps is in the configuration map's interval ${Math.round(iv.fromKbps)}–${Math.round(iv.toKbps)} kbps, where exit ${iv.exit} with ${iv.deviceLayers} device layers${codec(iv.codec)} is optimal (was exit ${d.plan.exit}, ${d.plan.deviceLayers}${codec(d.plan.codec)})`
     this.pushPlan(agentId, d.intent.latencyMs, uplinkEstimateKbps, reason, undefined, d.intent.percentile).catch((err: unknown) =>

@@ -382,6 +382,9 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
   }
 }
 
+/** The measured configuration with the least median latency (of a non-empty list). */
+const fastest = (rs: readonly ConfigResult[]): ConfigResult => rs.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+
 /**
  * Per bandwidth, the fastest measured middle cut at no less accuracy than the single-side baselines,
  * against them; per point, each strategy's speedup over the best single-side baseline measured there.
@@ -398,11 +401,11 @@ export function compareWithSingleSide(
     const dev = here.find((r) => r.strategy === 'device-only')
     const edges = here.filter((r) => r.strategy === 'edge-only' || r.strategy === 'edge-only-u8')
     if (dev && edges.length) {
-      const edge = edges.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+      const edge = fastest(edges)
       const floor = Math.max(dev.accuracy, edge.accuracy) - 1e-12
       const mids = here.filter((r) => r.deviceLayers > 0 && r.deviceLayers < r.layers && r.accuracy >= floor)
       if (mids.length) {
-        const best = mids.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+        const best = fastest(mids)
         middleCuts.push({
           linkKbps: kbps,
           exit: best.exit,
@@ -421,7 +424,7 @@ export function compareWithSingleSide(
       const point = here.filter((r) => r.latencyMs === latencyMs)
       const single = point.filter((r) => SINGLE_SIDE.includes(r.strategy))
       if (!single.length) continue
-      const base = single.reduce((a, b) => (b.measuredMs < a.measuredMs ? b : a))
+      const base = fastest(single)
       const by: Partial<Record<Strategy, number>> = {}
       for (const r of point) if (r.strategy !== 'same-exit') by[r.strategy] = base.measuredMs / r.measuredMs
       speedups.push({ linkKbps: kbps, latencyMs, baseline: base.strategy, baselineMs: base.measuredMs, by })
