@@ -4,18 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { main } from '../../src/main/cli/index.js'
+import { runCli } from './cli-run.js'
 import { defaultModelDir } from '../../src/main/runtime/paths.js'
 
 const dir = defaultModelDir()
 const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) })
-  return { code, out, err }
-}
+const run = runCli
 
 /** idx bytes: magic, type 0x08, dims, data. */
 function idx(dims: number[], data: Uint8Array): Buffer {

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { main } from '../../src/main/cli/index.js'
+import { runCli } from './cli-run.js'
 import { cifarAlexNetManifest } from '../fixtures/paper-alexnet.js'
 
 const fixture = fileURLToPath(new URL('../fixtures/tiny/', import.meta.url))
@@ -13,12 +13,7 @@ const model = join(fixture, 'manifest.json')
 const profile = join(fixture, 'profile.json')
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) })
-  return { code, out, err }
-}
+const run = runCli
 
 describe('edgent plan', () => {
   it('prints the plan as one JSON object with the documented fields', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ModelProtoSchema, NodeProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { main } from '../../../src/main/cli/index.js'
+import { runCli } from '../cli-run.js'
 import { verifyModel } from '../../../src/main/cli/model.js'
 import { importModel, libraryDir, listModels, resolveModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
@@ -157,10 +157,8 @@ describe('model import', () => {
   describe('refuses bad input with one line, exit 2, and writes nothing to the library', () => {
     const lib = tmp()
     const cli = async (...args: string[]) => {
-      let out = ''
-      let err = ''
-      const code = await main(['model', 'import', ...args, '--data-dir', lib], { out: (t) => (out += t), err: (t) => (err += t) })
-      return { code, out, err: err.trim() }
+      const r = await runCli('model', 'import', ...args, '--data-dir', lib)
+      return { ...r, err: r.err.trim() }
     }
     const dir = tmp()
     const good = join(dir, 'residual.onnx')

@@ -3,17 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { main } from '../../../src/main/cli/index.js'
+import { runCli } from '../cli-run.js'
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { formatLoadReport, runLoadTest } from '../../../src/main/testbed/load.js'
 import { agentEntry } from '../console/harness.js'
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) })
-  return { code, out, err }
-}
+const run = runCli
 
 describe('load test: 20 agent processes at once against one console', () => {
   it('loses, duplicates and mismatches no result, with the embedded broker and with mosquitto', async () => {
