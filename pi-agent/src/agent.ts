@@ -37,6 +37,7 @@ import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
 import { timeSynthetic } from '../../src/main/runtime/synthetic.js'
 import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
+import { storePublishesUncopied } from '../../src/main/runtime/mqtt-store.js'
 import { ModelCache } from './model-cache.js'
 
 /** How long an agent refused for its token waits between tries (it needs re-pairing, not hammering). */
@@ -165,6 +166,8 @@ export class EdgentAgent {
       ...(this.opts.ca ? { ca: this.opts.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : {})
     })
     this.client = client
+    // Activation frames are published at QoS 1 (their PUBACK times the uplink): stored, not copied, until it comes.
+    if (!storePublishesUncopied(client)) log.warn('this mqtt.js cannot store publishes uncopied: every activation frame is copied once more')
     const every = this.opts.healthMs ?? (Number(process.env['EDGENT_HEALTH_MS']) || 10_000)
     this.healthTimer = setInterval(() => this.publishHealth(), every)
     this.healthTimer.unref()

@@ -11,6 +11,7 @@ import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsI
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { ResponseSchema, encodeJson, parsePayload } from '../../shared/messages.js'
 import { parseTopic, topics } from '../../shared/topics.js'
+import { storePublishesUncopied } from '../runtime/mqtt-store.js'
 import { LogLimiter, kindOf } from './log-limit.js'
 import { AGENT_RATES, RateLimiter } from './rate-limit.js'
 
@@ -111,6 +112,7 @@ export class AgentLink {
       ...(this.opts.username !== undefined ? { username: this.opts.username, password: this.opts.password } : {})
     })
     this.client = client
+    if (!storePublishesUncopied(client)) log.warn('this mqtt.js cannot store publishes uncopied: every QoS 1 message is copied once more')
     await new Promise<void>((resolve, reject) => {
       const onErr = (err: Error) => {
         client.end(true)
