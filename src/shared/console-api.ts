@@ -207,8 +207,11 @@ export interface PlansSummary {
  * serialisation wait, and each side's segments as plans run them, from probe plans of the served model.
  */
 export interface LinkStage {
-  /** fixed + perByte × bytes sent, ms, for plans that send something. */
-  messaging: { fixedMs: number; perByteMs: number } | null
+  /**
+   * fixed + perByte × bytes sent [+ perIdle × the device segment before the send], ms, for plans that
+   * send something; `form` names the terms kept, `looErrorMs` their leave-one-out error on the probes.
+   */
+  messaging: { fixedMs: number; perByteMs: number; perIdleMs?: number; form?: string; looErrorMs?: number | null } | null
   /**
    * Per side: a plan's segment = fixedMs + scale × the composed prediction [+ perInputElementMs × the
    * elements it receives] [+ perIdleMs × the idle before it]; `form` names the terms the probes

@@ -304,9 +304,10 @@ export const CalibrationProfileSchema = z
     junctions: z.partialRecord(z.enum(SIDES), z.object({ fixedMs: z.number().finite(), perElementMs: z.number().finite() }).loose()).optional(),
     /**
      * Messaging of a plan that sends something (fitted by a layers campaign's link stage): a fixed
-     * cost plus a cost per byte sent on top of the link's serialisation time, milliseconds.
+     * cost plus a cost per byte sent on top of the link's serialisation time [plus a cost per ms of
+     * the device segment before the send], milliseconds.
      */
-    messaging: z.object({ fixedMs: z.number().nonnegative(), perByteMs: z.number().nonnegative() }).optional(),
+    messaging: z.object({ fixedMs: z.number().nonnegative(), perByteMs: z.number().nonnegative(), perIdleMs: z.number().nonnegative().optional() }).optional(),
     /**
      * A segment as a plan runs it (once per inference, between messaging and the other side's work)
      * against the composed prediction, per side: fixedMs + scale × prediction (fitted by the link

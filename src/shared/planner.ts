@@ -125,6 +125,8 @@ export interface LayerLatencySource {
   overheadMs: number
   /** Cost per byte sent, on top of the link's serialisation time, ms (default 0). */
   overheadPerByteMs?: number
+  /** Cost per ms of the device segment before the send (the edge's side of messaging wakes slower after a longer wait), ms (default 0). */
+  overheadPerIdleMs?: number
   layerMs(side: Side, layer: Layer): number
   /**
    * What two consecutive layers of one segment cost besides their own times (usually ≤ 0: the
@@ -143,6 +145,7 @@ export function profileSource(profile: CalibrationProfile): LayerLatencySource {
     id: profile.id,
     overheadMs: profile.messaging?.fixedMs ?? profile.overheadMs,
     ...(profile.messaging ? { overheadPerByteMs: profile.messaging.perByteMs } : {}),
+    ...(profile.messaging?.perIdleMs !== undefined ? { overheadPerIdleMs: profile.messaging.perIdleMs } : {}),
     layerMs: (side, layer) => predictLayerMs(profile, side, layer),
     ...(profile.composition === 'fused' ? { junctionMs: (side: Side, a: Layer, b: Layer) => junctionMs(profile, side, a, b) } : {}),
     ...(profile.segments
@@ -206,7 +209,7 @@ export function buildCostTable(
             : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, outputElements: outElements, idleMs: devMs }) ?? Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
-        overheadMs: messagingMs(profile, p, n, uploadBytes),
+        overheadMs: messagingMs(profile, p, n, uploadBytes, devMs),
         sendable: uploadBytes <= maxUploadBytes
       })
     }
@@ -256,7 +259,7 @@ function codedCandidates(
         accuracy,
         codecMs: costMs(codec, product(dims)),
         uploadBytes,
-        overheadMs: messagingMs(source, p, n, uploadBytes),
+        overheadMs: messagingMs(source, p, n, uploadBytes, c.deviceMs),
         sendable: uploadBytes <= maxUploadBytes
       }
     }
@@ -294,13 +297,14 @@ function noteLines(notes: CodecNotes): string[] {
 }
 
 /**
- * A plan's messaging: the source's fixed overhead, plus its cost per byte sent under a messaging
- * model; a profile with a messaging model charges nothing to device-only plans (they send nothing
- * before their result exists). Sources without one keep a flat overhead on every plan.
+ * A plan's messaging: the source's fixed overhead, plus its cost per byte sent and per ms of the
+ * device segment before the send (`idleMs`) under a messaging model; a profile with a messaging
+ * model charges nothing to device-only plans (they send nothing before their result exists).
+ * Sources without one keep a flat overhead on every plan.
  */
-function messagingMs(source: LayerLatencySource, p: number, n: number, uploadBytes: number): number {
+function messagingMs(source: LayerLatencySource, p: number, n: number, uploadBytes: number, idleMs: number): number {
   if (source.overheadPerByteMs === undefined) return source.overheadMs
-  return p === n ? 0 : source.overheadMs + source.overheadPerByteMs * uploadBytes
+  return p === n ? 0 : source.overheadMs + source.overheadPerByteMs * uploadBytes + (source.overheadPerIdleMs ?? 0) * idleMs
 }
 
 /** The candidate of one (exit, deviceLayers, codec) in a cost table (undefined: the table has no such plan). */

@@ -129,6 +129,42 @@ describe('link stage fits', () => {
     )
   })
 
+  it('messaging takes a cost per device ms before the send where the probes show one, and only then', () => {
+    // nine sending probes as the shipped model's link stage has them: bytes and the device segment before each
+    const probes = [
+      { bytes: 3_200, idleMs: 0 },
+      { bytes: 100_500, idleMs: 1.2 },
+      { bytes: 1_300, idleMs: 1.8 },
+      { bytes: 3_200, idleMs: 0 },
+      { bytes: 100_500, idleMs: 1.2 },
+      { bytes: 9_400, idleMs: 6.1 },
+      { bytes: 4_200, idleMs: 8.4 },
+      { bytes: 300, idleMs: 9.6 },
+      { bytes: 25_200, idleMs: 3.0 }
+    ]
+    const noise = [0.03, -0.02, 0.01, -0.03, 0.02, -0.01, 0.02, -0.02, 0.0]
+    const waking = fitMessaging(probes.map((p, i) => ({ ...p, residualMs: 1.2 + 2e-6 * p.bytes + 0.1 * p.idleMs + noise[i]! })))
+    expect(waking.form).toBe('fixed + per byte + per device ms before')
+    expect(waking.perIdleMs).toBeCloseTo(0.1, 1)
+    expect(waking.fixedMs).toBeCloseTo(1.2, 1)
+    expect(waking.looErrorMs).toBeLessThan(0.05)
+    // the same probes with no dependence on the wait keep bytes alone (the extra term does not earn its place)
+    const flat = fitMessaging(probes.map((p, i) => ({ ...p, residualMs: 1.2 + 2e-6 * p.bytes + noise[i]! })))
+    expect(flat.form).toBe('fixed + per byte')
+    expect(flat.perIdleMs).toBeUndefined()
+    // nor where the waits do not differ enough to pin it down
+    expect(fitMessaging(probes.map((p, i) => ({ ...p, idleMs: 0.5, residualMs: 1.2 + noise[i]! }))).perIdleMs).toBeUndefined()
+    // and the planner charges it to plans that send, by their predicted device segment
+    const a = buildCostTable(tiny, parseProfile({ ...base, messaging: { fixedMs: 1, perByteMs: 1e-6 } }, 'tiny'))
+    const b = buildCostTable(tiny, parseProfile({ ...base, messaging: { fixedMs: 1, perByteMs: 1e-6, perIdleMs: 0.1 } }, 'tiny'))
+    expect(b.exits.flat().some((c) => c.deviceLayers > 0 && c.deviceLayers < c.layers && c.deviceMs > 0)).toBe(true)
+    for (const [g, group] of b.exits.entries())
+      for (const [p, c] of group.entries()) {
+        const before = a.exits[g]![p]!
+        expect(c.overheadMs).toBeCloseTo(c.deviceLayers === c.layers ? 0 : before.overheadMs + 0.1 * c.deviceMs, 9)
+      }
+  })
+
   it('the residual leaves out both segments and the serialisation wait; lines through the probes', () => {
     const row = { e2eMs: 10, deviceMs: 3, edgeMs: 1, uploadBytes: 50_000 } as InferRow
     expect(residualMs(row, 100_000)).toBeCloseTo(10 - 3 - 1 - 4, 12)
@@ -137,14 +173,14 @@ describe('link stage fits', () => {
         { bytes: 1000, residualMs: 2 },
         { bytes: 101_000, residualMs: 3 }
       ])
-    ).toEqual({ fixedMs: 1.99, perByteMs: 1e-5 })
+    ).toMatchObject({ fixedMs: 1.99, perByteMs: 1e-5, form: 'fixed + per byte', looErrorMs: null })
     // A residual that falls with size: no negative cost per byte, the median as the fixed cost.
     expect(
       fitMessaging([
         { bytes: 1000, residualMs: 2 },
         { bytes: 101_000, residualMs: 1 }
       ])
-    ).toEqual({ fixedMs: 1.5, perByteMs: 0 })
+    ).toMatchObject({ fixedMs: 1.5, perByteMs: 0 })
     const s = fitSegments([
       { predictedMs: 1, measuredMs: 1.5 },
       { predictedMs: 2, measuredMs: 2.7 },

@@ -458,7 +458,10 @@ export class Campaigns {
       const stage: LinkStage = table
         ? link.fit(table)
         : { messaging: null, segments: null, probes: [], why: `link stage not fitted: profile ${profileId} cannot predict model ${manifest.id}` }
-      if (stage.messaging) profile.messaging = stage.messaging
+      if (stage.messaging) {
+        const { fixedMs, perByteMs, perIdleMs } = stage.messaging
+        profile.messaging = { fixedMs, perByteMs, ...(perIdleMs !== undefined ? { perIdleMs } : {}) }
+      }
       if (stage.segments) profile.segments = stage.segments
       profile.source = { ...profile.source, link: stage }
       this.fits.set(id, report)

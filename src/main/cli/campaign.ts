@@ -93,7 +93,9 @@ export function formatLink(l: LinkStage): string[] {
   }
   return [
     `link stage (${l.probes.reduce((a, p) => a + p.n, 0)} co-inferences of ${l.probes.length} probe plans of the served model: ${l.probes.map((p) => `exit ${p.exit} ${p.deviceLayers}/${p.layers}`).join(', ')}):`,
-    `  messaging ${l.messaging.fixedMs.toFixed(2)} ms per inference that sends something + ${(l.messaging.perByteMs * 1e6).toFixed(1)} ms per MB sent, beside the link's serialisation time`,
+    `  messaging ${l.messaging.fixedMs.toFixed(2)} ms per inference that sends something + ${(l.messaging.perByteMs * 1e6).toFixed(1)} ms per MB sent${
+      l.messaging.perIdleMs !== undefined ? ` + ${l.messaging.perIdleMs.toFixed(3)} × the device segment before it` : ''
+    }, beside the link's serialisation time${l.messaging.looErrorMs != null ? ` (leave-one-out error on the probes ${l.messaging.looErrorMs.toFixed(2)} ms)` : ''}`,
     `  device segments as plans run them: ${seg('device')}`,
     `  edge segments as plans run them: ${seg('edge')}`
   ]
