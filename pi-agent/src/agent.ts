@@ -457,6 +457,9 @@ export class EdgentAgent {
     const t0 = performance.now()
     await this.limitUplink(lead.length)
     const leadAck = this.publishAcked(topic, lead).then(() => performance.now())
+    // Awaited with the body's below: a failure meanwhile (the connection lost while the body waits
+    // out its serialisation) must not be an unhandled rejection, which ends the process.
+    leadAck.catch(() => undefined)
     await this.limitUplink(body.length)
     const bodyAck = this.publishAcked(topic, body).then(() => performance.now())
     const [tLead, tBody] = await Promise.all([leadAck, bodyAck])

@@ -15,8 +15,9 @@ import { heldOutKeys } from '../../../src/main/campaign/runner.js'
 import { importModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { timeSynthetic } from '../../../src/main/runtime/synthetic.js'
-import { FALLBACK, PAPER_2018, parseProfile, predictLayerMs, regressionKeyOf } from '../../../src/shared/latency.js'
+import { FALLBACK, PAPER_2018, fitFeatures, parseProfile, predictLayerMs, regressionKeyOf } from '../../../src/shared/latency.js'
 import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx-builder.js'
+import type { Layer } from '../../../src/shared/manifest.js'
 import { depthwise } from '../../fixtures/dag.js'
 
 const NEW_KEYS = ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation', 'block'] as const
@@ -82,12 +83,55 @@ describe('the op types of imported networks in the latency model', () => {
     // Blocks: the fitted term and the sum over ops, both measured on the held-out blocks; the better one is used.
     const block = report.find((x) => x.side === 'edge' && x.key === 'block')!
     expect(Number.isFinite(block.sumHeldOutMape)).toBe(true)
-    expect(block.preferSum).toBe(block.sumHeldOutMape! < block.heldOutMape!)
+    // (a term that fell back to a constant never wins: it cannot scale with a block's size)
+    const constant = profile.edge.block!.coefficients.every((c) => c === 0)
+    expect(block.preferSum).toBe(constant || block.sumHeldOutMape! < block.heldOutMape!)
     expect(profile.edge.block!.preferSum).toBe(block.preferSum)
     console.log(
       `blocks, edge, held-out MAPE: block term ${(100 * block.heldOutMape!).toFixed(1)} %, sum over ops ${(100 * block.sumHeldOutMape!).toFixed(1)} % → ${block.preferSum ? 'sum' : 'term'}`
     )
   }, 120_000)
+
+  it('never prefers a block term that fell back to a constant: it cannot scale with the block', () => {
+    // Residual blocks (input and output sizes equal: the block term's variables are collinear, so it
+    // falls back to the median) all measuring 0.07 ms, and op rows whose sum over a block's ops is
+    // 1.5× that: on these held-out blocks the constant is exact and the sum is 50 % off — and the
+    // sum is still what predicts blocks, since the constant would put a 256-channel block at 0.07 ms too.
+    const specs = layerGrid().filter((g) => g.type === 'block' && g.kind === 'residual')
+    const blocks = specs.map((spec) => ({ spec, layer: buildSynthetic(spec).layer }))
+    const perOp = 0.07 * 1.5
+    const row = (config: string, layer: Layer, runMs: number, heldOut: boolean): MeasurementRow => ({
+      side: 'edge',
+      config,
+      regressionKey: regressionKeyOf(layer),
+      features: fitFeatures(layer),
+      runMs,
+      loadMs: 1,
+      modelBytes: 1000,
+      heldOut
+    })
+    // every op of a block costs its share of 1.5 × 0.07 ms (by count), whatever its size
+    const rows = [
+      ...blocks.map((b, i) => row(JSON.stringify(b.spec), b.layer, 0.07, i % 3 === 0)),
+      ...blocks.flatMap((b, i) =>
+        (b.layer.type === 'block' ? b.layer.nodes! : []).map((n, j) =>
+          row(`op-${i}-${j}`, n, perOp / (b.layer.type === 'block' ? b.layer.nodes!.length : 1), false)
+        )
+      )
+    ]
+    const { profile, report } = fitProfile(
+      'constant-block',
+      'constant block',
+      rows,
+      {},
+      (config) => blocks.find((b) => JSON.stringify(b.spec) === config)?.layer ?? null
+    )
+    const entry = report.find((r) => r.side === 'edge' && r.key === 'block')!
+    expect(profile.edge.block!.coefficients.every((c) => c === 0)).toBe(true) // fell back to a constant
+    expect(entry.heldOutMape!).toBeLessThan(entry.sumHeldOutMape!) // and beat the sum on the held-out blocks
+    expect(entry.preferSum).toBe(true) // yet the sum predicts blocks
+    expect(profile.edge.block!.preferSum).toBe(true)
+  })
 
   it('predicts a block with its ops as the sum over them, or with the block term when that predicted better', async () => {
     const m = buildSynthetic({ type: 'block', kind: 'residual', channels: 16, size: 14 })
@@ -102,6 +146,15 @@ describe('the op types of imported networks in the latency model', () => {
     expect(predictLayerMs(sum, 'device', m.layer)).toBeCloseTo(2) // two convolutions at 1 ms, the rest free
     expect(predictLayerMs(useTerm, 'device', m.layer)).toBe(42)
     expect(predictLayerMs(useSum, 'device', m.layer)).toBeCloseTo(2)
+    // Under fused composition the ops run in one session: the junctions between them count, as between a segment's layers.
+    const fused = parseProfile({
+      ...base,
+      composition: 'fused',
+      junctions: { device: { fixedMs: 0.1, perElementMs: 0 } },
+      device: { ...side, block: { ...term, preferSum: true } },
+      edge: side
+    })
+    expect(predictLayerMs(fused, 'device', m.layer)).toBeCloseTo(2 - 4 * 0.1) // five ops, four junctions
     // A block without its ops (an older manifest): the block term, else `other`.
     const { nodes: _n, ...bare } = m.layer as Extract<typeof m.layer, { type: 'block' }>
     expect(predictLayerMs(useSum, 'device', bare)).toBe(42)

@@ -270,6 +270,29 @@ describe('co-inference over the embedded broker with real agent processes', () =
     }
   })
 
+  it('an agent stopped in the middle of a probe fails the probe, not the process', async () => {
+    // A probe's lead message once failed ("not connected") while the probe waited out the body's
+    // emulated serialisation, before anything listened to it: an unhandled rejection, and the agent
+    // process died. Vitest fails a run on any unhandled rejection, so this test would too.
+    const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
+    const { pino } = await import('pino')
+    const lib = new EdgentAgent({
+      brokerUrl: broker(),
+      id: 'pi-probe',
+      token: core.pair('pi-probe').token,
+      modelDir: defaultModelDir(),
+      cacheDir: `${core.opts.dataDir}/agent-cache-probe`,
+      emulatedUplinkKbps: 200, // the 64 KiB body waits ~2.6 s: the agent stops meanwhile
+      log: pino({ level: 'silent' })
+    })
+    await lib.start()
+    await waitFor('pi-probe online', () => deviceState(core, 'pi-probe') === 'online')
+    const probing = lib.probe(64 * 1024)
+    await new Promise((r) => setTimeout(r, 600)) // past the round-trip message and into the lead's wait
+    await lib.stop()
+    await expect(probing).rejects.toThrow('not connected')
+  })
+
   it('unpairing revokes the token and disconnects the agent', async () => {
     const t = core.pair('pi-c').token
     const r = await connectRaw(core.mqttPort, { username: 'pi-c', password: t, clientId: 'pi-c' })
