@@ -242,19 +242,26 @@ describe('co-inference over the embedded broker with real agent processes', () =
     await waitFor('pi-a online again', () => deviceState(core, 'pi-a') === 'online')
   }, 40_000)
 
-  it("co-infers an image given through the agent's library API", async () => {
+  /** The agent's library in this process, paired and started. */
+  async function libraryAgent(id: string, over: { emulatedUplinkKbps?: number } = {}) {
     const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
     const { pino } = await import('pino')
-    const { readShippedSamples } = await import('../../../src/main/runtime/files.js')
     const lib = new EdgentAgent({
       brokerUrl: broker(),
-      id: 'pi-lib',
-      token: core.pair('pi-lib').token,
+      id,
+      token: core.pair(id).token,
       modelDir: defaultModelDir(),
-      cacheDir: `${core.opts.dataDir}/agent-cache-lib`,
-      log: pino({ level: 'silent' })
+      cacheDir: `${core.opts.dataDir}/agent-cache-${id}`,
+      log: pino({ level: 'silent' }),
+      ...over
     })
     await lib.start()
+    return lib
+  }
+
+  it("co-infers an image given through the agent's library API", async () => {
+    const { readShippedSamples } = await import('../../../src/main/runtime/files.js')
+    const lib = await libraryAgent('pi-lib')
     try {
       await waitFor('pi-lib online', () => deviceState(core, 'pi-lib') === 'online')
       await core.infer({ agent: 'pi-lib', count: 1, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 6 } })
@@ -274,18 +281,7 @@ describe('co-inference over the embedded broker with real agent processes', () =
     // A probe's lead message once failed ("not connected") while the probe waited out the body's
     // emulated serialisation, before anything listened to it: an unhandled rejection, and the agent
     // process died. Vitest fails a run on any unhandled rejection, so this test would too.
-    const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
-    const { pino } = await import('pino')
-    const lib = new EdgentAgent({
-      brokerUrl: broker(),
-      id: 'pi-probe',
-      token: core.pair('pi-probe').token,
-      modelDir: defaultModelDir(),
-      cacheDir: `${core.opts.dataDir}/agent-cache-probe`,
-      emulatedUplinkKbps: 200, // the 64 KiB body waits ~2.6 s: the agent stops meanwhile
-      log: pino({ level: 'silent' })
-    })
-    await lib.start()
+    const lib = await libraryAgent('pi-probe', { emulatedUplinkKbps: 200 }) // the 64 KiB body waits ~2.6 s: the agent stops meanwhile
     await waitFor('pi-probe online', () => deviceState(core, 'pi-probe') === 'online')
     const probing = lib.probe(64 * 1024)
     await new Promise((r) => setTimeout(r, 600)) // past the round-trip message and into the lead's wait
