@@ -214,12 +214,22 @@ export interface LinkStage {
   messaging: { fixedMs: number; perByteMs: number; perIdleMs?: number; form?: string; looErrorMs?: number | null } | null
   /**
    * Per side: a plan's segment = fixedMs + scale × the composed prediction [+ perInputElementMs × the
-   * elements it receives] [+ perIdleMs × the idle before it]; `form` names the terms the probes
+   * elements it receives] [+ perIdleMs × the idle before it] [+ sendingMs when the plan sends: a device
+   * segment whose worker waited out the plan's remote part]; `form` names the terms the probes
    * pinned down, `looError` their leave-one-out mean relative error on the probes.
    */
   segments: Record<
     'device' | 'edge',
-    { fixedMs: number; scale: number; perInputElementMs?: number; perOutputElementMs?: number; perIdleMs?: number; form?: string; looError?: number | null }
+    {
+      fixedMs: number
+      scale: number
+      perInputElementMs?: number
+      perOutputElementMs?: number
+      perIdleMs?: number
+      sendingMs?: number
+      form?: string
+      looError?: number | null
+    }
   > | null
   /** The probes: medians over `n` co-inferences each, and the fitted profile's predictions before this stage. */
   probes: {

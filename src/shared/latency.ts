@@ -236,7 +236,9 @@ export const SegmentTermsSchema = z
     scale: z.number().positive(),
     perInputElementMs: z.number().nonnegative().optional(),
     perOutputElementMs: z.number().nonnegative().optional(),
-    perIdleMs: z.number().nonnegative().optional()
+    perIdleMs: z.number().nonnegative().optional(),
+    /** A device segment's extra when its plan sends (its worker waited out the plan's remote part before it, cache-cold). */
+    sendingMs: z.number().nonnegative().optional()
   })
   .loose()
 export type SegmentTerms = z.infer<typeof SegmentTermsSchema>
@@ -250,15 +252,21 @@ export function segmentTermsMs(t: SegmentTerms | undefined, composedMs: number, 
       t.scale * composedMs +
       (t.perInputElementMs ?? 0) * ctx.inputElements +
       (t.perOutputElementMs ?? 0) * ctx.outputElements +
-      (t.perIdleMs ?? 0) * ctx.idleMs
+      (t.perIdleMs ?? 0) * ctx.idleMs +
+      (ctx.sends ? (t.sendingMs ?? 0) : 0)
   )
 }
 
-/** What a segment's terms read besides its composed prediction: the elements it receives and hands on, and the idle before it. */
+/**
+ * What a segment's terms read besides its composed prediction: the elements it receives and hands
+ * on, the idle before it, and whether its plan sends something (a device segment of a split or
+ * edge-only plan, not of a device-only one; absent: false).
+ */
 export interface SegmentContext {
   inputElements: number
   outputElements: number
   idleMs: number
+  sends?: boolean
 }
 
 export const CalibrationProfileSchema = z

@@ -194,7 +194,8 @@ export function buildCostTable(
       const devMs =
         p === 0
           ? 0
-          : (profile.segmentMs?.('device', Math.max(0, deviceMs), { inputElements: inElements, outputElements: edgeIn, idleMs: 0 }) ?? Math.max(0, deviceMs))
+          : (profile.segmentMs?.('device', Math.max(0, deviceMs), { inputElements: inElements, outputElements: edgeIn, idleMs: 0, sends: p < n }) ??
+            Math.max(0, deviceMs))
       group.push({
         exit: exit.exit,
         deviceLayers: p,
@@ -206,7 +207,8 @@ export function buildCostTable(
         edgeMs:
           p === n
             ? 0
-            : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, outputElements: outElements, idleMs: devMs }) ?? Math.max(0, edgeMs)),
+            : (profile.segmentMs?.('edge', Math.max(0, edgeMs), { inputElements: edgeIn, outputElements: outElements, idleMs: devMs, sends: true }) ??
+              Math.max(0, edgeMs)),
         uploadBytes,
         downloadBytes: p === n ? 0 : result,
         overheadMs: messagingMs(profile, p, n, uploadBytes, devMs),

@@ -129,6 +129,39 @@ describe('link stage fits', () => {
     )
   })
 
+  it('a device segment takes a fixed extra when its plan sends (its worker waited out the remote part), where the probes show one', () => {
+    // device probes as the shipped model's link stage has them: composed predictions, outputs, and whether the plan sends
+    const probes = [
+      { predictedMs: 0.41, outputElements: 25_088, sends: true },
+      { predictedMs: 1.47, outputElements: 10, sends: true },
+      { predictedMs: 1.65, outputElements: 10, sends: false },
+      { predictedMs: 0.41, outputElements: 25_088, sends: true },
+      { predictedMs: 5.5, outputElements: 4_704, sends: true },
+      { predictedMs: 7.9, outputElements: 3_072, sends: true },
+      { predictedMs: 9.56, outputElements: 10, sends: true },
+      { predictedMs: 9.74, outputElements: 10, sends: false },
+      { predictedMs: 3.33, outputElements: 4_704, sends: true }
+    ]
+    const noise = [0.01, -0.01, 0.02, -0.02, 0.01, 0.0, -0.01, 0.01, 0.0]
+    const cold = fitSegments(probes.map((p, i) => ({ ...p, measuredMs: 0.05 + 1.1 * p.predictedMs + (p.sends ? 0.5 : 0) + noise[i]! })))
+    expect(cold.form).toContain('when the plan sends')
+    expect(cold.sendingMs).toBeCloseTo(0.5, 1)
+    expect(cold.scale).toBeCloseTo(1.1, 1)
+    // no such difference: not taken
+    const warm = fitSegments(probes.map((p, i) => ({ ...p, measuredMs: 0.05 + 1.1 * p.predictedMs + noise[i]! })))
+    expect(warm.sendingMs).toBeUndefined()
+    // the planner adds it to the device segment of plans that send, not of device-only plans
+    const terms = { fixedMs: 0, scale: 1, sendingMs: 0.5 }
+    const a = buildCostTable(tiny, parseProfile(base, 'tiny'))
+    const b = buildCostTable(tiny, parseProfile({ ...base, segments: { device: terms } }, 'tiny'))
+    for (const [g, group] of b.exits.entries())
+      for (const [p, c] of group.entries()) {
+        const before = a.exits[g]![p]!
+        if (c.deviceLayers === 0) expect(c.deviceMs).toBe(0)
+        else expect(c.deviceMs).toBeCloseTo(before.deviceMs + (c.deviceLayers < c.layers ? 0.5 : 0), 9)
+      }
+  })
+
   it('messaging takes a cost per device ms before the send where the probes show one, and only then', () => {
     // nine sending probes as the shipped model's link stage has them: bytes and the device segment before each
     const probes = [

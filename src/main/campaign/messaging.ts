@@ -159,22 +159,22 @@ export interface SegmentPoint {
   idleMs?: number
   /** Elements the segment hands on (a device segment's: the activation at the cut). */
   outputElements?: number
+  /** Its plan sends something (a device segment of a split plan); false for a device-only plan's. */
+  sends?: boolean
 }
 
-type SegmentVar = 'pred' | 'in' | 'out' | 'idle'
-/** The forms a segment fit may take: the composed prediction and any of the other variables, simplest first. */
-const SEGMENT_FORMS: readonly (readonly SegmentVar[])[] = [
-  ['pred'],
-  ['pred', 'in'],
-  ['pred', 'out'],
-  ['pred', 'idle'],
-  ['pred', 'in', 'out'],
-  ['pred', 'in', 'idle'],
-  ['pred', 'out', 'idle'],
-  ['pred', 'in', 'out', 'idle']
-]
+type SegmentVar = 'pred' | 'in' | 'out' | 'idle' | 'sends'
+const OPTIONAL_VARS: readonly SegmentVar[] = ['in', 'out', 'idle', 'sends']
+/**
+ * The forms a segment fit may take: the composed prediction and any of the other variables, simplest
+ * first (fewest terms; in the order of OPTIONAL_VARS within a size).
+ */
+const SEGMENT_FORMS: readonly (readonly SegmentVar[])[] = Array.from({ length: 1 << OPTIONAL_VARS.length }, (_, mask) => [
+  'pred' as SegmentVar,
+  ...OPTIONAL_VARS.filter((_, i) => mask & (1 << i))
+]).sort((a, b) => a.length - b.length)
 const varOf = (p: SegmentPoint, v: SegmentVar): number =>
-  v === 'pred' ? p.predictedMs : v === 'in' ? (p.inputElements ?? 0) : v === 'out' ? (p.outputElements ?? 0) : (p.idleMs ?? 0)
+  v === 'pred' ? p.predictedMs : v === 'in' ? (p.inputElements ?? 0) : v === 'out' ? (p.outputElements ?? 0) : v === 'idle' ? (p.idleMs ?? 0) : p.sends ? 1 : 0
 
 /** Weighted (1/measured²) least squares of measured on 1 + vars; null when singular or not finite. */
 function solveSegment(points: readonly SegmentPoint[], vars: readonly SegmentVar[]): number[] | null {
@@ -252,13 +252,20 @@ export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { f
   const perInputElementMs = coef('in')
   const perOutputElementMs = coef('out')
   const perIdleMs = coef('idle')
+  const sendingMs = coef('sends')
   return {
     fixedMs: beta[0]!,
     scale: coef('pred')!,
     ...(perInputElementMs !== undefined ? { perInputElementMs } : {}),
     ...(perOutputElementMs !== undefined ? { perOutputElementMs } : {}),
     ...(perIdleMs !== undefined ? { perIdleMs } : {}),
-    form: ['fixed', ...vars.map((v) => ({ pred: 'scale × composed', in: 'per input element', out: 'per output element', idle: 'per idle ms' })[v])].join(' + '),
+    ...(sendingMs !== undefined ? { sendingMs } : {}),
+    form: [
+      'fixed',
+      ...vars.map(
+        (v) => ({ pred: 'scale × composed', in: 'per input element', out: 'per output element', idle: 'per idle ms', sends: 'when the plan sends' })[v]
+      )
+    ].join(' + '),
     looError: best.loo
   }
 }
@@ -359,13 +366,24 @@ export class LinkStageRun {
     const device = fitSegments(
       probes
         .filter((p) => p.deviceLayers > 0)
-        .map((p) => ({ predictedMs: p.predictedDeviceMs, measuredMs: p.deviceMs, outputElements: p.outputElements, inputElements: p.deviceInputElements }))
+        .map((p) => ({
+          predictedMs: p.predictedDeviceMs,
+          measuredMs: p.deviceMs,
+          outputElements: p.outputElements,
+          inputElements: p.deviceInputElements,
+          sends: p.deviceLayers < p.layers
+        }))
     )
     // The wait before an edge segment and before the send: the device segment as the profile will predict it.
     const idleOf = (p: (typeof sending)[number]) =>
       p.deviceLayers === 0
         ? 0
-        : segmentTermsMs(device, p.predictedDeviceMs, { inputElements: p.deviceInputElements ?? 0, outputElements: p.outputElements ?? 0, idleMs: 0 })
+        : segmentTermsMs(device, p.predictedDeviceMs, {
+            inputElements: p.deviceInputElements ?? 0,
+            outputElements: p.outputElements ?? 0,
+            idleMs: 0,
+            sends: true
+          })
     const edge = fitSegments(sending.map((p) => ({ predictedMs: p.predictedEdgeMs, measuredMs: p.edgeMs, inputElements: p.inputElements, idleMs: idleOf(p) })))
     const messaging = fitMessaging(sending.map((p) => ({ bytes: p.bytes, residualMs: p.residualMs, idleMs: idleOf(p) })))
     return { messaging, segments: { device, edge }, probes, why: null }

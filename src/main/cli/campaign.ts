@@ -86,6 +86,7 @@ export function formatLink(l: LinkStage): string[] {
       ...(t.perInputElementMs !== undefined ? [`${(t.perInputElementMs * 1e6).toFixed(2)} ms per million input elements`] : []),
       ...(t.perOutputElementMs !== undefined ? [`${(t.perOutputElementMs * 1e6).toFixed(2)} ms per million output elements`] : []),
       ...(t.perIdleMs !== undefined ? [`${t.perIdleMs.toFixed(4)} × the idle before it (the device segment)`] : []),
+      ...(t.sendingMs !== undefined ? [`${t.sendingMs.toFixed(3)} ms when the plan sends (the worker waited out the remote part)`] : []),
       ...(t.looError != null ? [`(leave-one-out error on the probes ${(t.looError * 100).toFixed(1)} %)`] : [])
     ]
       .join(' + ')
