@@ -389,6 +389,84 @@ describe('planner on the hand-sized model', () => {
   })
 })
 
+/**
+ * A counterexample fast-check found (seed 1144324288): no plan meets the requirement, the plans'
+ * latencies are all within a hair of each other, and the planner measured the tie from the first
+ * candidate tied with the minimum instead of from the minimum — taking a more accurate plan outside it.
+ */
+const NEAR_TIES_INFEASIBLE = [
+  {
+    inputShape: [1, 1, 28, 28],
+    trunk: [
+      { type: 'conv', out: [1, 9, 23, 23], k: 1, s: 1, f: 1 },
+      { type: 'pool', out: [1, 12, 1, 1], k: 1, s: 1, f: 1 },
+      { type: 'lrn', out: [1, 1], k: 1, s: 1, f: 1 },
+      { type: 'lrn', out: [1, 1], k: 1, s: 1, f: 1 },
+      { type: 'dropout', out: [1, 1, 1, 1], k: 1, s: 1, f: 1 },
+      { type: 'conv', out: [1, 1], k: 1, s: 1, f: 1 }
+    ],
+    branches: [
+      {
+        after: 1,
+        layers: [
+          { type: 'conv', out: [1, 1, 1, 1], k: 1, s: 1, f: 1 },
+          { type: 'dropout', out: [1, 1], k: 1, s: 1, f: 1 }
+        ]
+      },
+      { after: 1, layers: [{ type: 'conv', out: [1, 1], k: 1, s: 1, f: 1 }] }
+    ],
+    accuracies: [0.5, 0.5, 0.9]
+  },
+  {
+    format: 'edgent-calibration',
+    schema: 1,
+    id: 'random',
+    units: { latency: 'ms', size: 'elements', modelSize: 'bytes' },
+    device: {
+      conv: { coefficients: [0, 0], intercept: 0 },
+      relu: { coefficients: [0], intercept: 0 },
+      pool: { coefficients: [0, 0], intercept: 0 },
+      lrn: { coefficients: [0], intercept: 0 },
+      dropout: { coefficients: [3.4418834449212454e-10], intercept: 0 },
+      fc: { coefficients: [0, 0], intercept: 0 },
+      modelLoad: { coefficients: [0], intercept: 0 },
+      flatten: { coefficients: [0], intercept: 0 },
+      softmax: { coefficients: [0], intercept: 0 },
+      other: { coefficients: [0], intercept: 0 },
+      dwconv: { coefficients: [0, 0], intercept: 0 },
+      batchnorm: { coefficients: [0], intercept: 0 },
+      add: { coefficients: [0], intercept: 0 },
+      concat: { coefficients: [0], intercept: 0 },
+      globalpool: { coefficients: [0.0008675194139330216], intercept: 0 },
+      activation: { coefficients: [0], intercept: 0 },
+      block: { coefficients: [0, 0], intercept: 0 }
+    },
+    edge: {
+      conv: { coefficients: [0, 0], intercept: 0 },
+      relu: { coefficients: [0], intercept: 0 },
+      pool: { coefficients: [0, 0], intercept: 0 },
+      lrn: { coefficients: [0], intercept: 0 },
+      dropout: { coefficients: [0], intercept: 0 },
+      fc: { coefficients: [0, 0], intercept: 0 },
+      modelLoad: { coefficients: [0], intercept: 0 },
+      flatten: { coefficients: [0], intercept: 0 },
+      softmax: { coefficients: [0], intercept: 0 },
+      other: { coefficients: [0], intercept: 0 },
+      dwconv: { coefficients: [0, 0], intercept: 0 },
+      batchnorm: { coefficients: [0], intercept: 0 },
+      add: { coefficients: [0], intercept: 0 },
+      concat: { coefficients: [0], intercept: 0 },
+      globalpool: { coefficients: [0], intercept: 0 },
+      activation: { coefficients: [0], intercept: 0 },
+      block: { coefficients: [0, 0], intercept: 0 }
+    },
+    overheadMs: 0,
+    composition: 'sum',
+    regressor: 'linear'
+  },
+  { uplinkKbps: 1, latencyMs: 1 }
+] as unknown as [ModelShape, CalibrationProfile, Conditions]
+
 describe('planner properties (1,000 random models, profiles, bandwidths and requirements each)', () => {
   it('mode edgent equals an exhaustive search over every (exit, deviceLayers)', () => {
     fc.assert(
@@ -403,7 +481,7 @@ describe('planner properties (1,000 random models, profiles, bandwidths and requ
         })
         expect(got.predictedMs).toBeCloseTo(want.t, 6)
       }),
-      { ...runs, examples: [tieChain()] }
+      { ...runs, examples: [tieChain(), NEAR_TIES_INFEASIBLE] }
     )
   })
 
