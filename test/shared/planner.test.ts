@@ -19,7 +19,7 @@ import {
   type CostTable
 } from '../../src/shared/planner.js'
 import { payloadBytes, LOSSY_CODECS } from '../../src/shared/codecs.js'
-import { buildManifest, logUniform, modelShape, profileArb, type ModelShape } from '../fixtures/synthetic.js'
+import { buildManifest, logUniform, modelShape, profileArb, profileOf, zeroRegressions, type ModelShape } from '../fixtures/synthetic.js'
 
 const tiny = parseManifest(JSON.parse(readFileSync(new URL('../fixtures/tiny/manifest.json', import.meta.url), 'utf8')), 'tiny')
 const tinyProfile = parseProfile(JSON.parse(readFileSync(new URL('../fixtures/tiny/profile.json', import.meta.url), 'utf8')), 'tiny')
@@ -394,7 +394,7 @@ describe('planner on the hand-sized model', () => {
  * latencies are all within a hair of each other, and the planner measured the tie from the first
  * candidate tied with the minimum instead of from the minimum — taking a more accurate plan outside it.
  */
-const NEAR_TIES_INFEASIBLE = [
+const NEAR_TIES_INFEASIBLE: [ModelShape, CalibrationProfile, Conditions] = [
   {
     inputShape: [1, 1, 28, 28],
     trunk: [
@@ -416,56 +416,10 @@ const NEAR_TIES_INFEASIBLE = [
       { after: 1, layers: [{ type: 'conv', out: [1, 1], k: 1, s: 1, f: 1 }] }
     ],
     accuracies: [0.5, 0.5, 0.9]
-  },
-  {
-    format: 'edgent-calibration',
-    schema: 1,
-    id: 'random',
-    units: { latency: 'ms', size: 'elements', modelSize: 'bytes' },
-    device: {
-      conv: { coefficients: [0, 0], intercept: 0 },
-      relu: { coefficients: [0], intercept: 0 },
-      pool: { coefficients: [0, 0], intercept: 0 },
-      lrn: { coefficients: [0], intercept: 0 },
-      dropout: { coefficients: [3.4418834449212454e-10], intercept: 0 },
-      fc: { coefficients: [0, 0], intercept: 0 },
-      modelLoad: { coefficients: [0], intercept: 0 },
-      flatten: { coefficients: [0], intercept: 0 },
-      softmax: { coefficients: [0], intercept: 0 },
-      other: { coefficients: [0], intercept: 0 },
-      dwconv: { coefficients: [0, 0], intercept: 0 },
-      batchnorm: { coefficients: [0], intercept: 0 },
-      add: { coefficients: [0], intercept: 0 },
-      concat: { coefficients: [0], intercept: 0 },
-      globalpool: { coefficients: [0.0008675194139330216], intercept: 0 },
-      activation: { coefficients: [0], intercept: 0 },
-      block: { coefficients: [0, 0], intercept: 0 }
-    },
-    edge: {
-      conv: { coefficients: [0, 0], intercept: 0 },
-      relu: { coefficients: [0], intercept: 0 },
-      pool: { coefficients: [0, 0], intercept: 0 },
-      lrn: { coefficients: [0], intercept: 0 },
-      dropout: { coefficients: [0], intercept: 0 },
-      fc: { coefficients: [0, 0], intercept: 0 },
-      modelLoad: { coefficients: [0], intercept: 0 },
-      flatten: { coefficients: [0], intercept: 0 },
-      softmax: { coefficients: [0], intercept: 0 },
-      other: { coefficients: [0], intercept: 0 },
-      dwconv: { coefficients: [0, 0], intercept: 0 },
-      batchnorm: { coefficients: [0], intercept: 0 },
-      add: { coefficients: [0], intercept: 0 },
-      concat: { coefficients: [0], intercept: 0 },
-      globalpool: { coefficients: [0], intercept: 0 },
-      activation: { coefficients: [0], intercept: 0 },
-      block: { coefficients: [0, 0], intercept: 0 }
-    },
-    overheadMs: 0,
-    composition: 'sum',
-    regressor: 'linear'
-  },
+  } as unknown as ModelShape,
+  profileOf(zeroRegressions({ dropout: [3.4418834449212454e-10], globalpool: [0.0008675194139330216] }), zeroRegressions()),
   { uplinkKbps: 1, latencyMs: 1 }
-] as unknown as [ModelShape, CalibrationProfile, Conditions]
+]
 
 describe('planner properties (1,000 random models, profiles, bandwidths and requirements each)', () => {
   it('mode edgent equals an exhaustive search over every (exit, deviceLayers)', () => {
