@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { UserError, describeIssues } from './errors.js'
+import { npxCommand } from './npx.js'
 
 export const CredentialsSchema = z.object({
   schema: z.literal(1),
@@ -47,4 +48,4 @@ export function credentialsFor(o: { id: string; token: string; host: string; por
 }
 
 /** What to run on the Pi with the file beside it. */
-export const credentialsCommand = (file: string): string => `npx --no edgent-agent --credentials ${file}`
+export const credentialsCommand = (file: string): string => npxCommand('edgent-agent', '--credentials', file)

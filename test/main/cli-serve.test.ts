@@ -1,11 +1,12 @@
-import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { residual } from '../fixtures/dag.js'
+import { root } from './console/harness.js'
 import { edgentBin, startServe, type ServeProcess } from './serve-process.js'
 
 const run = promisify(execFile)
@@ -27,7 +28,7 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
   let serve: ServeProcess
 
   beforeAll(async () => {
-    serve = await startServe({ dataDir, args: ['--local-cpu-quota', '0.5'] })
+    serve = await startServe({ dataDir, args: ['--local-cpu-quota', '0.5', '--advertise-host', '127.0.0.1'] })
     for (let i = 0; i < 120; i++) {
       const { stdout } = await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])
       if ((JSON.parse(stdout) as { id: string; state: string }[]).some((d) => d.id === 'local-pi' && d.state === 'online')) break
@@ -164,7 +165,7 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
   it('pairs a new agent with the exact command to run, and unpairs it', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'edgent-pair-')), 'pi-kitchen.credentials.json')
     const { stdout } = await run(process.execPath, [edgent, 'pair', 'pi-kitchen', '--data-dir', dataDir, '--out', out])
-    expect(stdout).toContain('npx --no edgent-agent --credentials pi-kitchen.credentials.json')
+    expect(stdout).toContain('npx --no -- edgent-agent --credentials pi-kitchen.credentials.json')
     expect(stdout).toMatch(/over TLS \(mqtts:\/\/\S+:\d+\) and pins this console's CA, SHA-256 [0-9a-f:]{95}/)
     expect(statSync(out).mode & 0o777).toBe(0o600)
     const cred = JSON.parse(readFileSync(out, 'utf8')) as { id: string; broker: string; token: string; ca: string }
@@ -186,6 +187,39 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect((bad as { code: number }).code).toBe(2)
     expect((bad as { stderr: string }).stderr).toMatch(/^edgent: agent id "Bad\/Id" is not valid/)
   })
+
+  it('the pairing command it prints, run as printed with npm 11 in a folder where the agent is installed, connects the agent', async () => {
+    // The folder as `npm install edgent-agent-*.tgz` leaves it on a Pi: a package with the agent's bin.
+    const piDir = mkdtempSync(join(tmpdir(), 'edgent-pi-'))
+    writeFileSync(join(piDir, 'package.json'), '{"name":"pi-home","private":true}\n')
+    mkdirSync(join(piDir, 'node_modules', '.bin'), { recursive: true })
+    symlinkSync(join(root, 'pi-agent', 'bin', 'edgent-agent.js'), join(piDir, 'node_modules', '.bin', 'edgent-agent'))
+    const { stdout } = await run(process.execPath, [edgent, 'pair', 'pi-npx', '--data-dir', dataDir, '--out', join(piDir, 'pi-npx.credentials.json')])
+    const printed = stdout
+      .split('\n')
+      .find((l) => l.trim().startsWith('npx '))!
+      .trim()
+    expect(printed).toBe('npx --no -- edgent-agent --credentials pi-npx.credentials.json')
+    // the exact string through a shell, with the npm on PATH (the README's: npm 11)
+    const npmVersion = (await run('npm', ['--version'])).stdout.trim()
+    expect(Number(npmVersion.split('.')[0])).toBeGreaterThanOrEqual(11)
+    const agent = spawn('sh', ['-c', printed], { cwd: piDir, detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
+    let agentErr = ''
+    agent.stderr!.on('data', (d: Buffer) => void (agentErr = (agentErr + d.toString()).slice(-4000)))
+    try {
+      let state = ''
+      for (let i = 0; i < 240 && state !== 'online'; i++) {
+        if (agent.exitCode !== null) throw new Error(`the printed command exited ${agent.exitCode}: ${agentErr}`)
+        const list = JSON.parse((await run(process.execPath, [edgent, 'devices', '--data-dir', dataDir, '--json'])).stdout) as { id: string; state: string }[]
+        state = list.find((d) => d.id === 'pi-npx')?.state ?? ''
+        if (state !== 'online') await new Promise((r) => setTimeout(r, 500))
+      }
+      expect(state, agentErr).toBe('online')
+    } finally {
+      if (agent.exitCode === null) process.kill(-agent.pid!, 'SIGTERM')
+    }
+    await run(process.execPath, [edgent, 'unpair', 'pi-npx', '--data-dir', dataDir])
+  }, 180_000)
 
   it('cancels a running campaign from the CLI, and `campaign run --json` then exits 1 with the status', async () => {
     const runP = run(process.execPath, [edgent, 'campaign', 'run', '--agent', 'local-pi', '--kind', 'layers', '--reps', '3', '--json', '--data-dir', dataDir], {

@@ -31,7 +31,7 @@ const flagsOf = (line: string): string[] => [...line.matchAll(/(?:^|[\s[|])(--[a
 describe('README command lines', () => {
   it('use only flags that `edgent <command> --help` lists', async () => {
     const lines = [...commands('README.md'), ...commands('pi-agent/README.md')]
-      .map((l) => /(?:npx (?:--no )?edgent|npm run testbed --)\s+(.*)$/.exec(l))
+      .map((l) => /(?:npx (?:--no (?:-- )?)?edgent|npm run testbed --)\s+(.*)$/.exec(l))
       .filter((m): m is RegExpExecArray => !!m && !m[0].includes('edgent-agent'))
     expect(lines.length).toBeGreaterThan(8)
     const problems: string[] = []

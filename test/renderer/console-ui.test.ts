@@ -90,11 +90,11 @@ describe('the console in a browser (headless shell)', () => {
     expect(await mismatch('Pi_UI')).toBe(true)
     expect(await mismatch('pi-ui')).toBe(false)
     await page.click('[data-testid=pair-submit]')
-    expect(await page.textContent('[data-testid=pair-command]')).toBe('npx --no edgent-agent --credentials pi-ui.credentials.json')
+    expect(await page.textContent('[data-testid=pair-command]')).toBe('npx --no -- edgent-agent --credentials pi-ui.credentials.json')
     await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin })
     await page.click('[data-testid=pair-copy]')
     await expect.poll(async () => page.textContent('[data-testid=pair-copy]')).toBe('Copied')
-    expect(await page.evaluate('navigator.clipboard.readText()')).toBe('npx --no edgent-agent --credentials pi-ui.credentials.json')
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe('npx --no -- edgent-agent --credentials pi-ui.credentials.json')
     expect(await page.getAttribute('[data-testid=pair-download]', 'download')).toBe('pi-ui.credentials.json')
     const cred = JSON.parse((await page.textContent('[data-testid=pair-credentials]'))!) as { id: string; broker: string; token: string }
     expect(cred).toMatchObject({ id: 'pi-ui', token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) })

@@ -11,6 +11,7 @@ import { withStore } from '../store/store.js'
 import { hashToken, newToken } from '../console/tokens.js'
 import { caFingerprint } from '../console/tls.js'
 import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
+import { npxCommand } from '../../shared/npx.js'
 import type { Settings } from '../../shared/settings.js'
 import { readSettings } from '../runtime/settings-file.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
@@ -77,9 +78,9 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       `  MQTT broker: ${o.broker ?? `mqtt://${mqttHost}:${core.mqttPort}`}${core.mqttTlsPort ? ` and mqtts://${mqttsHost}:${core.mqttTlsPort} (CA SHA-256 ${core.tls?.caSha256.slice(0, 16)}…)` : ''}`,
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
       local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
-      `  pair a Pi:   npx --no edgent pair <id> --data-dir ${dataDir}   (writes <id>.credentials.json to copy to the Pi)`,
+      `  pair a Pi:   ${npxCommand('edgent', 'pair', '<id>', '--data-dir', dataDir)}   (writes <id>.credentials.json to copy to the Pi)`,
       advertisedLine(o.advertiseHost ?? null),
-      `  co-infer:    npx --no edgent infer --agent ${local ? 'local-pi' : '<id>'} --count 50 --latency-ms 100 --data-dir ${dataDir}`,
+      `  co-infer:    ${npxCommand('edgent', 'infer', '--agent', local ? 'local-pi' : '<id>', '--count', '50', '--latency-ms', '100', '--data-dir', dataDir)}`,
       'Ctrl-C stops.'
     ].join('\n')
   )

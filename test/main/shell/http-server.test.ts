@@ -118,7 +118,7 @@ describe('the loopback API: WebSocket and static renderer', () => {
     expect(await byId(3)).toEqual({ id: 3, ok: false, error: 'unknown method "dropTables"' })
     expect(await byId(4)).toMatchObject({ ok: false, error: 'unknown agent "nobody" (pair it first: edgent pair nobody)' })
     const paired = (await byId(5)) as { ok: true; data: { command: string; token: string; credentials: string } }
-    expect(paired.data.command).toBe('npx --no edgent-agent --credentials pi-ws.credentials.json')
+    expect(paired.data.command).toBe('npx --no -- edgent-agent --credentials pi-ws.credentials.json')
     expect(JSON.parse(paired.data.credentials)).toEqual({ schema: 1, id: 'pi-ws', broker: `mqtt://127.0.0.1:${core.mqttPort}`, token: paired.data.token })
     expect(paired.data).toMatchObject({ replaced: false })
     c.ws.send(JSON.stringify({ id: 6, method: 'pair', args: { id: 'pi-ws' } }))
