@@ -28,7 +28,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { median } from 'simple-statistics'
 import type { CommandReply, LayerTable, TimingRegime } from '../../shared/agent-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { fitFeatures, regressionKeyOf, type Regressor, type Side } from '../../shared/latency.js'
+import { fitFeatures, regressionKeyOf, type CalibrationProfile, type Regressor, type Side } from '../../shared/latency.js'
 import type { Layer, Manifest } from '../../shared/manifest.js'
 import { SyntheticSpecSchema, buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -290,7 +290,7 @@ export class Campaigns {
       }
       // What the device plans with now (after the choice): that profile, with its regressor.
       const nowRow = this.deps.store.profiles.current(deviceId)
-      const nowRegressor = nowRow ? ((JSON.parse(nowRow.json) as { regressor?: string }).regressor ?? 'linear') : null
+      const nowRegressor = nowRow ? nowRow.profile.regressor : null
       s.predictors = scored.map((x) => ({
         name: x.name,
         errors: x.errors,
@@ -322,7 +322,7 @@ export class Campaigns {
   /** The probe plans of a profile's link stage, with what it measured (none when it had none). */
   private linkProbes(profileId: string): LinkStage['probes'] {
     const row = this.deps.store.profiles.get(profileId)
-    return row ? (linkOf(row.json)?.probes ?? []) : []
+    return row ? (linkOf(row.profile)?.probes ?? []) : []
   }
 
   cancel(id: string): void {
@@ -465,7 +465,7 @@ export class Campaigns {
       if (stage.segments) profile.segments = stage.segments
       profile.source = { ...profile.source, link: stage }
       this.fits.set(id, report)
-      campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, json: JSON.stringify(profile) })
+      campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, profile })
     } catch (err) {
       this.stopped(id, err)
     } finally {
@@ -479,7 +479,7 @@ export class Campaigns {
     if (!c) return undefined
     const p = profiles.byCampaign(id)
     let fits = this.fits.get(id) ?? null
-    if (!fits && p) fits = reportFromProfile(p.json)
+    if (!fits && p) fits = reportFromProfile(p.profile)
     return {
       id: c.id,
       deviceId: c.deviceId,
@@ -496,7 +496,7 @@ export class Campaigns {
       plans: c.kind === 'plans' ? (c.summary as PlansSummary | null) : null,
       pass: c.status === 'running' ? (this.passes.get(id) ?? null) : null,
       warnings: healthWarnings(campaigns.health(id)),
-      link: p ? linkOf(p.json) : null
+      link: p ? linkOf(p.profile) : null
     }
   }
 
@@ -548,13 +548,14 @@ export function heldOutKeys(keys: readonly string[], groups: readonly string[]):
 }
 
 /** The link stage a profile's campaign ran (its `source.link`), if any. */
-function linkOf(json: string): LinkStage | null {
-  const m = (JSON.parse(json) as { source?: { link?: LinkStage } }).source?.link
+function linkOf(profile: CalibrationProfile): LinkStage | null {
+  const m = profile.source?.['link'] as LinkStage | undefined
   return m && typeof m === 'object' && 'probes' in m ? m : null
 }
 
-function reportFromProfile(json: string): FitReport[] {
-  const p = JSON.parse(json) as Record<
+/** A stored profile's fit report (the figures each regression keeps beside its coefficients). */
+function reportFromProfile(profile: CalibrationProfile): FitReport[] {
+  const p = profile as unknown as Record<
     'device' | 'edge',
     Record<string, { n?: number; r2?: number | null; mape?: number | null; heldOut?: { n: number; mape: number | null; r2: number | null } }>
   >

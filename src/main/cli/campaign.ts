@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
-import { REGRESSOR_TEXT, parseProfile, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
+import { REGRESSOR_TEXT, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
 import { withStore } from '../store/store.js'
 import { callConsole, runningConsole as running } from './client.js'
@@ -282,8 +282,11 @@ export function importCalibration(o: { file: string; dataDir: string }): string 
 export function storedProfile(dataDir: string, id: string): CalibrationProfile | null {
   const file = dbFile(dataDir)
   if (!existsSync(file)) return null
-  const row = withStore(file, (store) => store.profiles.get(id))
-  return row ? parseProfile(JSON.parse(row.json), `stored profile ${id}`) : null
+  const row = withStore(file, (store) => {
+    const r = store.profiles.get(id)
+    return r && { profile: r.profile }
+  })
+  return row ? row.profile : null
 }
 
 export async function profileList(agent: string, dataDir: string, json: boolean): Promise<string> {

@@ -23,6 +23,7 @@ import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
 import type { Fleet } from './fleet.js'
 import type { LinkMonitor } from './link-monitor.js'
+import type { LatencySources } from './latency-sources.js'
 import type { Planning } from './planning.js'
 import type { Models } from './models.js'
 import { LogLimiter, kindOf } from './log-limit.js'
@@ -72,6 +73,8 @@ export interface CoInferenceDeps {
   fleet: Fleet
   monitor: LinkMonitor
   planning: Planning
+  /** The device's measured tables (timed before its first batch). */
+  sources: LatencySources
   emit: Emit
   /** True when someone observes raw activation frames (the `frame` event). */
   observingFrames(): boolean
@@ -305,7 +308,7 @@ export class CoInference {
   }
 
   async infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
-    const { fleet, planning, monitor, store } = this.deps
+    const { fleet, planning, sources, monitor, store } = this.deps
     const id = fleet.online(opts.agent)
     if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
     const codec = opts.plan?.codec
@@ -313,7 +316,7 @@ export class CoInference {
       throw new UserError(
         `agent ${id} does not announce codec ${codec} (an agent from before codecs sends f32 only): update it, or pin the plan without a codec`
       )
-    await planning.deviceTable(id)
+    await sources.deviceTable(id)
     const kbps = opts.uplinkKbps ?? (await monitor.ensureEstimate(id))
     if (opts.percentile !== undefined) checkPercentile(opts.percentile)
     const percentile = opts.percentile !== undefined && opts.percentile !== 50 ? opts.percentile : undefined

@@ -24,6 +24,7 @@ import { Fleet } from './fleet.js'
 import { LinkMonitor } from './link-monitor.js'
 import type { ConsoleOptions } from './options.js'
 import { Planning } from './planning.js'
+import { LatencySources } from './latency-sources.js'
 import { Distribution } from './distribution.js'
 import { Models, type ServedModel } from './models.js'
 import { Uploads } from './uploads.js'
@@ -43,6 +44,8 @@ export class EdgentConsole extends EventEmitter {
   readonly fleet: Fleet
   readonly distribution: Distribution
   readonly monitor: LinkMonitor
+  /** What predicts each device's latency: measured tables, profiles, regressors, cost tables. */
+  readonly sources: LatencySources
   readonly planning: Planning
   readonly coinference: CoInference
   readonly campaigns: Campaigns
@@ -115,19 +118,26 @@ export class EdgentConsole extends EventEmitter {
     })
     // The largest activation the console accepts: its packet limit less a frame's largest overhead.
     const maxUploadBytes = opts.maxPacketBytes - FRAME_OVERHEAD_MAX
-    this.planning = new Planning({
-      ...base,
+    this.sources = new LatencySources({
+      store: this.store,
+      log,
       executor: this.executor,
       models: this.models,
       ensureOnAgent: (id, m) => this.distribution.ensureOnAgent(id, m),
       request,
-      publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       profileReps: opts.profileReps,
+      maxUploadBytes,
+      hello: (id) => this.fleet.view(id).hello,
+      ...(opts.maxCodecDropPts !== undefined ? { maxCodecDropPts: opts.maxCodecDropPts } : {})
+    })
+    this.planning = new Planning({
+      ...base,
+      sources: this.sources,
+      publishRetained: (topic, payload) => this.link.publishAsync(topic, payload, { qos: 1, retain: true }),
       maxUploadBytes,
       edgeLoad: this.edgeLoad,
       loadAware: opts.loadAware ?? true,
-      hello: (id) => this.fleet.view(id).hello,
-      ...(opts.maxCodecDropPts !== undefined ? { maxCodecDropPts: opts.maxCodecDropPts } : {})
+      hello: (id) => this.fleet.view(id).hello
     })
     this.monitor = new LinkMonitor({
       ...base,
@@ -143,6 +153,7 @@ export class EdgentConsole extends EventEmitter {
       fleet: this.fleet,
       monitor: this.monitor,
       planning: this.planning,
+      sources: this.sources,
       observingFrames: () => this.listenerCount('frame') > 0,
       onFrame: (id) => {
         this.edgeLoad.addFrame(id)
@@ -166,17 +177,17 @@ export class EdgentConsole extends EventEmitter {
       setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
       infer: (o) => this.coinference.infer(o),
       rawCosts: async (id) => {
-        await this.planning.deviceTable(id)
-        return { table: this.planning.costTable(id, true), source: this.planning.latencySource(id) }
+        await this.sources.deviceTable(id)
+        return { table: this.sources.costTable(id), source: this.sources.latencySource(id) }
       },
-      predictorTables: (id) => this.planning.predictorTables(id),
-      chooseRegressor: (id, profileId, scored, campaignId) => this.planning.chooseRegressor(id, profileId, scored, campaignId),
+      predictorTables: (id) => this.sources.predictorTables(id),
+      chooseRegressor: (id, profileId, scored, campaignId) => this.sources.chooseRegressor(id, profileId, scored, campaignId),
       maxUploadBytes,
       deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
       deviceHealth: (id) => this.fleet.health(id),
       onProgress: (status) => {
         // A completed campaign made a new current profile: plan with it from now on.
-        if (status.status === 'done' && status.profileId) this.planning.sourceChanged(status.deviceId)
+        if (status.status === 'done' && status.profileId) this.sources.sourceChanged(status.deviceId)
         emit('campaign', status)
       }
     })
@@ -196,7 +207,8 @@ export class EdgentConsole extends EventEmitter {
     await this.executor.start()
     await this.models.start()
     this.fleet.start()
-    await this.planning.start()
+    await this.sources.start()
+    this.planning.start()
     if (this.broker) {
       await this.link.start() // subscribes in process before the broker listens
       if (this.opts.mqttTlsPort !== undefined && this.opts.mqttTlsPort !== null) {
@@ -225,6 +237,7 @@ export class EdgentConsole extends EventEmitter {
     await this.link.stop()
     await this.broker?.stop()
     this.planning.stop()
+    this.sources.stop()
     this.fleet.stop()
     await this.executor.stop()
     this.store.stop()
@@ -293,7 +306,7 @@ export class EdgentConsole extends EventEmitter {
         plan: this.planning.currentPlan(d.id),
         reportedPlanId: p.reportedPlanId,
         uplinkEstimateKbps: this.monitor.estimateKbps(d.id),
-        latencySource: d.revoked_at ? null : this.planning.latencySource(d.id),
+        latencySource: d.revoked_at ? null : this.sources.latencySource(d.id),
         model: this.models.forDevice(d.id).id,
         modelAssigned: !!d.model_id,
         transfer: this.distribution.transfers().find((t) => t.agentId === d.id) ?? null,
@@ -307,7 +320,7 @@ export class EdgentConsole extends EventEmitter {
     return { ...this.edgeLoad.view(), queued: this.executor.queued, loadAware: this.planning.loadAware }
   }
   useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
-    return this.planning.useProfile(this.fleet.known(agentId), profileId, regressor)
+    return this.sources.useProfile(this.fleet.known(agentId), profileId, regressor)
   }
   infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     return this.coinference.infer(opts)

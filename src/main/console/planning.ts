@@ -1,49 +1,39 @@
 /**
- * Planning: for each device, the latency source (its current fitted profile, or the measured
- * per-layer tables), the online correction learned from co-inference, the configuration maps, and
- * the plans pushed to it (retained, so a restarted agent resumes its plan). A move of the uplink
- * estimate into another interval of the configuration map pushes the map's plan for it.
+ * Planning: for each device, what it is planned for (its intent), the plans pushed to it (retained,
+ * so a restarted agent resumes its plan; a bounded record in memory, all of them in the store), the
+ * online correction learned from co-inference on top of its latency source (latency-sources.ts), the
+ * tail models, the configuration maps, and load-aware replanning. A move of the uplink estimate into
+ * another interval of the configuration map pushes the map's plan for it.
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { median } from 'simple-statistics'
-import type { AgentRequest, LayerTable } from '../../shared/agent-api.js'
-import type { InferRow, InferSummary, LatencySource } from '../../shared/console-api.js'
+import type { InferRow, InferSummary } from '../../shared/console-api.js'
 import { OnlineCorrection } from '../../shared/correction.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { PAPER_2018, REGRESSOR_TEXT, parseProfile, regressorsOf, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
 import { cutShape, exitPath } from '../../shared/manifest.js'
-import { measuredSource } from '../../shared/measured-source.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/frame.js'
 import { PlanSchema, SCHEMA, encodeJson, type Hello, type PlanMessage } from '../../shared/messages.js'
 import {
-  buildCostTable,
   candidateAt,
   configurationMap,
   latencyOf,
   lookupMap,
   plan as planAt,
-  profileSource,
   sameConfiguration,
   toPlan,
   type Breakdown,
   type Candidate,
   type CostTable,
-  type MapInterval,
-  type CodecOptions,
-  DEFAULT_MAX_CODEC_DROP_PTS
+  type MapInterval
 } from '../../shared/planner.js'
 import { topics } from '../../shared/topics.js'
-import type { PredictorTable } from '../campaign/plans.js'
 import { TAIL_WINDOW, measureTail, tailTable, type TailModel } from '../../shared/tail.js'
-import type { OrtExecutor } from '../runtime/executor.js'
-import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
-import type { Models, ServedModel } from './models.js'
+import type { LatencySources } from './latency-sources.js'
 import type { EdgeLoad } from './edge-load.js'
-import { isCodec, payloadBytes, type Codec } from '../../shared/codecs.js'
-import { measureCodecCosts } from '../../shared/codec-cost.js'
+import { payloadBytes, type Codec } from '../../shared/codecs.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -62,11 +52,8 @@ export interface PlanIntent {
 }
 
 interface DevicePlanning {
-  /** The model the tables, maps and plans below are for (a new assignment resets them). */
+  /** The model the maps and corrections below are for (a new assignment resets them). */
   model: string
-  deviceTable: LayerTable | null
-  /** The device's current fitted profile (undefined: not read yet; null: none, plan with measured tables). */
-  profile?: { id: string; profile: CalibrationProfile; problem: string | null } | null
   correction: OnlineCorrection
   /** Configuration maps by requirement and percentile. */
   maps: Map<string, MapInterval[]>
@@ -74,31 +61,32 @@ interface DevicePlanning {
   tails: Map<number, TailModel>
   intent: PlanIntent | null
   plan: StoredPlan | null
+  /** The ids of the plans pushed to it that are kept in memory, oldest first (at most PLANS_KEPT). */
+  planIds: string[]
 }
 
 export interface PlanningDeps {
   store: Store
-  executor: OrtExecutor
-  models: Models
-  /** Makes the agent hold a model (fetched from this console when it does not). */
-  ensureOnAgent(agentId: string, m: ServedModel): Promise<void>
+  /** What predicts the device's latency: cost tables, models, measured tables. */
+  sources: LatencySources
   emit: Emit
   log: Logger
-  request: AgentRequest
   publishRetained(topic: string, payload: Uint8Array): Promise<void>
-  /** Repetitions when timing layers (the edge at start, a device on first contact). */
-  profileReps: number
   /** The largest activation the console accepts (its packet limit less a frame's overhead): plans sending more are never chosen. */
   maxUploadBytes: number
   /** The edge's measured load (absent: plans as if each device had the edge to itself). */
   edgeLoad?: EdgeLoad
   /** Plan with the edge's load (default true). */
   loadAware?: boolean
-  /** An agent's hello (the codecs it sends and what encoding costs it); absent: f32 only. */
+  /** An agent's hello (the codecs it announces key its configuration maps). */
   hello?(agentId: string): Hello | null | undefined
-  /** The largest accuracy drop a lossy codec may cost, percentage points (default 0.5). */
-  maxCodecDropPts?: number
 }
+
+/**
+ * The plans kept in memory per device (a batch's rows are matched to the plans they ran with; older
+ * plans are in the store). A device replanned for every frame for hours must not grow the console.
+ */
+export const PLANS_KEPT = 512
 
 /** Load-aware replanning: at most one device's plan changes per this many ms (devices move one at a time, not as a herd). */
 export const LOAD_REPLAN_MS = 250
@@ -108,94 +96,68 @@ const LOAD_HYSTERESIS = 0.1
 export class Planning {
   private readonly devices = new Map<string, DevicePlanning>()
   private readonly plans = new Map<string, StoredPlan>()
-  /** This machine's (the edge's) per-layer timings, per model. */
-  private readonly edge = new Map<string, LayerTable>()
-  private readonly timingEdge = new Map<string, Promise<LayerTable>>()
+  private unsubscribe: (() => void) | null = null
 
   /** Plans use the edge's measured load (setLoadAware: the load test compares both ways). */
   loadAware: boolean
   private lastLoadTick = 0
 
-  /** The largest accuracy drop a lossy codec may cost a plan, percentage points. */
-  maxCodecDropPts: number
-  private edgeDecodeNs: Record<Codec, number> | null = null
-
   constructor(private readonly deps: PlanningDeps) {
     this.loadAware = deps.loadAware ?? true
-    this.maxCodecDropPts = deps.maxCodecDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS
   }
 
-  /**
-   * The codecs an agent's plans may use: those its hello announces (an agent from before codecs:
-   * f32 only), priced with its measured encoding and this machine's measured decoding.
-   */
-  codecOptions(agentId: string): CodecOptions | undefined {
-    const hello = this.deps.hello?.(agentId)
-    const codecs = (hello?.codecs ?? []).filter(isCodec)
-    if (!codecs.length) return undefined
-    this.edgeDecodeNs ??= measureCodecCosts().decodeNs
-    const device: Partial<Record<Codec, number>> = {}
-    for (const [k, v] of Object.entries(hello?.codecEncodeNs ?? {})) if (isCodec(k)) device[k] = v
-    return { codecs, maxDropPts: this.maxCodecDropPts, cost: { device, edge: this.edgeDecodeNs } }
+  /** Follows the latency sources: a device whose source changed drops its correction, maps and tails. */
+  start(): void {
+    this.unsubscribe = this.deps.sources.onChange((id) => this.sourceChanged(id))
   }
 
-  /** Times every layer of the default model on this machine (the edge); others are timed when first planned. */
-  async start(): Promise<void> {
-    await this.ensureEdge(this.deps.models.default)
-  }
-
+  /** Forgets every device's intent, plan, correction and maps (plans stay in the store). */
   stop(): void {
+    this.unsubscribe?.()
+    this.unsubscribe = null
     this.devices.clear()
-  }
-
-  private async ensureEdge(m: ServedModel): Promise<LayerTable> {
-    const hit = this.edge.get(m.id)
-    if (hit) return hit
-    let p = this.timingEdge.get(m.id)
-    if (!p) {
-      p = measureLayers(this.deps.executor, m.manifest, m.samplePixels, this.deps.profileReps).then((t) => {
-        this.edge.set(m.id, t)
-        this.deps.log.info({ model: m.id, exitFusedMs: t.exitFusedMs }, 'edge layers timed')
-        return t
-      })
-      this.timingEdge.set(m.id, p)
-      p.finally(() => this.timingEdge.delete(m.id)).catch(() => undefined)
-    }
-    return p
-  }
-
-  /** This machine's (the edge's) per-layer timings of a model (the default one unless named), measured once. */
-  edgeTable(modelId: string = this.deps.models.default.id): LayerTable {
-    const t = this.edge.get(modelId)
-    if (!t) throw new UserError(`the edge has not timed model ${modelId} yet`)
-    return t
+    this.plans.clear()
   }
 
   private fresh(model: string): DevicePlanning {
-    return { model, deviceTable: null, correction: new OnlineCorrection(), maps: new Map(), tails: new Map(), intent: null, plan: null }
+    return { model, correction: new OnlineCorrection(), maps: new Map(), tails: new Map(), intent: null, plan: null, planIds: [] }
   }
 
   private device(id: string): DevicePlanning {
-    const d = this.devices.get(id) ?? this.fresh(this.deps.models.forDevice(id).id)
+    const d = this.devices.get(id) ?? this.fresh(this.deps.sources.modelOf(id).id)
     this.devices.set(id, d)
     return d
   }
 
-  /** The model a device's tables and plans are for. */
-  modelOf(agentId: string): ServedModel {
-    return this.deps.models.get(this.device(agentId).model)
+  /** After a device's model assignment changed: its tables, corrections and maps start over for the new model (intent and plan kept). */
+  modelChanged(agentId: string): void {
+    this.deps.sources.modelChanged(agentId)
+    const d = this.devices.get(agentId)
+    const model = this.deps.sources.modelOf(agentId).id
+    if (d && d.model === model) return
+    this.devices.set(agentId, { ...this.fresh(model), intent: d?.intent ?? null, plan: d?.plan ?? null, planIds: d?.planIds ?? [] })
   }
 
-  /** After a device's model assignment changed: its tables, corrections and maps start over for the new model. */
-  modelChanged(agentId: string): void {
+  /** After a device's latency source changed: forget the corrections and maps learned on the old one. */
+  sourceChanged(agentId: string): void {
     const d = this.devices.get(agentId)
-    const model = this.deps.models.forDevice(agentId).id
-    if (d && d.model === model) return
-    this.devices.set(agentId, { ...this.fresh(model), intent: d?.intent ?? null, plan: d?.plan ?? null })
+    if (!d) return
+    d.correction = new OnlineCorrection()
+    d.maps.clear()
+    d.tails.clear()
   }
 
   plan(planId: string): StoredPlan | undefined {
     return this.plans.get(planId)
+  }
+
+  /** Keeps a pushed plan as the device's current one, and in its bounded record (the oldest beyond PLANS_KEPT go). */
+  private remember(agentId: string, plan: StoredPlan): void {
+    const d = this.device(agentId)
+    d.plan = plan
+    this.plans.set(plan.planId, plan)
+    d.planIds.push(plan.planId)
+    while (d.planIds.length > PLANS_KEPT) this.plans.delete(d.planIds.shift()!)
   }
 
   currentPlan(agentId: string): StoredPlan | null {
@@ -204,139 +166,21 @@ export class Planning {
 
   /** Ids of every plan pushed to an agent so far (a batch counts its plan changes with it). */
   planIds(agentId: string): string[] {
-    return [...this.plans.values()].filter((p) => p.deviceId === agentId).map((p) => p.planId)
+    return [...(this.devices.get(agentId)?.planIds ?? [])]
   }
 
   setIntent(agentId: string, intent: PlanIntent): void {
     this.device(agentId).intent = intent
   }
 
-  /**
-   * Measures the device's layers (once per agent and model) through the agent's profile-layers
-   * command, after making sure the agent holds the model (it fetches it from this console if not) and
-   * the edge has timed it.
-   */
-  async deviceTable(agentId: string): Promise<LayerTable> {
-    this.modelChanged(agentId)
-    const d = this.device(agentId)
-    if (d.deviceTable) return d.deviceTable
-    const m = this.deps.models.get(d.model)
-    await this.ensureEdge(m)
-    await this.deps.ensureOnAgent(agentId, m)
-    const r = await this.deps.request(agentId, 'profile-layers', { reps: this.deps.profileReps, model: m.id }, 300_000)
-    if (r.model !== m.id) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves it ${m.id}`)
-    if (this.device(agentId) !== d) throw new UserError(`agent ${agentId}'s model changed while its layers were being timed`)
-    d.deviceTable = r
-    this.deps.log.info({ agentId, exitFusedMs: r.exitFusedMs }, 'device layers timed')
-    return r
-  }
-
-  /**
-   * The latency source the planner uses for a device: its current fitted profile (a campaign's
-   * regressions for both sides) when it has one that predicts every layer of the served model,
-   * else the measured per-layer tables. `edgent profile use` / `useProfile` selects.
-   */
-  latencySource(agentId: string): LatencySource {
-    const p = this.loadProfile(agentId)
-    if (p && !p.problem) return { kind: 'profile', profileId: p.id, problem: null }
-    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null }
-  }
-
-  private loadProfile(agentId: string): { id: string; profile: CalibrationProfile; problem: string | null } | null {
-    const d = this.device(agentId)
-    if (d.profile !== undefined) return d.profile
-    const row = this.deps.store.profiles.current(agentId)
-    if (!row) {
-      d.profile = null
-      return null
-    }
-    const profile = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
-    let problem: string | null = null
-    try {
-      const src = profileSource(profile)
-      for (const l of this.modelOf(agentId).manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
-    } catch (err) {
-      problem = `${errorMessage(err)}: planning with the measured tables instead`
-      this.deps.log.warn({ agentId, profile: row.id, problem }, 'current profile cannot predict the served model')
-    }
-    d.profile = { id: row.id, profile, problem }
-    return d.profile
-  }
-
-  /** After a device's profile changes: forget the cached profile, corrections and maps. */
-  sourceChanged(agentId: string): void {
-    const d = this.device(agentId)
-    d.profile = undefined
-    d.correction = new OnlineCorrection()
-    d.maps.clear()
-    d.tails.clear()
-  }
-
-  /**
-   * Selects a device's current profile (one of its own), or none (`null`: the measured tables); with
-   * `regressor`, also which of the profile's regressors predicts (the user's choice, which plans
-   * campaigns then leave alone).
-   */
-  useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
-    if (profileId !== null) {
-      const row = this.deps.store.profiles.get(profileId)
-      if (!row) throw new UserError(`unknown profile "${profileId}"`)
-      if (row.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${row.deviceId}, not ${agentId}`)
-      if (regressor) {
-        const p = parseProfile(JSON.parse(row.json), `profile ${profileId}`)
-        if (!regressorsOf(p).includes(regressor))
-          throw new UserError(
-            `profile "${profileId}" has no ${REGRESSOR_TEXT[regressor]} (its campaign fitted none: too few points per layer type, or an older console); it has: ${regressorsOf(p).join(', ')}`
-          )
-        this.deps.store.profiles.updateJson(profileId, JSON.stringify({ ...JSON.parse(row.json), regressor, regressorChosenBy: 'user' }))
-      }
-    } else if (regressor) throw new UserError('a regressor is chosen for a profile, not for the measured tables')
-    this.deps.store.profiles.makeCurrent(agentId, profileId)
-    this.sourceChanged(agentId)
-    this.deps.log.info({ agentId, profileId }, 'latency source selected')
-    return this.latencySource(agentId)
-  }
-
-  /**
-   * After a plans campaign scored a profile's regressors on real plans: the profile predicts with the
-   * one of least end-to-end median error from now on — unless the user chose one (useProfile). Says
-   * what it chose and why.
-   */
-  chooseRegressor(
-    agentId: string,
-    profileId: string,
-    scored: readonly { profileId?: string; regressor?: Regressor; e2eMedian: number | null }[],
-    campaignId: string
-  ): { regressor: Regressor; changed: boolean; why: string } {
-    const row = this.deps.store.profiles.get(profileId)
-    if (!row) throw new UserError(`unknown profile "${profileId}"`)
-    const raw = JSON.parse(row.json) as Record<string, unknown>
-    const p = parseProfile(raw, `profile ${profileId}`)
-    if (p.regressorChosenBy === 'user') return { regressor: p.regressor, changed: false, why: `the ${p.regressor} regressor was chosen by the user` }
-    const mine = scored.filter((x) => x.profileId === profileId && x.regressor && x.e2eMedian !== null)
-    if (mine.length < 2) return { regressor: p.regressor, changed: false, why: 'the profile has one regressor: nothing to choose' }
-    const best = mine.reduce((a, b) => (b.e2eMedian! < a.e2eMedian! ? b : a))
-    const pct = (v: number) => `${(v * 100).toFixed(1)} %`
-    const why = `end-to-end median error on these plans: ${mine.map((x) => `${x.regressor} ${pct(x.e2eMedian!)}`).join(', ')}`
-    if (best.regressor === p.regressor) return { regressor: p.regressor, changed: false, why }
-    this.deps.store.profiles.updateJson(
-      profileId,
-      JSON.stringify({ ...raw, regressor: best.regressor, regressorChosenBy: `plans campaign ${campaignId}: ${why}` })
-    )
-    if (this.deps.store.profiles.current(agentId)?.id === profileId) this.sourceChanged(agentId)
-    this.deps.log.info({ agentId, profileId, regressor: best.regressor, why }, 'profile regressor chosen by a plans campaign')
-    return { regressor: best.regressor!, changed: true, why }
-  }
-
   /** The agent's cost table from its latency source, corrected online unless `raw`. */
   costTable(agentId: string, raw = false): CostTable {
     const d = this.device(agentId)
-    if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
-    const p = this.loadProfile(agentId)
-    const m = this.deps.models.get(d.model).manifest
-    const source = p && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
-    const table = buildCostTable(m, raw ? source : d.correction.wrap(source), this.deps.maxUploadBytes, this.codecOptions(agentId))
-    return raw ? table : this.withLoad(agentId, table)
+    if (raw) return this.deps.sources.costTable(agentId)
+    return this.withLoad(
+      agentId,
+      this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))
+    )
   }
 
   /**
@@ -379,7 +223,7 @@ export class Planning {
     this.lastLoadTick = now
     let best: { id: string; gain: number; reason: string; kbps: number; intent: PlanIntent } | null = null
     for (const [id, d] of this.devices) {
-      if (!d.intent || d.intent.pinned || !d.plan || !d.deviceTable) continue
+      if (!d.intent || d.intent.pinned || !d.plan || !this.deps.sources.hasDeviceTable(id)) continue
       const kbps = d.plan.uplinkKbps
       const cond = { uplinkKbps: kbps, latencyMs: d.intent.latencyMs }
       const costs = this.atPercentile(id, this.costTable(id), d.intent.percentile)
@@ -406,68 +250,6 @@ export class Planning {
     this.pushPlan(id, intent.latencyMs, kbps, reason, undefined, intent.percentile).catch((err: unknown) =>
       this.deps.log.error({ agentId: id, err: errorMessage(err) }, 'load replan failed')
     )
-  }
-
-  /**
-   * Every latency source that could plan this device, as raw cost tables for its served model (a
-   * plans campaign scores each against its measurements): each of the device's fitted profiles
-   * that predicts every layer (a fused one also as its plain sum of layers), the measured per-layer
-   * tables, and the paper's profile.
-   */
-  predictorTables(agentId: string): PredictorTable[] {
-    const d = this.device(agentId)
-    const m = this.deps.models.get(d.model).manifest
-    const out: PredictorTable[] = []
-    const max = this.deps.maxUploadBytes
-    const tryAdd = (name: string, make: () => CostTable, extra: Omit<PredictorTable, 'name' | 'table'> = {}) => {
-      try {
-        out.push({ name, table: make(), ...extra })
-      } catch {
-        // a profile that cannot predict this model (a layer type it has no regression for) is left out
-      }
-    }
-    for (const row of this.deps.store.profiles.forDevice(agentId)) {
-      let p: CalibrationProfile
-      try {
-        p = parseProfile(JSON.parse(row.json), `profile ${row.id}`)
-      } catch {
-        continue
-      }
-      const timing = (p.source as { timing?: string } | undefined)?.timing
-      const label = `profile ${row.id} (${row.campaignKind}${timing ? `, ${timing}` : ''})`
-      const { segments, ...noSegments } = p
-      const parts = [
-        p.composition === 'fused' ? 'fused segments' : 'sum of layers',
-        ...(segments ? ['segments as plans run them'] : []),
-        ...(p.messaging ? ['messaging'] : [])
-      ]
-      const held = (r: Regressor) => ({ device: p.gridHeldOut?.device?.[r] ?? null, edge: p.gridHeldOut?.edge?.[r] ?? null })
-      const regressors = regressorsOf(p)
-      const several = regressors.length > 1
-      tryAdd(`${label}: ${several ? `${REGRESSOR_TEXT[p.regressor]}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
-        gridHeldOut: held(p.regressor),
-        profileId: row.id,
-        regressor: p.regressor
-      })
-      for (const other of regressors.filter((r) => r !== p.regressor)) {
-        tryAdd(`${label}: ${REGRESSOR_TEXT[other]}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
-          gridHeldOut: held(other),
-          profileId: row.id,
-          regressor: other
-        })
-      }
-      if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile), max))
-      if (p.composition === 'fused' || segments)
-        tryAdd(`${label}: sum of layers${p.messaging ? ' + messaging' : ''}`, () =>
-          buildCostTable(m, profileSource({ ...(noSegments as CalibrationProfile), composition: 'sum' }), max)
-        )
-    }
-    if (d.deviceTable) {
-      const table = d.deviceTable
-      tryAdd('measured per-layer tables', () => buildCostTable(m, measuredSource(m, table, this.edgeTable(d.model)), max))
-    }
-    tryAdd('paper-2018', () => buildCostTable(m, PAPER_2018, max))
-    return out
   }
 
   /** The device's measured dispersion at a percentile (src/shared/tail.ts), from its latest inferences; cached until it learns again. */
@@ -516,7 +298,7 @@ export class Planning {
   ): Promise<StoredPlan> {
     const typical = this.costTable(agentId)
     const costs = this.atPercentile(agentId, typical, percentile)
-    const served = this.modelOf(agentId)
+    const served = this.deps.sources.modelOf(agentId)
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
     const path = pin ? exitPath(m, pin.exit) : []
@@ -572,8 +354,7 @@ export class Planning {
     }
     PlanSchema.parse(plan)
     this.deps.store.plans.insert({ ...plan, reason, at: plan.at! })
-    this.plans.set(plan.planId, plan)
-    this.device(agentId).plan = plan
+    this.remember(agentId, plan)
     const { deviceId: _d, breakdown: _b, ...wire } = plan
     await this.deps.publishRetained(topics.plan(agentId), encodeJson(wire))
     this.deps.log.info(
@@ -587,7 +368,7 @@ export class Planning {
   /** On a new estimate: the configuration map's choice for it; a different choice is pushed. */
   replanIfMoved(agentId: string, uplinkEstimateKbps: number): void {
     const d = this.devices.get(agentId)
-    if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !d.deviceTable) return
+    if (!d?.intent || d.intent.fixedKbps !== null || d.intent.pinned || !d.plan || !this.deps.sources.hasDeviceTable(agentId)) return
     const iv = lookupMap(this.configMap(agentId, d.intent.latencyMs, d.intent.percentile), uplinkEstimateKbps)
     if (!iv || iv.exit === null || sameConfiguration(iv, d.plan)) return
     const codec = (c: Codec | null | undefined) => (c && c !== 'f32' ? ` (${c})` : '')
@@ -621,7 +402,7 @@ export class Planning {
     for (const planId of new Set(rows.map((r) => r.planId))) {
       const plan = this.plans.get(planId)!
       const mine = rows.filter((r) => r.planId === planId)
-      const path = exitPath(this.deps.models.get(plan.model).manifest, plan.exit).map((l) => l.id)
+      const path = exitPath(this.deps.sources.model(plan.model).manifest, plan.exit).map((l) => l.id)
       if (plan.deviceLayers > 0) d.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
       if (plan.deviceLayers < path.length) d.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
       // The fixed overhead is learned from the residual only when the link is what the plan assumed:

@@ -27,16 +27,7 @@ import {
   type SettingsView,
   type UploadView
 } from '../../shared/console-api.js'
-import {
-  FIT_FEATURES,
-  PAPER_2018,
-  evaluateRegression,
-  parseProfile,
-  predictLayerMs,
-  type CalibrationProfile,
-  type RegressionKey,
-  type Side
-} from '../../shared/latency.js'
+import { FIT_FEATURES, PAPER_2018, evaluateRegression, predictLayerMs, type CalibrationProfile, type RegressionKey, type Side } from '../../shared/latency.js'
 import { exitPath, inputBytes, layerMacs, type Layer } from '../../shared/manifest.js'
 import { idFromFileName, importModel, listModels, modelDirById } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
@@ -174,7 +165,7 @@ export class ConsoleService {
     const campaign = this.campaignStatus({ id: a.campaign })
     const { campaigns, profiles } = this.core.store
     const row = profiles.byCampaign(a.campaign)
-    const profile = row ? parseProfile(JSON.parse(row.json), `profile of campaign ${a.campaign}`) : null
+    const profile = row ? row.profile : null
     const regressions: Calibration['regressions'] = []
     if (profile) {
       for (const side of ['device', 'edge'] as const) {
@@ -197,7 +188,7 @@ export class ConsoleService {
   }
 
   modelInfo(a: ArgsOf<'modelInfo'>): ModelView {
-    const m = a.agent ? this.core.planning.modelOf(this.knownAgent(a.agent)).manifest : this.core.model
+    const m = a.agent ? this.core.sources.modelOf(this.knownAgent(a.agent)).manifest : this.core.model
     return {
       id: m.id,
       inputShape: [...m.input.shape],
@@ -210,17 +201,17 @@ export class ConsoleService {
   /** The current fitted profile of a device, if a campaign produced one. */
   private currentProfile(agent: string): CalibrationProfile | null {
     const row = this.core.store.profiles.current(agent)
-    return row ? parseProfile(JSON.parse(row.json), `current profile of ${agent}`) : null
+    return row ? row.profile : null
   }
 
   /** Measured (single-layer slices, both sides) against predicted (regressions) per layer of an exit. */
   async layerLatencies(a: ArgsOf<'layerLatencies'>): Promise<LayerLatencies> {
     const agent = this.knownAgent(a.agent)
-    const device = await this.core.planning.deviceTable(agent)
-    const m = this.core.planning.modelOf(agent).manifest
+    const device = await this.core.sources.deviceTable(agent)
+    const m = this.core.sources.modelOf(agent).manifest
     const exit = a.exit ?? Math.max(...m.exits.map((e) => e.exit))
     if (!m.exits.some((e) => e.exit === exit)) throw new UserError(`model ${m.id} has no exit ${exit} (exits 1..${m.exits.length})`)
-    const edge = this.core.planning.edgeTable(m.id)
+    const edge = this.core.sources.edgeTable(m.id)
     const fitted = this.currentProfile(agent)
     const profile = fitted ?? PAPER_2018
     return {
@@ -241,7 +232,7 @@ export class ConsoleService {
   /** The cost table the console plans with for a device (measured, online-corrected). */
   async costTable(a: ArgsOf<'costTable'>): Promise<ResultOf<'costTable'>> {
     const agent = this.knownAgent(a.agent)
-    await this.core.planning.deviceTable(agent)
+    await this.core.sources.deviceTable(agent)
     return this.core.planning.costTable(agent)
   }
 

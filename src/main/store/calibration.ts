@@ -269,7 +269,7 @@ export class CalibrationQueries {
         campaign_id: p.campaignId,
         campaign_kind: kindOf.get(p.campaignId) ?? null,
         current: p.current ? 1 : 0,
-        profile: JSON.parse(p.json) as unknown
+        profile: p.profile
       }))
       const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
         const d = this.devices.get(id)
@@ -375,7 +375,10 @@ export class CalibrationQueries {
         )
       }
       for (const p of doc.profiles)
-        this.profiles.insert({ id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, json: JSON.stringify(p.profile) }, 'if-none')
+        this.profiles.insert(
+          { id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, profile: parseProfile(p.profile, `${name}: profile ${p.id}`) },
+          'if-none'
+        )
     })()
     return { campaigns: doc.campaigns.length, profiles: doc.profiles.map((p) => p.id), measurements: doc.measurements.length }
   }

@@ -8,7 +8,7 @@ import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/co
 
 /** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
 export type CampaignSummary = SweepSummary | PlansSummary
-import type { RegressionKey, Side } from '../../shared/latency.js'
+import type { CalibrationProfile, RegressionKey, Side } from '../../shared/latency.js'
 import type { ProfileQueries } from './profiles.js'
 
 export type CampaignState = CampaignStatus['status']
@@ -123,7 +123,7 @@ export class CampaignQueries {
   }
 
   /** Ends a campaign with its fitted profile, which becomes the device's current one. */
-  completeWithProfile(id: string, profile: { id: string; deviceId: string; createdAt: string; json: string }): void {
+  completeWithProfile(id: string, profile: { id: string; deviceId: string; createdAt: string; profile: CalibrationProfile }): void {
     this.db.transaction(() => {
       this.profiles.insert({ ...profile, campaignId: id }, 'yes')
       this.db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ? WHERE id = ?`).run(new Date().toISOString(), id)

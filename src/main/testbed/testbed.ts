@@ -220,7 +220,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       throw new UserError('could not put the agent in a cgroup with a CPU quota (is /sys/fs/cgroup/cpu writable?); --cpu slowdown works without it')
     }
     o.progress?.(0, 1, 'calibrating (every layer on the device and the edge)')
-    const table = await c.planning.deviceTable(id)
+    const table = await c.sources.deviceTable(id)
     const m = c.model
     const lastExit = Math.max(...m.exits.map((e) => e.exit))
     const nOf = (exit: number) => exitPath(m, exit).length

@@ -53,7 +53,7 @@ describe('layers campaign on a real agent and this edge', () => {
         ).toBe(true)
     const row = core.store.profiles.byCampaign(id)!
     expect(row.current).toBe(true)
-    const profile = parseProfile(JSON.parse(row.json), 'stored profile')
+    const profile = row.profile
     const convs = layerGrid().filter((g) => g.type === 'conv').length
     const trained = convs - Math.floor(convs / 4)
     expect(profile.device.conv!.n).toBe(trained) // one point per configuration: the fastest of its passes
@@ -79,14 +79,14 @@ describe('layers campaign on a real agent and this edge', () => {
   }, 150_000)
 
   it('plans the device with its current profile, and with the measured tables when told to', async () => {
-    await core.planning.deviceTable('pi-cal')
-    const src = core.planning.latencySource('pi-cal')
+    await core.sources.deviceTable('pi-cal')
+    const src = core.sources.latencySource('pi-cal')
     expect(src).toMatchObject({ kind: 'profile', problem: null })
     const row = core.store.profiles.get(src.profileId!)!
-    const profile = parseProfile(JSON.parse(row.json), 'stored profile')
+    const profile = row.profile
     const m = core.model
     // with the codecs the agent announces, priced as the console prices them
-    const want = buildCostTable(m, profileSource(profile), Infinity, core.planning.codecOptions('pi-cal'))
+    const want = buildCostTable(m, profileSource(profile), Infinity, core.sources.codecOptions('pi-cal'))
     expect(core.planning.costTable('pi-cal', true)).toEqual(want)
     // The configuration map and plans follow the profile: a plan's prediction is the profile's.
     const plan = await core.planning.pushPlan('pi-cal', 1000, 500, 'test')

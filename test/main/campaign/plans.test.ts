@@ -117,7 +117,7 @@ describe('plans campaign', () => {
     expect(link.probes.map((q) => `${q.exit}/${q.deviceLayers}`)).toEqual(probePlans(m).map((q) => `${q.exit}/${q.deviceLayers}`))
     expect(link.probes.every((q) => q.n === LINK_PROBE_REPS * LINK_PASSES)).toBe(true)
     expect(link.messaging!.fixedMs).toBeGreaterThan(0)
-    const stored = parseProfile(JSON.parse(core.store.profiles.byCampaign(cal.id)!.json), 'profile')
+    const stored = core.store.profiles.byCampaign(cal.id)!.profile
     // A model campaign has no blocks to fit junctions on: its layers add up plainly.
     // The profile keeps the messaging terms (the form and its leave-one-out error stay in the campaign's report).
     const { form: _form, looErrorMs: _loo, ...terms } = link.messaging!
@@ -154,11 +154,11 @@ describe('plans campaign', () => {
   it('scores a profile’s tree ensembles beside its linear fits, plans with the better one end to end, and keeps the user’s choice', async () => {
     const m = core.model
     const row = core.store.profiles.current('pi-plans')!
-    const base = parseProfile(JSON.parse(row.json), 'profile')
+    const base = row.profile
     // Ensembles for every layer type of both sides, fitted (ml-random-forest) on points around the served
     // model's own layers, timed as the profile's linear fits predict them ±20 %.
     const rand = mulberry32(5)
-    const withForests = JSON.parse(row.json) as Record<'device' | 'edge', Record<string, Record<string, unknown>>>
+    const withForests = structuredClone(base) as unknown as Record<'device' | 'edge', Record<string, Record<string, unknown>>>
     for (const side of ['device', 'edge'] as const) {
       for (const [key, reg] of Object.entries(base[side])) {
         const layers = m.layers.filter((l) => regressionKeyOf(l) === key)
@@ -174,10 +174,10 @@ describe('plans campaign', () => {
     }
     const id = `${row.id}-with-forests`
     core.store.profiles.insert(
-      { id, deviceId: 'pi-plans', campaignId: row.campaignId, createdAt: new Date().toISOString(), json: JSON.stringify({ ...withForests, id }) },
+      { id, deviceId: 'pi-plans', campaignId: row.campaignId, createdAt: new Date().toISOString(), profile: parseProfile({ ...withForests, id }) },
       'yes'
     )
-    core.planning.sourceChanged('pi-plans')
+    core.sources.sourceChanged('pi-plans')
     const s = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
     const mine = s.predictors!.filter((q) => q.name.startsWith(`profile ${id} `) && /: (linear fits|tree ensembles \(ml-random-forest\)), /.test(q.name))
     expect(mine.map((q) => q.name.split(': ')[1]!.split(',')[0])).toEqual([REGRESSOR_TEXT.linear, REGRESSOR_TEXT.forest])
@@ -185,7 +185,7 @@ describe('plans campaign', () => {
     const better = tree! < lin! ? 'forest' : 'linear'
     expect(s.choice).toMatchObject({ regressor: better, changed: better === 'forest' })
     expect(s.choice!.why).toMatch(/^end-to-end median error on these plans: linear [\d.]+ %, forest [\d.]+ %$/)
-    const stored = parseProfile(JSON.parse(core.store.profiles.get(id)!.json), 'profile')
+    const stored = core.store.profiles.get(id)!.profile
     expect(stored.regressor).toBe(better)
     if (better === 'forest') expect(stored.regressorChosenBy).toMatch(/^plans campaign /)
     expect(mine.find((q) => q.current)!.name).toContain(better === 'forest' ? 'tree ensembles' : 'linear fits')
@@ -196,7 +196,7 @@ describe('plans campaign', () => {
     core.useProfile('pi-plans', id)
     const again = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
     expect(again.choice).toEqual({ regressor: mineNow, changed: false, why: `the ${mineNow} regressor was chosen by the user` })
-    expect(parseProfile(JSON.parse(core.store.profiles.get(id)!.json), 'profile')).toMatchObject({ regressor: mineNow, regressorChosenBy: 'user' })
+    expect(core.store.profiles.get(id)!.profile).toMatchObject({ regressor: mineNow, regressorChosenBy: 'user' })
   }, 250_000)
 
   it('exports every plan of every plans campaign, one named row each, as CSV and JSON', () => {

@@ -30,7 +30,7 @@ describe('plans that send more than the console accepts', () => {
   it('are marked, never chosen at any bandwidth, refused by name when pinned; a plans campaign lists them and measures the rest', async () => {
     const m = core.model
     const max = LIMIT - FRAME_OVERHEAD_MAX
-    await core.planning.deviceTable('pi-big')
+    await core.sources.deviceTable('pi-big')
     const table = core.planning.costTable('pi-big', true)
     const big = table.exits.flat().filter((c) => !c.sendable)
     expect(big.length).toBeGreaterThan(0)

@@ -27,7 +27,7 @@ describe('planning with codecs', () => {
     const hello = core.devices().find((d) => d.id === 'slow-pi')!.hello!
     expect(hello.codecs).toEqual([...CODECS])
     for (const c of CODECS) expect(hello.codecEncodeNs?.[c]).toBeGreaterThanOrEqual(0)
-    await core.planning.deviceTable('slow-pi')
+    await core.sources.deviceTable('slow-pi')
     const table = core.planning.costTable('slow-pi')
     const last = table.exits[table.exits.length - 1]!
     const n = last[0]!.layers
