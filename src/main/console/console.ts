@@ -302,7 +302,7 @@ export class EdgentConsole extends EventEmitter {
         id: d.id,
         paired: !d.revoked_at,
         state: p.state ?? d.state,
-        hello: p.hello ?? (d.hello_json ? (JSON.parse(d.hello_json) as DeviceView['hello']) : null),
+        hello: p.hello ?? d.hello,
         plan: this.planning.currentPlan(d.id),
         reportedPlanId: p.reportedPlanId,
         uplinkEstimateKbps: this.monitor.estimateKbps(d.id),

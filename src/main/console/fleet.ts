@@ -160,6 +160,6 @@ export class Fleet {
     if (h.agentId !== agentId) throw new UserError(`${topic}: hello names agent "${h.agentId.slice(0, 64)}", not the topic's "${agentId}"`)
     const p = this.entry(agentId)
     p.hello = h
-    if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, p.state, JSON.stringify(h))
+    if (this.deps.store.devices.get(agentId)) this.deps.store.devices.setState(agentId, p.state, h)
   }
 }

@@ -183,16 +183,7 @@ export class CalibrationQueries {
       )
       .all(...ids) as Record<string, unknown>[]
     const byId = new Map(campaigns.map((c) => [c.id, c]))
-    const machinesOf = (c: { params_json: string }): { edge?: Machine | null; device?: Machine | null } => {
-      try {
-        return ((JSON.parse(c.params_json) as { machines?: { edge?: Machine | null; device?: Machine | null } }).machines ?? {}) as {
-          edge?: Machine | null
-          device?: Machine | null
-        }
-      } catch {
-        return {}
-      }
-    }
+    const machinesOf = (c: { id: string }): { edge?: Machine | null; device?: Machine | null } => this.campaigns.get(c.id)?.params.machines ?? {}
     const repsOf = (m: Record<string, unknown>): number[] | null => (m['reps_ms_json'] ? (JSON.parse(m['reps_ms_json'] as string) as number[]) : null)
     const statuses = Object.entries(
       campaigns.reduce<Record<string, number>>((acc, c) => {
@@ -273,7 +264,7 @@ export class CalibrationQueries {
       }))
       const devices = [...new Set(campaigns.map((c) => c.device_id))].map((id) => {
         const d = this.devices.get(id)
-        return { id, hello: d?.hello_json ? (JSON.parse(d.hello_json) as unknown) : null }
+        return { id, hello: d?.hello ?? null }
       })
       const doc = {
         format: 'edgent-calibration-export',
@@ -341,7 +332,7 @@ export class CalibrationQueries {
       for (const id of new Set([...doc.devices.map((d) => d.id), ...doc.campaigns.map((c) => c.device_id)])) {
         if (this.devices.get(id)) continue
         const hello = doc.devices.find((d) => d.id === id)?.hello
-        this.devices.insertImported(id, hello ? JSON.stringify(hello) : null, now)
+        this.devices.insertImported(id, hello ?? null, now)
       }
       for (const c of doc.campaigns) {
         this.campaigns.insertImported({

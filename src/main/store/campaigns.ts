@@ -4,6 +4,8 @@
  * completed campaign stores its profile (made current) and its status together.
  */
 import type Database from 'better-sqlite3'
+import { z } from 'zod'
+import type { Machine } from '../runtime/machine.js'
 import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/console-api.js'
 
 /** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
@@ -13,11 +15,44 @@ import type { ProfileQueries } from './profiles.js'
 
 export type CampaignState = CampaignStatus['status']
 
+/**
+ * What a campaign was started with (its `params_json`), by kind: layers `{reps, grid, timing}`, model
+ * `{reps, model}`, plans `{inferencesPerPlan, uplinkKbps, model}`, sweep `{inferencesPerPoint,
+ * bandwidthsKbps, latenciesMs}`; every kind records both sides' `machines` when it started. Read
+ * through the schema (unknown fields kept); a stored value that is not such an object reads as `{}`.
+ */
+const machineSchema = z.custom<Machine | null>((v) => v === null || (typeof v === 'object' && !Array.isArray(v)), 'a machine description or null')
+
+export const CampaignParamsSchema = z
+  .object({
+    reps: z.number().int().positive().optional(),
+    grid: z.string().optional(),
+    timing: z.enum(['warm', 'cold']).optional(),
+    model: z.string().optional(),
+    inferencesPerPlan: z.number().int().positive().optional(),
+    uplinkKbps: z.number().positive().optional(),
+    inferencesPerPoint: z.number().int().positive().optional(),
+    bandwidthsKbps: z.array(z.number()).optional(),
+    latenciesMs: z.array(z.number()).optional(),
+    machines: z.object({ edge: machineSchema.optional(), device: machineSchema.optional() }).optional()
+  })
+  .loose()
+export type CampaignParams = z.infer<typeof CampaignParamsSchema>
+
+function paramsOf(json: string): CampaignParams {
+  try {
+    const r = CampaignParamsSchema.safeParse(JSON.parse(json))
+    return r.success ? r.data : {}
+  } catch {
+    return {}
+  }
+}
+
 export interface CampaignRow {
   id: string
   deviceId: string
   kind: string
-  paramsJson: string
+  params: CampaignParams
   status: CampaignState
   progress: number
   startedAt: string
@@ -76,10 +111,10 @@ export class CampaignQueries {
     return this.db.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(now).changes
   }
 
-  create(id: string, deviceId: string, kind: string, params: unknown): void {
+  create(id: string, deviceId: string, kind: string, params: CampaignParams): void {
     this.db
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, deviceId, kind, JSON.stringify(params), new Date().toISOString())
+      .run(id, deviceId, kind, JSON.stringify(CampaignParamsSchema.parse(params)), new Date().toISOString())
   }
 
   get(id: string): CampaignRow | undefined {
@@ -89,7 +124,7 @@ export class CampaignQueries {
       id: c.id,
       deviceId: c.device_id,
       kind: c.kind,
-      paramsJson: c.params_json,
+      params: paramsOf(c.params_json),
       status: c.status,
       progress: c.progress,
       startedAt: c.started_at,

@@ -1,23 +1,41 @@
-/** Paired devices: token hashes, last known state and hello. */
+/** Paired devices: token hashes, last known state and hello (stored as JSON, returned parsed and schema-checked). */
 import type Database from 'better-sqlite3'
+import { HelloSchema, type Hello } from '../../shared/messages.js'
 
 export interface DeviceRow {
   id: string
   token_hash: string
   created_at: string
   revoked_at: string | null
-  hello_json: string | null
+  /** Its last hello as the schema reads it (null: none, or a stored one that no longer passes). */
+  hello: Hello | null
   state: string
   state_at: string | null
   /** The model the device is assigned (null: the console's default). */
   model_id: string | null
 }
 
+type Raw = Omit<DeviceRow, 'hello'> & { hello_json: string | null }
+
+/** A stored hello, parsed and checked; one that is not JSON or not a hello is no hello. */
+function helloOf(json: string | null): Hello | null {
+  if (!json) return null
+  try {
+    const r = HelloSchema.safeParse(JSON.parse(json))
+    return r.success ? r.data : null
+  } catch {
+    return null
+  }
+}
+
+const row = ({ hello_json, ...r }: Raw): DeviceRow => ({ ...r, hello: helloOf(hello_json) })
+
 export class DeviceQueries {
   constructor(private readonly db: Database.Database) {}
 
   get(id: string): DeviceRow | undefined {
-    return this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined
+    const r = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Raw | undefined
+    return r && row(r)
   }
 
   /** Whether an id holds a token that works (paired, not revoked): pairing it again replaces that token. */
@@ -27,7 +45,7 @@ export class DeviceQueries {
   }
 
   list(): DeviceRow[] {
-    return this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]
+    return (this.db.prepare('SELECT * FROM devices ORDER BY id').all() as Raw[]).map(row)
   }
 
   /** Pairs (or re-pairs) a device with a new token hash. */
@@ -50,8 +68,9 @@ export class DeviceQueries {
     return this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0
   }
 
-  setState(id: string, state: string, helloJson?: string): void {
-    if (helloJson !== undefined) this.db.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(helloJson, id)
+  /** Records a device's state, and its hello when given (checked against the schema first). */
+  setState(id: string, state: string, hello?: Hello): void {
+    if (hello !== undefined) this.db.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(JSON.stringify(HelloSchema.parse(hello)), id)
     this.db.prepare('UPDATE devices SET state = ?, state_at = ? WHERE id = ?').run(state, new Date().toISOString(), id)
   }
 
@@ -65,9 +84,10 @@ export class DeviceQueries {
   }
 
   /** A device known from imported calibration data only: no token (revoked), so it cannot connect. */
-  insertImported(id: string, helloJson: string | null, now: string): void {
+  insertImported(id: string, hello: unknown, now: string): void {
+    const h = hello === null || hello === undefined ? null : HelloSchema.safeParse(hello)
     this.db
       .prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`)
-      .run(id, now, now, helloJson)
+      .run(id, now, now, h?.success ? JSON.stringify(h.data) : null)
   }
 }
