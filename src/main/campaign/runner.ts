@@ -84,6 +84,8 @@ export interface CampaignDeps {
   deviceMachine(deviceId: string): Machine | null
   /** The device's latest health report (null: none yet). */
   deviceHealth(deviceId: string): Health | null
+  /** Within one campaign's work: `p`, given up (a CancelledError) when the console stops. */
+  until?<T>(p: Promise<T>): Promise<T>
 }
 
 /**
@@ -109,8 +111,20 @@ export interface SweepOptions {
  */
 export const LAYERS_TIMING: TimingRegime = 'cold'
 
+/** A campaign that runs: its work, and the signal that abandons whatever it awaits (the console stopping). */
+interface Running {
+  done: Promise<void>
+  abort: AbortController
+}
+
+/** How long the console's stop waits for a device's uplink to be set back (an agent that no longer answers must not hold the stop). */
+const RESTORE_ON_STOP_MS = 5_000
+
 export class Campaigns {
   private readonly cancelled = new Set<string>()
+  /** Campaigns ended by the console's stop: stored as interrupted, not as cancelled or failed. */
+  private readonly interrupted = new Set<string>()
+  private readonly running = new Map<string, Running>()
   private readonly fits = new Map<string, FitReport[]>()
   /** The pass under way of each running multi-pass campaign. */
   private readonly passes = new Map<string, { current: number; of: number }>()
@@ -118,7 +132,7 @@ export class Campaigns {
   constructor(private readonly deps: CampaignDeps) {}
 
   /** Starts a campaign; resolves with its id at once, the work goes on in the background. */
-  start(deviceId: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
+  begin(deviceId: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
     if (kind !== 'layers' && kind !== 'model' && kind !== 'sweep' && kind !== 'plans')
       throw new UserError(`unknown campaign kind "${kind}" (kinds: layers, model, sweep, plans)`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
@@ -155,10 +169,73 @@ export class Campaigns {
             ? { inferencesPerPlan: reps, uplinkKbps, model: this.deps.modelFor(deviceId).manifest.id, machines }
             : { inferencesPerPoint: reps, ...grid, machines }
     this.deps.store.campaigns.create(id, deviceId, kind, params)
-    if (kind === 'sweep') void this.runSweep(id, deviceId, reps, grid)
-    else if (kind === 'plans') void this.runPlans(id, deviceId, reps, uplinkKbps)
-    else void this.run(id, deviceId, reps, kind === 'layers' ? this.layersWork(deviceId, reps, timing) : this.modelWork(deviceId, reps))
+    const abort = new AbortController()
+    const deps = this.guarded(abort.signal)
+    const done =
+      kind === 'sweep'
+        ? this.runSweep(id, deps, deviceId, reps, grid)
+        : kind === 'plans'
+          ? this.runPlans(id, deps, deviceId, reps, uplinkKbps)
+          : this.run(id, deps, deviceId, reps, kind === 'layers' ? this.layersWork(deps, deviceId, reps, timing) : this.modelWork(deps, deviceId, reps))
+    this.running.set(id, { done, abort })
+    void done.finally(() => this.running.delete(id))
     return id
+  }
+
+  /** Nothing to start: campaigns begin on request. */
+  start(): void {}
+
+  /** The ids of the campaigns running now. */
+  get active(): string[] {
+    return [...this.running.keys()]
+  }
+
+  /**
+   * The console stops: every running campaign is abandoned where it waits (an agent's command, a
+   * batch of co-inferences, a timing on the edge), stored as interrupted with what it measured so
+   * far, its device's uplink set back; resolves when none is left running.
+   */
+  async stop(): Promise<void> {
+    const now = [...this.running.entries()]
+    for (const [id, r] of now) {
+      this.interrupted.add(id)
+      this.cancelled.add(id)
+      r.abort.abort()
+    }
+    await Promise.allSettled(now.map(([, r]) => r.done))
+  }
+
+  /**
+   * The dependencies one campaign works through: every call that waits on a device or the edge is
+   * given up when `signal` fires (a call made after it is refused at once), except setting the uplink
+   * back, which is still tried, for at most RESTORE_ON_STOP_MS.
+   */
+  private guarded(signal: AbortSignal): CampaignDeps {
+    const d = this.deps
+    const until = <T>(p: Promise<T>): Promise<T> => {
+      if (signal.aborted) {
+        p.catch(() => undefined)
+        return Promise.reject(new CancelledError())
+      }
+      return new Promise<T>((resolve, reject) => {
+        const onAbort = () => reject(new CancelledError())
+        signal.addEventListener('abort', onAbort, { once: true })
+        p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+      })
+    }
+    const guard =
+      <A extends unknown[], T>(f: (...a: A) => Promise<T>) =>
+      (...a: A): Promise<T> =>
+        signal.aborted ? Promise.reject(new CancelledError()) : until(f(...a))
+    return {
+      ...d,
+      profileDevice: guard(d.profileDevice),
+      timeOnDevice: guard(d.timeOnDevice),
+      infer: guard(d.infer),
+      rawCosts: guard(d.rawCosts),
+      setUplink: (id, kbps) => (signal.aborted ? withTimeout(d.setUplink(id, kbps), RESTORE_ON_STOP_MS) : until(d.setUplink(id, kbps))),
+      until
+    }
   }
 
   /**
@@ -168,7 +245,13 @@ export class Campaigns {
    * goes back to what it was, whatever happens. Progress after each point; a cancel or a failure
    * keeps the points so far.
    */
-  private async runSweep(id: string, deviceId: string, count: number, grid: { bandwidthsKbps: number[]; latenciesMs: number[] }): Promise<void> {
+  private async runSweep(
+    id: string,
+    deps: CampaignDeps,
+    deviceId: string,
+    count: number,
+    grid: { bandwidthsKbps: number[]; latenciesMs: number[] }
+  ): Promise<void> {
     const campaigns = this.deps.store.campaigns
     const summary: SweepSummary = { ...grid, inferencesPerPoint: count, points: [], medianRelError: null }
     const errors: number[] = []
@@ -178,11 +261,11 @@ export class Campaigns {
     try {
       for (const kbps of grid.bandwidthsKbps) {
         if (this.cancelled.has(id)) throw new CancelledError()
-        const set = await this.deps.setUplink(deviceId, kbps)
+        const set = await deps.setUplink(deviceId, kbps)
         if (restore === null) restore = set.previousKbps
         for (const latencyMs of grid.latenciesMs) {
           if (this.cancelled.has(id)) throw new CancelledError()
-          const { summary: s, rows } = await this.deps.infer({ agent: deviceId, count, latencyMs, uplinkKbps: kbps, campaignId: id })
+          const { summary: s, rows } = await deps.infer({ agent: deviceId, count, latencyMs, uplinkKbps: kbps, campaignId: id })
           if (!rows.length) throw new Error(`no co-inference completed at ${kbps} kbps, ${latencyMs} ms (${s.lost} lost)`)
           const rel = rows.map((r) => Math.abs(r.predictedMs - r.e2eMs) / r.e2eMs)
           errors.push(...rel)
@@ -212,7 +295,7 @@ export class Campaigns {
     } catch (err) {
       this.stopped(id, err, summary)
     } finally {
-      await this.release(id, deviceId, restore)
+      await this.release(id, deps, deviceId, restore)
     }
   }
 
@@ -221,12 +304,12 @@ export class Campaigns {
    * pinned, at the fixed uplink, without teaching the online correction; each point compares the
    * raw prediction with the measured medians. The uplink goes back to what it was, whatever happens.
    */
-  private async runPlans(id: string, deviceId: string, count: number, uplinkKbps: number): Promise<void> {
+  private async runPlans(id: string, deps: CampaignDeps, deviceId: string, count: number, uplinkKbps: number): Promise<void> {
     const campaigns = this.deps.store.campaigns
     let summary: PlansSummary | undefined
     let restore: number | null = null
     try {
-      const { table, source } = await this.deps.rawCosts(deviceId)
+      const { table, source } = await deps.rawCosts(deviceId)
       const s = plansSummary(uplinkKbps, count, source, table)
       summary = s
       // Every (exit, deviceLayers), sent as f32 (the segments' predictions are what a plans campaign
@@ -236,14 +319,14 @@ export class Campaigns {
       const candidates = plans.filter((c) => c.sendable)
       s.unsendable = plans.filter((c) => !c.sendable).map((c) => ({ exit: c.exit, deviceLayers: c.deviceLayers, bytes: c.uploadBytes }))
       const probes = source.kind === 'profile' && source.profileId ? this.linkProbes(source.profileId) : []
-      restore = (await this.deps.setUplink(deviceId, uplinkKbps)).previousKbps
+      restore = (await deps.setUplink(deviceId, uplinkKbps)).previousKbps
       const got = new Map<string, { runIds: string[]; rows: InferRow[] }>()
       const keyOf = (c: { exit: number; deviceLayers: number }) => `${c.exit}/${c.deviceLayers}`
       for (let pass = 0; pass < PLANS_PASSES; pass++) {
         this.passes.set(id, { current: pass + 1, of: PLANS_PASSES })
         for (const [i, c] of candidates.entries()) {
           if (this.cancelled.has(id)) throw new CancelledError()
-          const { summary: r, rows } = await this.deps.infer({
+          const { summary: r, rows } = await deps.infer({
             agent: deviceId,
             count: count + PLANS_WARMUP,
             latencyMs: 3_600_000,
@@ -301,20 +384,25 @@ export class Campaigns {
     } catch (err) {
       this.stopped(id, err, summary)
     } finally {
-      await this.release(id, deviceId, restore)
+      await this.release(id, deps, deviceId, restore)
     }
   }
 
   /** Ends a campaign that threw: cancelled (no error), or failed saying why; what it measured is kept. */
   private stopped(id: string, err: unknown, summary?: CampaignSummary): void {
+    if (this.interrupted.has(id)) {
+      this.deps.store.campaigns.finish(id, 'interrupted', 'the console stopped while it ran (its measurements are kept)', summary)
+      return
+    }
     const cancelled = err instanceof CancelledError
     this.deps.store.campaigns.finish(id, cancelled ? 'cancelled' : 'failed', cancelled ? null : errorMessage(err), summary)
   }
 
   /** Whatever happened: the device's uplink back to what it was (when the campaign set it), the campaign's state forgotten, its end announced. */
-  private async release(id: string, deviceId: string, restoreKbps: number | null): Promise<void> {
-    if (restoreKbps !== null) await this.deps.setUplink(deviceId, restoreKbps).catch(() => undefined)
+  private async release(id: string, deps: CampaignDeps, deviceId: string, restoreKbps: number | null): Promise<void> {
+    if (restoreKbps !== null) await deps.setUplink(deviceId, restoreKbps).catch(() => undefined)
     this.cancelled.delete(id)
+    this.interrupted.delete(id)
     this.passes.delete(id)
     this.deps.onProgress(this.status(id)!)
   }
@@ -334,7 +422,7 @@ export class Campaigns {
    * The synthetic grid in LAYER_PASSES passes, each chunk by chunk on the edge then on the device;
    * the fit takes each configuration's fastest pass (see fit.ts, aggregatePasses).
    */
-  private layersWork(deviceId: string, reps: number, timing: TimingRegime): Work {
+  private layersWork(deps: CampaignDeps, deviceId: string, reps: number, timing: TimingRegime): Work {
     const grid = layerGrid()
     const chunks: Chunk[] = []
     for (let pass = 0; pass < LAYER_PASSES; pass++) {
@@ -345,7 +433,8 @@ export class Campaigns {
             side,
             pass,
             keys: specs.map(specKey),
-            measure: () => (side === 'edge' ? timeSynthetic(this.deps.executor, specs, reps, 1, timing) : this.deps.timeOnDevice(deviceId, specs, reps, timing))
+            measure: () =>
+              side === 'edge' ? deps.until!(timeSynthetic(deps.executor, specs, reps, 1, timing)) : deps.timeOnDevice(deviceId, specs, reps, timing)
           })
         }
       }
@@ -354,7 +443,7 @@ export class Campaigns {
   }
 
   /** Every layer of the device's model (single-layer slices), on the edge then on the device. */
-  private modelWork(deviceId: string, reps: number): Work {
+  private modelWork(deps: CampaignDeps, deviceId: string, reps: number): Work {
     const served = this.deps.modelFor(deviceId)
     const m = served.manifest
     const layers = m.layers
@@ -375,8 +464,8 @@ export class Campaigns {
       keys,
       groups: layers.map((l) => regressionKeyOf(l)),
       chunks: [
-        { side: 'edge', keys, measure: async () => toRows(await measureLayers(this.deps.executor, m, served.samplePixels, reps)) },
-        { side: 'device', keys, measure: async () => toRows(await this.deps.profileDevice(deviceId, reps, m.id)) }
+        { side: 'edge', keys, measure: async () => toRows(await deps.until!(measureLayers(deps.executor, m, served.samplePixels, reps))) },
+        { side: 'device', keys, measure: async () => toRows(await deps.profileDevice(deviceId, reps, m.id)) }
       ]
     }
   }
@@ -396,7 +485,7 @@ export class Campaigns {
     return ref && ref.model === m.id ? (m.layers.find((l) => l.id === ref.layer) ?? null) : null
   }
 
-  private async run(id: string, deviceId: string, reps: number, work: Work): Promise<void> {
+  private async run(id: string, deps: CampaignDeps, deviceId: string, reps: number, work: Work): Promise<void> {
     const campaigns = this.deps.store.campaigns
     const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
     let done = 0
@@ -404,13 +493,13 @@ export class Campaigns {
     const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
     // The link stage (messaging.ts) in LINK_PASSES passes: one after each pass over the grid (then the rest at the end).
     const manifest = this.deps.modelFor(deviceId).manifest
-    const link = new LinkStageRun(this.deps, manifest, deviceId, id, this.deps.maxUploadBytes)
+    const link = new LinkStageRun(deps, manifest, deviceId, id, this.deps.maxUploadBytes)
     let linkPasses = 0
     try {
       for (const [i, chunk] of work.chunks.entries()) {
         if (this.cancelled.has(id)) throw new CancelledError()
         if (passes > 1) this.passes.set(id, { current: (chunk.pass ?? 0) + 1, of: passes })
-        const ms = await chunk.measure()
+        const ms = await deps.until!(chunk.measure())
         if (ms.length !== chunk.keys.length || ms.some((m, j) => m.key !== chunk.keys[j] || !Number.isFinite(m.runMs)))
           throw new Error(`${chunk.side} answered with measurements for other configurations`)
         done += ms.length
@@ -426,13 +515,13 @@ export class Campaigns {
         this.deps.onProgress(this.status(id)!)
         const next = work.chunks[i + 1]
         if (next && (next.pass ?? 0) !== (chunk.pass ?? 0) && linkPasses < LINK_PASSES) {
-          await link.pass()
+          await deps.until!(link.pass())
           linkPasses++
         }
       }
       while (linkPasses < LINK_PASSES) {
         if (this.cancelled.has(id)) throw new CancelledError()
-        await link.pass()
+        await deps.until!(link.pass())
         linkPasses++
       }
       const rows = campaigns.measurements(id).map<MeasurementRow>((r) => ({
@@ -469,7 +558,7 @@ export class Campaigns {
     } catch (err) {
       this.stopped(id, err)
     } finally {
-      await this.release(id, deviceId, null)
+      await this.release(id, deps, deviceId, null)
     }
   }
 
@@ -506,6 +595,15 @@ export class Campaigns {
 }
 
 class CancelledError extends Error {}
+
+/** `p`, or a rejection naming the wait after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
 
 /** A measurement with the configuration key it answers (synthetic specs, or a model's layers). */
 type KeyedMeasurement = MeasurementInput & { key: string }

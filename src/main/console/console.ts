@@ -24,6 +24,7 @@ import { Fleet } from './fleet.js'
 import { LinkMonitor } from './link-monitor.js'
 import type { ConsoleOptions } from './options.js'
 import { Planning } from './planning.js'
+import { Lifecycle, type ConsoleModule, type Registered } from './lifecycle.js'
 import { LatencySources } from './latency-sources.js'
 import { Distribution } from './distribution.js'
 import { Models, type ServedModel } from './models.js'
@@ -57,6 +58,7 @@ export class EdgentConsole extends EventEmitter {
   mqttTlsPort = 0
   /** The CA agents pin for mqtts:// (null without a TLS listener). */
   tls: { ca: string; caSha256: string } | null = null
+  private readonly lifecycle: Lifecycle
 
   constructor(readonly opts: ConsoleOptions) {
     super()
@@ -191,56 +193,82 @@ export class EdgentConsole extends EventEmitter {
         emit('campaign', status)
       }
     })
+    this.lifecycle = new Lifecycle(this.modules(), log)
   }
 
   get log(): Logger {
     return this.opts.log
   }
 
-  async start(): Promise<void> {
-    this.store.start()
-    const left = this.store.recoverFromCrash()
-    if (left.runs) this.log.warn({ runs: left.runs }, 'runs left running by a previous console marked interrupted')
-    if (left.campaigns)
-      this.log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
-    this.uploads.start()
-    await this.executor.start()
-    await this.models.start()
-    this.fleet.start()
-    await this.sources.start()
-    this.planning.start()
-    if (this.broker) {
-      await this.link.start() // subscribes in process before the broker listens
-      if (this.opts.mqttTlsPort !== undefined && this.opts.mqttTlsPort !== null) {
-        const t = await ensureBrokerTls(this.opts.dataDir)
-        if (t.created) this.log.info({ caSha256: t.caSha256 }, 'made the broker certificate authority (agents pin it)')
-        this.tls = { ca: t.ca, caSha256: t.caSha256 }
-        this.broker.withTls({ host: this.opts.mqttTlsHost ?? this.opts.mqttHost, port: this.opts.mqttTlsPort, cert: t.cert, key: t.key })
-      }
-      await this.broker.start()
-      this.mqttPort = this.broker.port
-      this.mqttTlsPort = this.broker.tlsPort
-    } else {
-      this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)
-      await this.link.start()
+  /**
+   * The modules in start order; stopped in reverse (lifecycle.ts). With the embedded broker, the agent
+   * link subscribes in process before the broker listens (nothing an early agent publishes is missed);
+   * with an external one, it connects once its address is known.
+   */
+  private modules(): Registered[] {
+    const { store, log } = this
+    const recovering: ConsoleModule = {
+      start: () => {
+        store.start()
+        const left = store.recoverFromCrash()
+        if (left.runs) log.warn({ runs: left.runs }, 'runs left running by a previous console marked interrupted')
+        if (left.campaigns)
+          log.warn({ campaigns: left.campaigns }, 'campaigns left running by a previous console marked interrupted (their measurements are kept)')
+      },
+      stop: () => store.stop()
     }
-    this.distribution.start()
-    this.coinference.start()
-    this.monitor.start()
+    const messaging: Registered[] = this.broker
+      ? [
+          { name: 'agent link', module: this.link },
+          { name: 'broker', module: { start: () => this.startBroker(this.broker!), stop: () => this.broker!.stop() } }
+        ]
+      : [
+          {
+            name: 'external broker',
+            module: {
+              start: () => void (this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)),
+              stop: () => undefined
+            }
+          },
+          { name: 'agent link', module: this.link }
+        ]
+    return [
+      { name: 'store', module: recovering },
+      { name: 'uploads', module: this.uploads },
+      { name: 'edge runtime', module: this.executor },
+      { name: 'served models', module: this.models },
+      { name: 'fleet', module: this.fleet },
+      { name: 'latency sources', module: this.sources },
+      { name: 'planning', module: this.planning },
+      ...messaging,
+      { name: 'distribution', module: this.distribution },
+      { name: 'co-inference', module: this.coinference },
+      { name: 'link monitor', module: this.monitor },
+      { name: 'campaigns', module: this.campaigns }
+    ]
+  }
+
+  /** The embedded broker with its TLS listener (the CA made on first start) and the ports it took. */
+  private async startBroker(broker: EmbeddedBroker): Promise<void> {
+    if (this.opts.mqttTlsPort !== undefined && this.opts.mqttTlsPort !== null) {
+      const t = await ensureBrokerTls(this.opts.dataDir)
+      if (t.created) this.log.info({ caSha256: t.caSha256 }, 'made the broker certificate authority (agents pin it)')
+      this.tls = { ca: t.ca, caSha256: t.caSha256 }
+      broker.withTls({ host: this.opts.mqttTlsHost ?? this.opts.mqttHost, port: this.opts.mqttTlsPort, cert: t.cert, key: t.key })
+    }
+    await broker.start()
+    this.mqttPort = broker.port
+    this.mqttTlsPort = broker.tlsPort
+  }
+
+  async start(): Promise<void> {
+    await this.lifecycle.start()
     this.log.info({ broker: this.link.url }, 'console started')
   }
 
+  /** Stops every module in reverse order: a running campaign is interrupted and awaited first. */
   async stop(): Promise<void> {
-    this.monitor.stop()
-    this.coinference.stop()
-    this.distribution.stop()
-    await this.link.stop()
-    await this.broker?.stop()
-    this.planning.stop()
-    this.sources.stop()
-    this.fleet.stop()
-    await this.executor.stop()
-    this.store.stop()
+    await this.lifecycle.stop()
   }
 
   /** A paired agent that came online without the model it is assigned is sent it (in the background). */
@@ -327,6 +355,6 @@ export class EdgentConsole extends EventEmitter {
   }
   /** Starts a benchmark campaign on a paired, online agent (and on this edge). */
   startCampaign(agent: string, kind: string, reps: number, sweep: SweepOptions = {}): string {
-    return this.campaigns.start(this.fleet.online(agent), kind, reps, sweep)
+    return this.campaigns.begin(this.fleet.online(agent), kind, reps, sweep)
   }
 }

@@ -72,6 +72,11 @@ export class Models {
     return m
   }
 
+  /** Forgets the loaded models (the edge runtime, stopped after, closes their sessions). */
+  stop(): void {
+    this.loaded.clear()
+  }
+
   /** A loaded model by id (plans name only loaded models). */
   get(id: string): ServedModel {
     const m = this.loaded.get(id)

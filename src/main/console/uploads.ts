@@ -32,6 +32,9 @@ export class Uploads {
     mkdirSync(this.dir, { recursive: true })
   }
 
+  /** Uploads not yet imported stay until the next start removes them (an import may still read one). */
+  stop(): void {}
+
   /** Receives one file from a stream (or bytes); over the cap, nothing is kept and a UserError names the cap. */
   async receive(fileName: string, source: AsyncIterable<Uint8Array> | Uint8Array): Promise<UploadView> {
     const name = fileName.replace(/^.*[\\/]/, '').slice(0, 200)
