@@ -10,14 +10,18 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import {
   GraphProtoSchema,
   ModelProtoSchema,
+  TensorProto_DataLocation,
   TensorProto_DataType,
   TensorShapeProtoSchema,
   TensorShapeProto_DimensionSchema,
   TypeProtoSchema,
   TypeProto_TensorSchema,
   ValueInfoProtoSchema,
+  type GraphProto,
   type ModelProto,
   type NodeProto,
+  type SparseTensorProto,
+  type TensorProto,
   type ValueInfoProto
 } from 'onnx-buf'
 import { UserError } from './errors.js'
@@ -33,7 +37,72 @@ export function parseOnnx(bytes: Uint8Array, source = 'model.onnx'): ModelProto 
     throw new UserError(`${source}: not a readable ONNX model, truncated or corrupt (${(err as Error).message})`)
   }
   if (!model.graph || model.graph.node.length === 0) throw new UserError(`${source}: the ONNX model has no graph nodes (truncated or not an ONNX file)`)
+  refuseExternalData(model, source)
   return model
+}
+
+/**
+ * Every tensor of a model that keeps its data outside the model (ONNX external data: a
+ * `data_location` of EXTERNAL, or `external_data` entries), with the file it names: initializers,
+ * sparse initializers, tensors in node attributes, in subgraphs (If, Loop, Scan) and in functions.
+ */
+export function externalDataTensors(model: ModelProto): { tensor: string; location: string }[] {
+  const found: { tensor: string; location: string }[] = []
+  const tensor = (t: TensorProto | undefined, where: string) => {
+    if (!t || (t.dataLocation !== TensorProto_DataLocation.EXTERNAL && t.externalData.length === 0)) return
+    found.push({ tensor: t.name || where, location: t.externalData.find((e) => e.key === 'location')?.value ?? '(no location)' })
+  }
+  const sparse = (t: SparseTensorProto | undefined, where: string) => {
+    tensor(t?.values, `${where} values`)
+    tensor(t?.indices, `${where} indices`)
+  }
+  const nodes = (list: readonly NodeProto[]) => {
+    for (const n of list) {
+      for (const a of n.attribute) {
+        const where = `attribute ${a.name} of node ${n.name || n.opType}`
+        tensor(a.t, where)
+        for (const t of a.tensors) tensor(t, where)
+        sparse(a.sparseTensor, where)
+        for (const t of a.sparseTensors) sparse(t, where)
+        if (a.g) graph(a.g)
+        for (const g of a.graphs) graph(g)
+      }
+    }
+  }
+  const graph = (g: GraphProto) => {
+    for (const t of g.initializer) tensor(t, 'an initializer')
+    for (const t of g.sparseInitializer) sparse(t, 'a sparse initializer')
+    nodes(g.node)
+  }
+  if (model.graph) graph(model.graph)
+  for (const f of model.functions) nodes(f.node)
+  return found
+}
+
+/** The same refusal from a model's bytes (the runtime's last gate before onnxruntime sees them). */
+export function refuseExternalDataIn(bytes: Uint8Array, source: string): void {
+  let model: ModelProto
+  try {
+    model = fromBinary(ModelProtoSchema, bytes)
+  } catch (err) {
+    throw new UserError(`${source}: not a readable ONNX model, truncated or corrupt (${(err as Error).message})`)
+  }
+  refuseExternalData(model, source)
+}
+
+/**
+ * Refuses a model that keeps data in other files. onnxruntime, given a model's bytes, reads an
+ * external tensor's `location` relative to the process's working directory: an imported model could
+ * then carry any readable file of the console or a device (its API token, its credentials) into
+ * weights that come back through the scores. Models here travel as one file: none is ever loaded.
+ */
+export function refuseExternalData(model: ModelProto, source: string): void {
+  const ext = externalDataTensors(model)
+  if (!ext.length) return
+  const named = ext.slice(0, 3).map((e) => `${e.tensor} → "${e.location.slice(0, 120)}"`)
+  throw new UserError(
+    `${source}: ${ext.length} tensor${ext.length > 1 ? 's keep their' : ' keeps its'} data in another file (ONNX external data: ${named.join(', ')}${ext.length > 3 ? ', …' : ''}), which is never loaded: save the model with its weights inside (onnx.save_model(model, path, save_as_external_data=False))`
+  )
 }
 
 export interface BoundaryTensor {

@@ -1,9 +1,12 @@
 /**
  * The one module that imports onnxruntime-node (as transformers.js keeps ORT behind one backend
  * module). Runs inside the executor's worker thread: `run()` occupies the thread it is called on.
+ * No bytes reach onnxruntime with ONNX external data in them (onnx-slicer.ts, refuseExternalData):
+ * it would read the named file relative to the working directory.
  */
 import * as ort from 'onnxruntime-node'
 import { UserError } from '../../shared/errors.js'
+import { refuseExternalDataIn } from '../../shared/onnx-slicer.js'
 import type { ProbedShape } from '../../shared/model-import.js'
 
 export interface SessionOptions {
@@ -30,6 +33,7 @@ export class OrtSession {
   ) {}
 
   static async open(bytes: Uint8Array, label: string, inputDims: readonly number[], opts: SessionOptions = {}): Promise<OrtSession> {
+    refuseExternalDataIn(bytes, label)
     let session: ort.InferenceSession
     try {
       session = await ort.InferenceSession.create(bytes, {
@@ -80,6 +84,7 @@ export class OrtSession {
  * whose intermediate tensors were made outputs (onnx-graph.ts, withOutputs).
  */
 export async function probeOutputs(bytes: Uint8Array, label: string, input: Float32Array, inputDims: readonly number[]): Promise<Record<string, ProbedShape>> {
+  refuseExternalDataIn(bytes, label)
   let session: ort.InferenceSession
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1, interOpNumThreads: 1 })
