@@ -226,7 +226,9 @@ export class EdgentConsole extends EventEmitter {
           {
             name: 'external broker',
             module: {
-              start: () => void (this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)),
+              start: () => {
+                this.mqttPort = Number(new URL(this.opts.brokerUrl!).port || 1883)
+              },
               stop: () => undefined
             }
           },
