@@ -160,6 +160,9 @@ export class EdgentAgent {
       keepalive: 10,
       clean: true,
       reconnectPeriod: this.reconnectMs,
+      // mqtt.js 5 stops for good after a refused CONNECT unless told otherwise: an agent keeps trying,
+      // with the backoff below, whatever the refusal (a console restoring a backup, an id under attack).
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
       will,
       // The pinned CA is the broker's identity; the address a Pi dials changes with DHCP, so no host-name check.
@@ -206,7 +209,10 @@ export class EdgentAgent {
         return
       }
       if (code === 3)
-        log.warn({ err: err.message }, 'the console is not accepting this agent for now (too many failed logins for this id or address): retrying')
+        log.warn(
+          { err: err.message, retryInS: Math.round(Math.min(this.reconnectMs * 2, Math.max(30_000, this.reconnectMs)) / 1000) },
+          'the console is not accepting this agent for now (too many failed logins from this address): retrying with backoff'
+        )
       else log.warn({ err: err.message }, 'mqtt error')
     })
     client.on('message', (topic, payload) => {

@@ -1,12 +1,11 @@
 /**
  * Failure backoff for broker logins, per source address and per agent id. After `threshold` failed
  * logins a key is blocked for `baseMs`, doubling with each further failure up to `maxMs`; a blocked
- * address is dropped at accept, before a byte is parsed, and a blocked id is refused before its token
- * is checked. A success clears the key; failures older than `windowMs` are forgotten. The table is
- * bounded (`maxKeys`, oldest dropped first), so spoofed ids or many addresses cannot grow it.
- *
- * The trade-off, documented in docs/DESIGN.md: an attacker hammering a paired id also delays that
- * agent's own reconnects, by at most `maxMs` after the attack stops; a connected agent is unaffected.
+ * address is dropped at accept, before a byte is parsed. An id's failures block nobody: its token is
+ * still checked, so that a flood of wrong tokens for a paired id cannot keep its real agent out (the
+ * id's count only marks it as under attack in the log). A success clears the key; failures older than
+ * `windowMs` are forgotten. The table is bounded (`maxKeys`, oldest dropped first), so spoofed ids or
+ * many addresses cannot grow it.
  */
 export interface BackoffOptions {
   threshold: number

@@ -139,19 +139,21 @@ export class EmbeddedBroker {
           this.refuse(client, 'client-id', 'client id must equal the agent id', { username: username.slice(0, 64) })
           return done(authError(5, 'client id must equal the agent id'), false)
         }
-        const blocked = this.byId.blockedFor(username)
-        if (blocked > 0) {
-          this.limiter.warn(
-            `blocked-id:${username}`,
-            { agentId: username, remote: remoteOf(client), retryInMs: blocked },
-            'refused: too many failed logins for this id'
-          )
-          return done(authError(3, 'too many failed logins: retry later'), false)
-        }
+        // An id's failures never keep out the holder of its token: a token is 192 random bits, checked
+        // in microseconds (tokens.ts), so anyone may try — and a flood of wrong tokens for a paired id
+        // (which would otherwise lock its real agent out) only costs the flooder's addresses their backoff.
         this.opts.checkAgent(username, pass).then(
           (ok) => {
             if (!ok) {
-              this.refuse(client, `agent:${username}`, 'unknown agent, revoked, or wrong token', { agentId: username })
+              const attacked = this.byId.blockedFor(username) > 0
+              this.refuse(
+                client,
+                attacked ? `attacked:${username}` : `agent:${username}`,
+                attacked ? 'wrong token for an id under a flood of wrong tokens' : 'unknown agent, revoked, or wrong token',
+                {
+                  agentId: username
+                }
+              )
               return done(authError(4, 'unknown agent or wrong token'), false)
             }
             this.byId.succeed(username)
