@@ -17,6 +17,12 @@ export interface BackoffOptions {
 
 export const ADDRESS_BACKOFF: BackoffOptions = { threshold: 10, baseMs: 1_000, maxMs: 60_000, windowMs: 60_000, maxKeys: 10_000 }
 export const ID_BACKOFF: BackoffOptions = { threshold: 10, baseMs: 1_000, maxMs: 30_000, windowMs: 60_000, maxKeys: 10_000 }
+/**
+ * An agent dropped as a slow consumer (mqtt-guard.ts) twice within two minutes waits 5 s before its
+ * next login is accepted, doubling to 60 s: a client that reconnects only to stop reading again
+ * cannot keep the console writing for it. Its token was right: the wait is the holder's own doing.
+ */
+export const SLOW_CONSUMER_BACKOFF: BackoffOptions = { threshold: 2, baseMs: 5_000, maxMs: 60_000, windowMs: 120_000, maxKeys: 10_000 }
 
 interface Entry {
   failures: number

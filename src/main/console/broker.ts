@@ -17,7 +17,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe, parseTopic, topics } from '../../shared/topics.js'
-import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF } from './auth-backoff.js'
+import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF, SLOW_CONSUMER_BACKOFF } from './auth-backoff.js'
 import { LogLimiter, kindOf } from './log-limit.js'
 import { guardSocket, type GuardedStream, type PublishRate } from './mqtt-guard.js'
 
@@ -47,6 +47,8 @@ export interface BrokerOptions {
   maxSubscriptions?: number
   /** PUBLISH packets per second one agent may send (TCP backpressure past it); null: unlimited. */
   agentPublishRate?: PublishRate | null
+  /** Bytes written to one client and not yet read, past which it is dropped as a slow consumer (default BROKER_LIMITS). */
+  maxQueuedBytes?: number
   /** A second listener speaking MQTT over TLS (mqtts://), with the console's certificate (tls.ts). */
   tls?: { host: string; port: number; cert: string; key: string }
 }
@@ -58,12 +60,15 @@ export const BROKER_LIMITS = {
   maxRetainedBytes: 64 * 1024,
   maxSubscriptions: 16,
   // An agent publishes about one activation per inference: 300/s is a Pi-class device's ceiling many times over.
-  agentPublishRate: { perSecond: 300, burst: 60 } as PublishRate
+  agentPublishRate: { perSecond: 300, burst: 60 } as PublishRate,
+  // What the console may have written to one client that it has not read: 8 model chunks (an agent
+  // fetches one at a time; a resend of one still queued is not answered, distribution.ts).
+  maxQueuedBytes: 8 * 1024 * 1024
 }
 
 type EdgentClient = Client & { edgentRole?: string; edgentSubs?: Set<string> }
-/** The guarded stream carries its socket's remote address (aedes sees the stream, not the socket). */
-type AddressedStream = GuardedStream & { edgentRemote?: string }
+/** The guarded stream carries its socket's remote address (aedes sees the stream, not the socket), and the agent it authenticated as. */
+type AddressedStream = GuardedStream & { edgentRemote?: string; edgentAgent?: string }
 
 function authError(code: 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
@@ -94,6 +99,8 @@ export class EmbeddedBroker {
   private readonly perAddress = new Map<string, number>()
   readonly byAddress = new FailureBackoff(ADDRESS_BACKOFF)
   readonly byId = new FailureBackoff(ID_BACKOFF)
+  /** Agents dropped as slow consumers: after SLOW_CONSUMER_BACKOFF's threshold, their next logins wait (CONNACK 3). */
+  readonly slowDrops = new FailureBackoff(SLOW_CONSUMER_BACKOFF)
   private readonly limiter: LogLimiter
   port = 0
   /** The TLS listener's port (0: none). */
@@ -156,8 +163,18 @@ export class EmbeddedBroker {
               )
               return done(authError(4, 'unknown agent or wrong token'), false)
             }
+            const cooling = this.slowDrops.blockedFor(username)
+            if (cooling > 0) {
+              this.limiter.warn(
+                `slow:${username}`,
+                { agentId: username, retryInMs: cooling },
+                'refused: dropped as a slow consumer again and again; retry later'
+              )
+              return done(authError(3, 'dropped as a slow consumer: retry later'), false)
+            }
             this.byId.succeed(username)
             this.byAddress.succeed(remoteOf(client))
+            ;(client.conn as AddressedStream).edgentAgent = username
             ;(client as EdgentClient).edgentRole = 'agent'
             const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
             if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
@@ -222,7 +239,11 @@ export class EmbeddedBroker {
     // In-process subscribers first, before any agent can connect: they miss nothing (retained
     // messages are only replayed to subscribing clients, and there are none before the listener).
     for (const l of this.locals) await this.subscribeLocal(aedes, l)
-    const limits = { maxConnectBytes: this.opts.maxConnectBytes, maxPacketBytes: this.opts.maxPacketBytes }
+    const limits = {
+      maxConnectBytes: this.opts.maxConnectBytes,
+      maxPacketBytes: this.opts.maxPacketBytes,
+      maxQueuedBytes: this.opts.maxQueuedBytes ?? BROKER_LIMITS.maxQueuedBytes
+    }
     /** A socket refused at accept, before a byte is read: logged once per burst. */
     const drop = (socket: Socket, key: string, fields: Record<string, unknown>, msg: string) => {
       this.limiter.warn(key, fields, msg)
@@ -245,9 +266,15 @@ export class EmbeddedBroker {
       socket.setNoDelay(true) // small packets (PUBACK, results) must not wait for Nagle's algorithm
       socket.on('close', () => this.sockets.delete(socket))
       socket.on('error', () => undefined)
-      const stream: AddressedStream = guardSocket(socket, limits, (reason) =>
-        this.limiter.warn(`guard:${remote}:${kindOf(reason)}`, { remote: `${remote}:${socket.remotePort}`, reason }, 'dropped connection')
-      )
+      const stream: AddressedStream = guardSocket(socket, limits, (reason) => {
+        const agentId = stream.edgentAgent
+        if (agentId && reason.startsWith('slow consumer')) this.slowDrops.fail(agentId)
+        this.limiter.warn(
+          `guard:${remote}:${kindOf(reason)}`,
+          { remote: `${remote}:${socket.remotePort}`, ...(agentId ? { agentId } : {}), reason },
+          'dropped connection'
+        )
+      })
       stream.edgentRemote = remote
       aedes.handle(stream)
     }
@@ -351,6 +378,13 @@ export class EmbeddedBroker {
     aedes.on('clientDisconnect', onGone)
     c.close()
     return true
+  }
+
+  /** Bytes written to a connected agent that it has not read yet (0 when it is not connected). */
+  queuedBytes(agentId: string): number {
+    const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
+    const c = clients && Object.hasOwn(clients, agentId) ? clients[agentId] : undefined
+    return (c?.conn as AddressedStream | undefined)?.queuedBytes?.() ?? 0
   }
 
   /** The ids of the clients connected now (with the embedded broker, only agents: the console is in process). */

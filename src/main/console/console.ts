@@ -114,6 +114,7 @@ export class EdgentConsole extends EventEmitter {
       request,
       publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
       hello: (id) => this.fleet.view(id).hello,
+      queuedBytes: (id) => this.broker?.queuedBytes(id) ?? 0,
       emit,
       log: log.child({ part: 'distribution' }),
       ...(opts.transferChunkBytes ? { chunkBytes: opts.transferChunkBytes } : {})

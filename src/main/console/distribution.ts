@@ -30,6 +30,8 @@ export interface DistributionDeps {
   chunkBytes?: number
   /** How long an agent may take to fetch and open a model, ms. */
   loadTimeoutMs?: number
+  /** Bytes written to the agent that it has not read yet (absent: not known, an external broker). */
+  queuedBytes?(agentId: string): number
 }
 
 interface Sending {
@@ -44,6 +46,8 @@ export class Distribution {
   private readonly sending = new Map<string, Sending>()
   private readonly loading = new Map<string, Promise<CommandReply<'load-model'>>>()
   private readonly views = new Map<string, TransferView>()
+  /** Each agent's last answered fetch (its transfer id): a resend of it while bytes still wait for the agent is not answered twice. */
+  private readonly lastTransfer = new Map<string, string>()
 
   constructor(private readonly deps: DistributionDeps) {}
 
@@ -51,6 +55,7 @@ export class Distribution {
 
   stop(): void {
     this.sending.clear()
+    this.lastTransfer.clear()
   }
 
   /** The latest transfer of every agent that had one. */
@@ -87,6 +92,13 @@ export class Distribution {
     let header: ChunkHeader | null = null
     try {
       const f = parsePayload(FetchSchema, payload, topic)
+      // An agent resends a fetch it has no answer to after a while; on a slow link the answer may still
+      // be on its way: sending it again would only queue a second copy behind the first.
+      if (this.lastTransfer.get(agentId) === f.transfer && (this.deps.queuedBytes?.(agentId) ?? 0) > 0) {
+        this.deps.log.debug({ agentId, transfer: f.transfer }, 'fetch resent while its answer is still queued: not answered twice')
+        return
+      }
+      this.lastTransfer.set(agentId, f.transfer)
       header = { transfer: f.transfer, model: f.model, sha256: f.sha256, offset: f.offset }
       const m = this.deps.models.forDevice(agentId)
       if (f.model !== m.id || f.sha256 !== m.package.sha256) {

@@ -9,6 +9,12 @@
  * Once a client is known to be an agent, its PUBLISH packets also pass a token bucket: past the rate
  * the socket stops being read until the bucket refills, so TCP itself slows a flooding client down —
  * nothing is dropped and nothing queues in the console (what mosquitto and EMQX do for rate limits).
+ *
+ * The other direction: what the broker writes to a client is handed to its socket at once, so that
+ * aedes never waits for one client's drain (it did, with a delivery concurrency shared by every
+ * client: one consumer that stopped reading held everyone's messages up to its 60 s drain timeout);
+ * and a client whose unread bytes pass `maxQueuedBytes` is dropped as a slow consumer (mosquitto's
+ * max_queued_bytes, EMQX's mqueue): a bound on the memory one client can hold in the console.
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
@@ -16,6 +22,8 @@ import type { Socket } from 'node:net'
 export interface GuardLimits {
   maxConnectBytes: number
   maxPacketBytes: number
+  /** Bytes written to the client that its socket has not yet handed to the kernel; past it, the client is dropped. */
+  maxQueuedBytes: number
 }
 
 export class PacketGuard {
@@ -86,8 +94,11 @@ export interface PublishRate {
   burst: number
 }
 
-/** The guarded stream: `limitPublishes` sets (or lifts, null) the client's PUBLISH rate. */
-export type GuardedStream = Duplex & { limitPublishes(rate: PublishRate | null): void }
+/**
+ * The guarded stream: `limitPublishes` sets (or lifts, null) the client's PUBLISH rate; `queuedBytes`
+ * is what was written to the client and not yet taken by the kernel.
+ */
+export type GuardedStream = Duplex & { limitPublishes(rate: PublishRate | null): void; queuedBytes(): number }
 
 /** The socket as aedes sees it: the same bytes, unless the guard drops the connection. */
 export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (reason: string) => void): GuardedStream {
@@ -102,21 +113,39 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
     if (wanted && !throttled && !socket.destroyed) socket.resume()
     else socket.pause()
   }
+  /** Whether `bytes` more may be queued for the client; if not, the client is dropped as a slow consumer. */
+  const room = (bytes: number): boolean => {
+    if (socket.writableLength + bytes <= limits.maxQueuedBytes) return true
+    onViolation(
+      `slow consumer: ${socket.writableLength} bytes written to it not yet read, and ${bytes} more would pass the ${limits.maxQueuedBytes}-byte limit`
+    )
+    socket.destroy()
+    stream.destroy()
+    return false
+  }
+  // Written through to the socket and acknowledged at once: the socket's own buffer is the client's
+  // queue (bounded by `room`), and the broker never waits on it.
   const stream = new Duplex({
+    // nothing stays in this stream's own buffer (every write is acknowledged at once): a high mark
+    // that a packet cannot reach keeps write() from asking aedes to wait for a drain
+    writableHighWaterMark: 2 ** 30,
     read() {
       wanted = true
       flow()
     },
     write(chunk: Buffer, _enc, cb) {
-      if (socket.destroyed) return cb()
-      socket.write(chunk, cb)
+      if (!socket.destroyed && room(chunk.length)) socket.write(chunk)
+      cb()
     },
     // aedes writes a packet in pieces (header, topic, payload) under cork(): one writev to the socket, not one send each.
     writev(chunks, cb) {
-      if (socket.destroyed) return cb()
-      socket.cork()
-      for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!.chunk as Buffer, i === chunks.length - 1 ? cb : undefined)
-      socket.uncork()
+      const bytes = chunks.reduce((n, c) => n + (c.chunk as Buffer).length, 0)
+      if (!socket.destroyed && room(bytes)) {
+        socket.cork()
+        for (const c of chunks) socket.write(c.chunk as Buffer)
+        socket.uncork()
+      }
+      cb()
     },
     final(cb) {
       socket.end(cb)
@@ -161,6 +190,7 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
     stream.destroy()
   })
   return Object.assign(stream, {
+    queuedBytes: () => socket.writableLength,
     limitPublishes(r: PublishRate | null) {
       rate = r
       tokens = r ? r.burst : 0
