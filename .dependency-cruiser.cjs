@@ -3,11 +3,13 @@
  * docs/DESIGN.md, "Layers", explains it. From the bottom:
  *
  *   src/shared          pure TypeScript (no Node, no DOM): contracts, planner, latency, codecs
+ *   src/main/calibration  the calibration math (fits, forests, grids, scoring, link-stage fits): it
+ *                       imports src/shared and its libraries only, so that it is pure and testable alone
  *   src/main/runtime    Node code both sides run: files, ORT executor, layer timers
  *   src/main/models     the model library: shipped and imported models, import (graph analysis, manifest)
  *   src/main/store      the SQLite store: the only module with SQL
- *   src/main/campaign   benchmark campaigns and fits
- *   src/main/console    the console core: lifecycle modules and their wiring
+ *   src/main/console    the console core: lifecycle modules and their wiring; campaigns/ runs the
+ *                       campaign kinds over the console's modules
  *   src/main/testbed    the paper-reproduction testbed (a console in a network namespace setup)
  *   src/main/shell      the headless shell: HTTP/WebSocket server, control file, stack
  *   src/main/cli, src/main/index.ts + ipc.ts (Electron)   the shells' entries
@@ -19,10 +21,9 @@ const above = (layers) => `^src/main/(${layers.join('|')})(/|\\.ts$)`
 
 /** Each layer with the layers above it (which it must not import). */
 const LAYERS = [
-  ['runtime', ['models', 'store', 'campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
-  ['models', ['store', 'campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
-  ['store', ['campaign', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
-  ['campaign', ['console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
+  ['runtime', ['models', 'store', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
+  ['models', ['store', 'console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
+  ['store', ['console', 'testbed', 'shell', 'cli', 'index', 'ipc']],
   ['console', ['testbed', 'shell', 'cli', 'index', 'ipc']],
   ['testbed', ['shell', 'cli', 'index', 'ipc']],
   ['shell', ['testbed', 'cli', 'index', 'ipc']],
@@ -52,6 +53,14 @@ module.exports = {
       from: { path: `^src/main/${layer}/` },
       to: { path: above(higher) }
     })),
+    {
+      name: 'calibration-is-pure-math',
+      severity: 'error',
+      comment:
+        'src/main/calibration is the calibration math (fits, forests, grids, scoring): it imports src/shared and its npm libraries only — never the console, the store or the runtime. Orchestration belongs in src/main/console/campaigns.',
+      from: { path: '^src/main/calibration/' },
+      to: { path: '^(src|pi-agent)/', pathNot: '^src/(shared|main/calibration)/' }
+    },
     {
       name: 'agent-imports-shared-and-runtime-only',
       severity: 'error',

@@ -1,8 +1,8 @@
 /**
  * The layering rules (.dependency-cruiser.cjs, docs/DESIGN.md "Layers") are a check, not a hope:
  * `npm test` runs them on the tree (`npm run lint:deps`), and here they refuse a tree with a
- * deliberate upward import, a Node built-in in src/shared, an agent importing the console, and the
- * database or electron imported where they must not be.
+ * deliberate upward import, a Node built-in in src/shared, an agent importing the console, calibration
+ * math importing the console, store or runtime, and the database or electron imported where they must not be.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -64,6 +64,29 @@ describe('layering rules', () => {
     )
     expect(r.code).not.toBe(0)
     expect(r.out).toContain('error runtime-imports-no-higher-layer: src/main/runtime/timer.js → src/main/console/link.js')
+  })
+
+  it('refuse calibration math that reaches into the console, the store or the runtime, and pass it on src/shared and its libraries', () => {
+    const bad = cruise(
+      tree({
+        'src/main/calibration/fit.js':
+          "import { store } from '../store/store.js'\nimport { x } from '../runtime/x.js'\nimport { c } from '../console/c.js'\nexport const f = [store, x, c]\n",
+        'src/main/store/store.js': 'export const store = 1\n',
+        'src/main/runtime/x.js': 'export const x = 1\n',
+        'src/main/console/c.js': 'export const c = 1\n'
+      })
+    )
+    expect(bad.code).not.toBe(0)
+    for (const to of ['src/main/store/store.js', 'src/main/runtime/x.js', 'src/main/console/c.js'])
+      expect(bad.out).toContain(`error calibration-is-pure-math: src/main/calibration/fit.js → ${to}`)
+    const good = cruise(
+      tree({
+        'src/main/calibration/fit.js': "import { l } from '../../shared/latency.js'\nimport { g } from './grid.js'\nexport const f = [l, g]\n",
+        'src/main/calibration/grid.js': 'export const g = 1\n',
+        'src/shared/latency.js': 'export const l = 1\n'
+      })
+    )
+    expect(good.out).toMatch(/no dependency violations found/)
   })
 
   it('refuse a circle, Node in src/shared, the agent importing the console, SQL outside the store and electron outside the entry', () => {

@@ -203,7 +203,7 @@ export interface PlansSummary {
 }
 
 /**
- * A campaign's link stage (src/main/campaign/messaging.ts): messaging besides the segments and the
+ * A campaign's link stage (src/main/console/campaigns/link-stage.ts, fitted by src/main/calibration/link-fit.ts): messaging besides the segments and the
  * serialisation wait, and each side's segments as plans run them, from probe plans of the served model.
  */
 export interface LinkStage {
@@ -520,7 +520,7 @@ export interface ConsoleMethods {
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
   campaignStart: {
     /** `uplinkKbps`: kind `plans` only, the fixed uplink its plans co-infer at; `timing`: kind `layers` only (warm or cold, see TIMING_REGIMES). */
-    args: { agent: string; kind: string; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; uplinkKbps?: number; timing?: 'warm' | 'cold' }
+    args: { agent: string; kind: CampaignKind; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; uplinkKbps?: number; timing?: 'warm' | 'cold' }
     result: { id: string }
   }
   campaignStatus: { args: { id: string }; result: CampaignStatus }

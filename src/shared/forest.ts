@@ -1,7 +1,7 @@
 /**
  * A tree ensemble as a latency predictor: the seed's question ("is the layer prediction model
  * necessary? can we find a better agent?") answered with a maintained non-linear regressor beside
- * the paper's linear form. Trained in the main process by ml-random-forest (campaign/fit.ts) on
+ * the paper's linear form. Trained in the main process by ml-random-forest (calibration/fit.ts) on
  * log(latency) — errors that matter are relative, and latencies span four orders of magnitude —
  * and stored in a profile as its trees in a compact form this module evaluates (no dependency here:
  * the renderer and the planner only predict).

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { fitMessaging, fitSegments, probePlans, residualMs } from '../../src/main/campaign/messaging.js'
-import { fitJunctions, type MeasurementRow } from '../../src/main/campaign/fit.js'
+import { fitMessaging, fitSegments, probePlans, residualMs } from '../../src/main/calibration/link-fit.js'
+import { fitJunctions, type MeasurementRow } from '../../src/main/calibration/fit.js'
 import { buildSynthetic, specKey, type SyntheticSpec } from '../../src/shared/onnx-builder.js'
 import { exitPath, inputBytes, parseManifest, product } from '../../src/shared/manifest.js'
 import { junctionMs, parseProfile, predictLayerMs, predictSumOfOps, segmentTermsMs, type CalibrationProfile } from '../../src/shared/latency.js'

@@ -1,7 +1,7 @@
 /** `edgent campaign run | list`, `edgent profile list | use`, `edgent export | import`. */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
+import type { CampaignKind, CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
 import { UserError } from '../../shared/errors.js'
 import { REGRESSOR_TEXT, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
@@ -206,7 +206,7 @@ export async function campaignRun(o: CampaignRunOptions, progress?: Progress): P
   const c = running(o.dataDir)
   const { id } = await callConsole(c, 'campaignStart', {
     agent: o.agent,
-    kind: o.kind,
+    kind: o.kind as CampaignKind, // checked by the console (api-schemas.ts), whose refusal names the kinds
     reps: o.reps,
     ...(o.bandwidthsKbps ? { bandwidthsKbps: o.bandwidthsKbps } : {}),
     ...(o.latenciesMs ? { latenciesMs: o.latenciesMs } : {}),

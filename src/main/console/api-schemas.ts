@@ -5,7 +5,7 @@
 import { z } from 'zod'
 import { CODECS } from '../../shared/codecs.js'
 import { UserError, describeIssues } from '../../shared/errors.js'
-import { METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
+import { CAMPAIGN_KINDS, METHOD_NAMES, type ArgsOf, type MethodName } from '../../shared/console-api.js'
 import { SettingsSchema } from '../../shared/settings.js'
 import { TIMING_REGIMES } from '../../shared/agent-api.js'
 import { PERCENTILE_RANGE } from '../../shared/tail.js'
@@ -30,7 +30,9 @@ export const API_SCHEMAS = {
   campaignStart: z
     .object({
       agent,
-      kind: z.string().min(1).max(32),
+      kind: z.enum(CAMPAIGN_KINDS, {
+        error: (i) => `unknown campaign kind ${JSON.stringify(String(i.input).slice(0, 32))} (kinds: ${CAMPAIGN_KINDS.join(', ')})`
+      }),
       reps: z.number().int().positive().max(200).default(5),
       bandwidthsKbps: z.array(z.number().positive().max(1e7)).min(1).max(50).optional(),
       latenciesMs: z.array(z.number().positive().max(3.6e6)).min(1).max(50).optional(),

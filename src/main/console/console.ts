@@ -13,7 +13,7 @@ import type { DeviceView, EdgeLoadView, InferRow, InferSummary, LatencySource } 
 import type { Manifest } from '../../shared/manifest.js'
 import { OrtExecutor, edgeWorkers } from '../runtime/executor.js'
 import { Store } from '../store/store.js'
-import { Campaigns, type SweepOptions } from '../campaign/runner.js'
+import { Campaigns, type SweepOptions } from './campaigns/campaigns.js'
 import { AgentLink } from './agent-link.js'
 import { CONSOLE_USERNAME, EmbeddedBroker } from './broker.js'
 import { ensureBrokerTls } from './tls.js'
@@ -171,28 +171,15 @@ export class EdgentConsole extends EventEmitter {
     this.campaigns = new Campaigns({
       store: this.store,
       executor: this.executor,
-      modelFor: (id) => this.models.forDevice(id),
-      timeOnDevice: (id, specs, reps, regime) => request(id, 'time-layers', { specs, reps, regime }, 600_000),
-      profileDevice: async (id, reps, model) => {
-        await this.distribution.ensureOnAgent(id, this.models.get(model))
-        return request(id, 'profile-layers', { reps, model }, 600_000)
-      },
-      setUplink: (id, kbps) => request(id, 'set-uplink', { kbps }, 30_000),
-      infer: (o) => this.coinference.infer(o),
-      rawCosts: async (id) => {
-        await this.sources.deviceTable(id)
-        return { table: this.sources.costTable(id), source: this.sources.latencySource(id) }
-      },
-      predictorTables: (id) => this.sources.predictorTables(id),
-      chooseRegressor: (id, profileId, scored, campaignId) => this.sources.chooseRegressor(id, profileId, scored, campaignId),
-      maxUploadBytes,
-      deviceMachine: (id) => this.fleet.view(id).hello?.machine ?? null,
-      deviceHealth: (id) => this.fleet.health(id),
-      onProgress: (status) => {
-        // A completed campaign made a new current profile: plan with it from now on.
-        if (status.status === 'done' && status.profileId) this.sources.sourceChanged(status.deviceId)
-        emit('campaign', status)
-      }
+      models: this.models,
+      sources: this.sources,
+      coinference: this.coinference,
+      distribution: this.distribution,
+      fleet: this.fleet,
+      link: this.link,
+      emit,
+      log: log.child({ part: 'campaigns' }),
+      maxUploadBytes
     })
     this.lifecycle = new Lifecycle(this.modules(), log)
   }

@@ -21,7 +21,7 @@ import { PAPER_2018, REGRESSOR_TEXT, regressorsOf, type CalibrationProfile, type
 import { measuredSource } from '../../shared/measured-source.js'
 import type { Hello } from '../../shared/messages.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS, buildCostTable, profileSource, type CodecOptions, type CostTable, type LayerLatencySource } from '../../shared/planner.js'
-import type { PredictorTable } from '../campaign/plans.js'
+import type { PredictorTable } from '../calibration/plans.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { measureLayers } from '../runtime/layer-timer.js'
 import type { Store } from '../store/store.js'

@@ -31,7 +31,7 @@ import { FIT_FEATURES, PAPER_2018, evaluateRegression, predictLayerMs, type Cali
 import { exitPath, inputBytes, layerMacs, type Layer } from '../../shared/manifest.js'
 import { idFromFileName, importModel, listModels, modelDirById } from '../models/library.js'
 import { loadManifest } from '../runtime/files.js'
-import { aggregatePasses } from '../campaign/fit.js'
+import { aggregatePasses } from '../calibration/fit.js'
 import { parseArgs } from './api-schemas.js'
 import { credentialsCommand, credentialsFor } from '../../shared/credentials.js'
 import type { EdgentConsole } from './console.js'

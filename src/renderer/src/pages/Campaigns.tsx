@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react'
 import { parseNumber } from '../fields'
-import { CAMPAIGN_KINDS, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
+import { CAMPAIGN_KINDS, type CampaignKind, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { download } from '../download'
@@ -57,7 +57,7 @@ function Elapsed(props: { since: string }): React.JSX.Element {
 /** The device is the console's one current device (the selector in the navigation bar follows this one and back). */
 export function Campaigns(props: { devices: DeviceView[]; agent: string | null; onAgent: (id: string | null) => void }): React.JSX.Element {
   const api = useApi()
-  const [kind, setKind] = useState<string>('model')
+  const [kind, setKind] = useState<CampaignKind>('model')
   const [repsText, setRepsText] = useState('3')
   const [error, setError] = useState<string | null>(null)
   const [exportMsg, setExportMsg] = useState<string | null>(null)
@@ -118,7 +118,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
           </label>
           <label>
             Kind
-            <select value={kind} onChange={(e) => setKind(e.target.value)} data-testid="campaign-kind">
+            <select value={kind} onChange={(e) => setKind(e.target.value as CampaignKind)} data-testid="campaign-kind">
               {CAMPAIGN_KINDS.map((k) => (
                 <option key={k} value={k}>
                   {KIND_TEXT[k] ?? k}

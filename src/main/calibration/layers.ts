@@ -3,6 +3,7 @@
  * the paper's table (and the cheap ones), the op types of today's networks and whole blocks, each timed on one side by `timeSynthetic`
  * (src/main/runtime/synthetic.ts).
  */
+import { createHash } from 'node:crypto'
 import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx-builder.js'
 
 /** The configurations timed by a `layers` campaign, in a fixed order. */
@@ -44,4 +45,22 @@ export function layerGrid(): SyntheticSpec[] {
       for (const expand of [2, 4]) if (channels <= 32) g.push({ type: 'block', kind: 'inverted', channels, size, expand })
     }
   return g
+}
+
+/**
+ * Held-out configurations: a quarter of each group (rounded down), chosen by the SHA-256 of each
+ * configuration's key — fixed for a grid, spread over it. (Every fourth in grid order would hold
+ * out one corner of the grid, e.g. all the widest fc layers, and test extrapolation instead.)
+ * A group of fewer than four configurations (two LRN layers in the served model) is all fitted.
+ */
+export function heldOutKeys(keys: readonly string[], groups: readonly string[]): Map<string, boolean> {
+  const byGroup = new Map<string, string[]>()
+  for (const [i, k] of keys.entries()) byGroup.set(groups[i]!, [...(byGroup.get(groups[i]!) ?? []), k])
+  const out = new Map<string, boolean>(keys.map((k) => [k, false]))
+  const rank = (k: string) => createHash('sha256').update(k).digest('hex')
+  for (const list of byGroup.values()) {
+    const sorted = [...list].sort((a, b) => (rank(a) < rank(b) ? -1 : 1))
+    for (const k of sorted.slice(0, Math.floor(list.length / 4))) out.set(k, true)
+  }
+  return out
 }

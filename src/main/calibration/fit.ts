@@ -366,3 +366,27 @@ function compareBlocks(
   entry.sumHeldOutMape = sumMape
   entry.preferSum = preferSum
 }
+
+/** A stored profile's fit report (the figures each regression keeps beside its coefficients). */
+export function reportFromProfile(profile: CalibrationProfile): FitReport[] {
+  const p = profile as unknown as Record<
+    'device' | 'edge',
+    Record<string, { n?: number; r2?: number | null; mape?: number | null; heldOut?: { n: number; mape: number | null; r2: number | null } }>
+  >
+  const out: FitReport[] = []
+  for (const side of ['device', 'edge'] as const) {
+    for (const [key, r] of Object.entries(p[side] ?? {})) {
+      out.push({
+        side,
+        key: key as FitReport['key'],
+        n: r.n ?? 0,
+        r2: r.r2 ?? null,
+        mape: r.mape ?? null,
+        heldOutN: r.heldOut?.n ?? 0,
+        heldOutMape: r.heldOut?.mape ?? null,
+        heldOutR2: r.heldOut?.r2 ?? null
+      })
+    }
+  }
+  return out
+}

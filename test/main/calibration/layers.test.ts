@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { layerGrid } from '../../../src/main/campaign/layers.js'
+import { layerGrid } from '../../../src/main/calibration/layers.js'
 import { timeSynthetic } from '../../../src/main/runtime/synthetic.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx-builder.js'

@@ -1,8 +1,8 @@
 /** Kind `sweep`: co-inference over bandwidths × requirements on a real agent with an emulated uplink. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { uploadBytes } from '../../../src/shared/manifest.js'
-import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import type { EdgentConsole } from '../../../../src/main/console/console.js'
+import { uploadBytes } from '../../../../src/shared/manifest.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../harness.js'
 
 describe('sweep campaign', () => {
   let core: EdgentConsole

@@ -2,14 +2,14 @@ import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { layerGrid } from '../../../src/main/campaign/layers.js'
-import { LAYER_PASSES } from '../../../src/main/campaign/runner.js'
-import { exportCalibration, importCalibration } from '../../../src/main/cli/campaign.js'
-import { main } from '../../../src/main/cli/index.js'
-import { FIT_FEATURES, fitRegression, parseProfile } from '../../../src/shared/latency.js'
-import { buildCostTable, candidateAt, latencyOf, profileSource } from '../../../src/shared/planner.js'
-import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import type { EdgentConsole } from '../../../../src/main/console/console.js'
+import { layerGrid } from '../../../../src/main/calibration/layers.js'
+import { LAYER_PASSES } from '../../../../src/main/console/campaigns/campaigns.js'
+import { exportCalibration, importCalibration } from '../../../../src/main/cli/campaign.js'
+import { main } from '../../../../src/main/cli/index.js'
+import { FIT_FEATURES, fitRegression, parseProfile } from '../../../../src/shared/latency.js'
+import { buildCostTable, candidateAt, latencyOf, profileSource } from '../../../../src/shared/planner.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../harness.js'
 
 describe('layers campaign on a real agent and this edge', () => {
   let core: EdgentConsole
@@ -237,7 +237,7 @@ describe('layers campaign on a real agent and this edge', () => {
   })
 
   it('gives the Calibration page model-loading points to plot, not an empty panel', async () => {
-    const { ConsoleService } = await import('../../../src/main/console/service.js')
+    const { ConsoleService } = await import('../../../../src/main/console/service.js')
     const service = new ConsoleService(core, { shell: 'headless', brokerAddress: () => '127.0.0.1:1883' })
     const layers = core.campaigns.list().find((c) => c.kind === 'layers' && c.status === 'done')!
     const cal = await service.call('calibration', { campaign: layers.id })

@@ -5,7 +5,7 @@
  * summary, which puts the held-out error first and never hides it behind a note.
  */
 import { describe, expect, it } from 'vitest'
-import { chooseFit, fitProfile, type MeasurementRow } from '../../../src/main/campaign/fit.js'
+import { chooseFit, fitProfile, type MeasurementRow } from '../../../src/main/calibration/fit.js'
 import { fitKind, formatCampaign } from '../../../src/main/cli/campaign.js'
 import type { CampaignStatus } from '../../../src/shared/console-api.js'
 import { FIT_FEATURES } from '../../../src/shared/latency.js'

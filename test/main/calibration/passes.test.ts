@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { aggregatePasses } from '../../../src/main/campaign/fit.js'
+import { aggregatePasses } from '../../../src/main/calibration/fit.js'
 
 describe('aggregatePasses', () => {
   it('keeps one row per side and configuration: the fastest run, the median load', () => {

@@ -6,11 +6,11 @@
  * model's first activations (100,352 bytes).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { FRAME_OVERHEAD_MAX } from '../../../src/shared/frame.js'
-import { uploadBytes } from '../../../src/shared/manifest.js'
-import { configurationMap } from '../../../src/shared/planner.js'
-import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../console/harness.js'
+import type { EdgentConsole } from '../../../../src/main/console/console.js'
+import { FRAME_OVERHEAD_MAX } from '../../../../src/shared/frame.js'
+import { uploadBytes } from '../../../../src/shared/manifest.js'
+import { configurationMap } from '../../../../src/shared/planner.js'
+import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../harness.js'
 
 const LIMIT = 100_000
 

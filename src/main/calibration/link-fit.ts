@@ -1,5 +1,5 @@
 /**
- * A layers (or model) campaign's link stage: what the grid cannot time, measured with real
+ * The math of a layers (or model) campaign's link stage (the campaign runs it: console/campaigns/link-stage.ts): what the grid cannot time, measured with real
  * co-inferences of a few probe plans of the served model, pinned, with the device's emulated uplink
  * set to a LAN-class rate (its serialisation wait subtracted), teaching the online correction nothing.
  *
@@ -25,9 +25,9 @@
  */
 import { Matrix, solve } from 'ml-matrix'
 import { median } from 'simple-statistics'
-import type { InferRow, InferSummary, LinkStage } from '../../shared/console-api.js'
-import { type SegmentTerms, segmentTermsMs } from '../../shared/latency.js'
-import { exitPath, product, uploadBytes, type Manifest } from '../../shared/manifest.js'
+import type { InferRow, LinkStage } from '../../shared/console-api.js'
+import { type CalibrationProfile, type SegmentTerms, segmentTermsMs } from '../../shared/latency.js'
+import { exitPath, product, type Manifest } from '../../shared/manifest.js'
 import { type CostTable, candidateAt } from '../../shared/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
@@ -36,24 +36,6 @@ export const LINK_PROBE_KBPS = 100_000
 export const LINK_PROBE_REPS = 20
 /** Passes over the probes in a campaign (a layers campaign: one after each pass over its grid). */
 export const LINK_PASSES = 3
-
-/** A batch of co-inferences a campaign runs through the console (kinds sweep and plans, the link stage). */
-export interface CampaignInfer {
-  agent: string
-  count: number
-  latencyMs: number
-  uplinkKbps: number
-  campaignId: string
-  /** A pinned plan (kind `plans`, the link stage). */
-  plan?: { exit: number; deviceLayers: number }
-  /** false: the batch does not teach the online correction. */
-  learn?: boolean
-}
-
-export interface LinkStageDeps {
-  infer(opts: CampaignInfer): Promise<{ summary: InferSummary; rows: InferRow[] }>
-  setUplink(deviceId: string, kbps: number): Promise<{ previousKbps: number }>
-}
 
 /** One inference's residual: end to end minus both segments and the serialisation wait of what it sent. */
 export const residualMs = (r: InferRow, kbps: number): number => r.e2eMs - r.deviceMs - r.edgeMs - (r.uploadBytes * 8) / kbps
@@ -282,110 +264,66 @@ function line(pts: readonly { x: number; y: number }[]): { a: number; b: number 
 }
 
 /**
- * The link stage's measurements so far: the probe plans' co-inferences, pass by pass. A layers
- * campaign runs one pass after each pass over its grid, so the probes span the campaign as its
- * grid does: this shared machine ran edge segments 1.3–1.4× slower for the whole of one stage
- * measured in one stretch, and at their usual speed a minute later.
+ * The link stage's fits from the probe plans' co-inferences (`got[i]`: the rows of `plans[i]`), against
+ * `table` (the fitted profile's raw cost table for the served model, before this stage's terms).
  */
-export class LinkStageRun {
-  readonly plans: { exit: number; deviceLayers: number }[]
-  private readonly got: InferRow[][]
-  private why: string | null = null
-
-  constructor(
-    private readonly deps: LinkStageDeps,
-    private readonly manifest: Manifest,
-    private readonly deviceId: string,
-    private readonly campaignId: string,
-    maxUploadBytes = Infinity
-  ) {
-    // A probe that would send more than the console accepts cannot run (a 224×224 model's first conv output, 3 MB, against 2 MB).
-    this.plans = probePlans(manifest).filter((p) => uploadBytes(manifest, p.exit, p.deviceLayers) <= maxUploadBytes)
-    this.got = this.plans.map(() => [])
+export function fitLinkStage(
+  manifest: Manifest,
+  plans: readonly { exit: number; deviceLayers: number }[],
+  got: readonly InferRow[][],
+  table: CostTable
+): LinkStage {
+  const probes: LinkStage['probes'] = []
+  for (const [i, plan] of plans.entries()) {
+    const rows = got[i]!
+    if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
+    const c = candidateAt(table, plan.exit, plan.deviceLayers)!
+    const cutElements = plan.deviceLayers === 0 ? product(manifest.input.shape) : product(exitPath(manifest, plan.exit)[plan.deviceLayers - 1]!.outputShape)
+    probes.push({
+      ...plan,
+      layers: c.layers,
+      n: rows.length,
+      bytes: median(rows.map((r) => r.uploadBytes)),
+      residualMs: median(rows.map((r) => residualMs(r, LINK_PROBE_KBPS))),
+      deviceMs: median(rows.map((r) => r.deviceMs)),
+      edgeMs: median(rows.map((r) => r.edgeMs)),
+      predictedDeviceMs: c.deviceMs,
+      predictedEdgeMs: c.edgeMs,
+      inputElements: cutElements,
+      deviceInputElements: product(manifest.input.shape),
+      outputElements: plan.deviceLayers === c.layers ? product(exitPath(manifest, plan.exit).at(-1)!.outputShape) : cutElements
+    })
   }
-
-  /**
-   * One pass over the probe plans at LINK_PROBE_KBPS (the uplink restored after it, whatever
-   * happens). A device whose uplink cannot be set (a real link: its serialisation time is not known
-   * exactly, so the residual cannot be told from it) is not probed again, and the stage says why.
-   */
-  async pass(): Promise<void> {
-    if (this.why) return
-    let restore: number
-    try {
-      restore = (await this.deps.setUplink(this.deviceId, LINK_PROBE_KBPS)).previousKbps
-    } catch (err) {
-      this.why = `link stage not run: ${(err as Error).message}`
-      return
-    }
-    try {
-      for (const [i, plan] of this.plans.entries()) {
-        const { rows } = await this.deps.infer({
-          agent: this.deviceId,
-          count: LINK_PROBE_REPS + 1,
-          latencyMs: 3_600_000,
-          uplinkKbps: LINK_PROBE_KBPS,
-          campaignId: this.campaignId,
-          plan,
-          learn: false
+  const sending = probes.filter((p) => p.deviceLayers < p.layers)
+  // The device's terms first: an edge segment's idle is the device segment as the profile will predict it.
+  const device = fitSegments(
+    probes
+      .filter((p) => p.deviceLayers > 0)
+      .map((p) => ({
+        predictedMs: p.predictedDeviceMs,
+        measuredMs: p.deviceMs,
+        outputElements: p.outputElements,
+        inputElements: p.deviceInputElements,
+        sends: p.deviceLayers < p.layers
+      }))
+  )
+  // The wait before an edge segment and before the send: the device segment as the profile will predict it.
+  const idleOf = (p: (typeof sending)[number]) =>
+    p.deviceLayers === 0
+      ? 0
+      : segmentTermsMs(device, p.predictedDeviceMs, {
+          inputElements: p.deviceInputElements ?? 0,
+          outputElements: p.outputElements ?? 0,
+          idleMs: 0,
+          sends: true
         })
-        this.got[i]!.push(...rows.slice(1)) // the first of each batch warms the plan's sessions
-      }
-    } finally {
-      await this.deps.setUplink(this.deviceId, restore).catch(() => undefined)
-    }
-  }
+  const edge = fitSegments(sending.map((p) => ({ predictedMs: p.predictedEdgeMs, measuredMs: p.edgeMs, inputElements: p.inputElements, idleMs: idleOf(p) })))
+  const messaging = fitMessaging(sending.map((p) => ({ bytes: p.bytes, residualMs: p.residualMs, idleMs: idleOf(p) })))
+  return { messaging, segments: { device, edge }, probes, why: null }
+}
 
-  /** The stage's fits, against `table` (the fitted profile's raw cost table for the served model, before this stage's terms). */
-  fit(table: CostTable): LinkStage {
-    if (this.why) return { messaging: null, segments: null, probes: [], why: this.why }
-    const probes: LinkStage['probes'] = []
-    for (const [i, plan] of this.plans.entries()) {
-      const rows = this.got[i]!
-      if (!rows.length) throw new Error(`no co-inference of the link stage's probe (exit ${plan.exit}, ${plan.deviceLayers} device layers) completed`)
-      const c = candidateAt(table, plan.exit, plan.deviceLayers)!
-      const cutElements =
-        plan.deviceLayers === 0 ? product(this.manifest.input.shape) : product(exitPath(this.manifest, plan.exit)[plan.deviceLayers - 1]!.outputShape)
-      probes.push({
-        ...plan,
-        layers: c.layers,
-        n: rows.length,
-        bytes: median(rows.map((r) => r.uploadBytes)),
-        residualMs: median(rows.map((r) => residualMs(r, LINK_PROBE_KBPS))),
-        deviceMs: median(rows.map((r) => r.deviceMs)),
-        edgeMs: median(rows.map((r) => r.edgeMs)),
-        predictedDeviceMs: c.deviceMs,
-        predictedEdgeMs: c.edgeMs,
-        inputElements: cutElements,
-        deviceInputElements: product(this.manifest.input.shape),
-        outputElements: plan.deviceLayers === c.layers ? product(exitPath(this.manifest, plan.exit).at(-1)!.outputShape) : cutElements
-      })
-    }
-    const sending = probes.filter((p) => p.deviceLayers < p.layers)
-    // The device's terms first: an edge segment's idle is the device segment as the profile will predict it.
-    const device = fitSegments(
-      probes
-        .filter((p) => p.deviceLayers > 0)
-        .map((p) => ({
-          predictedMs: p.predictedDeviceMs,
-          measuredMs: p.deviceMs,
-          outputElements: p.outputElements,
-          inputElements: p.deviceInputElements,
-          sends: p.deviceLayers < p.layers
-        }))
-    )
-    // The wait before an edge segment and before the send: the device segment as the profile will predict it.
-    const idleOf = (p: (typeof sending)[number]) =>
-      p.deviceLayers === 0
-        ? 0
-        : segmentTermsMs(device, p.predictedDeviceMs, {
-            inputElements: p.deviceInputElements ?? 0,
-            outputElements: p.outputElements ?? 0,
-            idleMs: 0,
-            sends: true
-          })
-    const edge = fitSegments(sending.map((p) => ({ predictedMs: p.predictedEdgeMs, measuredMs: p.edgeMs, inputElements: p.inputElements, idleMs: idleOf(p) })))
-    const messaging = fitMessaging(sending.map((p) => ({ bytes: p.bytes, residualMs: p.residualMs, idleMs: idleOf(p) })))
-    return { messaging, segments: { device, edge }, probes, why: null }
-  }
+/** The link stage a profile's campaign ran (its `source.link`), if any. */
+export function linkOf(profile: CalibrationProfile): LinkStage | null {
+  const m = profile.source?.['link'] as LinkStage | undefined
+  return m && typeof m === 'object' && 'probes' in m ? m : null
 }
