@@ -20,23 +20,23 @@ import {
   HelloSchema,
   PlanSchema,
   RequestSchema,
-  ResultSchema,
+  ResultOrRefusalSchema,
   SCHEMA,
   encodeJson,
   parsePayload,
   type PlanMessage,
-  type ResultMessage
+  type ResultOrRefusal
 } from '../../src/shared/messages.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { parseTopic, topics } from '../../src/shared/topics.js'
 import type { Stages } from '../../src/shared/stages.js'
-import { CODECS, type Codec } from '../../src/shared/codecs.js'
+import { CODECS, frameCodec, type Codec } from '../../src/shared/codecs.js'
 import { measureCodecCosts } from '../../src/shared/codec-cost.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
 import { timeSynthetic } from '../../src/main/runtime/synthetic.js'
-import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
+import { ORT_PACKAGE_VERSION, appVersion } from '../../src/main/runtime/version.js'
 import { storePublishesUncopied } from '../../src/main/runtime/mqtt-store.js'
 import { ModelCache } from './model-cache.js'
 
@@ -99,7 +99,7 @@ export class EdgentAgent {
   /** A plan whose model is still being fetched: followed once it is held. */
   private pendingPlan: PlanMessage | null = null
   /** Inferences waiting for their result, by request id: called with it and when its message arrived (performance.now). */
-  private readonly waiting = new Map<string, (r: ResultMessage, receivedAt: number) => void>()
+  private readonly waiting = new Map<string, (r: ResultOrRefusal, receivedAt: number) => void>()
   private busy = false
   private seq = 0
   private rttMs: number | null = null
@@ -279,7 +279,7 @@ export class EdgentAgent {
       platform: platform(),
       cpus: cpus().length,
       memoryBytes: totalmem(),
-      versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
+      versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: appVersion() },
       models: [...this.held.values()].map((h) => ({ id: h.manifest.id, sha256: h.sha256, onnxBytes: h.onnxBytes })),
       ...(this.opts.emulation ? { emulation: this.opts.emulation } : {}),
       codecs: [...(this.opts.codecs ?? CODECS)],
@@ -366,7 +366,7 @@ export class EdgentAgent {
     }
     if (t.kind === 'result') {
       const receivedAt = performance.now()
-      const r = parsePayload(ResultSchema, payload, topic)
+      const r = parsePayload(ResultOrRefusalSchema, payload, topic)
       this.waiting.get(r.requestId)?.(r, receivedAt)
       return
     }
@@ -620,8 +620,7 @@ export class EdgentAgent {
       dims,
       // u8: the raw image itself, preprocessed at the edge (edge-only plans)
       plan.codec === 'u8' && plan.deviceLayers === 0 ? Float32Array.from(pixels) : x,
-      // the activation as the plan says; a device-only frame only reports the scores, in f32
-      plan.deviceLayers < N ? (plan.codec ?? 'f32') : 'f32'
+      frameCodec(plan.codec, plan.deviceLayers, N)
     )
     const encodeMs = performance.now() - encoding
     // Reported once: a device-only run sends no activation and must not repeat a stale sample.
@@ -642,7 +641,7 @@ export class EdgentAgent {
       return { requestId, sample, label, deviceMs, ackMs: 0, e2eMs: performance.now() - t0, predictedLabel: -1, uploadBytes: frame.length, lost: true }
     }
     let receivedAt = 0
-    const result = new Promise<ResultMessage | null>((resolve) => {
+    const result = new Promise<ResultOrRefusal | null>((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(requestId)
         resolve(null)
@@ -664,8 +663,9 @@ export class EdgentAgent {
     const r = await result
     const resumed = performance.now()
     const e2eMs = resumed - t0
-    if (r?.error) this.opts.log.warn({ requestId, err: r.error }, 'the console refused or could not answer this inference')
-    if (!r || r.error) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
+    if (r && 'refused' in r) this.opts.log.warn({ requestId, reason: r.refused }, 'the console refused this inference')
+    else if (r?.error) this.opts.log.warn({ requestId, err: r.error }, 'the console could not answer this inference')
+    if (!r || 'refused' in r || r.error) return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: -1, uploadBytes: frame.length, lost: true }
     const cs = r.stages
     const stages: Stages | undefined = cs && {
       preprocessMs: preprocessed - t0,

@@ -11,7 +11,7 @@ import { exitPath } from '../../src/shared/manifest.js'
 import { argmax, preprocess } from '../../src/shared/preprocess.js'
 import { loadManifest, readModelSamples } from '../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
-import { ORT_PACKAGE_VERSION } from '../../src/main/runtime/version.js'
+import { ORT_PACKAGE_VERSION, appVersion } from '../../src/main/runtime/version.js'
 
 export interface CheckReport {
   ok: boolean
@@ -44,7 +44,7 @@ export async function runCheck(
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryBytes: totalmem(),
-    versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: '0.1.0' },
+    versions: { node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION, agent: appVersion() },
     model: null,
     timing: null,
     problems: []

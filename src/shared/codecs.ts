@@ -28,6 +28,16 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 export const LOSSY_CODECS = ['f16', 'int8', 'int8c'] as const satisfies readonly Codec[]
 export type LossyCodec = (typeof LOSSY_CODECS)[number]
 
+/**
+ * The codec a plan's frames carry — the one rule the agent (encoding), the console (checking what
+ * arrives) and planning (pinning) share: the plan's codec when the device sends an activation
+ * (fewer device layers than the exit's path), f32 otherwise (a device-only frame only reports the
+ * exit's scores). Absent: f32.
+ */
+export function frameCodec(codec: Codec | null | undefined, deviceLayers: number, pathLength: number): Codec {
+  return deviceLayers < pathLength && codec ? codec : 'f32'
+}
+
 export function isCodec(x: unknown): x is Codec {
   return typeof x === 'string' && (CODECS as readonly string[]).includes(x)
 }

@@ -6,6 +6,9 @@ export class UserError extends Error {
   override readonly name = 'UserError'
 }
 
+/** A UserError about size: a file, an upload or a body past a cap. Shells say so in their own words (HTTP 413). */
+export class TooLargeError extends UserError {}
+
 /** `exits[2].layers[3]` from a zod-style path. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = ''

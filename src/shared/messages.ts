@@ -121,6 +121,22 @@ export const ResultSchema = z.object({
 })
 export type ResultMessage = z.infer<typeof ResultSchema>
 
+/**
+ * An activation the console refused (over the agent's rates, an unknown plan, a malformed frame): said
+ * as a refusal on the result topic — never as a result of a plan that did not run — so that the agent
+ * stops waiting for it and counts it lost.
+ */
+export const RefusalSchema = z.object({
+  schema: z.number().int().default(SCHEMA),
+  requestId: z.string(),
+  refused: z.string().max(2000)
+})
+export type RefusalMessage = z.infer<typeof RefusalSchema>
+
+/** What the result topic carries: a result, or a refusal. */
+export const ResultOrRefusalSchema = z.union([RefusalSchema, ResultSchema])
+export type ResultOrRefusal = z.infer<typeof ResultOrRefusalSchema>
+
 /** Parses a JSON payload against a schema; a UserError names the topic and the first problem. */
 export function parsePayload<T>(schema: z.ZodType<T>, payload: Uint8Array | string, topic: string): T {
   let json: unknown

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { CODECS, channelsOf, fromHalfBits, payloadBytes, roundTrip, toHalfBits } from '../../src/shared/codecs.js'
+import { CODECS, channelsOf, frameCodec, fromHalfBits, payloadBytes, roundTrip, toHalfBits } from '../../src/shared/codecs.js'
 import { decodeFrame, encodeFrame, type FrameHeader } from '../../src/shared/frame.js'
 
 const header: FrameHeader = { requestId: 'r-1', planId: 'p-1', model: 'm', exit: 1, deviceLayers: 2, deviceMs: 1, sentAt: 1 }
@@ -155,5 +155,15 @@ describe('codecs', () => {
       }),
       { numRuns: 2000 }
     )
+  })
+})
+
+describe('frameCodec, the one rule for what a plan’s frames carry', () => {
+  it('is the plan’s codec while the device sends an activation, and f32 for a device-only plan or none', () => {
+    expect(frameCodec('int8', 3, 8)).toBe('int8')
+    expect(frameCodec('u8', 0, 8)).toBe('u8')
+    expect(frameCodec('int8', 8, 8)).toBe('f32') // device-only: only the exit's scores
+    expect(frameCodec(undefined, 3, 8)).toBe('f32')
+    expect(frameCodec(null, 0, 8)).toBe('f32')
   })
 })

@@ -12,11 +12,11 @@ import type { InferRow, InferSummary } from '../../shared/console-api.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { decodeFrame } from '../../shared/frame.js'
 import { cutShape, exitPath } from '../../shared/manifest.js'
-import { SCHEMA, encodeJson, type ResultMessage } from '../../shared/messages.js'
+import { SCHEMA, encodeJson, type RefusalMessage, type ResultMessage } from '../../shared/messages.js'
 import { argmax, preprocess } from '../../shared/preprocess.js'
 import { topics } from '../../shared/topics.js'
 import { checkPercentile } from '../../shared/tail.js'
-import type { Codec } from '../../shared/codecs.js'
+import { frameCodec, type Codec } from '../../shared/codecs.js'
 import { stageMedians, type ConsoleStages } from '../../shared/stages.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import type { Store } from '../store/store.js'
@@ -168,8 +168,7 @@ export class CoInference {
         this.limiter.warn(`refused:${agentId}`, { agentId, reason: refusal }, 'refused activation')
         // Told, so that it does not wait 30 s — at a bounded rate: an agent far over its rate is not a
         // well-behaved one, and answering every frame would double what a flood costs.
-        if (this.rates.take(`${agentId}/refusal-answer`, REFUSAL_ANSWERS))
-          this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: `refused: ${refusal}` })
+        if (this.rates.take(`${agentId}/refusal-answer`, REFUSAL_ANSWERS)) this.publishRefusal(agentId, requestId, refusal)
         return
       }
       const flying = this.inFlight.get(agentId) ?? new Set<string>()
@@ -184,7 +183,7 @@ export class CoInference {
       }
       const path = exitPath(m, h.exit)
       // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
-      const codec = h.deviceLayers >= path.length ? 'f32' : (plan.codec ?? 'f32')
+      const codec = frameCodec(plan.codec, h.deviceLayers, path.length)
       if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports)
       const expected = cutShape(m, path, h.deviceLayers)
@@ -261,9 +260,7 @@ export class CoInference {
     } catch (err) {
       const message = errorMessage(err)
       this.limiter.warn(`rejected:${agentId}:${kindOf(message)}`, { agentId, bytes: payload.length, err: message }, 'rejected activation')
-      if (requestId && err instanceof UserError) {
-        this.publishResult(agentId, { requestId, planId: 'rejected', exit: 1, label: 0, scores: [], edgeMs: 0, error: message })
-      }
+      if (requestId && err instanceof UserError) this.publishRefusal(agentId, requestId, message)
     } finally {
       if (admitted && requestId) admitted.delete(requestId)
     }
@@ -293,6 +290,12 @@ export class CoInference {
     const payload = encodeJson({ schema: SCHEMA, ...r })
     this.deps.publish(topics.result(agentId), payload)
     return payload
+  }
+
+  /** Tells an agent its activation was refused, and why (a refusal, not a result: no plan ran). */
+  private publishRefusal(agentId: string, requestId: string, reason: string): void {
+    const refusal: RefusalMessage = { schema: SCHEMA, requestId, refused: reason.slice(0, 2000) }
+    this.deps.publish(topics.result(agentId), encodeJson(refusal))
   }
 
   /**

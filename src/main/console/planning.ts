@@ -33,7 +33,7 @@ import type { Store } from '../store/store.js'
 import type { Emit } from './events.js'
 import type { LatencySources } from './latency-sources.js'
 import type { EdgeLoad } from './edge-load.js'
-import { payloadBytes, type Codec } from '../../shared/codecs.js'
+import { frameCodec, payloadBytes, type Codec } from '../../shared/codecs.js'
 
 export interface StoredPlan extends PlanMessage {
   deviceId: string
@@ -302,7 +302,7 @@ export class Planning {
     const m = served.manifest
     let p = planAt(costs, { uplinkKbps, latencyMs })!
     const path = pin ? exitPath(m, pin.exit) : []
-    const pinCodec: Codec = pin?.codec && pin.deviceLayers < path.length ? pin.codec : 'f32'
+    const pinCodec: Codec = pin ? frameCodec(pin.codec, pin.deviceLayers, path.length) : 'f32'
     if (pinCodec === 'u8' && pin!.deviceLayers !== 0)
       throw new UserError(`codec u8 carries the raw image: only for a plan that runs nothing on the device (deviceLayers 0), not ${pin!.deviceLayers}`)
     if (pinCodec === 'u8' && !m.preprocessing) throw new UserError(`codec u8 needs the edge to preprocess, and model ${m.id} declares no preprocessing`)

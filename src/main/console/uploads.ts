@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { UploadView } from '../../shared/console-api.js'
-import { UserError, errorMessage } from '../../shared/errors.js'
+import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
 
 const ID_RE = /^[a-f0-9]{24}$/
 
@@ -53,7 +53,7 @@ export class Uploads {
     try {
       for await (const chunk of source instanceof Uint8Array ? [source] : source) {
         bytes += chunk.length
-        if (bytes > this.maxBytes) throw new UserError(`upload: ${name} is over the ${formatBytes(this.maxBytes)} upload cap`)
+        if (bytes > this.maxBytes) throw new TooLargeError(`upload: ${name} is over the ${formatBytes(this.maxBytes)} upload cap`)
         if (failed) throw new UserError(`upload: cannot write ${name} to ${this.dir} (${errorMessage(failed)})`)
         if (!out.write(chunk))
           await new Promise<void>((r) => {

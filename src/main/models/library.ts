@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
-import { UserError, errorMessage } from '../../shared/errors.js'
+import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
 import { parseManifest, product, type Manifest } from '../../shared/manifest.js'
 import { deriveManifest, type ProbedShape } from '../../shared/model-import.js'
 import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx-graph.js'
@@ -151,7 +151,7 @@ export async function importModel(
   }
   const cap = o.maxBytes ?? DEFAULT_MAX_IMPORT_BYTES
   const fmt = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`)
-  if (size > cap) throw new UserError(`import: ${name} is ${fmt(size)}, over the ${fmt(cap)} import cap (--max-mb)`)
+  if (size > cap) throw new TooLargeError(`import: ${name} is ${fmt(size)}, over the ${fmt(cap)} import cap (--max-mb)`)
   const id = o.id ?? idFromFileName(name)
   if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new UserError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' (--id)`)
   if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another id)`)

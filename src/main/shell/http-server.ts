@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { UserError, errorMessage } from '../../shared/errors.js'
+import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
 import { UPLOAD_PATH, WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type WsServerMessage } from '../../shared/console-api.js'
 import { isMethod } from '../console/api-schemas.js'
 import type { EdgentConsole } from '../console/console.js'
@@ -50,6 +50,12 @@ export const CSP =
 
 export function rendererDir(): string {
   return join(packageRoot(), 'out', 'renderer')
+}
+
+/** The HTTP status of an error, by its class: a size past a cap 413, another user error 400, the rest 500. */
+export function httpStatusOf(err: unknown): 413 | 400 | 500 {
+  if (err instanceof TooLargeError) return 413
+  return err instanceof UserError ? 400 : 500
 }
 
 export class ControlApi {
@@ -106,7 +112,7 @@ export class ControlApi {
       (data) => send(200, { ok: true, data }),
       (err: unknown) => {
         const message = errorMessage(err)
-        refuse(/over the .* cap/.test(message) ? 413 : err instanceof UserError ? 400 : 500, { ok: false, error: message })
+        refuse(httpStatusOf(err), { ok: false, error: message })
       }
     )
   }
@@ -175,7 +181,7 @@ export class ControlApi {
         }
         this.service.call(method, args).then(
           (data) => send(200, { ok: true, data }),
-          (err: unknown) => send(err instanceof UserError ? 400 : 500, { ok: false, error: errorMessage(err) })
+          (err: unknown) => send(httpStatusOf(err), { ok: false, error: errorMessage(err) })
         )
       })
     })

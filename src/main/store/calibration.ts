@@ -12,7 +12,7 @@ import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from 
 import type { Machine } from '../runtime/machine.js'
 import { AGENT_ID_RE } from '../../shared/topics.js'
 import { readJsonFile } from '../runtime/files.js'
-import { ORT_PACKAGE_VERSION } from '../runtime/version.js'
+import { ORT_PACKAGE_VERSION, appVersion } from '../runtime/version.js'
 import type { CampaignQueries } from './campaigns.js'
 import type { DeviceQueries } from './devices.js'
 import type { ProfileQueries } from './profiles.js'
@@ -270,7 +270,7 @@ export class CalibrationQueries {
         format: 'edgent-calibration-export',
         schema: 1,
         exportedAt: new Date().toISOString(),
-        software: { console: '0.1.0', node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
+        software: { console: appVersion(), node: process.versions.node, onnxruntime: ORT_PACKAGE_VERSION },
         units: {
           runMs: 'ms (median of reps)',
           repsMs: 'ms, every repetition (runMs is their median; absent for measurements made before they were kept)',

@@ -386,6 +386,26 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     expect(once).toHaveLength(2)
     expect(once[1]!.raw).toBe(once[0]!.raw) // the stored result, not a second run on other data
     expect(readFileSync(core.logPath, 'utf8')).toContain('replayed request id: result sent again, not recomputed')
+    // an activation for a plan that does not exist: answered as a refusal, not as a result of a plan that never ran
+    const ghost = Buffer.from(
+      encodeFrame(
+        {
+          requestId: 'ghost-1',
+          planId: 'no-such-plan',
+          model: core.model.id,
+          exit: plan.exit,
+          deviceLayers: plan.deviceLayers,
+          deviceMs: 1,
+          sentAt: Date.now()
+        },
+        dims,
+        new Float32Array(dims.reduce((a, b) => a * b, 1))
+      )
+    )
+    await c.publishAsync(topics.activation('flood'), ghost, { qos: 1 })
+    await waitFor('the refusal', () => results.some((r) => r.requestId === 'ghost-1'), 10_000)
+    const refusal = JSON.parse(results.find((r) => r.requestId === 'ghost-1')!.raw) as Record<string, unknown>
+    expect(refusal).toEqual({ schema: 1, requestId: 'ghost-1', refused: 'unknown plan "no-such-plan" for agent flood' })
 
     // a hello on its own topic that names another agent
     const good = core.devices().find((d) => d.id === 'good')!.hello!
