@@ -12,7 +12,7 @@
  *   at most maxSubscriptions filters, and its retained messages cleared when it is unpaired;
  * - at most maxConnections sockets; refusals are logged once per burst (log-limit.ts).
  */
-import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
@@ -119,116 +119,150 @@ export class EmbeddedBroker {
     this.limiter.warn(`refused:${remote}:${key}`, { clientId: client.id, remote, ...extra }, `refused: ${reason}`)
   }
 
+  /**
+   * CONNECT: the console's own client by its secret; an agent by its id (client id = user name) and
+   * token; anyone else refused. An agent that was dropped as a slow consumer again and again waits.
+   */
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void
+  ): void {
+    const { log } = this.opts
+    const pass = password ? password.toString('utf8') : ''
+    if (username === CONSOLE_USERNAME) {
+      if (pass === this.opts.consoleSecret && client.id.startsWith('edgent-console-')) {
+        ;(client as EdgentClient).edgentRole = 'console'
+        done(null, true)
+        return
+      }
+      this.refuse(client, 'console', 'bad console credentials')
+      done(authError(4, 'bad console credentials'), false)
+      return
+    }
+    if (!username) {
+      this.refuse(client, 'anonymous', 'anonymous client')
+      done(authError(4, 'anonymous clients are not allowed'), false)
+      return
+    }
+    if (!AGENT_ID_RE.test(username) || client.id !== username) {
+      this.refuse(client, 'client-id', 'client id must equal the agent id', { username: username.slice(0, 64) })
+      done(authError(5, 'client id must equal the agent id'), false)
+      return
+    }
+    // An id's failures never keep out the holder of its token: a token is 192 random bits, checked
+    // in microseconds (tokens.ts), so anyone may try — and a flood of wrong tokens for a paired id
+    // (which would otherwise lock its real agent out) only costs the flooder's addresses their backoff.
+    this.opts.checkAgent(username, pass).then(
+      (ok) => {
+        if (!ok) {
+          const attacked = this.byId.blockedFor(username) > 0
+          this.refuse(
+            client,
+            attacked ? `attacked:${username}` : `agent:${username}`,
+            attacked ? 'wrong token for an id under a flood of wrong tokens' : 'unknown agent, revoked, or wrong token',
+            {
+              agentId: username
+            }
+          )
+          done(authError(4, 'unknown agent or wrong token'), false)
+          return
+        }
+        const cooling = this.slowDrops.blockedFor(username)
+        if (cooling > 0) {
+          this.limiter.warn(`slow:${username}`, { agentId: username, retryInMs: cooling }, 'refused: dropped as a slow consumer again and again; retry later')
+          done(authError(3, 'dropped as a slow consumer: retry later'), false)
+          return
+        }
+        this.byId.succeed(username)
+        this.byAddress.succeed(remoteOf(client))
+        ;(client.conn as AddressedStream).edgentAgent = username
+        ;(client as EdgentClient).edgentRole = 'agent'
+        const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
+        if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
+        done(null, true)
+      },
+      (err: unknown) => {
+        log.error({ err, agentId: username }, 'token check failed')
+        done(authError(3, 'token check failed'), false)
+      }
+    )
+  }
+
+  /** PUBLISH: the console under edgent/v1/; an agent only under its own prefix, retained only on state and hello, and small. */
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const maxRetained = this.opts.maxRetainedBytes ?? BROKER_LIMITS.maxRetainedBytes
+    if (!client) {
+      done() // broker-internal (last wills are re-checked below)
+      return
+    }
+    if (isConsole(client)) {
+      done(packet.topic.startsWith(`${ROOT}/`) ? null : new Error('console publishes only under edgent/v1/'))
+      return
+    }
+    if (!agentMayPublish(client.id, packet.topic)) {
+      this.limiter.warn(`publish:${client.id}`, { agentId: client.id, topic: packet.topic.slice(0, 200) }, 'refused publish outside the agent prefix')
+      done(new Error('not authorised'))
+      return
+    }
+    if (packet.retain) {
+      // Retained messages only where the protocol has them, and small: the broker keeps them after the agent left.
+      const kind = parseTopic(packet.topic)?.kind
+      if (kind !== 'state' && kind !== 'hello') {
+        this.limiter.warn(`retain:${client.id}`, { agentId: client.id, topic: packet.topic }, 'refused a retained publish outside state and hello')
+        done(new Error('retained messages only on state and hello'))
+        return
+      }
+      if (packet.payload.length > maxRetained) {
+        this.limiter.warn(
+          `retain-size:${client.id}`,
+          { agentId: client.id, bytes: packet.payload.length, limit: maxRetained },
+          'refused an oversized retained message'
+        )
+        done(new Error(`retained messages are limited to ${maxRetained} bytes`))
+        return
+      }
+    }
+    for (const l of this.locals) if (l.sub.early?.(packet.topic)) l.sub.deliver(packet.topic, packet.payload as Buffer)
+    done()
+  }
+
+  /** SUBSCRIBE: the console to the agents' topics; an agent to its own inbox, at most maxSubscriptions filters. */
+  private authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
+    const maxSubs = this.opts.maxSubscriptions ?? BROKER_LIMITS.maxSubscriptions
+    if (isConsole(client)) {
+      if (sub.topic.startsWith(`${ROOT}/agents/`)) {
+        done(null, sub)
+        return
+      }
+    } else if (agentMaySubscribe(client.id, sub.topic)) {
+      const c = client as EdgentClient
+      c.edgentSubs ??= new Set()
+      const subs = c.edgentSubs
+      if (subs.has(sub.topic) || subs.size < maxSubs) {
+        subs.add(sub.topic)
+        done(null, sub)
+        return
+      }
+      this.limiter.warn(`subs:${client.id}`, { agentId: client.id, limit: maxSubs }, 'refused a subscription past the per-agent limit')
+      done(null, null)
+      return
+    }
+    this.limiter.warn(`sub:${client.id}`, { clientId: client.id, filter: sub.topic.slice(0, 200) }, 'refused subscription')
+    done(null, null) // a SUBACK with 0x80 for this filter; the connection stays up [MQTT-3.9.3]
+  }
+
   async start(): Promise<void> {
     const { log } = this.opts
     const perAddress = this.opts.maxConnectionsPerAddress ?? BROKER_LIMITS.maxConnectionsPerAddress
-    const maxRetained = this.opts.maxRetainedBytes ?? BROKER_LIMITS.maxRetainedBytes
-    const maxSubs = this.opts.maxSubscriptions ?? BROKER_LIMITS.maxSubscriptions
     const aedes = await Aedes.createBroker({
       maxTopicLevels: 8,
       maxClientsIdLength: 64,
       connectTimeout: this.opts.connectTimeoutMs ?? BROKER_LIMITS.connectTimeoutMs,
-      authenticate: (client, username, password, done) => {
-        const pass = password ? password.toString('utf8') : ''
-        if (username === CONSOLE_USERNAME) {
-          if (pass === this.opts.consoleSecret && client.id.startsWith('edgent-console-')) {
-            ;(client as EdgentClient).edgentRole = 'console'
-            return done(null, true)
-          }
-          this.refuse(client, 'console', 'bad console credentials')
-          return done(authError(4, 'bad console credentials'), false)
-        }
-        if (!username) {
-          this.refuse(client, 'anonymous', 'anonymous client')
-          return done(authError(4, 'anonymous clients are not allowed'), false)
-        }
-        if (!AGENT_ID_RE.test(username) || client.id !== username) {
-          this.refuse(client, 'client-id', 'client id must equal the agent id', { username: username.slice(0, 64) })
-          return done(authError(5, 'client id must equal the agent id'), false)
-        }
-        // An id's failures never keep out the holder of its token: a token is 192 random bits, checked
-        // in microseconds (tokens.ts), so anyone may try — and a flood of wrong tokens for a paired id
-        // (which would otherwise lock its real agent out) only costs the flooder's addresses their backoff.
-        this.opts.checkAgent(username, pass).then(
-          (ok) => {
-            if (!ok) {
-              const attacked = this.byId.blockedFor(username) > 0
-              this.refuse(
-                client,
-                attacked ? `attacked:${username}` : `agent:${username}`,
-                attacked ? 'wrong token for an id under a flood of wrong tokens' : 'unknown agent, revoked, or wrong token',
-                {
-                  agentId: username
-                }
-              )
-              return done(authError(4, 'unknown agent or wrong token'), false)
-            }
-            const cooling = this.slowDrops.blockedFor(username)
-            if (cooling > 0) {
-              this.limiter.warn(
-                `slow:${username}`,
-                { agentId: username, retryInMs: cooling },
-                'refused: dropped as a slow consumer again and again; retry later'
-              )
-              return done(authError(3, 'dropped as a slow consumer: retry later'), false)
-            }
-            this.byId.succeed(username)
-            this.byAddress.succeed(remoteOf(client))
-            ;(client.conn as AddressedStream).edgentAgent = username
-            ;(client as EdgentClient).edgentRole = 'agent'
-            const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
-            if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
-            done(null, true)
-          },
-          (err: unknown) => {
-            log.error({ err, agentId: username }, 'token check failed')
-            done(authError(3, 'token check failed'), false)
-          }
-        )
-      },
-      authorizePublish: (client, packet, done) => {
-        if (!client) return done() // broker-internal (last wills are re-checked below)
-        if (isConsole(client)) return packet.topic.startsWith(`${ROOT}/`) ? done() : done(new Error('console publishes only under edgent/v1/'))
-        if (!agentMayPublish(client.id, packet.topic)) {
-          this.limiter.warn(`publish:${client.id}`, { agentId: client.id, topic: packet.topic.slice(0, 200) }, 'refused publish outside the agent prefix')
-          return done(new Error('not authorised'))
-        }
-        if (packet.retain) {
-          // Retained messages only where the protocol has them, and small: the broker keeps them after the agent left.
-          const kind = parseTopic(packet.topic)?.kind
-          if (kind !== 'state' && kind !== 'hello') {
-            this.limiter.warn(`retain:${client.id}`, { agentId: client.id, topic: packet.topic }, 'refused a retained publish outside state and hello')
-            return done(new Error('retained messages only on state and hello'))
-          }
-          if (packet.payload.length > maxRetained) {
-            this.limiter.warn(
-              `retain-size:${client.id}`,
-              { agentId: client.id, bytes: packet.payload.length, limit: maxRetained },
-              'refused an oversized retained message'
-            )
-            return done(new Error(`retained messages are limited to ${maxRetained} bytes`))
-          }
-        }
-        for (const l of this.locals) if (l.sub.early?.(packet.topic)) l.sub.deliver(packet.topic, packet.payload as Buffer)
-        done()
-      },
-      authorizeSubscribe: (client, sub, done) => {
-        if (isConsole(client)) {
-          if (sub.topic.startsWith(`${ROOT}/agents/`)) return done(null, sub)
-        } else if (agentMaySubscribe(client.id, sub.topic)) {
-          const c = client as EdgentClient
-          c.edgentSubs ??= new Set()
-          const subs = c.edgentSubs
-          if (subs.has(sub.topic) || subs.size < maxSubs) {
-            subs.add(sub.topic)
-            return done(null, sub)
-          }
-          this.limiter.warn(`subs:${client.id}`, { agentId: client.id, limit: maxSubs }, 'refused a subscription past the per-agent limit')
-          return done(null, null)
-        }
-        this.limiter.warn(`sub:${client.id}`, { clientId: client.id, filter: sub.topic.slice(0, 200) }, 'refused subscription')
-        done(null, null) // a SUBACK with 0x80 for this filter; the connection stays up [MQTT-3.9.3]
-      }
+      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done)
     })
     aedes.on('unsubscribe', (unsubs, client) => {
       const subs = (client as EdgentClient | null)?.edgentSubs

@@ -1,0 +1,147 @@
+/** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
+import type { Command } from 'commander'
+import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/planner.js'
+import {
+  decisionTable,
+  formatDecisions,
+  formatImport,
+  formatModelList,
+  formatVerify,
+  importCommand,
+  modelUse,
+  runModelInfo,
+  verifyModel,
+  type ImportCommandOptions
+} from '../model.js'
+import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../../models/library.js'
+import { loadManifest } from '../../runtime/files.js'
+import { CODECS, type Codec } from '../../../shared/codecs.js'
+import {
+  type Io,
+  ExitCode,
+  codecsArg,
+  dataDirOption,
+  modelOption,
+  fractionList,
+  latencyListAlias,
+  nonNegative,
+  positive,
+  positiveInt,
+  positiveList,
+  preprocessArg,
+  shapeArg
+} from '../args.js'
+
+export function registerModel(program: Command, io: Io): void {
+  const model = program
+    .command('model')
+    .description('the model library (shipped and imported models): import, list, inspect, verify, and see the decisions a model leads to')
+  /** `--model` as a folder: a library id is looked up in the data directory's library. */
+  const resolved = <T extends { model: string; dataDir: string }>(o: T): T => ({ ...o, model: resolveModel(o.model, o.dataDir) })
+  model
+    .command('import <model.onnx>')
+    .description('import an ONNX classifier (chain or DAG, one output per exit) into the library: cut points, layers and a manifest derived from the graph')
+    .option('--id <id>', 'model id (default: from the file name)')
+    .option('--input-shape <NxCxHxW>', 'the input shape, where the graph leaves a dimension open (e.g. 1x3x224x224)', shapeArg)
+    .option(
+      '--preprocess <spec>',
+      'x = (pixel·scale − mean[c]) / std[c]: scale=…,mean=m1/m2/m3,std=s1/s2/s3 (default scale=1/255, mean 0, std 1)',
+      preprocessArg
+    )
+    .option('--classes <file>', 'class names, one per line')
+    .option('--images <idx3-ubyte[.gz]>', "labelled test images (MNIST idx), each exit's accuracy is measured on them")
+    .option('--labels <idx1-ubyte[.gz]>', 'their labels')
+    .option(
+      '--image-dir <dir>',
+      'a labelled image folder instead (PNG/JPEG/BMP…, resized to the input): labels.txt with "<file> <label>" lines, or one subfolder per class'
+    )
+    .option('--accuracy <a1,a2,…>', "each exit's accuracy in [0, 1], supplied (marked as such) instead of measured", fractionList)
+    .option('--max-mb <n>', 'largest ONNX file accepted, MiB', positive, DEFAULT_MAX_IMPORT_BYTES / 2 ** 20)
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, o: Omit<ImportCommandOptions, 'file'>) => {
+      const report = await importCommand({ ...o, file }, io.progress)
+      io.out(o.json ? JSON.stringify(report, null, 2) : formatImport(report))
+    })
+  model
+    .command('list')
+    .description('the shipped and imported models, with their exits and accuracies')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { dataDir: string; json?: boolean }) =>
+      io.out(o.json ? JSON.stringify(listModels(o.dataDir), null, 2) : formatModelList(listModels(o.dataDir)))
+    )
+  model
+    .command('use <id>')
+    .description(
+      'plan and serve a device (--agent) or every device without its own choice with a library model ("default": back to the default); agents fetch it from the console'
+    )
+    .option('--agent <id>', 'one paired agent (default: every device without its own choice)')
+    .addOption(dataDirOption())
+    .action(async (id: string, o: { agent?: string; dataDir: string }) => io.out(await modelUse(id, o.agent, o.dataDir)))
+  model
+    .command('info')
+    .description('layers, shapes, bytes, exits and accuracies')
+    .addOption(modelOption())
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { model: string; dataDir: string; json?: boolean }) => io.out(runModelInfo(resolved(o))))
+  model
+    .command('verify')
+    .description('per-exit accuracy on the shipped samples (or an idx test set) beside the manifest, and every split against the unsplit run')
+    .addOption(modelOption())
+    .option('--samples <n>', 'use the first n samples', positiveInt)
+    .option('--images <idx3-ubyte[.gz]>', 'test images in MNIST idx format')
+    .option('--labels <idx1-ubyte[.gz]>', 'test labels in MNIST idx format')
+    .option('--split-samples <n>', 'samples per (exit, deviceLayers) split check', positiveInt, 4)
+    .option('--codecs', "also measure every exit × cut × lossy codec's top-1 accuracy (f16, int8, int8c) and store it in the model's manifest")
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      async (o: {
+        model: string
+        dataDir: string
+        samples?: number
+        images?: string
+        labels?: string
+        splitSamples: number
+        codecs?: boolean
+        json?: boolean
+      }) => {
+        const report = await verifyModel(resolved(o), io.progress)
+        io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
+        if (!report.ok) throw new ExitCode(1)
+      }
+    )
+  model
+    .command('decisions')
+    .description("measure every layer here, take a device N times slower, and print the planner's decision table")
+    .addOption(modelOption())
+    .option('--device-factor <x>', 'how many times slower than this machine the device is (30: a Raspberry Pi 3-class core; see README)', positive, 30)
+    .option('--bandwidths-kbps <list>', 'uplink bandwidths, kbit/s', positiveList, [50, 100, 250, 500, 1000, 1500])
+    .option('--latencies-ms <list>', 'latency requirements, ms', positiveList, [20, 50, 100, 200, 500, 1000])
+    .addOption(latencyListAlias())
+    .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
+    .option('--codecs <list|all>', `what the device may send besides f32 (${CODECS.join(', ')}, or all): a table per codec and one with all`, codecsArg)
+    .option('--max-codec-drop <points>', 'the largest accuracy drop a lossy codec may cost, percentage points', nonNegative, DEFAULT_MAX_CODEC_DROP_PTS)
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      async (raw: {
+        model: string
+        dataDir: string
+        deviceFactor: number
+        bandwidthsKbps: number[]
+        latenciesMs: number[]
+        latencyMs?: number[]
+        reps: number
+        codecs?: Codec[]
+        maxCodecDrop: number
+        json?: boolean
+      }) => {
+        const { maxCodecDrop, ...o } = resolved(raw)
+        const report = await decisionTable({ ...o, maxCodecDropPts: maxCodecDrop, latenciesMs: o.latencyMs ?? o.latenciesMs }, io.progress)
+        io.out(o.json ? JSON.stringify(report, null, 2) : formatDecisions(report, loadManifest(o.model).manifest))
+      }
+    )
+}
