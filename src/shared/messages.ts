@@ -137,14 +137,47 @@ export type RefusalMessage = z.infer<typeof RefusalSchema>
 export const ResultOrRefusalSchema = z.union([RefusalSchema, ResultSchema])
 export type ResultOrRefusal = z.infer<typeof ResultOrRefusalSchema>
 
-/** Parses a JSON payload against a schema; a UserError names the topic and the first problem. */
-export function parsePayload<T>(schema: z.ZodType<T>, payload: Uint8Array | string, topic: string): T {
-  let json: unknown
-  try {
-    json = JSON.parse(typeof payload === 'string' ? payload : new TextDecoder().decode(payload))
-  } catch {
-    throw new UserError(`${topic}: payload is not JSON`)
+/**
+ * How deep a message's JSON may nest. Every document of the protocol is a few levels deep; one nested
+ * 20,000 levels (a 40 KB hello) overflowed the stack of every JSON.stringify that met it — the
+ * `devices` call, for every caller, until a restart.
+ */
+export const MAX_JSON_DEPTH = 32
+
+/** The deepest nesting of objects and arrays in a JSON text, found without recursion (strings skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92)
+        i++ // a backslash escapes the next character
+      else if (c === 34) inString = false
+      continue
+    }
+    if (c === 34) inString = true
+    else if (c === 123 || c === 91) max = Math.max(max, ++depth)
+    else if (c === 125 || c === 93) depth--
   }
+  return max
+}
+
+/** JSON text parsed, or a UserError naming `source`: not JSON, or nested deeper than MAX_JSON_DEPTH. */
+export function parseBoundedJson(text: string, source: string): unknown {
+  const depth = jsonDepth(text)
+  if (depth > MAX_JSON_DEPTH) throw new UserError(`${source}: nested ${depth} levels deep, more than the ${MAX_JSON_DEPTH} a message may have`)
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new UserError(`${source}: payload is not JSON`)
+  }
+}
+
+/** Parses a JSON payload against a schema (bounded in depth); a UserError names the topic and the first problem. */
+export function parsePayload<T>(schema: z.ZodType<T>, payload: Uint8Array | string, topic: string): T {
+  const json = parseBoundedJson(typeof payload === 'string' ? payload : new TextDecoder().decode(payload), topic)
   const r = schema.safeParse(json)
   if (!r.success) throw new UserError(describeIssues(topic, r.error.issues))
   return r.data

@@ -1,6 +1,6 @@
 /** Paired devices: token hashes, last known state and hello (stored as JSON, returned parsed and schema-checked). */
 import type Database from 'better-sqlite3'
-import { HelloSchema, type Hello } from '../../shared/messages.js'
+import { HelloSchema, MAX_JSON_DEPTH, jsonDepth, parseBoundedJson, type Hello } from '../../shared/messages.js'
 
 export interface DeviceRow {
   id: string
@@ -17,11 +17,11 @@ export interface DeviceRow {
 
 type Raw = Omit<DeviceRow, 'hello'> & { hello_json: string | null }
 
-/** A stored hello, parsed and checked; one that is not JSON or not a hello is no hello. */
+/** A stored hello, parsed and checked; one that is not JSON, nests too deep, or is not a hello is no hello. */
 function helloOf(json: string | null): Hello | null {
   if (!json) return null
   try {
-    const r = HelloSchema.safeParse(JSON.parse(json))
+    const r = HelloSchema.safeParse(parseBoundedJson(json, 'stored hello'))
     return r.success ? r.data : null
   } catch {
     return null
@@ -29,6 +29,17 @@ function helloOf(json: string | null): Hello | null {
 }
 
 const row = ({ hello_json, ...r }: Raw): DeviceRow => ({ ...r, hello: helloOf(hello_json) })
+
+/** An imported hello as stored: checked against the schema and bounded in depth, else none. */
+function importedHello(hello: unknown): string | null {
+  if (hello === null || hello === undefined) return null
+  try {
+    const text = JSON.stringify(HelloSchema.parse(hello))
+    return jsonDepth(text) <= MAX_JSON_DEPTH ? text : null
+  } catch {
+    return null // not a hello, or nested too deep even to write (a RangeError)
+  }
+}
 
 export class DeviceQueries {
   constructor(private readonly db: Database.Database) {}
@@ -85,9 +96,8 @@ export class DeviceQueries {
 
   /** A device known from imported calibration data only: no token (revoked), so it cannot connect. */
   insertImported(id: string, hello: unknown, now: string): void {
-    const h = hello === null || hello === undefined ? null : HelloSchema.safeParse(hello)
     this.db
       .prepare(`INSERT INTO devices (id, token_hash, created_at, revoked_at, hello_json, state) VALUES (?, '', ?, ?, ?, 'imported')`)
-      .run(id, now, now, h?.success ? JSON.stringify(h.data) : null)
+      .run(id, now, now, importedHello(hello))
   }
 }

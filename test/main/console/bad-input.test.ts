@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
@@ -117,4 +118,33 @@ describe('bad input on the broker and the activation path', () => {
     const again = await core.infer({ agent: 'good', count: 5, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 3, deviceLayers: 4 } })
     expect(again.summary.completed).toBe(5)
   }, 120_000)
+
+  it('refuses a hello nested 20,000 levels deep, and one stored before still leaves every devices call working', async () => {
+    const base = core.devices().find((d) => d.id === 'good')!.hello!
+    const { emulation: _e, ...plain } = base
+    const text = `${JSON.stringify({ ...plain, agentId: 'deep' }).slice(0, -1)},"emulation":{"a":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`
+    expect(text.length).toBeLessThan(64 * 1024) // under the retained-message bound: the depth is what must be refused
+    const deep = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, {
+      clientId: 'deep',
+      username: 'deep',
+      password: core.pair('deep').token,
+      reconnectPeriod: 0,
+      protocolVersion: 4
+    })
+    await deep.publishAsync(topics.hello('deep'), Buffer.from(text), { qos: 1, retain: true })
+    await deep.endAsync(true)
+    await waitFor('the refusal logged', () => readFileSync(core.logPath, 'utf8').includes('nested 20002 levels deep'), 5000)
+    expect(() => JSON.stringify(core.devices())).not.toThrow()
+    expect(core.devices().find((d) => d.id === 'deep')!.hello).toBeNull()
+    // a hello a console before this one stored: read as none, not relayed
+    core.store.stop()
+    const { default: Database } = await import('better-sqlite3')
+    const db = new Database(join(core.opts.dataDir, 'edgent.db'))
+    db.prepare('UPDATE devices SET hello_json = ? WHERE id = ?').run(text, 'deep')
+    db.close()
+    core.store.start()
+    const dev = core.devices().find((d) => d.id === 'deep')!
+    expect(dev.hello).toBeNull()
+    expect(JSON.stringify(core.devices()).length).toBeLessThan(64 * 1024)
+  })
 })
