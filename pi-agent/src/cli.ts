@@ -14,7 +14,7 @@ import { MAX_CREDENTIALS_BYTES, parseCredentials, type Credentials } from '../..
 import { UserError } from '../../src/shared/errors.js'
 import { checkAgentId } from '../../src/shared/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
-import { EdgentAgent } from './agent.js'
+import { EdgentAgent, Emulation } from './agent.js'
 import { runCheck } from './check.js'
 import { CODECS, isCodec, type Codec } from '../../src/shared/codecs.js'
 
@@ -159,10 +159,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       modelDir: o.modelDir,
       cacheDir: o.cacheDir,
       log,
-      ...(o.uplinkKbps ? { emulatedUplinkKbps: o.uplinkKbps } : {}),
-      ...(o.slowdown ? { slowdown: o.slowdown } : {}),
-      ...(o.codecs ? { codecs: o.codecs } : {}),
-      ...(emulation ? { emulation } : {})
+      // an emulated device (the console's local one, the testbed) is told how; a real Pi gets nothing
+      ...(o.uplinkKbps || o.slowdown || emulation
+        ? {
+            emulation: new Emulation({
+              ...(o.uplinkKbps ? { uplinkKbps: o.uplinkKbps } : {}),
+              ...(o.slowdown ? { slowdown: o.slowdown } : {}),
+              ...(emulation ? { description: emulation } : {}),
+              log
+            })
+          }
+        : {}),
+      ...(o.codecs ? { codecs: o.codecs } : {})
     })
     await agent.start()
     const shutdown = async (signal: string) => {

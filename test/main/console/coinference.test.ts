@@ -244,16 +244,17 @@ describe('co-inference over the embedded broker with real agent processes', () =
 
   /** The agent's library in this process, paired and started. */
   async function libraryAgent(id: string, over: { emulatedUplinkKbps?: number } = {}) {
-    const { EdgentAgent } = await import('../../../pi-agent/src/agent.js')
+    const { EdgentAgent, Emulation } = await import('../../../pi-agent/src/agent.js')
     const { pino } = await import('pino')
+    const log = pino({ level: 'silent' })
     const lib = new EdgentAgent({
       brokerUrl: broker(),
       id,
       token: core.pair(id).token,
       modelDir: defaultModelDir(),
       cacheDir: `${core.opts.dataDir}/agent-cache-${id}`,
-      log: pino({ level: 'silent' }),
-      ...over
+      log,
+      ...(over.emulatedUplinkKbps ? { emulation: new Emulation({ uplinkKbps: over.emulatedUplinkKbps, log }) } : {})
     })
     await lib.start()
     return lib
