@@ -9,12 +9,12 @@
  * samples — the bytes it saves and what compressing and inflating cost here.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
-import { CODECS, encodeInto, payloadBytes } from '../src/shared/codecs.js'
-import { decodeFrame, encodeFrame, type FrameHeader } from '../src/shared/frame.js'
+import { CODECS, encodeInto, payloadBytes } from '../src/shared/algorithms/codecs.js'
+import { decodeFrame, encodeFrame, type FrameHeader } from '../src/shared/contracts/frame.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
 import { loadManifest, readModelSamples } from '../src/main/runtime/files.js'
 import { packageRoot } from '../src/main/runtime/paths.js'
-import { preprocess } from '../src/shared/preprocess.js'
+import { preprocess } from '../src/shared/algorithms/preprocess.js'
 import { join } from 'node:path'
 import { time } from './lib.js'
 

@@ -7,7 +7,7 @@ import { median } from 'simple-statistics'
 import { loadManifest, readShippedSamples } from '../src/main/runtime/files.js'
 import { defaultModelDir } from '../src/main/runtime/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
-import { preprocess } from '../src/shared/preprocess.js'
+import { preprocess } from '../src/shared/algorithms/preprocess.js'
 
 export async function runExecutorBench(): Promise<Record<string, unknown>> {
   const loaded = loadManifest(defaultModelDir())

@@ -11,8 +11,8 @@
  * against the all-pairs map it replaced (configurationMapPairwise) and a brute-force grid, in one run,
  * with every grid point checked against the map.
  */
-import { parseManifest, exitPath, inputBytes, type Manifest } from '../src/shared/manifest.js'
-import { PAPER_2018, predictLayerMs, type CalibrationProfile } from '../src/shared/latency.js'
+import { parseManifest, exitPath, inputBytes, type Manifest } from '../src/shared/contracts/manifest.js'
+import { PAPER_2018, predictLayerMs, type CalibrationProfile } from '../src/shared/algorithms/latency.js'
 import {
   buildCostTable,
   chooseCandidate,
@@ -24,8 +24,8 @@ import {
   type Candidate,
   type CodecOptions,
   type Conditions
-} from '../src/shared/planner.js'
-import { LOSSY_CODECS } from '../src/shared/codecs.js'
+} from '../src/shared/algorithms/planner.js'
+import { LOSSY_CODECS } from '../src/shared/algorithms/codecs.js'
 import { time } from './lib.js'
 
 /** An AlexNet-like 30-layer trunk with side branches after layers 4, 8, 14 and 20 (by default). */

@@ -5,7 +5,7 @@
  *      beside a raw TCP loopback transfer of the same bytes (baseline);
  *   2. one co-inference over loopback MQTT (real agent process, split plan) against the same two
  *      segments run in-process (ratio of medians), and where the difference goes, stage by stage,
- *      from the timings every co-inference carries (src/shared/stages.ts; medians over the batch).
+ *      from the timings every co-inference carries (src/shared/contracts/stages.ts; medians over the batch).
  */
 import { median } from 'simple-statistics'
 import { createServer, connect } from 'node:net'
@@ -15,15 +15,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { pino } from 'pino'
-import { CONSOLE_USERNAME, EmbeddedBroker } from '../src/main/console/broker.js'
+import { CONSOLE_USERNAME, EmbeddedBroker } from '../src/main/console/broker/broker.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../src/main/console/console.js'
 import { loadManifest, readShippedSamples } from '../src/main/runtime/files.js'
 import { defaultModelDir, packageRoot } from '../src/main/runtime/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
-import { preprocess } from '../src/shared/preprocess.js'
-import { topics } from '../src/shared/topics.js'
-import { exitPath } from '../src/shared/manifest.js'
-import { STAGE_ORDER } from '../src/shared/stages.js'
+import { preprocess } from '../src/shared/algorithms/preprocess.js'
+import { topics } from '../src/shared/contracts/topics.js'
+import { exitPath } from '../src/shared/contracts/manifest.js'
+import { STAGE_ORDER } from '../src/shared/contracts/stages.js'
 import { storePublishesUncopied } from '../src/main/runtime/mqtt-store.js'
 
 /** The split every co-inference figure here is for. */

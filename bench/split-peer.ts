@@ -9,7 +9,7 @@ import { connect } from 'node:net'
 import { loadManifest, readShippedSamples } from '../src/main/runtime/files.js'
 import { defaultModelDir } from '../src/main/runtime/paths.js'
 import { OrtExecutor } from '../src/main/runtime/executor.js'
-import { preprocess } from '../src/shared/preprocess.js'
+import { preprocess } from '../src/shared/algorithms/preprocess.js'
 
 const [port, count, exit, deviceLayers] = process.argv.slice(2).map(Number) as [number, number, number, number]
 const loaded = loadManifest(defaultModelDir())

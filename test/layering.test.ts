@@ -83,7 +83,7 @@ describe('layering rules', () => {
       tree({
         'src/main/calibration/fit.js': "import { l } from '../../shared/latency.js'\nimport { g } from './grid.js'\nexport const f = [l, g]\n",
         'src/main/calibration/grid.js': 'export const g = 1\n',
-        'src/shared/latency.js': 'export const l = 1\n'
+        'src/shared/algorithms/latency.js': 'export const l = 1\n'
       })
     )
     expect(good.out).toMatch(/no dependency violations found/)

@@ -9,13 +9,13 @@
  */
 import { arch, cpus, platform, totalmem } from 'node:os'
 import type { Logger } from 'pino'
-import { dispatchCommand, type AgentHandlers, type InferenceRecord } from '../../src/shared/agent-api.js'
-import { measureCodecCosts } from '../../src/shared/codec-cost.js'
-import { CODECS, type Codec } from '../../src/shared/codecs.js'
+import { dispatchCommand, type AgentHandlers, type InferenceRecord } from '../../src/shared/contracts/agent-api.js'
+import { measureCodecCosts } from '../../src/shared/algorithms/codec-cost.js'
+import { CODECS, type Codec } from '../../src/shared/algorithms/codecs.js'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
-import { exitPath } from '../../src/shared/manifest.js'
-import { HelloSchema, PlanSchema, RequestSchema, ResultOrRefusalSchema, SCHEMA, parsePayload, type PlanMessage } from '../../src/shared/messages.js'
-import { parseTopic, topics } from '../../src/shared/topics.js'
+import { exitPath } from '../../src/shared/contracts/manifest.js'
+import { HelloSchema, PlanSchema, RequestSchema, ResultOrRefusalSchema, SCHEMA, parsePayload, type PlanMessage } from '../../src/shared/contracts/messages.js'
+import { parseTopic, topics } from '../../src/shared/contracts/topics.js'
 import { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { readHealth } from '../../src/main/runtime/health.js'
 import { measureLayers } from '../../src/main/runtime/layer-timer.js'
@@ -28,7 +28,7 @@ import { AgentLink } from './link.js'
 import { InferencePipeline } from './pipeline.js'
 
 export { Emulation } from './emulation.js'
-export type { InferenceRecord } from '../../src/shared/agent-api.js'
+export type { InferenceRecord } from '../../src/shared/contracts/agent-api.js'
 
 export interface AgentOptions {
   brokerUrl: string
@@ -61,7 +61,7 @@ export class EdgentAgent {
   private readonly startedAt = new Date().toISOString()
   private encodeCosts: Record<string, number> | null = null
 
-  /** The console's commands (src/shared/agent-api.ts), one handler each. */
+  /** The console's commands (src/shared/contracts/agent-api.ts), one handler each. */
   private readonly handlers: AgentHandlers = {
     'run-batch': (a) => this.pipeline.runBatch(a.count, a.runId, a.offset),
     probe: (a) => this.pipeline.probe(a.bytes),

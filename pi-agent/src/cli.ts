@@ -10,13 +10,13 @@
 import { readFileSync, statSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { pino } from 'pino'
-import { MAX_CREDENTIALS_BYTES, parseCredentials, type Credentials } from '../../src/shared/credentials.js'
+import { MAX_CREDENTIALS_BYTES, parseCredentials, type Credentials } from '../../src/shared/contracts/credentials.js'
 import { UserError } from '../../src/shared/errors.js'
-import { checkAgentId } from '../../src/shared/topics.js'
+import { checkAgentId } from '../../src/shared/contracts/topics.js'
 import { defaultCacheDir, defaultModelDir } from '../../src/main/runtime/paths.js'
 import { EdgentAgent, Emulation } from './agent.js'
 import { runCheck } from './check.js'
-import { CODECS, isCodec, type Codec } from '../../src/shared/codecs.js'
+import { CODECS, isCodec, type Codec } from '../../src/shared/algorithms/codecs.js'
 
 /** A comma-separated list of codecs; f32 is always among them. */
 function codecList(value: string): Codec[] {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino'
 import { median } from 'simple-statistics'
-import type { CommandReply, LayerTable } from '../../src/shared/agent-api.js'
+import type { CommandReply, LayerTable } from '../../src/shared/contracts/agent-api.js'
 import { UserError } from '../../src/shared/errors.js'
 
 /** Runs of a device segment after which the slowdown emulation freezes its cost (see slowCpu). */

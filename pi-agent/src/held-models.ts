@@ -4,9 +4,9 @@
  * by chunk and whole, written atomically), then opened — which checks the ONNX file's SHA-256.
  */
 import type { Logger } from 'pino'
-import type { CommandReply } from '../../src/shared/agent-api.js'
+import type { CommandReply } from '../../src/shared/contracts/agent-api.js'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
-import type { Manifest } from '../../src/shared/manifest.js'
+import type { Manifest } from '../../src/shared/contracts/manifest.js'
 import type { OrtExecutor } from '../../src/main/runtime/executor.js'
 import { loadManifest, readModelSamples, type SampleSet } from '../../src/main/runtime/files.js'
 import { ModelCache } from './model-cache.js'

@@ -7,8 +7,8 @@
  */
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
-import { SCHEMA, encodeJson } from '../../src/shared/messages.js'
-import { topics } from '../../src/shared/topics.js'
+import { SCHEMA, encodeJson } from '../../src/shared/contracts/messages.js'
+import { topics } from '../../src/shared/contracts/topics.js'
 import { storePublishesUncopied } from '../../src/main/runtime/mqtt-store.js'
 
 /** How long an agent refused for its token waits between tries (it needs re-pairing, not hammering). */

@@ -1,5 +1,5 @@
 /**
- * The agent's model cache: models fetched from the console (src/shared/model-transfer.ts), one
+ * The agent's model cache: models fetched from the console (src/shared/contracts/model-transfer.ts), one
  * folder per model and checksum (`<cache>/<id>-<sha12>/`). A fetch asks for the model's package,
  * then each file chunk by chunk into `<cache>/.partial/<id>-<sha12>/` — so a fetch cut by a dropped
  * connection, or by a restart, resumes from the bytes already on disk. Every chunk is checked
@@ -12,8 +12,16 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renam
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError, errorMessage } from '../../src/shared/errors.js'
-import { encodeJson } from '../../src/shared/messages.js'
-import { MAX_CHUNK_BYTES, cacheName, decodeChunk, packageBytes, type Chunk, type FetchRequestIn, type PackageFile } from '../../src/shared/model-transfer.js'
+import { encodeJson } from '../../src/shared/contracts/messages.js'
+import {
+  MAX_CHUNK_BYTES,
+  cacheName,
+  decodeChunk,
+  packageBytes,
+  type Chunk,
+  type FetchRequestIn,
+  type PackageFile
+} from '../../src/shared/contracts/model-transfer.js'
 
 export interface ModelCacheOptions {
   dir: string

@@ -1,12 +1,12 @@
 /**
  * The console API over Electron IPC: one `ipcMain.handle` per method (channels from
- * src/shared/console-api.ts), each behind one guard that checks the sender — the console's own
+ * src/shared/contracts/console-api.ts), each behind one guard that checks the sender — the console's own
  * window, showing the console's own page — before the service validates the arguments.
  * No `electron` import here: the Electron entry passes `ipcMain` in, so tests pass a fake.
  */
-import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName, type UploadView } from '../shared/console-api.js'
+import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName, type UploadView } from '../shared/contracts/console-api.js'
 import { UserError } from '../shared/errors.js'
-import type { ConsoleService } from './console/service.js'
+import type { ConsoleService } from './console/api/service.js'
 
 export interface IpcEventLike {
   sender: { id: number }

@@ -14,7 +14,7 @@ import {
   type MethodName,
   type ResultOf,
   type UploadView
-} from '../shared/console-api.js'
+} from '../shared/contracts/console-api.js'
 
 const call =
   <M extends MethodName>(m: M) =>

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../src/main/console/console.js'
-import type { FrameHeader } from '../../src/shared/frame.js'
+import type { FrameHeader } from '../../src/shared/contracts/frame.js'
 import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../main/console/harness.js'
 
 const NODE_ARM64 = process.env['EDGENT_NODE_ARM64'] ?? join(root, '.cache', 'arm64', 'node-v24.22.3', 'bin', 'node')

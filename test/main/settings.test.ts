@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { callConsole, findConsole } from '../../src/main/cli/client.js'
 import { readSettings, writeSettings } from '../../src/main/runtime/settings-file.js'
-import { changedSettings, DEFAULT_SETTINGS, parseSettings } from '../../src/shared/settings.js'
+import { changedSettings, DEFAULT_SETTINGS, parseSettings } from '../../src/shared/contracts/settings.js'
 import { freePort, waitFor } from './console/harness.js'
 import { edgentBin } from './serve-process.js'
 

@@ -1,6 +1,6 @@
 /** The Live page's timeline: 10,000 inferences draw as a bounded number of points, spikes and plan changes kept. */
 import { describe, expect, it } from 'vitest'
-import type { InferencePoint } from '../../src/shared/console-api.js'
+import type { InferencePoint } from '../../src/shared/contracts/console-api.js'
 import { prepareTimeline } from '../../src/renderer/src/timeline.js'
 
 function rows(n: number): InferencePoint[] {

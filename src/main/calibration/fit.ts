@@ -3,10 +3,10 @@
  * ordinary least-squares fit on the training configurations, checked on the held-out ones (every
  * fourth configuration of the grid, fixed by the grid's order).
  */
-import type { FitReport } from '../../shared/console-api.js'
-import { product, type Layer } from '../../shared/manifest.js'
+import type { FitReport } from '../../shared/contracts/console-api.js'
+import { product, type Layer } from '../../shared/contracts/manifest.js'
 import { median } from 'simple-statistics'
-import { forestPredict } from '../../shared/forest.js'
+import { forestPredict } from '../../shared/algorithms/forest.js'
 import { fitForest } from './forest-fit.js'
 import {
   FEATURES,
@@ -22,7 +22,7 @@ import {
   type Regression,
   type RegressionKey,
   type Side
-} from '../../shared/latency.js'
+} from '../../shared/algorithms/latency.js'
 
 export interface MeasurementRow {
   side: Side
@@ -36,7 +36,7 @@ export interface MeasurementRow {
   heldOut: boolean
 }
 
-export type { FitReport } from '../../shared/console-api.js'
+export type { FitReport } from '../../shared/contracts/console-api.js'
 
 /**
  * One row per side and configuration: the fastest pass's run time (interference only ever adds

@@ -1,10 +1,10 @@
 /**
- * Fitting the tree ensemble of a regression key (src/shared/forest.ts) with ml-random-forest: on the
+ * Fitting the tree ensemble of a regression key (src/shared/algorithms/forest.ts) with ml-random-forest: on the
  * same training points as the linear fit, log(ms) as the target, checked on the same held-out points.
  */
 import { RandomForestRegression } from 'ml-random-forest'
-import { compactTree, forestPredict, type Forest } from '../../shared/forest.js'
-import type { FitPoint } from '../../shared/latency.js'
+import { compactTree, forestPredict, type Forest } from '../../shared/algorithms/forest.js'
+import type { FitPoint } from '../../shared/algorithms/latency.js'
 
 /** An ensemble is fitted only on at least this many training points (and one held-out point to check it on). */
 export const FOREST_MIN_POINTS = 30

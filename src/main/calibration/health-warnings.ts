@@ -4,9 +4,9 @@
  * limit) or whose CPU frequency changed by more than 5 % during the campaign measured at more than one
  * speed. One sentence per finding.
  */
-import { throttling } from '../../shared/health.js'
-import type { Health } from '../../shared/messages.js'
-import type { Side } from '../../shared/latency.js'
+import { throttling } from '../../shared/contracts/health.js'
+import type { Health } from '../../shared/contracts/messages.js'
+import type { Side } from '../../shared/algorithms/latency.js'
 
 export function healthWarnings(rows: readonly { side: Side; health: unknown }[]): string[] {
   const out: string[] = []

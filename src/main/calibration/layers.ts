@@ -4,7 +4,7 @@
  * (src/main/runtime/synthetic.ts).
  */
 import { createHash } from 'node:crypto'
-import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx-builder.js'
+import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx/onnx-builder.js'
 
 /** The configurations timed by a `layers` campaign, in a fixed order. */
 export function layerGrid(): SyntheticSpec[] {

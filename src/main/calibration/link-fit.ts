@@ -1,5 +1,5 @@
 /**
- * The math of a layers (or model) campaign's link stage (the campaign runs it: console/campaigns/link-stage.ts): what the grid cannot time, measured with real
+ * The math of a layers (or model) campaign's link stage (the campaign runs it: console/features/campaigns/link-stage.ts): what the grid cannot time, measured with real
  * co-inferences of a few probe plans of the served model, pinned, with the device's emulated uplink
  * set to a LAN-class rate (its serialisation wait subtracted), teaching the online correction nothing.
  *
@@ -25,10 +25,10 @@
  */
 import { Matrix, solve } from 'ml-matrix'
 import { median } from 'simple-statistics'
-import type { InferRow, LinkStage } from '../../shared/console-api.js'
-import { type CalibrationProfile, type SegmentTerms, segmentTermsMs } from '../../shared/latency.js'
-import { exitPath, product, type Manifest } from '../../shared/manifest.js'
-import { type CostTable, candidateAt } from '../../shared/planner.js'
+import type { InferRow, LinkStage } from '../../shared/contracts/console-api.js'
+import { type CalibrationProfile, type SegmentTerms, segmentTermsMs } from '../../shared/algorithms/latency.js'
+import { exitPath, product, type Manifest } from '../../shared/contracts/manifest.js'
+import { type CostTable, candidateAt } from '../../shared/algorithms/planner.js'
 
 /** The probes' emulated uplink, kbit/s (100 Mbps: a 100 kB activation waits 8 ms; see above). */
 export const LINK_PROBE_KBPS = 100_000

@@ -7,9 +7,9 @@
  * and the campaign does not teach the correction anything (`learn: false`).
  */
 import { median, quantile } from 'simple-statistics'
-import type { ErrorStats, InferRow, LatencySource, LinkStage, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/console-api.js'
-import { type Candidate, type CostTable, candidateAt, latencyOf } from '../../shared/planner.js'
-import type { Regressor } from '../../shared/latency.js'
+import type { ErrorStats, InferRow, LatencySource, LinkStage, PlanCheckPoint, PlanParts, PlansSummary } from '../../shared/contracts/console-api.js'
+import { type Candidate, type CostTable, candidateAt, latencyOf } from '../../shared/algorithms/planner.js'
+import type { Regressor } from '../../shared/algorithms/latency.js'
 
 /**
  * The fixed uplink of a plans campaign by default, kbit/s: a LAN-class link, where compute and

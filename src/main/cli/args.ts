@@ -1,12 +1,12 @@
 /** What every command group of the CLI shares: its output, the flag parsers, and the common options. */
 import { InvalidArgumentError, Option } from 'commander'
 import { errorMessage } from '../../shared/errors.js'
-import { parsePreprocessSpec } from '../../shared/preprocess.js'
+import { parsePreprocessSpec } from '../../shared/algorithms/preprocess.js'
 import { defaultModelDir } from '../runtime/paths.js'
 import type { Progress } from './model.js'
 import { defaultDataDir } from './serve.js'
-import { PERCENTILE_RANGE } from '../../shared/tail.js'
-import { CODECS, isCodec, type Codec } from '../../shared/codecs.js'
+import { PERCENTILE_RANGE } from '../../shared/algorithms/tail.js'
+import { CODECS, isCodec, type Codec } from '../../shared/algorithms/codecs.js'
 
 export interface Io {
   out(text: string): void

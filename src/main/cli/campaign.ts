@@ -1,9 +1,9 @@
 /** `edgent campaign run | list`, `edgent profile list | use`, `edgent export | import`. */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { CampaignKind, CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/console-api.js'
+import type { CampaignKind, CampaignStatus, ErrorStats, LinkStage, PlansSummary, ProfileView } from '../../shared/contracts/console-api.js'
 import { UserError } from '../../shared/errors.js'
-import { REGRESSOR_TEXT, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
+import { REGRESSOR_TEXT, type CalibrationProfile, type Regressor } from '../../shared/algorithms/latency.js'
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
 import { withStore } from '../store/store.js'
 import { callConsole, runningConsole as running } from './client.js'

@@ -1,11 +1,11 @@
 /**
- * The CLI's client of a running console: the console API (`ConsoleApi`, src/shared/console-api.ts)
+ * The CLI's client of a running console: the console API (`ConsoleApi`, src/shared/contracts/console-api.ts)
  * over the loopback control API (`POST /api/<method>`, bearer token from the control file), typed
  * per method.
  */
 import { request as httpRequest } from 'node:http'
 import { resolve } from 'node:path'
-import type { ArgsOf, MethodName, ResultOf } from '../../shared/console-api.js'
+import type { ArgsOf, MethodName, ResultOf } from '../../shared/contracts/console-api.js'
 import { UserError } from '../../shared/errors.js'
 import { findConsole, type ConsoleFile } from '../shell/control-file.js'
 

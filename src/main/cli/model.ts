@@ -1,9 +1,9 @@
 /** `edgent model info | verify | decisions`: the shipped model, checked and explained. */
 import { UserError } from '../../shared/errors.js'
-import { exitPath, inputBytes, layerMacs, product, type Manifest } from '../../shared/manifest.js'
-import { argmax, preprocess } from '../../shared/preprocess.js'
+import { exitPath, inputBytes, layerMacs, product, type Manifest } from '../../shared/contracts/manifest.js'
+import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import { measureLayers } from '../runtime/layer-timer.js'
-import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/planner.js'
+import { buildCostTable, plan, type LayerLatencySource, type Plan } from '../../shared/algorithms/planner.js'
 import { loadManifest, randomSamples, readModelSamples, readSampleSet, readShippedSamples, type SampleSet } from '../runtime/files.js'
 import { OrtExecutor } from '../runtime/executor.js'
 import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
@@ -11,8 +11,8 @@ import { callConsole, runningConsole } from './client.js'
 import { pct, table } from './format.js'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { LOSSY_CODECS, payloadBytes, roundTrip, type Codec, type LossyCodec } from '../../shared/codecs.js'
-import { offlineCodecOptions } from '../../shared/codec-cost.js'
+import { LOSSY_CODECS, payloadBytes, roundTrip, type Codec, type LossyCodec } from '../../shared/algorithms/codecs.js'
+import { offlineCodecOptions } from '../../shared/algorithms/codec-cost.js'
 
 export type Progress = (done: number, total: number, label: string) => void
 

@@ -1,8 +1,17 @@
 /** `edgent plan`: the planner on a model and a calibration profile, as JSON or a readable table. */
 import { UserError } from '../../shared/errors.js'
-import { allCandidates, buildCostTable, configurationMap, plan, sameConfiguration, type Conditions, type Plan, type PlannerMode } from '../../shared/planner.js'
-import type { Codec } from '../../shared/codecs.js'
-import { offlineCodecOptions } from '../../shared/codec-cost.js'
+import {
+  allCandidates,
+  buildCostTable,
+  configurationMap,
+  plan,
+  sameConfiguration,
+  type Conditions,
+  type Plan,
+  type PlannerMode
+} from '../../shared/algorithms/planner.js'
+import type { Codec } from '../../shared/algorithms/codecs.js'
+import { offlineCodecOptions } from '../../shared/algorithms/codec-cost.js'
 import { loadManifest, loadProfile } from '../runtime/files.js'
 import { kbps, ms, pct, table } from './format.js'
 import { storedProfile } from './campaign.js'

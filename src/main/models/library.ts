@@ -1,8 +1,8 @@
 /**
  * The model library: the shipped models (resources/models) and the ones imported into a data
  * directory (`<data dir>/models/<id>/`: the ONNX file and its generated manifest, plus the labelled
- * samples it was measured on). Import analyses the graph (src/shared/onnx-graph.ts), runs it once in
- * onnxruntime for every tensor's shape, derives the manifest (src/shared/model-import.ts), measures
+ * samples it was measured on). Import analyses the graph (src/shared/onnx/onnx-graph.ts), runs it once in
+ * onnxruntime for every tensor's shape, derives the manifest (src/shared/onnx/model-import.ts), measures
  * each exit's accuracy on the labelled set given (or records the user's figures as supplied), and
  * moves the finished folder into place: nothing half-written is ever in the library.
  */
@@ -10,11 +10,11 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
-import { parseManifest, product, type Manifest } from '../../shared/manifest.js'
-import { deriveManifest, type ProbedShape } from '../../shared/model-import.js'
-import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx-graph.js'
-import { graphInputDims, parseOnnx } from '../../shared/onnx-slicer.js'
-import { argmax, preprocess } from '../../shared/preprocess.js'
+import { parseManifest, product, type Manifest } from '../../shared/contracts/manifest.js'
+import { deriveManifest, type ProbedShape } from '../../shared/onnx/model-import.js'
+import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx/onnx-graph.js'
+import { graphInputDims, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
+import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet } from '../runtime/files.js'
 import { readImageDir } from './image-dir.js'

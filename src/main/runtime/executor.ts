@@ -8,13 +8,13 @@ import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { UserError } from '../../shared/errors.js'
-import { exitPath, type Manifest } from '../../shared/manifest.js'
+import { exitPath, type Manifest } from '../../shared/contracts/manifest.js'
 import { loadManifest } from './files.js'
-import type { ProbedShape } from '../../shared/model-import.js'
+import type { ProbedShape } from '../../shared/onnx/model-import.js'
 import type { SessionOptions } from './ort.js'
 import type { ChainResult, RunResult, TimeResult, WorkerInit, WorkerRequest, WorkerResponse } from './protocol.js'
 import type { SegmentRef } from './segments.js'
-import type { TimingRegime } from '../../shared/agent-api.js'
+import type { TimingRegime } from '../../shared/contracts/agent-api.js'
 
 export interface ExecutorOptions extends SessionOptions {
   maxSessions?: number

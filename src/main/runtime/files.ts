@@ -3,9 +3,9 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from
 import { gunzipSync } from 'node:zlib'
 import { basename, dirname, join, resolve } from 'node:path'
 import { UserError } from '../../shared/errors.js'
-import { parseManifest, type Manifest } from '../../shared/manifest.js'
-import { pairImagesLabels, parseIdx, type IdxArray } from '../../shared/idx.js'
-import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../../shared/latency.js'
+import { parseManifest, type Manifest } from '../../shared/contracts/manifest.js'
+import { pairImagesLabels, parseIdx, type IdxArray } from '../../shared/contracts/idx.js'
+import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../../shared/algorithms/latency.js'
 
 /** Largest JSON file read by default (manifests, calibration exports), bytes. */
 export const MAX_JSON_BYTES = 256 * 1024 * 1024

@@ -8,11 +8,11 @@ import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { freemem, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { throttledFlags } from '../../shared/health.js'
-import type { Health } from '../../shared/messages.js'
+import { throttledFlags } from '../../shared/contracts/health.js'
+import type { Health } from '../../shared/contracts/messages.js'
 import { readMHz } from './machine.js'
 
-export { throttledFlags } from '../../shared/health.js'
+export { throttledFlags } from '../../shared/contracts/health.js'
 
 const read = (file: string): string | null => {
   try {

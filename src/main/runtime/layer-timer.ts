@@ -4,9 +4,9 @@
  * times itself (the edge) with it; the agent answers `profile-layers` with it.
  */
 import { median } from 'simple-statistics'
-import type { LayerTable } from '../../shared/agent-api.js'
-import type { Manifest } from '../../shared/manifest.js'
-import { preprocess } from '../../shared/preprocess.js'
+import type { LayerTable } from '../../shared/contracts/agent-api.js'
+import type { Manifest } from '../../shared/contracts/manifest.js'
+import { preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from './executor.js'
 
 /** Times every layer of every exit on this machine through the executor (one warm-up round, then `reps`). */

@@ -6,8 +6,8 @@
  */
 import * as ort from 'onnxruntime-node'
 import { UserError } from '../../shared/errors.js'
-import { refuseExternalDataIn } from '../../shared/onnx-slicer.js'
-import type { ProbedShape } from '../../shared/model-import.js'
+import { refuseExternalDataIn } from '../../shared/onnx/onnx-slicer.js'
+import type { ProbedShape } from '../../shared/onnx/model-import.js'
 
 export interface SessionOptions {
   /** Threads for one operator; 1 keeps timings stable on a shared machine. */

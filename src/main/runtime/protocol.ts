@@ -1,6 +1,6 @@
 /** Messages between the executor (any thread) and its ORT worker thread. */
-import type { TimingRegime } from '../../shared/agent-api.js'
-import type { Manifest } from '../../shared/manifest.js'
+import type { TimingRegime } from '../../shared/contracts/agent-api.js'
+import type { Manifest } from '../../shared/contracts/manifest.js'
 import type { SegmentRef } from './segments.js'
 import type { SessionOptions } from './ort.js'
 

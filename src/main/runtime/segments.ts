@@ -3,8 +3,8 @@
  * boundary tensors: a device prefix is [0, p), an edge suffix [p, N), a single layer [j, j+1).
  */
 import { UserError } from '../../shared/errors.js'
-import { exitPath, type Manifest } from '../../shared/manifest.js'
-import type { BoundaryTensor } from '../../shared/onnx-slicer.js'
+import { exitPath, type Manifest } from '../../shared/contracts/manifest.js'
+import type { BoundaryTensor } from '../../shared/onnx/onnx-slicer.js'
 
 export interface SegmentRef {
   exit: number

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { DEFAULT_SETTINGS, parseSettings, type Settings } from '../../shared/settings.js'
+import { DEFAULT_SETTINGS, parseSettings, type Settings } from '../../shared/contracts/settings.js'
 
 export const SETTINGS_FILE = 'settings.json'
 

@@ -4,9 +4,9 @@
  * times the edge with it; the agent answers `time-layers` with it.
  */
 import { median } from 'simple-statistics'
-import type { LayerMeasurement, TimingRegime } from '../../shared/agent-api.js'
-import { fitFeatures, regressionKeyOf } from '../../shared/latency.js'
-import { buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx-builder.js'
+import type { LayerMeasurement, TimingRegime } from '../../shared/contracts/agent-api.js'
+import { fitFeatures, regressionKeyOf } from '../../shared/algorithms/latency.js'
+import { buildSynthetic, specKey, type SyntheticSpec } from '../../shared/onnx/onnx-builder.js'
 import type { OrtExecutor } from './executor.js'
 
 /** `slowdown` scales the times (the agent's slowdown emulation reports a slower device's). */

@@ -5,12 +5,12 @@
  */
 import type { Logger } from 'pino'
 import { errorMessage, UserError } from '../../shared/errors.js'
-import { nodeRuntime } from '../console/local-agent.js'
+import { nodeRuntime } from '../console/features/local-agent.js'
 import { defaultDataDir } from '../runtime/data-dir.js'
 import { defaultModelDir } from '../runtime/paths.js'
 import type { StackOptions } from './stack.js'
 import { readSettings } from '../runtime/settings-file.js'
-import { plainMqttHost } from '../../shared/settings.js'
+import { plainMqttHost } from '../../shared/contracts/settings.js'
 
 /**
  * The desktop console's stack: environment variables over the Settings page's values

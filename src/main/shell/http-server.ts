@@ -6,7 +6,7 @@
  * - `POST /upload?name=<file name>` (bearer token): a file for a later call (modelImport), streamed
  *   to the data directory and refused past the console's import cap (413);
  * - `/ws`: the same API as a WebSocket for the renderer (first message `{type:'auth', token}`), with
- *   the console's events pushed to it (src/shared/console-api.ts).
+ *   the console's events pushed to it (src/shared/contracts/console-api.ts).
  * The token and ports are written to the control file (control-file.ts), where the CLI finds them.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
@@ -16,13 +16,20 @@ import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
-import { UPLOAD_PATH, WS_AUTH_TIMEOUT_MS, WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, WS_PATH, type WsServerMessage } from '../../shared/console-api.js'
-import { isMethod } from '../console/api-schemas.js'
+import {
+  UPLOAD_PATH,
+  WS_AUTH_TIMEOUT_MS,
+  WS_CLOSE_BAD_MESSAGE,
+  WS_CLOSE_UNAUTHORIZED,
+  WS_PATH,
+  type WsServerMessage
+} from '../../shared/contracts/console-api.js'
+import { isMethod } from '../console/api/api-schemas.js'
 import type { EdgentConsole } from '../console/console.js'
-import { ConsoleService } from '../console/service.js'
-import { formatBytes } from '../console/uploads.js'
+import { ConsoleService } from '../console/api/service.js'
+import { formatBytes } from '../console/api/uploads.js'
 import { packageRoot } from '../runtime/paths.js'
-import type { Settings } from '../../shared/settings.js'
+import type { Settings } from '../../shared/contracts/settings.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
 
 const MAX_BODY = 64 * 1024

@@ -5,7 +5,7 @@
  * log line, not the console, its devices and its running campaign.
  */
 import type { Logger } from 'pino'
-import { LogLimiter } from '../console/log-limit.js'
+import { LogLimiter } from '../console/broker/log-limit.js'
 
 export function installProcessGuard(log: Logger): () => void {
   const limiter = new LogLimiter(log)

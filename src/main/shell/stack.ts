@@ -9,12 +9,12 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { UserError } from '../../shared/errors.js'
 import { DEFAULT_CONSOLE, EdgentConsole } from '../console/console.js'
-import { LocalAgent } from '../console/local-agent.js'
+import { LocalAgent } from '../console/features/local-agent.js'
 import { errorMessage } from '../../shared/errors.js'
 import { ControlApi } from './http-server.js'
 import { InstanceLock } from './instance-lock.js'
-import type { NodeRuntime } from '../console/local-agent.js'
-import type { Settings } from '../../shared/settings.js'
+import type { NodeRuntime } from '../console/features/local-agent.js'
+import type { Settings } from '../../shared/contracts/settings.js'
 
 export interface StackOptions {
   mqttPort: number

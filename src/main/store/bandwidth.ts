@@ -1,6 +1,6 @@
 /** Uplink samples (activation transfers and probes) with the estimate after each. */
 import type Database from 'better-sqlite3'
-import type { BandwidthPoint } from '../../shared/console-api.js'
+import type { BandwidthPoint } from '../../shared/contracts/console-api.js'
 import type { ExportDocument, ExportFormat } from './calibration.js'
 import { exportTable } from './table-export.js'
 

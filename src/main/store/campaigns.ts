@@ -6,11 +6,11 @@
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import type { Machine } from '../runtime/machine.js'
-import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/console-api.js'
+import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/contracts/console-api.js'
 
 /** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
 export type CampaignSummary = SweepSummary | PlansSummary
-import type { CalibrationProfile, RegressionKey, Side } from '../../shared/latency.js'
+import type { CalibrationProfile, RegressionKey, Side } from '../../shared/algorithms/latency.js'
 import type { ProfileQueries } from './profiles.js'
 
 export type CampaignState = CampaignStatus['status']

@@ -1,6 +1,6 @@
 /** Paired devices: token hashes, last known state and hello (stored as JSON, returned parsed and schema-checked). */
 import type Database from 'better-sqlite3'
-import { HelloSchema, MAX_JSON_DEPTH, jsonDepth, parseBoundedJson, type Hello } from '../../shared/messages.js'
+import { HelloSchema, MAX_JSON_DEPTH, jsonDepth, parseBoundedJson, type Hello } from '../../shared/contracts/messages.js'
 
 export interface DeviceRow {
   id: string

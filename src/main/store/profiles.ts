@@ -8,7 +8,7 @@
  */
 import type Database from 'better-sqlite3'
 import { UserError, errorMessage } from '../../shared/errors.js'
-import { parseProfile, type CalibrationProfile, type Regressor } from '../../shared/latency.js'
+import { parseProfile, type CalibrationProfile, type Regressor } from '../../shared/algorithms/latency.js'
 
 export interface StoredProfile {
   id: string

@@ -3,11 +3,11 @@
  * status when the batch completes, so an agent that dies mid-run leaves a run marked failed and no
  * partial rows.
  */
-import type { InferenceSource } from '../../shared/console-api.js'
+import type { InferenceSource } from '../../shared/contracts/console-api.js'
 import type { ExportDocument, ExportFormat } from './calibration.js'
 import { exportTable } from './table-export.js'
 import type Database from 'better-sqlite3'
-import type { InferRow, InferSummary, InferencePoint } from '../../shared/console-api.js'
+import type { InferRow, InferSummary, InferencePoint } from '../../shared/contracts/console-api.js'
 
 export interface RunStart {
   runId: string

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react'
-import type { DeviceView } from '../../shared/console-api'
+import type { DeviceView } from '../../shared/contracts/console-api'
 import { connect, type Connection, type ConnectionState } from './api'
 import { ConnectionContext, useApi, useQuery } from './hooks'
 import { Fleet } from './pages/Fleet'

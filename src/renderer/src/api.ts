@@ -15,7 +15,7 @@ import {
   type ResultOf,
   type UploadView,
   type WsServerMessage
-} from '../../shared/console-api'
+} from '../../shared/contracts/console-api'
 
 declare global {
   interface Window {

@@ -1,4 +1,4 @@
-import type { ExportFile } from '../../shared/console-api'
+import type { ExportFile } from '../../shared/contracts/console-api'
 
 /** Saves an export through the browser's download (Electron asks where to save it). */
 export function download(file: ExportFile): void {

@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react'
-import type { ConsoleApi, ConsoleEvent } from '../../shared/console-api'
+import type { ConsoleApi, ConsoleEvent } from '../../shared/contracts/console-api'
 import { errorMessage } from '../../shared/errors'
 import type { Connection } from './api'
 

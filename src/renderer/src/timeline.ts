@@ -4,7 +4,7 @@
  * few hundred points, keeping the spikes. Pure: tested under vitest.
  */
 import { createLTTB } from 'downsample'
-import type { InferencePoint } from '../../shared/console-api.js'
+import type { InferencePoint } from '../../shared/contracts/console-api.js'
 
 export interface TimelinePoint {
   /** Inference number in the series (1-based). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { planErrors, speedDrift } from '../../../src/main/calibration/plans.js'
-import type { LinkStage, PlanCheckPoint } from '../../../src/shared/console-api.js'
+import type { LinkStage, PlanCheckPoint } from '../../../src/shared/contracts/console-api.js'
 
 const point = (exit: number, deviceLayers: number, layers: number, pred: [number, number], meas: [number, number]): PlanCheckPoint => ({
   exit,

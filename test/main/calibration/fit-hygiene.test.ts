@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest'
 import { chooseFit, fitProfile, type MeasurementRow } from '../../../src/main/calibration/fit.js'
 import { fitKind, formatCampaign } from '../../../src/main/cli/campaign.js'
-import type { CampaignStatus } from '../../../src/shared/console-api.js'
-import { FIT_FEATURES } from '../../../src/shared/latency.js'
+import type { CampaignStatus } from '../../../src/shared/contracts/console-api.js'
+import { FIT_FEATURES } from '../../../src/shared/algorithms/latency.js'
 import { mulberry32 } from '../../fixtures/prng.js'
 
 const rand = mulberry32(7)

@@ -2,9 +2,17 @@ import { RandomForestRegression } from 'ml-random-forest'
 import { describe, expect, it } from 'vitest'
 import { FOREST_MIN_POINTS, FOREST_OPTIONS, RANDOM_FOREST_OPTIONS, fitForest } from '../../../src/main/calibration/forest-fit.js'
 import { fitProfile, type MeasurementRow } from '../../../src/main/calibration/fit.js'
-import { forestPredict } from '../../../src/shared/forest.js'
-import { FEATURES, FIT_FEATURES, evaluateRegression, featureValues, parseProfile, predictLayerMs, regressorsOf } from '../../../src/shared/latency.js'
-import type { Layer } from '../../../src/shared/manifest.js'
+import { forestPredict } from '../../../src/shared/algorithms/forest.js'
+import {
+  FEATURES,
+  FIT_FEATURES,
+  evaluateRegression,
+  featureValues,
+  parseProfile,
+  predictLayerMs,
+  regressorsOf
+} from '../../../src/shared/algorithms/latency.js'
+import type { Layer } from '../../../src/shared/contracts/manifest.js'
 import { mulberry32 } from '../../fixtures/prng.js'
 
 /** A conv layer of the grid's kind: c input channels, f filters, k×k kernel, h×h input. */

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { layerGrid } from '../../../src/main/calibration/layers.js'
 import { timeSynthetic } from '../../../src/main/runtime/synthetic.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
-import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx-builder.js'
-import { REGRESSION_KEYS } from '../../../src/shared/latency.js'
+import { buildSynthetic, type SyntheticSpec } from '../../../src/shared/onnx/onnx-builder.js'
+import { REGRESSION_KEYS } from '../../../src/shared/algorithms/latency.js'
 
 describe('synthetic single-layer models', () => {
   const ex = new OrtExecutor()

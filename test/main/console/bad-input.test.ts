@@ -4,8 +4,8 @@ import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { encodeFrame } from '../../../src/shared/frame.js'
-import { topics } from '../../../src/shared/topics.js'
+import { encodeFrame } from '../../../src/shared/contracts/frame.js'
+import { topics } from '../../../src/shared/contracts/topics.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
 /** Sends bytes on a raw TCP connection; resolves when the server closes it (or after `waitMs`). */

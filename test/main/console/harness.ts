@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { DEFAULT_CONSOLE, EdgentConsole, type ConsoleOptions } from '../../../src/main/console/console.js'
-import type { CampaignStatus } from '../../../src/shared/console-api.js'
+import type { CampaignStatus } from '../../../src/shared/contracts/console-api.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
 import { loadManifest, readShippedSamples } from '../../../src/main/runtime/files.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
-import { argmax, preprocess } from '../../../src/shared/preprocess.js'
+import { argmax, preprocess } from '../../../src/shared/algorithms/preprocess.js'
 
 export const root = packageRoot()
 export const agentEntry = join(root, 'out', 'main', 'agent.js')

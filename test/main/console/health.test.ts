@@ -13,7 +13,7 @@ import { exportCalibration } from '../../../src/main/cli/campaign.js'
 import { healthText } from '../../../src/main/cli/serve.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { readHealth, throttledFlags } from '../../../src/main/runtime/health.js'
-import type { Health } from '../../../src/shared/messages.js'
+import type { Health } from '../../../src/shared/contracts/messages.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
 /** A Raspberry Pi's files, as far as the health reader looks. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { lookupMap } from '../../../src/shared/planner.js'
+import { lookupMap } from '../../../src/shared/algorithms/planner.js'
 import { AgentNetns, netnsUnavailable } from '../../../src/main/testbed/netns.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 

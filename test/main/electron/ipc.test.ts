@@ -3,8 +3,8 @@
  * page, no frame) and invalid arguments, and passes a valid call from the console window through.
  */
 import { describe, expect, it } from 'vitest'
-import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName } from '../../../src/shared/console-api.js'
-import { ConsoleService } from '../../../src/main/console/service.js'
+import { IPC_UPLOAD_CHANNEL, METHOD_NAMES, ipcChannel, type MethodName } from '../../../src/shared/contracts/console-api.js'
+import { ConsoleService } from '../../../src/main/console/api/service.js'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { registerIpcHandlers, trustedSender, type IpcEventLike } from '../../../src/main/ipc.js'
 

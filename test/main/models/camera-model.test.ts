@@ -11,7 +11,7 @@ import { decisionTable, verifyModel } from '../../../src/main/cli/model.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
 import { packageRoot } from '../../../src/main/runtime/paths.js'
-import { LOSSY_CODECS } from '../../../src/shared/codecs.js'
+import { LOSSY_CODECS } from '../../../src/shared/algorithms/codecs.js'
 
 const dir = join(packageRoot(), 'resources', 'models', 'branchy-resnet96')
 

@@ -16,7 +16,7 @@ import { importModel, libraryDir, listModels, resolveModel } from '../../../src/
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
-import { exitPath, product } from '../../../src/shared/manifest.js'
+import { exitPath, product } from '../../../src/shared/contracts/manifest.js'
 import { DAG_FIXTURES, residual } from '../../fixtures/dag.js'
 import { shippedSubset } from '../../fixtures/samples.js'
 

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { defaultModelDir } from '../../../src/main/runtime/paths.js'
 import { loadManifest, readShippedSamples } from '../../../src/main/runtime/files.js'
-import { argmax, preprocess } from '../../../src/shared/preprocess.js'
-import { roundTrip } from '../../../src/shared/codecs.js'
+import { argmax, preprocess } from '../../../src/shared/algorithms/preprocess.js'
+import { roundTrip } from '../../../src/shared/algorithms/codecs.js'
 
 const dir = defaultModelDir()
 const loaded = loadManifest(dir)

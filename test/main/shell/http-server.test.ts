@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { ControlApi } from '../../../src/main/shell/http-server.js'
-import { WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, type WsServerMessage } from '../../../src/shared/console-api.js'
+import { WS_CLOSE_BAD_MESSAGE, WS_CLOSE_UNAUTHORIZED, type WsServerMessage } from '../../../src/shared/contracts/console-api.js'
 import { startConsole } from '../console/harness.js'
 
 function get(port: number, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { LogLimiter } from '../../../src/main/console/log-limit.js'
+import { LogLimiter } from '../../../src/main/console/broker/log-limit.js'
 import { root } from '../console/harness.js'
 
 const run = promisify(execFile)

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/main/store/migrations.js'
 import { Store } from '../../../src/main/store/store.js'
-import { PAPER_2018 } from '../../../src/shared/latency.js'
+import { PAPER_2018 } from '../../../src/shared/algorithms/latency.js'
 
 const hello = { schema: 1, agentId: 'pi-1', arch: 'arm64', platform: 'linux', cpus: 4, memoryBytes: 1e9, versions: { node: '24' }, models: [] }
 

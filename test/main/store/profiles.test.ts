@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { PAPER_2018, type CalibrationProfile } from '../../../src/shared/latency.js'
+import { PAPER_2018, type CalibrationProfile } from '../../../src/shared/algorithms/latency.js'
 import { Store } from '../../../src/main/store/store.js'
 
 const profile = (id: string, over: Partial<CalibrationProfile> = {}): CalibrationProfile => ({ ...PAPER_2018, id, ...over })

@@ -11,7 +11,7 @@ import {
   profileList,
   profileUse
 } from '../campaign.js'
-import { REGRESSORS, type Regressor } from '../../../shared/latency.js'
+import { REGRESSORS, type Regressor } from '../../../shared/algorithms/latency.js'
 import { type Io, ExitCode, dataDirOption, numberList, positiveInt, positiveNumber } from '../args.js'
 
 export function registerCampaigns(program: Command, io: Io): void {

@@ -3,10 +3,10 @@ import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import { readSettings } from '../../runtime/settings-file.js'
 import { UserError } from '../../../shared/errors.js'
-import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/planner.js'
+import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
 import { DEFAULT_MQTTS_PORT } from '../../shell/stack.js'
 import { devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from '../serve.js'
-import { CODECS } from '../../../shared/codecs.js'
+import { CODECS } from '../../../shared/algorithms/codecs.js'
 import { type Io, type PinnedPlan, dataDirOption, modelOption, nonNegative, percentileArg, pinArg, positive, positiveInt } from '../args.js'
 
 export function registerDevices(program: Command, io: Io): void {

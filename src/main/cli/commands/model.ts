@@ -1,6 +1,6 @@
 /** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
 import type { Command } from 'commander'
-import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/planner.js'
+import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
 import {
   decisionTable,
   formatDecisions,
@@ -15,7 +15,7 @@ import {
 } from '../model.js'
 import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../../models/library.js'
 import { loadManifest } from '../../runtime/files.js'
-import { CODECS, type Codec } from '../../../shared/codecs.js'
+import { CODECS, type Codec } from '../../../shared/algorithms/codecs.js'
 import {
   type Io,
   ExitCode,

@@ -1,10 +1,10 @@
 /** `edgent plan`: one plan, every candidate, or the configuration map, offline. */
 import { type Command, Option } from 'commander'
-import { DEFAULT_MAX_CODEC_DROP_PTS, PLANNER_MODES, type PlannerMode } from '../../../shared/planner.js'
+import { DEFAULT_MAX_CODEC_DROP_PTS, PLANNER_MODES, type PlannerMode } from '../../../shared/algorithms/planner.js'
 import { defaultModelDir } from '../../runtime/paths.js'
 import { runPlan, type PlanOptions } from '../plan.js'
 import { defaultDataDir } from '../serve.js'
-import { CODECS } from '../../../shared/codecs.js'
+import { CODECS } from '../../../shared/algorithms/codecs.js'
 import { type Io, codecsArg, nonNegative, positive } from '../args.js'
 
 export function registerPlan(program: Command, io: Io): void {

@@ -8,10 +8,10 @@ import type {
   LayerLatencies,
   ModelView,
   PlansSummary
-} from '../../../shared/console-api'
+} from '../../../shared/contracts/console-api'
 import { Card, Empty, Guard, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { useApi, useQuery } from '../hooks'
-import { REGRESSOR_TEXT } from '../../../shared/regressors'
+import { REGRESSOR_TEXT } from '../../../shared/algorithms/regressors'
 
 const SIDE_TEXT = { device: 'Device', edge: 'Edge (this machine)' } as const
 /** Axis ticks a reader takes in at a glance: 950, 12.5k, 3.2M (not 1e+4). */

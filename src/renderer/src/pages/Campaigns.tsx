@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react'
 import { parseNumber } from '../fields'
-import { CAMPAIGN_KINDS, type CampaignKind, type CampaignStatus, type DeviceView } from '../../../shared/console-api'
+import { CAMPAIGN_KINDS, type CampaignKind, type CampaignStatus, type DeviceView } from '../../../shared/contracts/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { download } from '../download'

@@ -1,10 +1,10 @@
 import { useEffect, useMemo, useState } from 'react'
-import type { DeviceView, Pairing } from '../../../shared/console-api'
+import type { DeviceView, Pairing } from '../../../shared/contracts/console-api'
 import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery, type Query } from '../hooks'
-import { AGENT_ID_PATTERN } from '../../../shared/topics'
-import { throttling } from '../../../shared/health'
+import { AGENT_ID_PATTERN } from '../../../shared/contracts/topics'
+import { throttling } from '../../../shared/contracts/health'
 
 /** Temperature, frequency and governor, load, free memory, and throttling now (in red) or since boot. */
 function HealthCell(props: { h: DeviceView['health'] }): React.JSX.Element {

@@ -1,13 +1,13 @@
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
-import type { BandwidthPoint, InferenceSource, InferencePoint, InferSummary } from '../../../shared/console-api'
+import type { BandwidthPoint, InferenceSource, InferencePoint, InferSummary } from '../../../shared/contracts/console-api'
 import { parseAll, parseNumber } from '../fields'
 import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, kbpsUnit, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
 import { download } from '../download'
-import { PERCENTILE_RANGE } from '../../../shared/tail'
+import { PERCENTILE_RANGE } from '../../../shared/algorithms/tail'
 
 const BATCH = 25
 const KEEP = 100_000

@@ -1,12 +1,12 @@
 import { useMemo, useState } from 'react'
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
-import type { CostTable } from '../../../shared/planner'
-import { configurationMap, latencyOf, plan, type Conditions, type PlannerMode } from '../../../shared/planner'
-import type { DeviceView, ProfileView } from '../../../shared/console-api'
+import type { CostTable } from '../../../shared/algorithms/planner'
+import { configurationMap, latencyOf, plan, type Conditions, type PlannerMode } from '../../../shared/algorithms/planner'
+import type { DeviceView, ProfileView } from '../../../shared/contracts/console-api'
 import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
-import { tailTable, type TailModel } from '../../../shared/tail'
+import { tailTable, type TailModel } from '../../../shared/algorithms/tail'
 
 /** Log-scale sliders: position 0..1000 ↔ value between lo and hi. */
 const toLog = (pos: number, lo: number, hi: number) => lo * (hi / lo) ** (pos / 1000)

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react'
-import type { SettingsView } from '../../../shared/console-api'
-import type { Settings as SettingsValues } from '../../../shared/settings'
+import type { SettingsView } from '../../../shared/contracts/console-api'
+import type { Settings as SettingsValues } from '../../../shared/contracts/settings'
 import { errorMessage } from '../../../shared/errors'
 import { Card, ErrorBox, Guard } from '../components/ui'
 import { parseAll, type NumberRule } from '../fields'

@@ -1,0 +1,370 @@
+/**
+ * Latency sources: the one owner, per device and model, of what predicts a plan's latency — the
+ * edge's and the device's measured per-layer tables, the device's current calibration profile (and
+ * why it is or is not the source: a profile that cannot predict the served model is reported, and
+ * the measured tables plan instead), which profile and which of its regressors predict (chosen by the
+ * user or by a plans campaign), the codecs a device's plans may use, and the cost tables built from
+ * all of it: the raw one, one wrapped by a correction (planning's online correction), and one per
+ * candidate predictor for plans campaigns to score.
+ *
+ * Planning (planning.ts) reads cost tables from here and learns on top of them; a change of source
+ * (a new profile, another regressor, another model) is announced to `onChange` listeners, which drop
+ * what they derived from the old one.
+ */
+import type { Logger } from 'pino'
+import type { AgentRequest, LayerTable } from '../../../shared/contracts/agent-api.js'
+import { measureCodecCosts } from '../../../shared/algorithms/codec-cost.js'
+import { isCodec, type Codec } from '../../../shared/algorithms/codecs.js'
+import type { LatencySource } from '../../../shared/contracts/console-api.js'
+import { UserError, errorMessage } from '../../../shared/errors.js'
+import { PAPER_2018, REGRESSOR_TEXT, regressorsOf, type CalibrationProfile, type Regressor } from '../../../shared/algorithms/latency.js'
+import { measuredSource } from '../../../shared/algorithms/measured-source.js'
+import type { Hello } from '../../../shared/contracts/messages.js'
+import {
+  DEFAULT_MAX_CODEC_DROP_PTS,
+  buildCostTable,
+  profileSource,
+  type CodecOptions,
+  type CostTable,
+  type LayerLatencySource
+} from '../../../shared/algorithms/planner.js'
+import type { PredictorTable } from '../../calibration/plans.js'
+import type { OrtExecutor } from '../../runtime/executor.js'
+import { measureLayers } from '../../runtime/layer-timer.js'
+import type { Store } from '../../store/store.js'
+import type { Models, ServedModel } from './models.js'
+
+export interface LatencySourcesDeps {
+  store: Store
+  executor: OrtExecutor
+  models: Models
+  /** Makes the agent hold a model (fetched from this console when it does not). */
+  ensureOnAgent(agentId: string, m: ServedModel): Promise<void>
+  request: AgentRequest
+  log: Logger
+  /** Repetitions when timing layers (the edge at start, a device on first contact). */
+  profileReps: number
+  /** The largest activation the console accepts: cost tables mark plans sending more unsendable. */
+  maxUploadBytes: number
+  /** An agent's hello (the codecs it sends and what encoding costs it); absent: f32 only. */
+  hello?(agentId: string): Hello | null | undefined
+  /** The largest accuracy drop a lossy codec may cost, percentage points (default 0.5). */
+  maxCodecDropPts?: number
+}
+
+/** A device's current profile as read for its served model, and why it cannot plan (null: it can). */
+interface CurrentProfile {
+  id: string
+  /** null when the stored document does not pass the schema (the problem says so) */
+  profile: CalibrationProfile | null
+  problem: string | null
+}
+
+interface DeviceSources {
+  /** The model the tables and the profile check below are for. */
+  model: string
+  deviceTable: LayerTable | null
+  /** undefined: not read yet; null: the device has no current profile. */
+  profile?: CurrentProfile | null
+}
+
+export class LatencySources {
+  private readonly devices = new Map<string, DeviceSources>()
+  /** This machine's (the edge's) per-layer timings, per model. */
+  private readonly edge = new Map<string, LayerTable>()
+  private readonly timingEdge = new Map<string, Promise<LayerTable>>()
+  private readonly listeners = new Set<(agentId: string) => void>()
+  private edgeDecodeNs: Record<Codec, number> | null = null
+  /** The largest accuracy drop a lossy codec may cost a plan, percentage points. */
+  maxCodecDropPts: number
+
+  constructor(private readonly deps: LatencySourcesDeps) {
+    this.maxCodecDropPts = deps.maxCodecDropPts ?? DEFAULT_MAX_CODEC_DROP_PTS
+  }
+
+  /** Times every layer of the default model on this machine (the edge); others are timed when first planned. */
+  async start(): Promise<void> {
+    await this.ensureEdge(this.deps.models.default)
+  }
+
+  stop(): void {
+    this.devices.clear()
+  }
+
+  /** Calls `listener(agentId)` whenever a device's source changes; returns the unsubscribe. */
+  onChange(listener: (agentId: string) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  // ------------------------------------------------------------------ measured tables
+
+  private async ensureEdge(m: ServedModel): Promise<LayerTable> {
+    const hit = this.edge.get(m.id)
+    if (hit) return hit
+    let p = this.timingEdge.get(m.id)
+    if (!p) {
+      p = measureLayers(this.deps.executor, m.manifest, m.samplePixels, this.deps.profileReps).then((t) => {
+        this.edge.set(m.id, t)
+        this.deps.log.info({ model: m.id, exitFusedMs: t.exitFusedMs }, 'edge layers timed')
+        return t
+      })
+      this.timingEdge.set(m.id, p)
+      p.finally(() => this.timingEdge.delete(m.id)).catch(() => undefined)
+    }
+    return p
+  }
+
+  /** This machine's (the edge's) per-layer timings of a model (the default one unless named), measured once. */
+  edgeTable(modelId: string = this.deps.models.default.id): LayerTable {
+    const t = this.edge.get(modelId)
+    if (!t) throw new UserError(`the edge has not timed model ${modelId} yet`)
+    return t
+  }
+
+  private device(id: string): DeviceSources {
+    let d = this.devices.get(id)
+    if (!d) {
+      d = { model: this.deps.models.forDevice(id).id, deviceTable: null }
+      this.devices.set(id, d)
+    }
+    return d
+  }
+
+  /** A served model by id. */
+  model(modelId: string): ServedModel {
+    return this.deps.models.get(modelId)
+  }
+
+  /** The model a device's tables are for. */
+  modelOf(agentId: string): ServedModel {
+    return this.deps.models.get(this.device(agentId).model)
+  }
+
+  /** After a device's model assignment changed: its tables start over for the new model. Returns whether it changed. */
+  modelChanged(agentId: string): boolean {
+    const d = this.devices.get(agentId)
+    const model = this.deps.models.forDevice(agentId).id
+    if (d && d.model === model) return false
+    this.devices.set(agentId, { model, deviceTable: null })
+    if (d) this.notify(agentId)
+    return !!d
+  }
+
+  /** Whether the device's layers have been timed for its model (plans need them). */
+  hasDeviceTable(agentId: string): boolean {
+    return !!this.devices.get(agentId)?.deviceTable
+  }
+
+  /**
+   * Measures the device's layers (once per agent and model) through the agent's profile-layers
+   * command, after making sure the agent holds the model (it fetches it from this console if not) and
+   * the edge has timed it.
+   */
+  async deviceTable(agentId: string): Promise<LayerTable> {
+    this.modelChanged(agentId)
+    const d = this.device(agentId)
+    if (d.deviceTable) return d.deviceTable
+    const m = this.deps.models.get(d.model)
+    await this.ensureEdge(m)
+    await this.deps.ensureOnAgent(agentId, m)
+    const r = await this.deps.request(agentId, 'profile-layers', { reps: this.deps.profileReps, model: m.id }, 300_000)
+    if (r.model !== m.id) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves it ${m.id}`)
+    if (this.device(agentId) !== d) throw new UserError(`agent ${agentId}'s model changed while its layers were being timed`)
+    d.deviceTable = r
+    this.deps.log.info({ agentId, exitFusedMs: r.exitFusedMs }, 'device layers timed')
+    return r
+  }
+
+  // ------------------------------------------------------------------ the current source
+
+  /**
+   * The latency source the planner uses for a device: its current fitted profile (a campaign's
+   * regressions for both sides) when it has one that predicts every layer of the served model,
+   * else the measured per-layer tables. `useProfile` selects.
+   */
+  latencySource(agentId: string): LatencySource {
+    const p = this.currentProfile(agentId)
+    if (p && !p.problem) return { kind: 'profile', profileId: p.id, problem: null }
+    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null }
+  }
+
+  private currentProfile(agentId: string): CurrentProfile | null {
+    const d = this.device(agentId)
+    if (d.profile !== undefined) return d.profile
+    const stored = this.deps.store.profiles.current(agentId)
+    if (!stored) {
+      d.profile = null
+      return null
+    }
+    let profile: CalibrationProfile | null = null
+    let problem: string | null = null
+    try {
+      profile = stored.profile
+      const src = profileSource(profile)
+      for (const l of this.modelOf(agentId).manifest.layers) for (const side of ['device', 'edge'] as const) src.layerMs(side, l)
+    } catch (err) {
+      problem = `${errorMessage(err)}: planning with the measured tables instead`
+      this.deps.log.warn({ agentId, profile: stored.id, problem }, 'current profile cannot predict the served model')
+    }
+    d.profile = { id: stored.id, profile, problem }
+    return d.profile
+  }
+
+  /** What predicts a device's layers now: its current profile, else its measured tables (which must have been timed). */
+  source(agentId: string): LayerLatencySource {
+    const d = this.device(agentId)
+    if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
+    const p = this.currentProfile(agentId)
+    const m = this.deps.models.get(d.model).manifest
+    return p?.profile && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
+  }
+
+  /** The device's cost table for its served model from its source as is, or wrapped (planning's online correction). */
+  costTable(agentId: string, wrap?: (source: LayerLatencySource) => LayerLatencySource): CostTable {
+    const source = this.source(agentId)
+    const m = this.modelOf(agentId).manifest
+    return buildCostTable(m, wrap ? wrap(source) : source, this.deps.maxUploadBytes, this.codecOptions(agentId))
+  }
+
+  /** After a device's profile changed: the cached one is forgotten and listeners drop what they derived from it. */
+  sourceChanged(agentId: string): void {
+    this.device(agentId).profile = undefined
+    this.notify(agentId)
+  }
+
+  private notify(agentId: string): void {
+    for (const l of this.listeners) l(agentId)
+  }
+
+  /**
+   * Selects a device's current profile (one of its own), or none (`null`: the measured tables); with
+   * `regressor`, also which of the profile's regressors predicts (the user's choice, which plans
+   * campaigns then leave alone).
+   */
+  useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
+    const profiles = this.deps.store.profiles
+    if (profileId !== null) {
+      const stored = profiles.get(profileId)
+      if (!stored) throw new UserError(`unknown profile "${profileId}"`)
+      if (stored.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${stored.deviceId}, not ${agentId}`)
+      if (regressor) {
+        const has = regressorsOf(stored.profile)
+        if (!has.includes(regressor))
+          throw new UserError(
+            `profile "${profileId}" has no ${REGRESSOR_TEXT[regressor]} (its campaign fitted none: too few points per layer type, or an older console); it has: ${has.join(', ')}`
+          )
+        profiles.chooseRegressor(profileId, regressor, 'user')
+      }
+    } else if (regressor) throw new UserError('a regressor is chosen for a profile, not for the measured tables')
+    profiles.makeCurrent(agentId, profileId)
+    this.sourceChanged(agentId)
+    this.deps.log.info({ agentId, profileId }, 'latency source selected')
+    return this.latencySource(agentId)
+  }
+
+  /**
+   * After a plans campaign scored a profile's regressors on real plans: the profile predicts with the
+   * one of least end-to-end median error from now on — unless the user chose one (useProfile). Says
+   * what it chose and why.
+   */
+  chooseRegressor(
+    agentId: string,
+    profileId: string,
+    scored: readonly { profileId?: string; regressor?: Regressor; e2eMedian: number | null }[],
+    campaignId: string
+  ): { regressor: Regressor; changed: boolean; why: string } {
+    const stored = this.deps.store.profiles.get(profileId)
+    if (!stored) throw new UserError(`unknown profile "${profileId}"`)
+    const p = stored.profile
+    if (p.regressorChosenBy === 'user') return { regressor: p.regressor, changed: false, why: `the ${p.regressor} regressor was chosen by the user` }
+    const mine = scored.filter((x) => x.profileId === profileId && x.regressor && x.e2eMedian !== null)
+    if (mine.length < 2) return { regressor: p.regressor, changed: false, why: 'the profile has one regressor: nothing to choose' }
+    const best = mine.reduce((a, b) => (b.e2eMedian! < a.e2eMedian! ? b : a))
+    const pct = (v: number) => `${(v * 100).toFixed(1)} %`
+    const why = `end-to-end median error on these plans: ${mine.map((x) => `${x.regressor} ${pct(x.e2eMedian!)}`).join(', ')}`
+    if (best.regressor === p.regressor) return { regressor: p.regressor, changed: false, why }
+    this.deps.store.profiles.chooseRegressor(profileId, best.regressor!, `plans campaign ${campaignId}: ${why}`)
+    if (this.deps.store.profiles.current(agentId)?.id === profileId) this.sourceChanged(agentId)
+    this.deps.log.info({ agentId, profileId, regressor: best.regressor, why }, 'profile regressor chosen by a plans campaign')
+    return { regressor: best.regressor!, changed: true, why }
+  }
+
+  // ------------------------------------------------------------------ codecs and candidate predictors
+
+  /**
+   * The codecs an agent's plans may use: those its hello announces (an agent from before codecs:
+   * f32 only), priced with its measured encoding and this machine's measured decoding.
+   */
+  codecOptions(agentId: string): CodecOptions | undefined {
+    const hello = this.deps.hello?.(agentId)
+    const codecs = (hello?.codecs ?? []).filter(isCodec)
+    if (!codecs.length) return undefined
+    this.edgeDecodeNs ??= measureCodecCosts().decodeNs
+    const device: Partial<Record<Codec, number>> = {}
+    for (const [k, v] of Object.entries(hello?.codecEncodeNs ?? {})) if (isCodec(k)) device[k] = v
+    return { codecs, maxDropPts: this.maxCodecDropPts, cost: { device, edge: this.edgeDecodeNs } }
+  }
+
+  /**
+   * Every latency source that could plan this device, as raw cost tables for its served model (a
+   * plans campaign scores each against its measurements): each of the device's fitted profiles
+   * that predicts every layer (a fused one also as its plain sum of layers), the measured per-layer
+   * tables, and the paper's profile.
+   */
+  predictorTables(agentId: string): PredictorTable[] {
+    const d = this.device(agentId)
+    const m = this.deps.models.get(d.model).manifest
+    const out: PredictorTable[] = []
+    const max = this.deps.maxUploadBytes
+    const tryAdd = (name: string, make: () => CostTable, extra: Omit<PredictorTable, 'name' | 'table'> = {}) => {
+      try {
+        out.push({ name, table: make(), ...extra })
+      } catch {
+        // a profile that cannot predict this model (a layer type it has no regression for) is left out
+      }
+    }
+    for (const stored of this.deps.store.profiles.forDevice(agentId)) {
+      let p: CalibrationProfile
+      try {
+        p = stored.profile
+      } catch {
+        continue // a stored document that no longer passes the schema predicts nothing
+      }
+      const timing = p.source?.['timing']
+      const label = `profile ${stored.id} (${stored.campaignKind}${typeof timing === 'string' ? `, ${timing}` : ''})`
+      const { segments, ...noSegments } = p
+      const parts = [
+        p.composition === 'fused' ? 'fused segments' : 'sum of layers',
+        ...(segments ? ['segments as plans run them'] : []),
+        ...(p.messaging ? ['messaging'] : [])
+      ]
+      const held = (r: Regressor) => ({ device: p.gridHeldOut?.device?.[r] ?? null, edge: p.gridHeldOut?.edge?.[r] ?? null })
+      const regressors = regressorsOf(p)
+      const several = regressors.length > 1
+      tryAdd(`${label}: ${several ? `${REGRESSOR_TEXT[p.regressor]}, ` : ''}${parts.join(' + ')}`, () => buildCostTable(m, profileSource(p), max), {
+        gridHeldOut: held(p.regressor),
+        profileId: stored.id,
+        regressor: p.regressor
+      })
+      for (const other of regressors.filter((r) => r !== p.regressor)) {
+        tryAdd(`${label}: ${REGRESSOR_TEXT[other]}, ${parts.join(' + ')}`, () => buildCostTable(m, profileSource({ ...p, regressor: other }), max), {
+          gridHeldOut: held(other),
+          profileId: stored.id,
+          regressor: other
+        })
+      }
+      if (segments) tryAdd(`${label}: without the segments-as-run terms`, () => buildCostTable(m, profileSource(noSegments as CalibrationProfile), max))
+      if (p.composition === 'fused' || segments)
+        tryAdd(`${label}: sum of layers${p.messaging ? ' + messaging' : ''}`, () =>
+          buildCostTable(m, profileSource({ ...(noSegments as CalibrationProfile), composition: 'sum' }), max)
+        )
+    }
+    if (d.deviceTable) {
+      const table = d.deviceTable
+      tryAdd('measured per-layer tables', () => buildCostTable(m, measuredSource(m, table, this.edgeTable(d.model)), max))
+    }
+    tryAdd('paper-2018', () => buildCostTable(m, PAPER_2018, max))
+    return out
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Graph analysis of an ONNX classifier, chain or DAG, for import: its exits (every graph output),
+ * each exit's cut points, and the layers between them.
+ *
+ * A tensor T on an exit's path is a **cut point** when the rest of the path needs nothing but T
+ * (initializers and constants aside): computing the exit's output with T given never reaches the
+ * graph input. The graph input and the exit's output are cut points; the others are totally ordered
+ * by their ancestry, and the nodes between two consecutive cut points form one manifest layer — a
+ * single op in a chain, a whole residual or inception block in a DAG. Equivalent to the tensors that
+ * every input → output path of the data-flow graph passes through (its single-tensor separators).
+ */
+import { clone, create, toBinary } from '@bufbuild/protobuf'
+import { ModelProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto } from 'onnx-buf'
+import { UserError } from '../errors.js'
+
+/** Ops an imported model may contain (torchvision's classifiers at opset ≥ 13, and their exports' plumbing). */
+export const SUPPORTED_OPS = new Set([
+  'Conv',
+  'BatchNormalization',
+  'Relu',
+  'Clip',
+  'HardSwish',
+  'HardSigmoid',
+  'Sigmoid',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'Add',
+  'Mul',
+  'Concat',
+  'Flatten',
+  'Reshape',
+  'Gemm',
+  'MatMul',
+  'Dropout',
+  'LRN',
+  'Softmax',
+  'Identity',
+  'Constant',
+  'Shape',
+  'Gather',
+  'Unsqueeze',
+  'Squeeze',
+  'Transpose'
+])
+
+export interface GraphIndex {
+  nodes: readonly NodeProto[]
+  /** The producing node of every computed tensor. */
+  producer: Map<string, number>
+  initializers: Set<string>
+  /** The one graph input that is not an initializer (the image). */
+  input: string
+  /** Tensors that do not depend on the input (initializers, Constant outputs, what is computed from them only). */
+  constants: Set<string>
+  outputs: string[]
+}
+
+/** Indexes a graph; a UserError when it has no single image input. */
+export function indexGraph(model: ModelProto, source = 'model.onnx'): GraphIndex {
+  const g = model.graph
+  if (!g || g.node.length === 0) throw new UserError(`${source}: the ONNX model has no graph nodes`)
+  const initializers = new Set(g.initializer.map((t) => t.name))
+  const inputs = g.input.map((v) => v.name).filter((n) => !initializers.has(n))
+  if (inputs.length !== 1) throw new UserError(`${source}: expected one image input, the graph has ${inputs.length} (${inputs.join(', ') || 'none'})`)
+  const producer = new Map<string, number>()
+  for (const [i, n] of g.node.entries()) for (const o of n.output) if (o) producer.set(o, i)
+  // ONNX requires nodes in topological order, so one pass finds what is constant.
+  const constants = new Set(initializers)
+  for (const n of g.node) if (n.input.every((t) => t === '' || constants.has(t))) for (const o of n.output) constants.add(o)
+  return { nodes: g.node, producer, initializers, input: inputs[0]!, constants, outputs: g.output.map((v) => v.name) }
+}
+
+/**
+ * The nodes needed to compute `output` when `given` is provided (and initializers), in graph order;
+ * `leak` is true when that needs the graph input (or another tensor nobody computes) besides `given`.
+ */
+export function closure(ix: GraphIndex, output: string, given: string): { nodes: number[]; leak: boolean } {
+  const keep = new Set<number>()
+  const seen = new Set<string>()
+  const stack = [output]
+  let leak = false
+  while (stack.length) {
+    const t = stack.pop()!
+    if (t === '' || t === given || seen.has(t) || ix.initializers.has(t)) continue
+    seen.add(t)
+    const p = ix.producer.get(t)
+    if (p === undefined) {
+      leak = true
+      continue
+    }
+    keep.add(p)
+    for (const i of ix.nodes[p]!.input) stack.push(i)
+  }
+  return { nodes: [...keep].sort((a, b) => a - b), leak }
+}
+
+export interface CutLayer {
+  /** The cut tensor the layer reads, and the one it writes. */
+  input: string
+  output: string
+  /** Its nodes (indices into the graph, in graph order), constants' producers excluded. */
+  nodes: number[]
+}
+
+export interface ExitAnalysis {
+  output: string
+  /** Cut tensors from the input to the output, in order. */
+  cuts: string[]
+  layers: CutLayer[]
+}
+
+/** An exit's cut points and layers. */
+export function analyseExit(ix: GraphIndex, output: string): ExitAnalysis {
+  const path = closure(ix, output, ix.input)
+  if (path.leak) throw new UserError(`output "${output}" is not computed from the input "${ix.input}" alone`)
+  // Candidates: the input and every activation tensor computed on the path.
+  const candidates = [ix.input, ...path.nodes.flatMap((i) => ix.nodes[i]!.output.filter((t) => t && !ix.constants.has(t)))]
+  const cuts: { tensor: string; ancestors: Set<number> }[] = []
+  for (const t of candidates) {
+    if (t !== output && t !== ix.input && closure(ix, output, t).leak) continue
+    cuts.push({ tensor: t, ancestors: new Set(t === ix.input ? [] : closure(ix, t, ix.input).nodes) })
+  }
+  // Cut points are nested: each one's ancestors contain the previous one's.
+  cuts.sort((a, b) => a.ancestors.size - b.ancestors.size)
+  const active = (i: number) => ix.nodes[i]!.output.some((o) => o && !ix.constants.has(o))
+  const layers: CutLayer[] = []
+  for (let k = 1; k < cuts.length; k++) {
+    const prev = cuts[k - 1]!
+    const next = cuts[k]!
+    const nodes = [...next.ancestors].filter((i) => !prev.ancestors.has(i) && active(i)).sort((a, b) => a - b)
+    layers.push({ input: prev.tensor, output: next.tensor, nodes })
+  }
+  return { output, cuts: cuts.map((c) => c.tensor), layers }
+}
+
+/**
+ * The nodes computing activations on some exit's path whose op is not supported, each with a message
+ * naming the node, its op and where it sits.
+ */
+export function checkOps(ix: GraphIndex, exits: readonly ExitAnalysis[], accepted: ReadonlySet<string> = SUPPORTED_OPS): { node: number; message: string }[] {
+  const found = new Map<number, string>()
+  for (const e of exits) {
+    for (const [j, l] of e.layers.entries()) {
+      for (const i of l.nodes) {
+        const n = ix.nodes[i]!
+        if ((accepted.has(n.opType) && (n.domain === '' || n.domain === 'ai.onnx')) || found.has(i)) continue
+        found.set(
+          i,
+          `node "${n.name || `#${i}`}" (op ${n.opType}${n.domain ? `, domain ${n.domain}` : ''}) in layer ${j + 1} of the path to "${e.output}", between "${l.input}" and "${l.output}"`
+        )
+      }
+    }
+  }
+  return [...found].map(([node, message]) => ({ node, message }))
+}
+
+/** The op mix of a layer: op type → count. */
+export function opMix(ix: GraphIndex, layer: CutLayer): Record<string, number> {
+  const mix: Record<string, number> = {}
+  for (const i of layer.nodes) {
+    const op = ix.nodes[i]!.opType
+    mix[op] = (mix[op] ?? 0) + 1
+  }
+  return mix
+}
+
+/** The model with every named tensor added as a graph output (untyped: onnxruntime infers), serialised. */
+export function withOutputs(model: ModelProto, names: readonly string[]): Uint8Array {
+  const copy = clone(ModelProtoSchema, model)
+  const have = new Set(copy.graph!.output.map((o) => o.name))
+  for (const n of names) if (!have.has(n)) copy.graph!.output.push(create(ValueInfoProtoSchema, { name: n }))
+  return toBinary(ModelProtoSchema, copy)
+}

@@ -1,0 +1,104 @@
+/**
+ * The embedded broker's connection limits, measured: one address holding idle sockets is capped and
+ * cannot lock the fleet out; sockets that never CONNECT are closed after the connect timeout; past the
+ * total limit new sockets are closed at accept, and room returns as sockets go.
+ */
+import { connect, type Socket } from 'node:net'
+import mqtt from 'mqtt'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { EmbeddedBroker } from '../../../../src/main/console/broker/broker.js'
+
+const silent = pino({ level: 'silent' })
+
+/** The paired agent of these tests, from 127.0.0.1. */
+const connectAgent = (port: number) =>
+  mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'pi', username: 'pi', password: 'token-of-the-pi', protocolVersion: 4, reconnectPeriod: 0 })
+
+/** Opens one idle socket per source address given (the broker's answer, if any, is read and dropped). */
+function openSockets(port: number, addresses: string[]): Promise<Socket[]> {
+  return Promise.all(
+    addresses.map(
+      (localAddress) =>
+        new Promise<Socket>((resolve) => {
+          const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
+          s.on('error', () => undefined)
+          s.resume()
+        })
+    )
+  )
+}
+
+/** Opens n idle sockets from one address; resolves with, per socket, when the broker closed it (ms after open, or null). */
+async function idleSockets(port: number, n: number, localAddress: string, watchMs: number): Promise<(number | null)[]> {
+  const sockets = await openSockets(port, Array(n).fill(localAddress))
+  const t0 = performance.now()
+  const closed = sockets.map(
+    (s) =>
+      new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => resolve(null), watchMs)
+        s.once('close', () => {
+          clearTimeout(timer)
+          resolve(performance.now() - t0)
+        })
+      })
+  )
+  const r = await Promise.all(closed)
+  for (const s of sockets) s.destroy()
+  return r
+}
+
+describe('broker connection limits', () => {
+  let broker: EmbeddedBroker | null = null
+  afterEach(async () => {
+    await broker?.stop()
+    broker = null
+  })
+  const start = async (o: Partial<ConstructorParameters<typeof EmbeddedBroker>[0]>) => {
+    broker = new EmbeddedBroker({
+      host: '127.0.0.1',
+      port: 0,
+      maxPacketBytes: 1 << 20,
+      maxConnectBytes: 4096,
+      consoleSecret: 'secret',
+      checkAgent: async (id, t) => id === 'pi' && t === 'token-of-the-pi',
+      log: silent,
+      ...o
+    })
+    await broker.start()
+    return broker.port
+  }
+
+  it('caps one address, closes sockets that never CONNECT, and lets an agent in from elsewhere meanwhile', async () => {
+    const port = await start({ maxConnectionsPerAddress: 8, connectTimeoutMs: 2500 })
+    const pending = idleSockets(port, 20, '127.66.0.1', 8000)
+    await new Promise((r) => setTimeout(r, 300))
+    const agent = await connectAgent(port)
+    expect(agent.connected).toBe(true)
+    const closedAt = await pending
+    const atAccept = closedAt.filter((t) => t !== null && t < 1200).length
+    const byTimeout = closedAt.filter((t) => t !== null && t >= 1200).length
+    console.log(
+      `per-address cap 8, 20 idle sockets: ${atAccept} closed at accept, ${byTimeout} by the 2.5 s connect timeout, ${closedAt.filter((t) => t === null).length} left open`
+    )
+    expect(atAccept).toBe(12)
+    expect(byTimeout).toBe(8)
+    await agent.endAsync(true)
+  }, 20_000)
+
+  it('closes sockets past the total limit at accept, and accepts again once some are gone', async () => {
+    const port = await start({ maxConnections: 10, maxConnectionsPerAddress: 100, connectTimeoutMs: 60_000 })
+    const first = await openSockets(
+      port,
+      Array.from({ length: 10 }, (_, i) => `127.67.0.${i + 1}`)
+    )
+    const extra = await idleSockets(port, 5, '127.67.1.1', 1000)
+    expect(extra.every((t) => t !== null && t < 1000)).toBe(true)
+    for (const s of first.slice(0, 5)) s.destroy()
+    await new Promise((r) => setTimeout(r, 200))
+    const agent = await connectAgent(port)
+    expect(agent.connected).toBe(true)
+    await agent.endAsync(true)
+    for (const s of first) s.destroy()
+  }, 20_000)
+})
