@@ -9,6 +9,25 @@ export class UserError extends Error {
 /** A UserError about size: a file, an upload or a body past a cap. Shells say so in their own words (HTTP 413). */
 export class TooLargeError extends UserError {}
 
+/**
+ * A UserError about the fields of a request (a library call, an API method): its message names them
+ * as `{field}`, and each shell renders the names in its own vocabulary — the CLI as its flags
+ * (`--image-dir`), the API and its pages as the fields (`imageDir`), which `message` holds.
+ */
+export class FieldError extends UserError {
+  constructor(readonly template: string) {
+    super(template.replace(/\{(\w+)\}/g, '$1'))
+  }
+
+  /** The message with each field named by `name`. */
+  render(name: (field: string) => string): string {
+    return this.template.replace(/\{(\w+)\}/g, (_, field: string) => name(field))
+  }
+}
+
+/** A field as the CLI's flag: `imageDir` → `--image-dir`. */
+export const flagOf = (field: string): string => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+
 /** `exits[2].layers[3]` from a zod-style path. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = ''

@@ -4,7 +4,7 @@
  * cause print one line on stderr and exit with 2.
  */
 import { Command, CommanderError } from 'commander'
-import { UserError } from '../../shared/errors.js'
+import { FieldError, UserError, flagOf } from '../../shared/errors.js'
 import { versionLine } from '../runtime/version.js'
 import { ExitCode, type Io } from './args.js'
 import { registerCampaigns } from './commands/campaign.js'
@@ -64,7 +64,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       return 2 // commander has already printed its one line through outputError
     }
     if (err instanceof UserError) {
-      io.err(`edgent: ${err.message}`)
+      io.err(`edgent: ${err instanceof FieldError ? err.render(flagOf) : err.message}`)
       return 2
     }
     io.err(`edgent: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { Jimp } from 'jimp'
-import { UserError, errorMessage } from '../../shared/errors.js'
+import { errorMessage, FieldError } from '../../shared/errors.js'
 import type { SampleSet } from '../runtime/files.js'
 
 const IMAGE_RE = /\.(png|jpe?g|bmp|gif|tiff?)$/i
@@ -28,17 +28,17 @@ function entriesFromLabels(dir: string, labelsFile: string, classes: string[] | 
     if (!line || line.startsWith('#')) continue
     const parts = line.split(/\s*[,\t]\s*|\s+/)
     const where = `${relative(dir, labelsFile)}:${i + 1}`
-    if (parts.length !== 2) throw new UserError(`--image-dir: ${where}: expected "<file> <label>", got "${line}"`)
+    if (parts.length !== 2) throw new FieldError(`{imageDir}: ${where}: expected "<file> <label>", got "${line}"`)
     const [file, label] = parts as [string, string]
     if (i === 0 && /^(file|image|path)/i.test(file) && /^(label|class)/i.test(label)) continue // a header
     const n = /^\d+$/.test(label) ? Number(label) : (classes?.indexOf(label) ?? -1)
     if (n < 0)
-      throw new UserError(
-        `--image-dir: ${where}: label "${label}" is not a class index${classes ? ' or a class name of --classes' : ' (give --classes to use names)'}`
+      throw new FieldError(
+        `{imageDir}: ${where}: label "${label}" is not a class index${classes ? ' or a class name of {classes}' : ' (give {classes} to use names)'}`
       )
     const path = resolve(dir, file)
-    if (!path.startsWith(resolve(dir))) throw new UserError(`--image-dir: ${where}: "${file}" is outside the folder`)
-    if (!existsSync(path)) throw new UserError(`--image-dir: ${where}: no such image ${file}`)
+    if (!path.startsWith(resolve(dir))) throw new FieldError(`{imageDir}: ${where}: "${file}" is outside the folder`)
+    if (!existsSync(path)) throw new FieldError(`{imageDir}: ${where}: no such image ${file}`)
     out.push({ file: path, label: n })
   }
   return out
@@ -63,15 +63,15 @@ export async function readImageDir(
   progress?: (done: number, total: number, what: string) => void
 ): Promise<SampleSet> {
   const root = resolve(dir)
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new UserError(`--image-dir: no such folder ${dir}`)
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new FieldError(`{imageDir}: no such folder ${dir}`)
   const [, c, h, w] = inputShape as [number, number, number, number]
   if (inputShape.length !== 4 || (c !== 1 && c !== 3)) {
-    throw new UserError(`--image-dir: the model's input ${inputShape.join('×')} is not an image (expected 1×1×H×W or 1×3×H×W)`)
+    throw new FieldError(`{imageDir}: the model's input ${inputShape.join('×')} is not an image (expected 1×1×H×W or 1×3×H×W)`)
   }
   const labelsFile = LABEL_FILES.map((n) => join(root, n)).find((p) => existsSync(p))
   const entries = labelsFile ? entriesFromLabels(root, labelsFile, classes) : entriesFromFolders(root)
   if (!entries.length) {
-    throw new UserError(`--image-dir: ${dir} holds no labelled image (expected labels.txt with "<file> <label>" lines, or one subfolder of images per class)`)
+    throw new FieldError(`{imageDir}: ${dir} holds no labelled image (expected labels.txt with "<file> <label>" lines, or one subfolder of images per class)`)
   }
   const plane = h * w
   const images = new Uint8Array(entries.length * c * plane)
@@ -81,7 +81,7 @@ export async function readImageDir(
     try {
       image = await Jimp.read(readFileSync(e.file))
     } catch (err) {
-      throw new UserError(`--image-dir: ${relative(root, e.file)}: cannot decode (${errorMessage(err)})`)
+      throw new FieldError(`{imageDir}: ${relative(root, e.file)}: cannot decode (${errorMessage(err)})`)
     }
     if (image.bitmap.width !== w || image.bitmap.height !== h) image.resize({ w, h })
     const rgba = image.bitmap.data

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
-import { TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
+import { TooLargeError, UserError, errorMessage, FieldError } from '../../shared/errors.js'
 import { parseManifest, product, type Manifest } from '../../shared/contracts/manifest.js'
 import { deriveManifest, type ProbedShape } from '../../shared/onnx/model-import.js'
 import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx/onnx-graph.js'
@@ -122,7 +122,7 @@ function readClasses(file: string): string[] {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new UserError(`--classes: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`)
+    throw new FieldError(`{classes}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`)
   }
   return text
     .split(/\r?\n/)
@@ -153,10 +153,10 @@ export async function importModel(
   const fmt = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`)
   if (size > cap) throw new TooLargeError(`import: ${name} is ${fmt(size)}, over the ${fmt(cap)} import cap (--max-mb)`)
   const id = o.id ?? idFromFileName(name)
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new UserError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' (--id)`)
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new FieldError(`import: model id "${id}" is not valid: use lowercase letters, digits and '-' ({id})`)
   if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another id)`)
-  if ((o.images === undefined) !== (o.labels === undefined)) throw new UserError('import: --images and --labels go together')
-  if (o.images && o.imageDir) throw new UserError('import: give one labelled set: --images/--labels or --image-dir')
+  if ((o.images === undefined) !== (o.labels === undefined)) throw new FieldError('import: {images} and {labels} go together')
+  if (o.images && o.imageDir) throw new FieldError('import: give one labelled set: {images}/{labels} or {imageDir}')
   if (!o.images && !o.imageDir && !o.accuracy)
     throw new UserError(
       'import: each exit needs an accuracy: give a labelled set (--images and --labels, or --image-dir) to measure it, or --accuracy a1,a2,… to supply it'
@@ -213,7 +213,7 @@ export async function importModel(
   )
   const exits = draft.manifest.exits
   if (o.accuracy && o.accuracy.length !== exits.length)
-    throw new UserError(`import: --accuracy gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
+    throw new FieldError(`import: {accuracy} gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
   const set = o.images ? readSampleSet(o.images, o.labels!) : o.imageDir ? await readImageDir(o.imageDir, inputShape, classes, progress) : null
   if (set) {
     const [, c, h, w] = inputShape as [number, number, number, number]

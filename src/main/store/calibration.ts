@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3'
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
-import { UserError, describeIssues, errorMessage } from '../../shared/errors.js'
+import { UserError, describeIssues, errorMessage, FieldError } from '../../shared/errors.js'
 import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from '../../shared/algorithms/latency.js'
 import type { Machine } from '../runtime/machine.js'
 import { AGENT_ID_RE } from '../../shared/contracts/topics.js'
@@ -107,7 +107,7 @@ export function readCalibrationFile(file: string): CalibrationFile {
  * leaves nothing half-written.
  */
 export function writeExport(out: string, produce: () => ExportDocument): ExportDocument {
-  if (existsSync(out) && statSync(out).isDirectory()) throw new UserError(`export: ${out} is a folder: give a file name (--out ${join(out, 'export.json')})`)
+  if (existsSync(out) && statSync(out).isDirectory()) throw new FieldError(`export: ${out} is a folder: give a file name ({out} ${join(out, 'export.json')})`)
   if (!existsSync(dirname(resolve(out)))) throw new UserError(`export: the folder ${dirname(resolve(out))} does not exist`)
   const doc = produce()
   const tmp = `${out}.tmp-${process.pid}`

@@ -5,7 +5,7 @@
  * latency models need (input/output elements, multiply-accumulates, parameter bytes, the op mix).
  */
 import type { AttributeProto, ModelProto, NodeProto } from 'onnx-buf'
-import { UserError } from '../errors.js'
+import { FieldError, UserError } from '../errors.js'
 import { DTYPE_BYTES, product } from '../contracts/manifest.js'
 import { type CutLayer, type ExitAnalysis, analyseExit, checkOps, indexGraph, opMix } from './onnx-graph.js'
 
@@ -155,11 +155,11 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
       )
   }
   const classes = o.classes ?? Array.from({ length: classCount }, (_, i) => `class${i}`)
-  if (classes.length !== classCount) throw new UserError(`--classes names ${classes.length} classes, the model's outputs have ${classCount} scores`)
+  if (classes.length !== classCount) throw new FieldError(`{classes} names ${classes.length} classes, the model's outputs have ${classCount} scores`)
   const channels = o.inputShape[1] ?? 1
   const perChannel = (v: number[], what: string) => {
     if (v.length === 1) return Array.from({ length: channels }, () => v[0]!)
-    if (v.length !== channels) throw new UserError(`--preprocess ${what} has ${v.length} values, the input has ${channels} channels`)
+    if (v.length !== channels) throw new FieldError(`{preprocess} ${what} has ${v.length} values, the input has ${channels} channels`)
     return v
   }
   return {

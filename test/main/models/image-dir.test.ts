@@ -108,13 +108,13 @@ describe('labelled image folders', () => {
     await png(sample(0), join(bad, 'a.png'))
     writeFileSync(join(bad, 'labels.txt'), 'a.png cat\n')
     await expect(importModel({ ...base, id: 'bad1', imageDir: bad }, ex)).rejects.toThrow(
-      /^--image-dir: labels.txt:1: label "cat" is not a class index \(give --classes to use names\)$/
+      /^imageDir: labels.txt:1: label "cat" is not a class index \(give classes to use names\)$/
     )
     writeFileSync(join(bad, 'labels.txt'), 'a.png 1\nmissing.png 2\n')
-    await expect(importModel({ ...base, id: 'bad2', imageDir: bad }, ex)).rejects.toThrow(/^--image-dir: labels.txt:2: no such image missing.png$/)
+    await expect(importModel({ ...base, id: 'bad2', imageDir: bad }, ex)).rejects.toThrow(/^imageDir: labels.txt:2: no such image missing.png$/)
     writeFileSync(join(bad, 'junk.png'), 'not an image')
     writeFileSync(join(bad, 'labels.txt'), 'a.png 1\njunk.png 2\n')
-    await expect(importModel({ ...base, id: 'bad3', imageDir: bad }, ex)).rejects.toThrow(/^--image-dir: junk.png: cannot decode \(/)
+    await expect(importModel({ ...base, id: 'bad3', imageDir: bad }, ex)).rejects.toThrow(/^imageDir: junk.png: cannot decode \(/)
     await expect(importModel({ ...base, id: 'bad4', imageDir: tmp() }, ex)).rejects.toThrow(/holds no labelled image/)
     await expect(importModel({ ...base, id: 'bad5', imageDir: bad, images: 'x', labels: 'y' }, ex)).rejects.toThrow(/give one labelled set/)
     expect(readdirSync(libraryDir(dataDir)).sort()).toEqual(['from-idx', 'from-png'])

@@ -97,7 +97,7 @@ describe('model import through the console API', () => {
     expect((r.body.data as { exits: { accuracySource: string }[] }).exits[0]!.accuracySource).toBe('measured')
     const bad = await post(api.port, '/upload?name=res3.onnx', api.token, residual().bytes)
     const r2 = await call('modelImport', { upload: (bad.body.data as { upload: string }).upload, fileName: 'res3.onnx', imageDir: join(dir, 'nope') })
-    expect(r2).toMatchObject({ status: 400, body: { error: `--image-dir: no such folder ${join(dir, 'nope')}` } })
+    expect(r2).toMatchObject({ status: 400, body: { error: `imageDir: no such folder ${join(dir, 'nope')}` } })
     expect(uploads()).toEqual([])
   })
 

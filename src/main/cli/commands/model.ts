@@ -1,18 +1,9 @@
 /** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
 import type { Command } from 'commander'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
-import {
-  decisionTable,
-  formatDecisions,
-  formatImport,
-  formatModelList,
-  formatVerify,
-  importCommand,
-  modelUse,
-  runModelInfo,
-  verifyModel,
-  type ImportCommandOptions
-} from '../model.js'
+import { formatDecisions, formatImport, formatModelList, formatVerify, importCommand, modelUse, runModelInfo, type ImportCommandOptions } from '../model.js'
+import { decisionTable } from '../../models/decisions.js'
+import { verifyModel } from '../../models/verify.js'
 import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../../models/library.js'
 import { loadManifest } from '../../runtime/files.js'
 import { CODECS, type Codec } from '../../../shared/algorithms/codecs.js'
