@@ -3,6 +3,7 @@
  * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
+import { DEFAULT_SETTINGS } from '../../shared/contracts/settings.js'
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -42,8 +43,8 @@ export interface StackOptions {
   log: Logger
 }
 
-/** The default port of MQTT over TLS (IANA's secure-mqtt). */
-export const DEFAULT_MQTTS_PORT = 8883
+/** The default port of MQTT over TLS (IANA's secure-mqtt): the settings' default. */
+export const DEFAULT_MQTTS_PORT = DEFAULT_SETTINGS.mqttsPort
 
 export interface Stack {
   core: EdgentConsole

@@ -1,10 +1,10 @@
 /** `edgent serve`, `pair`, `unpair`, `devices`, `infer`: the console and its devices. */
 import { resolve } from 'node:path'
+import { DEFAULT_SETTINGS } from '../../../shared/contracts/settings.js'
 import { type Command, Option } from 'commander'
 import { readSettings } from '../../runtime/settings-file.js'
 import { UserError } from '../../../shared/errors.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
-import { DEFAULT_MQTTS_PORT } from '../../shell/stack.js'
 import { devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from '../serve.js'
 import { CODECS } from '../../../shared/algorithms/codecs.js'
 import { type Io, type PinnedPlan, dataDirOption, modelOption, nonNegative, percentileArg, pinArg, positive, positiveInt } from '../args.js'
@@ -13,26 +13,31 @@ export function registerDevices(program: Command, io: Io): void {
   program
     .command('serve')
     .description('start the console headless: embedded MQTT broker, edge runtime, planner, store, and a local emulated device')
-    .option('--mqtt-port <port>', 'MQTT port of the embedded broker', positiveInt, 1883)
+    .option('--mqtt-port <port>', 'MQTT port of the embedded broker', positiveInt, DEFAULT_SETTINGS.mqttPort)
     .option('--mqtt-host <host>', 'address of the plain MQTT listener (default: 127.0.0.1 with TLS on, else 0.0.0.0; 0.0.0.0 lets Pis in without TLS)')
-    .option('--mqtts-port <port>', "MQTT over TLS port of the embedded broker (the console's own CA, pinned by paired agents)", positiveInt, DEFAULT_MQTTS_PORT)
-    .option('--mqtts-host <host>', 'address of the MQTT over TLS listener', '0.0.0.0')
+    .option(
+      '--mqtts-port <port>',
+      "MQTT over TLS port of the embedded broker (the console's own CA, pinned by paired agents)",
+      positiveInt,
+      DEFAULT_SETTINGS.mqttsPort
+    )
+    .option('--mqtts-host <host>', 'address of the MQTT over TLS listener', DEFAULT_SETTINGS.mqttsHost)
     .option('--no-mqtts', 'no MQTT over TLS listener (the plain one then listens on 0.0.0.0)')
-    .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, 8080)
+    .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, DEFAULT_SETTINGS.httpPort)
     .option('--advertise-host <host>', 'the address Pis dial, named in pairing commands (default: the address of the default route)')
     .addOption(dataDirOption())
     .option('--no-local-agent', 'do not start the local emulated device')
     .option('--broker <url>', 'use an existing MQTT broker (mqtt://user:pass@host:port) instead of the embedded one')
     .addOption(modelOption())
-    .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, 1000)
-    .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, 0.15)
+    .option('--local-uplink-kbps <kbps>', 'uplink of the local emulated device', positive, DEFAULT_SETTINGS.localDevice.uplinkKbps)
+    .option('--local-cpu-quota <share>', 'CPU share of the local emulated device (0.15 ≈ 6.7× slower)', positive, DEFAULT_SETTINGS.localDevice.cpuQuota)
     .addOption(
       new Option(
         '--local-cpu <mode>',
         'how the local device is slowed: slowdown (each device segment takes 1/share × its median compute time here: a steadily slower CPU) or cgroup (a CFS quota, needs root: real contention, bursty for short segments)'
       )
         .choices(['slowdown', 'cgroup'])
-        .default('slowdown')
+        .default(DEFAULT_SETTINGS.localDevice.cpu)
     )
     .option(
       '--max-codec-drop <points>',
