@@ -356,10 +356,9 @@ function compareBlocks(
   }
   const sumMape = err / held.length
   // A term that fell back to a constant predicts every block alike, whatever its size: it may beat
-  // the sum on the grid's blocks (all small, 16–64 channels up to 28×28) and still miss an imported
-  // model's by far — the camera model's six blocks were all predicted at 0.069 ms on the edge, the
-  // sum over their ops 0.16–0.55 ms. The sum scales with the block; the constant is kept for blocks
-  // without their ops (older manifests).
+  // the sum on the grid's blocks (all small) and still miss an imported model's by far (the camera
+  // model's: docs/DESIGN.md, "Latency"). The sum scales with the block; the constant is kept for
+  // blocks without their ops (older manifests).
   const constant = term.coefficients.every((c) => c === 0)
   const preferSum = constant || entry.heldOutMape === null || sumMape < entry.heldOutMape
   fits.block = { ...term, preferSum, sumHeldOut: { n: held.length, mape: sumMape } }

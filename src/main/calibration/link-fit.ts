@@ -8,18 +8,18 @@
  *   edge's worker, the result's way back. Each inference's residual (end to end minus both segments
  *   minus the wait) is fitted as fixed + perByte × bytes sent, on the first exit edge-only (the
  *   smallest upload) and cut after its first layer (a large one). Measured at 100 Mbps, not faster:
- *   while a frame waits for the link, part of the messaging (about 1 ms here) is done in the
- *   meantime — the residual was 2.0 ms for frames sent at once and 1.0–1.5 ms for frames that
- *   waited a millisecond or more — so a probe with no wait would overstate it on any real link.
+ *   while a frame waits for the link, part of the messaging is done in the meantime, so a probe
+ *   with no wait would overstate it on any real link (README, "Predictions against real plans").
  * - Segments as plans run them: a plan's segment runs once per inference, right after messaging and
  *   the other side's work, on a machine busy with both; the grid times layers alone. Per side, the
  *   probes' measured segments against the fitted profile's composed predictions give
  *   fixed + scale × prediction, and where the probes pin them down a cost per element the segment
  *   receives (an edge segment's activation arrives fresh from the network), per element it hands on
- *   (a device segment ending in a large activation) and per ms of idle before it (fitSegments). The probes: the first and the last exit each side alone, cut after the first
- *   layer, in the middle and three quarters into the last exit, cut before the last layer (whose
- *   edge segment is one small layer: without it the fixed cost of a small segment was a guess,
- *   0.01 ms in one campaign against 0.05–0.18 ms measured), and the middle of the middle exit.
+ *   (a device segment ending in a large activation) and per ms of idle before it (fitSegments). The
+ *   probes: the first and the last exit each side alone, cut after the first layer, in the middle
+ *   and three quarters into the last exit, cut before the last layer (whose edge segment is one
+ *   small layer: without it the fixed cost of a small segment is a guess), and the middle of the
+ *   middle exit.
  *
  * The probes are plans of the served model: a plans campaign reports its error with and without them.
  */
@@ -85,9 +85,8 @@ export interface MessagingPoint {
  * Messaging through the sending probes' median residuals: fixed + perByte × bytes by least squares
  * (both clamped at 0), or, where the probes pin it down, with a cost per ms of the device segment
  * before the send — the console's side of messaging (receipt, hand-off, result) wakes slower after
- * a longer wait: over 6 plans campaigns of the shipped model the residual left by the bytes-only
- * model rose by about 0.1 ms per device ms (−0.5 to −1.1 ms below 1.5 ms of device work, +0.1 to
- * +0.5 ms past 7 ms). The idle form is kept only when its leave-one-out error on the probes is
+ * a longer wait (the residual the bytes-only model leaves grows with the device segment before the
+ * send: README, "Predictions against real plans"). The idle form is kept only when its leave-one-out error on the probes is
  * lower and its terms are not negative (more bytes or a longer wait never make messaging cheaper).
  */
 export function fitMessaging(points: readonly MessagingPoint[]): MessagingFit {
@@ -188,11 +187,10 @@ const spans = (points: readonly SegmentPoint[], v: SegmentVar): boolean => {
  * within SEGMENT_SCALE_RANGE and no negative extra term (more input or more idle never makes a
  * segment faster) — and the candidate with the least leave-one-out error on the probes is chosen
  * (the simpler one on a tie) — unless the offset alone (scale 1, fixed = the weighted mean of
- * measured − predicted) has as little: one layers campaign's device probes fitted 0.54 ms + 0.74 ×
- * with a 27 % leave-one-out error, and under-predicted its plans by 15 %. No candidate (a one-exit
- * model's probes, nearly equal predictions): the offset. Measured on the shipped
- * model (3 plans campaigns): the input term took the edge's median error from 9–13 % to 5–8 % with the
- * same probes; the idle term, with the emulated device on the same machine, a point or two more.
+ * measured − predicted) has as little (a line fitted on a few probes can under-predict the plans it
+ * was not fitted on). No candidate (a one-exit model's probes, nearly equal predictions): the
+ * offset. What each term buys is measured by plans campaigns (README, "Predictions against real
+ * plans"; `edgent campaign run --kind plans` scores every variant).
  */
 export function fitSegments(points: readonly SegmentPoint[]): SegmentTerms & { form: string; looError: number | null } {
   const usable = points.filter((p) => p.measuredMs > 0 && p.predictedMs >= 0)

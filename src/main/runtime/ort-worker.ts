@@ -107,8 +107,8 @@ async function chain(modelId: string, segment: SegmentRef, input: Float32Array):
 
 /**
  * Times standalone models one after another: for each, a fresh session (its creation is `loadMs`),
- * a warm-up (≥ 3 runs and ≥ 5 ms: the first runs after a new session are several times slower,
- * 0.15 ms then 0.036 ms for the same 1152×256 fc layer), then `reps` runs back to back (warm
+ * a warm-up (≥ 3 runs and ≥ 5 ms: the first runs after a new session are several times slower),
+ * then `reps` runs back to back (warm
  * caches, as the paper's per-layer benchmarks) — or, in the `cold` regime, each run after the
  * caches were flushed (coldCaches) and the thread idled COLD_IDLE_MS, as a plan's segment runs once
  * per inference in co-inference. A layers campaign calls this in several passes over its grid (see
