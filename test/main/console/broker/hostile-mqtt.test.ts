@@ -312,49 +312,6 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     expect(rssGrowthMb).toBeLessThan(100)
   }, 120_000)
 
-  it('drops a paired agent that asks for 150 model chunks and stops reading, and keeps a neighbour within 2× of its idle p95, losing nothing', async () => {
-    const { token } = core.pair('slow-reader')
-    const served = core.models.forDevice('slow-reader')
-    const file = served.package.files.reduce((a, b) => (b.bytes > a.bytes ? b : a)).name
-    const rss0 = settledRss()
-    let rssPeak = rss0
-    const {
-      on,
-      off,
-      summary: a
-    } = await onOff<
-      { rows: InferRow[]; lost: number },
-      { attempts: number; refused: number; dropped: number; notDropped: number; medianDropMs: number | null; maxDropMs: number | null }
-    >(['slow-reader', String(core.mqttPort), '120', 'slow-reader', token, served.id, served.package.sha256, file, '150'], 4, 800, async () => {
-      const rows: InferRow[] = []
-      let lost = 0
-      const until = performance.now() + 2500
-      while (performance.now() < until) {
-        const r = await batch(40)
-        rows.push(...r.rows)
-        lost += r.summary.lost
-        rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
-      }
-      return { rows, lost }
-    })
-    const p95 = (rows: InferRow[]) => {
-      const s = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
-      return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))]!
-    }
-    const [underAttack, idle] = [on.flatMap((m) => m.rows), off.flatMap((m) => m.rows)]
-    const peakMb = (rssPeak - rss0) / 2 ** 20
-    console.log(
-      `slow reader: ${a.attempts} connections, ${a.refused} refused at CONNECT (its cooldown as a slow consumer), ${a.dropped} that asked for 150 chunks of 1 MiB each and stopped reading dropped by the console (median ${a.medianDropMs?.toFixed(0)} ms, max ${a.maxDropMs?.toFixed(0)} ms after the first fetch), ${a.notDropped} not dropped within 15 s; neighbour p95 idle ${p95(idle).toFixed(2)} ms, under attack ${p95(underAttack).toFixed(2)} ms (${underAttack.length} and ${idle.length} inferences, interleaved); console RSS peak +${peakMb.toFixed(0)} MB`
-    )
-    expect(a.dropped).toBeGreaterThan(0)
-    expect(a.notDropped).toBe(0)
-    expect(a.refused).toBeGreaterThan(0) // an agent dropped again and again waits before its next login
-    expect([...on, ...off].reduce((n, m) => n + m.lost, 0)).toBe(0)
-    expect(underAttack.length).toBeGreaterThan(40)
-    expect(p95(underAttack)).toBeLessThanOrEqual(2 * p95(idle))
-    expect(peakMb).toBeLessThan(200)
-  }, 180_000)
-
   it('answers NaN scores with an error, a replayed request id from the stored result, and refuses a hello naming another agent', async () => {
     const { planId, dims, token } = floodPlan!
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.mqttPort}`, {
@@ -446,5 +403,50 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     expect(lost).toBe(0)
     expect(rssGrowthMb).toBeLessThan(50)
     expect(deviceState(core, 'good')).toBe('online')
+  }, 180_000)
+
+  // Last: its hundreds of megabytes of chunk buffers leave the allocator's footprint behind them,
+  // which the fuzz test's RSS growth would otherwise count.
+  it('drops a paired agent that asks for 150 model chunks and stops reading, and keeps a neighbour within 2× of its idle p95, losing nothing', async () => {
+    const { token } = core.pair('slow-reader')
+    const served = core.models.forDevice('slow-reader')
+    const file = served.package.files.reduce((a, b) => (b.bytes > a.bytes ? b : a)).name
+    const rss0 = settledRss()
+    let rssPeak = rss0
+    const {
+      on,
+      off,
+      summary: a
+    } = await onOff<
+      { rows: InferRow[]; lost: number },
+      { attempts: number; refused: number; dropped: number; notDropped: number; medianDropMs: number | null; maxDropMs: number | null }
+    >(['slow-reader', String(core.mqttPort), '120', 'slow-reader', token, served.id, served.package.sha256, file, '150'], 4, 800, async () => {
+      const rows: InferRow[] = []
+      let lost = 0
+      const until = performance.now() + 2500
+      while (performance.now() < until) {
+        const r = await batch(40)
+        rows.push(...r.rows)
+        lost += r.summary.lost
+        rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
+      }
+      return { rows, lost }
+    })
+    const p95 = (rows: InferRow[]) => {
+      const s = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
+      return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))]!
+    }
+    const [underAttack, idle] = [on.flatMap((m) => m.rows), off.flatMap((m) => m.rows)]
+    const peakMb = (rssPeak - rss0) / 2 ** 20
+    console.log(
+      `slow reader: ${a.attempts} connections, ${a.refused} refused at CONNECT (its cooldown as a slow consumer), ${a.dropped} that asked for 150 chunks of 1 MiB each and stopped reading dropped by the console (median ${a.medianDropMs?.toFixed(0)} ms, max ${a.maxDropMs?.toFixed(0)} ms after the first fetch), ${a.notDropped} not dropped within 15 s; neighbour p95 idle ${p95(idle).toFixed(2)} ms, under attack ${p95(underAttack).toFixed(2)} ms (${underAttack.length} and ${idle.length} inferences, interleaved); console RSS peak +${peakMb.toFixed(0)} MB`
+    )
+    expect(a.dropped).toBeGreaterThan(0)
+    expect(a.notDropped).toBe(0)
+    expect(a.refused).toBeGreaterThan(0) // an agent dropped again and again waits before its next login
+    expect([...on, ...off].reduce((n, m) => n + m.lost, 0)).toBe(0)
+    expect(underAttack.length).toBeGreaterThan(40)
+    expect(p95(underAttack)).toBeLessThanOrEqual(2 * p95(idle))
+    expect(peakMb).toBeLessThan(200)
   }, 180_000)
 })
