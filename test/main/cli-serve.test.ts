@@ -54,7 +54,7 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
       { timeout: 240_000 }
     )
     const r = JSON.parse(stdout) as { summary: Record<string, unknown>; rows: unknown[] }
-    expect(r.summary).toMatchObject({ agent: 'local-pi', count: 20, completed: 20, lost: 0, latencyMs: 200, bandwidthSource: 'estimate' })
+    expect(r.summary).toMatchObject({ agentId: 'local-pi', count: 20, completed: 20, lost: 0, latencyMs: 200, bandwidthSource: 'estimate' })
     expect(r.rows).toHaveLength(20)
     for (const k of ['p50Ms', 'p95Ms', 'accuracy', 'metShare']) expect(typeof r.summary[k]).toBe('number')
     const text = await run(

@@ -26,7 +26,7 @@ function seed(dataDir: string): void {
     ] as const) {
       store.plans.insert({
         planId,
-        deviceId: 'pi-history',
+        agentId: 'pi-history',
         model: 'branchy-alexnet',
         exit,
         deviceLayers,
@@ -39,7 +39,7 @@ function seed(dataDir: string): void {
         at
       })
     }
-    store.runs.start({ runId: 'run-1', deviceId: 'pi-history', params: {}, campaignId: null })
+    store.runs.start({ runId: 'run-1', agentId: 'pi-history', params: {}, campaignId: null })
     const predicted = { deviceMs: 12, uploadMs: 18, edgeMs: 10, downloadMs: 0, overheadMs: 0 }
     const rows: InferRow[] = []
     for (let i = 0; i < N; i++) {
@@ -67,7 +67,7 @@ function seed(dataDir: string): void {
     }
     const summary = {
       runId: 'run-1',
-      agent: 'pi-history',
+      agentId: 'pi-history',
       count: N,
       completed: N,
       lost: 0,

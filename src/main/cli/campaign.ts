@@ -22,7 +22,7 @@ export function fitKind(f: { n: number; fallback?: boolean; error?: string }): s
 }
 
 export function formatCampaign(s: CampaignStatus): string {
-  const lines = [`campaign ${s.id} · ${s.kind} on ${s.deviceId} · ${s.status} · ${s.measurements} measurements${s.error ? ` · ${s.error}` : ''}`]
+  const lines = [`campaign ${s.id} · ${s.kind} on ${s.agentId} · ${s.status} · ${s.measurements} measurements${s.error ? ` · ${s.error}` : ''}`]
   for (const w of s.warnings ?? []) lines.push(`warning: ${w}`)
   if (s.fits) {
     lines.push(
@@ -242,7 +242,7 @@ export async function campaignList(dataDir: string, json: boolean): Promise<stri
   if (json) return JSON.stringify(list, null, 2)
   return table(
     ['campaign', 'kind', 'device', 'status', 'progress', 'measurements', 'started'],
-    list.map((s) => [s.id, s.kind, s.deviceId, s.status, `${Math.round(s.progress * 100)} %`, String(s.measurements), s.startedAt])
+    list.map((s) => [s.id, s.kind, s.agentId, s.status, `${Math.round(s.progress * 100)} %`, String(s.measurements), s.startedAt])
   )
 }
 

@@ -274,7 +274,7 @@ export function formatModelList(list: readonly LibraryEntry[]): string {
  */
 export async function modelUse(id: string, agent: string | undefined, dataDir: string): Promise<string> {
   const r = await callConsole(runningConsole(dataDir), 'modelUse', { model: id === 'default' ? null : id, ...(agent ? { agent } : {}) })
-  const who = r.agent ? `${r.agent} is` : 'devices without their own model are'
+  const who = r.agentId ? `${r.agentId} is` : 'devices without their own model are'
   const using = r.devices.length ? ` (planned with it now: ${r.devices.join(', ')}; an agent that does not hold it fetches it from the console)` : ''
   return `${who} now planned and served with ${r.model}${using}`
 }

@@ -8,7 +8,7 @@ export class BandwidthQueries {
   constructor(private readonly db: Database.Database) {}
 
   add(
-    deviceId: string,
+    agentId: string,
     source: BandwidthPoint['source'],
     bytes: number,
     uplinkSampleKbps: number,
@@ -17,14 +17,14 @@ export class BandwidthQueries {
   ): void {
     this.db
       .prepare('INSERT INTO bandwidth_samples (device_id, source, bytes, sample_kbps, estimate_kbps, at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(deviceId, source, bytes, uplinkSampleKbps, uplinkEstimateKbps, at)
+      .run(agentId, source, bytes, uplinkSampleKbps, uplinkEstimateKbps, at)
   }
 
   /** A device's latest `limit` samples, oldest first. */
-  latest(deviceId: string, limit: number): (BandwidthPoint & { bytes: number })[] {
+  latest(agentId: string, limit: number): (BandwidthPoint & { bytes: number })[] {
     const rows = this.db
       .prepare('SELECT at, source, bytes, sample_kbps, estimate_kbps FROM bandwidth_samples WHERE device_id = ? ORDER BY id DESC LIMIT ?')
-      .all(deviceId, limit) as {
+      .all(agentId, limit) as {
       at: string
       source: BandwidthPoint['source']
       bytes: number
@@ -35,7 +35,7 @@ export class BandwidthQueries {
   }
 
   /** Every uplink sample (of one device, or all) as a file. */
-  export(format: ExportFormat, deviceId?: string): ExportDocument {
-    return exportTable(this.db, 'bandwidth', format, deviceId)
+  export(format: ExportFormat, agentId?: string): ExportDocument {
+    return exportTable(this.db, 'bandwidth', format, agentId)
   }
 }

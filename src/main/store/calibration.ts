@@ -256,7 +256,7 @@ export class CalibrationQueries {
       const kindOf = new Map(campaigns.map((c) => [c.id, c.kind]))
       const profiles = this.profiles.inCampaigns(ids).map((p) => ({
         id: p.id,
-        device_id: p.deviceId,
+        device_id: p.agentId,
         campaign_id: p.campaignId,
         campaign_kind: kindOf.get(p.campaignId) ?? null,
         current: p.current ? 1 : 0,
@@ -337,7 +337,7 @@ export class CalibrationQueries {
       for (const c of doc.campaigns) {
         this.campaigns.insertImported({
           id: c.id,
-          deviceId: c.device_id,
+          agentId: c.device_id,
           kind: c.kind,
           paramsJson: c.params_json,
           status: c.status,
@@ -367,7 +367,7 @@ export class CalibrationQueries {
       }
       for (const p of doc.profiles)
         this.profiles.insert(
-          { id: p.id, deviceId: p.device_id, campaignId: p.campaign_id, createdAt: now, profile: parseProfile(p.profile, `${name}: profile ${p.id}`) },
+          { id: p.id, agentId: p.device_id, campaignId: p.campaign_id, createdAt: now, profile: parseProfile(p.profile, `${name}: profile ${p.id}`) },
           'if-none'
         )
     })()

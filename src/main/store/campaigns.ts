@@ -50,7 +50,7 @@ function paramsOf(json: string): CampaignParams {
 
 export interface CampaignRow {
   id: string
-  deviceId: string
+  agentId: string
   kind: string
   params: CampaignParams
   status: CampaignState
@@ -111,10 +111,10 @@ export class CampaignQueries {
     return this.db.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(now).changes
   }
 
-  create(id: string, deviceId: string, kind: string, params: CampaignParams): void {
+  create(id: string, agentId: string, kind: string, params: CampaignParams): void {
     this.db
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, deviceId, kind, JSON.stringify(CampaignParamsSchema.parse(params)), new Date().toISOString())
+      .run(id, agentId, kind, JSON.stringify(CampaignParamsSchema.parse(params)), new Date().toISOString())
   }
 
   get(id: string): CampaignRow | undefined {
@@ -122,7 +122,7 @@ export class CampaignQueries {
     if (!c) return undefined
     return {
       id: c.id,
-      deviceId: c.device_id,
+      agentId: c.device_id,
       kind: c.kind,
       params: paramsOf(c.params_json),
       status: c.status,
@@ -158,7 +158,7 @@ export class CampaignQueries {
   }
 
   /** Ends a campaign with its fitted profile, which becomes the device's current one. */
-  completeWithProfile(id: string, profile: { id: string; deviceId: string; createdAt: string; profile: CalibrationProfile }): void {
+  completeWithProfile(id: string, profile: { id: string; agentId: string; createdAt: string; profile: CalibrationProfile }): void {
     this.db.transaction(() => {
       this.profiles.insert({ ...profile, campaignId: id }, 'yes')
       this.db.prepare(`UPDATE campaigns SET status = 'done', progress = 1, finished_at = ? WHERE id = ?`).run(new Date().toISOString(), id)
@@ -202,7 +202,7 @@ export class CampaignQueries {
   /** A campaign as an export file describes it (the caller holds the transaction). */
   insertImported(c: {
     id: string
-    deviceId: string
+    agentId: string
     kind: string
     paramsJson: string
     status: string
@@ -213,7 +213,7 @@ export class CampaignQueries {
   }): void {
     this.db
       .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`)
-      .run(c.id, c.deviceId, c.kind, c.paramsJson, c.status, c.progress, c.startedAt, c.finishedAt, c.error)
+      .run(c.id, c.agentId, c.kind, c.paramsJson, c.status, c.progress, c.startedAt, c.finishedAt, c.error)
   }
 
   exists(id: string): boolean {

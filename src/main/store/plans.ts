@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3'
 
 export interface PlanRecord {
   planId: string
-  deviceId: string
+  agentId: string
   model: string
   exit: number
   deviceLayers: number
@@ -25,6 +25,6 @@ export class PlanQueries {
       .prepare(
         'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
       )
-      .run(p.planId, p.deviceId, p.model, p.exit, p.deviceLayers, p.layers, p.latencyMs, p.uplinkKbps, p.predictedMs, p.feasible ? 1 : 0, p.reason, p.at)
+      .run(p.planId, p.agentId, p.model, p.exit, p.deviceLayers, p.layers, p.latencyMs, p.uplinkKbps, p.predictedMs, p.feasible ? 1 : 0, p.reason, p.at)
   }
 }

@@ -12,7 +12,7 @@ import { parseProfile, type CalibrationProfile, type Regressor } from '../../sha
 
 export interface StoredProfile {
   id: string
-  deviceId: string
+  agentId: string
   campaignId: string
   createdAt: string
   current: boolean
@@ -47,7 +47,7 @@ function row(r: Raw): StoredProfile {
   let doc: CalibrationProfile | undefined
   return {
     id: r.id,
-    deviceId: r.device_id,
+    agentId: r.device_id,
     campaignId: r.campaign_id,
     createdAt: r.created_at,
     current: r.current === 1,
@@ -67,8 +67,8 @@ export class ProfileQueries {
   }
 
   /** The device's current profile, if any. */
-  current(deviceId: string): StoredProfile | undefined {
-    const r = this.db.prepare('SELECT * FROM profiles WHERE device_id = ? AND current = 1').get(deviceId) as Raw | undefined
+  current(agentId: string): StoredProfile | undefined {
+    const r = this.db.prepare('SELECT * FROM profiles WHERE device_id = ? AND current = 1').get(agentId) as Raw | undefined
     return r && row(r)
   }
 
@@ -84,18 +84,18 @@ export class ProfileQueries {
   }
 
   /** A device's profiles with their campaign's kind, newest first. */
-  forDevice(deviceId: string): (StoredProfile & { campaignKind: string })[] {
+  forDevice(agentId: string): (StoredProfile & { campaignKind: string })[] {
     const rows = this.db
       .prepare('SELECT p.*, c.kind FROM profiles p JOIN campaigns c ON c.id = p.campaign_id WHERE p.device_id = ? ORDER BY p.created_at DESC')
-      .all(deviceId) as (Raw & { kind: string })[]
+      .all(agentId) as (Raw & { kind: string })[]
     return rows.map((r) => Object.assign(row(r), { campaignKind: r.kind }))
   }
 
   /** Makes a profile the device's current one (null: none), in one transaction. */
-  makeCurrent(deviceId: string, profileId: string | null): void {
+  makeCurrent(agentId: string, profileId: string | null): void {
     this.db.transaction(() => {
-      this.db.prepare('UPDATE profiles SET current = 0 WHERE device_id = ?').run(deviceId)
-      if (profileId !== null) this.db.prepare('UPDATE profiles SET current = 1 WHERE id = ? AND device_id = ?').run(profileId, deviceId)
+      this.db.prepare('UPDATE profiles SET current = 0 WHERE device_id = ?').run(agentId)
+      if (profileId !== null) this.db.prepare('UPDATE profiles SET current = 1 WHERE id = ? AND device_id = ?').run(profileId, agentId)
     })()
   }
 
@@ -118,14 +118,14 @@ export class ProfileQueries {
    * makes it the device's current one, `'if-none'` only when the device has none (an import must not
    * change what a console plans with).
    */
-  insert(p: { id: string; deviceId: string; campaignId: string; createdAt: string; profile: CalibrationProfile }, current: 'yes' | 'if-none'): void {
+  insert(p: { id: string; agentId: string; campaignId: string; createdAt: string; profile: CalibrationProfile }, current: 'yes' | 'if-none'): void {
     const json = JSON.stringify(parseProfile(p.profile, `profile ${p.id}`))
     this.db.transaction(() => {
-      const makeCurrent = current === 'yes' || !this.current(p.deviceId)
+      const makeCurrent = current === 'yes' || !this.current(p.agentId)
       this.db
         .prepare('INSERT INTO profiles (id, device_id, campaign_id, created_at, json, current) VALUES (?, ?, ?, ?, ?, 0)')
-        .run(p.id, p.deviceId, p.campaignId, p.createdAt, json)
-      if (makeCurrent) this.makeCurrent(p.deviceId, p.id)
+        .run(p.id, p.agentId, p.campaignId, p.createdAt, json)
+      if (makeCurrent) this.makeCurrent(p.agentId, p.id)
     })()
   }
 }

@@ -11,7 +11,7 @@ import type { InferRow, InferSummary, InferencePoint } from '../../shared/contra
 
 export interface RunStart {
   runId: string
-  deviceId: string
+  agentId: string
   params: unknown
   campaignId: string | null
 }
@@ -26,14 +26,14 @@ export class RunQueries {
   start(r: RunStart): void {
     this.db
       .prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id) VALUES (?, ?, 'infer', ?, 'running', ?, ?)`)
-      .run(r.runId, r.deviceId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId)
+      .run(r.runId, r.agentId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId)
   }
 
   /** Stores a completed run's inferences and marks it done, in one transaction. */
-  finish(runId: string, deviceId: string, model: string, rows: readonly InferRow[], summary: InferSummary): void {
+  finish(runId: string, agentId: string, model: string, rows: readonly InferRow[], summary: InferSummary): void {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
-       VALUES (@requestId, @runId, @deviceId, @planId, @model, @exit, @deviceLayers, @sample, @label, @predictedLabel, @correct, @latencyMs, @predictedMs, @predictedJson, @deviceMs, @transferMs, @edgeMs, @e2eMs, @met, @uplinkKbps, @uploadBytes, @createdAt)`
+       VALUES (@requestId, @runId, @agentId, @planId, @model, @exit, @deviceLayers, @sample, @label, @predictedLabel, @correct, @latencyMs, @predictedMs, @predictedJson, @deviceMs, @transferMs, @edgeMs, @e2eMs, @met, @uplinkKbps, @uploadBytes, @createdAt)`
     )
     const now = new Date().toISOString()
     this.db.transaction(() => {
@@ -41,7 +41,7 @@ export class RunQueries {
         insert.run({
           requestId: r.requestId,
           runId,
-          deviceId,
+          agentId,
           planId: r.planId,
           model,
           exit: r.exit,
@@ -75,7 +75,7 @@ export class RunQueries {
    * The latest `limit` inferences of a device, or (with `afterId`) the first `limit` after that id;
    * oldest first. `source`: the user's runs (not a campaign's), a campaign's, or all.
    */
-  inferences(deviceId: string, limit: number, afterId?: number, source: InferenceSource = 'all'): InferencePoint[] {
+  inferences(agentId: string, limit: number, afterId?: number, source: InferenceSource = 'all'): InferencePoint[] {
     const cols =
       'id, created_at, run_id, plan_id, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
     const which =
@@ -86,8 +86,8 @@ export class RunQueries {
           : ''
     const rows = (
       afterId !== undefined
-        ? this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} AND id > ? ORDER BY id ASC LIMIT ?`).all(deviceId, afterId, limit)
-        : this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} ORDER BY id DESC LIMIT ?`).all(deviceId, limit).reverse()
+        ? this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} AND id > ? ORDER BY id ASC LIMIT ?`).all(agentId, afterId, limit)
+        : this.db.prepare(`SELECT ${cols} FROM inferences WHERE device_id = ?${which} ORDER BY id DESC LIMIT ?`).all(agentId, limit).reverse()
     ) as Record<string, number | string | null>[]
     const bool = (v: unknown) => (v === null ? null : v === 1)
     return rows.map((r) => ({
@@ -128,12 +128,12 @@ export class RunQueries {
   }
 
   /** Every inference (of one device, or all) as a file: one row each, with its run and campaign. */
-  export(format: ExportFormat, deviceId?: string): ExportDocument {
-    return exportTable(this.db, 'runs', format, deviceId)
+  export(format: ExportFormat, agentId?: string): ExportDocument {
+    return exportTable(this.db, 'runs', format, agentId)
   }
 
   /** Every plan of every plans campaign (its pinned runs' medians against the raw prediction), one row each. */
-  exportPlans(format: ExportFormat, deviceId?: string): ExportDocument {
-    return exportTable(this.db, 'plans', format, deviceId)
+  exportPlans(format: ExportFormat, agentId?: string): ExportDocument {
+    return exportTable(this.db, 'plans', format, agentId)
   }
 }

@@ -80,7 +80,7 @@ export interface LatencySource {
 
 export interface ProfileView {
   id: string
-  deviceId: string
+  agentId: string
   campaignId: string
   campaignKind: string
   createdAt: string
@@ -277,7 +277,7 @@ export interface FitReport {
 
 export interface CampaignStatus {
   id: string
-  deviceId: string
+  agentId: string
   kind: string
   status: 'running' | 'done' | 'failed' | 'interrupted' | 'cancelled'
   /** 0..1 */
@@ -373,7 +373,7 @@ export interface ModelView {
 
 /** Per-layer latency of one exit's path: measured (single-layer slices) and predicted (regressions). */
 export interface LayerLatencies {
-  agent: string
+  agentId: string
   exit: number
   /** Where the predictions come from: the device's current fitted profile, or the paper's table. */
   profile: { id: string; name: string; fitted: boolean }
@@ -414,7 +414,7 @@ export interface InferRow {
 
 export interface InferSummary {
   runId: string
-  agent: string
+  agentId: string
   count: number
   completed: number
   lost: number
@@ -565,7 +565,7 @@ export interface ConsoleMethods {
    * Chooses the model a device (or, without `agent`, every device without its own assignment) is
    * planned and served with; `model: null` goes back to the default. Agents that lack it fetch it.
    */
-  modelUse: { args: { model: string | null; agent?: string }; result: { model: string; agent: string | null; devices: string[] } }
+  modelUse: { args: { model: string | null; agent?: string }; result: { model: string; agentId: string | null; devices: string[] } }
   /** Every device's latest model transfer. */
   transfers: { args: Record<string, never>; result: TransferView[] }
   settings: { args: Record<string, never>; result: SettingsView }

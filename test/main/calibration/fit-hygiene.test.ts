@@ -58,7 +58,7 @@ describe('fit hygiene', () => {
     expect(fitKind(entry)).toBe('constant (fell back)')
     const text = formatCampaign({
       id: 'c',
-      deviceId: 'pi',
+      agentId: 'pi',
       kind: 'model',
       status: 'done',
       progress: 1,

@@ -23,9 +23,9 @@ describe('stored profiles', () => {
   afterEach(() => store.stop())
 
   it('come back as the typed document that went in, with the schema defaults filled in', () => {
-    store.campaigns.completeWithProfile('c1', { id: 'p1', deviceId: 'pi-1', createdAt: '2026-12-07T00:00:00.000Z', profile: profile('p1') })
+    store.campaigns.completeWithProfile('c1', { id: 'p1', agentId: 'pi-1', createdAt: '2026-12-07T00:00:00.000Z', profile: profile('p1') })
     const got = store.profiles.get('p1')!
-    expect(got).toMatchObject({ id: 'p1', deviceId: 'pi-1', campaignId: 'c1', current: true })
+    expect(got).toMatchObject({ id: 'p1', agentId: 'pi-1', campaignId: 'c1', current: true })
     expect(got.profile).toEqual({ ...profile('p1'), regressor: 'linear' })
     expect(got.profile.regressor).toBe('linear')
     expect(store.profiles.current('pi-1')!.id).toBe('p1')
@@ -34,7 +34,7 @@ describe('stored profiles', () => {
 
   it('refuse an invalid document before anything is written', () => {
     const bad = { ...profile('p1'), edge: { conv: { intercept: 1, coefficients: [1] } } } as unknown as CalibrationProfile
-    expect(() => store.campaigns.completeWithProfile('c1', { id: 'p1', deviceId: 'pi-1', createdAt: 'now', profile: bad })).toThrow(
+    expect(() => store.campaigns.completeWithProfile('c1', { id: 'p1', agentId: 'pi-1', createdAt: 'now', profile: bad })).toThrow(
       /profile p1: .*edge conv needs \d+ coefficients/
     )
     expect(store.profiles.get('p1')).toBeUndefined()
@@ -42,7 +42,7 @@ describe('stored profiles', () => {
   })
 
   it('change the regressor by intent, in one transaction, and keep the rest of the document', () => {
-    store.profiles.insert({ id: 'p1', deviceId: 'pi-1', campaignId: 'c1', createdAt: 'now', profile: profile('p1', { overheadMs: 3 }) }, 'yes')
+    store.profiles.insert({ id: 'p1', agentId: 'pi-1', campaignId: 'c1', createdAt: 'now', profile: profile('p1', { overheadMs: 3 }) }, 'yes')
     const doc = store.profiles.chooseRegressor('p1', 'paper', 'user')
     expect(doc).toMatchObject({ regressor: 'paper', regressorChosenBy: 'user', overheadMs: 3 })
     expect(store.profiles.get('p1')!.profile).toEqual({ ...profile('p1', { overheadMs: 3 }), regressor: 'paper', regressorChosenBy: 'user' })
@@ -50,8 +50,8 @@ describe('stored profiles', () => {
   })
 
   it('keep one current profile per device: a campaign makes its own current, an import only where there is none', () => {
-    store.profiles.insert({ id: 'p1', deviceId: 'pi-1', campaignId: 'c1', createdAt: '1', profile: profile('p1') }, 'if-none')
-    store.profiles.insert({ id: 'p2', deviceId: 'pi-1', campaignId: 'c2', createdAt: '2', profile: profile('p2') }, 'if-none')
+    store.profiles.insert({ id: 'p1', agentId: 'pi-1', campaignId: 'c1', createdAt: '1', profile: profile('p1') }, 'if-none')
+    store.profiles.insert({ id: 'p2', agentId: 'pi-1', campaignId: 'c2', createdAt: '2', profile: profile('p2') }, 'if-none')
     expect(store.profiles.current('pi-1')!.id).toBe('p1')
     store.profiles.makeCurrent('pi-1', 'p2')
     expect(store.profiles.forDevice('pi-1').map((p) => [p.id, p.current, p.campaignKind])).toEqual([
@@ -63,8 +63,8 @@ describe('stored profiles', () => {
   })
 
   it('name a stored document that no longer passes the schema when it is read, and still list the others', () => {
-    store.profiles.insert({ id: 'p1', deviceId: 'pi-1', campaignId: 'c1', createdAt: '1', profile: profile('p1') }, 'yes')
-    store.profiles.insert({ id: 'p2', deviceId: 'pi-1', campaignId: 'c2', createdAt: '2', profile: profile('p2') }, 'if-none')
+    store.profiles.insert({ id: 'p1', agentId: 'pi-1', campaignId: 'c1', createdAt: '1', profile: profile('p1') }, 'yes')
+    store.profiles.insert({ id: 'p2', agentId: 'pi-1', campaignId: 'c2', createdAt: '2', profile: profile('p2') }, 'if-none')
     store.stop()
     const db = new Database(file)
     db.prepare('UPDATE profiles SET json = \'{"format":"edgent-calibration"\' WHERE id = \'p1\'').run()

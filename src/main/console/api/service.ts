@@ -223,7 +223,7 @@ export class ConsoleService {
     const fitted = this.currentProfile(agent)
     const profile = fitted ?? PAPER_2018
     return {
-      agent,
+      agentId: agent,
       exit,
       profile: { id: profile.id, name: profile.name ?? profile.id, fitted: !!fitted },
       layers: exitPath(m, exit).map((l) => ({
@@ -292,7 +292,7 @@ export class ConsoleService {
     const agent = this.knownAgent(a.agent)
     return this.core.store.profiles.forDevice(agent).map((r) => ({
       id: r.id,
-      deviceId: r.deviceId,
+      agentId: r.agentId,
       campaignId: r.campaignId,
       campaignKind: r.campaignKind,
       createdAt: r.createdAt,
@@ -320,7 +320,7 @@ export class ConsoleService {
     const m = await this.core.assignModel(a.agent ?? null, a.model)
     return {
       model: m.id,
-      agent: a.agent ?? null,
+      agentId: a.agent ?? null,
       devices: this.core
         .devices()
         .filter((d) => d.paired && d.model === m.id)

@@ -32,7 +32,7 @@ import { AGENT_RATES, MAX_ACTIVATIONS_IN_FLIGHT, RateLimiter } from '../broker/r
 /** The console's half of one inference, kept until the agent's batch reply arrives. */
 interface PendingHalf {
   at: number
-  deviceId: string
+  agentId: string
   planId: string
   sample: number | null
   label: number | null
@@ -176,7 +176,7 @@ export class CoInference {
       flying.add(h.requestId)
       admitted = flying
       const plan = planning.plan(h.planId)
-      if (!plan || plan.deviceId !== agentId) throw new UserError(`unknown plan "${h.planId}" for agent ${agentId}`)
+      if (!plan || plan.agentId !== agentId) throw new UserError(`unknown plan "${h.planId}" for agent ${agentId}`)
       const m = models.get(plan.model).manifest
       if (h.model !== m.id || h.exit !== plan.exit || h.deviceLayers !== plan.deviceLayers) {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
@@ -245,7 +245,7 @@ export class CoInference {
       this.dropStaleHalves()
       this.halves.set(halfKey(agentId, h.requestId), {
         at: Date.now(),
-        deviceId: agentId,
+        agentId,
         planId: h.planId,
         sample: h.sample ?? null,
         label: h.label ?? null,
@@ -338,7 +338,7 @@ export class CoInference {
         : `uplink estimate ${Math.round(kbps)} kbps`
     const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan, percentile)
     const runId = randomUUID()
-    store.runs.start({ runId, deviceId: id, params: opts, campaignId: opts.campaignId ?? null })
+    store.runs.start({ runId, agentId: id, params: opts, campaignId: opts.campaignId ?? null })
     const plansBefore = new Set(planning.planIds(id))
     try {
       const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count }, 60_000 + opts.count * 10_000)
@@ -347,7 +347,7 @@ export class CoInference {
       for (const r of res.rows) {
         const half = this.halves.get(halfKey(id, r.requestId))
         this.halves.delete(halfKey(id, r.requestId))
-        const plan = half && half.deviceId === id ? planning.plan(half.planId) : undefined
+        const plan = half && half.agentId === id ? planning.plan(half.planId) : undefined
         if (r.lost || !half || !plan) {
           lost++
           continue
@@ -380,7 +380,7 @@ export class CoInference {
       const labelled = rows.filter((r) => r.correct !== null)
       const summary: InferSummary = {
         runId,
-        agent: id,
+        agentId: id,
         count: opts.count,
         completed: rows.length,
         lost,
@@ -413,7 +413,7 @@ export class CoInference {
       return { summary, rows }
     } catch (err) {
       store.runs.fail(runId, errorMessage(err))
-      for (const [k, h] of this.halves) if (h.deviceId === id) this.halves.delete(k)
+      for (const [k, h] of this.halves) if (h.agentId === id) this.halves.delete(k)
       throw err
     }
   }

@@ -89,19 +89,19 @@ export class EdgeLoad {
   }
 
   /**
-   * The wait model for `deviceId`'s edge runs, from the other devices' measured load: called with the
+   * The wait model for `agentId`'s edge runs, from the other devices' measured load: called with the
    * `serviceMs` a candidate plan would run at the edge per inference and its `perSecond` inferences
    * a second, it predicts the wait through the queue model. 0 when the others leave the edge idle.
    */
-  waitFor(deviceId: string): (serviceMs: number, perSecond: number) => number {
+  waitFor(agentId: string): (serviceMs: number, perSecond: number) => number {
     const { runs, frames } = this.window()
     const c = Math.max(1, this.workers())
-    const others = runs.filter((r) => r.owner !== deviceId)
+    const others = runs.filter((r) => r.owner !== agentId)
     if (!others.length) return () => 0
     const busy = sum(others.map((r) => r.serviceMs))
     const rhoOthers = busy / (LOAD_WINDOW_MS * c)
     // The closed-loop bound: the devices seen lately, each with one run at most ahead of this one.
-    const active = new Set([...others.map((r) => r.owner), ...frames.filter((f) => f.owner !== deviceId).map((f) => f.owner)]).size
+    const active = new Set([...others.map((r) => r.owner), ...frames.filter((f) => f.owner !== agentId).map((f) => f.owner)]).size
     const exponent = Math.sqrt(2 * (c + 1)) - 1
     return (serviceMs, perSecond) => {
       const rho = rhoOthers + (perSecond * serviceMs) / 1000 / c
@@ -119,8 +119,8 @@ export class EdgeLoad {
   }
 
   /** This device's measured inference rate (every frame it sent, device-only reports included), per second; null when none lately. */
-  framesPerSecond(deviceId: string): number | null {
-    const n = this.window().frames.filter((f) => f.owner === deviceId).length
+  framesPerSecond(agentId: string): number | null {
+    const n = this.window().frames.filter((f) => f.owner === agentId).length
     return n ? n / (LOAD_WINDOW_MS / 1000) : null
   }
 }

@@ -247,7 +247,7 @@ export class LatencySources {
     if (profileId !== null) {
       const stored = profiles.get(profileId)
       if (!stored) throw new UserError(`unknown profile "${profileId}"`)
-      if (stored.deviceId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${stored.deviceId}, not ${agentId}`)
+      if (stored.agentId !== agentId) throw new UserError(`profile "${profileId}" was fitted for ${stored.agentId}, not ${agentId}`)
       if (regressor) {
         const has = regressorsOf(stored.profile)
         if (!has.includes(regressor))

@@ -36,7 +36,7 @@ import type { EdgeLoad } from './edge-load.js'
 import { frameCodec, payloadBytes, type Codec } from '../../../shared/algorithms/codecs.js'
 
 export interface StoredPlan extends PlanMessage {
-  deviceId: string
+  agentId: string
   breakdown: Breakdown
 }
 
@@ -349,13 +349,13 @@ export class Planning {
       ...(percentile !== undefined && percentile !== 50 ? { percentile, predictedPercentileMs: atPercentile?.predictedMs ?? p.predictedMs } : {}),
       reason,
       at: new Date().toISOString(),
-      deviceId: agentId,
+      agentId,
       breakdown: p.breakdown
     }
     PlanSchema.parse(plan)
     this.deps.store.plans.insert({ ...plan, reason, at: plan.at! })
     this.remember(agentId, plan)
-    const { deviceId: _d, breakdown: _b, ...wire } = plan
+    const { agentId: _d, breakdown: _b, ...wire } = plan
     await this.deps.publishRetained(topics.plan(agentId), encodeJson(wire))
     this.deps.log.info(
       { agentId, planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, uplinkKbps: Math.round(uplinkKbps), latencyMs, reason },

@@ -299,7 +299,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
   const fitted = useMemo(() => (campaigns.data ?? []).filter((c) => c.profileId && c.status === 'done'), [campaigns.data])
   const planCheck = useMemo(
     () =>
-      (campaigns.data ?? []).find((c) => c.kind === 'plans' && c.status === 'done' && c.plans?.points.length && (!props.agent || c.deviceId === props.agent)),
+      (campaigns.data ?? []).find((c) => c.kind === 'plans' && c.status === 'done' && c.plans?.points.length && (!props.agent || c.agentId === props.agent)),
     [campaigns.data, props.agent]
   )
   const [campaignId, setCampaignId] = useState<string>('')
@@ -333,7 +333,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
             {(d) => (
               <>
                 <p className="muted">
-                  Measured: each layer run alone as a single-layer ONNX slice (median), on {d.agent} and on this machine. Predicted: the regressions of{' '}
+                  Measured: each layer run alone as a single-layer ONNX slice (median), on {d.agentId} and on this machine. Predicted: the regressions of{' '}
                   {d.profile.fitted
                     ? `the device's current fitted profile ${d.profile.id}`
                     : 'the paper-2018 profile (the paper\u2019s Raspberry Pi 3 and desktop, not this hardware): run a layers campaign to fit this device'}
@@ -348,7 +348,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
           </Guard>
         )}
       </Card>
-      <Card title={`Predictions against real plans${planCheck ? ` on ${planCheck.deviceId}` : ''}`} testId="plans-check">
+      <Card title={`Predictions against real plans${planCheck ? ` on ${planCheck.agentId}` : ''}`} testId="plans-check">
         <Guard
           q={campaigns}
           what="campaigns"
@@ -371,7 +371,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
               <select value={chosen} onChange={(e) => setCampaignId(e.target.value)} data-testid="fit-campaign">
                 {fitted.map((c) => (
                   <option key={c.id} value={c.id}>
-                    {c.kind} on {c.deviceId}, {new Date(c.startedAt).toLocaleString()}
+                    {c.kind} on {c.agentId}, {new Date(c.startedAt).toLocaleString()}
                   </option>
                 ))}
               </select>

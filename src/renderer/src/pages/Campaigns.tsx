@@ -143,7 +143,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
           {running.map((c) => (
             <div key={c.id} className="running">
               <div>
-                <strong>{c.kind}</strong> on {c.deviceId} · {c.measurements} measurements · running for <Elapsed since={c.startedAt} />
+                <strong>{c.kind}</strong> on {c.agentId} · {c.measurements} measurements · running for <Elapsed since={c.startedAt} />
                 {c.pass ? (
                   <span data-testid="campaign-pass">
                     {' '}
@@ -205,7 +205,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                   <tr key={c.id} data-testid={`campaign-${c.id}`}>
                     <td>{new Date(c.startedAt).toLocaleString()}</td>
                     <td>{c.kind}</td>
-                    <td>{c.deviceId}</td>
+                    <td>{c.agentId}</td>
                     <td>
                       <span className={`badge badge-${c.status}`} title={c.error ?? ''} data-testid="campaign-status">
                         {c.status}
@@ -247,7 +247,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
 function SweepCard(props: { c: CampaignStatus }): React.JSX.Element {
   const w = props.c.sweep!
   return (
-    <Card title={`Latest sweep on ${props.c.deviceId}: predicted against measured`} testId="sweep-card">
+    <Card title={`Latest sweep on ${props.c.agentId}: predicted against measured`} testId="sweep-card">
       <p>
         Median error over {w.points.reduce((a, p) => a + p.completed, 0)} co-inferences: <strong data-testid="sweep-error">{fmtPct(w.medianRelError)}</strong> (
         {w.inferencesPerPoint} per point; the uplink is the device's emulated link set to each bandwidth; predictions include the online correction learned so

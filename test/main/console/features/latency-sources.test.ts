@@ -18,7 +18,7 @@ describe('latency sources', () => {
   afterAll(() => f?.stop())
 
   const addProfile = (id: string, campaignId: string, over: Partial<CalibrationProfile> = {}, current: 'yes' | 'if-none' = 'yes') =>
-    f.store.profiles.insert({ id, deviceId: 'pi-1', campaignId, createdAt: new Date().toISOString(), profile: { ...PAPER_2018, id, ...over } }, current)
+    f.store.profiles.insert({ id, agentId: 'pi-1', campaignId, createdAt: new Date().toISOString(), profile: { ...PAPER_2018, id, ...over } }, current)
 
   it('plans a device without a profile with its measured tables, once they are timed', async () => {
     expect(f.sources.latencySource('pi-1')).toEqual({ kind: 'measured', profileId: null, problem: null })

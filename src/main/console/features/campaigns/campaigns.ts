@@ -70,7 +70,7 @@ export class Campaigns {
   }
 
   /** Starts a campaign on a device; returns its id at once, the work goes on in the background. */
-  begin(deviceId: string, kind: string, reps: number, o: SweepOptions = {}): string {
+  begin(agentId: string, kind: string, reps: number, o: SweepOptions = {}): string {
     if (!isKind(kind)) throw new UserError(`unknown campaign kind "${kind}" (kinds: ${CAMPAIGN_KINDS.join(', ')})`)
     if (!Number.isInteger(reps) || reps < 1 || reps > 200) throw new UserError(`reps must be 1..200, got ${reps}`)
     const grid = {
@@ -95,9 +95,9 @@ export class Campaigns {
     if (!Number.isFinite(uplinkKbps) || uplinkKbps < 1 || uplinkKbps > 1e7)
       throw new UserError(`a plans campaign's uplink must be 1..10000000 kbps, got ${uplinkKbps}`)
     const id = randomUUID()
-    const model = this.ctx.models.forDevice(deviceId).manifest.id
+    const model = this.ctx.models.forDevice(agentId).manifest.id
     // Both sides' hardware and OS as they were when it ran: exported with the measurements.
-    const machines = { edge: describeMachine(), device: this.ctx.fleet.view(deviceId).hello?.machine ?? null }
+    const machines = { edge: describeMachine(), device: this.ctx.fleet.view(agentId).hello?.machine ?? null }
     const params: CampaignParams =
       kind === 'layers'
         ? { reps, grid: 'layers-v4', timing, machines }
@@ -106,8 +106,8 @@ export class Campaigns {
           : kind === 'plans'
             ? { inferencesPerPlan: reps, uplinkKbps, model, machines }
             : { inferencesPerPoint: reps, ...grid, machines }
-    this.ctx.store.campaigns.create(id, deviceId, kind, params)
-    const run = new CampaignRun(this.ctx, this, id, deviceId)
+    this.ctx.store.campaigns.create(id, agentId, kind, params)
+    const run = new CampaignRun(this.ctx, this, id, agentId)
     const done =
       kind === 'sweep'
         ? runSweep(run, reps, grid)
@@ -138,7 +138,7 @@ export class Campaigns {
     if (!fits && p) fits = reportFromProfile(p.profile)
     return {
       id: c.id,
-      deviceId: c.deviceId,
+      agentId: c.agentId,
       kind: c.kind,
       status: c.status,
       progress: c.progress,

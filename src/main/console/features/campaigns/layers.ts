@@ -88,7 +88,7 @@ export function layersWork(run: CampaignRun, reps: number, timing: TimingRegime)
 
 /** Every layer of the device's model (single-layer slices), on the edge then on the device. */
 export function modelWork(run: CampaignRun, reps: number): LayersWork {
-  const served = run.ctx.models.forDevice(run.deviceId)
+  const served = run.ctx.models.forDevice(run.agentId)
   const m = served.manifest
   const layers = m.layers
   const toRows = (t: LayerTable): KeyedMeasurement[] =>
@@ -125,7 +125,7 @@ function layerOf(run: CampaignRun, config: string): Layer | null {
   const spec = SyntheticSpecSchema.safeParse(j)
   if (spec.success) return spec.data.type === 'block' ? buildSynthetic(spec.data).layer : null
   const ref = j as { model?: unknown; layer?: unknown }
-  const m = run.ctx.models.forDevice(run.deviceId).manifest
+  const m = run.ctx.models.forDevice(run.agentId).manifest
   return ref && ref.model === m.id ? (m.layers.find((l) => l.id === ref.layer) ?? null) : null
 }
 
@@ -133,13 +133,13 @@ function layerOf(run: CampaignRun, config: string): Layer | null {
 export async function runLayers(run: CampaignRun, reps: number, work: LayersWork): Promise<void> {
   const { store, log } = run.ctx
   const campaigns = store.campaigns
-  const { id, deviceId } = run
+  const { id, agentId } = run
   const total = work.chunks.reduce((a, c) => a + c.keys.length, 0)
   let done = 0
   const heldOut = heldOutKeys(work.keys, work.groups)
   const passes = new Set(work.chunks.map((c) => c.pass ?? 0)).size
   // The link stage in LINK_PASSES passes: one after each pass over the grid (then the rest at the end).
-  const manifest = run.ctx.models.forDevice(deviceId).manifest
+  const manifest = run.ctx.models.forDevice(agentId).manifest
   const link = new LinkStageRun(run, manifest, run.ctx.maxUploadBytes)
   let linkPasses = 0
   try {
@@ -151,7 +151,7 @@ export async function runLayers(run: CampaignRun, reps: number, work: LayersWork
         throw new Error(`${chunk.side} answered with measurements for other configurations`)
       done += ms.length
       // Both sides' health with every chunk: a throttling device spoils a calibration silently.
-      campaigns.addHealth(id, i, { device: run.ctx.fleet.health(deviceId), edge: await readHealth() })
+      campaigns.addHealth(id, i, { device: run.ctx.fleet.health(agentId), edge: await readHealth() })
       campaigns.addMeasurements(
         id,
         chunk.side,
@@ -181,9 +181,9 @@ export async function runLayers(run: CampaignRun, reps: number, work: LayersWork
       modelBytes: r.modelBytes,
       heldOut: r.heldOut
     }))
-    const profileId = `${deviceId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
-    const source = { campaign: id, device: deviceId, reps, ...(work.timing ? { timing: work.timing } : {}) }
-    const { profile, report } = fitProfile(profileId, `layers campaign on ${deviceId}`, rows, source, (config) => layerOf(run, config))
+    const profileId = `${agentId}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`
+    const source = { campaign: id, device: agentId, reps, ...(work.timing ? { timing: work.timing } : {}) }
+    const { profile, report } = fitProfile(profileId, `layers campaign on ${agentId}`, rows, source, (config) => layerOf(run, config))
     // The link stage's fits (calibration/link-fit.ts): messaging and segments as plans run them, against this profile's predictions.
     let table: CostTable | null = null
     try {
@@ -201,8 +201,8 @@ export async function runLayers(run: CampaignRun, reps: number, work: LayersWork
     if (stage.segments) profile.segments = stage.segments
     profile.source = { ...profile.source, link: stage }
     run.fits = report
-    campaigns.completeWithProfile(id, { id: profileId, deviceId, createdAt: profile.createdAt!, profile })
-    log.info({ campaign: id, deviceId, profile: profileId }, 'campaign fitted its profile')
+    campaigns.completeWithProfile(id, { id: profileId, agentId, createdAt: profile.createdAt!, profile })
+    log.info({ campaign: id, agentId, profile: profileId }, 'campaign fitted its profile')
   } catch (err) {
     run.stopped(err)
   } finally {

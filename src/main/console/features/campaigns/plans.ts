@@ -16,7 +16,7 @@ import type { CampaignRun } from './run.js'
 export async function runPlans(run: CampaignRun, count: number, uplinkKbps: number): Promise<void> {
   const { store, sources, fleet } = run.ctx
   const campaigns = store.campaigns
-  const { id, deviceId } = run
+  const { id, agentId } = run
   let summary: PlansSummary | undefined
   let restore: number | null = null
   try {
@@ -64,16 +64,16 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
         s.errorsWithoutProbes = { ...planErrors(own), probes: probes.map((q) => ({ exit: q.exit, deviceLayers: q.deviceLayers })) }
         s.drift = speedDrift(s.points, probes)
       }
-      campaigns.addHealth(id, pass, { device: fleet.health(deviceId), edge: await readHealth() })
+      campaigns.addHealth(id, pass, { device: fleet.health(agentId), edge: await readHealth() })
       campaigns.saveProgress(id, (pass + 1) / PLANS_PASSES, s)
       run.progress()
     }
-    const scored = sources.predictorTables(deviceId).map((p) => ({ ...p, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
+    const scored = sources.predictorTables(agentId).map((p) => ({ ...p, errors: scorePredictor(p.table, s.points, uplinkKbps) }))
     if (source.kind === 'profile' && source.profileId) {
       // The measurements stand whatever happens to the choice (a profile removed meanwhile, say).
       try {
         s.choice = sources.chooseRegressor(
-          deviceId,
+          agentId,
           source.profileId,
           scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eMedian: x.errors.e2e.median })),
           id
@@ -83,7 +83,7 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
       }
     }
     // What the device plans with now (after the choice): that profile, with its regressor.
-    const now = store.profiles.current(deviceId)
+    const now = store.profiles.current(agentId)
     const nowRegressor = now ? now.profile.regressor : null
     s.predictors = scored.map((x) => ({
       name: x.name,

@@ -73,7 +73,7 @@ export class CampaignRun {
     readonly ctx: CampaignContext,
     private readonly statuses: CampaignStatusSource,
     readonly id: string,
-    readonly deviceId: string
+    readonly agentId: string
   ) {}
 
   /** The user's cancel: takes effect at the campaign's next step. */
@@ -114,34 +114,34 @@ export class CampaignRun {
 
   /** Times synthetic layers on the device (the agent's `time-layers` command). */
   timeOnDevice(specs: SyntheticSpec[], reps: number, regime: TimingRegime): Promise<CommandReply<'time-layers'>> {
-    return this.guarded(() => this.ctx.link.request(this.deviceId, 'time-layers', { specs, reps, regime }, 600_000))
+    return this.guarded(() => this.ctx.link.request(this.agentId, 'time-layers', { specs, reps, regime }, 600_000))
   }
 
   /** Times every layer of a model on the device (the agent's `profile-layers`), after making sure it holds the model. */
   profileDevice(reps: number, model: string): Promise<LayerTable> {
     return this.guarded(async () => {
-      await this.ctx.distribution.ensureOnAgent(this.deviceId, this.ctx.models.get(model))
-      return this.ctx.link.request(this.deviceId, 'profile-layers', { reps, model }, 600_000)
+      await this.ctx.distribution.ensureOnAgent(this.agentId, this.ctx.models.get(model))
+      return this.ctx.link.request(this.agentId, 'profile-layers', { reps, model }, 600_000)
     })
   }
 
   /** Sets the device's emulated uplink (the agent's `set-uplink`); answers the previous value. Still tried after a stop, briefly. */
   setUplink(kbps: number): Promise<CommandReply<'set-uplink'>> {
-    const set = this.ctx.link.request(this.deviceId, 'set-uplink', { kbps }, 30_000)
+    const set = this.ctx.link.request(this.agentId, 'set-uplink', { kbps }, 30_000)
     return this.abort.signal.aborted ? withTimeout(set, RESTORE_ON_STOP_MS) : this.until(set)
   }
 
   /** A batch of co-inferences of the device through the console, stored with this campaign. */
   infer(b: CampaignBatch): Promise<{ summary: InferSummary; rows: InferRow[] }> {
-    return this.guarded(() => this.ctx.coinference.infer({ agent: this.deviceId, campaignId: this.id, ...b }))
+    return this.guarded(() => this.ctx.coinference.infer({ agent: this.agentId, campaignId: this.id, ...b }))
   }
 
   /** The device's cost table from its latency source without online correction, and which source that is. */
   rawCosts(): Promise<{ table: CostTable; source: LatencySource }> {
     const { sources } = this.ctx
     return this.guarded(async () => {
-      await sources.deviceTable(this.deviceId)
-      return { table: sources.costTable(this.deviceId), source: sources.latencySource(this.deviceId) }
+      await sources.deviceTable(this.agentId)
+      return { table: sources.costTable(this.agentId), source: sources.latencySource(this.agentId) }
     })
   }
 
@@ -150,7 +150,7 @@ export class CampaignRun {
     const s = this.statuses.status(this.id)
     if (!s) return
     // A completed campaign made a new current profile: the device is planned with it from now on.
-    if (s.status === 'done' && s.profileId) this.ctx.sources.sourceChanged(this.deviceId)
+    if (s.status === 'done' && s.profileId) this.ctx.sources.sourceChanged(this.agentId)
     this.ctx.emit('campaign', s)
   }
 

@@ -19,7 +19,7 @@ export const SWEEP_DEFAULTS = { bandwidthsKbps: [50, 100, 250, 500, 1000, 1500, 
 
 export async function runSweep(run: CampaignRun, count: number, grid: { bandwidthsKbps: number[]; latenciesMs: number[] }): Promise<void> {
   const campaigns = run.ctx.store.campaigns
-  const { id, deviceId } = run
+  const { id, agentId } = run
   const summary: SweepSummary = { ...grid, inferencesPerPoint: count, points: [], medianRelError: null }
   const errors: number[] = []
   const total = grid.bandwidthsKbps.length * grid.latenciesMs.length
@@ -52,7 +52,7 @@ export async function runSweep(run: CampaignRun, count: number, grid: { bandwidt
         }
         summary.points.push(point)
         summary.medianRelError = median(errors)
-        campaigns.addHealth(id, summary.points.length - 1, { device: run.ctx.fleet.health(deviceId), edge: await readHealth() })
+        campaigns.addHealth(id, summary.points.length - 1, { device: run.ctx.fleet.health(agentId), edge: await readHealth() })
         campaigns.saveProgress(id, summary.points.length / total, summary)
         run.progress()
       }

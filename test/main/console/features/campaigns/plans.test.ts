@@ -174,7 +174,7 @@ describe('plans campaign', () => {
     }
     const id = `${row.id}-with-forests`
     core.store.profiles.insert(
-      { id, deviceId: 'pi-plans', campaignId: row.campaignId, createdAt: new Date().toISOString(), profile: parseProfile({ ...withForests, id }) },
+      { id, agentId: 'pi-plans', campaignId: row.campaignId, createdAt: new Date().toISOString(), profile: parseProfile({ ...withForests, id }) },
       'yes'
     )
     core.sources.sourceChanged('pi-plans')
