@@ -1,6 +1,6 @@
 /** `edgent export` and `edgent import` given the wrong paths: one line naming what was wrong, exit 2, nothing left behind. */
-import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
+import { execFile, execFileSync } from 'node:child_process'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -40,12 +40,18 @@ describe('export and import with wrong paths', () => {
     expect(readdirSync(parent)).toEqual(['out'])
   })
 
-  it('import of an endless device stops at the stated size', async () => {
+  it('import of anything but a regular file is refused at once: an endless device, a FIFO nobody writes to', async () => {
     const r = await fails(['import', '/dev/zero', '--data-dir', dataDir])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/import: \/dev\/zero is over the 64 MiB limit/)
+    expect(r.stderr).toMatch(/import: \/dev\/zero is not a regular file \(a FIFO, a device or a socket\): give a file/)
     expect(oneLine(r.stderr)).toBe(true)
-  })
+    // a FIFO with no writer: opening it to read used to wait for one, forever
+    const fifo = join(mkdtempSync(join(tmpdir(), 'edgent-fifo-')), 'export.json')
+    execFileSync('mkfifo', [fifo])
+    const f = await fails(['import', fifo, '--data-dir', dataDir])
+    expect(f.code).toBe(2)
+    expect(f.stderr).toMatch(/is not a regular file \(a FIFO, a device or a socket\)/)
+  }, 30_000)
 
   it('import of a folder, and of a file that is not there', async () => {
     const a = await fails(['import', dataDir, '--data-dir', dataDir])
@@ -56,5 +62,23 @@ describe('export and import with wrong paths', () => {
       expect(r.code).toBe(2)
       expect(oneLine(r.stderr)).toBe(true)
     }
+  })
+
+  it('an offline pair into an existing world-writable data folder leaves it private (0700)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-open-data-'))
+    chmodSync(dir, 0o777)
+    await run(process.execPath, [
+      edgentBin,
+      'pair',
+      'pi-perm',
+      '--data-dir',
+      dir,
+      '--out',
+      join(dir, 'pi-perm.credentials.json'),
+      '--advertise-host',
+      '127.0.0.1'
+    ])
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+    expect(statSync(join(dir, 'pi-perm.credentials.json')).mode & 0o777).toBe(0o600)
   })
 })

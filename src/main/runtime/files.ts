@@ -1,5 +1,5 @@
 /** Loading user-named files with one clear error line for each way they can be wrong. */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { basename, dirname, join, resolve } from 'node:path'
 import { UserError } from '../../shared/errors.js'
@@ -11,13 +11,14 @@ import { BUILTIN_PROFILES, parseProfile, type CalibrationProfile } from '../../s
 export const MAX_JSON_BYTES = 256 * 1024 * 1024
 
 /**
- * A file's text, read at most `maxBytes` (a device or a FIFO such as /dev/zero is read in chunks and
- * refused past the cap, never read until memory runs out).
+ * A regular file's text, read at most `maxBytes`. Anything else is refused at once, by what it is: a
+ * device such as /dev/zero would be read until the cap, and a FIFO with no writer would never answer.
  */
 export function readTextBounded(path: string, what: string, maxBytes: number): string {
   let fd: number
   try {
-    fd = openSync(path, 'r')
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer, forever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') throw new UserError(`${what}: no such file ${path}`)
@@ -26,6 +27,7 @@ export function readTextBounded(path: string, what: string, maxBytes: number): s
   try {
     const st = fstatSync(fd)
     if (st.isDirectory()) throw new UserError(`${what}: ${path} is a folder, expected a file`)
+    if (!st.isFile()) throw new UserError(`${what}: ${path} is not a regular file (a FIFO, a device or a socket): give a file`)
     const cap = `${what}: ${path} is over the ${Math.round(maxBytes / 2 ** 20)} MiB limit`
     if (st.isFile() && st.size > maxBytes) throw new UserError(cap)
     const chunks: Buffer[] = []

@@ -56,6 +56,13 @@ export class Store {
   start(): void {
     if (this.db) return
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
+    // The data directory holds token hashes and measurements: only the console's user may list it,
+    // even when it existed before with a wider mode (mkdir leaves an existing folder as it is).
+    try {
+      chmodSync(dirname(this.file), 0o700)
+    } catch {
+      // not the owner: the access checks below say what is wrong with the folder, if anything
+    }
     let opening: Database.Database | null = null
     try {
       // Only the console's user reads the database (device tokens' hashes, measurements): 0600, and SQLite
