@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import type { Machine } from '../runtime/machine.js'
+import { storedDocument } from './documents.js'
 import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/contracts/console-api.js'
 
 /** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
@@ -38,15 +39,6 @@ export const CampaignParamsSchema = z
   })
   .loose()
 export type CampaignParams = z.infer<typeof CampaignParamsSchema>
-
-function paramsOf(json: string): CampaignParams {
-  try {
-    const r = CampaignParamsSchema.safeParse(JSON.parse(json))
-    return r.success ? r.data : {}
-  } catch {
-    return {}
-  }
-}
 
 export interface CampaignRow {
   id: string
@@ -124,7 +116,7 @@ export class CampaignQueries {
       id: c.id,
       agentId: c.device_id,
       kind: c.kind,
-      params: paramsOf(c.params_json),
+      params: storedDocument(CampaignParamsSchema, c.params_json, `campaign ${c.id} params`) ?? {},
       status: c.status,
       progress: c.progress,
       startedAt: c.started_at,

@@ -1,6 +1,7 @@
 /** Paired devices: token hashes, last known state and hello (stored as JSON, returned parsed and schema-checked). */
 import type Database from 'better-sqlite3'
-import { HelloSchema, MAX_JSON_DEPTH, jsonDepth, parseBoundedJson, type Hello } from '../../shared/contracts/messages.js'
+import { HelloSchema, MAX_JSON_DEPTH, jsonDepth, type Hello } from '../../shared/contracts/messages.js'
+import { storedDocument } from './documents.js'
 
 export interface DeviceRow {
   id: string
@@ -17,18 +18,7 @@ export interface DeviceRow {
 
 type Raw = Omit<DeviceRow, 'hello'> & { hello_json: string | null }
 
-/** A stored hello, parsed and checked; one that is not JSON, nests too deep, or is not a hello is no hello. */
-function helloOf(json: string | null): Hello | null {
-  if (!json) return null
-  try {
-    const r = HelloSchema.safeParse(parseBoundedJson(json, 'stored hello'))
-    return r.success ? r.data : null
-  } catch {
-    return null
-  }
-}
-
-const row = ({ hello_json, ...r }: Raw): DeviceRow => ({ ...r, hello: helloOf(hello_json) })
+const row = ({ hello_json, ...r }: Raw): DeviceRow => ({ ...r, hello: storedDocument(HelloSchema, hello_json, 'stored hello') })
 
 /** An imported hello as stored: checked against the schema and bounded in depth, else none. */
 function importedHello(hello: unknown): string | null {

@@ -106,6 +106,19 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
   const plan = { exit: 5, deviceLayers: 8 }
   let floodPlan: { planId: string; dims: number[]; token: string } | null = null
   const batch = (count: number) => core.infer({ agent: 'good', count, latencyMs: 1000, uplinkKbps: 100_000, plan })
+  /** Batches of 40 for `ms`: every row and how many were lost (`after` runs after each batch). */
+  const batchesFor = async (ms: number, after?: () => void): Promise<{ rows: InferRow[]; lost: number }> => {
+    const rows: InferRow[] = []
+    let lost = 0
+    const until = performance.now() + ms
+    while (performance.now() < until) {
+      const r = await batch(40)
+      rows.push(...r.rows)
+      lost += r.summary.lost
+      after?.()
+    }
+    return { rows, lost }
+  }
 
   beforeAll(async () => {
     core = await startConsole({ maxPacketBytes: 512 * 1024 })
@@ -142,17 +155,7 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
       ['wrong-token', String(core.mqttPort), '120', '8', 'victim', 'nobody'],
       4,
       500,
-      async () => {
-        const rows: InferRow[] = []
-        let lost = 0
-        const until = performance.now() + 2500
-        while (performance.now() < until) {
-          const r = await batch(40)
-          rows.push(...r.rows)
-          lost += r.summary.lost
-        }
-        return { rows, lost }
-      }
+      () => batchesFor(2500)
     )
     const [underAttack, idle] = [on.flatMap((m) => m.rows), off.flatMap((m) => m.rows)]
     const [p50On, p50Off] = [median(underAttack.map((r) => r.e2eMs)), median(idle.map((r) => r.e2eMs))]
@@ -420,18 +423,11 @@ describe('hostile MQTT clients beside a co-inferring agent', () => {
     } = await onOff<
       { rows: InferRow[]; lost: number },
       { attempts: number; refused: number; dropped: number; notDropped: number; medianDropMs: number | null; maxDropMs: number | null }
-    >(['slow-reader', String(core.mqttPort), '120', 'slow-reader', token, served.id, served.package.sha256, file, '150'], 4, 800, async () => {
-      const rows: InferRow[] = []
-      let lost = 0
-      const until = performance.now() + 2500
-      while (performance.now() < until) {
-        const r = await batch(40)
-        rows.push(...r.rows)
-        lost += r.summary.lost
+    >(['slow-reader', String(core.mqttPort), '120', 'slow-reader', token, served.id, served.package.sha256, file, '150'], 4, 800, () =>
+      batchesFor(2500, () => {
         rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
-      }
-      return { rows, lost }
-    })
+      })
+    )
     const p95 = (rows: InferRow[]) => {
       const s = rows.map((r) => r.e2eMs).sort((x, y) => x - y)
       return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))]!
