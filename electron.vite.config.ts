@@ -14,6 +14,8 @@ export default defineConfig({
           cli: resolve(__dirname, 'src/main/cli/index.ts'),
           // The executor starts this file as a worker thread: it must be its own output file.
           'ort-worker': resolve(__dirname, 'src/main/runtime/ort-worker.ts'),
+          // Admin jobs (graph analysis of an import, image decoding) run in this one, off the broker's thread.
+          'admin-worker': resolve(__dirname, 'src/main/runtime/admin-worker.ts'),
           // The device agent, built beside the worker it shares (pi-agent/bin/edgent-agent.js runs it).
           agent: resolve(__dirname, 'pi-agent/src/cli.ts')
         }

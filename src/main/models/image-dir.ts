@@ -5,12 +5,27 @@
  * ImageFolder layout (one subfolder per class, classes in sorted order). Each image is resized to the
  * model's input (bilinear), converted to grey (ITU-R BT.601 luma) or RGB as the input has 1 or 3
  * channels, and laid out planar (CHW) as uint8 — the raw pixels the manifest's preprocessing expects.
+ *
+ * Decoding runs in the admin worker (runtime/off-thread.ts). What is read stays inside the folder:
+ * real paths are compared (a symlink or `..` that leads elsewhere is refused by name), and an image
+ * whose header declares more than MAX_IMAGE_PIXELS is refused before it is decoded (a decompression
+ * bomb of a few kilobytes would otherwise cost gigabytes).
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
-import { join, relative, resolve } from 'node:path'
+import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { basename, join, relative, resolve, sep } from 'node:path'
+import { imageSize } from 'image-size'
 import { Jimp } from 'jimp'
 import { errorMessage, FieldError } from '../../shared/errors.js'
 import type { SampleSet } from '../runtime/files.js'
+
+/** Largest image decoded, pixels (a 24-megapixel photo fits; 100 MB of RGBA while it is resized). */
+export const MAX_IMAGE_PIXELS = 25_000_000
+
+export interface ImageDirArgs {
+  dir: string
+  inputShape: readonly number[]
+  classes?: string[]
+}
 
 const IMAGE_RE = /\.(png|jpe?g|bmp|gif|tiff?)$/i
 const LABEL_FILES = ['labels.txt', 'labels.csv']
@@ -37,39 +52,67 @@ function entriesFromLabels(dir: string, labelsFile: string, classes: string[] | 
         `{imageDir}: ${where}: label "${label}" is not a class index${classes ? ' or a class name of {classes}' : ' (give {classes} to use names)'}`
       )
     const path = resolve(dir, file)
-    if (!path.startsWith(resolve(dir))) throw new FieldError(`{imageDir}: ${where}: "${file}" is outside the folder`)
     if (!existsSync(path)) throw new FieldError(`{imageDir}: ${where}: no such image ${file}`)
-    out.push({ file: path, label: n })
+    out.push({ file: inside(dir, path, where), label: n })
   }
   return out
+}
+
+/**
+ * A path of the folder's as a real path inside it (the folder itself a real path); a symlink, or a
+ * name that leads outside, is a FieldError naming it.
+ */
+function inside(root: string, path: string, where: string, kind: 'file' | 'folder' = 'file'): string {
+  const shown = relative(root, path) || path
+  if (lstatSync(path).isSymbolicLink()) throw new FieldError(`{imageDir}: ${where}: "${shown}" is a symbolic link (give the image itself)`)
+  const real = realpathSync(path)
+  if (!real.startsWith(root + sep)) throw new FieldError(`{imageDir}: ${where}: "${shown}" is outside the folder`)
+  const st = statSync(real)
+  if (kind === 'file' ? !st.isFile() : !st.isDirectory()) throw new FieldError(`{imageDir}: ${where}: "${shown}" is not a ${kind === 'file' ? 'regular file' : 'folder'}`)
+  return real
 }
 
 function entriesFromFolders(dir: string): Entry[] {
-  const classes = readdirSync(dir)
-    .filter((n) => !n.startsWith('.') && statSync(join(dir, n)).isDirectory())
+  const classes = readdirSync(dir, { withFileTypes: true })
+    .filter((d) => !d.name.startsWith('.') && (d.isDirectory() || d.isSymbolicLink()))
+    .map((d) => d.name)
     .sort()
   const out: Entry[] = []
   for (const [label, c] of classes.entries()) {
-    for (const f of readdirSync(join(dir, c)).sort()) if (IMAGE_RE.test(f)) out.push({ file: join(dir, c, f), label })
+    inside(dir, join(dir, c), c, 'folder') // a class folder that is a link is refused like an image
+    for (const f of readdirSync(join(dir, c)).sort()) if (IMAGE_RE.test(f)) out.push({ file: inside(dir, join(dir, c, f), `${c}/${f}`), label })
   }
   return out
 }
 
-/** Reads a labelled image folder as a sample set of the input's size ([1, C, H, W], C = 1 or 3). */
-export async function readImageDir(
-  dir: string,
-  inputShape: readonly number[],
-  classes?: string[],
+/** The image's pixels by its header, refused past the cap before anything is decoded. */
+function checkPixels(bytes: Uint8Array, shown: string): void {
+  let size: { width: number; height: number }
+  try {
+    size = imageSize(bytes)
+  } catch (err) {
+    throw new FieldError(`{imageDir}: ${shown}: cannot decode (${errorMessage(err)})`)
+  }
+  const pixels = size.width * size.height
+  if (pixels > MAX_IMAGE_PIXELS)
+    throw new FieldError(
+      `{imageDir}: ${shown}: ${size.width}×${size.height} is ${pixels.toLocaleString('en')} pixels, over the cap of ${MAX_IMAGE_PIXELS.toLocaleString('en')}`
+    )
+}
+
+/** Reads a labelled image folder as a sample set of the input's size ([1, C, H, W], C = 1 or 3). In the admin worker. */
+export async function decodeImageDir(
+  { dir, inputShape, classes }: ImageDirArgs,
   progress?: (done: number, total: number, what: string) => void
 ): Promise<SampleSet> {
-  const root = resolve(dir)
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new FieldError(`{imageDir}: no such folder ${dir}`)
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new FieldError(`{imageDir}: no such folder ${dir}`)
+  const root = realpathSync(resolve(dir))
   const [, c, h, w] = inputShape as [number, number, number, number]
   if (inputShape.length !== 4 || (c !== 1 && c !== 3)) {
     throw new FieldError(`{imageDir}: the model's input ${inputShape.join('×')} is not an image (expected 1×1×H×W or 1×3×H×W)`)
   }
   const labelsFile = LABEL_FILES.map((n) => join(root, n)).find((p) => existsSync(p))
-  const entries = labelsFile ? entriesFromLabels(root, labelsFile, classes) : entriesFromFolders(root)
+  const entries = labelsFile ? entriesFromLabels(root, inside(root, labelsFile, basename(labelsFile)), classes) : entriesFromFolders(root)
   if (!entries.length) {
     throw new FieldError(`{imageDir}: ${dir} holds no labelled image (expected labels.txt with "<file> <label>" lines, or one subfolder of images per class)`)
   }
@@ -78,8 +121,10 @@ export async function readImageDir(
   const labels = new Int32Array(entries.length)
   for (const [k, e] of entries.entries()) {
     let image: Awaited<ReturnType<typeof Jimp.read>>
+    const bytes = readFileSync(e.file)
+    checkPixels(bytes, relative(root, e.file))
     try {
-      image = await Jimp.read(readFileSync(e.file))
+      image = await Jimp.read(bytes)
     } catch (err) {
       throw new FieldError(`{imageDir}: ${relative(root, e.file)}: cannot decode (${errorMessage(err)})`)
     }

@@ -6,18 +6,14 @@
  * each exit's accuracy on the labelled set given (or records the user's figures as supplied), and
  * moves the finished folder into place: nothing half-written is ever in the library.
  */
-import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { TooLargeError, UserError, errorMessage, FieldError } from '../../shared/errors.js'
 import { parseManifest, product, type Manifest } from '../../shared/contracts/manifest.js'
-import { deriveManifest, type ProbedShape } from '../../shared/onnx/model-import.js'
-import { checkOps, indexGraph, analyseExit, withOutputs } from '../../shared/onnx/onnx-graph.js'
-import { graphInputDims, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
 import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet } from '../runtime/files.js'
-import { readImageDir } from './image-dir.js'
+import { offThread } from '../runtime/off-thread.js'
 import { packageRoot } from '../runtime/paths.js'
 
 /** Largest ONNX file an import accepts by default, bytes. */
@@ -161,75 +157,43 @@ export async function importModel(
     throw new UserError(
       'import: each exit needs an accuracy: give a labelled set (--images and --labels, or --image-dir) to measure it, or --accuracy a1,a2,… to supply it'
     )
-  const bytes = new Uint8Array(readFileSync(file))
-  const model = parseOnnx(bytes, name)
-  const ix = indexGraph(model, name)
-  // Input shape: the graph's, or --input-shape where the graph leaves a dimension open.
-  // A dimension that is not a positive fixed value is dynamic.
-  const declared = graphInputDims(model, ix.input).map((d) => (d > 0 ? d : -1))
-  let inputShape = declared
-  if (o.inputShape) {
-    if (declared.length && (o.inputShape.length !== declared.length || declared.some((d, i) => d !== -1 && d !== o.inputShape![i]))) {
-      throw new UserError(
-        `import: --input-shape ${o.inputShape.join('x')} does not fit the graph's input "${ix.input}" [${declared.map((d) => (d < 0 ? '?' : d)).join(', ')}]`
-      )
-    }
-    inputShape = o.inputShape
-  } else if (!declared.length || declared.some((d) => d < 0)) {
-    throw new UserError(
-      `import: input "${ix.input}" has a dynamic dimension [${declared.map((d) => (d < 0 ? '?' : d)).join(', ')}]: give its shape with --input-shape, e.g. 1x3x224x224`
-    )
-  }
-  if (inputShape[0] !== 1) throw new UserError(`import: the input's batch dimension must be 1, got ${inputShape.join('x')}`)
-  // Every activation tensor's shape from one run (optimisation off, so none is fused away).
-  const activations = model.graph!.node.flatMap((n) => n.output.filter((t) => t && !ix.constants.has(t)))
-  let shapes: Record<string, ProbedShape>
-  try {
-    shapes = await ex.probeOutputs(withOutputs(model, activations), name, new Float32Array(product(inputShape)).fill(0.5), inputShape)
-  } catch (err) {
-    const unknown = checkOps(
-      ix,
-      ix.outputs.map((out) => analyseExit(ix, out))
-    )
-    if (unknown.length) throw new UserError(`${name}: unsupported op: ${unknown[0]!.message}`)
-    throw err
-  }
-  const sha256 = createHash('sha256').update(bytes).digest('hex')
   const classes = o.classes ? readClasses(o.classes) : undefined
-  const draft = deriveManifest(
-    model,
-    shapes,
-    {
-      id,
-      onnx: 'model.onnx',
-      onnxBytes: bytes.length,
-      sha256,
-      inputShape,
-      preprocessing: { scale: o.preprocess?.scale ?? 1 / 255, mean: o.preprocess?.mean ?? [0], std: o.preprocess?.std ?? [1] },
-      ...(classes ? { classes } : {}),
-      source: name
-    },
-    name
-  )
-  const exits = draft.manifest.exits
-  if (o.accuracy && o.accuracy.length !== exits.length)
-    throw new FieldError(`import: {accuracy} gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
-  const set = o.images ? readSampleSet(o.images, o.labels!) : o.imageDir ? await readImageDir(o.imageDir, inputShape, classes, progress) : null
-  if (set) {
-    const [, c, h, w] = inputShape as [number, number, number, number]
-    if (set.imageElements !== c * h * w) {
-      throw new UserError(
-        `import: the images have ${set.imageElements} pixels each, the model's input takes ${c}×${h}×${w} = ${c * h * w} (resizing is not supported: give images of the input's size)`
-      )
-    }
-  }
   const lib = libraryDir(o.dataDir)
   mkdirSync(lib, { recursive: true })
   const tmp = join(lib, `.import-${id}-${process.pid}`)
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp)
   try {
-    writeFileSync(join(tmp, 'model.onnx'), bytes)
+    // Graph analysis and the shape probe run off this thread (it serves MQTT and the API).
+    const { draft, inputShape } = await offThread('import-draft', {
+      file,
+      name,
+      copyTo: join(tmp, 'model.onnx'),
+      ...(o.inputShape ? { inputShape: o.inputShape } : {}),
+      options: {
+        id,
+        onnx: 'model.onnx',
+        preprocessing: { scale: o.preprocess?.scale ?? 1 / 255, mean: o.preprocess?.mean ?? [0], std: o.preprocess?.std ?? [1] },
+        ...(classes ? { classes } : {}),
+        source: name
+      }
+    })
+    const exits = draft.manifest.exits
+    if (o.accuracy && o.accuracy.length !== exits.length)
+      throw new FieldError(`import: {accuracy} gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
+    const set = o.images
+      ? readSampleSet(o.images, o.labels!)
+      : o.imageDir
+        ? await offThread('image-dir', { dir: o.imageDir, inputShape, ...(classes ? { classes } : {}) }, progress)
+        : null
+    if (set) {
+      const [, c, h, w] = inputShape as [number, number, number, number]
+      if (set.imageElements !== c * h * w) {
+        throw new UserError(
+          `import: the images have ${set.imageElements} pixels each, the model's input takes ${c}×${h}×${w} = ${c * h * w} (resizing is not supported: give images of the input's size)`
+        )
+      }
+    }
     const withAccuracy = (acc: (i: number) => { accuracy: number; testSamples?: number; accuracySource: 'measured' | 'supplied' }) => ({
       ...draft.manifest,
       exits: exits.map((e, i) => ({ exit: e.exit, layers: e.layers, output: e.output, macs: e.macs, ...acc(i) })),

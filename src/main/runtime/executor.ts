@@ -3,7 +3,7 @@
  * start()/stop()). A plan's device prefix and edge suffix run as fused segments (one session each;
  * ORT fuses Conv+Relu inside a segment), sessions are cached, and every run is timed in the worker.
  */
-import { existsSync } from 'node:fs'
+import { workerEntry } from './worker-entry.js'
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
@@ -86,21 +86,6 @@ interface QueuedRun {
   reject: (e: Error) => void
 }
 
-/** Where the worker's code is: beside this file when built (out/main), or the .ts source under tsx/vitest. */
-function workerEntry(): URL | string {
-  if (import.meta.url.endsWith('.ts')) {
-    // Running from source (vitest, tsx): the worker registers tsx's loader, then imports the .ts file.
-    const src = new URL('./ort-worker.ts', import.meta.url).href
-    return `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(src)}) })`
-  }
-  // Built: out/main/ort-worker.js, beside the entry or one level above a shared chunk.
-  for (const rel of ['./ort-worker.js', '../ort-worker.js']) {
-    const built = new URL(rel, import.meta.url)
-    if (existsSync(built)) return built
-  }
-  throw new Error(`ORT worker (ort-worker.js) not found near ${import.meta.url}`)
-}
-
 export class OrtExecutor {
   private slots: Slot[] = []
   private nextId = 1
@@ -130,7 +115,7 @@ export class OrtExecutor {
 
   async start(): Promise<void> {
     if (this.slots.length) return
-    const entry = workerEntry()
+    const entry = workerEntry('ort-worker', import.meta.url)
     const init: WorkerInit = {
       session: { intraOpThreads: this.options.intraOpThreads ?? 1, optimize: this.options.optimize ?? true },
       maxSessions: this.options.maxSessions ?? 64

@@ -110,28 +110,67 @@ export interface ExitAnalysis {
   layers: CutLayer[]
 }
 
-/** An exit's cut points and layers. */
+/**
+ * An exit's cut points and layers, in time linear in the graph. The path's tensors and nodes are laid
+ * out in the graph's (topological) order, each node followed by its outputs; a tensor is a cut point
+ * exactly when no edge of the path jumps over its position (an edge a → b with a before it and b
+ * after it is a way around it, and a path without such a way must pass it, since positions only grow
+ * along a path). The coverage of every position by jumping edges is one prefix sum.
+ */
 export function analyseExit(ix: GraphIndex, output: string): ExitAnalysis {
   const path = closure(ix, output, ix.input)
   if (path.leak) throw new UserError(`output "${output}" is not computed from the input "${ix.input}" alone`)
-  // Candidates: the input and every activation tensor computed on the path.
-  const candidates = [ix.input, ...path.nodes.flatMap((i) => ix.nodes[i]!.output.filter((t) => t && !ix.constants.has(t)))]
-  const cuts: { tensor: string; ancestors: Set<number> }[] = []
-  for (const t of candidates) {
-    if (t !== output && t !== ix.input && closure(ix, output, t).leak) continue
-    cuts.push({ tensor: t, ancestors: new Set(t === ix.input ? [] : closure(ix, t, ix.input).nodes) })
-  }
-  // Cut points are nested: each one's ancestors contain the previous one's.
-  cuts.sort((a, b) => a.ancestors.size - b.ancestors.size)
   const active = (i: number) => ix.nodes[i]!.output.some((o) => o && !ix.constants.has(o))
-  const layers: CutLayer[] = []
-  for (let k = 1; k < cuts.length; k++) {
-    const prev = cuts[k - 1]!
-    const next = cuts[k]!
-    const nodes = [...next.ancestors].filter((i) => !prev.ancestors.has(i) && active(i)).sort((a, b) => a - b)
-    layers.push({ input: prev.tensor, output: next.tensor, nodes })
+  const onPath = path.nodes.filter(active)
+  // The path's tensors: the input and the activations its nodes compute that the exit needs.
+  const needed = new Set<string>([output])
+  for (let k = onPath.length - 1; k >= 0; k--) {
+    const n = ix.nodes[onPath[k]!]!
+    if (!n.output.some((o) => needed.has(o))) continue
+    for (const t of n.input) if (t && !ix.constants.has(t)) needed.add(t)
   }
-  return { output, cuts: cuts.map((c) => c.tensor), layers }
+  const pos = new Map<string, number>([[ix.input, 0]])
+  const nodePos: number[] = []
+  let next = 1
+  for (const i of onPath) {
+    nodePos.push(next++)
+    for (const o of ix.nodes[i]!.output) if (o && needed.has(o) && !pos.has(o)) pos.set(o, next++)
+  }
+  // Coverage of each position by edges jumping over it (a difference array, then its prefix sum).
+  const cover = new Int32Array(next + 1)
+  const jump = (a: number, b: number) => {
+    if (b - a > 1) {
+      cover[a + 1]!++
+      cover[b]!--
+    }
+  }
+  for (const [k, i] of onPath.entries()) {
+    const n = ix.nodes[i]!
+    for (const t of n.input) {
+      const p = t ? pos.get(t) : undefined
+      if (p !== undefined) jump(p, nodePos[k]!)
+    }
+    for (const o of n.output) {
+      const p = o ? pos.get(o) : undefined
+      if (p !== undefined && p > nodePos[k]!) jump(nodePos[k]!, p)
+    }
+  }
+  for (let p = 1; p <= next; p++) cover[p]! += cover[p - 1]!
+  const cuts = [...pos].filter(([t, p]) => t === ix.input || t === output || cover[p] === 0).sort((a, b) => a[1] - b[1])
+  const end = pos.get(output)!
+  const layers: CutLayer[] = []
+  let k = 0
+  for (let c = 1; c < cuts.length; c++) {
+    const [from] = cuts[c - 1]!
+    const [to, at] = cuts[c]!
+    const nodes: number[] = []
+    while (k < onPath.length && nodePos[k]! < at) {
+      if (nodePos[k]! < end) nodes.push(onPath[k]!)
+      k++
+    }
+    layers.push({ input: from, output: to, nodes })
+  }
+  return { output, cuts: cuts.map(([t]) => t), layers }
 }
 
 /**

@@ -3,14 +3,18 @@
  * 28×28 samples written as PNG files measure exactly the accuracy their idx files measure (PNG is
  * lossless, no resize); an ImageFolder layout at twice the size is resized to the input; more than 256
  * classes are kept as int32 labels; a bad labels line, an undecodable image and an empty folder are
- * one-line errors that write nothing.
+ * one-line errors that write nothing. Hostile folders (issue 30, item 5 and 8): a symlinked image, class
+ * folder or labels file, a labels line leading to a sibling folder whose name shares the prefix
+ * (`../set1-evil/`), and a 35 KB PNG declaring 6000×6000 pixels are each refused by name before
+ * any pixel outside the folder, or of the bomb, is decoded.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { deflateSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Jimp } from 'jimp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readImageDir } from '../../../src/main/models/image-dir.js'
+import { MAX_IMAGE_PIXELS, decodeImageDir } from '../../../src/main/models/image-dir.js'
 import { importModel, libraryDir } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest, readModelSamples, readShippedSamples } from '../../../src/main/runtime/files.js'
@@ -69,7 +73,7 @@ describe('labelled image folders', () => {
       mkdirSync(join(dir, c), { recursive: true })
       await png(sample(k), join(dir, c, `${k}.png`), 2) // 56×56
     }
-    const set = await readImageDir(dir, [1, 1, 28, 28])
+    const set = await decodeImageDir({ dir, inputShape: [1, 1, 28, 28] })
     expect(set.count).toBe(12)
     const classes = [...new Set(Array.from({ length: 12 }, (_, k) => `class-${samples.labels[k]}`))].sort()
     // pixel-doubled images come back within rounding of the originals
@@ -99,7 +103,7 @@ describe('labelled image folders', () => {
     await png(sample(0), join(dir, 'a.png'))
     await png(sample(1), join(dir, 'b.png'))
     writeFileSync(join(dir, 'labels.txt'), 'a.png 999\nb.png 3\n')
-    const set = await readImageDir(dir, [1, 1, 28, 28])
+    const set = await decodeImageDir({ dir, inputShape: [1, 1, 28, 28] })
     expect(Array.from(set.labels)).toEqual([999, 3])
   })
 
@@ -120,4 +124,75 @@ describe('labelled image folders', () => {
     expect(readdirSync(libraryDir(dataDir)).sort()).toEqual(['from-idx', 'from-png'])
     expect(readFileSync(join(libraryDir(dataDir), 'from-png', 'manifest.json'), 'utf8')).toContain('"accuracySource": "measured"')
   })
+
+  it('refuses links, escapes and decompression bombs by name, before decoding them', async () => {
+    const parent = tmp()
+    const set = join(parent, 'set1')
+    const evil = join(parent, 'set1-evil')
+    mkdirSync(set)
+    mkdirSync(evil)
+    await png(sample(0), join(set, 'a.png'))
+    await png(sample(1), join(evil, 'secret.png'))
+    const decode = () => decodeImageDir({ dir: set, inputShape: [1, 1, 28, 28] })
+    // A lexical prefix check let this through (set1-evil starts with set1).
+    writeFileSync(join(set, 'labels.txt'), 'a.png 1\n../set1-evil/secret.png 2\n')
+    await expect(decode()).rejects.toThrow(/^imageDir: labels.txt:2: "\.\.\/set1-evil\/secret.png" is outside the folder$/)
+    symlinkSync(join(evil, 'secret.png'), join(set, 'link.png'))
+    writeFileSync(join(set, 'labels.txt'), 'a.png 1\nlink.png 2\n')
+    await expect(decode()).rejects.toThrow(/^imageDir: labels.txt:2: "link.png" is a symbolic link/)
+    const other = tmp()
+    writeFileSync(join(other, 'labels.txt'), 'a.png 1\n')
+    const linked = tmp()
+    await png(sample(0), join(linked, 'a.png'))
+    symlinkSync(join(other, 'labels.txt'), join(linked, 'labels.txt'))
+    await expect(decodeImageDir({ dir: linked, inputShape: [1, 1, 28, 28] })).rejects.toThrow(/^imageDir: labels.txt: "labels.txt" is a symbolic link/)
+    // ImageFolder layout: a class folder that links elsewhere.
+    const folders = tmp()
+    mkdirSync(join(folders, 'cat'))
+    await png(sample(0), join(folders, 'cat', 'a.png'))
+    symlinkSync(evil, join(folders, 'dog'))
+    await expect(decodeImageDir({ dir: folders, inputShape: [1, 1, 28, 28] })).rejects.toThrow(/^imageDir: dog: "dog" is a symbolic link/)
+    // A decompression bomb: 6000×6000 grey pixels of zeros, a few tens of kilobytes.
+    const bomb = tmp()
+    writeFileSync(join(bomb, 'labels.txt'), 'bomb.png 0\n')
+    writeFileSync(join(bomb, 'bomb.png'), greyPng(6000, 6000))
+    expect(6000 * 6000).toBeGreaterThan(MAX_IMAGE_PIXELS)
+    const before = process.memoryUsage().rss
+    await expect(decodeImageDir({ dir: bomb, inputShape: [1, 1, 28, 28] })).rejects.toThrow(
+      /^imageDir: bomb.png: 6000×6000 is 36,000,000 pixels, over the cap of 25,000,000$/
+    )
+    expect(process.memoryUsage().rss - before).toBeLessThan(100 * 2 ** 20) // decoding it costs 144 MB of RGBA
+    // Through the import (the admin worker): the same refusal, nothing in the library.
+    await expect(importModel({ ...base, id: 'bomb', imageDir: bomb }, ex)).rejects.toThrow(/over the cap of 25,000,000/)
+    expect(readdirSync(libraryDir(dataDir)).sort()).toEqual(['from-idx', 'from-png'])
+  })
 })
+
+/** A valid 8-bit greyscale PNG of zeros (IHDR, one IDAT, IEND). */
+function greyPng(w: number, h: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    return c >>> 0
+  })
+  const crc = (b: Buffer) => {
+    let c = 0xffffffff
+    for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8)
+    return (c ^ 0xffffffff) >>> 0
+  }
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(data.length)
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
+    const c = Buffer.alloc(4)
+    c.writeUInt32BE(crc(body))
+    return Buffer.concat([len, body, c])
+  }
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(w, 0)
+  ihdr.writeUInt32BE(h, 4)
+  ihdr[8] = 8 // bit depth
+  ihdr[9] = 0 // greyscale
+  const raw = Buffer.alloc((w + 1) * h) // filter byte 0 then zeros, each row
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 9 })), chunk('IEND', Buffer.alloc(0))])
+}

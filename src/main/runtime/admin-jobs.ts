@@ -1,0 +1,20 @@
+/** The admin worker's jobs (off-thread.ts) and its messages. */
+import type { SampleSet } from './files.js'
+import type { DraftArgs, DraftResult } from '../models/draft.js'
+import type { ImageDirArgs } from '../models/image-dir.js'
+
+export interface AdminJobs {
+  'import-draft': { args: DraftArgs; result: DraftResult }
+  'image-dir': { args: ImageDirArgs; result: SampleSet }
+}
+
+export interface SerializedError {
+  kind: 'user' | 'field' | 'too-large' | 'internal'
+  message: string
+  template?: string
+}
+
+export type AdminMessage =
+  | { type: 'progress'; done: number; total: number; what: string }
+  | { type: 'done'; result: unknown }
+  | { type: 'error'; error: SerializedError }
