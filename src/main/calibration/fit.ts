@@ -49,7 +49,9 @@ export function aggregatePasses<R extends { side: Side; config?: string; runMs: 
     if (r.config === undefined) out.push(r)
     else {
       const k = `${r.side}\u0000${r.config}`
-      groups.set(k, [...(groups.get(k) ?? []), r])
+      const g = groups.get(k)
+      if (g) g.push(r)
+      else groups.set(k, [r])
     }
   }
   for (const g of groups.values()) {

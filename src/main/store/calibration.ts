@@ -11,6 +11,7 @@ import { UserError, describeIssues, errorMessage, FieldError } from '../../share
 import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from '../../shared/algorithms/latency.js'
 import type { Machine } from '../runtime/machine.js'
 import { AGENT_ID_RE } from '../../shared/contracts/topics.js'
+import { CAMPAIGN_KINDS, type CampaignKind } from '../../shared/contracts/console-api.js'
 import { readJsonFile } from '../runtime/files.js'
 import { ORT_PACKAGE_VERSION, appVersion } from '../runtime/version.js'
 import type { CampaignQueries } from './campaigns.js'
@@ -35,9 +36,9 @@ const ExportSchema = z.object({
         .object({
           id: z.string().min(1),
           device_id: z.string().regex(AGENT_ID_RE),
-          kind: z.string(),
+          kind: z.enum(CAMPAIGN_KINDS as [CampaignKind, ...CampaignKind[]]),
           params_json: z.string(),
-          status: z.string(),
+          status: z.enum(['running', 'done', 'failed', 'interrupted', 'cancelled']),
           progress: z.number().optional(),
           started_at: z.string(),
           finished_at: z.string().nullable().optional(),
@@ -340,10 +341,11 @@ export class CalibrationQueries {
           agentId: c.device_id,
           kind: c.kind,
           paramsJson: c.params_json,
-          status: c.status,
+          // A campaign exported while it ran never ends here: it is stored as interrupted.
+          status: c.status === 'running' ? 'interrupted' : c.status,
           progress: c.progress ?? 1,
           startedAt: c.started_at,
-          finishedAt: c.finished_at ?? null,
+          finishedAt: c.finished_at ?? (c.status === 'running' ? now : null),
           error: c.error ?? null
         })
         const mine = doc.measurements.filter((m) => m.campaign_id === c.id)

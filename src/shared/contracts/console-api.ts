@@ -317,8 +317,14 @@ export interface Calibration {
   featureNames: Record<string, readonly string[]>
   /** Regression coefficients per side and key: `intercept + Σ coef·feature`. */
   regressions: { side: Side; key: RegressionKey; intercept: number; coefficients: number[] }[]
+  /** At most CALIBRATION_POINTS_SHOWN, evenly spaced in measurement order when there are more. */
   points: CalibrationPoint[]
+  /** The points there are (one per configuration and side, and the model-loading ones). */
+  pointsTotal: number
 }
+
+/** Points a calibration view carries at most (a chart of more says nothing more, and costs the page). */
+export const CALIBRATION_POINTS_SHOWN = 5000
 
 /** A model of the library: shipped with the console or imported into its data directory. */
 export interface LibraryModelView {

@@ -25,7 +25,8 @@ import {
   type ProfileView,
   type ResultOf,
   type SettingsView,
-  type UploadView
+  type UploadView,
+  CALIBRATION_POINTS_SHOWN
 } from '../../../shared/contracts/console-api.js'
 import {
   FIT_FEATURES,
@@ -192,7 +193,8 @@ export class ConsoleService {
       point(m.side, m.regressionKey, m.features, m.runMs, m.heldOut),
       ...(m.modelBytes > 0 ? [point(m.side, 'modelLoad', [m.modelBytes], m.loadMs, m.heldOut)] : [])
     ])
-    return { campaign, featureNames: FIT_FEATURES, regressions, points }
+    const shown = points.length <= CALIBRATION_POINTS_SHOWN ? points : evenly(points, CALIBRATION_POINTS_SHOWN)
+    return { campaign, featureNames: FIT_FEATURES, regressions, points: shown, pointsTotal: points.length }
   }
 
   modelInfo(a: ArgsOf<'modelInfo'>): ModelView {
@@ -405,4 +407,9 @@ export class ConsoleService {
   private knownAgent(id: string): string {
     return this.core.fleet.known(id)
   }
+}
+
+/** `n` items of `all`, evenly spaced, in order. */
+function evenly<T>(all: readonly T[], n: number): T[] {
+  return Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]!)
 }

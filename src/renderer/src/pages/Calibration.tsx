@@ -389,6 +389,11 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
               {(c) => (
                 <>
                   <FitLegend />
+                  {c.points.length < c.pointsTotal ? (
+                    <p className="muted small" data-testid="fit-points-shown">
+                      Drawn: {c.points.length} of the campaign's {c.pointsTotal} points, evenly spaced in measurement order.
+                    </p>
+                  ) : null}
                   {(['device', 'edge'] as const).map((side) => (
                     <div key={side}>
                       <h3>{SIDE_TEXT[side]}</h3>

@@ -7,6 +7,7 @@ import { layerGrid } from '../../../../../src/main/calibration/layers.js'
 import { LAYER_PASSES } from '../../../../../src/main/console/features/campaigns/campaigns.js'
 import { exportCalibration, importCalibration } from '../../../../../src/main/cli/campaign.js'
 import { main } from '../../../../../src/main/cli/index.js'
+import { ConsoleService } from '../../../../../src/main/console/api/service.js'
 import { FIT_FEATURES, fitRegression, parseProfile } from '../../../../../src/shared/algorithms/latency.js'
 import { buildCostTable, candidateAt, latencyOf, profileSource } from '../../../../../src/shared/algorithms/planner.js'
 import { campaignFinished, deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../../harness.js'
@@ -172,6 +173,48 @@ describe('layers campaign on a real agent and this edge', () => {
     expect(plans[1]).toBe(plans[0])
     expect(plans[2]).toBe(plans[0])
   })
+
+  it('refuses an imported campaign of unknown kind or status, ends a running one, and opens 150,000 measurements in a moment', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgent-import-big-'))
+    const file = join(dir, 'cal.json')
+    exportCalibration({ dataDir: core.opts.dataDir, out: file, format: 'json' })
+    const doc = JSON.parse(readFileSync(file, 'utf8'))
+    const write = (name: string, patch: (d: typeof doc) => void) => {
+      const d = structuredClone(doc)
+      patch(d)
+      writeFileSync(join(dir, name), JSON.stringify(d))
+      return join(dir, name)
+    }
+    const fresh = join(dir, 'fresh')
+    expect(() => importCalibration({ file: write('kind.json', (d) => (d.campaigns[0].kind = 'bitcoin')), dataDir: fresh })).toThrow(
+      /^import kind\.json: campaigns\[0\]\.kind: /
+    )
+    expect(() => importCalibration({ file: write('status.json', (d) => (d.campaigns[0].status = 'paused')), dataDir: fresh })).toThrow(
+      /^import status\.json: campaigns\[0\]\.status: /
+    )
+    // One campaign, every measurement of one configuration: grouping them was quadratic (163 s).
+    const big = write('big.json', (d) => {
+      const m = d.measurements[0]
+      d.campaigns = [{ ...d.campaigns[0], id: 'big-one', status: 'running' }]
+      d.profiles = []
+      d.measurements = Array.from({ length: 150_000 }, (_, i) => ({ ...m, campaign_id: 'big-one', run_ms: 1 + (i % 97) / 100 }))
+    })
+    expect(importCalibration({ file: big, dataDir: fresh })).toMatch(/150000 measurements/)
+    const other = await startConsole({ dataDir: fresh })
+    try {
+      // Imported as running, it could never end: it is stored as interrupted.
+      expect(other.campaigns.status('big-one')).toMatchObject({ status: 'interrupted' })
+      const service = new ConsoleService(other, { shell: 'headless', brokerAddress: () => '127.0.0.1' })
+      const t0 = performance.now()
+      const cal = await service.call('calibration', { campaign: 'big-one' })
+      const ms = performance.now() - t0
+      console.info(`calibration view of 150,000 measurements: ${ms.toFixed(0)} ms`)
+      expect(cal.pointsTotal).toBe(doc.measurements[0].model_bytes > 0 ? 2 : 1) // one configuration: its fastest pass (and its model-loading point)
+      expect(ms).toBeLessThan(20_000)
+    } finally {
+      await other.stop()
+    }
+  }, 120_000)
 
   it('keeps the partial data of a campaign whose agent drops out, and marks it failed', async () => {
     const id = core.startCampaign('pi-cal', 'layers', 3)
