@@ -15,7 +15,7 @@ export default defineConfig({
           // The executor starts this file as a worker thread: it must be its own output file.
           'ort-worker': resolve(__dirname, 'src/main/runtime/ort-worker.ts'),
           // Admin jobs (graph analysis of an import, image decoding) run in this one, off the broker's thread.
-          'admin-worker': resolve(__dirname, 'src/main/runtime/admin-worker.ts'),
+          'admin-worker': resolve(__dirname, 'src/main/models/admin-worker.ts'),
           // The device agent, built beside the worker it shares (pi-agent/bin/edgent-agent.js runs it).
           agent: resolve(__dirname, 'pi-agent/src/cli.ts')
         }

@@ -74,7 +74,7 @@ export class EdgentConsole extends EventEmitter {
     const base = { store: this.store, emit, log }
     const request: AgentRequest = (agentId, command, args, timeoutMs) => this.link.request(agentId, command, args, timeoutMs)
     const consoleSecret = randomBytes(24).toString('base64url')
-    this.uploads = new Uploads(opts.dataDir, opts.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES)
+    this.uploads = new Uploads(opts.dataDir, { maxBytes: opts.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES })
     this.models = new Models({ modelDir: opts.modelDir, dataDir: opts.dataDir, executor: this.executor, store: this.store, log })
     this.broker = opts.brokerUrl
       ? null

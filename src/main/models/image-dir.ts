@@ -68,7 +68,8 @@ function inside(root: string, path: string, where: string, kind: 'file' | 'folde
   const real = realpathSync(path)
   if (!real.startsWith(root + sep)) throw new FieldError(`{imageDir}: ${where}: "${shown}" is outside the folder`)
   const st = statSync(real)
-  if (kind === 'file' ? !st.isFile() : !st.isDirectory()) throw new FieldError(`{imageDir}: ${where}: "${shown}" is not a ${kind === 'file' ? 'regular file' : 'folder'}`)
+  if (kind === 'file' ? !st.isFile() : !st.isDirectory())
+    throw new FieldError(`{imageDir}: ${where}: "${shown}" is not a ${kind === 'file' ? 'regular file' : 'folder'}`)
   return real
 }
 

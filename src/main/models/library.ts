@@ -9,12 +9,13 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { TooLargeError, UserError, errorMessage, FieldError } from '../../shared/errors.js'
-import { parseManifest, product, type Manifest } from '../../shared/contracts/manifest.js'
+import { parseManifest, type Manifest } from '../../shared/contracts/manifest.js'
 import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet } from '../runtime/files.js'
-import { offThread } from '../runtime/off-thread.js'
+import { offThread } from './off-thread.js'
 import { packageRoot } from '../runtime/paths.js'
+import { safeText } from '../../shared/text.js'
 
 /** Largest ONNX file an import accepts by default, bytes. */
 export const DEFAULT_MAX_IMPORT_BYTES = 512 * 1024 * 1024
@@ -122,8 +123,34 @@ function readClasses(file: string): string[] {
   }
   return text
     .split(/\r?\n/)
-    .map((l) => l.trim())
+    .map((l) => safeText(l.trim()))
     .filter(Boolean)
+}
+
+/**
+ * Removes the half-written folders of imports whose process is gone (`.import-<id>-<pid>`: a SIGKILL
+ * mid-import leaves one); those of a live process are another import at work. How many went.
+ */
+export function removeStaleImports(lib: string): number {
+  if (!existsSync(lib)) return 0
+  let removed = 0
+  for (const name of readdirSync(lib)) {
+    const m = /^\.import-.+-(\d+)$/.exec(name)
+    if (!m || alive(Number(m[1]))) continue
+    rmSync(join(lib, name), { recursive: true, force: true })
+    removed++
+  }
+  return removed
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' // someone else's process: alive
+  }
 }
 
 /** Imports an ONNX classifier into the data directory's library. */
@@ -135,7 +162,7 @@ export async function importModel(
   displayName?: string
 ): Promise<ImportReport> {
   const file = resolve(o.file)
-  const name = displayName ?? basename(file)
+  const name = safeText(displayName ?? basename(file))
   let size: number
   try {
     const st = statSync(file)
@@ -160,6 +187,7 @@ export async function importModel(
   const classes = o.classes ? readClasses(o.classes) : undefined
   const lib = libraryDir(o.dataDir)
   mkdirSync(lib, { recursive: true })
+  removeStaleImports(lib)
   const tmp = join(lib, `.import-${id}-${process.pid}`)
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp)

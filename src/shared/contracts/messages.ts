@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { ConsoleStagesSchema } from './stages.js'
 import { CODECS } from '../algorithms/codecs.js'
 import { UserError, describeIssues } from '../errors.js'
+import { safeText } from '../text.js'
 
 export const SCHEMA = 1
 
@@ -17,14 +18,17 @@ export const StateSchema = z.object({
 })
 export type AgentState = z.infer<typeof StateSchema>
 
+/** A string a page shows: bounded, its control and bidirectional characters replaced (text.ts). */
+const shown = (max: number) => z.string().max(max).transform(safeText)
+
 export const HelloSchema = z.object({
   schema: z.number().int().default(SCHEMA),
   agentId: z.string(),
-  arch: z.string(),
-  platform: z.string(),
+  arch: shown(40),
+  platform: shown(40),
   cpus: z.number().int().nonnegative(),
   memoryBytes: z.number().nonnegative(),
-  versions: z.record(z.string(), z.string()),
+  versions: z.record(z.string().max(40), shown(100)),
   models: z.array(z.object({ id: z.string(), sha256: z.string().optional(), onnxBytes: z.number().optional() })),
   /** How the device is slowed or shaped, when it is an emulated one. */
   emulation: z.record(z.string(), z.unknown()).optional(),
@@ -36,14 +40,14 @@ export const HelloSchema = z.object({
   /** The hardware and OS (src/main/runtime/machine.ts), recorded with every campaign. */
   machine: z
     .object({
-      cpuModel: z.string().max(200),
+      cpuModel: shown(200),
       cores: z.number().int().nonnegative(),
       cpuMaxMHz: z.number().nonnegative().nullable(),
       cpuCurMHz: z.number().nonnegative().nullable(),
-      os: z.string().max(300),
-      arch: z.string().max(40),
+      os: shown(300),
+      arch: shown(40),
       memoryBytes: z.number().nonnegative(),
-      node: z.string().max(40),
+      node: shown(40),
       onnxruntime: z.string().max(40)
     })
     .optional()

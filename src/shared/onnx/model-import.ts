@@ -145,6 +145,13 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
   })
   // Exits ordered by the compute on their path (1 = cheapest).
   drafts.sort((a, b) => a.macs - b.macs || a.nodes - b.nodes)
+  for (const d of drafts) {
+    const dims = shapeOf(shapes, d.output)
+    if (dims.length !== 2 || dims[0] !== 1)
+      throw new UserError(
+        `${source}: output "${d.output}" is [${dims.join(', ')}]: an exit gives one score per class, [1, classes] (flatten or pool a feature map before it)`
+      )
+  }
   const lastOut = shapeOf(shapes, drafts[drafts.length - 1]!.output)
   const classCount = lastOut[lastOut.length - 1]!
   for (const d of drafts) {

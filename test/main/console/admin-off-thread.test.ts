@@ -16,7 +16,12 @@ import { ControlApi } from '../../../src/main/shell/http-server.js'
 import { MAX_INPUT_ELEMENTS } from '../../../src/main/models/draft.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
-function post(port: number, path: string, token: string, body: Uint8Array | string): Promise<{ status: number; body: { ok: boolean; data?: unknown; error?: string } }> {
+function post(
+  port: number,
+  path: string,
+  token: string,
+  body: Uint8Array | string
+): Promise<{ status: number; body: { ok: boolean; data?: unknown; error?: string } }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } },

@@ -194,5 +194,10 @@ function greyPng(w: number, h: number): Buffer {
   ihdr[8] = 8 // bit depth
   ihdr[9] = 0 // greyscale
   const raw = Buffer.alloc((w + 1) * h) // filter byte 0 then zeros, each row
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 9 })), chunk('IEND', Buffer.alloc(0))])
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw, { level: 9 })),
+    chunk('IEND', Buffer.alloc(0))
+  ])
 }

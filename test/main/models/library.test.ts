@@ -5,20 +5,22 @@
  * gets one line naming the problem and leaves nothing in the library.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ModelProtoSchema, NodeProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../cli-run.js'
 import { verifyModel } from '../../../src/main/models/verify.js'
-import { importModel, libraryDir, listModels, resolveModel } from '../../../src/main/models/library.js'
+import { importModel, libraryDir, listModels, removeStaleImports, resolveModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
 import { defaultModelDir, packageRoot } from '../../../src/main/runtime/paths.js'
 import { exitPath, product } from '../../../src/shared/contracts/manifest.js'
 import { DAG_FIXTURES, residual } from '../../fixtures/dag.js'
 import { shippedSubset } from '../../fixtures/samples.js'
+import { GraphBuilder } from '../../../src/shared/onnx/onnx-builder.js'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'edgent-import-'))
 
@@ -133,6 +135,17 @@ describe('model import', () => {
     expect(v.exits[0]!.maxSplitAbsDiff).toBeLessThanOrEqual(1e-4)
   }, 120_000)
 
+  it('removes the folder an import killed mid-way left, not one a live import is writing', () => {
+    const lib = libraryDir(dataDir)
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid! // a process that has exited
+    mkdirSync(join(lib, `.import-killed-${dead}`))
+    writeFileSync(join(lib, `.import-killed-${dead}`, 'model.onnx'), 'half')
+    mkdirSync(join(lib, `.import-busy-${process.pid}`))
+    expect(removeStaleImports(lib)).toBe(1)
+    expect(readdirSync(lib).filter((n) => n.startsWith('.import-'))).toEqual([`.import-busy-${process.pid}`])
+    rmSync(join(lib, `.import-busy-${process.pid}`), { recursive: true })
+  })
+
   it('lists shipped and imported models', () => {
     const ids = listModels(dataDir).map((e) => `${e.source}:${e.id}`)
     expect(ids).toEqual([
@@ -216,6 +229,17 @@ describe('model import', () => {
         () => good,
         ['--max-mb', '0.001', '--accuracy', '0.5'],
         /^edgent: import: residual\.onnx is \d+ bytes, over the 1049 bytes import cap \(--max-mb\)$/
+      ],
+      [
+        'a feature map as an exit (a 4-D output)',
+        () => {
+          const b = new GraphBuilder('fmap')
+          const out = b.relu(b.conv('x', 3, 8, 3))
+          writeFileSync(join(dir, 'fmap.onnx'), b.build('x', [1, 3, 16, 16], [{ name: out, dims: [1, 8, 16, 16] }]))
+          return join(dir, 'fmap.onnx')
+        },
+        ['--accuracy', '0.5'],
+        /^edgent: fmap\.onnx: output "relu\d+" is \[1, 8, 16, 16\]: an exit gives one score per class, \[1, classes\] \(flatten or pool a feature map before it\)$/
       ],
       ['no accuracy', () => good, ['--id', 'no-acc'], /^edgent: import: each exit needs an accuracy: give a labelled set/],
       [

@@ -116,7 +116,7 @@ describe('model import through the console API', () => {
   it('refuses an unknown upload, a malformed id and a file that is not ONNX, naming the problem', async () => {
     expect(await call('modelImport', { upload: 'a'.repeat(24), fileName: 'x.onnx', accuracy: [0.5] })).toMatchObject({
       status: 400,
-      body: { error: `unknown upload "${'a'.repeat(24)}" (upload the file first)` }
+      body: { error: `unknown upload "${'a'.repeat(24)}" (upload the file first; an upload not used within 30 min is removed)` }
     })
     expect((await call('modelImport', { upload: '../edgent.db', fileName: 'x.onnx' })).body.error).toMatch(/^modelImport: upload: expected an upload id/)
     const up = await post(api.port, '/upload?name=notes.onnx', api.token, 'these are not protobuf bytes at all')

@@ -333,6 +333,7 @@ export class ConsoleService {
   /** Imports uploaded files into the library; the uploads are removed whatever happens. */
   async modelImport(a: ArgsOf<'modelImport'>): Promise<ResultOf<'modelImport'>> {
     const { uploads } = this.core
+    const release = uploads.hold([a.upload, a.images, a.labels].filter((u): u is string => !!u))
     try {
       if ((a.images === undefined) !== (a.labels === undefined)) throw new UserError('modelImport: images and labels go together')
       const r = await importModel(
@@ -360,6 +361,7 @@ export class ConsoleService {
         notes: r.notes
       }
     } finally {
+      release()
       for (const u of [a.upload, a.images, a.labels]) if (u) uploads.remove(u)
     }
   }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import type { Manifest } from '../../../shared/contracts/manifest.js'
 import { MAX_CHUNK_BYTES, type ModelPackage } from '../../../shared/contracts/model-transfer.js'
-import { resolveModel } from '../../models/library.js'
+import { libraryDir, removeStaleImports, resolveModel } from '../../models/library.js'
 import type { OrtExecutor } from '../../runtime/executor.js'
 import { loadManifest, readModelSamples } from '../../runtime/files.js'
 import type { Store } from '../../store/store.js'
@@ -50,6 +50,8 @@ export class Models {
 
   /** Loads the console's model, the stored default and every device's assigned model (a missing one is warned about and not used). */
   async start(): Promise<void> {
+    const stale = removeStaleImports(libraryDir(this.deps.dataDir))
+    if (stale) this.deps.log.info({ removed: stale }, `removed ${stale} half-written import folder(s) left by an import that was killed`)
     const base = await this.open(this.deps.modelDir)
     this.baseId = base.id
     this.defaultId = base.id

@@ -4,8 +4,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { FieldError, TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
-import { draftImport } from '../models/draft.js'
-import { decodeImageDir } from '../models/image-dir.js'
+import { draftImport } from './draft.js'
+import { decodeImageDir } from './image-dir.js'
 import type { AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
 
 const post = (m: AdminMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer)

@@ -1,7 +1,7 @@
 /** The admin worker's jobs (off-thread.ts) and its messages. */
-import type { SampleSet } from './files.js'
-import type { DraftArgs, DraftResult } from '../models/draft.js'
-import type { ImageDirArgs } from '../models/image-dir.js'
+import type { SampleSet } from '../runtime/files.js'
+import type { DraftArgs, DraftResult } from './draft.js'
+import type { ImageDirArgs } from './image-dir.js'
 
 export interface AdminJobs {
   'import-draft': { args: DraftArgs; result: DraftResult }

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads'
 import { FieldError, TooLargeError, UserError } from '../../shared/errors.js'
 import type { AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
-import { workerEntry } from './worker-entry.js'
+import { workerEntry } from '../runtime/worker-entry.js'
 
 /** The JavaScript heap an admin job may use, MiB (native buffers and onnxruntime's arena aside). */
 export const ADMIN_HEAP_MB = 1024
@@ -22,7 +22,12 @@ export function revive(e: SerializedError): Error {
 }
 
 /** Runs one admin job in a worker of its own; rejects with the job's error (a UserError stays one). */
-export function offThread<K extends keyof AdminJobs>(kind: K, args: AdminJobs[K]['args'], progress?: Progress, signal?: AbortSignal): Promise<AdminJobs[K]['result']> {
+export function offThread<K extends keyof AdminJobs>(
+  kind: K,
+  args: AdminJobs[K]['args'],
+  progress?: Progress,
+  signal?: AbortSignal
+): Promise<AdminJobs[K]['result']> {
   return new Promise((resolve, reject) => {
     const entry = workerEntry('admin-worker', import.meta.url)
     const data = { kind, args }
