@@ -59,6 +59,7 @@ describe('electron-builder packs the desktop console (linux, unpacked)', () => {
       'out/main/cli.js',
       'out/main/agent.js',
       'out/main/ort-worker.js',
+      'out/main/admin-worker.js',
       'out/preload/index.cjs',
       'out/renderer/index.html',
       'bin/edgent.js'
