@@ -12,6 +12,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { existsSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import sirv from 'sirv'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -31,6 +32,7 @@ import { formatBytes } from '../console/api/uploads.js'
 import { packageRoot } from '../runtime/paths.js'
 import type { Settings } from '../../shared/contracts/settings.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
+import { PendingBudget } from '../runtime/pending-budget.js'
 
 const MAX_BODY = 64 * 1024
 /** Limits of the loopback API server (DESIGN.md, "Hardening"). */
@@ -45,9 +47,24 @@ export interface HttpLimits {
   idleMs: number
   /** Connections at once; past it new ones are closed at accept (a browser opens ~6, the CLI 1 per call). */
   maxConnections: number
+  /**
+   * Connections that have not yet sent the token, on top of maxConnections (PendingBudget): the oldest
+   * is closed for a new one, so sockets any local process holds open cannot fill the table.
+   */
+  maxPending: number
+  /** A connection that has not sent the token within this is closed, ms. */
+  pendingDeadlineMs: number
 }
 
-export const HTTP_LIMITS: HttpLimits = { keepAliveMs: 5_000, headersTimeoutMs: 10_000, requestTimeoutMs: 600_000, idleMs: 30_000, maxConnections: 128 }
+export const HTTP_LIMITS: HttpLimits = {
+  keepAliveMs: 5_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 600_000,
+  idleMs: 30_000,
+  maxConnections: 128,
+  maxPending: 64,
+  pendingDeadlineMs: 10_000
+}
 /** A WebSocket client that stops reading is dropped before its backlog grows past this (bytes). */
 const MAX_WS_BACKLOG = 8 * 1024 * 1024
 
@@ -68,6 +85,7 @@ export function httpStatusOf(err: unknown): 413 | 400 | 500 {
 export class ControlApi {
   private server: Server | null = null
   private wss: WebSocketServer | null = null
+  private pending: PendingBudget | null = null
   readonly token = randomBytes(24).toString('base64url')
   readonly service: ConsoleService
   port = 0
@@ -105,6 +123,7 @@ export class ControlApi {
       refuse(401, { ok: false, error: 'missing or wrong token' })
       return
     }
+    this.pending?.settle(PendingBudget.key(req.socket))
     const name = new URL(req.url ?? '/', 'http://x').searchParams.get('name') ?? ''
     const declared = Number(req.headers['content-length'] ?? NaN)
     const cap = this.core.uploads.maxBytes
@@ -162,10 +181,18 @@ export class ControlApi {
           res.end('not found\n')
         })
       }
+      // Refused before the body: answered, then the connection is closed (a body trickled by someone
+      // without the token is never read, and holds nothing).
+      const refuse = (status: number, body: unknown) => {
+        res.setHeader('connection', 'close')
+        res.once('finish', () => req.destroy())
+        send(status, body)
+      }
       const m = /^\/api\/([a-zA-Z]+)$/.exec(url)
-      if (req.method !== 'POST' || !m) return send(404, { ok: false, error: 'not found' })
+      if (req.method !== 'POST' || !m) return refuse(404, { ok: false, error: 'not found' })
       const auth = req.headers.authorization ?? ''
-      if (!this.tokenOk(auth.startsWith('Bearer ') ? auth.slice(7) : '')) return send(401, { ok: false, error: 'missing or wrong token' })
+      if (!this.tokenOk(auth.startsWith('Bearer ') ? auth.slice(7) : '')) return refuse(401, { ok: false, error: 'missing or wrong token' })
+      this.pending?.settle(PendingBudget.key(req.socket))
       const method = m[1]!
       if (!isMethod(method)) return send(404, { ok: false, error: `unknown method "${method}"` })
       let size = 0
@@ -196,7 +223,12 @@ export class ControlApi {
     server.keepAliveTimeout = limits.keepAliveMs
     server.headersTimeout = limits.headersTimeoutMs
     server.requestTimeout = limits.requestTimeoutMs
-    server.maxConnections = limits.maxConnections
+    server.maxConnections = limits.maxConnections + limits.maxPending
+    const pending = new PendingBudget({ max: limits.maxPending, deadlineMs: limits.pendingDeadlineMs }, (why) =>
+      this.core.log.debug({ why }, 'closed an API connection that had not sent the token')
+    )
+    server.on('connection', (socket: Socket) => pending.admit(socket))
+    this.pending = pending
     // A connection that never sends a byte is not covered by headersTimeout: the socket timeout closes
     // it (no 'timeout' listener, so Node destroys the socket); a WebSocket clears it on upgrade.
     server.timeout = limits.idleMs
@@ -214,7 +246,8 @@ export class ControlApi {
         socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n')
         return
       }
-      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws))
+      const key = PendingBudget.key(socket as Socket)
+      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, key))
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -241,7 +274,8 @@ export class ControlApi {
     return origin === `http://127.0.0.1:${this.port}` || origin === `http://localhost:${this.port}`
   }
 
-  private onSocket(ws: WebSocket): void {
+  /** `key`: the connection's place in the pending budget, left when the token arrives. */
+  private onSocket(ws: WebSocket, key: string): void {
     let authed = false
     let unsubscribe: (() => void) | null = null
     const send = (msg: WsServerMessage) => {
@@ -277,6 +311,7 @@ export class ControlApi {
         }
         authed = true
         clearTimeout(timer)
+        this.pending?.settle(key)
         unsubscribe = this.service.onEvent((event) => send({ type: 'event', event }))
         send({ type: 'ready', shell: 'headless' })
         return
@@ -309,6 +344,7 @@ export class ControlApi {
       for (const c of wss.clients) c.terminate()
       await new Promise<void>((r) => wss.close(() => r()))
     }
+    this.pending?.clear()
     const s = this.server
     this.server = null
     if (s) {

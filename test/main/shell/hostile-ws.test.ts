@@ -127,30 +127,66 @@ describe('hostile clients of the WebSocket and HTTP server', () => {
 })
 
 describe('connection limits of the loopback API', () => {
-  it('closes idle sockets and refuses connections past the limit, while the API keeps answering', async () => {
-    const core = await startConsole()
-    const api = new ControlApi(core, { host: '127.0.0.1', port: 0, dataDir: core.opts.dataDir, limits: { idleMs: 2500, maxConnections: 8 } })
-    await api.start()
-    try {
-      const opened = await Promise.all(
-        Array.from(
-          { length: 20 },
-          () =>
-            new Promise<{ closedAt: Promise<number> }>((resolve) => {
-              const s = connect(api.port, '127.0.0.1', () => resolve({ closedAt: new Promise((r) => s.on('close', () => r(Date.now()))) }))
-              s.on('error', () => undefined)
-            })
-        )
+  /** Opens n idle sockets (from `localAddress`); each with when the server closed it. */
+  const idle = (port: number, n: number, localAddress = '127.0.0.1') =>
+    Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<{ socket: ReturnType<typeof connect>; closedAt: Promise<number> }>((resolve) => {
+            const socket = connect({ port, host: '127.0.0.1', localAddress }, () =>
+              resolve({ socket, closedAt: new Promise((r) => socket.on('close', () => r(Date.now()))) })
+            )
+            socket.on('error', () => undefined)
+          })
       )
+    )
+
+  it('gives connections without the token a budget of their own, closed after a deadline, while the API keeps answering', async () => {
+    const core = await startConsole()
+    const limits = { idleMs: 60_000, maxConnections: 8, maxPending: 4, pendingDeadlineMs: 2500 }
+    const api = new ControlApi(core, { host: '127.0.0.1', port: 0, dataDir: core.opts.dataDir, limits })
+    await api.start()
+    const call = () => fetch(`http://127.0.0.1:${api.port}/api/devices`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: '{}' })
+    try {
+      const opened = await idle(api.port, 20)
       const t0 = Date.now()
       const closedAt = await Promise.all(opened.map((o) => o.closedAt))
-      const prompt = closedAt.filter((t) => t - t0 < 1200).length
-      const idle = closedAt.filter((t) => t - t0 >= 1200).length
-      // 12 refused at accept, 8 accepted and closed by the idle timeout (nothing stays open)
-      expect(prompt).toBe(12)
-      expect(idle).toBe(8)
-      const res = await fetch(`http://127.0.0.1:${api.port}/api/devices`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: '{}' })
-      expect(res.status).toBe(200)
+      // 16 evicted by newer ones at once, the newest 4 closed by the deadline: nothing stays open.
+      expect(closedAt.filter((t) => t - t0 < 1200)).toHaveLength(16)
+      expect(closedAt.filter((t) => t - t0 >= 1200)).toHaveLength(4)
+      // Any local process holding 200 idle sockets from 20 addresses (before: 128 took every slot):
+      // a call with the token still gets in, every time.
+      const held = (await Promise.all(Array.from({ length: 20 }, (_, i) => idle(api.port, 10, `127.69.0.${i + 1}`)))).flat()
+      for (let k = 0; k < 5; k++) expect((await call()).status).toBe(200)
+      for (const h of held) h.socket.destroy()
+    } finally {
+      await api.stop()
+      await core.stop()
+    }
+  }, 30_000)
+
+  it('closes a request without the token before reading its body (a trickled body held a slot past 70 s)', async () => {
+    const core = await startConsole()
+    const api = new ControlApi(core, { host: '127.0.0.1', port: 0, dataDir: core.opts.dataDir })
+    await api.start()
+    try {
+      for (const path of ['/api/devices', '/upload?name=x.onnx']) {
+        const s = connect(api.port, '127.0.0.1')
+        s.on('error', () => undefined)
+        let answer = ''
+        s.on('data', (d: Buffer) => (answer += d.toString()))
+        const closed = new Promise<number>((r) => s.on('close', () => r(Date.now())))
+        await new Promise<void>((r) => s.once('connect', () => r()))
+        s.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 100000\r\n\r\n`)
+        const t0 = Date.now()
+        const trickle = setInterval(() => s.writable && s.write('x'), 100)
+        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), 8000))])
+        clearInterval(trickle)
+        s.destroy()
+        expect(answer, path).toMatch(/^HTTP\/1\.1 401/)
+        expect(at - t0, path).toBeLessThan(3000)
+      }
     } finally {
       await api.stop()
       await core.stop()

@@ -18,6 +18,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { Logger } from 'pino'
 import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe, parseTopic, topics } from '../../../shared/contracts/topics.js'
 import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF, SLOW_CONSUMER_BACKOFF } from './auth-backoff.js'
+import { PendingBudget } from '../../runtime/pending-budget.js'
 import { LogLimiter, kindOf } from './log-limit.js'
 import { guardSocket, type GuardedStream, type PublishRate } from './mqtt-guard.js'
 
@@ -41,6 +42,8 @@ export interface BrokerOptions {
   maxConnectionsPerAddress?: number
   /** A socket must complete CONNECT within this, ms. */
   connectTimeoutMs?: number
+  /** Sockets not yet authenticated at once, on top of maxConnections (the oldest closed for a new one; PendingBudget). */
+  maxPending?: number
   /** Largest retained message an agent may leave (its state or hello), bytes. */
   maxRetainedBytes?: number
   /** Subscription filters one agent may hold. */
@@ -57,6 +60,9 @@ export const BROKER_LIMITS = {
   maxConnections: 1024,
   maxConnectionsPerAddress: 64,
   connectTimeoutMs: 10_000,
+  // Sockets before their CONNACK: an agent's CONNECT follows its connect (and TLS handshake) within
+  // milliseconds on a LAN; idle sockets from any number of addresses only ever evict each other.
+  maxPending: 128,
   maxRetainedBytes: 64 * 1024,
   maxSubscriptions: 16,
   // An agent publishes about one activation per inference: 300/s is a Pi-class device's ceiling many times over.
@@ -68,7 +74,7 @@ export const BROKER_LIMITS = {
 
 type EdgentClient = Client & { edgentRole?: string; edgentSubs?: Set<string> }
 /** The guarded stream carries its socket's remote address (aedes sees the stream, not the socket), and the agent it authenticated as. */
-type AddressedStream = GuardedStream & { edgentRemote?: string; edgentAgent?: string }
+type AddressedStream = GuardedStream & { edgentRemote?: string; edgentAgent?: string; edgentKey?: string }
 
 function authError(code: 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
@@ -102,6 +108,8 @@ export class EmbeddedBroker {
   /** Agents dropped as slow consumers: after SLOW_CONSUMER_BACKOFF's threshold, their next logins wait (CONNACK 3). */
   readonly slowDrops = new FailureBackoff(SLOW_CONSUMER_BACKOFF)
   private readonly limiter: LogLimiter
+  /** Sockets not yet authenticated (PendingBudget): a budget that cannot starve paired agents. */
+  readonly pending: PendingBudget
   port = 0
   /** The TLS listener's port (0: none). */
   tlsPort = 0
@@ -109,6 +117,15 @@ export class EmbeddedBroker {
 
   constructor(private readonly opts: BrokerOptions) {
     this.limiter = new LogLimiter(opts.log)
+    this.pending = new PendingBudget(
+      { max: opts.maxPending ?? BROKER_LIMITS.maxPending, deadlineMs: opts.connectTimeoutMs ?? BROKER_LIMITS.connectTimeoutMs },
+      (why, remote) =>
+        this.limiter.warn(
+          `pending:${why}`,
+          { remote },
+          why === 'evicted' ? 'closed the oldest unauthenticated socket to admit a new one' : 'closed a socket that did not authenticate in time'
+        )
+    )
   }
 
   /** A failed login: counted against the address and the id, logged once per burst. */
@@ -260,7 +277,13 @@ export class EmbeddedBroker {
       maxTopicLevels: 8,
       maxClientsIdLength: 64,
       connectTimeout: this.opts.connectTimeoutMs ?? BROKER_LIMITS.connectTimeoutMs,
-      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authenticate: (client, username, password, done) =>
+        this.authenticate(client, username, password, (err, ok) => {
+          // Proved who it is: out of the unauthenticated budget.
+          const key = (client.conn as AddressedStream | undefined)?.edgentKey
+          if (ok && key) this.pending.settle(key)
+          done(err, ok)
+        }),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done)
     })
@@ -284,8 +307,10 @@ export class EmbeddedBroker {
       socket.on('error', () => undefined)
       socket.destroy()
     }
-    const onSocket = (socket: Socket) => {
+    /** `tls`: the raw socket was admitted to the pending budget before its handshake. */
+    const onSocket = (socket: Socket, tls = false) => {
       const remote = socket.remoteAddress ?? 'unknown'
+      if (!tls) this.pending.admit(socket)
       const blocked = this.byAddress.blockedFor(remote)
       if (blocked > 0) return drop(socket, `blocked:${remote}`, { remote, retryInMs: blocked }, 'dropped a connection from a blocked address')
       const held = this.perAddress.get(remote) ?? 0
@@ -310,10 +335,12 @@ export class EmbeddedBroker {
         )
       })
       stream.edgentRemote = remote
+      stream.edgentKey = PendingBudget.key(socket)
       aedes.handle(stream)
     }
-    const server = createServer(onSocket)
-    server.maxConnections = this.opts.maxConnections ?? BROKER_LIMITS.maxConnections
+    const server = createServer((socket) => onSocket(socket))
+    // Unauthenticated sockets have a budget of their own on top of the authenticated ones' limit.
+    server.maxConnections = (this.opts.maxConnections ?? BROKER_LIMITS.maxConnections) + (this.opts.maxPending ?? BROKER_LIMITS.maxPending)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.opts.port, this.opts.host, () => {
@@ -327,8 +354,10 @@ export class EmbeddedBroker {
     this.server = server
     if (this.opts.tls) {
       const t = this.opts.tls
-      const tlsServer = createTlsServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, onSocket)
+      const tlsServer = createTlsServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, (socket) => onSocket(socket, true))
       tlsServer.maxConnections = server.maxConnections
+      // The budget holds a socket from before its handshake (a handshake never finished is idle too).
+      tlsServer.on('connection', (raw: Socket) => this.pending.admit(raw))
       // A failed handshake (no or wrong CA on the client, plaintext on the TLS port, a scanner) is the client's problem.
       tlsServer.on('tlsClientError', (err, socket) => {
         this.limiter.warn(`tls:${socket.remoteAddress}:${kindOf(err.message)}`, { remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed')
@@ -449,6 +478,7 @@ export class EmbeddedBroker {
 
   async stop(): Promise<void> {
     this.limiter.close()
+    this.pending.clear()
     const server = this.server
     const aedes = this.aedes
     const tlsServer = this.tlsServer

@@ -1,13 +1,18 @@
 /**
  * The embedded broker's connection limits, measured: one address holding idle sockets is capped and
- * cannot lock the fleet out; sockets that never CONNECT are closed after the connect timeout; past the
- * total limit new sockets are closed at accept, and room returns as sockets go.
+ * cannot lock the fleet out; sockets that never CONNECT are closed after the connect timeout; idle
+ * sockets from many addresses (plain or TLS, handshake never finished) only evict each other from
+ * the unauthenticated budget, so agents keep getting in (issue 30, item 6).
  */
+import { mkdtempSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EmbeddedBroker } from '../../../../src/main/console/broker/broker.js'
+import { ensureBrokerTls } from '../../../../src/main/console/broker/tls.js'
 
 const silent = pino({ level: 'silent' })
 
@@ -86,19 +91,55 @@ describe('broker connection limits', () => {
     await agent.endAsync(true)
   }, 20_000)
 
-  it('closes sockets past the total limit at accept, and accepts again once some are gone', async () => {
-    const port = await start({ maxConnections: 10, maxConnectionsPerAddress: 100, connectTimeoutMs: 60_000 })
-    const first = await openSockets(
+  it('gives idle sockets from many addresses a budget of their own: they evict each other, an agent gets in', async () => {
+    // Before: 16 addresses × 64 idle sockets filled the 1024-socket table and no agent got in (0/28).
+    const port = await start({ maxConnections: 10, maxPending: 10, maxConnectionsPerAddress: 100, connectTimeoutMs: 60_000 })
+    const idle = await openSockets(
       port,
-      Array.from({ length: 10 }, (_, i) => `127.67.0.${i + 1}`)
+      Array.from({ length: 40 }, (_, i) => `127.67.${i >> 3}.${(i & 7) + 1}`)
     )
-    const extra = await idleSockets(port, 5, '127.67.1.1', 1000)
-    expect(extra.every((t) => t !== null && t < 1000)).toBe(true)
-    for (const s of first.slice(0, 5)) s.destroy()
     await new Promise((r) => setTimeout(r, 200))
-    const agent = await connectAgent(port)
-    expect(agent.connected).toBe(true)
-    await agent.endAsync(true)
-    for (const s of first) s.destroy()
+    expect(broker!.pending.size).toBeLessThanOrEqual(10)
+    expect(broker!.pending.dropped.evicted).toBeGreaterThanOrEqual(30)
+    for (let k = 0; k < 5; k++) {
+      const agent = await connectAgent(port)
+      expect(agent.connected).toBe(true)
+      await agent.endAsync(true)
+    }
+    for (const s of idle) s.destroy()
   }, 20_000)
+
+  it('keeps a TLS agent getting in while idle sockets that never finish a handshake come from many addresses', async () => {
+    const t = await ensureBrokerTls(mkdtempSync(join(tmpdir(), 'edgent-tls-budget-')))
+    await start({
+      maxConnections: 64,
+      maxPending: 16,
+      maxConnectionsPerAddress: 64,
+      connectTimeoutMs: 60_000,
+      tls: { host: '127.0.0.1', port: 0, cert: t.cert, key: t.key }
+    })
+    const tlsPort = broker!.tlsPort
+    const idle = await openSockets(
+      tlsPort,
+      Array.from({ length: 16 * 20 }, (_, i) => `127.68.${i >> 4}.${(i & 15) + 1}`)
+    )
+    let ok = 0
+    for (let k = 0; k < 10; k++) {
+      const agent = await mqtt.connectAsync(`mqtts://127.0.0.1:${tlsPort}`, {
+        clientId: 'pi',
+        username: 'pi',
+        password: 'token-of-the-pi',
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        ca: t.ca,
+        servername: 'localhost',
+        connectTimeout: 10_000
+      })
+      if (agent.connected) ok++
+      await agent.endAsync(true)
+    }
+    console.log(`320 idle TLS sockets from 20 addresses: ${ok}/10 TLS agents in, ${broker!.pending.dropped.evicted} idle sockets evicted`)
+    expect(ok).toBe(10)
+    for (const s of idle) s.destroy()
+  }, 30_000)
 })
