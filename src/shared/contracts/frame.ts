@@ -105,8 +105,31 @@ export interface DecodeLimits {
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
+/** A frame read up to its payload: fixed header, dims and JSON header checked, the payload not yet decoded. */
+export interface FrameHead {
+  header: FrameHeader
+  codec: Codec
+  dims: number[]
+  /** The payload's bytes as they arrived (a view, not a copy). */
+  payload: Uint8Array
+}
+
 /** Decodes and validates a frame; every problem is a UserError naming the field. */
 export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
+  return decodeFrameData(readFrameHead(bytes, limits))
+}
+
+/** The tensor of a frame whose head was read: decoded only once the receiver knows it wants it. */
+export function decodeFrameData(f: FrameHead): Frame {
+  const data = decodePayload(f.codec, f.dims, f.payload, littleEndianHost)
+  return { header: f.header, codec: f.codec, dtype: 'float32', dims: f.dims, data, ...(f.codec === 'u8' ? { pixels: f.payload } : {}) }
+}
+
+/**
+ * Reads and checks everything of a frame but its payload (cheap: no tensor is decoded), so that a
+ * receiver can refuse a frame that does not match its plan before paying for the payload.
+ */
+export function readFrameHead(bytes: Uint8Array, limits: DecodeLimits): FrameHead {
   if (bytes.length < FIXED) throw new UserError(`frame: ${bytes.length} bytes, shorter than the ${FIXED}-byte fixed header`)
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (v.getUint32(0) !== FRAME_MAGIC) throw new UserError('frame: bad magic (expected "EDGA")')
@@ -149,7 +172,5 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits): Frame {
   const parsed = FrameHeaderSchema.safeParse(json)
   if (!parsed.success) throw new UserError(describeIssues('frame header', parsed.error.issues))
   const body = headerStart + headerLen
-  const payload = bytes.subarray(body, body + payloadLen)
-  const data = decodePayload(codec, dims, payload, littleEndianHost)
-  return { header: parsed.data, codec, dtype: 'float32', dims, data, ...(codec === 'u8' ? { pixels: payload } : {}) }
+  return { header: parsed.data, codec, dims, payload: bytes.subarray(body, body + payloadLen) }
 }

@@ -66,7 +66,8 @@ export const BROKER_LIMITS = {
   maxRetainedBytes: 64 * 1024,
   maxSubscriptions: 16,
   // An agent publishes about one activation per inference: 300/s is a Pi-class device's ceiling many times over.
-  agentPublishRate: { perSecond: 300, burst: 60 } as PublishRate,
+  // Bytes: 32 MiB/s (270 Mbit/s, past what a Pi's uplink carries), 16 MiB at once.
+  agentPublishRate: { perSecond: 300, burst: 60, bytesPerSecond: 32 * 2 ** 20, burstBytes: 16 * 2 ** 20 } as PublishRate,
   // What the console may have written to one client that it has not read: 8 model chunks (an agent
   // fetches one at a time; a resend of one still queued is not answered, distribution.ts).
   maxQueuedBytes: 8 * 1024 * 1024

@@ -9,6 +9,8 @@
  * Once a client is known to be an agent, its PUBLISH packets also pass a token bucket: past the rate
  * the socket stops being read until the bucket refills, so TCP itself slows a flooding client down —
  * nothing is dropped and nothing queues in the console (what mosquitto and EMQX do for rate limits).
+ * A second bucket counts its bytes (EMQX's bytes_rate): a client sending few but huge packets is
+ * slowed the same way.
  *
  * The other direction: what the broker writes to a client is handed to its socket at once, so that
  * aedes never waits for one client's drain (it did, with a delivery concurrency shared by every
@@ -92,6 +94,10 @@ export class PacketGuard {
 export interface PublishRate {
   perSecond: number
   burst: number
+  /** Bytes per second the client may send (every packet counted); absent: no byte limit. */
+  bytesPerSecond?: number
+  /** Bytes it may send at once above that rate. */
+  burstBytes?: number
 }
 
 /**
@@ -105,6 +111,7 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
   const guard = new PacketGuard(limits)
   let rate: PublishRate | null = null
   let tokens = 0
+  let byteTokens = 0
   let at = 0
   // The socket is read when aedes wants bytes and the client is not over its rate.
   let wanted = true
@@ -163,21 +170,26 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
       return
     }
     const n = guard.takePublishes()
-    if (rate && n > 0) {
-      const now = performance.now()
-      tokens = Math.min(rate.burst, tokens + ((now - at) / 1000) * rate.perSecond) - n
-      at = now
-      if (tokens < 0 && !throttled) {
-        const r = rate
-        throttled = setTimeout(
-          () => {
-            throttled = null
-            tokens = Math.min(r.burst, tokens + ((performance.now() - at) / 1000) * r.perSecond)
-            at = performance.now()
-            flow()
-          },
-          Math.ceil((-tokens / r.perSecond) * 1000)
-        )
+    if (rate && (n > 0 || rate.bytesPerSecond)) {
+      const r = rate
+      const refill = () => {
+        const now = performance.now()
+        const dt = (now - at) / 1000
+        tokens = Math.min(r.burst, tokens + dt * r.perSecond)
+        if (r.bytesPerSecond) byteTokens = Math.min(r.burstBytes ?? r.bytesPerSecond, byteTokens + dt * r.bytesPerSecond)
+        at = now
+      }
+      refill()
+      tokens -= n
+      if (r.bytesPerSecond) byteTokens -= chunk.length
+      // Stop reading until both buckets are back above zero.
+      const waitMs = Math.max(tokens < 0 ? (-tokens / r.perSecond) * 1000 : 0, byteTokens < 0 && r.bytesPerSecond ? (-byteTokens / r.bytesPerSecond) * 1000 : 0)
+      if (waitMs > 0 && !throttled) {
+        throttled = setTimeout(() => {
+          throttled = null
+          refill()
+          flow()
+        }, Math.ceil(waitMs))
       }
     }
     if (!stream.push(chunk)) wanted = false
@@ -194,6 +206,7 @@ export function guardSocket(socket: Socket, limits: GuardLimits, onViolation: (r
     limitPublishes(r: PublishRate | null) {
       rate = r
       tokens = r ? r.burst : 0
+      byteTokens = r ? (r.burstBytes ?? r.bytesPerSecond ?? 0) : 0
       at = performance.now()
     }
   })

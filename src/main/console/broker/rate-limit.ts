@@ -52,5 +52,17 @@ export const AGENT_RATES = {
   health: { perSecond: 2, burst: 5 }
 } as const satisfies Record<string, Rate>
 
+/**
+ * Largest JSON message of each kind an agent may send, bytes: past it the message is dropped before
+ * it is parsed (a 1.9 MB hello cost every neighbour 17× its p95 in JSON parsing). Activations are
+ * bounded by the frame's own limit, responses by the packet limit (a layer table can be large).
+ */
+export const AGENT_MESSAGE_BYTES = {
+  hello: 64 * 1024,
+  state: 4 * 1024,
+  health: 64 * 1024,
+  fetch: 4 * 1024
+} as const
+
 /** Activations of one agent queued or running at the edge at once (an agent sends the next after the result). */
 export const MAX_ACTIVATIONS_IN_FLIGHT = 2

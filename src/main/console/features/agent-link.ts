@@ -13,7 +13,7 @@ import { ResponseSchema, encodeJson, parsePayload } from '../../../shared/contra
 import { parseTopic, topics } from '../../../shared/contracts/topics.js'
 import { storePublishesUncopied } from '../../runtime/mqtt-store.js'
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
-import { AGENT_RATES, RateLimiter } from '../broker/rate-limit.js'
+import { AGENT_MESSAGE_BYTES, AGENT_RATES, RateLimiter } from '../broker/rate-limit.js'
 
 /** The embedded broker seen from inside the process (broker.ts): the link needs no MQTT client then. */
 export interface LocalBroker {
@@ -198,6 +198,15 @@ export class AgentLink {
     const kind = t.kind === 'hello' || t.kind === 'health' ? t.kind : t.kind === 'fetch' || t.kind === 'response' ? t.kind : null
     if (kind && !this.rates.take(`${t.agentId}/${kind}`, AGENT_RATES[kind])) {
       this.limiter.warn(`rate:${t.agentId}:${kind}`, { agentId: t.agentId, kind, limit: AGENT_RATES[kind] }, 'dropped a message over the per-agent rate')
+      return
+    }
+    const cap = (AGENT_MESSAGE_BYTES as Record<string, number>)[t.kind]
+    if (cap !== undefined && payload.length > cap) {
+      this.limiter.warn(
+        `oversized:${t.agentId}:${t.kind}`,
+        { agentId: t.agentId, kind: t.kind, bytes: payload.length, limit: cap },
+        `dropped a ${t.kind} message over ${cap} bytes`
+      )
       return
     }
     try {

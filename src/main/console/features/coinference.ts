@@ -10,7 +10,7 @@ import { quantileSorted } from 'simple-statistics'
 import type { AgentRequest } from '../../../shared/contracts/agent-api.js'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
-import { decodeFrame } from '../../../shared/contracts/frame.js'
+import { decodeFrameData, readFrameHead } from '../../../shared/contracts/frame.js'
 import { cutShape, exitPath } from '../../../shared/contracts/manifest.js'
 import { SCHEMA, encodeJson, type RefusalMessage, type ResultMessage } from '../../../shared/contracts/messages.js'
 import { argmax, preprocess } from '../../../shared/algorithms/preprocess.js'
@@ -159,8 +159,9 @@ export class CoInference {
     let requestId: string | undefined
     let admitted: Set<string> | null = null
     try {
-      const frame = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { maxPayloadBytes: this.deps.maxPayloadBytes })
-      const h = frame.header
+      // The head first: a frame that does not match its plan is refused before its tensor is decoded.
+      const head = readFrameHead(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { maxPayloadBytes: this.deps.maxPayloadBytes })
+      const h = head.header
       requestId = h.requestId
       const refusal = this.admit(agentId, h.requestId)
       if (refusal === 'duplicate') return
@@ -184,14 +185,15 @@ export class CoInference {
       const path = exitPath(m, h.exit)
       // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
       const codec = frameCodec(plan.codec, h.deviceLayers, path.length)
-      if (frame.codec !== codec) throw new UserError(`frame codec ${frame.codec} does not match plan ${plan.planId}, which sends ${codec}`)
+      if (head.codec !== codec) throw new UserError(`frame codec ${head.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports)
       const expected = cutShape(m, path, h.deviceLayers)
-      if (frame.dims.length !== expected.length || frame.dims.some((d, i) => d !== expected[i])) {
+      if (head.dims.length !== expected.length || head.dims.some((d, i) => d !== expected[i])) {
         throw new UserError(
-          `frame dims [${frame.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
+          `frame dims [${head.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
         )
       }
+      const frame = decodeFrameData(head)
       this.deps.onFrame?.(agentId)
       if (this.deps.observingFrames()) this.deps.emit('frame', { agentId, header: h, dims: frame.dims, data: frame.data.slice() })
       if (h.uplinkSampleKbps) this.deps.monitor.addSample(agentId, h.uplinkSampleKbps, 'activation', payload.length)

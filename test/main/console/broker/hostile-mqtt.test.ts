@@ -1,17 +1,5 @@
-/**
- * The broker and the activation path against hostile clients, beside a well-behaved agent that keeps
- * co-inferring: a wrong-token CONNECT burst, login timing of paired and unknown ids, a paired agent
- * hoarding retained messages and subscriptions, a 1,000 frames/s activation flood and 10,000
- * malformed MQTT packets. The attackers run as their own (niced) processes
- * (test/fixtures/mqtt-attacker.ts), so that what is measured is the console's cost, not theirs.
- */
-import { execFile, spawn } from 'node:child_process'
 import { connect } from 'node:net'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import mqtt from 'mqtt'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../../src/main/console/console.js'
 import type { InferRow } from '../../../../src/shared/contracts/console-api.js'
@@ -20,59 +8,8 @@ import { encodeFrame } from '../../../../src/shared/contracts/frame.js'
 import { exitPath } from '../../../../src/shared/contracts/manifest.js'
 import { topics } from '../../../../src/shared/contracts/topics.js'
 import { connectPacket } from '../../../fixtures/mqtt-raw.js'
-import { deviceState, root, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../harness.js'
-
-const run = promisify(execFile)
-const attackerScript = join(root, 'test', 'fixtures', 'mqtt-attacker.ts')
-
-/** Runs the attacker at a lower CPU priority (niced 10: at 19 a loaded machine would not run it); resolves with its JSON summary. */
-async function attacker<T>(args: string[], timeoutMs = 120_000): Promise<T> {
-  const { stdout } = await run('nice', ['-n', '10', process.execPath, '--import', 'tsx', attackerScript, ...args], { cwd: root, timeout: timeoutMs })
-  return JSON.parse(stdout.trim().split('\n').pop()!) as T
-}
-
-/**
- * An attacker process switched on and off (SIGCONT/SIGSTOP) between measurements, so that what is
- * measured under attack and without it shares whatever else loads the machine. `measure` runs once per
- * phase; returns the measurements of each side and the attacker's summary.
- */
-async function onOff<M, S>(args: string[], rounds: number, settleMs: number, measure: () => Promise<M>): Promise<{ on: M[]; off: M[]; summary: S }> {
-  // niced, but not to 19: on a loaded machine a nice-19 attacker would not run at all
-  const child = spawn('nice', ['-n', '10', process.execPath, '--import', 'tsx', attackerScript, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  const exited = new Promise<void>((r) => child.once('exit', () => r()))
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-  try {
-    await waitFor('the attacker started', () => out.includes('attacking\n'), 60_000)
-    const on: M[] = []
-    const off: M[] = []
-    for (let round = 0; round < rounds; round++) {
-      child.kill('SIGCONT')
-      await sleep(settleMs)
-      on.push(await measure())
-      child.kill('SIGSTOP')
-      await sleep(settleMs) // what the broker and the console had buffered drains
-      off.push(await measure())
-    }
-    child.kill('SIGCONT')
-    child.kill('SIGUSR2')
-    await exited
-    const last = out.trim().split('\n').pop()!
-    if (!last.startsWith('{')) throw new Error(`the attacker printed no summary (exit ${child.exitCode}, signal ${child.signalCode})`)
-    return { on, off, summary: JSON.parse(last) as S }
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT')
-      child.kill('SIGKILL')
-    }
-  }
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
+import { attacker, median, onOff, settledRss } from '../../../fixtures/attack.js'
+import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from '../harness.js'
 
 /** Milliseconds from a CONNECT's first byte to the CONNACK, from a given loopback source address. */
 function connackMs(port: number, id: string, password: string, localAddress: string): Promise<{ code: number; ms: number }> {
@@ -89,15 +26,6 @@ function connackMs(port: number, id: string, password: string, localAddress: str
     s.on('error', reject)
     s.on('close', () => resolve({ code: -1, ms: 0 })) // dropped without an answer
   })
-}
-
-/** RSS after two full garbage collections: what is held, not what the collector has yet to free. */
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-function settledRss(): number {
-  gc()
-  gc()
-  return process.memoryUsage().rss
 }
 
 describe('hostile MQTT clients beside a co-inferring agent', () => {

@@ -104,4 +104,22 @@ describe('guardSocket', () => {
     // they took to send), and nothing is dropped
     expect(performance.now() - t0).toBeGreaterThan(150)
   })
+
+  it('stops reading a client past its byte rate (few but huge packets), and reads it all in time', async () => {
+    const { stream, client } = await pair()
+    let seen = 0
+    stream.on('data', (d: Buffer) => (seen += d.length))
+    client.write(connectPacket('a', 'token-token-token'))
+    await new Promise((r) => setTimeout(r, 50))
+    // 1 MiB/s with 128 KiB at once; the packet rate far away
+    stream.limitPublishes({ perSecond: 1000, burst: 1000, bytesPerSecond: 2 ** 20, burstBytes: 128 * 1024 })
+    const t0 = performance.now()
+    const big = publish(60 * 1024)
+    for (let i = 0; i < 8; i++) client.write(big) // 480 KiB: ~350 KiB over the burst, ~0.35 s at 1 MiB/s
+    const bytes = connectPacket('a', 'token-token-token').length + 8 * big.length
+    await new Promise<void>((r) => {
+      const t = setInterval(() => seen >= bytes && (clearInterval(t), r()), 5)
+    })
+    expect(performance.now() - t0).toBeGreaterThan(200)
+  })
 })
