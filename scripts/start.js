@@ -27,6 +27,7 @@ if (binary && existsSync(binary)) {
 } else {
   console.log('Electron binary not installed (it downloads from outside the npm registry); running the headless console instead.')
   const edgent = join(root, 'bin', 'edgent.js')
+  // `npm start -- --flag …` gives serve its flags; `npm start -- <command> …` runs another command.
   const args = process.argv.slice(2)
-  run(process.execPath, [edgent, ...(args.length ? args : ['serve'])])
+  run(process.execPath, [edgent, ...(args.length && !args[0].startsWith('-') ? args : ['serve', ...args])])
 }

@@ -29,7 +29,7 @@ describe('npm start without Electron', () => {
       process.execPath,
       [
         join(root, 'scripts', 'start.js'),
-        'serve',
+        // flags only, as `npm start -- --flag …` passes them: serve is implied (it was dropped)
         '--no-local-agent',
         '--no-mqtts',
         '--mqtt-host',
