@@ -20,15 +20,24 @@ describe('the supported Node, whatever the machine has', () => {
     expect(scripts['start']).toMatch(/^bash scripts\/ensure-node\.sh npm run start:built --$/)
   })
 
-  it.skipIf(machineMajor === null || machineMajor >= 22)(`runs a command under Node 24 when the machine's own Node (${machineMajor}) comes first on PATH`, () => {
-    const r = spawnSync(
-      'bash',
-      [join(root, 'scripts', 'ensure-node.sh'), 'node', '-p', "`${process.versions.node} ${typeof Float16Array} ${new (require('better-sqlite3'))(':memory:').prepare('select 1 as x').get().x}`"],
-      { cwd: root, env: { PATH: '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/root' }, encoding: 'utf8', timeout: 300_000 }
-    )
-    expect(r.status, r.stderr).toBe(0)
-    expect(r.stdout.trim()).toMatch(/^24\.\d+\.\d+ function 1$/)
-    expect(r.stderr).toContain(`edgent: Node v${machineMajor}.`)
-    expect(r.stderr).toContain('is not supported; running under Node 24')
-  }, 320_000)
+  it.skipIf(machineMajor === null || machineMajor >= 22)(
+    `runs a command under Node 24 when the machine's own Node (${machineMajor}) comes first on PATH`,
+    () => {
+      const r = spawnSync(
+        'bash',
+        [
+          join(root, 'scripts', 'ensure-node.sh'),
+          'node',
+          '-p',
+          "`${process.versions.node} ${typeof Float16Array} ${new (require('better-sqlite3'))(':memory:').prepare('select 1 as x').get().x}`"
+        ],
+        { cwd: root, env: { PATH: '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/root' }, encoding: 'utf8', timeout: 300_000 }
+      )
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout.trim()).toMatch(/^24\.\d+\.\d+ function 1$/)
+      expect(r.stderr).toContain(`edgent: Node v${machineMajor}.`)
+      expect(r.stderr).toContain('is not supported; running under Node 24')
+    },
+    320_000
+  )
 })

@@ -230,7 +230,15 @@ export async function inferCommand(o: {
     `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms${s.percentileMs !== null && s.percentile !== 95 ? ` · p${s.percentile} ${ms(s.percentileMs)} ms` : ''} · requirement met ${pct(s.metShare)}${s.percentile !== null ? ` (target ${s.percentile} %)` : ''} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`,
     s.prediction.mapeCorrected === null
       ? ''
-      : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} with the online correction learned so far, ${pct(s.prediction.mapeUncorrected!)} without (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`
+      : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} as planned, ${pct(s.prediction.mapeUncorrected!)} without the online correction (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`,
+    s.prediction.families?.length
+      ? `online correction, kept only where it measures better: ${s.prediction.families
+          .map(
+            (f) =>
+              `${f.family} ${f.used ? 'corrected' : 'uncorrected'} (error ${pct(f.correctedError)} corrected, ${pct(f.rawError)} not, ${f.batches} batch${f.batches > 1 ? 'es' : ''})`
+          )
+          .join('; ')}`
+      : ''
   ]
     .filter(Boolean)
     .join('\n')

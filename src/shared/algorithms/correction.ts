@@ -56,3 +56,59 @@ export class OnlineCorrection {
     }
   }
 }
+
+/** Plans whose predictions a correction moves alike: where the layers run. */
+export type PlanFamily = 'device-only' | 'split' | 'edge-only'
+export const PLAN_FAMILIES: readonly PlanFamily[] = ['device-only', 'split', 'edge-only']
+
+export const planFamily = (c: { deviceLayers: number; layers: number }): PlanFamily =>
+  c.deviceLayers === 0 ? 'edge-only' : c.deviceLayers >= c.layers ? 'device-only' : 'split'
+
+export interface GateScore {
+  family: PlanFamily
+  /** Smoothed relative end-to-end error of the corrected and of the uncorrected predictions. */
+  correctedError: number
+  rawError: number
+  /** Batches scored. */
+  batches: number
+  /** Whether the family's plans are predicted with the correction now. */
+  used: boolean
+}
+
+/**
+ * A correction is kept only while it measures better than none, per plan family: each batch scores
+ * both predictions of its plans against what they measured — out of sample, before the batch teaches
+ * the correction — and a family's plans are corrected only while the smoothed corrected error is the
+ * smaller. A family never scored is predicted uncorrected (a correction learned on other plans has
+ * not shown it helps these: after a sweep, corrections learned on one family made another's
+ * predictions 2–3× worse).
+ */
+export class CorrectionGate {
+  private readonly scores = new Map<PlanFamily, { corrected: number; raw: number; batches: number }>()
+
+  constructor(readonly alpha = 0.3) {}
+
+  observe(family: PlanFamily, correctedError: number, rawError: number): void {
+    if (!Number.isFinite(correctedError) || !Number.isFinite(rawError)) return
+    const s = this.scores.get(family)
+    if (!s) {
+      this.scores.set(family, { corrected: correctedError, raw: rawError, batches: 1 })
+      return
+    }
+    s.corrected += this.alpha * (correctedError - s.corrected)
+    s.raw += this.alpha * (rawError - s.raw)
+    s.batches++
+  }
+
+  uses(family: PlanFamily): boolean {
+    const s = this.scores.get(family)
+    return !!s && s.corrected <= s.raw
+  }
+
+  view(): GateScore[] {
+    return PLAN_FAMILIES.flatMap((family) => {
+      const s = this.scores.get(family)
+      return s ? [{ family, correctedError: s.corrected, rawError: s.raw, batches: s.batches, used: s.corrected <= s.raw }] : []
+    })
+  }
+}

@@ -16,6 +16,7 @@ import type { RegressionKey, Regressor, Side } from '../algorithms/latency.js'
 import type { TailModel } from '../algorithms/tail.js'
 import type { StageName, Stages } from './stages.js'
 import type { Codec } from '../algorithms/codecs.js'
+import type { GateScore } from '../algorithms/correction.js'
 
 // ------------------------------------------------------------------ shared records
 
@@ -450,7 +451,15 @@ export interface InferSummary {
   metShare: number
   planChanges: number
   /** End-to-end prediction error of this batch, with the online corrections learned before it and without any. */
-  prediction: { mapeCorrected: number | null; mapeUncorrected: number | null; deviceFactor: number; edgeFactor: number; overheadMs: number }
+  prediction: {
+    mapeCorrected: number | null
+    mapeUncorrected: number | null
+    deviceFactor: number
+    edgeFactor: number
+    overheadMs: number
+    /** Per plan family, whether its plans are predicted with the correction (only while it measures better than none). */
+    families?: GateScore[]
+  }
   /** Where the time went: each stage's median over the batch's inferences that carry stages (stages.ts); null when none did. */
   stagesMedianMs?: Record<StageName, number> | null
 }

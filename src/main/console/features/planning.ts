@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { median } from 'simple-statistics'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
-import { OnlineCorrection } from '../../../shared/algorithms/correction.js'
+import { CorrectionGate, OnlineCorrection, PLAN_FAMILIES, planFamily } from '../../../shared/algorithms/correction.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { cutShape, exitPath } from '../../../shared/contracts/manifest.js'
 import { FRAME_OVERHEAD_MAX } from '../../../shared/contracts/frame.js'
@@ -55,6 +55,8 @@ interface DevicePlanning {
   /** The model the maps and corrections below are for (a new assignment resets them). */
   model: string
   correction: OnlineCorrection
+  /** Which plan families the correction measures better for (CorrectionGate). */
+  gate: CorrectionGate
   /** Configuration maps by requirement and percentile. */
   maps: Map<string, MapInterval[]>
   /** Tail models by percentile, from the device's latest inferences (cleared as the maps are). */
@@ -120,7 +122,7 @@ export class Planning {
   }
 
   private fresh(model: string): DevicePlanning {
-    return { model, correction: new OnlineCorrection(), maps: new Map(), tails: new Map(), intent: null, plan: null, planIds: [] }
+    return { model, correction: new OnlineCorrection(), gate: new CorrectionGate(), maps: new Map(), tails: new Map(), intent: null, plan: null, planIds: [] }
   }
 
   private device(id: string): DevicePlanning {
@@ -143,6 +145,7 @@ export class Planning {
     const d = this.devices.get(agentId)
     if (!d) return
     d.correction = new OnlineCorrection()
+    d.gate = new CorrectionGate()
     d.maps.clear()
     d.tails.clear()
   }
@@ -173,14 +176,23 @@ export class Planning {
     this.device(agentId).intent = intent
   }
 
-  /** The agent's cost table from its latency source, corrected online unless `raw`. */
+  /**
+   * The agent's cost table from its latency source, corrected online unless `raw` — each plan family
+   * only while the correction measures better than none for it (CorrectionGate).
+   */
   costTable(agentId: string, raw = false): CostTable {
-    const d = this.device(agentId)
     if (raw) return this.deps.sources.costTable(agentId)
-    return this.withLoad(
-      agentId,
-      this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))
-    )
+    return this.withLoad(agentId, this.gatedTable(agentId))
+  }
+
+  /** The corrected table, with the candidates of families the correction does not help taken from the raw one. */
+  private gatedTable(agentId: string): CostTable {
+    const d = this.device(agentId)
+    const corrected = this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))
+    if (PLAN_FAMILIES.every((f) => d.gate.uses(f))) return corrected
+    const raw = this.deps.sources.costTable(agentId)
+    // Both tables come from the same manifest and codec options: candidates at the same places.
+    return { ...corrected, exits: corrected.exits.map((g, i) => g.map((c, j) => (d.gate.uses(planFamily(c)) ? c : raw.exits[i]![j]!))) }
   }
 
   /**
@@ -387,7 +399,7 @@ export class Planning {
   learn(agentId: string, rows: readonly InferRow[], update: boolean, uplinkEstimateKbps: number | null): InferSummary['prediction'] {
     const d = this.device(agentId)
     const now = () => ({ deviceFactor: d.correction.meanFactor('device'), edgeFactor: d.correction.meanFactor('edge'), overheadMs: d.correction.overheadMs })
-    if (!rows.length) return { mapeCorrected: null, mapeUncorrected: null, ...now() }
+    if (!rows.length) return { mapeCorrected: null, mapeUncorrected: null, ...now(), families: d.gate.view() }
     const raw = this.costTable(agentId, true)
     let errCorrected = 0
     let errRaw = 0
@@ -398,7 +410,19 @@ export class Planning {
       errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
     }
     const mape = { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length }
-    if (!update) return { ...mape, ...now() }
+    if (!update) return { ...mape, ...now(), families: d.gate.view() }
+    // Each plan's corrected and uncorrected predictions against its median, before this batch teaches
+    // the correction (out of sample): the gate keeps the correction per family only where it is better.
+    const corrected = this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))
+    for (const planId of new Set(rows.map((r) => r.planId))) {
+      const plan = this.plans.get(planId)!
+      const measured = median(rows.filter((r) => r.planId === planId).map((r) => r.e2eMs))
+      const at = (t: CostTable) => candidateAt(t, plan.exit, plan.deviceLayers, plan.codec) ?? candidateAt(t, plan.exit, plan.deviceLayers)
+      const [c, u] = [at(corrected), at(raw)]
+      if (!c || !u || !(measured > 0)) continue
+      const cond = { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }
+      d.gate.observe(planFamily(c), Math.abs(latencyOf(c, cond) - measured) / measured, Math.abs(latencyOf(u, cond) - measured) / measured)
+    }
     for (const planId of new Set(rows.map((r) => r.planId))) {
       const plan = this.plans.get(planId)!
       const mine = rows.filter((r) => r.planId === planId)
@@ -412,6 +436,6 @@ export class Planning {
     }
     d.maps.clear()
     d.tails.clear()
-    return { ...mape, ...now() }
+    return { ...mape, ...now(), families: d.gate.view() }
   }
 }

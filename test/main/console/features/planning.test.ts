@@ -1,7 +1,7 @@
 /** Planning: plans pushed retained, stored, and kept in a bounded record; what it learned dropped when the source changes. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PLANS_KEPT } from '../../../../src/main/console/features/planning.js'
-import { plan as planAt } from '../../../../src/shared/algorithms/planner.js'
+import { PLANS_KEPT, type StoredPlan } from '../../../../src/main/console/features/planning.js'
+import { latencyOf, plan as planAt } from '../../../../src/shared/algorithms/planner.js'
 import { topics } from '../../../../src/shared/contracts/topics.js'
 import { sourcesFixture, type SourcesFixture } from '../sources-fixture.js'
 
@@ -47,6 +47,56 @@ describe('planning', () => {
     f.sources.sourceChanged('pi-1')
     expect(f.planning.configMap('pi-1', 50)).not.toBe(map)
   })
+
+  it('keeps the online correction per plan family only while it measures better than none', async () => {
+    f.planning.sourceChanged('pi-1') // a fresh correction and gate
+    const n = f.planning.costTable('pi-1', true).exits.find((g) => g[0]!.exit === 5)![0]!.layers
+    const rows = (plan: StoredPlan, times: (p: StoredPlan) => { deviceMs: number; edgeMs: number; e2eMs: number }) =>
+      Array.from({ length: 5 }, (_, i) => ({
+        requestId: `${plan.planId}-${i}`,
+        sample: i,
+        label: 0,
+        predictedLabel: 0,
+        correct: true,
+        exit: plan.exit,
+        deviceLayers: plan.deviceLayers,
+        planId: plan.planId,
+        predictedMs: plan.predictedMs,
+        predicted: plan.breakdown,
+        transferMs: 0,
+        met: true,
+        uplinkKbps: plan.uplinkKbps,
+        uploadBytes: 0,
+        ...times(plan)
+      }))
+    // Device-only plans run twice as slow as predicted: the correction learns it and helps them.
+    for (let b = 0; b < 4; b++) {
+      const p = await f.planning.pushPlan('pi-1', 10_000, 500, 'device-only', { exit: 5, deviceLayers: n })
+      f.planning.learn(
+        'pi-1',
+        rows(p, (q) => ({ deviceMs: 2 * q.breakdown.deviceMs, edgeMs: 0, e2eMs: 2 * q.predictedMs })),
+        true,
+        500
+      )
+    }
+    // Split plans run exactly as the uncorrected tables predict: the device factors learned above
+    // would make their predictions worse, so they stay uncorrected.
+    const raw = f.planning.costTable('pi-1', true)
+    const at = (t: typeof raw, dl: number) => t.exits.find((g) => g[0]!.exit === 5)![dl]!
+    const split = await f.planning.pushPlan('pi-1', 10_000, 500, 'split', { exit: 5, deviceLayers: 3 })
+    const rawSplit = at(raw, 3)
+    const exact = () => ({ deviceMs: rawSplit.deviceMs, edgeMs: rawSplit.edgeMs, e2eMs: latencyOf(rawSplit, { uplinkKbps: 500, latencyMs: 10_000 }) })
+    const s = f.planning.learn('pi-1', rows(split, exact), true, 500)
+    expect(s.families).toEqual([
+      expect.objectContaining({ family: 'device-only', used: true }),
+      expect.objectContaining({ family: 'split', used: false, batches: 1 })
+    ])
+    const gated = f.planning.costTable('pi-1')
+    expect(at(gated, 3).deviceMs).toBe(rawSplit.deviceMs) // split: uncorrected
+    expect(at(gated, n).deviceMs).toBeGreaterThan(1.3 * at(raw, n).deviceMs) // device-only: corrected
+    // edge-only plans were never scored: uncorrected
+    expect(at(gated, 0).edgeMs).toBe(at(raw, 0).edgeMs)
+  }, 60_000)
 
   it('forgets every device when stopped (plans stay in the store)', () => {
     const last = f.planning.currentPlan('pi-1')!
