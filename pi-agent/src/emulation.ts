@@ -40,7 +40,16 @@ export class Emulation {
   constructor(private readonly o: EmulationOptions) {
     this.uplinkKbps = o.uplinkKbps ?? null
     this.slowdown = o.slowdown ?? 1
-    this.description = o.description
+    // Announced in the hello: the console's calibration must know when the device's speed changes.
+    this.description =
+      o.description ??
+      (this.slowdown !== 1 || o.uplinkKbps
+        ? {
+            kind: 'emulated device',
+            ...(this.slowdown !== 1 ? { cpu: { method: 'slowdown', factor: this.slowdown } } : {}),
+            ...(o.uplinkKbps ? { uplink: { method: 'application-level rate limit' } } : {})
+          }
+        : undefined)
   }
 
   /** Changes the emulated uplink (a sweep campaign's grid); refused when the link is not emulated. */

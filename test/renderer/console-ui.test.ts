@@ -24,6 +24,8 @@ describe('the console in a browser (headless shell)', () => {
   let browser: Browser
   let page: Page
   let agent: AgentProc | null = null
+  /** How pi-ui (paired on the Fleet page) reaches the broker: restarted at another speed further on. */
+  let piUi: { port: string; token: string } | null = null
   const pageErrors: string[] = []
 
   const shot = async (name: string) => {
@@ -102,6 +104,7 @@ describe('the console in a browser (headless shell)', () => {
     expect(m, cred.broker).not.toBeNull()
     // The file names the LAN address; on this machine the agent dials the same port on loopback.
     // --slowdown 8: a Raspberry-Pi-4-class device (docs/decisions-factor8.txt), so plans differ with bandwidth.
+    piUi = { port: m![2]!, token: cred.token }
     agent = spawnAgent(`mqtt://127.0.0.1:${m![2]}`, 'pi-ui', cred.token, ['--slowdown', '8'])
     await expect.poll(async () => page.textContent('[data-testid=state-pi-ui]'), { timeout: 30_000 }).toBe('online')
     // Its health report (this VM has no thermal zone or cpufreq: load and memory at least).
@@ -452,6 +455,23 @@ describe('the console in a browser (headless shell)', () => {
     expect(stored).toMatchObject({ httpPort: 18081, mqttPort: serve.mqttPort })
     await shot('settings')
   })
+
+  it('Stale calibration: a device restarted at another speed is flagged on Fleet, Planner and Live', async () => {
+    // pi-ui's profile was fitted at slowdown 8 (the Campaigns test's model campaign); it comes back at 30.
+    await stopAgent(agent)
+    agent = spawnAgent(`mqtt://127.0.0.1:${piUi!.port}`, 'pi-ui', piUi!.token, ['--slowdown', '30'])
+    const flag = '[data-testid=stale-pi-ui]'
+    const flagged = /^Calibration out of date for pi-ui: profile \S+ was fitted when pi-ui announced slowdown ×8 · .*; it now announces slowdown ×30 · /
+    await go('fleet')
+    await expect.poll(async () => page.textContent(flag).catch(() => null), { timeout: 30_000 }).toMatch(flagged)
+    await shot('stale-fleet')
+    await go('planner')
+    await page.selectOption('[data-testid=device-select]', 'pi-ui')
+    await expect.poll(async () => page.textContent(flag).catch(() => null), { timeout: 10_000 }).toMatch(flagged)
+    await go('live')
+    await expect.poll(async () => page.textContent(flag).catch(() => null), { timeout: 10_000 }).toMatch(flagged)
+    await shot('stale-live')
+  }, 60_000)
 
   it('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([])

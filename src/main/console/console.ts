@@ -97,7 +97,11 @@ export class EdgentConsole extends EventEmitter {
       },
       {
         state: (id, p, t) => this.fleet.onState(id, p, t),
-        hello: (id, p, t) => this.fleet.onHello(id, p, t),
+        hello: (id, p, t) => {
+          this.fleet.onHello(id, p, t)
+          // a device announcing another speed: its tables and profile are checked against it
+          this.sources.helloChanged(id)
+        },
         health: (id, p, t) => this.fleet.onHealth(id, p, t),
         activation: (id, p) => void this.coinference.onActivation(id, p),
         fetch: (id, p, t) => this.distribution.onFetch(id, p, t)

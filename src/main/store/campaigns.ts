@@ -35,7 +35,14 @@ export const CampaignParamsSchema = z
     inferencesPerPoint: z.number().int().positive().optional(),
     bandwidthsKbps: z.array(z.number()).optional(),
     latenciesMs: z.array(z.number()).optional(),
-    machines: z.object({ edge: machineSchema.optional(), device: machineSchema.optional() }).optional()
+    machines: z
+      .object({
+        edge: machineSchema.optional(),
+        device: machineSchema.optional(),
+        /** The device's compute speed as its hello announced it when the campaign started (computeIdentity). */
+        deviceCompute: z.object({ key: z.string().max(4000), text: z.string().max(500) }).optional()
+      })
+      .optional()
   })
   .loose()
 export type CampaignParams = z.infer<typeof CampaignParamsSchema>

@@ -77,6 +77,11 @@ export interface LatencySource {
   /** The current profile, even when it cannot be used (see `problem`). */
   profileId: string | null
   problem: string | null
+  /**
+   * Why the calibration no longer matches the device — it announced another speed since its profile
+   * was fitted, or plans measured far from their predictions — and what is planned with instead; null: it does.
+   */
+  stale: string | null
 }
 
 export interface ProfileView {

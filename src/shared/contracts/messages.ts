@@ -190,3 +190,27 @@ export function parsePayload<T>(schema: z.ZodType<T>, payload: Uint8Array | stri
 export function encodeJson(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value))
 }
+
+/** What a device's hello says about its compute speed: its emulated CPU and its processor (not its clock now, nor its link). */
+export interface ComputeIdentity {
+  /** Compared for equality: a different key is a different speed. */
+  key: string
+  /** For people: "slowdown ×30 · 4-core Cortex-A72". */
+  text: string
+}
+
+export function computeIdentity(h: Hello | null | undefined): ComputeIdentity | null {
+  if (!h) return null
+  const cpu = (h.emulation?.['cpu'] ?? null) as Record<string, unknown> | null
+  const m = h.machine
+  const key = JSON.stringify({ cpu, cpuModel: m?.cpuModel ?? null, cores: m?.cores ?? h.cpus, cpuMaxMHz: m?.cpuMaxMHz ?? null })
+  const emulated =
+    cpu && typeof cpu['factor'] === 'number'
+      ? `slowdown ×${+cpu['factor'].toFixed(2)}`
+      : cpu && typeof cpu['quota'] === 'number'
+        ? `CPU quota ${cpu['quota']}`
+        : cpu
+          ? 'an emulated CPU'
+          : 'no emulation'
+  return { key, text: `${emulated} · ${m ? `${m.cores}-core ${m.cpuModel}` : `${h.cpus} cores`}` }
+}

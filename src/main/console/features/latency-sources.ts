@@ -19,7 +19,7 @@ import type { LatencySource } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { PAPER_2018, REGRESSOR_TEXT, regressorsOf, type CalibrationProfile, type Regressor } from '../../../shared/algorithms/latency.js'
 import { measuredSource } from '../../../shared/algorithms/measured-source.js'
-import type { Hello } from '../../../shared/contracts/messages.js'
+import { computeIdentity, type Hello } from '../../../shared/contracts/messages.js'
 import {
   DEFAULT_MAX_CODEC_DROP_PTS,
   buildCostTable,
@@ -58,12 +58,18 @@ interface CurrentProfile {
   /** null when the stored document does not pass the schema (the problem says so) */
   profile: CalibrationProfile | null
   problem: string | null
+  /** Why the profile no longer matches the device (it announced another speed since it was fitted); null: it does. */
+  stale: string | null
 }
 
 interface DeviceSources {
   /** The model the tables and the profile check below are for. */
   model: string
   deviceTable: LayerTable | null
+  /** The device's compute identity (computeIdentity's key) when its table was measured. */
+  tableCompute?: string | null
+  /** Plans measured far from their predictions (reportDrift): the profile is not used until the source changes. */
+  drift?: string | null
   /** undefined: not read yet; null: the device has no current profile. */
   profile?: CurrentProfile | null
 }
@@ -172,6 +178,13 @@ export class LatencySources {
     if (r.model !== m.id) throw new UserError(`agent ${agentId} profiled model ${r.model}, the console serves it ${m.id}`)
     if (this.device(agentId) !== d) throw new UserError(`agent ${agentId}'s model changed while its layers were being timed`)
     d.deviceTable = r
+    d.tableCompute = computeIdentity(this.deps.hello?.(agentId))?.key ?? null
+    // Without a profile, the tables timed again are the remedy of a drift: it is over. (With one, the
+    // profile stays out until the device is recalibrated or a profile is chosen.)
+    if (d.drift && !this.currentProfile(agentId)) {
+      d.drift = null
+      this.notify(agentId)
+    }
     this.deps.log.info({ agentId, exitFusedMs: r.exitFusedMs }, 'device layers timed')
     return r
   }
@@ -185,8 +198,49 @@ export class LatencySources {
    */
   latencySource(agentId: string): LatencySource {
     const p = this.currentProfile(agentId)
-    if (p && !p.problem) return { kind: 'profile', profileId: p.id, problem: null }
-    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null }
+    const stale = p?.stale ?? this.device(agentId).drift ?? null
+    if (p && !p.problem && !stale) return { kind: 'profile', profileId: p.id, problem: null, stale: null }
+    return { kind: 'measured', profileId: p?.id ?? null, problem: p?.problem ?? null, stale }
+  }
+
+  /** Whether the current profile predicts the device now (readable, matching what it announces, no drift). */
+  private usable(agentId: string, p: CurrentProfile | null): p is CurrentProfile & { profile: CalibrationProfile } {
+    return !!p?.profile && !p.problem && !p.stale && !this.device(agentId).drift
+  }
+
+  /**
+   * A device's hello arrived: when the speed it announces (computeIdentity) differs from when its
+   * layers were timed, its table is dropped (timed again before its next plan); and whether its
+   * profile still matches is checked again. Listeners hear of it only when something changed.
+   */
+  helloChanged(agentId: string): void {
+    const d = this.devices.get(agentId)
+    if (!d) return
+    const now = computeIdentity(this.deps.hello?.(agentId))
+    const before = JSON.stringify(this.latencySource(agentId))
+    let changed = false
+    if (d.deviceTable && now && d.tableCompute && d.tableCompute !== now.key) {
+      d.deviceTable = null
+      changed = true
+      this.deps.log.warn({ agentId, now: now.text }, 'the device announces another speed: its layers are timed again before its next plan')
+    }
+    d.profile = undefined
+    if (changed || JSON.stringify(this.latencySource(agentId)) !== before) this.notify(agentId)
+  }
+
+  /**
+   * Plans of a device measured far from their predictions (planning's drift check): its profile is
+   * not used until its source changes (a new profile, `useProfile`), and its layers are timed again.
+   * Returns whether this was news (a drift already reported is not reported again).
+   */
+  reportDrift(agentId: string, why: string): boolean {
+    const d = this.device(agentId)
+    if (d.drift) return false
+    d.drift = `${why}: planning with its layers measured again until it is recalibrated (a layers campaign) or a profile is chosen`
+    d.deviceTable = null
+    this.deps.log.warn({ agentId, why }, 'predictions drifted from what plans measure')
+    this.notify(agentId)
+    return true
   }
 
   private currentProfile(agentId: string): CurrentProfile | null {
@@ -199,6 +253,13 @@ export class LatencySources {
     }
     let profile: CalibrationProfile | null = null
     let problem: string | null = null
+    // The speed the device announced when the profile's campaign ran, against what it announces now.
+    const then = this.deps.store.campaigns.get(stored.campaignId)?.params?.machines?.deviceCompute
+    const now = computeIdentity(this.deps.hello?.(agentId))
+    const stale =
+      then && now && then.key !== now.key
+        ? `profile ${stored.id} was fitted when ${agentId} announced ${then.text}; it now announces ${now.text}: planning with its layers measured again until it is recalibrated (a layers campaign)`
+        : null
     try {
       profile = stored.profile
       const src = profileSource(profile)
@@ -207,7 +268,7 @@ export class LatencySources {
       problem = `${errorMessage(err)}: planning with the measured tables instead`
       this.deps.log.warn({ agentId, profile: stored.id, problem }, 'current profile cannot predict the served model')
     }
-    d.profile = { id: stored.id, profile, problem }
+    d.profile = { id: stored.id, profile, problem, stale }
     return d.profile
   }
 
@@ -217,7 +278,7 @@ export class LatencySources {
     if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
     const p = this.currentProfile(agentId)
     const m = this.deps.models.get(d.model).manifest
-    return p?.profile && !p.problem ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
+    return this.usable(agentId, p) ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
   }
 
   /** The device's cost table for its served model from its source as is, or wrapped (planning's online correction). */
@@ -229,7 +290,9 @@ export class LatencySources {
 
   /** After a device's profile changed: the cached one is forgotten and listeners drop what they derived from it. */
   sourceChanged(agentId: string): void {
-    this.device(agentId).profile = undefined
+    const d = this.device(agentId)
+    d.profile = undefined
+    d.drift = null
     this.notify(agentId)
   }
 

@@ -57,6 +57,8 @@ interface DevicePlanning {
   correction: OnlineCorrection
   /** Which plan families the correction measures better for (CorrectionGate). */
   gate: CorrectionGate
+  /** Consecutive batches whose device segments measured far from the uncorrected predictions. */
+  driftBatches: number
   /** Configuration maps by requirement and percentile. */
   maps: Map<string, MapInterval[]>
   /** Tail models by percentile, from the device's latest inferences (cleared as the maps are). */
@@ -83,6 +85,11 @@ export interface PlanningDeps {
   /** An agent's hello (the codecs it announces key its configuration maps). */
   hello?(agentId: string): Hello | null | undefined
 }
+
+/** A batch's device segments off their uncorrected predictions by more than this (median) counts towards drift. */
+export const DRIFT_ERROR = 0.5
+/** Batches in a row that make a drift. */
+export const DRIFT_BATCHES = 2
 
 /**
  * The plans kept in memory per device (a batch's rows are matched to the plans they ran with; older
@@ -122,7 +129,17 @@ export class Planning {
   }
 
   private fresh(model: string): DevicePlanning {
-    return { model, correction: new OnlineCorrection(), gate: new CorrectionGate(), maps: new Map(), tails: new Map(), intent: null, plan: null, planIds: [] }
+    return {
+      model,
+      correction: new OnlineCorrection(),
+      gate: new CorrectionGate(),
+      driftBatches: 0,
+      maps: new Map(),
+      tails: new Map(),
+      intent: null,
+      plan: null,
+      planIds: []
+    }
   }
 
   private device(id: string): DevicePlanning {
@@ -142,10 +159,13 @@ export class Planning {
 
   /** After a device's latency source changed: forget the corrections and maps learned on the old one. */
   sourceChanged(agentId: string): void {
+    // the pages show each device's latency source (and whether its calibration is out of date)
+    this.deps.emit('devices', { reason: `the latency source of ${agentId} changed` })
     const d = this.devices.get(agentId)
     if (!d) return
     d.correction = new OnlineCorrection()
     d.gate = new CorrectionGate()
+    d.driftBatches = 0
     d.maps.clear()
     d.tails.clear()
   }
@@ -396,6 +416,36 @@ export class Planning {
    * with and without any correction (both out of sample: this batch's own corrections apply next).
    * `uplinkEstimateKbps` is the estimate now: a batch caught by a link change does not teach the overhead.
    */
+  /**
+   * Measured drift: the device segments of DRIFT_BATCHES batches in a row measured more than
+   * DRIFT_ERROR off the uncorrected predictions (median over each batch) — the device is no longer
+   * what its source describes (a profile fitted at another speed, tables timed before a change it did
+   * not announce). The sources stop using its profile and time its layers again.
+   */
+  private checkDrift(agentId: string, d: DevicePlanning, rows: readonly InferRow[], raw: CostTable): boolean {
+    const errors: number[] = []
+    const ratios: number[] = []
+    for (const r of rows) {
+      const plan = this.plans.get(r.planId)!
+      if (plan.deviceLayers === 0 || !(r.deviceMs > 0)) continue
+      const cand = candidateAt(raw, plan.exit, plan.deviceLayers, plan.codec) ?? candidateAt(raw, plan.exit, plan.deviceLayers)
+      if (!cand || !(cand.deviceMs > 0)) continue
+      errors.push(Math.abs(cand.deviceMs - r.deviceMs) / r.deviceMs)
+      ratios.push(r.deviceMs / cand.deviceMs)
+    }
+    if (errors.length < 3) return false
+    if (median(errors) <= DRIFT_ERROR) {
+      d.driftBatches = 0
+      return false
+    }
+    if (++d.driftBatches < DRIFT_BATCHES) return false
+    d.driftBatches = 0
+    return this.deps.sources.reportDrift(
+      agentId,
+      `its device segments measured ${median(ratios).toFixed(2)}× their predictions (median) in ${DRIFT_BATCHES} batches in a row`
+    )
+  }
+
   learn(agentId: string, rows: readonly InferRow[], update: boolean, uplinkEstimateKbps: number | null): InferSummary['prediction'] {
     const d = this.device(agentId)
     const now = () => ({ deviceFactor: d.correction.meanFactor('device'), edgeFactor: d.correction.meanFactor('edge'), overheadMs: d.correction.overheadMs })
@@ -411,6 +461,8 @@ export class Planning {
     }
     const mape = { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length }
     if (!update) return { ...mape, ...now(), families: d.gate.view() }
+    // A drift changes the source (its layers are timed again): nothing more to learn on the old one.
+    if (this.checkDrift(agentId, d, rows, raw)) return { ...mape, ...now(), families: d.gate.view() }
     // Each plan's corrected and uncorrected predictions against its median, before this batch teaches
     // the correction (out of sample): the gate keeps the correction per family only where it is better.
     const corrected = this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))

@@ -52,6 +52,19 @@ export function ErrorBox(props: { error: string; onRetry?: () => void }): React.
   )
 }
 
+/**
+ * A device's calibration that no longer matches it (LatencySource.stale: it announced another speed,
+ * or its plans measured far from their predictions), said the same way on Fleet, Planner and Live.
+ */
+export function StaleCalibration(props: { agent: string; stale: string | null | undefined }): React.JSX.Element | null {
+  if (!props.stale) return null
+  return (
+    <div className="state state-warn" role="status" data-testid={`stale-${props.agent}`}>
+      <strong>Calibration out of date for {props.agent}:</strong> {props.stale}
+    </div>
+  )
+}
+
 /** Loading / error / empty / content, in that order. */
 export function Guard<T>(props: {
   q: { data: T | undefined; error: string | null; loading: boolean; reload: () => void }

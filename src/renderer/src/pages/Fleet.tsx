@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'react'
 import type { DeviceView, Pairing } from '../../../shared/contracts/console-api'
-import { Card, ErrorBox, Guard, RowForm, fmtKbps, fmtMs } from '../components/ui'
+import { Card, ErrorBox, Guard, RowForm, StaleCalibration, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery, type Query } from '../hooks'
 import { AGENT_ID_PATTERN } from '../../../shared/contracts/topics'
@@ -247,6 +247,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
                       ) : (
                         <span className="muted">none</span>
                       )}
+                      <StaleCalibration agent={d.id} stale={d.latencySource?.stale} />
                     </td>
                     <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
                     <td data-testid={`edge-${d.id}`}>

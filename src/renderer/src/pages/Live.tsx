@@ -1,8 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
-import type { BandwidthPoint, InferenceSource, InferencePoint, InferSummary } from '../../../shared/contracts/console-api'
+import type { BandwidthPoint, DeviceView, InferenceSource, InferencePoint, InferSummary } from '../../../shared/contracts/console-api'
 import { parseAll, parseNumber } from '../fields'
-import { Card, Empty, ErrorBox, Loading, RowForm, Stat, fmtKbps, fmtMs, fmtPct, kbpsUnit, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
+import { Card, Empty, ErrorBox, Loading, RowForm, Stat, StaleCalibration, fmtKbps, fmtMs, fmtPct, kbpsUnit, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
@@ -80,6 +80,13 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       void fetchNew()
     }
   })
+
+  // The device's calibration (LatencySource.stale), refreshed when devices or their sources change.
+  const devices = useQuery<DeviceView[]>(
+    () => api.devices({}),
+    'devices',
+    (e) => e.type === 'devices' || (e.type === 'inferences' && e.data.id === agent)
+  )
 
   const bandwidth = useQuery<BandwidthPoint[]>(
     agent ? () => api.bandwidth({ agent, limit: 2000 }) : null,
@@ -233,6 +240,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
             </button>
           )}
         </RowForm>
+        <StaleCalibration agent={agent} stale={devices.data?.find((d) => d.id === agent)?.latencySource?.stale} />
         {error ? <ErrorBox error={error} /> : null}
         {exported ? (
           <p className="muted" data-testid="live-exported">

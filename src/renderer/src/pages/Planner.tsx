@@ -3,7 +3,7 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, R
 import type { CostTable } from '../../../shared/algorithms/planner'
 import { configurationMap, latencyOf, plan, type Conditions, type PlannerMode } from '../../../shared/algorithms/planner'
 import type { DeviceView, ProfileView } from '../../../shared/contracts/console-api'
-import { Card, Empty, ErrorBox, Guard, Stat, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
+import { Card, Empty, ErrorBox, Guard, Stat, StaleCalibration, fmtKbps, fmtMs, fmtPct, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery } from '../hooks'
 import { tailTable, type TailModel } from '../../../shared/algorithms/tail'
@@ -358,6 +358,7 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
         </div>
         {sourceError ? <ErrorBox error={sourceError} /> : null}
         {source?.problem ? <ErrorBox error={source.problem} /> : null}
+        {props.agent ? <StaleCalibration agent={props.agent} stale={source?.stale} /> : null}
         <p className="muted">
           Latencies are the console's cost table for {props.agent ?? 'the device'}:{' '}
           {source?.kind === 'profile'

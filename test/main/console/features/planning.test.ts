@@ -69,23 +69,25 @@ describe('planning', () => {
         uploadBytes: 0,
         ...times(plan)
       }))
-    // Device-only plans run twice as slow as predicted: the correction learns it and helps them.
+    const raw = f.planning.costTable('pi-1', true)
+    const at = (t: typeof raw, dl: number) => t.exits.find((g) => g[0]!.exit === 5)![dl]!
+    const cond = { uplinkKbps: 500, latencyMs: 10_000 }
+    // Device-only plans run 1.8× as slow as the tables predict: the correction learns it and helps them.
+    const slow = at(raw, n)
     for (let b = 0; b < 4; b++) {
       const p = await f.planning.pushPlan('pi-1', 10_000, 500, 'device-only', { exit: 5, deviceLayers: n })
       f.planning.learn(
         'pi-1',
-        rows(p, (q) => ({ deviceMs: 2 * q.breakdown.deviceMs, edgeMs: 0, e2eMs: 2 * q.predictedMs })),
+        rows(p, () => ({ deviceMs: 1.8 * slow.deviceMs, edgeMs: 0, e2eMs: latencyOf(slow, cond) + 0.8 * slow.deviceMs })),
         true,
         500
       )
     }
     // Split plans run exactly as the uncorrected tables predict: the device factors learned above
     // would make their predictions worse, so they stay uncorrected.
-    const raw = f.planning.costTable('pi-1', true)
-    const at = (t: typeof raw, dl: number) => t.exits.find((g) => g[0]!.exit === 5)![dl]!
     const split = await f.planning.pushPlan('pi-1', 10_000, 500, 'split', { exit: 5, deviceLayers: 3 })
     const rawSplit = at(raw, 3)
-    const exact = () => ({ deviceMs: rawSplit.deviceMs, edgeMs: rawSplit.edgeMs, e2eMs: latencyOf(rawSplit, { uplinkKbps: 500, latencyMs: 10_000 }) })
+    const exact = () => ({ deviceMs: rawSplit.deviceMs, edgeMs: rawSplit.edgeMs, e2eMs: latencyOf(rawSplit, cond) })
     const s = f.planning.learn('pi-1', rows(split, exact), true, 500)
     expect(s.families).toEqual([
       expect.objectContaining({ family: 'device-only', used: true }),
@@ -96,6 +98,46 @@ describe('planning', () => {
     expect(at(gated, n).deviceMs).toBeGreaterThan(1.3 * at(raw, n).deviceMs) // device-only: corrected
     // edge-only plans were never scored: uncorrected
     expect(at(gated, 0).edgeMs).toBe(at(raw, 0).edgeMs)
+  }, 60_000)
+
+  it('reports a drift when device segments measure far from their predictions twice in a row, and times the layers again', async () => {
+    f.store.devices.pair('pi-3', 'h')
+    await f.sources.deviceTable('pi-3')
+    const learnSlow = async (factor: number) => {
+      const p = await f.planning.pushPlan('pi-3', 10_000, 500, 'drift', { exit: 5, deviceLayers: 3 })
+      const raw = f.planning.costTable('pi-3', true).exits.find((g) => g[0]!.exit === 5)![3]!
+      const rows = Array.from({ length: 5 }, (_, i) => ({
+        requestId: `${p.planId}-${i}`,
+        sample: i,
+        label: 0,
+        predictedLabel: 0,
+        correct: true,
+        exit: p.exit,
+        deviceLayers: p.deviceLayers,
+        planId: p.planId,
+        predictedMs: p.predictedMs,
+        predicted: p.breakdown,
+        deviceMs: factor * raw.deviceMs,
+        transferMs: 0,
+        edgeMs: raw.edgeMs,
+        e2eMs: p.predictedMs + (factor - 1) * raw.deviceMs,
+        met: true,
+        uplinkKbps: 500,
+        uploadBytes: 0
+      }))
+      f.planning.learn('pi-3', rows, true, 500)
+    }
+    await learnSlow(1.1) // within the bound: no drift
+    await learnSlow(5)
+    expect(f.sources.latencySource('pi-3').stale).toBeNull() // one batch is not a drift
+    await learnSlow(5)
+    expect(f.sources.latencySource('pi-3').stale).toMatch(
+      /^its device segments measured 5\.00× their predictions \(median\) in 2 batches in a row: planning with its layers measured again/
+    )
+    expect(f.sources.hasDeviceTable('pi-3')).toBe(false)
+    // no profile: the tables timed again are the remedy, and the flag goes with them
+    await f.sources.deviceTable('pi-3')
+    expect(f.sources.latencySource('pi-3').stale).toBeNull()
   }, 60_000)
 
   it('forgets every device when stopped (plans stay in the store)', () => {

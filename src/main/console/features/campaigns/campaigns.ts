@@ -16,6 +16,7 @@ import {
   type SweepSummary
 } from '../../../../shared/contracts/console-api.js'
 import { UserError } from '../../../../shared/errors.js'
+import { computeIdentity } from '../../../../shared/contracts/messages.js'
 import { reportFromProfile } from '../../../calibration/fit.js'
 import { healthWarnings } from '../../../calibration/health-warnings.js'
 import { linkOf } from '../../../calibration/link-fit.js'
@@ -97,7 +98,9 @@ export class Campaigns {
     const id = randomUUID()
     const model = this.ctx.models.forDevice(agentId).manifest.id
     // Both sides' hardware and OS as they were when it ran: exported with the measurements.
-    const machines = { edge: describeMachine(), device: this.ctx.fleet.view(agentId).hello?.machine ?? null }
+    const hello = this.ctx.fleet.view(agentId).hello
+    const compute = computeIdentity(hello)
+    const machines = { edge: describeMachine(), device: hello?.machine ?? null, ...(compute ? { deviceCompute: compute } : {}) }
     const params: CampaignParams =
       kind === 'layers'
         ? { reps, grid: 'layers-v4', timing, machines }
