@@ -50,6 +50,51 @@ describe('edgent serve start-up failures', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
   }, 40_000)
 
+  it('names which MQTT listener could not have its port: the TLS one', async () => {
+    const r = await serveExit([
+      ...dirs(),
+      '--mqtt-host',
+      '127.0.0.1',
+      '--mqtt-port',
+      String(await freePort()),
+      '--mqtts-host',
+      '127.0.0.1',
+      '--mqtts-port',
+      String(port),
+      '--http-port',
+      String(await freePort())
+    ])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe(`edgent: MQTT over TLS port ${port} is in use (another broker?): choose another with --mqtts-port`)
+  }, 40_000)
+
+  it('refuses its own listeners on one port, a port past 65535, and a data directory that cannot exist — at once, in one line', async () => {
+    // before: the clash failed the start as "in use (another broker?)", 70000 was an internal error
+    // with a stack, and /proc/x hung silently (Node's recursive mkdir retries ENOENT forever)
+    const free = String(await freePort())
+    let r = await serveExit([...dirs(), '--mqtt-host', '127.0.0.1', '--mqtt-port', free, '--no-mqtts', '--http-port', free])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe(`edgent: --http-port ${free} is also the --mqtt-port: give each listener its own port`)
+    r = await serveExit([...dirs(), '--mqtts-port', '70000'])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/--mqtts-port <port>'? argument '70000' is invalid\. expected a port from 1 to 65535\./)
+    r = await serveExit([
+      '--data-dir',
+      '/proc/edgent-cannot-exist',
+      '--mqtt-host',
+      '127.0.0.1',
+      '--mqtt-port',
+      free,
+      '--no-mqtts',
+      '--http-port',
+      String(await freePort())
+    ])
+    expect(r.code).toBe(2)
+    expect(r.ms).toBeLessThan(25_000)
+    expect(r.stderr.trim()).toMatch(/^edgent: data directory \/proc\/edgent-cannot-exist is not writable \(ENOENT\)/)
+  }, 90_000)
+
   const ports = async () => ['--mqtt-host', '127.0.0.1', '--mqtt-port', String(await freePort()), '--no-mqtts', '--http-port', String(await freePort())]
   const oneLine = (r: { code: number | null; stderr: string }) => {
     expect(r.code).toBe(2)

@@ -25,6 +25,10 @@ describe('settings', () => {
     expect(() => parseSettings({ localDevice: { cpuQuota: 2 } }, 's.json')).toThrow('s.json: localDevice.cpuQuota: a share of one CPU in (0, 1]')
     expect(() => parseSettings({ colour: 'red' }, 's.json')).toThrow(/s\.json: .*colour/)
     expect(() => parseSettings([], 's.json')).toThrow('s.json: expected a JSON object of settings')
+    // two of the console's own listeners on one port: refused here, not at the next start as "in use"
+    expect(() => parseSettings({ mqttPort: 8080 }, 's.json')).toThrow('s.json: httpPort: port 8080 is also the mqttPort: each listener needs its own port')
+    expect(() => parseSettings({ mqttsPort: 8080 }, 's.json')).toThrow('s.json: httpPort: port 8080 is also the mqttsPort')
+    expect(parseSettings({ mqttsPort: 8080, mqttsEnabled: false }, 's.json').mqttsPort).toBe(8080) // TLS off: its port is unused
   })
 
   it('compare an automatic MQTT address with what it stands for', () => {

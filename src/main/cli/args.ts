@@ -45,6 +45,13 @@ export function positiveInt(value: string): number {
   return n
 }
 
+/** A TCP port, 1–65535 (commander names the flag in its refusal). */
+export function portNumber(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535.')
+  return n
+}
+
 /** "50,100,250" → [50, 100, 250]: positive numbers only. */
 export function numberList(flag: string): (value: string) => number[] {
   return (value: string) => {

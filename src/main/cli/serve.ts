@@ -3,7 +3,7 @@ import type { Codec } from '../../shared/algorithms/codecs.js'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { pino } from 'pino'
-import { UserError } from '../../shared/errors.js'
+import { UserError, flagOf } from '../../shared/errors.js'
 import { checkAgentId } from '../../shared/contracts/topics.js'
 import { lanAddress, lanAddresses, startStack, type StackOptions } from '../shell/stack.js'
 import { installProcessGuard } from '../shell/process-guard.js'
@@ -12,7 +12,7 @@ import { hashToken, newToken } from '../console/broker/tokens.js'
 import { caFingerprint } from '../console/broker/tls.js'
 import { credentialsCommand, credentialsFor } from '../../shared/contracts/credentials.js'
 import { npxCommand } from '../../shared/npx.js'
-import type { Settings } from '../../shared/contracts/settings.js'
+import { portClash, type Settings } from '../../shared/contracts/settings.js'
 import { readSettings } from '../runtime/settings-file.js'
 import { callConsole, findConsole, runningConsole } from './client.js'
 import { ms, pct, table } from './format.js'
@@ -65,6 +65,9 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
   const log = pino({ level: o.logLevel }, pino.destination(2))
   const { logLevel: _l, mqtts, mqttsPort, mqttsHost, ...rest } = o
   const tls = mqtts && !o.broker
+  // Two of its own listeners on one port would fail the start as "in use" by someone else.
+  const clash = portClash({ mqttPort: o.broker ? -1 : o.mqttPort, mqttsPort, httpPort: o.httpPort, mqttsEnabled: tls })
+  if (clash) throw new UserError(`${flagOf(clash.second)} ${clash.port} is also the ${flagOf(clash.first)}: give each listener its own port`)
   // With TLS the plain listener serves the console's own client and the local device: loopback only,
   // unless the user opens it. Without TLS it is how Pis connect.
   const mqttHost = o.mqttHost ?? (tls ? '127.0.0.1' : '0.0.0.0')

@@ -3,9 +3,9 @@
  * token the running desktop console checks: `$EDGENT_DATA_DIR`, else `$XDG_DATA_HOME/edgent-console`,
  * else `~/.local/share/edgent-console`. `--data-dir` overrides both shells' default.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 
 export const DATA_DIR_ENV = 'EDGENT_DATA_DIR'
 
@@ -28,4 +28,24 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, home: strin
 export function legacyDesktopDataDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string | null {
   const dir = join(xdg(env, 'XDG_CONFIG_HOME', join(home, '.config')), 'edgent-console', 'data')
   return existsSync(join(dir, 'edgent.db')) ? dir : null
+}
+
+/**
+ * `mkdir -p`, one level at a time: Node's recursive mkdir retries a level that fails with ENOENT by
+ * creating its parent again, forever, where the parent exists but refuses children (/proc/x hung
+ * `edgent serve --data-dir /proc/x` silently). A level that cannot be made throws its errno.
+ */
+export function makeDirs(dir: string, mode = 0o700): void {
+  const missing: string[] = []
+  for (let p = resolve(dir); !existsSync(p); p = dirname(p)) {
+    missing.unshift(p)
+    if (dirname(p) === p) break
+  }
+  for (const m of missing) {
+    try {
+      mkdirSync(m, { mode })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+  }
 }

@@ -4,7 +4,8 @@
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
 import { DEFAULT_SETTINGS } from '../../shared/contracts/settings.js'
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync } from 'node:fs'
+import { accessSync, chmodSync, constants, readFileSync } from 'node:fs'
+import { makeDirs } from '../runtime/data-dir.js'
 import { networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -93,7 +94,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const dataDir = resolve(o.dataDir)
   // The data directory holds the database, the broker's TLS key and the control API token: its user's only.
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    makeDirs(dataDir)
     chmodSync(dataDir, 0o700)
     accessSync(dataDir, constants.W_OK | constants.X_OK)
   } catch (err) {
@@ -129,8 +130,17 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
   } catch (err) {
     await core.stop().catch(() => undefined)
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE')
-      throw new UserError(`MQTT port ${o.mqttPort} or TLS port ${o.mqttTlsPort ?? '—'} is in use (another broker?): choose with --mqtt-port / --mqtts-port`)
+    if (code === 'EADDRINUSE') {
+      // The listen error names its port: say which listener could not have it.
+      const port = (err as { port?: number }).port
+      const which =
+        port !== undefined && port === o.mqttTlsPort && port !== o.mqttPort
+          ? `MQTT over TLS port ${port} is in use (another broker?): choose another with --mqtts-port`
+          : port !== undefined && port === o.mqttPort
+            ? `MQTT port ${port} is in use (another broker?): choose another with --mqtt-port`
+            : `MQTT port ${o.mqttPort} or TLS port ${o.mqttTlsPort ?? '—'} is in use (another broker?): choose with --mqtt-port / --mqtts-port`
+      throw new UserError(which)
+    }
     throw err
   }
   const running = (): Settings => ({

@@ -4,7 +4,8 @@
  * transactions (migrations.ts). Typed queries per table family; nobody else gets the handle.
  */
 import Database from 'better-sqlite3'
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs'
+import { makeDirs } from '../runtime/data-dir.js'
 import { dirname } from 'node:path'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import { BandwidthQueries } from './bandwidth.js'
@@ -55,7 +56,7 @@ export class Store {
 
   start(): void {
     if (this.db) return
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
+    makeDirs(dirname(this.file))
     // The data directory holds token hashes and measurements: only the console's user may list it,
     // even when it existed before with a wider mode (mkdir leaves an existing folder as it is).
     try {

@@ -41,6 +41,27 @@ export const SettingsSchema = z
       .strict()
   })
   .strict()
+  .superRefine((s, ctx) => {
+    const clash = portClash(s)
+    if (clash)
+      ctx.addIssue({ code: 'custom', path: [clash.second], message: `port ${clash.port} is also the ${clash.first}: each listener needs its own port` })
+  })
+
+/**
+ * Two of the console's own listeners on one port (it would refuse to start, blaming "another
+ * broker"): which two and the port; null when each has its own. The TLS port counts only when on.
+ */
+export function portClash(
+  s: Pick<Settings, 'mqttPort' | 'mqttsPort' | 'httpPort' | 'mqttsEnabled'>
+): { first: 'mqttPort' | 'mqttsPort' | 'httpPort'; second: 'mqttPort' | 'mqttsPort' | 'httpPort'; port: number } | null {
+  const ports = [['mqttPort', s.mqttPort], ...(s.mqttsEnabled ? [['mqttsPort', s.mqttsPort]] : []), ['httpPort', s.httpPort]] as [
+    'mqttPort' | 'mqttsPort' | 'httpPort',
+    number
+  ][]
+  for (let i = 0; i < ports.length; i++)
+    for (let j = i + 1; j < ports.length; j++) if (ports[i]![1] === ports[j]![1]) return { first: ports[i]![0], second: ports[j]![0], port: ports[j]![1] }
+  return null
+}
 
 export type Settings = z.infer<typeof SettingsSchema>
 

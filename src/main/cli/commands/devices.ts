@@ -7,23 +7,23 @@ import { UserError } from '../../../shared/errors.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
 import { devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from '../serve.js'
 import { CODECS } from '../../../shared/algorithms/codecs.js'
-import { type Io, type PinnedPlan, dataDirOption, modelOption, nonNegative, percentileArg, pinArg, positive, positiveInt } from '../args.js'
+import { type Io, type PinnedPlan, dataDirOption, modelOption, nonNegative, percentileArg, pinArg, portNumber, positive, positiveInt } from '../args.js'
 
 export function registerDevices(program: Command, io: Io): void {
   program
     .command('serve')
     .description('start the console headless: embedded MQTT broker, edge runtime, planner, store, and a local emulated device')
-    .option('--mqtt-port <port>', 'MQTT port of the embedded broker', positiveInt, DEFAULT_SETTINGS.mqttPort)
+    .option('--mqtt-port <port>', 'MQTT port of the embedded broker', portNumber, DEFAULT_SETTINGS.mqttPort)
     .option('--mqtt-host <host>', 'address of the plain MQTT listener (default: 127.0.0.1 with TLS on, else 0.0.0.0; 0.0.0.0 lets Pis in without TLS)')
     .option(
       '--mqtts-port <port>',
       "MQTT over TLS port of the embedded broker (the console's own CA, pinned by paired agents)",
-      positiveInt,
+      portNumber,
       DEFAULT_SETTINGS.mqttsPort
     )
     .option('--mqtts-host <host>', 'address of the MQTT over TLS listener', DEFAULT_SETTINGS.mqttsHost)
     .option('--no-mqtts', 'no MQTT over TLS listener (the plain one then listens on 0.0.0.0)')
-    .option('--http-port <port>', 'control API port on 127.0.0.1', positiveInt, DEFAULT_SETTINGS.httpPort)
+    .option('--http-port <port>', 'control API port on 127.0.0.1', portNumber, DEFAULT_SETTINGS.httpPort)
     .option('--advertise-host <host>', 'the address Pis dial, named in pairing commands (default: the address of the default route)')
     .addOption(dataDirOption())
     .option('--no-local-agent', 'do not start the local emulated device')
