@@ -173,7 +173,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(o.codecs ? { codecs: o.codecs } : {})
     })
     await agent.start()
+    let stopping = false
     const shutdown = async (signal: string) => {
+      // once: a SIGINT from the terminal and the console's SIGTERM may both come (stopping twice
+      // aborted in onnxruntime's native code)
+      if (stopping) return
+      stopping = true
       log.info({ signal }, 'stopping')
       await agent.stop().catch(() => undefined)
       process.exit(0)
@@ -185,8 +190,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (process.ppid !== parent) void shutdown('parent exited')
       }, 1000).unref()
     }
-    process.once('SIGINT', () => void shutdown('SIGINT'))
-    process.once('SIGTERM', () => void shutdown('SIGTERM'))
+    process.on('SIGINT', () => void shutdown('SIGINT'))
+    process.on('SIGTERM', () => void shutdown('SIGTERM'))
     return await new Promise<number>(() => undefined) // runs until a signal
   } catch (err) {
     if (err instanceof UserError) {

@@ -96,8 +96,11 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       await stack.stop()
       process.exit(0)
     }
-    process.once('SIGINT', () => void stop('SIGINT'))
-    process.once('SIGTERM', () => void stop('SIGTERM'))
+    // `on`, not `once`: Ctrl-C reaches every process of the terminal's group, and a launcher (npm,
+    // scripts/start.js) forwards it too — a second SIGINT with no handler left killed the console
+    // mid-stop, leaving its lock and control files behind.
+    process.on('SIGINT', () => void stop('SIGINT'))
+    process.on('SIGTERM', () => void stop('SIGTERM'))
   })
 }
 

@@ -134,7 +134,11 @@ export class LocalAgent {
           ...(this.opts.logLevel ? { EDGENT_LOG_LEVEL: this.opts.logLevel } : {}),
           ...(this.opts.emulatedUplinkKbps !== null ? { EDGENT_UPLINK_KBPS: String(this.opts.emulatedUplinkKbps) } : {})
         },
-        stdio: ['ignore', 'inherit', 'inherit']
+        stdio: ['ignore', 'inherit', 'inherit'],
+        // its own process group: Ctrl-C at the console's terminal is the console's to handle — it
+        // interrupts campaigns first, then stops this device — not a signal that kills the device
+        // mid-campaign (recorded as the device's fault) while the console is still running
+        detached: true
       }
     )
     if (this.cgroup && child.pid) {
