@@ -29,7 +29,7 @@ describe('the supported Node, whatever the machine has', () => {
           join(root, 'scripts', 'ensure-node.sh'),
           'node',
           '-p',
-          "`${process.versions.node} ${typeof Float16Array} ${new (require('better-sqlite3'))(':memory:').prepare('select 1 as x').get().x}`"
+          "[process.versions.node, typeof Float16Array, new (require('better-sqlite3'))(':memory:').prepare('select 1 as x').get().x].join(' ')"
         ],
         { cwd: root, env: { PATH: '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/root' }, encoding: 'utf8', timeout: 300_000 }
       )
