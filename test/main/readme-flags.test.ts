@@ -65,4 +65,8 @@ describe('README command lines', () => {
     )
     expect(problems).toEqual([])
   })
+
+  it("stay in a user's document of at most 300 lines (the research log is docs/lab-notebook.md)", () => {
+    expect(readFileSync(join(root, 'README.md'), 'utf8').trimEnd().split('\n').length).toBeLessThanOrEqual(300)
+  })
 })
