@@ -71,7 +71,8 @@ export class EdgentAgent {
     'set-uplink': (a) => {
       if (!this.opts.emulation) throw new UserError(NO_EMULATED_UPLINK)
       return this.opts.emulation.setUplink(a.kbps)
-    }
+    },
+    'stop-batch': (a) => this.pipeline.stopBatch(a.runId)
   }
 
   constructor(private readonly opts: AgentOptions) {

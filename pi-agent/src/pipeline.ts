@@ -39,6 +39,8 @@ export class InferencePipeline {
   plan: PlanMessage | null = null
   pending: PlanMessage | null = null
   busy = false
+  /** The batch running, and whether its caller asked it to stop. */
+  private batch: { runId: string; stop: boolean } | null = null
   /** Inferences waiting for their result, by request id: called with it and when its message arrived (performance.now). */
   private readonly waiting = new Map<string, (r: ResultOrRefusal, receivedAt: number) => void>()
   private seq = 0
@@ -67,19 +69,28 @@ export class InferencePipeline {
     if (!plan) throw this.noPlan()
     if (this.busy) throw new UserError('busy with another batch')
     this.busy = true
+    this.batch = { runId, stop: false }
     this.o.stateChanged()
     const rows: InferenceRecord[] = []
     try {
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < count && !this.batch.stop; i++) {
         const current = this.plan ?? plan // a plan pushed mid-batch applies to the next inference
         const h = this.o.models.get(current.model)
         rows.push(await this.inferOne(current, h, (offset + i) % h.samples.count))
       }
     } finally {
       this.busy = false
+      this.batch = null
       this.o.stateChanged()
     }
     return { runId, planId: plan.planId, rows }
+  }
+
+  /** Ends batch `runId` after its current inference; false when no such batch runs. */
+  stopBatch(runId: string): { runId: string; stopped: boolean } {
+    if (!this.batch || this.batch.runId !== runId) return { runId, stopped: false }
+    this.batch.stop = true
+    return { runId, stopped: true }
   }
 
   /**

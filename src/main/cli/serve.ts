@@ -237,6 +237,7 @@ export async function inferCommand(o: {
     s.prediction.mapeCorrected === null
       ? ''
       : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} as planned, ${pct(s.prediction.mapeUncorrected!)} without the online correction (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`,
+    s.stopped ? `stopped early: ${s.stopped}` : '',
     s.prediction.families?.length
       ? `online correction, kept only where it measures better: ${s.prediction.families
           .map(

@@ -344,8 +344,9 @@ export class EdgentConsole extends EventEmitter {
   useProfile(agentId: string, profileId: string | null, regressor?: Regressor): LatencySource {
     return this.sources.useProfile(this.fleet.known(agentId), profileId, regressor)
   }
-  infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
-    return this.coinference.infer(opts)
+  /** `signal`: the caller went away — the batch ends after its current inference, with the rows done. */
+  infer(opts: InferOptions, signal?: AbortSignal): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+    return this.coinference.infer(opts, signal)
   }
   /** Starts a benchmark campaign on a paired, online agent (and on this edge). */
   startCampaign(agent: string, kind: string, reps: number, sweep: SweepOptions = {}): string {

@@ -157,6 +157,7 @@ export class ControlApi {
   async start(): Promise<void> {
     const dir = this.opts.rendererDir ?? rendererDir()
     const statics = existsSync(join(dir, 'index.html')) ? sirv(dir, { dev: false, etag: true, single: false, dotfiles: false }) : null
+    const limits = { ...HTTP_LIMITS, ...this.opts.limits }
     const server = createServer((req, res) => {
       const send = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/json' })
@@ -213,13 +214,20 @@ export class ControlApi {
         } catch {
           return send(400, { ok: false, error: 'body is not JSON' })
         }
-        this.service.call(method, args).then(
+        // A call may outlast the idle timeout (an infer of thousands): the socket waits for it, and a
+        // caller that goes away before the answer aborts it (a batch ends after its current inference).
+        req.socket.setTimeout(0)
+        const gone = new AbortController()
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort()
+        })
+        res.once('finish', () => req.socket.setTimeout(limits.idleMs))
+        this.service.call(method, args, { signal: gone.signal }).then(
           (data) => send(200, { ok: true, data }),
           (err: unknown) => send(httpStatusOf(err), { ok: false, error: errorMessage(err) })
         )
       })
     })
-    const limits = { ...HTTP_LIMITS, ...this.opts.limits }
     server.keepAliveTimeout = limits.keepAliveMs
     server.headersTimeout = limits.headersTimeoutMs
     server.requestTimeout = limits.requestTimeoutMs
@@ -290,9 +298,12 @@ export class ControlApi {
     // A malformed frame (oversized, unmasked, bad opcode, bad UTF-8, RSV bits, long control frame):
     // ws closes the connection with the matching code and emits 'error' here, once.
     ws.on('error', (err) => this.core.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'WebSocket client error'))
+    // Calls in flight on this socket: aborted when it closes (a page closed mid-batch ends the batch).
+    const inFlight = new Set<AbortController>()
     ws.on('close', () => {
       clearTimeout(timer)
       unsubscribe?.()
+      for (const c of inFlight) c.abort()
     })
     ws.on('message', (raw, isBinary) => {
       let msg: unknown
@@ -325,14 +336,19 @@ export class ControlApi {
         send({ id, ok: false, error: `unknown method "${String(m.method)}"` })
         return
       }
-      this.service.call(m.method, m.args).then(
-        (data) => send({ id, ok: true, data }),
-        (err: unknown) => {
-          if (!(err instanceof UserError))
-            this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
-          send({ id, ok: false, error: errorMessage(err) })
-        }
-      )
+      const gone = new AbortController()
+      inFlight.add(gone)
+      this.service
+        .call(m.method, m.args, { signal: gone.signal })
+        .then(
+          (data) => send({ id, ok: true, data }),
+          (err: unknown) => {
+            if (!(err instanceof UserError))
+              this.core.log.error({ err: err instanceof Error ? err.stack : String(err), method: m.method }, 'console API call failed')
+            send({ id, ok: false, error: errorMessage(err) })
+          }
+        )
+        .finally(() => inFlight.delete(gone))
     })
   }
 

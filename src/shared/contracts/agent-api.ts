@@ -130,6 +130,11 @@ export const AGENT_COMMANDS = {
   'set-uplink': {
     args: z.object({ kbps: z.number().min(1).max(1e7) }),
     reply: z.object({ previousKbps: z.number().positive(), kbps: z.number().positive() })
+  },
+  /** Ends a running batch after its current inference (its caller went away): `run-batch` answers with the rows done. */
+  'stop-batch': {
+    args: z.object({ runId: z.string().min(1).max(64) }),
+    reply: z.object({ runId: z.string(), stopped: z.boolean() })
   }
 } as const satisfies Record<string, { args: z.ZodType; reply: z.ZodType }>
 

@@ -467,6 +467,8 @@ export interface InferSummary {
   }
   /** Where the time went: each stage's median over the batch's inferences that carry stages (stages.ts); null when none did. */
   stagesMedianMs?: Record<StageName, number> | null
+  /** Why the batch ended before its count (its caller went away); absent: it ran whole. */
+  stopped?: string
 }
 
 /** Whose inferences: the user's runs (Live, `edgent infer`), a campaign's, or all. */

@@ -31,6 +31,7 @@ const EXAMPLES: { [C in AgentCommand]: { args: CommandArgsIn<C>; reply: CommandR
     }
   },
   probe: { args: { bytes: 4096 }, reply: { bytes: 4096, ackMs: 12.5, rttMs: 0.8, uplinkSampleKbps: 2790.2 } },
+  'stop-batch': { args: { runId: 'run-1' }, reply: { runId: 'run-1', stopped: true } },
   'profile-layers': {
     args: { reps: 4 },
     reply: { model: 'branchy-alexnet', layerMs: { conv1: 0.31, relu1: 0.02 }, exitFusedMs: { '1': 0.25, '5': 1.9 }, reps: 4 }
@@ -117,13 +118,14 @@ describe('the agent command contract', () => {
       'profile-layers': (a) => (seen.push(a), EXAMPLES['profile-layers'].reply),
       'load-model': (a) => (seen.push(a), EXAMPLES['load-model'].reply),
       'time-layers': async (a) => (seen.push(a), EXAMPLES['time-layers'].reply),
-      'set-uplink': (a) => (seen.push(a), EXAMPLES['set-uplink'].reply)
+      'set-uplink': (a) => (seen.push(a), EXAMPLES['set-uplink'].reply),
+      'stop-batch': (a) => (seen.push(a), EXAMPLES['stop-batch'].reply)
     }
     expect(await dispatchCommand(handlers, 'set-uplink', { transaction: 't', kbps: 500 })).toEqual({ previousKbps: 1000, kbps: 500 })
     expect(await dispatchCommand(handlers, 'probe', { transaction: 't' })).toEqual(EXAMPLES.probe.reply)
     expect(seen).toEqual([{ kbps: 500 }, { bytes: 16384 }])
     await expect(dispatchCommand(handlers, 'reboot', {})).rejects.toThrow(
-      'unknown command "reboot" (commands: run-batch, probe, profile-layers, load-model, time-layers, set-uplink)'
+      'unknown command "reboot" (commands: run-batch, probe, profile-layers, load-model, time-layers, set-uplink, stop-batch)'
     )
     await expect(dispatchCommand(handlers, '__proto__', {})).rejects.toThrow(/unknown command/)
     await expect(dispatchCommand(handlers, 'run-batch', { count: 1 })).rejects.toThrow(/^"run-batch" arguments: runId: /)

@@ -63,6 +63,11 @@ export interface ServiceOptions {
   settings?: { dataDir: string; running: () => Settings }
 }
 
+/** What a shell knows of a call beyond its arguments: `signal` aborts when its caller went away. */
+export interface CallContext {
+  signal?: AbortSignal
+}
+
 export class ConsoleService {
   constructor(
     private readonly core: EdgentConsole,
@@ -70,10 +75,10 @@ export class ConsoleService {
   ) {}
 
   /** Validates and runs one call. Errors a user can cause are UserErrors with a clear message. */
-  async call<M extends MethodName>(method: M, rawArgs: unknown): Promise<ResultOf<M>> {
+  async call<M extends MethodName>(method: M, rawArgs: unknown, ctx: CallContext = {}): Promise<ResultOf<M>> {
     const args = parseArgs(method, rawArgs)
-    const impl = this[method] as unknown as (a: ArgsOf<M>) => ResultOf<M> | Promise<ResultOf<M>>
-    return await impl.call(this, args)
+    const impl = this[method] as unknown as (a: ArgsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>>
+    return await impl.call(this, args, ctx)
   }
 
   /** Receives a file from a shell (capped) for a later call such as modelImport. */
@@ -255,8 +260,8 @@ export class ConsoleService {
     return this.core.planning.tail(this.knownAgent(a.agent), a.percentile)
   }
 
-  infer(a: ArgsOf<'infer'>): Promise<ResultOf<'infer'>> {
-    return this.core.infer(a)
+  infer(a: ArgsOf<'infer'>, ctx: CallContext = {}): Promise<ResultOf<'infer'>> {
+    return this.core.infer(a, ctx.signal)
   }
 
   /** The device's latest stored inferences, oldest first. */

@@ -312,7 +312,7 @@ export class CoInference {
     }
   }
 
-  async infer(opts: InferOptions): Promise<{ summary: InferSummary; rows: InferRow[] }> {
+  async infer(opts: InferOptions, signal?: AbortSignal): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     const { fleet, planning, sources, monitor, store } = this.deps
     const id = fleet.online(opts.agent)
     if (!Number.isInteger(opts.count) || opts.count < 1) throw new UserError(`count must be a positive integer, got ${opts.count}`)
@@ -342,6 +342,14 @@ export class CoInference {
     const runId = randomUUID()
     store.runs.start({ runId, agentId: id, params: opts, campaignId: opts.campaignId ?? null })
     const plansBefore = new Set(planning.planIds(id))
+    // A caller that goes away (a closed API connection, a stopped CLI) ends the batch after the
+    // inference in flight: the agent answers with the rows done, stored as any batch's.
+    let cancelled: string | null = null
+    const stop = () => {
+      cancelled = 'the caller went away'
+      this.deps.request(id, 'stop-batch', { runId }, 10_000).catch(() => undefined)
+    }
+    signal?.addEventListener('abort', stop, { once: true })
     try {
       const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count }, 60_000 + opts.count * 10_000)
       const rows: InferRow[] = []
@@ -408,7 +416,8 @@ export class CoInference {
         metShare: rows.length ? rows.filter((r) => r.met).length / rows.length : 0,
         planChanges: planning.planIds(id).filter((k) => !plansBefore.has(k)).length,
         prediction,
-        stagesMedianMs: stageMedians(rows.flatMap((r) => (r.stages ? [r.stages] : [])))
+        stagesMedianMs: stageMedians(rows.flatMap((r) => (r.stages ? [r.stages] : []))),
+        ...(cancelled ? { stopped: `${cancelled} after ${res.rows.length} of ${opts.count} inferences` } : {})
       }
       store.runs.finish(runId, id, first.model, rows, summary)
       this.deps.emit('inferences', { id, summary })
@@ -417,6 +426,8 @@ export class CoInference {
       store.runs.fail(runId, errorMessage(err))
       for (const [k, h] of this.halves) if (h.agentId === id) this.halves.delete(k)
       throw err
+    } finally {
+      signal?.removeEventListener('abort', stop)
     }
   }
 }
