@@ -33,6 +33,9 @@ import { packageRoot } from '../runtime/paths.js'
 import type { Settings } from '../../shared/contracts/settings.js'
 import { removeControlFile, writeControlFile } from './control-file.js'
 import { PendingBudget } from '../runtime/pending-budget.js'
+import { appVersion } from '../runtime/version.js'
+import { ConsoleMetrics } from '../console/api/metrics.js'
+import { openApiDocument } from '../console/api/openapi.js'
 
 const MAX_BODY = 64 * 1024
 /** Limits of the loopback API server (DESIGN.md, "Hardening"). */
@@ -86,6 +89,7 @@ export class ControlApi {
   private server: Server | null = null
   private wss: WebSocketServer | null = null
   private pending: PendingBudget | null = null
+  private metrics: ConsoleMetrics | null = null
   readonly token = randomBytes(24).toString('base64url')
   readonly service: ConsoleService
   port = 0
@@ -158,6 +162,7 @@ export class ControlApi {
     const dir = this.opts.rendererDir ?? rendererDir()
     const statics = existsSync(join(dir, 'index.html')) ? sirv(dir, { dev: false, etag: true, single: false, dotfiles: false }) : null
     const limits = { ...HTTP_LIMITS, ...this.opts.limits }
+    this.metrics = new ConsoleMetrics({ devices: () => this.core.devices(), load: () => this.core.load(), onEvent: (l) => this.service.onEvent(l) })
     const server = createServer((req, res) => {
       const send = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/json' })
@@ -166,6 +171,22 @@ export class ControlApi {
       const url = req.url ?? '/'
       if (url.split('?')[0] === UPLOAD_PATH && req.method === 'POST') {
         this.onUpload(req, res, send)
+        return
+      }
+      // The API's description (no data in it: no token needed), generated from the schemas it validates with.
+      if (url === '/openapi.json' && req.method === 'GET') return send(200, openApiDocument(appVersion(), `http://127.0.0.1:${this.port}`))
+      // Prometheus: the token as a bearer token (scrape_configs: authorization: {credentials: …}).
+      if (url === '/metrics' && req.method === 'GET') {
+        const auth = req.headers.authorization ?? ''
+        if (!this.tokenOk(auth.startsWith('Bearer ') ? auth.slice(7) : '')) return send(401, { ok: false, error: 'missing or wrong token' })
+        this.pending?.settle(PendingBudget.key(req.socket))
+        this.metrics!.text().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': this.metrics!.contentType })
+            res.end(text)
+          },
+          (err: unknown) => send(500, { ok: false, error: errorMessage(err) })
+        )
         return
       }
       if (!url.startsWith('/api/')) {
@@ -361,6 +382,7 @@ export class ControlApi {
       await new Promise<void>((r) => wss.close(() => r()))
     }
     this.pending?.clear()
+    this.metrics?.stop()
     const s = this.server
     this.server = null
     if (s) {
