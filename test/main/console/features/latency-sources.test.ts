@@ -21,7 +21,7 @@ describe('latency sources', () => {
     f.store.profiles.insert({ id, agentId: 'pi-1', campaignId, createdAt: new Date().toISOString(), profile: { ...PAPER_2018, id, ...over } }, current)
 
   it('plans a device without a profile with its measured tables, once they are timed', async () => {
-    expect(f.sources.latencySource('pi-1')).toEqual({ kind: 'measured', profileId: null, problem: null })
+    expect(f.sources.latencySource('pi-1')).toEqual({ kind: 'measured', profileId: null, problem: null, stale: null })
     expect(f.sources.hasDeviceTable('pi-1')).toBe(false)
     expect(() => f.sources.costTable('pi-1')).toThrow('agent pi-1 has not been profiled yet')
     const device = await f.sources.deviceTable('pi-1')
@@ -34,7 +34,7 @@ describe('latency sources', () => {
   it('plans with the current profile once there is one, and says when it cannot predict the served model', () => {
     addProfile('p-paper', 'c1')
     f.sources.sourceChanged('pi-1')
-    expect(f.sources.latencySource('pi-1')).toEqual({ kind: 'profile', profileId: 'p-paper', problem: null })
+    expect(f.sources.latencySource('pi-1')).toEqual({ kind: 'profile', profileId: 'p-paper', problem: null, stale: null })
     const m = f.sources.modelOf('pi-1').manifest
     expect(f.sources.costTable('pi-1')).toEqual(buildCostTable(m, profileSource({ ...PAPER_2018, id: 'p-paper', regressor: 'linear' }), 2 * 1024 * 1024))
     // a profile with no regression for the model's layer types: reported, and the measured tables plan
@@ -47,9 +47,9 @@ describe('latency sources', () => {
 
   it('selects a profile of the device, or none, and announces every change of source', () => {
     changed.length = 0
-    expect(f.sources.useProfile('pi-1', 'p-paper')).toEqual({ kind: 'profile', profileId: 'p-paper', problem: null })
+    expect(f.sources.useProfile('pi-1', 'p-paper')).toEqual({ kind: 'profile', profileId: 'p-paper', problem: null, stale: null })
     expect(f.store.profiles.current('pi-1')!.id).toBe('p-paper')
-    expect(f.sources.useProfile('pi-1', null)).toEqual({ kind: 'measured', profileId: null, problem: null })
+    expect(f.sources.useProfile('pi-1', null)).toEqual({ kind: 'measured', profileId: null, problem: null, stale: null })
     expect(changed).toEqual(['pi-1', 'pi-1'])
     expect(() => f.sources.useProfile('pi-1', 'nope')).toThrow('unknown profile "nope"')
     expect(() => f.sources.useProfile('pi-1', null, 'forest')).toThrow('a regressor is chosen for a profile, not for the measured tables')

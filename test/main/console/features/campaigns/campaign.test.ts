@@ -94,7 +94,7 @@ describe('layers campaign on a real agent and this edge', () => {
     const cand = candidateAt(want, plan.exit, plan.deviceLayers, plan.codec)!
     expect(plan.predictedMs).toBeCloseTo(latencyOf(cand, { uplinkKbps: 500, latencyMs: 1000 }), 9)
 
-    expect(core.useProfile('pi-cal', null)).toEqual({ kind: 'measured', profileId: null, problem: null })
+    expect(core.useProfile('pi-cal', null)).toEqual({ kind: 'measured', profileId: null, problem: null, stale: null })
     expect(core.planning.costTable('pi-cal', true)).not.toEqual(want)
     expect(() => core.useProfile('pi-cal', 'no-such-profile')).toThrow('unknown profile "no-such-profile"')
     core.pair('pi-other')
