@@ -56,7 +56,17 @@ describe('settings', () => {
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
-    return { child, exited, stderr: () => stderr }
+    /** Its control file once written; a console that exited instead fails the wait at once, with its log. */
+    const ready = () =>
+      waitFor(
+        'the control file',
+        () => {
+          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`edgent serve exited (${child.exitCode ?? child.signalCode}): ${stderr}`)
+          return findConsole(args[args.indexOf('--data-dir') + 1]!)
+        },
+        60_000
+      )
+    return { child, exited, ready, stderr: () => stderr }
   }
 
   it('edgent serve starts with the stored settings, a flag overriding one, and the API shows stored beside running', async () => {
@@ -72,7 +82,7 @@ describe('settings', () => {
     })
     const s = serve(['--data-dir', dir, '--http-port', String(flagHttp)])
     try {
-      const c = await waitFor('the control file', () => findConsole(dir), 30_000)
+      const c = await s.ready()
       expect(c).toMatchObject({ mqttPort: mqtt, httpPort: flagHttp }) // the stored MQTT port; the flag's HTTP port
       expect(await callConsole(c, 'devices', {})).toEqual([]) // the stored "no local device"
       const view = await callConsole(c, 'settings', {})
@@ -89,7 +99,7 @@ describe('settings', () => {
       s.child.kill('SIGTERM')
       await s.exited
     }
-  }, 60_000)
+  }, 90_000)
 
   it('edgent serve refuses a settings file that is not valid: one line naming the field, exit 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgent-settings-'))
@@ -126,7 +136,7 @@ describe('settings', () => {
       '10.11.12.13'
     ])
     try {
-      await waitFor('the control file', () => findConsole(dir), 30_000)
+      await s.ready()
       expect((await pair('pi-adv')).broker).toMatch(/^mqtt:\/\/10\.11\.12\.13:\d+$/)
     } finally {
       s.child.kill('SIGTERM')
@@ -135,5 +145,5 @@ describe('settings', () => {
     // No console running: the stored settings say where it will listen and what to advertise.
     writeSettings(dir, { ...DEFAULT_SETTINGS, mqttPort: 18830, mqttsEnabled: false, advertiseHost: 'edge.lan' })
     expect((await pair('pi-off')).broker).toBe('mqtt://edge.lan:18830')
-  }, 60_000)
+  }, 90_000)
 })

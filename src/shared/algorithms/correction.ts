@@ -78,10 +78,10 @@ export interface GateScore {
 /**
  * A correction is kept only while it measures better than none, per plan family: each batch scores
  * both predictions of its plans against what they measured — out of sample, before the batch teaches
- * the correction — and a family's plans are corrected only while the smoothed corrected error is the
- * smaller. A family never scored is predicted uncorrected (a correction learned on other plans has
- * not shown it helps these: after a sweep, corrections learned on one family made another's
- * predictions 2–3× worse).
+ * the correction — and a family's plans are corrected until the smoothed corrected error is the
+ * larger, and again once it is not (after a sweep, corrections learned on one family made another's
+ * predictions 2–3× worse, batch after batch). A family not scored yet is corrected: the learned
+ * overhead holds for every plan, and one batch says whether the rest does.
  */
 export class CorrectionGate {
   private readonly scores = new Map<PlanFamily, { corrected: number; raw: number; batches: number }>()
@@ -102,7 +102,7 @@ export class CorrectionGate {
 
   uses(family: PlanFamily): boolean {
     const s = this.scores.get(family)
-    return !!s && s.corrected <= s.raw
+    return !s || s.corrected <= s.raw
   }
 
   view(): GateScore[] {

@@ -62,7 +62,7 @@ const wire = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
 
 describe('the agent command contract', () => {
   it('covers every command the console sends', () => {
-    expect([...AGENT_COMMAND_NAMES].sort()).toEqual(['load-model', 'probe', 'profile-layers', 'run-batch', 'set-uplink', 'time-layers'])
+    expect([...AGENT_COMMAND_NAMES].sort()).toEqual(['load-model', 'probe', 'profile-layers', 'run-batch', 'set-uplink', 'stop-batch', 'time-layers'])
     expect(Object.keys(EXAMPLES).sort()).toEqual([...AGENT_COMMAND_NAMES].sort())
   })
 

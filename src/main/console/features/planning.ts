@@ -465,26 +465,30 @@ export class Planning {
     if (this.checkDrift(agentId, d, rows, raw)) return { ...mape, ...now(), families: d.gate.view() }
     // Each plan's corrected and uncorrected predictions against its median, before this batch teaches
     // the correction (out of sample): the gate keeps the correction per family only where it is better.
+    // The correction learns against its own prediction — with its current factors and overhead —
+    // whichever table the plan was made with (an uncorrected plan's numbers would teach it twice).
     const corrected = this.deps.sources.costTable(agentId, (s) => d.correction.wrap(s))
     for (const planId of new Set(rows.map((r) => r.planId))) {
       const plan = this.plans.get(planId)!
-      const measured = median(rows.filter((r) => r.planId === planId).map((r) => r.e2eMs))
+      const mine = rows.filter((r) => r.planId === planId)
+      const measured = median(mine.map((r) => r.e2eMs))
       const at = (t: CostTable) => candidateAt(t, plan.exit, plan.deviceLayers, plan.codec) ?? candidateAt(t, plan.exit, plan.deviceLayers)
       const [c, u] = [at(corrected), at(raw)]
       if (!c || !u || !(measured > 0)) continue
       const cond = { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }
-      d.gate.observe(planFamily(c), Math.abs(latencyOf(c, cond) - measured) / measured, Math.abs(latencyOf(u, cond) - measured) / measured)
-    }
-    for (const planId of new Set(rows.map((r) => r.planId))) {
-      const plan = this.plans.get(planId)!
-      const mine = rows.filter((r) => r.planId === planId)
+      const predicted = latencyOf(c, cond) + (plan.breakdown.queueMs ?? 0)
+      d.gate.observe(
+        planFamily(c),
+        Math.abs(predicted - measured) / measured,
+        Math.abs(latencyOf(u, cond) + (plan.breakdown.queueMs ?? 0) - measured) / measured
+      )
       const path = exitPath(this.deps.sources.model(plan.model).manifest, plan.exit).map((l) => l.id)
-      if (plan.deviceLayers > 0) d.correction.observe('device', path.slice(0, plan.deviceLayers), plan.breakdown.deviceMs, median(mine.map((r) => r.deviceMs)))
-      if (plan.deviceLayers < path.length) d.correction.observe('edge', path.slice(plan.deviceLayers), plan.breakdown.edgeMs, median(mine.map((r) => r.edgeMs)))
+      if (plan.deviceLayers > 0) d.correction.observe('device', path.slice(0, plan.deviceLayers), c.deviceMs, median(mine.map((r) => r.deviceMs)))
+      if (plan.deviceLayers < path.length) d.correction.observe('edge', path.slice(plan.deviceLayers), c.edgeMs, median(mine.map((r) => r.edgeMs)))
       // The fixed overhead is learned from the residual only when the link is what the plan assumed:
       // a batch caught by a bandwidth change (the estimate moved by > 30 %) missed for that reason.
       const linkMoved = plan.deviceLayers < plan.layers && uplinkEstimateKbps !== null && Math.abs(uplinkEstimateKbps - plan.uplinkKbps) > 0.3 * plan.uplinkKbps
-      if (!linkMoved) d.correction.observeResidual(plan.predictedMs, median(mine.map((r) => r.e2eMs)))
+      if (!linkMoved) d.correction.observeResidual(predicted, measured)
     }
     d.maps.clear()
     d.tails.clear()
