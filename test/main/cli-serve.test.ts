@@ -91,6 +91,35 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect((bad as { stderr: string }).stderr).toContain("option '--percentile <p>' argument '100' is invalid. expected a percentile from 50 to 99.9, e.g. 95.")
   }, 300_000)
 
+  it('tags and notes runs, lists them by tag, annotates and compares two from the CLI', async () => {
+    const edg = (args: string[]) => run(process.execPath, [edgent, ...args, '--data-dir', dataDir], { timeout: 240_000 })
+    const infer = async (extra: string[]) =>
+      (
+        JSON.parse((await edg(['infer', '--agent', 'local-pi', '--count', '12', '--latency-ms', '200', '--json', ...extra])).stdout) as {
+          summary: { runId: string }
+        }
+      ).summary.runId
+    const a = await infer(['--tag', 'cli-a', '--tag', 'shared', '--note', 'first run'])
+    const b = await infer(['--tag', 'shared', '--bandwidth-kbps', '250'])
+    const listed = JSON.parse((await edg(['runs', '--tag', 'shared', '--json'])).stdout) as { id: string; tags: string[]; note: string; model: string }[]
+    expect(listed.map((r) => r.id)).toEqual([b, a])
+    expect(listed[1]).toMatchObject({ tags: ['cli-a', 'shared'], note: 'first run', model: 'branchy-alexnet' })
+    const text = (await edg(['runs', '--tag', 'cli-a'])).stdout.trimEnd().split('\n')
+    expect(text[0]).toMatch(/^run +started +device +model +status +done +req ms +p50 ms +met +tags +note$/)
+    expect(text).toHaveLength(3)
+    expect(text[2]).toMatch(new RegExp(`^${a} .* branchy-alexnet +done +12/12 +200 +[\\d.]+ +[\\d.]+ % +cli-a shared +first run$`))
+    expect((await edg(['annotate', 'run', a, '--no-tags', '--note', 'kept'])).stdout).toBe(`run ${a}: tags (none) · note “kept”\n`)
+    const bad = await edg(['annotate', 'job', a, '--note', 'x']).catch((e: { code: number; stderr: string }) => e)
+    expect(bad).toMatchObject({ code: 2, stderr: 'edgent: annotate: the target is run or campaign, got "job"\n' })
+    const cmp = (await edg(['runs', 'compare', a, b])).stdout
+    expect(cmp).toContain(`A: ${a} · local-pi · branchy-alexnet`)
+    expect(cmp).toMatch(/^not alike: .*uplink \(kbps\): [\d.]+ → 250/m)
+    expect(cmp).toMatch(/^p50 end to end \(ms\) +[\d.]+ +[\d.]+ +[+-]?[\d.]+/m)
+    expect(cmp).toMatch(/^B − A at p50: [+-]?[\d.]+ ms, 95 % interval \[-?[\d.]+, -?[\d.]+\] ms — (a difference beyond|within) the runs’ own noise$/m)
+    const list = (await edg(['campaign', 'list'])).stdout.split('\n')[0]
+    expect(list).toMatch(/^campaign +kind +device +model +status +progress +measurements +started +tags +note$/)
+  }, 300_000)
+
   it('exports every inference and every bandwidth sample, as CSV and JSON, with named columns', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgent-export-runs-'))
     const ex = (args: string[]) => run(process.execPath, [edgent, 'export', '--data-dir', dataDir, ...args])

@@ -132,7 +132,7 @@ describe('the console in a browser (headless shell)', () => {
       .first()
     await expect.poll(async () => row.locator('[data-testid=campaign-status]').textContent(), { timeout: 180_000, interval: 500 }).toBe('done')
     expect(await row.locator('[role=progressbar]').getAttribute('aria-valuenow')).toBe('100')
-    expect(Number(await row.locator('td').nth(5).textContent())).toBeGreaterThan(40) // measurements: every layer, both sides
+    expect(Number(await row.locator('td').nth(6).textContent())).toBeGreaterThan(40) // measurements: every layer, both sides
     await shot('campaigns')
   }, 200_000)
 
@@ -346,6 +346,61 @@ describe('the console in a browser (headless shell)', () => {
     expect(await legendOverlaps()).toEqual([])
     await page.selectOption('[data-testid=device-select]', 'pi-ui')
   }, 300_000)
+
+  it('Runs: a Live run keeps its tags and note as one run, is annotated in place, and two runs compare side by side', async () => {
+    await go('live')
+    await page.waitForSelector('[data-testid=live-run]')
+    await page.fill('[data-testid=live-count]', '30') // two batches (25 + 5): one run
+    await page.fill('[data-testid=live-tags]', 'ui-tag two')
+    await page.fill('[data-testid=live-note]', 'from the page')
+    await page.click('[data-testid=live-run]')
+    const rows = page.locator('[data-testid=runs-table] tbody tr')
+    await expect.poll(async () => rows.first().textContent(), { timeout: 120_000, interval: 500 }).toContain('30/30')
+    await page.waitForSelector('[data-testid=live-run]')
+    const first = rows.first()
+    expect(await first.textContent()).toContain('ui-tag')
+    expect(await first.textContent()).toContain('from the page')
+    expect(await rows.count()).toBeGreaterThanOrEqual(3) // the earlier Live runs of 60 and 20
+    // Annotated in place: replaced whole, and a bad tag refused by name.
+    await first.locator('[data-testid=annotation-edit]').click()
+    await first.locator('[data-testid=annotation-tags]').fill('ui-tag has space,')
+    await first.locator('[data-testid=annotation-note]').fill('edited on the page')
+    await first.locator('[data-testid=annotation-save]').click()
+    // (the note's text area holds the new text while the form is open: wait for the saved view)
+    await expect.poll(async () => first.locator('.tag').allTextContents(), { timeout: 10_000 }).toEqual(['ui-tag', 'has', 'space'])
+    expect(await first.locator('.note').textContent()).toBe('edited on the page')
+    await first.locator('[data-testid=annotation-edit]').click()
+    await first.locator('[data-testid=annotation-tags]').fill('bad/tag')
+    await first.locator('[data-testid=annotation-save]').click()
+    await expect
+      .poll(async () => first.locator('[role=alert]').textContent(), { timeout: 10_000 })
+      .toContain('a tag is letters, digits and . _ : + - (no spaces)')
+    await first.getByRole('button', { name: 'Cancel' }).click()
+    // Two ticked runs side by side, the difference against the runs' own noise.
+    expect(await page.isDisabled('[data-testid=runs-compare]')).toBe(true)
+    await rows.nth(0).locator('input[type=checkbox]').check()
+    await rows.nth(1).locator('input[type=checkbox]').check()
+    await page.click('[data-testid=runs-compare]')
+    await page.waitForSelector('[data-testid=run-comparison]')
+    const noise = await page.locator('[data-testid=comparison-noise]').allTextContents()
+    expect(noise).toHaveLength(2)
+    for (const n of noise)
+      expect(n).toMatch(/^B − A at p(50|95): \+?-?[\d.]+ ms, 95 % interval \[-?[\d.]+, -?[\d.]+\] ms — (a difference beyond|within) the runs’ own noise$/)
+    expect(await page.locator('[data-testid=comparison-quantiles] tbody tr').count()).toBe(6)
+    for (const width of [1440, 1024]) {
+      await page.setViewportSize({ width, height: 1000 })
+      await page.locator('[data-testid=live-runs]').screenshot({ path: join(SHOTS, `live-runs-${width}.png`) })
+      // the card fits the window: the page never scrolls sideways (a wide table scrolls inside its card)
+      expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), `width ${width}`).toBe(true)
+    }
+    await page.setViewportSize({ width: 1400, height: 1000 })
+    // Campaigns name their model, tags and note.
+    await go('campaigns')
+    const head = await page.locator('[data-testid=campaign-table] thead').textContent()
+    expect(head).toContain('Model')
+    expect(head).toContain('Tags and note')
+    await go('live')
+  }, 240_000)
 
   it('Calibration: every plan of the model, predicted against measured, after a plans campaign started from the page', async () => {
     await go('campaigns')

@@ -198,6 +198,8 @@ export interface CampaignRunOptions {
   latenciesMs?: number[]
   uplinkKbps?: number
   timing?: 'warm' | 'cold'
+  tag?: string[]
+  note?: string
   dataDir: string
   json?: boolean
 }
@@ -211,7 +213,9 @@ export async function campaignRun(o: CampaignRunOptions, progress?: Progress): P
     ...(o.bandwidthsKbps ? { bandwidthsKbps: o.bandwidthsKbps } : {}),
     ...(o.latenciesMs ? { latenciesMs: o.latenciesMs } : {}),
     ...(o.uplinkKbps !== undefined ? { uplinkKbps: o.uplinkKbps } : {}),
-    ...(o.timing !== undefined ? { timing: o.timing } : {})
+    ...(o.timing !== undefined ? { timing: o.timing } : {}),
+    ...(o.tag ? { tags: o.tag } : {}),
+    ...(o.note !== undefined ? { note: o.note } : {})
   })
   let s: CampaignStatus
   for (;;) {
@@ -241,8 +245,19 @@ export async function campaignList(dataDir: string, json: boolean): Promise<stri
   const list = await callConsole(running(dataDir), 'campaigns', {})
   if (json) return JSON.stringify(list, null, 2)
   return table(
-    ['campaign', 'kind', 'device', 'status', 'progress', 'measurements', 'started'],
-    list.map((s) => [s.id, s.kind, s.agentId, s.status, `${Math.round(s.progress * 100)} %`, String(s.measurements), s.startedAt])
+    ['campaign', 'kind', 'device', 'model', 'status', 'progress', 'measurements', 'started', 'tags', 'note'],
+    list.map((s) => [
+      s.id,
+      s.kind,
+      s.agentId,
+      s.model ?? '—',
+      s.status,
+      `${Math.round(s.progress * 100)} %`,
+      String(s.measurements),
+      s.startedAt,
+      s.tags.join(' '),
+      s.note.split('\n')[0]!.slice(0, 40)
+    ])
   )
 }
 

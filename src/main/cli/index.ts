@@ -12,6 +12,7 @@ import { registerDevices } from './commands/devices.js'
 import { registerModel } from './commands/model.js'
 import { registerPlan } from './commands/plan.js'
 import { registerTestbed } from './commands/testbed.js'
+import { registerRuns } from './commands/runs.js'
 
 export type { Io } from './args.js'
 
@@ -43,6 +44,7 @@ function buildProgram(io: Io): Command {
   registerModel(program, io)
   registerDevices(program, io)
   registerCampaigns(program, io)
+  registerRuns(program, io)
   registerTestbed(program, io)
   return program
 }

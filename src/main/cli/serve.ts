@@ -210,10 +210,14 @@ export async function inferCommand(o: {
   uplinkKbps?: number
   percentile?: number
   plan?: { exit: number; deviceLayers: number; codec?: Codec }
+  tags?: string[]
+  note?: string
   dataDir: string
   json?: boolean
 }): Promise<string> {
   const r = await callConsole(runningConsole(o.dataDir), 'infer', {
+    ...(o.tags ? { tags: o.tags } : {}),
+    ...(o.note !== undefined ? { note: o.note } : {}),
     ...(o.plan ? { plan: o.plan } : {}),
     agent: o.agent,
     count: o.count,
@@ -226,7 +230,7 @@ export async function inferCommand(o: {
   const at = s.percentile !== null ? ` at p${s.percentile}` : ''
   const t = s.tail
   return [
-    `${s.completed}/${s.count} co-inferences on ${s.agentId} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
+    `run ${s.runId}: ${s.completed}/${s.count} co-inferences on ${s.agentId} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
     `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
     t
       ? t.why

@@ -12,6 +12,9 @@ import { workerEntry } from '../runtime/worker-entry.js'
 /** The JavaScript heap an admin job may use, MiB (native buffers and onnxruntime's arena aside). */
 export const ADMIN_HEAP_MB = 1024
 
+/** How long a worker that answered may take to end by itself before it is ended. */
+const LINGER_MS = 10_000
+
 export type Progress = (done: number, total: number, what: string) => void
 
 export function revive(e: SerializedError): Error {
@@ -34,14 +37,18 @@ export function offThread<K extends keyof AdminJobs>(
     const opts = { workerData: data, resourceLimits: { maxOldGenerationSizeMb: ADMIN_HEAP_MB } }
     const worker = typeof entry === 'string' ? new Worker(entry, { eval: true, ...opts }) : new Worker(entry, opts)
     let settled = false
-    const finish = (fn: () => void) => {
+    // After its answer the worker ends by itself (nothing keeps its loop alive): ending it from
+    // here while onnxruntime still tears down can abort the process, so it is only ended when it
+    // lingers, or when the job is cancelled.
+    const finish = (fn: () => void, end: 'now' | 'linger' = 'linger') => {
       if (settled) return
       settled = true
       signal?.removeEventListener('abort', abort)
       fn()
-      void worker.terminate()
+      if (end === 'now') void worker.terminate()
+      else setTimeout(() => void worker.terminate(), LINGER_MS).unref()
     }
-    const abort = () => finish(() => reject(new UserError(`${kind}: cancelled`)))
+    const abort = () => finish(() => reject(new UserError(`${kind}: cancelled`)), 'now')
     signal?.addEventListener('abort', abort, { once: true })
     worker.on('message', (m: AdminMessage) => {
       if (m.type === 'progress') progress?.(m.done, m.total, m.what)

@@ -27,6 +27,9 @@ export interface ExecutorOptions extends SessionOptions {
 }
 
 /** The console's edge pool on this machine: one worker per core, at most 4 (runs use one intra-op thread each). */
+/** How long stop() waits for a worker to finish its runs and release its sessions before ending it anyway. */
+const SHUTDOWN_WAIT_MS = 5000
+
 export function edgeWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism()))
 }
@@ -144,8 +147,18 @@ export class OrtExecutor {
     const stopping = new Error('executor stopped')
     for (const q of this.queues.values()) for (const r of q) r.reject(stopping)
     this.queues.clear()
-    for (const s of slots) s.dead = true
-    await Promise.all(slots.map((s) => s.worker.terminate()))
+    // Each worker finishes what it runs and releases its sessions before it is ended: ending a
+    // thread inside a native run (or with live sessions) can abort the whole process.
+    await Promise.all(
+      slots.map(async (s) => {
+        if (!s.dead) {
+          const done = this.post(s, { op: 'shutdown' }).catch(() => undefined)
+          await Promise.race([done, new Promise((r) => setTimeout(r, SHUTDOWN_WAIT_MS).unref())])
+        }
+        s.dead = true
+        await s.worker.terminate()
+      })
+    )
   }
 
   private failSlot(slot: Slot, err: Error): void {

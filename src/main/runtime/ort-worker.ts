@@ -18,6 +18,22 @@ import { segmentBounds, type SegmentRef } from './segments.js'
 const init = workerData as WorkerInit
 const models = new Map<string, { manifest: Manifest; proto: ModelProto; file: string }>()
 const sessions = new Map<string, Promise<OrtSession>>()
+/** Sessions with a run under way (how many), and those evicted or closed meanwhile: released when their last run ends. */
+const busy = new Map<OrtSession, number>()
+const retired = new Set<OrtSession>()
+/** Requests being handled: a shutdown waits for them (a session is never released under a run). */
+let inFlight = 0
+
+/** Releases a session once no run uses it (releasing under a run can abort the whole process). */
+function retire(p: Promise<OrtSession>): Promise<void> {
+  return p.then(
+    (x) => {
+      if (busy.has(x)) retired.add(x)
+      else return x.release().catch(() => undefined)
+    },
+    () => undefined
+  )
+}
 
 async function open(modelId: string, onnxPath: string, manifest: Manifest, expectedSha256?: string): Promise<{ onnxBytes: number; sha256: string }> {
   const file = basename(onnxPath)
@@ -45,7 +61,7 @@ async function close(modelId: string): Promise<void> {
   for (const [key, s] of sessions) {
     if (key.startsWith(`${modelId}\u0000`)) {
       sessions.delete(key)
-      await s.then((x) => x.release()).catch(() => undefined)
+      await retire(s)
     }
   }
 }
@@ -69,15 +85,26 @@ function session(modelId: string, segment: SegmentRef): Promise<OrtSession> {
   while (sessions.size > init.maxSessions) {
     const [oldKey, old] = sessions.entries().next().value as [string, Promise<OrtSession>]
     sessions.delete(oldKey)
-    void old.then((x) => x.release()).catch(() => undefined)
+    void retire(old)
   }
   return s
 }
 
 async function run(modelId: string, segment: SegmentRef, input: Float32Array, dims?: number[]): Promise<RunResult> {
   const s = await session(modelId, segment)
+  busy.set(s, (busy.get(s) ?? 0) + 1)
   const t0 = performance.now()
-  const out = await s.run(input, dims)
+  let out: Awaited<ReturnType<OrtSession['run']>>
+  try {
+    out = await s.run(input, dims)
+  } finally {
+    const left = busy.get(s)! - 1
+    if (left) busy.set(s, left)
+    else {
+      busy.delete(s)
+      if (retired.delete(s)) void s.release().catch(() => undefined)
+    }
+  }
   const ms = performance.now() - t0
   // Transferred to the caller's thread: as it is when the tensor owns its whole buffer, else a copy that does.
   const d = out.data
@@ -181,25 +208,39 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return time(req.models, req.reps, req.regime)
     case 'probe':
       return probeOutputs(req.bytes, req.label, req.input, req.inputDims)
+    case 'shutdown':
+      return shutdown()
   }
 }
 
+/** Waits for the requests under way, then releases every session: the thread can then end cleanly. */
+async function shutdown(): Promise<void> {
+  while (inFlight > 1) await sleep(5)
+  const all = [...sessions.values()]
+  sessions.clear()
+  models.clear()
+  await Promise.all(all.map(retire))
+}
+
 parentPort!.on('message', (req: WorkerRequest) => {
-  handle(req).then(
-    (result) => {
-      const output = result && typeof result === 'object' ? (result as Partial<RunResult>).output : undefined
-      if (!(output instanceof Float32Array)) return parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse)
-      try {
-        parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, [output.buffer as ArrayBuffer])
-      } catch {
-        // a buffer the runtime will not let go (not detachable): sent as a copy instead
-        const copy = output.slice()
-        parentPort!.postMessage({ id: req.id, ok: true, result: { ...(result as RunResult), output: copy } } satisfies WorkerResponse, [copy.buffer])
+  inFlight++
+  handle(req)
+    .finally(() => inFlight--)
+    .then(
+      (result) => {
+        const output = result && typeof result === 'object' ? (result as Partial<RunResult>).output : undefined
+        if (!(output instanceof Float32Array)) return parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse)
+        try {
+          parentPort!.postMessage({ id: req.id, ok: true, result } satisfies WorkerResponse, [output.buffer as ArrayBuffer])
+        } catch {
+          // a buffer the runtime will not let go (not detachable): sent as a copy instead
+          const copy = output.slice()
+          parentPort!.postMessage({ id: req.id, ok: true, result: { ...(result as RunResult), output: copy } } satisfies WorkerResponse, [copy.buffer])
+        }
+      },
+      (err: unknown) => {
+        const user = err instanceof UserError
+        parentPort!.postMessage({ id: req.id, ok: false, error: { message: errorMessage(err), user } } satisfies WorkerResponse)
       }
-    },
-    (err: unknown) => {
-      const user = err instanceof UserError
-      parentPort!.postMessage({ id: req.id, ok: false, error: { message: errorMessage(err), user } } satisfies WorkerResponse)
-    }
-  )
+    )
 })

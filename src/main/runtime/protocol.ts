@@ -9,6 +9,7 @@ export type WorkerRequest =
   | { id: number; op: 'run'; modelId: string; segment: SegmentRef; input: Float32Array; dims?: number[] }
   | { id: number; op: 'chain'; modelId: string; segment: SegmentRef; input: Float32Array }
   | { id: number; op: 'close'; modelId: string }
+  | { id: number; op: 'shutdown' }
   | { id: number; op: 'time'; models: { bytes: Uint8Array; inputDims: number[] }[]; reps: number; regime?: TimingRegime }
   | { id: number; op: 'probe'; bytes: Uint8Array; label: string; input: Float32Array; inputDims: number[] }
 

@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3'
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
+import { NoteSchema, TagsSchema, storedTags } from '../../shared/contracts/annotations.js'
 import { UserError, describeIssues, errorMessage, FieldError } from '../../shared/errors.js'
 import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from '../../shared/algorithms/latency.js'
 import type { Machine } from '../runtime/machine.js'
@@ -42,7 +43,10 @@ const ExportSchema = z.object({
           progress: z.number().optional(),
           started_at: z.string(),
           finished_at: z.string().nullable().optional(),
-          error: z.string().nullable().optional()
+          error: z.string().nullable().optional(),
+          model: z.string().max(128).nullable().optional(),
+          tags: TagsSchema.optional(),
+          note: NoteSchema.optional()
         })
         .loose()
     )
@@ -216,7 +220,9 @@ export class CalibrationQueries {
         'reps',
         'held_out',
         ...machineCols('edge'),
-        ...machineCols('device')
+        ...machineCols('device'),
+        'campaign_model',
+        'campaign_tags'
       ]
       const rows = measurements.map((m) => {
         const c = byId.get(m['campaign_id'] as string)!
@@ -247,7 +253,9 @@ export class CalibrationQueries {
           m['reps'],
           m['held_out'] === 1 ? 'true' : 'false',
           ...machine('edge'),
-          ...machine('device')
+          ...machine('device'),
+          c['model'] ?? '',
+          storedTags(c['tags_json'] as string | undefined).join(' ')
         ]
           .map(csvCell)
           .join(',')
@@ -284,8 +292,9 @@ export class CalibrationQueries {
         },
         // Both sides' health with every chunk (temperature, throttling, frequency, load): was the device steady?
         // A sweep's points and a plans campaign's plans as JSON (their summary), not a string inside a string.
-        campaigns: campaigns.map(({ summary_json, ...c }) => ({
+        campaigns: campaigns.map(({ summary_json, tags_json, ...c }) => ({
           ...c,
+          tags: storedTags(tags_json as string | undefined),
           summary: typeof summary_json === 'string' ? (JSON.parse(summary_json) as unknown) : null,
           machines: machinesOf(c),
           health: this.campaigns.health(c.id)
@@ -346,7 +355,10 @@ export class CalibrationQueries {
           progress: c.progress ?? 1,
           startedAt: c.started_at,
           finishedAt: c.finished_at ?? (c.status === 'running' ? now : null),
-          error: c.error ?? null
+          error: c.error ?? null,
+          model: c.model ?? null,
+          tags: c.tags ?? [],
+          note: c.note ?? ''
         })
         const mine = doc.measurements.filter((m) => m.campaign_id === c.id)
         this.campaigns.insertMeasurements(

@@ -13,6 +13,7 @@ import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/co
 export type CampaignSummary = SweepSummary | PlansSummary
 import type { CalibrationProfile, RegressionKey, Side } from '../../shared/algorithms/latency.js'
 import type { ProfileQueries } from './profiles.js'
+import { storedTags, type Annotations } from '../../shared/contracts/annotations.js'
 
 export type CampaignState = CampaignStatus['status']
 
@@ -58,6 +59,10 @@ export interface CampaignRow {
   finishedAt: string | null
   error: string | null
   summary: CampaignSummary | null
+  /** The model the device was planned with when the campaign started (null: not recorded, before schema 9). */
+  model: string | null
+  tags: string[]
+  note: string
 }
 
 /** One timed configuration as a campaign produced it. */
@@ -98,6 +103,9 @@ interface Raw {
   finished_at: string | null
   error: string | null
   summary_json: string | null
+  model: string | null
+  tags_json: string
+  note: string
 }
 
 export class CampaignQueries {
@@ -110,10 +118,27 @@ export class CampaignQueries {
     return this.db.prepare(`UPDATE campaigns SET status = 'interrupted', finished_at = ? WHERE status = 'running'`).run(now).changes
   }
 
-  create(id: string, agentId: string, kind: string, params: CampaignParams): void {
+  create(
+    id: string,
+    agentId: string,
+    kind: string,
+    params: CampaignParams,
+    about: Annotations & { model: string | null } = { model: null, tags: [], note: '' }
+  ): void {
     this.db
-      .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-      .run(id, agentId, kind, JSON.stringify(CampaignParamsSchema.parse(params)), new Date().toISOString())
+      .prepare(
+        `INSERT INTO campaigns (id, device_id, kind, params_json, status, started_at, model, tags_json, note) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`
+      )
+      .run(id, agentId, kind, JSON.stringify(CampaignParamsSchema.parse(params)), new Date().toISOString(), about.model, JSON.stringify(about.tags), about.note)
+  }
+
+  /** Replaces a campaign's tags and/or note; false when there is no such campaign. */
+  annotate(id: string, a: Partial<Annotations>): boolean {
+    const sets = [...(a.tags ? ['tags_json = @tags'] : []), ...(a.note !== undefined ? ['note = @note'] : [])]
+    if (!sets.length) return this.exists(id)
+    return (
+      this.db.prepare(`UPDATE campaigns SET ${sets.join(', ')} WHERE id = @id`).run({ id, tags: JSON.stringify(a.tags ?? []), note: a.note ?? '' }).changes > 0
+    )
   }
 
   get(id: string): CampaignRow | undefined {
@@ -129,7 +154,10 @@ export class CampaignQueries {
       startedAt: c.started_at,
       finishedAt: c.finished_at,
       error: c.error,
-      summary: c.summary_json ? (JSON.parse(c.summary_json) as CampaignSummary) : null
+      summary: c.summary_json ? (JSON.parse(c.summary_json) as CampaignSummary) : null,
+      model: c.model,
+      tags: storedTags(c.tags_json),
+      note: c.note
     }
   }
 
@@ -209,10 +237,28 @@ export class CampaignQueries {
     startedAt: string
     finishedAt: string | null
     error: string | null
+    model?: string | null
+    tags?: string[]
+    note?: string
   }): void {
     this.db
-      .prepare(`INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)`)
-      .run(c.id, c.agentId, c.kind, c.paramsJson, c.status, c.progress, c.startedAt, c.finishedAt, c.error)
+      .prepare(
+        `INSERT INTO campaigns (id, device_id, kind, params_json, status, progress, started_at, finished_at, error, model, tags_json, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+      )
+      .run(
+        c.id,
+        c.agentId,
+        c.kind,
+        c.paramsJson,
+        c.status,
+        c.progress,
+        c.startedAt,
+        c.finishedAt,
+        c.error,
+        c.model ?? null,
+        JSON.stringify(c.tags ?? []),
+        c.note ?? ''
+      )
   }
 
   exists(id: string): boolean {

@@ -147,6 +147,19 @@ export const MIGRATIONS: string[] = [
     health_json TEXT NOT NULL
   );
   CREATE INDEX campaign_health_campaign ON campaign_health(campaign_id);
+  `,
+  // 9: campaigns and runs carry their model, tags and a note (issue 35 item 10); the model filled in
+  // where it was recorded (a campaign's params, a run's inferences).
+  `
+  ALTER TABLE campaigns ADD COLUMN model TEXT;
+  ALTER TABLE campaigns ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE campaigns ADD COLUMN note TEXT NOT NULL DEFAULT '';
+  ALTER TABLE runs ADD COLUMN model TEXT;
+  ALTER TABLE runs ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+  UPDATE campaigns SET model = json_extract(params_json, '$.model') WHERE json_valid(params_json) AND json_type(params_json, '$.model') = 'text';
+  UPDATE runs SET model = (SELECT model FROM inferences WHERE inferences.run_id = runs.id LIMIT 1);
+  CREATE INDEX runs_device ON runs(device_id, started_at);
   `
 ]
 

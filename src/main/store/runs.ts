@@ -7,13 +7,56 @@ import type { InferenceSource } from '../../shared/contracts/console-api.js'
 import type { ExportDocument, ExportFormat } from './calibration.js'
 import { exportTable } from './table-export.js'
 import type Database from 'better-sqlite3'
-import type { InferRow, InferSummary, InferencePoint } from '../../shared/contracts/console-api.js'
+import { quantileSorted } from 'simple-statistics'
+import type { InferRow, InferSummary, InferencePoint, RunView } from '../../shared/contracts/console-api.js'
+import { storedTags, type Annotations } from '../../shared/contracts/annotations.js'
 
 export interface RunStart {
   runId: string
   agentId: string
   params: unknown
   campaignId: string | null
+  /** The model the device is served with as the run starts. */
+  model?: string | null
+  tags?: string[]
+  note?: string
+}
+
+interface RawRun {
+  id: string
+  device_id: string
+  kind: string
+  status: RunView['status']
+  started_at: string
+  finished_at: string | null
+  summary_json: string | null
+  error: string | null
+  campaign_id: string | null
+  model: string | null
+  tags_json: string
+  note: string
+}
+
+function runView(r: RawRun): RunView {
+  let summary: InferSummary | null = null
+  try {
+    summary = r.summary_json ? (JSON.parse(r.summary_json) as InferSummary) : null
+  } catch {
+    summary = null // a summary that does not read is shown as none, the run still listed
+  }
+  return {
+    id: r.id,
+    agentId: r.device_id,
+    campaignId: r.campaign_id,
+    model: r.model,
+    status: r.status,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    error: r.error,
+    tags: storedTags(r.tags_json),
+    note: r.note,
+    summary
+  }
 }
 
 export class RunQueries {
@@ -25,12 +68,106 @@ export class RunQueries {
 
   start(r: RunStart): void {
     this.db
-      .prepare(`INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id) VALUES (?, ?, 'infer', ?, 'running', ?, ?)`)
-      .run(r.runId, r.agentId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId)
+      .prepare(
+        `INSERT INTO runs (id, device_id, kind, params_json, status, started_at, campaign_id, model, tags_json, note) VALUES (?, ?, 'infer', ?, 'running', ?, ?, ?, ?, ?)`
+      )
+      .run(r.runId, r.agentId, JSON.stringify(r.params), new Date().toISOString(), r.campaignId, r.model ?? null, JSON.stringify(r.tags ?? []), r.note ?? '')
   }
 
-  /** Stores a completed run's inferences and marks it done, in one transaction. */
-  finish(runId: string, agentId: string, model: string, rows: readonly InferRow[], summary: InferSummary): void {
+  /** Replaces a run's tags and/or note; false when there is no such run. */
+  annotate(runId: string, a: Partial<Annotations>): boolean {
+    const sets = [...(a.tags ? ['tags_json = @tags'] : []), ...(a.note !== undefined ? ['note = @note'] : [])]
+    if (!sets.length) return !!this.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(runId)
+    return (
+      this.db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = @id`).run({ id: runId, tags: JSON.stringify(a.tags ?? []), note: a.note ?? '' }).changes >
+      0
+    )
+  }
+
+  /** One run with its summary, tags and note. */
+  view(runId: string): RunView | undefined {
+    const r = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(runId) as RawRun | undefined
+    return r ? runView(r) : undefined
+  }
+
+  /**
+   * Runs, newest first: of one device or all, the user's own (not a campaign's), a campaign's or
+   * all, with a tag, at most `limit`.
+   */
+  list(o: { agentId?: string; source?: InferenceSource; tag?: string; limit: number }): RunView[] {
+    const where: string[] = []
+    const args: Record<string, unknown> = { limit: o.limit }
+    if (o.agentId) {
+      where.push('device_id = @agent')
+      args['agent'] = o.agentId
+    }
+    if (o.source === 'user') where.push('campaign_id IS NULL')
+    if (o.source === 'campaign') where.push('campaign_id IS NOT NULL')
+    if (o.tag) {
+      where.push(`EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(tags_json) THEN tags_json ELSE '[]' END) t WHERE t.value = @tag)`)
+      args['tag'] = o.tag
+    }
+    const sql = `SELECT * FROM runs${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, rowid DESC LIMIT @limit`
+    return (this.db.prepare(sql).all(args) as RawRun[]).map(runView)
+  }
+
+  /** The end-to-end latencies a run stored (completed inferences), ascending. */
+  e2eMs(runId: string): number[] {
+    return (this.db.prepare('SELECT e2e_ms AS v FROM inferences WHERE run_id = ? AND e2e_ms IS NOT NULL ORDER BY e2e_ms').all(runId) as { v: number }[]).map(
+      (r) => r.v
+    )
+  }
+
+  setStatus(runId: string, status: 'running' | 'done'): void {
+    this.db.prepare('UPDATE runs SET status = ? WHERE id = ?').run(status, runId)
+  }
+
+  /**
+   * A run's summary over every batch it stored: `previous` covered its earlier batches, `batch` the
+   * last. Counts add up; latency quantiles, the met share and accuracy are recomputed from every
+   * stored inference; prediction errors are the batches' averages weighted by their completed
+   * inferences; the first plan stays the run's first.
+   */
+  private merged(runId: string, previous: InferSummary, batch: InferSummary): InferSummary {
+    const rows = this.db.prepare('SELECT e2e_ms AS e2e, met, correct FROM inferences WHERE run_id = ? AND e2e_ms IS NOT NULL').all(runId) as {
+      e2e: number
+      met: number
+      correct: number | null
+    }[]
+    const e2e = rows.map((r) => r.e2e).sort((a, b) => a - b)
+    const q = (p: number) => (e2e.length ? quantileSorted(e2e, p) : Number.NaN)
+    const labelled = rows.filter((r) => r.correct !== null)
+    const weighted = (f: (s: InferSummary) => number | null): number | null => {
+      const parts = [previous, batch].filter((s) => f(s) !== null && s.completed > 0)
+      const n = parts.reduce((a, s) => a + s.completed, 0)
+      return n ? parts.reduce((a, s) => a + f(s)! * s.completed, 0) / n : null
+    }
+    return {
+      ...batch,
+      count: previous.count + batch.count,
+      completed: previous.completed + batch.completed,
+      lost: previous.lost + batch.lost,
+      plan: previous.plan,
+      p50Ms: q(0.5),
+      p95Ms: q(0.95),
+      percentileMs: batch.percentile !== null && e2e.length ? q(batch.percentile / 100) : null,
+      accuracy: labelled.length ? labelled.filter((r) => r.correct === 1).length / labelled.length : null,
+      metShare: rows.length ? rows.filter((r) => r.met === 1).length / rows.length : 0,
+      planChanges: previous.planChanges + batch.planChanges,
+      prediction: {
+        ...batch.prediction,
+        mapeCorrected: weighted((s) => s.prediction.mapeCorrected),
+        mapeUncorrected: weighted((s) => s.prediction.mapeUncorrected)
+      },
+      batches: (previous.batches ?? 1) + 1
+    }
+  }
+
+  /**
+   * Stores a completed run's inferences and marks it done, in one transaction; a batch that continues
+   * the run (`previous`: its summary so far) adds its rows and leaves a summary over them all.
+   */
+  finish(runId: string, agentId: string, model: string, rows: readonly InferRow[], summary: InferSummary, previous: InferSummary | null = null): void {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO inferences (request_id, run_id, device_id, plan_id, model, exit, device_layers, sample, label, predicted_label, correct, latency_ms, predicted_ms, predicted_json, device_ms, transfer_ms, edge_ms, e2e_ms, met, uplink_kbps, upload_bytes, created_at)
        VALUES (@requestId, @runId, @agentId, @planId, @model, @exit, @deviceLayers, @sample, @label, @predictedLabel, @correct, @latencyMs, @predictedMs, @predictedJson, @deviceMs, @transferMs, @edgeMs, @e2eMs, @met, @uplinkKbps, @uploadBytes, @createdAt)`
@@ -63,7 +200,8 @@ export class RunQueries {
           createdAt: now
         })
       }
-      this.db.prepare(`UPDATE runs SET status = 'done', finished_at = ?, summary_json = ? WHERE id = ?`).run(now, JSON.stringify(summary), runId)
+      const stored = previous ? this.merged(runId, previous, summary) : summary
+      this.db.prepare(`UPDATE runs SET status = 'done', finished_at = ?, summary_json = ? WHERE id = ?`).run(now, JSON.stringify(stored), runId)
     })()
   }
 

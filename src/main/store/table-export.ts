@@ -35,14 +35,17 @@ const QUERIES: Record<TableExport, { columns: string[]; sql: (where: string) => 
       'e2e_ms',
       'met',
       'uplink_kbps',
-      'upload_bytes'
+      'upload_bytes',
+      'run_tags',
+      'run_note'
     ],
     sql: (where) =>
       `SELECT i.id AS id, i.created_at AS at, i.device_id AS device, i.run_id AS run_id, r.status AS run_status, r.campaign_id AS campaign_id,
               i.plan_id AS plan_id, i.model AS model, i.exit AS exit, i.device_layers AS device_layers, i.sample AS sample, i.label AS label,
               i.predicted_label AS predicted_label, i.correct AS correct, i.latency_ms AS latency_requirement_ms, i.predicted_ms AS predicted_ms,
               i.device_ms AS device_ms, i.transfer_ms AS transfer_ms, i.edge_ms AS edge_ms, i.e2e_ms AS e2e_ms, i.met AS met,
-              i.uplink_kbps AS uplink_kbps, i.upload_bytes AS upload_bytes
+              i.uplink_kbps AS uplink_kbps, i.upload_bytes AS upload_bytes,
+              (SELECT group_concat(t.value, ' ') FROM json_each(CASE WHEN json_valid(r.tags_json) THEN r.tags_json ELSE '[]' END) t) AS run_tags, r.note AS run_note
        FROM inferences i LEFT JOIN runs r ON r.id = i.run_id${where.replace('device_id', 'i.device_id')} ORDER BY i.id`,
     none: 'no co-inference stored yet (run `edgent infer` or the Live page first)'
   },

@@ -304,6 +304,10 @@ export interface CampaignStatus {
   warnings: string[]
   /** While it runs, in kinds measured in several passes (layers): the pass under way, 1-based, of how many. */
   pass: { current: number; of: number } | null
+  /** The model the device was planned with when it started (null: not recorded, campaigns before schema 9). */
+  model: string | null
+  tags: string[]
+  note: string
 }
 
 /** One measured configuration of a campaign, with the fitted regression's prediction for it. */
@@ -469,6 +473,51 @@ export interface InferSummary {
   stagesMedianMs?: Record<StageName, number> | null
   /** Why the batch ended before its count (its caller went away); absent: it ran whole. */
   stopped?: string
+  /** A run made of several batches (the Live page's): how many; absent: one. */
+  batches?: number
+}
+
+/** A co-inference run (a batch of `edgent infer`, the Live page, or a campaign's), as listed and compared. */
+export interface RunView {
+  id: string
+  agentId: string
+  /** The campaign that ran it (null: the user's own run). */
+  campaignId: string | null
+  /** The model the device was served with (null: not recorded). */
+  model: string | null
+  status: 'running' | 'done' | 'failed' | 'interrupted' | 'cancelled'
+  startedAt: string
+  finishedAt: string | null
+  error: string | null
+  tags: string[]
+  note: string
+  /** Done runs: what the batch measured. */
+  summary: InferSummary | null
+}
+
+/** One measure of two runs side by side (`delta` = b − a; `better`: which is better, null: equal, no direction or not comparable). */
+export interface ComparisonRow {
+  measure: string
+  unit: string
+  a: number | string | null
+  b: number | string | null
+  delta: number | null
+  better: 'a' | 'b' | null
+}
+
+/** Two runs side by side (`edgent runs compare`, the Live page). */
+export interface RunComparison {
+  runs: [RunView, RunView]
+  rows: ComparisonRow[]
+  /** What differs between them that the numbers do not show (model, device, requirement, uplink, plan). */
+  differs: string[]
+  /** Each run's end-to-end latency quantiles over its completed inferences, ms. */
+  quantiles: { q: number; a: number | null; b: number | null }[]
+  /**
+   * The measurement's own noise: b − a at p50 and p95 with 95 % bootstrap intervals (1,000
+   * resamples of each run's inferences); `clear`: the interval excludes 0.
+   */
+  differences: { q: number; deltaMs: number; lowMs: number; highMs: number; clear: boolean }[]
 }
 
 /** Whose inferences: the user's runs (Live, `edgent infer`), a campaign's, or all. */
@@ -542,7 +591,17 @@ export interface ConsoleMethods {
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
   campaignStart: {
     /** `uplinkKbps`: kind `plans` only, the fixed uplink its plans co-infer at; `timing`: kind `layers` only (warm or cold, see TIMING_REGIMES). */
-    args: { agent: string; kind: CampaignKind; reps?: number; bandwidthsKbps?: number[]; latenciesMs?: number[]; uplinkKbps?: number; timing?: 'warm' | 'cold' }
+    args: {
+      agent: string
+      kind: CampaignKind
+      reps?: number
+      bandwidthsKbps?: number[]
+      latenciesMs?: number[]
+      uplinkKbps?: number
+      timing?: 'warm' | 'cold'
+      tags?: string[]
+      note?: string
+    }
     result: { id: string }
   }
   campaignStatus: { args: { id: string }; result: CampaignStatus }
@@ -564,9 +623,22 @@ export interface ConsoleMethods {
       uplinkKbps?: number
       plan?: { exit: number; deviceLayers: number; codec?: Codec }
       percentile?: number
+      tags?: string[]
+      note?: string
+      /** Continue that run (the caller's own earlier batch): this batch's rows join it. The result is this batch's summary. */
+      continues?: string
     }
     result: { summary: InferSummary; rows: InferRow[] }
   }
+  /** Runs, newest first (`source` default: the user's own runs). */
+  runs: { args: { agent?: string; source?: InferenceSource; tag?: string; limit?: number }; result: RunView[] }
+  /** Sets a run's or a campaign's tags and/or note (each replaced whole). */
+  annotate: {
+    args: { target: 'run' | 'campaign'; id: string; tags?: string[]; note?: string }
+    result: { target: 'run' | 'campaign'; id: string; tags: string[]; note: string }
+  }
+  /** Two runs side by side. */
+  runCompare: { args: { a: string; b: string }; result: RunComparison }
   /** The latest `limit` inferences, or (with `afterId`) the first `limit` after that id; oldest first. */
   inferences: { args: { agent: string; limit?: number; afterId?: number; source?: InferenceSource }; result: InferencePoint[] }
   bandwidth: { args: { agent: string; limit?: number }; result: BandwidthPoint[] }
@@ -636,6 +708,9 @@ export const METHOD_NAMES = [
   'load',
   'infer',
   'inferences',
+  'runs',
+  'annotate',
+  'runCompare',
   'bandwidth',
   'exportCalibration',
   'profiles',

@@ -11,6 +11,7 @@ import {
   profileList,
   profileUse
 } from '../campaign.js'
+import { noteOption, tagOption } from './runs.js'
 import { REGRESSORS, type Regressor } from '../../../shared/algorithms/latency.js'
 import { type Io, ExitCode, dataDirOption, numberList, positiveInt, positiveNumber } from '../args.js'
 
@@ -34,6 +35,8 @@ export function registerCampaigns(program: Command, io: Io): void {
         ['warm', 'cold']
       )
     )
+    .addOption(tagOption('campaign'))
+    .addOption(noteOption('campaign'))
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(async (o: CampaignRunOptions) => {

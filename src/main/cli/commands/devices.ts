@@ -5,6 +5,7 @@ import { type Command, Option } from 'commander'
 import { readSettings } from '../../runtime/settings-file.js'
 import { UserError } from '../../../shared/errors.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
+import { noteOption, tagOption } from './runs.js'
 import { devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from '../serve.js'
 import { CODECS } from '../../../shared/algorithms/codecs.js'
 import { type Io, type PinnedPlan, dataDirOption, modelOption, nonNegative, percentileArg, pinArg, portNumber, positive, positiveInt } from '../args.js'
@@ -98,6 +99,8 @@ export function registerDevices(program: Command, io: Io): void {
       percentileArg
     )
     .option('--plan <exit/deviceLayers[/codec]>', `pin the plan instead of planning, e.g. 5/8/int8 (codecs: ${CODECS.join(', ')}; default f32)`, pinArg)
+    .addOption(tagOption('run'))
+    .addOption(noteOption('run'))
     .addOption(dataDirOption())
     .option('--json', 'the summary and every row as JSON')
     .action(
@@ -108,6 +111,8 @@ export function registerDevices(program: Command, io: Io): void {
         bandwidthKbps: string
         percentile?: number
         plan?: PinnedPlan
+        tag?: string[]
+        note?: string
         dataDir: string
         json?: boolean
       }) => {
@@ -122,7 +127,9 @@ export function registerDevices(program: Command, io: Io): void {
             ...(o.json ? { json: true } : {}),
             ...(b !== undefined ? { uplinkKbps: b } : {}),
             ...(o.percentile !== undefined ? { percentile: o.percentile } : {}),
-            ...(o.plan ? { plan: o.plan } : {})
+            ...(o.plan ? { plan: o.plan } : {}),
+            ...(o.tag ? { tags: o.tag } : {}),
+            ...(o.note !== undefined ? { note: o.note } : {})
           })
         )
       }

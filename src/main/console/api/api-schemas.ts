@@ -10,6 +10,7 @@ import { SettingsSchema } from '../../../shared/contracts/settings.js'
 import { TIMING_REGIMES } from '../../../shared/contracts/agent-api.js'
 import { PERCENTILE_RANGE } from '../../../shared/algorithms/tail.js'
 import { REGRESSORS } from '../../../shared/algorithms/latency.js'
+import { NoteSchema, TagSchema, TagsSchema } from '../../../shared/contracts/annotations.js'
 
 const none = z.object({}).strict()
 const agent = z.string().min(1).max(64)
@@ -37,7 +38,9 @@ export const API_SCHEMAS = {
       bandwidthsKbps: z.array(z.number().positive().max(1e7)).min(1).max(50).optional(),
       latenciesMs: z.array(z.number().positive().max(3.6e6)).min(1).max(50).optional(),
       uplinkKbps: z.number().min(1).max(1e7).optional(),
-      timing: z.enum(TIMING_REGIMES).optional()
+      timing: z.enum(TIMING_REGIMES).optional(),
+      tags: TagsSchema.optional(),
+      note: NoteSchema.optional()
     })
     .strict(),
   campaignStatus: z.object({ id: z.string().min(1).max(128) }).strict(),
@@ -58,9 +61,25 @@ export const API_SCHEMAS = {
         .strict()
         .optional(),
       /** The requirement holds at this percentile of inferences (tail-aware planning). */
-      percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]).optional()
+      percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]).optional(),
+      tags: TagsSchema.optional(),
+      note: NoteSchema.optional(),
+      continues: z.string().min(1).max(128).optional()
     })
     .strict(),
+  runs: z
+    .object({
+      agent: agent.optional(),
+      source: z.enum(['user', 'campaign', 'all']).default('user'),
+      tag: TagSchema.optional(),
+      limit: z.number().int().positive().max(1000).default(200)
+    })
+    .strict(),
+  annotate: z
+    .object({ target: z.enum(['run', 'campaign']), id: z.string().min(1).max(128), tags: TagsSchema.optional(), note: NoteSchema.optional() })
+    .strict()
+    .refine((a) => a.tags !== undefined || a.note !== undefined, 'give tags, a note or both'),
+  runCompare: z.object({ a: z.string().min(1).max(128), b: z.string().min(1).max(128) }).strict(),
   tail: z.object({ agent, percentile: z.number().min(PERCENTILE_RANGE[0]).max(PERCENTILE_RANGE[1]) }).strict(),
   load: z.object({}).strict(),
   inferences: z

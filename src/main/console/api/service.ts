@@ -42,6 +42,7 @@ import { idFromFileName, importModel, listModels, modelDirById } from '../../mod
 import { loadManifest } from '../../runtime/files.js'
 import { aggregatePasses } from '../../calibration/fit.js'
 import { parseArgs } from './api-schemas.js'
+import { compareRuns } from '../../../shared/algorithms/compare.js'
 import { credentialsCommand, credentialsFor } from '../../../shared/contracts/credentials.js'
 import type { EdgentConsole } from '../console.js'
 
@@ -158,9 +159,45 @@ export class ConsoleService {
         ...(a.bandwidthsKbps ? { bandwidthsKbps: a.bandwidthsKbps } : {}),
         ...(a.latenciesMs ? { latenciesMs: a.latenciesMs } : {}),
         ...(a.uplinkKbps !== undefined ? { uplinkKbps: a.uplinkKbps } : {}),
-        ...(a.timing !== undefined ? { timing: a.timing } : {})
+        ...(a.timing !== undefined ? { timing: a.timing } : {}),
+        ...(a.tags ? { tags: a.tags } : {}),
+        ...(a.note !== undefined ? { note: a.note } : {})
       })
     }
+  }
+
+  runs(a: ArgsOf<'runs'>): ResultOf<'runs'> {
+    return this.core.store.runs.list({
+      ...(a.agent ? { agentId: this.knownAgent(a.agent) } : {}),
+      source: a.source ?? 'user',
+      ...(a.tag ? { tag: a.tag } : {}),
+      limit: a.limit ?? 200
+    })
+  }
+
+  annotate(a: ArgsOf<'annotate'>): ResultOf<'annotate'> {
+    const change = { ...(a.tags ? { tags: a.tags } : {}), ...(a.note !== undefined ? { note: a.note } : {}) }
+    if (a.target === 'run') {
+      if (!this.core.store.runs.annotate(a.id, change)) throw new UserError(`unknown run "${a.id}"`)
+      const r = this.core.store.runs.view(a.id)!
+      return { target: 'run', id: a.id, tags: r.tags, note: r.note }
+    }
+    if (!this.core.store.campaigns.annotate(a.id, change)) throw new UserError(`unknown campaign "${a.id}"`)
+    const c = this.core.store.campaigns.get(a.id)!
+    const status = this.core.campaigns.status(a.id)
+    if (status) this.core.emit('campaign', status)
+    return { target: 'campaign', id: a.id, tags: c.tags, note: c.note }
+  }
+
+  runCompare(a: ArgsOf<'runCompare'>): ResultOf<'runCompare'> {
+    const { runs } = this.core.store
+    const view = (id: string) => {
+      const r = runs.view(id)
+      if (!r) throw new UserError(`unknown run "${id}" (edgent runs lists them)`)
+      return r
+    }
+    const [x, y] = [view(a.a), view(a.b)]
+    return compareRuns(x, y, runs.e2eMs(x.id), runs.e2eMs(y.id))
   }
 
   campaignStatus(a: ArgsOf<'campaignStatus'>): CampaignStatus {

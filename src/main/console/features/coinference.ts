@@ -64,6 +64,11 @@ export interface InferOptions {
   learn?: boolean
   /** The requirement holds at this percentile of inferences (tail-aware planning, 50–99.9); absent: at the typical one. */
   percentile?: number
+  /** Stored with the run (validated by the API: annotations.ts). */
+  tags?: string[]
+  note?: string
+  /** This batch continues that run (the Live page's batches make one run): its rows join it, its summary covers them all. */
+  continues?: string
 }
 
 export interface CoInferenceDeps {
@@ -339,8 +344,29 @@ export class CoInference {
         ? `bandwidth fixed at ${kbps} kbps by the user`
         : `uplink estimate ${Math.round(kbps)} kbps`
     const first = await planning.pushPlan(id, opts.latencyMs, kbps, reason, opts.plan, percentile)
-    const runId = randomUUID()
-    store.runs.start({ runId, agentId: id, params: opts, campaignId: opts.campaignId ?? null })
+    const { tags, note, continues, ...params } = opts
+    let runId: string
+    let previous: InferSummary | null = null
+    if (continues) {
+      const prev = store.runs.view(continues)
+      if (!prev || prev.agentId !== id) throw new UserError(`infer: no run "${continues}" of ${id} to continue`)
+      if (prev.campaignId || prev.status !== 'done' || !prev.summary)
+        throw new UserError(`infer: run "${continues}" cannot be continued (${prev.campaignId ? "a campaign's run" : prev.status})`)
+      runId = prev.id
+      previous = prev.summary
+      store.runs.setStatus(runId, 'running')
+    } else {
+      runId = randomUUID()
+      store.runs.start({
+        runId,
+        agentId: id,
+        params,
+        campaignId: opts.campaignId ?? null,
+        model: this.deps.models.forDevice(id).manifest.id,
+        tags: tags ?? [],
+        note: note ?? ''
+      })
+    }
     const plansBefore = new Set(planning.planIds(id))
     // A caller that goes away (a closed API connection, a stopped CLI) ends the batch after the
     // inference in flight: the agent answers with the rows done, stored as any batch's.
@@ -419,11 +445,13 @@ export class CoInference {
         stagesMedianMs: stageMedians(rows.flatMap((r) => (r.stages ? [r.stages] : []))),
         ...(cancelled ? { stopped: `${cancelled} after ${res.rows.length} of ${opts.count} inferences` } : {})
       }
-      store.runs.finish(runId, id, first.model, rows, summary)
+      store.runs.finish(runId, id, first.model, rows, summary, previous)
       this.deps.emit('inferences', { id, summary })
       return { summary, rows }
     } catch (err) {
-      store.runs.fail(runId, errorMessage(err))
+      // A continued run keeps what its earlier batches stored: it is done, without this batch.
+      if (previous) store.runs.setStatus(runId, 'done')
+      else store.runs.fail(runId, errorMessage(err))
       for (const [k, h] of this.halves) if (h.agentId === id) this.halves.delete(k)
       throw err
     } finally {

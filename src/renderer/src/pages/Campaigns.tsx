@@ -5,6 +5,7 @@ import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { download } from '../download'
 import { useApi, useQuery } from '../hooks'
+import { Annotation, parseTags } from '../components/runs'
 
 const KIND_TEXT: Record<string, string> = {
   layers: 'layers — synthetic single-layer models over a grid of every layer type, both sides (fits the regressions)',
@@ -59,6 +60,8 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
   const api = useApi()
   const [kind, setKind] = useState<CampaignKind>('model')
   const [repsText, setRepsText] = useState('3')
+  const [tagsText, setTagsText] = useState('')
+  const [noteText, setNoteText] = useState('')
   const [error, setError] = useState<string | null>(null)
   const [exportMsg, setExportMsg] = useState<string | null>(null)
   const chosen = props.agent ?? ''
@@ -81,7 +84,14 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
       return
     }
     try {
-      await api.campaignStart({ agent: chosen, kind, reps: reps.value })
+      const tags = parseTags(tagsText)
+      await api.campaignStart({
+        agent: chosen,
+        kind,
+        reps: reps.value,
+        ...(tags.length ? { tags } : {}),
+        ...(noteText.trim() ? { note: noteText } : {})
+      })
       q.reload()
     } catch (err) {
       setError(errorMessage(err))
@@ -129,6 +139,20 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
           <label>
             {kind === 'sweep' ? 'Inferences per point' : kind === 'plans' ? 'Inferences per plan' : 'Repetitions'}
             <input type="text" inputMode="numeric" value={repsText} onChange={(e) => setRepsText(e.target.value)} data-testid="campaign-reps" />
+          </label>
+          <label>
+            Tags
+            <input type="text" placeholder="e.g. baseline fan-off" value={tagsText} onChange={(e) => setTagsText(e.target.value)} data-testid="campaign-tags" />
+          </label>
+          <label>
+            Note
+            <input
+              type="text"
+              placeholder="kept with the campaign"
+              value={noteText}
+              onChange={(e) => setNoteText(e.target.value)}
+              data-testid="campaign-note"
+            />
           </label>
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
             Start
@@ -193,11 +217,13 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                   <th>Started</th>
                   <th>Kind</th>
                   <th>Device</th>
+                  <th>Model</th>
                   <th>Status</th>
                   <th>Progress</th>
                   <th>Measurements</th>
                   <th>Result</th>
                   <th>Export</th>
+                  <th>Tags and note</th>
                 </tr>
               </thead>
               <tbody>
@@ -206,6 +232,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                     <td>{new Date(c.startedAt).toLocaleString()}</td>
                     <td>{c.kind}</td>
                     <td>{c.agentId}</td>
+                    <td title={c.kind === 'layers' ? 'a layers campaign times synthetic layers: its profile serves any model' : ''}>{c.model ?? '—'}</td>
                     <td>
                       <span className={`badge badge-${c.status}`} title={c.error ?? ''} data-testid="campaign-status">
                         {c.status}
@@ -231,6 +258,9 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                       <button type="button" className="link" onClick={() => void doExport('csv', c.id)}>
                         CSV
                       </button>
+                    </td>
+                    <td>
+                      <Annotation target="campaign" id={c.id} tags={c.tags ?? []} note={c.note ?? ''} onSaved={q.reload} />
                     </td>
                   </tr>
                 ))}

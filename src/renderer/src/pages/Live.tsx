@@ -8,6 +8,7 @@ import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
 import { download } from '../download'
 import { PERCENTILE_RANGE } from '../../../shared/algorithms/tail'
+import { RunsCard, parseTags } from '../components/runs'
 
 const BATCH = 25
 const KEEP = 100_000
@@ -23,6 +24,8 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   const [fixedKbps, setFixedKbps] = useState<string>('')
   // Tail-aware planning: the requirement holds for this percentile of inferences (empty: the typical one).
   const [percentileText, setPercentileText] = useState<string>('')
+  const [tagsText, setTagsText] = useState('')
+  const [noteText, setNoteText] = useState('')
   /** The last run at a percentile: its inferences within the requirement, of all completed. */
   const [tailRun, setTailRun] = useState<{ percentile: number; met: number; completed: number } | null>(null)
   // Campaigns co-infer too (sweeps): the user's runs are shown unless asked otherwise.
@@ -120,7 +123,10 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     setError(null)
     setRunning({ done: 0, total: count })
     setTailRun(percentile !== null ? { percentile, met: 0, completed: 0 } : null)
+    const tags = parseTags(tagsText)
     try {
+      // The batches make one run: the first starts it (with the tags and note), the rest continue it.
+      let runId: string | null = null
       for (let done = 0; done < count && !stop.current; ) {
         const n = Math.min(BATCH, count - done)
         const r = await api.infer({
@@ -128,8 +134,10 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           count: n,
           latencyMs,
           ...(kbps !== null ? { uplinkKbps: kbps } : {}),
-          ...(percentile !== null ? { percentile } : {})
+          ...(percentile !== null ? { percentile } : {}),
+          ...(runId ? { continues: runId } : { ...(tags.length ? { tags } : {}), ...(noteText.trim() ? { note: noteText } : {}) })
         })
+        runId = r.summary.runId
         setSummary(r.summary)
         if (percentile !== null) {
           const met = r.rows.filter((x) => x.met).length
@@ -221,6 +229,14 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               data-testid="live-percentile"
               title="The requirement holds for this share of inferences: plans are chosen with the device's measured dispersion"
             />
+          </label>
+          <label>
+            Tags
+            <input type="text" placeholder="e.g. baseline wifi" value={tagsText} onChange={(e) => setTagsText(e.target.value)} data-testid="live-tags" />
+          </label>
+          <label>
+            Note
+            <input type="text" placeholder="kept with the run" value={noteText} onChange={(e) => setNoteText(e.target.value)} data-testid="live-note" />
           </label>
           <label>
             Show
@@ -362,6 +378,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           </ResponsiveContainer>
         )}
       </Card>
+      <RunsCard agent={agent} />
     </>
   )
 }

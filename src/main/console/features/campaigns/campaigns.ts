@@ -40,6 +40,9 @@ export interface SweepOptions {
   uplinkKbps?: number
   /** Kind `layers`: how each configuration's runs are timed (default LAYERS_TIMING). */
   timing?: TimingRegime
+  /** Stored with the campaign (validated by the API: annotations.ts). */
+  tags?: string[]
+  note?: string
 }
 
 const isKind = (k: string): k is CampaignKind => (CAMPAIGN_KINDS as readonly string[]).includes(k)
@@ -109,7 +112,7 @@ export class Campaigns {
           : kind === 'plans'
             ? { inferencesPerPlan: reps, uplinkKbps, model, machines }
             : { inferencesPerPoint: reps, ...grid, machines }
-    this.ctx.store.campaigns.create(id, agentId, kind, params)
+    this.ctx.store.campaigns.create(id, agentId, kind, params, { model, tags: o.tags ?? [], note: o.note ?? '' })
     const run = new CampaignRun(this.ctx, this, id, agentId)
     const done =
       kind === 'sweep'
@@ -155,7 +158,10 @@ export class Campaigns {
       plans: c.kind === 'plans' ? (c.summary as PlansSummary | null) : null,
       pass: c.status === 'running' ? (run?.pass ?? null) : null,
       warnings: healthWarnings(campaigns.health(id)),
-      link: p ? linkOf(p.profile) : null
+      link: p ? linkOf(p.profile) : null,
+      model: c.model,
+      tags: c.tags,
+      note: c.note
     }
   }
 
