@@ -53,7 +53,9 @@ const api = {
   modelImport: call('modelImport'),
   settings: call('settings'),
   settingsUpdate: call('settingsUpdate'),
-  upload: (data: ArrayBuffer, fileName: string) => ipcRenderer.invoke(IPC_UPLOAD_CHANNEL, { fileName, data }) as Promise<UploadView>,
+  // IPC carries bytes: a File is read here (the page has checked its size against maxUploadBytes first).
+  upload: async (data: ArrayBuffer | Blob, fileName: string) =>
+    (await ipcRenderer.invoke(IPC_UPLOAD_CHANNEL, { fileName, data: data instanceof Blob ? await data.arrayBuffer() : data })) as UploadView,
   onEvent(listener: (event: ConsoleEvent) => void): () => void {
     const h = (_e: IpcRendererEvent, event: ConsoleEvent) => listener(event)
     ipcRenderer.on(IPC_EVENT_CHANNEL, h)

@@ -116,6 +116,10 @@ describe('edgent serve with its local emulated device, driven by the CLI', () =>
     expect(cmp).toMatch(/^not alike: .*uplink \(kbps\): [\d.]+ → 250/m)
     expect(cmp).toMatch(/^p50 end to end \(ms\) +[\d.]+ +[\d.]+ +[+-]?[\d.]+/m)
     expect(cmp).toMatch(/^B − A at p50: [+-]?[\d.]+ ms, 95 % interval \[-?[\d.]+, -?[\d.]+\] ms — (a difference beyond|within) the runs’ own noise$/m)
+    // A pinned plan says it was pinned, never "fastest plan" (nothing was planned).
+    const pinned = (await edg(['infer', '--agent', 'local-pi', '--count', '3', '--latency-ms', '200', '--plan', '1/0'])).stdout
+    expect(pinned).toMatch(/^plan [\w-]+: exit 1, 0\/\d+ layers on the device.*, predicted [\d.]+ ms \(pinned(; predicted over the requirement)?\)$/m)
+    expect(pinned).not.toContain('fastest plan')
     const list = (await edg(['campaign', 'list'])).stdout.split('\n')[0]
     expect(list).toMatch(/^campaign +kind +device +model +status +progress +measurements +started +tags +note$/)
   }, 300_000)

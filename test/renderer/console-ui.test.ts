@@ -149,6 +149,10 @@ describe('the console in a browser (headless shell)', () => {
     }
     // The model campaign just fitted a profile for pi-ui: predictions come from it, and its fits are drawn.
     expect(await page.textContent('[data-testid=layer-latencies]')).toContain("the device's current fitted profile")
+    // ... and the panel says why its bars can differ from the plans panel (the link stage fitted on real plans).
+    expect(await page.textContent('[data-testid=layer-vs-plans]')).toMatch(
+      /^These bars are the regressions alone.*plans are predicted with the link stage on top \((fitted on real plans: device ×[\d.]+ [+−] [\d.]+ ms|none fitted)/
+    )
     await page.waitForSelector('[data-testid^=fit-device-]')
     // A model campaign has a few layers of each type: fits with too few points per parameter fall back, and say so.
     const fallbacks = page.locator('[data-testid^=fallback-]')
@@ -337,7 +341,8 @@ describe('the console in a browser (headless shell)', () => {
     const ticks = await tickLoc.allTextContents()
     for (const t of ticks) expect(t).toMatch(/^\d{1,3}(,\d{3})*(\.\d+)?$/)
     const labels = await page.locator('[data-testid=live-bandwidth] .recharts-label').allTextContents()
-    const unit = labels.map((l) => /^uplink \((kbps|Mbps|Gbps)\)$/.exec(l)?.[1]).find(Boolean) as 'kbps' | 'Mbps' | 'Gbps' | undefined
+    // (samples far apart are drawn on a log axis: the title says so)
+    const unit = labels.map((l) => /^uplink \((kbps|Mbps|Gbps)(, log scale)?\)$/.exec(l)?.[1]).find(Boolean) as 'kbps' | 'Mbps' | 'Gbps' | undefined
     expect(unit, labels.join(' | ')).toBeDefined()
     const top = Math.max(...ticks.map((t) => Number(t.replace(/,/g, '')))) * { kbps: 1, Mbps: 1000, Gbps: 1e6 }[unit!]
     // the axis reaches past the largest sample: its top tick is in the unit's range (kbpsUnit's thresholds)
@@ -396,7 +401,7 @@ describe('the console in a browser (headless shell)', () => {
     await page.setViewportSize({ width: 1400, height: 1000 })
     // Campaigns name their model, tags and note.
     await go('campaigns')
-    const head = await page.locator('[data-testid=campaign-table] thead').textContent()
+    const head = await page.locator('[data-testid=campaign-table] > thead').textContent()
     expect(head).toContain('Model')
     expect(head).toContain('Tags and note')
     await go('live')
@@ -527,6 +532,50 @@ describe('the console in a browser (headless shell)', () => {
     await expect.poll(async () => page.textContent(flag).catch(() => null), { timeout: 10_000 }).toMatch(flagged)
     await shot('stale-live')
   }, 60_000)
+
+  it('Pages say what they show: the model planned, offline and unpaired devices, a campaign in detail, one model on Live', async () => {
+    // The Planner names the model it plans, and whether it is the device's own or the default.
+    await go('planner')
+    await page.selectOption('[data-testid=device-select]', 'pi-ui')
+    await expect
+      .poll(async () => page.textContent('[data-testid=planner-model]'), { timeout: 30_000 })
+      .toMatch(/^Planning [\w-]+ for pi-ui \((the default model|the model assigned to it); the Models page assigns another\)$/)
+    // Fleet: factors as a person reads them; an unpaired device listed only on request.
+    await callConsole(serve.control, 'pair', { id: 'pi-gone' })
+    await callConsole(serve.control, 'unpair', { id: 'pi-gone' })
+    await go('fleet')
+    await page.waitForSelector('[data-testid=devices-table]')
+    for (const cell of await page.locator('[data-testid=devices-table] tbody td.muted').allTextContents()) expect(cell).not.toMatch(/\d\.\d{4,}/)
+    expect(await page.locator('[data-testid=device-pi-gone]').count()).toBe(0)
+    await page.click('[data-testid=show-unpaired]')
+    await expect.poll(async () => page.textContent('[data-testid=state-pi-gone]'), { timeout: 10_000 }).toBe('unpaired')
+    await page.click('[data-testid=show-unpaired]')
+    // Campaigns: the form starts as the CLI does, and a finished campaign opens into its detail.
+    await go('campaigns')
+    expect(await page.inputValue('[data-testid=campaign-kind]')).toBe('layers')
+    expect(await page.inputValue('[data-testid=campaign-reps]')).toBe('5')
+    const detail = page.locator('[data-testid=campaign-detail]').first()
+    await detail.locator('summary').click()
+    expect(await detail.textContent()).toMatch(/^details\s*id [0-9a-f-]{36} · \w+ on [\w-]+ · model [\w-]+ · took \d+/)
+    // Live: the figures are the current model's, and the page says so.
+    await go('live')
+    const devices = await callConsole(serve.control, 'devices', {})
+    const current = devices.find((d) => d.id === 'pi-ui')!.model
+    expect(await page.locator('[data-testid=live-models] option').allTextContents()).toEqual([current, 'all models'])
+    await shot('pages-item8')
+    // Every page at 1440 and 1024 px: a screenshot each, no sideways scrolling, no legend over a chart.
+    for (const width of [1440, 1024]) {
+      await page.setViewportSize({ width, height: 1000 })
+      for (const p of ['fleet', 'models', 'campaigns', 'calibration', 'planner', 'live', 'settings']) {
+        await go(p)
+        await page.waitForTimeout(300) // charts lay out after their container is measured
+        await shot(`page-${p}-${width}`)
+        expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), `${p} at ${width} px`).toBe(true)
+        expect(await legendOverlaps(), `${p} at ${width} px`).toEqual([])
+      }
+    }
+    await page.setViewportSize({ width: 1400, height: 1000 })
+  }, 180_000)
 
   it('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([])

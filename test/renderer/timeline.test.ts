@@ -22,7 +22,8 @@ function rows(n: number): InferencePoint[] {
       e2eMs: e2e,
       met: e2e <= 100,
       correct: i % 10 !== 0,
-      uplinkKbps: 1000
+      uplinkKbps: 1000,
+      model: 'branchy-alexnet'
     }
   })
 }

@@ -1,6 +1,7 @@
 /** `edgent runs`, `edgent runs compare`, `edgent annotate`: co-inference runs, side by side, with tags and notes. */
 import type { ComparisonRow, RunComparison, RunView } from '../../shared/contracts/console-api.js'
 import { callConsole, runningConsole } from './client.js'
+import { comparisonCell, comparisonDelta, type ComparisonFormat } from '../../shared/algorithms/compare.js'
 import { ms, pct, table } from './format.js'
 
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')
@@ -43,16 +44,9 @@ export async function runsList(o: { dataDir: string; agent?: string; tag?: strin
   ])
 }
 
-const cell = (v: ComparisonRow['a'], unit: string): string =>
-  v === null ? '—' : typeof v === 'string' ? v : unit === 'share' || unit === 'MAPE' ? pct(v) : unit === 'ms' ? ms(v) : String(Math.round(v * 100) / 100)
-
-/** b − a as shown: signed, and a difference that rounds to nothing shown as the zero it rounds to. */
-const deltaText = (r: ComparisonRow): string => {
-  if (r.delta === null) return ''
-  const t = cell(r.delta, r.unit)
-  const zero = cell(0, r.unit)
-  return t === zero || t === `-${zero}` ? zero : `${r.delta > 0 ? '+' : ''}${t}`
-}
+const FORMAT: ComparisonFormat = { ms, pct }
+const cell = (v: ComparisonRow['a'], unit: string): string => comparisonCell(v, unit, FORMAT)
+const deltaText = (r: ComparisonRow): string => comparisonDelta(r, FORMAT)
 
 export function comparisonText(c: RunComparison): string {
   const [a, b] = c.runs

@@ -231,7 +231,7 @@ export async function inferCommand(o: {
   const t = s.tail
   return [
     `run ${s.runId}: ${s.completed}/${s.count} co-inferences on ${s.agentId} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
-    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
+    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.pinned ? (s.plan.feasible ? ' (pinned)' : ' (pinned; predicted over the requirement)') : s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
     t
       ? t.why
         ? `tail: ${t.why}`

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { UserError } from '../../shared/errors.js'
+import { FieldError, UserError } from '../../shared/errors.js'
 import { product } from '../../shared/contracts/manifest.js'
 import { deriveManifest, type ImportOptions, type ManifestDraft, type ProbedShape } from '../../shared/onnx/model-import.js'
 import { analyseExit, checkOps, indexGraph, withOutputs } from '../../shared/onnx/onnx-graph.js'
@@ -42,10 +42,10 @@ function settleInputShape(declared: number[], given: number[] | undefined, input
   let shape = declared
   if (given) {
     if (declared.length && (given.length !== declared.length || declared.some((d, i) => d !== -1 && d !== given[i])))
-      throw new UserError(`import: --input-shape ${given.join('x')} does not fit the graph's input "${input}" [${shown(declared)}]`)
+      throw new FieldError(`import: {inputShape} ${given.join('x')} does not fit the graph's input "${input}" [${shown(declared)}]`)
     shape = given
   } else if (!declared.length || declared.some((d) => d < 0)) {
-    throw new UserError(`import: input "${input}" has a dynamic dimension [${shown(declared)}]: give its shape with --input-shape, e.g. 1x3x224x224`)
+    throw new FieldError(`import: input "${input}" has a dynamic dimension [${shown(declared)}]: give its shape with {inputShape}, e.g. 1x3x224x224`)
   }
   if (shape[0] !== 1) throw new UserError(`import: the input's batch dimension must be 1, got ${shape.join('x')}`)
   const n = product(shape)

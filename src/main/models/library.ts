@@ -181,8 +181,8 @@ export async function importModel(
   if ((o.images === undefined) !== (o.labels === undefined)) throw new FieldError('import: {images} and {labels} go together')
   if (o.images && o.imageDir) throw new FieldError('import: give one labelled set: {images}/{labels} or {imageDir}')
   if (!o.images && !o.imageDir && !o.accuracy)
-    throw new UserError(
-      'import: each exit needs an accuracy: give a labelled set (--images and --labels, or --image-dir) to measure it, or --accuracy a1,a2,… to supply it'
+    throw new FieldError(
+      'import: each exit needs an accuracy: give a labelled set ({images} and {labels}, or {imageDir}) to measure it, or {accuracy} a1,a2,… to supply it'
     )
   const classes = o.classes ? readClasses(o.classes) : undefined
   const lib = libraryDir(o.dataDir)
@@ -239,11 +239,19 @@ export async function importModel(
     writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(doc, null, 2)}\n`)
     const dir = join(lib, id)
     renameSync(tmp, dir)
+    // The same file under another id is allowed (another preprocessing, another labelled set) but said.
+    const twins = listModels(o.dataDir).filter((e) => e.id !== id && e.sha256 !== null && e.sha256 === manifest.sha256)
+    const notes = twins.length
+      ? [
+          ...draft.notes,
+          `the same ONNX file as library model${twins.length > 1 ? 's' : ''} ${twins.map((e) => e.id).join(', ')} (sha256 ${manifest.sha256?.slice(0, 12)}…)`
+        ]
+      : draft.notes
     return {
       id,
       dir,
       manifest,
-      notes: draft.notes,
+      notes,
       cuts: draft.cuts.map((c) => ({ exit: exits.findIndex((e) => e.output === c.output) + 1, tensors: c.tensors })).sort((a, b) => a.exit - b.exit)
     }
   } catch (err) {

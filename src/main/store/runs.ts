@@ -215,7 +215,7 @@ export class RunQueries {
    */
   inferences(agentId: string, limit: number, afterId?: number, source: InferenceSource = 'all'): InferencePoint[] {
     const cols =
-      'id, created_at, run_id, plan_id, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
+      'id, created_at, run_id, plan_id, model, exit, device_layers, latency_ms, predicted_ms, device_ms, transfer_ms, edge_ms, e2e_ms, met, correct, uplink_kbps'
     const which =
       source === 'user'
         ? ' AND (run_id IS NULL OR run_id IN (SELECT id FROM runs WHERE campaign_id IS NULL))'
@@ -243,7 +243,8 @@ export class RunQueries {
       e2eMs: r['e2e_ms'] as number | null,
       met: bool(r['met']),
       correct: bool(r['correct']),
-      uplinkKbps: r['uplink_kbps'] as number | null
+      uplinkKbps: r['uplink_kbps'] as number | null,
+      model: r['model'] as string
     }))
   }
 

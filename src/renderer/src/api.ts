@@ -133,8 +133,8 @@ export class WsConsole {
     return () => this.listeners.delete(l)
   }
 
-  /** A file to the console: `POST /upload` on the page's own origin, with the token. */
-  async upload(data: ArrayBuffer, fileName: string): Promise<UploadView> {
+  /** A file to the console: `POST /upload` on the page's own origin, with the token (a File is streamed from disk, never read whole into the page). */
+  async upload(data: ArrayBuffer | Blob, fileName: string): Promise<UploadView> {
     const res = await fetch(`${UPLOAD_PATH}?name=${encodeURIComponent(fileName)}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${this.token ?? ''}`, 'content-type': 'application/octet-stream' },
@@ -150,7 +150,7 @@ export class WsConsole {
     const api: Record<string, unknown> = {
       shell: 'headless',
       onEvent: (l: (e: ConsoleEvent) => void) => this.onEvent(l),
-      upload: (data: ArrayBuffer, fileName: string) => this.upload(data, fileName)
+      upload: (data: ArrayBuffer | Blob, fileName: string) => this.upload(data, fileName)
     }
     for (const m of METHOD_NAMES) api[m] = (args: unknown) => this.call(m, args as never)
     return api as unknown as ConsoleApi

@@ -141,3 +141,25 @@ export function compareRuns(a: RunView, b: RunView, e2eA: readonly number[], e2e
         : []
   }
 }
+
+/** How a comparison's values are shown (the CLI and the page each pass their own number formats). */
+export interface ComparisonFormat {
+  ms: (v: number) => string
+  pct: (fraction: number) => string
+}
+
+/** A comparison value as shown: shares and errors as percentages, milliseconds as ms, the rest to 2 decimals. */
+export function comparisonCell(v: ComparisonRow['a'], unit: string, f: ComparisonFormat): string {
+  if (v === null) return '—'
+  if (typeof v === 'string') return v
+  if (unit === 'share' || unit === 'MAPE') return f.pct(v)
+  return unit === 'ms' ? f.ms(v) : String(Math.round(v * 100) / 100)
+}
+
+/** b − a as shown: signed, and a difference that rounds to nothing shown as the zero it rounds to. */
+export function comparisonDelta(r: ComparisonRow, f: ComparisonFormat): string {
+  if (r.delta === null) return ''
+  const t = comparisonCell(r.delta, r.unit, f)
+  const zero = comparisonCell(0, r.unit, f)
+  return t === zero || t === `-${zero}` ? zero : `${r.delta > 0 ? '+' : ''}${t}`
+}

@@ -447,6 +447,8 @@ export interface InferSummary {
     predictedPercentileMs?: number
     feasible: boolean
     codec?: Codec
+    /** Pinned by the user (not planned): `feasible` then says whether its prediction meets the requirement. */
+    pinned?: true
   }
   /** The percentile the requirement was given at (tail-aware planning), null: the typical inference. */
   percentile: number | null
@@ -541,6 +543,8 @@ export interface InferencePoint {
   correct: boolean | null
   /** The uplink rate the inference's plan assumed, kbit/s. */
   uplinkKbps: number | null
+  /** The model it ran. */
+  model: string
 }
 
 /** One uplink sample (an activation transfer or a probe) and the smoothed estimate after it. */
@@ -578,6 +582,8 @@ export interface ConsoleStatus {
   mqttPort: number
   devices: number
   shell: 'electron' | 'headless'
+  /** The largest file `upload` accepts, bytes (a page checks a file's size before it sends it). */
+  maxUploadBytes: number
 }
 
 // ------------------------------------------------------------------ methods
@@ -785,7 +791,7 @@ export type ConsoleApi = { [M in MethodName]: (args: ArgsOf<M>) => Promise<Resul
   /** Which shell serves this window. */
   readonly shell: 'electron' | 'headless'
   /** Sends a file to the console (capped, see `maxImportBytes`), for a call that names the upload. */
-  upload(data: ArrayBuffer, fileName: string): Promise<UploadView>
+  upload(data: ArrayBuffer | Blob, fileName: string): Promise<UploadView>
 }
 
 // ------------------------------------------------------------------ transports

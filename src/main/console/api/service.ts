@@ -127,7 +127,13 @@ export class ConsoleService {
   }
 
   status(): ResultOf<'status'> {
-    return { model: this.core.model.id, mqttPort: this.core.mqttPort, devices: this.core.devices().length, shell: this.opts.shell }
+    return {
+      model: this.core.model.id,
+      mqttPort: this.core.mqttPort,
+      devices: this.core.devices().length,
+      shell: this.opts.shell,
+      maxUploadBytes: this.core.uploads.maxBytes
+    }
   }
 
   devices(): ResultOf<'devices'> {

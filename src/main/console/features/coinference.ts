@@ -431,6 +431,7 @@ export class CoInference {
           predictedMs: first.predictedMs,
           ...(first.predictedPercentileMs !== undefined ? { predictedPercentileMs: first.predictedPercentileMs } : {}),
           ...(first.codec ? { codec: first.codec } : {}),
+          ...(opts.plan ? { pinned: true as const } : {}),
           feasible: first.feasible
         },
         percentile: percentile ?? null,

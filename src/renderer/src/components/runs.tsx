@@ -6,11 +6,47 @@
 import { useState } from 'react'
 import type { ComparisonRow, RunComparison, RunView } from '../../../shared/contracts/console-api'
 import { errorMessage } from '../../../shared/errors'
+import { comparisonCell, comparisonDelta, type ComparisonFormat } from '../../../shared/algorithms/compare'
 import { useApi, useQuery } from '../hooks'
 import { Card, ErrorBox, Guard, fmtMs, fmtPct } from './ui'
 
 /** "wifi, fan-off  battery" → ["wifi", "fan-off", "battery"] (the console checks each tag). */
 export const parseTags = (text: string): string[] => text.split(/[\s,]+/).filter(Boolean)
+
+/** The Tags and Note fields of a form that starts a run or a campaign (`testIdPrefix`-tags, -note). */
+export function TagsNoteFields(props: {
+  tags: string
+  note: string
+  onTags: (v: string) => void
+  onNote: (v: string) => void
+  what: 'run' | 'campaign'
+  testIdPrefix: string
+}): React.JSX.Element {
+  return (
+    <>
+      <label>
+        Tags
+        <input
+          type="text"
+          placeholder={props.what === 'run' ? 'e.g. baseline wifi' : 'e.g. baseline fan-off'}
+          value={props.tags}
+          onChange={(e) => props.onTags(e.target.value)}
+          data-testid={`${props.testIdPrefix}-tags`}
+        />
+      </label>
+      <label>
+        Note
+        <input
+          type="text"
+          placeholder={`kept with the ${props.what}`}
+          value={props.note}
+          onChange={(e) => props.onNote(e.target.value)}
+          data-testid={`${props.testIdPrefix}-note`}
+        />
+      </label>
+    </>
+  )
+}
 
 /** A run's or campaign's tags and note, with an Edit button that edits both in place. */
 export function Annotation(props: { target: 'run' | 'campaign'; id: string; tags: string[]; note: string; onSaved: () => void }): React.JSX.Element {
@@ -74,16 +110,9 @@ export function Annotation(props: { target: 'run' | 'campaign'; id: string; tags
   )
 }
 
-const cell = (v: ComparisonRow['a'], unit: string): string =>
-  v === null ? '—' : typeof v === 'string' ? v : unit === 'share' || unit === 'MAPE' ? fmtPct(v) : unit === 'ms' ? fmtMs(v) : String(Math.round(v * 100) / 100)
-
-/** b − a as shown: signed, and a difference that rounds to nothing shown as the zero it rounds to. */
-const deltaText = (r: ComparisonRow): string => {
-  if (r.delta === null) return ''
-  const t = cell(r.delta, r.unit)
-  const zero = cell(0, r.unit)
-  return t === zero || t === `-${zero}` ? zero : `${r.delta > 0 ? '+' : ''}${t}`
-}
+const FORMAT: ComparisonFormat = { ms: fmtMs, pct: fmtPct }
+const cell = (v: ComparisonRow['a'], unit: string): string => comparisonCell(v, unit, FORMAT)
+const deltaText = (r: ComparisonRow): string => comparisonDelta(r, FORMAT)
 
 function Comparison(props: { c: RunComparison }): React.JSX.Element {
   const { c } = props

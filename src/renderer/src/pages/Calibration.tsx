@@ -281,6 +281,29 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
   )
 }
 
+/**
+ * Why the per-layer bars and the plans panel can disagree: the bars are the regressions alone against
+ * layers timed in isolation; plans are predicted with the campaign's link stage on top (per side a fixed
+ * cost and a scale fitted on real plans) and checked end to end.
+ */
+function LayerVsPlans(props: { profileId: string | null; campaigns: CampaignStatus[] }): React.JSX.Element | null {
+  if (!props.profileId) return null
+  const seg = props.campaigns.find((c) => c.profileId === props.profileId)?.link?.segments
+  const side = (name: 'device' | 'edge') => {
+    const s = seg?.[name]
+    return s ? `${name} ×${s.scale.toFixed(2)} ${s.fixedMs >= 0 ? '+' : '−'} ${Math.abs(s.fixedMs).toFixed(2)} ms` : null
+  }
+  const sides = [side('device'), side('edge')].filter(Boolean)
+  return (
+    <p className="muted" data-testid="layer-vs-plans">
+      These bars are the regressions alone, each layer against its time alone (warm, in isolation). A plan runs layers back to back inside one session, after a
+      message and a cold start, so plans are predicted with the link stage on top
+      {sides.length ? ` (fitted on real plans: ${sides.join(', ')})` : ' (none fitted for this profile: plans use the regressions alone)'} and checked end to
+      end in "Predictions against real plans" below: a per-layer gap that the link stage absorbs does not show there.
+    </p>
+  )
+}
+
 export function Calibration(props: { agent: string | null }): React.JSX.Element {
   const api = useApi()
   const model = useQuery<ModelView>(() => api.modelInfo({}), 'model')
@@ -339,6 +362,7 @@ export function Calibration(props: { agent: string | null }): React.JSX.Element 
                     : 'the paper-2018 profile (the paper\u2019s Raspberry Pi 3 and desktop, not this hardware): run a layers campaign to fit this device'}
                   .
                 </p>
+                <LayerVsPlans profileId={d.profile.fitted ? d.profile.id : null} campaigns={campaigns.data ?? []} />
                 <div className="grid2">
                   <LayerChart data={d} side="device" />
                   <LayerChart data={d} side="edge" />

@@ -5,7 +5,7 @@ import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { download } from '../download'
 import { useApi, useQuery } from '../hooks'
-import { Annotation, parseTags } from '../components/runs'
+import { Annotation, TagsNoteFields, parseTags } from '../components/runs'
 
 const KIND_TEXT: Record<string, string> = {
   layers: 'layers — synthetic single-layer models over a grid of every layer type, both sides (fits the regressions)',
@@ -58,8 +58,9 @@ function Elapsed(props: { since: string }): React.JSX.Element {
 /** The device is the console's one current device (the selector in the navigation bar follows this one and back). */
 export function Campaigns(props: { devices: DeviceView[]; agent: string | null; onAgent: (id: string | null) => void }): React.JSX.Element {
   const api = useApi()
-  const [kind, setKind] = useState<CampaignKind>('model')
-  const [repsText, setRepsText] = useState('3')
+  // The CLI's defaults (`edgent campaign run`: --kind layers --reps 5), so both start the same campaign.
+  const [kind, setKind] = useState<CampaignKind>('layers')
+  const [repsText, setRepsText] = useState('5')
   const [tagsText, setTagsText] = useState('')
   const [noteText, setNoteText] = useState('')
   const [error, setError] = useState<string | null>(null)
@@ -140,20 +141,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
             {kind === 'sweep' ? 'Inferences per point' : kind === 'plans' ? 'Inferences per plan' : 'Repetitions'}
             <input type="text" inputMode="numeric" value={repsText} onChange={(e) => setRepsText(e.target.value)} data-testid="campaign-reps" />
           </label>
-          <label>
-            Tags
-            <input type="text" placeholder="e.g. baseline fan-off" value={tagsText} onChange={(e) => setTagsText(e.target.value)} data-testid="campaign-tags" />
-          </label>
-          <label>
-            Note
-            <input
-              type="text"
-              placeholder="kept with the campaign"
-              value={noteText}
-              onChange={(e) => setNoteText(e.target.value)}
-              data-testid="campaign-note"
-            />
-          </label>
+          <TagsNoteFields tags={tagsText} note={noteText} onTags={setTagsText} onNote={setNoteText} what="campaign" testIdPrefix="campaign" />
           <button type="submit" disabled={!chosen || !online.some((d) => d.id === chosen)} data-testid="campaign-start">
             Start
           </button>
@@ -245,6 +233,7 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
                     <td>{c.measurements}</td>
                     <td>
                       {fitSummary(c)}
+                      <CampaignDetail c={c} />
                       {c.warnings?.length ? (
                         <div className="warn small" data-testid="campaign-warnings">
                           {c.warnings.join(' · ')}
@@ -270,6 +259,63 @@ export function Campaigns(props: { devices: DeviceView[]; agent: string | null; 
         </Guard>
       </Card>
     </>
+  )
+}
+
+/** A campaign's detail, on request: its times, profile, every fit with its held-out error, the link stage. */
+function CampaignDetail(props: { c: CampaignStatus }): React.JSX.Element {
+  const { c } = props
+  const ms = c.finishedAt ? Date.parse(c.finishedAt) - Date.parse(c.startedAt) : null
+  return (
+    <details className="small" data-testid="campaign-detail">
+      <summary>details</summary>
+      <div>
+        id {c.id} · {c.kind} on {c.agentId} · model {c.model ?? 'not recorded'}
+        {ms !== null ? ` · took ${elapsedText(ms)}` : ''} · {c.measurements} measurements
+        {c.profileId ? ` · profile ${c.profileId}` : ''}
+      </div>
+      {c.fits?.length ? (
+        <table className="table compact">
+          <thead>
+            <tr>
+              <th>side</th>
+              <th>layer type</th>
+              <th>points</th>
+              <th>held out</th>
+              <th>held-out MAPE</th>
+              <th>forest</th>
+              <th>note</th>
+            </tr>
+          </thead>
+          <tbody>
+            {c.fits.map((f) => (
+              <tr key={`${f.side}/${f.key}`}>
+                <td>{f.side}</td>
+                <td>{f.key}</td>
+                <td>{f.n}</td>
+                <td>{f.heldOutN}</td>
+                <td>{fmtPct(f.heldOutMape)}</td>
+                <td>{f.forestHeldOutMape != null ? fmtPct(f.forestHeldOutMape) : '—'}</td>
+                <td className="muted">{f.error ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      {c.link?.messaging ? (
+        <div>
+          link stage: messaging {c.link.messaging.fixedMs.toFixed(2)} ms + {(c.link.messaging.perByteMs * 1e6).toFixed(1)} ms/MB
+          {c.link.messaging.form ? ` (${c.link.messaging.form})` : ''}
+        </div>
+      ) : null}
+      {c.plans ? (
+        <div>
+          {c.plans.points.length} plans at {c.plans.uplinkKbps} kbps · error medians: device {fmtPct(c.plans.errors.device.median)}, edge{' '}
+          {fmtPct(c.plans.errors.edge.median)}, end to end {fmtPct(c.plans.errors.e2e.median)}
+        </div>
+      ) : null}
+      {c.sweep ? <div>{c.sweep.points.length} sweep points</div> : null}
+    </details>
   )
 }
 

@@ -78,6 +78,9 @@ function CopyButton(props: { text: string; testId: string }): React.JSX.Element 
   )
 }
 
+/** 6.666666666666667 → "6.67": a factor as a person reads it. */
+export const shortNumber = (v: number): string => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3))))
+
 /** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
 function emulationText(e: Record<string, unknown> | undefined): string {
   if (!e) return 'none announced (a real device)'
@@ -88,7 +91,7 @@ function emulationText(e: Record<string, unknown> | undefined): string {
         const o = v as Record<string, unknown>
         const extra = Object.entries(o)
           .filter(([kk, vv]) => kk !== 'method' && kk !== 'note' && (typeof vv === 'number' || typeof vv === 'string'))
-          .map(([kk, vv]) => `${kk} ${String(vv)}`)
+          .map(([kk, vv]) => `${kk} ${typeof vv === 'number' ? shortNumber(vv) : vv}`)
           .join(', ')
         return `${k}: ${String(o['method'] ?? '')}${extra ? ` (${extra})` : ''}`
       }
@@ -112,6 +115,8 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
   const [confirm, setConfirm] = useState<string | null>(null)
+  // Unpaired devices stay in the store (their runs and campaigns refer to them): listed on request.
+  const [showUnpaired, setShowUnpaired] = useState(false)
 
   // An id that is paired already is re-paired only when the user confirms (its old token dies).
   const [repair, setRepair] = useState<string | null>(null)
@@ -200,87 +205,116 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
         ) : null}
       </Card>
       <EdgeCard />
-      <Card title="Devices" testId="devices-card">
+      <Card
+        title="Devices"
+        testId="devices-card"
+        actions={
+          (props.devices.data ?? []).some((d) => !d.paired) ? (
+            <button type="button" className="secondary" onClick={() => setShowUnpaired((v) => !v)} data-testid="show-unpaired">
+              {showUnpaired ? 'Hide' : 'Show'} {(props.devices.data ?? []).filter((d) => !d.paired).length} unpaired
+            </button>
+          ) : null
+        }
+      >
         <Guard q={props.devices} what="devices" empty={(d) => (d.length === 0 ? 'No device has been paired yet. Pair one above.' : null)}>
-          {(list) => (
-            <table className="table" data-testid="devices-table">
-              <thead>
-                <tr>
-                  <th>Device</th>
-                  <th>Status</th>
-                  <th>Capabilities</th>
-                  <th>Emulation</th>
-                  <th>Current plan</th>
-                  <th>Uplink estimate</th>
-                  <th title="this device's edge runs over the last 2 s: rate, mean wait for a worker, share of the pool">Edge share</th>
-                  <th>Health</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((d) => (
-                  <tr key={d.id} data-testid={`device-${d.id}`}>
-                    <td>
-                      <strong>{d.id}</strong>
-                    </td>
-                    <td>
-                      <span className={`badge badge-${d.paired ? d.state : 'revoked'}`} data-testid={`state-${d.id}`}>
-                        {d.paired ? d.state : 'unpaired'}
-                      </span>
-                    </td>
-                    <td>
-                      {d.hello ? (
-                        <>
-                          {d.hello.arch} · {d.hello.cpus} CPU · {(d.hello.memoryBytes / 2 ** 30).toFixed(1)} GiB
-                          <div className="muted">
-                            node {d.hello.versions.node} · onnxruntime-node {d.hello.versions.onnxruntime}
-                          </div>
-                        </>
-                      ) : (
-                        <span className="muted">not seen yet</span>
-                      )}
-                    </td>
-                    <td className="muted">{d.hello ? emulationText(d.hello.emulation as Record<string, unknown> | undefined) : '—'}</td>
-                    <td>
-                      {d.plan ? (
-                        `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)`
-                      ) : (
-                        <span className="muted">none</span>
-                      )}
-                      <StaleCalibration agent={d.id} stale={d.latencySource?.stale} />
-                    </td>
-                    <td>{fmtKbps(d.uplinkEstimateKbps)}</td>
-                    <td data-testid={`edge-${d.id}`}>
-                      {d.edge ? (
-                        `${d.edge.runsPerSecond.toFixed(0)} runs/s · wait ${fmtMs(d.edge.meanWaitMs)} ms · ${(100 * d.edge.utilisation).toFixed(0)} % of the pool`
-                      ) : (
-                        <span className="muted">idle</span>
-                      )}
-                    </td>
-                    <td data-testid={`health-${d.id}`}>
-                      <HealthCell h={d.health} />
-                    </td>
-                    <td>
-                      {!d.paired ? null : confirm === d.id ? (
-                        <>
-                          <button type="button" className="danger" onClick={() => void unpair(d.id)} data-testid={`unpair-confirm-${d.id}`}>
-                            Confirm unpair
-                          </button>
-                          <button type="button" className="link" onClick={() => setConfirm(null)}>
-                            cancel
-                          </button>
-                        </>
-                      ) : (
-                        <button type="button" className="secondary" onClick={() => setConfirm(d.id)} data-testid={`unpair-${d.id}`}>
-                          Unpair
-                        </button>
-                      )}
-                    </td>
+          {(all) => {
+            const list = showUnpaired ? all : all.filter((d) => d.paired)
+            return (
+              <table className="table" data-testid="devices-table">
+                <thead>
+                  <tr>
+                    <th>Device</th>
+                    <th>Status</th>
+                    <th>Capabilities</th>
+                    <th>Emulation</th>
+                    <th>Current plan</th>
+                    <th>Uplink estimate</th>
+                    <th title="this device's edge runs over the last 2 s: rate, mean wait for a worker, share of the pool">Edge share</th>
+                    <th>Health</th>
+                    <th />
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+                </thead>
+                <tbody>
+                  {list.map((d) => (
+                    <tr key={d.id} data-testid={`device-${d.id}`}>
+                      <td>
+                        <strong>{d.id}</strong>
+                      </td>
+                      <td>
+                        <span className={`badge badge-${d.paired ? d.state : 'revoked'}`} data-testid={`state-${d.id}`}>
+                          {d.paired ? d.state : 'unpaired'}
+                        </span>
+                      </td>
+                      <td>
+                        {d.hello ? (
+                          <>
+                            {d.hello.arch} · {d.hello.cpus} CPU · {(d.hello.memoryBytes / 2 ** 30).toFixed(1)} GiB
+                            <div className="muted">
+                              node {d.hello.versions.node} · onnxruntime-node {d.hello.versions.onnxruntime}
+                            </div>
+                          </>
+                        ) : (
+                          <span className="muted">not seen yet</span>
+                        )}
+                      </td>
+                      <td className="muted">{d.hello ? emulationText(d.hello.emulation as Record<string, unknown> | undefined) : '—'}</td>
+                      <td>
+                        {d.plan ? (
+                          `exit ${d.plan.exit}, ${d.plan.deviceLayers}/${d.plan.layers} layers on device (${fmtMs(d.plan.predictedMs)} ms predicted)`
+                        ) : (
+                          <span className="muted">none</span>
+                        )}
+                        <StaleCalibration agent={d.id} stale={d.latencySource?.stale} />
+                      </td>
+                      <td>
+                        {d.state === 'online' || d.state === 'busy' ? (
+                          fmtKbps(d.uplinkEstimateKbps)
+                        ) : d.uplinkEstimateKbps !== null ? (
+                          <span className="muted" title="measured while it was online; not current">
+                            {fmtKbps(d.uplinkEstimateKbps)} (when last online)
+                          </span>
+                        ) : (
+                          '—'
+                        )}
+                      </td>
+                      <td data-testid={`edge-${d.id}`}>
+                        {d.edge ? (
+                          `${d.edge.runsPerSecond.toFixed(0)} runs/s · wait ${fmtMs(d.edge.meanWaitMs)} ms · ${(100 * d.edge.utilisation).toFixed(0)} % of the pool`
+                        ) : (
+                          <span className="muted">idle</span>
+                        )}
+                      </td>
+                      <td data-testid={`health-${d.id}`}>
+                        {d.state === 'online' || d.state === 'busy' || !d.health ? (
+                          <HealthCell h={d.health} />
+                        ) : (
+                          <div className="muted" title="its last report, from when it was online; not current">
+                            last report: <HealthCell h={d.health} />
+                          </div>
+                        )}
+                      </td>
+                      <td>
+                        {!d.paired ? null : confirm === d.id ? (
+                          <>
+                            <button type="button" className="danger" onClick={() => void unpair(d.id)} data-testid={`unpair-confirm-${d.id}`}>
+                              Confirm unpair
+                            </button>
+                            <button type="button" className="link" onClick={() => setConfirm(null)}>
+                              cancel
+                            </button>
+                          </>
+                        ) : (
+                          <button type="button" className="secondary" onClick={() => setConfirm(d.id)} data-testid={`unpair-${d.id}`}>
+                            Unpair
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )
+          }}
         </Guard>
       </Card>
     </>

@@ -8,7 +8,7 @@ import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { prepareTimeline } from '../timeline'
 import { download } from '../download'
 import { PERCENTILE_RANGE } from '../../../shared/algorithms/tail'
-import { RunsCard, parseTags } from '../components/runs'
+import { RunsCard, TagsNoteFields, parseTags } from '../components/runs'
 
 const BATCH = 25
 const KEEP = 100_000
@@ -168,7 +168,16 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
     }
   }
 
-  const tl = useMemo(() => prepareTimeline(rows ?? []), [rows])
+  // The figures are one model's: the device's current one unless all are asked for (runs of different
+  // models pooled into one p50 would describe neither).
+  const [allModels, setAllModels] = useState(false)
+  const currentModel = devices.data?.find((d) => d.id === agent)?.model ?? null
+  const shown = useMemo(
+    () => (allModels || !currentModel ? (rows ?? []) : (rows ?? []).filter((r) => r.model === currentModel)),
+    [rows, allModels, currentModel]
+  )
+  const hiddenOther = (rows?.length ?? 0) - shown.length
+  const tl = useMemo(() => prepareTimeline(shown), [shown])
   const bw = useMemo(() => {
     const list = bandwidth.data ?? []
     const t0 = list.length ? Date.parse(list[0]!.at) : 0
@@ -176,7 +185,30 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   }, [bandwidth.data])
   // The axis's unit follows the data (a loopback link measures Gbit/s): ticks and title always agree.
   const bwUnit = useMemo(() => kbpsUnit(Math.max(0, ...bw.map((b) => Math.max(b.kbps, b.smoothed)))), [bw])
-  const last = rows?.length ? rows[rows.length - 1]! : null
+  const last = shown.length ? shown[shown.length - 1]! : null
+  // Plan-change labels at least 1/14 of the axis apart (each ~50 px at 700 px): the rest are lines only.
+  const labelled = useMemo(() => {
+    const gap = Math.max(1, tl.total / 14)
+    const keep = new Set<number>()
+    let at = Number.NEGATIVE_INFINITY
+    for (const c of tl.planChanges)
+      if (c.n - at >= gap) {
+        keep.add(c.n)
+        at = c.n
+      }
+    return keep
+  }, [tl])
+  // Samples far apart (a campaign at 100 Mbps beside a run at 1 Mbps) are drawn on a log axis, so neither is squashed flat.
+  const bwLog = useMemo(() => {
+    const vals = bw.flatMap((b) => [b.kbps, b.smoothed]).filter((v) => v > 0)
+    if (!vals.length) return null
+    const lo = Math.min(...vals)
+    const hi = Math.max(...vals)
+    if (hi / lo <= 20) return null
+    const ticks: number[] = []
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) ticks.push(10 ** e)
+    return ticks
+  }, [bw])
 
   if (!agent) return <Empty>Pair a device (Fleet) to co-infer with it.</Empty>
   return (
@@ -230,13 +262,13 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               title="The requirement holds for this share of inferences: plans are chosen with the device's measured dispersion"
             />
           </label>
+          <TagsNoteFields tags={tagsText} note={noteText} onTags={setTagsText} onNote={setNoteText} what="run" testIdPrefix="live" />
           <label>
-            Tags
-            <input type="text" placeholder="e.g. baseline wifi" value={tagsText} onChange={(e) => setTagsText(e.target.value)} data-testid="live-tags" />
-          </label>
-          <label>
-            Note
-            <input type="text" placeholder="kept with the run" value={noteText} onChange={(e) => setNoteText(e.target.value)} data-testid="live-note" />
+            Model
+            <select value={allModels ? 'all' : 'current'} onChange={(e) => setAllModels(e.target.value === 'all')} data-testid="live-models">
+              <option value="current">{currentModel ?? 'the current one'}</option>
+              <option value="all">all models</option>
+            </select>
           </label>
           <label>
             Show
@@ -257,6 +289,11 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           )}
         </RowForm>
         <StaleCalibration agent={agent} stale={devices.data?.find((d) => d.id === agent)?.latencySource?.stale} />
+        {hiddenOther > 0 ? (
+          <p className="muted" data-testid="live-other-models">
+            {hiddenOther} inference{hiddenOther === 1 ? '' : 's'} of other models not shown (Model: all models shows them).
+          </p>
+        ) : null}
         {error ? <ErrorBox error={error} /> : null}
         {exported ? (
           <p className="muted" data-testid="live-exported">
@@ -342,7 +379,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
                     x={c.n}
                     stroke="#888"
                     strokeDasharray="2 2"
-                    label={{ value: `e${c.exit}/${c.deviceLayers}`, position: 'top', fontSize: 9 }}
+                    label={labelled.has(c.n) ? { value: `e${c.exit}/${c.deviceLayers}`, position: 'top', fontSize: 9 } : undefined}
                   />
                 ))}
               </ComposedChart>
@@ -366,9 +403,10 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
                 label={{ value: 'time since first sample (s)', position: 'insideBottom', offset: -12 }}
               />
               <YAxis
-                tickFormatter={(v: number) => (+(v / bwUnit.per).toPrecision(4)).toLocaleString('en')}
+                {...(bwLog ? { scale: 'log' as const, domain: [bwLog[0]!, bwLog[bwLog.length - 1]!], ticks: bwLog, allowDataOverflow: true } : {})}
+                tickFormatter={(v: number) => (+(v / bwUnit.per).toPrecision(4)).toLocaleString('en', { maximumFractionDigits: 6 })}
                 width={80}
-                label={{ value: `uplink (${bwUnit.name})`, angle: -90, position: 'insideLeft', style: { textAnchor: 'middle' } }}
+                label={{ value: `uplink (${bwUnit.name}${bwLog ? ', log scale' : ''})`, angle: -90, position: 'insideLeft', style: { textAnchor: 'middle' } }}
               />
               <Tooltip formatter={(v) => fmtKbps(Number(v))} labelFormatter={(v) => `${Number(v).toFixed(1)} s`} />
               <Legend {...TOP_LEGEND} />

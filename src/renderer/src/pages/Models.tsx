@@ -3,7 +3,7 @@ import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, T
 import type { DeviceView, LibraryModelView, ModelCutsView, TransferView } from '../../../shared/contracts/console-api'
 import { errorMessage } from '../../../shared/errors'
 import { parsePreprocessSpec } from '../../../shared/algorithms/preprocess'
-import { Card, ErrorBox, Guard, RowForm, fmtPct } from '../components/ui'
+import { Card, ErrorBox, Guard, LEGEND_ROOM, RowForm, TOP_LEGEND, fmtPct } from '../components/ui'
 import { useApi, useConsoleEvents, useQuery } from '../hooks'
 import { ProgressBar } from './Campaigns'
 
@@ -34,9 +34,9 @@ function CutChart(props: { cuts: ModelCutsView; exit: number }): React.JSX.Eleme
         bytes).
       </p>
       <ResponsiveContainer width="100%" height={320}>
-        <ComposedChart data={rows} margin={{ top: 8, right: 24, bottom: 40, left: 16 }}>
+        <ComposedChart data={rows} margin={{ top: LEGEND_ROOM, right: 24, bottom: 24, left: 16 }}>
           <CartesianGrid strokeDasharray="3 3" />
-          <XAxis dataKey="cut" label={{ value: 'device layers (cut point)', position: 'insideBottom', offset: -24 }} />
+          <XAxis dataKey="cut" label={{ value: 'device layers (cut point)', position: 'insideBottom', offset: -12 }} />
           <YAxis
             yAxisId="bytes"
             scale="log"
@@ -47,7 +47,7 @@ function CutChart(props: { cuts: ModelCutsView; exit: number }): React.JSX.Eleme
           />
           <YAxis yAxisId="macs" orientation="right" domain={[0, 100]} label={{ value: '% MACs on device', angle: 90, position: 'insideRight' }} />
           <Tooltip labelFormatter={(v) => `cut after ${rows[Number(v)]?.label ?? v}`} />
-          <Legend verticalAlign="bottom" wrapperStyle={{ paddingTop: 28 }} />
+          <Legend {...TOP_LEGEND} />
           <Bar yAxisId="bytes" dataKey="ratio" name="activation bytes / input bytes" fill="#2f6fdf" isAnimationActive={false} />
           <Line yAxisId="macs" dataKey="device" name="compute on the device (% of MACs)" stroke="#f0a030" dot={false} isAnimationActive={false} />
         </ComposedChart>
@@ -84,10 +84,14 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
       const inputShape = shape.trim() ? shape.split(/[x×,]/).map((v) => Number(v.trim())) : undefined
       if (inputShape?.some((d) => !Number.isInteger(d) || d <= 0)) throw new Error('the input shape is positive integers separated by x, e.g. 1x3x224x224')
       const preprocess = prep.trim() ? parsePreprocessSpec(prep) : undefined
+      // Sizes checked before anything is sent (a 200 MB file read whole into the page once crashed the tab).
+      const cap = (await api.status({})).maxUploadBytes
+      for (const f of [file, images, labels])
+        if (f && f.size > cap)
+          throw new Error(`${f.name} is ${(f.size / 2 ** 20).toFixed(0)} MiB, over the console's ${(cap / 2 ** 20).toFixed(0)} MiB upload cap`)
       setStatus({ busy: true, message: `uploading ${file.name}…`, error: null })
-      const up = await api.upload(await file.arrayBuffer(), file.name)
-      const set =
-        images && labels ? [await api.upload(await images.arrayBuffer(), images.name), await api.upload(await labels.arrayBuffer(), labels.name)] : null
+      const up = await api.upload(file, file.name)
+      const set = images && labels ? [await api.upload(images, images.name), await api.upload(labels, labels.name)] : null
       setStatus({ busy: true, message: `importing ${file.name} (${up.bytes.toLocaleString()} bytes)…`, error: null })
       const r = await api.modelImport({
         upload: up.upload,
@@ -117,22 +121,32 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
       </p>
       <RowForm onSubmit={submit}>
         <input type="file" accept=".onnx" aria-label="ONNX file" data-testid="import-file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
-        <input placeholder="id (default: from the file name)" value={id} onChange={(e) => setId(e.target.value)} data-testid="import-id" />
-        <input placeholder="accuracies a1,a2,… (supplied)" value={accuracy} onChange={(e) => setAccuracy(e.target.value)} data-testid="import-accuracy" />
-        <input placeholder="input shape, e.g. 1x3x224x224" value={shape} onChange={(e) => setShape(e.target.value)} data-testid="import-shape" />
-        <input placeholder="scale=1/255,mean=…,std=…" value={prep} onChange={(e) => setPrep(e.target.value)} data-testid="import-preprocess" />
+        <label>
+          Id
+          <input placeholder="from the file name" value={id} onChange={(e) => setId(e.target.value)} data-testid="import-id" />
+        </label>
+        <label>
+          Accuracies (supplied)
+          <input placeholder="a1,a2,…" value={accuracy} onChange={(e) => setAccuracy(e.target.value)} data-testid="import-accuracy" />
+        </label>
+        <label>
+          Input shape
+          <input placeholder="1x3x224x224" value={shape} onChange={(e) => setShape(e.target.value)} data-testid="import-shape" />
+        </label>
+        <label>
+          Preprocessing
+          <input placeholder="scale=1/255,mean=…,std=…" value={prep} onChange={(e) => setPrep(e.target.value)} data-testid="import-preprocess" />
+        </label>
         <label>
           images <input type="file" aria-label="labelled images (idx)" onChange={(e) => setImages(e.target.files?.[0] ?? null)} />
         </label>
         <label>
           labels <input type="file" aria-label="labels (idx)" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} />
         </label>
-        <input
-          placeholder="or an image folder on the console's machine"
-          value={imageDir}
-          onChange={(e) => setImageDir(e.target.value)}
-          data-testid="import-image-dir"
-        />
+        <label>
+          Or an image folder on the console's machine
+          <input placeholder="/path/to/labelled-images" value={imageDir} onChange={(e) => setImageDir(e.target.value)} data-testid="import-image-dir" />
+        </label>
         <button type="submit" disabled={status.busy} data-testid="import-submit">
           Import
         </button>

@@ -268,7 +268,8 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
     'devices',
     (e) => e.type === 'devices' || e.type === 'campaign'
   )
-  const source = devices.data?.find((d) => d.id === props.agent)?.latencySource ?? null
+  const device = devices.data?.find((d) => d.id === props.agent) ?? null
+  const source = device?.latencySource ?? null
   const sourceKey = source ? `${source.kind}:${source.profileId}` : ''
   const [sourceError, setSourceError] = useState<string | null>(null)
   const table = useQuery<CostTable>(
@@ -294,6 +295,12 @@ export function Planner(props: { agent: string | null }): React.JSX.Element {
   return (
     <>
       <Card title="Conditions" testId="planner-controls">
+        {device ? (
+          <p data-testid="planner-model">
+            Planning <strong>{table.data?.model ?? device.model}</strong> for {device.id}{' '}
+            <span className="muted">({device.modelAssigned ? 'the model assigned to it' : 'the default model'}; the Models page assigns another)</span>
+          </p>
+        ) : null}
         <div className="controls">
           <label className="slider">
             <span>

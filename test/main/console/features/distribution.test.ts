@@ -232,10 +232,16 @@ describe('model distribution', () => {
     w = spawnAgent(url, 'pi-w', token, ['--cache-dir', cache])
     agents.push(w)
     await waitFor('pi-w holds multi-exit', () => core.distribution.holds('pi-w', m), 60_000)
-    const line = w
-      .stderr()
-      .split('\n')
-      .find((l) => l.includes('model fetched and loaded'))!
+    // (its log line may reach this process after the console learnt it holds the model: a loaded CI run read it too early)
+    const line = await waitFor(
+      'the agent logged the fetch',
+      () =>
+        w
+          .stderr()
+          .split('\n')
+          .find((l) => l.includes('model fetched and loaded')),
+      30_000
+    )
     const stats = JSON.parse(line) as { resumedBytes: number; fetchedBytes: number }
     expect(stats.resumedBytes).toBeGreaterThan(0)
     expect(stats.resumedBytes + stats.fetchedBytes).toBe(total)
