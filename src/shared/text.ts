@@ -7,3 +7,25 @@
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 export const safeText = (s: string): string => s.replace(UNSAFE, '\uFFFD')
+
+/** 6.666666666666667 → "6.67": a factor as a person reads it. */
+export const shortNumber = (v: number): string => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3))))
+
+/** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
+export function emulationText(e: Record<string, unknown> | undefined): string {
+  if (!e) return 'none announced (a real device)'
+  return Object.entries(e)
+    .filter(([k]) => k !== 'kind')
+    .map(([k, v]) => {
+      if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>
+        const extra = Object.entries(o)
+          .filter(([kk, vv]) => kk !== 'method' && kk !== 'note' && (typeof vv === 'number' || typeof vv === 'string'))
+          .map(([kk, vv]) => `${kk} ${typeof vv === 'number' ? shortNumber(vv) : vv}`)
+          .join(', ')
+        return `${k}: ${String(o['method'] ?? '')}${extra ? ` (${extra})` : ''}`
+      }
+      return `${k}: ${String(v)}`
+    })
+    .join(' · ')
+}

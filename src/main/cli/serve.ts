@@ -1,4 +1,5 @@
 /** `edgent serve` and the commands that talk to a running console (pair, unpair, devices, infer). */
+import { emulationText } from '../../shared/text.js'
 import type { Codec } from '../../shared/algorithms/codecs.js'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
@@ -80,7 +81,9 @@ export async function serve(o: ServeOptions, out: (t: string) => void): Promise<
       `  open the console: ${api.url}`,
       `  MQTT broker: ${o.broker ?? `mqtt://${mqttHost}:${core.mqttPort}`}${core.mqttTlsPort ? ` and mqtts://${mqttsHost}:${core.mqttTlsPort} (CA SHA-256 ${core.tls?.caSha256.slice(0, 16)}…)` : ''}`,
       `  control API: http://127.0.0.1:${api.port}/api (token in ${join(dataDir, 'console.json')})`,
-      local ? `  local emulated device: local-pi (${JSON.stringify(local.emulation)})` : '  no local device (--no-local-agent)',
+      local
+        ? `  local emulated device: local-pi (${emulationText(local.emulation as Record<string, unknown> | undefined)})`
+        : '  no local device (--no-local-agent)',
       `  pair a Pi:   ${npxCommand('edgent', 'pair', '<id>', '--data-dir', dataDir)}   (writes <id>.credentials.json to copy to the Pi)`,
       advertisedLine(o.advertiseHost ?? null),
       `  co-infer:    ${npxCommand('edgent', 'infer', '--agent', local ? 'local-pi' : '<id>', '--count', '50', '--latency-ms', '100', '--data-dir', dataDir)}`,

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useState } from 'react'
+import { emulationText } from '../../../shared/text'
 import type { DeviceView, Pairing } from '../../../shared/contracts/console-api'
 import { Card, ErrorBox, Guard, RowForm, StaleCalibration, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
@@ -76,28 +77,6 @@ function CopyButton(props: { text: string; testId: string }): React.JSX.Element 
       {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: select it and press Ctrl+C' : 'Copy'}
     </button>
   )
-}
-
-/** 6.666666666666667 → "6.67": a factor as a person reads it. */
-export const shortNumber = (v: number): string => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3))))
-
-/** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
-function emulationText(e: Record<string, unknown> | undefined): string {
-  if (!e) return 'none announced (a real device)'
-  return Object.entries(e)
-    .filter(([k]) => k !== 'kind')
-    .map(([k, v]) => {
-      if (v && typeof v === 'object') {
-        const o = v as Record<string, unknown>
-        const extra = Object.entries(o)
-          .filter(([kk, vv]) => kk !== 'method' && kk !== 'note' && (typeof vv === 'number' || typeof vv === 'string'))
-          .map(([kk, vv]) => `${kk} ${typeof vv === 'number' ? shortNumber(vv) : vv}`)
-          .join(', ')
-        return `${k}: ${String(o['method'] ?? '')}${extra ? ` (${extra})` : ''}`
-      }
-      return `${k}: ${String(v)}`
-    })
-    .join(' · ')
 }
 
 export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Element {
