@@ -4,7 +4,7 @@
  * paired from the page. Screenshots of every page go to test-output/screenshots/.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -53,7 +53,7 @@ describe('the console in a browser (headless shell)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true })
-    serve = await startServe({ dataDir, args: ['--no-mqtts', '--local-cpu-quota', '0.5'] })
+    serve = await startServe({ dataDir, args: ['--no-mqtts', '--local-cpu-quota', '0.5', '--max-upload-mb', '1'] })
     url = serve.url
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true })
@@ -486,6 +486,20 @@ describe('the console in a browser (headless shell)', () => {
     // The same file again: the id exists.
     await page.click('[data-testid=import-submit]')
     await page.waitForSelector('[data-testid=import-card] [role=alert]:has-text("a model with id \\"inception-upload\\" exists already")')
+    // Under another id it imports, and says which library model it equals.
+    await page.fill('[data-testid=import-id]', 'inception-twin')
+    await page.click('[data-testid=import-submit]')
+    await page.waitForSelector('[data-testid=import-message]:has-text("the same ONNX file as library model inception-upload")', { timeout: 30_000 })
+    // A file over the console's upload cap (1 MiB here) is refused by the page before a byte is sent.
+    const big = join(dataDir, 'big.onnx')
+    writeFileSync(big, Buffer.alloc(1.5 * 2 ** 20))
+    const uploads = () => (existsSync(join(dataDir, 'uploads')) ? readdirSync(join(dataDir, 'uploads')).length : 0)
+    const uploadsBefore = uploads()
+    await page.setInputFiles('[data-testid=import-file]', big)
+    await page.fill('[data-testid=import-id]', '')
+    await page.click('[data-testid=import-submit]')
+    await page.waitForSelector('[data-testid=import-card] [role=alert]:has-text("big.onnx is 2 MiB, over the console\'s 1 MiB upload cap")')
+    expect(uploads()).toBe(uploadsBefore)
     await shot('models-import')
   }, 60_000)
 

@@ -41,6 +41,8 @@ export interface StackOptions {
   agentRuntime?: NodeRuntime
   /** The largest accuracy drop a lossy codec may cost a plan, percentage points (default 0.5). */
   maxCodecDropPts?: number
+  /** The largest file the console accepts by upload (a model to import), bytes (default 512 MiB). */
+  maxUploadBytes?: number
   log: Logger
 }
 
@@ -123,6 +125,7 @@ async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock,
     ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort, mqttTlsHost: o.mqttTlsHost ?? o.mqttHost } : {}),
     ...(o.broker ? { brokerUrl: o.broker } : {}),
     ...(o.maxCodecDropPts !== undefined ? { maxCodecDropPts: o.maxCodecDropPts } : {}),
+    ...(o.maxUploadBytes !== undefined ? { maxImportBytes: o.maxUploadBytes } : {}),
     log
   })
   try {

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { ModelProtoSchema, NodeProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../cli-run.js'
+import { flagOf, type FieldError } from '../../../src/shared/errors.js'
 import { verifyModel } from '../../../src/main/models/verify.js'
 import { importModel, libraryDir, listModels, removeStaleImports, resolveModel } from '../../../src/main/models/library.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
@@ -117,6 +118,23 @@ describe('model import', () => {
     const again = await verifyModel({ model: resolveModel('alexnet-again', dataDir), splitSamples: 1 }, undefined, ex)
     expect(again.ok).toBe(true)
     expect(again.samples).toBe(300)
+  })
+
+  it('says when a file is already in the library, and names API fields (not CLI flags) where the console API imports', async () => {
+    const f = DAG_FIXTURES[0]!()
+    const file = join(tmp(), 'twin.onnx')
+    writeFileSync(file, f.bytes)
+    const dir = tmp()
+    const first = await importModel({ file, dataDir: dir, id: 'twin-a', accuracy: f.outputs.map(() => 0.5) }, ex)
+    expect(first.notes.filter((n) => n.startsWith('the same ONNX file'))).toEqual([])
+    const second = await importModel({ file, dataDir: dir, id: 'twin-b', accuracy: f.outputs.map(() => 0.5) }, ex)
+    expect(second.notes).toContain(`the same ONNX file as library model twin-a (sha256 ${first.manifest.sha256!.slice(0, 12)}…)`)
+    // The message the API (and the Models page) shows names its fields; the CLI renders the same error with its flags.
+    const err = (await importModel({ file, dataDir: dir, id: 'twin-c' }, ex).catch((e: unknown) => e)) as FieldError
+    expect(err.message).toBe(
+      'import: each exit needs an accuracy: give a labelled set (images and labels, or imageDir) to measure it, or accuracy a1,a2,… to supply it'
+    )
+    expect(err.render(flagOf)).toContain('(--images and --labels, or --image-dir) to measure it, or --accuracy a1,a2,…')
   })
 
   it('imports a real torchvision export (SqueezeNet 1.1): each fire module one block, every cut point splits exactly', async () => {

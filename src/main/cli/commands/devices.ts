@@ -5,6 +5,7 @@ import { type Command, Option } from 'commander'
 import { readSettings } from '../../runtime/settings-file.js'
 import { UserError } from '../../../shared/errors.js'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
+import { DEFAULT_MAX_IMPORT_BYTES } from '../../models/library.js'
 import { noteOption, tagOption } from './runs.js'
 import { devicesCommand, inferCommand, pairCommand, type ServeOptions, serve, unpairCommand, withSettings } from '../serve.js'
 import { CODECS } from '../../../shared/algorithms/codecs.js'
@@ -46,14 +47,20 @@ export function registerDevices(program: Command, io: Io): void {
       nonNegative,
       DEFAULT_MAX_CODEC_DROP_PTS
     )
+    .option(
+      '--max-upload-mb <n>',
+      'the largest file the console accepts by upload (a model imported from the Models page), MiB',
+      positive,
+      DEFAULT_MAX_IMPORT_BYTES / 2 ** 20
+    )
     .option('--log-level <level>', 'log level (pino)', 'info')
-    .action(async (flags: ServeOptions & { maxCodecDrop: number }, cmd: Command) => {
+    .action(async (flags: ServeOptions & { maxCodecDrop: number; maxUploadMb: number }, cmd: Command) => {
       if (flags.broker && !/^mqtts?:\/\//.test(flags.broker)) throw new UserError(`--broker must be an mqtt:// or mqtts:// URL, got "${flags.broker}"`)
       if (flags.localCpuQuota > 1) throw new UserError(`--local-cpu-quota is a share of one CPU in (0, 1], got ${flags.localCpuQuota}`)
       // The Settings page's values (<data dir>/settings.json) where no flag was given.
-      const { maxCodecDrop, ...rest } = flags
+      const { maxCodecDrop, maxUploadMb, ...rest } = flags
       const o = withSettings(
-        { ...rest, maxCodecDropPts: maxCodecDrop },
+        { ...rest, maxCodecDropPts: maxCodecDrop, maxUploadBytes: Math.round(maxUploadMb * 2 ** 20) },
         readSettings(resolve(flags.dataDir)),
         (name) => cmd.getOptionValueSource(name) === 'cli'
       )
