@@ -8,8 +8,9 @@ const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066
 
 export const safeText = (s: string): string => s.replace(UNSAFE, '\uFFFD')
 
-/** 6.666666666666667 → "6.67": a factor as a person reads it. */
-export const shortNumber = (v: number): string => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3))))
+/** 6.666666666666667 → "6.67", 1399.441624848761 → "1399": three significant digits, and every digit of the integer part. */
+export const shortNumber = (v: number): string =>
+  Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(Math.max(3, Math.ceil(Math.log10(Math.abs(v) + 1))))))
 
 /** "cpu: cgroup v1 CFS quota (quota 0.15) · uplink: application-level rate limit (kbps 1000)" */
 export function emulationText(e: Record<string, unknown> | undefined): string {

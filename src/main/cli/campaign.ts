@@ -7,7 +7,7 @@ import { REGRESSOR_TEXT, type CalibrationProfile, type Regressor } from '../../s
 import { readCalibrationFile, writeExport, type ExportFormat } from '../store/calibration.js'
 import { withStore } from '../store/store.js'
 import { callConsole, runningConsole as running } from './client.js'
-import { table } from './format.js'
+import { noteCell, table } from './format.js'
 import type { Progress } from './model.js'
 
 const dbFile = (dataDir: string) => join(resolve(dataDir), 'edgent.db')
@@ -256,7 +256,7 @@ export async function campaignList(dataDir: string, json: boolean): Promise<stri
       String(s.measurements),
       s.startedAt,
       s.tags.join(' '),
-      s.note.split('\n')[0]!.slice(0, 40)
+      noteCell(s.note)
     ])
   )
 }

@@ -20,3 +20,8 @@ export function pct(fraction: number): string {
 export function kbps(v: number): string {
   return Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(1) : v.toPrecision(4)
 }
+
+/** A note in a table cell: its first line, at most `max` characters. */
+export function noteCell(note: string, max = 40): string {
+  return note.split('\n')[0]!.slice(0, max)
+}

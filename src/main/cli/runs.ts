@@ -2,7 +2,7 @@
 import type { ComparisonRow, RunComparison, RunView } from '../../shared/contracts/console-api.js'
 import { callConsole, runningConsole } from './client.js'
 import { comparisonCell, comparisonDelta, type ComparisonFormat } from '../../shared/algorithms/compare.js'
-import { ms, pct, table } from './format.js'
+import { ms, noteCell, pct, table } from './format.js'
 
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')
 
@@ -28,7 +28,7 @@ export async function runsList(o: { dataDir: string; agent?: string; tag?: strin
       s ? ms(s.p50Ms) : '—',
       s ? pct(s.metShare) : '—',
       r.tags.join(' '),
-      r.note.split('\n')[0]!.slice(0, 40)
+      noteCell(r.note)
     ]
   })
   return table(['run', 'started', 'device', 'model', 'status', 'done', 'req ms', 'p50 ms', 'met', 'tags', 'note'], rows, [

@@ -26,10 +26,10 @@ export interface ExecutorOptions extends SessionOptions {
   workers?: number
 }
 
-/** The console's edge pool on this machine: one worker per core, at most 4 (runs use one intra-op thread each). */
 /** How long stop() waits for a worker to finish its runs and release its sessions before ending it anyway. */
 const SHUTDOWN_WAIT_MS = 5000
 
+/** The console's edge pool on this machine: one worker per core, at most 4 (runs use one intra-op thread each). */
 export function edgeWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism()))
 }

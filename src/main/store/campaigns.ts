@@ -6,14 +6,14 @@
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import type { Machine } from '../runtime/machine.js'
-import { storedDocument } from './documents.js'
+import { annotateRow, storedDocument, storedTags } from './documents.js'
 import type { CampaignStatus, PlansSummary, SweepSummary } from '../../shared/contracts/console-api.js'
 
 /** What a campaign without a profile keeps as its result (a sweep's points, a plans campaign's checks). */
 export type CampaignSummary = SweepSummary | PlansSummary
 import type { CalibrationProfile, RegressionKey, Side } from '../../shared/algorithms/latency.js'
 import type { ProfileQueries } from './profiles.js'
-import { storedTags, type Annotations } from '../../shared/contracts/annotations.js'
+import type { Annotations } from '../../shared/contracts/annotations.js'
 
 export type CampaignState = CampaignStatus['status']
 
@@ -134,11 +134,7 @@ export class CampaignQueries {
 
   /** Replaces a campaign's tags and/or note; false when there is no such campaign. */
   annotate(id: string, a: Partial<Annotations>): boolean {
-    const sets = [...(a.tags ? ['tags_json = @tags'] : []), ...(a.note !== undefined ? ['note = @note'] : [])]
-    if (!sets.length) return this.exists(id)
-    return (
-      this.db.prepare(`UPDATE campaigns SET ${sets.join(', ')} WHERE id = @id`).run({ id, tags: JSON.stringify(a.tags ?? []), note: a.note ?? '' }).changes > 0
-    )
+    return annotateRow(this.db, 'campaigns', id, a)
   }
 
   get(id: string): CampaignRow | undefined {

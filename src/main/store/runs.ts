@@ -9,7 +9,8 @@ import { exportTable } from './table-export.js'
 import type Database from 'better-sqlite3'
 import { quantileSorted } from 'simple-statistics'
 import type { InferRow, InferSummary, InferencePoint, RunView } from '../../shared/contracts/console-api.js'
-import { storedTags, type Annotations } from '../../shared/contracts/annotations.js'
+import type { Annotations } from '../../shared/contracts/annotations.js'
+import { annotateRow, storedTags } from './documents.js'
 
 export interface RunStart {
   runId: string
@@ -76,12 +77,7 @@ export class RunQueries {
 
   /** Replaces a run's tags and/or note; false when there is no such run. */
   annotate(runId: string, a: Partial<Annotations>): boolean {
-    const sets = [...(a.tags ? ['tags_json = @tags'] : []), ...(a.note !== undefined ? ['note = @note'] : [])]
-    if (!sets.length) return !!this.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(runId)
-    return (
-      this.db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = @id`).run({ id: runId, tags: JSON.stringify(a.tags ?? []), note: a.note ?? '' }).changes >
-      0
-    )
+    return annotateRow(this.db, 'runs', runId, a)
   }
 
   /** One run with its summary, tags and note. */

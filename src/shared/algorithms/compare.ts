@@ -8,6 +8,7 @@
  */
 import { quantileSorted } from 'simple-statistics'
 import type { ComparisonRow, RunComparison, RunView } from '../contracts/console-api.js'
+import { shortNumber } from '../text.js'
 
 export const COMPARE_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95, 0.99] as const
 export const BOOTSTRAP_RESAMPLES = 1000
@@ -79,9 +80,8 @@ function row(measure: string, unit: string, a: number | null | undefined, b: num
   return { measure, unit, a: av, b: bv, delta, better }
 }
 
-/** 1399.441624848761 → 1399, 0.123456 → 0.123: enough digits for a line that says what differs. */
-const shortNumber = (v: unknown): unknown =>
-  typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(Math.max(3, Math.ceil(Math.log10(Math.abs(v) + 1))))) : v
+/** A value in a line that says what differs: numbers short (1399.441624848761 → 1399). */
+const shown = (v: unknown): unknown => (typeof v === 'number' ? shortNumber(v) : v)
 
 const planText = (r: RunView): string | null => {
   const p = r.summary?.plan
@@ -114,7 +114,7 @@ export function compareRuns(a: RunView, b: RunView, e2eA: readonly number[], e2e
   }
   const differs: string[] = []
   const note = (what: string, x: unknown, y: unknown) => {
-    if (x !== y) differs.push(`${what}: ${shortNumber(x) ?? 'not recorded'} → ${shortNumber(y) ?? 'not recorded'}`)
+    if (x !== y) differs.push(`${what}: ${shown(x) ?? 'not recorded'} → ${shown(y) ?? 'not recorded'}`)
   }
   note('device', a.agentId, b.agentId)
   note('model', a.model, b.model)

@@ -40,13 +40,3 @@ export interface Annotations {
   tags: string[]
   note: string
 }
-
-/** Stored tags as read back (a value that is not a list of tags reads as none). */
-export function storedTags(json: string | null | undefined): string[] {
-  try {
-    const r = TagsSchema.safeParse(JSON.parse(json ?? '[]'))
-    return r.success ? r.data : []
-  } catch {
-    return []
-  }
-}

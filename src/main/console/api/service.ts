@@ -189,9 +189,8 @@ export class ConsoleService {
       return { target: 'run', id: a.id, tags: r.tags, note: r.note }
     }
     if (!this.core.store.campaigns.annotate(a.id, change)) throw new UserError(`unknown campaign "${a.id}"`)
-    const c = this.core.store.campaigns.get(a.id)!
-    const status = this.core.campaigns.status(a.id)
-    if (status) this.core.emit('campaign', status)
+    const c = this.core.campaigns.status(a.id)!
+    this.core.emit('campaign', c)
     return { target: 'campaign', id: a.id, tags: c.tags, note: c.note }
   }
 
