@@ -4,7 +4,7 @@
  * (src/main/runtime/synthetic.ts).
  */
 import { createHash } from 'node:crypto'
-import { ACTIVATION_OPS, type SyntheticSpec } from '../../shared/onnx/onnx-builder.js'
+import { ACTIVATION_OPS, GENERIC_OPS, type SyntheticSpec } from '../../shared/onnx/onnx-builder.js'
 
 /** The configurations timed by a `layers` campaign, in a fixed order. */
 export function layerGrid(): SyntheticSpec[] {
@@ -37,6 +37,8 @@ export function layerGrid(): SyntheticSpec[] {
     for (const c of [16, 64, 128]) for (const h of [7, 14, 28]) g.push({ type, shape: [1, c, h, h] })
   for (const c of [16, 64]) for (const h of [7, 14, 28]) for (const parts of [2, 3]) g.push({ type: 'concat', shape: [1, c, h, h], parts })
   for (const op of ACTIVATION_OPS) for (const c of [16, 64]) for (const h of [14, 28]) g.push({ type: 'activation', op, shape: [1, c, h, h] })
+  // Ops without a model of their own (transformers' LayerNorm and attention plumbing, channel shuffles).
+  for (const op of GENERIC_OPS) for (const c of [16, 64, 128]) for (const h of [7, 14, 28]) g.push({ type: 'generic', op, shape: [1, c, h, h] })
   // Whole blocks: a block term is fitted on them, and compared with the sum over their ops.
   for (const channels of [16, 32, 64])
     for (const size of [7, 14, 28]) {

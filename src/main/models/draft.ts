@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { FieldError, UserError } from '../../shared/errors.js'
 import { product } from '../../shared/contracts/manifest.js'
-import { deriveManifest, type ImportOptions, type ManifestDraft, type ProbedShape } from '../../shared/onnx/model-import.js'
-import { analyseExit, checkOps, indexGraph, withOutputs } from '../../shared/onnx/onnx-graph.js'
+import { deriveManifest, type ImportOptions, type ManifestDraft } from '../../shared/onnx/model-import.js'
+import { indexGraph, refusedNode, withOutputs } from '../../shared/onnx/onnx-graph.js'
 import { graphInputDims, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
 import { probeOutputs } from '../runtime/ort.js'
 
@@ -65,17 +65,10 @@ export async function draftImport(a: DraftArgs): Promise<DraftResult> {
   const inputShape = settleInputShape(declared, a.inputShape, ix.input)
   // Every activation tensor's shape from one run (optimisation off, so none is fused away).
   const activations = model.graph!.node.flatMap((n) => n.output.filter((t) => t && !ix.constants.has(t)))
-  let shapes: Record<string, ProbedShape>
-  try {
-    shapes = await probeOutputs(withOutputs(model, activations), a.name, new Float32Array(product(inputShape)).fill(0.5), inputShape)
-  } catch (err) {
-    const unknown = checkOps(
-      ix,
-      ix.outputs.map((out) => analyseExit(ix, out))
-    )
-    if (unknown.length) throw new UserError(`${a.name}: unsupported op: ${unknown[0]!.message}`)
-    throw err
-  }
+  const refused = refusedNode(ix)
+  if (refused) throw new UserError(`${a.name}: ${refused}`)
+  // onnxruntime's own refusal (an op it does not have, a graph it cannot load) names what is wrong.
+  const shapes = await probeOutputs(withOutputs(model, activations), a.name, new Float32Array(product(inputShape)).fill(0.5), inputShape)
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   const draft = deriveManifest(model, shapes, { ...a.options, onnxBytes: bytes.length, sha256, inputShape }, a.name)
   writeFileSync(a.copyTo, bytes)

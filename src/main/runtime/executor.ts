@@ -18,6 +18,8 @@ import type { TimingRegime } from '../../shared/contracts/agent-api.js'
 
 export interface ExecutorOptions extends SessionOptions {
   maxSessions?: number
+  /** Model bytes whose sessions a worker keeps open (default DEFAULT_SESSION_BYTES). */
+  maxSessionBytes?: number
   /**
    * ORT worker threads (each with its own session cache); runs go to a free one, queued fairly
    * across their owners when all are busy. Default 1 (an agent); the console sizes its pool to the
@@ -25,6 +27,9 @@ export interface ExecutorOptions extends SessionOptions {
    */
   workers?: number
 }
+
+/** Sliced-model bytes a worker keeps sessions open for: 1 GiB (a big model's splits open and close as they are used). */
+export const DEFAULT_SESSION_BYTES = 1024 ** 3
 
 /** How long stop() waits for a worker to finish its runs and release its sessions before ending it anyway. */
 const SHUTDOWN_WAIT_MS = 5000
@@ -121,7 +126,8 @@ export class OrtExecutor {
     const entry = workerEntry('ort-worker', import.meta.url)
     const init: WorkerInit = {
       session: { intraOpThreads: this.options.intraOpThreads ?? 1, optimize: this.options.optimize ?? true },
-      maxSessions: this.options.maxSessions ?? 64
+      maxSessions: this.options.maxSessions ?? 64,
+      maxSessionBytes: this.options.maxSessionBytes ?? DEFAULT_SESSION_BYTES
     }
     const n = Math.max(1, Math.floor(this.options.workers ?? 1))
     for (let i = 0; i < n; i++) {

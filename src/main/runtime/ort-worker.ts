@@ -18,6 +18,15 @@ import { segmentBounds, type SegmentRef } from './segments.js'
 const init = workerData as WorkerInit
 const models = new Map<string, { manifest: Manifest; proto: ModelProto; file: string }>()
 const sessions = new Map<string, Promise<OrtSession>>()
+/** The sliced model's size of every cached session, and their sum (the byte bound, WorkerInit.maxSessionBytes). */
+const sessionBytes = new Map<string, number>()
+let openBytes = 0
+
+function forget(key: string): void {
+  openBytes -= sessionBytes.get(key) ?? 0
+  sessionBytes.delete(key)
+  sessions.delete(key)
+}
 /** Sessions with a run under way (how many), and those evicted or closed meanwhile: released when their last run ends. */
 const busy = new Map<OrtSession, number>()
 const retired = new Set<OrtSession>()
@@ -60,7 +69,7 @@ async function close(modelId: string): Promise<void> {
   models.delete(modelId)
   for (const [key, s] of sessions) {
     if (key.startsWith(`${modelId}\u0000`)) {
-      sessions.delete(key)
+      forget(key)
       await retire(s)
     }
   }
@@ -79,12 +88,18 @@ function session(modelId: string, segment: SegmentRef): Promise<OrtSession> {
     return s
   }
   const label = `${model.file} [${b.layers[0]}..${b.layers[b.layers.length - 1]}]`
-  s = OrtSession.open(sliceModel(model.proto, b.input, b.output), label, b.input.dims, init.session)
+  const bytes = sliceModel(model.proto, b.input, b.output)
+  s = OrtSession.open(bytes, label, b.input.dims, init.session)
   sessions.set(key, s)
-  s.catch(() => sessions.delete(key))
-  while (sessions.size > init.maxSessions) {
+  sessionBytes.set(key, bytes.length)
+  openBytes += bytes.length
+  const opened = s
+  s.catch(() => {
+    if (sessions.get(key) === opened) forget(key)
+  })
+  while (sessions.size > 1 && (sessions.size > init.maxSessions || openBytes > init.maxSessionBytes)) {
     const [oldKey, old] = sessions.entries().next().value as [string, Promise<OrtSession>]
-    sessions.delete(oldKey)
+    forget(oldKey)
     void retire(old)
   }
   return s
@@ -218,6 +233,8 @@ async function shutdown(): Promise<void> {
   while (inFlight > 1) await sleep(5)
   const all = [...sessions.values()]
   sessions.clear()
+  sessionBytes.clear()
+  openBytes = 0
   models.clear()
   await Promise.all(all.map(retire))
 }

@@ -19,6 +19,11 @@ export interface WorkerInit {
   session: SessionOptions
   /** Sessions kept open at once (least recently used are released first). */
   maxSessions: number
+  /**
+   * Bytes of sliced models whose sessions are kept open at once (a session holds its weights: 64
+   * slices of a 346 MB ViT would hold gigabytes); the newest session is always kept.
+   */
+  maxSessionBytes: number
 }
 
 export interface RunResult {

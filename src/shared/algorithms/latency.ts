@@ -36,6 +36,7 @@ export const REGRESSION_KEYS = [
   'concat',
   'globalpool',
   'activation',
+  'generic',
   'block'
 ] as const
 export type RegressionKey = (typeof REGRESSION_KEYS)[number]
@@ -60,6 +61,8 @@ export const FEATURES: Record<RegressionKey, readonly string[]> = {
   concat: ['outputElements'],
   globalpool: ['inputElements'],
   activation: ['inputElements'],
+  /** Any op without a model of its own (ReduceMean, Transpose, Slice, Gather…): what it reads and writes. */
+  generic: ['inputElements', 'outputElements'],
   /** A whole block (several ops between two cut points), as one term. */
   block: ['inputElements', 'outputElements']
 }
@@ -78,6 +81,7 @@ export const FALLBACK: Partial<Record<RegressionKey, RegressionKey>> = {
   add: 'other',
   concat: 'other',
   activation: 'other',
+  generic: 'other',
   block: 'other'
 }
 
@@ -146,6 +150,10 @@ const OP_KEYS: Record<string, RegressionKey> = {
   Sum: 'add',
   Mul: 'add',
   Sub: 'add',
+  Div: 'add',
+  Pow: 'add',
+  Max: 'add',
+  Min: 'add',
   Concat: 'concat',
   Clip: 'activation',
   HardSwish: 'activation',
@@ -153,8 +161,23 @@ const OP_KEYS: Record<string, RegressionKey> = {
   Sigmoid: 'activation',
   Tanh: 'activation',
   LeakyRelu: 'activation',
-  PRelu: 'activation'
+  PRelu: 'activation',
+  Relu6: 'activation',
+  Sqrt: 'activation',
+  Erf: 'activation',
+  Exp: 'activation',
+  Log: 'activation',
+  Neg: 'activation',
+  Abs: 'activation',
+  Reciprocal: 'activation',
+  Gelu: 'activation',
+  Softplus: 'activation',
+  Elu: 'activation',
+  Selu: 'activation'
 }
+
+/** Ops typed `other` that stay under the `other` key (what profiles have always priced them with). */
+const OTHER_OPS = new Set(['Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Shape', 'Expand'])
 
 /**
  * The regression a layer is predicted with: its type's; a grouped convolution is `dwconv`, a pool to
@@ -173,7 +196,8 @@ export function regressionKeyOf(layer: Layer): RegressionKey {
       return out.length && out.every((d) => d === 1) && inp.some((d) => d > 1) ? 'globalpool' : 'pool'
     }
     case 'other':
-      return (layer.op && OP_KEYS[layer.op]) || 'other'
+      if (!layer.op || OTHER_OPS.has(layer.op)) return 'other'
+      return OP_KEYS[layer.op] ?? 'generic'
     default:
       return layer.type
   }
@@ -430,12 +454,19 @@ export const BUILTIN_PROFILES: Readonly<Record<string, CalibrationProfile>> = {
   'paper-2018-as-printed': PAPER_2018_AS_PRINTED
 }
 
-/** The key whose regression a profile uses for `key`: its own, else its fallback (FALLBACK), else undefined. */
+/**
+ * The key whose regression a profile uses for `key`: its own, else the first of its fallbacks
+ * (FALLBACK, followed on) that the profile has, else undefined. A profile fitted before `other` was
+ * timed (the grid's Reshape) prices `other` and `generic` as an element-wise pass (`add`).
+ */
 function keyIn(profile: CalibrationProfile, side: Side, key: RegressionKey): RegressionKey | undefined {
   const table = profile[side]
-  if (table[key]) return key
-  const fb = FALLBACK[key]
-  return fb && table[fb] ? fb : undefined
+  const seen = new Set<RegressionKey>()
+  for (let k: RegressionKey | undefined = key; k && !seen.has(k); k = k === 'other' ? 'add' : FALLBACK[k]) {
+    if (table[k]) return k
+    seen.add(k)
+  }
+  return undefined
 }
 
 /** The regression a profile uses for a key (or its fallback, FALLBACK). */

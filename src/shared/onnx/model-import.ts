@@ -6,8 +6,9 @@
  */
 import type { AttributeProto, ModelProto, NodeProto } from 'onnx-buf'
 import { FieldError, UserError } from '../errors.js'
-import { DTYPE_BYTES, product } from '../contracts/manifest.js'
-import { type CutLayer, type ExitAnalysis, analyseExit, checkOps, indexGraph, opMix } from './onnx-graph.js'
+import { DTYPE_BYTES, product, type Layer } from '../contracts/manifest.js'
+import { regressionKeyOf } from '../algorithms/latency.js'
+import { type CutLayer, type ExitAnalysis, analyseExit, checkOps, indexGraph, opMix, refusedNode } from './onnx-graph.js'
 
 export interface ProbedShape {
   dims: number[]
@@ -29,7 +30,7 @@ export interface ImportOptions {
 /** A manifest draft before accuracies: exits carry their path, ordered by compute. */
 export interface ManifestDraft {
   manifest: Record<string, unknown> & { layers: Record<string, unknown>[]; exits: { exit: number; layers: string[]; output: string; macs: number }[] }
-  /** Ops accepted as `other` (shape-preserving, not in the supported list), said to the user. */
+  /** What the user is told about the import (ops priced by the generic model). */
   notes: string[]
   /** Each graph output's cut points (tensor names, input first). */
   cuts: { output: string; tensors: string[] }[]
@@ -78,18 +79,37 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
   const g = model.graph!
   if (ix.outputs.length === 0) throw new UserError(`${source}: the graph has no outputs`)
   const analyses: ExitAnalysis[] = ix.outputs.map((out) => analyseExit(ix, out))
+  for (const e of analyses)
+    if (e.layers.length === 1 && e.layers[0]!.nodes.length > 1)
+      throw new UserError(
+        `${source}: output "${e.output}" has no cut point: no single tensor between the input and it carries everything the rest needs (every path around one), so it cannot be partitioned`
+      )
   const notes: string[] = []
-  const unknown = checkOps(ix, analyses)
-  const refused: string[] = []
-  for (const u of unknown) {
-    // A shape-preserving op of one activation input is accepted as `other`; anything else is refused.
+  const refused = refusedNode(ix)
+  if (refused) throw new UserError(`${source}: ${refused}`)
+  // An op without a model of its own is not a refusal: it is a layer (or part of a block) like any
+  // other, priced by the regression of its kind (latency.ts regressionKeyOf); the user is told which.
+  const unpriced = new Map<string, number>()
+  for (const u of checkOps(ix, analyses)) {
     const n = ix.nodes[u.node]!
-    const acts = n.input.filter((t) => t && !ix.constants.has(t))
-    if (acts.length === 1 && n.output.length >= 1 && sameDims(shapes[acts[0]!]?.dims, shapes[n.output[0]!]?.dims))
-      notes.push(`${u.message}: not a supported op, accepted as "other" (shape-preserving)`)
-    else refused.push(u.message)
+    const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType
+    unpriced.set(op, (unpriced.get(op) ?? 0) + 1)
   }
-  if (refused.length) throw new UserError(`${source}: unsupported op: ${refused[0]}${refused.length > 1 ? ` (and ${refused.length - 1} more)` : ''}`)
+  if (unpriced.size) {
+    const byKey = new Map<string, string[]>()
+    for (const [op, k] of unpriced) {
+      const key = regressionKeyOf({ type: 'other', op } as Layer)
+      byKey.set(key, [...(byKey.get(key) ?? []), `${op} ×${k}`])
+    }
+    const how: Record<string, string> = {
+      generic: 'by the generic model (input and output elements)',
+      add: 'as element-wise binary ops (the add model)',
+      activation: 'as element-wise unary ops (the activation model)'
+    }
+    notes.push(
+      `ops without a model of their own, priced until a campaign times them: ${[...byKey].map(([key, ops]) => `${ops.join(', ')} ${how[key] ?? `with the ${key} model`}`).join('; ')}`
+    )
+  }
   const initDims = new Map(g.initializer.map((t) => [t.name, t.dims.map(Number)]))
   const initBytes = new Map(g.initializer.map((t) => [t.name, product(t.dims.map(Number)) * (DTYPE_BYTES[dtypeName(t.dataType)] ?? 4)]))
   for (const n of g.node) if (n.opType === 'Constant' && n.output[0]) initDims.set(n.output[0], shapes[n.output[0]]?.dims ?? [])
@@ -193,10 +213,6 @@ export function deriveManifest(model: ModelProto, shapes: Readonly<Record<string
     notes,
     cuts: analyses.map((a) => ({ output: a.output, tensors: a.cuts }))
   }
-}
-
-function sameDims(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
-  return !!a && !!b && a.length === b.length && a.every((v, i) => v === b[i])
 }
 
 function sanitize(name: string): string {

@@ -29,6 +29,13 @@ export const BLOCK_KINDS = ['residual', 'inverted', 'inception'] as const
 /** Element-wise activations timed under the `activation` key. */
 export const ACTIVATION_OPS = ['Clip', 'HardSwish', 'Sigmoid'] as const
 
+/**
+ * Ops without a model of their own, timed for the `generic` key (input and output elements): the data
+ * movement and reductions of transformers and channel shuffles (LayerNorm's ReduceMean, the
+ * NCHW↔NHWC Transpose, the Slice of a channel split), and the shuffle's Reshape, for `other`.
+ */
+export const GENERIC_OPS = ['ReduceMean', 'Transpose', 'Slice', 'Reshape'] as const
+
 export type SyntheticSpec =
   | { type: 'conv'; channels: number; size: number; filters: number; kernel: number; stride: number }
   | { type: 'pool'; channels: number; size: number; kernel: number; stride: number }
@@ -41,6 +48,8 @@ export type SyntheticSpec =
   /** `parts` copies of the input concatenated along the channels. */
   | { type: 'concat'; shape: number[]; parts: number }
   | { type: 'activation'; op: (typeof ACTIVATION_OPS)[number]; shape: number[] }
+  /** ReduceMean over the last axis, Transpose to NHWC, Slice of the first half of the channels, Reshape to [1, 2, C/2, H, W]. */
+  | { type: 'generic'; op: (typeof GENERIC_OPS)[number]; shape: number[] }
   /**
    * A block of several ops (stride 1, sizes kept): `residual` (3×3 conv, ReLU, 3×3 conv, + input,
    * ReLU), `inverted` (MobileNetV2: 1×1 expand ×`expand`, ReLU6, 3×3 depthwise, ReLU6, 1×1 project,
@@ -59,6 +68,7 @@ export const SyntheticSpecSchema: z.ZodType<SyntheticSpec> = z.union([
   z.object({ type: z.enum(['batchnorm', 'add', 'globalpool']), shape: nchw }),
   z.object({ type: z.literal('concat'), shape: nchw, parts: z.number().int().min(2).max(4) }),
   z.object({ type: z.literal('activation'), op: z.enum(ACTIVATION_OPS), shape: nchw }),
+  z.object({ type: z.literal('generic'), op: z.enum(GENERIC_OPS), shape: nchw.refine((s) => s[1]! % 2 === 0, 'an even channel count') }),
   z.object({ type: z.literal('block'), kind: z.enum(BLOCK_KINDS), channels: dim(256), size: dim(64), expand: z.number().int().min(1).max(6).optional() }),
   z.object({ type: z.literal('conv'), channels: dim(512), size: dim(256), filters: dim(1024), kernel: dim(11), stride: dim(4) }),
   z.object({ type: z.literal('pool'), channels: dim(1024), size: dim(256), kernel: dim(11), stride: dim(4) }),
@@ -166,6 +176,25 @@ function buildModern(
       if (spec.op === 'HardSwish') opset = 14
       layer = { type: 'other', op: spec.op }
       break
+    case 'generic': {
+      const [, c, h, w] = spec.shape as [number, number, number, number]
+      inputDims = [...spec.shape]
+      if (spec.op === 'ReduceMean') {
+        outputDims = [1, c, h, 1]
+        y = b.node('ReduceMean', ['x'], [ints('axes', [-1]), int('keepdims', 1)])
+      } else if (spec.op === 'Transpose') {
+        outputDims = [1, h, w, c]
+        y = b.node('Transpose', ['x'], [ints('perm', [0, 2, 3, 1])])
+      } else if (spec.op === 'Slice') {
+        outputDims = [1, c / 2, h, w]
+        y = b.node('Slice', ['x', b.int64('starts', [0]), b.int64('ends', [c / 2]), b.int64('axes', [1])])
+      } else {
+        outputDims = [1, 2, c / 2, h, w]
+        y = b.node('Reshape', ['x', b.int64('shape', outputDims)])
+      }
+      layer = { type: 'other', op: spec.op }
+      break
+    }
   }
   const record = {
     id: spec.type,
@@ -263,6 +292,7 @@ export function buildSynthetic(spec: SyntheticSpec): SyntheticModel {
     case 'globalpool':
     case 'concat':
     case 'activation':
+    case 'generic':
       return buildModern(spec)
     case 'block':
       return buildBlock(spec)
@@ -432,6 +462,20 @@ export class GraphBuilder {
       create(TensorProtoSchema, { name: n, dims: [], dataType: TensorProto_DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(v).buffer) })
     this.init.push(scalar(`${name}.min`, min), scalar(`${name}.max`, max))
     return this.node('Clip', [x, `${name}.min`, `${name}.max`], [], name)
+  }
+
+  /** A constant int64 initializer (shapes, slice bounds); returns its name. */
+  int64(name: string, values: number[]): string {
+    const full = `${this.next(name)}.i64`
+    this.init.push(
+      create(TensorProtoSchema, {
+        name: full,
+        dims: [BigInt(values.length)],
+        dataType: TensorProto_DataType.INT64,
+        rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer)
+      })
+    )
+    return full
   }
 
   gemm(x: string, inputs: number, outputs: number): string {

@@ -13,7 +13,10 @@ import { clone, create, toBinary } from '@bufbuild/protobuf'
 import { ModelProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto } from 'onnx-buf'
 import { UserError } from '../errors.js'
 
-/** Ops an imported model may contain (torchvision's classifiers at opset ≥ 13, and their exports' plumbing). */
+/**
+ * Ops with a model of their own (the paper's types, today's CNN ops, and the exports' plumbing).
+ * Any other op onnxruntime runs imports too, priced by the generic model (src/shared/algorithms/latency.ts).
+ */
 export const SUPPORTED_OPS = new Set([
   'Conv',
   'BatchNormalization',
@@ -192,6 +195,21 @@ export function checkOps(ix: GraphIndex, exits: readonly ExitAnalysis[], accepte
     }
   }
   return [...found].map(([node, message]) => ({ node, message }))
+}
+
+/** Ops with a graph inside (control flow): a path through them depends on the data, so they cannot be cut or priced. */
+export const CONTROL_FLOW_OPS = new Set(['If', 'Loop', 'Scan', 'SequenceMap'])
+
+/**
+ * The first node of the graph that an import refuses whatever onnxruntime does with it: dynamic
+ * control flow (an op holding a subgraph), named with its op and the remedy.
+ */
+export function refusedNode(ix: GraphIndex): string | undefined {
+  for (const [i, n] of ix.nodes.entries()) {
+    if (CONTROL_FLOW_OPS.has(n.opType) || n.attribute.some((a) => a.g || a.graphs.length))
+      return `node "${n.name || `#${i}`}" (op ${n.opType}) is dynamic control flow: the layers it runs depend on the data, so it can be neither cut nor priced (export the model traced, without data-dependent branches or loops)`
+  }
+  return undefined
 }
 
 /** The op mix of a layer: op type → count. */

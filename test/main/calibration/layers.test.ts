@@ -24,7 +24,7 @@ describe('synthetic single-layer models', () => {
     expect(measured).toHaveLength(grid.length)
     for (const key of ['conv', 'relu', 'pool', 'lrn', 'dropout', 'fc'] as const) expect(seen.has(key), key).toBe(true)
     // and today's op types, each under its own regression
-    for (const key of ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation'] as const) expect(seen.has(key), key).toBe(true)
+    for (const key of ['dwconv', 'batchnorm', 'add', 'concat', 'globalpool', 'activation', 'generic', 'other'] as const) expect(seen.has(key), key).toBe(true)
     for (const m of measured) {
       expect(REGRESSION_KEYS).toContain(m.regressionKey)
       expect(m.runMs).toBeGreaterThan(0)

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ModelProtoSchema, NodeProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
+import { ModelProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../cli-run.js'
 import { flagOf, type FieldError } from '../../../src/shared/errors.js'
@@ -205,21 +205,6 @@ describe('model import', () => {
     const nothingWritten = () => expect(existsSync(libraryDir(lib)) ? readdirSync(libraryDir(lib)) : []).toEqual([])
 
     it.each([
-      [
-        'an unsupported op that changes the shape',
-        () =>
-          variant('reduce.onnx', (m) => {
-            const g = m.graph!
-            const gap = g.node.find((n) => n.opType === 'GlobalAveragePool')!
-            g.node.splice(
-              g.node.indexOf(gap),
-              1,
-              create(NodeProtoSchema, { name: 'odd_reduce', opType: 'ReduceMax', input: gap.input, output: gap.output, attribute: [] })
-            )
-          }),
-        ['--accuracy', '0.5'],
-        /^edgent: reduce\.onnx: unsupported op: node "odd_reduce" \(op ReduceMax\) in layer \d+ of the path to "gemm\d+", between "relu\d+" and "globalaveragepool\d+"$/
-      ],
       [
         'a dynamic input dimension without --input-shape',
         () =>
