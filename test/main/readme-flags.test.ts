@@ -42,7 +42,7 @@ describe('README command lines', () => {
       const words = isTestbed ? ['testbed'] : []
       if (!isTestbed)
         for (const t of tokens)
-          if (/^[a-z][a-z|-]*$/.test(t) && words.length < 2) words.push(t)
+          if (/^[a-z][a-z|-]*$/.test(t) && words.length < 3) words.push(t)
           else break
       const variants = words.length === 2 && words[1]!.includes('|') ? words[1]!.split('|').map((w) => [words[0]!, w]) : [words.map((w) => w.split('|')[0]!)]
       for (const v of variants) {

@@ -1,5 +1,6 @@
-/** `edgent model info | verify | decisions | import | list | use`: what the shell prints of the model library's work (src/main/models). */
+/** `edgent model info | verify | decisions | import | list | use | exits add`: what the shell prints of the model library's work (src/main/models). */
 import { inputBytes, product, type Manifest } from '../../shared/contracts/manifest.js'
+import type { AddExitsReport } from '../models/exits.js'
 import { loadManifest } from '../runtime/files.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
@@ -205,6 +206,37 @@ export type ImportCommandOptions = Omit<ImportModelOptions, 'maxBytes' | 'classe
 export async function importCommand(o: ImportCommandOptions, progress: Progress = noProgress, executor?: OrtExecutor): Promise<ImportReport> {
   const { maxMb, json: _json, ...rest } = o
   return withExecutor(executor, (ex) => importModel({ ...rest, maxBytes: Math.round(maxMb * 2 ** 20) }, ex, progress))
+}
+
+export function formatAddedExits(r: AddExitsReport): string {
+  const m = r.import.manifest
+  const byOutput = new Map(m.exits.map((e) => [e.output, e]))
+  const final = m.exits[m.exits.length - 1]!
+  return [
+    `added ${r.added.length} exit(s) to ${r.source} → ${m.id} (${r.import.dir}), trained on ${r.trainSamples} frames, measured on ${r.heldOut.samples} held-out frames (${r.heldOut.source}), ${r.seconds.toFixed(0)} s`,
+    '',
+    table(
+      ['exit', 'after layer', 'deviceLayers', 'share of compute', 'features', 'train accuracy', 'held-out accuracy'],
+      [
+        ...r.added.map((a) => {
+          const e = byOutput.get(a.output)
+          return [
+            String(e?.exit ?? '?'),
+            a.after,
+            String(a.cut),
+            `${(100 * a.computeShare).toFixed(0)} %`,
+            `${a.featureShape.slice(1).join('×')} → ${a.features}`,
+            pct(a.trainAccuracy),
+            e ? pct(e.accuracy) : '—'
+          ]
+        }),
+        [String(final.exit), "(the model's own)", String(final.layers.length), '100 %', '', '', pct(final.accuracy)]
+      ],
+      [true, false, true, true, false, true, true]
+    ),
+    '',
+    `plan with it: npx edgent model use ${m.id}`
+  ].join('\n')
 }
 
 export function formatImport(r: ImportReport): string {

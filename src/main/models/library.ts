@@ -12,7 +12,7 @@ import { TooLargeError, UserError, errorMessage, FieldError } from '../../shared
 import { parseManifest, type Manifest } from '../../shared/contracts/manifest.js'
 import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
-import { loadManifest, readSampleSet } from '../runtime/files.js'
+import { loadManifest, readSampleSet, type SampleSet } from '../runtime/files.js'
 import { offThread } from './off-thread.js'
 import { packageRoot } from '../runtime/paths.js'
 import { safeText } from '../../shared/text.js'
@@ -91,8 +91,12 @@ export interface ImportModelOptions {
   labels?: string
   /** A labelled image folder (see image-dir.ts), resized to the input: each exit's accuracy is measured on it. */
   imageDir?: string
+  /** A labelled set already read (e.g. the held-out frames of `model exits add`): each exit's accuracy is measured on it. */
+  set?: SampleSet
   /** Each exit's accuracy in [0, 1] (in exit order), supplied by the user. */
   accuracy?: number[]
+  /** How the model was trained, stored in its manifest (`training`). */
+  training?: Record<string, unknown>
   maxBytes?: number
 }
 
@@ -180,7 +184,7 @@ export async function importModel(
   if (listModels(o.dataDir).some((e) => e.id === id)) throw new UserError(`import: a model with id "${id}" exists already (choose another id)`)
   if ((o.images === undefined) !== (o.labels === undefined)) throw new FieldError('import: {images} and {labels} go together')
   if (o.images && o.imageDir) throw new FieldError('import: give one labelled set: {images}/{labels} or {imageDir}')
-  if (!o.images && !o.imageDir && !o.accuracy)
+  if (!o.images && !o.imageDir && !o.set && !o.accuracy)
     throw new FieldError(
       'import: each exit needs an accuracy: give a labelled set ({images} and {labels}, or {imageDir}) to measure it, or {accuracy} a1,a2,… to supply it'
     )
@@ -209,11 +213,13 @@ export async function importModel(
     const exits = draft.manifest.exits
     if (o.accuracy && o.accuracy.length !== exits.length)
       throw new FieldError(`import: {accuracy} gives ${o.accuracy.length} values, the model has ${exits.length} exits (outputs)`)
-    const set = o.images
-      ? readSampleSet(o.images, o.labels!)
-      : o.imageDir
-        ? await offThread('image-dir', { dir: o.imageDir, inputShape, ...(classes ? { classes } : {}) }, progress)
-        : null
+    const set = o.set
+      ? o.set
+      : o.images
+        ? readSampleSet(o.images, o.labels!)
+        : o.imageDir
+          ? await offThread('image-dir', { dir: o.imageDir, inputShape, ...(classes ? { classes } : {}) }, progress)
+          : null
     if (set) {
       const [, c, h, w] = inputShape as [number, number, number, number]
       if (set.imageElements !== c * h * w) {
@@ -225,7 +231,8 @@ export async function importModel(
     const withAccuracy = (acc: (i: number) => { accuracy: number; testSamples?: number; accuracySource: 'measured' | 'supplied' }) => ({
       ...draft.manifest,
       exits: exits.map((e, i) => ({ exit: e.exit, layers: e.layers, output: e.output, macs: e.macs, ...acc(i) })),
-      ...(set ? { samples: { images: 'samples-images-idx3-ubyte', labels: 'samples-labels-idx1-ubyte', count: Math.min(set.count, KEPT_SAMPLES) } } : {})
+      ...(set ? { samples: { images: 'samples-images-idx3-ubyte', labels: 'samples-labels-idx1-ubyte', count: Math.min(set.count, KEPT_SAMPLES) } } : {}),
+      ...(o.training ? { training: o.training } : {})
     })
     let doc = withAccuracy((i) => ({ accuracy: o.accuracy?.[i] ?? 0, accuracySource: 'supplied' }))
     if (set) {

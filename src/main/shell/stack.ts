@@ -3,6 +3,7 @@
  * campaigns), the loopback API (CLI, browser UI and its WebSocket) and, by default, the local
  * emulated device. `edgent serve` prints what it started; the Electron entry adds a window.
  */
+import { resolveModel } from '../models/library.js'
 import { DEFAULT_SETTINGS } from '../../shared/contracts/settings.js'
 import { accessSync, chmodSync, constants, readFileSync } from 'node:fs'
 import { makeDirs } from '../runtime/data-dir.js'
@@ -115,7 +116,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   }
 }
 
-async function startLocked(o: StackOptions, dataDir: string, lock: InstanceLock, log: Logger): Promise<Stack> {
+async function startLocked(opts: StackOptions, dataDir: string, lock: InstanceLock, log: Logger): Promise<Stack> {
+  // --model takes a library id as well as a folder or manifest (as every other command does).
+  const o = opts.model ? { ...opts, model: resolveModel(opts.model, dataDir) } : opts
   const core = new EdgentConsole({
     ...DEFAULT_CONSOLE,
     dataDir,

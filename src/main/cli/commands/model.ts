@@ -1,7 +1,19 @@
 /** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
 import type { Command } from 'commander'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
-import { formatDecisions, formatImport, formatModelList, formatVerify, importCommand, modelUse, runModelInfo, type ImportCommandOptions } from '../model.js'
+import { addExits } from '../../models/exits.js'
+import { withExecutor } from '../../models/verify.js'
+import {
+  formatAddedExits,
+  formatDecisions,
+  formatImport,
+  formatModelList,
+  formatVerify,
+  importCommand,
+  modelUse,
+  runModelInfo,
+  type ImportCommandOptions
+} from '../model.js'
 import { decisionTable } from '../../models/decisions.js'
 import { verifyModel } from '../../models/verify.js'
 import { DEFAULT_MAX_IMPORT_BYTES, listModels, resolveModel } from '../../models/library.js'
@@ -102,6 +114,48 @@ export function registerModel(program: Command, io: Io): void {
         const report = await verifyModel(resolved(o), io.progress)
         io.out(o.json ? JSON.stringify(report, null, 2) : formatVerify(report))
         if (!report.ok) throw new ExitCode(1)
+      }
+    )
+  const exits = model.command('exits').description("early exits for a model that has none (or too few): right-size the user's own network")
+  exits
+    .command('add <id>')
+    .description(
+      'add early exits to a library model: exit points among its cut points, a classifier head trained at each on labelled frames (backbone frozen, onnxruntime features, no Python), written as a new library model whose every exit is measured on held-out frames'
+    )
+    .requiredOption('--images <idx3-ubyte[.gz]>', "labelled training frames (MNIST idx), in the model's input size")
+    .requiredOption('--labels <idx1-ubyte[.gz]>', 'their labels')
+    .option(
+      '--test-images <idx3-ubyte[.gz]>',
+      "held-out labelled frames each exit's accuracy is measured on (default: the last fifth of --images, not trained on)"
+    )
+    .option('--test-labels <idx1-ubyte[.gz]>', 'their labels')
+    .option('--at <layer,…>', 'the layers an exit follows (ids on the path to the final exit; default: proposed)', (v: string) => v.split(',').filter(Boolean))
+    .option('--count <n>', 'how many exits to propose (default 3)', positiveInt)
+    .option('--id <id>', "the new model's id (default <id>-exits)")
+    .option('--epochs <n>', 'training passes over the frames (default 30)', positiveInt)
+    .option('--seed <n>', 'the training seed (default 2018)', positiveInt)
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      async (
+        id: string,
+        o: {
+          images: string
+          labels: string
+          testImages?: string
+          testLabels?: string
+          at?: string[]
+          count?: number
+          id?: string
+          epochs?: number
+          seed?: number
+          dataDir: string
+          json?: boolean
+        }
+      ) => {
+        const { json, ...rest } = o
+        const report = await withExecutor(undefined, (ex) => addExits({ ...rest, model: resolveModel(id, o.dataDir) }, ex, io.progress))
+        io.out(json ? JSON.stringify(report, null, 2) : formatAddedExits(report))
       }
     )
   model
