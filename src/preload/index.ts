@@ -51,6 +51,9 @@ const api = {
   modelUse: call('modelUse'),
   transfers: call('transfers'),
   modelImport: call('modelImport'),
+  modelExitsAdd: call('modelExitsAdd'),
+  modelJobs: call('modelJobs'),
+  modelJobCancel: call('modelJobCancel'),
   settings: call('settings'),
   settingsUpdate: call('settingsUpdate'),
   // IPC carries bytes: a File is read here (the page has checked its size against maxUploadBytes first).

@@ -11,6 +11,7 @@ import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { inception, residual } from '../fixtures/dag.js'
+import { shippedSubset } from '../fixtures/samples.js'
 import { root, spawnAgent, stopAgent, type AgentProc } from '../main/console/harness.js'
 import { edgentBin, startServe, type ServeProcess } from '../main/serve-process.js'
 import { callConsole } from '../../src/main/cli/client.js'
@@ -502,6 +503,28 @@ describe('the console in a browser (headless shell)', () => {
     expect(uploads()).toBe(uploadsBefore)
     await shot('models-import')
   }, 60_000)
+
+  it("Models: adds early exits to a model from the page, following the console's job to a new library model", async () => {
+    await page.click('[data-testid=model-branchy-alexnet] button')
+    await page.waitForSelector('[data-testid=exits-card]:has-text("Add early exits to branchy-alexnet")')
+    // Without frames the page says what is missing and starts nothing.
+    await page.click('[data-testid=exits-submit]')
+    await page.waitForSelector('[data-testid=exits-card] [role=alert]:has-text("give the labelled training frames")')
+    const set = shippedSubset(mkdtempSync(join(tmpdir(), 'edgent-ui-exits-')), 400) // 28×28 frames: 314 KB, under the 1 MiB cap
+    await page.setInputFiles('[data-testid=exits-images]', set.images)
+    await page.setInputFiles('[data-testid=exits-labels]', set.labels)
+    await page.fill('[data-testid=exits-count]', '2')
+    await page.fill('[data-testid=exits-epochs]', '3')
+    await page.click('[data-testid=exits-submit]')
+    await page.waitForSelector('[data-testid=exits-result]', { timeout: 180_000 })
+    const caption = await page.textContent('[data-testid=exits-result] caption')
+    expect(caption).toMatch(/^branchy-alexnet-exits: trained on 320 frames, measured on 80 held-out frames, \d+ s$/)
+    // the model's five exits and the two added ones, each with its held-out accuracy
+    expect(await page.locator('[data-testid=exits-result] tbody tr').count()).toBe(7)
+    expect(await page.locator('[data-testid=exits-result] tbody tr:has-text("(the model\'s own)")').count()).toBe(5)
+    await page.waitForSelector('[data-testid=model-branchy-alexnet-exits]')
+    await shot('models-exits')
+  }, 240_000)
 
   it('Settings: shows the data directory and what runs, refuses a bad port by name, stores a good one for the next start', async () => {
     await go('settings')

@@ -210,28 +210,26 @@ export async function importCommand(o: ImportCommandOptions, progress: Progress 
 
 export function formatAddedExits(r: AddExitsReport): string {
   const m = r.import.manifest
-  const byOutput = new Map(m.exits.map((e) => [e.output, e]))
-  const final = m.exits[m.exits.length - 1]!
+  const added = new Map(r.added.map((a) => [a.output, a]))
   return [
     `added ${r.added.length} exit(s) to ${r.source} → ${m.id} (${r.import.dir}), trained on ${r.trainSamples} frames, measured on ${r.heldOut.samples} held-out frames (${r.heldOut.source}), ${r.seconds.toFixed(0)} s`,
     '',
     table(
-      ['exit', 'after layer', 'deviceLayers', 'share of compute', 'features', 'train accuracy', 'held-out accuracy'],
-      [
-        ...r.added.map((a) => {
-          const e = byOutput.get(a.output)
-          return [
-            String(e?.exit ?? '?'),
-            a.after,
-            String(a.cut),
-            `${(100 * a.computeShare).toFixed(0)} %`,
-            `${a.featureShape.slice(1).join('×')} → ${a.features}`,
-            pct(a.trainAccuracy),
-            e ? pct(e.accuracy) : '—'
-          ]
-        }),
-        [String(final.exit), "(the model's own)", String(final.layers.length), '100 %', '', '', pct(final.accuracy)]
-      ],
+      ['exit', 'after layer', 'layers', 'share of compute', 'features', 'train accuracy', 'held-out accuracy'],
+      m.exits.map((e) => {
+        const a = added.get(e.output)
+        return a
+          ? [
+              String(e.exit),
+              a.after,
+              String(e.layers.length),
+              `${(100 * a.computeShare).toFixed(0)} %`,
+              `${a.featureShape.slice(1).join('×')} → ${a.features}`,
+              pct(a.trainAccuracy),
+              pct(e.accuracy)
+            ]
+          : [String(e.exit), "(the model's own)", String(e.layers.length), '', '', '', pct(e.accuracy)]
+      }),
       [true, false, true, true, false, true, true]
     ),
     '',

@@ -29,6 +29,7 @@ import { LatencySources } from './features/latency-sources.js'
 import { Distribution } from './features/distribution.js'
 import { Models, type ServedModel } from './features/models.js'
 import { Uploads } from './api/uploads.js'
+import { ModelJobs } from './features/model-jobs.js'
 import { EdgeLoad } from './features/edge-load.js'
 import { DEFAULT_MAX_IMPORT_BYTES } from '../models/library.js'
 import type { Regressor } from '../../shared/algorithms/latency.js'
@@ -51,6 +52,8 @@ export class EdgentConsole extends EventEmitter {
   readonly coinference: CoInference
   readonly campaigns: Campaigns
   readonly uploads: Uploads
+  /** Long work on the model library (adding exits), each job in an admin worker. */
+  readonly modelJobs: ModelJobs
   /** The edge's measured load (its pool's waits and service times, every device's frames). */
   readonly edgeLoad: EdgeLoad
   mqttPort = 0
@@ -185,6 +188,12 @@ export class EdgentConsole extends EventEmitter {
       log: log.child({ part: 'campaigns' }),
       maxUploadBytes
     })
+    this.modelJobs = new ModelJobs({
+      dataDir: opts.dataDir,
+      uploads: this.uploads,
+      log: log.child({ part: 'model-jobs' }),
+      onModel: (id) => emit('devices', { reason: `model ${id} added to the library` })
+    })
     this.lifecycle = new Lifecycle(this.modules(), log)
   }
 
@@ -229,6 +238,7 @@ export class EdgentConsole extends EventEmitter {
     return [
       { name: 'store', module: recovering },
       { name: 'uploads', module: this.uploads },
+      { name: 'model jobs', module: { start: () => undefined, stop: () => this.modelJobs.stop() } },
       { name: 'edge runtime', module: this.executor },
       { name: 'served models', module: this.models },
       { name: 'fleet', module: this.fleet },

@@ -6,7 +6,9 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { FieldError, TooLargeError, UserError, errorMessage } from '../../shared/errors.js'
 import { draftImport } from './draft.js'
 import { decodeImageDir } from './image-dir.js'
-import type { AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
+import { addExits } from './exits.js'
+import { withExecutor } from './verify.js'
+import type { AdminCommand, AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
 
 const post = (m: AdminMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer)
 const progress = (done: number, total: number, what: string) => post({ type: 'progress', done, total, what })
@@ -22,7 +24,17 @@ async function run(): Promise<void> {
   const job = workerData as { [K in keyof AdminJobs]: { kind: K; args: AdminJobs[K]['args'] } }[keyof AdminJobs]
   try {
     if (job.kind === 'import-draft') post({ type: 'done', result: await draftImport(job.args) })
-    else {
+    else if (job.kind === 'exits-add') {
+      const cancel = new AbortController()
+      const listen = (m: AdminCommand) => m.type === 'cancel' && cancel.abort()
+      parentPort!.on('message', listen)
+      try {
+        const args = job.args
+        post({ type: 'done', result: await withExecutor(undefined, (ex) => addExits({ ...args, signal: cancel.signal }, ex, progress)) })
+      } finally {
+        parentPort!.off('message', listen) // nothing then keeps the thread alive: it ends by itself
+      }
+    } else {
       const set = await decodeImageDir(job.args, progress)
       post({ type: 'done', result: set }, [set.images.buffer as ArrayBuffer, set.labels.buffer as ArrayBuffer])
     }

@@ -24,59 +24,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, TensorProto_DataType } from 'onnx-buf'
 import { FieldError, UserError } from '../../shared/errors.js'
-import { exitPath, product, type Layer, type Manifest } from '../../shared/contracts/manifest.js'
+import { exitPath, layerMacs, product, type Layer, type Manifest } from '../../shared/contracts/manifest.js'
 import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import { float, int, ints } from '../../shared/onnx/onnx-builder.js'
 import { floatValueInfo, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet, type SampleSet } from '../runtime/files.js'
-import { importModel, type ImportReport } from './library.js'
+import { importModel } from './library.js'
+import type { AddExitsOptions, AddExitsReport, AddedExit, ImportReport } from './reports.js'
+export type { AddExitsOptions, AddExitsReport, AddedExit } from './reports.js'
 import type { Progress } from './verify.js'
-
-export interface AddExitsOptions {
-  /** The source model's folder or manifest (resolved by the caller). */
-  model: string
-  dataDir: string
-  /** The labelled training frames (idx), in the model's input size. */
-  images: string
-  labels: string
-  /** Held-out labelled frames for every exit's accuracy; without them the last fifth of the training set is held out. */
-  testImages?: string
-  testLabels?: string
-  /** Exit points: ids of layers on the final exit's path (an exit after each); default: proposed. */
-  at?: string[]
-  /** How many exits to propose (default 3). */
-  count?: number
-  /** The new model's id (default `<source>-exits`). */
-  id?: string
-  /** Training passes over the frames (default 30). */
-  epochs?: number
-  seed?: number
-  signal?: AbortSignal
-}
-
-export interface AddedExit {
-  /** The layer the exit follows, its cut (deviceLayers on the final exit's path) and share of its compute. */
-  after: string
-  cut: number
-  computeShare: number
-  featureShape: number[]
-  pool: { kernel: number; stride: number; grid: [number, number] }
-  features: number
-  trainAccuracy: number
-  output: string
-}
-
-export interface AddExitsReport {
-  import: ImportReport
-  source: string
-  added: AddedExit[]
-  trainSamples: number
-  heldOut: { samples: number; source: string }
-  /** The appended heads as onnxruntime runs them against the heads as trained, on held-out frames: the largest score difference. */
-  check: { frames: number; maxAbsDiff: number }
-  seconds: number
-}
 
 /** Held-out frames on which the new graph's heads are compared with the trained ones. */
 const CHECK_FRAMES = 16
@@ -102,7 +59,7 @@ function candidates(path: readonly Layer[]): number[] {
 
 /** Share of the path's multiply-accumulates done before each cut (index = deviceLayers). */
 function computeShares(path: readonly Layer[]): number[] {
-  const macs = path.map((l) => l.macs ?? 0)
+  const macs = path.map(layerMacs)
   const total = macs.reduce((a, b) => a + b, 0) || 1
   const shares = [0]
   for (const m of macs) shares.push(shares[shares.length - 1]! + m / total)

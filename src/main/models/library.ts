@@ -14,6 +14,7 @@ import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet, type SampleSet } from '../runtime/files.js'
 import { offThread } from './off-thread.js'
+import type { ImportReport } from './reports.js'
 import { packageRoot } from '../runtime/paths.js'
 import { safeText } from '../../shared/text.js'
 
@@ -100,14 +101,7 @@ export interface ImportModelOptions {
   maxBytes?: number
 }
 
-export interface ImportReport {
-  id: string
-  dir: string
-  manifest: Manifest
-  notes: string[]
-  /** The cut points of every exit (tensor names, input first). */
-  cuts: { exit: number; tensors: string[] }[]
-}
+export type { ImportReport } from './reports.js'
 
 /** The id a file would get: its name, lowercased, [a-z0-9-] only. */
 export function idFromFileName(file: string): string {

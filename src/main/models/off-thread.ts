@@ -6,11 +6,15 @@
  */
 import { Worker } from 'node:worker_threads'
 import { FieldError, TooLargeError, UserError } from '../../shared/errors.js'
-import type { AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
+import type { AdminCommand, AdminJobs, AdminMessage, SerializedError } from './admin-jobs.js'
 import { workerEntry } from '../runtime/worker-entry.js'
 
 /** The JavaScript heap an admin job may use, MiB (native buffers and onnxruntime's arena aside). */
 export const ADMIN_HEAP_MB = 1024
+
+/** Jobs that stop themselves when asked (they hold onnxruntime sessions: ending them under a run can abort the process). */
+const COOPERATIVE = new Set<keyof AdminJobs>(['exits-add'])
+const COOPERATIVE_STOP_MS = 30_000
 
 /** How long a worker that answered may take to end by itself before it is ended. */
 const LINGER_MS = 10_000
@@ -48,7 +52,13 @@ export function offThread<K extends keyof AdminJobs>(
       if (end === 'now') void worker.terminate()
       else setTimeout(() => void worker.terminate(), LINGER_MS).unref()
     }
-    const abort = () => finish(() => reject(new UserError(`${kind}: cancelled`)), 'now')
+    // A cooperative job is asked to stop (it releases onnxruntime itself, then answers), and ended
+    // only if it has not answered after COOPERATIVE_STOP_MS; the others are ended at once.
+    const abort = () => {
+      if (!COOPERATIVE.has(kind)) return finish(() => reject(new UserError(`${kind}: cancelled`)), 'now')
+      worker.postMessage({ type: 'cancel' } satisfies AdminCommand)
+      setTimeout(() => finish(() => reject(new UserError(`${kind}: cancelled`)), 'now'), COOPERATIVE_STOP_MS).unref()
+    }
     signal?.addEventListener('abort', abort, { once: true })
     worker.on('message', (m: AdminMessage) => {
       if (m.type === 'progress') progress?.(m.done, m.total, m.what)

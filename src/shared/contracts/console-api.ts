@@ -691,6 +691,31 @@ export interface ConsoleMethods {
     }
     result: ModelImportView
   }
+  /**
+   * Starts adding early exits to a library model (as `edgent model exits add`): `images`/`labels` are
+   * uploaded idx files of labelled training frames, `testImages`/`testLabels` held-out ones (else the
+   * last fifth of the training frames is held out). The new model joins the library when the job is done.
+   */
+  modelExitsAdd: {
+    args: {
+      model: string
+      images: string
+      labels: string
+      testImages?: string
+      testLabels?: string
+      /** Layer ids an exit follows (default: proposed). */
+      at?: string[]
+      count?: number
+      id?: string
+      epochs?: number
+      seed?: number
+    }
+    result: ModelJobView
+  }
+  /** The model jobs of this console's run (newest first). */
+  modelJobs: { args: Record<string, never>; result: ModelJobView[] }
+  /** Cancels a running model job (it stops at its next frame or epoch; nothing is written). */
+  modelJobCancel: { args: { job: string }; result: ModelJobView }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -726,6 +751,9 @@ export const METHOD_NAMES = [
   'modelUse',
   'transfers',
   'modelImport',
+  'modelExitsAdd',
+  'modelJobs',
+  'modelJobCancel',
   'settings',
   'settingsUpdate'
 ] as const satisfies readonly MethodName[]
@@ -746,6 +774,28 @@ export interface ModelImportView {
   exits: { exit: number; layers: number; accuracy: number; accuracySource: 'measured' | 'supplied' }[]
   inputShape: number[]
   notes: string[]
+}
+
+/** Long work on the model library (adding exits), followed by polling `modelJobs`. */
+export interface ModelJobView {
+  id: string
+  kind: 'exits-add'
+  /** The source model, and the id the new one gets. */
+  model: string
+  newModel: string
+  state: 'running' | 'done' | 'failed' | 'cancelled'
+  startedAt: number
+  endedAt: number | null
+  progress: { done: number; total: number; what: string } | null
+  error: string | null
+  result: {
+    id: string
+    trainFrames: number
+    heldOutFrames: number
+    seconds: number
+    /** Every exit of the new model: the added ones (with the layer they follow) and the model's own. */
+    exits: { exit: number; after: string | null; accuracy: number; trainAccuracy: number | null }[]
+  } | null
 }
 
 /** A model's transfer to a device (the agent pulls it in chunks; the console counts what it has sent). */

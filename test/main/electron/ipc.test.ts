@@ -67,6 +67,9 @@ const INVALID: Record<MethodName, unknown> = {
   modelUse: { model: 'x', agent: 7 },
   transfers: { agent: 'pi-a' },
   modelImport: { upload: '../../etc/passwd', fileName: 'x.onnx' },
+  modelExitsAdd: { model: 'camera', images: '../x', labels: 'y' },
+  modelJobs: { extra: 1 },
+  modelJobCancel: { job: 7 },
   settings: { reset: true },
   settingsUpdate: { settings: { mqttPort: 70000 } }
 }

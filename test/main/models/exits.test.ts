@@ -17,8 +17,13 @@ import { verifyModel } from '../../../src/main/models/verify.js'
 import { OrtExecutor } from '../../../src/main/runtime/executor.js'
 import { loadManifest } from '../../../src/main/runtime/files.js'
 import { packageRoot } from '../../../src/main/runtime/paths.js'
-import { exitPath } from '../../../src/shared/contracts/manifest.js'
+import { exitPath, layerMacs } from '../../../src/shared/contracts/manifest.js'
 import { parseOnnx, sliceModel } from '../../../src/shared/onnx/onnx-slicer.js'
+import { ModelJobs } from '../../../src/main/console/features/model-jobs.js'
+import { Uploads } from '../../../src/main/console/api/uploads.js'
+import { listModels } from '../../../src/main/models/library.js'
+import type { ModelJobView } from '../../../src/shared/contracts/console-api.js'
+import pino from 'pino'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'edgent-exits-'))
 const camera = join(packageRoot(), 'resources', 'models', 'branchy-resnet96')
@@ -72,11 +77,17 @@ describe('model exits add', () => {
       expect(k).toBeLessThan(path.length - 1)
     }
     // none in the last tenth of the compute (it would cost what the final exit does)
-    const macs = path.map((l) => l.macs ?? 0)
+    const macs = path.map(layerMacs)
     const total = macs.reduce((x, y) => x + y, 0)
     for (const k of cuts) expect(macs.slice(0, k).reduce((x, y) => x + y, 0) / total).toBeLessThanOrEqual(0.9)
     // a block and the ReLU after it share a compute share: at most one of them, the ReLU
     for (const k of cuts) expect(path[k - 1]!.type === 'block' && path[k]?.type === 'relu' && (path[k]!.macs ?? 0) === 0).toBe(false)
+  })
+
+  it("proposes as many exits on a shipped model whose manifest states no MACs (they are computed from the layers' shapes)", () => {
+    const { manifest: m } = loadManifest(join(packageRoot(), 'resources', 'models', 'branchy-alexnet'))
+    const path = exitPath(m, m.exits[m.exits.length - 1]!.exit)
+    expect(proposeExits(path, 2)).toHaveLength(2)
   })
 
   it('trains the same head from the same seed, and a different one from another', async () => {
@@ -131,6 +142,58 @@ describe('model exits add', () => {
     // and the accuracies verify reproduces on the frames the new model keeps (the held-out ones)
     for (const e of v.exits) expect(Math.abs(e.deltaPoints!)).toBeLessThanOrEqual(10)
   }, 600_000)
+
+  describe("from the console (the Models page's job: an admin worker, its own onnxruntime)", () => {
+    const uploads = new Uploads(dataDir, { maxBytes: 64 * 2 ** 20 })
+    const added: string[] = []
+    const jobs = new ModelJobs({ dataDir, uploads, log: pino({ level: 'silent' }), onModel: (id) => added.push(id) })
+    beforeAll(() => uploads.start())
+    afterAll(async () => {
+      await jobs.stop()
+      uploads.stop()
+    })
+    const upload = async () => [(await uploads.receive('images', readFileSync(images))).upload, (await uploads.receive('labels', readFileSync(labels))).upload]
+    const until = async (id: string, ok: (j: ModelJobView) => boolean, seconds: number): Promise<ModelJobView> => {
+      const end = Date.now() + seconds * 1000
+      for (;;) {
+        const j = jobs.get(id)
+        if (ok(j)) return j
+        if (Date.now() > end) throw new Error(`job ${id}: ${JSON.stringify(j)}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+
+    it('adds exits with progress, the new model in the library, the uploads removed', async () => {
+      const [im, lb] = await upload()
+      const started = jobs.exitsAdd({ model: 'camera-backbone', images: im!, labels: lb!, id: 'camera-via-console', count: 2, epochs: 5 })
+      expect(started.state).toBe('running')
+      // one job at a time
+      expect(() => jobs.exitsAdd({ model: 'camera-backbone', images: im!, labels: lb! })).toThrow(/a model job is running/)
+      const seen = await until(started.id, (j) => j.progress !== null, 120)
+      expect(seen.progress!.what).toMatch(/features of the training frames/)
+      const done = await until(started.id, (j) => j.state !== 'running', 600)
+      expect(done.state, done.error ?? '').toBe('done')
+      expect(done.result!.exits).toHaveLength(3)
+      expect(done.result!.exits.filter((e) => e.after !== null)).toHaveLength(2)
+      expect(done.result!.heldOutFrames).toBe(400)
+      expect(added).toEqual(['camera-via-console'])
+      expect(listModels(dataDir).some((e) => e.id === 'camera-via-console')).toBe(true)
+      expect(uploads.list()).toEqual([])
+    }, 660_000)
+
+    it('cancels a running job: it stops, says so, and writes nothing', async () => {
+      const [im, lb] = await upload()
+      const started = jobs.exitsAdd({ model: 'camera-backbone', images: im!, labels: lb!, id: 'camera-cancelled', epochs: 5 })
+      await until(started.id, (j) => (j.progress?.done ?? 0) >= 250, 120)
+      jobs.cancel(started.id)
+      const end = await until(started.id, (j) => j.state !== 'running', 60)
+      expect(end.state).toBe('cancelled')
+      expect(end.error).toMatch(/cancelled/)
+      expect(listModels(dataDir).some((e) => e.id === 'camera-cancelled')).toBe(false)
+      expect(uploads.list()).toEqual([])
+      expect(() => jobs.exitsAdd({ model: 'camera-backbone', images: 'f'.repeat(24), labels: 'e'.repeat(24) })).toThrow(/upload/)
+    }, 300_000)
+  })
 
   it('refuses bad requests by name, writing nothing', async () => {
     const lib = tmp()

@@ -128,6 +128,27 @@ export const API_SCHEMAS = {
       imageDir: z.string().min(1).max(4096).optional()
     })
     .strict(),
+  modelExitsAdd: z
+    .object({
+      model: modelId,
+      images: uploadId,
+      labels: uploadId,
+      testImages: uploadId.optional(),
+      testLabels: uploadId.optional(),
+      at: z.array(z.string().min(1).max(256)).min(1).max(8).optional(),
+      count: z.number().int().min(1).max(8).optional(),
+      id: modelId.optional(),
+      epochs: z.number().int().min(1).max(1000).optional(),
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31)
+        .optional()
+    })
+    .strict(),
+  modelJobs: none,
+  modelJobCancel: z.object({ job: z.string().min(1).max(64) }).strict(),
   exportCalibration: z
     .object({
       format: z.enum(['json', 'csv']).default('json'),

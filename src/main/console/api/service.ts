@@ -413,6 +413,18 @@ export class ConsoleService {
     }
   }
 
+  modelExitsAdd(a: ArgsOf<'modelExitsAdd'>): ResultOf<'modelExitsAdd'> {
+    return this.core.modelJobs.exitsAdd(a)
+  }
+
+  modelJobs(): ResultOf<'modelJobs'> {
+    return this.core.modelJobs.list()
+  }
+
+  modelJobCancel(a: ArgsOf<'modelJobCancel'>): ResultOf<'modelJobCancel'> {
+    return this.core.modelJobs.cancel(a.job)
+  }
+
   transfers(): ResultOf<'transfers'> {
     return this.core.distribution.transfers()
   }

@@ -1,6 +1,6 @@
-import { useEffect, useState } from 'react'
+import { useCallback, useEffect, useState } from 'react'
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
-import type { DeviceView, LibraryModelView, ModelCutsView, TransferView } from '../../../shared/contracts/console-api'
+import type { DeviceView, LibraryModelView, ModelCutsView, ModelJobView, TransferView } from '../../../shared/contracts/console-api'
 import { errorMessage } from '../../../shared/errors'
 import { parsePreprocessSpec } from '../../../shared/algorithms/preprocess'
 import { Card, ErrorBox, Guard, LEGEND_ROOM, RowForm, TOP_LEGEND, fmtPct } from '../components/ui'
@@ -161,6 +161,163 @@ function Import(props: { onImported: (id: string) => void }): React.JSX.Element 
   )
 }
 
+/**
+ * Early exits for the selected model (as `edgent model exits add`): labelled training frames (and
+ * optionally held-out ones) are uploaded, the console trains a head at each exit point with the
+ * backbone frozen, and the new model joins the library with every exit measured on held-out frames.
+ */
+function AddExits(props: { model: string; onAdded: (id: string) => void }): React.JSX.Element {
+  const api = useApi()
+  const [files, setFiles] = useState<Record<'images' | 'labels' | 'testImages' | 'testLabels', File | null>>({
+    images: null,
+    labels: null,
+    testImages: null,
+    testLabels: null
+  })
+  const [at, setAt] = useState('')
+  const [count, setCount] = useState('3')
+  const [id, setId] = useState('')
+  const [epochs, setEpochs] = useState('30')
+  const [job, setJob] = useState<ModelJobView | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [uploading, setUploading] = useState(false)
+  const running = uploading || job?.state === 'running'
+  // A running job is followed by polling (it lives in the console, not in this page).
+  useEffect(() => {
+    if (job?.state !== 'running') return
+    const timer = setInterval(() => {
+      api
+        .modelJobs({})
+        .then((all) => {
+          const now = all.find((j) => j.id === job.id)
+          if (!now) return
+          setJob(now)
+          if (now.state === 'done' && now.result) props.onAdded(now.result.id)
+        })
+        .catch((err) => setError(errorMessage(err)))
+    }, 1000)
+    return () => clearInterval(timer)
+  }, [api, job?.id, job?.state, props.onAdded])
+  const file = (k: keyof typeof files, label: string) => (
+    <label>
+      {label}{' '}
+      <input type="file" aria-label={label} data-testid={`exits-${k}`} onChange={(e) => setFiles((f) => ({ ...f, [k]: e.target.files?.[0] ?? null }))} />
+    </label>
+  )
+  const submit = async () => {
+    setError(null)
+    try {
+      if (!files.images || !files.labels) throw new Error('give the labelled training frames: images and labels (idx files of the input size)')
+      if (!!files.testImages !== !!files.testLabels) throw new Error('held-out frames need both their images and their labels')
+      const n = Number(count)
+      const ep = Number(epochs)
+      if (!at.trim() && (!Number.isInteger(n) || n < 1 || n > 8)) throw new Error('the number of exits is 1–8')
+      if (!Number.isInteger(ep) || ep < 1 || ep > 1000) throw new Error('epochs is 1–1000')
+      const cap = (await api.status({})).maxUploadBytes
+      for (const f of Object.values(files))
+        if (f && f.size > cap)
+          throw new Error(`${f.name} is ${(f.size / 2 ** 20).toFixed(0)} MiB, over the console's ${(cap / 2 ** 20).toFixed(0)} MiB upload cap`)
+      setUploading(true)
+      const up = async (f: File | null) => (f ? (await api.upload(f, f.name)).upload : undefined)
+      const [images, labels, testImages, testLabels] = [await up(files.images), await up(files.labels), await up(files.testImages), await up(files.testLabels)]
+      const started = await api.modelExitsAdd({
+        model: props.model,
+        images: images!,
+        labels: labels!,
+        ...(testImages && testLabels ? { testImages, testLabels } : {}),
+        ...(at.trim()
+          ? {
+              at: at
+                .split(',')
+                .map((v) => v.trim())
+                .filter(Boolean)
+            }
+          : { count: n }),
+        ...(id.trim() ? { id: id.trim() } : {}),
+        epochs: ep
+      })
+      setJob(started)
+    } catch (err) {
+      setError(errorMessage(err))
+    } finally {
+      setUploading(false)
+    }
+  }
+  const p = job?.progress
+  return (
+    <Card title={`Add early exits to ${props.model}`} testId="exits-card">
+      <p className="hint">
+        Right-sizes a network that has one exit: exit points among its cut points (or the layers you name), a pooling + softmax head trained at each on your
+        labelled frames with the backbone frozen, and a new model whose every exit is measured on held-out frames (yours, else the last fifth of the training
+        frames). The same as <code>npx edgent model exits add</code>.
+      </p>
+      <RowForm onSubmit={submit}>
+        {file('images', 'training images (idx)')}
+        {file('labels', 'training labels (idx)')}
+        {file('testImages', 'held-out images (idx)')}
+        {file('testLabels', 'held-out labels (idx)')}
+        <label>
+          Exits
+          <input value={count} onChange={(e) => setCount(e.target.value)} data-testid="exits-count" size={3} />
+        </label>
+        <label>
+          Or after layers
+          <input placeholder="layer,layer,…" value={at} onChange={(e) => setAt(e.target.value)} data-testid="exits-at" />
+        </label>
+        <label>
+          New id
+          <input placeholder={`${props.model}-exits`} value={id} onChange={(e) => setId(e.target.value)} data-testid="exits-id" />
+        </label>
+        <label>
+          Epochs
+          <input value={epochs} onChange={(e) => setEpochs(e.target.value)} data-testid="exits-epochs" size={4} />
+        </label>
+        <button type="submit" disabled={running} data-testid="exits-submit">
+          Add exits
+        </button>
+        {job?.state === 'running' ? (
+          <button type="button" className="secondary" onClick={() => void api.modelJobCancel({ job: job.id }).then(setJob)} data-testid="exits-cancel">
+            Cancel
+          </button>
+        ) : null}
+      </RowForm>
+      {uploading ? <p className="hint">uploading the frames…</p> : null}
+      {job?.state === 'running' ? (
+        <ProgressBar value={p?.total ? p.done / p.total : 0} label={p ? `${p.what}: ${p.done} of ${p.total}` : 'starting'} testId="exits-progress" />
+      ) : null}
+      {job?.state === 'running' && p ? <p className="hint">{`${p.what}: ${p.done} of ${p.total}`}</p> : null}
+      {job && job.state !== 'running' && job.state !== 'done' ? <ErrorBox error={`${job.state}: ${job.error ?? ''}`} /> : null}
+      {job?.state === 'done' && job.result ? (
+        <table className="table" data-testid="exits-result">
+          <caption>
+            {job.result.id}: trained on {job.result.trainFrames.toLocaleString()} frames, measured on {job.result.heldOutFrames.toLocaleString()} held-out
+            frames, {job.result.seconds.toFixed(0)} s
+          </caption>
+          <thead>
+            <tr>
+              <th>exit</th>
+              <th>after layer</th>
+              <th>train accuracy</th>
+              <th>held-out accuracy</th>
+            </tr>
+          </thead>
+          <tbody>
+            {job.result.exits.map((e) => (
+              <tr key={e.exit}>
+                <td>{e.exit}</td>
+                <td>{e.after ?? "(the model's own)"}</td>
+                <td>{e.trainAccuracy === null ? '—' : fmtPct(e.trainAccuracy)}</td>
+                <td>{fmtPct(e.accuracy)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      {error ? <ErrorBox error={error} /> : null}
+    </Card>
+  )
+}
+
 function transferText(t: TransferView): string {
   const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`)
   if (t.state === 'done') return `holds ${t.model} (${mb(t.totalBytes)})`
@@ -284,6 +441,7 @@ export function Models(): React.JSX.Element {
     if (!selected && models.data?.length) setSelected((models.data.find((m) => m.serving) ?? models.data[0]!).id)
   }, [models.data, selected])
   const cuts = useQuery<ModelCutsView>(selected ? () => api.modelCuts({ model: selected }) : null, selected ?? '')
+  const onAdded = useCallback(() => models.reload(), [models.reload])
   return (
     <>
       <Card title="Library" testId="models-card">
@@ -333,6 +491,7 @@ export function Models(): React.JSX.Element {
         }}
       />
       {selected ? <Assignment selected={selected} onChanged={models.reload} /> : null}
+      {selected ? <AddExits model={selected} onAdded={onAdded} /> : null}
       {selected ? (
         <Card
           title={`Cut points of ${selected}`}
