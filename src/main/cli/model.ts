@@ -232,6 +232,19 @@ export function formatAddedExits(r: AddExitsReport): string {
       }),
       [true, false, true, true, false, true, true]
     ),
+    ...(r.codecAccuracy
+      ? [
+          '',
+          `codecs (${r.codecAccuracy.samples} held-out frames, every cut): ${r.codecAccuracy.exits
+            .map((e) => {
+              const drops = Object.entries(e.byCodec).map(
+                ([c, accs]) => `${c} −${(100 * Math.max(0, (e.f32 ?? 0) - Math.min(...(accs as number[])))).toFixed(2)}`
+              )
+              return `exit ${e.exit} ${drops.join(', ')}`
+            })
+            .join('; ')} points at worst`
+        ]
+      : []),
     '',
     `plan with it: npx edgent model use ${m.id}`
   ].join('\n')

@@ -30,10 +30,10 @@ import { float, int, ints } from '../../shared/onnx/onnx-builder.js'
 import { floatValueInfo, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet, type SampleSet } from '../runtime/files.js'
-import { importModel } from './library.js'
+import { importModel, listModels } from './library.js'
 import type { AddExitsOptions, AddExitsReport, AddedExit, ImportReport } from './reports.js'
 export type { AddExitsOptions, AddExitsReport, AddedExit } from './reports.js'
-import type { Progress } from './verify.js'
+import { verifyModel, type Progress } from './verify.js'
 
 /** Held-out frames on which the new graph's heads are compared with the trained ones. */
 const CHECK_FRAMES = 16
@@ -373,6 +373,9 @@ export async function addExits(o: AddExitsOptions, ex: OrtExecutor, progress: Pr
   if (!Number.isInteger(epochs) || epochs < 1 || epochs > 1000) throw new FieldError(`exits add: {epochs} must be 1–1000, got ${o.epochs}`)
   const seed = o.seed ?? 2018
   const id = o.id ?? `${m.id}-exits`
+  // Said before minutes of work, not after (the import would refuse it then).
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) throw new FieldError(`exits add: model id "${id}" is not valid: use lowercase letters, digits and '-' ({id})`)
+  if (listModels(o.dataDir).some((e) => e.id === id)) throw new FieldError(`exits add: a model with id "${id}" exists already: choose another with {id}`)
   const { train, test, trainCount, testSource } = splitSets(o)
   const want = product(m.input.shape)
   for (const s of [train, test])
@@ -470,7 +473,15 @@ export async function addExits(o: AddExitsOptions, ex: OrtExecutor, progress: Pr
       rmSync(report.dir, { recursive: true, force: true })
       throw new Error(`exits add: the appended heads differ from the trained ones by ${check.maxAbsDiff} on held-out frames (a bug: please report it)`)
     }
+    // The codecs' accuracies, on held-out frames the new model keeps (the import stores up to 2,000 of them).
+    let codecAccuracy: AddExitsReport['codecAccuracy']
+    if (o.codecs) {
+      const v = await verifyModel({ model: report.dir, codecs: true, samples: o.codecSamples ?? 500, splitSamples: 1 }, progress, ex)
+      codecAccuracy = v.codecAccuracy
+      report.manifest = loadManifest(report.dir).manifest
+    }
     return {
+      ...(codecAccuracy ? { codecAccuracy } : {}),
       import: report,
       source: m.id,
       added,

@@ -27,6 +27,9 @@ export interface AddExitsOptions {
   at?: string[]
   /** How many exits to propose (default 3). */
   count?: number
+  /** Also measure every exit × cut × lossy codec's accuracy on (up to `codecSamples`, default 500) held-out frames, stored in the manifest. */
+  codecs?: boolean
+  codecSamples?: number
   /** The new model's id (default `<source>-exits`). */
   id?: string
   /** Training passes over the frames (default 30). */
@@ -55,5 +58,7 @@ export interface AddExitsReport {
   heldOut: { samples: number; source: string }
   /** The appended heads as onnxruntime runs them against the heads as trained, on held-out frames: the largest score difference. */
   check: { frames: number; maxAbsDiff: number }
+  /** With `codecs`: every exit × cut × lossy codec's accuracy, as `model verify --codecs` stores it. */
+  codecAccuracy?: NonNullable<Manifest['codecAccuracy']>
   seconds: number
 }

@@ -709,6 +709,8 @@ export interface ConsoleMethods {
       id?: string
       epochs?: number
       seed?: number
+      /** Also measure the codecs' accuracies on held-out frames (as `model verify --codecs`). */
+      codecs?: boolean
     }
     result: ModelJobView
   }

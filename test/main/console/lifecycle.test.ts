@@ -57,6 +57,7 @@ describe('a console stopped in the middle of a campaign', () => {
     expect((core as unknown as { lifecycle: Lifecycle }).lifecycle.names).toEqual([
       'store',
       'uploads',
+      'model jobs',
       'edge runtime',
       'served models',
       'fleet',

@@ -107,7 +107,9 @@ describe('model exits add', () => {
 
   it('adds three exits on labelled frames, measures each on held-out frames, leaves the original untouched', async () => {
     const steps: string[] = []
-    const r = await addExits({ model: backboneDir, dataDir, images, labels, epochs: 15 }, ex, (_d, _t, what) => steps.push(what))
+    const r = await addExits({ model: backboneDir, dataDir, images, labels, epochs: 15, codecs: true, codecSamples: 40 }, ex, (_d, _t, what) =>
+      steps.push(what)
+    )
     const m = r.import.manifest
     expect(r.added).toHaveLength(3)
     expect(m.exits).toHaveLength(4)
@@ -129,6 +131,11 @@ describe('model exits add', () => {
     expect(steps.some((s) => /features of the training frames/.test(s))).toBe(true)
     expect(steps.some((s) => /training the exit after/.test(s))).toBe(true)
     expect((m.training as { trainFrames: number }).trainFrames).toBe(1600)
+    // the codecs' accuracies, measured on held-out frames and stored in the new model's manifest
+    expect(r.codecAccuracy!.samples).toBe(40)
+    expect(r.codecAccuracy!.exits).toHaveLength(4)
+    expect(loadManifest(r.import.dir).manifest.codecAccuracy?.samples).toBe(40)
+    expect(m.codecAccuracy?.samples).toBe(40)
     // the original model is untouched
     expect(
       createHash('sha256')
@@ -208,6 +215,9 @@ describe('model exits add', () => {
     const c = await cli('--images', images, '--labels', labels, '--test-images', images)
     expect(c.code).toBe(2)
     expect(c.err.trim()).toMatch(/--test-images and --test-labels go together/)
+    const d = await runCli('model', 'exits', 'add', backboneDir, '--data-dir', dataDir, '--images', images, '--labels', labels, '--id', 'camera-backbone')
+    expect(d.code).toBe(2)
+    expect(d.err.trim()).toBe('edgent: exits add: a model with id "camera-backbone" exists already: choose another with --id')
     expect(existsSync(join(lib, 'models')) ? readdirSync(join(lib, 'models')) : []).toEqual([])
   }, 120_000)
 })

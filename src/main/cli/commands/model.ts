@@ -1,7 +1,7 @@
 /** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
 import type { Command } from 'commander'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
-import { addExits } from '../../models/exits.js'
+import { addExits, type AddExitsOptions } from '../../models/exits.js'
 import { withExecutor } from '../../models/verify.js'
 import {
   formatAddedExits,
@@ -131,33 +131,18 @@ export function registerModel(program: Command, io: Io): void {
     .option('--test-labels <idx1-ubyte[.gz]>', 'their labels')
     .option('--at <layer,…>', 'the layers an exit follows (ids on the path to the final exit; default: proposed)', (v: string) => v.split(',').filter(Boolean))
     .option('--count <n>', 'how many exits to propose (default 3)', positiveInt)
+    .option('--codecs', "also measure every exit × cut × lossy codec's accuracy on held-out frames (as model verify --codecs)")
+    .option('--codec-samples <n>', 'held-out frames the codecs are measured on (default 500)', positiveInt)
     .option('--id <id>', "the new model's id (default <id>-exits)")
     .option('--epochs <n>', 'training passes over the frames (default 30)', positiveInt)
     .option('--seed <n>', 'the training seed (default 2018)', positiveInt)
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(
-      async (
-        id: string,
-        o: {
-          images: string
-          labels: string
-          testImages?: string
-          testLabels?: string
-          at?: string[]
-          count?: number
-          id?: string
-          epochs?: number
-          seed?: number
-          dataDir: string
-          json?: boolean
-        }
-      ) => {
-        const { json, ...rest } = o
-        const report = await withExecutor(undefined, (ex) => addExits({ ...rest, model: resolveModel(id, o.dataDir) }, ex, io.progress))
-        io.out(json ? JSON.stringify(report, null, 2) : formatAddedExits(report))
-      }
-    )
+    .action(async (id: string, o: Omit<AddExitsOptions, 'model' | 'signal'> & { json?: boolean }) => {
+      const { json, ...rest } = o
+      const report = await withExecutor(undefined, (ex) => addExits({ ...rest, model: resolveModel(id, o.dataDir) }, ex, io.progress))
+      io.out(json ? JSON.stringify(report, null, 2) : formatAddedExits(report))
+    })
   model
     .command('decisions')
     .description("measure every layer here, take a device N times slower, and print the planner's decision table")

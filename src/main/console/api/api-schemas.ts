@@ -144,7 +144,8 @@ export const API_SCHEMAS = {
         .int()
         .min(0)
         .max(2 ** 31)
-        .optional()
+        .optional(),
+      codecs: z.boolean().optional()
     })
     .strict(),
   modelJobs: none,

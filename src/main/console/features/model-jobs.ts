@@ -77,7 +77,8 @@ export class ModelJobs {
         ...(a.count !== undefined ? { count: a.count } : {}),
         id: view.newModel,
         ...(a.epochs !== undefined ? { epochs: a.epochs } : {}),
-        ...(a.seed !== undefined ? { seed: a.seed } : {})
+        ...(a.seed !== undefined ? { seed: a.seed } : {}),
+        ...(a.codecs ? { codecs: true } : {})
       },
       (d, t, what) => {
         view.progress = { done: d, total: t, what }

@@ -178,6 +178,7 @@ function AddExits(props: { model: string; onAdded: (id: string) => void }): Reac
   const [count, setCount] = useState('3')
   const [id, setId] = useState('')
   const [epochs, setEpochs] = useState('30')
+  const [codecs, setCodecs] = useState(false)
   const [job, setJob] = useState<ModelJobView | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [uploading, setUploading] = useState(false)
@@ -234,7 +235,8 @@ function AddExits(props: { model: string; onAdded: (id: string) => void }): Reac
             }
           : { count: n }),
         ...(id.trim() ? { id: id.trim() } : {}),
-        epochs: ep
+        epochs: ep,
+        ...(codecs ? { codecs: true } : {})
       })
       setJob(started)
     } catch (err) {
@@ -271,6 +273,9 @@ function AddExits(props: { model: string; onAdded: (id: string) => void }): Reac
         <label>
           Epochs
           <input value={epochs} onChange={(e) => setEpochs(e.target.value)} data-testid="exits-epochs" size={4} />
+        </label>
+        <label>
+          <input type="checkbox" checked={codecs} onChange={(e) => setCodecs(e.target.checked)} data-testid="exits-codecs" /> measure the codecs' accuracies
         </label>
         <button type="submit" disabled={running} data-testid="exits-submit">
           Add exits
