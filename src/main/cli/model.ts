@@ -1,6 +1,7 @@
 /** `edgent model info | verify | decisions | import | list | use | exits add`: what the shell prints of the model library's work (src/main/models). */
 import { inputBytes, product, type Manifest } from '../../shared/contracts/manifest.js'
 import type { AddExitsReport } from '../models/exits.js'
+import type { PoliciesReport } from '../models/policies.js'
 import { loadManifest } from '../runtime/files.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { importModel, type ImportModelOptions, type ImportReport, type LibraryEntry } from '../models/library.js'
@@ -247,6 +248,39 @@ export function formatAddedExits(r: AddExitsReport): string {
       : []),
     '',
     `plan with it: npx edgent model use ${m.id}`
+  ].join('\n')
+}
+
+export function formatPolicies(r: PoliciesReport): string {
+  const mmac = (v: number) => (v / 1e6).toFixed(1)
+  const final = r.exits[r.exits.length - 1]!
+  return [
+    `${r.model}: confidence ${r.measure}, temperatures and policies chosen on ${r.fitSamples} frames, measured on ${r.heldOutSamples} others (${r.source})`,
+    '',
+    table(
+      ['exit', 'MMAC', 'temperature', 'ECE before', 'ECE after', 'accuracy (held out)'],
+      r.exits.map((e) => [String(e.exit), mmac(e.macs), e.temperature.toFixed(2), pct(e.eceBefore), pct(e.eceAfter), pct(e.accuracy)]),
+      [true, true, true, true, true, true]
+    ),
+    '',
+    `Pareto policies (thresholds per exit, – never; the last always answers), against the final exit alone (${mmac(final.macs)} MMAC, ${pct(final.accuracy)}):`,
+    table(
+      ['thresholds', 'frames leaving at each exit', 'MMAC', 'less compute', 'accuracy (held out)', 'chosen on'],
+      r.policies.map((p) => [
+        p.thresholds
+          .slice(0, -1)
+          .map((t) => (t === null ? '–' : String(t)))
+          .join(' / '),
+        p.leave.map((v) => `${(100 * v).toFixed(0)} %`).join(' / '),
+        mmac(p.macs),
+        `${(final.macs / p.macs).toFixed(2)}×`,
+        pct(p.accuracy),
+        pct(p.fitAccuracy)
+      ]),
+      [false, false, true, true, true, true]
+    ),
+    '',
+    `stored in ${r.stored} (confidence)`
   ].join('\n')
 }
 

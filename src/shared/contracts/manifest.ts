@@ -144,7 +144,34 @@ export const ManifestSchema = z
         )
       })
       .optional(),
-    training: z.record(z.string(), z.unknown()).optional()
+    training: z.record(z.string(), z.unknown()).optional(),
+    /**
+     * Confidence exits (`edgent model policies`): a temperature per exit, the confidence measure, and
+     * the Pareto policies — a threshold per exit (null: never leave there; the last always answers) —
+     * each with where frames left and its accuracy on held-out frames.
+     */
+    confidence: z
+      .object({
+        measure: z.enum(['max-softmax', 'entropy']),
+        temperatures: z.array(z.number().positive()).min(1),
+        source: z.string(),
+        fitSamples: positiveInt,
+        heldOutSamples: positiveInt,
+        policies: z
+          .array(
+            z.object({
+              thresholds: z.array(z.number().min(0).max(1).nullable()),
+              leave: z.array(z.number().min(0).max(1)),
+              /** On the held-out frames. */
+              accuracy: z.number().min(0).max(1),
+              fitAccuracy: z.number().min(0).max(1),
+              /** Expected multiply-accumulates per frame. */
+              macs: z.number().nonnegative()
+            })
+          )
+          .max(256)
+      })
+      .optional()
   })
   .loose()
   .superRefine((m, ctx) => {

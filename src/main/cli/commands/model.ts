@@ -1,13 +1,16 @@
-/** `edgent model …`: the model library — import, list, use, info, verify, decisions. */
+/** `edgent model …`: the model library — import, list, use, info, verify, decisions, exits add, policies. */
 import type { Command } from 'commander'
 import { DEFAULT_MAX_CODEC_DROP_PTS } from '../../../shared/algorithms/planner.js'
 import { addExits, type AddExitsOptions } from '../../models/exits.js'
+import { measurePolicies } from '../../models/policies.js'
+import { FieldError } from '../../../shared/errors.js'
 import { withExecutor } from '../../models/verify.js'
 import {
   formatAddedExits,
   formatDecisions,
   formatImport,
   formatModelList,
+  formatPolicies,
   formatVerify,
   importCommand,
   modelUse,
@@ -142,6 +145,27 @@ export function registerModel(program: Command, io: Io): void {
       const { json, ...rest } = o
       const report = await withExecutor(undefined, (ex) => addExits({ ...rest, model: resolveModel(id, o.dataDir) }, ex, io.progress))
       io.out(json ? JSON.stringify(report, null, 2) : formatAddedExits(report))
+    })
+  model
+    .command('policies')
+    .description(
+      'confidence exits: a temperature per exit and the Pareto exit policies (a threshold per exit) chosen on half of a labelled set, measured on the other half, stored in the manifest'
+    )
+    .addOption(modelOption())
+    .option('--images <idx3-ubyte[.gz]>', 'labelled frames (MNIST idx; default: the samples the model keeps)')
+    .option('--labels <idx1-ubyte[.gz]>', 'their labels')
+    .option('--samples <n>', 'use the first n frames', positiveInt)
+    .option('--measure <measure>', 'confidence: max-softmax or entropy (default max-softmax)')
+    .addOption(dataDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { model: string; dataDir: string; images?: string; labels?: string; samples?: number; measure?: string; json?: boolean }) => {
+      if (o.measure !== undefined && o.measure !== 'max-softmax' && o.measure !== 'entropy')
+        throw new FieldError(`{measure} must be max-softmax or entropy, got "${o.measure}"`)
+      const { json, measure, ...rest } = resolved(o)
+      const report = await withExecutor(undefined, (ex) =>
+        measurePolicies({ ...rest, ...(measure ? { measure: measure as 'max-softmax' | 'entropy' } : {}) }, ex, io.progress)
+      )
+      io.out(json ? JSON.stringify(report, null, 2) : formatPolicies(report))
     })
   model
     .command('decisions')
