@@ -26,6 +26,7 @@ import { ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, TensorProto_DataT
 import { FieldError, UserError } from '../../shared/errors.js'
 import { exitPath, layerMacs, product, type Layer, type Manifest } from '../../shared/contracts/manifest.js'
 import { argmax, preprocess } from '../../shared/algorithms/preprocess.js'
+import { softmaxT } from '../../shared/algorithms/confidence.js'
 import { float, int, ints } from '../../shared/onnx/onnx-builder.js'
 import { floatValueInfo, parseOnnx } from '../../shared/onnx/onnx-slicer.js'
 import type { OrtExecutor } from '../runtime/executor.js'
@@ -282,22 +283,15 @@ function splitSets(o: AddExitsOptions): { train: SampleSet; test: SampleSet; tra
 }
 
 /** The trained head's class probabilities for pooled features (softmax of W·x + b). */
-function headScores(head: SoftmaxHead, x: Float32Array, classes: number): Float32Array {
+function headScores(head: SoftmaxHead, x: Float32Array, classes: number): Float64Array {
   const f = x.length
-  const z = new Float32Array(classes)
+  const z = new Float64Array(classes)
   for (let c = 0; c < classes; c++) {
     let s = head.bias[c]!
     for (let j = 0; j < f; j++) s += head.weights[c * f + j]! * x[j]!
     z[c] = s
   }
-  const top = Math.max(...z)
-  let sum = 0
-  for (let c = 0; c < classes; c++) {
-    z[c] = Math.exp(z[c]! - top)
-    sum += z[c]!
-  }
-  for (let c = 0; c < classes; c++) z[c]! /= sum
-  return z
+  return softmaxT(z, 1)
 }
 
 /**

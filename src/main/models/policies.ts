@@ -4,8 +4,6 @@
  * threshold grid are chosen (expected compute against accuracy); each is then measured on the second
  * half, never on the frames it was chosen on, and the set is stored in the manifest (`confidence`).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { FieldError } from '../../shared/errors.js'
 import { exitPath, layerMacs } from '../../shared/contracts/manifest.js'
 import { preprocess } from '../../shared/algorithms/preprocess.js'
@@ -20,7 +18,7 @@ import {
 } from '../../shared/algorithms/confidence.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet, readShippedSamples } from '../runtime/files.js'
-import type { Progress } from './verify.js'
+import { storeInManifest, type Progress } from './verify.js'
 
 /** The thresholds policies are made of (each exit but the last takes one, or never). */
 export const THRESHOLD_GRID = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995] as const
@@ -109,11 +107,6 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
     }
   })
   const source = o.images ? set.source : `shipped samples (${m.samples?.images})`
-  const stored = join(dir, 'manifest.json')
-  const raw = JSON.parse(readFileSync(stored, 'utf8')) as Record<string, unknown>
-  raw['confidence'] = { measure, temperatures, source, fitSamples: half, heldOutSamples: n - half, policies }
-  const tmp = `${stored}.tmp-${process.pid}`
-  writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`)
-  renameSync(tmp, stored)
+  const stored = storeInManifest(dir, 'confidence', { measure, temperatures, source, fitSamples: half, heldOutSamples: n - half, policies })
   return { model: m.id, source, measure, fitSamples: half, heldOutSamples: n - half, exits, policies, stored }
 }

@@ -67,6 +67,20 @@ export interface VerifyReport {
   ok: boolean
 }
 
+/**
+ * Sets one field of a model's manifest.json, the rest of the file as it is (written to a private file
+ * and renamed, so a reader never sees half of it); returns the file's path.
+ */
+export function storeInManifest(dir: string, key: string, value: unknown): string {
+  const file = join(dir, 'manifest.json')
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+  raw[key] = value
+  const tmp = `${file}.tmp-${process.pid}`
+  writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`)
+  renameSync(tmp, file)
+  return file
+}
+
 export const SPLIT_TOLERANCE = 1e-4
 export const ACCURACY_TOLERANCE_POINTS = 2
 
@@ -146,12 +160,7 @@ export async function verifyModel(opts: VerifyOptions, progress: Progress = noPr
         // each drop's baseline: the exit's own accuracy on the same samples
         codecAccuracy = await measureCodecAccuracy(ex, manifest, set, n, inputs, (exit) => verdicts.find((v) => v.exit === exit)!.correct / n, progress)
         codecAccuracy.source = opts.images ? set.source : `shipped samples (${manifest.samples?.images})`
-        stored = join(loaded.dir, 'manifest.json')
-        const raw = JSON.parse(readFileSync(stored, 'utf8')) as Record<string, unknown>
-        raw['codecAccuracy'] = codecAccuracy
-        const tmp = `${stored}.tmp-${process.pid}`
-        writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`)
-        renameSync(tmp, stored)
+        stored = storeInManifest(loaded.dir, 'codecAccuracy', codecAccuracy)
       }
       return {
         ...(codecAccuracy ? { codecAccuracy, codecAccuracyStored: stored } : {}),

@@ -15,6 +15,8 @@
  *   (expected compute against accuracy), the non-dominated ones kept.
  */
 
+import { argmax } from './preprocess.js'
+
 export type ConfidenceMeasure = 'max-softmax' | 'entropy'
 
 /** Scores of one frame at every exit, as logits (log-probabilities where the exit ends in a Softmax). */
@@ -52,12 +54,6 @@ export function confidenceOf(p: ArrayLike<number>, measure: ConfidenceMeasure): 
   let h = 0
   for (let i = 0; i < p.length; i++) if (p[i]! > 0) h -= p[i]! * Math.log(p[i]!)
   return p.length > 1 ? Math.min(1, Math.max(0, 1 - h / Math.log(p.length))) : 1
-}
-
-function argmax(p: ArrayLike<number>): number {
-  let b = 0
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[b]!) b = i
-  return b
 }
 
 /** Mean negative log-likelihood of labels under softmax(z / T). */
