@@ -164,6 +164,7 @@ export class EdgentAgent {
       models: this.held.list(),
       ...(this.opts.emulation?.description ? { emulation: this.opts.emulation.description } : {}),
       codecs: [...(this.opts.codecs ?? CODECS)],
+      policies: true,
       codecEncodeNs: this.codecEncodeNs(),
       startedAt: this.startedAt,
       machine: describeMachine()

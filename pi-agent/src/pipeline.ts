@@ -10,7 +10,8 @@ import { MAX_PROBE_BYTES, type CommandReply, type InferenceRecord } from '../../
 import { frameCodec } from '../../src/shared/algorithms/codecs.js'
 import { UserError } from '../../src/shared/errors.js'
 import { encodeFrame } from '../../src/shared/contracts/frame.js'
-import { exitPath } from '../../src/shared/contracts/manifest.js'
+import { exitPath, getExit } from '../../src/shared/contracts/manifest.js'
+import { exitSchedule, runWithPolicy, type HeadOutcome } from '../../src/shared/algorithms/exit-paths.js'
 import type { PlanMessage, ResultOrRefusal } from '../../src/shared/contracts/messages.js'
 import { argmax, preprocess } from '../../src/shared/algorithms/preprocess.js'
 import type { Stages } from '../../src/shared/contracts/stages.js'
@@ -44,6 +45,8 @@ export class InferencePipeline {
   /** Inferences waiting for their result, by request id: called with it and when its message arrived (performance.now). */
   private readonly waiting = new Map<string, (r: ResultOrRefusal, receivedAt: number) => void>()
   private seq = 0
+  /** Frames run under policies so far (which of them are audited: an exact share over time). */
+  private policyFrames = 0
   private rttMs: number | null = null
   /** The latest uplink sample from an activation transfer, reported once in the next frame. */
   private transferKbps: number | null = null
@@ -131,6 +134,42 @@ export class InferencePipeline {
     return { output: r.output, dims: r.dims, deviceMs, handoffMs }
   }
 
+  /**
+   * The device's share under a confidence-exit policy: the trunk up to the cut, each exit head whose
+   * branch point the device holds evaluated on the way (exit-paths.ts). A frame that is confident
+   * enough leaves (`left`); an audited one runs on whatever its confidence.
+   */
+  private async devicePolicy(plan: PlanMessage, h: HeldModel, x: Float32Array, audit: boolean) {
+    const m = h.manifest
+    let handoffMs = 0
+    let deviceMs = 0
+    const r = await runWithPolicy({
+      m,
+      policy: plan.policy!,
+      steps: exitSchedule(m, plan.deviceLayers).device,
+      from: 0,
+      to: plan.deviceLayers,
+      input: x,
+      dims: [...m.input.shape],
+      audit,
+      run: async (seg, input, dims) => {
+        const asked = performance.now()
+        const out = await this.o.executor.runSegment(m.id, seg, input, dims)
+        handoffMs += Math.max(0, performance.now() - asked - out.ms)
+        const ms = this.o.emulation ? await this.o.emulation.slowCpu(`${plan.model}/${seg.exit}/${seg.from}-${seg.to}`, out.ms) : out.ms
+        deviceMs += ms
+        return { output: out.output, dims: out.dims, ms }
+      }
+    })
+    return { ...r, deviceMs, handoffMs }
+  }
+
+  /** Whether the next frame under a policy is audited: `share` of frames, spread evenly. */
+  private auditNext(share: number | undefined): boolean {
+    const k = this.policyFrames++
+    return !!share && Math.floor((k + 1) * share) > Math.floor(k * share)
+  }
+
   /** Waits for the console's answer to `requestId` (null after the result timeout). */
   private awaitResult(requestId: string): { result: Promise<ResultOrRefusal | null>; receivedAt: () => number } {
     let receivedAt = 0
@@ -159,7 +198,43 @@ export class InferencePipeline {
     let dims = [...h.manifest.input.shape]
     let deviceMs = 0
     let deviceHandoffMs = 0
-    if (plan.deviceLayers > 0) {
+    let audit = false
+    let heads: HeadOutcome[] | undefined
+    if (plan.policy) {
+      audit = this.auditNext(plan.policy.auditShare)
+      const d = await this.devicePolicy(plan, h, x, audit)
+      deviceMs = d.deviceMs
+      deviceHandoffMs = d.handoffMs
+      if (d.left) {
+        // Left on the device: the result is here; a small report (its exit's scores) tells the console.
+        const e2eMs = performance.now() - t0
+        const report = encodeFrame(
+          {
+            requestId,
+            planId: plan.planId,
+            model: plan.model,
+            exit: plan.exit,
+            deviceLayers: plan.deviceLayers,
+            ...(sample !== null ? { sample } : {}),
+            ...(label !== null ? { label } : {}),
+            deviceMs,
+            sentAt: Date.now(),
+            left: { exit: d.left.exit, confidence: d.left.confidence }
+          },
+          [
+            ...getExit(h.manifest, d.left.exit)
+              .layers.slice(-1)
+              .flatMap((id) => h.manifest.layers.find((l) => l.id === id)!.outputShape)
+          ],
+          d.left.scores
+        )
+        const ackMs = await link.publishAcked(topics.activation(id), report)
+        return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: d.left.label, uploadBytes: 0, exit: d.left.exit, side: 'device' }
+      }
+      x = d.output
+      dims = d.dims
+      if (audit) heads = d.heads
+    } else if (plan.deviceLayers > 0) {
       const d = await this.deviceSegment(plan, h, x)
       x = d.output
       dims = d.dims
@@ -178,7 +253,8 @@ export class InferencePipeline {
         ...(label !== null ? { label } : {}),
         deviceMs,
         sentAt: Date.now(),
-        ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {})
+        ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {}),
+        ...(audit ? { audit: true, heads: heads ?? [] } : {})
       },
       dims,
       // u8: the raw image itself, preprocessed at the edge (edge-only plans)
@@ -236,7 +312,18 @@ export class InferencePipeline {
       receiveMs: resumed - receivedAt,
       wireMs: receivedAt - sent.returned - Math.max(0, cs.publishedAt - cs.arrivedAt)
     }
-    return { requestId, sample, label, deviceMs, ackMs, e2eMs, predictedLabel: r.label, uploadBytes: frame.length, ...(stages ? { stages } : {}) }
+    return {
+      requestId,
+      sample,
+      label,
+      deviceMs,
+      ackMs,
+      e2eMs,
+      predictedLabel: r.label,
+      uploadBytes: frame.length,
+      ...(plan.policy ? { exit: r.exit, side: 'edge' as const } : {}),
+      ...(stages ? { stages } : {})
+    }
   }
 
   /**

@@ -107,6 +107,14 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
     }
   })
   const source = o.images ? set.source : `shipped samples (${m.samples?.images})`
-  const stored = storeInManifest(dir, 'confidence', { measure, temperatures, source, fitSamples: half, heldOutSamples: n - half, policies })
+  const stored = storeInManifest(dir, 'confidence', {
+    measure,
+    temperatures,
+    source,
+    fitSamples: half,
+    heldOutSamples: n - half,
+    exitAccuracy: exits.map((e) => e.accuracy),
+    policies
+  })
   return { model: m.id, source, measure, fitSamples: half, heldOutSamples: n - half, exits, policies, stored }
 }

@@ -160,6 +160,10 @@ export const MIGRATIONS: string[] = [
   UPDATE campaigns SET model = json_extract(params_json, '$.model') WHERE json_valid(params_json) AND json_type(params_json, '$.model') = 'text';
   UPDATE runs SET model = (SELECT model FROM inferences WHERE inferences.run_id = runs.id LIMIT 1);
   CREATE INDEX runs_device ON runs(device_id, started_at);
+  `,
+  // 10: a plan's confidence-exit policy (issue 31), when it has one.
+  `
+  ALTER TABLE plans ADD COLUMN policy_json TEXT;
   `
 ]
 

@@ -1,5 +1,6 @@
 /** Plans pushed to devices (one row per push; inferences name theirs). */
 import type Database from 'better-sqlite3'
+import type { PlanPolicy } from '../../shared/contracts/messages.js'
 
 export interface PlanRecord {
   planId: string
@@ -15,6 +16,8 @@ export interface PlanRecord {
   feasible: boolean
   reason: string
   at: string
+  /** A confidence-exit plan's policy (stored as JSON). */
+  policy?: PlanPolicy
 }
 
 export class PlanQueries {
@@ -23,8 +26,22 @@ export class PlanQueries {
   insert(p: PlanRecord): void {
     this.db
       .prepare(
-        'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
+        'INSERT INTO plans (id, device_id, model, exit, device_layers, layers, latency_ms, uplink_kbps, predicted_ms, feasible, reason, created_at, policy_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)'
       )
-      .run(p.planId, p.agentId, p.model, p.exit, p.deviceLayers, p.layers, p.latencyMs, p.uplinkKbps, p.predictedMs, p.feasible ? 1 : 0, p.reason, p.at)
+      .run(
+        p.planId,
+        p.agentId,
+        p.model,
+        p.exit,
+        p.deviceLayers,
+        p.layers,
+        p.latencyMs,
+        p.uplinkKbps,
+        p.predictedMs,
+        p.feasible ? 1 : 0,
+        p.reason,
+        p.at,
+        p.policy ? JSON.stringify(p.policy) : null
+      )
   }
 }

@@ -14,6 +14,7 @@ import { UserError } from '../errors.js'
 import { cutShape, exitPath, inputBytes, product, type Manifest } from '../contracts/manifest.js'
 import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type SegmentContext, type Side } from './latency.js'
 import type { Layer } from '../contracts/manifest.js'
+import { mixtureMs, policiesUnavailable, policyComponents, rankAccuracy, type CandidatePolicy, type MixtureComponent } from './policy-plans.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
 export type PlannerMode = (typeof PLANNER_MODES)[number]
@@ -45,6 +46,10 @@ export interface Candidate {
    * broker's packet limit less the frame's overhead): such a plan cannot run, and no search chooses it.
    */
   sendable: boolean
+  /** A confidence-exit policy's configuration (policy-plans.ts): its latency is a mixture, `accuracy` the policy's measured one. */
+  policy?: CandidatePolicy
+  /** The accuracy level the planner ranks it at (a policy within the tolerance of a static exit ranks at that exit's); absent: `accuracy`. */
+  rankAccuracy?: number
 }
 
 export interface Breakdown {
@@ -72,6 +77,12 @@ export interface Plan {
   uploadBytes: number
   downloadBytes: number
   breakdown: Breakdown
+  /** A policy's plan: which policy, its thresholds, and the predicted mixture (where frames leave, each share's latency). */
+  policy?: {
+    index: number
+    thresholds: (number | null)[]
+    mixture: { exit: number; side: 'device' | 'edge'; share: number; ms: number; breakdown: Breakdown }[]
+  }
 }
 
 /** Everything the planner needs about one model under one profile, precomputed once. */
@@ -85,6 +96,21 @@ export interface CostTable {
   exits: Candidate[][]
   /** Why a codec is not offered (not announced, accuracy not measured, drop over the bound…); absent: f32 only asked. */
   codecNotes?: string[]
+  /**
+   * Confidence-exit policies (mode `edgent` only): per policy of the manifest, its candidates by
+   * deviceLayers 0..N of the final path (f32). Absent: the table was built without them.
+   */
+  policies?: Candidate[][]
+  /** Why the model's policies are not offered, when they were asked for. */
+  policyNote?: string
+}
+
+/** What a cost table offers of the model's confidence-exit policies. */
+export interface PolicyOptions {
+  /** A policy ranks at a static exit's accuracy when at most this many points below it (default 0.5). */
+  tolerancePts?: number
+  /** The share of frames audited (run to the final exit whatever their confidence), 0..1 (default 0). */
+  auditShare?: number
 }
 
 /** Default bound on the accuracy a lossy codec may cost, in percentage points. */
@@ -166,7 +192,8 @@ export function buildCostTable(
   manifest: Manifest,
   source: CalibrationProfile | LayerLatencySource,
   maxUploadBytes = Infinity,
-  codecOptions?: CodecOptions
+  codecOptions?: CodecOptions,
+  policyOptions?: PolicyOptions
 ): CostTable {
   const profile = typeof (source as LayerLatencySource).layerMs === 'function' ? (source as LayerLatencySource) : profileSource(source as CalibrationProfile)
   const notes: CodecNotes = { text: new Set(), unmeasured: new Map() }
@@ -218,7 +245,58 @@ export function buildCostTable(
     if (codecOptions) group.push(...codedCandidates(manifest, path, group, codecOptions, maxUploadBytes, profile, notes))
     return group
   })
-  return { model: manifest.id, profile: profile.id, exits, ...(codecOptions ? { codecNotes: noteLines(notes) } : {}) }
+  const table: CostTable = { model: manifest.id, profile: profile.id, exits, ...(codecOptions ? { codecNotes: noteLines(notes) } : {}) }
+  if (!policyOptions) return table
+  const why = policiesUnavailable(manifest)
+  if (why) return { ...table, policyNote: why }
+  return { ...table, policies: policyCandidates(manifest, profile, exits[exits.length - 1]!, policyOptions) }
+}
+
+/** A segment of an exit's path, layers [from, to), as one session on one side: its layers, their junctions, the segment terms. */
+function segmentCostOf(m: Manifest, profile: LayerLatencySource) {
+  const paths = new Map(m.exits.map((e) => [e.exit, exitPath(m, e.exit)]))
+  const inElements = product(m.input.shape)
+  return (side: Side, exit: number, from: number, to: number, idleMs: number, sends: boolean): number => {
+    const path = paths.get(exit)!
+    let ms = 0
+    for (let j = from; j < to; j++) ms += profile.layerMs(side, path[j]!) + (j + 1 < to ? (profile.junctionMs?.(side, path[j]!, path[j + 1]!) ?? 0) : 0)
+    const ctx = {
+      inputElements: from === 0 ? inElements : product(path[from - 1]!.outputShape),
+      outputElements: product(path[to - 1]!.outputShape),
+      idleMs,
+      sends
+    }
+    return profile.segmentMs?.(side, Math.max(0, ms), ctx) ?? Math.max(0, ms)
+  }
+}
+
+/** Every policy of the manifest at every cut of the final path (f32), each a mixture (policy-plans.ts). */
+function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: readonly Candidate[], o: PolicyOptions): Candidate[][] {
+  const seg = segmentCostOf(m, profile)
+  const conf = m.confidence!
+  const n = finalGroup[0]!.layers
+  return conf.policies.map((p, index) =>
+    finalGroup
+      .filter((c) => c.codec === 'f32')
+      .map((c) => {
+        const components = policyComponents(
+          m,
+          p,
+          c.deviceLayers,
+          n,
+          c.uploadBytes,
+          seg,
+          (cut, layers, bytes, idle) => messagingMs(profile, cut, layers, bytes, idle),
+          o.auditShare ?? 0
+        )
+        return {
+          ...c,
+          accuracy: p.accuracy,
+          rankAccuracy: rankAccuracy(m, p.accuracy, o.tolerancePts),
+          policy: { index, thresholds: [...p.thresholds], components }
+        }
+      })
+  )
 }
 
 /**
@@ -310,7 +388,11 @@ function messagingMs(source: LayerLatencySource, p: number, n: number, uploadByt
 }
 
 /** The candidate of one (exit, deviceLayers, codec) in a cost table (undefined: the table has no such plan). */
-export function candidateAt(table: CostTable, exit: number, deviceLayers: number, codec: Codec = 'f32'): Candidate | undefined {
+export function candidateAt(table: CostTable, exit: number, deviceLayers: number, codec: Codec = 'f32', policy?: number): Candidate | undefined {
+  if (policy !== undefined) {
+    const c = table.policies?.[policy]?.[deviceLayers]
+    return c && c.exit === exit && codec === 'f32' ? c : undefined
+  }
   const g = table.exits.find((x) => x[0]!.exit === exit)
   if (!g) return undefined
   // f32 at the cut, or nothing sent (device-only plans carry no codec)
@@ -327,6 +409,7 @@ export function checkConditions(c: Conditions): void {
 }
 
 export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
+  if (c.policy) return policyBreakdown(c, cond)
   const down = cond.downlinkKbps ?? cond.uplinkKbps
   return {
     deviceMs: c.deviceMs,
@@ -336,6 +419,36 @@ export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
     overheadMs: c.overheadMs,
     ...(c.queueMs ? { queueMs: c.queueMs } : {}),
     ...(c.codecMs ? { codecMs: c.codecMs } : {})
+  }
+}
+
+/** A component's latency under the conditions: the sum `latencyOf` takes of its breakdown. */
+function componentMs(x: MixtureComponent, cond: Conditions): number {
+  const down = cond.downlinkKbps ?? cond.uplinkKbps
+  return (
+    x.deviceMs + x.edgeMs + x.overheadMs + (x.uploadBytes ? (x.uploadBytes * 8) / cond.uplinkKbps : 0) + (x.downloadBytes ? (x.downloadBytes * 8) / down : 0)
+  )
+}
+
+/**
+ * A policy candidate's breakdown: the share-weighted mean of its components' (its typical latency), or
+ * on a percentile's table the breakdown of the component at the mixture's quantile.
+ */
+function policyBreakdown(c: Candidate, cond: Conditions): Breakdown {
+  const p = c.policy!
+  const down = cond.downlinkKbps ?? cond.uplinkKbps
+  const total = p.components.reduce((a, x) => a + x.share, 0) || 1
+  const pick =
+    p.quantile === undefined ? null : p.components.find((x) => componentMs(x, cond) === mixtureMs(p.components, (y) => componentMs(y, cond), p.quantile))
+  const parts = pick ? [{ x: pick, w: 1 }] : p.components.map((x) => ({ x, w: x.share / total }))
+  const sum = (f: (x: MixtureComponent) => number) => parts.reduce((a, { x, w }) => a + w * f(x), 0)
+  return {
+    deviceMs: sum((x) => x.deviceMs),
+    uploadMs: sum((x) => (x.uploadBytes ? (x.uploadBytes * 8) / cond.uplinkKbps : 0)),
+    edgeMs: sum((x) => x.edgeMs),
+    downloadMs: sum((x) => (x.downloadBytes ? (x.downloadBytes * 8) / down : 0)),
+    overheadMs: sum((x) => x.overheadMs),
+    ...(c.queueMs ? { queueMs: c.queueMs * sum((x) => (x.side === 'edge' ? 1 : 0)) } : {})
   }
 }
 
@@ -359,7 +472,22 @@ export function toPlan(table: CostTable, mode: PlannerMode, c: Candidate, cond: 
     accuracy: c.accuracy,
     uploadBytes: c.uploadBytes,
     downloadBytes: c.downloadBytes,
-    breakdown: breakdownOf(c, cond)
+    breakdown: breakdownOf(c, cond),
+    ...(c.policy
+      ? {
+          policy: {
+            index: c.policy.index,
+            thresholds: c.policy.thresholds,
+            mixture: c.policy.components.map((x) => ({
+              exit: x.exit,
+              side: x.side,
+              share: x.share,
+              ms: componentMs(x, cond),
+              breakdown: breakdownOf({ ...c, ...x, policy: undefined, codecMs: 0, ...(x.side === 'device' ? { queueMs: 0 } : {}) }, cond)
+            }))
+          }
+        }
+      : {})
   }
 }
 
@@ -426,12 +554,12 @@ function planPaper(table: CostTable, cond: Conditions): Candidate | null {
  * O(candidates).
  */
 function planEdgent(table: CostTable, cond: Conditions): Candidate {
-  const all = table.exits.flatMap((g) => timed(g, cond))
-  const maxAccuracy = (xs: readonly Timed[]): number => xs.reduce((m, x) => Math.max(m, x.c.accuracy), -Infinity)
+  const all = [...table.exits, ...(table.policies ?? [])].flatMap((g) => timed(g, cond))
+  const maxAccuracy = (xs: readonly Timed[]): number => xs.reduce((m, x) => Math.max(m, rankOf(x.c)), -Infinity)
   const ok = all.filter((x) => x.t <= cond.latencyMs)
   if (ok.length) {
     const acc = maxAccuracy(ok)
-    return firstOfFastest(ok.filter((x) => x.c.accuracy === acc)).c
+    return firstOfFastest(ok.filter((x) => rankOf(x.c) === acc)).c
   }
   // Ties against the least latency itself: the first candidate tied with it may be up to TIE_EPSILON
   // above it, and measuring from there widened the tie to plans the minimum does not tie (a property
@@ -439,8 +567,11 @@ function planEdgent(table: CostTable, cond: Conditions): Candidate {
   const minT = all.reduce((m, x) => Math.min(m, x.t), Infinity)
   const fastest = all.filter((x) => !lessThan(minT, x.t))
   const acc = maxAccuracy(fastest)
-  return firstOfFastest(fastest.filter((x) => x.c.accuracy === acc)).c
+  return firstOfFastest(fastest.filter((x) => rankOf(x.c) === acc)).c
 }
+
+/** The accuracy a candidate is ranked at (a policy's may be a static exit's level: policy-plans.ts). */
+const rankOf = (c: Candidate): number => c.rankAccuracy ?? c.accuracy
 
 /** The chosen candidate, or null (mode `paper` only) when no plan meets the requirement. */
 export function chooseCandidate(table: CostTable, cond: Conditions, mode: PlannerMode = 'edgent'): Candidate | null {
@@ -468,6 +599,8 @@ export interface MapInterval {
   codec: Codec | null
   feasible: boolean
   accuracy: number | null
+  /** The confidence-exit policy (its index in the manifest), null: a static exit. */
+  policy: number | null
 }
 
 export interface MapOptions {
@@ -504,7 +637,7 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
   }
   for (const l of lines) {
     into('all', l)
-    into(`a${l.c.accuracy}`, l)
+    into(`a${rankOf(l.c)}`, l)
     into(`e${l.c.exit}`, l)
   }
   for (const g of groups.values()) {
@@ -512,6 +645,7 @@ export function configurationMap(table: CostTable, opts: MapOptions): MapInterva
     for (let i = 0; i + 1 < hull.length; i++) points.push(1 / crossing(hull[i]!, hull[i + 1]!))
     for (const l of hull) if (l.K > 0 && opts.latencyMs > l.C) points.push(l.K / (opts.latencyMs - l.C))
   }
+  points.push(...quantileProbes(table, opts))
   return probeGaps(table, opts, points)
 }
 
@@ -527,7 +661,20 @@ export function configurationMapPairwise(table: CostTable, opts: MapOptions): Ma
       if (la.K !== lb.K && la.C !== lb.C) points.push((la.K - lb.K) / (lb.C - la.C))
     }
   }
+  points.push(...quantileProbes(table, opts))
   return probeGaps(table, opts, points)
+}
+
+/**
+ * A policy's quantile is not one line in 1/B (which component it is changes with the bandwidth): on a
+ * percentile's table with policies the map also probes every 1 % of bandwidth over the range, and
+ * its breakpoints are exact to that.
+ */
+function quantileProbes(table: CostTable, opts: MapOptions): number[] {
+  if (!table.policies?.some((g) => g.some((c) => c.policy?.quantile !== undefined))) return []
+  const out: number[] = []
+  for (let b = opts.fromKbps * 1.01; b < opts.toKbps; b *= 1.01) out.push(b)
+  return out
 }
 
 interface Line {
@@ -555,10 +702,16 @@ function mapLines(table: CostTable, opts: MapOptions): Line[] {
   const fixedDown = opts.downlinkKbps !== undefined
   // latencyOf at B = ∞ (a fixed downlink still charged): the same sum every search uses
   const atInfinity: Conditions = { uplinkKbps: Infinity, latencyMs: opts.latencyMs, downlinkKbps: fixedDown ? opts.downlinkKbps! : Infinity }
-  return table.exits
+  const bits = (c: Candidate): number => {
+    if (!c.policy) return c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8)
+    // a policy's mean: the share-weighted bits of its components (its quantile is probed: quantileProbes)
+    const total = c.policy.components.reduce((a, x) => a + x.share, 0) || 1
+    return c.policy.components.reduce((a, x) => a + (x.share / total) * (x.uploadBytes * 8 + (fixedDown ? 0 : x.downloadBytes * 8)), 0)
+  }
+  return [...table.exits, ...(table.policies ?? [])]
     .flat()
     .filter((c) => c.sendable)
-    .map((c) => ({ c, K: c.uploadBytes * 8 + (fixedDown ? 0 : c.downloadBytes * 8), C: latencyOf(c, atInfinity) }))
+    .map((c) => ({ c, K: bits(c), C: latencyOf(c, atInfinity) }))
 }
 
 /** x where two lines of different slopes meet. */
@@ -605,7 +758,8 @@ function probeGaps(table: CostTable, opts: MapOptions, points: number[]): MapInt
       deviceLayers: c ? c.deviceLayers : null,
       codec: c ? c.codec : null,
       feasible: c ? latencyOf(c, cond) <= latencyMs : false,
-      accuracy: c ? c.accuracy : null
+      accuracy: c ? c.accuracy : null,
+      policy: c?.policy ? c.policy.index : null
     }
     const last = out[out.length - 1]
     if (last && sameConfiguration(last, interval) && last.feasible === interval.feasible) last.toKbps = hi
@@ -614,12 +768,20 @@ function probeGaps(table: CostTable, opts: MapOptions, points: number[]): MapInt
   return out
 }
 
-/** Two plans, intervals or candidates name the same configuration (exit, deviceLayers, codec; a plan message without a codec sends f32). */
-export function sameConfiguration(
-  a: { exit: number | null; deviceLayers: number | null; codec?: Codec | null },
-  b: { exit: number | null; deviceLayers: number | null; codec?: Codec | null }
-): boolean {
-  return a.exit === b.exit && a.deviceLayers === b.deviceLayers && (a.codec ?? 'f32') === (b.codec ?? 'f32')
+/** What names a configuration: a policy is an index (a map's interval, a candidate's policy) or an object with one (a plan). */
+interface Configured {
+  exit: number | null
+  deviceLayers: number | null
+  codec?: Codec | null
+  policy?: number | { index: number } | null
+}
+
+const policyIndex = (x: Configured): number | null =>
+  x.policy === undefined || x.policy === null ? null : typeof x.policy === 'number' ? x.policy : x.policy.index
+
+/** Two plans, intervals or candidates name the same configuration (policy, exit, deviceLayers, codec; a plan message without a codec sends f32). */
+export function sameConfiguration(a: Configured, b: Configured): boolean {
+  return a.exit === b.exit && a.deviceLayers === b.deviceLayers && (a.codec ?? 'f32') === (b.codec ?? 'f32') && policyIndex(a) === policyIndex(b)
 }
 
 /** The interval of a map containing `kbps` ([from, to), the last one closed), or undefined. */

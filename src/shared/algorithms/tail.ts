@@ -105,7 +105,7 @@ export function measureTail(rows: readonly TailSample[], percentile: number): Ta
 
 /** A cost table predicting the percentile of each plan's latency under a tail model (the same table at the median). */
 export function tailTable(table: CostTable, tail: TailModel): CostTable {
-  if (tail.deviceFactor === 1 && tail.edgeFactor === 1 && tail.extraMs === 0) return table
+  if (tail.deviceFactor === 1 && tail.edgeFactor === 1 && tail.extraMs === 0 && !table.policies) return table
   return {
     ...table,
     profile: `${table.profile}@p${tail.percentile}`,
@@ -116,6 +116,26 @@ export function tailTable(table: CostTable, tail: TailModel): CostTable {
         edgeMs: c.edgeMs * tail.edgeFactor,
         overheadMs: c.overheadMs + (c.deviceLayers < c.layers ? tail.extraMs : 0)
       }))
-    )
+    ),
+    // a policy: each component at the percentile's dispersion, the mixture's quantile (policy-plans.ts)
+    ...(table.policies
+      ? {
+          policies: table.policies.map((g) =>
+            g.map((c) => ({
+              ...c,
+              policy: {
+                ...c.policy!,
+                quantile: tail.percentile / 100,
+                components: c.policy!.components.map((x) => ({
+                  ...x,
+                  deviceMs: x.deviceMs * tail.deviceFactor,
+                  edgeMs: x.edgeMs * tail.edgeFactor,
+                  overheadMs: x.overheadMs + (x.side === 'edge' ? tail.extraMs : 0)
+                }))
+              }
+            }))
+          )
+        }
+      : {})
   }
 }

@@ -29,6 +29,9 @@ export const InferenceRecordSchema = z.object({
   predictedLabel: z.number().int().min(-1),
   uploadBytes: z.number().int().nonnegative(),
   lost: z.boolean().optional(),
+  /** Under a confidence-exit policy: the exit that answered, and on which side. */
+  exit: z.number().int().positive().optional(),
+  side: z.enum(['device', 'edge']).optional(),
   /** Where the time went, stage by stage (stages.ts), when both sides timed theirs. */
   stages: StagesSchema.optional()
 })

@@ -424,6 +424,9 @@ export interface InferRow {
   uploadBytes: number
   /** How the activation crossed the link (absent: f32). */
   codec?: Codec
+  /** Under a confidence-exit policy: the side of the exit that answered (`exit`), and its calibrated confidence. */
+  side?: 'device' | 'edge'
+  confidence?: number
   /** Where the time went, stage by stage, when both sides timed theirs (stages.ts). */
   stages?: Stages
 }

@@ -57,7 +57,18 @@ export const FrameHeaderSchema = z
     /** Agent clock, ms since epoch, when the frame was handed to MQTT. */
     sentAt: z.number(),
     /** One uplink sample from the agent's previous acknowledged activation transfer, kbps (the console smooths). */
-    uplinkSampleKbps: z.number().positive().max(MAX_UPLINK_KBPS).optional()
+    uplinkSampleKbps: z.number().positive().max(MAX_UPLINK_KBPS).optional(),
+    /**
+     * Confidence exits (issue 31): the frame left on the device at this exit — the tensor is that
+     * exit's scores, a report (nothing for the edge to run). Checked against the plan's policy.
+     */
+    left: z.object({ exit: z.number().int().positive(), confidence: z.number() }).optional(),
+    /** An audited frame (label-free audits): runs to the final exit; `heads` are what the device's exits said on the way. */
+    audit: z.boolean().optional(),
+    heads: z
+      .array(z.object({ exit: z.number().int().positive(), label: z.number().int().nonnegative(), confidence: z.number(), leaves: z.boolean() }))
+      .max(64)
+      .optional()
   })
   .loose()
 export type FrameHeader = z.infer<typeof FrameHeaderSchema>

@@ -157,6 +157,8 @@ export const ManifestSchema = z
         source: z.string(),
         fitSamples: positiveInt,
         heldOutSamples: positiveInt,
+        /** Each exit's accuracy alone on the same held-out frames (what a policy's accuracy is compared with); absent in files measured before it was kept. */
+        exitAccuracy: z.array(z.number().min(0).max(1)).optional(),
         policies: z
           .array(
             z.object({

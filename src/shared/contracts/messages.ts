@@ -36,6 +36,8 @@ export const HelloSchema = z.object({
   codecs: z.array(z.string().max(16)).max(32).optional(),
   /** Its encoding cost per codec, ns a value, measured at start (codec-cost.ts): the planner prices codecs with it. */
   codecEncodeNs: z.record(z.string().max(16), z.number().nonnegative().max(1e6)).optional(),
+  /** It runs confidence-exit policies (a plan's `policy`); absent: an agent from before them, planned statically. */
+  policies: z.boolean().optional(),
   startedAt: z.string().optional(),
   /** The hardware and OS (src/main/runtime/machine.ts), recorded with every campaign. */
   machine: z
@@ -68,6 +70,23 @@ export const HealthSchema = z.object({
 })
 export type Health = z.infer<typeof HealthSchema>
 
+/**
+ * A plan's confidence-exit policy (issue 31; `edgent model policies`): every frame passes the exits on
+ * its path and leaves at the first whose calibrated confidence reaches its threshold (null: never
+ * there; the final exit always answers). Thresholds and temperatures are per exit, in the manifest's
+ * exit order. Absent: a static plan, which runs `exit` only.
+ */
+export const PlanPolicySchema = z.object({
+  /** Which of the manifest's Pareto policies (its index), for people and the store; the thresholds below are what runs. */
+  index: z.number().int().nonnegative().max(255),
+  measure: z.enum(['max-softmax', 'entropy']),
+  thresholds: z.array(z.number().min(0).max(1).nullable()).min(2).max(64),
+  temperatures: z.array(z.number().positive().max(1000)).min(2).max(64),
+  /** The share of frames run to the final exit whatever their confidence (label-free audits), 0..1; absent: none. */
+  auditShare: z.number().min(0).max(1).optional()
+})
+export type PlanPolicy = z.infer<typeof PlanPolicySchema>
+
 export const PlanSchema = z.object({
   schema: z.number().int().default(SCHEMA),
   planId: z.string().min(1).max(64),
@@ -95,6 +114,8 @@ export const PlanSchema = z.object({
   predictedPercentileMs: z.number().nonnegative().optional(),
   /** How the activation crosses the link (codecs.ts); absent: f32 (agents before codecs send nothing else). */
   codec: z.enum(CODECS).optional(),
+  /** Confidence exits (PlanPolicySchema): `exit` is then the final exit, the path every frame may run to. */
+  policy: PlanPolicySchema.optional(),
   reason: z.string().optional(),
   at: z.string().optional()
 })

@@ -30,18 +30,21 @@ describe('exit paths', () => {
   })
 
   it('refuses, by name, an early result for an exit off the plan, on the wrong side, or with a confidence outside [0, 1]', () => {
-    const plan = { deviceLayers: 8, policyExits: [1, 2, 4, 5] }
+    const policy = { index: 0, measure: 'max-softmax' as const, thresholds: [0.9, 0.8, null, 0.7, 0], temperatures: [1, 1, 1, 1, 1] }
+    const plan = { deviceLayers: 8, policy }
     expect(earlyResultProblem(camera, plan, { exit: 1, confidence: 0.97, side: 'device' })).toBeNull()
     expect(earlyResultProblem(camera, plan, { exit: 4, confidence: 0.6, side: 'edge' })).toBeNull()
     expect(earlyResultProblem(camera, plan, { exit: 3, confidence: 0.9, side: 'device' })).toBe(
-      "exit 3 is not on the plan's path (its policy evaluates exits 1, 2, 4, 5)"
+      "exit 3 is not on the plan's path (its policy lets frames leave at exits 1, 2, 4, 5)"
     )
     expect(earlyResultProblem(camera, plan, { exit: 9, confidence: 0.9, side: 'device' })).toBe(
-      "exit 9 is not on the plan's path (its policy evaluates exits 1, 2, 4, 5)"
+      "exit 9 is not on the plan's path (its policy lets frames leave at exits 1, 2, 4, 5)"
     )
     expect(earlyResultProblem(camera, plan, { exit: 4, confidence: 0.9, side: 'device' })).toBe(
       'exit 4 is evaluated on the edge under a cut after 8 layers, not on the device'
     )
+    expect(earlyResultProblem(camera, { deviceLayers: 8 }, { exit: 5, confidence: 0.9, side: 'edge' })).toBeNull()
+    expect(earlyResultProblem(camera, { deviceLayers: 8 }, { exit: 1, confidence: 0.9, side: 'device' })).toMatch(/exit 1 is not on the plan's path/)
     for (const c of [1.2, -0.1, Number.NaN])
       expect(earlyResultProblem(camera, plan, { exit: 1, confidence: c, side: 'device' })).toBe(`confidence ${c} is not in [0, 1]`)
   })

@@ -57,7 +57,13 @@ export const API_SCHEMAS = {
       /** Plan for this uplink rate (fixed) instead of the live estimate. */
       uplinkKbps: z.number().positive().max(1e8).optional(),
       plan: z
-        .object({ exit: z.number().int().positive(), deviceLayers: z.number().int().nonnegative(), codec: z.enum(CODECS).optional() })
+        .object({
+          exit: z.number().int().positive(),
+          deviceLayers: z.number().int().nonnegative(),
+          codec: z.enum(CODECS).optional(),
+          /** A confidence-exit policy of the model (its index; `exit` is then the final exit). */
+          policy: z.number().int().nonnegative().max(255).optional()
+        })
         .strict()
         .optional(),
       /** The requirement holds at this percentile of inferences (tail-aware planning). */

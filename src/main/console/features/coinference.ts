@@ -11,7 +11,8 @@ import type { AgentRequest } from '../../../shared/contracts/agent-api.js'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { decodeFrameData, readFrameHead } from '../../../shared/contracts/frame.js'
-import { cutShape, exitPath } from '../../../shared/contracts/manifest.js'
+import { cutShape, exitPath, getExit } from '../../../shared/contracts/manifest.js'
+import { earlyResultProblem, exitSchedule, runWithPolicy, type HeadOutcome } from '../../../shared/algorithms/exit-paths.js'
 import { SCHEMA, encodeJson, type RefusalMessage, type ResultMessage } from '../../../shared/contracts/messages.js'
 import { argmax, preprocess } from '../../../shared/algorithms/preprocess.js'
 import { topics } from '../../../shared/contracts/topics.js'
@@ -42,6 +43,10 @@ interface PendingHalf {
   edgeTotalMs: number
   uploadBytes: number
   codec: Codec
+  /** Under a policy: the exit that answered and on which side. */
+  left?: { exit: number; side: 'device' | 'edge'; confidence: number }
+  /** An audited frame: what every exit on its path said (device's then edge's). */
+  heads?: HeadOutcome[]
   /** The result as published, sent again (not recomputed) when the same request id comes back. */
   result: Uint8Array | null
 }
@@ -58,7 +63,7 @@ export interface InferOptions {
   latencyMs: number
   /** Plan for this uplink rate, kbit/s, fixed (default: the live estimate). */
   uplinkKbps?: number
-  plan?: { exit: number; deviceLayers: number; codec?: Codec }
+  plan?: { exit: number; deviceLayers: number; codec?: Codec; policy?: number }
   campaignId?: string
   /** false: a measurement-only batch (a baseline) that does not move the online correction. */
   learn?: boolean
@@ -85,6 +90,8 @@ export interface CoInferenceDeps {
   observingFrames(): boolean
   /** Every admitted frame of a device (the edge's load and load-aware replanning). */
   onFrame?(agentId: string): void
+  /** An audited frame's record: what each exit on its path said, and the final exit it was run to (label-free audits). */
+  onAudit?(agentId: string, planId: string, heads: readonly HeadOutcome[], finalExit: number): void
   log: Logger
   request: AgentRequest
   publish(topic: string, payload: Uint8Array): void
@@ -102,6 +109,12 @@ function startNow<T>(run: () => Promise<T>): Promise<T> {
 
 function quantile(sorted: number[], q: number): number {
   return sorted.length ? quantileSorted(sorted, q) : NaN
+}
+
+/** The shape of an exit's scores (its last layer's output). */
+function exitOutputShape(m: ReturnType<Models['get']>['manifest'], exit: number): readonly number[] {
+  const e = getExit(m, exit)
+  return m.layers.find((l) => l.id === e.layers[e.layers.length - 1])!.outputShape
 }
 
 /** Request ids are the agent's: keyed by agent, one agent cannot claim or answer another's. */
@@ -188,14 +201,23 @@ export class CoInference {
         throw new UserError(`frame (model ${h.model}, exit ${h.exit}, deviceLayers ${h.deviceLayers}) does not match plan ${plan.planId}`)
       }
       const path = exitPath(m, h.exit)
-      // A device-only frame only reports the scores (f32); an activation crosses as its plan says.
-      const codec = frameCodec(plan.codec, h.deviceLayers, path.length)
+      if (h.left) {
+        // A frame that left on the device: its exit's scores, a report checked against the plan's policy.
+        if (!plan.policy) throw new UserError(`frame reports an early exit, but plan ${plan.planId} is static (no confidence exits)`)
+        const problem = earlyResultProblem(m, plan, { exit: h.left.exit, confidence: h.left.confidence, side: 'device' })
+        if (problem) throw new UserError(`early result refused: ${problem}`)
+      } else if (plan.policy && h.deviceLayers >= path.length)
+        throw new UserError(`plan ${plan.planId} runs its final exit on the device: a frame must report the exit it left at`)
+      // A device-only frame (or an early result) only reports the scores (f32); an activation crosses as its plan says.
+      const codec = h.left ? 'f32' : frameCodec(plan.codec, h.deviceLayers, path.length)
       if (head.codec !== codec) throw new UserError(`frame codec ${head.codec} does not match plan ${plan.planId}, which sends ${codec}`)
-      // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports)
-      const expected = cutShape(m, path, h.deviceLayers)
+      // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports), or the early exit's scores
+      const expected = h.left ? exitOutputShape(m, h.left.exit) : cutShape(m, path, h.deviceLayers)
       if (head.dims.length !== expected.length || head.dims.some((d, i) => d !== expected[i])) {
         throw new UserError(
-          `frame dims [${head.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
+          h.left
+            ? `frame dims [${head.dims.join(', ')}] do not match exit ${h.left.exit}'s scores ([${expected.join(', ')}])`
+            : `frame dims [${head.dims.join(', ')}] do not match the boundary tensor of deviceLayers ${h.deviceLayers} ([${expected.join(', ')}])`
         )
       }
       const frame = decodeFrameData(head)
@@ -209,7 +231,35 @@ export class CoInference {
       const asked = performance.now()
       let started = asked
       let pooledMs = 0
-      if (h.deviceLayers < path.length) {
+      const runsHere = h.deviceLayers < path.length && !h.left
+      let left: PendingHalf['left'] = h.left ? { ...h.left, side: 'device' } : undefined
+      let heads: HeadOutcome[] | undefined
+      if (runsHere && plan.policy) {
+        // Under a policy: the rest of the trunk, the exits past the cut evaluated on the way (exit-paths.ts).
+        const policy = plan.policy
+        const r = await this.inLane(agentId, () => {
+          started = performance.now()
+          return runWithPolicy({
+            m,
+            policy,
+            steps: exitSchedule(m, h.deviceLayers).edge,
+            from: h.deviceLayers,
+            to: path.length,
+            input,
+            dims: frame.dims,
+            audit: h.audit === true,
+            run: async (seg, x, dims) => {
+              const out = await this.deps.executor.runSegment(m.id, seg, x, dims, { owner: agentId })
+              pooledMs += out.queuedMs
+              return { output: out.output, dims: out.dims, ms: out.ms }
+            }
+          })
+        })
+        scores = r.left!.scores
+        edgeMs = r.ms
+        left = { exit: r.left!.exit, side: 'edge', confidence: r.left!.confidence }
+        if (h.audit) heads = [...(h.heads ?? []), ...r.heads]
+      } else if (runsHere) {
         const r = await this.inLane(agentId, () => {
           started = performance.now()
           return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, input, frame.dims, {
@@ -234,13 +284,13 @@ export class CoInference {
         publishedAt: performance.timeOrigin + performance.now()
       }
       let result: Uint8Array | null = null
-      if (h.deviceLayers < path.length) {
+      if (runsHere) {
         // JSON has no NaN or Inf (they would arrive as null, which the agent refuses): say so instead.
         const finite = scores.every((v) => Number.isFinite(v))
         result = this.publishResult(agentId, {
           requestId: h.requestId,
           planId: h.planId,
-          exit: h.exit,
+          exit: left?.exit ?? h.exit,
           label: finite ? label : 0,
           scores: finite ? Array.from(scores) : [],
           edgeMs,
@@ -260,10 +310,13 @@ export class CoInference {
         deviceMs: h.deviceMs,
         edgeMs,
         edgeTotalMs,
-        uploadBytes: h.deviceLayers >= path.length ? 0 : payload.length,
+        uploadBytes: runsHere ? payload.length : 0,
         codec: frame.codec,
+        ...(left ? { left } : {}),
+        ...(heads ? { heads } : {}),
         result
       })
+      if (heads && left) this.deps.onAudit?.(agentId, plan.planId, heads, left.exit)
     } catch (err) {
       const message = errorMessage(err)
       this.limiter.warn(`rejected:${agentId}:${kindOf(message)}`, { agentId, bytes: payload.length, err: message }, 'rejected activation')
@@ -339,7 +392,7 @@ export class CoInference {
       ...(percentile !== undefined ? { percentile } : {})
     })
     const reason = opts.plan
-      ? `pinned by the user: exit ${opts.plan.exit}, ${opts.plan.deviceLayers} device layers`
+      ? `pinned by the user: ${opts.plan.policy !== undefined ? `policy ${opts.plan.policy} (final exit ${opts.plan.exit})` : `exit ${opts.plan.exit}`}, ${opts.plan.deviceLayers} device layers`
       : opts.uplinkKbps
         ? `bandwidth fixed at ${kbps} kbps by the user`
         : `uplink estimate ${Math.round(kbps)} kbps`
@@ -389,25 +442,29 @@ export class CoInference {
           continue
         }
         const transferMs = Math.max(0, r.e2eMs - half.deviceMs - half.edgeTotalMs)
+        // under a policy: the component of the predicted mixture where this frame left
+        const component = half.left && plan.mixture?.find((x) => x.exit === half.left!.exit && x.side === half.left!.side)
+        const leftOnDevice = half.left?.side === 'device'
         rows.push({
           requestId: r.requestId,
           sample: half.sample,
           label: half.label,
           predictedLabel: r.predictedLabel,
           correct: half.label === null ? null : r.predictedLabel === half.label,
-          exit: plan.exit,
+          exit: half.left?.exit ?? plan.exit,
           deviceLayers: plan.deviceLayers,
           planId: plan.planId,
-          predictedMs: plan.predictedMs,
-          predicted: plan.breakdown,
+          predictedMs: component ? component.ms : plan.predictedMs,
+          predicted: component ? component.breakdown : plan.breakdown,
           deviceMs: half.deviceMs,
-          transferMs: plan.deviceLayers >= plan.layers ? 0 : transferMs,
+          transferMs: plan.deviceLayers >= plan.layers || leftOnDevice ? 0 : transferMs,
           edgeMs: half.edgeMs,
           e2eMs: r.e2eMs,
           met: r.e2eMs <= opts.latencyMs,
           uplinkKbps: plan.uplinkKbps,
           uploadBytes: half.uploadBytes,
-          ...(half.codec !== 'f32' ? { codec: half.codec } : {}),
+          ...(half.codec !== 'f32' && !leftOnDevice ? { codec: half.codec } : {}),
+          ...(half.left ? { side: half.left.side, confidence: half.left.confidence } : {}),
           ...(r.stages ? { stages: r.stages } : {})
         })
       }

@@ -26,7 +26,8 @@ import {
   profileSource,
   type CodecOptions,
   type CostTable,
-  type LayerLatencySource
+  type LayerLatencySource,
+  type PolicyOptions
 } from '../../../shared/algorithms/planner.js'
 import type { PredictorTable } from '../../calibration/plans.js'
 import type { OrtExecutor } from '../../runtime/executor.js'
@@ -80,6 +81,8 @@ export class LatencySources {
   private readonly edge = new Map<string, LayerTable>()
   private readonly timingEdge = new Map<string, Promise<LayerTable>>()
   private readonly listeners = new Set<(agentId: string) => void>()
+  /** Per device: its policy options, or false (static plans only); absent: policies with the defaults. */
+  private readonly policySettings = new Map<string, PolicyOptions | false>()
   private edgeDecodeNs: Record<Codec, number> | null = null
   /** The largest accuracy drop a lossy codec may cost a plan, percentage points. */
   maxCodecDropPts: number
@@ -285,7 +288,23 @@ export class LatencySources {
   costTable(agentId: string, wrap?: (source: LayerLatencySource) => LayerLatencySource): CostTable {
     const source = this.source(agentId)
     const m = this.modelOf(agentId).manifest
-    return buildCostTable(m, wrap ? wrap(source) : source, this.deps.maxUploadBytes, this.codecOptions(agentId))
+    return buildCostTable(m, wrap ? wrap(source) : source, this.deps.maxUploadBytes, this.codecOptions(agentId), this.policyOptions(agentId))
+  }
+
+  /**
+   * Whether a device's plans may be confidence-exit policies (its agent runs them), and how: audits
+   * and the accuracy tolerance are set per device (setPolicyOptions); absent: static plans only.
+   */
+  policyOptions(agentId: string): PolicyOptions | undefined {
+    if (!this.deps.hello?.(agentId)?.policies) return undefined
+    const o = this.policySettings.get(agentId)
+    return o === false ? undefined : (o ?? {})
+  }
+
+  /** Sets a device's policy options (null: no policies for it), for the plans made after. */
+  setPolicyOptions(agentId: string, o: PolicyOptions | null): void {
+    this.policySettings.set(agentId, o ?? false)
+    this.notify(agentId)
   }
 
   /** After a device's profile changed: the cached one is forgotten and listeners drop what they derived from it. */

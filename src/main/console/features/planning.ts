@@ -11,9 +11,9 @@ import { median } from 'simple-statistics'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
 import { CorrectionGate, OnlineCorrection, PLAN_FAMILIES, planFamily } from '../../../shared/algorithms/correction.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
-import { cutShape, exitPath } from '../../../shared/contracts/manifest.js'
+import { cutShape, exitPath, type Manifest } from '../../../shared/contracts/manifest.js'
 import { FRAME_OVERHEAD_MAX } from '../../../shared/contracts/frame.js'
-import { PlanSchema, SCHEMA, encodeJson, type Hello, type PlanMessage } from '../../../shared/contracts/messages.js'
+import { PlanSchema, SCHEMA, encodeJson, type Hello, type PlanMessage, type PlanPolicy } from '../../../shared/contracts/messages.js'
 import {
   candidateAt,
   configurationMap,
@@ -25,7 +25,8 @@ import {
   type Breakdown,
   type Candidate,
   type CostTable,
-  type MapInterval
+  type MapInterval,
+  type Plan
 } from '../../../shared/algorithms/planner.js'
 import { topics } from '../../../shared/contracts/topics.js'
 import { TAIL_WINDOW, measureTail, tailTable, type TailModel } from '../../../shared/algorithms/tail.js'
@@ -38,7 +39,11 @@ import { frameCodec, payloadBytes, type Codec } from '../../../shared/algorithms
 export interface StoredPlan extends PlanMessage {
   agentId: string
   breakdown: Breakdown
+  /** A policy's predicted mixture: per exit frames may leave at, its share, side, latency and breakdown. */
+  mixture?: PlanMixture
 }
+
+export type PlanMixture = NonNullable<Plan['policy']>['mixture']
 
 /** What a device is planned for: the requirement, and whether the user fixed the bandwidth or pinned the plan. */
 export interface PlanIntent {
@@ -325,7 +330,7 @@ export class Planning {
     latencyMs: number,
     uplinkKbps: number,
     reason: string,
-    pin?: { exit: number; deviceLayers: number; codec?: Codec },
+    pin?: { exit: number; deviceLayers: number; codec?: Codec; policy?: number },
     percentile?: number
   ): Promise<StoredPlan> {
     const typical = this.costTable(agentId)
@@ -343,17 +348,24 @@ export class Planning {
      * (its accuracy not measured, or over the drop bound) is the user's choice — its bytes on the
      * link, the exit's accuracy as measured without it.
      */
-    const find = (table: CostTable, exit: number, deviceLayers: number, codec: Codec): Candidate | undefined => {
-      const hit = candidateAt(table, exit, deviceLayers, codec)
-      if (hit) return hit
+    const find = (table: CostTable, exit: number, deviceLayers: number, codec: Codec, policy?: number): Candidate | undefined => {
+      const hit = candidateAt(table, exit, deviceLayers, codec, policy)
+      if (hit || policy !== undefined) return hit
       const c = candidateAt(table, exit, deviceLayers)
       if (!c) return undefined
       const uploadBytes = payloadBytes(codec, cutShape(m, exitPath(m, exit), deviceLayers))
       return { ...c, codec, uploadBytes, sendable: uploadBytes <= this.deps.maxUploadBytes }
     }
     if (pin) {
-      const cand = find(costs, pin.exit, pin.deviceLayers, pinCodec)
-      if (!cand) throw new UserError(`model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`)
+      if (pin.policy !== undefined && !costs.policies)
+        throw new UserError(`policy ${pin.policy}: ${costs.policyNote ?? `agent ${agentId} does not run confidence-exit policies (update it)`}`)
+      const cand = find(costs, pin.exit, pin.deviceLayers, pinCodec, pin.policy)
+      if (!cand)
+        throw new UserError(
+          pin.policy !== undefined
+            ? `model ${m.id} has no policy ${pin.policy} with deviceLayers ${pin.deviceLayers} (policies 0..${(costs.policies?.length ?? 0) - 1}, exit ${costs.policies?.[0]?.[0]?.exit}, f32)`
+            : `model ${m.id} has no exit ${pin.exit} with deviceLayers ${pin.deviceLayers}`
+        )
       if (!cand.sendable)
         throw new UserError(
           `exit ${pin.exit} with ${pin.deviceLayers} device layers sends ${cand.uploadBytes} bytes, more than the ${this.deps.maxUploadBytes} bytes an activation may have (the broker's packet limit less a frame's overhead)`
@@ -363,7 +375,11 @@ export class Planning {
     const codec = p.codec
     const atPercentile = costs !== typical ? p : null
     if (atPercentile)
-      p = { ...toPlan(typical, 'edgent', find(typical, p.exit, p.deviceLayers, codec)!, { uplinkKbps, latencyMs }), feasible: atPercentile.feasible }
+      p = {
+        ...toPlan(typical, 'edgent', find(typical, p.exit, p.deviceLayers, codec, p.policy?.index)!, { uplinkKbps, latencyMs }),
+        feasible: atPercentile.feasible
+      }
+    const policy = p.policy && this.wirePolicy(agentId, m, p.policy)
     const plan: StoredPlan = {
       schema: SCHEMA,
       planId: randomUUID().slice(0, 12),
@@ -379,15 +395,17 @@ export class Planning {
       maxFrameBytes: this.deps.maxUploadBytes + FRAME_OVERHEAD_MAX,
       ...(codec !== 'f32' ? { codec } : {}),
       ...(percentile !== undefined && percentile !== 50 ? { percentile, predictedPercentileMs: atPercentile?.predictedMs ?? p.predictedMs } : {}),
+      ...(policy ? { policy } : {}),
       reason,
       at: new Date().toISOString(),
       agentId,
-      breakdown: p.breakdown
+      breakdown: p.breakdown,
+      ...(p.policy ? { mixture: p.policy.mixture } : {})
     }
     PlanSchema.parse(plan)
     this.deps.store.plans.insert({ ...plan, reason, at: plan.at! })
     this.remember(agentId, plan)
-    const { agentId: _d, breakdown: _b, ...wire } = plan
+    const { agentId: _d, breakdown: _b, mixture: _x, ...wire } = plan
     await this.deps.publishRetained(topics.plan(agentId), encodeJson(wire))
     this.deps.log.info(
       { agentId, planId: plan.planId, exit: plan.exit, deviceLayers: plan.deviceLayers, uplinkKbps: Math.round(uplinkKbps), latencyMs, reason },
@@ -395,6 +413,13 @@ export class Planning {
     )
     this.deps.emit('plan', { id: agentId, plan })
     return plan
+  }
+
+  /** A chosen policy as the agent runs it: its thresholds, the model's temperatures and measure, the device's audit share. */
+  private wirePolicy(agentId: string, m: Manifest, p: NonNullable<Plan['policy']>): PlanPolicy {
+    const c = m.confidence!
+    const audit = this.deps.sources.policyOptions(agentId)?.auditShare
+    return { index: p.index, measure: c.measure, thresholds: p.thresholds, temperatures: c.temperatures, ...(audit ? { auditShare: audit } : {}) }
   }
 
   /** On a new estimate: the configuration map's choice for it; a different choice is pushed. */
