@@ -219,7 +219,9 @@ export class InferencePipeline {
             ...(label !== null ? { label } : {}),
             deviceMs,
             sentAt: Date.now(),
-            left: { exit: d.left.exit, confidence: d.left.confidence }
+            left: { exit: d.left.exit, confidence: d.left.confidence },
+            // an audited frame that ran to the final exit on the device: what every exit said
+            ...(audit ? { audit: true, heads: d.heads } : {})
           },
           [
             ...getExit(h.manifest, d.left.exit)

@@ -19,6 +19,7 @@ import { CONSOLE_USERNAME, EmbeddedBroker } from './broker/broker.js'
 import { ensureBrokerTls } from './broker/tls.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/contracts/frame.js'
 import { CoInference, type InferOptions } from './features/coinference.js'
+import { Audits } from './features/audits.js'
 import type { Emit } from './api/events.js'
 import { Fleet } from './features/fleet.js'
 import { LinkMonitor } from './features/link-monitor.js'
@@ -50,6 +51,7 @@ export class EdgentConsole extends EventEmitter {
   readonly sources: LatencySources
   readonly planning: Planning
   readonly coinference: CoInference
+  readonly audits: Audits
   readonly campaigns: Campaigns
   readonly uploads: Uploads
   /** Long work on the model library (adding exits), each job in an admin worker. */
@@ -149,6 +151,7 @@ export class EdgentConsole extends EventEmitter {
       loadAware: opts.loadAware ?? true,
       hello: (id) => this.fleet.view(id).hello
     })
+    this.audits = new Audits({ sources: this.sources, planning: this.planning, emit, log: log.child({ part: 'audits' }) })
     this.monitor = new LinkMonitor({
       ...base,
       request,
@@ -169,6 +172,7 @@ export class EdgentConsole extends EventEmitter {
         this.edgeLoad.addFrame(id)
         this.planning.loadTick()
       },
+      onAudit: (id, planId, heads) => this.audits.onAudit(id, planId, heads),
       request,
       // Results at QoS 0: agents hold clean sessions, so QoS 1 would keep nothing across a reconnect
       // (a replayed activation gets its result again instead), and spares a PUBACK per inference.
@@ -244,6 +248,7 @@ export class EdgentConsole extends EventEmitter {
       { name: 'fleet', module: this.fleet },
       { name: 'latency sources', module: this.sources },
       { name: 'planning', module: this.planning },
+      { name: 'audits', module: this.audits },
       ...messaging,
       { name: 'distribution', module: this.distribution },
       { name: 'co-inference', module: this.coinference },

@@ -14,20 +14,22 @@ import {
   expectedCalibrationError,
   fitTemperature,
   outcomes,
-  paretoPolicies
+  paretoPolicies,
+  THRESHOLD_GRID
 } from '../../shared/algorithms/confidence.js'
 import type { OrtExecutor } from '../runtime/executor.js'
 import { loadManifest, readSampleSet, readShippedSamples } from '../runtime/files.js'
 import { storeInManifest, type Progress } from './verify.js'
 
 /** The thresholds policies are made of (each exit but the last takes one, or never). */
-export const THRESHOLD_GRID = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995] as const
 
 export interface PoliciesOptions {
   model: string
   images?: string
   labels?: string
   samples?: number
+  /** Frames left out at the start of the set (default 0). */
+  skip?: number
   measure?: ConfidenceMeasure
 }
 
@@ -48,7 +50,9 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
   if (m.exits.length < 2) throw new FieldError(`policies: model ${m.id} has one exit: add exits first (edgent model exits add)`)
   if ((o.images === undefined) !== (o.labels === undefined)) throw new FieldError('policies: {images} and {labels} go together')
   const set = o.images ? readSampleSet(o.images, o.labels!) : readShippedSamples(loaded)
-  const n = Math.min(o.samples ?? set.count, set.count)
+  const skip = o.skip ?? 0
+  if (skip >= set.count) throw new FieldError(`policies: --skip ${skip} leaves none of the ${set.count} frames`)
+  const n = Math.min(o.samples ?? set.count - skip, set.count - skip)
   if (n < 100) throw new FieldError(`policies: ${n} labelled frames are too few (at least 100: half to choose, half to measure)`)
   const measure = o.measure ?? 'max-softmax'
   // Each exit's scores for every frame (log-probabilities where the exit ends in a Softmax).
@@ -61,12 +65,12 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
   await ex.openModel(dir)
   try {
     for (let k = 0; k < n; k++) {
-      const x = preprocess(m, set.images.subarray(k * set.imageElements, (k + 1) * set.imageElements))
+      const x = preprocess(m, set.images.subarray((skip + k) * set.imageElements, (skip + k + 1) * set.imageElements))
       const f: Float32Array[] = []
       for (const [j, e] of m.exits.entries())
         f.push(asLogits((await ex.runSegment(m.id, { exit: e.exit, from: 0, to: e.layers.length }, x)).output, softmaxEnded[j]!))
       frames.push(f)
-      labels.push(set.labels[k]!)
+      labels.push(set.labels[skip + k]!)
       if ((k + 1) % 250 === 0 || k + 1 === n) progress(k + 1, n, 'every exit on the labelled frames')
     }
   } finally {
@@ -106,7 +110,7 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
       accuracy: heldO.correct.reduce((a, c) => a + c[j]!, 0) / heldO.correct.length
     }
   })
-  const source = o.images ? set.source : `shipped samples (${m.samples?.images})`
+  const source = `${o.images ? set.source : `shipped samples (${m.samples?.images})`}${skip ? `, frames ${skip}..${skip + n - 1}` : ''}`
   const stored = storeInManifest(dir, 'confidence', {
     measure,
     temperatures,

@@ -172,21 +172,39 @@ export function testbedUnavailable(cpu: 'cgroup' | 'slowdown'): string | null {
   return null
 }
 
-export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
+/** A running testbed: the console on the host side, the emulated device in its namespace (online), and the teardown. */
+export interface OpenTestbed {
+  core: EdgentConsole
+  agent: LocalAgent
+  ns: AgentNetns
+  id: string
+  check(): void
+  close(): Promise<void>
+}
+
+/** Sets the testbed up (namespace, console, device online): `close` tears everything down, whatever happened. */
+export async function openTestbed(
+  o: Pick<TestbedOptions, 'cpu' | 'cpuQuota' | 'modelDir' | 'log' | 'signal'>,
+  dataDirPrefix = 'edgent-testbed-'
+): Promise<OpenTestbed> {
   const why = testbedUnavailable(o.cpu)
   if (why) throw new UserError(`the testbed cannot run here: ${why}`)
-  const startedAt = new Date().toISOString()
   const ns = new AgentNetns(200 + (process.pid % 50))
   let core: EdgentConsole | null = null
   let agent: LocalAgent | null = null
   const check = () => {
     if (o.signal?.aborted) throw new UserError('testbed interrupted (everything was torn down)')
   }
+  const close = async () => {
+    await agent?.stop().catch(() => undefined)
+    await core?.stop().catch(() => undefined)
+    ns.destroy()
+  }
   try {
     ns.create()
     core = new EdgentConsole({
       ...DEFAULT_CONSOLE,
-      dataDir: mkdtempSync(join(tmpdir(), 'edgent-testbed-')),
+      dataDir: mkdtempSync(join(tmpdir(), dataDirPrefix)),
       modelDir: o.modelDir,
       mqttHost: ns.hostIp,
       mqttPort: 0,
@@ -219,6 +237,21 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
     if (o.cpu === 'cgroup' && !(agent.emulation['cpu'] as { method?: string }).method?.startsWith('cgroup')) {
       throw new UserError('could not put the agent in a cgroup with a CPU quota (is /sys/fs/cgroup/cpu writable?); --cpu slowdown works without it')
     }
+    return { core: c, agent, ns, id, check, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
+  const startedAt = new Date().toISOString()
+  const tb = await openTestbed(o)
+  const { ns, id, check, agent } = tb
+  const c = tb.core
+  try {
+    // Static Edgent as the paper has it: plans over static exits (confidence-exit policies: `--policies`).
+    c.sources.setPolicyOptions(id, null)
     o.progress?.(0, 1, 'calibrating (every layer on the device and the edge)')
     const table = await c.sources.deviceTable(id)
     const m = c.model
@@ -238,6 +271,8 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       let estimateKbps = 0
       for (let i = 0; i < 3; i++) estimateKbps = await c.monitor.probeUplink(id, probeBytes(kbps))
       estimates.push({ linkKbps: kbps, uplinkEstimateKbps: estimateKbps })
+      // (timed again first, when a drift check dropped the device's table)
+      await c.sources.deviceTable(id)
       const costs: CostTable = c.planning.costTable(id)
       const cond = (latencyMs: number) => ({ uplinkKbps: estimateKbps, latencyMs })
       const accuracyOf = (exit: number, deviceLayers: number, codec: Codec) => candidateAt(costs, exit, deviceLayers, codec)?.accuracy ?? accOf(exit)
@@ -376,9 +411,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
       checks: { feasiblePoints, edgentMetWhereFeasible, withinTenPercent: within, points: total, medianAbsError: median(errors), middleCuts, speedups }
     }
   } finally {
-    await agent?.stop().catch(() => undefined)
-    await core?.stop().catch(() => undefined)
-    ns.destroy()
+    await tb.close()
   }
 }
 

@@ -19,6 +19,9 @@ import { argmax } from './preprocess.js'
 
 export type ConfidenceMeasure = 'max-softmax' | 'entropy'
 
+/** The thresholds a policy's exits take (each, or never): `edgent model policies` and the audits' tuning search this grid. */
+export const THRESHOLD_GRID = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995] as const
+
 /** Scores of one frame at every exit, as logits (log-probabilities where the exit ends in a Softmax). */
 export type FrameScores = readonly Float32Array[]
 

@@ -111,6 +111,12 @@ export interface PolicyOptions {
   tolerancePts?: number
   /** The share of frames audited (run to the final exit whatever their confidence), 0..1 (default 0). */
   auditShare?: number
+  /**
+   * Thresholds the audits tuned (audits.ts): policy `index` runs them, with the shares its audited
+   * frames measured, at the final exit's accuracy less the disagreement they measured — and it is the
+   * only policy offered (the others are untuned).
+   */
+  tuned?: { index: number; thresholds: (number | null)[]; leave: number[]; disagreement: number }
 }
 
 /** Default bound on the accuracy a lossy codec may cost, in percentage points. */
@@ -275,9 +281,17 @@ function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: 
   const seg = segmentCostOf(m, profile)
   const conf = m.confidence!
   const n = finalGroup[0]!.layers
-  return conf.policies.map((p, index) =>
+  const t = o.tuned
+  const finalAccuracy = conf.exitAccuracy?.[m.exits.length - 1] ?? m.exits[m.exits.length - 1]!.accuracy
+  const policies = t
+    ? [{ index: t.index, thresholds: t.thresholds, leave: t.leave, accuracy: Math.max(0, finalAccuracy - t.disagreement) }]
+    : conf.policies.map((p, index) => ({ ...p, index }))
+  const f32 = finalGroup.filter((c) => c.codec === 'f32')
+  return policies.map(({ index, ...p }) =>
     finalGroup
-      .filter((c) => c.codec === 'f32')
+      // f32 at every cut, then the codecs the final exit is offered with at its cuts: the policy's
+      // accuracy less the drop the codec measured on the final exit there
+      .filter((c) => c.codec === 'f32' || c.deviceLayers < n)
       .map((c) => {
         const components = policyComponents(
           m,
@@ -289,10 +303,12 @@ function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: 
           (cut, layers, bytes, idle) => messagingMs(profile, cut, layers, bytes, idle),
           o.auditShare ?? 0
         )
+        const drop = Math.max(0, f32[c.deviceLayers]!.accuracy - c.accuracy)
+        for (const x of components) if (x.side === 'edge' && c.codecMs) x.codecMs = c.codecMs
         return {
           ...c,
-          accuracy: p.accuracy,
-          rankAccuracy: rankAccuracy(m, p.accuracy, o.tolerancePts),
+          accuracy: p.accuracy - drop,
+          rankAccuracy: rankAccuracy(m, p.accuracy - drop, o.tolerancePts),
           policy: { index, thresholds: [...p.thresholds], components }
         }
       })
@@ -390,8 +406,10 @@ function messagingMs(source: LayerLatencySource, p: number, n: number, uploadByt
 /** The candidate of one (exit, deviceLayers, codec) in a cost table (undefined: the table has no such plan). */
 export function candidateAt(table: CostTable, exit: number, deviceLayers: number, codec: Codec = 'f32', policy?: number): Candidate | undefined {
   if (policy !== undefined) {
-    const c = table.policies?.[policy]?.[deviceLayers]
-    return c && c.exit === exit && codec === 'f32' ? c : undefined
+    const c = table.policies
+      ?.find((g) => g[0]?.policy?.index === policy)
+      ?.find((x) => x.deviceLayers === deviceLayers && (x.codec === codec || deviceLayers === x.layers))
+    return c && c.exit === exit ? c : undefined
   }
   const g = table.exits.find((x) => x[0]!.exit === exit)
   if (!g) return undefined
@@ -426,7 +444,12 @@ export function breakdownOf(c: Candidate, cond: Conditions): Breakdown {
 function componentMs(x: MixtureComponent, cond: Conditions): number {
   const down = cond.downlinkKbps ?? cond.uplinkKbps
   return (
-    x.deviceMs + x.edgeMs + x.overheadMs + (x.uploadBytes ? (x.uploadBytes * 8) / cond.uplinkKbps : 0) + (x.downloadBytes ? (x.downloadBytes * 8) / down : 0)
+    x.deviceMs +
+    x.edgeMs +
+    x.overheadMs +
+    (x.codecMs ?? 0) +
+    (x.uploadBytes ? (x.uploadBytes * 8) / cond.uplinkKbps : 0) +
+    (x.downloadBytes ? (x.downloadBytes * 8) / down : 0)
   )
 }
 
@@ -438,9 +461,13 @@ function policyBreakdown(c: Candidate, cond: Conditions): Breakdown {
   const p = c.policy!
   const down = cond.downlinkKbps ?? cond.uplinkKbps
   const total = p.components.reduce((a, x) => a + x.share, 0) || 1
-  const pick =
-    p.quantile === undefined ? null : p.components.find((x) => componentMs(x, cond) === mixtureMs(p.components, (y) => componentMs(y, cond), p.quantile))
-  const parts = pick ? [{ x: pick, w: 1 }] : p.components.map((x) => ({ x, w: x.share / total }))
+  const mean = p.components.map((x) => ({ x, w: x.share / total }))
+  // at a percentile: the component at the mixture's quantile — unless the mean is higher (a rare
+  // but very slow tail, a few frames uploading for seconds, escapes any quantile, not the mean)
+  const atQ = p.quantile === undefined ? null : mixtureMs(p.components, (y) => componentMs(y, cond), p.quantile)
+  const pick = atQ === null ? null : p.components.find((x) => componentMs(x, cond) === atQ)
+  const meanMs = mean.reduce((a, { x, w }) => a + w * componentMs(x, cond), 0)
+  const parts = pick && atQ! > meanMs ? [{ x: pick, w: 1 }] : mean
   const sum = (f: (x: MixtureComponent) => number) => parts.reduce((a, { x, w }) => a + w * f(x), 0)
   return {
     deviceMs: sum((x) => x.deviceMs),
@@ -448,7 +475,8 @@ function policyBreakdown(c: Candidate, cond: Conditions): Breakdown {
     edgeMs: sum((x) => x.edgeMs),
     downloadMs: sum((x) => (x.downloadBytes ? (x.downloadBytes * 8) / down : 0)),
     overheadMs: sum((x) => x.overheadMs),
-    ...(c.queueMs ? { queueMs: c.queueMs * sum((x) => (x.side === 'edge' ? 1 : 0)) } : {})
+    ...(c.queueMs ? { queueMs: c.queueMs * sum((x) => (x.side === 'edge' ? 1 : 0)) } : {}),
+    ...(p.components.some((x) => x.codecMs) ? { codecMs: sum((x) => x.codecMs ?? 0) } : {})
   }
 }
 
@@ -506,7 +534,10 @@ export function lessThan(a: number, b: number): boolean {
 
 interface Timed {
   c: Candidate
+  /** Its latency as the requirement is judged (a percentile's table: at the percentile). */
   t: number
+  /** Its latency as the fastest is chosen: `t`, but a policy's mean on a percentile's table (its quantile ignores its tail). */
+  m: number
 }
 
 /**
@@ -514,18 +545,24 @@ interface Timed {
  * minimum, not against a running best: "within TIE_EPSILON of" is not transitive, and a running best
  * lets a chain of near-equal latencies decide by the order the candidates were visited.
  */
-function firstOfFastest(xs: readonly Timed[]): Timed {
+function firstOfFastest(xs: readonly Timed[], by: 't' | 'm' = 'm'): Timed {
   let minT = Infinity
-  for (const x of xs) if (x.t < minT) minT = x.t
-  return xs.find((x) => !lessThan(minT, x.t))!
+  for (const x of xs) if (x[by] < minT) minT = x[by]
+  return xs.find((x) => !lessThan(minT, x[by]))!
 }
 
 /** The plans that can run (sendable), with their latencies. */
-const timed = (group: readonly Candidate[], cond: Conditions): Timed[] => group.filter((c) => c.sendable).map((c) => ({ c, t: latencyOf(c, cond) }))
+const timed = (group: readonly Candidate[], cond: Conditions): Timed[] =>
+  group
+    .filter((c) => c.sendable)
+    .map((c) => {
+      const t = latencyOf(c, cond)
+      return { c, t, m: c.policy?.quantile !== undefined ? latencyOf({ ...c, policy: { ...c.policy, quantile: undefined } }, cond) : t }
+    })
 
 /** The partition of one exit with the least T; ties go to fewer device layers. */
 function bestPartition(group: readonly Candidate[], cond: Conditions): Timed {
-  return firstOfFastest(timed(group, cond))
+  return firstOfFastest(timed(group, cond), 't')
 }
 
 /**
@@ -547,7 +584,8 @@ function planPaper(table: CostTable, cond: Conditions): Candidate | null {
 
 /**
  * Mode `edgent`: among plans meeting the requirement, the most accurate (by measured accuracy, not
- * depth), ties to lower latency, then the earlier exit, then fewer device layers; if none meets it,
+ * depth; a policy at its rank), ties to lower latency (a policy's mean, even where the requirement is
+ * judged at a percentile), then the earlier exit, then fewer device layers; if none meets it,
  * the minimum-latency plans, of them the most accurate, then the earlier exit and fewer device layers,
  * which the caller reports as infeasible. Latencies tie within TIE_EPSILON of the least one. This is
  * an exhaustive search over every (exit, deviceLayers) (tested against one written independently), in
@@ -567,7 +605,10 @@ function planEdgent(table: CostTable, cond: Conditions): Candidate {
   const minT = all.reduce((m, x) => Math.min(m, x.t), Infinity)
   const fastest = all.filter((x) => !lessThan(minT, x.t))
   const acc = maxAccuracy(fastest)
-  return firstOfFastest(fastest.filter((x) => rankOf(x.c) === acc)).c
+  return firstOfFastest(
+    fastest.filter((x) => rankOf(x.c) === acc),
+    't'
+  ).c
 }
 
 /** The accuracy a candidate is ranked at (a policy's may be a static exit's level: policy-plans.ts). */

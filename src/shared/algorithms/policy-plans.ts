@@ -29,6 +29,8 @@ export interface MixtureComponent {
   edgeMs: number
   downloadBytes: number
   overheadMs: number
+  /** A lossy codec's encoding and decoding beyond f32's (frames that cross the link), ms. */
+  codecMs?: number
 }
 
 /** A policy candidate's policy: which one, its thresholds, where frames leave, and the mixture. */

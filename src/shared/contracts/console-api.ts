@@ -448,6 +448,9 @@ export interface InferSummary {
     layers: number
     predictedMs: number
     predictedPercentileMs?: number
+    /** A confidence-exit policy's plan: the policy (its index in the manifest) and the predicted mixture, where frames leave. */
+    policy?: number
+    mixture?: { exit: number; side: 'device' | 'edge'; share: number; ms: number }[]
     feasible: boolean
     codec?: Codec
     /** Pinned by the user (not planned): `feasible` then says whether its prediction meets the requirement. */

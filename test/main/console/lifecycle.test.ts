@@ -63,6 +63,7 @@ describe('a console stopped in the middle of a campaign', () => {
       'fleet',
       'latency sources',
       'planning',
+      'audits',
       'agent link',
       'broker',
       'distribution',

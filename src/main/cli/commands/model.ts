@@ -33,6 +33,7 @@ import {
   nonNegative,
   positive,
   positiveInt,
+  nonNegativeInt,
   positiveList,
   preprocessArg,
   shapeArg
@@ -154,19 +155,22 @@ export function registerModel(program: Command, io: Io): void {
     .addOption(modelOption())
     .option('--images <idx3-ubyte[.gz]>', 'labelled frames (MNIST idx; default: the samples the model keeps)')
     .option('--labels <idx1-ubyte[.gz]>', 'their labels')
-    .option('--samples <n>', 'use the first n frames', positiveInt)
+    .option('--samples <n>', 'use the first n frames (after --skip)', positiveInt)
+    .option('--skip <n>', 'leave out the first n frames (e.g. the ones the model keeps as samples, which then stay unseen)', nonNegativeInt, 0)
     .option('--measure <measure>', 'confidence: max-softmax or entropy (default max-softmax)')
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
-    .action(async (o: { model: string; dataDir: string; images?: string; labels?: string; samples?: number; measure?: string; json?: boolean }) => {
-      if (o.measure !== undefined && o.measure !== 'max-softmax' && o.measure !== 'entropy')
-        throw new FieldError(`{measure} must be max-softmax or entropy, got "${o.measure}"`)
-      const { json, measure, ...rest } = resolved(o)
-      const report = await withExecutor(undefined, (ex) =>
-        measurePolicies({ ...rest, ...(measure ? { measure: measure as 'max-softmax' | 'entropy' } : {}) }, ex, io.progress)
-      )
-      io.out(json ? JSON.stringify(report, null, 2) : formatPolicies(report))
-    })
+    .action(
+      async (o: { model: string; dataDir: string; images?: string; labels?: string; samples?: number; skip: number; measure?: string; json?: boolean }) => {
+        if (o.measure !== undefined && o.measure !== 'max-softmax' && o.measure !== 'entropy')
+          throw new FieldError(`{measure} must be max-softmax or entropy, got "${o.measure}"`)
+        const { json, measure, ...rest } = resolved(o)
+        const report = await withExecutor(undefined, (ex) =>
+          measurePolicies({ ...rest, ...(measure ? { measure: measure as 'max-softmax' | 'entropy' } : {}) }, ex, io.progress)
+        )
+        io.out(json ? JSON.stringify(report, null, 2) : formatPolicies(report))
+      }
+    )
   model
     .command('decisions')
     .description("measure every layer here, take a device N times slower, and print the planner's decision table")

@@ -27,11 +27,20 @@ export function registerTestbed(program: Command, io: Io): void {
     .option('--reps <n>', 'co-inferences per configuration and point (fewer: faster, noisier comparisons)', positiveInt, 30)
     .option('--no-traces', 'skip the dynamic-bandwidth traces (static against adaptive planning)')
     .option('--short', 'the CI variant: 3 bandwidths × 2 requirements, 3 reps, traces at 70 % length')
+    .option(
+      '--policies',
+      "confidence-exit policies against static Edgent, side by side at every point on --frames labelled frames (the model's policies: edgent model policies)"
+    )
+    .option('--frames <n>', 'with --policies: labelled frames per run', positiveInt, 2000)
+    .option('--percentile <p>', 'with --policies: plans hold the requirement at this percentile', positive, 95)
     .option('--out <dir>', 'report folder', 'testbed-report')
     .option('--model <dir>', 'model folder', defaultModelDir())
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
     .action(
       async (raw: {
+        policies?: boolean
+        frames: number
+        percentile: number
         bandwidthsKbps: number[]
         latenciesMs: number[]
         latencyMs?: number[]
@@ -46,10 +55,79 @@ export function registerTestbed(program: Command, io: Io): void {
       }) => {
         const o = { ...raw, latencyMs: raw.latencyMs ?? raw.latenciesMs }
         if (o.cpuQuota > 1) throw new UserError(`--cpu-quota is a share of one CPU in (0, 1], got ${o.cpuQuota}`)
+        if (o.policies) {
+          if (!(o.percentile >= 50 && o.percentile <= 99.9)) throw new UserError(`--percentile must be in 50..99.9, got ${o.percentile}`)
+          const { runPolicyComparison, writePolicyComparison, formatPolicyComparison } = await import('../../testbed/policies.js')
+          const { pino } = await import('pino')
+          // Ctrl-C stops the run between points, and everything is torn down.
+          const abort = new AbortController()
+          const onSignal = () => abort.abort()
+          process.once('SIGINT', onSignal)
+          process.once('SIGTERM', onSignal)
+          const r = await runPolicyComparison({
+            bandwidthsKbps: o.bandwidthsKbps,
+            latenciesMs: o.latencyMs,
+            cpuQuota: o.cpuQuota,
+            cpu: o.cpu,
+            frames: o.frames,
+            percentile: o.percentile,
+            modelDir: resolve(o.model),
+            log: pino({ level: o.logLevel }, pino.destination(2)),
+            signal: abort.signal,
+            ...(io.progress ? { progress: io.progress } : {})
+          }).finally(() => {
+            process.off('SIGINT', onSignal)
+            process.off('SIGTERM', onSignal)
+          })
+          const files = writePolicyComparison(r, resolve(o.out))
+          io.out(`${formatPolicyComparison(r)}\n\nreport: ${files[1]}`)
+          return
+        }
         const opts = o.short ? { ...o, bandwidthsKbps: [100, 1000, 10000], latencyMs: [20, 100], reps: 3, traceScale: 0.7 } : o
         const r = await testbedCommand(opts, io.progress)
         io.out(r.text)
         if (r.failed.length) throw new ExitCode(1) // the report is written either way; the exit code says the checks failed
+      }
+    )
+  program
+    .command('drift')
+    .description(
+      "confidence exits under drift, in one run here: the model's frames, then shifted ones (lower contrast, noise) with fixed thresholds, then with audits tuning them; disagreement with the final exit per window"
+    )
+    .option('--model <dir>', 'model folder (with measured policies: edgent model policies)', defaultModelDir())
+    .option('--brightness <delta>', 'the shifted frames: grey levels added to every pixel (an over-exposed camera)', (v) => Number(v), 60)
+    .option('--contrast <k>', 'the shifted frames: 128 + k × (pixel − 128), before the brightness', positive, 1)
+    .option('--noise <sigma>', 'the shifted frames: Gaussian noise, grey levels', (v) => nonNegativeInt(v), 0)
+    .option('--frames <n>', 'frames per phase', positiveInt, 2000)
+    .option('--window <n>', 'frames per reported window', positiveInt, 200)
+    .option('--audit-share <share>', 'share of frames audited (run to the final exit)', positive, 0.2)
+    .option('--bound <share>', 'the disagreement the audits keep the thresholds within', positive, 0.01)
+    .option('--json <file>', 'also write the result as JSON')
+    .option('--log-level <level>', 'pino level (stderr)', 'warn')
+    .action(
+      async (o: {
+        model: string
+        contrast: number
+        brightness: number
+        noise: number
+        frames: number
+        window: number
+        auditShare: number
+        bound: number
+        json?: string
+        logLevel: string
+      }) => {
+        if (o.auditShare > 1) throw new UserError(`--audit-share is a share in (0, 1], got ${o.auditShare}`)
+        if (!Number.isFinite(o.brightness)) throw new UserError('--brightness must be a number of grey levels')
+        if (o.bound >= 1) throw new UserError(`--bound is a share in (0, 1), got ${o.bound}`)
+        const { runDrift, formatDrift } = await import('../../testbed/drift.js')
+        const { pino } = await import('pino')
+        const r = await runDrift({ ...o, model: resolve(o.model), log: pino({ level: o.logLevel }, pino.destination(2)), progress: (line) => io.err(line) })
+        if (o.json) {
+          const { writeFileSync } = await import('node:fs')
+          writeFileSync(resolve(o.json), `${JSON.stringify(r, null, 2)}\n`)
+        }
+        io.out(formatDrift(r))
       }
     )
   program

@@ -72,6 +72,8 @@ export interface InferOptions {
   /** Stored with the run (validated by the API: annotations.ts). */
   tags?: string[]
   note?: string
+  /** Start at this sample of the agent's set (default 0). */
+  offset?: number
   /** This batch continues that run (the Live page's batches make one run): its rows join it, its summary covers them all. */
   continues?: string
 }
@@ -91,7 +93,7 @@ export interface CoInferenceDeps {
   /** Every admitted frame of a device (the edge's load and load-aware replanning). */
   onFrame?(agentId: string): void
   /** An audited frame's record: what each exit on its path said, and the final exit it was run to (label-free audits). */
-  onAudit?(agentId: string, planId: string, heads: readonly HeadOutcome[], finalExit: number): void
+  onAudit?(agentId: string, planId: string, heads: readonly HeadOutcome[]): void
   log: Logger
   request: AgentRequest
   publish(topic: string, payload: Uint8Array): void
@@ -233,7 +235,7 @@ export class CoInference {
       let pooledMs = 0
       const runsHere = h.deviceLayers < path.length && !h.left
       let left: PendingHalf['left'] = h.left ? { ...h.left, side: 'device' } : undefined
-      let heads: HeadOutcome[] | undefined
+      let heads: HeadOutcome[] | undefined = h.left && h.audit ? h.heads : undefined
       if (runsHere && plan.policy) {
         // Under a policy: the rest of the trunk, the exits past the cut evaluated on the way (exit-paths.ts).
         const policy = plan.policy
@@ -316,7 +318,7 @@ export class CoInference {
         ...(heads ? { heads } : {}),
         result
       })
-      if (heads && left) this.deps.onAudit?.(agentId, plan.planId, heads, left.exit)
+      if (heads) this.deps.onAudit?.(agentId, plan.planId, heads)
     } catch (err) {
       const message = errorMessage(err)
       this.limiter.warn(`rejected:${agentId}:${kindOf(message)}`, { agentId, bytes: payload.length, err: message }, 'rejected activation')
@@ -430,7 +432,7 @@ export class CoInference {
     }
     signal?.addEventListener('abort', stop, { once: true })
     try {
-      const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count }, 60_000 + opts.count * 10_000)
+      const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count, offset: opts.offset ?? 0 }, 60_000 + opts.count * 10_000)
       const rows: InferRow[] = []
       let lost = 0
       for (const r of res.rows) {
@@ -488,6 +490,9 @@ export class CoInference {
           predictedMs: first.predictedMs,
           ...(first.predictedPercentileMs !== undefined ? { predictedPercentileMs: first.predictedPercentileMs } : {}),
           ...(first.codec ? { codec: first.codec } : {}),
+          ...(first.policy
+            ? { policy: first.policy.index, mixture: (first.mixture ?? []).map(({ exit, side, share, ms }) => ({ exit, side, share, ms })) }
+            : {}),
           ...(opts.plan ? { pinned: true as const } : {}),
           feasible: first.feasible
         },

@@ -301,6 +301,14 @@ export class LatencySources {
     return o === false ? undefined : (o ?? {})
   }
 
+  /** Changes a device's policy options (not when policies are off for it), for the plans made after. */
+  updatePolicyOptions(agentId: string, patch: (o: PolicyOptions) => PolicyOptions): void {
+    const cur = this.policySettings.get(agentId)
+    if (cur === false) return
+    this.policySettings.set(agentId, patch(cur ?? {}))
+    this.notify(agentId)
+  }
+
   /** Sets a device's policy options (null: no policies for it), for the plans made after. */
   setPolicyOptions(agentId: string, o: PolicyOptions | null): void {
     this.policySettings.set(agentId, o ?? false)

@@ -480,12 +480,24 @@ export class Planning {
     let errRaw = 0
     for (const r of rows) {
       const plan = this.plans.get(r.planId)!
+      const cond = { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }
+      // a policy's row against its own component of the mixture (where the frame left), as planned and uncorrected
+      errCorrected += Math.abs(r.predictedMs - r.e2eMs) / r.e2eMs
+      if (plan.policy) {
+        const c = candidateAt(raw, plan.exit, plan.deviceLayers, 'f32', plan.policy.index)
+        const part = c && toPlan(raw, 'edgent', c, cond).policy?.mixture.find((x) => x.exit === r.exit && x.side === r.side)
+        errRaw += part ? Math.abs(part.ms - r.e2eMs) / r.e2eMs : Math.abs(r.predictedMs - r.e2eMs) / r.e2eMs
+        continue
+      }
       const cand = candidateAt(raw, plan.exit, plan.deviceLayers, plan.codec) ?? candidateAt(raw, plan.exit, plan.deviceLayers)!
-      errCorrected += Math.abs(plan.predictedMs - r.e2eMs) / r.e2eMs
-      errRaw += Math.abs(latencyOf(cand, { uplinkKbps: plan.uplinkKbps, latencyMs: plan.latencyMs }) - r.e2eMs) / r.e2eMs
+      errRaw += Math.abs(latencyOf(cand, cond) - r.e2eMs) / r.e2eMs
     }
     const mape = { mapeCorrected: errCorrected / rows.length, mapeUncorrected: errRaw / rows.length }
     if (!update) return { ...mape, ...now(), families: d.gate.view() }
+    // The correction and the drift check learn per plan segment: a policy's frames split the path at
+    // its exits, so only static plans' rows teach them.
+    rows = rows.filter((r) => !this.plans.get(r.planId)!.policy)
+    if (!rows.length) return { ...mape, ...now(), families: d.gate.view() }
     // A drift changes the source (its layers are timed again): nothing more to learn on the old one.
     if (this.checkDrift(agentId, d, rows, raw)) return { ...mape, ...now(), families: d.gate.view() }
     // Each plan's corrected and uncorrected predictions against its median, before this batch teaches
