@@ -237,6 +237,7 @@ export class EdgentAgent {
     exitPath(h.manifest, plan.exit) // throws on an unknown exit
     this.pipeline.plan = plan
     this.pipeline.pending = null
+    this.pipeline.warm(plan, h)
     this.opts.log.info({ planId: plan.planId, model: plan.model, exit: plan.exit, deviceLayers: plan.deviceLayers, reason: plan.reason }, 'plan received')
     this.publishState()
   }

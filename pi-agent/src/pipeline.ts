@@ -47,6 +47,8 @@ export class InferencePipeline {
   private seq = 0
   /** Frames run under policies so far (which of them are audited: an exact share over time). */
   private policyFrames = 0
+  /** The warm-up of the latest policy plan's segments (warm). */
+  private warming: Promise<void> = Promise.resolve()
   private rttMs: number | null = null
   /** The latest uplink sample from an activation transfer, reported once in the next frame. */
   private transferKbps: number | null = null
@@ -72,6 +74,7 @@ export class InferencePipeline {
     if (!plan) throw this.noPlan()
     if (this.busy) throw new UserError('busy with another batch')
     this.busy = true
+    await this.warming
     this.batch = { runId, stop: false }
     this.o.stateChanged()
     const rows: InferenceRecord[] = []
@@ -162,6 +165,35 @@ export class InferencePipeline {
       }
     })
     return { ...r, deviceMs, handoffMs }
+  }
+
+  /**
+   * Opens a policy plan's device segments and runs each once on a blank input, outside any timing: a
+   * trunk piece or head that only the rare frames reaching it run would otherwise pay its session's
+   * cold start on them (and, emulated, have it multiplied into the device's speed).
+   */
+  warm(plan: PlanMessage, h: HeldModel): void {
+    const m = h.manifest
+    if (!plan.policy || plan.deviceLayers === 0) return
+    const policy = plan.policy
+    this.warming = this.warming
+      .then(async () => {
+        await runWithPolicy({
+          m,
+          policy,
+          steps: exitSchedule(m, plan.deviceLayers).device,
+          from: 0,
+          to: plan.deviceLayers,
+          input: new Float32Array(m.input.shape.reduce((a, b) => a * b, 1)),
+          dims: [...m.input.shape],
+          audit: true,
+          run: async (seg, input, dims) => {
+            const r = await this.o.executor.runSegment(m.id, seg, input, dims)
+            return { output: r.output, dims: r.dims, ms: r.ms }
+          }
+        })
+      })
+      .catch((err: unknown) => this.o.log.warn({ planId: plan.planId, err: String(err) }, 'could not warm the plan up'))
   }
 
   /** Whether the next frame under a policy is audited: `share` of frames, spread evenly. */

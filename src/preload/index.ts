@@ -54,6 +54,7 @@ const api = {
   modelExitsAdd: call('modelExitsAdd'),
   modelJobs: call('modelJobs'),
   modelJobCancel: call('modelJobCancel'),
+  exitPolicies: call('exitPolicies'),
   settings: call('settings'),
   settingsUpdate: call('settingsUpdate'),
   // IPC carries bytes: a File is read here (the page has checked its size against maxUploadBytes first).

@@ -54,7 +54,8 @@ describe('the console in a browser (headless shell)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true })
-    serve = await startServe({ dataDir, args: ['--no-mqtts', '--local-cpu-quota', '0.5', '--max-upload-mb', '1'] })
+    // static plans for the pages' flows (--no-policies); the Live test turns confidence exits on for a device
+    serve = await startServe({ dataDir, args: ['--no-mqtts', '--local-cpu-quota', '0.5', '--max-upload-mb', '1', '--no-policies'] })
     url = serve.url
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true })
@@ -350,6 +351,24 @@ describe('the console in a browser (headless shell)', () => {
     if (unit === 'kbps') expect(top).toBeLessThanOrEqual(10_000)
     else expect(top).toBeGreaterThanOrEqual(unit === 'Mbps' ? 10_000 : 1e6)
     expect(await legendOverlaps()).toEqual([])
+    // Exits on confidence (issue 31): turned on for the local device, a batch's frames leave at several
+    // exits; the page shows where, predicted against measured, and the audits.
+    await page.check('[data-testid=live-policies]')
+    await expect.poll(async () => (await callConsole(serve.control, 'exitPolicies', { agent: 'local-pi' })).enabled, { timeout: 10_000 }).toBe(true)
+    await page.fill('[data-testid=live-count]', '40')
+    await page.fill('[data-testid=live-requirement]', '1000')
+    // a slow uplink: uploads cost, so frames that leave on the device pay (the planner takes a policy)
+    await page.fill('[data-testid=live-kbps]', '100')
+    await page.click('[data-testid=live-run]')
+    await page.waitForSelector('[data-testid=live-left-row]', { timeout: 60_000 })
+    expect(await page.textContent('[data-testid=live-plan]')).toMatch(/policy \d+ \(exits on confidence, final exit 5\)/)
+    const left = await page.locator('[data-testid=live-left-row]').allTextContents()
+    expect(left.length).toBeGreaterThan(1)
+    expect(await page.textContent('[data-testid=live-audits]')).toMatch(/^Audits: 0(\.0)? % of frames, bound 1(\.0)? %/)
+    await shot('live-policies')
+    await page.fill('[data-testid=live-kbps]', '')
+    await page.uncheck('[data-testid=live-policies]')
+    await expect.poll(async () => (await callConsole(serve.control, 'exitPolicies', { agent: 'local-pi' })).enabled, { timeout: 10_000 }).toBe(false)
     await page.selectOption('[data-testid=device-select]', 'pi-ui')
   }, 300_000)
 

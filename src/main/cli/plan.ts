@@ -34,7 +34,13 @@ export interface PlanOptions {
   codecs?: Codec[]
   /** The largest accuracy drop a lossy codec may cost, points (default 0.5). */
   maxCodecDropPts?: number
+  /** Offer the model's confidence-exit policies (mode edgent). */
+  policies?: boolean
 }
+
+const thresholdsText = (t: readonly (number | null)[]): string => t.map((v) => (v === null ? '–' : String(v))).join('/')
+const policyTag = (c: { policy?: number | null | { index: number } }): string =>
+  c.policy === undefined || c.policy === null ? '—' : `P${typeof c.policy === 'number' ? c.policy : c.policy.index}`
 
 const codecTag = (c: { codec: Codec | null; deviceLayers: number | null; layers?: number }): string =>
   c.codec === null || c.deviceLayers === c.layers ? '—' : c.codec
@@ -42,8 +48,8 @@ const codecTag = (c: { codec: Codec | null; deviceLayers: number | null; layers?
 export function runPlan(opts: PlanOptions): string {
   const { manifest } = loadManifest(opts.model)
   const profile = loadProfile(opts.profile, opts.dataDir ? (id) => storedProfile(opts.dataDir!, id) : undefined)
-  const costs = buildCostTable(manifest, profile, Infinity, offlineCodecOptions(opts.codecs, opts.maxCodecDropPts))
-  const codecLine = costs.codecNotes?.length ? `\ncodecs: ${costs.codecNotes.join('; ')}` : ''
+  const costs = buildCostTable(manifest, profile, Infinity, offlineCodecOptions(opts.codecs, opts.maxCodecDropPts), opts.policies ? {} : undefined)
+  const codecLine = `${costs.codecNotes?.length ? `\ncodecs: ${costs.codecNotes.join('; ')}` : ''}${costs.policyNote ? `\npolicies: ${costs.policyNote}` : ''}`
   if (opts.latencyMs === undefined) throw new UserError("missing required option '--latency-ms <ms>'")
   const down = opts.downlinkKbps !== undefined ? { downlinkKbps: opts.downlinkKbps } : {}
 
@@ -74,9 +80,10 @@ export function runPlan(opts: PlanOptions): string {
       iv.deviceLayers === null ? '—' : String(iv.deviceLayers),
       iv.codec ?? '—',
       iv.accuracy === null ? '—' : pct(iv.accuracy),
-      iv.feasible ? 'yes' : 'no'
+      iv.feasible ? 'yes' : 'no',
+      policyTag(iv)
     ])
-    return `${head}${codecLine}\n\n${table(['from kbps', 'to kbps', 'exit', 'deviceLayers', 'codec', 'accuracy', 'meets requirement'], rows, [true, true, true, true, false, true, false])}`
+    return `${head}${codecLine}\n\n${table(['from kbps', 'to kbps', 'exit', 'deviceLayers', 'codec', 'accuracy', 'meets requirement', 'policy'], rows, [true, true, true, true, false, true, false, false])}`
   }
 
   if (opts.bandwidthKbps === undefined) throw new UserError("missing required option '--bandwidth-kbps <kbps>' (or use --map)")
@@ -116,6 +123,7 @@ export function runPlan(opts: PlanOptions): string {
     lines.push('', 'every candidate:')
     const rows = candidates.map((c) => [
       chosen && sameConfiguration(c, chosen) ? '*' : '',
+      policyTag(c),
       String(c.exit),
       `${c.deviceLayers}/${c.layers}`,
       codecTag(c),
@@ -131,9 +139,9 @@ export function runPlan(opts: PlanOptions): string {
     ])
     lines.push(
       table(
-        ['', 'exit', 'device', 'codec', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'codec ms', 'upload B', 'accuracy', 'meets'],
+        ['', 'policy', 'exit', 'device', 'codec', 'total ms', 'device ms', 'upload ms', 'edge ms', 'download ms', 'codec ms', 'upload B', 'accuracy', 'meets'],
         rows,
-        [false, true, true, false, true, true, true, true, true, true, true, true, false]
+        [false, false, true, true, false, true, true, true, true, true, true, true, true, false]
       )
     )
   }
@@ -143,8 +151,16 @@ export function runPlan(opts: PlanOptions): string {
 function describePlan(p: Plan, latencyMs: number): string[] {
   const where = p.deviceLayers === 0 ? 'edge-only' : p.deviceLayers === p.layers ? 'device-only' : `device runs ${p.deviceLayers} of ${p.layers} layers`
   const b = p.breakdown
+  const policy = p.policy
+    ? [
+        `policy ${p.policy.index}: thresholds ${thresholdsText(p.policy.thresholds)} (a frame leaves at the first exit this confident; the final exit answers the rest); predicted mixture: ${p.policy.mixture
+          .map((x) => `exit ${x.exit} (${x.side}) ${pct(x.share)} at ${ms(x.ms)} ms`)
+          .join(', ')}`
+      ]
+    : []
   return [
-    `plan: exit ${p.exit}, deviceLayers ${p.deviceLayers} of ${p.layers} (${where})${p.deviceLayers < p.layers ? `, sent as ${p.codec}` : ''}`,
+    `plan: ${p.policy ? `policy ${p.policy.index} to exit` : 'exit'} ${p.exit}, deviceLayers ${p.deviceLayers} of ${p.layers} (${where})${p.deviceLayers < p.layers ? `, sent as ${p.codec}` : ''}`,
+    ...policy,
     p.feasible
       ? `meets the requirement: predicted ${ms(p.predictedMs)} ms <= ${latencyMs} ms`
       : `infeasible: nothing meets ${latencyMs} ms; fastest plan predicted ${ms(p.predictedMs)} ms`,

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AgentCommand, AgentRequest, CommandArgsIn, CommandReply } from '../../shared/contracts/agent-api.js'
-import type { DeviceView, EdgeLoadView, InferRow, InferSummary, LatencySource } from '../../shared/contracts/console-api.js'
+import type { DeviceView, EdgeLoadView, ExitPoliciesView, InferRow, InferSummary, LatencySource } from '../../shared/contracts/console-api.js'
 import type { Manifest } from '../../shared/contracts/manifest.js'
 import { OrtExecutor, edgeWorkers } from '../runtime/executor.js'
 import { Store } from '../store/store.js'
@@ -140,7 +140,8 @@ export class EdgentConsole extends EventEmitter {
       profileReps: opts.profileReps,
       maxUploadBytes,
       hello: (id) => this.fleet.view(id).hello,
-      ...(opts.maxCodecDropPts !== undefined ? { maxCodecDropPts: opts.maxCodecDropPts } : {})
+      ...(opts.maxCodecDropPts !== undefined ? { maxCodecDropPts: opts.maxCodecDropPts } : {}),
+      ...(opts.policies !== undefined ? { policies: opts.policies } : {})
     })
     this.planning = new Planning({
       ...base,
@@ -360,6 +361,24 @@ export class EdgentConsole extends EventEmitter {
     return this.sources.useProfile(this.fleet.known(agentId), profileId, regressor)
   }
   /** `signal`: the caller went away — the batch ends after its current inference, with the rows done. */
+  /** A device's confidence-exit policies and audits: sets what is given (the plans made after follow), returns the view. */
+  exitPolicies(a: { agent: string; enabled?: boolean; auditShare?: number; bound?: number; tune?: boolean }): ExitPoliciesView {
+    const id = this.fleet.known(a.agent)
+    const { enabled, agent: _a, ...audit } = a
+    if (enabled === false) this.sources.setPolicyOptions(id, null)
+    else if (enabled === true && !this.sources.policiesOn(id)) this.sources.setPolicyOptions(id, {})
+    const settings = Object.keys(audit).length ? this.audits.configure(id, audit) : this.audits.settingsOf(id)
+    const view = this.audits.view(id)
+    return {
+      agent: id,
+      enabled: this.sources.policiesOn(id),
+      unavailable: this.sources.policiesUnavailable(id),
+      ...view,
+      ...settings,
+      auditShare: settings.share
+    }
+  }
+
   infer(opts: InferOptions, signal?: AbortSignal): Promise<{ summary: InferSummary; rows: InferRow[] }> {
     return this.coinference.infer(opts, signal)
   }

@@ -32,6 +32,8 @@ export interface ConsoleOptions {
   loadAware?: boolean
   /** The largest accuracy drop a lossy codec may cost a plan, percentage points (default 0.5). */
   maxCodecDropPts?: number
+  /** Whether plans may use the models' confidence-exit policies (default true; per device: exitPolicies). */
+  policies?: boolean
   log: Logger
 }
 

@@ -42,6 +42,8 @@ export interface StackOptions {
   agentRuntime?: NodeRuntime
   /** The largest accuracy drop a lossy codec may cost a plan, percentage points (default 0.5). */
   maxCodecDropPts?: number
+  /** false: plans over static exits only (`edgent serve --no-policies`). */
+  policies?: boolean
   /** The largest file the console accepts by upload (a model to import), bytes (default 512 MiB). */
   maxUploadBytes?: number
   log: Logger
@@ -128,6 +130,7 @@ async function startLocked(opts: StackOptions, dataDir: string, lock: InstanceLo
     ...(o.mqttTlsPort !== undefined && o.mqttTlsPort !== null && !o.broker ? { mqttTlsPort: o.mqttTlsPort, mqttTlsHost: o.mqttTlsHost ?? o.mqttHost } : {}),
     ...(o.broker ? { brokerUrl: o.broker } : {}),
     ...(o.maxCodecDropPts !== undefined ? { maxCodecDropPts: o.maxCodecDropPts } : {}),
+    ...(o.policies === false ? { policies: false } : {}),
     ...(o.maxUploadBytes !== undefined ? { maxImportBytes: o.maxUploadBytes } : {}),
     log
   })

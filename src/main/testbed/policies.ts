@@ -55,6 +55,8 @@ export interface PolicyRun {
   /** Share of frames that left at each exit (a static plan: all at its exit), and on the device. */
   exitShares: Record<string, number>
   deviceShare: number
+  /** A policy's mixture, predicted against measured: per exit and side, the share of frames and their mean latency. */
+  byExit: { exit: number; side: 'device' | 'edge'; predictedShare: number; share: number; predictedMs: number; meanMs: number | null }[]
   runId: string
 }
 
@@ -169,6 +171,17 @@ function toRun(
     lost: s.lost,
     exitShares,
     deviceShare: rows.length ? onDevice / rows.length : 0,
+    byExit: (s.plan.mixture ?? []).map((x) => {
+      const mine = rows.filter((r) => r.exit === x.exit && r.side === x.side)
+      return {
+        exit: x.exit,
+        side: x.side,
+        predictedShare: x.share,
+        share: rows.length ? mine.length / rows.length : 0,
+        predictedMs: x.ms,
+        meanMs: mine.length ? mean(mine.map((r) => r.e2eMs)) : null
+      }
+    }),
     runId: s.runId
   }
 }
@@ -233,6 +246,16 @@ export function formatPolicyComparison(r: PolicyComparison): string {
     )
   }
   for (const f of r.failures) lines.push(`| ${f.linkKbps} | ${f.latencyMs} | ${f.strategy}: failed — ${f.error} | | | | | | | | |`)
+  const mixtures = r.runs.filter((x) => x.byExit.length)
+  if (mixtures.length) {
+    lines.push('', "Policies' mixtures, predicted against measured (share of frames, mean ms, per exit and side):", '')
+    for (const x of mixtures)
+      lines.push(
+        `- ${x.linkKbps} kbps, ${x.latencyMs} ms: ${x.byExit
+          .map((b) => `exit ${b.exit} ${b.side} ${pct(b.predictedShare)} / ${pct(b.share)}, ${f1(b.predictedMs)} / ${f1(b.meanMs)} ms`)
+          .join('; ')}`
+      )
+  }
   const c = r.checks
   const spread = (xs: number[]) => (xs.length ? `median ${pct(median(xs))}, max ${pct(Math.max(...xs))} (${xs.length} points)` : '–')
   lines.push(

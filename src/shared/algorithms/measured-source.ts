@@ -4,26 +4,49 @@ import type { Layer, Manifest } from '../contracts/manifest.js'
 import type { LayerLatencySource } from './planner.js'
 
 /**
- * A latency source from two measured tables. Single-layer slices each pay a session's fixed cost
- * and lose Conv+ReLU fusion, so their sum overstates a fused segment; each side's layer times are
- * scaled by that side's fused/sum ratio of the deepest exit (one factor per side).
+ * A latency source from two measured tables. Single-layer slices each pay a session's fixed cost `c`
+ * (and lose Conv+ReLU fusion), so their sum overstates a fused segment: an exit run as one session
+ * took F = Σ s − (n − 1)·c over its n layers' slices s. `c` is fitted per side by least squares over
+ * every exit's fused run (one exit: exactly), within [0, the smallest slice]; a layer is then its
+ * slice less `c`, and every segment pays `c` once — so a plan that runs its device share as several
+ * sessions (a confidence-exit policy's trunk pieces and heads) pays it for each. Where the fit
+ * leaves a residual, the layers are scaled by the deepest exit's fused / predicted ratio (one factor
+ * per side), so that exit stays exact.
  */
 export function measuredSource(manifest: Manifest, device: LayerTable, edge: LayerTable): LayerLatencySource {
-  const last = manifest.exits[manifest.exits.length - 1]!
-  const scale = (t: LayerTable): number => {
-    const sum = last.layers.reduce((a, id) => a + (t.layerMs[id] ?? 0), 0)
-    const fused = t.exitFusedMs[String(last.exit)]
-    return fused && sum > 0 ? Math.min(1, fused / sum) : 1
-  }
-  const k = { device: scale(device), edge: scale(edge) }
-  const get = (t: LayerTable, l: Layer): number => {
-    const v = t.layerMs[l.id]
-    if (v === undefined) throw new Error(`no measured latency for layer ${l.id}`)
+  const get = (t: LayerTable, id: string): number => {
+    const v = t.layerMs[id]
+    if (v === undefined) throw new Error(`no measured latency for layer ${id}`)
     return v
   }
+  const fitSide = (t: LayerTable): { c: number; k: number } => {
+    let num = 0
+    let den = 0
+    let smallest = Infinity
+    for (const e of manifest.exits) {
+      const fused = t.exitFusedMs[String(e.exit)]
+      if (fused === undefined) continue
+      const sum = e.layers.reduce((a, id) => a + get(t, id), 0)
+      for (const id of e.layers) smallest = Math.min(smallest, get(t, id))
+      const n1 = e.layers.length - 1
+      num += n1 * (sum - fused)
+      den += n1 * n1
+    }
+    const c = den > 0 ? Math.min(Math.max(0, num / den), Number.isFinite(smallest) ? smallest : 0) : 0
+    const last = manifest.exits[manifest.exits.length - 1]!
+    const fused = t.exitFusedMs[String(last.exit)]
+    const composed = last.layers.reduce((a, id) => a + get(t, id) - c, 0)
+    const k = fused !== undefined && composed > 0 ? Math.min(1, Math.max(0, (fused - c) / composed)) : 1
+    return { c, k }
+  }
+  const f = { device: fitSide(device), edge: fitSide(edge) }
   return {
     id: `measured(device ${device.reps} reps, edge ${edge.reps} reps)`,
     overheadMs: 0,
-    layerMs: (side, layer) => (side === 'device' ? get(device, layer) * k.device : get(edge, layer) * k.edge)
+    layerMs: (side, layer: Layer) => {
+      const s = f[side]
+      return Math.max(0, get(side === 'device' ? device : edge, layer.id) - s.c) * s.k
+    },
+    segmentMs: (side, composedMs) => composedMs + f[side].c
   }
 }

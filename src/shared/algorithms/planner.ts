@@ -628,7 +628,7 @@ export function plan(table: CostTable, cond: Conditions, mode: PlannerMode = 'ed
 /** Every (exit, deviceLayers) with its breakdown, by exit then deviceLayers. */
 export function allCandidates(table: CostTable, cond: Conditions, mode: PlannerMode = 'edgent'): Plan[] {
   checkConditions(cond)
-  return table.exits.flatMap((g) => g.map((c) => toPlan(table, mode, c, cond)))
+  return [...table.exits, ...(mode === 'edgent' ? (table.policies ?? []) : [])].flatMap((g) => g.map((c) => toPlan(table, mode, c, cond)))
 }
 
 export interface MapInterval {

@@ -431,6 +431,35 @@ export interface InferRow {
   stages?: Stages
 }
 
+/** A change of a device's exit thresholds by its audits. */
+export interface AuditChangeView {
+  at: string
+  /** Audited frames in the window when it was made. */
+  frames: number
+  from: (number | null)[]
+  to: (number | null)[]
+  /** Disagreement with the final exit on the window, under the old and the new thresholds. */
+  before: number
+  after: number
+}
+
+/** A device's confidence-exit policies: whether its plans may use them, why not, and its audits. */
+export interface ExitPoliciesView {
+  agent: string
+  enabled: boolean
+  /** Why its plans cannot use policies now (the model has none measured, the agent predates them…); null: they can. */
+  unavailable: string | null
+  /** Share of frames audited, the disagreement bound, whether audits move the thresholds. */
+  auditShare: number
+  bound: number
+  tune: boolean
+  /** Audited frames in the window, and the thresholds' disagreement with the final exit on it. */
+  frames: number
+  disagreement: number | null
+  thresholds: (number | null)[] | null
+  changes: AuditChangeView[]
+}
+
 export interface InferSummary {
   runId: string
   agentId: string
@@ -462,6 +491,8 @@ export interface InferSummary {
   tail: TailModel | null
   /** The measured end-to-end latency at `percentile`, ms (null without one). */
   percentileMs: number | null
+  /** Under a confidence-exit policy: where this batch's frames left (exit and side), their share and mean latency. */
+  leftAt?: { exit: number; side: 'device' | 'edge'; share: number; meanMs: number }[]
   p50Ms: number
   p95Ms: number
   accuracy: number | null
@@ -724,6 +755,11 @@ export interface ConsoleMethods {
   modelJobs: { args: Record<string, never>; result: ModelJobView[] }
   /** Cancels a running model job (it stops at its next frame or epoch; nothing is written). */
   modelJobCancel: { args: { job: string }; result: ModelJobView }
+  /** A device's confidence-exit policies and audits (issue 31): set what is given, and the view. */
+  exitPolicies: {
+    args: { agent: string; enabled?: boolean; auditShare?: number; bound?: number; tune?: boolean }
+    result: ExitPoliciesView
+  }
 }
 
 export type MethodName = keyof ConsoleMethods
@@ -762,6 +798,7 @@ export const METHOD_NAMES = [
   'modelExitsAdd',
   'modelJobs',
   'modelJobCancel',
+  'exitPolicies',
   'settings',
   'settingsUpdate'
 ] as const satisfies readonly MethodName[]

@@ -30,6 +30,8 @@ export async function startConsole(over: Partial<ConsoleOptions> = {}): Promise<
     mqttPort: 0,
     profileReps: 2,
     probeIntervalMs: 0,
+    // the tests of static planning say so; the confidence exits' own tests turn policies on
+    policies: false,
     log: pino({ level: 'debug' }, pino.destination({ dest: logPath, sync: true })),
     ...over
   })

@@ -70,6 +70,7 @@ const INVALID: Record<MethodName, unknown> = {
   modelExitsAdd: { model: 'camera', images: '../x', labels: 'y' },
   modelJobs: { extra: 1 },
   modelJobCancel: { job: 7 },
+  exitPolicies: { agent: 'pi-1', auditShare: 2 },
   settings: { reset: true },
   settingsUpdate: { settings: { mqttPort: 70000 } }
 }

@@ -47,6 +47,7 @@ export function registerDevices(program: Command, io: Io): void {
       nonNegative,
       DEFAULT_MAX_CODEC_DROP_PTS
     )
+    .option('--no-policies', "plan over static exits only (the paper's Edgent): no confidence-exit policies unless turned on per device")
     .option(
       '--max-upload-mb <n>',
       'the largest file the console accepts by upload (a model imported from the Models page), MiB',

@@ -25,6 +25,7 @@ export function registerPlan(program: Command, io: Io): void {
       codecsArg
     )
     .option('--max-codec-drop <points>', 'the largest accuracy drop a lossy codec may cost, percentage points', nonNegative, DEFAULT_MAX_CODEC_DROP_PTS)
+    .option('--policies', "also offer the model's confidence-exit policies (edgent model policies; mode edgent)")
     .option('--map', 'print the configuration map over a bandwidth range instead of one plan')
     .option('--from-kbps <kbps>', 'map: lowest uplink bandwidth', positive)
     .option('--to-kbps <kbps>', 'map: highest uplink bandwidth', positive)

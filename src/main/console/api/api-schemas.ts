@@ -156,6 +156,15 @@ export const API_SCHEMAS = {
     .strict(),
   modelJobs: none,
   modelJobCancel: z.object({ job: z.string().min(1).max(64) }).strict(),
+  exitPolicies: z
+    .object({
+      agent,
+      enabled: z.boolean().optional(),
+      auditShare: z.number().min(0).max(1).optional(),
+      bound: z.number().gt(0).lt(1).optional(),
+      tune: z.boolean().optional()
+    })
+    .strict(),
   exportCalibration: z
     .object({
       format: z.enum(['json', 'csv']).default('json'),

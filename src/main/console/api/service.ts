@@ -425,6 +425,10 @@ export class ConsoleService {
     return this.core.modelJobs.cancel(a.job)
   }
 
+  exitPolicies(a: ArgsOf<'exitPolicies'>): ResultOf<'exitPolicies'> {
+    return this.core.exitPolicies(a)
+  }
+
   transfers(): ResultOf<'transfers'> {
     return this.core.distribution.transfers()
   }

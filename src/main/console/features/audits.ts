@@ -12,6 +12,7 @@ import { THRESHOLD_GRID } from '../../../shared/algorithms/confidence.js'
 import type { HeadOutcome } from '../../../shared/algorithms/exit-paths.js'
 import { exitPath, layerMacs } from '../../../shared/contracts/manifest.js'
 import { UserError } from '../../../shared/errors.js'
+import type { AuditChangeView } from '../../../shared/contracts/console-api.js'
 import type { Emit } from '../api/events.js'
 import type { LatencySources } from './latency-sources.js'
 import type { Planning } from './planning.js'
@@ -29,15 +30,7 @@ export interface AuditSettings {
   tune: boolean
 }
 
-export interface AuditChange {
-  at: string
-  frames: number
-  from: (number | null)[]
-  to: (number | null)[]
-  /** Disagreement on the window before and after (under the new thresholds). */
-  before: number
-  after: number
-}
+export type AuditChange = AuditChangeView
 
 export interface AuditView extends AuditSettings {
   model: string | null

@@ -113,6 +113,23 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? quantileSorted(sorted, q) : NaN
 }
 
+/** Where a policy's frames left: per exit and side, their share of the rows and their mean latency. */
+function leftAt(rows: readonly InferRow[]): NonNullable<InferSummary['leftAt']> {
+  const groups = new Map<string, InferRow[]>()
+  for (const r of rows) {
+    const k = `${r.exit}/${r.side ?? 'edge'}`
+    groups.set(k, [...(groups.get(k) ?? []), r])
+  }
+  return [...groups.values()]
+    .map((g) => ({
+      exit: g[0]!.exit,
+      side: g[0]!.side ?? ('edge' as const),
+      share: g.length / rows.length,
+      meanMs: g.reduce((a, r) => a + r.e2eMs, 0) / g.length
+    }))
+    .sort((a, b) => a.exit - b.exit || a.side.localeCompare(b.side))
+}
+
 /** The shape of an exit's scores (its last layer's output). */
 function exitOutputShape(m: ReturnType<Models['get']>['manifest'], exit: number): readonly number[] {
   const e = getExit(m, exit)
@@ -499,6 +516,7 @@ export class CoInference {
         percentile: percentile ?? null,
         tail,
         percentileMs: percentile !== undefined && e2e.length ? quantile(e2e, percentile / 100) : null,
+        ...(first.policy ? { leftAt: leftAt(rows) } : {}),
         p50Ms: quantile(e2e, 0.5),
         p95Ms: quantile(e2e, 0.95),
         accuracy: labelled.length ? labelled.filter((r) => r.correct).length / labelled.length : null,

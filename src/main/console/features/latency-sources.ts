@@ -29,6 +29,7 @@ import {
   type LayerLatencySource,
   type PolicyOptions
 } from '../../../shared/algorithms/planner.js'
+import { policiesUnavailable } from '../../../shared/algorithms/policy-plans.js'
 import type { PredictorTable } from '../../calibration/plans.js'
 import type { OrtExecutor } from '../../runtime/executor.js'
 import { measureLayers } from '../../runtime/layer-timer.js'
@@ -51,6 +52,8 @@ export interface LatencySourcesDeps {
   hello?(agentId: string): Hello | null | undefined
   /** The largest accuracy drop a lossy codec may cost, percentage points (default 0.5). */
   maxCodecDropPts?: number
+  /** Whether devices' plans may use confidence-exit policies unless set per device (default true). */
+  policies?: boolean
 }
 
 /** A device's current profile as read for its served model, and why it cannot plan (null: it can). */
@@ -81,8 +84,9 @@ export class LatencySources {
   private readonly edge = new Map<string, LayerTable>()
   private readonly timingEdge = new Map<string, Promise<LayerTable>>()
   private readonly listeners = new Set<(agentId: string) => void>()
-  /** Per device: its policy options, or false (static plans only); absent: policies with the defaults. */
-  private readonly policySettings = new Map<string, PolicyOptions | false>()
+  /** Per device: its policy options, and whether policies are on for it (absent: the console's default). */
+  private readonly policySettings = new Map<string, PolicyOptions>()
+  private readonly policyEnabled = new Map<string, boolean>()
   private edgeDecodeNs: Record<Codec, number> | null = null
   /** The largest accuracy drop a lossy codec may cost a plan, percentage points. */
   maxCodecDropPts: number
@@ -291,27 +295,36 @@ export class LatencySources {
     return buildCostTable(m, wrap ? wrap(source) : source, this.deps.maxUploadBytes, this.codecOptions(agentId), this.policyOptions(agentId))
   }
 
-  /**
-   * Whether a device's plans may be confidence-exit policies (its agent runs them), and how: audits
-   * and the accuracy tolerance are set per device (setPolicyOptions); absent: static plans only.
-   */
-  policyOptions(agentId: string): PolicyOptions | undefined {
-    if (!this.deps.hello?.(agentId)?.policies) return undefined
-    const o = this.policySettings.get(agentId)
-    return o === false ? undefined : (o ?? {})
+  /** Whether a device's plans may use confidence-exit policies (the user's choice, else the console's default). */
+  policiesOn(agentId: string): boolean {
+    return this.policyEnabled.get(agentId) ?? this.deps.policies ?? true
   }
 
-  /** Changes a device's policy options (not when policies are off for it), for the plans made after. */
+  /** Why a device's plans cannot use policies now, or null. */
+  policiesUnavailable(agentId: string): string | null {
+    if (!this.deps.hello?.(agentId)?.policies) return `agent ${agentId} does not run confidence-exit policies (an agent from before them: update it)`
+    return policiesUnavailable(this.modelOf(agentId).manifest)
+  }
+
+  /**
+   * How a device's plans may use confidence-exit policies (audits, tuned thresholds, tolerance);
+   * undefined: static plans only (policies off for it, or its agent does not run them).
+   */
+  policyOptions(agentId: string): PolicyOptions | undefined {
+    if (!this.policiesOn(agentId) || !this.deps.hello?.(agentId)?.policies) return undefined
+    return this.policySettings.get(agentId) ?? {}
+  }
+
+  /** Changes a device's policy options (whether or not policies are on for it), for the plans made after. */
   updatePolicyOptions(agentId: string, patch: (o: PolicyOptions) => PolicyOptions): void {
-    const cur = this.policySettings.get(agentId)
-    if (cur === false) return
-    this.policySettings.set(agentId, patch(cur ?? {}))
+    this.policySettings.set(agentId, patch(this.policySettings.get(agentId) ?? {}))
     this.notify(agentId)
   }
 
-  /** Sets a device's policy options (null: no policies for it), for the plans made after. */
+  /** Turns a device's policies on with these options, or off (null), for the plans made after. */
   setPolicyOptions(agentId: string, o: PolicyOptions | null): void {
-    this.policySettings.set(agentId, o ?? false)
+    this.policyEnabled.set(agentId, o !== null)
+    if (o) this.policySettings.set(agentId, o)
     this.notify(agentId)
   }
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Area, CartesianGrid, ComposedChart, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts'
-import type { BandwidthPoint, DeviceView, InferenceSource, InferencePoint, InferSummary } from '../../../shared/contracts/console-api'
+import type { BandwidthPoint, DeviceView, ExitPoliciesView, InferenceSource, InferencePoint, InferSummary } from '../../../shared/contracts/console-api'
 import { parseAll, parseNumber } from '../fields'
 import { Card, Empty, ErrorBox, Loading, RowForm, Stat, StaleCalibration, fmtKbps, fmtMs, fmtPct, kbpsUnit, LEGEND_ROOM, TOP_LEGEND } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
@@ -32,6 +32,24 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   const [source, setSource] = useState<InferenceSource>('user')
   const [running, setRunning] = useState<{ done: number; total: number } | null>(null)
   const [summary, setSummary] = useState<InferSummary | null>(null)
+  // Confidence exits (issue 31): whether this device's plans may use the model's policies, and its audits.
+  const [policies, setPolicies] = useState<ExitPoliciesView | null>(null)
+  useEffect(() => {
+    // read again after every batch (its audits may have moved the thresholds)
+    if (!agent || summary === undefined) return
+    let alive = true
+    api.exitPolicies({ agent }).then(
+      (v) => alive && setPolicies(v),
+      () => undefined
+    )
+    return () => {
+      alive = false
+    }
+  }, [agent, api, summary])
+  const togglePolicies = (enabled: boolean) => {
+    if (!agent) return
+    api.exitPolicies({ agent, enabled }).then(setPolicies, (err: unknown) => setError(errorMessage(err)))
+  }
   const stop = useRef(false)
   const lastId = useRef(0)
   const fetching = useRef(false)
@@ -263,6 +281,20 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
             />
           </label>
           <TagsNoteFields tags={tagsText} note={noteText} onTags={setTagsText} onNote={setNoteText} what="run" testIdPrefix="live" />
+          <label
+            title={
+              policies?.unavailable ?? "Frames leave at the first exit confident enough (the model's measured policies); audited frames run to the final exit"
+            }
+          >
+            Exits on confidence
+            <input
+              type="checkbox"
+              checked={!!policies?.enabled}
+              disabled={!policies}
+              onChange={(e) => togglePolicies(e.target.checked)}
+              data-testid="live-policies"
+            />
+          </label>
           <label>
             Model
             <select value={allModels ? 'all' : 'current'} onChange={(e) => setAllModels(e.target.value === 'all')} data-testid="live-models">
@@ -323,7 +355,17 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
               testId="live-percentile-predicted"
             />
           ) : null}
-          <Stat label="current plan" value={last ? `exit ${last.exit}, ${last.deviceLayers} on device` : '—'} testId="live-plan" />
+          <Stat
+            label="current plan"
+            value={
+              summary?.plan.policy !== undefined
+                ? `policy ${summary.plan.policy} (exits on confidence, final exit ${summary.plan.exit}), ${summary.plan.deviceLayers} on device`
+                : last
+                  ? `exit ${last.exit}, ${last.deviceLayers} on device`
+                  : '—'
+            }
+            testId="live-plan"
+          />
           {summary?.stagesMedianMs ? (
             <Stat
               label="edge wait / hand-offs / messaging (last batch, medians)"
@@ -345,6 +387,7 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
           />
         </div>
       </Card>
+      {summary?.leftAt && summary.plan.mixture ? <WhereFramesLeft summary={summary} audits={policies} /> : null}
       <Card title="Timeline: end-to-end latency and its breakdown" testId="live-timeline">
         {rows === null && !error ? (
           <Loading what="stored inferences" />
@@ -418,5 +461,66 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
       </Card>
       <RunsCard agent={agent} />
     </>
+  )
+}
+
+/** A policy batch: where its frames left (exit, side), predicted against measured, and each share's latency. */
+function WhereFramesLeft({ summary, audits }: { summary: InferSummary; audits: ExitPoliciesView | null }): React.JSX.Element {
+  const mixture = summary.plan.mixture ?? []
+  const left = summary.leftAt ?? []
+  const keys = [...new Set([...mixture, ...left].map((x) => `${x.exit}/${x.side}`))]
+  return (
+    <Card title="Where frames left (last batch): predicted mixture against measured" testId="live-left">
+      <table className="table">
+        <thead>
+          <tr>
+            <th>exit</th>
+            <th>side</th>
+            <th>share predicted / measured</th>
+            <th>latency predicted / measured mean</th>
+          </tr>
+        </thead>
+        <tbody>
+          {keys.map((k) => {
+            const p = mixture.find((x) => `${x.exit}/${x.side}` === k)
+            const m = left.find((x) => `${x.exit}/${x.side}` === k)
+            const [exit, side] = k.split('/')
+            return (
+              <tr key={k} data-testid="live-left-row">
+                <td>{exit}</td>
+                <td>{side}</td>
+                <td>
+                  {p ? fmtPct(p.share) : '—'} / {m ? fmtPct(m.share) : '—'}
+                </td>
+                <td>
+                  {p ? fmtMs(p.ms) : '—'} / {m ? fmtMs(m.meanMs) : '—'} ms
+                </td>
+              </tr>
+            )
+          })}
+        </tbody>
+      </table>
+      <p className="muted">
+        The typical latency is the mixture's mean: predicted {fmtMs(summary.plan.predictedMs)} ms
+        {summary.plan.predictedPercentileMs !== undefined ? `, p${summary.percentile} ${fmtMs(summary.plan.predictedPercentileMs)} ms` : ''}; audited frames run
+        to the final exit.
+      </p>
+      {audits ? (
+        <p className="muted" data-testid="live-audits">
+          Audits: {fmtPct(audits.auditShare)} of frames, bound {fmtPct(audits.bound)} disagreement with the final exit
+          {audits.disagreement !== null ? `, now ${fmtPct(audits.disagreement)} on ${audits.frames} audited frames` : ''}
+          {audits.changes.length
+            ? `; thresholds moved ${audits.changes.length} time${audits.changes.length === 1 ? '' : 's'}, last ${audits.changes
+                .at(-1)!
+                .from.map((t) => t ?? '–')
+                .join('/')} → ${audits.changes
+                .at(-1)!
+                .to.map((t) => t ?? '–')
+                .join('/')}`
+            : ''}
+          .
+        </p>
+      ) : null}
+    </Card>
   )
 }

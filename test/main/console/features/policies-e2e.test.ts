@@ -54,7 +54,7 @@ describe('confidence exits across a real agent and console', () => {
 
   beforeAll(async () => {
     expect(branches[2]!.branchAt).toBeGreaterThan(cut)
-    core = await startConsole({ modelDir: dir })
+    core = await startConsole({ modelDir: dir, policies: true })
     token = core.pair('pi-p').token
     agent = spawnAgent(`mqtt://127.0.0.1:${core.mqttPort}`, 'pi-p', token)
     await waitFor('pi-p online', () => deviceState(core, 'pi-p') === 'online')
