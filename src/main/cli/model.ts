@@ -130,7 +130,7 @@ export function formatDecisions(r: DecisionReport, manifest?: Manifest): string 
   const cell = (g: DecisionCell): string => {
     const where = g.deviceLayers === 0 ? 'edge' : g.deviceLayers === g.layers ? 'device' : `split ${g.deviceLayers}/${g.layers}`
     const codec = g.deviceLayers < g.layers && g.codec !== 'f32' ? ` ${g.codec}` : ''
-    return `e${g.exit} ${where}${codec}${g.feasible ? '' : ' (miss)'}`
+    return `${g.policy !== undefined ? `P${g.policy}→` : ''}e${g.exit} ${where}${codec}${g.feasible ? '' : ' (miss)'}`
   }
   const withCodecs = r.codecs.length > 1
   const lossy = r.codecs.filter((c) => c !== 'f32' && c !== 'u8')

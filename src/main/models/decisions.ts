@@ -23,12 +23,16 @@ export interface DecisionOptions {
   codecs?: Codec[]
   /** The largest accuracy drop a lossy codec may cost, points (default 0.5). */
   maxCodecDropPts?: number
+  /** Also offer the model's confidence-exit policies. */
+  policies?: boolean
   json?: boolean
 }
 
 export type DecisionCell = Pick<Plan, 'exit' | 'deviceLayers' | 'layers' | 'codec' | 'feasible' | 'predictedMs' | 'accuracy'> & {
   latencyMs: number
   uplinkKbps: number
+  /** The confidence-exit policy chosen (its index), when one is. */
+  policy?: number
 }
 export interface DecisionSummary {
   edgeOnly: number
@@ -101,7 +105,14 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
     // codec costs measured once, for every table below
     const offered = offlineCodecOptions(codecs, opts.maxCodecDropPts, opts.deviceFactor)
     const decide = (set: Codec[]): { grid: DecisionCell[]; summary: DecisionSummary } => {
-      const costs = buildCostTable(manifest, source, Infinity, offered && set.length > 1 ? { ...offered, codecs: set } : undefined)
+      const costs = buildCostTable(
+        manifest,
+        source,
+        Infinity,
+        offered && set.length > 1 ? { ...offered, codecs: set } : undefined,
+        opts.policies ? {} : undefined
+      )
+      if (costs.policyNote) notes.add(`policies: ${costs.policyNote}`)
       for (const n of costs.codecNotes ?? []) notes.add(n)
       const grid: DecisionCell[] = []
       for (const latencyMs of opts.latenciesMs) {
@@ -116,7 +127,8 @@ export async function decisionTable(opts: DecisionOptions, progress: Progress = 
             codec: p.codec,
             feasible: p.feasible,
             predictedMs: p.predictedMs,
-            accuracy: p.accuracy
+            accuracy: p.accuracy,
+            ...(p.policy ? { policy: p.policy.index } : {})
           })
         }
       }

@@ -182,12 +182,14 @@ export function registerModel(program: Command, io: Io): void {
     .option('--reps <n>', 'timed repetitions per layer (median)', positiveInt, 15)
     .option('--codecs <list|all>', `what the device may send besides f32 (${CODECS.join(', ')}, or all): a table per codec and one with all`, codecsArg)
     .option('--max-codec-drop <points>', 'the largest accuracy drop a lossy codec may cost, percentage points', nonNegative, DEFAULT_MAX_CODEC_DROP_PTS)
+    .option('--policies', "also offer the model's confidence-exit policies (edgent model policies)")
     .addOption(dataDirOption())
     .option('--json', 'machine-readable output')
     .action(
       async (raw: {
         model: string
         dataDir: string
+        policies?: boolean
         deviceFactor: number
         bandwidthsKbps: number[]
         latenciesMs: number[]
