@@ -232,6 +232,18 @@ export class InferencePipeline {
     let deviceHandoffMs = 0
     let audit = false
     let heads: HeadOutcome[] | undefined
+    /** What every frame of this inference says of itself (an activation, or a report of where it left). */
+    const frameHeader = (deviceMs: number) => ({
+      requestId,
+      planId: plan.planId,
+      model: plan.model,
+      exit: plan.exit,
+      deviceLayers: plan.deviceLayers,
+      ...(sample !== null ? { sample } : {}),
+      ...(label !== null ? { label } : {}),
+      deviceMs,
+      sentAt: Date.now()
+    })
     if (plan.policy) {
       audit = this.auditNext(plan.policy.auditShare)
       const d = await this.devicePolicy(plan, h, x, audit)
@@ -242,15 +254,7 @@ export class InferencePipeline {
         const e2eMs = performance.now() - t0
         const report = encodeFrame(
           {
-            requestId,
-            planId: plan.planId,
-            model: plan.model,
-            exit: plan.exit,
-            deviceLayers: plan.deviceLayers,
-            ...(sample !== null ? { sample } : {}),
-            ...(label !== null ? { label } : {}),
-            deviceMs,
-            sentAt: Date.now(),
+            ...frameHeader(deviceMs),
             left: { exit: d.left.exit, confidence: d.left.confidence },
             // an audited frame that ran to the final exit on the device: what every exit said
             ...(audit ? { audit: true, heads: d.heads } : {})
@@ -278,15 +282,7 @@ export class InferencePipeline {
     const encoding = performance.now()
     const frame = encodeFrame(
       {
-        requestId,
-        planId: plan.planId,
-        model: plan.model,
-        exit: plan.exit,
-        deviceLayers: plan.deviceLayers,
-        ...(sample !== null ? { sample } : {}),
-        ...(label !== null ? { label } : {}),
-        deviceMs,
-        sentAt: Date.now(),
+        ...frameHeader(deviceMs),
         ...(this.transferKbps ? { uplinkSampleKbps: this.transferKbps } : {}),
         ...(audit ? { audit: true, heads: heads ?? [] } : {})
       },

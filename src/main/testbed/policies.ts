@@ -11,7 +11,6 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { mean, median, quantileSorted } from 'simple-statistics'
-import { probeBytes } from '../../shared/algorithms/bandwidth.js'
 import { UserError, errorMessage } from '../../shared/errors.js'
 import type { InferSummary } from '../../shared/contracts/console-api.js'
 import { openTestbed } from './testbed.js'
@@ -91,7 +90,7 @@ export async function runPolicyComparison(o: PolicyComparisonOptions): Promise<P
   if (!Number.isInteger(o.frames) || o.frames < 10) throw new UserError(`--frames must be an integer ≥ 10, got ${o.frames}`)
   const startedAt = new Date().toISOString()
   const tb = await openTestbed(o, 'edgent-testbed-policies-')
-  const { core: c, ns, id, check } = tb
+  const { core: c, id, check } = tb
   try {
     const m = c.model
     if (!m.confidence?.policies.length) throw new UserError(`model ${m.id} has no measured policies: run edgent model policies on it first`)
@@ -104,10 +103,7 @@ export async function runPolicyComparison(o: PolicyComparisonOptions): Promise<P
     let done = 0
     for (const kbps of o.bandwidthsKbps) {
       check()
-      ns.shapeUplink(kbps)
-      ns.shapeDownlink(kbps)
-      let est = 0
-      for (let i = 0; i < 3; i++) est = await c.monitor.probeUplink(id, probeBytes(kbps))
+      const est = await tb.setLink(kbps)
       estimates.push({ linkKbps: kbps, uplinkEstimateKbps: est })
       for (const latencyMs of o.latenciesMs) {
         for (const strategy of ['static', 'policies'] as const) {

@@ -179,6 +179,8 @@ export interface OpenTestbed {
   ns: AgentNetns
   id: string
   check(): void
+  /** Shapes the link both ways to `kbps` and returns the console's estimate after three probes. */
+  setLink(kbps: number): Promise<number>
   close(): Promise<void>
 }
 
@@ -237,7 +239,16 @@ export async function openTestbed(
     if (o.cpu === 'cgroup' && !(agent.emulation['cpu'] as { method?: string }).method?.startsWith('cgroup')) {
       throw new UserError('could not put the agent in a cgroup with a CPU quota (is /sys/fs/cgroup/cpu writable?); --cpu slowdown works without it')
     }
-    return { core: c, agent, ns, id, check, close }
+    // Edgent measures the bandwidth (it does not know the shaper's setting): three packet-train
+    // probes, each about a quarter second at the shaped rate.
+    const setLink = async (kbps: number) => {
+      ns.shapeUplink(kbps)
+      ns.shapeDownlink(kbps)
+      let estimate = 0
+      for (let i = 0; i < 3; i++) estimate = await c.monitor.probeUplink(id, probeBytes(kbps))
+      return estimate
+    }
+    return { core: c, agent, ns, id, check, setLink, close }
   } catch (err) {
     await close()
     throw err
@@ -264,12 +275,7 @@ export async function runTestbed(o: TestbedOptions): Promise<TestbedResult> {
     let done = 0
     for (const kbps of o.bandwidthsKbps) {
       check()
-      ns.shapeUplink(kbps)
-      ns.shapeDownlink(kbps)
-      // Edgent measures the bandwidth (it does not know the shaper's setting): three packet-train
-      // probes, each about a quarter second at the shaped rate.
-      let estimateKbps = 0
-      for (let i = 0; i < 3; i++) estimateKbps = await c.monitor.probeUplink(id, probeBytes(kbps))
+      const estimateKbps = await tb.setLink(kbps)
       estimates.push({ linkKbps: kbps, uplinkEstimateKbps: estimateKbps })
       // (timed again first, when a drift check dropped the device's table)
       await c.sources.deviceTable(id)
