@@ -38,6 +38,8 @@ export interface TailModel {
 
 export interface TailSample {
   planId: string
+  /** The exit that answered (a confidence-exit plan's frames leave at several: each is its own group). */
+  exit?: number
   deviceLayers: number
   deviceMs: number
   edgeMs: number
@@ -54,7 +56,12 @@ export function checkPercentile(p: number): void {
 export function measureTail(rows: readonly TailSample[], percentile: number): TailModel {
   checkPercentile(percentile)
   const byPlan = new Map<string, TailSample[]>()
-  for (const r of rows) if (r.e2eMs !== null && r.e2eMs > 0) byPlan.set(r.planId, [...(byPlan.get(r.planId) ?? []), r])
+  // per plan and exit: a policy's frames that left at different exits are different work, not dispersion
+  for (const r of rows) {
+    if (r.e2eMs === null || !(r.e2eMs > 0)) continue
+    const k = `${r.planId}/${r.exit ?? ''}`
+    byPlan.set(k, [...(byPlan.get(k) ?? []), r])
+  }
   const dev: number[] = []
   const edge: number[] = []
   const rest: number[] = []

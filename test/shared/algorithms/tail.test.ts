@@ -40,6 +40,18 @@ describe('tail-aware planning', () => {
     expect(mid.deviceFactor).toBeCloseTo(1, 1)
   })
 
+  it("measures a confidence-exit plan's frames per exit they left at: different work is not dispersion", () => {
+    // one policy plan: 60 frames leave at exit 1 after 10 ms on the device, 40 at exit 5 after 40 ms, each steady
+    const rows: TailSample[] = Array.from({ length: 100 }, (_, i) => {
+      const deep = i % 5 < 2
+      const deviceMs = (deep ? 40 : 10) * (1 + 0.01 * (i % 3))
+      return { planId: 'p', exit: deep ? 5 : 1, deviceLayers: 19, deviceMs, edgeMs: 0, e2eMs: deviceMs + 1 }
+    })
+    expect(measureTail(rows, 95).deviceFactor).toBeLessThan(1.05)
+    // read as one plan, the two exits would look like a 4× dispersion
+    expect(measureTail(rows.map(({ exit: _e, ...r }) => r), 95).deviceFactor).toBeGreaterThan(3)
+  })
+
   it('says so and predicts the typical time when too few inferences measure the dispersion', () => {
     const rand = mulberry32(1)
     const few = [...runs('a', TAIL_MIN_SAMPLES - 1, 1, 1, 1, 0.5, rand), ...runs('b', 4, 1, 1, 1, 0.5, rand)]
