@@ -234,13 +234,16 @@ export async function inferCommand(o: {
   const t = s.tail
   return [
     `run ${s.runId}: ${s.completed}/${s.count} co-inferences on ${s.agentId} · requirement ${s.latencyMs} ms${at} · uplink ${Math.round(s.uplinkKbps)} kbps (${s.bandwidthSource})`,
-    `plan ${s.plan.planId}: exit ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.pinned ? (s.plan.feasible ? ' (pinned)' : ' (pinned; predicted over the requirement)') : s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
+    `plan ${s.plan.planId}: ${s.plan.policy !== undefined ? `policy ${s.plan.policy} (exits on confidence) to exit` : 'exit'} ${s.plan.exit}, ${s.plan.deviceLayers}/${s.plan.layers} layers on the device${s.plan.codec ? `, activation as ${s.plan.codec}` : ''}, predicted ${ms(s.plan.predictedMs)} ms${s.plan.predictedPercentileMs !== undefined ? ` typical, ${ms(s.plan.predictedPercentileMs)} ms${at}` : ''}${s.plan.pinned ? (s.plan.feasible ? ' (pinned)' : ' (pinned; predicted over the requirement)') : s.plan.feasible ? '' : ' (infeasible: fastest plan)'}${s.planChanges > 1 ? ` · ${s.planChanges - 1} plan change(s) during the run` : ''}`,
     t
       ? t.why
         ? `tail: ${t.why}`
         : `tail (measured over ${t.samples} inferences of ${t.plans} plans): device ×${t.deviceFactor.toFixed(2)}, edge ×${t.edgeFactor.toFixed(2)}, link and messaging +${ms(t.extraMs)} ms at p${t.percentile}`
       : '',
     `end-to-end p50 ${ms(s.p50Ms)} ms · p95 ${ms(s.p95Ms)} ms${s.percentileMs !== null && s.percentile !== 95 ? ` · p${s.percentile} ${ms(s.percentileMs)} ms` : ''} · requirement met ${pct(s.metShare)}${s.percentile !== null ? ` (target ${s.percentile} %)` : ''} · accuracy ${s.accuracy === null ? '—' : pct(s.accuracy)}${s.lost ? ` · ${s.lost} lost` : ''}`,
+    s.leftAt
+      ? `frames left at: ${s.leftAt.map((x) => `exit ${x.exit} (${x.side}) ${pct(x.share)}, mean ${ms(x.meanMs)} ms`).join('; ')}${s.plan.mixture ? ` — predicted ${s.plan.mixture.map((x) => `${pct(x.share)} at ${ms(x.ms)} ms`).join(', ')}` : ''}`
+      : '',
     s.prediction.mapeCorrected === null
       ? ''
       : `predicted vs measured end-to-end: MAPE ${pct(s.prediction.mapeCorrected)} as planned, ${pct(s.prediction.mapeUncorrected!)} without the online correction (learned so far: device ×${s.prediction.deviceFactor.toFixed(2)}, edge ×${s.prediction.edgeFactor.toFixed(2)}, overhead ${ms(s.prediction.overheadMs)} ms per inference)`,

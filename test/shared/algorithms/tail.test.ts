@@ -49,7 +49,12 @@ describe('tail-aware planning', () => {
     })
     expect(measureTail(rows, 95).deviceFactor).toBeLessThan(1.05)
     // read as one plan, the two exits would look like a 4× dispersion
-    expect(measureTail(rows.map(({ exit: _e, ...r }) => r), 95).deviceFactor).toBeGreaterThan(3)
+    expect(
+      measureTail(
+        rows.map(({ exit: _e, ...r }) => r),
+        95
+      ).deviceFactor
+    ).toBeGreaterThan(3)
   })
 
   it('says so and predicts the typical time when too few inferences measure the dispersion', () => {
