@@ -75,7 +75,20 @@ function Figures(props: { table: CostTable; latencyMs: number; uplinkKbps: numbe
     <>
       <Card title="The plan at these conditions" testId="plan-card">
         <div className="stats" data-testid="plan-choice" data-exit={chosen.exit} data-device-layers={chosen.deviceLayers} data-codec={chosen.codec}>
-          <Stat label="exit" value={`${chosen.exit} of ${table.exits.length}`} testId="plan-exit" />
+          <Stat
+            label={chosen.policy ? 'exits on confidence' : 'exit'}
+            value={
+              chosen.policy
+                ? `policy ${chosen.policy.index}: ${chosen.policy.mixture.map((x) => `${fmtPct(x.share, 0)} at exit ${x.exit} (${x.side})`).join(', ')}`
+                : `${chosen.exit} of ${table.exits.length}`
+            }
+            title={
+              chosen.policy
+                ? `thresholds ${chosen.policy.thresholds.map((t) => t ?? '–').join(' / ')}: a frame leaves at the first exit this confident`
+                : undefined
+            }
+            testId="plan-exit"
+          />
           <Stat
             label="partition"
             value={
