@@ -96,6 +96,10 @@ export async function runPolicyComparison(o: PolicyComparisonOptions): Promise<P
     if (!m.confidence?.policies.length) throw new UserError(`model ${m.id} has no measured policies: run edgent model policies on it first`)
     o.progress?.(0, 1, 'calibrating (every layer on the device and the edge)')
     await c.sources.deviceTable(id)
+    /** Up to 3 minutes for a device that dropped off a saturated link to come back. */
+    const waitOnline = async () => {
+      for (let i = 0; i < 1800 && c.devices().find((d) => d.id === id)?.state !== 'online'; i++) await new Promise((r) => setTimeout(r, 100))
+    }
     const runs: PolicyRun[] = []
     const failures: PolicyComparison['failures'] = []
     const estimates: PolicyComparison['estimates'] = []
@@ -103,7 +107,18 @@ export async function runPolicyComparison(o: PolicyComparisonOptions): Promise<P
     let done = 0
     for (const kbps of o.bandwidthsKbps) {
       check()
-      const est = await tb.setLink(kbps)
+      let est: number
+      try {
+        est = await tb.setLink(kbps)
+      } catch (err) {
+        // the device unreachable at this rate: its points are reported as failed, the sweep goes on
+        for (const latencyMs of o.latenciesMs)
+          for (const strategy of ['static', 'policies'] as const)
+            failures.push({ linkKbps: kbps, latencyMs, strategy, error: `probing the link: ${errorMessage(err)}` })
+        done += 2 * o.latenciesMs.length
+        await waitOnline()
+        continue
+      }
       estimates.push({ linkKbps: kbps, uplinkEstimateKbps: est })
       for (const latencyMs of o.latenciesMs) {
         for (const strategy of ['static', 'policies'] as const) {
@@ -119,7 +134,7 @@ export async function runPolicyComparison(o: PolicyComparisonOptions): Promise<P
             // a run that failed (the device dropped off a saturated link, say) is reported, and the sweep goes on
             o.log.warn({ kbps, latencyMs, strategy, err: errorMessage(err) }, 'testbed run failed')
             failures.push({ linkKbps: kbps, latencyMs, strategy, error: errorMessage(err) })
-            for (let i = 0; i < 600 && c.devices().find((d) => d.id === id)?.state !== 'online'; i++) await new Promise((r) => setTimeout(r, 100))
+            await waitOnline()
           }
           done++
         }
