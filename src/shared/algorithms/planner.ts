@@ -262,10 +262,26 @@ export function buildCostTable(
 function segmentCostOf(m: Manifest, profile: LayerLatencySource) {
   const paths = new Map(m.exits.map((e) => [e.exit, exitPath(m, e.exit)]))
   const inElements = product(m.input.shape)
+  // each layer's and junction's time, per exit and side, computed once (a profile's regressions are not free)
+  const times = new Map<string, { layer: number[]; junction: number[] }>()
+  const timesOf = (side: Side, exit: number) => {
+    const key = `${side}/${exit}`
+    let t = times.get(key)
+    if (!t) {
+      const path = paths.get(exit)!
+      t = {
+        layer: path.map((l) => profile.layerMs(side, l)),
+        junction: path.slice(0, -1).map((l, j) => profile.junctionMs?.(side, l, path[j + 1]!) ?? 0)
+      }
+      times.set(key, t)
+    }
+    return t
+  }
   return (side: Side, exit: number, from: number, to: number, idleMs: number, sends: boolean): number => {
     const path = paths.get(exit)!
+    const t = timesOf(side, exit)
     let ms = 0
-    for (let j = from; j < to; j++) ms += profile.layerMs(side, path[j]!) + (j + 1 < to ? (profile.junctionMs?.(side, path[j]!, path[j + 1]!) ?? 0) : 0)
+    for (let j = from; j < to; j++) ms += t.layer[j]! + (j + 1 < to ? t.junction[j]! : 0)
     const ctx = {
       inputElements: from === 0 ? inElements : product(path[from - 1]!.outputShape),
       outputElements: product(path[to - 1]!.outputShape),
@@ -276,7 +292,23 @@ function segmentCostOf(m: Manifest, profile: LayerLatencySource) {
   }
 }
 
-/** Every policy of the manifest at every cut of the final path (f32), each a mixture (policy-plans.ts). */
+/**
+ * The policies a table offers: of the manifest's Pareto set (dozens), per accuracy level they rank
+ * at, the POLICIES_PER_LEVEL that need the least compute — the planner takes the fastest of a level,
+ * and every policy it offers costs every map and replan a candidate per cut and codec (51 policies:
+ * 5,000 candidates, 0.3 s a map, which blocked the console's loop under load-aware replanning).
+ */
+function offeredPolicies(m: Manifest, o: PolicyOptions) {
+  const all = m.confidence!.policies.map((p, index) => ({ ...p, index, rank: rankAccuracy(m, p.accuracy, o.tolerancePts) }))
+  const levels = new Map<number, typeof all>()
+  for (const p of all) levels.set(p.rank, [...(levels.get(p.rank) ?? []), p])
+  return [...levels.values()].flatMap((g) => g.sort((a, b) => a.macs - b.macs).slice(0, POLICIES_PER_LEVEL)).sort((a, b) => a.index - b.index)
+}
+
+/** Policies a table offers per accuracy level (offeredPolicies). */
+export const POLICIES_PER_LEVEL = 2
+
+/** Every offered policy at every cut of the final path (f32, and the final exit's codecs), each a mixture (policy-plans.ts). */
 function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: readonly Candidate[], o: PolicyOptions): Candidate[][] {
   const seg = segmentCostOf(m, profile)
   const conf = m.confidence!
@@ -285,7 +317,7 @@ function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: 
   const finalAccuracy = conf.exitAccuracy?.[m.exits.length - 1] ?? m.exits[m.exits.length - 1]!.accuracy
   const policies = t
     ? [{ index: t.index, thresholds: t.thresholds, leave: t.leave, accuracy: Math.max(0, finalAccuracy - t.disagreement) }]
-    : conf.policies.map((p, index) => ({ ...p, index }))
+    : offeredPolicies(m, o)
   const f32 = finalGroup.filter((c) => c.codec === 'f32')
   return policies.map(({ index, ...p }) =>
     finalGroup
@@ -708,13 +740,13 @@ export function configurationMapPairwise(table: CostTable, opts: MapOptions): Ma
 
 /**
  * A policy's quantile is not one line in 1/B (which component it is changes with the bandwidth): on a
- * percentile's table with policies the map also probes every 1 % of bandwidth over the range, and
+ * percentile's table with policies the map also probes every 5 % of bandwidth over the range, and
  * its breakpoints are exact to that.
  */
 function quantileProbes(table: CostTable, opts: MapOptions): number[] {
   if (!table.policies?.some((g) => g.some((c) => c.policy?.quantile !== undefined))) return []
   const out: number[] = []
-  for (let b = opts.fromKbps * 1.01; b < opts.toKbps; b *= 1.01) out.push(b)
+  for (let b = opts.fromKbps * 1.05; b < opts.toKbps; b *= 1.05) out.push(b)
   return out
 }
 

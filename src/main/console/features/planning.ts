@@ -232,18 +232,19 @@ export class Planning {
     const handoffMs = load.meanHandoffMs()
     const measuredRate = load.framesPerSecond(agentId)
     let loaded = false
-    const exits = table.exits.map((g) =>
-      g.map((c) => {
-        if (c.deviceLayers >= c.layers) return c
-        // back to back at this plan's pace, or the device's own pace when it is slower (a camera's frame rate)
-        const ownRate = 1000 / Math.max(0.01, c.deviceMs + c.edgeMs + c.overheadMs)
-        const queueMs = wait(c.edgeMs + handoffMs, measuredRate === null ? ownRate : Math.min(ownRate, measuredRate))
-        if (!(queueMs > 0)) return c
-        loaded = true
-        return { ...c, queueMs }
-      })
-    )
-    return loaded ? { ...table, profile: `${table.profile}+load`, exits } : table
+    const withWait = (c: Candidate): Candidate => {
+      if (c.deviceLayers >= c.layers) return c
+      // back to back at this plan's pace, or the device's own pace when it is slower (a camera's frame rate)
+      const ownRate = 1000 / Math.max(0.01, c.deviceMs + c.edgeMs + c.overheadMs)
+      const queueMs = wait(c.edgeMs + handoffMs, measuredRate === null ? ownRate : Math.min(ownRate, measuredRate))
+      if (!(queueMs > 0)) return c
+      loaded = true
+      // (a policy's frames that leave on the device do not wait: planner.ts charges it to its edge share)
+      return { ...c, queueMs }
+    }
+    const exits = table.exits.map((g) => g.map(withWait))
+    const policies = table.policies?.map((g) => g.map(withWait))
+    return loaded ? { ...table, profile: `${table.profile}+load`, exits, ...(policies ? { policies } : {}) } : table
   }
 
   /**
@@ -265,7 +266,7 @@ export class Planning {
       const cond = { uplinkKbps: kbps, latencyMs: d.intent.latencyMs }
       const costs = this.atPercentile(id, this.costTable(id), d.intent.percentile)
       const next = planAt(costs, cond)
-      const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers, d.plan.codec)
+      const cur = candidateAt(costs, d.plan.exit, d.plan.deviceLayers, d.plan.codec ?? 'f32', d.plan.policy?.index)
       if (!next || !cur || sameConfiguration(next, d.plan)) continue
       const curMs = latencyOf(cur, cond)
       const curFeasible = curMs <= cond.latencyMs

@@ -48,7 +48,12 @@ export function Live(props: { agent: string | null }): React.JSX.Element {
   }, [agent, api, summary])
   const togglePolicies = (enabled: boolean) => {
     if (!agent) return
-    api.exitPolicies({ agent, enabled }).then(setPolicies, (err: unknown) => setError(errorMessage(err)))
+    // shown at once; the console's answer (or its refusal) settles it
+    setPolicies((p) => (p ? { ...p, enabled } : p))
+    api.exitPolicies({ agent, enabled }).then(setPolicies, (err: unknown) => {
+      setPolicies((p) => (p ? { ...p, enabled: !enabled } : p))
+      setError(errorMessage(err))
+    })
   }
   const stop = useRef(false)
   const lastId = useRef(0)
