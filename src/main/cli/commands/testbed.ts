@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander'
 import { UserError } from '../../../shared/errors.js'
 import { defaultModelDir } from '../../runtime/paths.js'
 import { testbedCommand } from '../testbed.js'
+import type { DriftOptions } from '../../testbed/drift.js'
 import { type Io, ExitCode, latencyListAlias, nonNegativeInt, numberList, positive, positiveInt } from '../args.js'
 
 export function registerTestbed(program: Command, io: Io): void {
@@ -104,32 +105,19 @@ export function registerTestbed(program: Command, io: Io): void {
     .option('--bound <share>', 'the disagreement the audits keep the thresholds within', positive, 0.01)
     .option('--json <file>', 'also write the result as JSON')
     .option('--log-level <level>', 'pino level (stderr)', 'warn')
-    .action(
-      async (o: {
-        model: string
-        contrast: number
-        brightness: number
-        noise: number
-        frames: number
-        window: number
-        auditShare: number
-        bound: number
-        json?: string
-        logLevel: string
-      }) => {
-        if (o.auditShare > 1) throw new UserError(`--audit-share is a share in (0, 1], got ${o.auditShare}`)
-        if (!Number.isFinite(o.brightness)) throw new UserError('--brightness must be a number of grey levels')
-        if (o.bound >= 1) throw new UserError(`--bound is a share in (0, 1), got ${o.bound}`)
-        const { runDrift, formatDrift } = await import('../../testbed/drift.js')
-        const { pino } = await import('pino')
-        const r = await runDrift({ ...o, model: resolve(o.model), log: pino({ level: o.logLevel }, pino.destination(2)), progress: (line) => io.err(line) })
-        if (o.json) {
-          const { writeFileSync } = await import('node:fs')
-          writeFileSync(resolve(o.json), `${JSON.stringify(r, null, 2)}\n`)
-        }
-        io.out(formatDrift(r))
+    .action(async (o: Omit<DriftOptions, 'log' | 'progress'> & { json?: string; logLevel: string }) => {
+      if (o.auditShare > 1) throw new UserError(`--audit-share is a share in (0, 1], got ${o.auditShare}`)
+      if (!Number.isFinite(o.brightness)) throw new UserError('--brightness must be a number of grey levels')
+      if (o.bound >= 1) throw new UserError(`--bound is a share in (0, 1), got ${o.bound}`)
+      const { runDrift, formatDrift } = await import('../../testbed/drift.js')
+      const { pino } = await import('pino')
+      const r = await runDrift({ ...o, model: resolve(o.model), log: pino({ level: o.logLevel }, pino.destination(2)), progress: (line) => io.err(line) })
+      if (o.json) {
+        const { writeFileSync } = await import('node:fs')
+        writeFileSync(resolve(o.json), `${JSON.stringify(r, null, 2)}\n`)
       }
-    )
+      io.out(formatDrift(r))
+    })
   program
     .command('load-test')
     .description(
