@@ -10,7 +10,7 @@ import { MAX_PROBE_BYTES, type CommandReply, type InferenceRecord } from '../../
 import { frameCodec } from '../../src/shared/algorithms/codecs.js'
 import { UserError } from '../../src/shared/errors.js'
 import { encodeFrame } from '../../src/shared/contracts/frame.js'
-import { exitPath, getExit } from '../../src/shared/contracts/manifest.js'
+import { exitOutput, exitPath } from '../../src/shared/contracts/manifest.js'
 import { exitSchedule, runWithPolicy, type HeadOutcome } from '../../src/shared/algorithms/exit-paths.js'
 import type { PlanMessage, ResultOrRefusal } from '../../src/shared/contracts/messages.js'
 import { argmax, preprocess } from '../../src/shared/algorithms/preprocess.js'
@@ -259,11 +259,7 @@ export class InferencePipeline {
             // an audited frame that ran to the final exit on the device: what every exit said
             ...(audit ? { audit: true, heads: d.heads } : {})
           },
-          [
-            ...getExit(h.manifest, d.left.exit)
-              .layers.slice(-1)
-              .flatMap((id) => h.manifest.layers.find((l) => l.id === id)!.outputShape)
-          ],
+          [...exitOutput(h.manifest, d.left.exit).outputShape],
           d.left.scores
         )
         const ackMs = await link.publishAcked(topics.activation(id), report)

@@ -6,6 +6,7 @@
  */
 import { FieldError } from '../../shared/errors.js'
 import { exitPath, layerMacs } from '../../shared/contracts/manifest.js'
+import { endsInSoftmax } from '../../shared/algorithms/exit-paths.js'
 import { preprocess } from '../../shared/algorithms/preprocess.js'
 import {
   asLogits,
@@ -56,10 +57,7 @@ export async function measurePolicies(o: PoliciesOptions, ex: OrtExecutor, progr
   if (n < 100) throw new FieldError(`policies: ${n} labelled frames are too few (at least 100: half to choose, half to measure)`)
   const measure = o.measure ?? 'max-softmax'
   // Each exit's scores for every frame (log-probabilities where the exit ends in a Softmax).
-  const softmaxEnded = m.exits.map((e) => {
-    const last = m.layers.find((l) => l.id === e.layers[e.layers.length - 1])
-    return last?.type === 'softmax'
-  })
+  const softmaxEnded = m.exits.map((_, j) => endsInSoftmax(m, j))
   const frames: Float32Array[][] = []
   const labels: number[] = []
   await ex.openModel(dir)

@@ -5,7 +5,7 @@
  * is evaluated on the device (its head runs there), the others on the edge; an exit whose path is not
  * such a trunk-and-head (a model whose exits do not share one trunk) has no place in a policy.
  */
-import { getExit, type Manifest } from '../contracts/manifest.js'
+import { exitOutput, getExit, type Manifest } from '../contracts/manifest.js'
 import type { PlanPolicy } from '../contracts/messages.js'
 import { asLogits, confidenceOf, softmaxT } from './confidence.js'
 import { argmax } from './preprocess.js'
@@ -76,9 +76,8 @@ export function exitSchedule(m: Manifest, deviceLayers: number): { device: ExitS
 }
 
 /** Whether an exit's output is a probability vector (its path ends in a Softmax) rather than logits. */
-function endsInSoftmax(m: Manifest, index: number): boolean {
-  const e = m.exits[index]!
-  return m.layers.find((l) => l.id === e.layers[e.layers.length - 1])?.type === 'softmax'
+export function endsInSoftmax(m: Manifest, index: number): boolean {
+  return exitOutput(m, m.exits[index]!.exit).type === 'softmax'
 }
 
 /** A frame's calibrated confidence at exit `index` (the manifest's order), from the exit's raw output. */

@@ -12,7 +12,7 @@
  * tolerance of (default 0.5 points, compared on the same held-out frames): Edgent then prefers it
  * wherever it is faster at practically the same accuracy, and its own measured accuracy is what it reports.
  */
-import type { Manifest } from '../contracts/manifest.js'
+import { resultBytes, type Manifest } from '../contracts/manifest.js'
 import { exitSchedule, policyProblem, type ExitStep } from './exit-paths.js'
 
 /** Default: a policy counts as a static exit's accuracy when it is at most this many points below it. */
@@ -101,8 +101,7 @@ export function policyComponents(
         idle = 0
       }
       const share = leave(s)
-      const last = m.layers.find((l) => l.id === m.exits[s.index]!.layers[s.pathLayers - 1])!
-      if (share !== null) out.push({ exit: s.exit, side: 'edge', share, deviceMs, uploadBytes, edgeMs, downloadBytes: last.outputBytes, overheadMs })
+      if (share !== null) out.push({ exit: s.exit, side: 'edge', share, deviceMs, uploadBytes, edgeMs, downloadBytes: resultBytes(m, s.exit), overheadMs })
     }
     return out
   }

@@ -289,10 +289,15 @@ export function uploadBytes(m: Manifest, exit: number, deviceLayers: number): nu
   return path[deviceLayers - 1]!.outputBytes
 }
 
+/** An exit's last layer: its output is the exit's scores. */
+export function exitOutput(m: Manifest, exit: number): Layer {
+  const path = exitPath(m, exit)
+  return path[path.length - 1]!
+}
+
 /** Bytes of an exit's result (its output tensor). */
 export function resultBytes(m: Manifest, exit: number): number {
-  const path = exitPath(m, exit)
-  return path[path.length - 1]!.outputBytes
+  return exitOutput(m, exit).outputBytes
 }
 
 /** Multiply-accumulates of one layer (conv and fc; 0 for the others), for throughput figures. */

@@ -11,7 +11,7 @@ import type { AgentRequest } from '../../../shared/contracts/agent-api.js'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { decodeFrameData, readFrameHead } from '../../../shared/contracts/frame.js'
-import { cutShape, exitPath, getExit } from '../../../shared/contracts/manifest.js'
+import { cutShape, exitOutput, exitPath } from '../../../shared/contracts/manifest.js'
 import { earlyResultProblem, exitSchedule, runWithPolicy, type HeadOutcome } from '../../../shared/algorithms/exit-paths.js'
 import { SCHEMA, encodeJson, type RefusalMessage, type ResultMessage } from '../../../shared/contracts/messages.js'
 import { argmax, preprocess } from '../../../shared/algorithms/preprocess.js'
@@ -130,12 +130,6 @@ function leftAt(rows: readonly InferRow[]): NonNullable<InferSummary['leftAt']> 
     .sort((a, b) => a.exit - b.exit || a.side.localeCompare(b.side))
 }
 
-/** The shape of an exit's scores (its last layer's output). */
-function exitOutputShape(m: ReturnType<Models['get']>['manifest'], exit: number): readonly number[] {
-  const e = getExit(m, exit)
-  return m.layers.find((l) => l.id === e.layers[e.layers.length - 1])!.outputShape
-}
-
 /** Request ids are the agent's: keyed by agent, one agent cannot claim or answer another's. */
 const halfKey = (agentId: string, requestId: string): string => `${agentId}/${requestId}`
 
@@ -231,7 +225,7 @@ export class CoInference {
       const codec = h.left ? 'f32' : frameCodec(plan.codec, h.deviceLayers, path.length)
       if (head.codec !== codec) throw new UserError(`frame codec ${head.codec} does not match plan ${plan.planId}, which sends ${codec}`)
       // the boundary tensor (deviceLayers is the plan's: 0..N, N being the scores a device-only plan reports), or the early exit's scores
-      const expected = h.left ? exitOutputShape(m, h.left.exit) : cutShape(m, path, h.deviceLayers)
+      const expected = h.left ? exitOutput(m, h.left.exit).outputShape : cutShape(m, path, h.deviceLayers)
       if (head.dims.length !== expected.length || head.dims.some((d, i) => d !== expected[i])) {
         throw new UserError(
           h.left
