@@ -35,6 +35,23 @@ function noDelay(client: MqttClient): void {
   ;(client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
 }
 
+/**
+ * Forgets the QoS 1 publishes the broker has not acknowledged when the connection is lost; their
+ * callers get `connection lost`. mqtt.js would send them again at every reconnect, but the console
+ * fails whatever waited on a device that went offline (a reply, a frame), and the agent announces
+ * itself afresh on connecting; and a message that cannot cross the link within the broker's
+ * keepalive grace would drop every new connection in turn: the device would never come back.
+ */
+function dropUnacknowledged(client: MqttClient): void {
+  const outgoing = (client as unknown as { outgoing?: Record<string, unknown> }).outgoing
+  for (const messageId of Object.keys(outgoing ?? {})) client.removeOutgoingMessage(Number(messageId))
+}
+
+/** mqtt.js says `Message removed` for a publish dropped above. */
+function lostOr(err: Error): Error {
+  return err.message === 'Message removed' ? new Error('connection lost before the console acknowledged the message') : err
+}
+
 export class AgentLink {
   private client: MqttClient | null = null
   private reconnectMs = 1000
@@ -83,6 +100,7 @@ export class AgentLink {
       this.events.connected()
     })
     client.on('close', () => {
+      dropUnacknowledged(client)
       // Exponential backoff between reconnects (mqtt.js retries at a fixed period by default).
       this.reconnectMs = Math.min(this.reconnectMs * 2, Math.max(30_000, this.reconnectMs))
       client.options.reconnectPeriod = this.reconnectMs
@@ -136,7 +154,7 @@ export class AgentLink {
     const t0 = performance.now()
     return new Promise((resolve, reject) => {
       c.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) =>
-        err ? reject(err) : resolve(performance.now() - t0)
+        err ? reject(lostOr(err)) : resolve(performance.now() - t0)
       )
       if (sent) {
         sent.called = t0

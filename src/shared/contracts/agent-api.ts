@@ -84,6 +84,20 @@ export const MAX_PROBE_BYTES = 1 << 20
 export const TIMING_REGIMES = ['warm', 'cold'] as const
 export type TimingRegime = (typeof TIMING_REGIMES)[number]
 
+/** A `run-batch` reply's row, JSON, at most (measured: ~0.65 KB with every stage timed, ~0.18 KB without). */
+export const BATCH_ROW_BYTES = 1024
+
+/**
+ * Rows the console asks for per `run-batch` at an uplink of `kbps`: a reply that crosses it in about
+ * two seconds (20–500 rows). An MQTT broker drops a client that completes no packet within 1.5×
+ * its keepalive (the agent's: 15 s), and the client would send the same reply again at every
+ * reconnect: one reply of 2,000 rows (~1.3 MB) takes ~42 s at 250 kbps.
+ */
+export function batchPageRows(kbps: number): number {
+  const bytes = (Math.max(0, kbps) * 1000 * 2) / 8
+  return Math.max(20, Math.min(500, Math.floor(bytes / BATCH_ROW_BYTES)))
+}
+
 export const AGENT_COMMANDS = {
   /** Runs `count` co-inferences of the shipped samples under the current plan. */
   'run-batch': {

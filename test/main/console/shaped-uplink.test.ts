@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
 import { lookupMap } from '../../../src/shared/algorithms/planner.js'
+import { exitPath } from '../../../src/shared/contracts/manifest.js'
+import { batchPageRows } from '../../../src/shared/contracts/agent-api.js'
 import { AgentNetns, netnsUnavailable } from '../../../src/main/testbed/netns.js'
 import { deviceState, spawnAgent, startConsole, stopAgent, waitFor, type AgentProc } from './harness.js'
 
@@ -77,4 +79,27 @@ describe.skipIf(why !== null)(`shaped uplink (tc in a network namespace)${why ? 
     expect(times['500']).toBeLessThanOrEqual(5_000)
     expect(times['100']).toBeLessThanOrEqual(5_000)
   }, 120_000)
+
+  it('a batch whose rows would take longer than the keepalive grace to upload in one reply completes in pages, the device staying online', async () => {
+    // 150 frames cut before exit 1's last layer (a few hundred bytes each, every stage timed) at 40 kbps:
+    // one reply of their rows (~0.65 KB each) takes ~20 s, past the broker's 15 s keepalive grace.
+    // Before paging, the device dropped offline there and, its reply sent again at every reconnect,
+    // never came back.
+    ns.shapeUplink(40)
+    await waitFor('estimate within 15 % of 40 kbps', () => Math.abs((estimate() ?? 0) - 40) <= 6, 10_000, 50)
+    const states = new Set<string>()
+    const watch = setInterval(() => states.add(deviceState(core, 'pi-ns') ?? 'unknown'), 20)
+    try {
+      const deviceLayers = exitPath(core.model, 1).length - 1
+      const { summary, rows } = await core.infer({ agent: 'pi-ns', count: 150, latencyMs: 1000, plan: { exit: 1, deviceLayers } })
+      expect(summary.completed).toBe(150)
+      expect(summary.lost).toBe(0)
+      expect(rows.map((r) => r.sample)).toEqual(Array.from({ length: 150 }, (_, i) => i)) // each page continues where the last ended
+      expect(rows.every((r) => r.stages)).toBe(true)
+      expect(batchPageRows(estimate()!)).toBeLessThan(150)
+    } finally {
+      clearInterval(watch)
+    }
+    expect(states.has('offline')).toBe(false)
+  }, 150_000)
 })

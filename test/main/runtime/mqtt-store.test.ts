@@ -3,32 +3,11 @@
  * the store is for still works — a broker that drops the connection before its PUBACK gets the same
  * bytes again on the next connection, and the publish completes on that PUBACK.
  */
-import { createServer, type Server, type Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { storePublishesUncopied } from '../../../src/main/runtime/mqtt-store.js'
-
-interface Seen {
-  socket: Socket
-  packet: mqttPacket.Packet
-}
-
-/** A broker of a few lines: CONNACKs every CONNECT and hands each packet, with its socket, to the test. */
-function tinyBroker(onPacket: (s: Seen) => void): Promise<{ server: Server; port: number }> {
-  return new Promise((resolve) => {
-    const server = createServer((socket) => {
-      const parser = mqttPacket.parser({ protocolVersion: 4 })
-      parser.on('packet', (packet: mqttPacket.Packet) => {
-        if (packet.cmd === 'connect') socket.write(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))
-        else onPacket({ socket, packet })
-      })
-      socket.on('data', (d) => parser.parse(d))
-      socket.on('error', () => undefined)
-    })
-    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }))
-  })
-}
+import { tinyBroker, type Seen } from '../../fixtures/tiny-broker.js'
 
 interface StoredPacket {
   payload: Buffer

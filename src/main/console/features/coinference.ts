@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { quantileSorted } from 'simple-statistics'
-import type { AgentRequest } from '../../../shared/contracts/agent-api.js'
+import { batchPageRows, type AgentRequest, type InferenceRecord } from '../../../shared/contracts/agent-api.js'
 import type { InferRow, InferSummary } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { decodeFrameData, readFrameHead } from '../../../shared/contracts/frame.js'
@@ -443,10 +443,20 @@ export class CoInference {
     }
     signal?.addEventListener('abort', stop, { once: true })
     try {
-      const res = await this.deps.request(id, 'run-batch', { runId, count: opts.count, offset: opts.offset ?? 0 }, 60_000 + opts.count * 10_000)
+      // The agent answers in pages a slow uplink carries in seconds: one reply of thousands of rows
+      // (~1 KB each) would take longer than the broker's keepalive grace on a 250 kbps link.
+      const pageRows = batchPageRows(Math.min(kbps, monitor.estimateKbps(id) ?? kbps))
+      const done: InferenceRecord[] = []
+      while (done.length < opts.count && !cancelled) {
+        const count = Math.min(pageRows, opts.count - done.length)
+        const offset = (opts.offset ?? 0) + done.length
+        const page = await this.deps.request(id, 'run-batch', { runId, count, offset }, 60_000 + count * 10_000)
+        done.push(...page.rows)
+        if (page.rows.length < count) break // stopped by the agent (stop-batch)
+      }
       const rows: InferRow[] = []
       let lost = 0
-      for (const r of res.rows) {
+      for (const r of done) {
         const half = this.halves.get(halfKey(id, r.requestId))
         this.halves.delete(halfKey(id, r.requestId))
         const plan = half && half.agentId === id ? planning.plan(half.planId) : undefined
@@ -518,7 +528,7 @@ export class CoInference {
         planChanges: planning.planIds(id).filter((k) => !plansBefore.has(k)).length,
         prediction,
         stagesMedianMs: stageMedians(rows.flatMap((r) => (r.stages ? [r.stages] : []))),
-        ...(cancelled ? { stopped: `${cancelled} after ${res.rows.length} of ${opts.count} inferences` } : {})
+        ...(cancelled ? { stopped: `${cancelled} after ${done.length} of ${opts.count} inferences` } : {})
       }
       store.runs.finish(runId, id, first.model, rows, summary, previous)
       this.deps.emit('inferences', { id, summary })
