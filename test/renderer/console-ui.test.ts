@@ -436,7 +436,9 @@ describe('the console in a browser (headless shell)', () => {
     const row = page.locator('tr[data-testid^=campaign-]').filter({ hasText: 'local-pi' }).filter({ hasText: 'plans' }).first()
     await row.waitFor()
     await expect.poll(async () => row.locator('[data-testid=campaign-status]').textContent(), { timeout: 180_000, interval: 500 }).toBe('done')
-    expect(await row.textContent()).toMatch(/79 plans · median error device \d+\.\d %, edge \d+\.\d %, end to end \d+\.\d %/)
+    expect(await row.textContent()).toMatch(
+      /79 plans · within ±10 %: device \d+\.\d %, edge \d+\.\d %, end to end \d+\.\d % \(test–retest \d+\.\d %\) · median error end to end \d+\.\d %/
+    )
     await go('calibration')
     await page.waitForSelector('[data-testid=plans-e2eMs] .recharts-scatter-symbol')
     expect(await page.textContent('[data-testid=plans-check]')).toContain('on local-pi')
@@ -448,7 +450,10 @@ describe('the console in a browser (headless shell)', () => {
     ] as const) {
       expect(Number(await page.getAttribute(`[data-testid=plans-${part}]`, 'data-points'))).toBe(n)
       expect(await page.locator(`[data-testid=plans-${part}] .recharts-scatter-symbol`).count()).toBe(n)
-      expect(await page.textContent(`[data-testid=plans-${part}-error]`)).toMatch(new RegExp(`^${n} plans · median error \\d+\\.\\d % · p90 \\d+\\.\\d %$`))
+      expect(await page.textContent(`[data-testid=plans-${part}-error]`)).toMatch(
+        new RegExp(`^${n} plans · \\d+\\.\\d % within ±10 % \\(\\d+\\.\\d % within ±5 %\\) · median error \\d+\\.\\d % · p90 \\d+\\.\\d %$`)
+      )
+      expect(await page.textContent(`[data-testid=plans-${part}-retest]`)).toMatch(/^ · test–retest \d+\.\d % within ±10 %$/)
     }
     // Every source that could plan the device, scored on the same plans.
     const predictors = await page.locator('[data-testid=predictors] tbody tr td:first-child').allTextContents()

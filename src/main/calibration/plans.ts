@@ -33,11 +33,44 @@ export const PLANS_WARMUP = 2
  */
 export const PLANS_PASSES = 3
 
-/** Median and 90th percentile of |predicted − measured| / measured (null without points). */
+/**
+ * |predicted − measured| / measured over a set of points: the shares within ±5 % and ±10 % (the
+ * field's figure: nn-Meter, LitePred), the median and the 90th percentile (null without points).
+ */
 export function errorStats(pairs: readonly { predicted: number; measured: number }[]): ErrorStats {
   const rel = pairs.filter((p) => p.measured > 0).map((p) => Math.abs(p.predicted - p.measured) / p.measured)
-  if (!rel.length) return { n: 0, median: null, p90: null }
-  return { n: rel.length, median: median(rel), p90: quantile(rel, 0.9) }
+  if (!rel.length) return { n: 0, median: null, p90: null, within5: null, within10: null }
+  // a hair of tolerance: 10.000000001 % is a 10 % error printed
+  const within = (bound: number) => rel.filter((r) => r <= bound + 1e-9).length / rel.length
+  return { n: rel.length, median: median(rel), p90: quantile(rel, 0.9), within5: within(0.05), within10: within(0.1) }
+}
+
+/** One plan's parts measured in each pass (medians over that pass's inferences). */
+export interface PlanPasses {
+  deviceLayers: number
+  layers: number
+  passes: PlanParts[]
+}
+
+/** A pass's medians of a plan's inferences. */
+export function passParts(rows: readonly Pick<InferRow, 'deviceMs' | 'edgeMs' | 'e2eMs'>[]): PlanParts {
+  return { deviceMs: median(rows.map((r) => r.deviceMs)), edgeMs: median(rows.map((r) => r.edgeMs)), e2eMs: median(rows.map((r) => r.e2eMs)) }
+}
+
+/**
+ * The measurement's own noise (test–retest): each plan measured again in a later pass, scored as if
+ * the earlier pass had predicted the later one — over every plan and every pair of its passes. No
+ * predictor can be expected to agree with a measurement more often than the measurement agrees
+ * with itself; a share within ±10 % below this one is noise, not the model.
+ */
+export function retestErrors(plans: readonly PlanPasses[]): PlansSummary['errors'] {
+  const pairs = (side: keyof PlanParts, keep: (p: PlanPasses) => boolean) =>
+    plans.filter(keep).flatMap((p) => p.passes.flatMap((a, i) => p.passes.slice(i + 1).map((b) => ({ predicted: a[side], measured: b[side] }))))
+  return {
+    device: errorStats(pairs('deviceMs', (p) => p.deviceLayers > 0)),
+    edge: errorStats(pairs('edgeMs', (p) => p.deviceLayers < p.layers)),
+    e2e: errorStats(pairs('e2eMs', () => true))
+  }
 }
 
 /** The errors of a plans campaign: device segments (deviceLayers > 0), edge segments (deviceLayers < layers), end to end. */

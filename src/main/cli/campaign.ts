@@ -12,7 +12,7 @@ import type { Progress } from './model.js'
 
 const dbFile = (dataDir: string) => join(resolve(dataDir), 'edgent.db')
 
-const pctOrDash = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`)
+const pctOrDash = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)} %`)
 
 /** What a fit is: the campaign's regression, the paper's form or a constant it fell back to, or none. */
 export function fitKind(f: { n: number; fallback?: boolean; error?: string }): string {
@@ -107,8 +107,10 @@ const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.
 /** A plans campaign: every plan's parts, predicted against measured, then the error summary per part. */
 export function formatPlans(p: PlansSummary): string[] {
   const rel = (pred: number, meas: number) => pctOrDash(meas > 0 ? (pred - meas) / meas : null)
-  const stat = (name: string, e: ErrorStats) =>
-    `${name.padEnd(14)} ${String(e.n).padStart(3)} plans  median ${pctOrDash(e.median).padStart(7)}  p90 ${pctOrDash(e.p90).padStart(7)}`
+  const stat = (name: string, e: ErrorStats, ceiling?: ErrorStats, unit = 'plans') =>
+    `${name.padEnd(14)} ${String(e.n).padStart(3)} ${unit.padEnd(5)}  within ±10 % ${pctOrDash(e.within10).padStart(7)}  ±5 % ${pctOrDash(e.within5).padStart(7)}  median ${pctOrDash(e.median).padStart(7)}  p90 ${pctOrDash(e.p90).padStart(7)}${
+      ceiling ? `   (test–retest ${pctOrDash(ceiling.within10)} within ±10 %)` : ''
+    }`
   return [
     `predicted by ${p.source.predictor}, without online correction; measured: the median of ${p.inferencesPerPlan} co-inferences per plan (${p.passes} passes, after ${p.warmupPerPass} warm-up each) at ${p.uplinkKbps} kbps`,
     '',
@@ -141,9 +143,17 @@ export function formatPlans(p: PlansSummary): string[] {
         ]
       : []),
     '|predicted − measured| / measured (times in ms):',
-    stat('device segment', p.errors.device),
-    stat('edge segment', p.errors.edge),
-    stat('end to end', p.errors.e2e),
+    stat('device segment', p.errors.device, p.retest?.device),
+    stat('edge segment', p.errors.edge, p.retest?.edge),
+    stat('end to end', p.errors.e2e, p.retest?.e2e),
+    ...(p.retest
+      ? [
+          "test–retest (the measurement's own noise: each plan's pass medians scored against its later passes'):",
+          stat('device segment', p.retest.device, undefined, 'pairs'),
+          stat('edge segment', p.retest.edge, undefined, 'pairs'),
+          stat('end to end', p.retest.e2e, undefined, 'pairs')
+        ]
+      : []),
     ...(p.errorsWithoutProbes
       ? [
           `without the ${p.errorsWithoutProbes.probes.length} plans its profile's link stage co-inferred (${p.errorsWithoutProbes.probes.map((q) => `exit ${q.exit} ${q.deviceLayers}`).join(', ')}):`,
@@ -163,7 +173,7 @@ export function formatPlans(p: PlansSummary): string[] {
     ...(p.predictors?.length
       ? [
           '',
-          'every latency source scored on these plans (raw, no online correction): median / p90 error; the grid: held-out MAPE per side (* plans the device now)',
+          'every latency source scored on these plans (raw, no online correction): within ±10 % · median / p90 error; the grid: held-out MAPE per side (* plans the device now)',
           table(
             ['predictor', 'device segment', 'edge segment', 'end to end', 'grid held-out device / edge'],
             p.predictors.map((q) => [
@@ -188,7 +198,7 @@ export function formatPlans(p: PlansSummary): string[] {
   ]
 }
 
-const both = (e: ErrorStats) => `${pctOrDash(e.median)} / ${pctOrDash(e.p90)}`
+const both = (e: ErrorStats) => `${pctOrDash(e.within10)} · ${pctOrDash(e.median)} / ${pctOrDash(e.p90)}`
 
 export interface CampaignRunOptions {
   agent: string

@@ -13,7 +13,7 @@ import { UserError, describeIssues, errorMessage, FieldError } from '../../share
 import { FIT_FEATURES, REGRESSION_KEYS, parseProfile, type RegressionKey } from '../../shared/algorithms/latency.js'
 import type { Machine } from '../runtime/machine.js'
 import { AGENT_ID_RE } from '../../shared/contracts/topics.js'
-import { CAMPAIGN_KINDS, type CampaignKind } from '../../shared/contracts/console-api.js'
+import { CAMPAIGN_KINDS, type CampaignKind, type PlansSummary } from '../../shared/contracts/console-api.js'
 import { readJsonFile } from '../runtime/files.js'
 import { ORT_PACKAGE_VERSION, appVersion } from '../runtime/version.js'
 import type { CampaignQueries } from './campaigns.js'
@@ -127,6 +127,23 @@ export function writeExport(out: string, produce: () => ExportDocument): ExportD
     throw new UserError(`export: cannot write ${out} (${code ?? errorMessage(err)})`)
   }
   return doc
+}
+
+/**
+ * The export's summary line names the newest plans campaign's share of predictions within ±10 % (end
+ * to end) beside its test–retest ceiling, when there is one.
+ */
+function plansShare(campaigns: readonly Record<string, unknown>[]): string {
+  const c = [...campaigns].reverse().find((x) => x['kind'] === 'plans' && x['status'] === 'done' && typeof x['summary_json'] === 'string')
+  if (!c) return ''
+  const s = JSON.parse(c['summary_json'] as string) as Partial<PlansSummary> | null
+  const share = s?.errors?.e2e?.within10
+  if (share === null || share === undefined) return '' // a campaign stored before the share was kept
+  const pct = (v: number) => `${(v * 100).toFixed(1)} %`
+  const ceiling = s?.retest?.e2e?.within10
+  return `; plans campaign ${String(c['id']).slice(0, 8)}: ${pct(share)} of end-to-end predictions within ±10 %${
+    ceiling === null || ceiling === undefined ? '' : ` (test–retest ${pct(ceiling)})`
+  }`
 }
 
 /** One CSV cell: numbers as they are, text quoted when it needs to be (RFC 4180). */
@@ -318,7 +335,7 @@ export class CalibrationQueries {
     }
     return {
       content,
-      summary: `${campaigns.length} campaign(s) (${statuses}), ${measurements.length} measurements (${o.format})`,
+      summary: `${campaigns.length} campaign(s) (${statuses}), ${measurements.length} measurements (${o.format})${plansShare(campaigns)}`,
       campaigns: campaigns.length,
       measurements: measurements.length
     }

@@ -60,7 +60,9 @@ export function measureTail(rows: readonly TailSample[], percentile: number): Ta
   for (const r of rows) {
     if (r.e2eMs === null || !(r.e2eMs > 0)) continue
     const k = `${r.planId}/${r.exit ?? ''}`
-    byPlan.set(k, [...(byPlan.get(k) ?? []), r])
+    const g = byPlan.get(k)
+    if (g) g.push(r)
+    else byPlan.set(k, [r])
   }
   const dev: number[] = []
   const edge: number[] = []

@@ -170,6 +170,9 @@ export interface ErrorStats {
   n: number
   median: number | null
   p90: number | null
+  /** Shares of the points within ±5 % and ±10 % (the field's figure). */
+  within5: number | null
+  within10: number | null
 }
 
 export interface PlansSummary {
@@ -187,6 +190,11 @@ export interface PlansSummary {
   unsendable: { exit: number; deviceLayers: number; bytes: number }[]
   /** Over device segments (plans with deviceLayers > 0), edge segments (deviceLayers < layers) and end to end. */
   errors: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
+  /**
+   * The measurement's noise ceiling (test–retest): every plan's pass medians scored against its later
+   * passes' as if they were predictions. Absent before a second pass.
+   */
+  retest?: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats }
   /** The same errors without the plans the source profile's link stage co-inferred (its probes), when it had one. */
   errorsWithoutProbes?: { device: ErrorStats; edge: ErrorStats; e2e: ErrorStats; probes: { exit: number; deviceLayers: number }[] }
   /**

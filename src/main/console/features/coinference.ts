@@ -118,7 +118,9 @@ function leftAt(rows: readonly InferRow[]): NonNullable<InferSummary['leftAt']> 
   const groups = new Map<string, InferRow[]>()
   for (const r of rows) {
     const k = `${r.exit}/${r.side ?? 'edge'}`
-    groups.set(k, [...(groups.get(k) ?? []), r])
+    const g = groups.get(k)
+    if (g) g.push(r)
+    else groups.set(k, [r])
   }
   return [...groups.values()]
     .map((g) => ({

@@ -166,7 +166,9 @@ function PlanScatter(props: { plans: PlansSummary; part: 'deviceMs' | 'edgeMs' |
   const pts = plans.points
     .filter(has)
     .map((x) => ({ x: x.predicted[part], y: x.measured[part], plan: `exit ${x.exit}, ${x.deviceLayers}/${x.layers} on the device` }))
-  const stats: ErrorStats = plans.errors[part === 'deviceMs' ? 'device' : part === 'edgeMs' ? 'edge' : 'e2e']
+  const side = part === 'deviceMs' ? 'device' : part === 'edgeMs' ? 'edge' : 'e2e'
+  const stats: ErrorStats = plans.errors[side]
+  const ceiling = plans.retest?.[side]
   // Log axes: the plans span three orders of magnitude (a softmax alone to a whole exit).
   const shown = pts.filter((p) => p.x > 0 && p.y > 0)
   const all = shown.flatMap((p) => [p.x, p.y])
@@ -177,8 +179,15 @@ function PlanScatter(props: { plans: PlansSummary; part: 'deviceMs' | 'edgeMs' |
       <h4>
         {PART_TEXT[part]}{' '}
         <span className="muted small" data-testid={`plans-${part}-error`}>
-          {stats.n} plans · median error {fmtPct(stats.median)} · p90 {fmtPct(stats.p90)}
+          {stats.n} plans · {fmtPct(stats.within10)} within ±10 % ({fmtPct(stats.within5)} within ±5 %) · median error {fmtPct(stats.median)} · p90{' '}
+          {fmtPct(stats.p90)}
         </span>
+        {ceiling ? (
+          <span className="muted small" data-testid={`plans-${part}-retest`}>
+            {' '}
+            · test–retest {fmtPct(ceiling.within10)} within ±10 %
+          </span>
+        ) : null}
       </h4>
       <ResponsiveContainer width="100%" height={220}>
         <ComposedChart margin={{ top: 4, right: 12, bottom: 28, left: 14 }}>
@@ -227,7 +236,7 @@ function PlanScatter(props: { plans: PlansSummary; part: 'deviceMs' | 'edgeMs' |
 /** The latest plans campaign of the device: each part predicted against measured, and every predictor scored on it. */
 function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
   const p = props.c.plans!
-  const both = (e: ErrorStats) => `${fmtPct(e.median)} / ${fmtPct(e.p90)}`
+  const both = (e: ErrorStats) => `${fmtPct(e.within10)} · ${fmtPct(e.median)} / ${fmtPct(e.p90)}`
   return (
     <>
       <p className="muted">
@@ -236,6 +245,9 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
         median against what {p.source.predictor} predicted, without online correction.
         {p.errorsWithoutProbes
           ? ` Without the ${p.errorsWithoutProbes.probes.length} plans its campaign's link stage co-inferred: device ${fmtPct(p.errorsWithoutProbes.device.median)}, edge ${fmtPct(p.errorsWithoutProbes.edge.median)}, end to end ${fmtPct(p.errorsWithoutProbes.e2e.median)} (median).`
+          : ''}
+        {p.retest
+          ? ` The measurement's own noise (test–retest: each plan's pass medians against its later passes', ${p.retest.e2e.n} pairs): ${fmtPct(p.retest.device.within10)} of device segments, ${fmtPct(p.retest.edge.within10)} of edge segments and ${fmtPct(p.retest.e2e.within10)} end to end within ±10 % of themselves — no prediction can agree more often.`
           : ''}
       </p>
       <div className="grid3">
@@ -248,7 +260,7 @@ function PlansCheck(props: { c: CampaignStatus }): React.JSX.Element {
           <thead>
             <tr>
               <th>predictor, scored on these plans</th>
-              <th>device segment (median / p90)</th>
+              <th>device segment (within ±10 % · median / p90 error)</th>
               <th>edge segment</th>
               <th>end to end</th>
               <th>grid held-out MAPE (device / edge)</th>

@@ -29,7 +29,9 @@ function fitSummary(c: CampaignStatus): string {
   if (c.sweep) return `${c.sweep.points.length} points · median error ${fmtPct(c.sweep.medianRelError)}`
   if (c.plans) {
     const e = c.plans.errors
-    return `${c.plans.points.length} plans · median error device ${fmtPct(e.device.median)}, edge ${fmtPct(e.edge.median)}, end to end ${fmtPct(e.e2e.median)}`
+    return `${c.plans.points.length} plans · within ±10 %: device ${fmtPct(e.device.within10)}, edge ${fmtPct(e.edge.within10)}, end to end ${fmtPct(e.e2e.within10)}${
+      c.plans.retest ? ` (test–retest ${fmtPct(c.plans.retest.e2e.within10)})` : ''
+    } · median error end to end ${fmtPct(e.e2e.median)}`
   }
   if (!c.fits?.length) return '—'
   // The held-out error, never the training one: a fit that has no held-out point is not counted as checked.
@@ -310,8 +312,9 @@ function CampaignDetail(props: { c: CampaignStatus }): React.JSX.Element {
       ) : null}
       {c.plans ? (
         <div>
-          {c.plans.points.length} plans at {c.plans.uplinkKbps} kbps · error medians: device {fmtPct(c.plans.errors.device.median)}, edge{' '}
-          {fmtPct(c.plans.errors.edge.median)}, end to end {fmtPct(c.plans.errors.e2e.median)}
+          {c.plans.points.length} plans at {c.plans.uplinkKbps} kbps · within ±10 %: device {fmtPct(c.plans.errors.device.within10)}, edge{' '}
+          {fmtPct(c.plans.errors.edge.within10)}, end to end {fmtPct(c.plans.errors.e2e.within10)} · error medians: device{' '}
+          {fmtPct(c.plans.errors.device.median)}, edge {fmtPct(c.plans.errors.edge.median)}, end to end {fmtPct(c.plans.errors.e2e.median)}
         </div>
       ) : null}
       {c.sweep ? <div>{c.sweep.points.length} sweep points</div> : null}

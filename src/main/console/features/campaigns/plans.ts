@@ -6,10 +6,20 @@
  * regressor of least end-to-end error (unless the user chose one). The uplink goes back to what it
  * was, whatever happens.
  */
-import type { InferRow, PlansSummary } from '../../../../shared/contracts/console-api.js'
+import type { InferRow, PlanParts, PlansSummary } from '../../../../shared/contracts/console-api.js'
 import { errorMessage } from '../../../../shared/errors.js'
 import { linkOf } from '../../../calibration/link-fit.js'
-import { PLANS_PASSES, PLANS_WARMUP, planErrors, planPoint, plansSummary, scorePredictor, speedDrift } from '../../../calibration/plans.js'
+import {
+  PLANS_PASSES,
+  PLANS_WARMUP,
+  passParts,
+  planErrors,
+  planPoint,
+  plansSummary,
+  retestErrors,
+  scorePredictor,
+  speedDrift
+} from '../../../calibration/plans.js'
 import { readHealth } from '../../../runtime/health.js'
 import type { CampaignRun } from './run.js'
 
@@ -33,7 +43,7 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
     const sourceProfile = source.kind === 'profile' && source.profileId ? store.profiles.get(source.profileId) : undefined
     const probes = sourceProfile ? (linkOf(sourceProfile.profile)?.probes ?? []) : []
     restore = (await run.setUplink(uplinkKbps)).previousKbps
-    const got = new Map<string, { runIds: string[]; rows: InferRow[] }>()
+    const got = new Map<string, { runIds: string[]; rows: InferRow[]; passes: PlanParts[] }>()
     const keyOf = (c: { exit: number; deviceLayers: number }) => `${c.exit}/${c.deviceLayers}`
     for (let pass = 0; pass < PLANS_PASSES; pass++) {
       run.pass = { current: pass + 1, of: PLANS_PASSES }
@@ -49,9 +59,10 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
         // The first inferences of a plan run colder (a fresh session, caches left by the other plans): stored with the run, left out of its medians.
         const measured = rows.slice(PLANS_WARMUP)
         if (!measured.length) throw new Error(`no co-inference completed for exit ${c.exit} with ${c.deviceLayers} device layers (${r.lost} lost)`)
-        const g = got.get(keyOf(c)) ?? { runIds: [], rows: [] }
+        const g = got.get(keyOf(c)) ?? { runIds: [], rows: [], passes: [] }
         g.runIds.push(r.runId)
         g.rows.push(...measured)
+        g.passes.push(passParts(measured))
         got.set(keyOf(c), g)
         campaigns.saveProgress(id, (pass * candidates.length + i + 1) / (PLANS_PASSES * candidates.length))
         if (i % 8 === 7) run.progress()
@@ -59,6 +70,7 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
       // After each pass, every plan's medians over the passes so far.
       s.points = candidates.map((c) => planPoint(table, c.exit, c.deviceLayers, uplinkKbps, got.get(keyOf(c))!.runIds, got.get(keyOf(c))!.rows))
       s.errors = planErrors(s.points)
+      if (pass > 0) s.retest = retestErrors(candidates.map((c) => ({ deviceLayers: c.deviceLayers, layers: c.layers, passes: got.get(keyOf(c))!.passes })))
       if (probes.length) {
         const own = s.points.filter((x) => !probes.some((q) => q.exit === x.exit && q.deviceLayers === x.deviceLayers))
         s.errorsWithoutProbes = { ...planErrors(own), probes: probes.map((q) => ({ exit: q.exit, deviceLayers: q.deviceLayers })) }

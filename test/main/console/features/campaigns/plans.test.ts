@@ -5,7 +5,7 @@
 import { median } from 'simple-statistics'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LINK_PASSES, LINK_PROBE_REPS, probePlans } from '../../../../../src/main/calibration/link-fit.js'
-import { PLANS_PASSES, PLANS_WARMUP, errorStats, planErrors } from '../../../../../src/main/calibration/plans.js'
+import { PLANS_PASSES, PLANS_WARMUP, errorStats, passParts, planErrors, retestErrors } from '../../../../../src/main/calibration/plans.js'
 import { FEATURES, REGRESSOR_TEXT, evaluateRegression, featureValues, parseProfile, regressionKeyOf } from '../../../../../src/shared/algorithms/latency.js'
 import { fitForest } from '../../../../../src/main/calibration/forest-fit.js'
 import { mulberry32 } from '../../../../fixtures/prng.js'
@@ -85,6 +85,20 @@ describe('plans campaign', () => {
       expect(x.measured.e2eMs).toBeCloseTo(median(measured.map((r) => r.e2eMs!)), 9)
       expect(x.measured.edgeMs).toBeCloseTo(median(measured.map((r) => r.edgeMs)), 9)
     }
+    // The noise ceiling: each plan's pass medians (from its stored runs) scored against its later passes'.
+    const inferRows = (runId: string) =>
+      stored
+        .filter((r) => r.runId === runId)
+        .slice(PLANS_WARMUP)
+        .map((r) => ({ deviceMs: r.deviceMs, edgeMs: r.edgeMs, e2eMs: r.e2eMs! }))
+    const retest = retestErrors(
+      p.points.map((x) => ({ deviceLayers: x.deviceLayers, layers: x.layers, passes: x.runIds.map((id) => passParts(inferRows(id))) }))
+    )
+    expect(p.retest!.e2e.n).toBe(candidates * ((PLANS_PASSES * (PLANS_PASSES - 1)) / 2))
+    for (const side of ['device', 'edge', 'e2e'] as const) {
+      expect(p.retest![side].within10).toBeCloseTo(retest[side].within10!, 9)
+      expect(p.retest![side].median).toBeCloseTo(retest[side].median!, 9)
+    }
     // Device-only plans run nothing on the edge and edge-only ones nothing on the device.
     for (const x of p.points) {
       if (x.deviceLayers === 0) expect(x.measured.deviceMs).toBe(0)
@@ -100,7 +114,9 @@ describe('plans campaign', () => {
     const names = p.predictors!.map((q) => q.name)
     expect(names).toEqual(['measured per-layer tables', 'paper-2018'])
     expect(p.predictors![0]!.errors).toEqual(p.errors)
-    console.log(formatPlans(p).slice(-8).join('\n'))
+    const text = formatPlans(p).join('\n')
+    expect(text).toMatch(/end to end +\d+ plans +within ±10 % +\d+\.\d % +±5 % +\d+\.\d % .* \(test–retest \d+\.\d % within ±10 %\)/)
+    console.log(formatPlans(p).slice(-12).join('\n'))
     // Nothing learned: the corrected cost table is still the raw one.
     expect(core.planning.costTable('pi-plans').exits).toEqual(raw.exits)
     // The uplink went back to 1000 kbps.
@@ -234,6 +250,12 @@ describe('plans campaign', () => {
       run_ids: first.runIds.join(' '),
       measured_e2e_ms: first.measured.e2eMs
     })
+    // The calibration export's summary names the newest plans campaign's share within ±10 % and its ceiling.
+    const newest = done[0]!
+    const pct = (v: number) => `${(v * 100).toFixed(1)} %`
+    expect(exportCalibration({ dataDir: core.opts.dataDir, out: join(dir, 'cal.json'), format: 'json' })).toContain(
+      `; plans campaign ${newest.id.slice(0, 8)}: ${pct(newest.plans!.errors.e2e.within10!)} of end-to-end predictions within ±10 % (test–retest ${pct(newest.plans!.retest!.e2e.within10!)})`
+    )
     // The CLI writes the same, and refuses --campaign for it by name.
     expect(exportCalibration({ dataDir: core.opts.dataDir, out: join(dir, 'plans.csv'), format: 'csv', what: 'plans' })).toMatch(
       new RegExp(`: ${points} plans \\(csv\\)$`)
@@ -280,7 +302,7 @@ describe('plans campaign', () => {
 
 describe('plan errors', () => {
   it('are relative to the measured time, median and 90th percentile, over the points that have the part', () => {
-    expect(errorStats([])).toEqual({ n: 0, median: null, p90: null })
+    expect(errorStats([])).toEqual({ n: 0, median: null, p90: null, within5: null, within10: null })
     const e = errorStats([
       { predicted: 1, measured: 2 },
       { predicted: 3, measured: 2 },
@@ -290,6 +312,10 @@ describe('plan errors', () => {
     expect(e.n).toBe(3)
     expect(e.median).toBeCloseTo(0.5, 12)
     expect(e.p90).toBeCloseTo(0.5, 12)
+    expect(e.within10).toBeCloseTo(1 / 3, 12)
+    // the shares: ±5 % and ±10 % inclusive (a 10 % error printed is within), over the points measured
+    const shares = errorStats([0.95, 1.04, 1.06, 1.1, 0.89, 1.5].map((predicted) => ({ predicted, measured: 1 })))
+    expect(shares).toMatchObject({ n: 6, within5: 2 / 6, within10: 4 / 6 })
     const pt = (deviceLayers: number, d: [number, number], g: [number, number]) => ({
       exit: 1,
       deviceLayers,
@@ -303,5 +329,19 @@ describe('plan errors', () => {
     expect(errs.device).toMatchObject({ n: 2, median: 0.25 })
     expect(errs.edge).toMatchObject({ n: 2, median: 0.25 })
     expect(errs.e2e.n).toBe(3)
+  })
+
+  it('test–retest: every pair of a plan’s passes, the earlier scored against the later, over the plans that have the part', () => {
+    const parts = (deviceMs: number, edgeMs: number) => ({ deviceMs, edgeMs, e2eMs: deviceMs + edgeMs })
+    const r = retestErrors([
+      { deviceLayers: 0, layers: 2, passes: [parts(0, 10), parts(0, 10.5), parts(0, 12)] },
+      { deviceLayers: 2, layers: 2, passes: [parts(20, 0), parts(20, 0), parts(30, 0)] }
+    ])
+    // edge: 10 vs 10.5 (4.8 %), 10 vs 12 (16.7 %), 10.5 vs 12 (12.5 %); device: 0 %, 33 %, 33 %
+    expect(r.edge).toMatchObject({ n: 3, within5: 1 / 3, within10: 1 / 3 })
+    expect(r.device).toMatchObject({ n: 3, within5: 1 / 3, within10: 1 / 3 })
+    expect(r.device.median).toBeCloseTo(1 / 3, 12)
+    expect(r.e2e.n).toBe(6)
+    expect(retestErrors([{ deviceLayers: 1, layers: 2, passes: [parts(1, 1)] }]).e2e.n).toBe(0) // one pass: nothing to compare
   })
 })
