@@ -368,24 +368,27 @@ export class LatencySources {
 
   /**
    * After a plans campaign scored a profile's regressors on real plans: the profile predicts with the
-   * one of least end-to-end median error from now on — unless the user chose one (useProfile). Says
-   * what it chose and why.
+   * one with the largest share of end-to-end predictions within ±10 % (the field's figure; the lower
+   * median error breaks a tie) from now on — unless the user chose one (useProfile). Says what it
+   * chose and why.
    */
   chooseRegressor(
     agentId: string,
     profileId: string,
-    scored: readonly { profileId?: string; regressor?: Regressor; e2eMedian: number | null }[],
+    scored: readonly { profileId?: string; regressor?: Regressor; e2eWithin10: number | null; e2eMedian: number | null }[],
     campaignId: string
   ): { regressor: Regressor; changed: boolean; why: string } {
     const stored = this.deps.store.profiles.get(profileId)
     if (!stored) throw new UserError(`unknown profile "${profileId}"`)
     const p = stored.profile
     if (p.regressorChosenBy === 'user') return { regressor: p.regressor, changed: false, why: `the ${p.regressor} regressor was chosen by the user` }
-    const mine = scored.filter((x) => x.profileId === profileId && x.regressor && x.e2eMedian !== null)
+    const mine = scored.filter((x) => x.profileId === profileId && x.regressor && x.e2eWithin10 !== null && x.e2eMedian !== null)
     if (mine.length < 2) return { regressor: p.regressor, changed: false, why: 'the profile has one regressor: nothing to choose' }
-    const best = mine.reduce((a, b) => (b.e2eMedian! < a.e2eMedian! ? b : a))
+    const better = (a: (typeof mine)[number], b: (typeof mine)[number]) =>
+      b.e2eWithin10! > a.e2eWithin10! || (b.e2eWithin10 === a.e2eWithin10 && b.e2eMedian! < a.e2eMedian!) ? b : a
+    const best = mine.reduce(better)
     const pct = (v: number) => `${(v * 100).toFixed(1)} %`
-    const why = `end-to-end median error on these plans: ${mine.map((x) => `${x.regressor} ${pct(x.e2eMedian!)}`).join(', ')}`
+    const why = `end-to-end predictions within ±10 % on these plans (median error): ${mine.map((x) => `${x.regressor} ${pct(x.e2eWithin10!)} (${pct(x.e2eMedian!)})`).join(', ')}`
     if (best.regressor === p.regressor) return { regressor: p.regressor, changed: false, why }
     this.deps.store.profiles.chooseRegressor(profileId, best.regressor!, `plans campaign ${campaignId}: ${why}`)
     if (this.deps.store.profiles.current(agentId)?.id === profileId) this.sourceChanged(agentId)

@@ -58,20 +58,27 @@ describe('latency sources', () => {
     expect(() => f.sources.useProfile('pi-2', 'p-paper')).toThrow('profile "p-paper" was fitted for pi-1, not pi-2')
   })
 
-  it('lets a plans campaign choose the regressor of least end-to-end error, unless the user chose one', () => {
+  it('lets a plans campaign choose the regressor with the most end-to-end predictions within ±10 %, unless the user chose one', () => {
     f.sources.useProfile('pi-1', 'p-paper')
+    // linear has the lower median, paper more plans within ±10 %: the share decides (the field's figure)
     const scored = [
-      { profileId: 'p-paper', regressor: 'linear' as const, e2eMedian: 0.2 },
-      { profileId: 'p-paper', regressor: 'paper' as const, e2eMedian: 0.1 }
+      { profileId: 'p-paper', regressor: 'linear' as const, e2eWithin10: 0.6, e2eMedian: 0.06 },
+      { profileId: 'p-paper', regressor: 'paper' as const, e2eWithin10: 0.8, e2eMedian: 0.07 }
     ]
     changed.length = 0
     expect(f.sources.chooseRegressor('pi-1', 'p-paper', scored, 'c9')).toEqual({
       regressor: 'paper',
       changed: true,
-      why: 'end-to-end median error on these plans: linear 20.0 %, paper 10.0 %'
+      why: 'end-to-end predictions within ±10 % on these plans (median error): linear 60.0 % (6.0 %), paper 80.0 % (7.0 %)'
     })
     expect(f.store.profiles.get('p-paper')!.profile).toMatchObject({ regressor: 'paper', regressorChosenBy: expect.stringMatching(/^plans campaign c9: /) })
     expect(changed).toEqual(['pi-1'])
+    // a tie on the share: the lower median
+    const tie = [
+      { profileId: 'p-paper', regressor: 'paper' as const, e2eWithin10: 0.8, e2eMedian: 0.07 },
+      { profileId: 'p-paper', regressor: 'linear' as const, e2eWithin10: 0.8, e2eMedian: 0.05 }
+    ]
+    expect(f.sources.chooseRegressor('pi-1', 'p-paper', tie, 'c9b')).toMatchObject({ regressor: 'linear', changed: true })
     f.store.profiles.chooseRegressor('p-paper', 'linear', 'user')
     expect(f.sources.chooseRegressor('pi-1', 'p-paper', scored, 'c10')).toEqual({
       regressor: 'linear',

@@ -3,7 +3,7 @@
  * model co-infers `count` times, pinned, at the fixed uplink, without teaching the online correction;
  * each point compares the raw prediction with the measured medians. Every latency source that could
  * plan the device is scored on the same points, and the source profile then predicts with its
- * regressor of least end-to-end error (unless the user chose one). The uplink goes back to what it
+ * regressor with the most end-to-end predictions within ±10 % (unless the user chose one). The uplink goes back to what it
  * was, whatever happens.
  */
 import type { InferRow, PlanParts, PlansSummary } from '../../../../shared/contracts/console-api.js'
@@ -87,7 +87,7 @@ export async function runPlans(run: CampaignRun, count: number, uplinkKbps: numb
         s.choice = sources.chooseRegressor(
           agentId,
           source.profileId,
-          scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eMedian: x.errors.e2e.median })),
+          scored.map((x) => ({ profileId: x.profileId, regressor: x.regressor, e2eWithin10: x.errors.e2e.within10, e2eMedian: x.errors.e2e.median })),
           id
         )
       } catch (err) {

@@ -197,10 +197,12 @@ describe('plans campaign', () => {
     const s = (await finished(core.startCampaign('pi-plans', 'plans', 1))).plans!
     const mine = s.predictors!.filter((q) => q.name.startsWith(`profile ${id} `) && /: (linear fits|tree ensembles \(ml-random-forest\)), /.test(q.name))
     expect(mine.map((q) => q.name.split(': ')[1]!.split(',')[0])).toEqual([REGRESSOR_TEXT.linear, REGRESSOR_TEXT.forest])
-    const [lin, tree] = mine.map((q) => q.errors.e2e.median!)
-    const better = tree! < lin! ? 'forest' : 'linear'
+    const [lin, tree] = mine.map((q) => q.errors.e2e)
+    const better = tree!.within10! > lin!.within10! || (tree!.within10 === lin!.within10 && tree!.median! < lin!.median!) ? 'forest' : 'linear'
     expect(s.choice).toMatchObject({ regressor: better, changed: better === 'forest' })
-    expect(s.choice!.why).toMatch(/^end-to-end median error on these plans: linear [\d.]+ %, forest [\d.]+ %$/)
+    expect(s.choice!.why).toMatch(
+      /^end-to-end predictions within ±10 % on these plans \(median error\): linear [\d.]+ % \([\d.]+ %\), forest [\d.]+ % \([\d.]+ %\)$/
+    )
     const stored = core.store.profiles.get(id)!.profile
     expect(stored.regressor).toBe(better)
     if (better === 'forest') expect(stored.regressorChosenBy).toMatch(/^plans campaign /)
