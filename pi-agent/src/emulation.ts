@@ -104,6 +104,7 @@ export class Emulation {
       ...t,
       layerMs: scale(t.layerMs),
       exitFusedMs: scale(t.exitFusedMs),
+      ...(t.piecesMs ? { piecesMs: scale(t.piecesMs) } : {}),
       ...(t.layerRepsMs ? { layerRepsMs: Object.fromEntries(Object.entries(t.layerRepsMs).map(([id, xs]) => [id, xs.map((ms) => ms * k)])) } : {})
     }
   }

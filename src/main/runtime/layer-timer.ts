@@ -7,6 +7,8 @@ import { median } from 'simple-statistics'
 import type { LayerTable } from '../../shared/contracts/agent-api.js'
 import type { Manifest } from '../../shared/contracts/manifest.js'
 import { preprocess } from '../../shared/algorithms/preprocess.js'
+import { exitSchedule, finalExit, pieceKey, runWithPolicy } from '../../shared/algorithms/exit-paths.js'
+import { exitPath } from '../../shared/contracts/manifest.js'
 import type { OrtExecutor } from './executor.js'
 
 /** Times every layer of every exit on this machine through the executor (one warm-up round, then `reps`). */
@@ -32,11 +34,52 @@ export async function measureLayers(
     }
     fused[String(e.exit)] = median(f)
   }
+  const pieces = await measurePieces(ex, manifest, x, reps)
   return {
     model: manifest.id,
     layerMs: Object.fromEntries([...per].map(([id, xs]) => [id, median(xs)])),
     exitFusedMs: fused,
+    ...(pieces ? { piecesMs: pieces } : {}),
     reps,
     layerRepsMs: Object.fromEntries(per)
   }
+}
+
+/**
+ * The sessions a confidence-exit policy runs when the whole path is on this side — the trunk between
+ * branch points and every exit's head, each its own session — timed as the agent runs them: one after
+ * another through the executor, each handed the previous one's output (one warm-up round, then
+ * `reps`). A policy's device time is these sessions' times, not its layers' slices: each session
+ * pays its own start. (An emulated device scales them like its other times; pacing them through the
+ * emulation's waits, as at run time, over-predicted the run 1.5–1.8× in one trial here.) Null for a
+ * model with one exit.
+ */
+export async function measurePieces(ex: OrtExecutor, m: Manifest, x: Float32Array, reps: number): Promise<Record<string, number> | null> {
+  if (m.exits.length < 2) return null
+  const n = exitPath(m, finalExit(m)).length
+  const everyHead = { index: 0, measure: 'max-softmax' as const, thresholds: m.exits.map(() => null), temperatures: m.exits.map(() => 1) }
+  const times = new Map<string, number[]>()
+  for (let r = 0; r <= reps; r++) {
+    await runWithPolicy({
+      m,
+      policy: everyHead,
+      steps: exitSchedule(m, n).device,
+      from: 0,
+      to: n,
+      input: x,
+      dims: [...m.input.shape],
+      audit: true,
+      run: async (seg, input, dims) => {
+        const out = await ex.runSegment(m.id, seg, input, dims)
+        if (r > 0) {
+          const k = pieceKey(seg)
+          const seen = times.get(k)
+          if (seen) seen.push(out.ms)
+          else times.set(k, [out.ms])
+        }
+        return { output: out.output, dims: out.dims, ms: out.ms }
+      }
+    })
+  }
+  return Object.fromEntries([...times].map(([k, xs]) => [k, median(xs)]))
 }

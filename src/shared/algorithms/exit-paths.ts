@@ -118,6 +118,9 @@ export type RunSegment = (
   dims: number[]
 ) => Promise<{ output: Float32Array; dims: number[]; ms: number }>
 
+/** A session of a policy's path, as measured tables key it: `exit/from-to` (the trunk's under the final exit). */
+export const pieceKey = (seg: { exit: number; from: number; to: number }): string => `${seg.exit}/${seg.from}-${seg.to}`
+
 /**
  * Runs layers `from`..`to` of the final path under a policy, evaluating the exit heads of `steps` on
  * the way (each a segment of its own, on the trunk's tensor at its branch point): the frame leaves at

@@ -2,6 +2,7 @@
 import type { LayerTable } from '../contracts/agent-api.js'
 import type { Layer, Manifest } from '../contracts/manifest.js'
 import type { LayerLatencySource } from './planner.js'
+import { pieceKey } from './exit-paths.js'
 
 /**
  * A latency source from two measured tables. Single-layer slices each pay a session's fixed cost `c`
@@ -11,7 +12,9 @@ import type { LayerLatencySource } from './planner.js'
  * slice less `c`, and every segment pays `c` once — so a plan that runs its device share as several
  * sessions (a confidence-exit policy's trunk pieces and heads) pays it for each. Where the fit
  * leaves a residual, the layers are scaled by the deepest exit's fused / predicted ratio (one factor
- * per side), so that exit stays exact.
+ * per side), so that exit stays exact. A confidence-exit policy's sessions are priced from the
+ * tables' `piecesMs` where measured (each session as the agent runs it, its start included: a
+ * policy's path of ten sessions measured 1.3× its composition here, at 30× slowdown).
  */
 export function measuredSource(manifest: Manifest, device: LayerTable, edge: LayerTable): LayerLatencySource {
   const get = (t: LayerTable, id: string): number => {
@@ -47,6 +50,16 @@ export function measuredSource(manifest: Manifest, device: LayerTable, edge: Lay
       const s = f[side]
       return Math.max(0, get(side === 'device' ? device : edge, layer.id) - s.c) * s.k
     },
-    segmentMs: (side, composedMs) => composedMs + f[side].c
+    segmentMs: (side, composedMs) => composedMs + f[side].c,
+    pieceMs: measuredPieces(device, edge)
   }
+}
+
+/**
+ * A policy's sessions as the two tables measured them (`piecesMs`, each session as the agent runs it,
+ * its start included) — for any latency source of the device: a fitted profile composes layers
+ * measured one by one elsewhere, these are the sessions themselves.
+ */
+export function measuredPieces(device: LayerTable, edge: LayerTable): NonNullable<LayerLatencySource['pieceMs']> {
+  return (side, exit, from, to) => (side === 'device' ? device : edge).piecesMs?.[pieceKey({ exit, from, to })]
 }

@@ -14,7 +14,15 @@ import { UserError } from '../errors.js'
 import { cutShape, exitPath, inputBytes, product, type Manifest } from '../contracts/manifest.js'
 import { junctionMs, predictLayerMs, segmentTermsMs, type CalibrationProfile, type SegmentContext, type Side } from './latency.js'
 import type { Layer } from '../contracts/manifest.js'
-import { mixtureMs, policiesUnavailable, policyComponents, rankAccuracy, type CandidatePolicy, type MixtureComponent } from './policy-plans.js'
+import {
+  mixtureMs,
+  policiesUnavailable,
+  policyComponents,
+  rankAccuracy,
+  type CandidatePolicy,
+  type MixtureComponent,
+  type SegmentCost
+} from './policy-plans.js'
 
 export const PLANNER_MODES = ['edgent', 'paper'] as const
 export type PlannerMode = (typeof PLANNER_MODES)[number]
@@ -170,6 +178,11 @@ export interface LayerLatencySource {
    * receives and hands on, and the idle before it (the edge's: the device segment) — identity when absent.
    */
   segmentMs?(side: Side, composedMs: number, ctx: SegmentContext): number
+  /**
+   * A confidence-exit policy's session (`exit`'s layers [from, to): a trunk piece under the final
+   * exit, or a head) measured as the agent runs it; undefined where not measured (then composed).
+   */
+  pieceMs?(side: Side, exit: number, from: number, to: number): number | undefined
 }
 
 export function profileSource(profile: CalibrationProfile): LayerLatencySource {
@@ -310,7 +323,9 @@ export const POLICIES_PER_LEVEL = 2
 
 /** Every offered policy at every cut of the final path (f32, and the final exit's codecs), each a mixture (policy-plans.ts). */
 function policyCandidates(m: Manifest, profile: LayerLatencySource, finalGroup: readonly Candidate[], o: PolicyOptions): Candidate[][] {
-  const seg = segmentCostOf(m, profile)
+  const composed = segmentCostOf(m, profile)
+  // a policy's sessions: as measured where the source measured them, else composed
+  const seg: SegmentCost = (side, exit, from, to, idleMs, sends) => profile.pieceMs?.(side, exit, from, to) ?? composed(side, exit, from, to, idleMs, sends)
   const conf = m.confidence!
   const n = finalGroup[0]!.layers
   const t = o.tuned

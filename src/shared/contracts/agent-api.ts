@@ -45,6 +45,12 @@ export const LayerTableSchema = z.object({
   /** Median ms of each exit as one fused session. */
   exitFusedMs: z.record(z.string(), finiteMs),
   reps: z.number().int().positive(),
+  /**
+   * Median ms of each session a confidence-exit policy runs on this side when every layer and head is
+   * here (the trunk between branch points, each exit's head), timed in sequence as the agent runs
+   * them: keyed `exit/from-to` (pieceKey). Absent for one-exit models and older agents.
+   */
+  piecesMs: z.record(z.string(), finiteMs).optional(),
   /** Every repetition's ms of each layer's slice (the medians above come from these). */
   layerRepsMs: z.record(z.string(), z.array(finiteMs).max(10_000)).optional()
 })

@@ -75,6 +75,21 @@ describe('policy plans', () => {
     expect(table.policies![1]![3]!.policy!.components.map((x) => x.side)).toEqual(['edge', 'edge'])
   })
 
+  it("prices a policy's sessions as measured where the source measured them, the rest composed; static plans as before", () => {
+    // the trunk up to exit 1's branch point (a piece under the final exit) and exit 1's head, as the
+    // agent runs them (each session's start included): 7 and 3 ms where their layers compose to 10 and 8
+    const measured: Record<string, number> = { '5/0-5': 7, '1/5-9': 3 }
+    const pieces: LayerLatencySource = { ...source, pieceMs: (side, exit, from, to) => (side === 'device' ? measured[`${exit}/${from}-${to}`] : undefined) }
+    const t = buildCostTable(m, pieces, Infinity, undefined, {})
+    const at5 = t.policies![1]![5]!.policy!.components
+    expect(at5.map((x) => x.deviceMs)).toEqual([10, 10])
+    // a cut past the branch point: a frame that goes on runs the piece from there to the cut, not
+    // measured, composed (2 layers × 2 ms)
+    expect(t.policies![1]![7]!.policy!.components.map((x) => x.deviceMs)).toEqual([10, 14])
+    // static plans are priced from the layers, as without pieces
+    for (const d of [5, 7]) expect(candidateAt(t, 5, d)!.deviceMs).toBeCloseTo(candidateAt(table, 5, d)!.deviceMs, 9)
+  })
+
   it('takes the quantile of a mixture: the least component latency whose cumulative share reaches it', () => {
     const comps = [
       { share: 0.6, t: 10 },

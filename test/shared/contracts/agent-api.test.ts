@@ -104,6 +104,9 @@ describe('the agent command contract', () => {
     expect(bad('profile-layers', { model: 'm', layerMs: { conv1: -1 }, exitFusedMs: {}, reps: 1 })).toThrow(
       /malformed reply to "profile-layers": layerMs\.conv1: /
     )
+    expect(bad('profile-layers', { model: 'm', layerMs: {}, exitFusedMs: {}, piecesMs: { '5/0-4': Number.NaN }, reps: 1 })).toThrow(
+      /malformed reply to "profile-layers": piecesMs\.5\/0-4: /
+    )
     const rows = wire(EXAMPLES['run-batch'].reply) as { rows: Record<string, unknown>[] }
     rows.rows[1]!['e2eMs'] = null
     expect(bad('run-batch', rows)).toThrow(/malformed reply to "run-batch": rows\[1\]\.e2eMs: /)

@@ -18,7 +18,7 @@ import { isCodec, type Codec } from '../../../shared/algorithms/codecs.js'
 import type { LatencySource } from '../../../shared/contracts/console-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { PAPER_2018, REGRESSOR_TEXT, regressorsOf, type CalibrationProfile, type Regressor } from '../../../shared/algorithms/latency.js'
-import { measuredSource } from '../../../shared/algorithms/measured-source.js'
+import { measuredPieces, measuredSource } from '../../../shared/algorithms/measured-source.js'
 import { computeIdentity, type Hello } from '../../../shared/contracts/messages.js'
 import {
   DEFAULT_MAX_CODEC_DROP_PTS,
@@ -285,7 +285,9 @@ export class LatencySources {
     if (!d.deviceTable) throw new UserError(`agent ${agentId} has not been profiled yet`)
     const p = this.currentProfile(agentId)
     const m = this.deps.models.get(d.model).manifest
-    return this.usable(agentId, p) ? profileSource(p.profile) : measuredSource(m, d.deviceTable, this.edgeTable(d.model))
+    const edge = this.edgeTable(d.model)
+    // a profile prices a policy's sessions as the device and the edge measured them, where they did
+    return this.usable(agentId, p) ? { ...profileSource(p.profile), pieceMs: measuredPieces(d.deviceTable, edge) } : measuredSource(m, d.deviceTable, edge)
   }
 
   /** The device's cost table for its served model from its source as is, or wrapped (planning's online correction). */

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PAPER_2018, type CalibrationProfile } from '../../../../src/shared/algorithms/latency.js'
 import { measuredSource } from '../../../../src/shared/algorithms/measured-source.js'
+import { exitBranches } from '../../../../src/shared/algorithms/exit-paths.js'
 import { buildCostTable, profileSource } from '../../../../src/shared/algorithms/planner.js'
 import { sourcesFixture, type SourcesFixture } from '../sources-fixture.js'
 
@@ -30,6 +31,25 @@ describe('latency sources', () => {
     const m = f.sources.modelOf('pi-1').manifest
     expect(f.sources.costTable('pi-1')).toEqual(buildCostTable(m, measuredSource(m, device, f.sources.edgeTable(m.id)), 2 * 1024 * 1024))
   }, 60_000)
+
+  it("times a policy's sessions as the agent runs them: the trunk between branch points and each exit's head", () => {
+    const m = f.sources.modelOf('pi-1').manifest
+    const edge = f.sources.edgeTable(m.id)
+    const branches = exitBranches(m)
+    const final = branches.at(-1)!
+    // independently of runWithPolicy: each head after the trunk up to its branch point, then the rest of the trunk
+    const expected: string[] = []
+    let at = 0
+    for (const b of branches.slice(0, -1)) {
+      if (b.branchAt > at) expected.push(`${final.exit}/${at}-${b.branchAt}`)
+      at = Math.max(at, b.branchAt)
+      expected.push(`${b.exit}/${b.branchAt}-${b.branchAt + b.headLayers}`)
+    }
+    const n = m.exits.at(-1)!.layers.length
+    if (n > at) expected.push(`${final.exit}/${at}-${n}`)
+    expect(Object.keys(edge.piecesMs!).sort()).toEqual(expected.sort())
+    expect(Object.values(edge.piecesMs!).every((ms) => ms > 0)).toBe(true)
+  })
 
   it('plans with the current profile once there is one, and says when it cannot predict the served model', () => {
     addProfile('p-paper', 'c1')
