@@ -75,6 +75,20 @@ export class Emulation {
    * time to report; without a slowdown, the run's own.
    */
   async slowCpu(key: string, ms: number): Promise<number> {
+    const target = this.emulatedMs(key, ms)
+    await this.waitOut(target - ms)
+    return target
+  }
+
+  /**
+   * The device time of a run of segment `key` that took `ms` here (see slowCpu), recorded but not
+   * waited out: a device that runs several sessions back to back (a confidence-exit policy's trunk
+   * pieces and heads) waits their sum once, after the last (waitOut) — waiting after each would idle
+   * this machine between them, and each session would then start cold (its threads parked, its
+   * caches cooled), as a real device running them back to back does not: ten sessions measured 1.3–2×
+   * their back-to-back times here that way.
+   */
+  emulatedMs(key: string, ms: number): number {
     const k = this.slowdown
     if (!(k > 1)) return ms
     let typical = this.computeMs.get(key) ?? []
@@ -83,16 +97,17 @@ export class Emulation {
       this.computeMs.set(key, typical.length >= EMULATION_RUNS ? median(typical) : typical)
       typical = median(typical)
     }
-    const target = k * typical
-    const extra = target - ms
-    if (extra > 0) {
-      const until = performance.now() + extra
-      if (extra > 2) await sleep(Math.floor(extra - 1.5))
-      while (performance.now() < until) {
-        /* spin: the emulated device is computing */
-      }
+    return Math.max(k * typical, ms)
+  }
+
+  /** Waits `extra` ms (none when ≤ 0): sleeps, then spins the last 1.5 ms (the emulated device is computing). */
+  async waitOut(extra: number): Promise<void> {
+    if (!(extra > 0)) return
+    const until = performance.now() + extra
+    if (extra > 2) await sleep(Math.floor(extra - 1.5))
+    while (performance.now() < until) {
+      /* spin: the emulated device is computing */
     }
-    return Math.max(target, ms)
   }
 
   /** A layer table as the slowed device would have measured it. */
