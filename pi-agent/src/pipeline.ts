@@ -11,7 +11,7 @@ import { frameCodec } from '../../src/shared/algorithms/codecs.js'
 import { UserError } from '../../src/shared/errors.js'
 import { encodeFrame } from '../../src/shared/contracts/frame.js'
 import { exitOutput, exitPath } from '../../src/shared/contracts/manifest.js'
-import { exitSchedule, runWithPolicy, type HeadOutcome } from '../../src/shared/algorithms/exit-paths.js'
+import { exitSchedule, pieceKey, runWithPolicy, type HeadOutcome } from '../../src/shared/algorithms/exit-paths.js'
 import type { PlanMessage, ResultOrRefusal } from '../../src/shared/contracts/messages.js'
 import { argmax, preprocess } from '../../src/shared/algorithms/preprocess.js'
 import type { Stages } from '../../src/shared/contracts/stages.js'
@@ -161,7 +161,7 @@ export class InferencePipeline {
         const out = await this.o.executor.runSegment(m.id, seg, input, dims)
         handoffMs += Math.max(0, performance.now() - asked - out.ms)
         // emulated: the sessions run back to back, as on a device; their slowdown is waited out once, below
-        const ms = this.o.emulation ? this.o.emulation.emulatedMs(`${plan.model}/${seg.exit}/${seg.from}-${seg.to}`, out.ms) : out.ms
+        const ms = this.o.emulation ? this.o.emulation.emulatedMs(`${plan.model}/${pieceKey(seg)}`, out.ms) : out.ms
         deviceMs += ms
         realMs += out.ms
         return { output: out.output, dims: out.dims, ms }

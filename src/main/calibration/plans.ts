@@ -129,11 +129,7 @@ export function planPoint(
     runIds,
     completed: rows.length,
     predicted: parts,
-    measured: {
-      deviceMs: median(rows.map((r) => r.deviceMs)),
-      edgeMs: median(rows.map((r) => r.edgeMs)),
-      e2eMs: median(rows.map((r) => r.e2eMs))
-    }
+    measured: passParts(rows)
   }
 }
 
