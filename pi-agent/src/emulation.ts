@@ -110,6 +110,15 @@ export class Emulation {
     }
   }
 
+  /**
+   * The idle a slowed device's frame leaves after `ms` of compute here: its slowdown, waited out (as
+   * the pipeline does after every frame). The layer timer paces its policy pieces with it, so they are
+   * timed starting as cold as at run time. None without a slowdown.
+   */
+  idleAfter(ms: number): Promise<void> {
+    return this.waitOut((this.slowdown - 1) * ms)
+  }
+
   /** A layer table as the slowed device would have measured it. */
   scaleTable(t: LayerTable): LayerTable {
     const k = this.slowdown

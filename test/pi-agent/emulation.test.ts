@@ -33,4 +33,13 @@ describe('slowdown emulation', () => {
     await e.waitOut(-3) // a run already slower than its emulated time: nothing to wait
     expect(performance.now() - t0).toBeLessThan(1000)
   })
+
+  it('idles out a frame’s slowdown after its compute here (idleAfter), and not at all without one', async () => {
+    let t0 = performance.now()
+    await new Emulation({ slowdown: 6, log }).idleAfter(4)
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(20 - 1) // (6 − 1) × 4
+    t0 = performance.now()
+    await new Emulation({ log }).idleAfter(50)
+    expect(performance.now() - t0).toBeLessThan(40)
+  })
 })

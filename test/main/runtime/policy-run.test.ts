@@ -10,6 +10,7 @@ import { loadManifest, readShippedSamples } from '../../../src/main/runtime/file
 import { preprocess } from '../../../src/shared/algorithms/preprocess.js'
 import { exitConfidence, exitSchedule, runWithPolicy, type RunSegment } from '../../../src/shared/algorithms/exit-paths.js'
 import type { PlanPolicy } from '../../../src/shared/contracts/messages.js'
+import { measurePieces } from '../../../src/main/runtime/layer-timer.js'
 
 const dir = join(__dirname, '..', '..', '..', 'resources', 'models', 'branchy-resnet96')
 const loaded = loadManifest(dir)
@@ -95,5 +96,19 @@ describe('policies run on onnxruntime', () => {
     const edge = await runWithPolicy({ m, policy: p, steps: s.edge, from: 9, to: 19, input: device.output, dims: device.dims, audit: true, run })
     expect(edge.left?.exit).toBe(5)
     expect(edge.heads.map((h) => h.exit)).toEqual([4, 5])
+  })
+
+  it('times a policy’s pieces paced as frames start at run time: the idle after every round, given that round’s compute', async () => {
+    const rounds: number[] = []
+    const paced = await measurePieces(ex, m, input(0), 3, {
+      idle: async (roundMs) => {
+        rounds.push(roundMs)
+      }
+    })
+    const plain = await measurePieces(ex, m, input(0), 1)
+    expect(Object.keys(paced!).sort()).toEqual(Object.keys(plain!).sort())
+    // the warm-up round and each of the 3 timed ones, each the sum of its sessions' times (all positive)
+    expect(rounds).toHaveLength(4)
+    for (const ms of rounds) expect(ms).toBeGreaterThan(0)
   })
 })
