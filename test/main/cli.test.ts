@@ -255,3 +255,27 @@ describe('edgent infer --plan', () => {
     })
   })
 })
+
+describe('edgent worker', () => {
+  it('refuses to start without a token, with a bad id, or on a folder without models — naming what was wrong', async () => {
+    const saved = process.env['EDGENT_WORKER_TOKEN']
+    delete process.env['EDGENT_WORKER_TOKEN']
+    try {
+      const noToken = await run('worker', '--broker', 'mqtt://127.0.0.1:1', '--id', 'w1')
+      expect(noToken).toMatchObject({ code: 2 })
+      expect(noToken.err).toContain('--token (or $EDGENT_WORKER_TOKEN) is required')
+      const badId = await run('worker', '--broker', 'mqtt://127.0.0.1:1', '--id', 'W_1', '--token', 't')
+      expect(badId).toMatchObject({ code: 2 })
+      expect(badId.err).toContain('agent id "W_1" is not valid')
+      const empty = mkdtempSync(join(tmpdir(), 'edgent-worker-models-'))
+      const noModels = await run('worker', '--broker', 'mqtt://127.0.0.1:1', '--id', 'w1', '--token', 't', '--models', empty)
+      expect(noModels).toMatchObject({ code: 2 })
+      expect(noModels.err).toContain(`--models: ${empty} holds no model folder`)
+      const badThreads = await run('worker', '--broker', 'mqtt://127.0.0.1:1', '--id', 'w1', '--threads', '0')
+      expect(badThreads.code).toBe(2)
+      expect(badThreads.err).toMatch(/--threads/)
+    } finally {
+      if (saved !== undefined) process.env['EDGENT_WORKER_TOKEN'] = saved
+    }
+  })
+})

@@ -12,7 +12,7 @@ import { launchChromium } from './browser.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { inception, residual } from '../fixtures/dag.js'
 import { shippedSubset } from '../fixtures/samples.js'
-import { root, spawnAgent, stopAgent, type AgentProc } from '../main/console/harness.js'
+import { root, spawnAgent, spawnWorker, stopAgent, type AgentProc } from '../main/console/harness.js'
 import { edgentBin, startServe, type ServeProcess } from '../main/serve-process.js'
 import { callConsole } from '../../src/main/cli/client.js'
 
@@ -25,6 +25,8 @@ describe('the console in a browser (headless shell)', () => {
   let browser: Browser
   let page: Page
   let agent: AgentProc | null = null
+  /** An edge worker started from the Fleet test (issue 34). */
+  let edgeWorker: AgentProc | null = null
   /** How pi-ui (paired on the Fleet page) reaches the broker: restarted at another speed further on. */
   let piUi: { port: string; token: string } | null = null
   const pageErrors: string[] = []
@@ -69,6 +71,7 @@ describe('the console in a browser (headless shell)', () => {
   afterAll(async () => {
     await browser?.close()
     await stopAgent(agent)
+    await stopAgent(edgeWorker)
     await serve?.stop()
   })
 
@@ -119,7 +122,16 @@ describe('the console in a browser (headless shell)', () => {
         /^\d+ ORT workers? · over the last 2 s: \d+ runs\/s, busy \d+ %, wait for a worker [\d.]+ ms mean, [\d.]+ ms p95 · \d+ queued now · plans take this load into account \(load-aware\)$/
       )
     expect(await page.textContent('[data-testid=edge-pi-ui]')).toBe('idle')
+    // An edge worker paired through the API and started with the command it printed comes online in the Workers card.
+    const w = await callConsole(serve.control, 'workerPair', { id: 'w-ui' })
+    expect(w.command).toMatch(/^EDGENT_WORKER_TOKEN=\S+ npx --no -- edgent worker --broker mqtt:\/\/\S+ --id w-ui$/)
+    edgeWorker = spawnWorker(`mqtt://127.0.0.1:${m![2]}`, 'w-ui', w.token)
+    await expect.poll(async () => page.textContent('[data-testid=worker-w-ui]'), { timeout: 30_000 }).toMatch(/^w-uionline1/)
+    expect(await page.textContent('[data-testid=worker-console]')).toMatch(/^the console's own poolonline/)
     await shot('fleet')
+    // stopped again: the later pages' runs stay on the console's own pool; its heartbeat gone, it is dead
+    await stopAgent(edgeWorker)
+    await expect.poll(async () => page.textContent('[data-testid=worker-w-ui]'), { timeout: 10_000 }).toMatch(/^w-uidead/)
   })
 
   it('Campaigns: runs a small campaign whose progress reaches 100 %', async () => {

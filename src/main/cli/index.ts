@@ -13,6 +13,7 @@ import { registerModel } from './commands/model.js'
 import { registerPlan } from './commands/plan.js'
 import { registerTestbed } from './commands/testbed.js'
 import { registerRuns } from './commands/runs.js'
+import { registerWorker } from './commands/worker.js'
 
 export type { Io } from './args.js'
 
@@ -46,6 +47,7 @@ function buildProgram(io: Io): Command {
   registerCampaigns(program, io)
   registerRuns(program, io)
   registerTestbed(program, io)
+  registerWorker(program, io)
   return program
 }
 

@@ -19,6 +19,7 @@ import { CONSOLE_USERNAME, EmbeddedBroker } from './broker/broker.js'
 import { ensureBrokerTls } from './broker/tls.js'
 import { FRAME_OVERHEAD_MAX } from '../../shared/contracts/frame.js'
 import { CoInference, type InferOptions } from './features/coinference.js'
+import { Workers } from './features/workers.js'
 import { Audits } from './features/audits.js'
 import type { Emit } from './api/events.js'
 import { Fleet } from './features/fleet.js'
@@ -51,6 +52,7 @@ export class EdgentConsole extends EventEmitter {
   readonly sources: LatencySources
   readonly planning: Planning
   readonly coinference: CoInference
+  readonly workers: Workers
   readonly audits: Audits
   readonly campaigns: Campaigns
   readonly uploads: Uploads
@@ -69,7 +71,8 @@ export class EdgentConsole extends EventEmitter {
     super()
     const log = opts.log
     this.executor = new OrtExecutor({ maxSessions: 128, workers: opts.edgeWorkers ?? edgeWorkers() })
-    this.edgeLoad = new EdgeLoad(() => this.executor.size)
+    // the edge's threads: the console's own pool's and its live edge workers' (workers.ts)
+    this.edgeLoad = new EdgeLoad(() => this.workers.capacity())
     this.executor.observe((r) => {
       // runs of a device (co-inference); the console's own (timing, campaigns) are not a device's load
       if (r.owner) this.edgeLoad.addRun({ owner: r.owner, at: r.at, queuedMs: r.queuedMs, serviceMs: r.serviceMs, runMs: r.runMs })
@@ -90,6 +93,7 @@ export class EdgentConsole extends EventEmitter {
           maxConnectBytes: 4096,
           consoleSecret,
           checkAgent: (id, token) => this.fleet.checkToken(id, token),
+          checkWorker: (id, token) => this.workers.checkToken(id, token),
           log: log.child({ part: 'broker' })
         })
     const local = opts.mqttHost === '0.0.0.0' || opts.mqttHost === '::' ? '127.0.0.1' : opts.mqttHost
@@ -109,9 +113,28 @@ export class EdgentConsole extends EventEmitter {
         },
         health: (id, p, t) => this.fleet.onHealth(id, p, t),
         activation: (id, p) => void this.coinference.onActivation(id, p),
-        fetch: (id, p, t) => this.distribution.onFetch(id, p, t)
+        fetch: (id, p, t) => this.distribution.onFetch(id, p, t),
+        worker: (id, kind, p) => {
+          if (kind === 'hello') this.workers.onHello(id, p)
+          else if (kind === 'health') this.workers.onHealth(id, p)
+          else this.workers.onDone(id, p)
+        }
       }
     )
+    this.workers = new Workers({
+      ...base,
+      executor: this.executor,
+      models: this.models,
+      // jobs at QoS 1: a worker that loses one on a reconnect is covered by the job timeout anyway
+      publish: (topic, payload) => this.link.publish(topic, payload, { qos: 1 }),
+      disconnect: (id) => this.broker?.disconnectWorker(id) ?? false,
+      localEdge: opts.localEdge ?? true,
+      onRun: (r) => {
+        if (r.owner) this.edgeLoad.addRun(r)
+      },
+      ...(opts.edgeRouting ? { routing: opts.edgeRouting } : {}),
+      log: log.child({ part: 'workers' })
+    })
     this.fleet = new Fleet({
       ...base,
       onOffline: (id, reason) => this.link.failAgent(id, reason),
@@ -162,7 +185,7 @@ export class EdgentConsole extends EventEmitter {
     })
     this.coinference = new CoInference({
       ...base,
-      executor: this.executor,
+      edge: this.workers,
       models: this.models,
       fleet: this.fleet,
       monitor: this.monitor,
@@ -252,6 +275,7 @@ export class EdgentConsole extends EventEmitter {
       { name: 'audits', module: this.audits },
       ...messaging,
       { name: 'distribution', module: this.distribution },
+      { name: 'edge workers', module: this.workers },
       { name: 'co-inference', module: this.coinference },
       { name: 'link monitor', module: this.monitor },
       { name: 'campaigns', module: this.campaigns }

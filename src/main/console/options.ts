@@ -1,4 +1,5 @@
 /** The console core's options and their defaults (the shells override ports, hosts and directories). */
+import type { Routing } from './features/workers.js'
 import type { Logger } from 'pino'
 
 export interface ConsoleOptions {
@@ -25,6 +26,10 @@ export interface ConsoleOptions {
   maxImportBytes?: number
   /** ORT worker threads of the edge (default: one per core, at most 4: edgeWorkers()). */
   edgeWorkers?: number
+  /** The console's own pool serves edge runs beside the paired edge workers (default true; issue 34). */
+  localEdge?: boolean
+  /** How edge runs are spread over the workers (default load-aware). */
+  edgeRouting?: Routing
   /**
    * Plan with the edge's measured load (default true): a plan's edge part costs the queueing delay
    * the edge's recent runs measured (edge-load.ts). false: load-blind, as if each device had the edge to itself.

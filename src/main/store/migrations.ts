@@ -164,6 +164,15 @@ export const MIGRATIONS: string[] = [
   // 10: a plan's confidence-exit policy (issue 31), when it has one.
   `
   ALTER TABLE plans ADD COLUMN policy_json TEXT;
+  `,
+  // 11: edge workers (issue 34): paired like devices, with tokens of their own.
+  `
+  CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+  );
   `
 ]
 

@@ -12,6 +12,7 @@ import { BandwidthQueries } from './bandwidth.js'
 import { CalibrationQueries } from './calibration.js'
 import { CampaignQueries } from './campaigns.js'
 import { DeviceQueries } from './devices.js'
+import { WorkerQueries } from './workers.js'
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js'
 import { PlanQueries } from './plans.js'
 import { ProfileQueries } from './profiles.js'
@@ -24,6 +25,7 @@ export type { DeviceRow } from './devices.js'
 
 interface Families {
   devices: DeviceQueries
+  workers: WorkerQueries
   plans: PlanQueries
   runs: RunQueries
   bandwidth: BandwidthQueries
@@ -98,6 +100,7 @@ export class Store {
     const campaigns = new CampaignQueries(db, profiles)
     this.q = {
       devices,
+      workers: new WorkerQueries(db),
       plans: new PlanQueries(db),
       runs: new RunQueries(db),
       bandwidth: new BandwidthQueries(db),
@@ -121,6 +124,10 @@ export class Store {
 
   get devices(): DeviceQueries {
     return this.open().devices
+  }
+  /** Paired edge workers (issue 34). */
+  get workers(): WorkerQueries {
+    return this.open().workers
   }
   get plans(): PlanQueries {
     return this.open().plans

@@ -110,6 +110,38 @@ export interface Pairing {
   disconnected: boolean
 }
 
+/** A paired edge worker (issue 34), or the console's own pool (id `console`), as the Workers card shows it. */
+export interface WorkerView {
+  id: string
+  state: 'online' | 'dead' | 'unknown'
+  version: string | null
+  /** ORT threads: the runs it takes at once. */
+  pool: number | null
+  models: string[]
+  /** Runs sent to it and not answered yet. */
+  inFlight: number
+  /** Runs waiting for one of its threads, as its last heartbeat said. */
+  queued: number | null
+  /** Smoothed session time and round trip beyond it, ms. */
+  serviceMs: number | null
+  tripMs: number | null
+  answered: number
+  /** Its answers refused (a job it was not given, malformed, an error). */
+  refused: number
+  /** Times it was declared dead (its heartbeat stopped). */
+  deaths: number
+  lastSeenMsAgo: number | null
+}
+
+/** A worker's pairing: the command that starts it (the token is shown once). */
+export interface WorkerPairing {
+  id: string
+  token: string
+  broker: string
+  command: string
+  replaced: boolean
+}
+
 export type CampaignKind = 'layers' | 'model' | 'sweep' | 'plans'
 export const CAMPAIGN_KINDS: readonly CampaignKind[] = ['layers', 'model', 'sweep', 'plans']
 
@@ -639,6 +671,9 @@ export interface ConsoleMethods {
   devices: { args: Record<string, never>; result: DeviceView[] }
   pair: { args: { id: string; force?: boolean }; result: Pairing }
   unpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
+  workers: { args: Record<string, never>; result: WorkerView[] }
+  workerPair: { args: { id: string; force?: boolean }; result: WorkerPairing }
+  workerUnpair: { args: { id: string }; result: { id: string; revoked: boolean; disconnected: boolean } }
   campaigns: { args: Record<string, never>; result: CampaignStatus[] }
   campaignStart: {
     /** `uplinkKbps`: kind `plans` only, the fixed uplink its plans co-infer at; `timing`: kind `layers` only (warm or cold, see TIMING_REGIMES). */
@@ -779,6 +814,9 @@ export const METHOD_NAMES = [
   'devices',
   'pair',
   'unpair',
+  'workers',
+  'workerPair',
+  'workerUnpair',
   'campaigns',
   'campaignStart',
   'campaignStatus',

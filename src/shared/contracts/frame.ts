@@ -85,6 +85,11 @@ export interface Frame {
 }
 
 export function encodeFrame(header: FrameHeader, dims: readonly number[], data: Float32Array, codec: Codec = 'f32'): Uint8Array {
+  return encodeTensorMessage(header, dims, data, codec)
+}
+
+/** The frame's binary layout around any JSON header (an edge worker's jobs and answers, worker-api.ts). */
+export function encodeTensorMessage(header: object, dims: readonly number[], data: Float32Array, codec: Codec = 'f32'): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header))
   if (json.length > MAX_HEADER_BYTES) throw new UserError(`frame header is ${json.length} bytes, over the ${MAX_HEADER_BYTES}-byte limit`)
   if (dims.length < 1 || dims.length > MAX_NDIM) throw new UserError(`frame tensor must have 1..${MAX_NDIM} dims, got ${dims.length}`)
@@ -141,6 +146,16 @@ export function decodeFrameData(f: FrameHead): Frame {
  * receiver can refuse a frame that does not match its plan before paying for the payload.
  */
 export function readFrameHead(bytes: Uint8Array, limits: DecodeLimits): FrameHead {
+  return readTensorHead(bytes, limits, FrameHeaderSchema, 'frame header')
+}
+
+/** readFrameHead for a frame whose JSON header follows another schema (`what` names it in errors). */
+export function readTensorHead<S extends z.ZodType>(
+  bytes: Uint8Array,
+  limits: DecodeLimits,
+  schema: S,
+  what: string
+): Omit<FrameHead, 'header'> & { header: z.infer<S> } {
   if (bytes.length < FIXED) throw new UserError(`frame: ${bytes.length} bytes, shorter than the ${FIXED}-byte fixed header`)
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (v.getUint32(0) !== FRAME_MAGIC) throw new UserError('frame: bad magic (expected "EDGA")')
@@ -180,8 +195,8 @@ export function readFrameHead(bytes: Uint8Array, limits: DecodeLimits): FrameHea
   } catch {
     throw new UserError('frame: header is not UTF-8 JSON')
   }
-  const parsed = FrameHeaderSchema.safeParse(json)
-  if (!parsed.success) throw new UserError(describeIssues('frame header', parsed.error.issues))
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) throw new UserError(describeIssues(what, parsed.error.issues))
   const body = headerStart + headerLen
   return { header: parsed.data, codec, dims, payload: bytes.subarray(body, body + payloadLen) }
 }

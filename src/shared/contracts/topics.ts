@@ -59,6 +59,57 @@ export const topics = {
   agentInbox: (id: string) => [topics.plan(id), `${agent(id)}/request/+`, topics.result(id), topics.chunk(id)]
 } as const
 
+/**
+ * Edge workers (issue 34): headless edge processes on other machines. Their ids live in their own
+ * subtree (`edgent/v1/workers/{id}/`), apart from agents', and they log in as `worker:{id}` (a name
+ * no agent id can take): a worker's credentials never act as an agent's, nor an agent's as a worker's.
+ */
+export const WORKER_USERNAME_PREFIX = 'worker:'
+export const workerUsername = (id: string): string => `${WORKER_USERNAME_PREFIX}${checkAgentId(id)}`
+/** A worker's MQTT client id (its username's id, prefixed: client ids cannot hold ':' everywhere). */
+export const workerClientId = (id: string): string => `edgent-worker-${checkAgentId(id)}`
+const worker = (id: string): string => `${ROOT}/workers/${checkAgentId(id)}`
+
+export const workerTopics = {
+  /** worker → console, retained: version, pool size, the models it holds (with their digests). */
+  hello: (id: string) => `${worker(id)}/hello`,
+  /** worker → console, every WORKER_HEARTBEAT_MS: its load (the heartbeat its liveness is judged by). */
+  health: (id: string) => `${worker(id)}/health`,
+  /** console → worker: one segment to run (a tensor frame, worker-api.ts). */
+  job: (id: string) => `${worker(id)}/job`,
+  /** worker → console: a job's answer (a tensor frame) or its error. */
+  done: (id: string) => `${worker(id)}/done`,
+  all: {
+    hello: `${ROOT}/workers/+/hello`,
+    health: `${ROOT}/workers/+/health`,
+    done: `${ROOT}/workers/+/done`
+  }
+} as const
+
+export type WorkerTopicKind = 'hello' | 'health' | 'job' | 'done'
+
+/** Parses a worker topic; undefined for anything else. */
+export function parseWorkerTopic(topic: string): { workerId: string; kind: WorkerTopicKind } | undefined {
+  const parts = topic.split('/')
+  if (parts.length !== 5 || parts[0] !== 'edgent' || parts[1] !== 'v1' || parts[2] !== 'workers') return undefined
+  const workerId = parts[3]!
+  const kind = parts[4]
+  if (!AGENT_ID_RE.test(workerId)) return undefined
+  return kind === 'hello' || kind === 'health' || kind === 'job' || kind === 'done' ? { workerId, kind } : undefined
+}
+
+/** Topics a worker may publish to: its own hello, health and answers. */
+export function workerMayPublish(workerId: string, topic: string): boolean {
+  const t = parseWorkerTopic(topic)
+  return !!t && t.workerId === workerId && (t.kind === 'hello' || t.kind === 'health' || t.kind === 'done')
+}
+
+/** The one filter a worker may subscribe to: its own jobs. */
+export function workerMaySubscribe(workerId: string, filter: string): boolean {
+  const t = parseWorkerTopic(filter)
+  return !!t && t.workerId === workerId && t.kind === 'job'
+}
+
 function checkVerb(verb: string): string {
   if (!VERB_RE.test(verb)) throw new UserError(`verb "${verb}" is not valid`)
   return verb

@@ -74,6 +74,17 @@ export function spawnAgent(
   return { child, stderr: () => err }
 }
 
+/** An `edgent worker` process (issue 34), its token in the environment; `models`: a model folder (default: the 28×28 model). */
+export function spawnWorker(broker: string, id: string, token: string, extra: string[] = [], models = defaultModelDir()): AgentProc {
+  let err = ''
+  const child = spawn(process.execPath, [join(root, 'bin', 'edgent.js'), 'worker', '--broker', broker, '--id', id, '--models', models, ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, EDGENT_WORKER_TOKEN: token }
+  })
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  return { child, stderr: () => err }
+}
+
 export async function stopAgent(a: AgentProc | null | undefined): Promise<void> {
   if (!a || a.child.exitCode !== null || a.child.signalCode !== null) return
   await new Promise<void>((resolve) => {

@@ -67,6 +67,7 @@ describe('a console stopped in the middle of a campaign', () => {
       'agent link',
       'broker',
       'distribution',
+      'edge workers',
       'co-inference',
       'link monitor',
       'campaigns'

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { deviceState, freePort, spawnAgent, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
+import { deviceState, freePort, spawnAgent, spawnWorker, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
 
@@ -40,4 +40,18 @@ describe("co-inference through Debian's mosquitto as the external broker", () =>
     expect(rows.map((r) => r.predictedLabel)).toEqual(await unsplitLabels(4, 100))
     expect(brokerLog).toContain('New client connected')
   })
+
+  it('carries an edge worker’s jobs and answers too (issue 34): the worker is tried, its answers are the unsplit model’s', async () => {
+    const worker = spawnWorker(`mqtt://127.0.0.1:${port}`, 'w-m', core.workers.pair('w-m').token)
+    try {
+      await waitFor('w-m online', () => core.workers.list().find((w) => w.id === 'w-m')?.state === 'online', 30_000)
+      const { summary, rows } = await core.infer({ agent: 'pi-m', count: 40, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 4 } })
+      expect(summary).toMatchObject({ completed: 40, lost: 0 })
+      expect(rows.map((r) => r.predictedLabel)).toEqual(await unsplitLabels(5, 40))
+      // a worker that never answered is tried first; after that, the faster of it and the console's own pool
+      expect(core.workers.list().find((w) => w.id === 'w-m')!.answered).toBeGreaterThanOrEqual(1)
+    } finally {
+      await stopAgent(worker)
+    }
+  }, 60_000)
 })

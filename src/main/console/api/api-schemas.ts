@@ -27,6 +27,9 @@ export const API_SCHEMAS = {
   devices: none,
   pair: z.object({ id: z.string().min(1).max(64), force: z.boolean().optional() }).strict(),
   unpair: z.object({ id: z.string().min(1).max(64) }).strict(),
+  workers: none,
+  workerPair: z.object({ id: z.string().min(1).max(64), force: z.boolean().optional() }).strict(),
+  workerUnpair: z.object({ id: z.string().min(1).max(64) }).strict(),
   campaigns: none,
   campaignStart: z
     .object({

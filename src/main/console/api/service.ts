@@ -3,6 +3,7 @@
  * transport) and one `call(method, args)` entry that every transport uses after its own sender
  * check. Arguments are validated here (api-schemas.ts), so no transport can skip it.
  */
+import { npxCommand } from '../../../shared/npx.js'
 import { changedSettings, DEFAULT_SETTINGS, type Settings } from '../../../shared/contracts/settings.js'
 import { readSettings, settingsPath, writeSettings } from '../../runtime/settings-file.js'
 import { UserError } from '../../../shared/errors.js'
@@ -153,6 +154,21 @@ export class ConsoleService {
     const r = this.core.unpair(a.id)
     this.core.emit('devices', { reason: `unpaired ${a.id}` })
     return r
+  }
+
+  workers(): ResultOf<'workers'> {
+    return this.core.workers.list()
+  }
+
+  workerPair(a: ArgsOf<'workerPair'>): ResultOf<'workerPair'> {
+    const { id, token, replaced } = this.core.workers.pair(a.id, { force: a.force === true })
+    const broker = `mqtt://${this.opts.brokerAddress()}`
+    // the token in the environment, not on the command line (ps shows every user a process's arguments)
+    return { id, token, broker, command: `EDGENT_WORKER_TOKEN=${token} ${npxCommand('edgent', 'worker', '--broker', broker, '--id', id)}`, replaced }
+  }
+
+  workerUnpair(a: ArgsOf<'workerUnpair'>): ResultOf<'workerUnpair'> {
+    return this.core.workers.unpair(a.id)
   }
 
   campaigns(): CampaignStatus[] {

@@ -16,7 +16,20 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Su
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import { AGENT_ID_RE, ROOT, agentMayPublish, agentMaySubscribe, parseTopic, topics } from '../../../shared/contracts/topics.js'
+import {
+  AGENT_ID_RE,
+  ROOT,
+  WORKER_USERNAME_PREFIX,
+  agentMayPublish,
+  agentMaySubscribe,
+  parseTopic,
+  parseWorkerTopic,
+  topics,
+  workerClientId,
+  workerMayPublish,
+  workerMaySubscribe,
+  workerTopics
+} from '../../../shared/contracts/topics.js'
 import { ADDRESS_BACKOFF, FailureBackoff, ID_BACKOFF, SLOW_CONSUMER_BACKOFF } from './auth-backoff.js'
 import { PendingBudget } from '../../runtime/pending-budget.js'
 import { LogLimiter, kindOf } from './log-limit.js'
@@ -35,6 +48,8 @@ export interface BrokerOptions {
   consoleSecret: string
   /** True when `token` is the valid pairing token of a paired, unrevoked agent `agentId`. */
   checkAgent(agentId: string, token: string): Promise<boolean>
+  /** True when `token` is the valid token of a paired, unrevoked edge worker (issue 34); absent: workers are refused. */
+  checkWorker?(workerId: string, token: string): Promise<boolean>
   log: Logger
   /** Sockets at once (agents and the console's own client); past it new ones are closed at accept. */
   maxConnections?: number
@@ -73,7 +88,7 @@ export const BROKER_LIMITS = {
   maxQueuedBytes: 8 * 1024 * 1024
 }
 
-type EdgentClient = Client & { edgentRole?: string; edgentSubs?: Set<string> }
+type EdgentClient = Client & { edgentRole?: string; edgentSubs?: Set<string>; edgentWorker?: string }
 /** The guarded stream carries its socket's remote address (aedes sees the stream, not the socket), and the agent it authenticated as. */
 type AddressedStream = GuardedStream & { edgentRemote?: string; edgentAgent?: string; edgentKey?: string }
 
@@ -95,6 +110,8 @@ export interface LocalSubscription {
 }
 
 const isConsole = (client: Client | null): boolean => !!client && (client as EdgentClient).edgentRole === 'console'
+/** The worker id a client logged in as (issue 34), else undefined. */
+const workerOf = (client: Client | null): string | undefined => (client as EdgentClient | null)?.edgentWorker
 const remoteOf = (client: Client): string => (client.conn as AddressedStream | undefined)?.edgentRemote ?? 'unknown'
 
 export class EmbeddedBroker {
@@ -159,6 +176,10 @@ export class EmbeddedBroker {
       done(authError(4, 'bad console credentials'), false)
       return
     }
+    if (username?.startsWith(WORKER_USERNAME_PREFIX)) {
+      this.authenticateWorker(client, username.slice(WORKER_USERNAME_PREFIX.length), pass, done)
+      return
+    }
     if (!username) {
       this.refuse(client, 'anonymous', 'anonymous client')
       done(authError(4, 'anonymous clients are not allowed'), false)
@@ -208,6 +229,44 @@ export class EmbeddedBroker {
     )
   }
 
+  /**
+   * CONNECT of an edge worker (issue 34): username `worker:{id}`, client id `edgent-worker-{id}`,
+   * password its token. Its failures back off like an agent's (by address and by `worker:{id}`).
+   */
+  private authenticateWorker(client: Client, id: string, pass: string, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    if (!AGENT_ID_RE.test(id) || client.id !== workerClientId(id)) {
+      this.refuse(client, 'worker-client-id', 'a worker logs in as worker:{id} with client id edgent-worker-{id}', { username: id.slice(0, 64) })
+      done(authError(5, 'a worker logs in as worker:{id} with client id edgent-worker-{id}'), false)
+      return
+    }
+    const check = this.opts.checkWorker
+    if (!check) {
+      this.refuse(client, `worker:${id}`, 'this console takes no edge workers', { workerId: id })
+      done(authError(5, 'this console takes no edge workers'), false)
+      return
+    }
+    check(id, pass).then(
+      (ok) => {
+        if (!ok) {
+          this.refuse(client, `worker:${id}`, 'unknown worker, revoked, or wrong token', { workerId: id })
+          this.byId.fail(`${WORKER_USERNAME_PREFIX}${id}`)
+          done(authError(4, 'unknown worker or wrong token'), false)
+          return
+        }
+        this.byAddress.succeed(remoteOf(client))
+        ;(client as EdgentClient).edgentRole = 'worker'
+        ;(client as EdgentClient).edgentWorker = id
+        const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
+        if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
+        done(null, true)
+      },
+      (err: unknown) => {
+        this.opts.log.error({ err, workerId: id }, 'worker token check failed')
+        done(authError(3, 'token check failed'), false)
+      }
+    )
+  }
+
   /** PUBLISH: the console under edgent/v1/; an agent only under its own prefix, retained only on state and hello, and small. */
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     const maxRetained = this.opts.maxRetainedBytes ?? BROKER_LIMITS.maxRetainedBytes
@@ -217,6 +276,23 @@ export class EmbeddedBroker {
     }
     if (isConsole(client)) {
       done(packet.topic.startsWith(`${ROOT}/`) ? null : new Error('console publishes only under edgent/v1/'))
+      return
+    }
+    const worker = workerOf(client)
+    if (worker !== undefined) {
+      // a worker: its hello (retained, small), health and answers, under its own prefix only
+      const kind = workerMayPublish(worker, packet.topic) ? parseWorkerTopic(packet.topic)?.kind : undefined
+      const problem = !kind
+        ? 'refused publish outside the worker prefix'
+        : packet.retain && (kind !== 'hello' || packet.payload.length > maxRetained)
+          ? 'refused a retained publish other than a small hello'
+          : null
+      if (problem) {
+        this.limiter.warn(`publish:${client.id}`, { workerId: worker, topic: packet.topic.slice(0, 200) }, problem)
+        done(new Error('not authorised'))
+        return
+      }
+      done()
       return
     }
     if (!agentMayPublish(client.id, packet.topic)) {
@@ -249,8 +325,14 @@ export class EmbeddedBroker {
   /** SUBSCRIBE: the console to the agents' topics; an agent to its own inbox, at most maxSubscriptions filters. */
   private authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
     const maxSubs = this.opts.maxSubscriptions ?? BROKER_LIMITS.maxSubscriptions
+    const worker = workerOf(client)
     if (isConsole(client)) {
-      if (sub.topic.startsWith(`${ROOT}/agents/`)) {
+      if (sub.topic.startsWith(`${ROOT}/agents/`) || sub.topic.startsWith(`${ROOT}/workers/`)) {
+        done(null, sub)
+        return
+      }
+    } else if (worker !== undefined) {
+      if (workerMaySubscribe(worker, sub.topic)) {
         done(null, sub)
         return
       }
@@ -468,6 +550,17 @@ export class EmbeddedBroker {
         bytes += p.payload.length
       }
     return { count, bytes }
+  }
+
+  /** Disconnects an edge worker (after unpairing) and clears its retained hello. */
+  disconnectWorker(workerId: string): boolean {
+    const aedes = this.aedes
+    const clients = (aedes as unknown as { clients: Record<string, Client> } | null)?.clients
+    const clientId = workerClientId(workerId)
+    const c = clients && Object.hasOwn(clients, clientId) ? clients[clientId] : undefined
+    aedes?.publish({ cmd: 'publish', topic: workerTopics.hello(workerId), payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, () => undefined)
+    c?.close()
+    return !!c
   }
 
   private clearRetained(agentId: string): void {

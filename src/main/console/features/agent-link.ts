@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsIn, type CommandReply } from '../../../shared/contracts/agent-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { ResponseSchema, encodeJson, parsePayload } from '../../../shared/contracts/messages.js'
-import { parseTopic, topics } from '../../../shared/contracts/topics.js'
+import { parseTopic, parseWorkerTopic, topics, workerTopics } from '../../../shared/contracts/topics.js'
 import { storePublishesUncopied } from '../../runtime/mqtt-store.js'
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
 import { AGENT_MESSAGE_BYTES, AGENT_RATES, RateLimiter } from '../broker/rate-limit.js'
@@ -41,6 +41,8 @@ export interface AgentMessageHandlers {
   health(agentId: string, payload: Buffer, topic: string): void
   activation(agentId: string, payload: Buffer): void
   fetch(agentId: string, payload: Buffer, topic: string): void
+  /** An edge worker's hello, heartbeat or answer (issue 34; workers.ts). */
+  worker?(workerId: string, kind: 'hello' | 'health' | 'done', payload: Buffer): void
 }
 
 export interface PublishOptions {
@@ -83,7 +85,10 @@ export class AgentLink {
     topics.allAgents.health,
     topics.allAgents.response,
     topics.allAgents.activation,
-    topics.allAgents.fetch
+    topics.allAgents.fetch,
+    workerTopics.all.hello,
+    workerTopics.all.health,
+    workerTopics.all.done
   ]
 
   /**
@@ -188,7 +193,17 @@ export class AgentLink {
 
   private onMessage(topic: string, payload: Buffer): void {
     const t = parseTopic(topic)
-    if (!t) return
+    if (!t) {
+      const w = parseWorkerTopic(topic)
+      if (w && w.kind !== 'job' && this.handlers.worker) {
+        try {
+          this.handlers.worker(w.workerId, w.kind, payload)
+        } catch (err) {
+          this.limiter.warn(`dropped:${w.workerId}:${kindOf(errorMessage(err))}`, { topic, err: errorMessage(err) }, 'dropped message')
+        }
+      }
+      return
+    }
     // An empty retained payload is the broker clearing a retained message (an unpaired agent): nothing to handle.
     if (payload.length === 0 && (t.kind === 'state' || t.kind === 'hello')) return
     // Per-agent rates (rate-limit.ts): the excess is dropped here, before parsing; activations are

@@ -19,7 +19,6 @@ import { topics } from '../../../shared/contracts/topics.js'
 import { checkPercentile } from '../../../shared/algorithms/tail.js'
 import { frameCodec, type Codec } from '../../../shared/algorithms/codecs.js'
 import { stageMedians, type ConsoleStages } from '../../../shared/contracts/stages.js'
-import type { OrtExecutor } from '../../runtime/executor.js'
 import type { Store } from '../../store/store.js'
 import type { Emit } from '../api/events.js'
 import type { Fleet } from './fleet.js'
@@ -27,6 +26,7 @@ import type { LinkMonitor } from './link-monitor.js'
 import type { LatencySources } from './latency-sources.js'
 import type { Planning } from './planning.js'
 import type { Models } from './models.js'
+import type { Workers } from './workers.js'
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
 import { AGENT_RATES, MAX_ACTIVATIONS_IN_FLIGHT, RateLimiter } from '../broker/rate-limit.js'
 
@@ -80,7 +80,8 @@ export interface InferOptions {
 
 export interface CoInferenceDeps {
   store: Store
-  executor: OrtExecutor
+  /** Where the edge's runs go: the console's own pool or an edge worker (workers.ts). */
+  edge: Pick<Workers, 'runSegment'>
   models: Models
   fleet: Fleet
   monitor: LinkMonitor
@@ -264,7 +265,7 @@ export class CoInference {
             dims: frame.dims,
             audit: h.audit === true,
             run: async (seg, x, dims) => {
-              const out = await this.deps.executor.runSegment(m.id, seg, x, dims, { owner: agentId })
+              const out = await this.deps.edge.runSegment(m.id, seg, x, dims, { owner: agentId })
               pooledMs += out.queuedMs
               return { output: out.output, dims: out.dims, ms: out.ms }
             }
@@ -277,7 +278,7 @@ export class CoInference {
       } else if (runsHere) {
         const r = await this.inLane(agentId, () => {
           started = performance.now()
-          return this.deps.executor.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, input, frame.dims, {
+          return this.deps.edge.runSegment(m.id, { exit: h.exit, from: h.deviceLayers, to: path.length }, input, frame.dims, {
             owner: agentId,
             give: frame.codec === 'u8'
           })

@@ -49,6 +49,11 @@ export class Fleet {
    */
   pair(id: string, o: { force?: boolean } = {}): { id: string; token: string; replaced: boolean; disconnected: boolean } {
     checkAgentId(id)
+    // an agent's client id is its id: these would take over the console's or an edge worker's connection
+    if (id.startsWith('edgent-console-') || id.startsWith('edgent-worker-'))
+      throw new UserError(
+        `agent id "${id}" is reserved: ids starting with edgent-console- or edgent-worker- name the console's and the edge workers' own MQTT clients`
+      )
     const live = this.deps.store.devices.hasLiveToken(id)
     const online = this.connected().includes(id)
     if (live && !o.force)

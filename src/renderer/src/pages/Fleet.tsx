@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'react'
 import { emulationText } from '../../../shared/text'
-import type { DeviceView, Pairing } from '../../../shared/contracts/console-api'
+import type { DeviceView, Pairing, WorkerView } from '../../../shared/contracts/console-api'
 import { Card, ErrorBox, Guard, RowForm, StaleCalibration, fmtKbps, fmtMs } from '../components/ui'
 import { errorMessage } from '../../../shared/errors'
 import { useApi, useQuery, type Query } from '../hooks'
@@ -56,6 +56,68 @@ function EdgeCard(): React.JSX.Element {
             {v.loadAware ? <span>plans take this load into account (load-aware)</span> : <span className="warn">plans ignore this load (load-blind)</span>}
           </p>
         )}
+      </Guard>
+    </Card>
+  )
+}
+
+/** The edge workers (issue 34) and the console's own pool: state, load, speed, answers; refreshed every 2 s while shown. */
+function WorkersCard(): React.JSX.Element {
+  const api = useApi()
+  const q = useQuery(
+    () => api.workers({}),
+    'workers',
+    (e) => e.type === 'devices'
+  )
+  useEffect(() => {
+    const t = setInterval(() => q.reload(), 2000)
+    return () => clearInterval(t)
+  }, [q.reload])
+  const cell = (w: WorkerView) => [
+    w.pool === null ? '—' : String(w.pool),
+    String(w.inFlight),
+    w.serviceMs === null ? '—' : `${fmtMs(w.serviceMs)} ms`,
+    w.tripMs === null ? '—' : `${fmtMs(w.tripMs)} ms`,
+    String(w.answered),
+    String(w.refused),
+    String(w.deaths)
+  ]
+  return (
+    <Card title="Edge workers" testId="workers-card">
+      <Guard q={q} what="the edge workers">
+        {(list) =>
+          list.length <= 1 ? (
+            <p className="muted">The console's own pool serves the edge. Pair more machines with `edgent workers pair &lt;id&gt;`.</p>
+          ) : (
+            <table className="table" data-testid="workers-table">
+              <thead>
+                <tr>
+                  <th>worker</th>
+                  <th>state</th>
+                  <th>threads</th>
+                  <th>in flight</th>
+                  <th>service</th>
+                  <th>round trip</th>
+                  <th>answered</th>
+                  <th>refused</th>
+                  <th>deaths</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((w) => (
+                  <tr key={w.id} data-testid={`worker-${w.id}`}>
+                    <td>{w.id === 'console' ? "the console's own pool" : w.id}</td>
+                    <td className={w.state === 'dead' ? 'bad' : w.state === 'unknown' ? 'muted' : ''}>{w.state}</td>
+                    {cell(w).map((c, i) => (
+                      // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
+                      <td key={i}>{c}</td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
       </Guard>
     </Card>
   )
@@ -184,6 +246,7 @@ export function Fleet(props: { devices: Query<DeviceView[]> }): React.JSX.Elemen
         ) : null}
       </Card>
       <EdgeCard />
+      <WorkersCard />
       <Card
         title="Devices"
         testId="devices-card"
