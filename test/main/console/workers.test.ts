@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EdgentConsole } from '../../../src/main/console/console.js'
-import { encodeTensorMessage } from '../../../src/shared/contracts/frame.js'
+import { encodeTensorMessage, readTensorHead } from '../../../src/shared/contracts/frame.js'
 import { topics, workerClientId, workerTopics, workerUsername } from '../../../src/shared/contracts/topics.js'
-import { WORKER_DEAD_MS } from '../../../src/shared/contracts/worker-api.js'
+import { JobHeaderSchema, WORKER_DEAD_MS } from '../../../src/shared/contracts/worker-api.js'
 import { deviceState, spawnAgent, spawnWorker, startConsole, stopAgent, unsplitLabels, waitFor, type AgentProc } from './harness.js'
 
 const stopWorker = (w: AgentProc | null | undefined) =>
@@ -79,6 +79,29 @@ describe('edge workers behind the console', () => {
     await waitFor(`${busy} back`, () => state(busy) === 'online', 30_000)
   }, 120_000)
 
+  it('a SIGSTOPped worker is dead to the console until it beats again; its late answers are refused, every frame answered once', async () => {
+    const run = core.infer({ agent: 'pi-w', count: 200, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 0 } })
+    const start = new Map(core.workers.list().map((w) => [w.id, w.answered]))
+    const busy = await waitFor(
+      'a worker answering',
+      () => core.workers.list().find((w) => w.id !== 'console' && w.answered > (start.get(w.id) ?? 0) + 5)?.id,
+      30_000
+    )
+    const frozen = workers.get(busy)!
+    frozen.child.kill('SIGSTOP')
+    try {
+      await waitFor(`${busy} declared dead`, () => state(busy) === 'dead', 10_000, 20)
+    } finally {
+      frozen.child.kill('SIGCONT')
+    }
+    const { summary, rows } = await run
+    expect(summary).toMatchObject({ completed: 200, lost: 0 })
+    expect(new Set(rows.map((r) => r.requestId)).size).toBe(200)
+    expect(rows.map((r) => r.predictedLabel)).toEqual(await unsplitLabels(5, 200))
+    // resumed, it beats again and is back
+    await waitFor(`${busy} back`, () => state(busy) === 'online', 10_000)
+  }, 120_000)
+
   it('a worker that joins is tried once, and a 20× slower one then takes almost nothing (load-aware)', async () => {
     workers.set('w-slow', spawnWorker(broker, 'w-slow', core.workers.pair('w-slow').token, ['--slowdown', '20']))
     await waitFor('w-slow online', () => state('w-slow') === 'online', 30_000)
@@ -109,6 +132,14 @@ describe('edge workers behind the console', () => {
     const log = readFileSync(core.logPath, 'utf8')
     expect(log).toContain('answer to job \\"never-given\\", which worker w-rogue was not given')
     expect(log).toMatch(/"err":"frame: bad magic[^\n]*refused a worker answer/)
+    // a flood of answers to jobs never given: each refused, the log a few lines
+    for (let k = 0; k < 500; k++)
+      rogue.publish(workerTopics.done('w-rogue'), Buffer.from(encodeTensorMessage({ jobId: `bogus-${k}`, ms: 1, queuedMs: 0 }, [1], new Float32Array(1))))
+    await waitFor('500 more refusals', () => core.workers.counts.refused - refusedBefore >= 502, 30_000)
+    const lines = readFileSync(core.logPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('w-rogue') && l.includes('refused a worker answer')).length
+    expect(lines).toBeLessThanOrEqual(6)
     // another agent's topics: subscribing is refused (SUBACK 0x80), publishing drops the connection
     await expect(rogue.subscribeAsync(topics.result('pi-w'))).rejects.toThrow(/Subscribe error/)
     await expect(rogue.subscribeAsync(workerTopics.job('w1'))).rejects.toThrow(/Subscribe error/)
@@ -117,6 +148,17 @@ describe('edge workers behind the console', () => {
     rogue.publish(topics.activation('pi-w'), Buffer.from('x'), { qos: 1 })
     await closed
     rogue.end(true)
+    // nor act as the console: a result to an agent drops the connection too
+    const again = await mqtt.connectAsync(broker, {
+      clientId: workerClientId('w-rogue'),
+      username: workerUsername('w-rogue'),
+      password: token,
+      reconnectPeriod: 0
+    })
+    const closedAgain = new Promise<void>((r) => again.once('close', () => r()))
+    again.publish(topics.result('pi-w'), Buffer.from('{}'), { qos: 1 })
+    await closedAgain
+    again.end(true)
     // a worker's token is not an agent's, nor a wrong one a worker's, nor an unpaired id's
     const refusedLogin = async (o: mqtt.IClientOptions) => {
       const c = mqtt.connect(broker, { ...o, reconnectPeriod: 0 })
@@ -137,5 +179,47 @@ describe('edge workers behind the console', () => {
     // the co-inference still answers
     const { summary } = await core.infer({ agent: 'pi-w', count: 5, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 4 } })
     expect(summary).toMatchObject({ completed: 5, lost: 0 })
+  }, 60_000)
+
+  it('refuses an answer shaped unlike the segment’s output, and has the run answered by another worker', async () => {
+    const liar = await mqtt.connectAsync(broker, {
+      clientId: workerClientId('w-liar'),
+      username: workerUsername('w-liar'),
+      password: core.workers.pair('w-liar').token,
+      reconnectPeriod: 0
+    })
+    let given = 0
+    liar.on('message', (_t, payload) => {
+      const head = readTensorHead(new Uint8Array(payload), { maxPayloadBytes: 1 << 24 }, JobHeaderSchema, 'job')
+      given++
+      liar.publish(workerTopics.done('w-liar'), Buffer.from(encodeTensorMessage({ jobId: head.header.jobId, ms: 0.01, queuedMs: 0 }, [1], new Float32Array(1))))
+    })
+    await liar.subscribeAsync(workerTopics.job('w-liar'), { qos: 1 })
+    const model = core.model.id
+    const hello = {
+      schema: 1,
+      workerId: 'w-liar',
+      version: 'x',
+      pool: 1,
+      cpus: 1,
+      models: [{ id: model, sha256: core.models.get(model).package.sha256 }],
+      startedAt: new Date().toISOString()
+    }
+    await liar.publishAsync(workerTopics.hello('w-liar'), JSON.stringify(hello), { retain: true, qos: 1 })
+    let seq = 0
+    const beat = setInterval(() => liar.publish(workerTopics.health('w-liar'), JSON.stringify({ seq: ++seq, queued: 0, running: 0, done: 0, loadavg: 0 })), 200)
+    try {
+      await waitFor('w-liar online', () => core.workers.list().find((w) => w.id === 'w-liar')?.state === 'online')
+      const { summary, rows } = await core.infer({ agent: 'pi-w', count: 10, latencyMs: 1000, uplinkKbps: 100_000, plan: { exit: 5, deviceLayers: 4 } })
+      expect(summary).toMatchObject({ completed: 10, lost: 0 })
+      expect(rows.map((r) => r.predictedLabel)).toEqual(await unsplitLabels(5, 10))
+      // tried once (it never answered before), refused, its run answered by another worker, then benched
+      expect(given).toBe(1)
+      expect(core.workers.list().find((w) => w.id === 'w-liar')!.refused).toBe(1)
+      expect(readFileSync(core.logPath, 'utf8')).toMatch(/worker w-liar answered job \S+ with dims \[1\], not the segment's output \[1, 10\]/)
+    } finally {
+      clearInterval(beat)
+      await liar.endAsync(true)
+    }
   }, 60_000)
 })

@@ -36,9 +36,12 @@ import { DUMMY_HASH, hashToken, newToken, verifyToken } from '../broker/tokens.j
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
 import type { Emit } from '../api/events.js'
 import type { Models } from './models.js'
+import type { WorkerView } from '../../../shared/contracts/console-api.js'
 
 /** A job not answered within this is sent to another worker (its late answer then refused). */
 export const JOB_TIMEOUT_MS = 10_000
+/** A worker that answered a job wrongly (an error, a malformed or misshapen answer) is sent nothing for this long. */
+export const BENCH_MS = 10_000
 /** Times a job is sent before it fails. */
 const MAX_TRIES = 3
 /** The console's own pool, in routing and in the workers' list. */
@@ -96,6 +99,8 @@ interface Remote {
   /** performance.now() of its last heartbeat (or hello). */
   seenAt: number
   dead: boolean
+  /** performance.now() until which it is sent nothing (it answered a job wrongly). */
+  benchedUntil: number
   /** Jobs sent to it and not answered, by job id. */
   inFlight: Map<string, Job>
   /** Smoothed session time and round-trip overhead (answer − sent − session − queue), ms; null before its first answer. */
@@ -104,23 +109,6 @@ interface Remote {
   answered: number
   refused: number
   deaths: number
-}
-
-/** A worker as the console sees it (the Workers card, the API). */
-export interface WorkerView {
-  id: string
-  state: 'online' | 'dead' | 'unknown'
-  version: string | null
-  pool: number | null
-  models: string[]
-  inFlight: number
-  queued: number | null
-  serviceMs: number | null
-  tripMs: number | null
-  answered: number
-  refused: number
-  deaths: number
-  lastSeenMsAgo: number | null
 }
 
 const EWMA = 0.2
@@ -257,6 +245,7 @@ export class Workers {
         health: null,
         seenAt: performance.now(),
         dead: true,
+        benchedUntil: 0,
         inFlight: new Map(),
         serviceMs: null,
         tripMs: null,
@@ -319,6 +308,11 @@ export class Workers {
       if (!job) throw new UserError(`answer to job "${head.header.jobId.slice(0, 64)}", which worker ${id} was not given (or that was taken back from it)`)
       w.inFlight.delete(job.jobId)
       if (head.header.error) throw new UserError(`worker ${id} could not run job ${job.jobId}: ${head.header.error}`)
+      // the segment's output, as the model says it is shaped: anything else is not an answer to it
+      const m = this.deps.models.get(job.modelId).manifest
+      const expected = cutShape(m, exitPath(m, job.segment.exit), job.segment.to)
+      if (head.dims.length !== expected.length || head.dims.some((d, i) => d !== expected[i]))
+        throw new UserError(`worker ${id} answered job ${job.jobId} with dims [${head.dims.join(', ')}], not the segment's output [${expected.join(', ')}]`)
       const out = decodeFrameData({ ...head, header: head.header as never })
       const tripMs = performance.now() - job.sentAt
       w.serviceMs = ewma(w.serviceMs, head.header.ms)
@@ -331,9 +325,14 @@ export class Workers {
     } catch (err) {
       w.refused++
       this.counts.refused++
-      this.limiter.warn(`done:${id}:${kindOf(errorMessage(err))}`, { workerId: id, err: errorMessage(err) }, 'refused a worker answer')
-      // a job whose worker answered with an error goes to another one
-      if (job) this.dispatch(job, new Set([id]))
+      // one log line per kind of refusal and burst, whatever the job ids (a flood of bogus answers is not a flood of lines)
+      const kind = kindOf(errorMessage(err).replace(/job "?[^\s",]+"?/g, 'job …'))
+      this.limiter.warn(`done:${id}:${kind}`, { workerId: id, err: errorMessage(err) }, 'refused a worker answer')
+      // a job it answered wrongly goes to another worker, and it gets nothing for a while
+      if (job) {
+        w.benchedUntil = performance.now() + BENCH_MS
+        this.dispatch(job, new Set([id]))
+      }
     }
   }
 
@@ -347,7 +346,10 @@ export class Workers {
     } catch {
       return []
     }
-    return [...this.remotes.values()].filter((w) => !w.dead && !exclude.has(w.id) && w.hello?.models.some((m) => m.id === modelId && m.sha256 === sha))
+    const now = performance.now()
+    return [...this.remotes.values()].filter(
+      (w) => !w.dead && w.benchedUntil <= now && !exclude.has(w.id) && w.hello?.models.some((m) => m.id === modelId && m.sha256 === sha)
+    )
   }
 
   /** Runs layers [from, to) of a segment on the worker expected to answer first (the console's own pool among them). */
