@@ -25,6 +25,7 @@ import { topics } from '../src/shared/contracts/topics.js'
 import { exitPath } from '../src/shared/contracts/manifest.js'
 import { STAGE_ORDER } from '../src/shared/contracts/stages.js'
 import { storePublishesUncopied } from '../src/main/runtime/mqtt-store.js'
+import { noDelay } from '../src/main/runtime/mqtt-socket.js'
 
 /** The split every co-inference figure here is for. */
 const FLOOR_PLAN = { exit: 5, deviceLayers: 8 }
@@ -99,7 +100,7 @@ export async function relayMBps(
   const pub = await mqtt.connectAsync(url, { clientId: 'bench-agent', username: 'bench-agent', password: 'tok', protocolVersion: 4 })
   // as the agent publishes (its QoS 1 frames stored uncopied until their PUBACK), or as mqtt.js does by default
   if (publisher === 'agent' && !storePublishesUncopied(pub)) throw new Error('bench: this mqtt.js cannot store publishes uncopied')
-  for (const c of [sub, pub]) (c?.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
+  for (const c of [sub, pub]) if (c) noDelay(c)
   if (sub) {
     await sub.subscribeAsync(topics.allAgents.activation, { qos: 1 })
     sub.on('message', onMessage)

@@ -253,8 +253,8 @@ export class EdgentAgent {
     if (!Number.isInteger(reps) || reps < 1 || reps > 1000) throw new UserError(`reps must be 1..1000, got ${reps}`)
     const h = this.held.get(model ?? this.pipeline.plan?.model ?? this.held.ownModel.manifest.id)
     const emulation = this.opts.emulation
-    // emulated: each frame starts after the slowdown's idle, and the policy pieces are timed so
-    const pacing = emulation && emulation.slowdown > 1 ? { idle: (ms: number) => emulation.idleAfter(ms) } : {}
+    // emulated: each frame starts after the slowdown's idle (none without one), and the policy pieces are timed so
+    const pacing = emulation ? { idle: (ms: number) => emulation.idleAfter(ms) } : {}
     const t = await measureLayers(this.executor, h.manifest, h.samples.images.subarray(0, h.samples.imageElements), reps, undefined, pacing)
     return emulation ? emulation.scaleTable(t) : t
   }

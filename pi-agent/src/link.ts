@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { SCHEMA, encodeJson } from '../../src/shared/contracts/messages.js'
 import { topics } from '../../src/shared/contracts/topics.js'
 import { storePublishesUncopied } from '../../src/main/runtime/mqtt-store.js'
+import { noDelay } from '../../src/main/runtime/mqtt-socket.js'
 
 /** How long an agent refused for its token waits between tries (it needs re-pairing, not hammering). */
 export const AUTH_RETRY_MS = 5 * 60_000
@@ -28,11 +29,6 @@ export interface LinkEvents {
   connected(): void
   /** A message on one of the agent's topics. */
   message(topic: string, payload: Buffer): void
-}
-
-/** Frames are written in several pieces; Nagle's algorithm would hold them for the peer's delayed ACK. */
-function noDelay(client: MqttClient): void {
-  ;(client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
 }
 
 /**

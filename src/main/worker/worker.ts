@@ -16,6 +16,7 @@ import { workerClientId, workerTopics, workerUsername } from '../../shared/contr
 import { JobHeaderSchema, WORKER_HEARTBEAT_MS, type WorkerHello } from '../../shared/contracts/worker-api.js'
 import { encodeJson } from '../../shared/contracts/messages.js'
 import { OrtExecutor } from '../runtime/executor.js'
+import { noDelay } from '../runtime/mqtt-socket.js'
 import { appVersion } from '../runtime/version.js'
 
 export interface WorkerOptions {
@@ -98,10 +99,9 @@ export class EdgeWorker {
         resolve()
       })
     })
-    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
-    noDelay()
+    noDelay(client)
     client.on('connect', () => {
-      noDelay()
+      noDelay(client)
       void this.announce()
     })
     client.on('error', (err) => o.log.warn({ err: err.message }, 'worker mqtt error'))

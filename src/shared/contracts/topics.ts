@@ -66,8 +66,11 @@ export const topics = {
  */
 export const WORKER_USERNAME_PREFIX = 'worker:'
 export const workerUsername = (id: string): string => `${WORKER_USERNAME_PREFIX}${checkAgentId(id)}`
+/** MQTT client ids of the console's own clients and of edge workers: no agent may be paired under them (an agent's client id is its id). */
+export const CONSOLE_CLIENT_PREFIX = 'edgent-console-'
+export const WORKER_CLIENT_PREFIX = 'edgent-worker-'
 /** A worker's MQTT client id (its username's id, prefixed: client ids cannot hold ':' everywhere). */
-export const workerClientId = (id: string): string => `edgent-worker-${checkAgentId(id)}`
+export const workerClientId = (id: string): string => `${WORKER_CLIENT_PREFIX}${checkAgentId(id)}`
 const worker = (id: string): string => `${ROOT}/workers/${checkAgentId(id)}`
 
 export const workerTopics = {

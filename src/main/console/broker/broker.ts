@@ -18,6 +18,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { Logger } from 'pino'
 import {
   AGENT_ID_RE,
+  CONSOLE_CLIENT_PREFIX,
   ROOT,
   WORKER_USERNAME_PREFIX,
   agentMayPublish,
@@ -167,7 +168,7 @@ export class EmbeddedBroker {
     const { log } = this.opts
     const pass = password ? password.toString('utf8') : ''
     if (username === CONSOLE_USERNAME) {
-      if (pass === this.opts.consoleSecret && client.id.startsWith('edgent-console-')) {
+      if (pass === this.opts.consoleSecret && client.id.startsWith(CONSOLE_CLIENT_PREFIX)) {
         ;(client as EdgentClient).edgentRole = 'console'
         done(null, true)
         return
@@ -218,8 +219,7 @@ export class EmbeddedBroker {
         this.byAddress.succeed(remoteOf(client))
         ;(client.conn as AddressedStream).edgentAgent = username
         ;(client as EdgentClient).edgentRole = 'agent'
-        const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
-        if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
+        this.limitPublishes(client)
         done(null, true)
       },
       (err: unknown) => {
@@ -227,6 +227,12 @@ export class EmbeddedBroker {
         done(authError(3, 'token check failed'), false)
       }
     )
+  }
+
+  /** An agent's or a worker's publishes, rate-limited from now on (agentPublishRate; null: unlimited). */
+  private limitPublishes(client: Client): void {
+    const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
+    if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
   }
 
   /**
@@ -256,8 +262,7 @@ export class EmbeddedBroker {
         this.byAddress.succeed(remoteOf(client))
         ;(client as EdgentClient).edgentRole = 'worker'
         ;(client as EdgentClient).edgentWorker = id
-        const publishRate = this.opts.agentPublishRate === undefined ? BROKER_LIMITS.agentPublishRate : this.opts.agentPublishRate
-        if (publishRate) (client.conn as AddressedStream).limitPublishes?.(publishRate)
+        this.limitPublishes(client)
         done(null, true)
       },
       (err: unknown) => {
@@ -510,8 +515,7 @@ export class EmbeddedBroker {
    */
   disconnect(agentId: string): boolean {
     const aedes = this.aedes
-    const clients = (aedes as unknown as { clients: Record<string, Client> } | null)?.clients
-    const c = clients && Object.hasOwn(clients, agentId) ? clients[agentId] : undefined
+    const c = this.connected(agentId)
     if (!aedes || !c) {
       this.clearRetained(agentId)
       return false
@@ -528,15 +532,25 @@ export class EmbeddedBroker {
 
   /** Bytes written to a connected agent that it has not read yet (0 when it is not connected). */
   queuedBytes(agentId: string): number {
-    const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
-    const c = clients && Object.hasOwn(clients, agentId) ? clients[agentId] : undefined
+    const c = this.connected(agentId)
     return (c?.conn as AddressedStream | undefined)?.queuedBytes?.() ?? 0
   }
 
   /** The ids of the clients connected now (with the embedded broker, only agents: the console is in process). */
   clientIds(): string[] {
-    const clients = (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients
+    const clients = this.clients()
     return clients ? Object.keys(clients) : []
+  }
+
+  /** aedes' table of connected clients by client id (null before start). */
+  private clients(): Record<string, Client> | null {
+    return (this.aedes as unknown as { clients: Record<string, Client> } | null)?.clients ?? null
+  }
+
+  /** The connected client with this client id, if any. */
+  private connected(clientId: string): Client | undefined {
+    const clients = this.clients()
+    return clients && Object.hasOwn(clients, clientId) ? clients[clientId] : undefined
   }
 
   /** The retained messages under a filter, counted and summed (what an agent leaves in the broker). */
@@ -554,20 +568,21 @@ export class EmbeddedBroker {
 
   /** Disconnects an edge worker (after unpairing) and clears its retained hello. */
   disconnectWorker(workerId: string): boolean {
-    const aedes = this.aedes
-    const clients = (aedes as unknown as { clients: Record<string, Client> } | null)?.clients
-    const clientId = workerClientId(workerId)
-    const c = clients && Object.hasOwn(clients, clientId) ? clients[clientId] : undefined
-    aedes?.publish({ cmd: 'publish', topic: workerTopics.hello(workerId), payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, () => undefined)
+    const c = this.connected(workerClientId(workerId))
+    this.clearRetainedTopics([workerTopics.hello(workerId)])
     c?.close()
     return !!c
   }
 
   private clearRetained(agentId: string): void {
+    this.clearRetainedTopics([topics.state(agentId), topics.hello(agentId)])
+  }
+
+  /** Empties the retained messages of these topics. */
+  private clearRetainedTopics(names: string[]): void {
     const aedes = this.aedes
     if (!aedes) return
-    for (const topic of [topics.state(agentId), topics.hello(agentId)])
-      aedes.publish({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, () => undefined)
+    for (const topic of names) aedes.publish({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, () => undefined)
   }
 
   async stop(): Promise<void> {

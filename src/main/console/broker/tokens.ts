@@ -35,6 +35,23 @@ export interface Verdict {
   rehash?: string
 }
 
+/**
+ * The broker's login check of a paired id (an agent or an edge worker): its row's hash when paired
+ * and not revoked, else DUMMY_HASH — unknown and revoked ids cost the same work, the same time. A hash
+ * of an older scheme is replaced through `rehash` once the token matched it.
+ */
+export async function checkPairedToken(
+  row: { token_hash: string; revoked_at: string | null } | undefined,
+  token: string,
+  rehash?: (oldHash: string, newHash: string) => void
+): Promise<boolean> {
+  const stored = row && !row.revoked_at && row.token_hash ? row.token_hash : DUMMY_HASH
+  const verdict = await verifyToken(token, stored)
+  if (stored === DUMMY_HASH || !verdict.ok) return false
+  if (verdict.rehash) rehash?.(stored, verdict.rehash)
+  return true
+}
+
 export async function verifyToken(token: string, stored: string): Promise<Verdict> {
   const parts = stored.split('$')
   if (parts[0] === SCHEME && parts.length === 3) {

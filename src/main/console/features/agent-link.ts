@@ -10,8 +10,9 @@ import type { Logger } from 'pino'
 import { isAgentCommand, parseCommandReply, type AgentCommand, type CommandArgsIn, type CommandReply } from '../../../shared/contracts/agent-api.js'
 import { UserError, errorMessage } from '../../../shared/errors.js'
 import { ResponseSchema, encodeJson, parsePayload } from '../../../shared/contracts/messages.js'
-import { parseTopic, parseWorkerTopic, topics, workerTopics } from '../../../shared/contracts/topics.js'
+import { CONSOLE_CLIENT_PREFIX, parseTopic, parseWorkerTopic, topics, workerTopics } from '../../../shared/contracts/topics.js'
 import { storePublishesUncopied } from '../../runtime/mqtt-store.js'
+import { noDelay } from '../../runtime/mqtt-socket.js'
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
 import { AGENT_MESSAGE_BYTES, AGENT_RATES, RateLimiter } from '../broker/rate-limit.js'
 
@@ -109,7 +110,7 @@ export class AgentLink {
     const { log } = this.opts
     const url = this.opts.url()
     const client = mqtt.connect(url, {
-      clientId: `edgent-console-${randomUUID().slice(0, 8)}`,
+      clientId: `${CONSOLE_CLIENT_PREFIX}${randomUUID().slice(0, 8)}`,
       protocolVersion: 4,
       clean: true,
       keepalive: 10,
@@ -130,10 +131,8 @@ export class AgentLink {
       })
     })
     client.on('error', (err) => log.warn({ err: err.message }, 'console mqtt error'))
-    // Frames are written in several pieces; Nagle's algorithm would hold them for the peer's delayed ACK.
-    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true)
-    noDelay()
-    client.on('connect', noDelay)
+    noDelay(client)
+    client.on('connect', () => noDelay(client))
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     await client.subscribeAsync(AgentLink.FILTERS, { qos: 1 })
   }

@@ -5,10 +5,10 @@
 import type { Logger } from 'pino'
 import { UserError } from '../../../shared/errors.js'
 import { HealthSchema, HelloSchema, StateSchema, parsePayload, type Health, type Hello } from '../../../shared/contracts/messages.js'
-import { checkAgentId } from '../../../shared/contracts/topics.js'
+import { CONSOLE_CLIENT_PREFIX, WORKER_CLIENT_PREFIX, checkAgentId } from '../../../shared/contracts/topics.js'
 import type { Store } from '../../store/store.js'
 import type { Emit } from '../api/events.js'
-import { DUMMY_HASH, hashToken, newToken, verifyToken } from '../broker/tokens.js'
+import { checkPairedToken, hashToken, newToken } from '../broker/tokens.js'
 
 interface Presence {
   state: string
@@ -50,9 +50,9 @@ export class Fleet {
   pair(id: string, o: { force?: boolean } = {}): { id: string; token: string; replaced: boolean; disconnected: boolean } {
     checkAgentId(id)
     // an agent's client id is its id: these would take over the console's or an edge worker's connection
-    if (id.startsWith('edgent-console-') || id.startsWith('edgent-worker-'))
+    if (id.startsWith(CONSOLE_CLIENT_PREFIX) || id.startsWith(WORKER_CLIENT_PREFIX))
       throw new UserError(
-        `agent id "${id}" is reserved: ids starting with edgent-console- or edgent-worker- name the console's and the edge workers' own MQTT clients`
+        `agent id "${id}" is reserved: ids starting with ${CONSOLE_CLIENT_PREFIX} or ${WORKER_CLIENT_PREFIX} name the console's and the edge workers' own MQTT clients`
       )
     const live = this.deps.store.devices.hasLiveToken(id)
     const online = this.connected().includes(id)
@@ -81,12 +81,7 @@ export class Fleet {
    * Unknown and revoked ids are checked against a dummy hash: the same work, the same time.
    */
   async checkToken(id: string, token: string): Promise<boolean> {
-    const row = this.deps.store.devices.get(id)
-    const stored = row && !row.revoked_at && row.token_hash ? row.token_hash : DUMMY_HASH
-    const verdict = await verifyToken(token, stored)
-    if (stored === DUMMY_HASH || !verdict.ok) return false
-    if (verdict.rehash) this.deps.store.devices.rehash(id, stored, verdict.rehash)
-    return true
+    return checkPairedToken(this.deps.store.devices.get(id), token, (old, hash) => this.deps.store.devices.rehash(id, old, hash))
   }
 
   /** A paired (not revoked) agent's id, else a UserError saying how to pair it. */

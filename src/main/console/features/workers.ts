@@ -32,7 +32,7 @@ import {
 import type { OrtExecutor } from '../../runtime/executor.js'
 import type { SegmentRef } from '../../runtime/segments.js'
 import type { Store } from '../../store/store.js'
-import { DUMMY_HASH, hashToken, newToken, verifyToken } from '../broker/tokens.js'
+import { checkPairedToken, hashToken, newToken } from '../broker/tokens.js'
 import { LogLimiter, kindOf } from '../broker/log-limit.js'
 import type { Emit } from '../api/events.js'
 import type { Models } from './models.js'
@@ -176,11 +176,8 @@ export class Workers {
   }
 
   /** The broker's login check: a paired, unrevoked worker's token (the same work for unknown ids). */
-  async checkToken(id: string, token: string): Promise<boolean> {
-    const row = this.deps.store.workers.get(id)
-    const stored = row && !row.revoked_at ? row.token_hash : DUMMY_HASH
-    const verdict = await verifyToken(token, stored)
-    return stored !== DUMMY_HASH && verdict.ok
+  checkToken(id: string, token: string): Promise<boolean> {
+    return checkPairedToken(this.deps.store.workers.get(id), token)
   }
 
   /** The edge's threads: the console's own pool's (when it serves) and every live worker's. */
@@ -234,11 +231,12 @@ export class Workers {
 
   // ------------------------------------------------------------------ messages from workers
 
+  /** A paired worker's record (the store asked once, when first heard of: unpairing drops the record and the connection). */
   private remote(id: string): Remote | null {
-    const row = this.deps.store.workers.get(id)
-    if (!row || row.revoked_at) return null
     let w = this.remotes.get(id)
     if (!w) {
+      const row = this.deps.store.workers.get(id)
+      if (!row || row.revoked_at) return null
       w = {
         id,
         hello: null,
